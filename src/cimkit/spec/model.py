@@ -1,0 +1,241 @@
+"""The hardware description: one immutable object read by the simulator and by the cost model.
+
+Units are in the field names (``_us`` microsiemens, ``_ohm`` ohms, ``_s`` seconds, ``_v`` volts,
+``_hz`` hertz, ``_nm`` nanometres). Relative noise figures (``_frac``) are fractions of the device's
+maximum conductance unless the field says otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..errors import SpecError
+
+_FROZEN = ConfigDict(extra="forbid", frozen=True)
+
+PRESET_DIR = Path(__file__).with_name("presets")
+
+
+class DeviceSpec(BaseModel):
+    """A memory cell: conductance window, levels, and its non-idealities."""
+
+    model_config = _FROZEN
+
+    technology: Literal["rram", "pcm", "sram", "fefet", "mram", "ideal"] = "ideal"
+    g_max_us: float = Field(100.0, gt=0, description="highest programmable conductance (uS)")
+    g_min_us: float = Field(0.0, ge=0, description="lowest conductance (uS); g_max/g_min is the on/off ratio")
+    read_voltage_v: float = Field(0.2, gt=0, description="full-scale read voltage on a row (V)")
+    bits_per_cell: int = Field(8, ge=1, le=24, description="bits stored in one cell (2**bits levels)")
+    programming_noise_frac: float = Field(
+        0.0, ge=0, description="std of programmed conductance, fraction of g_max (state-independent)"
+    )
+    programming_noise_poly: tuple[float, ...] | None = Field(
+        None,
+        description="std of programmed conductance as a fraction of g_max, a polynomial c0 + c1*x + "
+        "c2*x^2... of x = target g / g_max; overrides programming_noise_frac when given",
+    )
+    read_noise_model: Literal["none", "proportional", "additive", "pcm"] = Field(
+        "none",
+        description="per-read noise: 'proportional' std = read_noise_frac * g; 'additive' std = "
+        "read_noise_frac * g_max; 'pcm' 1/f noise of Nandakumar et al. with read_noise_frac as Q_s cap",
+    )
+    read_noise_frac: float = Field(0.0, ge=0)
+    read_time_s: float = Field(250e-9, gt=0, description="read pulse width, used by the 'pcm' read noise")
+    drift_nu: float = Field(0.0, ge=0, description="mean drift exponent: g(t) = g(t0) * (t/t0)^-nu")
+    drift_nu_std: float = Field(0.0, ge=0, description="device-to-device std of the drift exponent")
+    drift_t0_s: float = Field(20.0, gt=0, description="time after programming at which g(t0) is defined")
+    stuck_on_rate: float = Field(0.0, ge=0, le=1, description="fraction of cells stuck at g_max")
+    stuck_off_rate: float = Field(0.0, ge=0, le=1, description="fraction of cells stuck at g_min")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resistances(cls, data: Any) -> Any:
+        """Accept ``r_on_ohm`` / ``r_off_ohm`` as an alternative to the conductance window."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for r_key, g_key in (("r_on_ohm", "g_max_us"), ("r_off_ohm", "g_min_us")):
+            if r_key in data:
+                r = data.pop(r_key)
+                if g_key in data:
+                    raise ValueError(f"give either {r_key} or {g_key}, not both")
+                if not isinstance(r, (int, float)) or not r > 0:
+                    raise ValueError(f"{r_key} must be a positive number of ohms, got {r!r}")
+                data[g_key] = 1e6 / float(r)
+        return data
+
+    @model_validator(mode="after")
+    def _window(self) -> "DeviceSpec":
+        if self.g_min_us >= self.g_max_us:
+            raise ValueError(
+                f"g_min_us ({self.g_min_us}) must be below g_max_us ({self.g_max_us})"
+            )
+        if self.stuck_on_rate + self.stuck_off_rate > 1:
+            raise ValueError("stuck_on_rate + stuck_off_rate must not exceed 1")
+        return self
+
+    @property
+    def on_off_ratio(self) -> float:
+        return math.inf if self.g_min_us == 0 else self.g_max_us / self.g_min_us
+
+
+class ArraySpec(BaseModel):
+    """A crossbar array: its size, how signed weights are stored, and its wires."""
+
+    model_config = _FROZEN
+
+    rows: int = Field(128, ge=1, le=65536)
+    cols: int = Field(128, ge=1, le=65536)
+    signed_mapping: Literal["differential", "offset"] = Field(
+        "differential",
+        description="'differential': a weight is G+ - G- on two columns, subtracted in analog before "
+        "the ADC; 'offset': w + 2^(b-1) stored unsigned, offset removed digitally after the ADC",
+    )
+    wire_resistance_ohm: float = Field(0.0, ge=0, description="resistance of one wire segment between cells")
+    ir_drop: Literal["none", "first_order", "exact"] = Field(
+        "none", description="IR-drop model used by the simulator when wire_resistance_ohm > 0"
+    )
+    conv_mapping: Literal["kernel_aligned", "im2col"] = Field(
+        "kernel_aligned",
+        description="'kernel_aligned': an array holds whole KxK kernels of floor(rows/K^2) input "
+        "channels; 'im2col': the unrolled C*K*K rows are cut into arrays of `rows` regardless",
+    )
+
+
+class PeripherySpec(BaseModel):
+    """Converters around the array: DAC on the rows, ADC on the columns."""
+
+    model_config = _FROZEN
+
+    input_bits: int | None = Field(8, ge=1, le=24, description="DAC resolution; None = ideal analog input")
+    dac_mode: Literal["multi_level", "bit_serial"] = "multi_level"
+    adc_bits: int | None = Field(8, ge=1, le=24, description="ADC resolution; None = ideal ADC")
+    adc_range: Literal["fixed", "calibrated"] = Field(
+        "fixed",
+        description="'fixed': the full-scale partial sum of an array; 'calibrated': set by "
+        "cimkit.calibrate from data",
+    )
+    columns_per_adc: int = Field(1, ge=1, le=4096, description="columns time-multiplexed onto one ADC")
+
+    @model_validator(mode="after")
+    def _serial_needs_bits(self) -> "PeripherySpec":
+        if self.dac_mode == "bit_serial" and self.input_bits is None:
+            raise ValueError("dac_mode 'bit_serial' needs an integer input_bits, not None")
+        return self
+
+
+class TechnologySpec(BaseModel):
+    """Process and timing."""
+
+    model_config = _FROZEN
+
+    node_nm: float = Field(22.0, ge=1, le=1000)
+    clock_hz: float = Field(1e9, gt=0)
+    supply_v: float = Field(0.8, gt=0, le=5)
+
+
+class HardwareSpec(BaseModel):
+    """One CIM chip description, shared by ``cimkit.convert`` (accuracy) and the cost model."""
+
+    model_config = _FROZEN
+
+    name: str = "custom"
+    description: str = ""
+    weight_bits: int | None = Field(8, ge=1, le=24, description="signed weight resolution; None = analog")
+    weight_scale: Literal["per_tensor", "per_channel"] = Field(
+        "per_channel", description="digital scale of weights: one per layer or one per output column"
+    )
+    device: DeviceSpec = DeviceSpec()
+    array: ArraySpec = ArraySpec()
+    periphery: PeripherySpec = PeripherySpec()
+    technology: TechnologySpec = TechnologySpec()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "HardwareSpec":
+        p = self.periphery
+        if p.adc_bits is not None and self.array.signed_mapping == "differential" and p.adc_bits < 2:
+            raise ValueError("periphery.adc_bits must be >= 2 with a differential (signed) column, got 1")
+        return self
+
+    # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "spec") -> "HardwareSpec":
+        """Validate a nested dict; errors name the field path, the value and what is allowed."""
+        if not isinstance(data, dict):
+            raise SpecError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise SpecError(_format_errors(exc, source)) from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "HardwareSpec":
+        path = Path(path)
+        if not path.is_file():
+            raise SpecError(f"no such hardware file: {path}")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise SpecError(f"{path}: not valid YAML: {exc}") from None
+        return cls.from_dict(data or {}, source=str(path))
+
+    @classmethod
+    def preset(cls, name: str) -> "HardwareSpec":
+        path = PRESET_DIR / f"{name}.yaml"
+        if not path.is_file():
+            raise SpecError(f"unknown preset {name!r}; available: {', '.join(cls.presets())}")
+        return cls.from_yaml(path)
+
+    @staticmethod
+    def presets() -> list[str]:
+        return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        text = yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def replace(self, **changes: Any) -> "HardwareSpec":
+        """A validated copy with dotted-path changes, e.g. ``replace(**{"periphery.adc_bits": 6})``."""
+        data = self.model_dump()
+        for dotted, value in changes.items():
+            node = data
+            *parents, leaf = dotted.split(".")
+            for key in parents:
+                if not isinstance(node.get(key), dict):
+                    raise SpecError(f"{dotted}: {key!r} is not a section of HardwareSpec")
+                node = node[key]
+            if leaf not in node:
+                raise SpecError(f"{dotted}: unknown field {leaf!r}; allowed: {', '.join(node)}")
+            node[leaf] = value
+        return self.from_dict(data, source=self.name)
+
+
+def _format_errors(exc: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid hardware description"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        value = err.get("input")
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            parent = _model_at(err["loc"][:-1])
+            allowed = ", ".join(parent.model_fields) if parent else "see docs"
+            msg = f"unknown key; allowed here: {allowed}"
+        lines.append(f"  {loc} = {value!r}: {msg}")
+    return "\n".join(lines)
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    model: type[BaseModel] = HardwareSpec
+    for key in loc:
+        field = model.model_fields.get(str(key))
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return None
+        model = field.annotation
+    return model
