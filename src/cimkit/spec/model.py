@@ -121,6 +121,11 @@ class PeripherySpec(BaseModel):
         "cimkit.calibrate from data",
     )
     columns_per_adc: int = Field(1, ge=1, le=4096, description="columns time-multiplexed onto one ADC")
+    drift_compensation: Literal["none", "global"] = Field(
+        "global",
+        description="'global': a digital gain from an all-ones reference read at t0 and at the "
+        "inference time undoes the mean conductance drift (as in Joshi et al. 2020)",
+    )
 
     @model_validator(mode="after")
     def _serial_needs_bits(self) -> "PeripherySpec":

@@ -1,0 +1,17 @@
+"""cimkit: co-design AI models and compute-in-memory hardware.
+
+One chip description (``HardwareSpec``) answers both "how accurate is my model on it?" (``convert``,
+the functional crossbar simulator) and, through the same mapping, "what does it cost?".
+"""
+
+from .errors import CimkitError, InputError, MappingError, SpecError
+from .mapping import ArrayMapping, map_matrix
+from .sim import calibrate, convert, set_time
+from .spec import HardwareSpec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "HardwareSpec", "convert", "calibrate", "set_time", "map_matrix", "ArrayMapping",
+    "CimkitError", "SpecError", "InputError", "MappingError", "__version__",
+]

@@ -1,0 +1,413 @@
+"""CIM layers: ``nn.Linear`` / ``nn.Conv1d`` / ``nn.Conv2d`` whose products run through crossbars.
+
+Each layer programs its weights once (a chip sample: buffers), then every forward runs the datapath
+DAC -> per-array partial sums -> read noise -> ADC -> shift-and-add -> digital corrections.
+Partial sums are computed for all row tiles, input bit planes and weight slices in one batched call
+(bmm for matrices and im2col convolutions, a grouped convolution for kernel-aligned ones); read noise
+is sampled at the array outputs from its exact variance sum_i x_i^2 var_ij, never by materializing a
+noisy conductance per input vector.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+import zlib
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import InputError
+from ..mapping import ArrayMapping, map_matrix
+from ..spec import HardwareSpec
+from . import program as prog
+from .quant import adc_code_limits, aligned_adc_step, bit_planes, input_code_limits, quantize_input
+from .rng import CounterNormal
+
+#: dtype of the read-noise variance product: it needs ~3 significant digits, and bf16 runs ~4x
+#: faster than float32 on CPUs with AVX512-BF16 (relative error of the noise std below 0.3%).
+VARIANCE_DTYPE = torch.bfloat16
+_CALIB_SAMPLES = 1 << 16
+
+
+def layer_seed(seed: int, name: str) -> int:
+    """Seed of one layer's random effects, derived from the model seed and the layer's name."""
+    return (int(seed) * 1_000_003 + zlib.crc32(name.encode())) % (2**62)
+
+
+class CIMLayer(nn.Module):
+    """Base of the crossbar layers; subclasses say how partial sums are laid out."""
+
+    #: names of the dims of the partial-sum tensor: T row tile, P input pass, B batch, S slice
+    dims: str = ""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, spec: HardwareSpec,
+                 mapping: ArrayMapping, *, seed: int, name: str) -> None:
+        super().__init__()
+        if not torch.isfinite(weight).all():
+            raise InputError(f"{name}: weight has non-finite values; cannot program it")
+        self.spec, self.mapping, self.layer_name = spec, mapping, name
+        self.seed = int(seed)
+        gen = torch.Generator().manual_seed(self.seed)
+        w3 = weight.detach().float().reshape(mapping.groups, mapping.out_features, mapping.in_features)
+        self._state, w_scale, self.coding = prog.program(w3.cpu(), spec, mapping, gen)
+        self._keep_state = self._state.nu is not None or spec.device.read_noise_model == "pcm"
+        self.register_buffer("w_scale", w_scale.reshape(-1).to(weight.device))
+        self.register_buffer("bias", None if bias is None else bias.detach().float().clone())
+        self.register_buffer("input_range", torch.tensor(float("nan")))
+        self.register_buffer("input_signed", torch.tensor(False))
+        self.register_buffer("adc_full_scale", torch.full((mapping.slices,), float("nan")))
+        self._rng = CounterNormal(self.seed ^ 0x5EED)
+        self._calibrating: str | None = None
+        self._calib_data: dict[str, list[torch.Tensor]] = {}
+        self._scratch: dict[str, torch.Tensor] = {}
+        self._warned_uncalibrated = False
+        self.t_inference_s = spec.device.drift_t0_s
+        self._load_effective(weight.device)
+        if not self._keep_state:
+            self._state.g_prog = torch.empty(0)  # nothing time-dependent: free the programmed copy
+
+    # ---- programming state -------------------------------------------------------------------
+    def _load_effective(self, device: torch.device) -> None:
+        signal, var, gain = prog.effective(self._state, self.spec, self.mapping, self.t_inference_s)
+        self.drift_gain = gain
+        self.register_buffer("signal_w", self._to_compute_layout(signal).to(device))
+        self.register_buffer(
+            "var_w", None if var is None else self._to_compute_layout(var).to(device, VARIANCE_DTYPE)
+        )
+
+    def set_time(self, t_inference_s: float) -> None:
+        """Re-read the programmed chip at ``t_inference_s`` seconds after programming (drift and
+        time-dependent 1/f noise). Programmed values and drift exponents are kept, not resampled."""
+        if not (math.isfinite(t_inference_s) and t_inference_s > 0):
+            raise InputError(f"{self.layer_name}: t_inference_s must be a positive number of seconds, got {t_inference_s}")
+        self.t_inference_s = float(t_inference_s)
+        if self._keep_state:
+            self._load_effective(self.signal_w.device)
+
+    # ---- layout hooks --------------------------------------------------------------------------
+    def _to_compute_layout(self, m: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _product(self, x: torch.Tensor, w: torch.Tensor, passes: int, scratch: str | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _reduce(self, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _row_sums(self, codes: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def _broadcast(self, values: torch.Tensor, dim: str) -> torch.Tensor:
+        shape = [1] * len(self.dims)
+        shape[self.dims.index(dim)] = -1
+        return values.view(shape)
+
+    # ---- datapath --------------------------------------------------------------------------------
+    def _dac(self, x: torch.Tensor) -> tuple[torch.Tensor, float, bool]:
+        """Input codes, the input scale (value per code) and whether codes are signed."""
+        bits = self.spec.periphery.input_bits
+        if self._calibrating is not None and self._calibrating == "input":
+            self._record("input", x.detach().abs().flatten())
+            self._record("input_min", x.detach().amin().reshape(1))
+        calibrated = bool(torch.isfinite(self.input_range)) and self._calibrating != "input"
+        signed = bool(self.input_signed) if calibrated else bool((x < 0).any())
+        if bits is None:
+            return x, 1.0, signed
+        top = input_code_limits(bits, signed)[1]
+        x_range = float(self.input_range) if calibrated else float(x.detach().abs().amax())
+        scale = x_range / top if x_range > 0 else 1.0
+        return quantize_input(x, bits, scale, signed), scale, signed
+
+    def _adc_steps(self, signed: bool, code_max: float) -> torch.Tensor | None:
+        p = self.spec.periphery
+        if p.adc_bits is None or self._calibrating is not None:
+            return None
+        top = adc_code_limits(p.adc_bits, signed)[1]
+        if p.adc_range == "calibrated":
+            if bool(torch.isfinite(self.adc_full_scale).all()):
+                fs = self.adc_full_scale.clamp(min=1e-12)
+                return fs / top
+            if not self._warned_uncalibrated:
+                warnings.warn(
+                    f"{self.layer_name}: periphery.adc_range is 'calibrated' but cimkit.calibrate() has not "
+                    "been run; using the fixed full-scale range", stacklevel=3)
+                self._warned_uncalibrated = True
+        level_max = self.coding.top_level + (0.0 if self.mapping.differential else self._state.beta)
+        full_scale = self.mapping.rows * level_max * code_max
+        step = aligned_adc_step(full_scale, p.adc_bits, signed)
+        return torch.full((self.mapping.slices,), step, device=self.signal_w.device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.isfinite(x).all():
+            raise InputError(f"{self.layer_name}: input has non-finite values (NaN or inf)")
+        with torch.no_grad():
+            return self._forward(self._prepare(x.float()))
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.spec.periphery
+        codes, in_scale, signed = self._dac(x)
+        if p.dac_mode == "bit_serial" and p.input_bits is not None:
+            planes, plane_w = bit_planes(codes, p.input_bits, signed)
+            xin, passes, binary = planes.flatten(0, 1), p.input_bits, True
+            code_max = 1.0
+        else:
+            xin, passes, binary, plane_w = codes, 1, False, [1.0]
+            code_max = float(input_code_limits(p.input_bits, signed)[1]) if p.input_bits else float(x.abs().amax())
+        ps = self._product(xin, self.signal_w, passes, "signal")
+        if self.var_w is not None:
+            x2 = xin if binary else xin * xin
+            var = self._product(x2.to(VARIANCE_DTYPE), self.var_w, passes, None)
+            ps.addcmul_(var.float().sqrt_(), self._rng.sample(ps.shape, ps.device))
+        if self._calibrating == "adc":
+            s_first = ps.movedim(self.dims.index("S"), 0).reshape(self.mapping.slices, -1)
+            self._record("adc", _subsample(s_first.abs(), dim=1))
+
+        adc_signed = self.mapping.differential or (signed and passes == 1)
+        steps = self._adc_steps(adc_signed, code_max)
+        factor = torch.tensor(self.coding.slice_weights, device=ps.device)
+        if steps is not None:
+            lo, hi = adc_code_limits(p.adc_bits, adc_signed)
+            ps.mul_(self._broadcast(1.0 / steps, "S")).round_().clamp_(lo, hi)
+            factor = factor * steps
+        weights = self._broadcast(factor, "S")
+        if passes > 1:
+            weights = weights * self._broadcast(torch.tensor(plane_w, device=ps.device), "P")
+        y = self._reduce(ps.mul_(weights))
+        if self.drift_gain != 1.0:
+            y = y * self.drift_gain
+        if not self.mapping.differential:
+            offset = self.coding.offset_code + self._state.beta * sum(self.coding.slice_weights)
+            y = y - offset * self._row_sums(codes)
+        y = y * (in_scale * self._out_view(self.w_scale))
+        if self.bias is not None:
+            y = y + self._out_view(self.bias)
+        return y
+
+    def _out_view(self, per_channel: torch.Tensor) -> torch.Tensor:
+        return per_channel
+
+    # ---- calibration -----------------------------------------------------------------------------
+    def _record(self, key: str, values: torch.Tensor) -> None:
+        self._calib_data.setdefault(key, []).append(values.detach().float().cpu())
+
+    def begin_calibration(self, stage: str) -> None:
+        self._calibrating = stage
+        self._calib_data = {}
+
+    def end_calibration(self, percentile: float) -> None:
+        q = percentile / 100.0
+        stage, data = self._calibrating, self._calib_data
+        self._calibrating, self._calib_data = None, {}
+        if stage == "input" and "input" in data:
+            samples = _subsample(torch.cat(data["input"]), dim=0)
+            self.input_range.fill_(float(torch.quantile(samples, q)))
+            self.input_signed.fill_(bool(torch.cat(data["input_min"]).min() < 0))
+        elif stage == "adc" and "adc" in data:
+            samples = torch.cat(data["adc"], dim=1)
+            full = torch.quantile(_subsample(samples, dim=1), q, dim=1)
+            self.adc_full_scale.copy_(full.clamp(min=1e-9))
+
+    def extra_repr(self) -> str:
+        m = self.mapping
+        return (f"{self.layer_name}: {m.in_features}x{m.out_features} (groups {m.groups}) on {m.arrays} arrays "
+                f"{m.rows}x{m.cols}, {m.slices} slice(s), {m.input_passes} pass(es), "
+                f"utilization {m.utilization:.0%}")
+
+
+def _subsample(values: torch.Tensor, dim: int) -> torch.Tensor:
+    n = values.shape[dim]
+    if n <= _CALIB_SAMPLES:
+        return values
+    idx = torch.linspace(0, n - 1, _CALIB_SAMPLES, device=values.device).long()
+    return values.index_select(dim, idx)
+
+
+class CIMLinear(CIMLayer):
+    """``nn.Linear`` on crossbars: the input dimension is cut into row tiles, one bmm for all."""
+
+    dims = "TPBSN"
+
+    @classmethod
+    def from_module(cls, m: nn.Linear, spec: HardwareSpec, *, seed: int, name: str) -> "CIMLinear":
+        mapping = map_matrix(m.in_features, m.out_features, spec, name=name)
+        return cls(m.weight, m.bias, spec, mapping, seed=seed, name=name)
+
+    def _to_compute_layout(self, m: torch.Tensor) -> torch.Tensor:
+        g, t, rp, s, n = m.shape
+        return m.reshape(t, rp, s * n).contiguous()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.mapping.in_features:
+            raise InputError(f"{self.layer_name}: expected inputs with {self.mapping.in_features} features, "
+                             f"got shape {tuple(x.shape)}")
+        lead = x.shape[:-1]
+        return super().forward(x.reshape(-1, x.shape[-1])).reshape(*lead, -1)
+
+    def _product(self, x, w, passes, scratch):
+        m = self.mapping
+        pb, k = x.shape
+        pad = m.row_tiles * m.rows_per_tile - k
+        if pad:
+            x = F.pad(x, (0, pad))
+        xt = x.view(pb, m.row_tiles, m.rows_per_tile).transpose(0, 1)
+        if scratch is not None and not torch.is_grad_enabled():
+            shape = (m.row_tiles, pb, w.shape[-1])
+            buf = self._scratch.get(scratch)
+            if buf is None or buf.shape != shape or buf.device != x.device:
+                buf = self._scratch[scratch] = torch.empty(shape, device=x.device)
+            out = torch.bmm(xt.contiguous(), w, out=buf)
+        else:
+            out = torch.bmm(xt.contiguous(), w)
+        return out.view(m.row_tiles, passes, pb // passes, m.slices, m.out_features)
+
+    def _reduce(self, y):
+        return y.sum(dim=(0, 1, 3))
+
+    def _row_sums(self, codes):
+        return codes.sum(-1, keepdim=True)
+
+
+class _CIMConvNd(CIMLayer):
+    """Shared by the 1-d and 2-d convolutions (1-d runs as 2-d with a height of one)."""
+
+    def __init__(self, conv: nn.Conv1d | nn.Conv2d, spec: HardwareSpec, *, seed: int, name: str) -> None:
+        kernel = _pair(conv.kernel_size)
+        self.kernel, self.stride = kernel, _pair(conv.stride)
+        self.dilation = _pair(conv.dilation)
+        self.groups = conv.groups
+        self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
+        self.pre_pad, self.padding_mode = _explicit_padding(conv, kernel, self.dilation)
+        kk = kernel[0] * kernel[1]
+        mapping = map_matrix(conv.in_channels // conv.groups * kk, conv.out_channels // conv.groups, spec,
+                             kernel_size=kk, groups=conv.groups, name=name)
+        self.aligned = spec.array.conv_mapping == "kernel_aligned" and kk <= mapping.rows
+        weight = conv.weight.reshape(conv.out_channels, -1)
+        super().__init__(weight, conv.bias, spec, mapping, seed=seed, name=name)
+        self.register_buffer("ones_w", torch.ones(conv.groups, conv.in_channels // conv.groups, *kernel))
+        self.dims = "PBGTSNL" if self.aligned else "GTPBLSN"
+
+    def _prepare(self, x):
+        if x.dim() != self._input_dims or x.shape[1] != self.in_channels:
+            raise InputError(f"{self.layer_name}: expected input of {self._input_dims} dims with "
+                             f"{self.in_channels} channels, got shape {tuple(x.shape)}")
+        x = self._as_2d(x)
+        if any(self.pre_pad):
+            x = F.pad(x, self.pre_pad, mode=self.padding_mode)
+        return x
+
+    def _to_compute_layout(self, m):
+        g, t, rp, s, n = m.shape
+        mp = self.mapping
+        if self.aligned:
+            cpa = rp // mp.kernel_size
+            m = m.reshape(g, t, cpa, mp.kernel_size, s, n).permute(0, 1, 4, 5, 2, 3)
+            return m.reshape(g * t * s * n, cpa, *self.kernel).contiguous()
+        return m.reshape(g * t, rp, s * n).contiguous()
+
+    def _product(self, x, w, passes, scratch):
+        mp = self.mapping
+        pb, c, h, wd = x.shape
+        g, t = mp.groups, mp.row_tiles
+        cg = c // g
+        if self.aligned:
+            cpa = mp.rows_per_tile // mp.kernel_size
+            xg = x.view(pb, g, cg, h, wd)
+            if t * cpa != cg:
+                xg = F.pad(xg, (0, 0, 0, 0, 0, t * cpa - cg))
+            y = F.conv2d(xg.reshape(pb, g * t * cpa, h, wd), w, stride=self.stride,
+                         dilation=self.dilation, groups=g * t)
+            self._out_hw = y.shape[-2:]
+            return y.view(passes, pb // passes, g, t, mp.slices, mp.out_features, -1)
+        cols = F.unfold(x, self.kernel, dilation=self.dilation, stride=self.stride)  # (pb, c*kk, L)
+        self._out_hw = _conv_out_hw((h, wd), self.kernel, self.stride, self.dilation)
+        l = cols.shape[-1]
+        cols = cols.view(pb, g, mp.in_features, l)
+        pad = t * mp.rows_per_tile - mp.in_features
+        if pad:
+            cols = F.pad(cols, (0, 0, 0, pad))
+        cols = cols.view(pb, g, t, mp.rows_per_tile, l).permute(1, 2, 0, 4, 3).reshape(g * t, pb * l, mp.rows_per_tile)
+        y = torch.bmm(cols, w)
+        return y.view(g, t, passes, pb // passes, l, mp.slices, mp.out_features)
+
+    def _reduce(self, y):
+        if self.aligned:
+            y = y.sum(dim=(0, 3, 4))  # (B, G, N, L)
+            b = y.shape[0]
+        else:
+            y = y.sum(dim=(1, 2, 5)).permute(1, 0, 3, 2)  # (B, G, N, L)
+            b = y.shape[0]
+        return self._from_2d(y.reshape(b, self.out_channels, *self._out_hw))
+
+    def _row_sums(self, codes):
+        s = F.conv2d(codes, self.ones_w, stride=self.stride, dilation=self.dilation, groups=self.groups)
+        b, g, h, w = s.shape
+        s = s.unsqueeze(2).expand(b, g, self.out_channels // g, h, w).reshape(b, self.out_channels, h, w)
+        return self._from_2d(s)
+
+    def _out_view(self, per_channel):
+        return per_channel.view(-1, *([1] * (self._input_dims - 2)))
+
+
+class CIMConv2d(_CIMConvNd):
+    """``nn.Conv2d`` on crossbars (grouped and depthwise included)."""
+
+    _input_dims = 4
+
+    @classmethod
+    def from_module(cls, m: nn.Conv2d, spec: HardwareSpec, *, seed: int, name: str) -> "CIMConv2d":
+        return cls(m, spec, seed=seed, name=name)
+
+    def _as_2d(self, x):
+        return x
+
+    def _from_2d(self, y):
+        return y
+
+
+class CIMConv1d(_CIMConvNd):
+    """``nn.Conv1d`` on crossbars, run as a 2-d convolution of height one."""
+
+    _input_dims = 3
+
+    @classmethod
+    def from_module(cls, m: nn.Conv1d, spec: HardwareSpec, *, seed: int, name: str) -> "CIMConv1d":
+        return cls(m, spec, seed=seed, name=name)
+
+    def _as_2d(self, x):
+        return x.unsqueeze(2)
+
+    def _from_2d(self, y):
+        return y.squeeze(2)
+
+
+def _pair(v: tuple[int, ...]) -> tuple[int, int]:
+    """A convolution parameter as (height, width); a 1-d convolution has height one."""
+    v = tuple(v)
+    return (1, v[0]) if len(v) == 1 else (v[0], v[1])
+
+
+def _conv_out_hw(hw, kernel, stride, dilation):
+    return tuple((hw[i] - dilation[i] * (kernel[i] - 1) - 1) // stride[i] + 1 for i in range(2))
+
+
+def _explicit_padding(conv, kernel, dilation) -> tuple[tuple[int, int, int, int], str]:
+    """Padding as an F.pad tuple (left, right, top, bottom) applied before the array product."""
+    pad = conv.padding
+    if isinstance(pad, str):
+        if pad == "valid":
+            pads = [(0, 0), (0, 0)]
+        else:  # 'same' (stride 1): PyTorch puts the odd extra element on the right/bottom
+            pads = []
+            for k, d in zip(kernel, dilation):
+                total = d * (k - 1)
+                pads.append((total // 2, total - total // 2))
+    else:
+        ph, pw = (0, pad[0]) if len(pad) == 1 else pad
+        pads = [(ph, ph), (pw, pw)]
+    mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
+    return (pads[1][0], pads[1][1], pads[0][0], pads[0][1]), mode
