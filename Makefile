@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/cimkit demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 tests
+	$(BIN)/python -m pytest -q -n 2 -p no:cacheprovider tests
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_crossbar.py

@@ -29,6 +29,7 @@ from .rng import CounterNormal
 #: faster than float32 on CPUs with AVX512-BF16 (relative error of the noise std below 0.3%).
 VARIANCE_DTYPE = torch.bfloat16
 _CALIB_SAMPLES = 1 << 16
+_NOISE_BLOCK = 1 << 21  # samples per RNG call: large enough to amortize its ~15 ops, small enough for cache
 
 
 def layer_seed(seed: int, name: str) -> int:
@@ -39,8 +40,9 @@ def layer_seed(seed: int, name: str) -> int:
 class CIMLayer(nn.Module):
     """Base of the crossbar layers; subclasses say how partial sums are laid out."""
 
-    #: names of the dims of the partial-sum tensor: T row tile, P input pass, B batch, S slice
-    dims: str = ""
+    #: dims of one chunk of partial sums: T row tile, P input pass, B batch, S slice, G group,
+    #: N output, L output position. T, P and S are summed (shift-and-add); chunks are summed too.
+    inner_dims: str = ""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, spec: HardwareSpec,
                  mapping: ArrayMapping, *, seed: int, name: str) -> None:
@@ -90,10 +92,17 @@ class CIMLayer(nn.Module):
     def _to_compute_layout(self, m: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def _product(self, x: torch.Tensor, w: torch.Tensor, passes: int, scratch: str | None) -> torch.Tensor:
+    def _layout(self, x: torch.Tensor) -> torch.Tensor:
+        """Input codes (or bit planes, passes stacked on the batch dim) laid out for the arrays."""
         raise NotImplementedError
 
-    def _reduce(self, y: torch.Tensor) -> torch.Tensor:
+    def _partial_sums(self, xl: torch.Tensor, xl2: torch.Tensor | None, passes: int):
+        """Yield (partial sums, their read-noise variance or None, pass index or None) chunk by chunk;
+        a chunk's dims are ``inner_dims``. Chunks may be scratch views, valid until the next one."""
+        raise NotImplementedError
+
+    def _finalize(self, acc: torch.Tensor) -> torch.Tensor:
+        """The reduced partial sums (chunk dims with T, P, S summed out) in the layer's output layout."""
         raise NotImplementedError
 
     def _row_sums(self, codes: torch.Tensor) -> torch.Tensor:
@@ -102,24 +111,19 @@ class CIMLayer(nn.Module):
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
-    def _broadcast(self, values: torch.Tensor, dim: str) -> torch.Tensor:
-        shape = [1] * len(self.dims)
-        shape[self.dims.index(dim)] = -1
-        return values.view(shape)
-
     # ---- datapath --------------------------------------------------------------------------------
-    def _dac(self, x: torch.Tensor) -> tuple[torch.Tensor, float, bool]:
+    def _dac(self, x: torch.Tensor, x_min: float, x_max: float) -> tuple[torch.Tensor, float, bool]:
         """Input codes, the input scale (value per code) and whether codes are signed."""
         bits = self.spec.periphery.input_bits
-        if self._calibrating is not None and self._calibrating == "input":
+        if self._calibrating == "input":
             self._record("input", x.detach().abs().flatten())
-            self._record("input_min", x.detach().amin().reshape(1))
+            self._record("input_min", torch.tensor([x_min]))
         calibrated = bool(torch.isfinite(self.input_range)) and self._calibrating != "input"
-        signed = bool(self.input_signed) if calibrated else bool((x < 0).any())
+        signed = bool(self.input_signed) if calibrated else x_min < 0
         if bits is None:
             return x, 1.0, signed
         top = input_code_limits(bits, signed)[1]
-        x_range = float(self.input_range) if calibrated else float(x.detach().abs().amax())
+        x_range = float(self.input_range) if calibrated else max(-x_min, x_max)
         scale = x_range / top if x_range > 0 else 1.0
         return quantize_input(x, bits, scale, signed), scale, signed
 
@@ -143,41 +147,60 @@ class CIMLayer(nn.Module):
         return torch.full((self.mapping.slices,), step, device=self.signal_w.device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.isfinite(x).all():
-            raise InputError(f"{self.layer_name}: input has non-finite values (NaN or inf)")
         with torch.no_grad():
             return self._forward(self._prepare(x.float()))
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         p = self.spec.periphery
-        codes, in_scale, signed = self._dac(x)
+        x_min, x_max = (float(v) for v in torch.aminmax(x))  # NaN and inf propagate to these
+        if not (math.isfinite(x_min) and math.isfinite(x_max)):
+            raise InputError(f"{self.layer_name}: input has non-finite values (NaN or inf)")
+        codes, in_scale, signed = self._dac(x, x_min, x_max)
         if p.dac_mode == "bit_serial" and p.input_bits is not None:
             planes, plane_w = bit_planes(codes, p.input_bits, signed)
-            xin, passes, binary = planes.flatten(0, 1), p.input_bits, True
-            code_max = 1.0
+            xin, passes, binary, code_max = planes.flatten(0, 1), p.input_bits, True, 1.0
         else:
             xin, passes, binary, plane_w = codes, 1, False, [1.0]
-            code_max = float(input_code_limits(p.input_bits, signed)[1]) if p.input_bits else float(x.abs().amax())
-        ps = self._product(xin, self.signal_w, passes, "signal")
-        if self.var_w is not None:
-            x2 = xin if binary else xin * xin
-            var = self._product(x2.to(VARIANCE_DTYPE), self.var_w, passes, None)
-            ps.addcmul_(var.float().sqrt_(), self._rng.sample(ps.shape, ps.device))
-        if self._calibrating == "adc":
-            s_first = ps.movedim(self.dims.index("S"), 0).reshape(self.mapping.slices, -1)
-            self._record("adc", _subsample(s_first.abs(), dim=1))
+            code_max = float(input_code_limits(p.input_bits, signed)[1]) if p.input_bits else max(-x_min, x_max)
+        xl = self._layout(xin)
+        # elementwise squares commute with the layout's moves and pads: square the laid-out input
+        xl2 = None if self.var_w is None else (xl if binary else xl * xl).to(VARIANCE_DTYPE)
 
         adc_signed = self.mapping.differential or (signed and passes == 1)
         steps = self._adc_steps(adc_signed, code_max)
-        factor = torch.tensor(self.coding.slice_weights, device=ps.device)
+        inner = self.inner_dims
+        slice_f = torch.tensor(self.coding.slice_weights, device=x.device)
         if steps is not None:
             lo, hi = adc_code_limits(p.adc_bits, adc_signed)
-            ps.mul_(self._broadcast(1.0 / steps, "S")).round_().clamp_(lo, hi)
-            factor = factor * steps
-        weights = self._broadcast(factor, "S")
-        if passes > 1:
-            weights = weights * self._broadcast(torch.tensor(plane_w, device=ps.device), "P")
-        y = self._reduce(ps.mul_(weights))
+            inv_steps = _bcast(1.0 / steps, inner, "S")
+            slice_f = slice_f * steps
+        pass_f = torch.tensor(plane_w, device=x.device)
+        inner_f = _bcast(slice_f, inner, "S")
+        if "P" in inner:
+            inner_f = inner_f * _bcast(pass_f, inner, "P")
+        reduce = tuple(i for i, d in enumerate(inner) if d in "TPS")
+        acc = None
+        # chunk by chunk (arrays and passes), so that noise, conversion and the weighted sum of each
+        # run in cache on reused buffers
+        for c, var, pass_idx in self._partial_sums(xl, xl2, passes):
+            if var is not None:
+                noise = self._buffer("noise", c.shape, c.device, torch.float32)
+                std = self._buffer("std", c.shape, c.device, torch.float32)
+                self._rng.sample(c.shape, out=noise)
+                c.addcmul_(noise, torch.sqrt(var, out=std))
+            if self._calibrating == "adc":
+                per_slice = c.movedim(inner.index("S"), 0).reshape(self.mapping.slices, -1)
+                self._record("adc", _subsample(per_slice.abs(), dim=1))
+            if steps is not None:
+                c.mul_(inv_steps).round_().clamp_(lo, hi)
+            f = inner_f if pass_idx is None else inner_f * pass_f[pass_idx]
+            if all(c.shape[d] == 1 for d in reduce):  # nothing to sum inside: accumulate c * f in one pass
+                c, f = c.squeeze(reduce), f.squeeze(reduce)
+                acc = c * f if acc is None else acc.addcmul_(c, f)
+            else:
+                part = c.mul_(f).sum(reduce)
+                acc = part if acc is None else acc.add_(part)
+        y = self._finalize(acc)
         if self.drift_gain != 1.0:
             y = y * self.drift_gain
         if not self.mapping.differential:
@@ -187,6 +210,14 @@ class CIMLayer(nn.Module):
         if self.bias is not None:
             y = y + self._out_view(self.bias)
         return y
+
+    def _buffer(self, name: str, shape, device, dtype) -> torch.Tensor:
+        """A scratch tensor reused across forwards (fresh large allocations page-fault on CPU)."""
+        shape = tuple(shape)
+        buf = self._scratch.get(name)
+        if buf is None or tuple(buf.shape) != shape or buf.device != device or buf.dtype != dtype:
+            buf = self._scratch[name] = torch.empty(shape, device=device, dtype=dtype)
+        return buf
 
     def _out_view(self, per_channel: torch.Tensor) -> torch.Tensor:
         return per_channel
@@ -219,6 +250,13 @@ class CIMLayer(nn.Module):
                 f"utilization {m.utilization:.0%}")
 
 
+def _bcast(values: torch.Tensor, dims: str, dim: str) -> torch.Tensor:
+    """``values`` along ``dim`` of a tensor whose dims are named by ``dims``, broadcastable."""
+    shape = [1] * len(dims)
+    shape[dims.index(dim)] = -1
+    return values.view(shape)
+
+
 def _subsample(values: torch.Tensor, dim: int) -> torch.Tensor:
     n = values.shape[dim]
     if n <= _CALIB_SAMPLES:
@@ -230,7 +268,7 @@ def _subsample(values: torch.Tensor, dim: int) -> torch.Tensor:
 class CIMLinear(CIMLayer):
     """``nn.Linear`` on crossbars: the input dimension is cut into row tiles, one bmm for all."""
 
-    dims = "TPBSN"
+    inner_dims = "BSN"
 
     @classmethod
     def from_module(cls, m: nn.Linear, spec: HardwareSpec, *, seed: int, name: str) -> "CIMLinear":
@@ -248,25 +286,29 @@ class CIMLinear(CIMLayer):
         lead = x.shape[:-1]
         return super().forward(x.reshape(-1, x.shape[-1])).reshape(*lead, -1)
 
-    def _product(self, x, w, passes, scratch):
+    def _layout(self, x):
         m = self.mapping
-        pb, k = x.shape
-        pad = m.row_tiles * m.rows_per_tile - k
+        pad = m.row_tiles * m.rows_per_tile - x.shape[1]
         if pad:
             x = F.pad(x, (0, pad))
-        xt = x.view(pb, m.row_tiles, m.rows_per_tile).transpose(0, 1)
-        if scratch is not None and not torch.is_grad_enabled():
-            shape = (m.row_tiles, pb, w.shape[-1])
-            buf = self._scratch.get(scratch)
-            if buf is None or buf.shape != shape or buf.device != x.device:
-                buf = self._scratch[scratch] = torch.empty(shape, device=x.device)
-            out = torch.bmm(xt.contiguous(), w, out=buf)
-        else:
-            out = torch.bmm(xt.contiguous(), w)
-        return out.view(m.row_tiles, passes, pb // passes, m.slices, m.out_features)
+        return x.view(x.shape[0], m.row_tiles, m.rows_per_tile).transpose(0, 1).contiguous()  # (T, PB, Rp)
 
-    def _reduce(self, y):
-        return y.sum(dim=(0, 1, 3))
+    def _partial_sums(self, xl, xl2, passes):
+        m = self.mapping
+        t, pb, _ = xl.shape
+        shape = (t, pb, self.signal_w.shape[-1])
+        ps = torch.bmm(xl, self.signal_w, out=self._buffer("signal", shape, xl.device, torch.float32))
+        ps = ps.view(t, passes, pb // passes, m.slices, m.out_features)
+        var = None
+        if xl2 is not None:
+            var = torch.bmm(xl2, self.var_w, out=self._buffer("variance", shape, xl.device, VARIANCE_DTYPE))
+            var = var.view(ps.shape)
+        for i in range(t):
+            for p in range(passes):
+                yield ps[i, p], None if var is None else var[i, p], p
+
+    def _finalize(self, acc):
+        return acc
 
     def _row_sums(self, codes):
         return codes.sum(-1, keepdim=True)
@@ -289,7 +331,7 @@ class _CIMConvNd(CIMLayer):
         weight = conv.weight.reshape(conv.out_channels, -1)
         super().__init__(weight, conv.bias, spec, mapping, seed=seed, name=name)
         self.register_buffer("ones_w", torch.ones(conv.groups, conv.in_channels // conv.groups, *kernel))
-        self.dims = "PBGTSNL" if self.aligned else "GTPBLSN"
+        self.inner_dims = "BGSNL" if self.aligned else "GPBLSN"
 
     def _prepare(self, x):
         if x.dim() != self._input_dims or x.shape[1] != self.in_channels:
@@ -303,26 +345,18 @@ class _CIMConvNd(CIMLayer):
     def _to_compute_layout(self, m):
         g, t, rp, s, n = m.shape
         mp = self.mapping
-        if self.aligned:
+        if self.aligned:  # (T, G*S*N, channels per array, kh, kw): one dense convolution per row tile
             cpa = rp // mp.kernel_size
-            m = m.reshape(g, t, cpa, mp.kernel_size, s, n).permute(0, 1, 4, 5, 2, 3)
-            return m.reshape(g * t * s * n, cpa, *self.kernel).contiguous()
-        return m.reshape(g * t, rp, s * n).contiguous()
+            m = m.reshape(g, t, cpa, mp.kernel_size, s, n).permute(1, 0, 4, 5, 2, 3)
+            return m.reshape(t, g * s * n, cpa, *self.kernel).contiguous()
+        return m.transpose(0, 1).reshape(t * g, rp, s * n).contiguous()
 
-    def _product(self, x, w, passes, scratch):
+    def _layout(self, x):
         mp = self.mapping
         pb, c, h, wd = x.shape
         g, t = mp.groups, mp.row_tiles
-        cg = c // g
-        if self.aligned:
-            cpa = mp.rows_per_tile // mp.kernel_size
-            xg = x.view(pb, g, cg, h, wd)
-            if t * cpa != cg:
-                xg = F.pad(xg, (0, 0, 0, 0, 0, t * cpa - cg))
-            y = F.conv2d(xg.reshape(pb, g * t * cpa, h, wd), w, stride=self.stride,
-                         dilation=self.dilation, groups=g * t)
-            self._out_hw = y.shape[-2:]
-            return y.view(passes, pb // passes, g, t, mp.slices, mp.out_features, -1)
+        if self.aligned:  # (PB, G, C/G, H, W): tile i reads channels [i*cpa, (i+1)*cpa) of each group
+            return x.view(pb, g, c // g, h, wd)
         cols = F.unfold(x, self.kernel, dilation=self.dilation, stride=self.stride)  # (pb, c*kk, L)
         self._out_hw = _conv_out_hw((h, wd), self.kernel, self.stride, self.dilation)
         l = cols.shape[-1]
@@ -330,18 +364,47 @@ class _CIMConvNd(CIMLayer):
         pad = t * mp.rows_per_tile - mp.in_features
         if pad:
             cols = F.pad(cols, (0, 0, 0, pad))
-        cols = cols.view(pb, g, t, mp.rows_per_tile, l).permute(1, 2, 0, 4, 3).reshape(g * t, pb * l, mp.rows_per_tile)
-        y = torch.bmm(cols, w)
-        return y.view(g, t, passes, pb // passes, l, mp.slices, mp.out_features)
+        return cols.view(pb, g, t, mp.rows_per_tile, l).permute(2, 1, 0, 4, 3).reshape(t * g, pb * l, mp.rows_per_tile)
 
-    def _reduce(self, y):
+    def _partial_sums(self, xl, xl2, passes):
+        mp = self.mapping
+        g, t, s, n = mp.groups, mp.row_tiles, mp.slices, mp.out_features
         if self.aligned:
-            y = y.sum(dim=(0, 3, 4))  # (B, G, N, L)
-            b = y.shape[0]
-        else:
-            y = y.sum(dim=(1, 2, 5)).permute(1, 0, 3, 2)  # (B, G, N, L)
-            b = y.shape[0]
-        return self._from_2d(y.reshape(b, self.out_channels, *self._out_hw))
+            pb = xl.shape[0]
+            cpa = mp.rows_per_tile // mp.kernel_size
+            for i in range(t):
+                outs = []
+                for inp, w in ((xl, self.signal_w), (xl2, self.var_w)):
+                    if inp is None:
+                        outs.append(None)
+                        continue
+                    first, channels = i * cpa, min(cpa, inp.shape[2] - i * cpa)
+                    tile_in = inp if t == 1 else inp[:, :, first:first + channels]
+                    y = F.conv2d(tile_in.reshape(pb, -1, *inp.shape[-2:]), w[i][:, :channels], stride=self.stride,
+                                 dilation=self.dilation, groups=g)
+                    self._out_hw = y.shape[-2:]
+                    outs.append(y.view(passes, pb // passes, g, s, n, -1))
+                for p in range(passes):
+                    yield outs[0][p], None if outs[1] is None else outs[1][p], p
+            return
+        tg, rows_l, _ = xl.shape
+        shape = (tg, rows_l, self.signal_w.shape[-1])
+        ps = torch.bmm(xl, self.signal_w, out=self._buffer("signal", shape, xl.device, torch.float32))
+        ps = ps.view(t, g, passes, rows_l // passes // self._l(), self._l(), s, n)
+        var = None
+        if xl2 is not None:
+            var = torch.bmm(xl2, self.var_w, out=self._buffer("variance", shape, xl.device, VARIANCE_DTYPE))
+            var = var.view(ps.shape)
+        for i in range(t):
+            yield ps[i], None if var is None else var[i], None
+
+    def _l(self) -> int:
+        return self._out_hw[0] * self._out_hw[1]
+
+    def _finalize(self, acc):
+        if not self.aligned:  # (G, B, L, N) -> (B, G, N, L)
+            acc = acc.permute(1, 0, 3, 2)
+        return self._from_2d(acc.reshape(acc.shape[0], self.out_channels, *self._out_hw))
 
     def _row_sums(self, codes):
         s = F.conv2d(codes, self.ones_w, stride=self.stride, dilation=self.dilation, groups=self.groups)
