@@ -36,6 +36,7 @@ SPEC_A = ck.HardwareSpec.from_dict({
 SPEC_A_IR = SPEC_A.replace(**{"array.wire_resistance_ohm": 1.0, "array.ir_drop": "first_order"})
 SPEC_B = SPEC_A.replace(**{"device.bits_per_cell": 2, "periphery.dac_mode": "bit_serial",
                            "array.signed_mapping": "offset"})
+SPEC_B_QUIET = SPEC_B.replace(**{"device.read_noise_model": "none"})  # to separate the noise's share
 
 
 def lenet() -> nn.Module:
@@ -82,7 +83,8 @@ def main() -> None:
         plain = lambda: lin(x)  # noqa: E731
         for label, spec, target in (("A  linear, analog cell, noise", SPEC_A, 3.0),
                                     ("A' + first-order IR drop", SPEC_A_IR, 5.0),
-                                    ("B  bit-serial, 4 x 2-bit cells", SPEC_B, 48.0)):
+                                    ("B  bit-serial, 4 x 2-bit cells", SPEC_B, 48.0),
+                                    ("B' as B without read noise", SPEC_B_QUIET, 48.0)):
             cim = ck.calibrate(ck.convert(lin, spec, seed=0), [x])
             t_plain, t_cim = side_by_side(plain, lambda: cim(x), args.repeats if target < 10 else 3)
             rows.append((label, t_plain, t_cim, target))
@@ -97,8 +99,9 @@ def main() -> None:
     for label, tp, tc, target in rows:
         ratio = tc / tp
         print(f"{label:34} {tp * 1e3:9.2f} {tc * 1e3:10.2f} {ratio:6.2f}x {target:6.1f}x  {'yes' if ratio <= target else 'NO'}")
-    floor_b = [r for r in rows if r[0].startswith("B")][0]
-    print(f"   B against its 32-pass floor: {floor_b[2] / floor_b[1] / 32:.2f}x (target <= 1.5x)")
+    for r in rows:
+        if r[0].startswith("B"):
+            print(f"   {r[0][:2]} against its 32-pass floor: {r[2] / r[1] / 32:.2f}x (target <= 1.5x)")
 
     rng = np.random.default_rng(0)
     g = rng.uniform(1 / 900e3, 1 / 6e3, (128, 128))

@@ -296,16 +296,18 @@ class CIMLinear(CIMLayer):
     def _partial_sums(self, xl, xl2, passes):
         m = self.mapping
         t, pb, _ = xl.shape
-        shape = (t, pb, self.signal_w.shape[-1])
-        ps = torch.bmm(xl, self.signal_w, out=self._buffer("signal", shape, xl.device, torch.float32))
-        ps = ps.view(t, passes, pb // passes, m.slices, m.out_features)
-        var = None
-        if xl2 is not None:
-            var = torch.bmm(xl2, self.var_w, out=self._buffer("variance", shape, xl.device, VARIANCE_DTYPE))
-            var = var.view(ps.shape)
+        shape = (passes, pb // passes, m.slices, m.out_features)
+        cols = self.signal_w.shape[-1]
+        # one row tile at a time: its product lands in cache right before it is consumed
         for i in range(t):
+            ps = torch.mm(xl[i], self.signal_w[i], out=self._buffer("signal", (pb, cols), xl.device, torch.float32))
+            ps = ps.view(shape)
+            var = None
+            if xl2 is not None:
+                var = torch.mm(xl2[i], self.var_w[i], out=self._buffer("variance", (pb, cols), xl.device, VARIANCE_DTYPE))
+                var = var.view(shape)
             for p in range(passes):
-                yield ps[i, p], None if var is None else var[i, p], p
+                yield ps[p], None if var is None else var[p], p
 
     def _finalize(self, acc):
         return acc

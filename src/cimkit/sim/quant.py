@@ -31,10 +31,10 @@ def bit_planes(codes: torch.Tensor, bits: int, signed: bool) -> tuple[torch.Tens
     Signed codes use two's complement, so the MSB plane carries weight ``-2**(bits-1)``.
     Returns the planes (float, 0/1) and the weight of each plane; ``sum(w * plane) == codes``.
     """
-    c = codes.to(torch.int64)
+    c = codes.to(torch.int32)  # int32 shifts vectorize; codes have at most 24 bits
     if signed:
         c = torch.remainder(c, 2**bits)
-    shifts = torch.arange(bits, device=codes.device).view(-1, *([1] * codes.dim()))
+    shifts = torch.arange(bits, device=codes.device, dtype=torch.int32).view(-1, *([1] * codes.dim()))
     planes = ((c.unsqueeze(0) >> shifts) & 1).to(codes.dtype)
     weights = [float(2**k) for k in range(bits)]
     if signed:
