@@ -22,6 +22,7 @@ from ..errors import InputError
 from ..mapping import ArrayMapping, map_matrix
 from ..spec import HardwareSpec
 from . import program as prog
+from .intmm import Int8Split, codes_to_int8, int_mm_available, int_product, split_int8
 from .quant import adc_code_limits, aligned_adc_step, bit_planes, input_code_limits, quantize_input
 from .rng import CounterNormal
 
@@ -29,7 +30,9 @@ from .rng import CounterNormal
 #: faster than float32 on CPUs with AVX512-BF16 (relative error of the noise std below 0.3%).
 VARIANCE_DTYPE = torch.bfloat16
 _CALIB_SAMPLES = 1 << 16
-_NOISE_BLOCK = 1 << 21  # samples per RNG call: large enough to amortize its ~15 ops, small enough for cache
+#: values per block of partial sums: large enough to amortize per-call costs, small enough (8 MB)
+#: that a block's product, noise, conversion and shift-and-add run in the last-level cache
+CHUNK = 1 << 21
 
 
 def layer_seed(seed: int, name: str) -> int:
@@ -65,6 +68,7 @@ class CIMLayer(nn.Module):
         self._calib_data: dict[str, list[torch.Tensor]] = {}
         self._scratch: dict[str, torch.Tensor] = {}
         self._warned_uncalibrated = False
+        self._consts: dict | None = None
         self.t_inference_s = spec.device.drift_t0_s
         self._load_effective(weight.device)
         if not self._keep_state:
@@ -75,6 +79,9 @@ class CIMLayer(nn.Module):
         signal, var, gain = prog.effective(self._state, self.spec, self.mapping, self.t_inference_s)
         self.drift_gain = gain
         self.register_buffer("signal_w", self._to_compute_layout(signal).to(device))
+        self._int_split: Int8Split | None = None
+        if self._integer_inputs() and int_mm_available():
+            self._int_split = split_int8(self.signal_w.cpu())
         self.register_buffer(
             "var_w", None if var is None else self._to_compute_layout(var).to(device, VARIANCE_DTYPE)
         )
@@ -87,6 +94,13 @@ class CIMLayer(nn.Module):
         self.t_inference_s = float(t_inference_s)
         if self._keep_state:
             self._load_effective(self.signal_w.device)
+        self._consts = None
+
+    def _integer_inputs(self) -> bool:
+        """Whether every array input is an int8-representable code (bit planes, or DAC codes of at
+        most 8 bits), so that partial sums can run on the exact integer path."""
+        p = self.spec.periphery
+        return p.input_bits is not None and (p.dac_mode == "bit_serial" or p.input_bits <= 8)
 
     # ---- layout hooks --------------------------------------------------------------------------
     def _to_compute_layout(self, m: torch.Tensor) -> torch.Tensor:
@@ -112,18 +126,41 @@ class CIMLayer(nn.Module):
         return x
 
     # ---- datapath --------------------------------------------------------------------------------
+    def _constants(self, device: torch.device) -> dict:
+        """Per-forward constants as Python values and device tensors, rebuilt only when calibration,
+        the inference time or the device change (reading buffers every forward costs more than the
+        arithmetic on small layers)."""
+        c = self._consts
+        if c is None or c["device"] != device:
+            in_range = float(self.input_range)
+            adc_ok = bool(torch.isfinite(self.adc_full_scale).all())
+            c = self._consts = {
+                "device": device,
+                "input_range": in_range if math.isfinite(in_range) else None,
+                "input_signed": bool(self.input_signed),
+                "adc_full_scale": self.adc_full_scale.clamp(min=1e-12).to(device) if adc_ok else None,
+                "slice_weights": torch.tensor(self.coding.slice_weights, device=device),
+                "steps": {},
+            }
+        return c
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._consts = None
+
     def _dac(self, x: torch.Tensor, x_min: float, x_max: float) -> tuple[torch.Tensor, float, bool]:
         """Input codes, the input scale (value per code) and whether codes are signed."""
         bits = self.spec.periphery.input_bits
+        consts = self._constants(x.device)
         if self._calibrating == "input":
             self._record("input", x.detach().abs().flatten())
             self._record("input_min", torch.tensor([x_min]))
-        calibrated = bool(torch.isfinite(self.input_range)) and self._calibrating != "input"
-        signed = bool(self.input_signed) if calibrated else x_min < 0
+        calibrated = consts["input_range"] is not None and self._calibrating != "input"
+        signed = consts["input_signed"] if calibrated else x_min < 0
         if bits is None:
             return x, 1.0, signed
         top = input_code_limits(bits, signed)[1]
-        x_range = float(self.input_range) if calibrated else max(-x_min, x_max)
+        x_range = consts["input_range"] if calibrated else max(-x_min, x_max)
         scale = x_range / top if x_range > 0 else 1.0
         return quantize_input(x, bits, scale, signed), scale, signed
 
@@ -131,11 +168,15 @@ class CIMLayer(nn.Module):
         p = self.spec.periphery
         if p.adc_bits is None or self._calibrating is not None:
             return None
+        consts = self._constants(self.signal_w.device)
+        key = (signed, code_max)
+        if key in consts["steps"]:
+            return consts["steps"][key]
         top = adc_code_limits(p.adc_bits, signed)[1]
         if p.adc_range == "calibrated":
-            if bool(torch.isfinite(self.adc_full_scale).all()):
-                fs = self.adc_full_scale.clamp(min=1e-12)
-                return fs / top
+            if consts["adc_full_scale"] is not None:
+                steps = consts["steps"][key] = consts["adc_full_scale"] / top
+                return steps
             if not self._warned_uncalibrated:
                 warnings.warn(
                     f"{self.layer_name}: periphery.adc_range is 'calibrated' but cimkit.calibrate() has not "
@@ -144,7 +185,10 @@ class CIMLayer(nn.Module):
         level_max = self.coding.top_level + (0.0 if self.mapping.differential else self._state.beta)
         full_scale = self.mapping.rows * level_max * code_max
         step = aligned_adc_step(full_scale, p.adc_bits, signed)
-        return torch.full((self.mapping.slices,), step, device=self.signal_w.device)
+        steps = torch.full((self.mapping.slices,), step, device=self.signal_w.device)
+        if p.adc_range == "fixed" and p.input_bits is not None:  # analog inputs: code_max varies per batch
+            consts["steps"][key] = steps
+        return steps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -163,13 +207,14 @@ class CIMLayer(nn.Module):
             xin, passes, binary, plane_w = codes, 1, False, [1.0]
             code_max = float(input_code_limits(p.input_bits, signed)[1]) if p.input_bits else max(-x_min, x_max)
         xl = self._layout(xin)
+        self._code_max = code_max
         # elementwise squares commute with the layout's moves and pads: square the laid-out input
         xl2 = None if self.var_w is None else (xl if binary else xl * xl).to(VARIANCE_DTYPE)
 
         adc_signed = self.mapping.differential or (signed and passes == 1)
         steps = self._adc_steps(adc_signed, code_max)
         inner = self.inner_dims
-        slice_f = torch.tensor(self.coding.slice_weights, device=x.device)
+        slice_f = self._constants(x.device)["slice_weights"]
         if steps is not None:
             lo, hi = adc_code_limits(p.adc_bits, adc_signed)
             inv_steps = _bcast(1.0 / steps, inner, "S")
@@ -234,6 +279,7 @@ class CIMLayer(nn.Module):
         q = percentile / 100.0
         stage, data = self._calibrating, self._calib_data
         self._calibrating, self._calib_data = None, {}
+        self._consts = None
         if stage == "input" and "input" in data:
             samples = _subsample(torch.cat(data["input"]), dim=0)
             self.input_range.fill_(float(torch.quantile(samples, q)))
@@ -296,18 +342,28 @@ class CIMLinear(CIMLayer):
     def _partial_sums(self, xl, xl2, passes):
         m = self.mapping
         t, pb, _ = xl.shape
-        shape = (passes, pb // passes, m.slices, m.out_features)
-        cols = self.signal_w.shape[-1]
-        # one row tile at a time: its product lands in cache right before it is consumed
+        b, cols = pb // passes, self.signal_w.shape[-1]
+        split = self._int_split if xl.device.type == "cpu" else None
+        x8 = None if split is None else codes_to_int8(xl, self._code_max)
+        per = max(1, CHUNK // (b * cols))  # input passes per block: the block's products stay in cache
         for i in range(t):
-            ps = torch.mm(xl[i], self.signal_w[i], out=self._buffer("signal", (pb, cols), xl.device, torch.float32))
-            ps = ps.view(shape)
-            var = None
-            if xl2 is not None:
-                var = torch.mm(xl2[i], self.var_w[i], out=self._buffer("variance", (pb, cols), xl.device, VARIANCE_DTYPE))
-                var = var.view(shape)
-            for p in range(passes):
-                yield ps[p], None if var is None else var[p], p
+            for p0 in range(0, passes, per):
+                k = min(per, passes - p0)
+                rows = slice(p0 * b, (p0 + k) * b)
+                out = self._buffer("signal", (k * b, cols), xl.device, torch.float32)
+                if x8 is not None:
+                    scratch = self._buffer("int32", (k * b, cols), xl.device, torch.int32)
+                    ps = int_product(x8[0][i, rows], x8[1], split, i, out, scratch)
+                else:
+                    ps = torch.mm(xl[i, rows], self.signal_w[i], out=out)
+                ps = ps.view(k, b, m.slices, m.out_features)
+                var = None
+                if xl2 is not None:
+                    var = torch.mm(xl2[i, rows], self.var_w[i],
+                                   out=self._buffer("variance", (k * b, cols), xl.device, VARIANCE_DTYPE))
+                    var = var.view(ps.shape)
+                for j in range(k):
+                    yield ps[j], None if var is None else var[j], p0 + j
 
     def _finalize(self, acc):
         return acc

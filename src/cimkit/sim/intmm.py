@@ -1,0 +1,88 @@
+"""Exact, fast partial sums on CPUs: integer codes times conductances split into int8 terms.
+
+DAC codes are small integers and ideal cell levels are integers, so the crossbar product is integer
+arithmetic that CPUs with VNNI run about 8x faster than float32 (``torch._int_mm``: int8 x int8 with
+int32 accumulation, exact). Real conductances are not integers (baseline, programming noise, drift,
+IR drop), so a matrix is stored as up to three int8 terms, ``scale * (A + B/254 + C/254**2)``: exact
+when the matrix holds integers of magnitude <= 127, and within 6e-8 of its largest entry otherwise (on
+par with float32 rounding). Unsigned 8-bit codes are shifted by -128 into int8 and the shift is undone
+with the matrix's column sums.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+
+_RADIX = 254.0  # |residual| <= 0.5 before scaling, so residual * 254 stays within int8
+MAX_TERMS = 3
+
+
+@functools.lru_cache(maxsize=1)
+def int_mm_available() -> bool:
+    """Whether ``torch._int_mm`` runs and is exact on this CPU build (probed once)."""
+    try:
+        a = torch.tensor([[127, -128, 3]], dtype=torch.int8)
+        b = torch.tensor([[127], [-128], [5]], dtype=torch.int8)
+        return int(torch._int_mm(a, b)[0, 0]) == 127 * 127 + 128 * 128 + 15
+    except Exception:  # noqa: BLE001 - any failure means: use float32
+        return False
+
+
+@dataclass
+class Int8Split:
+    """A float matrix batch (T, K, N) as int8 terms with their weights, and its column sums."""
+
+    terms: torch.Tensor  # (n_terms, T, K, N) int8
+    weights: tuple[float, ...]
+    col_sums: torch.Tensor  # (T, N) float32, sum over K of the represented matrix
+
+    def to(self, device: torch.device) -> "Int8Split":
+        return Int8Split(self.terms.to(device), self.weights, self.col_sums.to(device))
+
+
+def split_int8(m: torch.Tensor, max_terms: int = MAX_TERMS) -> Int8Split:
+    """Decompose ``m`` (T, K, N) into int8 terms (exact for small integers)."""
+    m64 = m.double()
+    peak = float(m64.abs().max()) if m64.numel() else 0.0
+    integral = bool(torch.equal(m64, m64.round())) and peak <= 127
+    scale = 1.0 if integral or peak == 0 else peak / 127.0
+    r = m64 / scale
+    terms, weights = [], []
+    w = scale
+    for _ in range(max_terms):
+        a = torch.round(r).clamp(-127, 127)
+        terms.append(a.to(torch.int8))
+        weights.append(w)
+        r = (r - a) * _RADIX
+        w /= _RADIX
+        if not bool(r.abs().max() > 0):
+            break
+    represented = sum(t.double() * wt for t, wt in zip(terms, weights))
+    return Int8Split(torch.stack(terms), tuple(weights), represented.sum(dim=-2).float())
+
+
+def codes_to_int8(codes: torch.Tensor, max_code: float) -> tuple[torch.Tensor, float] | None:
+    """Integer codes as int8, with the shift applied (-128 for unsigned codes above 127), or None
+    when they do not fit."""
+    if max_code <= 127:
+        return codes.to(torch.int8), 0.0
+    if max_code <= 255:
+        return (codes - 128).to(torch.int8), 128.0
+    return None
+
+
+def int_product(x8: torch.Tensor, shift: float, split: Int8Split, tile: int, out: torch.Tensor,
+                scratch: torch.Tensor) -> torch.Tensor:
+    """``(x8 + shift) @ matrix[tile]`` in float32 into ``out`` (M, N); ``scratch``: int32 (M, N)."""
+    for k, w in enumerate(split.weights):
+        torch._int_mm(x8, split.terms[k, tile], out=scratch)
+        if k == 0:
+            torch.mul(scratch, w, out=out)
+        else:
+            out.add_(scratch, alpha=w)
+    if shift:
+        out.add_(split.col_sums[tile], alpha=shift)
+    return out
