@@ -151,6 +151,21 @@ def test_drift_follows_its_closed_form(t):
     assert rel_err(compensated(x), lin(x)) < 1e-5
 
 
+def test_state_dict_round_trip_keeps_the_programmed_chip():
+    lin, x = nn.Linear(64, 8), torch.rand(4, 64)
+    spec = spec_with("pcm")
+    a = quiet_convert(lin, spec, seed=1)
+    ck.calibrate(a, [x])
+    b = quiet_convert(lin, spec, seed=2)  # a different chip, then loaded with a's state
+    b.load_state_dict(a.state_dict())
+    assert set(a.state_dict()) >= {"g_programmed", "drift_exponent", "signal_w", "adc_full_scale"}
+    for t in (20.0, 1e5):
+        ck.set_time(a, t)
+        ck.set_time(b, t)
+        b._rng.load_state_dict(a._rng.state_dict())
+        assert torch.equal(a(x), b(x))
+
+
 def test_drift_spread_is_only_partly_compensated():
     lin, x = nn.Linear(200, 20), torch.randn(16, 200)
     spec = spec_with("ideal", **{"device.drift_nu": 0.06, "device.drift_nu_std": 0.02})

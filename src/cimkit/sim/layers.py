@@ -2,10 +2,11 @@
 
 Each layer programs its weights once (a chip sample: buffers), then every forward runs the datapath
 DAC -> per-array partial sums -> read noise -> ADC -> shift-and-add -> digital corrections.
-Partial sums are computed for all row tiles, input bit planes and weight slices in one batched call
-(bmm for matrices and im2col convolutions, a grouped convolution for kernel-aligned ones); read noise
-is sampled at the array outputs from its exact variance sum_i x_i^2 var_ij, never by materializing a
-noisy conductance per input vector.
+Partial sums come block by block (a row tile, or some input passes of one; all weight slices at once)
+from exact int8 products on CPU or float32 ones, or from one dense convolution per row tile, and
+each block is converted and accumulated while it is in cache. Read noise is sampled at the array
+outputs from its exact variance sum_i x_i^2 var_ij, never by materializing a noisy conductance per
+input vector.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class CIMLayer(nn.Module):
         w3 = weight.detach().float().reshape(mapping.groups, mapping.out_features, mapping.in_features)
         self._state, w_scale, self.coding = prog.program(w3.cpu(), spec, mapping, gen)
         self._keep_state = self._state.nu is not None or spec.device.read_noise_model == "pcm"
+        self.register_buffer("g_programmed", None)
+        self.register_buffer("drift_exponent", None)
         self.register_buffer("w_scale", w_scale.reshape(-1).to(weight.device))
         self.register_buffer("bias", None if bias is None else bias.detach().float().clone())
         self.register_buffer("input_range", torch.tensor(float("nan")))
@@ -70,21 +73,30 @@ class CIMLayer(nn.Module):
         self._warned_uncalibrated = False
         self._consts: dict | None = None
         self.t_inference_s = spec.device.drift_t0_s
+        # the programmed chip, kept (as buffers, so it is saved) only when reading it depends on time
+        self.register_buffer("g_programmed", self._state.g_prog.to(weight.device) if self._keep_state else None)
+        self.register_buffer("drift_exponent", None if self._state.nu is None else self._state.nu.to(weight.device))
         self._load_effective(weight.device)
-        if not self._keep_state:
-            self._state.g_prog = torch.empty(0)  # nothing time-dependent: free the programmed copy
+        self._state.g_prog, self._state.nu = torch.empty(0), None  # the buffers hold them from here on
 
     # ---- programming state -------------------------------------------------------------------
     def _load_effective(self, device: torch.device) -> None:
-        signal, var, gain = prog.effective(self._state, self.spec, self.mapping, self.t_inference_s)
+        state = prog.ProgrammedState(
+            self._state.g_prog if self.g_programmed is None else self.g_programmed.cpu(),
+            None if self.drift_exponent is None else self.drift_exponent.cpu(),
+            self._state.g_unit_s, self._state.beta)
+        signal, var, gain = prog.effective(state, self.spec, self.mapping, self.t_inference_s)
         self.drift_gain = gain
         self.register_buffer("signal_w", self._to_compute_layout(signal).to(device))
-        self._int_split: Int8Split | None = None
-        if self._integer_inputs() and int_mm_available():
-            self._int_split = split_int8(self.signal_w.cpu())
         self.register_buffer(
             "var_w", None if var is None else self._to_compute_layout(var).to(device, VARIANCE_DTYPE)
         )
+        self._split_for_integers()
+
+    def _split_for_integers(self) -> None:
+        self._int_split: Int8Split | None = None
+        if self._integer_inputs() and int_mm_available():
+            self._int_split = split_int8(self.signal_w.cpu())
 
     def set_time(self, t_inference_s: float) -> None:
         """Re-read the programmed chip at ``t_inference_s`` seconds after programming (drift and
@@ -110,9 +122,10 @@ class CIMLayer(nn.Module):
         """Input codes (or bit planes, passes stacked on the batch dim) laid out for the arrays."""
         raise NotImplementedError
 
-    def _partial_sums(self, xl: torch.Tensor, xl2: torch.Tensor | None, passes: int):
-        """Yield (partial sums, their read-noise variance or None, pass index or None) chunk by chunk;
-        a chunk's dims are ``inner_dims``. Chunks may be scratch views, valid until the next one."""
+    def _partial_sums(self, xl: torch.Tensor, xl2: torch.Tensor | None, passes: int, code_max: float):
+        """Yield (partial sums, their read-noise variance or None, pass index or None when the chunk
+        holds all passes) chunk by chunk; a chunk's dims are ``inner_dims``. ``code_max``: the largest
+        input code. Chunks may be scratch views, valid until the next one."""
         raise NotImplementedError
 
     def _finalize(self, acc: torch.Tensor) -> torch.Tensor:
@@ -147,6 +160,7 @@ class CIMLayer(nn.Module):
     def _load_from_state_dict(self, *args, **kwargs):
         super()._load_from_state_dict(*args, **kwargs)
         self._consts = None
+        self._split_for_integers()
 
     def _dac(self, x: torch.Tensor, x_min: float, x_max: float) -> tuple[torch.Tensor, float, bool]:
         """Input codes, the input scale (value per code) and whether codes are signed."""
@@ -207,7 +221,6 @@ class CIMLayer(nn.Module):
             xin, passes, binary, plane_w = codes, 1, False, [1.0]
             code_max = float(input_code_limits(p.input_bits, signed)[1]) if p.input_bits else max(-x_min, x_max)
         xl = self._layout(xin)
-        self._code_max = code_max
         # elementwise squares commute with the layout's moves and pads: square the laid-out input
         xl2 = None if self.var_w is None else (xl if binary else xl * xl).to(VARIANCE_DTYPE)
 
@@ -227,7 +240,7 @@ class CIMLayer(nn.Module):
         acc = None
         # chunk by chunk (arrays and passes), so that noise, conversion and the weighted sum of each
         # run in cache on reused buffers
-        for c, var, pass_idx in self._partial_sums(xl, xl2, passes):
+        for c, var, pass_idx in self._partial_sums(xl, xl2, passes, code_max):
             if var is not None:
                 noise = self._buffer("noise", c.shape, c.device, torch.float32)
                 std = self._buffer("std", c.shape, c.device, torch.float32)
@@ -339,12 +352,12 @@ class CIMLinear(CIMLayer):
             x = F.pad(x, (0, pad))
         return x.view(x.shape[0], m.row_tiles, m.rows_per_tile).transpose(0, 1).contiguous()  # (T, PB, Rp)
 
-    def _partial_sums(self, xl, xl2, passes):
+    def _partial_sums(self, xl, xl2, passes, code_max):
         m = self.mapping
         t, pb, _ = xl.shape
         b, cols = pb // passes, self.signal_w.shape[-1]
         split = self._int_split if xl.device.type == "cpu" else None
-        x8 = None if split is None else codes_to_int8(xl, self._code_max)
+        x8 = None if split is None else codes_to_int8(xl, code_max)
         per = max(1, CHUNK // (b * cols))  # input passes per block: the block's products stay in cache
         for i in range(t):
             for p0 in range(0, passes, per):
@@ -424,7 +437,7 @@ class _CIMConvNd(CIMLayer):
             cols = F.pad(cols, (0, 0, 0, pad))
         return cols.view(pb, g, t, mp.rows_per_tile, l).permute(2, 1, 0, 4, 3).reshape(t * g, pb * l, mp.rows_per_tile)
 
-    def _partial_sums(self, xl, xl2, passes):
+    def _partial_sums(self, xl, xl2, passes, code_max):
         mp = self.mapping
         g, t, s, n = mp.groups, mp.row_tiles, mp.slices, mp.out_features
         if self.aligned:
@@ -473,15 +486,15 @@ class _CIMConvNd(CIMLayer):
     def _out_view(self, per_channel):
         return per_channel.view(-1, *([1] * (self._input_dims - 2)))
 
+    @classmethod
+    def from_module(cls, m: nn.Conv1d | nn.Conv2d, spec: HardwareSpec, *, seed: int, name: str) -> "_CIMConvNd":
+        return cls(m, spec, seed=seed, name=name)
+
 
 class CIMConv2d(_CIMConvNd):
     """``nn.Conv2d`` on crossbars (grouped and depthwise included)."""
 
     _input_dims = 4
-
-    @classmethod
-    def from_module(cls, m: nn.Conv2d, spec: HardwareSpec, *, seed: int, name: str) -> "CIMConv2d":
-        return cls(m, spec, seed=seed, name=name)
 
     def _as_2d(self, x):
         return x
@@ -494,10 +507,6 @@ class CIMConv1d(_CIMConvNd):
     """``nn.Conv1d`` on crossbars, run as a 2-d convolution of height one."""
 
     _input_dims = 3
-
-    @classmethod
-    def from_module(cls, m: nn.Conv1d, spec: HardwareSpec, *, seed: int, name: str) -> "CIMConv1d":
-        return cls(m, spec, seed=seed, name=name)
 
     def _as_2d(self, x):
         return x.unsqueeze(2)
