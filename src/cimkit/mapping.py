@@ -6,8 +6,9 @@ passes described here, and the cost model counts reads, conversions and area fro
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from .errors import MappingError
 from .spec import HardwareSpec
@@ -47,11 +48,17 @@ class ArrayMapping:
 
     @property
     def col_tiles(self) -> int:
-        return math.ceil(self.used_columns / self.cols)
+        return ceil_div(self.used_columns, self.cols)
+
+    @property
+    def groups_per_array(self) -> int:
+        """Groups sharing one array (block-diagonal packing of depthwise and small grouped layers)."""
+        return int(arrays_for(np.array(self.in_features), np.array(self.out_features), np.array(self.groups),
+                              self.rows, self.cols, self.rows_per_tile, self.columns_per_weight)[3])
 
     @property
     def arrays(self) -> int:
-        return self.groups * self.row_tiles * self.col_tiles
+        return ceil_div(self.groups, self.groups_per_array) * self.row_tiles * self.col_tiles
 
     @property
     def cells_used(self) -> int:
@@ -69,12 +76,42 @@ class ArrayMapping:
         return self.groups * self.row_tiles * self.slices * self.out_features * self.input_passes
 
 
+# ---- the formulas, written so that they also run elementwise on numpy integer arrays (the cost model
+# evaluates thousands of configurations at once with exactly these) -------------------------------
+def ceil_div(a, b):
+    """ceil(a / b) for positive integers (Python ints or numpy arrays)."""
+    return -(-a // b)
+
+
+def slices_for(weight_bits, bits_per_cell, differential):
+    """Cells per weight magnitude: the stored bits (one fewer with a differential pair) over the
+    bits per cell, at least one."""
+    stored = weight_bits - differential
+    return np.maximum(1, ceil_div(stored, bits_per_cell)) if isinstance(stored, np.ndarray) else max(1, ceil_div(stored, bits_per_cell))
+
+
+def rows_per_tile_for(rows, kernel_size, kernel_aligned):
+    """Rows used per array: whole K-tap kernels when kernel-aligned (and a kernel fits), else all rows."""
+    aligned = (rows // kernel_size) * kernel_size
+    use = kernel_aligned & (kernel_size > 1) & (kernel_size <= rows)
+    return np.where(use, aligned, rows) if isinstance(use, np.ndarray) else (aligned if use else rows)
+
+
+def arrays_for(in_features, out_features, groups, rows, cols, rows_per_tile, columns_per_weight):
+    """Arrays of one layer copy, with small groups (depthwise) packed block-diagonally into arrays."""
+    row_tiles = ceil_div(in_features, rows_per_tile)
+    col_tiles = ceil_div(out_features * columns_per_weight, cols)
+    per_array = np.minimum(rows // np.maximum(in_features, 1), cols // np.maximum(out_features * columns_per_weight, 1))
+    packable = (row_tiles == 1) & (col_tiles == 1)
+    groups_per_array = np.where(packable, np.maximum(per_array, 1), 1)
+    return ceil_div(groups, groups_per_array) * row_tiles * col_tiles, row_tiles, col_tiles, groups_per_array
+
+
 def weight_slices(spec: HardwareSpec) -> int:
     """Cells needed per weight magnitude (per polarity with a differential pair)."""
     if spec.weight_bits is None:
         return 1
-    stored_bits = spec.weight_bits - 1 if spec.array.signed_mapping == "differential" else spec.weight_bits
-    return max(1, math.ceil(stored_bits / spec.device.bits_per_cell))
+    return slices_for(spec.weight_bits, spec.device.bits_per_cell, int(spec.array.signed_mapping == "differential"))
 
 
 def map_matrix(
@@ -94,12 +131,10 @@ def map_matrix(
             "all must be positive"
         )
     rows = spec.array.rows
-    if kernel_size > 1 and spec.array.conv_mapping == "kernel_aligned" and kernel_size <= rows:
-        if in_features % kernel_size:
-            raise MappingError(f"{name}: {in_features} rows is not a whole number of {kernel_size}-tap kernels")
-        rows_per_tile = (rows // kernel_size) * kernel_size
-    else:
-        rows_per_tile = rows
+    aligned = spec.array.conv_mapping == "kernel_aligned"
+    if aligned and 1 < kernel_size <= rows and in_features % kernel_size:
+        raise MappingError(f"{name}: {in_features} rows is not a whole number of {kernel_size}-tap kernels")
+    rows_per_tile = rows_per_tile_for(rows, kernel_size, aligned)
     p = spec.periphery
     return ArrayMapping(
         in_features=in_features,
@@ -108,7 +143,7 @@ def map_matrix(
         rows=rows,
         cols=spec.array.cols,
         rows_per_tile=rows_per_tile,
-        row_tiles=math.ceil(in_features / rows_per_tile),
+        row_tiles=ceil_div(in_features, rows_per_tile),
         slices=weight_slices(spec),
         bits_per_cell=spec.device.bits_per_cell,
         differential=spec.array.signed_mapping == "differential",

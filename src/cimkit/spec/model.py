@@ -46,6 +46,7 @@ class DeviceSpec(BaseModel):
     )
     read_noise_frac: float = Field(0.0, ge=0)
     read_time_s: float = Field(250e-9, gt=0, description="read pulse width, used by the 'pcm' read noise")
+    cell_area_f2: float = Field(48.0, gt=0, description="cell area in F^2 (1T1R RRAM 4F x 12F = 48 F^2)")
     drift_nu: float = Field(0.0, ge=0, description="mean drift exponent: g(t) = g(t0) * (t/t0)^-nu")
     drift_nu_std: float = Field(0.0, ge=0, description="device-to-device std of the drift exponent")
     drift_t0_s: float = Field(20.0, gt=0, description="time after programming at which g(t0) is defined")
@@ -144,6 +145,31 @@ class TechnologySpec(BaseModel):
     supply_v: float = Field(0.8, gt=0, le=5)
 
 
+class ChipSpec(BaseModel):
+    """How arrays are organised on the chip, and how layers execute (used by the cost model)."""
+
+    model_config = _FROZEN
+
+    arrays_per_pe: int = Field(4, ge=1, le=1024, description="crossbar arrays in one processing element")
+    pes_per_tile: int = Field(4, ge=1, le=1024, description="processing elements in one tile")
+    tiles: int | None = Field(
+        None, ge=1, description="tiles on the chip; None sizes the chip to the workload (as NeuroSim does)")
+    tile_buffer_kb: float = Field(16.0, gt=0, description="SRAM buffer per tile (KiB)")
+    global_buffer_kb: float = Field(256.0, gt=0, description="global SRAM buffer (KiB)")
+    buffer_bus_bits: int = Field(64, ge=1, description="width of the buffer and interconnect data path (bits)")
+    interconnect: Literal["htree", "bus"] = "htree"
+    execution: Literal["layer_by_layer", "pipelined"] = "layer_by_layer"
+    weight_duplication: bool = Field(
+        True, description="copy layers onto spare arrays of a fixed-size chip to cut their latency")
+    adc_type: Literal["mlsa", "sar", "survey"] = Field(
+        "mlsa", description="'mlsa': multi-level sense amplifier / flash (2^b - 1 comparators, NeuroSim's "
+        "default); 'sar': successive approximation; 'survey': the energy frontier of published ADCs")
+    activation_bits: int = Field(8, ge=1, le=32, description="bits of activations moved through buffers")
+    input_activity: float = Field(
+        0.18, ge=0, le=1, description="fraction of 1s in the input bit streams (0.18 for ReLU activations, as in "
+        "the NeuroSim reference run)")
+
+
 class HardwareSpec(BaseModel):
     """One CIM chip description, shared by ``cimkit.convert`` (accuracy) and the cost model."""
 
@@ -159,6 +185,7 @@ class HardwareSpec(BaseModel):
     array: ArraySpec = ArraySpec()
     periphery: PeripherySpec = PeripherySpec()
     technology: TechnologySpec = TechnologySpec()
+    chip: ChipSpec = ChipSpec()
 
     @model_validator(mode="after")
     def _consistent(self) -> "HardwareSpec":

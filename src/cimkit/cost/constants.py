@@ -1,0 +1,76 @@
+"""Per-unit constants of the cost model at the 22 nm / 0.8 V reference point.
+
+Other nodes and supplies scale them with ``tech.py`` (Stillmaker & Baas 2017). Where a figure is
+calibrated, the calibration point is DNN+NeuroSim V1.3's VGG8 run on this project's machines
+(shared/reference/neurosim.md: component totals of area, energy and latency), divided by the
+matching event or instance count of our mapping of the same network; ResNet-18 then tests the model
+on a network it was not fitted to. Scaling laws with bits, rows or columns follow the circuits:
+a multi-level sense amplifier (flash) needs 2^b - 1 comparators, a SAR ADC b cycles and a 2^b-unit
+capacitor DAC, array read energy V^2 G t per active cell.
+"""
+
+# ---- ADCs -------------------------------------------------------------------------------------------
+# Multi-level sense amplifier (NeuroSim's default "MLSA", a flash converter): per comparator level.
+# Calibrated: VGG8 ADC area 2.45e7 um^2 and ADC energy 2.28e7 pJ (5-bit, 31 levels) over our ADC
+# instance and conversion counts.
+MLSA_AREA_UM2_PER_LEVEL = 12.86
+MLSA_ENERGY_PJ_PER_LEVEL = 0.00438
+MLSA_TIME_NS = 2.04  # NeuroSim's sensing cycle at 22 nm: it limits the clock to 2.04 ns (490 MHz)
+# SAR ADC: logic and comparator per bit plus a binary-weighted capacitor DAC of 2^b units. Scaled so
+# that a 5-bit SAR has about the area and 2x the energy per conversion of the 5-bit MLSA above, the
+# ratio NeuroSim's SAR and MLSA options show at this resolution (assumption, not a NeuroSim figure).
+SAR_AREA_UM2_PER_BIT = 60.0
+SAR_CAP_AREA_UM2 = 5.0
+SAR_ENERGY_PJ_PER_BIT = 0.03
+SAR_CAP_ENERGY_PJ = 0.0015
+SAR_TIME_NS_PER_BIT = 0.5
+# The frontier of published ADCs (B. Murmann, "ADC Performance Survey 1997-2023"): Walden figure of
+# merit near 1 fJ per conversion step for low-resolution, moderate-speed designs.
+SURVEY_FOM_PJ_PER_STEP = 0.001
+SURVEY_AREA_UM2_PER_LEVEL = 5.0
+SURVEY_TIME_NS = 1.0
+
+# ---- arrays and their drivers -------------------------------------------------------------------------
+# Effective integration time of the column current for array read energy V^2 * G * t per active cell.
+# Calibrated to the NeuroSim VGG8 run (its array, driver and digital energy fit in the 5.0e6 pJ of
+# "other periphery" left after interconnect and buffers).
+CELL_READ_TIME_S = 1.0e-12
+ARRAY_SETTLE_NS = 1.0  # bit-line settling per read (assumption)
+# Bit-line precharge, column mux and switch matrix per column read (one per conversion). Calibrated:
+# NeuroSim VGG8 "other periphery" energy 1.57e7 pJ less its interconnect (1.02e7) and buffers (4.65e5).
+COLUMN_READ_ENERGY_PJ = 0.03
+ROW_DRIVE_ENERGY_PJ = 0.002  # word-line switching of one row of one array (assumption, CV^2 of ~3 fF)
+DAC_ENERGY_PJ_PER_LEVEL = 0.0002  # multi-level DAC, per output level (assumption)
+ROW_PERIPHERY_UM2_PER_ROW = 9.67  # decoder, driver and switch matrix per row (calibrated with the next)
+COL_PERIPHERY_UM2_PER_COL = 28.2  # column mux and precharge per column; with the above: NeuroSim VGG8 "other periphery"
+
+# ---- digital datapath ----------------------------------------------------------------------------------
+SHIFT_ADD_ENERGY_PJ = 0.0283  # per conversion; calibrated: VGG8 accumulation energy 4.86e6 pJ
+ADD_ENERGY_PJ = 0.03  # adding partial sums of two row tiles (assumption: a 16-bit adder at 22 nm)
+SHIFT_ADD_AREA_UM2 = 86.4  # per ADC; calibrated: VGG8 accumulation area 5.31e6 um^2
+SHIFT_ADD_CYCLES = 15.4  # calibrated: VGG8 accumulation latency 0.125 ms
+DIGITAL_OP_ENERGY_PJ = 0.05  # activation / pooling / element-wise op (assumption)
+DIGITAL_UNIT_AREA_UM2 = 20000.0  # activation and pooling units per tile (assumption)
+DIGITAL_LANES = 64
+
+# ---- memory and interconnect ------------------------------------------------------------------------
+SRAM_ENERGY_PJ_PER_BYTE = 0.103  # calibrated: VGG8 buffer energy 4.65e5 pJ
+SRAM_AREA_UM2_PER_KB = 1500.0  # 22 nm 6T SRAM ~0.1 um^2 per bit plus periphery (assumption)
+BUFFER_CYCLES_PER_WORD = 2.0  # see DATA_MOVEMENT_NOTE
+WIRE_ENERGY_PJ_PER_BIT_MM = 0.0744  # calibrated: VGG8 interconnect energy 1.02e7 pJ (H-tree, half the chip edge)
+WIRE_CYCLES_PER_WORD = 0.33  # see DATA_MOVEMENT_NOTE
+HTREE_AREA_FRACTION = 0.137  # calibrated: VGG8 interconnect area 7.08 of 51.65 mm^2 of the rest
+BUS_AREA_FRACTION = 0.05  # assumption
+DATA_MOVEMENT_NOTE = """Buffer and interconnect cycles per bus word are the one pair of constants fitted on both
+NeuroSim networks: fitted on VGG8 alone (1.78 and 0.293 cycles, VGG8 buffer latency 1.00 ms and
+interconnect 0.165 ms) they put ResNet-18's latency 25.0% below NeuroSim's, because NeuroSim's latency
+grows 9.0x from VGG8 to ResNet-18 and our data movement 7.0x. Scaled by 1.125 they split the error
+(+16% VGG8, -17% ResNet-18); docs/validation.md reports both."""
+
+# ---- layout --------------------------------------------------------------------------------------------
+# Energy overhead of the laid-out chip over the component sum (wiring parasitics, clocking): NeuroSim
+# V1.3 multiplies dynamic plus leakage energy by 1.22 for its TOPS/W (shared/reference/neurosim.md).
+POST_LAYOUT_ENERGY_FACTOR = 1.22
+
+# ---- leakage -------------------------------------------------------------------------------------------
+LEAKAGE_W_PER_MM2 = 1.86e-5  # calibrated: VGG8 leakage 1.48 uJ over 1.359 ms on 58.73 mm^2

@@ -1,0 +1,59 @@
+"""Technology scaling of area and energy between CMOS nodes (130 nm to 7 nm).
+
+Figures from A. Stillmaker and B. Baas, "Scaling equations for the accurate prediction of CMOS device
+performance from 180 nm to 7 nm", Integration 58 (2017) 74-81: the area scaling factors of their
+Table (relative to 130 nm) and their fitted dynamic-energy polynomials a*Vdd^2 + b*Vdd + c per node.
+Nodes between the tabulated ones are interpolated in log(node). Everything here works elementwise on
+numpy arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NODES_NM = np.array([130, 90, 65, 45, 32, 20, 16, 14, 10, 7], dtype=float)
+# area relative to 130 nm (Stillmaker & Baas 2017)
+AREA_REL_130 = np.array([1, 0.44, 0.23, 0.16, 0.072, 0.033, 0.03, 0.027, 0.016, 0.0092])
+# dynamic energy ~ a*V^2 + b*V + c, per node (Stillmaker & Baas 2017)
+ENERGY_POLY = np.array([
+    [7.171, -6.709, 2.904], [4.762, -4.781, 2.092], [3.755, -4.398, 1.975], [1.103, -0.362, 0.2767],
+    [0.9559, -0.7823, 0.471], [0.373, -0.1582, 0.04104], [0.2958, -0.1241, 0.03024],
+    [0.2363, -0.09675, 0.02239], [0.2068, -0.09311, 0.02375], [0.1776, -0.09097, 0.02447],
+])
+REFERENCE_NODE_NM = 22.0
+REFERENCE_SUPPLY_V = 0.8
+
+
+def _interp_log(node_nm, values) -> np.ndarray:
+    x = np.log(np.asarray(node_nm, dtype=float))
+    xs = np.log(NODES_NM[::-1])
+    return np.interp(x, xs, np.asarray(values)[::-1])
+
+
+def check_node(node_nm) -> None:
+    n = np.asarray(node_nm, dtype=float)
+    if np.any(n < NODES_NM[-1]) or np.any(n > NODES_NM[0]):
+        bad = n[(n < NODES_NM[-1]) | (n > NODES_NM[0])].ravel()[0]
+        raise ValueError(f"technology.node_nm = {bad}: the scaling data cover 7 nm to 130 nm")
+
+
+def area_factor(node_nm) -> np.ndarray:
+    """Logic/SRAM area at ``node_nm`` relative to the 22 nm reference."""
+    log_area = _interp_log(node_nm, np.log(AREA_REL_130))
+    return np.exp(log_area - _interp_log(REFERENCE_NODE_NM, np.log(AREA_REL_130)))
+
+
+def _energy_at(node_nm, supply_v) -> np.ndarray:
+    coeffs = np.stack([_interp_log(node_nm, ENERGY_POLY[:, k]) for k in range(3)])
+    v = np.asarray(supply_v, dtype=float)
+    return coeffs[0] * v**2 + coeffs[1] * v + coeffs[2]
+
+
+def energy_factor(node_nm, supply_v) -> np.ndarray:
+    """Dynamic energy of digital logic at (node, supply) relative to 22 nm and 0.8 V."""
+    return _energy_at(node_nm, supply_v) / _energy_at(REFERENCE_NODE_NM, REFERENCE_SUPPLY_V)
+
+
+def delay_factor(node_nm) -> np.ndarray:
+    """Gate delay relative to 22 nm, taken as proportional to the node (constant-field scaling)."""
+    return np.asarray(node_nm, dtype=float) / REFERENCE_NODE_NM
