@@ -4,14 +4,18 @@ One chip description (``HardwareSpec``) answers both "how accurate is my model o
 the functional crossbar simulator) and, through the same mapping, "what does it cost?".
 """
 
+from . import zoo
+from .cost import Report, estimate, estimate_many
 from .errors import CimkitError, InputError, MappingError, SpecError
 from .mapping import ArrayMapping, map_matrix
 from .sim import calibrate, convert, set_time
 from .spec import HardwareSpec
+from .workload import Op, Workload
 
 __version__ = "0.1.0"
 
 __all__ = [
     "HardwareSpec", "convert", "calibrate", "set_time", "map_matrix", "ArrayMapping",
+    "Workload", "Op", "zoo", "estimate", "estimate_many", "Report",
     "CimkitError", "SpecError", "InputError", "MappingError", "__version__",
 ]

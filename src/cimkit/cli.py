@@ -50,7 +50,62 @@ def demo(
     for i, (bits, _) in enumerate(next(iter(result.adc_sweep.values()))):
         sweep.add_row(str(bits), *(f"{pts[i][1]:.2%}" for pts in result.adc_sweep.values()))
     console.print(sweep)
+    if result.costs:
+        cost = Table(title="The same CNN: chip cost per inference (cimkit.estimate, same specs)")
+        for col in ("preset", "area mm^2", "energy / inference", "latency", "TOPS/W"):
+            cost.add_column(col, justify="right")
+        for name, rep in result.costs.items():
+            if rep is None:
+                cost.add_row(name, "n/a", "ideal converters: not priceable", "", "")
+            else:
+                cost.add_row(name, f"{rep.area_mm2:.2f}", f"{rep.energy_j * 1e9:.1f} nJ", f"{rep.latency_s * 1e6:.1f} us",
+                             f"{rep.tops_per_w:.1f}")
+        console.print(cost)
     console.print(f"figure: {result.figure}   ({result.seconds:.0f} s)")
+
+
+@app.command()
+def estimate(
+    network: str = typer.Argument(..., help="a zoo name (cimkit zoo), a NeuroSim network .csv or an .onnx file"),
+    hw: str = typer.Option("rram-22nm", "--hw", help="a preset name or a hardware YAML file"),
+    json_out: Path | None = typer.Option(None, "--json", help="write the full report as JSON"),
+    csv_out: Path | None = typer.Option(None, "--csv", help="write per-layer energy and latency as CSV"),
+    plot: Path | None = typer.Option(None, help="save a stacked-bar figure of the energy per layer"),
+    neurosim_ops: bool = typer.Option(False, help="count operations as NeuroSim does (input map size)"),
+) -> None:
+    """Area, energy, latency and efficiency of a network on a chip."""
+    from .cost import estimate as run_estimate
+    from .workload import Workload, zoo
+
+    if network.endswith(".csv"):
+        wl = Workload.from_neurosim_csv(network)
+    elif network.endswith(".onnx"):
+        wl = Workload.from_onnx(network)
+    else:
+        wl = zoo.workload(network)
+    report = run_estimate(wl, _spec(hw), ops="neurosim" if neurosim_ops else "macs")
+    console.print(report.table())
+    if json_out:
+        report.to_json(json_out)
+    if csv_out:
+        report.to_csv(csv_out)
+    if plot:
+        report.plot_energy(plot)
+
+
+@app.command()
+def zoo() -> None:
+    """List the reference networks."""
+    from .workload import zoo as z
+
+    table = Table(title="cimkit zoo (shapes only; cimkit.zoo.model(name) builds the torch model)")
+    for col in ("name", "input", "weighted layers", "weights (M)", "GMAC"):
+        table.add_column(col)
+    for name in z.names():
+        wl = z.workload(name)
+        table.add_row(name, "x".join(map(str, wl.input_shape[1:])), str(len(wl.weighted_ops)),
+                      f"{wl.weights / 1e6:.2f}", f"{wl.macs / 1e9:.3f}")
+    console.print(table)
 
 
 @app.command()

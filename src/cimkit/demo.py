@@ -73,6 +73,7 @@ class DemoResult:
     float_accuracy: float
     rows: list[tuple[str, float, float, list[float]]] = field(default_factory=list)  # preset, mean, std, all
     adc_sweep: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    costs: dict = field(default_factory=dict)  # preset -> cost Report, None where it cannot be priced
     figure: Path | None = None
     seconds: float = 0.0
 
@@ -113,6 +114,14 @@ def run_demo(out_dir: Path | str = "out", *, chip_samples: int = 3, quick: bool 
         ]
         if progress:
             progress(f"ADC sweep on {name} done")
+    from .cost import estimate
+    from .workload import Workload
+
+    workload = Workload.from_torch(model, (1, 1, 28, 28), name="demo-cnn")
+    for name in DEMO_PRESETS:
+        spec = HardwareSpec.preset(name)
+        priceable = None not in (spec.weight_bits, spec.periphery.input_bits, spec.periphery.adc_bits)
+        result.costs[name] = estimate(workload, spec) if priceable else None
     result.figure = _plot_adc_sweep(result, out_dir / "demo_accuracy_vs_adc_bits.png")
     result.seconds = time.perf_counter() - t0
     return result

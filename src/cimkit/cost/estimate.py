@@ -159,6 +159,8 @@ class Report:
         for comp in COMPONENTS:
             t.add_row(f"  {comp}", f"{self.area_breakdown_mm2.get(comp, 0):.2f} mm^2 | "
                       f"{self.energy_breakdown_j.get(comp, 0) * 1e6:.2f} uJ | {self.latency_breakdown_s.get(comp, 0) * 1e3:.3f} ms")
+        for extra in ("leakage", "layout"):
+            t.add_row(f"  {extra}", f"{self.energy_breakdown_j.get(extra, 0) * 1e6:.2f} uJ")
         return t
 
     def plot_energy(self, path: str | Path) -> Path:

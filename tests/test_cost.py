@@ -1,0 +1,197 @@
+"""The cost model: validation against DNN+NeuroSim V1.3 (shared/reference/neurosim.md), invariants of
+the circuits, the vectorized path, and bad input."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import cimkit as ck
+from cimkit.errors import InputError, MappingError
+
+NEUROSIM = {  # chip area mm^2, latency s, energy J incl. its 1.22 post-layout factor, TOPS/W, ops
+    "vgg8": (58.73, 1.359e-3, 54.7e-6, 22.52, 1.23e9),
+    "resnet18": (79.48, 12.18e-3, 238.4e-6, 23.04, 5.49e9),
+}
+
+
+@pytest.fixture(scope="module")
+def rram():
+    return ck.HardwareSpec.preset("rram-22nm")
+
+
+@pytest.mark.parametrize("net", ["vgg8", "resnet18"])
+def test_within_25_percent_of_neurosim(net, rram):
+    area, latency, energy, topsw, ops = NEUROSIM[net]
+    r = ck.estimate(ck.zoo.workload(net), rram, ops="neurosim")
+    assert r.ops == pytest.approx(ops, rel=0.01)  # the operation-count convention itself
+    for ours, theirs in ((r.area_mm2, area), (r.latency_s, latency), (r.energy_j, energy), (r.tops_per_w, topsw)):
+        assert abs(ours / theirs - 1) < 0.25, (ours, theirs)
+
+
+def test_vgg8_breakdown_matches_neurosim_components(rram):
+    """NeuroSim's VGG8 breakdown (um^2 and pJ): the component models were calibrated on it."""
+    r = ck.estimate(ck.zoo.workload("vgg8"), rram)
+    a, e = r.area_breakdown_mm2, r.energy_breakdown_j
+    assert a["array"] == pytest.approx(1.54, rel=0.1)
+    assert a["adc"] == pytest.approx(24.5, rel=0.05)
+    assert a["accumulation"] == pytest.approx(5.31, rel=0.05)
+    assert a["drivers"] + a["buffer"] + a["digital"] == pytest.approx(20.3, rel=0.05)
+    assert a["interconnect"] == pytest.approx(7.08, rel=0.05)
+    assert e["adc"] == pytest.approx(22.8e-6, rel=0.05)
+    assert e["accumulation"] == pytest.approx(4.86e-6, rel=0.05)
+    assert e["interconnect"] == pytest.approx(10.2e-6, rel=0.05)
+    assert e["buffer"] == pytest.approx(0.465e-6, rel=0.05)
+
+
+def test_energy_rises_with_adc_bits_and_input_bits(rram):
+    wl = ck.zoo.workload("vgg8")
+    by_adc = [ck.estimate(wl, rram.replace(**{"periphery.adc_bits": b})).energy_j for b in (3, 4, 5, 6, 7, 8)]
+    assert all(a < b for a, b in zip(by_adc, by_adc[1:]))
+    by_input = [ck.estimate(wl, rram.replace(**{"periphery.input_bits": b})).energy_j for b in (2, 4, 6, 8)]
+    assert all(a < b for a, b in zip(by_input, by_input[1:]))
+    # a flash/MLSA converter doubles its comparators per bit: ADC energy nearly doubles per bit
+    r5, r6 = (ck.estimate(wl, rram.replace(**{"periphery.adc_bits": b})) for b in (5, 6))
+    assert r6.energy_breakdown_j["adc"] / r5.energy_breakdown_j["adc"] == pytest.approx(63 / 31, rel=1e-6)
+
+
+def test_area_grows_with_arrays_and_array_size_moves_figures(rram):
+    small, big = ck.zoo.workload("resnet20"), ck.zoo.workload("vgg8")
+    assert ck.estimate(small, rram).area_mm2 < ck.estimate(big, rram).area_mm2
+    r128 = ck.estimate(big, rram)
+    r256 = ck.estimate(big, rram.replace(**{"array.rows": 256, "array.cols": 256}))
+    assert r256.arrays < r128.arrays
+    # fewer row tiles: fewer partial sums to convert and accumulate
+    assert r256.energy_breakdown_j["adc"] < r128.energy_breakdown_j["adc"]
+
+
+def test_infeasible_design_is_reported_not_priced(rram):
+    r = ck.estimate(ck.zoo.workload("vgg16"), rram.replace(**{"chip.tiles": 4}))
+    assert not r.feasible and "tiles" in r.reason and math.isnan(r.energy_j)
+
+
+def test_estimate_many_equals_estimate_per_config(rram):
+    wl = ck.zoo.workload("resnet20")
+    specs = [rram.replace(**{"periphery.adc_bits": b, "array.rows": rows, "technology.node_nm": node,
+                             "technology.supply_v": v, "chip.tiles": tiles})
+             for b in (4, 6) for rows in (64, 256) for node in (45, 22, 7) for v in (0.7, 0.9) for tiles in (None, 1, 50)]
+    many = ck.estimate_many(wl, specs)
+    for i, s in enumerate(specs):
+        one = ck.estimate(wl, s)
+        assert many.feasible[i] == one.feasible
+        if one.feasible:
+            assert many.energy_j[i] == pytest.approx(one.energy_j, rel=1e-12)
+            assert many.area_mm2[i] == pytest.approx(one.area_mm2, rel=1e-12)
+            assert many.latency_s[i] == pytest.approx(one.latency_s, rel=1e-12)
+        else:
+            assert np.isnan(many.energy_j[i])
+
+
+def test_technology_scaling_direction(rram):
+    wl = ck.zoo.workload("resnet20")
+    e = [ck.estimate(wl, rram.replace(**{"technology.node_nm": n})).energy_j for n in (65, 22, 7)]
+    a = [ck.estimate(wl, rram.replace(**{"technology.node_nm": n})).area_mm2 for n in (65, 22, 7)]
+    assert e[0] > e[1] > e[2] and a[0] > a[1] > a[2]
+    v = [ck.estimate(wl, rram.replace(**{"technology.supply_v": s})).energy_j for s in (0.6, 0.8, 1.0)]
+    assert v[0] < v[1] < v[2]
+    with pytest.raises(ValueError, match="node_nm = 3"):
+        ck.estimate(wl, rram.replace(**{"technology.node_nm": 3}))
+
+
+def test_from_torch_and_neurosim_csv_agree_on_vgg8(tmp_path):
+    rows = ["32,32,3,3,3,128,0,1", "32,32,128,3,3,128,1,1", "16,16,128,3,3,256,0,1", "16,16,256,3,3,256,1,1",
+            "8,8,256,3,3,512,0,1", "8,8,512,3,3,512,1,1", "1,1,8192,1,1,1024,0,1", "1,1,1024,1,1,10,0,1"]
+    path = tmp_path / "NetWork_VGG8.csv"
+    path.write_text("\n".join(rows) + "\n")
+    from_csv = ck.Workload.from_neurosim_csv(path)
+    traced = ck.zoo.workload("vgg8")
+    assert [(o.in_features, o.out_features, o.vectors) for o in from_csv.weighted_ops] == \
+        [(o.in_features, o.out_features, o.vectors) for o in traced.weighted_ops]
+    assert from_csv.macs == traced.macs
+
+
+def test_dynamic_matmul_is_traced():
+    class Attention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q, self.k = nn.Linear(32, 32), nn.Linear(32, 32)
+
+        def forward(self, x):
+            return torch.softmax(self.q(x) @ self.k(x).transpose(-1, -2), dim=-1)
+
+    wl = ck.Workload.from_torch(Attention(), (1, 10, 32))
+    kinds = [o.kind for o in wl.ops]
+    assert kinds.count("linear") == 2 and "matmul" in kinds and "softmax" in kinds
+    mm = next(o for o in wl.ops if o.kind == "matmul")
+    assert mm.macs == 10 * 32 * 10
+    assert all(o.vectors == 10 for o in wl.ops if o.kind == "linear")
+
+
+def test_zoo_sizes_are_the_published_ones():
+    expected = {"vgg16": 138.3e6, "resnet18": 11.68e6, "alexnet": 61.09e6, "mobilenetv3": 5.45e6, "resnet20": 0.27e6}
+    for name, weights in expected.items():
+        assert ck.zoo.workload(name).weights == pytest.approx(weights, rel=0.01)
+
+
+def test_report_exports(tmp_path, rram):
+    r = ck.estimate(ck.zoo.workload("lenet"), rram)
+    r.to_json(tmp_path / "r.json")
+    r.to_csv(tmp_path / "r.csv")
+    r.plot_energy(tmp_path / "e.png")
+    assert (tmp_path / "r.json").read_text().startswith("{") and (tmp_path / "e.png").stat().st_size > 1000
+    assert r.tops_per_mm2 > 0 and r.edp == pytest.approx(r.energy_j * r.latency_s)
+
+
+def test_bad_input(tmp_path, rram):
+    with pytest.raises(InputError, match="unknown zoo network"):
+        ck.zoo.workload("nonet")
+    bad = tmp_path / "net.csv"
+    bad.write_text("32,32,3,x,3,128,0,1\n")
+    with pytest.raises(InputError, match="net.csv:1"):
+        ck.Workload.from_neurosim_csv(bad)
+    with pytest.raises(InputError, match="integer weight_bits"):
+        ck.estimate(ck.zoo.workload("lenet"), ck.HardwareSpec.preset("ideal"))
+
+    class Odd(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.GRU(8, 8)
+
+        def forward(self, x):
+            return self.rnn(x)[0]
+
+    with pytest.raises((InputError, MappingError), match="rnn"):
+        ck.Workload.from_torch(Odd(), (1, 4, 8))
+
+
+def _onnx_lenet_like(path):
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w1 = numpy_helper.from_array(np.zeros((6, 1, 5, 5), np.float32), "w1")
+    w2 = numpy_helper.from_array(np.zeros((6 * 28 * 28, 10), np.float32), "w2")
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c"], pads=[2, 2, 2, 2], name="conv"),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("Flatten", ["r"], ["f"], name="flat"),
+             helper.make_node("MatMul", ["f", "w2"], ["y"], name="fc")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 28, 28])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], [w1, w2])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+def test_from_onnx(tmp_path):
+    pytest.importorskip("onnx")
+    path = tmp_path / "m.onnx"
+    _onnx_lenet_like(path)
+    wl = ck.Workload.from_onnx(path)
+    conv, fc = wl.weighted_ops
+    assert (conv.in_features, conv.out_features, conv.vectors) == (25, 6, 784)
+    assert (fc.in_features, fc.out_features) == (6 * 28 * 28, 10)
+    assert ck.estimate(wl, "rram-22nm").energy_j > 0
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"this is not protobuf")
+    with pytest.raises(InputError, match="not a valid ONNX model"):
+        ck.Workload.from_onnx(bad)
