@@ -195,3 +195,31 @@ def test_from_onnx(tmp_path):
     bad.write_bytes(b"this is not protobuf")
     with pytest.raises(InputError, match="not a valid ONNX model"):
         ck.Workload.from_onnx(bad)
+
+
+NEURRAM = [(3, 1, 43.08), (4, 2, 40.33), (5, 3, 23.09), (6, 4, 15.95), (7, 5, 11.33), (8, 6, 9.12),
+           (7, 5, 11.03), (8, 6, 8.26), (9, 7, 7.75), (10, 8, 6.44)]  # out bits, in bits, TOPS/W (Fig. 12c,d)
+
+
+def neurram_core_tops_per_w(out_bits, in_bits):
+    """TOPS/W over the components NeuRRAM's Fig. 12b accounts (word lines, neurons, input pulses)."""
+    core = ck.Workload("neurram-core", (1, 256), [ck.Op("core", "linear", 256, 128, in_shape=(256,),
+                                                        out_shape=(128,), vectors=1, macs=256 * 128)])
+    spec = ck.HardwareSpec.preset("neurram").replace(**{"periphery.adc_bits": out_bits, "periphery.input_bits": in_bits})
+    r = ck.estimate(core, spec)
+    assert r.ops == 2 * 256 * 128
+    return r.ops / sum(r.energy_breakdown_j[c] for c in ("array", "drivers", "adc")) / 1e12
+
+
+@pytest.mark.parametrize("out_bits, in_bits, published", NEURRAM)
+def test_neurram_within_30_percent_at_each_point(out_bits, in_bits, published):
+    assert abs(neurram_core_tops_per_w(out_bits, in_bits) / published - 1) < 0.30
+
+
+def test_neurram_trend_follows_the_chip():
+    """Published efficiency falls with every added (output, input) bit; so does ours."""
+    two_phase = [(3, 1), (4, 2), (5, 3), (6, 4), (7, 5), (8, 6), (9, 7), (10, 8)]
+    published = [43.08, 40.33, 23.09, 15.95, 11.03, 8.26, 7.75, 6.44]
+    ours = [neurram_core_tops_per_w(o, i) for o, i in two_phase]
+    assert all(a > b for a, b in zip(published, published[1:]))
+    assert all(a > b for a, b in zip(ours, ours[1:]))

@@ -9,6 +9,12 @@ a multi-level sense amplifier (flash) needs 2^b - 1 comparators, a SAR ADC b cyc
 capacitor DAC, array read energy V^2 G t per active cell.
 """
 
+from .tech import area_factor, energy_factor
+
+# NeuRRAM's process (130 nm; 1.2 V core supply assumed) relative to the 22 nm / 0.8 V reference
+_NEURRAM_ENERGY = float(energy_factor(130.0, 1.2))
+_NEURRAM_AREA = float(area_factor(130.0))
+
 # ---- ADCs -------------------------------------------------------------------------------------------
 # Multi-level sense amplifier (NeuroSim's default "MLSA", a flash converter): per comparator level.
 # Calibrated: VGG8 ADC area 2.45e7 um^2 and ADC energy 2.28e7 pJ (5-bit, 31 levels) over our ADC
@@ -29,6 +35,21 @@ SAR_TIME_NS_PER_BIT = 0.5
 SURVEY_FOM_PJ_PER_STEP = 0.001
 SURVEY_AREA_UM2_PER_LEVEL = 5.0
 SURVEY_TIME_NS = 1.0
+
+# Integrate-and-fire neuron (NeuRRAM, Wan et al., Nature 608, 2022): fitted to the chip's energy per
+# operation at its ten (output bits, input bits) points (shared/reference/neurram.md, Fig. 12b-d) with
+# E/op = a * P + b * P * out_bits, P = max(input bits, 2) input pulses (two-phase inputs take at least two
+# phases: 1- and 2-bit inputs cost the same there): a = 7.77 fJ per op per pulse (word-line switching and
+# input pulses; INPUT_PULSE_ENERGY_PJ below), b = 1.31 fJ per op per pulse and output bit (the neuron
+# integrating each pulse at its resolution). A 256 x 256 core with differential columns does 2 x 256 x
+# 128 ops per product with 128 conversions and 256 driven rows, so per conversion b * 512 and per row
+# pulse a * 256, at 130 nm and 1.2 V; divided here by the tech scaling to 22 nm / 0.8 V.
+IF_ENERGY_PJ_PER_PULSE_BIT = 1.31e-3 * 512 / _NEURRAM_ENERGY
+IF_TIME_NS_PER_LEVEL = 0.5  # counting the fire events: time grows with 2^b (assumption)
+# one neuron per column pair: NeuRRAM's 256 neurons take 1270 um x 256 um at 130 nm (Fig. 11f), i.e.
+# 1270 um^2 each; divided by the 130 nm -> 22 nm area scaling
+IF_AREA_UM2 = 1270.0 / _NEURRAM_AREA
+INPUT_PULSE_ENERGY_PJ = 7.77e-3 * 256 / _NEURRAM_ENERGY  # per row per pulse, incl. word-line switching (fit above)
 
 # ---- arrays and their drivers -------------------------------------------------------------------------
 # Effective integration time of the column current for array read energy V^2 * G * t per active cell.
@@ -67,10 +88,8 @@ interconnect 0.165 ms) they put ResNet-18's latency 25.0% below NeuroSim's, beca
 grows 9.0x from VGG8 to ResNet-18 and our data movement 7.0x. Scaled by 1.125 they split the error
 (+16% VGG8, -17% ResNet-18); docs/validation.md reports both."""
 
-# ---- layout --------------------------------------------------------------------------------------------
-# Energy overhead of the laid-out chip over the component sum (wiring parasitics, clocking): NeuroSim
-# V1.3 multiplies dynamic plus leakage energy by 1.22 for its TOPS/W (shared/reference/neurosim.md).
-POST_LAYOUT_ENERGY_FACTOR = 1.22
+# Layout: NeuroSim V1.3 multiplies dynamic plus leakage energy by 1.22 for its TOPS/W
+# (shared/reference/neurosim.md); it is the spec parameter chip.layout_energy_factor.
 
 # ---- leakage -------------------------------------------------------------------------------------------
 LEAKAGE_W_PER_MM2 = 1.86e-5  # calibrated: VGG8 leakage 1.48 uJ over 1.359 ms on 58.73 mm^2

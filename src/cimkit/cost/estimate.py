@@ -27,7 +27,7 @@ def _params(specs: Sequence[HardwareSpec]) -> dict[str, np.ndarray]:
         if s.weight_bits is None or s.periphery.input_bits is None or s.periphery.adc_bits is None:
             raise InputError(f"spec '{s.name}': the cost model needs integer weight_bits, periphery.input_bits and "
                              "periphery.adc_bits (None means an ideal, unpriceable converter)")
-    adc_types = {"mlsa": 0, "sar": 1, "survey": 2}
+    adc_types = {"mlsa": 0, "sar": 1, "survey": 2, "integrate_fire": 3}
     return {
         "node_nm": col(lambda s: s.technology.node_nm), "supply_v": col(lambda s: s.technology.supply_v),
         "clock_hz": col(lambda s: s.technology.clock_hz),
@@ -36,6 +36,8 @@ def _params(specs: Sequence[HardwareSpec]) -> dict[str, np.ndarray]:
         "rows": col(lambda s: s.array.rows, int), "cols": col(lambda s: s.array.cols, int),
         "kernel_aligned": col(lambda s: s.array.conv_mapping == "kernel_aligned", bool),
         "bit_serial": col(lambda s: s.periphery.dac_mode == "bit_serial", bool),
+        "pulse_train": col(lambda s: s.periphery.dac_mode == "pulse_train", bool),
+        "layout_factor": col(lambda s: s.chip.layout_energy_factor),
         "input_bits": col(lambda s: s.periphery.input_bits, int), "adc_bits": col(lambda s: s.periphery.adc_bits, float),
         "columns_per_adc": col(lambda s: s.periphery.columns_per_adc, int),
         "adc_type": col(lambda s: adc_types[s.chip.adc_type], int),

@@ -22,14 +22,16 @@ from .tech import area_factor, check_node, delay_factor, energy_factor
 COMPONENTS = ("array", "drivers", "adc", "accumulation", "buffer", "interconnect", "digital")
 
 
-def _adc_unit(adc_type, bits):
-    """(area um^2, energy pJ, conversion time ns) of one ADC at 22 nm, 0.8 V."""
+def _adc_unit(adc_type, bits, pulses):
+    """(area um^2, energy pJ, conversion time ns) of one ADC at 22 nm, 0.8 V; ``pulses``: input pulses
+    an integrate-and-fire neuron integrates before it converts."""
     levels = 2.0**bits - 1
     mlsa = (K.MLSA_AREA_UM2_PER_LEVEL * levels, K.MLSA_ENERGY_PJ_PER_LEVEL * levels, K.MLSA_TIME_NS)
     sar = (K.SAR_AREA_UM2_PER_BIT * bits + K.SAR_CAP_AREA_UM2 * 2.0**bits,
            K.SAR_ENERGY_PJ_PER_BIT * bits + K.SAR_CAP_ENERGY_PJ * 2.0**bits, K.SAR_TIME_NS_PER_BIT * bits)
     survey = (K.SURVEY_AREA_UM2_PER_LEVEL * levels, K.SURVEY_FOM_PJ_PER_STEP * (2.0**bits), K.SURVEY_TIME_NS)
-    pick = lambda i: np.select([adc_type == 0, adc_type == 1], [mlsa[i], sar[i]], survey[i])  # noqa: E731
+    neuron = (K.IF_AREA_UM2 + 0 * bits, K.IF_ENERGY_PJ_PER_PULSE_BIT * pulses * bits, K.IF_TIME_NS_PER_LEVEL * 2.0**bits)
+    pick = lambda i: np.select([adc_type == 0, adc_type == 1, adc_type == 3], [mlsa[i], sar[i], neuron[i]], survey[i])  # noqa: E731
     return pick(0), pick(1), pick(2)
 
 
@@ -48,7 +50,8 @@ def evaluate(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict[str, np
     arrays, row_tiles, col_tiles, gpa = arrays_for(w["in_features"], w["out_features"], w["groups"],
                                                    p["rows"], p["cols"], rpt, cpw)
     arrays = np.where(weighted, arrays, 0)
-    passes = np.where(p["bit_serial"], p["input_bits"], 1)
+    passes = np.where(p["bit_serial"], p["input_bits"], 1)  # array reads (and conversions) per vector
+    pulses = np.where(p["pulse_train"], np.maximum(p["input_bits"], 2), 1)  # input pulses per read
 
     # chip size: each layer on whole tiles (as NeuroSim places them); duplication on spare tiles
     per_tile = p["arrays_per_pe"] * p["pes_per_tile"]
@@ -69,14 +72,15 @@ def evaluate(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict[str, np
     conversions = np.where(weighted, vectors * passes * w["groups"] * row_tiles * slices * w["out_features"], 0)
     active_rows = w["in_features"] * w["groups"]
     cell_reads = np.where(weighted, vectors * passes * active_rows * w["out_features"] * cpw * p["activity"], 0)
-    row_drives = np.where(weighted, vectors * passes * active_rows * col_tiles * np.where(p["bit_serial"], p["activity"], 1), 0)
+    sparse = p["bit_serial"] | p["pulse_train"]  # drives happen only for 1 bits
+    row_drives = np.where(weighted, vectors * passes * pulses * active_rows * col_tiles * np.where(sparse, p["activity"], 1), 0)
     psum_adds = np.where(weighted, vectors * w["groups"] * w["out_features"] * np.maximum(row_tiles - 1, 0), 0)
     act_bytes = p["activation_bits"] / 8.0
     buffer_bytes = (w["in_elements"] + w["out_elements"]) * act_bytes
     array_input_bytes = np.where(weighted, vectors * active_rows * act_bytes, 0)
     digital_ops = np.where(weighted, 0, w["elements"])
 
-    adc_area_um2, adc_energy_pj, adc_time_ns = _adc_unit(p["adc_type"], p["adc_bits"])
+    adc_area_um2, adc_energy_pj, adc_time_ns = _adc_unit(p["adc_type"], p["adc_bits"], pulses)
 
     # ---- area (mm^2) --------------------------------------------------------------------------------
     f_m = p["node_nm"][:, 0] * 1e-9
@@ -98,8 +102,10 @@ def evaluate(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict[str, np
     e = {
         "array": cell_reads * p["read_v"] ** 2 * g_avg_s * K.CELL_READ_TIME_S
         + conversions * K.COLUMN_READ_ENERGY_PJ * ef * 1e-12,
-        "drivers": row_drives * K.ROW_DRIVE_ENERGY_PJ * ef * 1e-12
-        + np.where(p["bit_serial"], 0, row_drives * K.DAC_ENERGY_PJ_PER_LEVEL * (2.0 ** p["input_bits"]) * ef * 1e-12),
+        "drivers": row_drives * ef * 1e-12 * np.select(
+            [p["bit_serial"], p["pulse_train"]],
+            [K.ROW_DRIVE_ENERGY_PJ, K.INPUT_PULSE_ENERGY_PJ],
+            K.ROW_DRIVE_ENERGY_PJ + K.DAC_ENERGY_PJ_PER_LEVEL * (2.0 ** p["input_bits"])),
         "adc": conversions * adc_energy_pj * ef * 1e-12,
         "accumulation": (conversions * K.SHIFT_ADD_ENERGY_PJ + psum_adds * K.ADD_ENERGY_PJ) * ef * 1e-12,
         "buffer": (buffer_bytes + array_input_bytes) * K.SRAM_ENERGY_PJ_PER_BYTE * ef * 1e-12,
@@ -126,7 +132,7 @@ def evaluate(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict[str, np
 
     leakage_j = area_mm2 * K.LEAKAGE_W_PER_MM2 * total_latency
     component_j = sum(v.sum(axis=1) for v in e.values()) + leakage_j
-    layout_j = component_j * (K.POST_LAYOUT_ENERGY_FACTOR - 1)
+    layout_j = component_j * (p["layout_factor"][:, 0] - 1)
     energy_j = component_j + layout_j
     ops = w["ops"].sum(axis=1)
     return {

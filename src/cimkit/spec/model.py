@@ -114,7 +114,12 @@ class PeripherySpec(BaseModel):
     model_config = _FROZEN
 
     input_bits: int | None = Field(8, ge=1, le=24, description="DAC resolution; None = ideal analog input")
-    dac_mode: Literal["multi_level", "bit_serial"] = "multi_level"
+    dac_mode: Literal["multi_level", "bit_serial", "pulse_train"] = Field(
+        "multi_level",
+        description="'multi_level': one voltage level per input; 'bit_serial': one binary pass and one ADC "
+        "conversion per input bit; 'pulse_train': input bits as pulses whose charge the neuron integrates, "
+        "converted once (NeuRRAM); the simulator treats it like multi_level",
+    )
     adc_bits: int | None = Field(8, ge=1, le=24, description="ADC resolution; None = ideal ADC")
     adc_range: Literal["fixed", "calibrated"] = Field(
         "fixed",
@@ -161,9 +166,13 @@ class ChipSpec(BaseModel):
     execution: Literal["layer_by_layer", "pipelined"] = "layer_by_layer"
     weight_duplication: bool = Field(
         True, description="copy layers onto spare arrays of a fixed-size chip to cut their latency")
-    adc_type: Literal["mlsa", "sar", "survey"] = Field(
+    adc_type: Literal["mlsa", "sar", "survey", "integrate_fire"] = Field(
         "mlsa", description="'mlsa': multi-level sense amplifier / flash (2^b - 1 comparators, NeuroSim's "
-        "default); 'sar': successive approximation; 'survey': the energy frontier of published ADCs")
+        "default); 'sar': successive approximation; 'survey': the energy frontier of published ADCs; "
+        "'integrate_fire': a voltage-mode integrate-and-fire neuron (NeuRRAM)")
+    layout_energy_factor: float = Field(
+        1.22, ge=1, description="energy overhead of the laid-out chip over the sum of its components "
+        "(NeuroSim V1.3 applies 1.22; 1.0 compares with measured component energies)")
     activation_bits: int = Field(8, ge=1, le=32, description="bits of activations moved through buffers")
     input_activity: float = Field(
         0.18, ge=0, le=1, description="fraction of 1s in the input bit streams (0.18 for ReLU activations, as in "
