@@ -127,6 +127,9 @@ def test_dynamic_matmul_is_traced():
     mm = next(o for o in wl.ops if o.kind == "matmul")
     assert mm.macs == 10 * 32 * 10
     assert all(o.vectors == 10 for o in wl.ops if o.kind == "linear")
+    r = ck.estimate(wl, "rram-22nm")
+    layer = next(row for row in r.layers if row["kind"] == "matmul")
+    assert layer["energy_digital_j"] > 0 and layer["latency_s"] > 0  # priced on digital MAC units
 
 
 def test_zoo_sizes_are_the_published_ones():

@@ -73,6 +73,7 @@ SHIFT_ADD_CYCLES = 15.4  # calibrated: VGG8 accumulation latency 0.125 ms
 DIGITAL_OP_ENERGY_PJ = 0.05  # activation / pooling / element-wise op (assumption)
 DIGITAL_UNIT_AREA_UM2 = 20000.0  # activation and pooling units per tile (assumption)
 DIGITAL_LANES = 64
+DIGITAL_MAC_ENERGY_PJ = 0.1  # 8-bit digital multiply-accumulate at 22 nm, for dynamic matmuls (assumption)
 
 # ---- memory and interconnect ------------------------------------------------------------------------
 SRAM_ENERGY_PJ_PER_BYTE = 0.103  # calibrated: VGG8 buffer energy 4.65e5 pJ
@@ -93,3 +94,4 @@ grows 9.0x from VGG8 to ResNet-18 and our data movement 7.0x. Scaled by 1.125 th
 
 # ---- leakage -------------------------------------------------------------------------------------------
 LEAKAGE_W_PER_MM2 = 1.86e-5  # calibrated: VGG8 leakage 1.48 uJ over 1.359 ms on 58.73 mm^2
+# (per mm^2 of chip at any node: leakage density is not scaled with the node yet)

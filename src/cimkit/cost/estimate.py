@@ -55,7 +55,7 @@ def _params(specs: Sequence[HardwareSpec]) -> dict[str, np.ndarray]:
 def _layers(workload: Workload, convention: OpsConvention) -> dict[str, np.ndarray]:
     if not isinstance(workload, Workload):
         raise InputError(f"expected a cimkit Workload, got {type(workload).__name__}")
-    ops = [op for op in workload.ops if op.kind != "matmul"] + [op for op in workload.ops if op.kind == "matmul"]
+    ops = workload.ops
     if not any(op.weighted for op in ops):
         raise MappingError(f"workload '{workload.name}' has no Linear or convolution layer to map onto arrays")
     for op in ops:
@@ -72,6 +72,7 @@ def _layers(workload: Workload, convention: OpsConvention) -> dict[str, np.ndarr
         "kernel": row(lambda o: o.kernel[0] * o.kernel[1], int), "vectors": row(lambda o: o.vectors),
         "in_elements": row(lambda o: o.input_elements), "out_elements": row(lambda o: o.output_elements),
         "elements": row(lambda o: o.elements if not o.weighted else 0), "weights": row(lambda o: o.weights),
+        "dynamic_macs": row(lambda o: o.macs if o.kind == "matmul" else 0),
         "ops": row(lambda o: o.neurosim_ops() if convention == "neurosim" else 2 * o.macs),
         "names": np.array([op.name for op in ops]), "kinds": np.array([op.kind for op in ops]),
     }
@@ -232,7 +233,7 @@ def estimate(workload: Workload, spec: HardwareSpec | str, *, ops: OpsConvention
                                   f"{int(out['tiles'][0])}")
     layers = []
     for i, name in enumerate(lw["names"]):
-        row = {"name": str(name), "kind": str(lw["kinds"][0, i]) if lw["kinds"].ndim == 2 else str(lw["kinds"][i]),
+        row = {"name": str(name), "kind": str(lw["kinds"][i]),
                "arrays": int(out["layer_arrays"][0, i]), "latency_s": float(out["layer_latency_s"][0, i])}
         for comp in COMPONENTS:
             row[f"energy_{comp}_j"] = float(out["energy"][comp][0, i])

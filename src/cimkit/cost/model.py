@@ -47,7 +47,7 @@ def evaluate(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict[str, np
     slices = slices_for(p["weight_bits"], p["bits_per_cell"], diff)
     cpw = slices * (1 + diff)
     rpt = rows_per_tile_for(p["rows"], w["kernel"], p["kernel_aligned"])
-    arrays, row_tiles, col_tiles, gpa = arrays_for(w["in_features"], w["out_features"], w["groups"],
+    arrays, row_tiles, col_tiles, _ = arrays_for(w["in_features"], w["out_features"], w["groups"],
                                                    p["rows"], p["cols"], rpt, cpw)
     arrays = np.where(weighted, arrays, 0)
     passes = np.where(p["bit_serial"], p["input_bits"], 1)  # array reads (and conversions) per vector
@@ -79,6 +79,8 @@ def evaluate(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict[str, np
     buffer_bytes = (w["in_elements"] + w["out_elements"]) * act_bytes
     array_input_bytes = np.where(weighted, vectors * active_rows * act_bytes, 0)
     digital_ops = np.where(weighted, 0, w["elements"])
+    # dynamic matmuls (attention's Q K^T, both operands change per input) run on digital MAC units
+    dynamic_macs = w["dynamic_macs"]
 
     adc_area_um2, adc_energy_pj, adc_time_ns = _adc_unit(p["adc_type"], p["adc_bits"], pulses)
 
@@ -111,7 +113,7 @@ def evaluate(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict[str, np
         "buffer": (buffer_bytes + array_input_bytes) * K.SRAM_ENERGY_PJ_PER_BYTE * ef * 1e-12,
         "interconnect": (buffer_bytes + array_input_bytes) * 8 * K.WIRE_ENERGY_PJ_PER_BIT_MM
         * (0.5 * np.sqrt(area_mm2))[:, None] * ef * 1e-12,
-        "digital": digital_ops * K.DIGITAL_OP_ENERGY_PJ * ef * 1e-12,
+        "digital": (digital_ops * K.DIGITAL_OP_ENERGY_PJ + dynamic_macs * K.DIGITAL_MAC_ENERGY_PJ) * ef * 1e-12,
     }
 
     # ---- latency (s) -------------------------------------------------------------------------------
@@ -123,7 +125,7 @@ def evaluate(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict[str, np
         "accumulation": np.where(weighted, vectors / dup * passes * cycle * K.SHIFT_ADD_CYCLES, 0),
         "buffer": (buffer_bytes + array_input_bytes) / (p["bus_bits"] / 8.0) * cycle * K.BUFFER_CYCLES_PER_WORD,
         "interconnect": (buffer_bytes + array_input_bytes) * 8 / p["bus_bits"] * cycle * K.WIRE_CYCLES_PER_WORD,
-        "digital": digital_ops / K.DIGITAL_LANES * cycle,
+        "digital": (digital_ops + dynamic_macs) / K.DIGITAL_LANES * cycle,
     }
     layer_latency = sum(lat.values())
     if_pipelined = p["pipelined"][:, 0]
