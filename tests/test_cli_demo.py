@@ -14,7 +14,7 @@ runner = CliRunner()
 
 def test_help_lists_the_commands():
     out = runner.invoke(app, ["--help"]).output
-    for command in ("demo", "presets", "spec"):
+    for command in ("demo", "presets", "spec", "estimate", "explore", "zoo"):
         assert command in out
 
 
@@ -43,3 +43,13 @@ def test_demo_quick_runs_offline_and_shows_the_accuracy_ordering(tmp_path, monke
     assert acc["sram"] == pytest.approx(result.float_accuracy, abs=0.02)  # exact integer datapath
     sweep = dict(result.adc_sweep["rram-22nm"])
     assert sweep[3] < sweep[8]  # too few ADC bits costs accuracy
+
+
+def test_estimate_and_explore_commands(tmp_path):
+    res = runner.invoke(app, ["estimate", "resnet20", "--hw", "rram-22nm", "--json", str(tmp_path / "r.json")])
+    assert res.exit_code == 0 and "TOPS/W" in res.output and (tmp_path / "r.json").exists()
+    study = tmp_path / "s.yaml"
+    study.write_text("name: cli\nworkloads: [lenet]\nspace: {adc_bits: {choices: [4, 5]}}\n"
+                     "sampler: {name: random}\ntrials: 6\nbatch: 3\n")
+    res = runner.invoke(app, ["explore", str(study), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0 and (tmp_path / "o" / "best_0.yaml").exists()

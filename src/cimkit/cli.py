@@ -94,6 +94,29 @@ def estimate(
 
 
 @app.command()
+def explore(
+    study_file: Path = typer.Argument(..., help="a study YAML (see examples/explore_vgg8.yaml)"),
+    out: Path = typer.Option(Path("out/study"), help="folder for the database, CSV, figures and best specs"),
+    trials: int | None = typer.Option(None, help="override the study's number of trials"),
+) -> None:
+    """Search the hardware design space of a study file (resumes from its storage if interrupted)."""
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    from .explore import StudyConfig, run_study
+
+    cfg = StudyConfig.from_yaml(study_file)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TextColumn("best {task.fields[best]}"), console=console) as bar:
+        task = bar.add_task(cfg.name, total=trials or cfg.trials, best="-")
+        result = run_study(cfg, out, trials=trials,
+                           progress=lambda done, total, best: bar.update(task, completed=done, best=f"{best:.4g}"))
+    console.print(f"{result.completed} trials stored ({result.evaluated_now} evaluated now in {result.seconds:.1f} s); "
+                  f"outputs in {out}")
+    for t in result.best_trials[:5]:
+        console.print(f"  best #{t.number}: {t.values} {t.params}")
+
+
+@app.command()
 def zoo() -> None:
     """List the reference networks."""
     from .workload import zoo as z

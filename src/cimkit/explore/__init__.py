@@ -1,0 +1,6 @@
+"""Design-space exploration over the vectorized cost model (Optuna studies with persistent storage)."""
+
+from .runner import StudyResult, run_study
+from .study import PARAMETERS, StudyConfig, evaluate_batch, score, spec_for
+
+__all__ = ["StudyConfig", "run_study", "StudyResult", "PARAMETERS", "evaluate_batch", "score", "spec_for"]

@@ -1,0 +1,126 @@
+"""Design-space studies: the study file, the search, persistence across interruptions."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("optuna")
+import optuna  # noqa: E402
+
+import cimkit as ck  # noqa: E402
+from cimkit.errors import InputError  # noqa: E402
+from cimkit.explore import StudyConfig, run_study, score  # noqa: E402
+
+SMALL = {
+    "name": "t", "workloads": ["resnet20", "lenet"], "hardware": "rram-22nm",
+    "space": {"adc_bits": {"choices": [4, 5, 6]}, "crossbar": {"choices": [64, 128, 256]},
+              "supply_v": {"low": 0.6, "high": 0.9, "step": 0.1}},
+    "sampler": {"name": "tpe", "seed": 1}, "trials": 20, "batch": 10,
+}
+
+
+def cfg(**changes):
+    data = {**SMALL, **changes}
+    return StudyConfig.model_validate(data)
+
+
+def write(tmp_path, text):
+    p = tmp_path / "study.yaml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize("text, message", [
+    ("workloads: [vgg8]\nspace: {adc_bitz: {choices: [4]}}\n", "unknown parameter"),
+    ("workloads: [vgg8]\nspace: {adc_bits: {choices: []}}\n", "choices is empty"),
+    ("workloads: []\nspace: {adc_bits: {choices: [4]}}\n", "workloads"),
+    ("workloads: [vgg8]\nspace: {supply_v: {low: 0.9, high: 0.6}}\n", "above high"),
+])
+def test_bad_study_files_are_refused_before_any_work(tmp_path, text, message):
+    with pytest.raises(InputError, match=message):
+        StudyConfig.from_yaml(write(tmp_path, text))
+
+
+def test_infeasible_space_and_unreachable_storage(tmp_path):
+    with pytest.raises(InputError, match="infeasible space"):
+        run_study(cfg(workloads=["vgg16"], space={"tiles": {"choices": [1, 2]}}), tmp_path / "a")
+    with pytest.raises(InputError, match="cannot open the study storage"):
+        run_study(cfg(storage="postgresql://nobody@127.0.0.1:1/none"), tmp_path / "b")
+
+
+def test_joint_score_is_max_energy_times_max_latency_times_area():
+    e = np.array([[1.0, 4.0], [3.0, 2.0]])  # (workloads, trials)
+    lat = np.array([[5.0, 1.0], [2.0, 3.0]])
+    a = np.array([[7.0, 8.0], [7.0, 8.0]])
+    got = score(cfg(objective={"metrics": ["edap"], "joint": "max"}), e, lat, a)[:, 0]
+    assert np.allclose(got, [3 * 5 * 7, 4 * 3 * 8])
+    got = score(cfg(objective={"metrics": ["edap"], "joint": "mean"}), e, lat, a)[:, 0]
+    assert np.allclose(got, [2 * 3.5 * 7, 3 * 2 * 8])
+
+
+def test_search_improves_and_writes_outputs(tmp_path):
+    result = run_study(cfg(trials=40), tmp_path)
+    assert result.completed == 40
+    values = [t.value for t in result.study.trials]
+    assert min(values) < np.median(values)
+    for name in ("trials.csv", "convergence.png", "best_0.yaml"):
+        assert (tmp_path / name).exists()
+    best = ck.HardwareSpec.from_yaml(tmp_path / "best_0.yaml")
+    assert best.periphery.adc_bits in (4, 5, 6)
+
+
+def test_resume_keeps_completed_trials_and_reasks_stale_ones(tmp_path):
+    first = run_study(cfg(), tmp_path)
+    before = {t.number: (t.params, t.value) for t in first.study.trials}
+    stale = first.study.ask()  # as if a run was killed between ask and tell
+    second = run_study(cfg(), tmp_path, trials=30)
+    states = {t.number: t.state for t in second.study.trials}
+    assert states[stale.number] == optuna.trial.TrialState.FAIL
+    assert second.evaluated_now == 10 and second.completed == 30
+    after = {t.number: (t.params, t.value) for t in second.study.trials}
+    assert all(after[n] == before[n] for n in before)
+
+
+def test_pareto_front(tmp_path):
+    result = run_study(cfg(objective={"mode": "pareto", "metrics": ["energy", "latency", "area"]},
+                           sampler={"name": "nsga2", "population": 10, "seed": 0}, trials=30), tmp_path)
+    front = [t.values for t in result.best_trials]
+    assert front and (tmp_path / "pareto.png").exists()
+    for a in front:  # no design on the front is dominated by another trial
+        assert not any(all(b[i] <= a[i] for i in range(3)) and b != a for b in
+                       [t.values for t in result.study.trials if t.values])
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_without_losing_trials(tmp_path):
+    study = tmp_path / "study.yaml"
+    study.write_text("name: kill\nworkloads: [resnet20]\nspace:\n  adc_bits: {choices: [3, 4, 5, 6, 7]}\n"
+                     "  supply_v: {low: 0.5, high: 0.9}\nsampler: {name: random, seed: 0}\ntrials: 100000\nbatch: 20\n")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "cimkit.cli", "explore", str(study), "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"sqlite:///{(out / 'kill.db').resolve()}"
+    deadline = time.time() + 120
+    completed = 0
+    while time.time() < deadline and completed < 60:
+        time.sleep(0.5)
+        try:
+            completed = len(optuna.load_study(study_name="kill", storage=url).get_trials(
+                states=(optuna.trial.TrialState.COMPLETE,)))
+        except Exception:  # noqa: BLE001 - the database may not exist yet
+            pass
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    kept = {t.number: t.params for t in optuna.load_study(study_name="kill", storage=url).get_trials(
+        states=(optuna.trial.TrialState.COMPLETE,))}
+    assert len(kept) >= 60
+    cfg_k = StudyConfig.from_yaml(study)
+    result = run_study(cfg_k, out, trials=len(kept) + 20)
+    assert result.completed == len(kept) + 20 and result.evaluated_now == 20
+    after = {t.number: t.params for t in result.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))}
+    assert all(after[n] == p for n, p in kept.items())
