@@ -124,3 +124,23 @@ def test_killed_run_resumes_without_losing_trials(tmp_path):
     assert result.completed == len(kept) + 20 and result.evaluated_now == 20
     after = {t.number: t.params for t in result.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))}
     assert all(after[n] == p for n, p in kept.items())
+
+
+@pytest.mark.slow
+def test_dask_gives_the_serial_results_even_when_a_worker_dies(tmp_path, monkeypatch):
+    pytest.importorskip("dask.distributed")
+    serial = run_study(cfg(sampler={"name": "random", "seed": 3}), tmp_path / "serial")
+    marker = tmp_path / "killed-once"
+    monkeypatch.setenv("CIMKIT_FAULT_KILL_WORKER_ONCE", str(marker))
+    dask = run_study(cfg(sampler={"name": "random", "seed": 3}, executor="dask", workers=2), tmp_path / "dask")
+    assert marker.exists()  # a worker did die mid-task, and its task was rerun
+    key = lambda r: [(t.params, t.value) for t in sorted(r.study.trials, key=lambda t: t.number)]  # noqa: E731
+    assert key(dask) == key(serial)
+
+
+def test_unreachable_scheduler_is_refused_before_any_work(tmp_path):
+    pytest.importorskip("dask.distributed")
+    with pytest.raises(InputError, match="cannot reach the Dask scheduler"):
+        run_study(cfg(executor="dask", scheduler="tcp://127.0.0.1:9", scheduler_timeout_s=2), tmp_path)
+    assert not any(t.state == optuna.trial.TrialState.COMPLETE
+                   for t in optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path / 't.db'}").trials)

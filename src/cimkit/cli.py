@@ -98,6 +98,9 @@ def explore(
     study_file: Path = typer.Argument(..., help="a study YAML (see examples/explore_vgg8.yaml)"),
     out: Path = typer.Option(Path("out/study"), help="folder for the database, CSV, figures and best specs"),
     trials: int | None = typer.Option(None, help="override the study's number of trials"),
+    dask: bool = typer.Option(False, "--dask", help="evaluate batches on a Dask cluster (local unless --scheduler)"),
+    scheduler: str | None = typer.Option(None, help="tcp://host:port of an existing Dask scheduler"),
+    workers: int | None = typer.Option(None, help="workers of the local Dask cluster"),
 ) -> None:
     """Search the hardware design space of a study file (resumes from its storage if interrupted)."""
     from rich.progress import BarColumn, Progress, TextColumn
@@ -105,6 +108,12 @@ def explore(
     from .explore import StudyConfig, run_study
 
     cfg = StudyConfig.from_yaml(study_file)
+    update = {"executor": "dask"} if dask or scheduler else {}
+    if scheduler:
+        update["scheduler"] = scheduler
+    if workers:
+        update["workers"] = workers
+    cfg = cfg.model_copy(update=update)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("best {task.fields[best]}"), console=console) as bar:
         task = bar.add_task(cfg.name, total=trials or cfg.trials, best="-")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +13,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import InputError
+
 from ..spec import HardwareSpec
 from .study import StudyConfig, _sampler, _suggest, evaluate_batch, spec_for
 
@@ -47,6 +51,61 @@ def _base(cfg: StudyConfig) -> HardwareSpec:
     return HardwareSpec.from_yaml(path) if path.suffix in (".yaml", ".yml") else HardwareSpec.preset(cfg.hardware)
 
 
+FAULT_ENV = "CIMKIT_FAULT_KILL_WORKER_ONCE"  # fault injection for tests: a path; see _evaluate_chunk
+
+
+def _evaluate_chunk(cfg: StudyConfig, base: HardwareSpec, workloads, params: list[dict]):
+    """One task of a distributed batch. With $CIMKIT_FAULT_KILL_WORKER_ONCE set to a path that does not
+    exist yet, the worker creates it and dies mid-task (tests check that the task is rerun)."""
+    marker = os.environ.get(FAULT_ENV)
+    if marker and not os.path.exists(marker):
+        Path(marker).touch()
+        os._exit(1)
+    return evaluate_batch(cfg, base, workloads, params)
+
+
+class _Evaluator:
+    """Prices batches in this process, or on a Dask cluster (a task per worker; Dask reruns the task
+    of a worker that dies)."""
+
+    def __init__(self, cfg: StudyConfig, base: HardwareSpec, workloads) -> None:
+        self.cfg, self.base, self.workloads = cfg, base, workloads
+        self.client = self.cluster = None
+        if cfg.executor == "dask":
+            from dask.distributed import Client, LocalCluster
+
+            try:
+                if cfg.scheduler:
+                    self.client = Client(cfg.scheduler, timeout=f"{cfg.scheduler_timeout_s}s")
+                else:
+                    self.cluster = LocalCluster(n_workers=cfg.workers, threads_per_worker=1, processes=True,
+                                                dashboard_address=None)
+                    self.client = Client(self.cluster)
+            except (OSError, TimeoutError) as exc:
+                raise InputError(f"cannot reach the Dask scheduler {cfg.scheduler!r}: {exc}") from None
+            self.handles = self.client.scatter([base, workloads], broadcast=True)
+
+    def __call__(self, params: list[dict]):
+        if self.client is None:
+            return evaluate_batch(self.cfg, self.base, self.workloads, params)
+        n = max(1, min(len(params), len(self.client.scheduler_info()["workers"])))
+        chunks = [params[i::n] for i in range(n)]
+        futures = [self.client.submit(_evaluate_chunk, self.cfg, self.handles[0], self.handles[1], c, pure=False)
+                   for c in chunks]
+        parts = self.client.gather(futures)
+        values = np.empty((len(params), parts[0][0].shape[1]))
+        cons = np.empty((len(params), parts[0][1].shape[1]))
+        for i, (v, c) in enumerate(parts):
+            values[i::n], cons[i::n] = v, c
+        return values, cons
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
 def run_study(cfg: StudyConfig, out_dir: str | Path = "out/study", *, trials: int | None = None,
               progress: Callable[[int, int, float], None] | None = None) -> StudyResult:
     """Search ``cfg`` until its storage holds ``trials`` (default ``cfg.trials``) completed trials.
@@ -54,8 +113,6 @@ def run_study(cfg: StudyConfig, out_dir: str | Path = "out/study", *, trials: in
     Completed trials in the storage are kept and never recomputed; trials a killed run left running
     are marked failed and asked again. ``progress(done, total, best)`` is called after each batch.
     """
-    import time
-
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -64,11 +121,17 @@ def run_study(cfg: StudyConfig, out_dir: str | Path = "out/study", *, trials: in
     base, workloads = _base(cfg), _workloads(cfg)
     storage = cfg.storage or f"sqlite:///{(out_dir / (cfg.name + '.db')).resolve()}"
     n_obj = 1 if cfg.objective.mode != "pareto" else len(cfg.objective.metrics)
-    try:
-        study = optuna.create_study(study_name=cfg.name, storage=_open_storage(storage), sampler=_sampler(cfg),
-                                    directions=["minimize"] * n_obj, load_if_exists=True)
-    except Exception as exc:  # noqa: BLE001 - unreachable database etc.
-        raise InputError(f"cannot open the study storage {storage!r}: {exc}") from None
+    for attempt in range(6):
+        try:
+            study = optuna.create_study(study_name=cfg.name, storage=_open_storage(storage), sampler=_sampler(cfg),
+                                        directions=["minimize"] * n_obj, load_if_exists=True)
+            break
+        except Exception as exc:  # noqa: BLE001 - unreachable database etc.
+            # processes that start together race to create Optuna's tables in a new database: retry
+            if attempt < 5 and re.search(r"already exists|duplicate|UniqueViolation", str(exc), re.I):
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            raise InputError(f"cannot open the study storage {storage!r}: {exc}") from None
     # before any work: can the roomiest design of the space hold every workload? (more of everything
     # holds more weights, except weight bits, which need more cells)
     if "tiles" in cfg.space or base.chip.tiles is not None:
@@ -80,45 +143,64 @@ def run_study(cfg: StudyConfig, out_dir: str | Path = "out/study", *, trials: in
                              f"{', '.join(cfg.workloads)}")
     for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)  # left by a killed run
-    # Sampling runs on an in-memory mirror of the stored study: with a whole batch of trials running, an
-    # RDB-backed sampler re-reads every running trial for each new one (O(batch^2) queries). Finished
-    # trials are written to the storage after each batch, and trials other processes stored are pulled
-    # in before each batch, so several processes can share one database.
-    memory = optuna.create_study(sampler=_sampler(cfg), directions=["minimize"] * n_obj)
-    mirrored: set[str] = set()
+    target = trials or cfg.trials
+    search = _Search(cfg, study, _Evaluator(cfg, base, workloads), n_obj)
+    t0 = time.perf_counter()
+    try:
+        done = search.pull()
+        while done < target:
+            done = search.batch(min(cfg.batch, target - done))
+            if progress:
+                progress(done, target, _best_value(study))
+    finally:
+        search.evaluate.close()
+    result = StudyResult(study, done, search.evaluated, time.perf_counter() - t0, out_dir)
+    write_outputs(cfg, base, result)
+    return result
 
-    def pull() -> int:
-        stored = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        new = [t for t in stored if t.user_attrs.get("cimkit_id", f"#{t.number}") not in mirrored]
-        memory.add_trials(new)
-        mirrored.update(t.user_attrs.get("cimkit_id", f"#{t.number}") for t in new)
+
+class _Search:
+    """Sampling on an in-memory mirror of the stored study. With a whole batch of trials running, an
+    RDB-backed sampler re-reads every running trial for each new one (O(batch^2) queries). Finished trials
+    are written to the storage once per batch, and trials that other processes stored are pulled in
+    before each batch, so several processes can share one database."""
+
+    def __init__(self, cfg: StudyConfig, study, evaluate: "_Evaluator", n_obj: int) -> None:
+        import optuna
+
+        self.cfg, self.study, self.evaluate, self.n_obj = cfg, study, evaluate, n_obj
+        self.memory = optuna.create_study(sampler=_sampler(cfg), directions=["minimize"] * n_obj)
+        self.mirrored: set[str] = set()
+        self.evaluated = 0
+
+    def pull(self) -> int:
+        """Mirror stored trials not seen yet; returns the number of completed trials in the storage."""
+        import optuna
+
+        stored = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        new = [t for t in stored if t.user_attrs.get("cimkit_id", f"#{t.number}") not in self.mirrored]
+        self.memory.add_trials(new)
+        self.mirrored.update(t.user_attrs.get("cimkit_id", f"#{t.number}") for t in new)
         return len(stored)
 
-    target = trials or cfg.trials
-    done = pull()
-    t0, evaluated = time.perf_counter(), 0
-    while done < target:
-        batch = [memory.ask() for _ in range(min(cfg.batch, target - done))]
-        params = [{name: _suggest(t, name, p) for name, p in cfg.space.items()} for t in batch]
-        values, constraints = evaluate_batch(cfg, base, workloads, params)
-        for t, v, c in zip(batch, values, constraints):
+    def batch(self, size: int) -> int:
+        """Ask, price, tell and store ``size`` trials; returns the completed trials in the storage."""
+        trials = [self.memory.ask() for _ in range(size)]
+        params = [{name: _suggest(t, name, p) for name, p in self.cfg.space.items()} for t in trials]
+        values, constraints = self.evaluate(params)
+        for t, v, c in zip(trials, values, constraints):
             uid = uuid.uuid4().hex
             t.set_user_attr("cimkit_id", uid)
             t.set_user_attr("constraints", [float(x) for x in c])
             if hasattr(t, "set_constraint"):  # Optuna >= 5: samplers read constraints from the trial
                 t.set_constraint("weights_fit", float(c[0]))
                 t.set_constraint("area_over_cap_mm2", float(c[1]))
-            memory.tell(t, [float(x) for x in v] if n_obj > 1 else float(v[0]))
-            mirrored.add(uid)
-        finished = memory.get_trials(deepcopy=False)
-        study.add_trials([finished[t.number] for t in batch])  # one transaction per batch
-        evaluated += len(batch)
-        done = pull()
-        if progress:
-            progress(done, target, _best_value(study))
-    result = StudyResult(study, done, evaluated, time.perf_counter() - t0, out_dir)
-    write_outputs(cfg, base, result)
-    return result
+            self.memory.tell(t, [float(x) for x in v] if self.n_obj > 1 else float(v[0]))
+            self.mirrored.add(uid)
+        finished = self.memory.get_trials(deepcopy=False)
+        self.study.add_trials([finished[t.number] for t in trials])  # one transaction per batch
+        self.evaluated += size
+        return self.pull()
 
 
 def _open_storage(url: str):

@@ -84,6 +84,10 @@ class StudyConfig(BaseModel):
     trials: int = Field(700, ge=1)
     batch: int = Field(70, ge=1)
     storage: str | None = None  # an SQLAlchemy URL; default: sqlite file next to the outputs
+    executor: Literal["serial", "dask"] = "serial"
+    scheduler: str | None = None  # dask: tcp://host:port of an existing cluster; None starts a local one
+    workers: int = Field(2, ge=1)  # dask: workers of the local cluster
+    scheduler_timeout_s: float = Field(10.0, gt=0)
 
     @model_validator(mode="after")
     def _known(self) -> "StudyConfig":
