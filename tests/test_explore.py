@@ -144,3 +144,20 @@ def test_unreachable_scheduler_is_refused_before_any_work(tmp_path):
         run_study(cfg(executor="dask", scheduler="tcp://127.0.0.1:9", scheduler_timeout_s=2), tmp_path)
     assert not any(t.state == optuna.trial.TrialState.COMPLETE
                    for t in optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path / 't.db'}").trials)
+
+
+def test_joint_experiment_reports_each_chip(tmp_path):
+    from cimkit.explore import run_joint_experiment
+
+    base = tmp_path / "base.yaml"
+    base.write_text("name: b\nchip: {tiles: 40, tile_allocation: packed}\n"
+                    "device: {bits_per_cell: 2}\narray: {signed_mapping: offset}\n"
+                    "periphery: {dac_mode: bit_serial, adc_bits: 5}\n")
+    c = cfg(name="j", workloads=["resnet20", "lenet"], hardware=str(base), experiment="joint_vs_largest",
+            space={"supply_v": {"low": 0.6, "high": 0.9, "step": 0.1}, "crossbar": {"choices": [64, 128]},
+                   "tiles": {"choices": [20, 40]}}, trials=12, batch=6)
+    r = run_joint_experiment(c, tmp_path / "out")
+    assert r.largest == "resnet20"
+    assert r.edap_on_largest["resnet20"] == pytest.approx(r.edap_on_own["resnet20"])  # its own chip
+    assert all(np.isfinite(v) for v in r.improvement.values())
+    assert (tmp_path / "out" / "joint_experiment.md").read_text().startswith("| workload")

@@ -105,7 +105,7 @@ def explore(
     """Search the hardware design space of a study file (resumes from its storage if interrupted)."""
     from rich.progress import BarColumn, Progress, TextColumn
 
-    from .explore import StudyConfig, run_study
+    from .explore import StudyConfig, run_joint_experiment, run_study
 
     cfg = StudyConfig.from_yaml(study_file)
     update = {"executor": "dask"} if dask or scheduler else {}
@@ -114,6 +114,14 @@ def explore(
     if workers:
         update["workers"] = workers
     cfg = cfg.model_copy(update=update)
+    if cfg.experiment == "joint_vs_largest":
+        with console.status("running the studies (largest network, joint, each network)...") as status:
+            joint = run_joint_experiment(cfg, out, trials=trials,
+                                         progress=lambda done, total, best: status.update(f"{done}/{total}, best {best:.4g}"))
+        console.print(f"largest network: {joint.largest}; energy x latency x area per workload:")
+        console.print(joint.table(), highlight=False)
+        console.print(f"tables in {out / 'joint_experiment.md'} and .json")
+        return
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("best {task.fields[best]}"), console=console) as bar:
         task = bar.add_task(cfg.name, total=trials or cfg.trials, best="-")

@@ -43,6 +43,7 @@ def _params(specs: Sequence[HardwareSpec]) -> dict[str, np.ndarray]:
         "adc_type": col(lambda s: adc_types[s.chip.adc_type], int),
         "arrays_per_pe": col(lambda s: s.chip.arrays_per_pe, int), "pes_per_tile": col(lambda s: s.chip.pes_per_tile, int),
         "tiles": col(lambda s: s.chip.tiles or 0, int), "duplication": col(lambda s: s.chip.weight_duplication, bool),
+        "packed": col(lambda s: s.chip.tile_allocation == "packed", bool),
         "tile_buffer_kb": col(lambda s: s.chip.tile_buffer_kb), "global_buffer_kb": col(lambda s: s.chip.global_buffer_kb),
         "bus_bits": col(lambda s: s.chip.buffer_bus_bits), "htree": col(lambda s: s.chip.interconnect == "htree", bool),
         "pipelined": col(lambda s: s.chip.execution == "pipelined", bool),

@@ -53,10 +53,11 @@ def evaluate(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict[str, np
     passes = np.where(p["bit_serial"], p["input_bits"], 1)  # array reads (and conversions) per vector
     pulses = np.where(p["pulse_train"], np.maximum(p["input_bits"], 2), 1)  # input pulses per read
 
-    # chip size: each layer on whole tiles (as NeuroSim places them); duplication on spare tiles
+    # chip size: each layer on whole tiles (as NeuroSim places them), or layers packed into shared tiles
     per_tile = p["arrays_per_pe"] * p["pes_per_tile"]
     layer_tiles = np.where(weighted, ceil_div(arrays, per_tile), 0)
-    tiles_needed = layer_tiles.sum(axis=1, keepdims=True)
+    packed_tiles = ceil_div(arrays.sum(axis=1, keepdims=True), per_tile)
+    tiles_needed = np.where(p["packed"], packed_tiles, layer_tiles.sum(axis=1, keepdims=True))
     tiles = np.where(p["tiles"] > 0, p["tiles"], tiles_needed)
     feasible = (tiles >= tiles_needed)[:, 0]
     # a layer's weights are copied onto the spare arrays of its own tiles, and on a fixed-size chip onto

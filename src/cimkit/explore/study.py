@@ -60,9 +60,10 @@ class Objective(BaseModel):
     mode: Literal["single", "weighted", "pareto"] = "single"
     metrics: list[Literal["energy", "latency", "area", "edp", "edap"]] = ["edap"]
     weights: list[float] | None = None  # weighted: minimise prod(metric_i ** weight_i) (scale-free)
-    joint: Literal["max", "mean"] = Field(
+    joint: Literal["max", "mean", "gmean"] = Field(
         "max", description="how workloads combine: 'max' takes each metric's worst workload (the paper's "
-        "max-energy x max-latency x area); 'mean' its mean")
+        "max-energy x max-latency x area); 'mean' its mean; 'gmean' its geometric mean, so that every "
+        "workload's relative change counts alike however small it is")
 
 
 class Sampler(BaseModel):
@@ -84,6 +85,8 @@ class StudyConfig(BaseModel):
     trials: int = Field(700, ge=1)
     batch: int = Field(70, ge=1)
     storage: str | None = None  # an SQLAlchemy URL; default: sqlite file next to the outputs
+    experiment: Literal["none", "joint_vs_largest"] = Field(
+        "none", description="'joint_vs_largest': the ISCAS 2025 experiment (cimkit.explore.joint)")
     executor: Literal["serial", "dask"] = "serial"
     scheduler: str | None = None  # dask: tcp://host:port of an existing cluster; None starts a local one
     workers: int = Field(2, ge=1)  # dask: workers of the local cluster
@@ -163,7 +166,7 @@ def _sampler(cfg: StudyConfig):
 
 def score(cfg: StudyConfig, energy: np.ndarray, latency: np.ndarray, area: np.ndarray) -> np.ndarray:
     """Objective values (trials, objectives) from per-workload metrics (workloads, trials)."""
-    agg = np.max if cfg.objective.joint == "max" else np.mean
+    agg = {"max": np.max, "mean": np.mean, "gmean": lambda x, axis: np.exp(np.mean(np.log(x), axis=axis))}[cfg.objective.joint]
     e, lat, a = agg(energy, axis=0), agg(latency, axis=0), np.max(area, axis=0)
     metric = {"energy": e, "latency": lat, "area": a, "edp": e * lat, "edap": e * lat * a}
     cols = [metric[m] for m in cfg.objective.metrics]

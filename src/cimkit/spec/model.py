@@ -164,6 +164,9 @@ class ChipSpec(BaseModel):
     buffer_bus_bits: int = Field(64, ge=1, description="width of the buffer and interconnect data path (bits)")
     interconnect: Literal["htree", "bus"] = "htree"
     execution: Literal["layer_by_layer", "pipelined"] = "layer_by_layer"
+    tile_allocation: Literal["per_layer", "packed"] = Field(
+        "per_layer", description="'per_layer': every layer occupies whole tiles (NeuroSim); 'packed': layers "
+        "share tiles, so the chip needs ceil(arrays / arrays per tile) tiles")
     weight_duplication: bool = Field(
         True, description="copy layers onto spare arrays of a fixed-size chip to cut their latency")
     adc_type: Literal["mlsa", "sar", "survey", "integrate_fire"] = Field(

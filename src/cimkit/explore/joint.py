@@ -1,0 +1,97 @@
+"""The joint-design experiment of Krestinskaya et al. (ISCAS 2025, arXiv 2410.16759).
+
+Designing a chip for the largest network and deploying the others on it wastes energy, latency and
+area; optimizing for all networks at once recovers much of it. The experiment runs, with one study
+configuration: (1) a study for the largest workload alone, whose best chip then runs every workload;
+(2) a joint study over all workloads (max-energy x max-latency x area); (3) one study per workload (the
+workload-specific optimum). Per workload it reports the energy x latency x area (EDAP) on each chip.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..cost import estimate_many
+from .runner import _base, _workloads, run_study
+from .study import StudyConfig, spec_for
+
+#: the paper's reported improvement of the joint design over the largest-network design (EDAP)
+PAPER_IMPROVEMENT = {"vgg16": 0.36, "resnet18": 0.36, "alexnet": 0.20, "mobilenetv3": 0.69}
+
+
+@dataclass
+class JointResult:
+    workloads: list[str]
+    largest: str
+    edap_on_largest: dict[str, float]
+    edap_on_joint: dict[str, float]
+    edap_on_own: dict[str, float]
+    designs: dict[str, dict]
+
+    @property
+    def improvement(self) -> dict[str, float]:
+        """Relative EDAP reduction of the joint chip against the largest-network chip."""
+        return {w: 1 - self.edap_on_joint[w] / self.edap_on_largest[w] for w in self.workloads}
+
+    @property
+    def loss_vs_own(self) -> dict[str, float]:
+        """Relative EDAP increase of the joint chip against each workload's own optimum."""
+        return {w: self.edap_on_joint[w] / self.edap_on_own[w] - 1 for w in self.workloads}
+
+    def table(self) -> str:
+        lines = ["| workload | EDAP on largest-net chip (J s mm^2) | on joint chip | on own chip | joint vs largest "
+                 "| paper | joint vs own |", "|---|---|---|---|---|---|---|"]
+        for w in self.workloads:
+            paper = PAPER_IMPROVEMENT.get(w)
+            lines.append(f"| {w} | {self.edap_on_largest[w]:.3e} | {self.edap_on_joint[w]:.3e} | {self.edap_on_own[w]:.3e} "
+                         f"| {-100 * self.improvement[w]:+.0f}% | {'-' if paper is None else f'{-100 * paper:+.0f}%'} "
+                         f"| {100 * self.loss_vs_own[w]:+.0f}% |")
+        return "\n".join(lines)
+
+
+def _edap_per_workload(cfg: StudyConfig, params: dict, names: list[str]) -> dict[str, float]:
+    base = _base(cfg)
+    spec = spec_for(base, params)
+    out = {}
+    for name, wl in zip(names, _workloads(cfg.model_copy(update={"workloads": names}))):
+        r = estimate_many(wl, [spec])
+        out[name] = float(r.energy_j[0] * r.latency_s[0] * r.area_mm2[0])
+    return out
+
+
+def _best_params(result) -> dict:
+    best = result.best_trials
+    if not best:
+        raise RuntimeError("the study found no feasible design")
+    return dict(best[0].params)
+
+
+def run_joint_experiment(cfg: StudyConfig, out_dir: str | Path, *, trials: int | None = None, progress=None) -> JointResult:
+    """Largest-network design, joint design and workload-specific designs, each a study of its own
+    (stored in ``out_dir``, so the experiment resumes like any study)."""
+    out_dir = Path(out_dir)
+    names = list(cfg.workloads)
+    weights = {n: wl.weights for n, wl in zip(names, _workloads(cfg))}
+    largest = max(weights, key=weights.get)
+    single = cfg.model_copy(update={"objective": cfg.objective.model_copy(update={"mode": "single", "metrics": ["edap"]})})
+
+    def study(name: str, workloads: list[str]):
+        sub = single.model_copy(update={"name": f"{cfg.name}-{name}", "workloads": workloads})
+        return run_study(sub, out_dir / name, trials=trials, progress=progress)
+
+    designs = {"largest": _best_params(study(f"only-{largest}", [largest])), "joint": _best_params(study("joint", names))}
+    own = {}
+    for n in names:
+        designs[n] = designs["largest"] if n == largest else _best_params(study(f"only-{n}", [n]))
+        own[n] = _edap_per_workload(cfg, designs[n], [n])[n]
+    result = JointResult(names, largest, _edap_per_workload(cfg, designs["largest"], names),
+                         _edap_per_workload(cfg, designs["joint"], names), own, designs)
+    (out_dir / "joint_experiment.md").write_text(result.table() + "\n")
+    (out_dir / "joint_experiment.json").write_text(json.dumps(
+        {"largest": largest, "improvement": result.improvement, "loss_vs_own": result.loss_vs_own,
+         "paper_improvement": PAPER_IMPROVEMENT, "designs": designs}, indent=1, default=float))
+    return result
