@@ -161,3 +161,14 @@ def test_joint_experiment_reports_each_chip(tmp_path):
     assert r.edap_on_largest["resnet20"] == pytest.approx(r.edap_on_own["resnet20"])  # its own chip
     assert all(np.isfinite(v) for v in r.improvement.values())
     assert (tmp_path / "out" / "joint_experiment.md").read_text().startswith("| workload")
+
+
+@pytest.mark.slow
+def test_accuracy_floor_from_the_simulator(tmp_path, monkeypatch):
+    monkeypatch.setenv("CIMKIT_CACHE", str(tmp_path / "cache"))
+    result = run_study(cfg(workloads=["lenet"], space={"adc_bits": {"choices": [2, 6]}},
+                           accuracy={"floor": 0.9, "samples": 100}, sampler={"name": "grid"}, trials=2, batch=2),
+                       tmp_path / "o")
+    by_bits = {t.params["adc_bits"]: t.user_attrs["constraints"][2] for t in result.study.trials}
+    assert by_bits[2] > 0 > by_bits[6]  # 2-bit ADCs break the CNN; 6-bit ones keep it above 90%
+    assert all(t.params["adc_bits"] == 6 for t in result.best_trials)  # the cheaper 2-bit chip is excluded

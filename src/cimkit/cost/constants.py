@@ -56,7 +56,6 @@ INPUT_PULSE_ENERGY_PJ = 7.77e-3 * 256 / _NEURRAM_ENERGY  # per row per pulse, in
 # Calibrated to the NeuroSim VGG8 run (its array, driver and digital energy fit in the 5.0e6 pJ of
 # "other periphery" left after interconnect and buffers).
 CELL_READ_TIME_S = 1.0e-12
-ARRAY_SETTLE_NS = 1.0  # bit-line settling per read (assumption)
 # Bit-line precharge, column mux and switch matrix per column read (one per conversion). Calibrated:
 # NeuroSim VGG8 "other periphery" energy 1.57e7 pJ less its interconnect (1.02e7) and buffers (4.65e5).
 COLUMN_READ_ENERGY_PJ = 0.03

@@ -40,6 +40,7 @@ def _params(specs: Sequence[HardwareSpec]) -> dict[str, np.ndarray]:
         "layout_factor": col(lambda s: s.chip.layout_energy_factor),
         "input_bits": col(lambda s: s.periphery.input_bits, int), "adc_bits": col(lambda s: s.periphery.adc_bits, float),
         "columns_per_adc": col(lambda s: s.periphery.columns_per_adc, int),
+        "read_latency_ns": col(lambda s: s.periphery.read_latency_ns),
         "adc_type": col(lambda s: adc_types[s.chip.adc_type], int),
         "arrays_per_pe": col(lambda s: s.chip.arrays_per_pe, int), "pes_per_tile": col(lambda s: s.chip.pes_per_tile, int),
         "tiles": col(lambda s: s.chip.tiles or 0, int), "duplication": col(lambda s: s.chip.weight_duplication, bool),

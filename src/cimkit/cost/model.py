@@ -122,7 +122,7 @@ def evaluate(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict[str, np
     cycle = 1.0 / p["clock_hz"]
     lat = {
         "adc": np.where(weighted, vectors / dup * passes * p["columns_per_adc"] * np.maximum(t_adc, cycle), 0),
-        "array": np.where(weighted, vectors / dup * passes * K.ARRAY_SETTLE_NS * 1e-9, 0),
+        "array": np.where(weighted, vectors / dup * passes * p["read_latency_ns"] * 1e-9, 0),
         "accumulation": np.where(weighted, vectors / dup * passes * cycle * K.SHIFT_ADD_CYCLES, 0),
         "buffer": (buffer_bytes + array_input_bytes) / (p["bus_bits"] / 8.0) * cycle * K.BUFFER_CYCLES_PER_WORD,
         "interconnect": (buffer_bytes + array_input_bytes) * 8 / p["bus_bits"] * cycle * K.WIRE_CYCLES_PER_WORD,

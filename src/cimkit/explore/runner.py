@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import InputError
 
 from ..spec import HardwareSpec
-from .study import StudyConfig, _sampler, _suggest, evaluate_batch, spec_for
+from .study import StudyConfig, _sampler, _suggest, evaluate_batch, grid_points, spec_for
 
 
 @dataclass
@@ -148,6 +148,13 @@ def run_study(cfg: StudyConfig, out_dir: str | Path = "out/study", *, trials: in
     t0 = time.perf_counter()
     try:
         done = search.pull()
+        if cfg.sampler.name == "grid":
+            stored = {tuple(sorted(t.params.items())) for t in search.memory.get_trials(deepcopy=False)}
+            points = grid_points(cfg)
+            for point in points:
+                if tuple(sorted(point.items())) not in stored:
+                    search.memory.enqueue_trial(point)
+            target = min(target, len(points))
         while done < target:
             done = search.batch(min(cfg.batch, target - done))
             if progress:
@@ -195,6 +202,7 @@ class _Search:
             if hasattr(t, "set_constraint"):  # Optuna >= 5: samplers read constraints from the trial
                 t.set_constraint("weights_fit", float(c[0]))
                 t.set_constraint("area_over_cap_mm2", float(c[1]))
+                t.set_constraint("accuracy_below_floor", float(c[2]))
             self.memory.tell(t, [float(x) for x in v] if self.n_obj > 1 else float(v[0]))
             self.mirrored.add(uid)
         finished = self.memory.get_trials(deepcopy=False)

@@ -23,6 +23,7 @@ PARAMETERS: dict[str, str] = {
     "bits_per_cell": "device.bits_per_cell", "weight_bits": "weight_bits",
     "rows": "array.rows", "cols": "array.cols", "crossbar": "array.rows",  # 'crossbar': square arrays
     "adc_bits": "periphery.adc_bits", "input_bits": "periphery.input_bits", "columns_per_adc": "periphery.columns_per_adc",
+    "read_latency_ns": "periphery.read_latency_ns",
     "arrays_per_pe": "chip.arrays_per_pe", "pes_per_tile": "chip.pes_per_tile", "tiles": "chip.tiles",
     "tile_buffer_kb": "chip.tile_buffer_kb", "global_buffer_kb": "chip.global_buffer_kb",
 }
@@ -73,6 +74,16 @@ class Sampler(BaseModel):
     seed: int = 0
 
 
+class AccuracyFloor(BaseModel):
+    """A constraint from the functional simulator: the chip must keep a model's accuracy above ``floor``."""
+
+    model_config = _FROZEN
+    model: Literal["demo"] = Field("demo", description="'demo': the demo CNN on MNIST (trained once, cached)")
+    floor: float = Field(gt=0, le=1)
+    samples: int = Field(300, ge=10, le=1000, description="test images per candidate chip")
+    seed: int = 0
+
+
 class StudyConfig(BaseModel):
     model_config = _FROZEN
     name: str = "study"
@@ -81,6 +92,7 @@ class StudyConfig(BaseModel):
     space: dict[str, ParamSpace] = Field(min_length=1)
     objective: Objective = Objective()
     area_max_mm2: float | None = Field(None, gt=0)
+    accuracy: AccuracyFloor | None = None
     sampler: Sampler = Sampler()
     trials: int = Field(700, ge=1)
     batch: int = Field(70, ge=1)
@@ -151,17 +163,24 @@ def _sampler(cfg: StudyConfig):
         return optuna.samplers.NSGAIIISampler(population_size=s.population, seed=s.seed, constraints_func=constraints)
     if s.name == "tpe":
         return optuna.samplers.TPESampler(seed=s.seed, constraints_func=constraints)
-    if s.name == "random":
-        return optuna.samplers.RandomSampler(seed=s.seed)
-    grid = {}
+    # 'random', and 'grid', whose points are enqueued by the runner (Optuna's GridSampler stops the
+    # study from inside the sampler, which ask-and-tell does not allow)
+    return optuna.samplers.RandomSampler(seed=s.seed)
+
+
+def grid_points(cfg: StudyConfig) -> list[dict]:
+    """Every point of the space for grid search (ranges need a step)."""
+    import itertools
+
+    axes = {}
     for name, p in cfg.space.items():
-        if p.choices is None:
-            if p.step is None:
-                raise InputError(f"grid search needs choices or a step for '{name}'")
-            grid[name] = list(np.arange(p.low, p.high + p.step / 2, p.step))
+        if p.choices is not None:
+            axes[name] = list(p.choices)
+        elif p.step is None:
+            raise InputError(f"grid search needs choices or a step for '{name}'")
         else:
-            grid[name] = list(p.choices)
-    return optuna.samplers.GridSampler(grid, seed=s.seed)
+            axes[name] = [round(float(v), 12) for v in np.arange(p.low, p.high + p.step / 2, p.step)]
+    return [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
 
 
 def score(cfg: StudyConfig, energy: np.ndarray, latency: np.ndarray, area: np.ndarray) -> np.ndarray:
@@ -176,8 +195,29 @@ def score(cfg: StudyConfig, energy: np.ndarray, latency: np.ndarray, area: np.nd
     return np.stack(cols, axis=1)
 
 
+_ACCURACY_CACHE: dict[str, float] = {}  # a memo of a pure function: simulator-relevant spec -> accuracy
+
+
+def simulated_accuracy(floor: AccuracyFloor, spec: HardwareSpec) -> float:
+    """Accuracy of ``floor.model`` on the chip ``spec`` (the simulator; cached by the fields it reads)."""
+    import json
+
+    key = json.dumps([floor.model_dump(), spec.model_dump(include={"weight_bits", "weight_scale", "device", "array",
+                                                                   "periphery"})], sort_keys=True, default=str)
+    if key not in _ACCURACY_CACHE:
+        from ..data import mnist
+        from ..demo import cim_accuracy, train_or_load
+
+        data = mnist()
+        model = train_or_load(data.x_train, data.y_train)
+        _ACCURACY_CACHE[key] = cim_accuracy(model, spec, floor.seed, data.x_train[:256],
+                                            data.x_test[:floor.samples], data.y_test[:floor.samples])
+    return _ACCURACY_CACHE[key]
+
+
 def evaluate_batch(cfg: StudyConfig, base: HardwareSpec, workloads, params: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """Objective values (B, objectives) and constraint values (B, 2): weights fit, area cap (<= 0 ok)."""
+    """Objective values (B, objectives) and constraint values (B, 3), each <= 0 when satisfied: the
+    weights fit, the area cap, the accuracy floor."""
     from ..cost import estimate_many
 
     specs = [spec_for(base, p) for p in params]
@@ -188,6 +228,9 @@ def evaluate_batch(cfg: StudyConfig, base: HardwareSpec, workloads, params: list
     fits = np.all(np.stack([r.feasible for r in results]), axis=0)
     values = score(cfg, energy, latency, area)
     area_excess = np.nan_to_num(np.max(area, axis=0) - (cfg.area_max_mm2 or np.inf), nan=1.0)
-    constraints = np.stack([np.where(fits, 0.0, 1.0), np.maximum(area_excess, -1.0)], axis=1)
+    accuracy_gap = np.zeros(len(specs))
+    if cfg.accuracy is not None:
+        accuracy_gap = np.array([cfg.accuracy.floor - simulated_accuracy(cfg.accuracy, s) for s in specs])
+    constraints = np.stack([np.where(fits, 0.0, 1.0), np.maximum(area_excess, -1.0), accuracy_gap], axis=1)
     values = np.where(np.isfinite(values), values, 1e30)  # infeasible: a finite sentinel, flagged by constraints
     return values, constraints

@@ -127,6 +127,8 @@ class PeripherySpec(BaseModel):
         "cimkit.calibrate from data",
     )
     columns_per_adc: int = Field(1, ge=1, le=4096, description="columns time-multiplexed onto one ADC")
+    read_latency_ns: float = Field(1.0, gt=0, description="array read (settling) time per input pass (ns), "
+                                   "before conversion; the 'base read latency' of Krestinskaya et al. 2025")
     drift_compensation: Literal["none", "global"] = Field(
         "global",
         description="'global': a digital gain from an all-ones reference read at t0 and at the "
