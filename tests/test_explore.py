@@ -172,3 +172,10 @@ def test_accuracy_floor_from_the_simulator(tmp_path, monkeypatch):
     by_bits = {t.params["adc_bits"]: t.user_attrs["constraints"][2] for t in result.study.trials}
     assert by_bits[2] > 0 > by_bits[6]  # 2-bit ADCs break the CNN; 6-bit ones keep it above 90%
     assert all(t.params["adc_bits"] == 6 for t in result.best_trials)  # the cheaper 2-bit chip is excluded
+
+
+def test_torch_workloads_in_a_study(tmp_path):
+    c = cfg(workloads=[{"torch": "cimkit.workload.zoo:lenet", "input_shape": [1, 1, 28, 28]}], trials=4, batch=2)
+    assert run_study(c, tmp_path).completed == 4
+    with pytest.raises(InputError, match="cannot import"):
+        run_study(cfg(workloads=[{"torch": "nowhere.mod:fn", "input_shape": [1, 3]}]), tmp_path / "b")

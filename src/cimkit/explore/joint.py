@@ -57,10 +57,15 @@ def _edap_per_workload(cfg: StudyConfig, params: dict, names: list[str]) -> dict
     base = _base(cfg)
     spec = spec_for(base, params)
     out = {}
-    for name, wl in zip(names, _workloads(cfg.model_copy(update={"workloads": names}))):
+    for name, wl in zip(names, _workloads(cfg.model_copy(update={"workloads": [_entry(cfg, n) for n in names]}))):
         r = estimate_many(wl, [spec])
         out[name] = float(r.energy_j[0] * r.latency_s[0] * r.area_mm2[0])
     return out
+
+
+def _entry(cfg: StudyConfig, label: str):
+    """The study's workload entry (a name or a torch factory) whose label is ``label``."""
+    return next(w for w in cfg.workloads if (w if isinstance(w, str) else w.label) == label)
 
 
 def _best_params(result) -> dict:
@@ -74,13 +79,13 @@ def run_joint_experiment(cfg: StudyConfig, out_dir: str | Path, *, trials: int |
     """Largest-network design, joint design and workload-specific designs, each a study of its own
     (stored in ``out_dir``, so the experiment resumes like any study)."""
     out_dir = Path(out_dir)
-    names = list(cfg.workloads)
+    names = [w if isinstance(w, str) else w.label for w in cfg.workloads]
     weights = {n: wl.weights for n, wl in zip(names, _workloads(cfg))}
     largest = max(weights, key=weights.get)
     single = cfg.model_copy(update={"objective": cfg.objective.model_copy(update={"mode": "single", "metrics": ["edap"]})})
 
     def study(name: str, workloads: list[str]):
-        sub = single.model_copy(update={"name": f"{cfg.name}-{name}", "workloads": workloads})
+        sub = single.model_copy(update={"name": f"{cfg.name}-{name}", "workloads": [_entry(cfg, w) for w in workloads]})
         return run_study(sub, out_dir / name, trials=trials, progress=progress)
 
     designs = {"largest": _best_params(study(f"only-{largest}", [largest])), "joint": _best_params(study("joint", names))}

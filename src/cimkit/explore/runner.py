@@ -37,7 +37,16 @@ def _workloads(cfg: StudyConfig):
 
     out = []
     for name in cfg.workloads:
-        if name.endswith(".onnx"):
+        if not isinstance(name, str):  # a torch factory
+            import importlib
+
+            module, _, attr = name.torch.partition(":")
+            try:
+                factory = getattr(importlib.import_module(module), attr)
+            except (ImportError, AttributeError, ValueError) as exc:
+                raise InputError(f"workload {name.torch!r}: cannot import it ({exc}); expected 'package.module:function'") from None
+            out.append(Workload.from_torch(factory(), tuple(name.input_shape), name=name.label))
+        elif name.endswith(".onnx"):
             out.append(Workload.from_onnx(name))
         elif name.endswith(".csv"):
             out.append(Workload.from_neurosim_csv(name))

@@ -84,10 +84,23 @@ class AccuracyFloor(BaseModel):
     seed: int = 0
 
 
+class TorchWorkload(BaseModel):
+    """A PyTorch model built by ``factory`` ('package.module:function', called without arguments)."""
+
+    model_config = _FROZEN
+    torch: str
+    input_shape: list[int] = Field(min_length=2)
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.torch.rsplit(":", 1)[-1]
+
+
 class StudyConfig(BaseModel):
     model_config = _FROZEN
     name: str = "study"
-    workloads: list[str] = Field(min_length=1)
+    workloads: list[str | TorchWorkload] = Field(min_length=1)
     hardware: str = "rram-22nm"
     space: dict[str, ParamSpace] = Field(min_length=1)
     objective: Objective = Objective()
