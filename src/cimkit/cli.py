@@ -75,14 +75,9 @@ def estimate(
 ) -> None:
     """Area, energy, latency and efficiency of a network on a chip."""
     from .cost import estimate as run_estimate
-    from .workload import Workload, zoo
+    from .workload import load_workload
 
-    if network.endswith(".csv"):
-        wl = Workload.from_neurosim_csv(network)
-    elif network.endswith(".onnx"):
-        wl = Workload.from_onnx(network)
-    else:
-        wl = zoo.workload(network)
+    wl = load_workload(network)
     report = run_estimate(wl, _spec(hw), ops="neurosim" if neurosim_ops else "macs")
     console.print(report.table())
     if json_out:

@@ -17,3 +17,29 @@ class InputError(CimkitError):
 
 class MappingError(CimkitError):
     """A layer that cannot be mapped onto the arrays a spec describes."""
+
+
+def format_validation_error(exc, source: str, what: str, root_model) -> str:
+    """A pydantic ValidationError as lines naming each field path, its value and what is allowed
+    (for unknown keys: the keys allowed at that place of ``root_model``)."""
+    lines = [f"{source}: invalid {what}"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            parent = _model_at(root_model, err["loc"][:-1])
+            msg = f"unknown key; allowed here: {', '.join(parent.model_fields) if parent else 'see the docs'}"
+        lines.append(f"  {loc} = {err.get('input')!r}: {msg}")
+    return "\n".join(lines)
+
+
+def _model_at(root_model, loc: tuple):
+    from pydantic import BaseModel
+
+    model = root_model
+    for key in loc:
+        field = model.model_fields.get(str(key))
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return None
+        model = field.annotation
+    return model

@@ -13,7 +13,6 @@ from typing import Callable
 import numpy as np
 
 from ..errors import InputError
-
 from ..spec import HardwareSpec
 from .study import StudyConfig, _sampler, _suggest, evaluate_batch, grid_points, spec_for
 
@@ -33,7 +32,7 @@ class StudyResult:
 
 
 def _workloads(cfg: StudyConfig):
-    from ..workload import Workload, zoo
+    from ..workload import Workload, load_workload
 
     out = []
     for name in cfg.workloads:
@@ -46,12 +45,8 @@ def _workloads(cfg: StudyConfig):
             except (ImportError, AttributeError, ValueError) as exc:
                 raise InputError(f"workload {name.torch!r}: cannot import it ({exc}); expected 'package.module:function'") from None
             out.append(Workload.from_torch(factory(), tuple(name.input_shape), name=name.label))
-        elif name.endswith(".onnx"):
-            out.append(Workload.from_onnx(name))
-        elif name.endswith(".csv"):
-            out.append(Workload.from_neurosim_csv(name))
         else:
-            out.append(zoo.workload(name))
+            out.append(load_workload(name))
     return out
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..errors import InputError
+from ..errors import InputError, format_validation_error
 from ..spec import HardwareSpec
 
 #: searchable parameters -> their HardwareSpec field path
@@ -136,11 +136,7 @@ class StudyConfig(BaseModel):
         try:
             return cls.model_validate(yaml.safe_load(path.read_text()) or {})
         except ValidationError as exc:
-            lines = [f"{path}: invalid study file"]
-            for err in exc.errors():
-                loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-                lines.append(f"  {loc} = {err.get('input')!r}: {err['msg']}")
-            raise InputError("\n".join(lines)) from None
+            raise InputError(format_validation_error(exc, str(path), "study file", cls)) from None
         except yaml.YAMLError as exc:
             raise InputError(f"{path}: not valid YAML: {exc}") from None
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..errors import SpecError
+from ..errors import SpecError, format_validation_error
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
 
@@ -217,7 +217,7 @@ class HardwareSpec(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise SpecError(_format_errors(exc, source)) from None
+            raise SpecError(format_validation_error(exc, source, "hardware description", cls)) from None
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "HardwareSpec":
@@ -261,27 +261,3 @@ class HardwareSpec(BaseModel):
                 raise SpecError(f"{dotted}: unknown field {leaf!r}; allowed: {', '.join(node)}")
             node[leaf] = value
         return self.from_dict(data, source=self.name)
-
-
-def _format_errors(exc: ValidationError, source: str) -> str:
-    lines = [f"{source}: invalid hardware description"]
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        value = err.get("input")
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            parent = _model_at(err["loc"][:-1])
-            allowed = ", ".join(parent.model_fields) if parent else "see docs"
-            msg = f"unknown key; allowed here: {allowed}"
-        lines.append(f"  {loc} = {value!r}: {msg}")
-    return "\n".join(lines)
-
-
-def _model_at(loc: tuple) -> type[BaseModel] | None:
-    model: type[BaseModel] = HardwareSpec
-    for key in loc:
-        field = model.model_fields.get(str(key))
-        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
-            return None
-        model = field.annotation
-    return model
