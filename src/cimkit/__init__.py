@@ -4,7 +4,7 @@ One chip description (``HardwareSpec``) answers both "how accurate is my model o
 the functional crossbar simulator) and, through the same mapping, "what does it cost?".
 """
 
-from . import zoo
+from . import cam, zoo
 from .cost import Report, estimate, estimate_many
 from .errors import CimkitError, InputError, MappingError, SpecError
 from .mapping import ArrayMapping, map_matrix
@@ -16,6 +16,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "HardwareSpec", "convert", "calibrate", "set_time", "map_matrix", "ArrayMapping",
-    "Workload", "Op", "zoo", "estimate", "estimate_many", "Report",
+    "Workload", "Op", "zoo", "cam", "estimate", "estimate_many", "Report",
     "CimkitError", "SpecError", "InputError", "MappingError", "__version__",
 ]

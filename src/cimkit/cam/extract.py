@@ -1,0 +1,201 @@
+"""Trained tree ensembles -> one common form: trees of (feature, threshold, children, leaf values),
+plus how the ensemble aggregates them. Each library's own split semantics is kept: scikit-learn and
+LightGBM send x <= t to the left child, XGBoost x < t."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from ..errors import InputError
+
+
+@dataclass
+class Tree:
+    feature: np.ndarray  # (nodes,) feature index, -1 at leaves
+    threshold: np.ndarray  # (nodes,)
+    left: np.ndarray  # (nodes,) child index, -1 at leaves
+    right: np.ndarray
+    value: np.ndarray  # (nodes, outputs) leaf values (rows of inner nodes unused)
+    output: int = -1  # the output (class) this tree adds to; -1: all outputs (value is a vector)
+
+
+@dataclass
+class Ensemble:
+    trees: list[Tree]
+    n_features: int
+    n_outputs: int
+    split: Literal["le", "lt"]  # left child when x <= t ('le') or x < t ('lt')
+    aggregate: Literal["mean", "sum"]  # mean of tree outputs (forests) or their sum (boosting)
+    link: Literal["identity", "logistic", "softmax", "normalize"]
+    base: np.ndarray = field(default_factory=lambda: np.zeros(1))  # added to the sum (boosting)
+    scale: float = 1.0  # learning rate (boosting)
+    classes: np.ndarray | None = None  # class labels of a classifier
+    kind: str = ""
+    input_dtype: type = np.float64  # the precision the library compares inputs in (float32 for sklearn, XGBoost)
+
+
+def _sk_tree(t, output: int = -1, proba: bool = False) -> Tree:
+    tree = t.tree_
+    value = tree.value[:, :, :]
+    if proba:  # classification tree: per-leaf class distribution
+        v = value[:, 0, :]
+        v = v / np.maximum(v.sum(axis=1, keepdims=True), 1e-300)
+    else:
+        v = value[:, :, 0] if value.shape[2] == 1 else value[:, 0, :]
+    feat = np.where(tree.children_left < 0, -1, tree.feature)
+    return Tree(feat.astype(np.int64), tree.threshold.astype(np.float64), tree.children_left.astype(np.int64),
+                tree.children_right.astype(np.int64), v.astype(np.float64), output)
+
+
+def _from_sklearn(model) -> Ensemble:
+    e = _from_sklearn_any(model)
+    if not type(model).__name__.startswith("HistGradient"):
+        e.input_dtype = np.float32  # scikit-learn's trees compare float32 inputs with their thresholds
+    return e
+
+
+def _from_sklearn_any(model) -> Ensemble:
+    from sklearn import ensemble, tree
+
+    name = type(model).__name__
+    d = model.n_features_in_
+    if isinstance(model, tree.DecisionTreeClassifier):
+        return Ensemble([_sk_tree(model, proba=True)], d, len(model.classes_), "le", "mean", "normalize",
+                        classes=model.classes_, kind=name)
+    if isinstance(model, tree.DecisionTreeRegressor):
+        return Ensemble([_sk_tree(model)], d, model.n_outputs_, "le", "mean", "identity", kind=name)
+    if isinstance(model, (ensemble.RandomForestClassifier, ensemble.ExtraTreesClassifier)):
+        return Ensemble([_sk_tree(e, proba=True) for e in model.estimators_], d, len(model.classes_), "le", "mean",
+                        "normalize", classes=model.classes_, kind=name)
+    if isinstance(model, (ensemble.RandomForestRegressor, ensemble.ExtraTreesRegressor)):
+        return Ensemble([_sk_tree(e) for e in model.estimators_], d, model.n_outputs_, "le", "mean", "identity", kind=name)
+    if isinstance(model, (ensemble.GradientBoostingClassifier, ensemble.GradientBoostingRegressor)):
+        est = model.estimators_  # (n_estimators, K) regression trees
+        k = est.shape[1]
+        base = np.asarray(model._raw_predict_init(np.zeros((1, d), dtype=np.float32))[0], dtype=np.float64)
+        trees = [_sk_tree(est[i, c], output=c) for i in range(est.shape[0]) for c in range(k)]
+        if isinstance(model, ensemble.GradientBoostingClassifier):
+            link = "logistic" if k == 1 else "softmax"
+            return Ensemble(trees, d, k, "le", "sum", link, base, model.learning_rate, model.classes_, name)
+        return Ensemble(trees, d, 1, "le", "sum", "identity", base, model.learning_rate, kind=name)
+    if isinstance(model, (ensemble.HistGradientBoostingClassifier, ensemble.HistGradientBoostingRegressor)):
+        if getattr(model, "is_categorical_", None) is not None and np.any(model.is_categorical_):
+            raise InputError(f"{name}: categorical splits cannot be stored as CAM ranges; refit without "
+                             "categorical_features (one-hot encode them)")
+        trees = []
+        for iteration in model._predictors:
+            for c, pred in enumerate(iteration):
+                n = pred.nodes
+                leaf = n["is_leaf"].astype(bool)
+                trees.append(Tree(np.where(leaf, -1, n["feature_idx"]).astype(np.int64),
+                                  n["num_threshold"].astype(np.float64), np.where(leaf, -1, n["left"]).astype(np.int64),
+                                  np.where(leaf, -1, n["right"]).astype(np.int64), n["value"].astype(np.float64)[:, None],
+                                  c))
+        base = np.asarray(model._baseline_prediction, dtype=np.float64).ravel()
+        k = len(model._predictors[0])
+        if isinstance(model, ensemble.HistGradientBoostingClassifier):
+            link = "logistic" if k == 1 else "softmax"
+            return Ensemble(trees, model.n_features_in_, k, "le", "sum", link, base, 1.0, model.classes_, name)
+        return Ensemble(trees, model.n_features_in_, 1, "le", "sum", "identity", base, 1.0, kind=name)
+    raise InputError(f"unsupported model type {name}")
+
+
+def _from_xgboost(model) -> Ensemble:
+    booster = model.get_booster() if hasattr(model, "get_booster") else model
+    cfg = json.loads(booster.save_config())
+    objective = cfg["learner"]["objective"]["name"]
+    raw_base = cfg["learner"]["learner_model_param"]["base_score"]
+    base_val = np.array(json.loads(raw_base) if raw_base.startswith("[") else [float(raw_base)], dtype=np.float64)
+    k = int(cfg["learner"]["learner_model_param"].get("num_class", "0") or 0)
+    names = booster.feature_names
+    index = {n: i for i, n in enumerate(names)} if names else None
+    n_features = booster.num_features()
+    trees = []
+    for i, dump in enumerate(booster.get_dump(dump_format="json")):
+        nodes = {}
+
+        def walk(node):
+            nodes[node["nodeid"]] = node
+            for child in node.get("children", []):
+                walk(child)
+
+        walk(json.loads(dump))
+        size = max(nodes) + 1
+        feat = -np.ones(size, np.int64)
+        thr = np.zeros(size)
+        left = -np.ones(size, np.int64)
+        right = -np.ones(size, np.int64)
+        val = np.zeros((size, 1))
+        for nid, node in nodes.items():
+            if "leaf" in node:
+                val[nid, 0] = node["leaf"]
+            else:
+                f = node["split"]
+                feat[nid] = index[f] if index else int(f.lstrip("f"))
+                thr[nid] = np.float32(node["split_condition"])  # XGBoost splits are float32
+                left[nid], right[nid] = node["yes"], node["no"]
+        trees.append(Tree(feat, thr, left, right, val, i % k if k > 1 else 0))
+    f32 = np.float32
+    if objective.startswith("binary:logistic") or objective == "reg:logistic":
+        p = float(base_val[0])
+        return Ensemble(trees, n_features, 1, "lt", "sum", "logistic", np.array([np.log(p / (1 - p))]), 1.0,
+                        getattr(model, "classes_", None), "XGBoost", f32)
+    if objective.startswith("multi:"):
+        return Ensemble(trees, n_features, k, "lt", "sum", "softmax", np.broadcast_to(base_val, (k,)).copy(), 1.0,
+                        getattr(model, "classes_", None), "XGBoost", f32)
+    if objective.startswith("reg:squarederror") or objective.startswith("reg:absoluteerror"):
+        return Ensemble(trees, n_features, 1, "lt", "sum", "identity", base_val[:1], 1.0, kind="XGBoost", input_dtype=f32)
+    raise InputError(f"XGBoost objective {objective!r} is not supported (binary:logistic, multi:softprob/softmax, "
+                     "reg:squarederror)")
+
+
+def _from_lightgbm(model) -> Ensemble:
+    booster = model.booster_ if hasattr(model, "booster_") else model
+    dump = booster.dump_model()
+    k = dump.get("num_tree_per_iteration", 1)
+    objective = dump.get("objective", "regression").split()[0]
+    trees = []
+    for i, info in enumerate(dump["tree_info"]):
+        feat, thr, left, right, val = [], [], [], [], []
+
+        def walk(node) -> int:
+            nid = len(feat)
+            feat.append(-1)
+            thr.append(0.0)
+            left.append(-1)
+            right.append(-1)
+            val.append(node.get("leaf_value", 0.0))
+            if "split_feature" in node:
+                if node.get("decision_type", "<=") != "<=":
+                    raise InputError("LightGBM categorical splits cannot be stored as CAM ranges; refit without "
+                                     "categorical features (one-hot encode them)")
+                feat[nid], thr[nid] = node["split_feature"], node["threshold"]
+                left[nid] = walk(node["left_child"])
+                right[nid] = walk(node["right_child"])
+            return nid
+
+        walk(info["tree_structure"])
+        trees.append(Tree(np.array(feat, np.int64), np.array(thr, np.float64), np.array(left, np.int64),
+                          np.array(right, np.int64), np.array(val, np.float64)[:, None], i % k if k > 1 else 0))
+    link = {"binary": "logistic", "multiclass": "softmax", "multiclassova": "softmax"}.get(objective, "identity")
+    if link == "identity" and not objective.startswith("regression"):
+        raise InputError(f"LightGBM objective {objective!r} is not supported (binary, multiclass, regression)")
+    return Ensemble(trees, dump["max_feature_idx"] + 1, k, "le", "sum", link, np.zeros(k), 1.0,
+                    getattr(model, "classes_", None), "LightGBM")
+
+
+def extract(model) -> Ensemble:
+    """The common form of a scikit-learn, XGBoost or LightGBM tree model."""
+    module = type(model).__module__
+    if module.startswith("sklearn"):
+        return _from_sklearn(model)
+    if module.startswith("xgboost"):
+        return _from_xgboost(model)
+    if module.startswith("lightgbm"):
+        return _from_lightgbm(model)
+    raise InputError(f"unsupported model type {type(model).__module__}.{type(model).__name__}: cimkit.cam.compile "
+                     "takes scikit-learn trees and ensembles, XGBoost and LightGBM models")

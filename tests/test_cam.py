@@ -1,0 +1,91 @@
+"""Tree ensembles on analog CAM: the compiled program predicts exactly what the model predicts."""
+
+import numpy as np
+import pytest
+from sklearn import ensemble, tree
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
+
+import cimkit as ck
+from cimkit.errors import InputError
+
+xgb = pytest.importorskip("xgboost")
+lgb = pytest.importorskip("lightgbm")
+
+WINE, CANCER, DIABETES = load_wine(return_X_y=True), load_breast_cancer(return_X_y=True), load_diabetes(return_X_y=True)
+
+CLASSIFIERS = [
+    lambda: tree.DecisionTreeClassifier(max_depth=6, random_state=0),
+    lambda: ensemble.RandomForestClassifier(30, max_depth=6, random_state=0),
+    lambda: ensemble.ExtraTreesClassifier(30, max_depth=6, random_state=0),
+    lambda: ensemble.GradientBoostingClassifier(n_estimators=30, max_depth=3, random_state=0),
+    lambda: ensemble.HistGradientBoostingClassifier(max_iter=30, random_state=0),
+    lambda: xgb.XGBClassifier(n_estimators=30, max_depth=4),
+    lambda: lgb.LGBMClassifier(n_estimators=30, verbose=-1),
+]
+REGRESSORS = [
+    lambda: tree.DecisionTreeRegressor(max_depth=6, random_state=0),
+    lambda: ensemble.RandomForestRegressor(20, max_depth=6, random_state=0),
+    lambda: ensemble.ExtraTreesRegressor(20, max_depth=6, random_state=0),
+    lambda: ensemble.GradientBoostingRegressor(n_estimators=30, max_depth=3, random_state=0),
+    lambda: ensemble.HistGradientBoostingRegressor(max_iter=30, random_state=0),
+    lambda: xgb.XGBRegressor(n_estimators=30, max_depth=4),
+    lambda: lgb.LGBMRegressor(n_estimators=30, verbose=-1),
+]
+
+
+@pytest.mark.parametrize("data", [WINE, CANCER], ids=["wine-3class", "cancer-binary"])
+@pytest.mark.parametrize("make", CLASSIFIERS, ids=lambda f: type(f()).__name__)
+def test_classifiers_predict_exactly(make, data):
+    X, y = data
+    model = make().fit(X, y)
+    prog = ck.cam.compile(model)
+    rng = np.random.default_rng(0)
+    probe = np.concatenate([X, X + rng.normal(0, 0.01, X.shape) * X.std(axis=0)])  # off the training points too
+    assert np.array_equal(prog.predict(probe), model.predict(probe))
+    assert np.abs(prog.predict_proba(probe) - model.predict_proba(probe)).max() < 1e-6
+
+
+@pytest.mark.parametrize("make", REGRESSORS, ids=lambda f: type(f()).__name__)
+def test_regressors_predict_exactly(make):
+    X, y = DIABETES
+    model = make().fit(X, y)
+    got, want = ck.cam.compile(model).predict(X), model.predict(X)
+    assert np.abs(got - want).max() <= 1e-6 * np.abs(want).max()  # XGBoost sums leaves in float32
+
+
+def test_thresholds_keep_each_librarys_boundary_semantics():
+    X = np.arange(40, dtype=float)[:, None]
+    y = (X[:, 0] > 17).astype(int)
+    for model in (tree.DecisionTreeClassifier().fit(X, y),
+                  xgb.XGBClassifier(n_estimators=1, max_depth=1, min_child_weight=0).fit(X, y)):
+        prog = ck.cam.compile(model)
+        edge = np.array([[t] for t in np.unique(prog.hi[np.isfinite(prog.hi)])])  # exactly on a stored bound
+        assert np.array_equal(prog.predict(edge), model.predict(edge))
+
+
+def test_rows_and_dont_care_cells():
+    X, y = WINE
+    model = tree.DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, y)
+    prog = ck.cam.compile(model)
+    assert prog.rows == model.get_n_leaves()
+    tested = (~prog.dont_care).sum(axis=1)
+    assert (tested >= 1).all() and (tested <= model.get_depth()).all()
+    assert 0 < prog.sparsity < 1
+
+
+def test_bad_input():
+    X, y = WINE
+    prog = ck.cam.compile(ensemble.RandomForestClassifier(5, random_state=0).fit(X, y))
+    with pytest.raises(InputError, match="shape"):
+        prog.predict(X[:, :5])
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(InputError, match="non-finite"):
+        prog.predict(bad)
+    with pytest.raises(InputError, match="unsupported model type"):
+        ck.cam.compile(object())
+    with pytest.raises(InputError, match="categorical"):
+        ck.cam.compile(ensemble.HistGradientBoostingClassifier(categorical_features=[0], max_iter=3)
+                       .fit(np.c_[np.arange(60) % 3, np.arange(60)], np.arange(60) % 2))
+    with pytest.raises(InputError, match="is a regressor"):
+        ck.cam.compile(tree.DecisionTreeRegressor().fit(X, y)).predict_proba(X)
