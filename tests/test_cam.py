@@ -89,3 +89,18 @@ def test_bad_input():
                        .fit(np.c_[np.arange(60) % 3, np.arange(60)], np.arange(60) % 2))
     with pytest.raises(InputError, match="is a regressor"):
         ck.cam.compile(tree.DecisionTreeRegressor().fit(X, y)).predict_proba(X)
+
+
+def test_quantized_bounds_and_variation_change_accuracy_reproducibly():
+    X, y = CANCER
+    model = ensemble.RandomForestClassifier(50, max_depth=6, random_state=0).fit(X, y)
+    exact = (model.predict(X) == y).mean()
+    acc = {b: (ck.cam.compile(model, bits=b, X=X).predict(X) == y).mean() for b in (2, 4, 8, 12)}
+    assert abs(acc[12] - exact) <= 0.01 and abs(acc[8] - exact) <= 0.02  # 8-bit bounds keep the accuracy
+    assert acc[2] < acc[8]  # too coarse a grid loses it
+    noisy = [ck.cam.compile(model, bits=8, X=X, variation_lsb=2.0, seed=s).predict(X) for s in (0, 0, 1)]
+    assert np.array_equal(noisy[0], noisy[1]) and not np.array_equal(noisy[0], noisy[2])
+    with pytest.raises(InputError, match="needs data X"):
+        ck.cam.compile(model, bits=8)
+    with pytest.raises(InputError, match="bits must be"):
+        ck.cam.compile(model, bits=0, X=X)

@@ -54,11 +54,16 @@ def _paths(tree, n_features: int):
 class CamProgram:
     """Rows of bounds (``lo``, ``hi``: (rows, features)), leaf values and the ensemble's aggregation."""
 
-    def __init__(self, ensemble: Ensemble) -> None:
+    def __init__(self, ensemble: Ensemble, *, bits: int | None = None, X=None, variation_lsb: float = 0.0,
+                 seed: int = 0) -> None:
         self.ensemble = ensemble
         parts = [_paths(t, ensemble.n_features) for t in ensemble.trees]
         self.lo = np.concatenate([p[0] for p in parts])
         self.hi = np.concatenate([p[1] for p in parts])
+        self.bits, self.variation_lsb, self.seed = bits, variation_lsb, seed
+        self._offset = self._step = None
+        if bits is not None:
+            self._quantize(bits, X, variation_lsb, seed)
         widths = {p[2].shape[1] for p in parts}
         self.leaf = np.concatenate([p[2] for p in parts]) if len(widths) == 1 else None
         counts = np.array([len(p[0]) for p in parts])
@@ -69,6 +74,31 @@ class CamProgram:
         self._edges = [np.unique(np.concatenate([self.lo[:, f], self.hi[:, f]])) for f in range(self.n_features)]
         self._edges = [u[np.isfinite(u)] for u in self._edges]
         self._tables = [self._build(r) for r in self.tree_rows]
+
+    def _quantize(self, bits: int, X, variation_lsb: float, seed: int) -> None:
+        """Store bounds and compare inputs as ``bits``-bit codes over each feature's range in ``X`` (as
+        X-TIME stores an 8-bit bound in two 4-bit memristor levels); optionally perturb every stored
+        bound by Gaussian analog variation of ``variation_lsb`` code steps (seeded)."""
+        if not isinstance(bits, int) or not 1 <= bits <= 16:
+            raise InputError(f"bits must be an integer from 1 to 16, got {bits!r}")
+        if X is None:
+            raise InputError("quantized compilation needs data X to set each feature's input range")
+        if variation_lsb < 0:
+            raise InputError(f"variation_lsb must be >= 0, got {variation_lsb}")
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.ensemble.n_features or not np.isfinite(X).all():
+            raise InputError(f"X must be finite with shape (samples, {self.ensemble.n_features}), got {X.shape}")
+        lo_f, hi_f = X.min(axis=0), X.max(axis=0)
+        self._offset = lo_f
+        self._step = np.where(hi_f > lo_f, (hi_f - lo_f) / (2**bits - 1), 1.0)
+        self._top = 2**bits - 1
+        rng = np.random.default_rng(seed)
+        for bound in (self.lo, self.hi):
+            finite = np.isfinite(bound)
+            codes = np.round((bound - self._offset) / self._step)
+            if variation_lsb > 0:
+                codes = codes + rng.normal(0.0, variation_lsb, codes.shape)
+            bound[finite] = codes[finite]
 
     # ---- shape of the program -------------------------------------------------------------------
     @property
@@ -115,7 +145,10 @@ class CamProgram:
         if not np.isfinite(X).all():
             raise InputError("input has non-finite values (NaN or inf): missing values cannot be searched in the "
                              "CAM; impute them first")
-        return X.astype(self.ensemble.input_dtype).astype(np.float64)
+        X = X.astype(self.ensemble.input_dtype).astype(np.float64)
+        if self._step is not None:  # the DAC: inputs as codes on the same grid as the stored bounds
+            X = np.clip(np.round((X - self._offset) / self._step), 0, self._top)
+        return X
 
     def _bins(self, X: np.ndarray) -> list[np.ndarray]:
         side = "left" if self.ensemble.split == "le" else "right"
@@ -190,6 +223,11 @@ def _first_set_bit(words: np.ndarray) -> np.ndarray:
     return out
 
 
-def compile(model) -> CamProgram:  # noqa: A001 - the public name of DESIGN.md
-    """Compile a scikit-learn / XGBoost / LightGBM tree model to an analog-CAM program (exact thresholds)."""
-    return CamProgram(extract(model))
+def compile(model, bits: int | None = None, *, X=None, variation_lsb: float = 0.0, seed: int = 0) -> CamProgram:  # noqa: A001
+    """Compile a scikit-learn / XGBoost / LightGBM tree model to an analog-CAM program.
+
+    ``bits=None`` keeps exact thresholds (predictions equal the model's). With ``bits``, inputs and stored
+    bounds are ``bits``-bit codes over each feature's range in ``X``, and ``variation_lsb`` adds seeded
+    Gaussian variation (in code steps) to every stored bound.
+    """
+    return CamProgram(extract(model), bits=bits, X=X, variation_lsb=variation_lsb, seed=seed)
