@@ -320,7 +320,8 @@ def _subsample(values: torch.Tensor, dim: int) -> torch.Tensor:
     n = values.shape[dim]
     if n <= _CALIB_SAMPLES:
         return values
-    idx = torch.linspace(0, n - 1, _CALIB_SAMPLES, device=values.device).long()
+    # integer arithmetic: a float32 linspace rounds indices past 2**24 out of bounds
+    idx = torch.arange(_CALIB_SAMPLES, device=values.device, dtype=torch.int64) * (n - 1) // (_CALIB_SAMPLES - 1)
     return values.index_select(dim, idx)
 
 
