@@ -66,8 +66,9 @@ def trace_torch(model: nn.Module, input_shape: tuple[int, ...], name: str) -> Wo
         with torch.no_grad():
             ShapeProp(gm).propagate(example)
     except Exception as exc:  # noqa: BLE001 - untraceable (data-dependent control flow): fall back to hooks
-        warnings.warn(f"torch.fx could not trace {name} ({type(exc).__name__}: {exc}); using forward hooks, which "
-                      "see modules only (dynamic matmuls are missed)", stacklevel=3)
+        warnings.warn(f"torch.fx could not trace {name} ({type(exc).__name__}: {exc}); using forward hooks on one "
+                      "all-zero example input instead: they see modules only (dynamic matmuls are missed), and only "
+                      "the branches that input takes", stacklevel=3)
         return _trace_hooks(model, example, name)
     modules = dict(gm.named_modules())
     ops: list[Op] = []
