@@ -64,8 +64,7 @@ class CamProgram:
         self._offset = self._step = None
         if bits is not None:
             self._quantize(bits, X, variation_lsb, seed)
-        widths = {p[2].shape[1] for p in parts}
-        self.leaf = np.concatenate([p[2] for p in parts]) if len(widths) == 1 else None
+        self.leaf = np.concatenate([p[2] for p in parts])  # (rows, width): all trees of an ensemble share a width
         counts = np.array([len(p[0]) for p in parts])
         self.tree_of_row = np.repeat(np.arange(len(parts)), counts)
         starts = np.concatenate([[0], np.cumsum(counts)])

@@ -53,11 +53,11 @@ class JointResult:
         return "\n".join(lines)
 
 
-def _edap_per_workload(cfg: StudyConfig, params: dict, names: list[str]) -> dict[str, float]:
-    base = _base(cfg)
+def _edap_per_workload(base, params: dict, workloads: dict) -> dict[str, float]:
+    """EDAP of each of ``workloads`` (name -> traced Workload) on the chip ``params`` of ``base``."""
     spec = spec_for(base, params)
     out = {}
-    for name, wl in zip(names, _workloads(cfg.model_copy(update={"workloads": [_entry(cfg, n) for n in names]}))):
+    for name, wl in workloads.items():
         r = estimate_many(wl, [spec])
         out[name] = float(r.energy_j[0] * r.latency_s[0] * r.area_mm2[0])
     return out
@@ -80,8 +80,9 @@ def run_joint_experiment(cfg: StudyConfig, out_dir: str | Path, *, trials: int |
     (stored in ``out_dir``, so the experiment resumes like any study)."""
     out_dir = Path(out_dir)
     names = [w if isinstance(w, str) else w.label for w in cfg.workloads]
-    weights = {n: wl.weights for n, wl in zip(names, _workloads(cfg))}
-    largest = max(weights, key=weights.get)
+    traced = dict(zip(names, _workloads(cfg)))  # traced once, priced on every chip below
+    base = _base(cfg)
+    largest = max(traced, key=lambda n: traced[n].weights)
     single = cfg.model_copy(update={"objective": cfg.objective.model_copy(update={"mode": "single", "metrics": ["edap"]})})
 
     def study(name: str, workloads: list[str]):
@@ -92,9 +93,9 @@ def run_joint_experiment(cfg: StudyConfig, out_dir: str | Path, *, trials: int |
     own = {}
     for n in names:
         designs[n] = designs["largest"] if n == largest else _best_params(study(f"only-{n}", [n]))
-        own[n] = _edap_per_workload(cfg, designs[n], [n])[n]
-    result = JointResult(names, largest, _edap_per_workload(cfg, designs["largest"], names),
-                         _edap_per_workload(cfg, designs["joint"], names), own, designs)
+        own[n] = _edap_per_workload(base, designs[n], {n: traced[n]})[n]
+    result = JointResult(names, largest, _edap_per_workload(base, designs["largest"], traced),
+                         _edap_per_workload(base, designs["joint"], traced), own, designs)
     (out_dir / "joint_experiment.md").write_text(result.table() + "\n")
     (out_dir / "joint_experiment.json").write_text(json.dumps(
         {"largest": largest, "improvement": result.improvement, "loss_vs_own": result.loss_vs_own,
