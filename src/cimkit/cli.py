@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -13,7 +14,7 @@ from .spec import HardwareSpec
 
 app = typer.Typer(help="cimkit: accuracy and cost of AI models on compute-in-memory hardware.",
                   no_args_is_help=True, add_completion=False)
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 120)  # logs and pipes get whole tables
 
 
 def _spec(name_or_path: str) -> HardwareSpec:
@@ -126,6 +127,58 @@ def explore(
                   f"outputs in {out}")
     for t in result.best_trials[:5]:
         console.print(f"  best #{t.number}: {t.values} {t.params}")
+
+
+@app.command()
+def trees(
+    data: str = typer.Option("breast_cancer", help="breast_cancer, wine, digits, shuttle or synthetic"),
+    model: str = typer.Option("rf", help="rf, et, dt, gb, hgb, xgboost or lightgbm"),
+    n_trees: int = typer.Option(100, "--trees", min=1, help="trees (per class for multi-class boosting)"),
+    depth: int = typer.Option(8, min=1, help="maximum tree depth"),
+    cam: Path | None = typer.Option(None, help="an analog-CAM description YAML (default: X-TIME-like 16 nm)"),
+    rows: int | None = typer.Option(None, help="override the array rows"),
+    cols: int | None = typer.Option(None, help="override the features per array"),
+    bits: int | None = typer.Option(None, help="override the input and bound precision"),
+    samples: int = typer.Option(2000, min=1, help="test inputs the energy is averaged over"),
+    seed: int = typer.Option(0, help="data split and model seed"),
+    plot: Path | None = typer.Option(Path("out/trees.png"), help="energy figure (none: --plot '')"),
+    json_out: Path | None = typer.Option(None, "--json", help="write the full result as JSON"),
+) -> None:
+    """Train a tree ensemble, compile it to analog CAM, and report accuracy and cost per decision."""
+    import json
+
+    from .cam import CamSpec
+    from .cam.experiment import plot_trees, run_trees
+
+    spec = CamSpec.from_yaml(cam) if cam else CamSpec()
+    overrides = {k: v for k, v in (("rows", rows), ("cols", cols), ("bits", bits)) if v is not None}
+    if overrides:
+        spec = spec.replace(**overrides)
+    if overrides.get("cols", spec.cols) < spec.group_cols:
+        spec = spec.replace(group_cols=spec.cols)
+    with console.status(f"training {model} on {data}, compiling, searching..."):
+        res, _ = run_trees(data, model, trees=n_trees, depth=depth, spec=spec, energy_samples=samples, seed=seed)
+    console.print(f"{model} ({n_trees} trees, depth {depth}) on {data}: {res.test_samples} test samples; "
+                  f"{res.rows} CAM rows x {res.features} features, sparsity {res.sparsity:.1%}", highlight=False)
+    console.print(f"accuracy: model {res.model_accuracy:.2%}; CAM exact {res.cam_accuracy:.2%} "
+                  f"(predictions {'identical' if res.cam_predictions_equal else 'DIFFER'}); "
+                  f"CAM {res.bits}-bit {res.quantized_accuracy:.2%}", highlight=False)
+    table = Table(title=f"cost per decision on {spec.rows}x{spec.cols}-feature arrays "
+                        f"({spec.cells_per_feature} cells/feature, {spec.node_nm:g} nm)")
+    table.add_column("scheme", no_wrap=True)
+    for col in ("arrays", "nJ/decision", "vs raw", "vs xtime", "latency", "decisions/s", "mm^2"):
+        table.add_column(col, justify="right", no_wrap=True)
+    raw = res.reports["raw"].energy_per_decision_j
+    base = res.reports["xtime"].energy_per_decision_j
+    for name, r in res.reports.items():
+        e = r.energy_per_decision_j
+        table.add_row(name, str(r.arrays), f"{e * 1e9:.3f}", f"{raw / e:.2f}x", f"{base / e:.2f}x",
+                      f"{r.latency_s * 1e9:.0f} ns", f"{r.throughput_per_s:.3g}", f"{r.total_area_mm2:.3f}")
+    console.print(table)
+    if plot and str(plot):
+        console.print(f"figure: {plot_trees(res, plot)}")
+    if json_out:
+        Path(json_out).write_text(json.dumps(res.summary(), indent=2))
 
 
 @app.command()

@@ -138,6 +138,7 @@ class CamProgram:
 
     # ---- search -------------------------------------------------------------------------------------
     def _check(self, X) -> np.ndarray:
+        """Validated inputs as the CAM compares them: the library's precision, or DAC codes."""
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise InputError(f"expected input of shape (samples, {self.n_features}), got {X.shape}")
@@ -148,6 +149,24 @@ class CamProgram:
         if self._step is not None:  # the DAC: inputs as codes on the same grid as the stored bounds
             X = np.clip(np.round((X - self._offset) / self._step), 0, self._top)
         return X
+
+    def inside(self, x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """Cell match of checked inputs ``x`` against bounds, with the model's boundary semantics
+        (broadcasting); the bit-parallel search is equivalent to AND-ing this over a row's features."""
+        if self.ensemble.split == "le":
+            return (lo < x) & (x <= hi)
+        return (lo <= x) & (x < hi)
+
+    def bound_levels(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """(lo, hi): each stored bound as a fraction of its feature's range, in [0, 1], which sets the
+        conductance a cell is programmed to; NaN at don't-care bounds. Quantized programs use their own
+        code grid; exact ones the range of ``X``."""
+        if self._step is not None:
+            return tuple(np.where(np.isfinite(b), np.clip(b / self._top, 0.0, 1.0), np.nan) for b in (self.lo, self.hi))
+        X = self._check(X)
+        lo_f, span = X.min(axis=0), np.ptp(X, axis=0)
+        span = np.where(span > 0, span, 1.0)
+        return tuple(np.where(np.isfinite(b), np.clip((b - lo_f) / span, 0.0, 1.0), np.nan) for b in (self.lo, self.hi))
 
     def _bins(self, X: np.ndarray) -> list[np.ndarray]:
         side = "left" if self.ensemble.split == "le" else "right"

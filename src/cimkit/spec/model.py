@@ -184,6 +184,21 @@ class ChipSpec(BaseModel):
         "the NeuroSim reference run)")
 
 
+def apply_dotted(data: dict[str, Any], changes: dict[str, Any], what: str) -> dict[str, Any]:
+    """``data`` (a nested dump of a spec) with dotted-path ``changes`` applied; unknown paths raise."""
+    for dotted, value in changes.items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            if not isinstance(node.get(key), dict):
+                raise SpecError(f"{dotted}: {key!r} is not a section of {what}")
+            node = node[key]
+        if leaf not in node:
+            raise SpecError(f"{dotted}: unknown field {leaf!r}; allowed: {', '.join(node)}")
+        node[leaf] = value
+    return data
+
+
 class HardwareSpec(BaseModel):
     """One CIM chip description, shared by ``cimkit.convert`` (accuracy) and the cost model."""
 
@@ -249,15 +264,4 @@ class HardwareSpec(BaseModel):
 
     def replace(self, **changes: Any) -> "HardwareSpec":
         """A validated copy with dotted-path changes, e.g. ``replace(**{"periphery.adc_bits": 6})``."""
-        data = self.model_dump()
-        for dotted, value in changes.items():
-            node = data
-            *parents, leaf = dotted.split(".")
-            for key in parents:
-                if not isinstance(node.get(key), dict):
-                    raise SpecError(f"{dotted}: {key!r} is not a section of HardwareSpec")
-                node = node[key]
-            if leaf not in node:
-                raise SpecError(f"{dotted}: unknown field {leaf!r}; allowed: {', '.join(node)}")
-            node[leaf] = value
-        return self.from_dict(data, source=self.name)
+        return self.from_dict(apply_dotted(self.model_dump(), changes, "HardwareSpec"), source=self.name)

@@ -1,0 +1,160 @@
+"""The ``cimkit trees`` job: train a tree ensemble on an offline tabular set, compile it to analog CAM, and
+report accuracy (exact and quantized), rows, arrays, sparsity, and cost per decision under each search
+scheme."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from .cost import COMPONENTS, SCHEMES, CamReport, compare
+from .program import CamProgram, compile
+from .spec import CamSpec
+
+MODELS = ("rf", "et", "dt", "gb", "hgb", "xgboost", "lightgbm")
+
+
+def make_model(kind: str, trees: int, depth: int, seed: int):
+    """An untrained scikit-learn / XGBoost / LightGBM classifier of ``trees`` trees of depth ``depth``."""
+    from sklearn import ensemble, tree
+
+    if kind not in MODELS:
+        raise InputError(f"unknown model {kind!r}; available: {', '.join(MODELS)}")
+    if trees < 1 or depth < 1:
+        raise InputError(f"trees and depth must be >= 1, got trees={trees}, depth={depth}")
+    if kind == "rf":
+        return ensemble.RandomForestClassifier(trees, max_depth=depth, random_state=seed, n_jobs=-1)
+    if kind == "et":
+        return ensemble.ExtraTreesClassifier(trees, max_depth=depth, random_state=seed, n_jobs=-1)
+    if kind == "dt":
+        return tree.DecisionTreeClassifier(max_depth=depth, random_state=seed)
+    if kind == "gb":
+        return ensemble.GradientBoostingClassifier(n_estimators=trees, max_depth=depth, random_state=seed)
+    if kind == "hgb":
+        return ensemble.HistGradientBoostingClassifier(max_iter=trees, max_depth=depth, random_state=seed,
+                                                       early_stopping=False)
+    try:
+        if kind == "xgboost":
+            import xgboost
+
+            return xgboost.XGBClassifier(n_estimators=trees, max_depth=depth, random_state=seed, n_jobs=2)
+        import lightgbm
+
+        return lightgbm.LGBMClassifier(n_estimators=trees, max_depth=depth, num_leaves=min(2**depth, 131072),
+                                       random_state=seed, verbose=-1, n_jobs=2)
+    except ModuleNotFoundError as exc:
+        raise InputError(f"model {kind!r} needs the {exc.name} package: pip install cimkit[trees]") from None
+
+
+@dataclass
+class TreesResult:
+    data: str
+    model: str
+    trees: int
+    depth: int
+    bits: int
+    test_samples: int
+    model_accuracy: float
+    cam_accuracy: float  # exact thresholds: equals the model's
+    cam_predictions_equal: bool
+    quantized_accuracy: float  # inputs and bounds at spec.bits
+    rows: int
+    features: int
+    sparsity: float
+    reports: dict[str, CamReport] = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        out = {k: v for k, v in self.__dict__.items() if k != "reports"}
+        out["schemes"] = {k: r.summary() for k, r in self.reports.items()}
+        return out
+
+
+def run_trees(data: str = "breast_cancer", model: str = "rf", *, trees: int = 100, depth: int = 8,
+              spec: CamSpec | None = None, energy_samples: int = 2000, seed: int = 0,
+              schemes=tuple(SCHEMES)) -> tuple[TreesResult, CamProgram]:
+    """Train, compile and price one ensemble; energy is averaged over up to ``energy_samples`` test inputs."""
+    from ..data import tabular
+
+    spec = spec or CamSpec()
+    if energy_samples < 1:
+        raise InputError(f"energy_samples must be >= 1, got {energy_samples}")
+    t = tabular(data, seed=seed)
+    clf = make_model(model, trees, depth, seed).fit(t.x_train, t.y_train)
+    prog = compile(clf)
+    want = clf.predict(t.x_test)
+    got = prog.predict(t.x_test)
+    quant = compile(clf, bits=spec.bits, X=t.x_train)
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(t.x_test), size=min(energy_samples, len(t.x_test)), replace=False)
+    reports = compare(quant, t.x_test[np.sort(pick)], spec, schemes)
+    result = TreesResult(data, model, trees, depth, spec.bits, len(t.y_test), float((want == t.y_test).mean()),
+                         float((got == t.y_test).mean()), bool(np.array_equal(got, want)),
+                         float((quant.predict(t.x_test) == t.y_test).mean()), prog.rows, prog.n_features,
+                         prog.sparsity, reports)
+    return result, prog
+
+
+def plot_trees(result: TreesResult, path: str | Path) -> Path:
+    """Energy per decision by component for each scheme, and the rows still enabled entering each
+    match-line segment under the monotone (sequential) schemes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 2]})
+    names = list(result.reports)
+    bottom = np.zeros(len(names))
+    for comp in COMPONENTS:
+        vals = np.array([result.reports[n].energy_j[comp] * 1e9 for n in names])
+        ax.bar(names, vals, bottom=bottom, label=comp)
+        bottom += vals
+    ax.set_ylabel("energy per decision (nJ)")
+    ax.set_title(f"{result.model} x{result.trees}, depth {result.depth} on {result.data}: {result.rows} rows, "
+                 f"sparsity {result.sparsity:.0%}")
+    ax.tick_params(axis="x", rotation=30)
+    ax.legend(fontsize=7)
+    for n in names:
+        r = result.reports[n]
+        if SCHEMES[n].sequential:
+            ax2.plot(np.arange(1, len(r.evaluated_fraction) + 1), r.evaluated_fraction, marker="o", label=n)
+    ax2.set_xlabel("match-line segment (evaluated in turn)")
+    ax2.set_ylabel("fraction of rows searched")
+    ax2.set_yscale("log")
+    ax2.set_title("monotone match lines: rows left to search")
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def sparsity_sweep(*, depths=(4, 6, 8, 10), trees=(10, 50, 100), features=(8, 16, 32, 64), base_depth: int = 8,
+                   base_trees: int = 50, samples: int = 5000, spec: CamSpec | None = None, seed: int = 0) -> list[dict]:
+    """Don't-care fraction of random forests on the synthetic set, varying depth, tree count and feature
+    count one at a time (the others at ``base_depth``, ``base_trees`` and 16 features): of the program's
+    cells, and of the cells of the arrays that must be stored, X-TIME-style (trees packed, model feature
+    order) and after MonoSparse reordering (all-don't-care arrays dropped)."""
+    from ..data import tabular
+    from .layout import layout
+
+    spec = spec or CamSpec()
+    rows = []
+    cases = [("depth", d, d, base_trees, 16) for d in depths] + [("trees", t, base_depth, t, 16) for t in trees] \
+        + [("features", f, base_depth, base_trees, f) for f in features]
+    for varied, value, depth, n_trees, n_features in cases:
+        t = tabular("synthetic", samples=samples, features=n_features, seed=seed)
+        prog = compile(make_model("rf", n_trees, depth, seed).fit(t.x_train, t.y_train))
+        lay = layout(prog, spec, reorder=False, sequential=False)
+        packed = layout(prog, spec, reorder=True, sequential=True)
+        rows.append({"varied": varied, "value": value, "depth": depth, "trees": n_trees, "features": n_features,
+                     "rows": prog.rows, "program_sparsity": prog.sparsity, "array_sparsity": lay.array_sparsity(),
+                     "arrays": int(lay.arrays_tested().sum()), "arrays_reordered": int(packed.arrays_tested().sum()),
+                     "array_sparsity_reordered": packed.array_sparsity()})
+    return rows
+
