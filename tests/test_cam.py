@@ -104,3 +104,30 @@ def test_quantized_bounds_and_variation_change_accuracy_reproducibly():
         ck.cam.compile(model, bits=8)
     with pytest.raises(InputError, match="bits must be"):
         ck.cam.compile(model, bits=0, X=X)
+
+
+@pytest.mark.parametrize("make", [lambda: ensemble.RandomForestClassifier(30, max_depth=6, random_state=0),
+                                  lambda: xgb.XGBClassifier(n_estimators=20, max_depth=4)], ids=["sklearn", "xgboost"])
+def test_threshold_binned_codes_are_exact_when_bins_suffice(make):
+    """X-TIME's inputs are bins between the model's thresholds: with fewer distinct thresholds per feature
+    than codes, the quantized CAM decides exactly as the model does, on either boundary semantics."""
+    X, y = WINE
+    model = make().fit(X, y)
+    prog = ck.cam.compile(model, bits=12, X=X, scale="thresholds")
+    rng = np.random.default_rng(0)
+    probe = np.concatenate([X, X + rng.normal(0, 0.01, X.shape) * X.std(axis=0)])
+    on_bounds = np.repeat(X[:1], 5, axis=0)
+    exact = ck.cam.compile(model)
+    on_bounds[:, 0] = np.unique(exact.hi[np.isfinite(exact.hi[:, 0]), 0])[:5]
+    probe = np.concatenate([probe, on_bounds])
+    assert np.array_equal(prog.predict(probe), model.predict(probe))
+    assert prog.lo[np.isfinite(prog.lo)].max() <= 2**12 - 1
+
+
+def test_threshold_binned_codes_beat_a_uniform_grid_at_few_bits():
+    X, y = CANCER
+    model = ensemble.RandomForestClassifier(50, max_depth=6, random_state=0).fit(X, y)
+    acc = {s: (ck.cam.compile(model, bits=4, X=X, scale=s).predict(X) == y).mean() for s in ("uniform", "thresholds")}
+    assert acc["thresholds"] > acc["uniform"]
+    with pytest.raises(InputError, match="scale must be"):
+        ck.cam.compile(model, bits=4, X=X, scale="log")

@@ -60,7 +60,8 @@ class TreesResult:
     model_accuracy: float
     cam_accuracy: float  # exact thresholds: equals the model's
     cam_predictions_equal: bool
-    quantized_accuracy: float  # inputs and bounds at spec.bits
+    quantized_accuracy: float  # inputs and bounds at spec.bits, on ``scale``
+    scale: str
     rows: int
     features: int
     sparsity: float
@@ -73,12 +74,15 @@ class TreesResult:
 
 
 def run_trees(data: str = "breast_cancer", model: str = "rf", *, trees: int = 100, depth: int = 8,
-              spec: CamSpec | None = None, energy_samples: int = 2000, seed: int = 0,
+              spec: CamSpec | None = None, scale: str = "thresholds", energy_samples: int = 2000, seed: int = 0,
               schemes=tuple(SCHEMES)) -> tuple[TreesResult, CamProgram]:
-    """Train, compile and price one ensemble; energy is averaged over up to ``energy_samples`` test inputs."""
+    """Train, compile and price one ensemble; the priced program is quantized to ``spec.bits`` on ``scale``
+    (see ``compile``) and its energy averaged over up to ``energy_samples`` test inputs."""
     from ..data import tabular
 
     spec = spec or CamSpec()
+    if scale not in ("uniform", "thresholds"):
+        raise InputError(f"scale must be 'uniform' or 'thresholds', got {scale!r}")
     if energy_samples < 1:
         raise InputError(f"energy_samples must be >= 1, got {energy_samples}")
     t = tabular(data, seed=seed)
@@ -86,13 +90,13 @@ def run_trees(data: str = "breast_cancer", model: str = "rf", *, trees: int = 10
     prog = compile(clf)
     want = clf.predict(t.x_test)
     got = prog.predict(t.x_test)
-    quant = compile(clf, bits=spec.bits, X=t.x_train)
+    quant = compile(clf, bits=spec.bits, X=t.x_train, scale=scale)
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(t.x_test), size=min(energy_samples, len(t.x_test)), replace=False)
     reports = compare(quant, t.x_test[np.sort(pick)], spec, schemes)
     result = TreesResult(data, model, trees, depth, spec.bits, len(t.y_test), float((want == t.y_test).mean()),
                          float((got == t.y_test).mean()), bool(np.array_equal(got, want)),
-                         float((quant.predict(t.x_test) == t.y_test).mean()), prog.rows, prog.n_features,
+                         float((quant.predict(t.x_test) == t.y_test).mean()), scale, prog.rows, prog.n_features,
                          prog.sparsity, reports)
     return result, prog
 

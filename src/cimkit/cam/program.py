@@ -54,16 +54,16 @@ def _paths(tree, n_features: int):
 class CamProgram:
     """Rows of bounds (``lo``, ``hi``: (rows, features)), leaf values and the ensemble's aggregation."""
 
-    def __init__(self, ensemble: Ensemble, *, bits: int | None = None, X=None, variation_lsb: float = 0.0,
-                 seed: int = 0) -> None:
+    def __init__(self, ensemble: Ensemble, *, bits: int | None = None, X=None, scale: str = "uniform",
+                 variation_lsb: float = 0.0, seed: int = 0) -> None:
         self.ensemble = ensemble
         parts = [_paths(t, ensemble.n_features) for t in ensemble.trees]
         self.lo = np.concatenate([p[0] for p in parts])
         self.hi = np.concatenate([p[1] for p in parts])
-        self.bits, self.variation_lsb, self.seed = bits, variation_lsb, seed
-        self._offset = self._step = None
+        self.bits, self.scale, self.variation_lsb, self.seed = bits, scale, variation_lsb, seed
+        self._encode = None  # the DAC: inputs -> codes on the grid of the stored bounds (quantized programs)
         if bits is not None:
-            self._quantize(bits, X, variation_lsb, seed)
+            self._quantize(bits, X, scale, variation_lsb, seed)
         self.leaf = np.concatenate([p[2] for p in parts])  # (rows, width): all trees of an ensemble share a width
         counts = np.array([len(p[0]) for p in parts])
         self.tree_of_row = np.repeat(np.arange(len(parts)), counts)
@@ -74,12 +74,20 @@ class CamProgram:
         self._edges = [u[np.isfinite(u)] for u in self._edges]
         self._tables = [self._build(r) for r in self.tree_rows]
 
-    def _quantize(self, bits: int, X, variation_lsb: float, seed: int) -> None:
-        """Store bounds and compare inputs as ``bits``-bit codes over each feature's range in ``X`` (as
-        X-TIME stores an 8-bit bound in two 4-bit memristor levels); optionally perturb every stored
-        bound by Gaussian analog variation of ``variation_lsb`` code steps (seeded)."""
+    def _quantize(self, bits: int, X, scale: str, variation_lsb: float, seed: int) -> None:
+        """Store bounds and compare inputs as ``bits``-bit codes (X-TIME stores an 8-bit bound in two 4-bit
+        memristor levels); optionally perturb every stored bound by seeded Gaussian analog variation of
+        ``variation_lsb`` code steps.
+
+        ``scale="uniform"``: codes evenly spaced over each feature's range in ``X`` (a linear DAC).
+        ``scale="thresholds"``: codes are the bins between the feature's stored thresholds (X-TIME's inputs
+        are histogram-binned codes), exact while a feature has fewer than 2**bits distinct thresholds; past
+        that, the kept edges are the thresholds nearest evenly spaced quantiles of ``X`` and every bound
+        snaps to its nearest kept edge."""
         if not isinstance(bits, int) or not 1 <= bits <= 16:
             raise InputError(f"bits must be an integer from 1 to 16, got {bits!r}")
+        if scale not in ("uniform", "thresholds"):
+            raise InputError(f"scale must be 'uniform' or 'thresholds', got {scale!r}")
         if X is None:
             raise InputError("quantized compilation needs data X to set each feature's input range")
         if variation_lsb < 0:
@@ -87,17 +95,46 @@ class CamProgram:
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.ensemble.n_features or not np.isfinite(X).all():
             raise InputError(f"X must be finite with shape (samples, {self.ensemble.n_features}), got {X.shape}")
-        lo_f, hi_f = X.min(axis=0), X.max(axis=0)
-        self._offset = lo_f
-        self._step = np.where(hi_f > lo_f, (hi_f - lo_f) / (2**bits - 1), 1.0)
         self._top = 2**bits - 1
+        if scale == "uniform":
+            lo_f, hi_f = X.min(axis=0), X.max(axis=0)
+            step = np.where(hi_f > lo_f, (hi_f - lo_f) / self._top, 1.0)
+            self._encode = lambda x: np.clip(np.round((x - lo_f) / step), 0, self._top)
+            codes = [np.round((b - lo_f) / step) for b in (self.lo, self.hi)]
+        else:
+            codes = self._threshold_codes(X.astype(self.ensemble.input_dtype).astype(np.float64))
         rng = np.random.default_rng(seed)
-        for bound in (self.lo, self.hi):
+        for bound, code in zip((self.lo, self.hi), codes):
             finite = np.isfinite(bound)
-            codes = np.round((bound - self._offset) / self._step)
             if variation_lsb > 0:
-                codes = codes + rng.normal(0.0, variation_lsb, codes.shape)
-            bound[finite] = codes[finite]
+                code = code + rng.normal(0.0, variation_lsb, code.shape)
+            bound[finite] = code[finite]
+
+    def _threshold_codes(self, X: np.ndarray) -> list[np.ndarray]:
+        """Per feature, at most 2**bits - 1 edges from its stored thresholds; bound codes and the encoder."""
+        kept = []
+        codes = [np.full_like(self.lo, np.nan), np.full_like(self.hi, np.nan)]
+        le = self.ensemble.split == "le"
+        for f in range(self.n_features):
+            u = np.unique(np.concatenate([self.lo[:, f], self.hi[:, f]]))
+            u = u[np.isfinite(u)]
+            if len(u) > self._top:
+                q = np.searchsorted(np.sort(X[:, f]), u, side="right") / len(X)  # data quantile of each threshold
+                pick = np.unique(np.searchsorted(q, np.linspace(0, 1, self._top), side="left").clip(0, len(u) - 1))
+                u = u[pick]
+            kept.append(u)
+            for code, bound in zip(codes, (self.lo[:, f], self.hi[:, f])):
+                finite = np.isfinite(bound)
+                b = bound[finite]
+                idx = np.searchsorted(u, b)
+                left, right = np.maximum(idx - 1, 0), np.minimum(idx, len(u) - 1)
+                idx = np.where(np.abs(b - u[left]) < np.abs(u[right] - b), left, right)  # nearest kept edge
+                # x <= u_i  <=>  #(u < x) <= i ;  x < u_i  <=>  #(u <= x) < i + 1
+                code[finite, f] = idx if le else idx + 1
+        side = "left" if le else "right"
+        self._encode = lambda x: np.stack([np.searchsorted(u, x[:, f], side=side) for f, u in enumerate(kept)],
+                                          axis=1).astype(np.float64)
+        return codes
 
     # ---- shape of the program -------------------------------------------------------------------
     @property
@@ -146,8 +183,8 @@ class CamProgram:
             raise InputError("input has non-finite values (NaN or inf): missing values cannot be searched in the "
                              "CAM; impute them first")
         X = X.astype(self.ensemble.input_dtype).astype(np.float64)
-        if self._step is not None:  # the DAC: inputs as codes on the same grid as the stored bounds
-            X = np.clip(np.round((X - self._offset) / self._step), 0, self._top)
+        if self._encode is not None:
+            X = self._encode(X)
         return X
 
     def inside(self, x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -161,7 +198,7 @@ class CamProgram:
         """(lo, hi): each stored bound as a fraction of its feature's range, in [0, 1], which sets the
         conductance a cell is programmed to; NaN at don't-care bounds. Quantized programs use their own
         code grid; exact ones the range of ``X``."""
-        if self._step is not None:
+        if self._encode is not None:
             return tuple(np.where(np.isfinite(b), np.clip(b / self._top, 0.0, 1.0), np.nan) for b in (self.lo, self.hi))
         X = self._check(X)
         lo_f, span = X.min(axis=0), np.ptp(X, axis=0)
@@ -241,11 +278,13 @@ def _first_set_bit(words: np.ndarray) -> np.ndarray:
     return out
 
 
-def compile(model, bits: int | None = None, *, X=None, variation_lsb: float = 0.0, seed: int = 0) -> CamProgram:  # noqa: A001
+def compile(model, bits: int | None = None, *, X=None, scale: str = "uniform", variation_lsb: float = 0.0,  # noqa: A001
+            seed: int = 0) -> CamProgram:
     """Compile a scikit-learn / XGBoost / LightGBM tree model to an analog-CAM program.
 
     ``bits=None`` keeps exact thresholds (predictions equal the model's). With ``bits``, inputs and stored
-    bounds are ``bits``-bit codes over each feature's range in ``X``, and ``variation_lsb`` adds seeded
-    Gaussian variation (in code steps) to every stored bound.
+    bounds are ``bits``-bit codes, evenly spaced over each feature's range in ``X`` (``scale="uniform"``)
+    or the bins between the model's own thresholds (``scale="thresholds"``, X-TIME's binned inputs);
+    ``variation_lsb`` adds seeded Gaussian variation (in code steps) to every stored bound.
     """
-    return CamProgram(extract(model), bits=bits, X=X, variation_lsb=variation_lsb, seed=seed)
+    return CamProgram(extract(model), bits=bits, X=X, scale=scale, variation_lsb=variation_lsb, seed=seed)
