@@ -87,6 +87,10 @@ def test_bad_input():
     with pytest.raises(InputError, match="categorical"):
         ck.cam.compile(ensemble.HistGradientBoostingClassifier(categorical_features=[0], max_iter=3)
                        .fit(np.c_[np.arange(60) % 3, np.arange(60)], np.arange(60) % 2))
+    broken = ck.cam.extract(tree.DecisionTreeClassifier(max_depth=2, random_state=0).fit(X, y))
+    broken.trees[0].threshold[0] = np.nan
+    with pytest.raises(InputError, match="non-finite split threshold"):
+        ck.cam.CamProgram(broken)
     with pytest.raises(InputError, match="is a regressor"):
         ck.cam.compile(tree.DecisionTreeRegressor().fit(X, y)).predict_proba(X)
 
@@ -95,13 +99,16 @@ def test_quantized_bounds_and_variation_change_accuracy_reproducibly():
     X, y = CANCER
     model = ensemble.RandomForestClassifier(50, max_depth=6, random_state=0).fit(X, y)
     exact = (model.predict(X) == y).mean()
-    acc = {b: (ck.cam.compile(model, bits=b, X=X).predict(X) == y).mean() for b in (2, 4, 8, 12)}
+    acc = {b: (ck.cam.compile(model, bits=b, X=X, scale="uniform").predict(X) == y).mean() for b in (2, 4, 8, 12)}
     assert abs(acc[12] - exact) <= 0.01 and abs(acc[8] - exact) <= 0.02  # 8-bit bounds keep the accuracy
     assert acc[2] < acc[8]  # too coarse a grid loses it
-    noisy = [ck.cam.compile(model, bits=8, X=X, variation_lsb=2.0, seed=s).predict(X) for s in (0, 0, 1)]
+    noisy = [ck.cam.compile(model, bits=8, X=X, scale="uniform", variation_lsb=2.0, seed=s).predict(X)
+             for s in (0, 0, 1)]
     assert np.array_equal(noisy[0], noisy[1]) and not np.array_equal(noisy[0], noisy[2])
     with pytest.raises(InputError, match="needs data X"):
-        ck.cam.compile(model, bits=8)
+        ck.cam.compile(model, bits=8, scale="uniform")
+    # threshold-binned codes need no data: 8 bits hold this forest's thresholds per feature closely
+    assert abs((ck.cam.compile(model, bits=8).predict(X) == y).mean() - exact) <= 0.01
     with pytest.raises(InputError, match="bits must be"):
         ck.cam.compile(model, bits=0, X=X)
 

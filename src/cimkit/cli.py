@@ -141,6 +141,7 @@ def trees(
     bits: int | None = typer.Option(None, help="override the input and bound precision"),
     scale: str = typer.Option("thresholds", help="input codes: 'thresholds' (bins between the model's thresholds, "
                               "as X-TIME) or 'uniform' (a linear DAC over each feature's range)"),
+    variation_lsb: float = typer.Option(0.0, min=0.0, help="Gaussian variation of the stored bounds (code steps)"),
     samples: int = typer.Option(2000, min=1, help="test inputs the energy is averaged over"),
     seed: int = typer.Option(0, help="data split and model seed"),
     plot: Path | None = typer.Option(Path("out/trees.png"), help="energy figure (none: --plot '')"),
@@ -159,13 +160,16 @@ def trees(
     if overrides.get("cols", spec.cols) < spec.group_cols:
         spec = spec.replace(group_cols=spec.cols)
     with console.status(f"training {model} on {data}, compiling, searching..."):
-        res, _ = run_trees(data, model, trees=n_trees, depth=depth, spec=spec, scale=scale, energy_samples=samples,
+        res, _ = run_trees(data, model, trees=n_trees, depth=depth, spec=spec, scale=scale, variation_lsb=variation_lsb,
+                           energy_samples=samples,
                            seed=seed)
     console.print(f"{model} ({n_trees} trees, depth {depth}) on {data}: {res.test_samples} test samples; "
                   f"{res.rows} CAM rows x {res.features} features, sparsity {res.sparsity:.1%}", highlight=False)
     console.print(f"accuracy: model {res.model_accuracy:.2%}; CAM exact {res.cam_accuracy:.2%} "
                   f"(predictions {'identical' if res.cam_predictions_equal else 'DIFFER'}); "
-                  f"CAM {res.bits}-bit ({res.scale} codes) {res.quantized_accuracy:.2%}", highlight=False)
+                  f"CAM {res.bits}-bit ({res.scale} codes"
+                  f"{f', bound variation {res.variation_lsb:g} LSB, seed {seed}' if res.variation_lsb else ''}) "
+                  f"{res.quantized_accuracy:.2%}", highlight=False)
     table = Table(title=f"cost per decision on {spec.rows}x{spec.cols}-feature arrays "
                         f"({spec.cells_per_feature} cells/feature, {spec.node_nm:g} nm)")
     table.add_column("scheme", no_wrap=True)

@@ -62,6 +62,7 @@ class TreesResult:
     cam_predictions_equal: bool
     quantized_accuracy: float  # inputs and bounds at spec.bits, on ``scale``
     scale: str
+    variation_lsb: float  # Gaussian variation of the stored bounds (code steps) in the quantized program
     rows: int
     features: int
     sparsity: float
@@ -74,8 +75,8 @@ class TreesResult:
 
 
 def run_trees(data: str = "breast_cancer", model: str = "rf", *, trees: int = 100, depth: int = 8,
-              spec: CamSpec | None = None, scale: str = "thresholds", energy_samples: int = 2000, seed: int = 0,
-              schemes=tuple(SCHEMES)) -> tuple[TreesResult, CamProgram]:
+              spec: CamSpec | None = None, scale: str = "thresholds", variation_lsb: float = 0.0,
+              energy_samples: int = 2000, seed: int = 0, schemes=tuple(SCHEMES)) -> tuple[TreesResult, CamProgram]:
     """Train, compile and price one ensemble; the priced program is quantized to ``spec.bits`` on ``scale``
     (see ``compile``) and its energy averaged over up to ``energy_samples`` test inputs."""
     from ..data import tabular
@@ -90,13 +91,13 @@ def run_trees(data: str = "breast_cancer", model: str = "rf", *, trees: int = 10
     prog = compile(clf)
     want = clf.predict(t.x_test)
     got = prog.predict(t.x_test)
-    quant = compile(clf, bits=spec.bits, X=t.x_train, scale=scale)
+    quant = compile(clf, bits=spec.bits, X=t.x_train, scale=scale, variation_lsb=variation_lsb, seed=seed)
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(t.x_test), size=min(energy_samples, len(t.x_test)), replace=False)
     reports = compare(quant, t.x_test[np.sort(pick)], spec, schemes)
     result = TreesResult(data, model, trees, depth, spec.bits, len(t.y_test), float((want == t.y_test).mean()),
                          float((got == t.y_test).mean()), bool(np.array_equal(got, want)),
-                         float((quant.predict(t.x_test) == t.y_test).mean()), scale, prog.rows, prog.n_features,
+                         float((quant.predict(t.x_test) == t.y_test).mean()), scale, variation_lsb, prog.rows, prog.n_features,
                          prog.sparsity, reports)
     return result, prog
 

@@ -54,7 +54,7 @@ def _paths(tree, n_features: int):
 class CamProgram:
     """Rows of bounds (``lo``, ``hi``: (rows, features)), leaf values and the ensemble's aggregation."""
 
-    def __init__(self, ensemble: Ensemble, *, bits: int | None = None, X=None, scale: str = "uniform",
+    def __init__(self, ensemble: Ensemble, *, bits: int | None = None, X=None, scale: str = "thresholds",
                  variation_lsb: float = 0.0, seed: int = 0) -> None:
         self.ensemble = ensemble
         parts = [_paths(t, ensemble.n_features) for t in ensemble.trees]
@@ -82,19 +82,21 @@ class CamProgram:
         ``scale="uniform"``: codes evenly spaced over each feature's range in ``X`` (a linear DAC).
         ``scale="thresholds"``: codes are the bins between the feature's stored thresholds (X-TIME's inputs
         are histogram-binned codes), exact while a feature has fewer than 2**bits distinct thresholds; past
-        that, the kept edges are the thresholds nearest evenly spaced quantiles of ``X`` and every bound
-        snaps to its nearest kept edge."""
+        that, the kept edges are the thresholds nearest evenly spaced quantiles of ``X`` (of the thresholds'
+        ranks when no ``X`` is given) and every bound snaps to its nearest kept edge."""
         if not isinstance(bits, int) or not 1 <= bits <= 16:
             raise InputError(f"bits must be an integer from 1 to 16, got {bits!r}")
         if scale not in ("uniform", "thresholds"):
             raise InputError(f"scale must be 'uniform' or 'thresholds', got {scale!r}")
-        if X is None:
-            raise InputError("quantized compilation needs data X to set each feature's input range")
+        if X is None and scale == "uniform":
+            raise InputError("quantized compilation with scale='uniform' needs data X to set each feature's input "
+                             "range")
         if variation_lsb < 0:
             raise InputError(f"variation_lsb must be >= 0, got {variation_lsb}")
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != self.ensemble.n_features or not np.isfinite(X).all():
-            raise InputError(f"X must be finite with shape (samples, {self.ensemble.n_features}), got {X.shape}")
+        if X is not None:
+            X = np.asarray(X, dtype=np.float64)
+            if X.ndim != 2 or X.shape[1] != self.ensemble.n_features or not np.isfinite(X).all():
+                raise InputError(f"X must be finite with shape (samples, {self.ensemble.n_features}), got {X.shape}")
         self._top = 2**bits - 1
         if scale == "uniform":
             lo_f, hi_f = X.min(axis=0), X.max(axis=0)
@@ -102,7 +104,7 @@ class CamProgram:
             self._encode = lambda x: np.clip(np.round((x - lo_f) / step), 0, self._top)
             codes = [np.round((b - lo_f) / step) for b in (self.lo, self.hi)]
         else:
-            codes = self._threshold_codes(X.astype(self.ensemble.input_dtype).astype(np.float64))
+            codes = self._threshold_codes(None if X is None else X.astype(self.ensemble.input_dtype).astype(np.float64))
         rng = np.random.default_rng(seed)
         for bound, code in zip((self.lo, self.hi), codes):
             finite = np.isfinite(bound)
@@ -119,7 +121,10 @@ class CamProgram:
             u = np.unique(np.concatenate([self.lo[:, f], self.hi[:, f]]))
             u = u[np.isfinite(u)]
             if len(u) > self._top:
-                q = np.searchsorted(np.sort(X[:, f]), u, side="right") / len(X)  # data quantile of each threshold
+                if X is None:  # no data: the thresholds' own ranks stand in for quantiles
+                    q = np.arange(len(u)) / max(len(u) - 1, 1)
+                else:  # the data quantile of each threshold
+                    q = np.searchsorted(np.sort(X[:, f]), u, side="right") / len(X)
                 pick = np.unique(np.searchsorted(q, np.linspace(0, 1, self._top), side="left").clip(0, len(u) - 1))
                 u = u[pick]
             kept.append(u)
@@ -278,13 +283,14 @@ def _first_set_bit(words: np.ndarray) -> np.ndarray:
     return out
 
 
-def compile(model, bits: int | None = None, *, X=None, scale: str = "uniform", variation_lsb: float = 0.0,  # noqa: A001
+def compile(model, bits: int | None = None, *, X=None, scale: str = "thresholds", variation_lsb: float = 0.0,  # noqa: A001
             seed: int = 0) -> CamProgram:
     """Compile a scikit-learn / XGBoost / LightGBM tree model to an analog-CAM program.
 
     ``bits=None`` keeps exact thresholds (predictions equal the model's). With ``bits``, inputs and stored
-    bounds are ``bits``-bit codes, evenly spaced over each feature's range in ``X`` (``scale="uniform"``)
-    or the bins between the model's own thresholds (``scale="thresholds"``, X-TIME's binned inputs);
+    bounds are ``bits``-bit codes: the bins between the model's own thresholds (``scale="thresholds"``,
+    X-TIME's binned inputs; ``X`` optional) or evenly spaced over each feature's range in ``X``
+    (``scale="uniform"``, a linear DAC);
     ``variation_lsb`` adds seeded Gaussian variation (in code steps) to every stored bound.
     """
     return CamProgram(extract(model), bits=bits, X=X, scale=scale, variation_lsb=variation_lsb, seed=seed)
