@@ -94,6 +94,6 @@ def test_unknown_preset_lists_available():
 
 
 def test_missing_and_malformed_files(tmp_path):
-    with pytest.raises(SpecError, match="no such hardware file"):
+    with pytest.raises(SpecError, match="no such hardware description file"):
         ck.HardwareSpec.from_yaml(tmp_path / "missing.yaml")
     assert "not valid YAML" in _err(tmp_path, "array: [rows: 1\n")

@@ -19,14 +19,11 @@ marked "assumption", with the reasoning, so a user can replace them with their o
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..errors import SpecError, format_validation_error
-from ..spec.model import apply_dotted
+from ..spec.model import SpecModel
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
 
@@ -58,10 +55,10 @@ class CamCircuit(BaseModel):
     sa_area_um2: float = Field(2.0, ge=0, description="one match-line sense amplifier and precharge (assumption)")
 
 
-class CamSpec(BaseModel):
+class CamSpec(SpecModel):
     """An analog-CAM chip for tree ensembles: arrays of ``rows`` x ``cols`` features."""
 
-    model_config = _FROZEN
+    _what: ClassVar[str] = "analog-CAM description"
 
     name: str = "xtime-16nm"
     rows: int = Field(256, ge=1, le=4096, description="rows (root-to-leaf paths) per array [XT23]")
@@ -90,27 +87,3 @@ class CamSpec(BaseModel):
     def cells_per_feature(self) -> int:
         """Physical cells that store one feature's bound pair at ``bits`` precision."""
         return math.ceil(self.bits / self.bits_per_cell)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "cam spec") -> "CamSpec":
-        if not isinstance(data, dict):
-            raise SpecError(f"{source}: expected a mapping, got {type(data).__name__}")
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise SpecError(format_validation_error(exc, source, "analog-CAM description", cls)) from None
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> "CamSpec":
-        path = Path(path)
-        if not path.is_file():
-            raise SpecError(f"no such CAM description file: {path}")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise SpecError(f"{path}: not valid YAML: {exc}") from None
-        return cls.from_dict(data or {}, source=str(path))
-
-    def replace(self, **changes: Any) -> "CamSpec":
-        """A validated copy, e.g. ``replace(rows=128, **{"circuit.g_max_us": 50})``."""
-        return self.from_dict(apply_dotted(self.model_dump(), changes, "CamSpec"), source=self.name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -199,10 +199,48 @@ def apply_dotted(data: dict[str, Any], changes: dict[str, Any], what: str) -> di
     return data
 
 
-class HardwareSpec(BaseModel):
-    """One CIM chip description, shared by ``cimkit.convert`` (accuracy) and the cost model."""
+class SpecModel(BaseModel):
+    """A validated, immutable description read from YAML: the shared construction and editing of
+    ``HardwareSpec`` and ``cimkit.cam.CamSpec``. Errors name the field path, the value and what is allowed."""
 
     model_config = _FROZEN
+    _what: ClassVar[str] = "description"  # what the errors call it
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "spec"):
+        if not isinstance(data, dict):
+            raise SpecError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise SpecError(format_validation_error(exc, source, cls._what, cls)) from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path):
+        path = Path(path)
+        if not path.is_file():
+            raise SpecError(f"no such {cls._what} file: {path}")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise SpecError(f"{path}: not valid YAML: {exc}") from None
+        return cls.from_dict(data or {}, source=str(path))
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        text = yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def replace(self, **changes: Any):
+        """A validated copy with dotted-path changes, e.g. ``replace(**{"periphery.adc_bits": 6})``."""
+        return self.from_dict(apply_dotted(self.model_dump(), changes, type(self).__name__), source=self.name)
+
+
+class HardwareSpec(SpecModel):
+    """One CIM chip description, shared by ``cimkit.convert`` (accuracy) and the cost model."""
+
+    _what: ClassVar[str] = "hardware description"
 
     name: str = "custom"
     description: str = ""
@@ -225,27 +263,6 @@ class HardwareSpec(BaseModel):
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "spec") -> "HardwareSpec":
-        """Validate a nested dict; errors name the field path, the value and what is allowed."""
-        if not isinstance(data, dict):
-            raise SpecError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise SpecError(format_validation_error(exc, source, "hardware description", cls)) from None
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> "HardwareSpec":
-        path = Path(path)
-        if not path.is_file():
-            raise SpecError(f"no such hardware file: {path}")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise SpecError(f"{path}: not valid YAML: {exc}") from None
-        return cls.from_dict(data or {}, source=str(path))
-
-    @classmethod
     def preset(cls, name: str) -> "HardwareSpec":
         path = PRESET_DIR / f"{name}.yaml"
         if not path.is_file():
@@ -255,13 +272,3 @@ class HardwareSpec(BaseModel):
     @staticmethod
     def presets() -> list[str]:
         return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
-
-    def to_yaml(self, path: str | Path | None = None) -> str:
-        text = yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
-        if path is not None:
-            Path(path).write_text(text)
-        return text
-
-    def replace(self, **changes: Any) -> "HardwareSpec":
-        """A validated copy with dotted-path changes, e.g. ``replace(**{"periphery.adc_bits": 6})``."""
-        return self.from_dict(apply_dotted(self.model_dump(), changes, "HardwareSpec"), source=self.name)
