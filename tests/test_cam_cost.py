@@ -173,3 +173,21 @@ def test_trees_command(tmp_path):
     data = json.loads(out.read_text())
     assert data["cam_predictions_equal"] and set(data["schemes"]) == set(SCHEMES)
     assert data["schemes"]["monosparse"]["energy_per_decision_j"] < data["schemes"]["raw"]["energy_per_decision_j"]
+
+
+def test_cam_spec_yaml_round_trip_and_cli_overrides(tmp_path):
+    from typer.testing import CliRunner
+
+    from cimkit.cli import app
+
+    spec = CamSpec().replace(rows=128, **{"circuit.g_max_us": 50.0})
+    path = tmp_path / "cam.yaml"
+    spec.to_yaml(path)
+    assert CamSpec.from_yaml(path) == spec
+    res = CliRunner().invoke(app, ["trees", "--data", "wine", "--trees", "3", "--depth", "3", "--samples", "20",
+                                   "--cam", str(path), "--cols", "2", "--plot", ""])
+    assert res.exit_code == 0, res.output
+    assert "128x2-feature arrays" in res.output
+    (tmp_path / "bad.yaml").write_text("rows: 64\nsearch_ns: 2\n")
+    with pytest.raises(SpecError, match="search_ns.*allowed here"):
+        CamSpec.from_yaml(tmp_path / "bad.yaml")

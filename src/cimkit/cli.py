@@ -155,10 +155,10 @@ def trees(
 
     spec = CamSpec.from_yaml(cam) if cam else CamSpec()
     overrides = {k: v for k, v in (("rows", rows), ("cols", cols), ("bits", bits)) if v is not None}
+    if cols is not None and cols < spec.group_cols:
+        overrides["group_cols"] = cols  # a segment cannot be wider than the array
     if overrides:
         spec = spec.replace(**overrides)
-    if overrides.get("cols", spec.cols) < spec.group_cols:
-        spec = spec.replace(group_cols=spec.cols)
     with console.status(f"training {model} on {data}, compiling, searching..."):
         res, _ = run_trees(data, model, trees=n_trees, depth=depth, spec=spec, scale=scale, variation_lsb=variation_lsb,
                            energy_samples=samples,
