@@ -138,3 +138,12 @@ def test_threshold_binned_codes_beat_a_uniform_grid_at_few_bits():
     assert acc["thresholds"] > acc["uniform"]
     with pytest.raises(InputError, match="scale must be"):
         ck.cam.compile(model, bits=4, X=X, scale="log")
+
+
+def test_programs_pickle_for_parallel_workers():
+    import pickle
+
+    X, y = WINE
+    model = ensemble.RandomForestClassifier(5, random_state=0).fit(X, y)
+    for prog in (ck.cam.compile(model), ck.cam.compile(model, bits=6, X=X, scale="uniform"), ck.cam.compile(model, bits=6)):
+        assert np.array_equal(pickle.loads(pickle.dumps(prog)).predict(X), prog.predict(X))

@@ -99,7 +99,7 @@ def test_optimizations_only_remove_work(forest):
     seq = reports["xtime+sequential"].evaluated_fraction  # monotone match lines: rows only ever drop out
     assert seq[0] == pytest.approx(1.0) and np.all(np.diff(seq) <= 1e-12)
     assert reports["xtime+sequential"].latency_s > base.latency_s
-    assert base.throughput_per_s == pytest.approx(SMALL.clock_hz / 4)
+    assert base.throughput_per_s == pytest.approx(SMALL.clock_hz / SMALL.search_cycles)
 
 
 def test_gating_leaves_only_tested_cells(forest):

@@ -175,20 +175,23 @@ def _count_events(prog: CamProgram, lay: CamLayout, X: np.ndarray, scheme: Schem
     return ev, (np.concatenate(matched) if track else None)
 
 
+def _scheme(name: str) -> Scheme:
+    if name not in SCHEMES:
+        raise InputError(f"unknown scheme {name!r}; available: {', '.join(SCHEMES)}")
+    return SCHEMES[name]
+
+
 def estimate(prog: CamProgram, X, spec: CamSpec | None = None, scheme: str = "monosparse") -> CamReport:
     """Energy per decision, latency, throughput and area of ``prog`` on ``spec`` searched with ``scheme``,
     averaged over the inputs ``X`` (the data the chip would see: energy depends on which rows match)."""
     spec = spec or CamSpec()
-    if scheme not in SCHEMES:
-        raise InputError(f"unknown scheme {scheme!r}; available: {', '.join(SCHEMES)}")
-    sch = SCHEMES[scheme]
-    X = prog._check(X)
-    if len(X) == 0:
+    sch = _scheme(scheme)
+    codes = prog.encode(X)
+    if len(codes) == 0:
         raise InputError("estimate needs at least one input sample")
     lay = layout(prog, spec, reorder=sch.reorder, sequential=sch.sequential)
-    cell_j = _cell_energy_j(prog, X, spec, sch.gate_dont_care)
-    ev, _ = _count_events(prog, lay, X, sch, cell_j)
-    n = len(X)
+    ev, _ = _count_events(prog, lay, codes, sch, _cell_energy_j(prog, X, spec, sch.gate_dont_care))
+    n = len(codes)
     c, d = spec.circuit, _digital_units(spec)
     trees = len(prog.tree_rows)
     arrays_stored = int(lay.arrays_tested().sum()) if sch.skip_dont_care else lay.row_blocks * lay.feature_blocks
@@ -209,7 +212,7 @@ def estimate(prog: CamProgram, X, spec: CamSpec | None = None, scheme: str = "mo
         "noc": (prog.n_features * spec.bits * lay.row_blocks + trees * spec.leaf_bits) * hop_mm * d["wire_j_per_bit_mm"],
     }
     cycle_s = 1.0 / spec.clock_hz
-    search_cycles = 4  # one aCAM search: 4 cycles at 1 GHz [XT23]
+    search_cycles = spec.search_cycles
     n_sequential = len(lay.segments) if sch.sequential else 1
     noc_cycles = 2 * int(np.ceil(np.log(max(arrays_stored, 2)) / np.log(4)))  # 4-port tree NoC out and back
     adder_cycles = int(np.ceil(np.log2(max(trees, 2))))
@@ -239,10 +242,8 @@ def matched_rows(prog: CamProgram, X, spec: CamSpec | None = None, scheme: str =
     """(samples, trees) program row each tree matched, found the way ``scheme`` searches its layout (row
     by row, segment by segment, disabling rows on the way); it must equal ``prog.match(X)``."""
     spec = spec or CamSpec()
-    if scheme not in SCHEMES:
-        raise InputError(f"unknown scheme {scheme!r}; available: {', '.join(SCHEMES)}")
-    sch = SCHEMES[scheme]
-    Xc = prog._check(X)
+    sch = _scheme(scheme)
+    Xc = prog.encode(X)
     lay = layout(prog, spec, reorder=sch.reorder, sequential=sch.sequential)
     _, matched = _count_events(prog, lay, Xc, sch, np.zeros((prog.rows, prog.n_features)), track_matches=True)
     rows = np.where(matched, lay.slot_row[None, :], -1)

@@ -61,7 +61,9 @@ class CamProgram:
         self.lo = np.concatenate([p[0] for p in parts])
         self.hi = np.concatenate([p[1] for p in parts])
         self.bits, self.scale, self.variation_lsb, self.seed = bits, scale, variation_lsb, seed
-        self._encode = None  # the DAC: inputs -> codes on the grid of the stored bounds (quantized programs)
+        # the DAC of quantized programs: (offset, step) of a uniform grid, or each feature's kept edges
+        self._grid: tuple[np.ndarray, np.ndarray] | None = None
+        self._kept_edges: list[np.ndarray] | None = None
         if bits is not None:
             self._quantize(bits, X, scale, variation_lsb, seed)
         self.leaf = np.concatenate([p[2] for p in parts])  # (rows, width): all trees of an ensemble share a width
@@ -101,7 +103,7 @@ class CamProgram:
         if scale == "uniform":
             lo_f, hi_f = X.min(axis=0), X.max(axis=0)
             step = np.where(hi_f > lo_f, (hi_f - lo_f) / self._top, 1.0)
-            self._encode = lambda x: np.clip(np.round((x - lo_f) / step), 0, self._top)
+            self._grid = (lo_f, step)
             codes = [np.round((b - lo_f) / step) for b in (self.lo, self.hi)]
         else:
             codes = self._threshold_codes(None if X is None else X.astype(self.ensemble.input_dtype).astype(np.float64))
@@ -136,9 +138,7 @@ class CamProgram:
                 idx = np.where(np.abs(b - u[left]) < np.abs(u[right] - b), left, right)  # nearest kept edge
                 # x <= u_i  <=>  #(u < x) <= i ;  x < u_i  <=>  #(u <= x) < i + 1
                 code[finite, f] = idx if le else idx + 1
-        side = "left" if le else "right"
-        self._encode = lambda x: np.stack([np.searchsorted(u, x[:, f], side=side) for f, u in enumerate(kept)],
-                                          axis=1).astype(np.float64)
+        self._kept_edges = kept
         return codes
 
     # ---- shape of the program -------------------------------------------------------------------
@@ -179,7 +179,7 @@ class CamProgram:
         return _TreeTables(rows, words, feats, masks)
 
     # ---- search -------------------------------------------------------------------------------------
-    def _check(self, X) -> np.ndarray:
+    def encode(self, X) -> np.ndarray:
         """Validated inputs as the CAM compares them: the library's precision, or DAC codes."""
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.n_features:
@@ -188,8 +188,12 @@ class CamProgram:
             raise InputError("input has non-finite values (NaN or inf): missing values cannot be searched in the "
                              "CAM; impute them first")
         X = X.astype(self.ensemble.input_dtype).astype(np.float64)
-        if self._encode is not None:
-            X = self._encode(X)
+        if self._grid is not None:
+            X = np.clip(np.round((X - self._grid[0]) / self._grid[1]), 0, self._top)
+        elif self._kept_edges is not None:
+            side = "left" if self.ensemble.split == "le" else "right"
+            X = np.stack([np.searchsorted(u, X[:, f], side=side) for f, u in enumerate(self._kept_edges)],
+                         axis=1).astype(np.float64)
         return X
 
     def inside(self, x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -203,9 +207,9 @@ class CamProgram:
         """(lo, hi): each stored bound as a fraction of its feature's range, in [0, 1], which sets the
         conductance a cell is programmed to; NaN at don't-care bounds. Quantized programs use their own
         code grid; exact ones the range of ``X``."""
-        if self._encode is not None:
+        if self.bits is not None:
             return tuple(np.where(np.isfinite(b), np.clip(b / self._top, 0.0, 1.0), np.nan) for b in (self.lo, self.hi))
-        X = self._check(X)
+        X = self.encode(X)
         lo_f, span = X.min(axis=0), np.ptp(X, axis=0)
         span = np.where(span > 0, span, 1.0)
         return tuple(np.where(np.isfinite(b), np.clip((b - lo_f) / span, 0.0, 1.0), np.nan) for b in (self.lo, self.hi))
@@ -226,7 +230,7 @@ class CamProgram:
 
     def match(self, X) -> np.ndarray:
         """(samples, trees) index of the matched row of every tree (-1 where none matched)."""
-        X = self._check(X)
+        X = self.encode(X)
         out = np.empty((X.shape[0], len(self._tables)), dtype=np.int64)
         for start in range(0, X.shape[0], _CHUNK):
             for i, rows in self._search_block(X[start:start + _CHUNK]):
@@ -236,7 +240,7 @@ class CamProgram:
     def raw(self, X) -> np.ndarray:
         """(samples, outputs) the ensemble's aggregated leaf values before the link function."""
         e = self.ensemble
-        X = self._check(X)
+        X = self.encode(X)
         width = self.leaf.shape[1]
         total = np.zeros((X.shape[0], e.n_outputs if e.aggregate == "sum" else width))
         for start in range(0, X.shape[0], _CHUNK):

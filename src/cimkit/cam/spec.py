@@ -72,6 +72,8 @@ class CamSpec(SpecModel):
     node_nm: float = Field(16.0, ge=7, le=130, description="technology node [Li20, XT23]")
     supply_v: float = Field(0.8, gt=0, le=2, description="digital supply (assumption: 16 nm nominal)")
     clock_hz: float = Field(1e9, gt=0, description="digital clock: 1 GHz [XT23]")
+    search_cycles: int = Field(4, ge=1, le=64, description="clock cycles of one array search (DAC, match line, "
+                               "sense): 4 [XT23]; a sequential segment costs one search")
     circuit: CamCircuit = CamCircuit()
 
     @model_validator(mode="after")
