@@ -147,3 +147,25 @@ def test_programs_pickle_for_parallel_workers():
     model = ensemble.RandomForestClassifier(5, random_state=0).fit(X, y)
     for prog in (ck.cam.compile(model), ck.cam.compile(model, bits=6, X=X, scale="uniform"), ck.cam.compile(model, bits=6)):
         assert np.array_equal(pickle.loads(pickle.dumps(prog)).predict(X), prog.predict(X))
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), leaves=st.integers(2, 40), bits=st.integers(6, 10))
+def test_threshold_codes_preserve_every_comparison(seed, leaves, bits):
+    """Property: with fewer thresholds than codes, encoding inputs and bounds as bins between thresholds
+    changes no comparison, for inputs anywhere, including exactly on a threshold."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(300, 2)) * rng.uniform(0.01, 100, size=2)
+    y = rng.integers(0, 3, size=300)
+    model = tree.DecisionTreeClassifier(max_leaf_nodes=leaves, random_state=seed).fit(X, y)
+    exact = ck.cam.compile(model)
+    on = [np.unique(b[np.isfinite(b)]) for b in (exact.hi[:, 0], exact.hi[:, 1])]
+    probe = np.concatenate([rng.normal(size=(200, 2)) * X.std(axis=0),
+                            np.stack([np.resize(on[0], 50) if len(on[0]) else np.zeros(50),
+                                      np.resize(on[1], 50) if len(on[1]) else np.zeros(50)], axis=1)])
+    prog = ck.cam.compile(model, bits=bits)
+    assert np.array_equal(prog.match(probe), exact.match(probe))
