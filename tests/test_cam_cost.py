@@ -187,6 +187,7 @@ def test_cam_spec_yaml_round_trip_and_cli_overrides(tmp_path):
     res = CliRunner().invoke(app, ["trees", "--data", "wine", "--trees", "3", "--depth", "3", "--samples", "20",
                                    "--cam", str(path), "--cols", "2", "--plot", ""])
     assert res.exit_code == 0, res.output
+    assert "figure:" not in res.output  # --plot '' draws nothing
     assert "128x2-feature arrays" in res.output
     (tmp_path / "bad.yaml").write_text("rows: 64\nsearch_ns: 2\n")
     with pytest.raises(SpecError, match="search_ns.*allowed here"):

@@ -144,7 +144,7 @@ def trees(
     variation_lsb: float = typer.Option(0.0, min=0.0, help="Gaussian variation of the stored bounds (code steps)"),
     samples: int = typer.Option(2000, min=1, help="test inputs the energy is averaged over"),
     seed: int = typer.Option(0, help="data split and model seed"),
-    plot: Path | None = typer.Option(Path("out/trees.png"), help="energy figure (none: --plot '')"),
+    plot: str = typer.Option("out/trees.png", help="energy figure path ('' for none)"),
     json_out: Path | None = typer.Option(None, "--json", help="write the full result as JSON"),
 ) -> None:
     """Train a tree ensemble, compile it to analog CAM, and report accuracy and cost per decision."""
@@ -182,7 +182,7 @@ def trees(
         table.add_row(name, str(r.arrays), f"{e * 1e9:.3f}", f"{raw / e:.2f}x", f"{base / e:.2f}x",
                       f"{r.latency_s * 1e9:.0f} ns", f"{r.throughput_per_s:.3g}", f"{r.total_area_mm2:.3f}")
     console.print(table)
-    if plot and str(plot):
+    if plot:
         console.print(f"figure: {plot_trees(res, plot)}")
     if json_out:
         Path(json_out).write_text(json.dumps(res.summary(), indent=2))
