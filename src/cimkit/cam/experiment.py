@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import InputError
 from .cost import COMPONENTS, SCHEMES, CamReport, compare
-from .program import CamProgram, compile
+from .program import CamProgram, check_scale, compile
 from .spec import CamSpec
 
 MODELS = ("rf", "et", "dt", "gb", "hgb", "xgboost", "lightgbm")
@@ -82,8 +82,7 @@ def run_trees(data: str = "breast_cancer", model: str = "rf", *, trees: int = 10
     from ..data import tabular
 
     spec = spec or CamSpec()
-    if scale not in ("uniform", "thresholds"):
-        raise InputError(f"scale must be 'uniform' or 'thresholds', got {scale!r}")
+    check_scale(scale)  # before training, not after
     if energy_samples < 1:
         raise InputError(f"energy_samples must be >= 1, got {energy_samples}")
     t = tabular(data, seed=seed)
@@ -97,13 +96,13 @@ def run_trees(data: str = "breast_cancer", model: str = "rf", *, trees: int = 10
     reports = compare(quant, t.x_test[np.sort(pick)], spec, schemes)
     result = TreesResult(data, model, trees, depth, spec.bits, len(t.y_test), float((want == t.y_test).mean()),
                          float((got == t.y_test).mean()), bool(np.array_equal(got, want)),
-                         float((quant.predict(t.x_test) == t.y_test).mean()), scale, variation_lsb, prog.rows, prog.n_features,
-                         prog.sparsity, reports)
+                         float((quant.predict(t.x_test) == t.y_test).mean()), scale, variation_lsb, prog.rows,
+                         prog.n_features, prog.sparsity, reports)
     return result, prog
 
 
 def plot_trees(result: TreesResult, path: str | Path) -> Path:
-    """Energy per decision by component for each scheme, and the rows still enabled entering each
+    """Energy per decision by component for each scheme, and the fraction of rows searched in each
     match-line segment under the monotone (sequential) schemes."""
     import matplotlib
 

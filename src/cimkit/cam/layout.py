@@ -46,15 +46,14 @@ class CamLayout:
         """(slots,) True where a slot holds a program row."""
         return self.slot_row >= 0
 
-    def tested(self) -> np.ndarray:
-        """(row blocks, segments) True where some row of the block tests a feature of the segment."""
-        t = (~self.dont_care).reshape(self.row_blocks, self.spec.rows, -1).any(axis=1)  # (blocks, features)
-        return np.stack([t[:, a:b].any(axis=1) for _, a, b in self.segments], axis=1)
-
     def tested_columns(self) -> np.ndarray:
         """(row blocks, segments) how many features of the segment some row of the block tests."""
-        t = (~self.dont_care).reshape(self.row_blocks, self.spec.rows, -1).any(axis=1)
+        t = (~self.dont_care).reshape(self.row_blocks, self.spec.rows, -1).any(axis=1)  # (blocks, features)
         return np.stack([t[:, a:b].sum(axis=1) for _, a, b in self.segments], axis=1)
+
+    def tested(self) -> np.ndarray:
+        """(row blocks, segments) True where some row of the block tests a feature of the segment."""
+        return self.tested_columns() > 0
 
     def array_sparsity(self) -> float:
         """Fraction of don't-care cells over the programmed rows of the arrays that hold any tested cell

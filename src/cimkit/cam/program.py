@@ -51,6 +51,14 @@ def _paths(tree, n_features: int):
     return np.array(lo_rows), np.array(hi_rows), np.array(leaves)
 
 
+SCALES = ("thresholds", "uniform")  # input encodings of quantized programs (see CamProgram._quantize)
+
+
+def check_scale(scale: str) -> None:
+    if scale not in SCALES:
+        raise InputError(f"scale must be 'uniform' or 'thresholds', got {scale!r}")
+
+
 class CamProgram:
     """Rows of bounds (``lo``, ``hi``: (rows, features)), leaf values and the ensemble's aggregation."""
 
@@ -88,8 +96,7 @@ class CamProgram:
         ranks when no ``X`` is given) and every bound snaps to its nearest kept edge."""
         if not isinstance(bits, int) or not 1 <= bits <= 16:
             raise InputError(f"bits must be an integer from 1 to 16, got {bits!r}")
-        if scale not in ("uniform", "thresholds"):
-            raise InputError(f"scale must be 'uniform' or 'thresholds', got {scale!r}")
+        check_scale(scale)
         if X is None and scale == "uniform":
             raise InputError("quantized compilation with scale='uniform' needs data X to set each feature's input "
                              "range")
