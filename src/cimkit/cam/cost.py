@@ -76,7 +76,7 @@ class CamReport:
     rows: int  # program rows (root-to-leaf paths)
     sparsity: float  # fraction of don't-care cells among the program's cells
     evaluated_fraction: list[float] = field(default_factory=list)  # rows searched in each segment
-    cell_evaluations: float = 0.0  # per decision
+    cell_evaluations: float = 0.0  # bound pairs (one per row and feature) searched per decision
 
     @property
     def energy_per_decision_j(self) -> float:
