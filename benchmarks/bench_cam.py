@@ -23,10 +23,15 @@ def best_of(fn, repeats: int = 3) -> float:
     return min(times)
 
 
+def training_set(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """20,000 x 16 Gaussian features with a nonlinear label: deep trees with many paths."""
+    x = rng.normal(size=(20_000, 16))
+    return x, (x[:, 0] + x[:, 1] * x[:, 2] > 0).astype(int)
+
+
 def main() -> None:
     rng = np.random.default_rng(0)
-    x_train = rng.normal(size=(20_000, 16))
-    y_train = (x_train[:, 0] + x_train[:, 1] * x_train[:, 2] > 0).astype(int)
+    x_train, y_train = training_set(rng)
     model = RandomForestClassifier(100, max_depth=8, random_state=0, n_jobs=1).fit(x_train, y_train)
     t0 = time.perf_counter()
     prog = ck.cam.compile(model)

@@ -15,6 +15,7 @@ import numpy as np
 
 import cimkit as ck
 from cimkit.cam import CamSpec
+from bench_cam import training_set  # the same forest as the search-speed benchmark
 from cimkit.cam.experiment import run_trees, sparsity_sweep
 
 CASES = [("breast_cancer", "rf"), ("wine", "rf"), ("digits", "rf"), ("shuttle", "rf"), ("synthetic", "rf"),
@@ -64,17 +65,12 @@ def main() -> None:
         print(f"| {row['varied']} | {row['value']} | {row['rows']} | {row['program_sparsity']:.1%} | {row['arrays']} | "
               f"{row['arrays_reordered']} | {row['array_sparsity_reordered']:.1%} |")
 
-    prog = ck.cam.compile(ck.cam.experiment.make_model("rf", 100, 8, 0).fit(*_xy()))
+    forest = ck.cam.experiment.make_model("rf", 100, 8, 0).fit(*training_set(np.random.default_rng(0)))
+    prog = ck.cam.compile(forest)
     x = np.random.default_rng(1).normal(size=(2000, 16))
     t0 = time.perf_counter()
     ck.cam.estimate(prog, x, scheme="monosparse")
     print(f"\ncost model speed: {prog.rows} rows, 2,000 inputs, monosparse scheme: {time.perf_counter() - t0:.2f} s")
-
-
-def _xy():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(20_000, 16))
-    return x, (x[:, 0] + x[:, 1] * x[:, 2] > 0).astype(int)
 
 
 if __name__ == "__main__":
