@@ -29,8 +29,14 @@ def format_validation_error(exc, source: str, what: str, root_model) -> str:
         if err["type"] == "extra_forbidden":
             parent = _model_at(root_model, err["loc"][:-1])
             msg = f"unknown key; allowed here: {', '.join(parent.model_fields) if parent else 'see the docs'}"
-        lines.append(f"  {loc} = {err.get('input')!r}: {msg}")
+        lines.append(f"  {loc} = {short_repr(err.get('input'))}: {msg}")
     return "\n".join(lines)
+
+
+def short_repr(value, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, so that an error never echoes a huge input."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 20]}... ({len(text):,} characters)"
 
 
 def _model_at(root_model, loc: tuple):

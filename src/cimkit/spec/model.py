@@ -11,17 +11,42 @@ import math
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+import typing
+
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from ..errors import SpecError, format_validation_error
+from ..errors import InputError, SpecError, format_validation_error
+from ..io import load_yaml, atomic_write
 
-_FROZEN = ConfigDict(extra="forbid", frozen=True)
+_FROZEN = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _takes_bool(annotation: Any) -> bool:
+    if annotation is bool:
+        return True
+    return any(_takes_bool(a) for a in typing.get_args(annotation))
+
+
+class StrictModel(BaseModel):
+    """Base of every validated file section: unknown keys refused, immutable, numbers finite, and a
+    YAML ``true``/``false`` never read as the number 1/0 (``rows: true`` is an error, not one row)."""
+
+    model_config = _FROZEN
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and info.field_name is not None:
+            field = cls.model_fields[info.field_name]
+            if not _takes_bool(field.annotation):
+                raise ValueError(f"expected a number, got the boolean {value}")
+        return value
 
 PRESET_DIR = Path(__file__).with_name("presets")
 
 
-class DeviceSpec(BaseModel):
+class DeviceSpec(StrictModel):
     """A memory cell: conductance window, levels, and its non-idealities."""
 
     model_config = _FROZEN
@@ -72,6 +97,15 @@ class DeviceSpec(BaseModel):
 
     @model_validator(mode="after")
     def _window(self) -> "DeviceSpec":
+        poly = self.programming_noise_poly
+        if poly is not None:
+            if not poly:
+                raise ValueError("programming_noise_poly is empty: give coefficients c0, c1, ... or null")
+            x = [i / 100 for i in range(101)]
+            worst = min(sum(c * xi**k for k, c in enumerate(poly)) for xi in x)
+            if worst < 0:
+                raise ValueError(f"programming_noise_poly {list(poly)} gives a negative std ({worst:.3g}) for some "
+                                 "target conductance in [0, g_max]; a std must be >= 0 over that range")
         if self.g_min_us >= self.g_max_us:
             raise ValueError(
                 f"g_min_us ({self.g_min_us}) must be below g_max_us ({self.g_max_us})"
@@ -85,7 +119,7 @@ class DeviceSpec(BaseModel):
         return math.inf if self.g_min_us == 0 else self.g_max_us / self.g_min_us
 
 
-class ArraySpec(BaseModel):
+class ArraySpec(StrictModel):
     """A crossbar array: its size, how signed weights are stored, and its wires."""
 
     model_config = _FROZEN
@@ -108,7 +142,7 @@ class ArraySpec(BaseModel):
     )
 
 
-class PeripherySpec(BaseModel):
+class PeripherySpec(StrictModel):
     """Converters around the array: DAC on the rows, ADC on the columns."""
 
     model_config = _FROZEN
@@ -142,7 +176,7 @@ class PeripherySpec(BaseModel):
         return self
 
 
-class TechnologySpec(BaseModel):
+class TechnologySpec(StrictModel):
     """Process and timing."""
 
     model_config = _FROZEN
@@ -152,7 +186,7 @@ class TechnologySpec(BaseModel):
     supply_v: float = Field(0.8, gt=0, le=5)
 
 
-class ChipSpec(BaseModel):
+class ChipSpec(StrictModel):
     """How arrays are organised on the chip, and how layers execute (used by the cost model)."""
 
     model_config = _FROZEN
@@ -199,7 +233,7 @@ def apply_dotted(data: dict[str, Any], changes: dict[str, Any], what: str) -> di
     return data
 
 
-class SpecModel(BaseModel):
+class SpecModel(StrictModel):
     """A validated, immutable description read from YAML: the shared construction and editing of
     ``HardwareSpec`` and ``cimkit.cam.CamSpec``. Errors name the field path, the value and what is allowed."""
 
@@ -217,19 +251,18 @@ class SpecModel(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: str | Path):
-        path = Path(path)
-        if not path.is_file():
-            raise SpecError(f"no such {cls._what} file: {path}")
+        """Read and validate a YAML file (see ``cimkit.io.load_yaml`` for what files are refused)."""
         try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise SpecError(f"{path}: not valid YAML: {exc}") from None
-        return cls.from_dict(data or {}, source=str(path))
+            data = load_yaml(path, cls._what)
+        except InputError as exc:
+            raise SpecError(str(exc)) from None
+        return cls.from_dict(data, source=str(path))
 
     def to_yaml(self, path: str | Path | None = None) -> str:
+        """The full description (defaults filled in) as YAML; written atomically to ``path`` if given."""
         text = yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
         if path is not None:
-            Path(path).write_text(text)
+            atomic_write(path, text)
         return text
 
     def replace(self, **changes: Any):
