@@ -95,17 +95,21 @@ class DeviceSpec(StrictModel):
                 data[g_key] = 1e6 / float(r)
         return data
 
+    @field_validator("programming_noise_poly")
+    @classmethod
+    def _std_polynomial(cls, poly: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if poly is None:
+            return poly
+        if not poly:
+            raise ValueError("empty: give coefficients c0, c1, ... or null")
+        worst = min(sum(c * (i / 100) ** k for k, c in enumerate(poly)) for i in range(101))
+        if worst < 0:
+            raise ValueError(f"gives a negative std ({worst:.3g}) for some target conductance in [0, g_max]; "
+                             "a std must be >= 0 over that range")
+        return poly
+
     @model_validator(mode="after")
     def _window(self) -> "DeviceSpec":
-        poly = self.programming_noise_poly
-        if poly is not None:
-            if not poly:
-                raise ValueError("programming_noise_poly is empty: give coefficients c0, c1, ... or null")
-            x = [i / 100 for i in range(101)]
-            worst = min(sum(c * xi**k for k, c in enumerate(poly)) for xi in x)
-            if worst < 0:
-                raise ValueError(f"programming_noise_poly {list(poly)} gives a negative std ({worst:.3g}) for some "
-                                 "target conductance in [0, g_max]; a std must be >= 0 over that range")
         if self.g_min_us >= self.g_max_us:
             raise ValueError(
                 f"g_min_us ({self.g_min_us}) must be below g_max_us ({self.g_max_us})"
