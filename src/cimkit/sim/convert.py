@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import copy
+import numbers
 import warnings
 from dataclasses import dataclass, field
 from typing import Iterable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -46,19 +48,41 @@ class ConversionSummary:
                  f"on {self.arrays} arrays"]
         lines += [f"  analog   {n:<28} {t:<10} {a:>5} arrays, utilization {u:.0%}" for n, t, a, u in self.analog]
         lines += [f"  digital  {n:<28} {t}" for n, t in self.digital]
-        lines += [f"  UNSUPPORTED (kept digital)  {n:<28} {t}" for n, t in self.unsupported]
+        lines += [f"  KEPT DIGITAL  {n:<28} {t}" for n, t in self.unsupported]
         return "\n".join(lines)
+
+
+_NO_MAPPING = "no crossbar mapping yet"
+
+
+def _converter(module: nn.Module) -> tuple[type[CIMLayer] | None, str]:
+    """The crossbar layer class for ``module`` (matched by ``isinstance``, so subclasses such as
+    weight-normalized layers convert too), or None and why it stays digital."""
+    if isinstance(module, CIMLayer):
+        return None, ""
+    if isinstance(module, _UNSUPPORTED_WEIGHTED):
+        return None, _NO_MAPPING
+    for base, cls in _CONVERTERS.items():
+        if isinstance(module, base):
+            if type(module).forward is not base.forward:
+                return None, f"a {base.__name__} subclass with its own forward (what it computes is unknown)"
+            return cls, ""
+    return None, ""
 
 
 def convert(model: nn.Module, spec: HardwareSpec | str, *, seed: int = 0,
             t_inference_s: float | None = None) -> nn.Module:
-    """Return a copy of ``model`` whose ``nn.Linear``, ``nn.Conv1d`` and ``nn.Conv2d`` run on
-    crossbars described by ``spec`` (a HardwareSpec or a preset name). The original is untouched.
+    """Return a copy of ``model`` whose ``nn.Linear``, ``nn.Conv1d`` and ``nn.Conv2d`` layers (and
+    subclasses that keep their forward, e.g. weight-normalized ones) run on crossbars described by
+    ``spec`` (a HardwareSpec or a preset name). The original is untouched.
 
     Programming (noise, stuck cells, drift exponents) is sampled once from ``seed``, like a real
     chip; read noise is fresh at every forward (also seeded). ``t_inference_s``: seconds since
     programming at which the chip is read (drift); default the spec's ``device.drift_t0_s``.
-    The returned model carries a ``ConversionSummary`` as ``model.cim_summary``.
+    A module registered under several names is converted once and shared, as in the original.
+    Layers with weights that cannot be mapped stay digital and are named in a warning; the layers
+    inside them (e.g. ``MultiheadAttention.out_proj``, whose weight the attention reads directly)
+    stay digital with them. The returned model carries a ``ConversionSummary`` as ``model.cim_summary``.
     """
     if isinstance(spec, str):
         spec = HardwareSpec.preset(spec)
@@ -66,27 +90,52 @@ def convert(model: nn.Module, spec: HardwareSpec | str, *, seed: int = 0,
         raise InputError(f"spec must be a HardwareSpec or a preset name, got {type(spec).__name__}")
     if not isinstance(model, nn.Module):
         raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(seed, int):
-        raise InputError(f"seed must be an int, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise InputError(f"seed must be an integer, got {seed!r}")
+    seed = int(seed)
     summary = ConversionSummary(spec.name, seed)
-    root_cls = _CONVERTERS.get(type(model))
-    if root_cls is not None:  # the model is itself one layer
-        out = root_cls.from_module(model, spec, seed=layer_seed(seed, "layer"), name="layer")
-        summary.analog.append(("layer", type(model).__name__, out.mapping.arrays, out.mapping.utilization))
-    else:
-        out = copy.deepcopy(model)
-    for name, module in list(out.named_modules()):
-        for child_name, child in list(module.named_children()):
-            full = f"{name}.{child_name}" if name else child_name
-            cls = _CONVERTERS.get(type(child))
-            if cls is not None:
-                layer = cls.from_module(child, spec, seed=layer_seed(seed, full), name=full)
+    converted: dict[int, tuple[CIMLayer, int]] = {}  # id of an original module -> its layer, summary row
+    seen_digital: set[int] = set()
+
+    def to_cim(module: nn.Module, name: str) -> tuple[nn.Module | None, bool]:
+        """The crossbar layer for ``module`` (or None), and whether it stays digital as a whole."""
+        cls, why = _converter(module)
+        if cls is None:
+            if why:
+                summary.unsupported.append((name, type(module).__name__ + (f", {why}" if why != _NO_MAPPING else "")))
+            return None, bool(why)
+        if id(module) in converted:  # shared: one layer, listed under every name
+            layer, row = converted[id(module)]
+            n, t, a, u = summary.analog[row]
+            summary.analog[row] = (f"{n} = {name}", t, a, u)
+            return layer, False
+        layer = cls.from_module(module, spec, seed=layer_seed(seed, name), name=name)
+        converted[id(module)] = (layer, len(summary.analog))
+        summary.analog.append((name, type(module).__name__, layer.mapping.arrays, layer.mapping.utilization))
+        return layer, False
+
+    def walk(module: nn.Module, prefix: str) -> None:
+        # _modules, not named_children(): a child registered under two names must be seen under both
+        for child_name, child in list(module._modules.items()):
+            if child is None or isinstance(child, CIMLayer):
+                continue
+            full = f"{prefix}.{child_name}" if prefix else child_name
+            layer, whole = to_cim(child, full)
+            if layer is not None:
                 setattr(module, child_name, layer)
-                summary.analog.append((full, type(child).__name__, layer.mapping.arrays, layer.mapping.utilization))
-            elif isinstance(child, _UNSUPPORTED_WEIGHTED):
-                summary.unsupported.append((full, type(child).__name__))
-            elif not list(child.children()) and not isinstance(child, CIMLayer):
+            elif whole:
+                continue  # its sub-layers compute inside it, digitally
+            elif child._modules:
+                walk(child, full)
+            elif id(child) not in seen_digital:
+                seen_digital.add(id(child))
                 summary.digital.append((full, type(child).__name__))
+
+    out, whole = to_cim(model, "layer")
+    if out is None:  # unless the model is itself one layer
+        out = copy.deepcopy(model)
+        if not whole:
+            walk(out, "")
     if summary.unsupported:
         listed = ", ".join(f"{n} ({t})" for n, t in summary.unsupported)
         warnings.warn(f"cimkit.convert: these layers have no crossbar mapping yet and stay digital: {listed}",
@@ -118,15 +167,14 @@ def calibrate(model: nn.Module, loader: Iterable, *, num_batches: int = 8, perce
     layers = cim_layers(model)
     if not layers:
         raise InputError("calibrate: the model has no crossbar layers; call cimkit.convert first")
-    if not 0 < percentile <= 100:
-        raise InputError(f"percentile must be in (0, 100], got {percentile}")
-    batches = []
-    for i, batch in enumerate(loader):
-        if i >= num_batches:
-            break
-        batches.append(batch[0] if isinstance(batch, (tuple, list)) else batch)
-    if not batches:
-        raise InputError("calibrate: the loader gave no batches")
+    if isinstance(percentile, bool) or not isinstance(percentile, numbers.Real) or not 0 < percentile <= 100:
+        raise InputError(f"calibrate: percentile must be a number in (0, 100], got {percentile!r}")
+    if isinstance(num_batches, bool) or not isinstance(num_batches, numbers.Integral) or num_batches < 1:
+        raise InputError(f"calibrate: num_batches must be a positive integer, got {num_batches!r}")
+    batches = _calibration_batches(loader, num_batches)
+    if all(float(x.abs().max()) == 0 for x in batches):
+        warnings.warn("calibrate: every calibration input is zero; the input ranges it sets are degenerate "
+                      "(calibrate on real data)", stacklevel=2)
     was_training = model.training
     model.eval()
     device = layers[0].signal_w.device
@@ -143,3 +191,31 @@ def calibrate(model: nn.Module, loader: Iterable, *, num_batches: int = 8, perce
             layer.end_calibration(percentile)
     model.train(was_training)
     return model
+
+
+def _calibration_batches(loader, num_batches: int) -> list[torch.Tensor]:
+    """Up to ``num_batches`` input batches of ``loader``: an iterable of tensors (or numpy arrays) or of
+    (inputs, targets) pairs, or one tensor or array taken as a single batch."""
+    if isinstance(loader, (torch.Tensor, np.ndarray)):
+        loader = [loader]
+    if loader is None or isinstance(loader, (str, bytes, dict)) or not isinstance(loader, Iterable):
+        raise InputError(f"calibrate: loader must be an iterable of input batches (tensors, or (inputs, targets) "
+                         f"pairs), or one batch tensor; got {type(loader).__name__}")
+    batches = []
+    for i, batch in enumerate(loader):
+        if i >= num_batches:
+            break
+        x = batch[0] if isinstance(batch, (tuple, list)) and batch else batch
+        if isinstance(x, np.ndarray) and x.dtype.kind in "biuf":
+            x = torch.from_numpy(x)
+        if not isinstance(x, torch.Tensor) or x.is_complex():
+            raise InputError(f"calibrate: batch {i} of the loader is {type(x).__name__}, not a real tensor of inputs "
+                             "(expected tensors or (inputs, targets) pairs)")
+        if x.dim() == 0 or x.shape[0] == 0:
+            raise InputError(f"calibrate: batch {i} has no samples (shape {tuple(x.shape)})")
+        if not torch.isfinite(x).all():
+            raise InputError(f"calibrate: batch {i} has non-finite values (NaN or inf)")
+        batches.append(x)
+    if not batches:
+        raise InputError("calibrate: the loader gave no batches")
+    return batches

@@ -12,6 +12,7 @@ input vector.
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 import zlib
 
@@ -72,7 +73,14 @@ class CIMLayer(nn.Module):
         self._scratch: dict[str, torch.Tensor] = {}
         self._warned_uncalibrated = False
         self._consts: dict | None = None
-        self.t_inference_s = spec.device.drift_t0_s
+        # the weights the chip was programmed from, in the module's own shape: models that read
+        # ``layer.weight`` (nn.TransformerEncoderLayer does) keep working
+        self.register_buffer("weight", weight.detach().float().clone())
+        # the read time is part of the chip's saved state: loading reproduces the same reads
+        self.register_buffer("inference_time_s", torch.tensor(float(spec.device.drift_t0_s), dtype=torch.float64))
+        # fused paths such as nn.TransformerEncoderLayer's fast path read weights directly and would
+        # bypass the crossbar; they stand aside for modules with forward hooks
+        self.register_forward_pre_hook(_no_fused_paths)
         # the programmed chip, kept (as buffers, so it is saved) only when reading it depends on time
         self.register_buffer("g_programmed", self._state.g_prog.to(weight.device) if self._keep_state else None)
         self.register_buffer("drift_exponent", None if self._state.nu is None else self._state.nu.to(weight.device))
@@ -101,9 +109,10 @@ class CIMLayer(nn.Module):
     def set_time(self, t_inference_s: float) -> None:
         """Re-read the programmed chip at ``t_inference_s`` seconds after programming (drift and
         time-dependent 1/f noise). Programmed values and drift exponents are kept, not resampled."""
-        if not (math.isfinite(t_inference_s) and t_inference_s > 0):
+        if (isinstance(t_inference_s, bool) or not isinstance(t_inference_s, numbers.Real)
+                or not (math.isfinite(t_inference_s) and t_inference_s > 0)):
             raise InputError(f"{self.layer_name}: t_inference_s must be a positive number of seconds, got {t_inference_s}")
-        self.t_inference_s = float(t_inference_s)
+        self.inference_time_s.fill_(float(t_inference_s))
         if self._keep_state:
             self._load_effective(self.signal_w.device)
         self._consts = None
@@ -157,10 +166,31 @@ class CIMLayer(nn.Module):
             }
         return c
 
+    @property
+    def t_inference_s(self) -> float:
+        """Seconds after programming at which the chip is read (``set_time`` changes it)."""
+        return float(self.inference_time_s)
+
     def _load_from_state_dict(self, *args, **kwargs):
         super()._load_from_state_dict(*args, **kwargs)
         self._consts = None
+        if self._keep_state:  # re-derive the effective arrays at the loaded read time
+            self._load_effective(self.signal_w.device)
+        else:
+            self._split_for_integers()
+
+    def _apply(self, fn, recurse=True):
+        """Moves between devices apply; dtype casts (``.double()``, ``.half()``) do not: the chip's
+        datapath has its own number formats, and ``forward`` returns the dtype of its input."""
+
+        def same_dtype(t: torch.Tensor) -> torch.Tensor:
+            out = fn(t)
+            return out if out.dtype == t.dtype else t.to(out.device)
+
+        out = super()._apply(same_dtype, recurse)
+        self._consts = None
         self._split_for_integers()
+        return out
 
     def _dac(self, x: torch.Tensor, x_min: float, x_max: float) -> tuple[torch.Tensor, float, bool]:
         """Input codes, the input scale (value per code) and whether codes are signed."""
@@ -205,8 +235,12 @@ class CIMLayer(nn.Module):
         return steps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.is_complex():
+            raise InputError(f"{self.layer_name}: expected a real tensor, got "
+                             f"{x.dtype if isinstance(x, torch.Tensor) else type(x).__name__}")
         with torch.no_grad():
-            return self._forward(self._prepare(x.float()))
+            y = self._forward(self._prepare(x.float()))
+        return y.to(x.dtype) if x.is_floating_point() else y
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         p = self.spec.periphery
@@ -309,6 +343,11 @@ class CIMLayer(nn.Module):
                 f"utilization {m.utilization:.0%}")
 
 
+def _no_fused_paths(module: nn.Module, args: tuple) -> None:
+    """A forward pre-hook that does nothing: its presence turns off fused fast paths of enclosing
+    modules (they check for hooks) that would read ``weight`` and skip the crossbar."""
+
+
 def _bcast(values: torch.Tensor, dims: str, dim: str) -> torch.Tensor:
     """``values`` along ``dim`` of a tensor whose dims are named by ``dims``, broadcastable."""
     shape = [1] * len(dims)
@@ -400,8 +439,7 @@ class _CIMConvNd(CIMLayer):
         mapping = map_matrix(conv.in_channels // conv.groups * kk, conv.out_channels // conv.groups, spec,
                              kernel_size=kk, groups=conv.groups, name=name)
         self.aligned = spec.array.conv_mapping == "kernel_aligned" and kk <= mapping.rows
-        weight = conv.weight.reshape(conv.out_channels, -1)
-        super().__init__(weight, conv.bias, spec, mapping, seed=seed, name=name)
+        super().__init__(conv.weight, conv.bias, spec, mapping, seed=seed, name=name)
         self.register_buffer("ones_w", torch.ones(conv.groups, conv.in_channels // conv.groups, *kernel))
         self.inner_dims = "BGSNL" if self.aligned else "GPBLSN"
 

@@ -49,13 +49,17 @@ def level_coding(spec: HardwareSpec, slices: int) -> LevelCoding:
 
 
 def weight_codes(w: torch.Tensor, coding: LevelCoding, per_channel: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Signed weight codes and their digital scale. ``w``: (groups, N, K); scale: (groups, N)."""
+    """Signed weight codes and their digital scale. ``w``: (groups, N, K); scale: (groups, N).
+
+    An all-zero channel (a pruned output) gets scale 0: its cells hold level 0 like any zero weight,
+    and the digital scale removes whatever programming or read noise they carry, so its output stays
+    exactly zero whatever the device."""
     if per_channel:
         wmax = w.abs().amax(dim=-1)
     else:
         wmax = w.abs().amax().expand(w.shape[:-1])
-    scale = torch.where(wmax > 0, wmax / coding.max_weight_code, torch.ones_like(wmax))
-    codes = w / scale.unsqueeze(-1)
+    scale = wmax / coding.max_weight_code
+    codes = w / torch.where(wmax > 0, scale, torch.ones_like(scale)).unsqueeze(-1)
     if coding.integer:
         codes = torch.clamp(torch.round(codes), -coding.max_weight_code, coding.max_weight_code)
     return codes, scale
