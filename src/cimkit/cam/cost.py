@@ -23,7 +23,7 @@ import numpy as np
 
 from ..cost import constants as cc
 from ..cost.tech import area_factor, energy_factor
-from ..errors import InputError
+from ..errors import InputError, SpecError, short_repr
 from .layout import CamLayout, layout
 from .program import CamProgram
 from .spec import CamSpec
@@ -176,15 +176,26 @@ def _count_events(prog: CamProgram, lay: CamLayout, X: np.ndarray, scheme: Schem
 
 
 def _scheme(name: str) -> Scheme:
-    if name not in SCHEMES:
-        raise InputError(f"unknown scheme {name!r}; available: {', '.join(SCHEMES)}")
+    if not isinstance(name, str) or name not in SCHEMES:
+        raise InputError(f"unknown scheme {short_repr(name)}; available: {', '.join(SCHEMES)}")
     return SCHEMES[name]
+
+
+def _check_args(prog, spec) -> CamSpec:
+    if not isinstance(prog, CamProgram):
+        raise InputError(f"expected a CamProgram (from cimkit.cam.compile), got {type(prog).__name__}")
+    if spec is None:
+        return CamSpec()
+    if not isinstance(spec, CamSpec):
+        raise InputError(f"spec must be a cimkit.cam.CamSpec (or None for the X-TIME defaults), got "
+                         f"{type(spec).__name__}; a YAML file is read with CamSpec.from_yaml")
+    return spec
 
 
 def estimate(prog: CamProgram, X, spec: CamSpec | None = None, scheme: str = "monosparse") -> CamReport:
     """Energy per decision, latency, throughput and area of ``prog`` on ``spec`` searched with ``scheme``,
     averaged over the inputs ``X`` (the data the chip would see: energy depends on which rows match)."""
-    spec = spec or CamSpec()
+    spec = _check_args(prog, spec)
     sch = _scheme(scheme)
     codes = prog.encode(X)
     if len(codes) == 0:
@@ -228,20 +239,34 @@ def estimate(prog: CamProgram, X, spec: CamSpec | None = None, scheme: str = "mo
     }
     area_um2["noc"] = cc.HTREE_AREA_FRACTION * sum(area_um2.values())
     evaluated = [float(ev["rows"][s] / n / max(int(lay.used.sum()), 1)) for s in range(len(lay.segments))]
+    for what, values in (("energy", energy), ("area", area_um2), ("timing", {"latency": latency_s,
+                                                                             "throughput": throughput})):
+        for comp, v in values.items():
+            if not np.isfinite(v):
+                raise SpecError(f"the {what} of {comp!r} on spec {spec.name!r} is {v} (overflow): a value of the "
+                                "CAM spec is outside any physical range")
     return CamReport(scheme, {k: float(energy[k]) for k in COMPONENTS}, latency_s, throughput,
                      {k: v * 1e-6 for k, v in area_um2.items()}, arrays_stored, lay.row_blocks, lay.feature_blocks,
                      prog.rows, prog.sparsity, evaluated, float(ev["cells"] / n))
 
 
 def compare(prog: CamProgram, X, spec: CamSpec | None = None, schemes=tuple(SCHEMES)) -> dict[str, CamReport]:
-    """``estimate`` for several schemes on the same inputs."""
+    """``estimate`` for several schemes (names from ``SCHEMES``; one name alone is taken as a list of one) on the
+    same inputs."""
+    if isinstance(schemes, str):
+        schemes = (schemes,)
+    schemes = tuple(schemes)
+    if not schemes:
+        raise InputError(f"compare needs at least one scheme; available: {', '.join(SCHEMES)}")
+    for s in schemes:
+        _scheme(s)
     return {s: estimate(prog, X, spec, s) for s in schemes}
 
 
 def matched_rows(prog: CamProgram, X, spec: CamSpec | None = None, scheme: str = "monosparse") -> np.ndarray:
     """(samples, trees) program row each tree matched, found the way ``scheme`` searches its layout (row
     by row, segment by segment, disabling rows on the way); it must equal ``prog.match(X)``."""
-    spec = spec or CamSpec()
+    spec = _check_args(prog, spec)
     sch = _scheme(scheme)
     Xc = prog.encode(X)
     lay = layout(prog, spec, reorder=sch.reorder, sequential=sch.sequential)

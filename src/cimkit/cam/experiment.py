@@ -4,14 +4,16 @@ scheme."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, short_repr
+from ..io import atomic_path, atomic_write, check_output_path, figure_suffixes
 from .cost import COMPONENTS, SCHEMES, CamReport, compare
-from .program import CamProgram, check_scale, compile
+from .program import CamProgram, check_scale, check_seed, check_variation, compile
 from .spec import CamSpec
 
 MODELS = ("rf", "et", "dt", "gb", "hgb", "xgboost", "lightgbm")
@@ -21,10 +23,12 @@ def make_model(kind: str, trees: int, depth: int, seed: int):
     """An untrained scikit-learn / XGBoost / LightGBM classifier of ``trees`` trees of depth ``depth``."""
     from sklearn import ensemble, tree
 
-    if kind not in MODELS:
-        raise InputError(f"unknown model {kind!r}; available: {', '.join(MODELS)}")
-    if trees < 1 or depth < 1:
-        raise InputError(f"trees and depth must be >= 1, got trees={trees}, depth={depth}")
+    if not isinstance(kind, str) or kind not in MODELS:
+        raise InputError(f"unknown model {short_repr(kind)}; available: {', '.join(MODELS)}")
+    for name, value in (("trees", trees), ("depth", depth)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise InputError(f"{name} must be an integer >= 1, got {short_repr(value)}")
+    trees, depth, seed = int(trees), int(depth), check_seed(seed)
     if kind == "rf":
         return ensemble.RandomForestClassifier(trees, max_depth=depth, random_state=seed, n_jobs=-1)
     if kind == "et":
@@ -73,6 +77,29 @@ class TreesResult:
         out["schemes"] = {k: r.summary() for k, r in self.reports.items()}
         return out
 
+    def to_json(self, path: str | Path | None = None) -> str:
+        """``summary()`` as strict JSON (a non-finite number is written as null); written atomically to ``path``
+        if given."""
+        text = json.dumps(_strict(self.summary()), indent=2, allow_nan=False)
+        if path is not None:
+            atomic_write(path, text)
+        return text
+
+
+def _strict(value):
+    """``value`` with numpy scalars as Python numbers and non-finite floats as None (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_strict(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    return value
+
 
 def run_trees(data: str = "breast_cancer", model: str = "rf", *, trees: int = 100, depth: int = 8,
               spec: CamSpec | None = None, scale: str = "thresholds", variation_lsb: float = 0.0,
@@ -81,12 +108,23 @@ def run_trees(data: str = "breast_cancer", model: str = "rf", *, trees: int = 10
     (see ``compile``) and its energy averaged over up to ``energy_samples`` test inputs."""
     from ..data import tabular
 
-    spec = spec or CamSpec()
-    check_scale(scale)  # before training, not after
-    if energy_samples < 1:
-        raise InputError(f"energy_samples must be >= 1, got {energy_samples}")
+    if spec is None:
+        spec = CamSpec()
+    elif not isinstance(spec, CamSpec):
+        raise InputError(f"spec must be a cimkit.cam.CamSpec or None, got {type(spec).__name__}")
+    # every argument is checked before training, not after
+    check_scale(scale)
+    variation_lsb, seed = check_variation(variation_lsb), check_seed(seed)
+    if isinstance(energy_samples, (bool, np.bool_)) or not isinstance(energy_samples, (int, np.integer)) \
+            or energy_samples < 1:
+        raise InputError(f"energy_samples must be an integer >= 1, got {short_repr(energy_samples)}")
+    schemes = (schemes,) if isinstance(schemes, str) else tuple(schemes)
+    for s in schemes:
+        if not isinstance(s, str) or s not in SCHEMES:
+            raise InputError(f"unknown scheme {short_repr(s)}; available: {', '.join(SCHEMES)}")
+    clf = make_model(model, trees, depth, seed)
     t = tabular(data, seed=seed)
-    clf = make_model(model, trees, depth, seed).fit(t.x_train, t.y_train)
+    clf.fit(t.x_train, t.y_train)
     prog = compile(clf)
     want = clf.predict(t.x_test)
     got = prog.predict(t.x_test)
@@ -109,8 +147,7 @@ def plot_trees(result: TreesResult, path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = check_output_path(path, figure_suffixes(), "figure")
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 2]})
     names = list(result.reports)
     bottom = np.zeros(len(names))
@@ -133,8 +170,11 @@ def plot_trees(result: TreesResult, path: str | Path) -> Path:
     ax2.set_title("monotone match lines: rows left to search")
     ax2.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120)
+    finally:
+        plt.close(fig)
     return path
 
 

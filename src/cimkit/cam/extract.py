@@ -30,7 +30,7 @@ class Ensemble:
     n_outputs: int
     split: Literal["le", "lt"]  # left child when x <= t ('le') or x < t ('lt')
     aggregate: Literal["mean", "sum"]  # mean of tree outputs (forests) or their sum (boosting)
-    link: Literal["identity", "logistic", "softmax", "normalize"]
+    link: Literal["identity", "logistic", "softmax", "normalize", "ova"]  # ova: a logistic per class (LightGBM)
     base: np.ndarray = field(default_factory=lambda: np.zeros(1))  # added to the sum (boosting)
     scale: float = 1.0  # learning rate (boosting)
     classes: np.ndarray | None = None  # class labels of a classifier
@@ -63,6 +63,9 @@ def _from_sklearn_any(model) -> Ensemble:
 
     name = type(model).__name__
     d = model.n_features_in_
+    if getattr(model, "n_outputs_", 1) > 1 and hasattr(model, "classes_"):
+        raise InputError(f"{name} was fit on {model.n_outputs_} outputs (y with {model.n_outputs_} columns): multi-output "
+                         "classifiers are not supported; compile one classifier per output")
     if isinstance(model, tree.DecisionTreeClassifier):
         return Ensemble([_sk_tree(model, proba=True)], d, len(model.classes_), "le", "mean", "normalize",
                         classes=model.classes_, kind=name)
@@ -106,16 +109,39 @@ def _from_sklearn_any(model) -> Ensemble:
 
 def _from_xgboost(model) -> Ensemble:
     booster = model.get_booster() if hasattr(model, "get_booster") else model
-    cfg = json.loads(booster.save_config())
+    try:
+        cfg = json.loads(booster.save_config())
+        dumps = booster.get_dump(dump_format="json")
+    except Exception as exc:  # an empty Booster(): XGBoostError from the C++ core
+        raise InputError(f"cannot read the XGBoost model ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
+                         "is it fitted or loaded?") from None
+    gbm = cfg["learner"].get("gradient_booster", {}).get("name", "gbtree")
+    if gbm == "gblinear":
+        raise InputError("XGBoost booster 'gblinear' is a linear model: it has no trees to store in a CAM; fit with "
+                         "booster='gbtree'")
+    if gbm != "gbtree":
+        raise InputError(f"XGBoost booster {gbm!r} weights its trees at prediction time, which cimkit does not model; "
+                         "fit with booster='gbtree'")
     objective = cfg["learner"]["objective"]["name"]
-    raw_base = cfg["learner"]["learner_model_param"]["base_score"]
+    param = cfg["learner"]["learner_model_param"]
+    if int(param.get("num_target", "1") or 1) > 1:
+        raise InputError(f"XGBoost model with {param['num_target']} targets: multi-target models are not supported; "
+                         "compile one model per target")
+    if "c" in (booster.feature_types or ()):
+        raise InputError("XGBoost categorical splits (enable_categorical=True) cannot be stored as CAM ranges; refit "
+                         "on one-hot encoded features")
+    raw_base = param["base_score"]
     base_val = np.array(json.loads(raw_base) if raw_base.startswith("[") else [float(raw_base)], dtype=np.float64)
-    k = int(cfg["learner"]["learner_model_param"].get("num_class", "0") or 0)
+    k = int(param.get("num_class", "0") or 0)
     names = booster.feature_names
     index = {n: i for i, n in enumerate(names)} if names else None
     n_features = booster.num_features()
+    best = _xgb_best_iteration(model)
+    if best is not None:  # the scikit-learn wrapper predicts with the trees up to the best iteration only
+        per_round = len(dumps) // max(booster.num_boosted_rounds(), 1)
+        dumps = dumps[:(best + 1) * per_round]
     trees = []
-    for i, dump in enumerate(booster.get_dump(dump_format="json")):
+    for i, dump in enumerate(dumps):
         nodes = {}
 
         def walk(node):
@@ -135,6 +161,9 @@ def _from_xgboost(model) -> Ensemble:
                 val[nid, 0] = node["leaf"]
             else:
                 f = node["split"]
+                if not isinstance(node.get("split_condition"), (int, float)):
+                    raise InputError(f"XGBoost split on {f!r} is not a numeric threshold (a categorical split?); it "
+                                     "cannot be stored as a CAM range")
                 feat[nid] = index[f] if index else int(f.lstrip("f"))
                 thr[nid] = np.float32(node["split_condition"])  # XGBoost splits are float32
                 left[nid], right[nid] = node["yes"], node["no"]
@@ -153,11 +182,26 @@ def _from_xgboost(model) -> Ensemble:
                      "reg:squarederror)")
 
 
+def _xgb_best_iteration(model) -> int | None:
+    """The scikit-learn wrapper's best iteration after early stopping, else None."""
+    if not hasattr(model, "get_booster") or getattr(model, "early_stopping_rounds", None) is None:
+        return None
+    try:
+        return int(model.best_iteration)
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
 def _from_lightgbm(model) -> Ensemble:
     booster = model.booster_ if hasattr(model, "booster_") else model
-    dump = booster.dump_model()
+    dump = booster.dump_model()  # best iteration only, as predict does, when early stopping found one
     k = dump.get("num_tree_per_iteration", 1)
-    objective = dump.get("objective", "regression").split()[0]
+    words = dump.get("objective", "regression").split()
+    objective = words[0]
+    options = dict(w.split(":", 1) for w in words[1:] if ":" in w)
+    if "sqrt" in words[1:]:
+        raise InputError("LightGBM regression with reg_sqrt=True squares its output, which cimkit does not model; "
+                         "refit without reg_sqrt")
     trees = []
     for i, info in enumerate(dump["tree_info"]):
         feat, thr, left, right, val = [], [], [], [], []
@@ -169,6 +213,9 @@ def _from_lightgbm(model) -> Ensemble:
             left.append(-1)
             right.append(-1)
             val.append(node.get("leaf_value", 0.0))
+            if node.get("leaf_coeff"):
+                raise InputError("LightGBM linear trees (linear_tree=True) have a linear model in each leaf, which a "
+                                 "CAM leaf memory cannot store; refit with linear_tree=False")
             if "split_feature" in node:
                 if node.get("decision_type", "<=") != "<=":
                     raise InputError("LightGBM categorical splits cannot be stored as CAM ranges; refit without "
@@ -181,16 +228,38 @@ def _from_lightgbm(model) -> Ensemble:
         walk(info["tree_structure"])
         trees.append(Tree(np.array(feat, np.int64), np.array(thr, np.float64), np.array(left, np.int64),
                           np.array(right, np.int64), np.array(val, np.float64)[:, None], i % k if k > 1 else 0))
-    link = {"binary": "logistic", "multiclass": "softmax", "multiclassova": "softmax"}.get(objective, "identity")
+    link = {"binary": "logistic", "multiclass": "softmax", "multiclassova": "ova"}.get(objective, "identity")
     if link == "identity" and not objective.startswith("regression"):
-        raise InputError(f"LightGBM objective {objective!r} is not supported (binary, multiclass, regression)")
-    return Ensemble(trees, dump["max_feature_idx"] + 1, k, "le", "sum", link, np.zeros(k), 1.0,
+        raise InputError(f"LightGBM objective {objective!r} is not supported (binary, multiclass, multiclassova, "
+                         "regression)")
+    scale = float(options.get("sigmoid", 1.0)) if link in ("logistic", "ova") else 1.0
+    if dump.get("average_output"):  # boosting_type='rf': the mean of the trees, not their sum
+        scale /= max(len(trees) // max(k, 1), 1)
+    if not trees:
+        raise InputError("the LightGBM model has no trees; is it fitted?")
+    return Ensemble(trees, dump["max_feature_idx"] + 1, k, "le", "sum", link, np.zeros(k), scale,
                     getattr(model, "classes_", None), "LightGBM")
+
+
+def _check_fitted(model) -> None:
+    """An ``InputError`` for a scikit-learn-style estimator (scikit-learn, XGBoost and LightGBM wrappers) that
+    has not been fitted."""
+    if not (hasattr(model, "fit") and hasattr(model, "get_params")):
+        return  # a raw XGBoost / LightGBM Booster: always holds a model
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(model)
+    except NotFittedError:
+        raise InputError(f"{type(model).__name__} model is not fitted; call fit first") from None
 
 
 def extract(model) -> Ensemble:
     """The common form of a scikit-learn, XGBoost or LightGBM tree model."""
     module = type(model).__module__
+    if module.startswith(("sklearn", "xgboost", "lightgbm")):
+        _check_fitted(model)
     if module.startswith("sklearn"):
         return _from_sklearn(model)
     if module.startswith("xgboost"):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, short_repr
 from .extract import Ensemble, extract
 
 
@@ -52,11 +52,66 @@ def _paths(tree, n_features: int):
 
 
 SCALES = ("thresholds", "uniform")  # input encodings of quantized programs (see CamProgram._quantize)
+MAX_BITS = 16
 
 
 def check_scale(scale: str) -> None:
-    if scale not in SCALES:
-        raise InputError(f"scale must be 'uniform' or 'thresholds', got {scale!r}")
+    if not isinstance(scale, str) or scale not in SCALES:
+        raise InputError(f"scale must be 'uniform' or 'thresholds', got {short_repr(scale)}")
+
+
+def check_bits(bits) -> int | None:
+    """``bits`` as an int from 1 to 16, or None (exact thresholds); numpy integers accepted."""
+    if bits is None:
+        return None
+    if isinstance(bits, (bool, np.bool_)) or not isinstance(bits, (int, np.integer)):
+        raise InputError(f"bits must be an integer from 1 to {MAX_BITS} (or None for exact thresholds), got "
+                         f"{short_repr(bits)} of type {type(bits).__name__}")
+    if not 1 <= bits <= MAX_BITS:
+        raise InputError(f"bits must be an integer from 1 to {MAX_BITS} (or None for exact thresholds), got {int(bits)}")
+    return int(bits)
+
+
+def check_variation(variation_lsb) -> float:
+    """``variation_lsb`` as a finite float >= 0 (code steps of bound variation)."""
+    if isinstance(variation_lsb, (bool, np.bool_)) or not isinstance(variation_lsb, (int, float, np.integer, np.floating)):
+        raise InputError(f"variation_lsb must be a number >= 0 (std of the stored bounds in code steps), got "
+                         f"{short_repr(variation_lsb)} of type {type(variation_lsb).__name__}")
+    if not np.isfinite(variation_lsb) or variation_lsb < 0:
+        raise InputError(f"variation_lsb must be a finite number >= 0 (std of the stored bounds in code steps), got "
+                         f"{float(variation_lsb)}")
+    return float(variation_lsb)
+
+
+def check_seed(seed) -> int:
+    """``seed`` as an int >= 0; numpy integers accepted."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise InputError(f"seed must be an integer >= 0, got {short_repr(seed)} of type {type(seed).__name__}")
+    if seed < 0:
+        raise InputError(f"seed must be an integer >= 0, got {int(seed)}")
+    return int(seed)
+
+
+def check_samples(X, n_features: int, what: str = "input") -> np.ndarray:
+    """``X`` as a finite float64 matrix of shape (samples >= 1, ``n_features``); ``what`` names it in errors."""
+    if X is None:
+        raise InputError(f"{what} is missing: give an array of shape (samples, {n_features})")
+    try:
+        A = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{what} must be numeric, of shape (samples, {n_features}): {short_repr(str(exc), 120)}") from None
+    if A.ndim != 2 or A.shape[1] != n_features:
+        hint = "; one sample is X.reshape(1, -1)" if A.ndim == 1 and A.shape[0] == n_features else ""
+        raise InputError(f"{what} must have shape (samples, {n_features}) (the model's {n_features} features), got "
+                         f"shape {A.shape}{hint}")
+    if A.shape[0] == 0:
+        raise InputError(f"{what} has no samples: give at least one row of {n_features} features")
+    bad = ~np.isfinite(A)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise InputError(f"{what} has {int(bad.sum())} non-finite values (NaN or inf), first at row {r}, column {c}: "
+                         "missing values cannot be searched in the CAM; impute them first")
+    return A
 
 
 class CamProgram:
@@ -64,6 +119,18 @@ class CamProgram:
 
     def __init__(self, ensemble: Ensemble, *, bits: int | None = None, X=None, scale: str = "thresholds",
                  variation_lsb: float = 0.0, seed: int = 0) -> None:
+        bits, variation_lsb, seed = check_bits(bits), check_variation(variation_lsb), check_seed(seed)
+        check_scale(scale)
+        if bits is None and variation_lsb > 0:
+            raise InputError(f"variation_lsb={variation_lsb:g} perturbs the bound codes of a quantized program, but bits "
+                             "is None (exact thresholds); give bits too")
+        if bits is None and scale == "uniform":
+            raise InputError("scale='uniform' sets the code grid of a quantized program, but bits is None (exact "
+                             "thresholds); give bits too")
+        if not ensemble.trees:
+            raise InputError(f"the {ensemble.kind or 'tree'} model has no trees to compile")
+        if X is not None:
+            X = check_samples(X, ensemble.n_features, "X")
         self.ensemble = ensemble
         parts = [_paths(t, ensemble.n_features) for t in ensemble.trees]
         self.lo = np.concatenate([p[0] for p in parts])
@@ -94,18 +161,9 @@ class CamProgram:
         are histogram-binned codes), exact while a feature has fewer than 2**bits distinct thresholds; past
         that, the kept edges are the thresholds nearest evenly spaced quantiles of ``X`` (of the thresholds'
         ranks when no ``X`` is given) and every bound snaps to its nearest kept edge."""
-        if not isinstance(bits, int) or not 1 <= bits <= 16:
-            raise InputError(f"bits must be an integer from 1 to 16, got {bits!r}")
-        check_scale(scale)
         if X is None and scale == "uniform":
             raise InputError("quantized compilation with scale='uniform' needs data X to set each feature's input "
                              "range")
-        if variation_lsb < 0:
-            raise InputError(f"variation_lsb must be >= 0, got {variation_lsb}")
-        if X is not None:
-            X = np.asarray(X, dtype=np.float64)
-            if X.ndim != 2 or X.shape[1] != self.ensemble.n_features or not np.isfinite(X).all():
-                raise InputError(f"X must be finite with shape (samples, {self.ensemble.n_features}), got {X.shape}")
         self._top = 2**bits - 1
         if scale == "uniform":
             lo_f, hi_f = X.min(axis=0), X.max(axis=0)
@@ -188,12 +246,7 @@ class CamProgram:
     # ---- search -------------------------------------------------------------------------------------
     def encode(self, X) -> np.ndarray:
         """Validated inputs as the CAM compares them: the library's precision, or DAC codes."""
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != self.n_features:
-            raise InputError(f"expected input of shape (samples, {self.n_features}), got {X.shape}")
-        if not np.isfinite(X).all():
-            raise InputError("input has non-finite values (NaN or inf): missing values cannot be searched in the "
-                             "CAM; impute them first")
+        X = check_samples(X, self.n_features)
         X = X.astype(self.ensemble.input_dtype).astype(np.float64)
         if self._grid is not None:
             X = np.clip(np.round((X - self._grid[0]) / self._grid[1]), 0, self._top)
@@ -272,6 +325,8 @@ class CamProgram:
         if e.link == "logistic":
             p = 1.0 / (1.0 + np.exp(-r[:, 0]))
             return np.stack([1 - p, p], axis=1)
+        if e.link == "ova":  # one logistic per class, not normalized (LightGBM's multiclassova)
+            return 1.0 / (1.0 + np.exp(-r))
         z = np.exp(r - r.max(axis=1, keepdims=True))
         return z / z.sum(axis=1, keepdims=True)
 
@@ -302,6 +357,11 @@ def compile(model, bits: int | None = None, *, X=None, scale: str = "thresholds"
     bounds are ``bits``-bit codes: the bins between the model's own thresholds (``scale="thresholds"``,
     X-TIME's binned inputs; ``X`` optional) or evenly spaced over each feature's range in ``X``
     (``scale="uniform"``, a linear DAC);
-    ``variation_lsb`` adds seeded Gaussian variation (in code steps) to every stored bound.
+    ``variation_lsb`` adds seeded Gaussian variation (in code steps) to every stored bound; it needs ``bits``.
+
+    Raises ``InputError`` for an unfitted or unsupported model (multi-output classifiers, linear or DART
+    boosters, categorical splits, LightGBM linear trees) and for arguments outside their ranges: ``bits`` an
+    integer from 1 to 16 or None, ``scale`` 'thresholds' or 'uniform', ``variation_lsb`` a finite number >= 0,
+    ``seed`` an integer >= 0 (numpy integers accepted), ``X`` finite numbers of shape (samples, features).
     """
     return CamProgram(extract(model), bits=bits, X=X, scale=scale, variation_lsb=variation_lsb, seed=seed)

@@ -21,18 +21,15 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from ..spec.model import SpecModel
-
-_FROZEN = ConfigDict(extra="forbid", frozen=True)
+from ..spec.model import SpecModel, StrictModel
 
 
-class CamCircuit(BaseModel):
+class CamCircuit(StrictModel):
     """Per-event circuit constants of a 6T2M aCAM array (at ``node_nm``; digital parts are scaled from
-    the crossbar cost model's 22 nm constants by ``cimkit.cost.tech``)."""
-
-    model_config = _FROZEN
+    the crossbar cost model's 22 nm constants by ``cimkit.cost.tech``). Unknown keys, booleans and
+    non-finite numbers are refused, as in every spec section."""
 
     search_time_ns: float = Field(1.0, gt=0, description="one match-line evaluation (ns); [XT23] budgets 4 cycles "
                                   "at 1 GHz per array search, of which we count 1 ns of SL current (assumption)")
