@@ -5,18 +5,52 @@ from __future__ import annotations
 import csv
 import json
 import math
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Sequence
 
 import numpy as np
 
-from ..errors import InputError, MappingError
+from ..errors import InputError, MappingError, SpecError, short_repr
+from ..io import atomic_path, atomic_write, check_output_path, figure_suffixes
 from ..spec import HardwareSpec
 from ..workload import Workload
+from ..workload.core import OpKind
 from .model import COMPONENTS, evaluate
 
 OpsConvention = Literal["macs", "neurosim"]
+OPS_CONVENTIONS = typing.get_args(OpsConvention)
+#: op kinds the cost model prices: weighted ones on arrays, the rest on digital units; "unmapped" ops
+#: (weights the cost model cannot map, kept visible by the importers) are listed but not priced
+UNMAPPED = "unmapped"
+OP_KINDS = tuple(dict.fromkeys((*typing.get_args(OpKind), UNMAPPED)))
+#: the per-layer columns of ``Report.layers`` and ``Report.to_csv``
+LAYER_FIELDS = ("name", "kind", "arrays", "latency_s", *(f"energy_{c}_j" for c in COMPONENTS), "energy_j")
+#: the chip figures of a Report that are undefined (NaN) when the design is infeasible
+METRICS = ("area_mm2", "energy_j", "latency_s", "period_s")
+
+
+def _check_ops(ops) -> str:
+    if not isinstance(ops, str) or ops not in OPS_CONVENTIONS:
+        raise InputError(f"ops = {short_repr(ops)}: allowed values are 'macs' (2 operations per multiply-accumulate) "
+                         "and 'neurosim' (DNN+NeuroSim's count, over the input map)")
+    return ops
+
+
+def _resolve_spec(spec, where: str = "spec") -> HardwareSpec:
+    """A HardwareSpec, or a preset name read as one; anything else is an ``InputError`` naming ``where``."""
+    if isinstance(spec, HardwareSpec):
+        return spec
+    if isinstance(spec, str):
+        return HardwareSpec.preset(spec)  # SpecError listing the presets for an unknown name
+    raise InputError(f"{where} must be a HardwareSpec (HardwareSpec.preset(name), HardwareSpec.from_yaml(path)) or a "
+                     f"preset name ({', '.join(HardwareSpec.presets())}), got {type(spec).__name__} {short_repr(spec)}")
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)) \
+        and math.isfinite(value)
 
 
 def _params(specs: Sequence[HardwareSpec]) -> dict[str, np.ndarray]:
@@ -54,24 +88,68 @@ def _params(specs: Sequence[HardwareSpec]) -> dict[str, np.ndarray]:
     }
 
 
-def _layers(workload: Workload, convention: OpsConvention) -> dict[str, np.ndarray]:
-    if not isinstance(workload, Workload):
-        raise InputError(f"expected a cimkit Workload, got {type(workload).__name__}")
-    ops = workload.ops
-    if not any(op.weighted for op in ops):
-        raise MappingError(f"workload '{workload.name}' has no Linear or convolution layer to map onto arrays")
-    for op in ops:
-        if op.weighted and (op.in_features <= 0 or op.out_features <= 0 or op.groups <= 0):
-            raise MappingError(f"layer '{op.name}' of shape {op.in_features} x {op.out_features} (groups {op.groups}) "
-                               "cannot be mapped: sizes must be positive")
+def _check_op(op, i: int, where: str) -> None:
+    """A clear error for an op the cost model cannot price: unknown kind, or sizes and counts that are not
+    finite non-negative numbers (positive sizes for a weighted layer)."""
+    from ..workload import Op
 
-    def row(fn, dtype=float):
-        return np.array([fn(op) for op in ops], dtype=dtype)[None, :]
+    if not isinstance(op, Op):
+        raise InputError(f"{where}: op {i} is a {type(op).__name__}, not a cimkit Op")
+    if op.kind not in OP_KINDS:
+        raise InputError(f"{where}: op {i} '{op.name}' has unknown kind {short_repr(op.kind)}; allowed: "
+                         f"{', '.join(OP_KINDS)}")
+    if op.kind == UNMAPPED:
+        return
+    for name in ("vectors", "macs", "elements"):
+        value = getattr(op, name)
+        if not _number(value) or value < 0:
+            raise InputError(f"{where}: op '{op.name}' has {name} = {short_repr(value)}; it must be a finite number >= 0")
+    for name in ("in_shape", "out_shape", "kernel"):
+        value = getattr(op, name)
+        if not isinstance(value, (tuple, list)) or not all(_number(v) and v >= 0 for v in value):
+            raise InputError(f"{where}: op '{op.name}' has {name} = {short_repr(value)}; it must be a tuple of sizes >= 0")
+    if op.weighted:
+        sizes = (op.in_features, op.out_features, op.groups)
+        if not all(_number(v) and v > 0 and float(v).is_integer() for v in sizes):
+            raise MappingError(f"{where}: layer '{op.name}' of shape {short_repr(op.in_features)} x "
+                               f"{short_repr(op.out_features)} (groups {short_repr(op.groups)}) cannot be mapped: "
+                               "sizes must be positive integers")
+        if not op.vectors > 0:
+            raise MappingError(f"{where}: layer '{op.name}' has vectors = {op.vectors}: a {op.kind} layer reads at least "
+                               "one input vector per inference")
+        if not all(v >= 1 for v in op.kernel):
+            raise MappingError(f"{where}: layer '{op.name}' has kernel = {op.kernel}; kernel sides must be >= 1")
+        if not op.macs > 0:
+            expected = op.vectors * op.groups * op.in_features * op.out_features
+            raise MappingError(f"{where}: layer '{op.name}' has macs = {op.macs}: a {op.kind} layer of {op.in_features} x "
+                               f"{op.out_features} (groups {op.groups}) on {op.vectors} vector(s) does {expected:,} "
+                               "multiply-accumulates per inference; give macs (ops, TOPS and TOPS/W count them)")
+
+
+def _layers(workload: Workload, convention: OpsConvention) -> dict[str, np.ndarray]:
+    _check_ops(convention)
+    if not isinstance(workload, Workload):
+        raise InputError(f"workload must be a cimkit Workload (ck.zoo.workload(name), Workload.from_torch, "
+                         f"Workload.from_onnx, Workload.from_neurosim_csv), got {type(workload).__name__}")
+    where = f"workload '{workload.name}'"
+    ops = workload.ops
+    if not isinstance(ops, (list, tuple)):
+        raise InputError(f"{where}: ops must be a list of Op, got {type(ops).__name__}")
+    for i, op in enumerate(ops):
+        _check_op(op, i, where)
+    if not any(op.weighted for op in ops):
+        unmapped = [op.name for op in ops if op.kind == UNMAPPED]
+        extra = f" (unmapped ops, not priced: {', '.join(unmapped[:6])})" if unmapped else ""
+        raise MappingError(f"{where} has no Linear or convolution layer to map onto arrays{extra}")
+
+    def row(fn, dtype=float, unmapped=0):
+        # unmapped ops contribute nothing: no arrays, no digital work, no buffer traffic, no operations
+        return np.array([unmapped if op.kind == UNMAPPED else fn(op) for op in ops], dtype=dtype)[None, :]
 
     return {
-        "weighted": row(lambda o: o.weighted, bool), "in_features": row(lambda o: max(o.in_features, 1), int),
-        "out_features": row(lambda o: max(o.out_features, 1), int), "groups": row(lambda o: o.groups, int),
-        "kernel": row(lambda o: o.kernel[0] * o.kernel[1], int), "vectors": row(lambda o: o.vectors),
+        "weighted": row(lambda o: o.weighted, bool), "in_features": row(lambda o: max(o.in_features, 1), int, 1),
+        "out_features": row(lambda o: max(o.out_features, 1), int, 1), "groups": row(lambda o: max(o.groups, 1), int, 1),
+        "kernel": row(lambda o: max(o.kernel[0] * o.kernel[1], 1), int, 1), "vectors": row(lambda o: o.vectors),
         "in_elements": row(lambda o: o.input_elements), "out_elements": row(lambda o: o.output_elements),
         "elements": row(lambda o: o.elements if not o.weighted else 0), "weights": row(lambda o: o.weights),
         "dynamic_macs": row(lambda o: o.macs if o.kind == "matmul" else 0),
@@ -80,10 +158,34 @@ def _layers(workload: Workload, convention: OpsConvention) -> dict[str, np.ndarr
     }
 
 
+def _ratio(num: float, den: float) -> float:
+    """num / den, NaN where the denominator is undefined (NaN) or zero (an infeasible report)."""
+    return num / den if math.isfinite(den) and den != 0 else math.nan
+
+
+def _strict(value):
+    """``value`` with numpy scalars as Python numbers and every non-finite float as None (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_strict(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
 @dataclass
 class Report:
     """Cost of one workload on one chip. Units: mm^2, J, s, operations (2 per MAC unless the NeuroSim
-    convention was asked for)."""
+    convention was asked for).
+
+    ``feasible`` False (with the ``reason``) when the chip cannot hold the workload: the chip figures are
+    then NaN here and null in ``to_json``. ``unmapped`` names the workload's ops of kind "unmapped"
+    (weights the cost model cannot map): they are priced as nothing, neither arrays nor energy nor ops."""
 
     workload: str
     spec: str
@@ -101,22 +203,23 @@ class Report:
     arrays: int = 0
     tiles: int = 0
     utilization: float = 0.0
+    unmapped: list[str] = field(default_factory=list)
 
     @property
     def fps(self) -> float:
-        return 1.0 / self.period_s
+        return _ratio(1.0, self.period_s)
 
     @property
     def tops(self) -> float:
-        return self.ops / self.period_s / 1e12
+        return _ratio(self.ops, self.period_s) / 1e12
 
     @property
     def tops_per_w(self) -> float:
-        return self.ops / self.energy_j / 1e12
+        return _ratio(self.ops, self.energy_j) / 1e12
 
     @property
     def tops_per_mm2(self) -> float:
-        return self.tops / self.area_mm2
+        return _ratio(self.tops, self.area_mm2)
 
     @property
     def edp(self) -> float:
@@ -134,42 +237,60 @@ class Report:
                 "ops": self.ops, "arrays": self.arrays, "tiles": self.tiles, "utilization": self.utilization}
 
     def to_json(self, path: str | Path | None = None) -> str:
-        data = {**self.summary(), "area_breakdown_mm2": self.area_breakdown_mm2,
+        """The report as strict JSON (undefined figures of an infeasible design are null, never NaN); written
+        atomically to ``path`` if given."""
+        data = {**self.summary(), "unmapped": list(self.unmapped), "area_breakdown_mm2": self.area_breakdown_mm2,
                 "energy_breakdown_j": self.energy_breakdown_j, "latency_breakdown_s": self.latency_breakdown_s,
                 "layers": self.layers}
-        text = json.dumps(data, indent=1, default=float)
+        text = json.dumps(_strict(data), indent=1, allow_nan=False)
         if path is not None:
-            Path(path).write_text(text)
+            atomic_write(path, text)
         return text
 
-    def to_csv(self, path: str | Path) -> None:
-        """One row per layer with its energy per component (J) and latency (s)."""
-        with Path(path).open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(self.layers[0]))
-            writer.writeheader()
-            writer.writerows(self.layers)
+    def to_csv(self, path: str | Path) -> Path:
+        """One row per layer with its energy per component (J) and latency (s), written atomically (only the
+        header when the report has no layers)."""
+        names = list(dict.fromkeys([*LAYER_FIELDS, *(k for layer in self.layers for k in layer)]))
+        check_output_path(path, None, "CSV file")
+        with atomic_path(path) as tmp:
+            with tmp.open("w", newline="", encoding="utf-8") as fh:
+                writer = csv.DictWriter(fh, fieldnames=names)
+                writer.writeheader()
+                writer.writerows(_strict(self.layers))
+        return Path(path)
 
     def table(self):
         from rich.table import Table
 
+        def fmt(value: float, spec: str) -> str:
+            return format(value, spec) if math.isfinite(value) else "n/a"
+
         t = Table(title=f"{self.workload} on {self.spec}" + ("" if self.feasible else f"  INFEASIBLE: {self.reason}"))
         t.add_column("metric")
         t.add_column("value", justify="right")
-        for label, value in (("chip area", f"{self.area_mm2:.2f} mm^2"), ("energy / inference", f"{self.energy_j * 1e6:.2f} uJ"),
-                             ("latency / inference", f"{self.latency_s * 1e3:.3f} ms"), ("throughput", f"{self.fps:.1f} FPS"),
-                             ("TOPS", f"{self.tops:.3f}"), ("TOPS/W", f"{self.tops_per_w:.2f}"),
-                             ("TOPS/mm^2", f"{self.tops_per_mm2:.4f}"), ("EDP", f"{self.edp:.3e} J s"),
-                             ("arrays (tiles)", f"{self.arrays} ({self.tiles})"), ("utilization", f"{self.utilization:.0%}")):
+        for label, value in (("chip area", f"{fmt(self.area_mm2, '.2f')} mm^2"),
+                             ("energy / inference", f"{fmt(self.energy_j * 1e6, '.2f')} uJ"),
+                             ("latency / inference", f"{fmt(self.latency_s * 1e3, '.3f')} ms"),
+                             ("throughput", f"{fmt(self.fps, '.1f')} FPS"), ("TOPS", fmt(self.tops, ".3f")),
+                             ("TOPS/W", fmt(self.tops_per_w, ".2f")), ("TOPS/mm^2", fmt(self.tops_per_mm2, ".4f")),
+                             ("EDP", f"{fmt(self.edp, '.3e')} J s"),
+                             ("arrays (tiles)", f"{self.arrays} ({self.tiles})"),
+                             ("utilization", fmt(self.utilization, ".0%"))):
             t.add_row(label, value)
         for comp in COMPONENTS:
             t.add_row(f"  {comp}", f"{self.area_breakdown_mm2.get(comp, 0):.2f} mm^2 | "
                       f"{self.energy_breakdown_j.get(comp, 0) * 1e6:.2f} uJ | {self.latency_breakdown_s.get(comp, 0) * 1e3:.3f} ms")
         for extra in ("leakage", "layout"):
             t.add_row(f"  {extra}", f"{self.energy_breakdown_j.get(extra, 0) * 1e6:.2f} uJ")
+        if self.unmapped:
+            shown = ", ".join(self.unmapped[:6]) + (f" and {len(self.unmapped) - 6} more" if len(self.unmapped) > 6 else "")
+            t.caption = (f"NOT PRICED: {len(self.unmapped)} unmapped op(s) ({shown}) hold weights the cost model cannot "
+                         "map; the figures above leave them out")
         return t
 
     def plot_energy(self, path: str | Path) -> Path:
-        """Stacked bars of energy per layer and component."""
+        """Stacked bars of energy per layer and component, saved atomically (the suffix picks the format)."""
+        path = check_output_path(path, figure_suffixes(), "figure")
         import matplotlib
 
         matplotlib.use("Agg")
@@ -177,19 +298,25 @@ class Report:
 
         layers = [layer for layer in self.layers if layer["energy_j"] > 0]
         fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(layers)), 3.8), dpi=120)
-        bottom = np.zeros(len(layers))
-        for comp in COMPONENTS:
-            vals = np.array([layer[f"energy_{comp}_j"] for layer in layers]) * 1e6
-            ax.bar(range(len(layers)), vals, bottom=bottom, label=comp)
-            bottom += vals
-        ax.set_xticks(range(len(layers)), [layer["name"] for layer in layers], rotation=90, fontsize=7)
-        ax.set_ylabel("energy per inference (uJ)")
-        ax.set_title(f"{self.workload} on {self.spec}: {self.energy_j * 1e6:.1f} uJ, {self.tops_per_w:.1f} TOPS/W")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(path)
-        plt.close(fig)
-        return Path(path)
+        try:
+            bottom = np.zeros(len(layers))
+            for comp in COMPONENTS:
+                vals = np.array([layer[f"energy_{comp}_j"] for layer in layers]) * 1e6
+                ax.bar(range(len(layers)), vals, bottom=bottom, label=comp)
+                bottom += vals
+            ax.set_xticks(range(len(layers)), [layer["name"] for layer in layers], rotation=90, fontsize=7)
+            ax.set_ylabel("energy per inference (uJ)")
+            title = (f"{self.workload} on {self.spec}: {self.energy_j * 1e6:.1f} uJ, {self.tops_per_w:.1f} TOPS/W"
+                     if self.feasible else f"{self.workload} on {self.spec}: INFEASIBLE ({self.reason})")
+            ax.set_title(title, fontsize=9 if self.feasible else 7)
+            if layers:
+                ax.legend(fontsize=7)
+            fig.tight_layout()
+            with atomic_path(path) as tmp:
+                fig.savefig(tmp)
+        finally:
+            plt.close(fig)
+        return path
 
 
 @dataclass
@@ -213,23 +340,75 @@ class ManyReport:
         return self.energy_j * self.latency_s
 
 
-def estimate_many(workload: Workload, specs: Sequence[HardwareSpec], *, ops: OpsConvention = "macs") -> ManyReport:
-    """Price ``workload`` on every spec in one vectorized pass. Infeasible designs (a fixed number of
-    tiles that cannot hold the weights) get NaN metrics and ``feasible`` False."""
+def _spec_list(specs) -> list[HardwareSpec]:
+    """``specs`` (a list or tuple of HardwareSpec or preset names) as HardwareSpecs."""
+    if isinstance(specs, (str, HardwareSpec)) or not isinstance(specs, (list, tuple)):
+        got = f"the single spec {specs.name!r}" if isinstance(specs, HardwareSpec) else \
+            f"{type(specs).__name__} {short_repr(specs)}"
+        raise InputError(f"specs must be a list of HardwareSpec or preset names ({', '.join(HardwareSpec.presets())}), "
+                         f"got {got}; for one spec use estimate() or [spec]")
     if not specs:
         raise InputError("estimate_many needs at least one spec")
-    out = evaluate(_params(specs), _layers(workload, ops))
+    out = []
+    for i, s in enumerate(specs):
+        if not isinstance(s, (HardwareSpec, str)):
+            raise InputError(f"specs[{i}] must be a HardwareSpec or a preset name ({', '.join(HardwareSpec.presets())}), "
+                             f"got {type(s).__name__} {short_repr(s)}")
+        out.append(_resolve_spec(s, f"specs[{i}]"))
+    return out
+
+
+def _check_finite(out: dict, names: list[str], where: str) -> None:
+    """Raise where a feasible design got a chip figure that is not a finite positive number. From valid input
+    that is an overflow or underflow (a spec value far outside any physical range, such as a clock of 1e-300
+    Hz): a NaN or an infinity must never reach a report."""
+    feasible = out["feasible"]
+    with np.errstate(all="ignore"):
+        figures = {key: out[key] for key in METRICS}
+        figures.update(edp_js=out["energy_j"] * out["latency_s"], tops=out["ops"] / out["period_s"] / 1e12,
+                       tops_per_w=out["ops"] / out["energy_j"] / 1e12,
+                       tops_per_mm2=out["ops"] / out["period_s"] / 1e12 / out["area_mm2"],
+                       utilization=out["utilization"])
+    for key, value in figures.items():
+        bad = feasible & ~(np.isfinite(value) & (value > 0))
+        if not bad.any():
+            continue
+        i = int(np.flatnonzero(bad)[0])
+        comps = {**{f"area of {c}": out["area"][c][i] for c in out["area"]},
+                 **{f"energy of {c}": out["energy"][c][i].sum() for c in COMPONENTS},
+                 **{f"latency of {c}": out["latency"][c][i].sum() for c in out["latency"]}}
+        culprits = [k for k, v in comps.items() if not np.isfinite(v)]
+        raise SpecError(f"{where} on spec {names[i]!r}: {key} = {value[i]:g}"
+                        f"{' (' + ', '.join(culprits[:4]) + ' not finite)' if culprits else ''}: a value of the spec is "
+                        "outside any physical range (the figures overflow); check the fields behind that figure")
+
+
+def estimate_many(workload: Workload, specs: Sequence[HardwareSpec | str], *, ops: OpsConvention = "macs") -> ManyReport:
+    """Price ``workload`` on every spec (a HardwareSpec or a preset name) in one vectorized pass. Infeasible
+    designs (a fixed number of tiles that cannot hold the weights) get NaN metrics and ``feasible`` False."""
+    _check_ops(ops)
+    specs = _spec_list(specs)
+    lw = _layers(workload, ops)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):  # checked just below
+        out = evaluate(_params(specs), lw)
+    _check_finite(out, [s.name for s in specs], f"workload '{workload.name}'")
     nan = lambda x: np.where(out["feasible"], x, np.nan)  # noqa: E731
     return ManyReport(out["feasible"], nan(out["area_mm2"]), nan(out["energy_j"]), nan(out["latency_s"]),
                       nan(out["period_s"]), out["ops"], out)
 
 
 def estimate(workload: Workload, spec: HardwareSpec | str, *, ops: OpsConvention = "macs") -> Report:
-    """Area, energy, latency and derived figures of ``workload`` on ``spec``, per layer and component."""
-    if isinstance(spec, str):
-        spec = HardwareSpec.preset(spec)
+    """Area, energy, latency and derived figures of ``workload`` on ``spec`` (a HardwareSpec or a preset name),
+    per layer and component. ``ops``: 'macs' (2 operations per MAC) or 'neurosim' (NeuroSim's count).
+
+    An infeasible design (``chip.tiles`` too few for the weights) gives ``feasible`` False, its ``reason``,
+    and NaN chip figures. Ops of kind "unmapped" are listed in ``Report.unmapped`` and priced as nothing."""
+    _check_ops(ops)
+    spec = _resolve_spec(spec)
     lw = _layers(workload, ops)
-    out = evaluate(_params([spec]), lw)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):  # checked just below
+        out = evaluate(_params([spec]), lw)
+    _check_finite(out, [spec.name], f"workload '{workload.name}'")
     feasible = bool(out["feasible"][0])
     reason = "" if feasible else (f"the weights need {int(out['tiles_needed'][0])} tiles but chip.tiles = "
                                   f"{int(out['tiles'][0])}")
@@ -251,4 +430,5 @@ def estimate(workload: Workload, spec: HardwareSpec | str, *, ops: OpsConvention
                             "layout": float(out["layout_j"][0])},
         latency_breakdown_s={c: float(out["latency"][c][0].sum()) for c in out["latency"]},
         layers=layers, arrays=int(out["arrays"][0]), tiles=int(out["tiles"][0]), utilization=float(out["utilization"][0]),
+        unmapped=[str(n) for n, k in zip(lw["names"], lw["kinds"]) if k == UNMAPPED],
     )

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import SpecError
+
 NODES_NM = np.array([130, 90, 65, 45, 32, 20, 16, 14, 10, 7], dtype=float)
 # area relative to 130 nm (Stillmaker & Baas 2017)
 AREA_REL_130 = np.array([1, 0.44, 0.23, 0.16, 0.072, 0.033, 0.03, 0.027, 0.016, 0.0092])
@@ -34,7 +36,8 @@ def check_node(node_nm) -> None:
     n = np.asarray(node_nm, dtype=float)
     if np.any(n < NODES_NM[-1]) or np.any(n > NODES_NM[0]):
         bad = n[(n < NODES_NM[-1]) | (n > NODES_NM[0])].ravel()[0]
-        raise ValueError(f"technology.node_nm = {bad}: the scaling data cover 7 nm to 130 nm")
+        raise SpecError(f"technology.node_nm = {bad:g}: the cost model's technology scaling data cover 7 nm to 130 nm; "
+                        "give a node in that range")
 
 
 def area_factor(node_nm) -> np.ndarray:
