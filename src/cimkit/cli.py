@@ -97,35 +97,57 @@ def explore(
     dask: bool = typer.Option(False, "--dask", help="evaluate batches on a Dask cluster (local unless --scheduler)"),
     scheduler: str | None = typer.Option(None, help="tcp://host:port of an existing Dask scheduler"),
     workers: int | None = typer.Option(None, help="workers of the local Dask cluster"),
+    adopt: bool = typer.Option(False, "--adopt", help="resume a study stored by an older cimkit (without a "
+                               "fingerprint of its settings) as this study file's"),
 ) -> None:
     """Search the hardware design space of a study file (resumes from its storage if interrupted)."""
+    import math
+
     from rich.progress import BarColumn, Progress, TextColumn
 
     from .explore import StudyConfig, run_joint_experiment, run_study
+    from .io import check_output_dir
 
     cfg = StudyConfig.from_yaml(study_file)
-    update = {"executor": "dask"} if dask or scheduler else {}
-    if scheduler:
-        update["scheduler"] = scheduler
-    if workers:
-        update["workers"] = workers
-    cfg = cfg.model_copy(update=update)
-    if cfg.experiment == "joint_vs_largest":
-        with console.status("running the studies (largest network, joint, each network)...") as status:
-            joint = run_joint_experiment(cfg, out, trials=trials,
-                                         progress=lambda done, total, best: status.update(f"{done}/{total}, best {best:.4g}"))
-        console.print(f"largest network: {joint.largest}; energy x latency x area per workload:")
-        console.print(joint.table(), highlight=False)
-        console.print(f"tables in {out / 'joint_experiment.md'} and .json")
-        return
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TextColumn("best {task.fields[best]}"), console=console) as bar:
-        task = bar.add_task(cfg.name, total=trials or cfg.trials, best="-")
-        result = run_study(cfg, out, trials=trials,
-                           progress=lambda done, total, best: bar.update(task, completed=done, best=f"{best:.4g}"))
+    update: dict = {"executor": "dask"} if dask or scheduler is not None else {}
+    for key, value in (("scheduler", scheduler), ("workers", workers), ("trials", trials)):
+        if value is not None:  # --trials 0 and --workers 0 are refused, not ignored
+            update[key] = value
+    if update:
+        cfg = cfg.with_overrides(**update)
+    check_output_dir(out, "output folder (--out)")
+
+    def shown(best: float) -> str:
+        return f"{best:.4g}" if math.isfinite(best) else "none feasible yet"
+
+    try:
+        if cfg.experiment == "joint_vs_largest":
+            with console.status("running the studies (largest network, joint, each network)...") as status:
+                joint = run_joint_experiment(cfg, out, adopt=adopt, progress=lambda done, total, best: status.update(
+                    f"{done}/{total}, best {shown(best)}"))
+            console.print(f"largest network: {joint.largest}; energy x latency x area per workload:")
+            console.print(joint.table(), highlight=False)
+            console.print(f"tables in {out / 'joint_experiment.md'} and .json")
+            return
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TextColumn("best {task.fields[best]}"), console=console) as bar:
+            task = bar.add_task(cfg.name, total=cfg.trials, best="-")
+            result = run_study(cfg, out, adopt=adopt,
+                               progress=lambda done, total, best: bar.update(task, completed=done, best=shown(best)))
+    except KeyboardInterrupt as exc:  # run_study wrote the outputs of the stored trials first
+        res = getattr(exc, "result", None)
+        console.print("interrupted" + (f": {res.completed} trials stored in {res.storage}; trials.csv and the best "
+                                       f"designs so far are in {out}; run the same command to resume" if res else
+                                       " before any trial was stored"), highlight=False)
+        raise typer.Exit(130) from None
     console.print(f"{result.completed} trials stored ({result.evaluated_now} evaluated now in {result.seconds:.1f} s); "
                   f"outputs in {out}")
-    for t in result.best_trials[:5]:
+    best = result.best_trials
+    if not best:
+        console.print(f"[red]error:[/red] no feasible design found ({result.infeasibility()}); the trials are in "
+                      f"{out / 'trials.csv'}", highlight=False)
+        raise typer.Exit(1)
+    for t in best[:5]:
         console.print(f"  best #{t.number}: {t.values} {t.params}")
 
 

@@ -16,7 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from ..cost import estimate_many
-from .runner import _base, _workloads, run_study
+from ..errors import InputError
+from ..io import atomic_write, check_output_dir
+from .checks import load_base, load_workloads
+from .runner import run_study
 from .study import StudyConfig, spec_for
 
 #: the paper's reported improvement of the joint design over the largest-network design (EDAP)
@@ -65,29 +68,31 @@ def _edap_per_workload(base, params: dict, workloads: dict) -> dict[str, float]:
 
 def _entry(cfg: StudyConfig, label: str):
     """The study's workload entry (a name or a torch factory) whose label is ``label``."""
-    return next(w for w in cfg.workloads if (w if isinstance(w, str) else w.label) == label)
+    return next(w for w, name in zip(cfg.workloads, cfg.workload_labels) if name == label)
 
 
 def _best_params(result) -> dict:
     best = result.best_trials
     if not best:
-        raise RuntimeError("the study found no feasible design")
+        raise InputError(f"study {result.study.study_name!r} found no feasible design ({result.infeasibility()}); "
+                         f"its trials are in {result.out_dir / 'trials.csv'}")
     return dict(best[0].params)
 
 
-def run_joint_experiment(cfg: StudyConfig, out_dir: str | Path, *, trials: int | None = None, progress=None) -> JointResult:
+def run_joint_experiment(cfg: StudyConfig, out_dir: str | Path, *, trials: int | None = None, progress=None,
+                         adopt: bool = False) -> JointResult:
     """Largest-network design, joint design and workload-specific designs, each a study of its own
     (stored in ``out_dir``, so the experiment resumes like any study)."""
-    out_dir = Path(out_dir)
-    names = [w if isinstance(w, str) else w.label for w in cfg.workloads]
-    traced = dict(zip(names, _workloads(cfg)))  # traced once, priced on every chip below
-    base = _base(cfg)
+    out_dir = check_output_dir(out_dir)
+    names = cfg.workload_labels
+    base = load_base(cfg)
+    traced = dict(zip(names, load_workloads(cfg)))  # traced once, priced on every chip below
     largest = max(traced, key=lambda n: traced[n].weights)
-    single = cfg.model_copy(update={"objective": cfg.objective.model_copy(update={"mode": "single", "metrics": ["edap"]})})
+    single = cfg.with_overrides(objective={"mode": "single", "metrics": ["edap"], "joint": cfg.objective.joint})
 
     def study(name: str, workloads: list[str]):
-        sub = single.model_copy(update={"name": f"{cfg.name}-{name}", "workloads": [_entry(cfg, w) for w in workloads]})
-        return run_study(sub, out_dir / name, trials=trials, progress=progress)
+        sub = single.with_overrides(name=f"{cfg.name}-{name}", workloads=[_entry(cfg, w) for w in workloads])
+        return run_study(sub, out_dir / name, trials=trials, progress=progress, adopt=adopt)
 
     designs = {"largest": _best_params(study(f"only-{largest}", [largest])), "joint": _best_params(study("joint", names))}
     own = {}
@@ -96,8 +101,8 @@ def run_joint_experiment(cfg: StudyConfig, out_dir: str | Path, *, trials: int |
         own[n] = _edap_per_workload(base, designs[n], {n: traced[n]})[n]
     result = JointResult(names, largest, _edap_per_workload(base, designs["largest"], traced),
                          _edap_per_workload(base, designs["joint"], traced), own, designs)
-    (out_dir / "joint_experiment.md").write_text(result.table() + "\n")
-    (out_dir / "joint_experiment.json").write_text(json.dumps(
+    atomic_write(out_dir / "joint_experiment.md", result.table() + "\n")
+    atomic_write(out_dir / "joint_experiment.json", json.dumps(
         {"largest": largest, "improvement": result.improvement, "loss_vs_own": result.loss_vs_own,
          "paper_improvement": PAPER_IMPROVEMENT, "designs": designs}, indent=1, default=float))
     return result

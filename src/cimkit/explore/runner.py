@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -12,9 +13,21 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, short_repr
+from ..io import atomic_path, check_output_dir
 from ..spec import HardwareSpec
-from .study import StudyConfig, _sampler, _suggest, evaluate_batch, grid_points, spec_for
+from .checks import fingerprint, fingerprint_difference, load_base, load_workloads, prepare_study
+from .study import CONSTRAINTS, SENTINEL, StudyConfig, _sampler, _suggest, evaluate_details, grid_points, spec_for
+
+#: the study user attribute that records what the stored trials were computed for
+FINGERPRINT_ATTR = "cimkit_fingerprint"
+#: the trial user attribute holding every figure behind a trial's score (see evaluate_details)
+FIGURES_ATTR = "figures"
+
+
+def _finite_or_none(x) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
 
 
 @dataclass
@@ -24,35 +37,34 @@ class StudyResult:
     evaluated_now: int
     seconds: float
     out_dir: Path
+    storage: str = ""  # where the trials are (a path or a URL without password)
 
     @property
     def best_trials(self):
-        """The best feasible trials, one per distinct design."""
-        return _distinct([t for t in self.study.best_trials if _feasible(t)])
+        """The best feasible trials (the Pareto front of the feasible ones), one per distinct design;
+        empty when no stored design is feasible."""
+        return best_feasible(self.study)
+
+    def infeasibility(self) -> str:
+        """Why the stored designs are infeasible: how many violate each constraint."""
+        return infeasibility(self.study)
+
+
+class StudyInterrupted(KeyboardInterrupt):
+    """Ctrl-C during ``run_study``: the outputs were written for the trials stored so far
+    (``result``; None when it came before the study was opened)."""
+
+    def __init__(self, result: StudyResult | None) -> None:
+        super().__init__("study interrupted")
+        self.result = result
 
 
 def _workloads(cfg: StudyConfig):
-    from ..workload import Workload, load_workload
-
-    out = []
-    for name in cfg.workloads:
-        if not isinstance(name, str):  # a torch factory
-            import importlib
-
-            module, _, attr = name.torch.partition(":")
-            try:
-                factory = getattr(importlib.import_module(module), attr)
-            except (ImportError, AttributeError, ValueError) as exc:
-                raise InputError(f"workload {name.torch!r}: cannot import it ({exc}); expected 'package.module:function'") from None
-            out.append(Workload.from_torch(factory(), tuple(name.input_shape), name=name.label))
-        else:
-            out.append(load_workload(name))
-    return out
+    return load_workloads(cfg)
 
 
 def _base(cfg: StudyConfig) -> HardwareSpec:
-    path = Path(cfg.hardware)
-    return HardwareSpec.from_yaml(path) if path.suffix in (".yaml", ".yml") else HardwareSpec.preset(cfg.hardware)
+    return load_base(cfg)
 
 
 FAULT_ENV = "CIMKIT_FAULT_KILL_WORKER_ONCE"  # fault injection for tests: a path; see _evaluate_chunk
@@ -65,7 +77,7 @@ def _evaluate_chunk(cfg: StudyConfig, base: HardwareSpec, workloads, params: lis
     if marker and not os.path.exists(marker):
         Path(marker).touch()
         os._exit(1)
-    return evaluate_batch(cfg, base, workloads, params)
+    return evaluate_details(cfg, base, workloads, params)
 
 
 class _Evaluator:
@@ -85,13 +97,14 @@ class _Evaluator:
                     self.cluster = LocalCluster(n_workers=cfg.workers, threads_per_worker=1, processes=True,
                                                 dashboard_address=None)
                     self.client = Client(self.cluster)
-            except (OSError, TimeoutError) as exc:
-                raise InputError(f"cannot reach the Dask scheduler {cfg.scheduler!r}: {exc}") from None
+            except (OSError, TimeoutError, ValueError) as exc:
+                self.close()
+                raise InputError(f"cannot reach the Dask scheduler {cfg.scheduler!r}: {short_repr(str(exc), 300)}") from None
             self.handles = self.client.scatter([base, workloads], broadcast=True)
 
     def __call__(self, params: list[dict]):
         if self.client is None:
-            return evaluate_batch(self.cfg, self.base, self.workloads, params)
+            return evaluate_details(self.cfg, self.base, self.workloads, params)
         n = max(1, min(len(params), len(self.client.scheduler_info()["workers"])))
         chunks = [params[i::n] for i in range(n)]
         futures = [self.client.submit(_evaluate_chunk, self.cfg, self.handles[0], self.handles[1], c, pure=False)
@@ -99,9 +112,12 @@ class _Evaluator:
         parts = self.client.gather(futures)
         values = np.empty((len(params), parts[0][0].shape[1]))
         cons = np.empty((len(params), parts[0][1].shape[1]))
-        for i, (v, c) in enumerate(parts):
+        columns = {k: np.empty(len(params)) for k in parts[0][2]}
+        for i, (v, c, cols) in enumerate(parts):
             values[i::n], cons[i::n] = v, c
-        return values, cons
+            for k, col in cols.items():
+                columns[k][i::n] = col
+        return values, cons, columns
 
     def close(self) -> None:
         if self.client is not None:
@@ -110,46 +126,67 @@ class _Evaluator:
             self.cluster.close()
 
 
+def _storage_errors() -> tuple[type[BaseException], ...]:
+    import optuna
+
+    errors: tuple[type[BaseException], ...] = (OSError, optuna.exceptions.StorageInternalError)
+    try:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        errors += (SQLAlchemyError,)
+    except ImportError:  # pragma: no cover - optuna's RDB storage needs sqlalchemy
+        pass
+    return errors
+
+
+def _where(url: str) -> str:
+    """The storage for messages: the SQLite file, or the URL without its password."""
+    if url.startswith("sqlite:///"):
+        return url[len("sqlite:///"):]
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a message only
+        return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
 def run_study(cfg: StudyConfig, out_dir: str | Path = "out/study", *, trials: int | None = None,
-              progress: Callable[[int, int, float], None] | None = None) -> StudyResult:
+              progress: Callable[[int, int, float], None] | None = None, adopt: bool = False) -> StudyResult:
     """Search ``cfg`` until its storage holds ``trials`` (default ``cfg.trials``) completed trials.
 
+    Everything is checked before the storage is opened (``prepare_study``). A stored study of the same
+    name must have been computed for the same settings (its fingerprint: workloads, chip, space,
+    objective, constraints, sampler); otherwise an ``InputError`` says what differs. A study stored by a
+    cimkit without fingerprints is refused unless it holds no completed trial or ``adopt`` is set.
+
     Completed trials in the storage are kept and never recomputed; trials a killed run left running
-    are marked failed and asked again. ``progress(done, total, best)`` is called after each batch.
+    are marked failed and asked again. ``progress(done, total, best)`` is called after each batch
+    (``best`` is NaN while no design is feasible). Ctrl-C writes the outputs for the trials stored so far
+    and raises ``StudyInterrupted`` (a KeyboardInterrupt). ``result.best_trials`` is empty when no design
+    is feasible (``result.infeasibility()`` says why).
     """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    base, workloads = _base(cfg), _workloads(cfg)
+    if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
+        raise InputError(f"trials = {short_repr(trials)}: give a whole number of trials >= 1")
+    out_dir = check_output_dir(out_dir)
+    base, workloads = prepare_study(cfg)  # everything checked before a storage is created
     storage = cfg.storage or f"sqlite:///{(out_dir / (cfg.name + '.db')).resolve()}"
     n_obj = 1 if cfg.objective.mode != "pareto" else len(cfg.objective.metrics)
-    for attempt in range(6):
-        try:
-            study = optuna.create_study(study_name=cfg.name, storage=_open_storage(storage), sampler=_sampler(cfg),
-                                        directions=["minimize"] * n_obj, load_if_exists=True)
-            break
-        except Exception as exc:  # noqa: BLE001 - unreachable database etc.
-            # processes that start together race to create Optuna's tables in a new database: retry
-            if attempt < 5 and re.search(r"already exists|duplicate|UniqueViolation", str(exc), re.I):
-                time.sleep(0.2 * (attempt + 1))
-                continue
-            raise InputError(f"cannot open the study storage {storage!r}: {exc}") from None
-    # before any work: can the roomiest design of the space hold every workload? (more of everything
-    # holds more weights, except weight bits, which need more cells)
-    if "tiles" in cfg.space or base.chip.tiles is not None:
-        roomiest = {name: ((min if name == "weight_bits" else max)(p.choices) if p.choices is not None
-                           else (p.low if name == "weight_bits" else p.high)) for name, p in cfg.space.items()}
-        _, cons = evaluate_batch(cfg, base, workloads, [roomiest])
-        if cons[0, 0] > 0:
-            raise InputError(f"infeasible space: even the roomiest design {roomiest} cannot hold the weights of "
-                             f"{', '.join(cfg.workloads)}")
-    for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
-        study.tell(t.number, state=optuna.trial.TrialState.FAIL)  # left by a killed run
+    study = _open_study(cfg, storage, n_obj)
+    _check_fingerprint(cfg, study, fingerprint(cfg, base, workloads), storage, adopt, n_obj)
+    failures = _storage_errors()
+    try:
+        for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)  # left by a killed run
+    except failures as exc:
+        raise InputError(f"the study storage {_where(storage)} failed: {short_repr(str(exc), 300)}") from None
     target = trials or cfg.trials
     search = _Search(cfg, study, _Evaluator(cfg, base, workloads), n_obj)
     t0 = time.perf_counter()
+    interrupted = False
     try:
         done = search.pull()
         if cfg.sampler.name == "grid":
@@ -163,11 +200,72 @@ def run_study(cfg: StudyConfig, out_dir: str | Path = "out/study", *, trials: in
             done = search.batch(min(cfg.batch, target - done))
             if progress:
                 progress(done, target, _best_value(study))
+    except KeyboardInterrupt:
+        interrupted = True
+    except failures as exc:
+        raise InputError(f"the study storage {_where(storage)} failed: {short_repr(str(exc), 300)}; the trials "
+                         "stored before are kept: run again to resume") from None
     finally:
         search.evaluate.close()
-    result = StudyResult(study, done, search.evaluated, time.perf_counter() - t0, out_dir)
+    completed = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    result = StudyResult(study, completed, search.evaluated, time.perf_counter() - t0, out_dir, _where(storage))
     write_outputs(cfg, base, result)
+    if interrupted:
+        raise StudyInterrupted(result)
     return result
+
+
+def _open_study(cfg: StudyConfig, storage: str, n_obj: int):
+    import optuna
+
+    for attempt in range(6):
+        try:
+            return optuna.create_study(study_name=cfg.name, storage=_open_storage(storage), sampler=_sampler(cfg),
+                                       directions=["minimize"] * n_obj, load_if_exists=True)
+        except Exception as exc:  # noqa: BLE001 - unreachable database etc.
+            # processes that start together race to create Optuna's tables in a new database: retry
+            if attempt < 5 and re.search(r"already exists|duplicate|UniqueViolation", str(exc), re.I):
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            raise InputError(f"cannot open the study storage {_where(storage)!r}: {short_repr(str(exc), 300)}") from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _afresh(cfg: StudyConfig, storage: str) -> str:
+    if cfg.storage is None:
+        return (f"to start afresh, use another --out, give the study another `name:`, or delete "
+                f"{_where(storage)}")
+    return (f"to start afresh, give the study another `name:`, or delete the study from the storage "
+            f"(optuna delete-study --study-name {cfg.name} --storage <url>)")
+
+
+def _check_fingerprint(cfg: StudyConfig, study, fp: dict[str, str], storage: str, adopt: bool, n_obj: int) -> None:
+    """Refuse a stored study computed for other settings; record the fingerprint of a new one."""
+    import optuna
+
+    stored = study.user_attrs.get(FINGERPRINT_ATTR)
+    if stored is not None:
+        if stored != fp:
+            raise InputError(f"the stored study {cfg.name!r} in {_where(storage)} was computed for other settings "
+                             f"than this study file; differing: {'; '.join(fingerprint_difference(stored, fp))}. "
+                             f"Its trials cannot be mixed with this study's: {_afresh(cfg, storage)}")
+        return
+    completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if completed:
+        if not adopt:
+            raise InputError(f"the stored study {cfg.name!r} in {_where(storage)} holds {len(completed)} trials from "
+                             "an older cimkit that did not record what they were computed for (workloads, chip, "
+                             "space, objective, constraints, sampler), so they cannot be checked against this study "
+                             "file. If they come from this same study file, resume with --adopt (run_study(..., "
+                             f"adopt=True)) to record its settings; otherwise {_afresh(cfg, storage)}")
+        names = set(cfg.space)
+        odd = [t.number for t in completed if set(t.params) != names]
+        if odd or len(study.directions) != n_obj:
+            raise InputError(f"cannot adopt the stored study {cfg.name!r} in {_where(storage)}: its trials search "
+                             f"other parameters or objectives than this study file (e.g. trial {odd[0] if odd else 0}: "
+                             f"{sorted(completed[0].params)}, {len(study.directions)} objective(s)); "
+                             f"{_afresh(cfg, storage)}")
+    study.set_user_attr(FINGERPRINT_ATTR, fp)
 
 
 class _Search:
@@ -198,15 +296,16 @@ class _Search:
         """Ask, price, tell and store ``size`` trials; returns the completed trials in the storage."""
         trials = [self.memory.ask() for _ in range(size)]
         params = [{name: _suggest(t, name, p) for name, p in self.cfg.space.items()} for t in trials]
-        values, constraints = self.evaluate(params)
-        for t, v, c in zip(trials, values, constraints):
+        values, constraints, columns = self.evaluate(params)
+        for i, (t, v, c) in enumerate(zip(trials, values, constraints)):
             uid = uuid.uuid4().hex
             t.set_user_attr("cimkit_id", uid)
             t.set_user_attr("constraints", [float(x) for x in c])
+            # every figure behind the score, for trials.csv (one attribute: each is a row in an RDB storage)
+            t.set_user_attr(FIGURES_ATTR, {key: _finite_or_none(col[i]) for key, col in columns.items()})
             if hasattr(t, "set_constraint"):  # Optuna >= 5: samplers read constraints from the trial
-                t.set_constraint("weights_fit", float(c[0]))
-                t.set_constraint("area_over_cap_mm2", float(c[1]))
-                t.set_constraint("accuracy_below_floor", float(c[2]))
+                for name, x in zip(CONSTRAINTS, c):
+                    t.set_constraint(name, float(x))
             self.memory.tell(t, [float(x) for x in v] if self.n_obj > 1 else float(v[0]))
             self.mirrored.add(uid)
         finished = self.memory.get_trials(deepcopy=False)
@@ -249,7 +348,48 @@ def _distinct(trials: list) -> list:
 
 
 def _feasible(t) -> bool:
-    return all(c <= 0 for c in t.user_attrs.get("constraints", [0.0]))
+    """A completed trial whose constraints hold and whose objective values are real (not the sentinel)."""
+    return (bool(t.values) and all(math.isfinite(v) and v < SENTINEL for v in t.values)
+            and all(c <= 0 for c in t.user_attrs.get("constraints", [0.0])))
+
+
+def _front(trials: list) -> list:
+    """The trials no other of ``trials`` dominates (all objectives minimised), best first objective first."""
+    ordered = sorted(trials, key=lambda t: tuple(t.values))
+    front: list = []
+    for t in ordered:
+        v = t.values
+        if not any(all(a <= b for a, b in zip(f.values, v)) and f.values != v for f in front):
+            front.append(t)
+    return front
+
+
+def best_feasible(study) -> list:
+    """The best feasible trials of ``study``: the lowest score, or the Pareto front of the feasible
+    trials (not the front of all trials filtered afterwards), one per distinct design."""
+    import optuna
+
+    feasible = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)) if _feasible(t)]
+    if not feasible:
+        return []
+    if len(study.directions) == 1:
+        best = min(t.values[0] for t in feasible)
+        return _distinct([t for t in feasible if t.values[0] == best])
+    return _distinct(_front(feasible))
+
+
+def infeasibility(study) -> str:
+    """How many completed trials violate each constraint (a trial can violate several)."""
+    import optuna
+
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    counts = {name: 0 for name in ("weights do not fit (or the design cannot be priced)", "area over the cap",
+                                   "accuracy below the floor")}
+    for t in done:
+        for name, c in zip(counts, t.user_attrs.get("constraints", [])):
+            counts[name] += c > 0
+    listed = ", ".join(f"{name}: {n}" for name, n in counts.items() if n)
+    return f"{len(done)} completed trial(s){'; ' + listed if listed else ''}"
 
 
 def _best_value(study) -> float:
@@ -257,19 +397,53 @@ def _best_value(study) -> float:
     return min(vals) if vals else float("nan")
 
 
+_BEST_RE = re.compile(r"best_(\d+)\.yaml")
+
+
+def _describe(cfg: StudyConfig, base: HardwareSpec, t, i: int) -> str:
+    """What a best design is: the study, the trial, the searched values and the objective values."""
+    def num(x) -> str:
+        return f"{x:.4g}" if isinstance(x, float) else str(x)
+
+    params = ", ".join(f"{k}={num(v)}" for k, v in t.params.items())
+    o = cfg.objective
+    if o.mode == "weighted":
+        w = o.weights or [1.0] * len(o.metrics)
+        objective = f"weighted score {' x '.join(f'{m}^{wi:g}' for m, wi in zip(o.metrics, w))} = {t.values[0]:.4g}"
+    else:
+        objective = ", ".join(f"{m} = {v:.4g}" for m, v in zip(o.metrics, t.values))
+    figures = t.user_attrs.get(FIGURES_ATTR) or {}
+    chip = [f"{label} {figures[key]:.4g} {unit}" for key, label, unit in
+            (("energy_j", "energy", "J"), ("latency_s", "latency", "s"), ("area_mm2", "area", "mm^2"))
+            if isinstance(figures.get(key), float)]
+    joint = f" across {', '.join(cfg.workload_labels)} (joint: {o.joint})" if len(cfg.workloads) > 1 else \
+        f" for {cfg.workload_labels[0]}"
+    return (f"Best design {i} of study '{cfg.name}' (trial #{t.number}){joint}: {params}; objective {objective}"
+            f"{'; ' + ', '.join(chip) if chip else ''}. Base chip: {base.name}.")
+
+
 def write_outputs(cfg: StudyConfig, base: HardwareSpec, result: StudyResult) -> None:
-    """trials.csv, convergence.png, pareto.png (multi-objective) and the best designs as YAML."""
+    """trials.csv (every trial with its figures and constraints), convergence.png, pareto.png
+    (multi-objective) and the best designs as ``best_<i>.yaml``, each written atomically. Files of an
+    earlier run that this one does not replace (more best designs, figures of feasible trials) are
+    removed, so that the folder never shows a stale design as a best one."""
+    study, out = result.study, result.out_dir
+    _write_csv(study, out / "trials.csv")
+    trials = [t for t in study.get_trials(deepcopy=False) if _feasible(t)]
+    best = best_feasible(study)[:10]
+    for f in out.glob("best_*.yaml"):
+        m = _BEST_RE.fullmatch(f.name)
+        if m and int(m.group(1)) >= len(best):
+            f.unlink(missing_ok=True)
+    if not trials:
+        for name in ("convergence.png", "pareto.png"):
+            (out / name).unlink(missing_ok=True)
+        return
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    study, out = result.study, result.out_dir
-    df = study.trials_dataframe()
-    df.to_csv(out / "trials.csv", index=False)
-    trials = [t for t in study.trials if t.values and _feasible(t)]
-    if not trials:
-        return
     first = np.array([t.values[0] for t in trials])
     fig, ax = plt.subplots(figsize=(5, 3.4), dpi=120)
     ax.plot([t.number for t in trials], np.minimum.accumulate(first), label="best so far")
@@ -279,9 +453,9 @@ def write_outputs(cfg: StudyConfig, base: HardwareSpec, result: StudyResult) -> 
     ax.set_ylabel(cfg.objective.metrics[0] if cfg.objective.mode != "weighted" else "weighted score")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out / "convergence.png")
+    with atomic_path(out / "convergence.png") as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
-    best = _distinct([t for t in study.best_trials if _feasible(t)]) or sorted(trials, key=lambda t: t.values[0])[:1]
     if len(cfg.objective.metrics) > 1 and cfg.objective.mode == "pareto":
         fig, ax = plt.subplots(figsize=(5, 3.6), dpi=120)
         all_v = np.array([t.values for t in trials])
@@ -294,7 +468,41 @@ def write_outputs(cfg: StudyConfig, base: HardwareSpec, result: StudyResult) -> 
         ax.set_ylabel(cfg.objective.metrics[1])
         ax.legend()
         fig.tight_layout()
-        fig.savefig(out / "pareto.png")
+        with atomic_path(out / "pareto.png") as tmp:
+            fig.savefig(tmp)
         plt.close(fig)
-    for i, t in enumerate(best[:10]):
-        spec_for(base, t.params).replace(name=f"{cfg.name}-best{i}").to_yaml(out / f"best_{i}.yaml")
+    else:
+        (out / "pareto.png").unlink(missing_ok=True)
+    for i, t in enumerate(best):
+        spec = spec_for(base, t.params).replace(name=f"{cfg.name}-best{i}", description=_describe(cfg, base, t, i))
+        spec.to_yaml(out / f"best_{i}.yaml")
+
+
+def _write_csv(study, path: Path) -> None:
+    """Every trial: number, state, feasible, objective values, parameters, then every figure stored
+    with it (per-workload and chip energy, latency and area, edp, edap, constraints, accuracy)."""
+    import pandas as pd
+
+    df = study.trials_dataframe()
+    if len(df):
+        trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+        df["feasible"] = df["number"].map({n: _feasible(t) for n, t in trials.items()})
+        figures = pd.DataFrame([trials[n].user_attrs.get(FIGURES_ATTR) or {} for n in df["number"]], index=df.index)
+        df = df.drop(columns=[c for c in (f"user_attrs_{FIGURES_ATTR}",) if c in df.columns])
+        df = pd.concat([df, figures], axis=1)
+        df = df.rename(columns={c: c[len("user_attrs_"):] for c in df.columns if c.startswith("user_attrs_")})
+        df = df.drop(columns=[c for c in df.columns if c.startswith("system_attrs_constraints:")])  # named below
+        cols = list(df.columns)
+
+        def rank(c: str) -> tuple[int, int]:
+            for i, group in enumerate((("number", "state", "feasible"), ("value", "values_"), ("params_",),
+                                       ("energy_j", "latency_s", "area_mm2", "edp", "edap", "accuracy"), CONSTRAINTS)):
+                if c in group or any(c.startswith(g) for g in group if g.endswith("_") or ":" in c):
+                    return i, cols.index(c)
+            return 9, cols.index(c)
+
+        df = df[sorted(cols, key=rank)]
+    else:
+        df = pd.DataFrame(columns=["number", "state", "feasible"])
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
