@@ -32,6 +32,9 @@ def demo(
 ) -> None:
     """Train (once, cached) a small CNN on real MNIST digits and run it on every preset chip."""
     from .demo import run_demo
+    from .io import check_output_dir
+
+    check_output_dir(out, "output folder (--out)")
 
     with console.status("training or loading the CNN, then simulating each chip...") as status:
         result = run_demo(out, chip_samples=chip_samples, quick=quick, progress=lambda m: status.update(m))
@@ -76,8 +79,12 @@ def estimate(
 ) -> None:
     """Area, energy, latency and efficiency of a network on a chip."""
     from .cost import estimate as run_estimate
+    from .io import check_output_path, figure_suffixes
     from .workload import load_workload
 
+    for path, suffixes, what in ((json_out, None, "--json"), (csv_out, None, "--csv"), (plot, figure_suffixes(), "--plot")):
+        if path is not None:  # before any work: a bad output path fails now, not after the run
+            check_output_path(path, suffixes, what)
     wl = load_workload(network)
     report = run_estimate(wl, _spec(hw), ops="neurosim" if neurosim_ops else "macs")
     console.print(report.table())
@@ -85,8 +92,12 @@ def estimate(
         report.to_json(json_out)
     if csv_out:
         report.to_csv(csv_out)
-    if plot:
+    if plot and report.feasible:
         report.plot_energy(plot)
+    if not report.feasible:
+        console.print(f"[red]error:[/red] infeasible: {report.reason}" + (f" (the report in {json_out} says so)"
+                                                                           if json_out else ""), highlight=False)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -174,6 +185,12 @@ def trees(
 
     from .cam import CamSpec
     from .cam.experiment import plot_trees, run_trees
+    from .io import atomic_write, check_output_path, figure_suffixes
+
+    if plot:
+        check_output_path(plot, figure_suffixes(), "--plot")
+    if json_out:
+        check_output_path(json_out, None, "--json")
 
     spec = CamSpec.from_yaml(cam) if cam else CamSpec()
     overrides = {k: v for k, v in (("rows", rows), ("cols", cols), ("bits", bits)) if v is not None}
@@ -207,7 +224,7 @@ def trees(
     if plot:
         console.print(f"figure: {plot_trees(res, plot)}")
     if json_out:
-        Path(json_out).write_text(json.dumps(res.summary(), indent=2))
+        atomic_write(json_out, json.dumps(res.summary(), indent=2, allow_nan=False))
 
 
 @app.command()
@@ -249,11 +266,25 @@ def spec(name_or_path: str = typer.Argument(..., help="a preset name or a YAML f
 
 
 def main() -> None:
+    """Run the CLI: bad input ends in one message and exit code 2, a failure to write (disk full,
+    permissions) in 1; a traceback only for a bug, and only with CIMKIT_DEBUG=1."""
+    import os
+
     try:
-        app()
+        app()  # usage errors and Ctrl-C are answered by typer itself (exit 2 and 1)
     except CimkitError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise SystemExit(2) from None
+    except OSError as exc:
+        console.print(f"[red]error:[/red] {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""),
+                      highlight=False)
+        raise SystemExit(1) from None
+    except Exception as exc:  # noqa: BLE001 - a bug: one line unless asked for the traceback
+        if os.environ.get("CIMKIT_DEBUG"):
+            raise
+        console.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} (a bug in cimkit; set CIMKIT_DEBUG=1 "
+                      "for the traceback)", highlight=False)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":
