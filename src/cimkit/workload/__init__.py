@@ -1,16 +1,46 @@
 """Workloads (operations with shapes) for the cost model, and the reference network zoo."""
 
+from pathlib import Path
+
+from ..errors import InputError, short_repr
 from . import zoo
 from .core import Op, Workload
 
+#: file types ``load_workload`` reads, by lower-case suffix
+_READERS = {".onnx": "ONNX model", ".csv": "NeuroSim network file"}
 
-def load_workload(name: str) -> Workload:
-    """A workload from a zoo name, a NeuroSim network ``.csv`` or an ``.onnx`` file."""
-    if name.endswith(".onnx"):
-        return Workload.from_onnx(name)
-    if name.endswith(".csv"):
-        return Workload.from_neurosim_csv(name)
-    return zoo.workload(name)
+
+def load_workload(name: str | Path, *, unmapped: str = "error") -> Workload:
+    """A workload from a zoo name (``cimkit zoo`` lists them), a NeuroSim network ``.csv`` or an
+    ``.onnx`` file (suffixes in any case). ``unmapped`` as for ``Workload.from_onnx``.
+
+    Raises an ``InputError`` naming what is allowed for an unknown zoo name, a missing file, a folder
+    or an unsupported file type."""
+    if isinstance(name, Path):
+        name = str(name)
+    if not isinstance(name, str) or not name.strip():
+        raise InputError(f"workload must be a zoo name ({', '.join(zoo.names())}), a NeuroSim .csv file or an .onnx "
+                         f"file, got {short_repr(name)}")
+    path = Path(name)
+    suffix = path.suffix.lower()
+    if suffix in _READERS:
+        if path.is_dir():
+            raise InputError(f"workload {name}: is a folder; give the {_READERS[suffix]} file itself")
+        if not path.is_file():
+            raise InputError(f"workload {name}: no such {_READERS[suffix]} (a file ending in {suffix})")
+        if suffix == ".onnx":
+            return Workload.from_onnx(path, unmapped=unmapped)
+        return Workload.from_neurosim_csv(path)
+    if name in zoo.ZOO:
+        return zoo.workload(name)
+    if path.is_dir():
+        raise InputError(f"workload {name}: is a folder; give a zoo name ({', '.join(zoo.names())}), a NeuroSim .csv "
+                         "file or an .onnx file")
+    if path.exists() or suffix or "/" in name or "\\" in name:
+        raise InputError(f"workload {name}: unsupported file type {path.suffix or '(no suffix)'!r}; give an .onnx model, "
+                         f"a NeuroSim .csv network file or a zoo name ({', '.join(zoo.names())})")
+    raise InputError(f"unknown workload {name!r}: not a zoo network ({', '.join(zoo.names())}) nor an .onnx or .csv "
+                     "file")
 
 
 __all__ = ["Op", "Workload", "zoo", "load_workload"]
