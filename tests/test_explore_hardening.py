@@ -215,7 +215,7 @@ def test_bad_study_settings_are_refused(tmp_path, line, message):
 def test_values_the_chip_cannot_take_are_refused_before_storage(tmp_path, hardware, space, message):
     with pytest.raises(InputError, match=message):
         run_study(cfg(hardware=hardware, space=space), tmp_path / "o")
-    assert not list((tmp_path / "o").glob("*.db"))
+    assert not (tmp_path / "o").exists()  # neither a storage nor the output folder
 
 
 @pytest.mark.parametrize("factory, message", [
@@ -327,8 +327,10 @@ def test_out_that_is_a_file_is_refused_before_any_work(tmp_path, monkeypatch, ca
     study = write(tmp_path / "s.yaml", "workloads: [lenet]\nspace: {adc_bits: {choices: [4, 5]}}\ntrials: 2\nbatch: 2\n")
     code, text = cli(monkeypatch, capsys, "explore", str(study), "--out", str(blocker))
     assert code == 2 and "existing file" in text and len(text.strip().splitlines()) == 1
-    with pytest.raises(InputError, match="cannot create"):
+    with pytest.raises(InputError, match="cannot create the output folder .*file is a file, not a folder"):
         run_study(cfg(), blocker / "sub")
+    code, text = cli(monkeypatch, capsys, "explore", str(study), "--out", str(blocker / "sub"))
+    assert code == 2 and "is a file, not a folder" in text and len(text.strip().splitlines()) == 1
 
 
 def test_a_full_disk_is_an_input_error_and_leaves_old_outputs_whole(tmp_path, monkeypatch):

@@ -117,7 +117,7 @@ def explore(
     from rich.progress import BarColumn, Progress, TextColumn
 
     from .explore import StudyConfig, run_joint_experiment, run_study
-    from .io import check_output_dir
+    from .explore.runner import check_out
 
     cfg = StudyConfig.from_yaml(study_file)
     update: dict = {"executor": "dask"} if dask or scheduler is not None else {}
@@ -126,7 +126,7 @@ def explore(
             update[key] = value
     if update:
         cfg = cfg.with_overrides(**update)
-    check_output_dir(out, "output folder (--out)")
+    check_out(out, "output folder (--out)")  # before any work; created once the study is checked
 
     def shown(best: float) -> str:
         return f"{best:.4g}" if math.isfinite(best) else "none feasible yet"
@@ -147,9 +147,9 @@ def explore(
                                progress=lambda done, total, best: bar.update(task, completed=done, best=shown(best)))
     except KeyboardInterrupt as exc:  # run_study wrote the outputs of the stored trials first
         res = getattr(exc, "result", None)
-        console.print("interrupted" + (f": {res.completed} trials stored in {res.storage}; trials.csv and the best "
-                                       f"designs so far are in {out}; run the same command to resume" if res else
-                                       " before any trial was stored"), highlight=False)
+        console.print("interrupted: " + (f"{res.completed} trials stored in {res.storage}; trials.csv and the best "
+                                         f"designs so far are in {out}" if res else "the trials stored so far are kept")
+                      + "; run the same command to resume", highlight=False)
         raise typer.Exit(130) from None
     console.print(f"{result.completed} trials stored ({result.evaluated_now} evaluated now in {result.seconds:.1f} s); "
                   f"outputs in {out}")

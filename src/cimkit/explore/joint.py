@@ -19,7 +19,7 @@ from ..cost import estimate_many
 from ..errors import InputError
 from ..io import atomic_write, check_output_dir
 from .checks import load_base, load_workloads
-from .runner import run_study
+from .runner import check_out, run_study
 from .study import StudyConfig, spec_for
 
 #: the paper's reported improvement of the joint design over the largest-network design (EDAP)
@@ -83,10 +83,11 @@ def run_joint_experiment(cfg: StudyConfig, out_dir: str | Path, *, trials: int |
                          adopt: bool = False) -> JointResult:
     """Largest-network design, joint design and workload-specific designs, each a study of its own
     (stored in ``out_dir``, so the experiment resumes like any study)."""
-    out_dir = check_output_dir(out_dir)
+    out_dir = check_out(out_dir)
     names = cfg.workload_labels
     base = load_base(cfg)
     traced = dict(zip(names, load_workloads(cfg)))  # traced once, priced on every chip below
+    out_dir = check_output_dir(out_dir)
     largest = max(traced, key=lambda n: traced[n].weights)
     single = cfg.with_overrides(objective={"mode": "single", "metrics": ["edap"], "joint": cfg.objective.joint})
 

@@ -59,6 +59,23 @@ class StudyInterrupted(KeyboardInterrupt):
         self.result = result
 
 
+def check_out(out_dir: str | Path, what: str = "output folder") -> Path:
+    """``out_dir`` if it is a folder, or can be created as one, and is writable; checked before any
+    work, without creating anything (an existing file, or a file where a parent folder should be, is
+    refused in one line)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{what} {out_dir} is an existing file, not a folder")
+    folder = out_dir
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(f"cannot create the {what} {out_dir}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"cannot create the {what} {out_dir}: {folder} is not writable")
+    return out_dir
+
+
 def _workloads(cfg: StudyConfig):
     return load_workloads(cfg)
 
@@ -171,8 +188,9 @@ def run_study(cfg: StudyConfig, out_dir: str | Path = "out/study", *, trials: in
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
         raise InputError(f"trials = {short_repr(trials)}: give a whole number of trials >= 1")
+    out_dir = check_out(out_dir)
+    base, workloads = prepare_study(cfg)  # everything checked before a storage (or the folder) is created
     out_dir = check_output_dir(out_dir)
-    base, workloads = prepare_study(cfg)  # everything checked before a storage is created
     storage = cfg.storage or f"sqlite:///{(out_dir / (cfg.name + '.db')).resolve()}"
     n_obj = 1 if cfg.objective.mode != "pareto" else len(cfg.objective.metrics)
     study = _open_study(cfg, storage, n_obj)
