@@ -181,11 +181,9 @@ def trees(
     json_out: Path | None = typer.Option(None, "--json", help="write the full result as JSON"),
 ) -> None:
     """Train a tree ensemble, compile it to analog CAM, and report accuracy and cost per decision."""
-    import json
-
     from .cam import CamSpec
     from .cam.experiment import plot_trees, run_trees
-    from .io import atomic_write, check_output_path, figure_suffixes
+    from .io import check_output_path, figure_suffixes
 
     if plot:
         check_output_path(plot, figure_suffixes(), "--plot")
@@ -224,7 +222,7 @@ def trees(
     if plot:
         console.print(f"figure: {plot_trees(res, plot)}")
     if json_out:
-        atomic_write(json_out, json.dumps(res.summary(), indent=2, allow_nan=False))
+        res.to_json(json_out)
 
 
 @app.command()

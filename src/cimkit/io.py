@@ -10,6 +10,8 @@ or Ctrl-C never leaves a truncated file behind.
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Iterator
@@ -137,6 +139,29 @@ def atomic_write(path: str | Path, data: str | bytes) -> Path:
         else:
             tmp.write_bytes(data)
     return Path(path)
+
+
+def strict_json(value: Any, indent: int | None = 1) -> str:
+    """``value`` as strict JSON: numpy scalars and arrays as Python numbers and lists, every non-finite
+    number as null (``json.dumps`` would write NaN, which strict parsers refuse)."""
+    return json.dumps(json_safe(value), indent=indent, allow_nan=False)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with numpy types as Python ones and non-finite numbers as None."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
 
 
 def check_output_path(path: str | Path, suffixes: tuple[str, ...] | None = None, what: str = "output") -> Path:

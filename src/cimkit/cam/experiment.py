@@ -4,14 +4,13 @@ scheme."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError, short_repr
-from ..io import atomic_path, atomic_write, check_output_path, figure_suffixes
+from ..io import atomic_path, atomic_write, check_output_path, figure_suffixes, strict_json
 from .cost import COMPONENTS, SCHEMES, CamReport, compare
 from .program import CamProgram, check_scale, check_seed, check_variation, compile
 from .spec import CamSpec
@@ -80,25 +79,10 @@ class TreesResult:
     def to_json(self, path: str | Path | None = None) -> str:
         """``summary()`` as strict JSON (a non-finite number is written as null); written atomically to ``path``
         if given."""
-        text = json.dumps(_strict(self.summary()), indent=2, allow_nan=False)
+        text = strict_json(self.summary(), indent=2)
         if path is not None:
             atomic_write(path, text)
         return text
-
-
-def _strict(value):
-    """``value`` with numpy scalars as Python numbers and non-finite floats as None (strict JSON)."""
-    if isinstance(value, dict):
-        return {str(k): _strict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_strict(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if np.isfinite(value) else None
-    return value
 
 
 def run_trees(data: str = "breast_cancer", model: str = "rf", *, trees: int = 100, depth: int = 8,

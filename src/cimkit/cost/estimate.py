@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
 import typing
 from dataclasses import dataclass, field
@@ -13,7 +12,7 @@ from typing import Literal, Sequence
 import numpy as np
 
 from ..errors import InputError, MappingError, SpecError, short_repr
-from ..io import atomic_path, atomic_write, check_output_path, figure_suffixes
+from ..io import atomic_path, atomic_write, check_output_path, figure_suffixes, json_safe, strict_json
 from ..spec import HardwareSpec
 from ..workload import Workload
 from ..workload.core import OpKind
@@ -163,21 +162,6 @@ def _ratio(num: float, den: float) -> float:
     return num / den if math.isfinite(den) and den != 0 else math.nan
 
 
-def _strict(value):
-    """``value`` with numpy scalars as Python numbers and every non-finite float as None (strict JSON)."""
-    if isinstance(value, dict):
-        return {str(k): _strict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_strict(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    return value
-
-
 @dataclass
 class Report:
     """Cost of one workload on one chip. Units: mm^2, J, s, operations (2 per MAC unless the NeuroSim
@@ -242,7 +226,7 @@ class Report:
         data = {**self.summary(), "unmapped": list(self.unmapped), "area_breakdown_mm2": self.area_breakdown_mm2,
                 "energy_breakdown_j": self.energy_breakdown_j, "latency_breakdown_s": self.latency_breakdown_s,
                 "layers": self.layers}
-        text = json.dumps(_strict(data), indent=1, allow_nan=False)
+        text = strict_json(data)
         if path is not None:
             atomic_write(path, text)
         return text
@@ -256,7 +240,7 @@ class Report:
             with tmp.open("w", newline="", encoding="utf-8") as fh:
                 writer = csv.DictWriter(fh, fieldnames=names)
                 writer.writeheader()
-                writer.writerows(_strict(self.layers))
+                writer.writerows(json_safe(self.layers))
         return Path(path)
 
     def table(self):
