@@ -460,3 +460,30 @@ def test_importers_take_paths():
         ck.Workload.from_onnx(io.BytesIO(b"x"))
     with pytest.raises(InputError, match="a path to a NeuroSim network file, got int"):
         ck.Workload.from_neurosim_csv(3)
+
+
+def test_models_with_nothing_to_cost_are_refused(tmp_path):
+    # the graph's only op reads constants: its output does not depend on the input
+    path = _graph(tmp_path / "const.onnx", [helper.make_node("MatMul", ["w", "w"], ["m"]),
+                                            helper.make_node("Add", ["x", "m"], ["y"])], {"w": (3, 3)}, [3, 3], [3, 3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wl = ck.Workload.from_onnx(path)  # the Add on the input is an op: accepted
+    assert [o.kind for o in wl.ops] == ["eltwise"]
+    path = _graph(tmp_path / "none.onnx", [helper.make_node("MatMul", ["w", "w"], ["y"])], {"w": (3, 3)}, [3, 3], [3, 3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(InputError, match="no operation of the graph depends on its input"):
+            ck.Workload.from_onnx(path)
+    with pytest.raises(InputError, match="no operation to cost"):
+        ck.Workload.from_torch(nn.Identity(), (1, 3))
+
+
+def test_converted_models_are_refused_with_a_pointer_to_the_float_model():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        converted = ck.convert(model, "rram-22nm")
+    with pytest.raises(InputError, match=r"layer '0' \(CIMConv2d\) is a crossbar layer made by cimkit.convert; trace "
+                                         "the float model"):
+        ck.Workload.from_torch(converted, (1, 1, 8, 8))

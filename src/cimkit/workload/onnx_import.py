@@ -218,6 +218,9 @@ class _Importer:
             counts[category] += t.size
             if category == "unused":
                 unused.append((key, t.dims, t.size))
+        if not self.ops:
+            raise InputError(f"{self.path}: no operation of the graph depends on its input; cimkit costs the ops "
+                             f"that process the input ({counts['total']:,} weights found, all in constants)")
         wl = Workload(name, tuple(self.shapes.get(first_input) or ()), self.ops, counts)
         resolve_unmapped(str(self.path), wl.unmapped_ops, self.policy, counts)
         warn_unused(str(self.path), unused)

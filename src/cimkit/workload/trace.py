@@ -150,6 +150,7 @@ def trace_torch(model: nn.Module, input_shape, name: str, unmapped: str = "error
     if not isinstance(model, nn.Module):
         raise InputError(f"from_torch expects a torch.nn.Module, got {type(model).__name__}")
     given = _check_input_shape(input_shape)
+    _refuse_converted(model, name)
     shape = (1, *given[1:])  # costs are per inference
     params = list(model.parameters())
     device = params[0].device if params else torch.device("cpu")
@@ -168,6 +169,20 @@ def trace_torch(model: nn.Module, input_shape, name: str, unmapped: str = "error
     except Exception as exc:  # noqa: BLE001 - ShapeProp wraps the error; the hooks run the model itself
         return _trace_hooks(model, example, name, unmapped, given, exc.__cause__ or exc)
     return _from_graph(model, gm, name, shape, unmapped)
+
+
+def _refuse_converted(model: nn.Module, name: str) -> None:
+    """A model made by ``cimkit.convert`` keeps its weights in buffers of crossbar layers, which no
+    tracer sees: refuse it and ask for the float model it was converted from."""
+    try:
+        from ..sim.layers import CIMLayer
+    except ImportError:  # pragma: no cover - the simulator is part of cimkit
+        return
+    for label, m in model.named_modules():
+        if isinstance(m, CIMLayer):
+            raise InputError(f"{name}: layer '{label or type(m).__name__}' ({type(m).__name__}) is a crossbar layer made "
+                             "by cimkit.convert; trace the float model it was converted from (the converted copy "
+                             "holds its weights in buffers that the cost model cannot read)")
 
 
 def _warn_fallback(name: str, exc: BaseException) -> None:
@@ -314,6 +329,9 @@ def _from_graph(model: nn.Module, gm, name: str, shape: tuple[int, ...], policy:
 
 
 def _finish(wl: Workload, ledger: _Ledger, policy: str) -> Workload:
+    if not wl.ops:
+        raise InputError(f"{wl.name}: no operation to cost: the model has no Linear, convolution, matmul, activation, "
+                         "pooling, normalization, softmax or element-wise op on its input")
     for op in wl.ops:
         check_op_sizes(op, wl.name)
     wl.weight_counts = ledger.counts()
