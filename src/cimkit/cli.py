@@ -117,7 +117,7 @@ def explore(
     from rich.progress import BarColumn, Progress, TextColumn
 
     from .explore import StudyConfig, run_joint_experiment, run_study
-    from .explore.runner import check_out
+    from .io import check_output_dir
 
     cfg = StudyConfig.from_yaml(study_file)
     update: dict = {"executor": "dask"} if dask or scheduler is not None else {}
@@ -126,7 +126,7 @@ def explore(
             update[key] = value
     if update:
         cfg = cfg.with_overrides(**update)
-    check_out(out, "output folder (--out)")  # before any work; created once the study is checked
+    check_output_dir(out, "output folder (--out)", create=False)  # before any work; created once the study is checked
 
     def shown(best: float) -> str:
         return f"{best:.4g}" if math.isfinite(best) else "none feasible yet"

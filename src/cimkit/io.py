@@ -173,14 +173,19 @@ def check_output_path(path: str | Path, suffixes: tuple[str, ...] | None = None,
     if suffixes is not None and path.suffix.lower() not in suffixes:
         raise InputError(f"{what} {path}: unsupported file type {path.suffix or '(none)'!r}; use one of "
                          f"{', '.join(suffixes)}")
-    folder = path.parent
+    _check_creatable(path.parent, f"{what} {path}")
+    return path
+
+
+def _check_creatable(folder: Path, what: str) -> None:
+    """An ``InputError`` unless ``folder`` exists or can be created: its nearest existing ancestor must
+    be a writable folder (not a file)."""
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     if not folder.is_dir():
-        raise InputError(f"{what} {path}: {folder} is a file, not a folder")
+        raise InputError(f"{what}: {folder} is a file, not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"{what} {path}: the folder {folder} is not writable")
-    return path
+        raise InputError(f"{what}: the folder {folder} is not writable")
 
 
 def figure_suffixes() -> tuple[str, ...]:
@@ -190,11 +195,16 @@ def figure_suffixes() -> tuple[str, ...]:
     return tuple(f".{ext}" for ext in FigureCanvasBase.get_supported_filetypes())
 
 
-def check_output_dir(path: str | Path, what: str = "output folder") -> Path:
-    """``path`` as a folder that exists (created if needed) and is writable."""
+def check_output_dir(path: str | Path, what: str = "output folder", *, create: bool = True) -> Path:
+    """``path`` as a writable folder: created if needed (``create``), or only checked to be creatable,
+    so that bad output folders fail before long work starts and nothing is made for a run that fails
+    its own checks."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise InputError(f"{what} {path} is an existing file, not a folder")
+    if not create:
+        _check_creatable(path, f"cannot create the {what} {path}")
+        return path
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -13,13 +13,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from ..cost import estimate_many
 from ..errors import InputError
 from ..io import atomic_write, check_output_dir
 from .checks import load_base, load_workloads
-from .runner import check_out, run_study
+from .runner import run_study
 from .study import StudyConfig, spec_for
 
 #: the paper's reported improvement of the joint design over the largest-network design (EDAP)
@@ -83,7 +82,7 @@ def run_joint_experiment(cfg: StudyConfig, out_dir: str | Path, *, trials: int |
                          adopt: bool = False) -> JointResult:
     """Largest-network design, joint design and workload-specific designs, each a study of its own
     (stored in ``out_dir``, so the experiment resumes like any study)."""
-    out_dir = check_out(out_dir)
+    out_dir = check_output_dir(out_dir, create=False)
     names = cfg.workload_labels
     base = load_base(cfg)
     traced = dict(zip(names, load_workloads(cfg)))  # traced once, priced on every chip below

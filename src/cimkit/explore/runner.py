@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import InputError, short_repr
 from ..io import atomic_path, check_output_dir
 from ..spec import HardwareSpec
-from .checks import fingerprint, fingerprint_difference, load_base, load_workloads, prepare_study
+from .checks import fingerprint, fingerprint_difference, prepare_study
 from .study import CONSTRAINTS, SENTINEL, StudyConfig, _sampler, _suggest, evaluate_details, grid_points, spec_for
 
 #: the study user attribute that records what the stored trials were computed for
@@ -57,31 +57,6 @@ class StudyInterrupted(KeyboardInterrupt):
     def __init__(self, result: StudyResult | None) -> None:
         super().__init__("study interrupted")
         self.result = result
-
-
-def check_out(out_dir: str | Path, what: str = "output folder") -> Path:
-    """``out_dir`` if it is a folder, or can be created as one, and is writable; checked before any
-    work, without creating anything (an existing file, or a file where a parent folder should be, is
-    refused in one line)."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"{what} {out_dir} is an existing file, not a folder")
-    folder = out_dir
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise InputError(f"cannot create the {what} {out_dir}: {folder} is a file, not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"cannot create the {what} {out_dir}: {folder} is not writable")
-    return out_dir
-
-
-def _workloads(cfg: StudyConfig):
-    return load_workloads(cfg)
-
-
-def _base(cfg: StudyConfig) -> HardwareSpec:
-    return load_base(cfg)
 
 
 FAULT_ENV = "CIMKIT_FAULT_KILL_WORKER_ONCE"  # fault injection for tests: a path; see _evaluate_chunk
@@ -188,7 +163,7 @@ def run_study(cfg: StudyConfig, out_dir: str | Path = "out/study", *, trials: in
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
         raise InputError(f"trials = {short_repr(trials)}: give a whole number of trials >= 1")
-    out_dir = check_out(out_dir)
+    out_dir = check_output_dir(out_dir, create=False)
     base, workloads = prepare_study(cfg)  # everything checked before a storage (or the folder) is created
     out_dir = check_output_dir(out_dir)
     storage = cfg.storage or f"sqlite:///{(out_dir / (cfg.name + '.db')).resolve()}"

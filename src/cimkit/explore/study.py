@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, StrictBool, ValidationError, field_validator, model_validator
 
-from ..errors import CimkitError, InputError, SpecError, format_validation_error, short_repr
+from ..errors import InputError, format_validation_error, short_repr
 from ..spec import HardwareSpec
 from ..spec.model import StrictModel
 
