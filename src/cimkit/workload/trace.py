@@ -43,13 +43,14 @@ _MATMUL_FN = {torch.matmul, torch.bmm, torch.mm, operator.matmul}
 _MATMUL_METHODS = {"matmul", "bmm", "mm", "__matmul__"}
 _ACT_METHODS = {"relu", "sigmoid", "tanh"}
 _SOFTMAX_FN = {F.softmax, torch.softmax, F.log_softmax}
+_NORM_FN = {F.layer_norm, F.batch_norm, F.group_norm, F.instance_norm, torch.layer_norm, torch.batch_norm,
+            torch.group_norm} | ({F.rms_norm} if hasattr(F, "rms_norm") else set())
 _POOL_FN = {F.adaptive_avg_pool2d, F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool1d, F.max_pool1d, F.avg_pool1d}
 _CONV_FN = {F.conv1d: 1, F.conv2d: 2, torch.conv1d: 1, torch.conv2d: 2}
 #: functions and methods that move or reshape data: a parameter they consume is data a digital unit
 #: handles (a class token, a position embedding), not a weight matrix
 _DATA_FN = {torch.cat, torch.stack, torch.flatten, torch.reshape, torch.transpose, torch.permute, torch.squeeze,
-            torch.unsqueeze, operator.getitem, F.pad, torch.where, F.dropout, F.layer_norm, F.batch_norm,
-            F.group_norm, F.instance_norm, torch.layer_norm, torch.batch_norm, torch.group_norm}
+            torch.unsqueeze, operator.getitem, F.pad, torch.where, F.dropout}
 _DATA_METHODS = {"view", "reshape", "permute", "transpose", "t", "flatten", "unsqueeze", "squeeze", "contiguous",
                  "expand", "expand_as", "repeat", "to", "type", "float", "half", "__getitem__", "add", "mul", "sub",
                  "div", "size", "dim", "chunk", "split", "unbind"}
@@ -283,6 +284,7 @@ def _from_graph(model: nn.Module, gm, name: str, shape: tuple[int, ...], policy:
                     ops.append(_conv_op(lbl, w_shape, int(_arg(node, 6, "groups", 1)), _arg(node, 3, "stride", 1),
                                         in_shape, out_shape))
             elif fn is F.linear and len(w_shape) == 2:  # a weight computed at run time: a dynamic product
+                ledger.mark(const.get(b_node, []), "digital")
                 vectors = math.prod(in_shape[1:-1]) if len(in_shape) > 2 else 1
                 ops.append(Op(label, "matmul", w_shape[1], w_shape[0], 1, in_shape=in_shape[1:],
                               out_shape=out_shape[1:], vectors=vectors, macs=vectors * w_shape[1] * w_shape[0]))
@@ -320,6 +322,8 @@ def _from_graph(model: nn.Module, gm, name: str, shape: tuple[int, ...], policy:
             ops.append(_digital(label, "softmax", in_shape, out_shape))
         elif fn in _POOL_FN:
             ops.append(_digital(label, "pool", in_shape, out_shape))
+        elif fn in _NORM_FN:
+            ops.append(_digital(label, "norm", in_shape, out_shape))
         elif held and not (fn in _DATA_FN or fn in _ELTWISE_FN or method in _DATA_METHODS) and \
                 any(p.dim() >= 2 for p in held):
             unmap(label_of(node, next(n for n in inputs if n in const)), getattr(fn, "__name__", str(fn)), held)
