@@ -6,7 +6,6 @@ import json
 import math
 import typing
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -328,17 +327,3 @@ def test_property_extreme_specs_give_finite_figures_or_a_clear_error(changes):
 
 _LENET = ck.zoo.workload("lenet")
 
-
-def test_estimate_many_agrees_with_estimate_on_random_specs():
-    rng = np.random.default_rng(0)
-    base = ck.HardwareSpec.preset("rram-22nm")
-    specs = [base.replace(**{"periphery.adc_bits": int(rng.integers(2, 9)), "array.rows": int(rng.choice([64, 128, 256])),
-                             "chip.tiles": int(rng.integers(1, 20))}) for _ in range(12)]
-    many = ck.estimate_many(_LENET, specs)
-    for i, s in enumerate(specs):
-        r = ck.estimate(_LENET, s)
-        assert many.feasible[i] == r.feasible
-        if r.feasible:
-            assert many.energy_j[i] == pytest.approx(r.energy_j, rel=1e-12)
-        else:
-            assert math.isnan(many.energy_j[i]) and math.isnan(r.energy_j)
