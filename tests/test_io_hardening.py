@@ -71,7 +71,7 @@ def test_oversized_file_is_refused_and_huge_values_are_not_echoed(tmp_path):
     {"chip.global_buffer_kb": float("nan")}, {"periphery.read_latency_ns": float("inf")},
     {"device.programming_noise_poly": [float("nan")]}, {"device.programming_noise_poly": [-1.0]},
     {"device.programming_noise_poly": []}, {"device.programming_noise_poly": [0.0, 0.0, -0.1]},
-    {"array.rows": True}, {"periphery.adc_bits": False}, {"device.g_max_us": True}, {"weight_bits": "8 bits"},
+    {"array.rows": True}, {"periphery.adc_bits": False}, {"device.programming_noise_poly": [True, 0.1]}, {"device.g_max_us": True}, {"weight_bits": "8 bits"},
 ])
 def test_spec_numbers_are_strict(change):
     with pytest.raises(SpecError) as exc:

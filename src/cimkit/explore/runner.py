@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import InputError, short_repr
-from ..io import atomic_path, check_output_dir
+from ..io import atomic_path, check_output_dir, json_safe
 from ..spec import HardwareSpec
 from .checks import fingerprint, fingerprint_difference, prepare_study
 from .study import CONSTRAINTS, SENTINEL, StudyConfig, _sampler, _suggest, evaluate_details, grid_points, spec_for
@@ -23,11 +23,6 @@ from .study import CONSTRAINTS, SENTINEL, StudyConfig, _sampler, _suggest, evalu
 FINGERPRINT_ATTR = "cimkit_fingerprint"
 #: the trial user attribute holding every figure behind a trial's score (see evaluate_details)
 FIGURES_ATTR = "figures"
-
-
-def _finite_or_none(x) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None
 
 
 @dataclass
@@ -295,7 +290,7 @@ class _Search:
             t.set_user_attr("cimkit_id", uid)
             t.set_user_attr("constraints", [float(x) for x in c])
             # every figure behind the score, for trials.csv (one attribute: each is a row in an RDB storage)
-            t.set_user_attr(FIGURES_ATTR, {key: _finite_or_none(col[i]) for key, col in columns.items()})
+            t.set_user_attr(FIGURES_ATTR, json_safe({key: col[i] for key, col in columns.items()}))
             if hasattr(t, "set_constraint"):  # Optuna >= 5: samplers read constraints from the trial
                 for name, x in zip(CONSTRAINTS, c):
                     t.set_constraint(name, float(x))

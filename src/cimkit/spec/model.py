@@ -16,7 +16,7 @@ import typing
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from ..errors import InputError, SpecError, format_validation_error
+from ..errors import InputError, SpecError, format_validation_error, short_repr
 from ..io import load_yaml, atomic_write
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -30,17 +30,18 @@ def _takes_bool(annotation: Any) -> bool:
 
 class StrictModel(BaseModel):
     """Base of every validated file section: unknown keys refused, immutable, numbers finite, and a
-    YAML ``true``/``false`` never read as the number 1/0 (``rows: true`` is an error, not one row)."""
+    YAML ``true``/``false`` never read as the number 1/0, alone or in a list (``rows: true`` is an
+    error, not one row)."""
 
     model_config = _FROZEN
 
     @field_validator("*", mode="before")
     @classmethod
     def _no_bool_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, bool) and info.field_name is not None:
-            field = cls.model_fields[info.field_name]
-            if not _takes_bool(field.annotation):
-                raise ValueError(f"expected a number, got the boolean {value}")
+        items = value if isinstance(value, (list, tuple)) else (value,)
+        if info.field_name is not None and any(isinstance(v, bool) for v in items):
+            if not _takes_bool(cls.model_fields[info.field_name].annotation):
+                raise ValueError(f"expected a number, got a boolean in {short_repr(value)}")
         return value
 
 PRESET_DIR = Path(__file__).with_name("presets")
