@@ -371,8 +371,16 @@ class CIMLinear(CIMLayer):
 
     @classmethod
     def from_module(cls, m: nn.Linear, spec: HardwareSpec, *, seed: int, name: str) -> "CIMLinear":
-        mapping = map_matrix(m.in_features, m.out_features, spec, name=name)
-        return cls(m.weight, m.bias, spec, mapping, seed=seed, name=name)
+        return cls.from_weight(m.weight, m.bias, spec, seed=seed, name=name)
+
+    @classmethod
+    def from_weight(cls, weight: torch.Tensor, bias: torch.Tensor | None, spec: HardwareSpec, *, seed: int,
+                    name: str) -> "CIMLinear":
+        """A crossbar ``y = x @ weight.T + bias`` from a (out_features, in_features) weight."""
+        if weight.dim() != 2:
+            raise InputError(f"{name}: a linear weight must have 2 dims (out, in), got shape {tuple(weight.shape)}")
+        mapping = map_matrix(weight.shape[1], weight.shape[0], spec, name=name)
+        return cls(weight, bias, spec, mapping, seed=seed, name=name)
 
     def _to_compute_layout(self, m: torch.Tensor) -> torch.Tensor:
         g, t, rp, s, n = m.shape
