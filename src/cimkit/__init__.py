@@ -9,6 +9,7 @@ from .cost import Report, estimate, estimate_many
 from .errors import CimkitError, InputError, MappingError, SpecError
 from .mapping import ArrayMapping, map_matrix
 from .sim import calibrate, convert, set_time
+from .sim import register_converter
 from .spec import HardwareSpec
 from .workload import Op, Workload
 
@@ -16,6 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "HardwareSpec", "convert", "calibrate", "set_time", "map_matrix", "ArrayMapping",
+    "register_converter",
     "Workload", "Op", "zoo", "cam", "estimate", "estimate_many", "Report",
     "CimkitError", "SpecError", "InputError", "MappingError", "__version__",
 ]

@@ -1,32 +1,101 @@
 """``convert``: a copy of a PyTorch model whose matrix products run on the chip a spec describes;
-``calibrate``: input (DAC) and ADC ranges from data."""
+``calibrate``: input (DAC) and ADC ranges from data; ``register_converter``: which crossbar module
+replaces which PyTorch module."""
 
 from __future__ import annotations
 
 import copy
+import inspect
 import numbers
 import warnings
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..errors import InputError
+from ..errors import CimkitError, InputError, short_repr
 from ..spec import HardwareSpec
+from . import fxconvert
+from .attention import CIMMultiheadAttention
 from .layers import CIMConv1d, CIMConv2d, CIMLayer, CIMLinear, layer_seed
 
-_CONVERTERS: dict[type[nn.Module], type[CIMLayer]] = {
-    nn.Linear: CIMLinear,
-    nn.Conv2d: CIMConv2d,
-    nn.Conv1d: CIMConv1d,
-}
-#: layers with weights that the crossbar could hold but this version keeps digital
-_UNSUPPORTED_WEIGHTED = (
+#: ``factory(module, spec, *, seed, name) -> nn.Module``: the replacement of ``module`` on the chip
+ConverterFactory = Callable[..., nn.Module]
+
+#: module type -> its factory; looked up along the module's type MRO (most specific class first)
+_REGISTRY: dict[type[nn.Module], ConverterFactory] = {}
+
+#: layers with weights that the crossbar could hold but this version keeps digital (a registered
+#: converter for the same class or a subclass takes precedence)
+_KEPT_DIGITAL: tuple[type[nn.Module], ...] = (
     nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Bilinear, nn.Embedding,
-    nn.EmbeddingBag, nn.MultiheadAttention, nn.RNNBase, nn.LazyLinear,
+    nn.EmbeddingBag, nn.RNNBase, nn.LazyLinear,
 )
+
+
+class KeepDigital(Exception):
+    """Raised by a converter factory that cannot map this particular module (an option it does
+    not support): ``convert`` then keeps the module digital, with the message as the reason in the
+    summary and the warning, instead of failing."""
+
+
+def register_converter(module_type: type[nn.Module], factory: ConverterFactory) -> ConverterFactory | None:
+    """Make ``cimkit.convert`` replace modules of ``module_type`` (and of its subclasses) with
+    ``factory(module, spec, *, seed, name)``.
+
+    The factory receives the module (of the model's copy), the ``HardwareSpec``, the layer's
+    ``seed`` (derived from the model seed and the name: use it for every random draw) and its
+    ``name`` (the module path, for messages), and returns the replacement: a ``CIMLayer`` or any
+    ``nn.Module`` holding CIM layers, which then runs in the module's place. It may raise
+    ``cimkit.sim.convert.KeepDigital(reason)`` to leave a module it cannot map digital.
+
+    Matching is by ``isinstance``, most specific class first: ``convert`` walks the module's type
+    MRO and takes the first registered class, so a registration for a subclass wins over one for
+    its base, whatever the order of registration; registering a type again replaces its factory.
+    A subclass that overrides ``forward`` (what it computes is then unknown) stays digital with
+    that reason unless its own class is registered. The built-in converters (``nn.Linear``,
+    ``nn.Conv1d``, ``nn.Conv2d``, ``nn.MultiheadAttention``) are registered through this function.
+
+    Returns the factory this call replaced for exactly ``module_type`` (None if none), so that a
+    temporary registration can be undone by registering that one again.
+    """
+    if not isinstance(module_type, type) or not issubclass(module_type, nn.Module):
+        raise InputError(f"register_converter: module_type must be a subclass of torch.nn.Module, got "
+                         f"{short_repr(module_type)} ({type(module_type).__name__})")
+    if module_type is nn.Module:
+        raise InputError("register_converter: module_type must be a specific module class, not torch.nn.Module "
+                         "itself (that would replace every module, the model included)")
+    if issubclass(module_type, CIMLayer):
+        raise InputError(f"register_converter: module_type {module_type.__name__} is already a crossbar layer "
+                         "(CIMLayer); register the PyTorch module it replaces")
+    if not callable(factory):
+        raise InputError(f"register_converter: factory for {module_type.__name__} must be callable as "
+                         f"factory(module, spec, *, seed, name), got {short_repr(factory)} ({type(factory).__name__})")
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # some builtins have none: checked when called
+        signature = None
+    if signature is not None:
+        try:
+            signature.bind(module_type, None, seed=0, name="")
+        except TypeError as e:
+            raise InputError(f"register_converter: factory {_describe(factory)} for {module_type.__name__} must "
+                             f"accept (module, spec, *, seed, name); its signature is {signature} ({e})") from None
+    previous = _REGISTRY.get(module_type)
+    _REGISTRY[module_type] = factory
+    return previous
+
+
+def _describe(factory: ConverterFactory) -> str:
+    return getattr(factory, "__qualname__", None) or short_repr(factory)
+
+
+register_converter(nn.Linear, CIMLinear.from_module)
+register_converter(nn.Conv1d, CIMConv1d.from_module)
+register_converter(nn.Conv2d, CIMConv2d.from_module)
+register_converter(nn.MultiheadAttention, CIMMultiheadAttention.from_module)
 
 
 @dataclass
@@ -55,34 +124,50 @@ class ConversionSummary:
 _NO_MAPPING = "no crossbar mapping yet"
 
 
-def _converter(module: nn.Module) -> tuple[type[CIMLayer] | None, str]:
-    """The crossbar layer class for ``module`` (matched by ``isinstance``, so subclasses such as
-    weight-normalized layers convert too), or None and why it stays digital."""
+def _converter(module: nn.Module) -> tuple[ConverterFactory | None, str]:
+    """The registered factory for ``module`` (the first class of its type's MRO that is registered,
+    so subclasses such as weight-normalized layers convert too), or None and why it stays digital
+    ("" when it has nothing to map)."""
     if isinstance(module, CIMLayer):
         return None, ""
-    if isinstance(module, _UNSUPPORTED_WEIGHTED):
-        return None, _NO_MAPPING
-    for base, cls in _CONVERTERS.items():
-        if isinstance(module, base):
-            if type(module).forward is not base.forward:
-                return None, f"a {base.__name__} subclass with its own forward (what it computes is unknown)"
-            return cls, ""
+    for klass in type(module).__mro__:
+        factory = _REGISTRY.get(klass)
+        if factory is not None:
+            if type(module).forward is not klass.forward:
+                return None, f"a {klass.__name__} subclass with its own forward (what it computes is unknown)"
+            return factory, ""
+        if klass in _KEPT_DIGITAL:
+            return None, _NO_MAPPING
     return None, ""
+
+
+def _arrays_and_utilization(module: nn.Module) -> tuple[int, float]:
+    """Arrays of all crossbar layers in ``module`` and the fraction of their cells holding weights."""
+    maps = [layer.mapping for layer in cim_layers(module)]
+    cells = sum(m.arrays * m.rows * m.cols for m in maps)
+    return sum(m.arrays for m in maps), (sum(m.cells_used for m in maps) / cells if cells else 0.0)
 
 
 def convert(model: nn.Module, spec: HardwareSpec | str, *, seed: int = 0,
             t_inference_s: float | None = None) -> nn.Module:
-    """Return a copy of ``model`` whose ``nn.Linear``, ``nn.Conv1d`` and ``nn.Conv2d`` layers (and
-    subclasses that keep their forward, e.g. weight-normalized ones) run on crossbars described by
-    ``spec`` (a HardwareSpec or a preset name). The original is untouched.
+    """Return a copy of ``model`` whose weight products run on crossbars described by ``spec`` (a
+    HardwareSpec or a preset name). The original is untouched.
+
+    Replaced modules: those with a registered converter (``register_converter``): built in,
+    ``nn.Linear``, ``nn.Conv1d``, ``nn.Conv2d`` (and subclasses that keep their forward, e.g.
+    weight-normalized ones) and ``nn.MultiheadAttention`` (its projections on crossbars, the
+    attention itself digital: ``CIMMultiheadAttention``). Then, in modules that own 2-d parameters
+    and call ``F.linear(x, self.w, b)``, ``torch.matmul(x, self.w)`` or ``x @ self.w`` in their
+    forward, those products are rewritten (with torch.fx) into crossbar layers, listed as e.g.
+    ``"block.w (F.linear)"``; see ``cimkit.sim.fxconvert`` for what is and is not rewritten.
 
     Programming (noise, stuck cells, drift exponents) is sampled once from ``seed``, like a real
     chip; read noise is fresh at every forward (also seeded). ``t_inference_s``: seconds since
     programming at which the chip is read (drift); default the spec's ``device.drift_t0_s``.
     A module registered under several names is converted once and shared, as in the original.
-    Layers with weights that cannot be mapped stay digital and are named in a warning; the layers
-    inside them (e.g. ``MultiheadAttention.out_proj``, whose weight the attention reads directly)
-    stay digital with them. The returned model carries a ``ConversionSummary`` as ``model.cim_summary``.
+    Layers with weights that cannot be mapped stay digital and are named in a warning (the layers
+    inside them stay digital with them), and so are modules whose forward torch.fx cannot trace.
+    The returned model carries a ``ConversionSummary`` as ``model.cim_summary``.
     """
     if isinstance(spec, str):
         spec = HardwareSpec.preset(spec)
@@ -94,25 +179,77 @@ def convert(model: nn.Module, spec: HardwareSpec | str, *, seed: int = 0,
         raise InputError(f"seed must be an integer, got {seed!r}")
     seed = int(seed)
     summary = ConversionSummary(spec.name, seed)
-    converted: dict[int, tuple[CIMLayer, int]] = {}  # id of an original module -> its layer, summary row
+    converted: dict[int, tuple[nn.Module, int | None]] = {}  # id of an original module -> replacement, row
     seen_digital: set[int] = set()
+    functional_rows: dict[int, list[tuple[int, str]]] = {}  # id of a module -> its rows, name suffixes
+
+    def replace(module: nn.Module, name: str, factory: ConverterFactory) -> nn.Module | None:
+        try:
+            new = factory(module, spec, seed=layer_seed(seed, name), name=name)
+        except KeepDigital as e:
+            summary.unsupported.append((name, f"{type(module).__name__}, {e}"))
+            return None
+        except Exception as e:
+            what = (f"cimkit.convert: converting layer '{name}' ({type(module).__name__}) with "
+                    f"{_describe(factory)} failed: ")
+            error: Exception = InputError(f"{what}{type(e).__name__}: {e}")
+            if isinstance(e, CimkitError):  # already says what is wrong (a MappingError stays one)
+                try:
+                    error = type(e)(what + str(e))
+                except Exception:  # noqa: BLE001 (a subclass with another constructor)
+                    pass
+            raise error from e
+        if not isinstance(new, nn.Module):
+            raise InputError(f"cimkit.convert: the converter {_describe(factory)} for layer '{name}' "
+                             f"({type(module).__name__}) returned {short_repr(new)} ({type(new).__name__}), "
+                             "not a torch.nn.Module")
+        return new
 
     def to_cim(module: nn.Module, name: str) -> tuple[nn.Module | None, bool]:
-        """The crossbar layer for ``module`` (or None), and whether it stays digital as a whole."""
-        cls, why = _converter(module)
-        if cls is None:
+        """The crossbar replacement of ``module`` (or None), and whether it stays digital as a whole."""
+        factory, why = _converter(module)
+        if factory is None:
             if why:
                 summary.unsupported.append((name, type(module).__name__ + (f", {why}" if why != _NO_MAPPING else "")))
             return None, bool(why)
-        if id(module) in converted:  # shared: one layer, listed under every name
-            layer, row = converted[id(module)]
-            n, t, a, u = summary.analog[row]
-            summary.analog[row] = (f"{n} = {name}", t, a, u)
-            return layer, False
-        layer = cls.from_module(module, spec, seed=layer_seed(seed, name), name=name)
-        converted[id(module)] = (layer, len(summary.analog))
-        summary.analog.append((name, type(module).__name__, layer.mapping.arrays, layer.mapping.utilization))
-        return layer, False
+        if id(module) in converted:  # shared: one replacement, listed under every name
+            new, row = converted[id(module)]
+            if row is not None:
+                n, t, a, u = summary.analog[row]
+                summary.analog[row] = (f"{n} = {name}", t, a, u)
+            return new, False
+        new = replace(module, name, factory)
+        if new is None:
+            return None, True
+        row = None
+        if cim_layers(new):
+            row = len(summary.analog)
+            summary.analog.append((name, type(module).__name__, *_arrays_and_utilization(new)))
+        else:  # a factory may well keep a module digital in another form
+            summary.digital.append((name, type(new).__name__))
+        converted[id(module)] = (new, row)
+        return new, False
+
+    def functional(module: nn.Module, path: str) -> bool:
+        """Rewrite the products ``module`` computes with its own parameters; whether any runs on crossbars."""
+        if id(module) in functional_rows:  # shared: rewritten once, listed under every name
+            for row, suffix in functional_rows[id(module)]:
+                n, t, a, u = summary.analog[row]
+                summary.analog[row] = (f"{n} = {_join(path, suffix)}", t, a, u)
+            return bool(functional_rows[id(module)])
+        if not fxconvert.is_candidate(module):
+            return False
+        result = fxconvert.convert_functional(module, path, spec, seed)
+        rows = []
+        for suffix, layer in result.converted:
+            rows.append((len(summary.analog), suffix))
+            summary.analog.append((_join(path, suffix), "Parameter", layer.mapping.arrays,
+                                   layer.mapping.utilization))
+        functional_rows[id(module)] = rows
+        if result.untraceable:
+            summary.unsupported.append((path or "(model)", f"{type(module).__name__}, {result.untraceable}"))
+        summary.unsupported += [(_join(path, suffix), why) for suffix, why in result.kept]
+        return bool(rows)
 
     def walk(module: nn.Module, prefix: str) -> None:
         # _modules, not named_children(): a child registered under two names must be seen under both
@@ -123,19 +260,24 @@ def convert(model: nn.Module, spec: HardwareSpec | str, *, seed: int = 0,
             layer, whole = to_cim(child, full)
             if layer is not None:
                 setattr(module, child_name, layer)
-            elif whole:
+                continue
+            if whole:
                 continue  # its sub-layers compute inside it, digitally
-            elif child._modules:
+            leaf = not child._modules
+            if not leaf:
                 walk(child, full)
-            elif id(child) not in seen_digital:
+            if not functional(child, full) and leaf and id(child) not in seen_digital:
                 seen_digital.add(id(child))
                 summary.digital.append((full, type(child).__name__))
 
-    out, whole = to_cim(model, "layer")
+    work = copy.deepcopy(model)  # factories may keep what they are given: never the original
+    out, whole = to_cim(work, "layer")
     if out is None:  # unless the model is itself one layer
-        out = copy.deepcopy(model)
+        out = work
         if not whole:
             walk(out, "")
+            functional(out, "")
+    _no_nested_tensor_paths(out)
     if summary.unsupported:
         listed = ", ".join(f"{n} ({t})" for n, t in summary.unsupported)
         warnings.warn(f"cimkit.convert: these layers have no crossbar mapping yet and stay digital: {listed}",
@@ -144,6 +286,19 @@ def convert(model: nn.Module, spec: HardwareSpec | str, *, seed: int = 0,
         set_time(out, t_inference_s)
     out.cim_summary = summary
     return out
+
+
+def _join(path: str, suffix: str) -> str:
+    return f"{path}.{suffix}" if path else suffix
+
+
+def _no_nested_tensor_paths(model: nn.Module) -> None:
+    """``nn.TransformerEncoder`` turns padded batches into nested tensors for its fused layers (in
+    eval mode without gradients); crossbar layers take dense tensors, so encoders holding them
+    keep the dense path (the padded positions' outputs are then computed, not zeros)."""
+    for m in model.modules():
+        if isinstance(m, nn.TransformerEncoder) and getattr(m, "use_nested_tensor", False) and cim_layers(m):
+            m.use_nested_tensor = False
 
 
 def cim_layers(model: nn.Module) -> list[CIMLayer]:
