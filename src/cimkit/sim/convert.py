@@ -332,7 +332,7 @@ def calibrate(model: nn.Module, loader: Iterable, *, num_batches: int = 8, perce
                       "(calibrate on real data)", stacklevel=2)
     was_training = model.training
     model.eval()
-    device = layers[0].signal_w.device
+    device = layers[0].weight.device
     for stage in ("input", "adc"):
         if stage == "adc" and not any(l.spec.periphery.adc_range == "calibrated" and l.spec.periphery.adc_bits
                                       for l in layers):

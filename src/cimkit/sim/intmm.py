@@ -31,6 +31,32 @@ def int_mm_available() -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """Instruction-set flags of this CPU (Linux ``/proc/cpuinfo``; empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def int8_is_fast() -> bool:
+    """Whether int8 products beat float32 here: ``torch._int_mm`` runs and the CPU has VNNI or AMX
+    int8 instructions. Without them (AVX2 only) it falls back to a kernel ~30x slower than float32
+    (measured on an AVX2 EPYC: 29.6 ms vs 0.8 ms for 256x128 @ 128x1024)."""
+    return int_mm_available() and bool(cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
+def bf16_is_fast() -> bool:
+    """Whether bf16 matrix products beat float32 on this CPU (AVX512-BF16 or AMX-BF16); without them
+    bf16 products run ~70x slower than float32."""
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
 @dataclass
 class Int8Split:
     """A float matrix batch (T, K, N) as int8 terms with their weights, and its column sums."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -48,20 +49,25 @@ def level_coding(spec: HardwareSpec, slices: int) -> LevelCoding:
     return LevelCoding(float(2 ** (b - 1) - 1), 0.0 if differential else float(2 ** (b - 1)), top, True, bpc, slices)
 
 
-def weight_codes(w: torch.Tensor, coding: LevelCoding, per_channel: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def weight_codes(w: torch.Tensor, coding: LevelCoding, per_channel: bool,
+                 scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Signed weight codes and their digital scale. ``w``: (groups, N, K); scale: (groups, N).
 
-    An all-zero channel (a pruned output) gets scale 0: its cells hold level 0 like any zero weight,
-    and the digital scale removes whatever programming or read noise they carry, so its output stays
-    exactly zero whatever the device."""
-    if per_channel:
-        wmax = w.abs().amax(dim=-1)
-    else:
-        wmax = w.abs().amax().expand(w.shape[:-1])
-    scale = wmax / coding.max_weight_code
-    codes = w / torch.where(wmax > 0, scale, torch.ones_like(scale)).unsqueeze(-1)
+    Without ``scale`` the range follows the weights (the largest magnitude of a channel, or of the
+    tensor, maps to the top code) and nothing clips. An all-zero channel (a pruned output) gets scale
+    0: its cells hold level 0 like any zero weight, and the digital scale removes whatever programming
+    or read noise they carry, so its output stays exactly zero whatever the device. With a given
+    ``scale`` (a frozen range) weights beyond ``scale * max_weight_code`` clip."""
+    if scale is None:
+        if per_channel:
+            wmax = w.abs().amax(dim=-1)
+        else:
+            wmax = w.abs().amax().expand(w.shape[:-1])
+        scale = wmax / coding.max_weight_code
+    codes = w / torch.where(scale > 0, scale, torch.ones_like(scale)).unsqueeze(-1)
     if coding.integer:
-        codes = torch.clamp(torch.round(codes), -coding.max_weight_code, coding.max_weight_code)
+        codes = torch.round(codes)
+    codes = torch.clamp(codes, -coding.max_weight_code, coding.max_weight_code)
     return codes, scale
 
 
@@ -99,23 +105,41 @@ class ProgrammedState:
     beta: float  # g_min / dG
 
 
+def conductance_units(spec: HardwareSpec, coding: LevelCoding) -> tuple[float, float]:
+    """(dG in siemens, beta = g_min / dG): the level unit of a cell and its baseline in levels."""
+    dev = spec.device
+    g_unit_s = (dev.g_max_us - dev.g_min_us) * 1e-6 / coding.top_level
+    return g_unit_s, dev.g_min_us * 1e-6 / g_unit_s
+
+
+def draw_stuck_cells(shape: tuple[int, ...], spec: HardwareSpec, generator: torch.Generator) -> torch.Tensor | None:
+    """Which cells of a chip are stuck: 0 free, 1 stuck on (g_max), 2 stuck off (g_min); None when
+    the device has no stuck cells. A defect of the chip, so drawn once, not at every programming."""
+    dev = spec.device
+    if dev.stuck_on_rate == 0 and dev.stuck_off_rate == 0:
+        return None
+    u = torch.rand(shape, generator=generator)
+    stuck = torch.zeros(shape, dtype=torch.int8)
+    stuck[u < dev.stuck_on_rate] = 1
+    stuck[(u >= dev.stuck_on_rate) & (u < dev.stuck_on_rate + dev.stuck_off_rate)] = 2
+    return stuck
+
+
 def program(
-    w: torch.Tensor, spec: HardwareSpec, mapping: ArrayMapping, generator: torch.Generator
+    w: torch.Tensor, spec: HardwareSpec, mapping: ArrayMapping, normal: Callable[[tuple[int, ...]], torch.Tensor],
+    stuck: torch.Tensor | None = None, scale: torch.Tensor | None = None,
 ) -> tuple[ProgrammedState, torch.Tensor, LevelCoding]:
     """Program weights ``w`` (groups, N, K) once; returns the state, the digital weight scale
-    (groups, N) and the level coding. Random effects draw from ``generator`` only."""
+    (groups, N) and the level coding. ``normal(shape)`` supplies the standard-normal draws of the
+    programming noise and drift exponents (the caller's seeded stream); ``stuck`` (from
+    ``draw_stuck_cells``) pins cells to g_max or g_min; ``scale`` freezes the weight range."""
     dev = spec.device
     coding = level_coding(spec, mapping.slices)
-    codes, scale = weight_codes(w, coding, spec.weight_scale == "per_channel")
-    levels = to_tiles(target_levels(codes, coding, mapping.differential), mapping)
-
-    g_unit_s = (dev.g_max_us - dev.g_min_us) * 1e-6 / coding.top_level
-    beta = dev.g_min_us * 1e-6 / g_unit_s
+    codes, scale = weight_codes(w, coding, spec.weight_scale == "per_channel", scale)
+    g = to_tiles(target_levels(codes, coding, mapping.differential), mapping)
+    g_unit_s, beta = conductance_units(spec, coding)
     g_max = beta + coding.top_level
-    g = levels + beta
-
-    def randn() -> torch.Tensor:
-        return torch.randn(g.shape, generator=generator, dtype=g.dtype).to(g.device)
+    g = g + beta
 
     if dev.programming_noise_poly is not None:
         x = g / g_max
@@ -123,20 +147,18 @@ def program(
         for power, c in enumerate(dev.programming_noise_poly):
             sigma = sigma + c * x**power
         sigma = sigma.clamp(min=0) * g_max
-        g = (g + sigma * randn()).clamp(min=0)
+        g = (g + sigma * normal(g.shape).to(g.device)).clamp(min=0)
     elif dev.programming_noise_frac > 0:
-        g = (g + dev.programming_noise_frac * g_max * randn()).clamp(min=0)
+        g = g.add_(normal(g.shape).to(g.device), alpha=dev.programming_noise_frac * g_max).clamp_(min=0)
 
-    if dev.stuck_on_rate > 0 or dev.stuck_off_rate > 0:
-        u = torch.rand(g.shape, generator=generator, dtype=g.dtype).to(g.device)
-        g = torch.where(u < dev.stuck_on_rate, torch.full_like(g, g_max), g)
-        off = (u >= dev.stuck_on_rate) & (u < dev.stuck_on_rate + dev.stuck_off_rate)
-        g = torch.where(off, torch.full_like(g, beta), g)
+    if stuck is not None:
+        g = torch.where(stuck == 1, torch.full_like(g, g_max), g)
+        g = torch.where(stuck == 2, torch.full_like(g, beta), g)
 
     nu = None
     if dev.drift_nu > 0 or dev.drift_nu_std > 0:
-        nu = (dev.drift_nu + dev.drift_nu_std * randn()).clamp(min=0)
-    return ProgrammedState(g, nu, g_unit_s, beta), scale, coding
+        nu = (dev.drift_nu + dev.drift_nu_std * normal(g.shape).to(g.device)).clamp(min=0)
+    return ProgrammedState(g.contiguous(), nu, g_unit_s, beta), scale, coding
 
 
 def drifted(state: ProgrammedState, spec: HardwareSpec, t_s: float) -> torch.Tensor:

@@ -74,11 +74,11 @@ def aligned_adc_step(full_scale: float, bits: int, signed: bool) -> float:
 def adc(y: torch.Tensor, step: torch.Tensor | float, bits: int, signed: bool) -> torch.Tensor:
     """Convert analog partial sums ``y`` with step ``step``: round to the nearest code, clip to the
     code range, return in the units of ``y``. In range, ``|adc(y) - y| <= step / 2``."""
-    lo, hi = adc_code_limits(bits, signed)
-    return torch.clamp(torch.round(y / step), lo, hi) * step
+    return adc_(y.clone(), 1.0 / step, bits, signed).mul_(step)
 
 
 def adc_(y: torch.Tensor, inv_step: torch.Tensor | float, bits: int, signed: bool) -> torch.Tensor:
-    """In-place ADC returning integer codes (multiply by the step to get values)."""
+    """The ADC, in place: ``y`` becomes integer codes, ``clamp(round(y * inv_step))`` in the code
+    range of ``bits`` bits (multiply by the step to get values). The datapath converts with this."""
     lo, hi = adc_code_limits(bits, signed)
     return y.mul_(inv_step).round_().clamp_(lo, hi)

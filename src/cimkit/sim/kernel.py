@@ -1,0 +1,233 @@
+"""The crossbar datapath as named stages, and its autograd function.
+
+One forward of a tile through a layout runs these stages, in order:
+
+``input``       the layer's input value, before the DAC (calibration of input ranges observes it);
+``encode``      DAC codes: integers (or the input itself without a DAC); same shape as ``input``;
+``read``        one block of array partial sums, before noise (dims: ``info.dims``; blocks repeat);
+``noise``       the same block with read noise added;
+``adc``         the block after the ADC, as integer codes (``info.step``: value per code, per
+                slice); while ADC ranges are calibrated the converter is bypassed and this is
+                the analog partial sum (ADC calibration observes it);
+``accumulate``  shift-and-add of all blocks (slices, passes, row tiles), in the output layout,
+                before the digital corrections;
+``output``      the product after the digital corrections (offset, drift, scale, bias).
+
+A stage hook ``hook(tile, value, info) -> Tensor | None`` sees each stage's value and may return a
+replacement (same shape); returning None or the value itself changes nothing. Hooks cost nothing
+when none is registered. Read noise is sampled at the array outputs from its exact variance
+``sum_i x_i^2 var_ij``, never by materializing a noisy conductance per input vector.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from ..errors import InputError
+from . import quant
+from .layout import Layout
+
+STAGES = ("input", "encode", "read", "noise", "adc", "accumulate", "output")
+BACKWARD_MODES = ("straight_through", "chip")
+
+
+@dataclass
+class StageInfo:
+    """What a stage hook is told besides the value."""
+
+    stage: str
+    layer: str  # the tile's layer name
+    dims: str = ""  # named dims of a block (read/noise/adc), see layout.Layout
+    pass_index: int | None = None  # the input pass of a block (None: the block holds all passes)
+    step: torch.Tensor | None = None  # ADC value per code, per slice (adc stage); None: no conversion
+
+
+@dataclass
+class Encoding:
+    """How the DAC encoded one forward's input: value per code, signedness and code limits."""
+
+    scale: float
+    signed: bool
+    bits: int | None
+
+    def clip_mask(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Where the DAC passes ``x`` unclipped (straight-through gradients flow only there)."""
+        if self.bits is None:
+            return None
+        lo, hi = quant.input_code_limits(self.bits, self.signed)
+        return (x >= lo * self.scale) & (x <= hi * self.scale)
+
+    def quantized(self, x: torch.Tensor) -> torch.Tensor:
+        """The input values the chip saw (DAC codes times the scale)."""
+        if self.bits is None:
+            return x
+        return quant.quantize_input(x, self.bits, self.scale, self.signed) * self.scale
+
+
+Hook = Callable[..., "torch.Tensor | None"]
+
+
+def _hook(tile, stage: str, value: torch.Tensor, **info) -> torch.Tensor:
+    for fn in tile.stage_hooks[stage].values():
+        out = fn(tile, value, StageInfo(stage, tile.name, **info))
+        if out is not None:
+            if not isinstance(out, torch.Tensor) or out.shape != value.shape:
+                raise InputError(f"{tile.name}: a '{stage}' stage hook returned "
+                                 f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__}; "
+                                 f"it must return None or a tensor of shape {tuple(value.shape)}")
+            value = out
+    return value
+
+
+def _bcast(values: torch.Tensor, dims: str, dim: str) -> torch.Tensor:
+    """``values`` along ``dim`` of a tensor whose dims are named by ``dims``, broadcastable."""
+    shape = [1] * len(dims)
+    shape[dims.index(dim)] = -1
+    return values.view(shape)
+
+
+def encode(tile, x: torch.Tensor, x_min: float, x_max: float) -> tuple[torch.Tensor, Encoding]:
+    """The DAC: input codes and how they were made. Calibrated ranges are used unless the input
+    range is being calibrated (then the range is this batch's)."""
+    bits = tile.spec.periphery.input_bits
+    consts = tile.constants(x.device)
+    calibrated = consts["input_range"] is not None and tile.calibrating != "input"
+    signed = consts["input_signed"] if calibrated else x_min < 0
+    if bits is None:
+        return x, Encoding(1.0, signed, None)
+    top = quant.input_code_limits(bits, signed)[1]
+    x_range = consts["input_range"] if calibrated else max(-x_min, x_max)
+    scale = x_range / top if x_range > 0 else 1.0
+    return quant.quantize_input(x, bits, scale, signed), Encoding(scale, signed, bits)
+
+
+def run(tile, layout: Layout, x: torch.Tensor, bias: torch.Tensor | None = None) -> tuple[torch.Tensor, Encoding]:
+    """One read of ``tile`` through ``layout``: ``x`` in the layout's prepared form (float32, or
+    float64 for exact gradient checks on ideal chips). Returns the output and the DAC encoding."""
+    p = tile.spec.periphery
+    hooks = tile.stage_hooks
+    if hooks["input"]:
+        x = _hook(tile, "input", x)
+    x_min, x_max = (float(v) for v in torch.aminmax(x))  # NaN and inf propagate to these
+    if not (math.isfinite(x_min) and math.isfinite(x_max)):
+        raise InputError(f"{tile.name}: input has non-finite values (NaN or inf)")
+    codes, enc = encode(tile, x, x_min, x_max)
+    if hooks["encode"]:
+        codes = _hook(tile, "encode", codes)
+    signed = enc.signed
+    if p.dac_mode == "bit_serial" and p.input_bits is not None:
+        planes, plane_w = quant.bit_planes(codes, p.input_bits, signed)
+        xin, passes, binary, code_max = planes.flatten(0, 1), p.input_bits, True, 1.0
+    else:
+        xin, passes, binary, plane_w = codes, 1, False, [1.0]
+        code_max = float(quant.input_code_limits(p.input_bits, signed)[1]) if p.input_bits else max(-x_min, x_max)
+    arrays = tile.arrays(layout, x.dtype, x.device)
+    xl = layout.place(xin)
+    # elementwise squares commute with the layout's moves and pads: square the laid-out input
+    xl2 = None if arrays.variance is None else (xl if binary else xl * xl).to(arrays.variance.dtype)
+
+    adc_signed = tile.mapping.differential or (signed and passes == 1)
+    steps = tile.adc_steps(adc_signed, code_max, x.device)
+    inner = layout.inner_dims
+    slice_f = tile.constants(x.device)["slice_weights"].to(x.dtype)
+    if steps is not None:
+        inv_steps = _bcast(1.0 / steps, inner, "S")
+        slice_f = slice_f * steps
+    pass_f = torch.tensor(plane_w, device=x.device, dtype=x.dtype)
+    inner_f = _bcast(slice_f, inner, "S")
+    if "P" in inner:
+        inner_f = inner_f * _bcast(pass_f, inner, "P")
+    reduce = tuple(i for i, d in enumerate(inner) if d in "TPS")
+    chunk_hooks = hooks["read"] or hooks["noise"] or hooks["adc"]
+    acc = None
+    # block by block (arrays and passes), so that noise, conversion and the weighted sum of each
+    # run in cache on reused buffers
+    for c, var, pass_idx in layout.partial_sums(xl, xl2, passes, code_max, arrays, tile.scratch):
+        info = {"dims": inner, "pass_index": pass_idx} if chunk_hooks else {}
+        if hooks["read"]:
+            c = _hook(tile, "read", c, **info)
+        if var is not None:
+            noise = tile.scratch("noise", c.shape, c.device, torch.float32)
+            tile.rng.sample(c.shape, out=noise)
+            if c.dtype != noise.dtype:
+                noise = noise.to(c.dtype)
+            std = torch.sqrt(var.to(c.dtype) if var.dtype != c.dtype else var,
+                             out=tile.scratch("std", c.shape, c.device, c.dtype))
+            c.addcmul_(noise, std)
+        if hooks["noise"]:
+            c = _hook(tile, "noise", c, **info)
+        if steps is not None:
+            quant.adc_(c, inv_steps, p.adc_bits, adc_signed)
+        if hooks["adc"]:
+            c = _hook(tile, "adc", c, step=steps, **info)
+        f = inner_f if pass_idx is None else inner_f * pass_f[pass_idx]
+        if all(c.shape[d] == 1 for d in reduce):  # nothing to sum inside: accumulate c * f in one pass
+            c, f = c.squeeze(reduce), f.squeeze(reduce)
+            acc = c * f if acc is None else acc.addcmul_(c, f)
+        else:
+            part = c.mul_(f).sum(reduce)
+            acc = part if acc is None else acc.add_(part)
+    y = layout.finalize(acc)
+    if hooks["accumulate"]:
+        y = _hook(tile, "accumulate", y)
+    if tile.drift_gain != 1.0:
+        y = y * tile.drift_gain
+    if not tile.mapping.differential:
+        y = y - tile.offset_per_code * layout.row_sums(codes)
+    y = y * (enc.scale * layout.out_view(tile.w_scale.reshape(-1).to(y.dtype)))
+    if bias is not None:
+        y = y + layout.out_view(bias.detach().to(y.dtype))
+    if hooks["output"]:
+        y = _hook(tile, "output", y)
+    return y, enc
+
+
+class ChipProduct(torch.autograd.Function):
+    """``y = chip(x; W) + b`` with a selectable backward pass (the layer's ``backward_mode``):
+
+    ``straight_through``: gradients of the ideal product ``x W^T + b``, zero where the DAC clipped
+    the input or the weight range clipped the weight (hardware-aware training);
+    ``chip``: the input gradient is a transposed read of the same programmed arrays (DAC, read
+    noise, ADC included), the weight gradient the outer product of the error and the input the
+    chip saw (after its DAC)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, layer):
+        y, enc = run(layer.tile, layer.layout, x, bias)
+        ctx.layer, ctx.enc = layer, enc
+        ctx.has_bias = bias is not None
+        ctx.save_for_backward(x, weight)
+        return y
+
+    @staticmethod
+    def backward(ctx, d):
+        x, weight = ctx.saved_tensors
+        layer, enc = ctx.layer, ctx.enc
+        layout = layer.layout
+        w = layer.matrix_weight(weight).to(d.dtype)
+        dx = dw = db = None
+        if layer.backward_mode == "chip":
+            if ctx.needs_input_grad[0]:
+                dx = layout.from_matrix_grad(layer.tile.read_transposed(layout.to_matrix_grad(d)), x.shape)
+            x_seen = enc.quantized(x)
+        else:
+            if ctx.needs_input_grad[0]:
+                dx = layout.input_grad(d, w, x.shape)
+                mask = enc.clip_mask(x)
+                if mask is not None:
+                    dx = dx * mask
+            x_seen = x
+        if ctx.needs_input_grad[1]:
+            dw = layout.weight_grad(d, x_seen.to(d.dtype), w.shape)
+            if layer.backward_mode == "straight_through":
+                mask = layer.tile.weight_clip_mask(w)
+                if mask is not None:
+                    dw = dw * mask
+            dw = dw.reshape(weight.shape).to(weight.dtype)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            db = layout.bias_grad(d)
+        return dx, dw, db, None

@@ -1,0 +1,512 @@
+"""The programmed chip of one layer: what its cells hold, how it is read, and how it is updated.
+
+A ``CrossbarTile`` holds the state a real chip would: the programmed conductances of every cell
+(level units, see ``program``), their drift exponents, which cells are stuck, the digital weight
+scale, the time at which it is read, the position of its read-noise stream, and its periphery's
+calibrated DAC and ADC ranges. That is its ``state_dict``, so a saved model is the chip: loading it
+anywhere reproduces the same reads bit for bit. The effective matrices at the read time (drift,
+IR drop, read-noise variances) are derived caches, rebuilt on load and never saved.
+
+The tile's own operations are those of a matrix on crossbars: ``read`` (``x W^T``),
+``read_transposed`` (``d W``, driving the columns and sensing the rows), ``update`` (an
+outer-product update of the conductances) and ``get_weights`` (what the chip holds, in weight
+units). Layers (``CIMLinear``, ``CIMConv2d``, ...) add a layout around it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import warnings
+from collections import OrderedDict
+
+import torch
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+from ..errors import InputError
+from ..mapping import ArrayMapping, ceil_div
+from ..spec import HardwareSpec
+from . import program as prog
+from . import quant
+from .intmm import bf16_is_fast, int8_is_fast, split_int8
+from .kernel import STAGES, run
+from .layout import Arrays, Layout, LinearLayout
+from .rng import CounterNormal
+
+#: update models a tile can apply (device update models beyond the ideal one come with training)
+UPDATE_MODELS = ("ideal",)
+_PROGRAM_SALT = 0x9E0C4A11
+_READ_SALT = 0x5EED
+
+
+def variance_dtype() -> torch.dtype:
+    """dtype of the read-noise variance product: it needs ~3 significant digits, so bf16 where the
+    CPU multiplies bf16 natively (4x faster than float32, noise std within 0.3%), float32 elsewhere."""
+    return torch.bfloat16 if bf16_is_fast() else torch.float32
+
+
+def spec_fingerprint(spec: HardwareSpec) -> dict:
+    """The parts of a spec that decide what a chip computes (not its name, description or the
+    cost-only technology and chip sections): two tiles with equal fingerprints hold the same kind
+    of chip."""
+    d = spec.model_dump(mode="json")
+    return {k: d[k] for k in ("weight_bits", "weight_scale", "device", "array", "periphery")}
+
+
+class CrossbarTile(nn.Module):
+    """One layer's programmed crossbars (see the module docstring). ``seed`` fixes every random
+    effect: stuck cells (drawn once: a defect of the chip), the programming noise of each
+    programming (sample ``program_index`` of a counter-based stream) and the read noise."""
+
+    def __init__(self, spec: HardwareSpec, mapping: ArrayMapping, *, seed: int, name: str) -> None:
+        super().__init__()
+        self.spec, self.mapping, self.name = spec, mapping, name
+        self.seed = int(seed)
+        self.coding = prog.level_coding(spec, mapping.slices)
+        self.g_unit_s, self.beta = prog.conductance_units(spec, self.coding)
+        #: digital offset per unit of input code with offset mapping: O + beta * sum of slice weights
+        self.offset_per_code = self.coding.offset_code + self.beta * sum(self.coding.slice_weights)
+        self.update_model = "ideal"
+        m = mapping
+        shape = (2 if m.differential else 1, m.groups, m.row_tiles, m.rows_per_tile, m.slices, m.out_features)
+        gen = torch.Generator().manual_seed(self.seed)
+        self.register_buffer("g_programmed", torch.zeros(shape))
+        self.register_buffer("drift_exponent", None)
+        self.register_buffer("stuck", prog.draw_stuck_cells(shape, spec, gen))
+        self.register_buffer("w_scale", torch.zeros(m.groups, m.out_features))
+        self.register_buffer("inference_time_s", torch.tensor(float(spec.device.drift_t0_s), dtype=torch.float64))
+        self.register_buffer("program_index", torch.tensor(0, dtype=torch.int64))
+        self.register_buffer("rng_state", torch.tensor([self.seed ^ _READ_SALT, 0], dtype=torch.int64))
+        self.register_buffer("input_range", torch.tensor(float("nan")))
+        self.register_buffer("input_signed", torch.tensor(False))
+        self.register_buffer("adc_full_scale", torch.full((m.slices,), float("nan")))
+        self.register_buffer("spec_json", _encode_json(spec_fingerprint(spec)))
+        self.rng = CounterNormal(self.seed ^ _READ_SALT)
+        self.fixed_scale = False
+        self.calibrating: str | None = None
+        self.stage_hooks: dict[str, OrderedDict] = {s: OrderedDict() for s in STAGES}
+        self._scratch: dict[str, torch.Tensor] = {}
+        self._arrays: dict = {}
+        self._consts: dict | None = None
+        self._warned_uncalibrated = False
+        self.signal: torch.Tensor | None = None  # (G, T, Rp, S, N), derived
+        self.variance: torch.Tensor | None = None
+        self.drift_gain = 1.0
+        self.version = 0
+
+    # ---- programming -------------------------------------------------------------------------
+    def program(self, weights: torch.Tensor) -> None:
+        """Program ``weights`` (out_features x in_features per group, any layer shape that
+        reshapes to (groups, N, K)) into the cells, with programming-noise sample
+        ``program_index``. With a frozen weight range (``fixed_scale``) weights beyond it clip."""
+        m = self.mapping
+        if not isinstance(weights, torch.Tensor) or weights.numel() != m.groups * m.out_features * m.in_features:
+            raise InputError(f"{self.name}: program() needs {m.groups * m.out_features * m.in_features} weights "
+                             f"({m.groups} group(s) of {m.out_features}x{m.in_features}), got "
+                             f"{tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights).__name__}")
+        w3 = weights.detach().to("cpu", torch.float32).reshape(m.groups, m.out_features, m.in_features)
+        if not torch.isfinite(w3).all():
+            raise InputError(f"{self.name}: weight has non-finite values; cannot program it")
+        stream = CounterNormal(self.seed ^ _PROGRAM_SALT)
+        stream.draws = 2 * int(self.program_index)  # noise, then drift exponents: one sample per programming
+        scale = self.w_scale.cpu() if self.fixed_scale else None
+        stuck = None if self.stuck is None else self.stuck.cpu()
+        state, w_scale, _ = prog.program(w3, self.spec, m, stream.sample, stuck, scale)
+        device = self.g_programmed.device
+        self.g_programmed.copy_(state.g_prog.to(device))
+        self.w_scale.copy_(w_scale.to(device))
+        if state.nu is not None:
+            if self.drift_exponent is None:
+                self.drift_exponent = state.nu.to(device)
+            else:
+                self.drift_exponent.copy_(state.nu.to(device))
+        self.rederive()
+
+    def get_weights(self) -> torch.Tensor:
+        """What the chip holds, read back in weight units at the current read time: (groups, N, K)
+        (drift, IR drop and stuck cells included; read noise not)."""
+        if self.signal is None:
+            self.rederive()
+        m = self.mapping
+        codes = torch.einsum("gtrsn,s->gntr", self.signal, self._slice_weights(self.signal.device))
+        codes = codes.reshape(m.groups, m.out_features, -1)[..., :m.in_features] * self.drift_gain
+        if not m.differential:
+            codes = codes - self.offset_per_code
+        return codes * self.w_scale.unsqueeze(-1)
+
+    def _state(self, rows: slice | None = None) -> prog.ProgrammedState:
+        g = self.g_programmed if rows is None else self.g_programmed[:, :, rows]
+        nu = self.drift_exponent if rows is None or self.drift_exponent is None else self.drift_exponent[:, :, rows]
+        return prog.ProgrammedState(g.cpu(), None if nu is None else nu.cpu(), self.g_unit_s, self.beta)
+
+    def rederive(self, row_tiles: torch.Tensor | None = None) -> None:
+        """Rebuild the effective matrices at the read time: all, or only the row tiles
+        ``row_tiles`` (indices) when an update touched only those (without global drift
+        compensation, whose gain depends on every array)."""
+        device = self.g_programmed.device
+        t_s = self.t_inference_s
+        partial = (row_tiles is not None and self.signal is not None
+                   and not (self.spec.periphery.drift_compensation == "global" and self.drift_exponent is not None))
+        if partial:
+            for t in row_tiles.tolist():
+                rows = slice(t, t + 1)
+                sig, var, _ = prog.effective(self._state(rows), self.spec, self.mapping, t_s)
+                self.signal[:, rows] = sig.to(device)
+                if var is not None:
+                    self.variance[:, rows] = var.to(device)
+        else:
+            sig, var, gain = prog.effective(self._state(), self.spec, self.mapping, t_s)
+            self.signal = sig.to(device)
+            self.variance = None if var is None else var.to(device)
+            self.drift_gain = gain
+        self._arrays = {}
+        self._consts = None
+        self.version += 1
+
+    def arrays(self, layout: Layout, dtype: torch.dtype, device: torch.device) -> Arrays:
+        """The effective matrices in ``layout``'s compute form (cached until the chip changes)."""
+        key = (id(layout), dtype, device)
+        hit = self._arrays.get(key)
+        if hit is not None:
+            return hit
+        if self.signal is None:
+            self.rederive()
+        signal = layout.compute_arrays(self.signal).to(device, dtype)
+        var = None
+        if self.variance is not None:
+            var_dtype = variance_dtype() if dtype == torch.float32 and device.type == "cpu" else dtype
+            var = layout.compute_arrays(self.variance).to(device, var_dtype)
+        split = None
+        if (dtype == torch.float32 and device.type == "cpu" and isinstance(layout, LinearLayout)
+                and self._integer_inputs() and int8_is_fast()):
+            split = split_int8(signal)
+        self._arrays[key] = out = Arrays(signal, var, split)
+        return out
+
+    def _integer_inputs(self) -> bool:
+        """Whether every array input is an int8-representable code (bit planes, or DAC codes of at
+        most 8 bits), so that partial sums can run on the exact integer path."""
+        p = self.spec.periphery
+        return p.input_bits is not None and (p.dac_mode == "bit_serial" or p.input_bits <= 8)
+
+    # ---- read time ---------------------------------------------------------------------------
+    @property
+    def t_inference_s(self) -> float:
+        """Seconds after programming at which the chip is read (``set_time`` changes it)."""
+        return float(self.inference_time_s)
+
+    def set_time(self, t_inference_s: float) -> None:
+        """Read the programmed chip at ``t_inference_s`` seconds after programming (drift and
+        time-dependent 1/f noise). Programmed values and drift exponents are kept, not resampled."""
+        if (isinstance(t_inference_s, bool) or not isinstance(t_inference_s, numbers.Real)
+                or not (math.isfinite(t_inference_s) and t_inference_s > 0)):
+            raise InputError(f"{self.name}: t_inference_s must be a positive number of seconds, got {t_inference_s}")
+        self.inference_time_s.fill_(float(t_inference_s))
+        self.rederive()
+
+    # ---- periphery constants -----------------------------------------------------------------
+    def constants(self, device: torch.device) -> dict:
+        """Per-forward constants as Python values and device tensors, rebuilt only when calibration,
+        the chip or the device change (reading buffers every forward costs more than the
+        arithmetic on small layers)."""
+        c = self._consts
+        if c is None or c["device"] != device:
+            in_range = float(self.input_range)
+            adc_ok = bool(torch.isfinite(self.adc_full_scale).all())
+            c = self._consts = {
+                "device": device,
+                "input_range": in_range if math.isfinite(in_range) else None,
+                "input_signed": bool(self.input_signed),
+                "adc_full_scale": self.adc_full_scale.clamp(min=1e-12).to(device) if adc_ok else None,
+                "slice_weights": self._slice_weights(device),
+                "steps": {},
+            }
+        return c
+
+    def _slice_weights(self, device) -> torch.Tensor:
+        return torch.tensor(self.coding.slice_weights, device=device)
+
+    def adc_steps(self, signed: bool, code_max: float, device: torch.device) -> torch.Tensor | None:
+        """ADC step per slice (partial-sum units per code), or None without conversion."""
+        p = self.spec.periphery
+        if p.adc_bits is None or self.calibrating is not None:
+            return None
+        consts = self.constants(device)
+        key = (signed, code_max)
+        if key in consts["steps"]:
+            return consts["steps"][key]
+        top = quant.adc_code_limits(p.adc_bits, signed)[1]
+        if p.adc_range == "calibrated":
+            if consts["adc_full_scale"] is not None:
+                steps = consts["steps"][key] = consts["adc_full_scale"] / top
+                return steps
+            if not self._warned_uncalibrated:
+                warnings.warn(
+                    f"{self.name}: periphery.adc_range is 'calibrated' but cimkit.calibrate() has not "
+                    "been run; using the fixed full-scale range", stacklevel=4)
+                self._warned_uncalibrated = True
+        steps = torch.full((self.mapping.slices,), self.fixed_adc_step(self.mapping.rows, signed, code_max),
+                           device=device)
+        if p.adc_range == "fixed" and p.input_bits is not None:  # analog inputs: code_max varies per batch
+            consts["steps"][key] = steps
+        return steps
+
+    def fixed_adc_step(self, rows: int, signed: bool, code_max: float) -> float:
+        """The power-of-two step of an ADC whose range covers ``rows`` cells at their top level
+        driven by the largest code."""
+        level_max = self.coding.top_level + (0.0 if self.mapping.differential else self.beta)
+        return quant.aligned_adc_step(rows * level_max * code_max, self.spec.periphery.adc_bits, signed)
+
+    def scratch(self, name: str, shape, device, dtype) -> torch.Tensor:
+        """A scratch tensor reused across forwards (fresh large allocations page-fault on CPU)."""
+        shape = tuple(shape)
+        buf = self._scratch.get(name)
+        if buf is None or tuple(buf.shape) != shape or buf.device != device or buf.dtype != dtype:
+            buf = self._scratch[name] = torch.empty(shape, device=device, dtype=dtype)
+        return buf
+
+    # ---- stage hooks ---------------------------------------------------------------------------
+    def register_stage_hook(self, stage: str, hook) -> RemovableHandle:
+        """Call ``hook(tile, value, info)`` at ``stage`` of every read (see ``kernel`` for the stages
+        and what each value is); it may return a replacement. Returns a handle with ``remove()``."""
+        if stage not in STAGES:
+            raise InputError(f"{self.name}: unknown datapath stage {stage!r}; the stages are {', '.join(STAGES)}")
+        if not callable(hook):
+            raise InputError(f"{self.name}: a stage hook must be callable, got {type(hook).__name__}")
+        handle = RemovableHandle(self.stage_hooks[stage])
+        self.stage_hooks[stage][handle.id] = hook
+        return handle
+
+    # ---- matrix operations ---------------------------------------------------------------------
+    def read(self, x: torch.Tensor) -> torch.Tensor:
+        """The chip's ``x @ W^T`` for inputs ``x`` (batch, in_features): DAC, array reads, read
+        noise, ADC and shift-and-add as in a layer's forward. Dense (one group) tiles only."""
+        m = self.mapping
+        if m.groups != 1:
+            raise InputError(f"{self.name}: read() takes one group; this tile holds {m.groups} (read it "
+                             "through its layer)")
+        x = _matrix(x, m.in_features, f"{self.name}: read()")
+        if getattr(self, "_matrix_layout", None) is None:
+            self._matrix_layout = LinearLayout(m)
+        with torch.no_grad():
+            return run(self, self._matrix_layout, x.float() if x.dtype != torch.float64 else x)[0]
+
+    def read_transposed(self, d: torch.Tensor) -> torch.Tensor:
+        """The chip's ``d @ W`` for ``d`` (batch, out_features) or (batch, groups, out_features):
+        the columns are driven with DAC codes of ``d`` (times the digital weight scale) and the rows
+        sensed, one ADC conversion per row and column array and slice, then shift-and-add; read
+        noise is sampled from the same per-cell variances. A ``calibrated`` ADC has no calibration
+        data for gradients: it ranges to each read's largest partial sum per slice. Returns (batch, in_features) (or with the
+        groups dim)."""
+        m = self.mapping
+        grouped = d.dim() == 3
+        if not grouped:
+            d = _matrix(d, m.out_features, f"{self.name}: read_transposed()").unsqueeze(1)
+        elif tuple(d.shape[1:]) != (m.groups, m.out_features):
+            raise InputError(f"{self.name}: read_transposed() needs (batch, {m.groups}, {m.out_features}), "
+                             f"got {tuple(d.shape)}")
+        with torch.no_grad():
+            out = self._read_transposed(d.float() if d.dtype != torch.float64 else d)
+        return out if grouped else out.squeeze(1)
+
+    def _read_transposed(self, d: torch.Tensor) -> torch.Tensor:
+        m, p = self.mapping, self.spec.periphery
+        if self.signal is None:
+            self.rederive()
+        dtype, device = d.dtype, d.device
+        d = d * self.w_scale.to(device, dtype)  # per-output scales are applied digitally before the DAC
+        b = d.shape[0]
+        bits = p.input_bits
+        d_range = float(d.abs().max())
+        if bits is not None:
+            top = quant.input_code_limits(bits, True)[1]
+            scale = d_range / top if d_range > 0 else 1.0
+            codes = quant.quantize_input(d, bits, scale, True)
+        else:
+            scale, codes = 1.0, d
+        if p.dac_mode == "bit_serial" and bits is not None:
+            planes, plane_w = quant.bit_planes(codes, bits, True)
+            code_max, binary = 1.0, True
+        else:
+            planes, plane_w, binary = codes.unsqueeze(0), [1.0], False
+            code_max = float(quant.input_code_limits(bits, True)[1]) if bits else max(d_range, 1e-30)
+        # columns of one row block sit on `col_arrays` arrays; each array senses its own outputs
+        per_array = max(1, m.cols // m.columns_per_weight)
+        col_arrays = ceil_div(m.out_features, per_array)
+        pad_n = col_arrays * per_array - m.out_features
+        npass = planes.shape[0]
+
+        k = m.in_features  # each row is its own output here: the padding rows of the last tile are left out
+
+        def by_array(mat: torch.Tensor) -> torch.Tensor:  # (G, T, Rp, S, N) -> (G*C, n, K*S)
+            g_, t_, r_, s_, _ = mat.shape
+            mat = mat.reshape(g_, t_ * r_, s_, -1)[:, :k]
+            mat = torch.nn.functional.pad(mat, (0, pad_n)).reshape(g_, k, s_, col_arrays, per_array)
+            return mat.permute(0, 3, 4, 1, 2).reshape(g_ * col_arrays, per_array, k * s_)
+
+        def drive(v: torch.Tensor) -> torch.Tensor:  # (P, B, G, N) -> (G*C, P*B, n)
+            v = torch.nn.functional.pad(v, (0, pad_n)).reshape(npass * b, m.groups, col_arrays, per_array)
+            return v.permute(1, 2, 0, 3).reshape(m.groups * col_arrays, npass * b, per_array)
+
+        shape = (m.groups, col_arrays, npass, b, k, m.slices)
+        ps = torch.bmm(drive(planes), by_array(self.signal.to(device, dtype))).view(shape)
+        if self.variance is not None:
+            sq = planes if binary else planes * planes
+            var = torch.bmm(drive(sq), by_array(self.variance.to(device, dtype))).view(shape)
+            ps = ps + self.rng.sample(shape, device).to(dtype) * var.sqrt()
+        sw = self._slice_weights(device).to(dtype)
+        if p.adc_bits is not None:
+            adc_signed = m.differential or (npass == 1)
+            if p.adc_range == "calibrated":  # no calibration data for gradients: range to this read, per slice
+                top = quant.adc_code_limits(p.adc_bits, adc_signed)[1]
+                step = ps.abs().amax(dim=(0, 1, 2, 3, 4)).clamp(min=1e-12) / top
+            else:
+                step = self.fixed_adc_step(per_array, adc_signed, code_max)
+            ps = quant.adc_(ps, 1.0 / step, p.adc_bits, adc_signed) * step
+        pw = torch.tensor(plane_w, device=device, dtype=dtype)
+        rows = torch.einsum("gcpbks,p,s->bgk", ps, pw, sw)
+        if self.drift_gain != 1.0:
+            rows = rows * self.drift_gain
+        if not m.differential:
+            rows = rows - self.offset_per_code * codes.sum(-1, keepdim=True)
+        return rows * scale
+
+    def update(self, x: torch.Tensor, d: torch.Tensor, lr: float) -> None:
+        """Outer-product update ``W <- W - lr * d^T x`` applied to the conductances in place (with
+        the tile's ``update_model``; the ideal device moves every cell by exactly its share,
+        within its conductance range). ``x``: (batch, in_features), ``d``: (batch, out_features).
+        Only the row tiles the update touched are re-derived."""
+        m = self.mapping
+        if self.update_model not in UPDATE_MODELS:
+            raise InputError(f"{self.name}: update model {self.update_model!r} is unknown; known: "
+                             f"{', '.join(UPDATE_MODELS)}")
+        if m.groups != 1:
+            raise InputError(f"{self.name}: update() takes one group; this tile holds {m.groups}")
+        if m.slices != 1:
+            raise InputError(f"{self.name}: update() needs one cell per weight; this tile spreads each weight "
+                             f"over {m.slices} slices (weight_bits {self.spec.weight_bits}, "
+                             f"bits_per_cell {self.spec.device.bits_per_cell})")
+        if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr):
+            raise InputError(f"{self.name}: update() lr must be a finite number, got {lr!r}")
+        x = _matrix(x, m.in_features, f"{self.name}: update() x")
+        d = _matrix(d, m.out_features, f"{self.name}: update() d")
+        if x.shape[0] != d.shape[0]:
+            raise InputError(f"{self.name}: update() x and d need the same batch, got {x.shape[0]} and {d.shape[0]}")
+        dev = self.g_programmed.device
+        dw = -float(lr) * (d.to(dev, torch.float32).t() @ x.to(dev, torch.float32))  # (N, K)
+        scale = self.w_scale[0].unsqueeze(-1)
+        dcode = torch.where(scale > 0, dw / torch.where(scale > 0, scale, 1.0), 0.0)
+        if self.drift_gain != 1.0:
+            dcode = dcode / self.drift_gain
+        pad = m.row_tiles * m.rows_per_tile - m.in_features
+        dlev = torch.nn.functional.pad(dcode, (0, pad)).reshape(m.out_features, m.row_tiles, m.rows_per_tile)
+        dlev = dlev.permute(1, 2, 0)  # (T, Rp, N)
+        g = self.g_programmed
+        top = self.beta + self.coding.top_level
+
+        def move(cells: torch.Tensor, step: torch.Tensor) -> None:  # cells touched move, within the range
+            cells.copy_(torch.where(step != 0, (cells + step).clamp(self.beta, top), cells))
+
+        if m.differential:  # a rise lowers G- as far as it can, then raises G+ (a fall the other way)
+            plus, minus = g[0, 0, :, :, 0], g[1, 0, :, :, 0]
+            rise, fall = dlev.clamp(min=0), (-dlev).clamp(min=0)
+            from_minus = torch.minimum(rise, minus - self.beta)
+            from_plus = torch.minimum(fall, plus - self.beta)
+            move(minus, fall - from_plus - from_minus)
+            move(plus, rise - from_minus - from_plus)
+        else:
+            move(g[0, 0, :, :, 0], dlev)
+        if self.stuck is not None:
+            g.copy_(torch.where(self.stuck == 1, torch.full_like(g, top), g))
+            g.copy_(torch.where(self.stuck == 2, torch.full_like(g, self.beta), g))
+        touched = torch.nonzero(dlev.abs().amax(dim=(1, 2)) > 0).flatten()
+        self.rederive(touched)
+
+    def weight_clip_mask(self, w: torch.Tensor) -> torch.Tensor | None:
+        """Where a weight lies inside the programmed range (None when the range follows the
+        weights and nothing clips)."""
+        if not self.fixed_scale:
+            return None
+        limit = (self.w_scale.reshape(-1) * self.coding.max_weight_code).to(w.device, w.dtype)
+        return (w.reshape(limit.shape[0], -1).abs() <= limit.unsqueeze(-1)).reshape(w.shape)
+
+    # ---- saved state ---------------------------------------------------------------------------
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        self.rng_state[0], self.rng_state[1] = self.rng.seed, self.rng.draws
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        key = prefix + "spec_json"
+        if key in state_dict:
+            mine, theirs = spec_fingerprint(self.spec), _decode_json(state_dict[key])
+            if theirs is not None and theirs != mine:
+                raise InputError(f"{self.name}: the state dict was saved from a chip with a different spec; "
+                                 f"differs in {_dict_diff(theirs, mine)} (saved vs this model)")
+        for name in ("g_programmed", "drift_exponent", "stuck", "w_scale", "adc_full_scale"):
+            k = prefix + name
+            mine = getattr(self, name)
+            if k in state_dict and mine is not None and tuple(state_dict[k].shape) != tuple(mine.shape):
+                raise InputError(f"{self.name}: saved {name} has shape {tuple(state_dict[k].shape)}, this layer's "
+                                 f"is {tuple(mine.shape)} (a different layer shape or mapping)")
+            if k in state_dict and mine is None:  # present in the saved chip only (e.g. drift exponents)
+                setattr(self, name, torch.empty_like(state_dict[k]))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+        self.rng.load_state_dict({"seed": int(self.rng_state[0]), "draws": int(self.rng_state[1])})
+        self.rederive()
+
+    def _apply(self, fn, recurse=True):
+        """Moves between devices apply; dtype casts do not (the chip has its own number formats)."""
+
+        def same_dtype(t: torch.Tensor) -> torch.Tensor:
+            out = fn(t)
+            return out if out.dtype == t.dtype else t.to(out.device)
+
+        out = super()._apply(same_dtype, recurse)
+        if self.signal is not None:
+            dev = self.g_programmed.device
+            self.signal = self.signal.to(dev)
+            self.variance = None if self.variance is None else self.variance.to(dev)
+        self._arrays, self._consts, self._scratch = {}, None, {}
+        return out
+
+    def extra_repr(self) -> str:
+        m = self.mapping
+        return (f"{m.groups}x{m.out_features}x{m.in_features} on {m.arrays} arrays {m.rows}x{m.cols}, "
+                f"{m.slices} slice(s)")
+
+
+def _matrix(x, features: int, what: str) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor) or x.is_complex() or x.dim() != 2 or x.shape[1] != features:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise InputError(f"{what} needs a real tensor of shape (batch, {features}), got {got}")
+    if not torch.isfinite(x).all():
+        raise InputError(f"{what} has non-finite values (NaN or inf)")
+    return x
+
+
+def _encode_json(d: dict) -> torch.Tensor:
+    return torch.tensor(list(json.dumps(d, sort_keys=True).encode()), dtype=torch.uint8)
+
+
+def _decode_json(t: torch.Tensor) -> dict | None:
+    try:
+        return json.loads(bytes(t.to(torch.uint8).tolist()).decode())
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _dict_diff(a: dict, b: dict, prefix: str = "") -> str:
+    diffs = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            sub = _dict_diff(va, vb, f"{prefix}{k}.")
+            if sub:
+                diffs.append(sub)
+        elif va != vb:
+            diffs.append(f"{prefix}{k}: {va!r} vs {vb!r}")
+    return "; ".join(diffs)

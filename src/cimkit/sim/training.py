@@ -1,0 +1,50 @@
+"""Training settings of a converted model: which backward pass, when programming noise is redrawn,
+whether the programmed weight range is frozen."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ..errors import InputError
+from .layers import CIMLayer
+
+
+def _layers(model: nn.Module, what: str) -> list[CIMLayer]:
+    if not isinstance(model, nn.Module):
+        raise InputError(f"{what}: model must be a torch.nn.Module, got {type(model).__name__}")
+    layers = [m for m in model.modules() if isinstance(m, CIMLayer)]
+    if not layers:
+        raise InputError(f"{what}: the model has no crossbar layers; call cimkit.convert first")
+    return layers
+
+
+def configure(model: nn.Module, *, backward: str | None = None, program_noise: str | None = None,
+              weight_range: str | None = None) -> nn.Module:
+    """Set the training behaviour of every crossbar layer of ``model`` (None leaves a setting as
+    it is; set a single layer's attribute of the same name to differ per layer):
+
+    ``backward``: ``straight_through`` (gradients of the ideal product, zero where the DAC or the
+    weight range clipped) or ``chip`` (input gradients from a transposed read of the programmed
+    arrays, with their DAC, read noise and ADC);
+    ``program_noise``: ``per_step`` (each reprogramming after a weight change draws a new
+    programming-noise sample), ``per_epoch`` (a new sample at each ``new_epoch``) or ``fixed``;
+    ``weight_range``: ``dynamic`` (the range follows the weights) or ``fixed`` (frozen at the
+    current programming; weights beyond it clip).
+
+    Every value is checked on every layer before any is changed. Returns the model."""
+    layers = _layers(model, "configure")
+    settings = {"backward_mode": backward, "program_noise": program_noise, "weight_range": weight_range}
+    settings = {k: v for k, v in settings.items() if v is not None}
+    for layer in layers:  # validate first: a refused value leaves every layer as it was
+        for attr, value in settings.items():
+            layer.check_setting(attr, value)
+    for layer in layers:
+        for attr, value in settings.items():
+            setattr(layer, attr, value)
+    return model
+
+
+def new_epoch(model: nn.Module) -> None:
+    """Start a new epoch: layers with ``program_noise='per_epoch'`` program their next noise sample."""
+    for layer in _layers(model, "new_epoch"):
+        layer.new_epoch()
