@@ -6,7 +6,8 @@ A: Linear 1024x1024, batch 256, 128-row arrays, 8-bit multi-level inputs, one an
 B: as A with bit-serial 8-bit inputs and 8-bit weights in four 2-bit cells: 32 array passes, so the
    floor is 32x plain; target <= 1.5x that floor (48x).
 C: LeNet-style CNN on 1x28x28, batch 128, config A (target <= 4x plain).
-D: exact IR-drop solver on a 128x128 array with 256 input vectors (target < 1 s).
+D: exact IR-drop solver on a 128x128 array with 256 input vectors (target < 1 s); and the transfer
+   matrices of the 4 arrays of one 128x128 nn.Linear on rram-22nm in one batch (target < 2 s).
 TA, TC: a training step (forward, cross-entropy, backward, SGD) of A's layer and of C's LeNet through
    the chip with straight-through gradients (targets <= 4x and <= 5x the same plain PyTorch step),
    and with the chip's own backward pass (reported).
@@ -146,6 +147,10 @@ def main() -> None:
     t_ir = timed(lambda: ck.sim.solve_ir_drop(g, v, 1.0), 3)
     print(f"D  exact IR-drop solver, 128x128 array, 256 vectors: {t_ir:.3f} s (target < 1 s) "
           f"{'yes' if t_ir < 1 else 'NO'}")
+    g4 = rng.uniform(1 / 900e3, 1 / 6e3, (4, 128, 128))  # rram-22nm's g_min..g_max, 1 ohm segments
+    t_ir4 = timed(lambda: ck.sim.irdrop.ir_drop_transfers(g4, 1.0), 3)
+    print(f"D  exact IR-drop transfers, 4 arrays of 128x128 in one batch: {t_ir4:.3f} s (target < 2 s) "
+          f"{'yes' if t_ir4 < 2 else 'NO'}")
 
 
 if __name__ == "__main__":
