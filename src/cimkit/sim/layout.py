@@ -47,6 +47,11 @@ class Layout:
     def __init__(self, mapping: ArrayMapping) -> None:
         self.mapping = mapping
 
+    @property
+    def key(self) -> tuple:
+        """Layouts with equal keys arrange a tile's matrices alike (the tile caches by it)."""
+        return (type(self).__name__,)
+
     def compute_arrays(self, m: torch.Tensor) -> torch.Tensor:
         """``m`` (G, T, Rp, S, N) arranged for this layout's product."""
         raise NotImplementedError
@@ -178,6 +183,10 @@ class ConvLayout(Layout):
         self.inner_dims = "BGSNL" if aligned else "GPBLSN"
         self.ones_w = torch.ones(groups, in_channels // groups, *kernel)
         self._out_hw: tuple[int, int] = (0, 0)
+
+    @property
+    def key(self) -> tuple:
+        return (type(self).__name__, self.aligned, self.kernel)
 
     def prepare(self, x):
         if any(self.pre_pad):

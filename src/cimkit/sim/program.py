@@ -60,39 +60,38 @@ def weight_codes(w: torch.Tensor, coding: LevelCoding, per_channel: bool,
     ``scale`` (a frozen range) weights beyond ``scale * max_weight_code`` clip."""
     if scale is None:
         if per_channel:
-            wmax = w.abs().amax(dim=-1)
+            wmax = torch.linalg.vector_norm(w, float("inf"), dim=-1)
         else:
-            wmax = w.abs().amax().expand(w.shape[:-1])
+            wmax = torch.linalg.vector_norm(w, float("inf")).expand(w.shape[:-1])
         scale = wmax / coding.max_weight_code
-    codes = w / torch.where(scale > 0, scale, torch.ones_like(scale)).unsqueeze(-1)
+    codes = w * torch.where(scale > 0, 1.0 / scale, 1.0).unsqueeze(-1)
     if coding.integer:
-        codes = torch.round(codes)
-    codes = torch.clamp(codes, -coding.max_weight_code, coding.max_weight_code)
+        codes.round_()
+    codes.clamp_(-coding.max_weight_code, coding.max_weight_code)
     return codes, scale
 
 
-def target_levels(codes: torch.Tensor, coding: LevelCoding, differential: bool) -> torch.Tensor:
-    """Cell levels, shape (polarities, slices, groups, N, K)."""
-    if differential:
-        mags = torch.stack([codes.clamp(min=0), (-codes).clamp(min=0)])
-    else:
-        mags = (codes + coding.offset_code).unsqueeze(0)
-    if coding.slices == 1:
-        return mags.unsqueeze(1)
-    return slice_magnitudes(mags, coding.bits_per_cell, coding.slices).transpose(0, 1)
-
-
-def to_tiles(cells: torch.Tensor, mapping: ArrayMapping) -> torch.Tensor:
-    """(..., S, G, N, K) -> (..., G, T, Rp, S, N): rows cut into row tiles, zero-padded."""
+def to_rows(codes: torch.Tensor, mapping: ArrayMapping) -> torch.Tensor:
+    """Weight codes (G, N, K) in array order (G, T, Rp, N): rows cut into row tiles, zero-padded."""
     k, rp, t = mapping.in_features, mapping.rows_per_tile, mapping.row_tiles
     pad = t * rp - k
     if pad:
-        cells = torch.nn.functional.pad(cells, (0, pad))
-    lead = cells.shape[:-4]
-    s, g, n = cells.shape[-4:-1]
-    cells = cells.reshape(*lead, s, g, n, t, rp)
-    nl = len(lead)
-    return cells.permute(*range(nl), nl + 1, nl + 3, nl + 4, nl, nl + 2)
+        codes = torch.nn.functional.pad(codes, (0, pad))
+    g, n = codes.shape[:2]
+    return codes.reshape(g, n, t, rp).permute(0, 2, 3, 1).contiguous()
+
+
+def target_levels(rows: torch.Tensor, coding: LevelCoding, differential: bool) -> torch.Tensor:
+    """Cell levels (polarities, G, T, Rp, S, N) of codes in array order (G, T, Rp, N)."""
+    if differential:
+        mags = rows.new_empty((2, *rows.shape))
+        torch.clamp(rows, min=0, out=mags[0])
+        torch.neg(rows, out=mags[1]).clamp_(min=0)
+    else:
+        mags = (rows + coding.offset_code).unsqueeze(0)
+    if coding.slices == 1:
+        return mags.unsqueeze(-2)
+    return slice_magnitudes(mags, coding.bits_per_cell, coding.slices).movedim(0, -2).contiguous()
 
 
 @dataclass
@@ -136,10 +135,12 @@ def program(
     dev = spec.device
     coding = level_coding(spec, mapping.slices)
     codes, scale = weight_codes(w, coding, spec.weight_scale == "per_channel", scale)
-    g = to_tiles(target_levels(codes, coding, mapping.differential), mapping)
+    g = target_levels(to_rows(codes, mapping), coding, mapping.differential)
+    if mapping.row_tiles * mapping.rows_per_tile > mapping.in_features:  # unused rows hold level 0
+        g.view(g.shape[0], g.shape[1], -1, *g.shape[-2:])[:, :, mapping.in_features:] = 0
     g_unit_s, beta = conductance_units(spec, coding)
     g_max = beta + coding.top_level
-    g = g + beta
+    g.add_(beta)
 
     if dev.programming_noise_poly is not None:
         x = g / g_max
@@ -205,8 +206,7 @@ def with_ir_drop(g: torch.Tensor, state: ProgrammedState, spec: HardwareSpec, ma
         eff = irdrop.first_order_ir_drop(blocks.double(), arr.wire_resistance_ohm)
     else:
         flat = blocks.double().reshape(-1, rp, arr.cols)
-        eff = torch.stack([torch.from_numpy(irdrop.ir_drop_transfer(b, arr.wire_resistance_ohm)) for b in flat])
-        eff = eff.reshape(blocks.shape)
+        eff = torch.from_numpy(irdrop.ir_drop_transfers(flat, arr.wire_resistance_ohm)).reshape(blocks.shape)
     eff = (eff / state.g_unit_s).to(g.dtype).permute(0, 1, 3, 2, 4).reshape(grp, t, rp, ct * arr.cols)[..., :used]
     return eff.reshape(grp, t, rp, n, s, pol).permute(5, 0, 1, 2, 4, 3).contiguous()
 

@@ -84,6 +84,7 @@ class CrossbarTile(nn.Module):
         self.register_buffer("adc_full_scale", torch.full((m.slices,), float("nan")))
         self.register_buffer("spec_json", _encode_json(spec_fingerprint(spec)))
         self.rng = CounterNormal(self.seed ^ _READ_SALT)
+        self._program_stream = CounterNormal(self.seed ^ _PROGRAM_SALT)
         self.fixed_scale = False
         self.calibrating: str | None = None
         self.stage_hooks: dict[str, OrderedDict] = {s: OrderedDict() for s in STAGES}
@@ -109,19 +110,20 @@ class CrossbarTile(nn.Module):
         w3 = weights.detach().to("cpu", torch.float32).reshape(m.groups, m.out_features, m.in_features)
         if not torch.isfinite(w3).all():
             raise InputError(f"{self.name}: weight has non-finite values; cannot program it")
-        stream = CounterNormal(self.seed ^ _PROGRAM_SALT)
+        stream = self._program_stream
         stream.draws = 2 * int(self.program_index)  # noise, then drift exponents: one sample per programming
+
+        def normal(shape):  # into a reused buffer: fresh 8 MB allocations page-fault at every step
+            return stream.sample(shape, out=self.scratch("program_noise", shape, torch.device("cpu"), torch.float32))
+
         scale = self.w_scale.cpu() if self.fixed_scale else None
         stuck = None if self.stuck is None else self.stuck.cpu()
-        state, w_scale, _ = prog.program(w3, self.spec, m, stream.sample, stuck, scale)
+        state, w_scale, _ = prog.program(w3, self.spec, m, normal, stuck, scale)
         device = self.g_programmed.device
-        self.g_programmed.copy_(state.g_prog.to(device))
-        self.w_scale.copy_(w_scale.to(device))
+        self.g_programmed = state.g_prog.to(device)
+        self.w_scale = w_scale.to(device)
         if state.nu is not None:
-            if self.drift_exponent is None:
-                self.drift_exponent = state.nu.to(device)
-            else:
-                self.drift_exponent.copy_(state.nu.to(device))
+            self.drift_exponent = state.nu.to(device)
         self.rederive()
 
     def get_weights(self) -> torch.Tensor:
@@ -167,7 +169,7 @@ class CrossbarTile(nn.Module):
 
     def arrays(self, layout: Layout, dtype: torch.dtype, device: torch.device) -> Arrays:
         """The effective matrices in ``layout``'s compute form (cached until the chip changes)."""
-        key = (id(layout), dtype, device)
+        key = (layout.key, dtype, device)
         hit = self._arrays.get(key)
         if hit is not None:
             return hit
