@@ -49,49 +49,67 @@ def level_coding(spec: HardwareSpec, slices: int) -> LevelCoding:
     return LevelCoding(float(2 ** (b - 1) - 1), 0.0 if differential else float(2 ** (b - 1)), top, True, bpc, slices)
 
 
-def weight_codes(w: torch.Tensor, coding: LevelCoding, per_channel: bool,
-                 scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Signed weight codes and their digital scale. ``w``: (groups, N, K); scale: (groups, N).
+def weight_scale(w: torch.Tensor, coding: LevelCoding, per_channel: bool) -> torch.Tensor:
+    """The digital scale (groups, N) that maps each channel's (or the tensor's) largest weight
+    magnitude to the top code. An all-zero channel (a pruned output) gets scale 0: its cells hold
+    level 0 like any zero weight, and the digital scale removes whatever programming or read noise
+    they carry, so its output stays exactly zero whatever the device. A NaN weight makes its
+    channel's scale NaN."""
+    lo, hi = torch.aminmax(w, dim=-1)  # no |w| temporary
+    wmax = torch.maximum(hi, lo.neg())
+    if not per_channel:
+        wmax = wmax.amax().expand(w.shape[:-1])
+    return wmax / coding.max_weight_code
 
-    Without ``scale`` the range follows the weights (the largest magnitude of a channel, or of the
-    tensor, maps to the top code) and nothing clips. An all-zero channel (a pruned output) gets scale
-    0: its cells hold level 0 like any zero weight, and the digital scale removes whatever programming
-    or read noise they carry, so its output stays exactly zero whatever the device. With a given
-    ``scale`` (a frozen range) weights beyond ``scale * max_weight_code`` clip."""
-    if scale is None:
-        if per_channel:
-            wmax = torch.linalg.vector_norm(w, float("inf"), dim=-1)
-        else:
-            wmax = torch.linalg.vector_norm(w, float("inf")).expand(w.shape[:-1])
-        scale = wmax / coding.max_weight_code
-    codes = w * torch.where(scale > 0, 1.0 / scale, 1.0).unsqueeze(-1)
+
+def _quantize_(codes: torch.Tensor, coding: LevelCoding) -> torch.Tensor:
+    """Weight values in code units -> codes, in place: rounded (integer weights), clipped."""
     if coding.integer:
         codes.round_()
-    codes.clamp_(-coding.max_weight_code, coding.max_weight_code)
-    return codes, scale
+    return codes.clamp_(-coding.max_weight_code, coding.max_weight_code)
 
 
-def to_rows(codes: torch.Tensor, mapping: ArrayMapping) -> torch.Tensor:
-    """Weight codes (G, N, K) in array order (G, T, Rp, N): rows cut into row tiles, zero-padded."""
-    k, rp, t = mapping.in_features, mapping.rows_per_tile, mapping.row_tiles
-    pad = t * rp - k
-    if pad:
-        codes = torch.nn.functional.pad(codes, (0, pad))
-    g, n = codes.shape[:2]
-    return codes.reshape(g, n, t, rp).permute(0, 2, 3, 1).contiguous()
+def codes_in_array_order(w: torch.Tensor, scale: torch.Tensor, coding: LevelCoding, mapping: ArrayMapping,
+                         out: torch.Tensor | None = None) -> torch.Tensor:
+    """Weight codes of ``w`` (G, N, K) in array order (G, T, Rp, N): rows cut into row tiles and
+    zero-padded, outputs last. One strided pass over the weights (into ``out`` when given)."""
+    g, n, k = w.shape
+    rp, t = mapping.rows_per_tile, mapping.row_tiles
+    if t * rp > k:
+        w = torch.nn.functional.pad(w, (0, t * rp - k))
+    inv = torch.where(scale > 0, 1.0 / scale, 1.0).view(g, 1, 1, n)
+    if out is None:
+        out = w.new_empty((g, t, rp, n))
+    return _quantize_(torch.mul(w.reshape(g, n, t, rp).permute(0, 2, 3, 1), inv, out=out), coding)
 
 
-def target_levels(rows: torch.Tensor, coding: LevelCoding, differential: bool) -> torch.Tensor:
-    """Cell levels (polarities, G, T, Rp, S, N) of codes in array order (G, T, Rp, N)."""
-    if differential:
-        mags = rows.new_empty((2, *rows.shape))
-        torch.clamp(rows, min=0, out=mags[0])
-        torch.neg(rows, out=mags[1]).clamp_(min=0)
-    else:
-        mags = (rows + coding.offset_code).unsqueeze(0)
+def target_levels(rows: torch.Tensor, coding: LevelCoding, differential: bool,
+                  out: torch.Tensor | None = None) -> torch.Tensor:
+    """Cell levels (polarities, G, T, Rp, S, N) of codes in array order (G, T, Rp, N), written into
+    ``out`` when given (a reused buffer: fresh multi-MB tensors page-fault at every programming)."""
+    pol = 2 if differential else 1
+    if out is None:
+        out = rows.new_empty((pol, *rows.shape[:-1], coding.slices, rows.shape[-1]))
     if coding.slices == 1:
-        return mags.unsqueeze(-2)
-    return slice_magnitudes(mags, coding.bits_per_cell, coding.slices).movedim(0, -2).contiguous()
+        mags = out.squeeze(-2)
+        if differential:
+            torch.clamp(rows, min=0, out=mags[0])
+            torch.neg(rows, out=mags[1]).clamp_(min=0)
+        else:
+            torch.add(rows, coding.offset_code, out=mags[0])
+        return out
+    mags = torch.stack([rows.clamp(min=0), rows.neg().clamp_(min=0)]) if differential else (
+        rows + coding.offset_code).unsqueeze(0)
+    return out.copy_(slice_magnitudes(mags, coding.bits_per_cell, coding.slices).movedim(0, -2))
+
+
+#: ``work(name, shape)``: a float32 buffer of that shape, reused from call to call under that name
+Workspace = Callable[[str, tuple[int, ...]], torch.Tensor]
+
+
+def _buffer(work: Workspace | None, name: str, like: torch.Tensor, shape: tuple[int, ...] | None = None):
+    shape = tuple(like.shape if shape is None else shape)
+    return None if work is None or like.device.type != "cpu" else work(name, shape)
 
 
 @dataclass
@@ -126,16 +144,22 @@ def draw_stuck_cells(shape: tuple[int, ...], spec: HardwareSpec, generator: torc
 
 def program(
     w: torch.Tensor, spec: HardwareSpec, mapping: ArrayMapping, normal: Callable[[tuple[int, ...]], torch.Tensor],
-    stuck: torch.Tensor | None = None, scale: torch.Tensor | None = None,
+    stuck: torch.Tensor | None = None, scale: torch.Tensor | None = None, *,
+    out: torch.Tensor | None = None, work: Workspace | None = None,
 ) -> tuple[ProgrammedState, torch.Tensor, LevelCoding]:
     """Program weights ``w`` (groups, N, K) once; returns the state, the digital weight scale
     (groups, N) and the level coding. ``normal(shape)`` supplies the standard-normal draws of the
     programming noise and drift exponents (the caller's seeded stream); ``stuck`` (from
-    ``draw_stuck_cells``) pins cells to g_max or g_min; ``scale`` freezes the weight range."""
+    ``draw_stuck_cells``) pins cells to g_max or g_min; ``scale`` freezes the weight range.
+    ``out`` (the cells) and ``work`` (temporaries) are reused buffers, if given: fresh multi-MB
+    tensors page-fault at every programming of a training step."""
     dev = spec.device
     coding = level_coding(spec, mapping.slices)
-    codes, scale = weight_codes(w, coding, spec.weight_scale == "per_channel", scale)
-    g = target_levels(to_rows(codes, mapping), coding, mapping.differential)
+    if scale is None:
+        scale = weight_scale(w, coding, spec.weight_scale == "per_channel")
+    rows_shape = (mapping.groups, mapping.row_tiles, mapping.rows_per_tile, mapping.out_features)
+    rows = codes_in_array_order(w, scale, coding, mapping, _buffer(work, "rows", w, rows_shape))
+    g = target_levels(rows, coding, mapping.differential, out)
     if mapping.row_tiles * mapping.rows_per_tile > mapping.in_features:  # unused rows hold level 0
         g.view(g.shape[0], g.shape[1], -1, *g.shape[-2:])[:, :, mapping.in_features:] = 0
     g_unit_s, beta = conductance_units(spec, coding)
@@ -153,13 +177,14 @@ def program(
         g = g.add_(normal(g.shape).to(g.device), alpha=dev.programming_noise_frac * g_max).clamp_(min=0)
 
     if stuck is not None:
-        g = torch.where(stuck == 1, torch.full_like(g, g_max), g)
-        g = torch.where(stuck == 2, torch.full_like(g, beta), g)
+        g = g.masked_fill_(stuck == 1, g_max).masked_fill_(stuck == 2, beta)
 
     nu = None
     if dev.drift_nu > 0 or dev.drift_nu_std > 0:
         nu = (dev.drift_nu + dev.drift_nu_std * normal(g.shape).to(g.device)).clamp(min=0)
-    return ProgrammedState(g.contiguous(), nu, g_unit_s, beta), scale, coding
+    if out is not None and g is not out:  # the noise polynomial computes out of place
+        g = out.copy_(g)
+    return ProgrammedState(g, nu, g_unit_s, beta), scale, coding
 
 
 def drifted(state: ProgrammedState, spec: HardwareSpec, t_s: float) -> torch.Tensor:
@@ -170,21 +195,27 @@ def drifted(state: ProgrammedState, spec: HardwareSpec, t_s: float) -> torch.Ten
     return state.g_prog * torch.exp(-state.nu * math.log(t_s / t0))
 
 
-def read_variance(g: torch.Tensor, state: ProgrammedState, spec: HardwareSpec, t_s: float) -> torch.Tensor | None:
-    """Per-read noise variance of each cell in level^2 units, or None without read noise."""
+def read_variance(g: torch.Tensor, state: ProgrammedState, spec: HardwareSpec, t_s: float,
+                  out: torch.Tensor | None = None) -> torch.Tensor | None:
+    """Per-read noise variance in level^2 units of the cells ``g`` (polarities, ...), summed over
+    the polarities (the two cells of a differential pair add their noise), or None without read
+    noise."""
     dev = spec.device
     if dev.read_noise_model == "none" or dev.read_noise_frac == 0:
         return None
     g_max = state.beta + (dev.g_max_us - dev.g_min_us) * 1e-6 / state.g_unit_s
-    if dev.read_noise_model == "proportional":
-        sigma = dev.read_noise_frac * g
-    elif dev.read_noise_model == "additive":
-        sigma = torch.full_like(g, dev.read_noise_frac * g_max)
-    else:  # 1/f noise of PCM (Nandakumar et al. 2019), accumulated over t since programming
-        t = max(t_s, dev.drift_t0_s)
-        q_s = (0.0088 / (g / g_max).clamp(min=1e-3) ** 0.65).clamp(max=dev.read_noise_frac)
-        sigma = g * q_s * math.sqrt(math.log((t + dev.read_time_s) / (2 * dev.read_time_s)))
-    return sigma.square()
+    if dev.read_noise_model == "proportional":  # frac^2 * sum_pol g^2, in three passes over one polarity
+        var = torch.mul(g[0], g[0], out=out)
+        for pol in g[1:]:
+            var.addcmul_(pol, pol)
+        return var.mul_(dev.read_noise_frac**2)
+    if dev.read_noise_model == "additive":
+        return torch.full_like(g[0], g.shape[0] * (dev.read_noise_frac * g_max) ** 2)
+    # 1/f noise of PCM (Nandakumar et al. 2019), accumulated over t since programming
+    t = max(t_s, dev.drift_t0_s)
+    q_s = (0.0088 / (g / g_max).clamp(min=1e-3) ** 0.65).clamp(max=dev.read_noise_frac)
+    sigma = g * q_s * math.sqrt(math.log((t + dev.read_time_s) / (2 * dev.read_time_s)))
+    return sigma.square().sum(0)
 
 
 def with_ir_drop(g: torch.Tensor, state: ProgrammedState, spec: HardwareSpec, mapping: ArrayMapping) -> torch.Tensor:
@@ -212,17 +243,15 @@ def with_ir_drop(g: torch.Tensor, state: ProgrammedState, spec: HardwareSpec, ma
 
 
 def effective(
-    state: ProgrammedState, spec: HardwareSpec, mapping: ArrayMapping, t_s: float
+    state: ProgrammedState, spec: HardwareSpec, mapping: ArrayMapping, t_s: float, work: Workspace | None = None
 ) -> tuple[torch.Tensor, torch.Tensor | None, float]:
     """Signal matrix (G, T, Rp, S, N), read-noise variance (same shape or None) and the global
     drift-compensation gain at inference time ``t_s``. A differential pair is subtracted in analog,
-    so its signal is G+ - G- and its variance the sum of both cells'."""
+    so its signal is G+ - G- and its variance the sum of both cells'. ``work``: reused buffers."""
     g_t = drifted(state, spec, t_s)
-    var = read_variance(g_t, state, spec, t_s)
+    var = read_variance(g_t, state, spec, t_s, _buffer(work, "variance", g_t[0]))
     eff = with_ir_drop(g_t, state, spec, mapping)
-    signal = eff[0] - eff[1] if mapping.differential else eff[0]
-    if var is not None:
-        var = var.sum(0)
+    signal = torch.sub(eff[0], eff[1], out=_buffer(work, "signal", eff[0])) if mapping.differential else eff[0]
     gain = 1.0
     if spec.periphery.drift_compensation == "global" and state.nu is not None and t_s > spec.device.drift_t0_s:
         ref_eff = with_ir_drop(state.g_prog, state, spec, mapping)

@@ -18,6 +18,8 @@ import torch
 
 _TABLE_BITS = 16
 _COUNTER_BITS = 40
+#: hashes per chunk: bounds the scratch memory of large draws (measured no slower than one pass)
+_CHUNK_QUADS = 1 << 17
 
 
 def _signed64(v: int) -> int:
@@ -74,21 +76,31 @@ class CounterNormal:
         for s in shape:
             n *= int(s)
         quads = (n + 3) // 4
-        h, tmp, idx = self._buffers(quads, device)
         base = (self.seed * 0x100000001B3 + self.draws) % (1 << (63 - _COUNTER_BITS))
         self.draws += 1
-        # SplitMix64: z = (base * 2^40 + i) * golden; z ^= z >>> 30; z *= M1; z ^= z >>> 27; z *= M2; z ^= z >>> 31
-        torch.add(_counter(quads, device), base << _COUNTER_BITS, out=h).mul_(_GOLDEN)
-        for shift, mult in ((30, _MIX1), (27, _MIX2), (31, None)):
-            torch.bitwise_right_shift(h, shift, out=tmp).bitwise_and_((1 << (64 - shift)) - 1)
-            h.bitwise_xor_(tmp)
-            if mult is not None:
-                h.mul_(mult)
-        halves = h.view(torch.int32)  # two 32-bit words per hash
-        torch.bitwise_and(halves, 0xFFFF, out=idx[: 2 * quads])
-        torch.bitwise_right_shift(halves, 16, out=idx[2 * quads:]).bitwise_and_(0xFFFF)
         table = _quantile_table(device)
         if out is None:
             out = torch.empty(shape, dtype=torch.float32, device=device)
-        torch.index_select(table, 0, idx[:n], out=out.view(-1))
+        flat = out.view(-1)
+        h_all, tmp_all, idx_all = self._buffers(min(quads, _CHUNK_QUADS), device)
+        # hash i gives samples 2i, 2i+1 (its low 16-bit halves) and 2q+2i, 2q+2i+1 (its high ones);
+        # chunks of hashes give the same samples as one pass
+        for first in range(0, quads, _CHUNK_QUADS):
+            count = min(_CHUNK_QUADS, quads - first)
+            h, tmp, idx = h_all[:count], tmp_all[:count], idx_all[: 4 * count]
+            # SplitMix64: z = (base * 2^40 + i) * golden; z ^= z >>> 30; z *= M1; z ^= z >>> 27; z *= M2; z ^= z >>> 31
+            torch.add(_counter(count, device), (base << _COUNTER_BITS) + first, out=h).mul_(_GOLDEN)
+            for shift, mult in ((30, _MIX1), (27, _MIX2), (31, None)):
+                torch.bitwise_right_shift(h, shift, out=tmp).bitwise_and_((1 << (64 - shift)) - 1)
+                h.bitwise_xor_(tmp)
+                if mult is not None:
+                    h.mul_(mult)
+            halves = h.view(torch.int32)  # two 32-bit words per hash
+            low, high = idx[: 2 * count], idx[2 * count:]
+            torch.bitwise_and(halves, 0xFFFF, out=low)
+            torch.bitwise_right_shift(halves, 16, out=high).bitwise_and_(0xFFFF)
+            for part, start in ((low, 2 * first), (high, 2 * quads + 2 * first)):
+                stop = min(start + 2 * count, n)
+                if stop > start:
+                    torch.index_select(table, 0, part[: stop - start], out=flat[start:stop])
         return out

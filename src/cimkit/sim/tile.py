@@ -108,8 +108,6 @@ class CrossbarTile(nn.Module):
                              f"({m.groups} group(s) of {m.out_features}x{m.in_features}), got "
                              f"{tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights).__name__}")
         w3 = weights.detach().to("cpu", torch.float32).reshape(m.groups, m.out_features, m.in_features)
-        if not torch.isfinite(w3).all():
-            raise InputError(f"{self.name}: weight has non-finite values; cannot program it")
         stream = self._program_stream
         stream.draws = 2 * int(self.program_index)  # noise, then drift exponents: one sample per programming
 
@@ -118,13 +116,23 @@ class CrossbarTile(nn.Module):
 
         scale = self.w_scale.cpu() if self.fixed_scale else None
         stuck = None if self.stuck is None else self.stuck.cpu()
-        state, w_scale, _ = prog.program(w3, self.spec, m, normal, stuck, scale)
+        cpu = self.g_programmed.device.type == "cpu"
+        state, w_scale, _ = prog.program(w3, self.spec, m, normal, stuck, scale,
+                                         out=self.g_programmed if cpu else None, work=self._workspace("program_"))
+        # a NaN weight makes its channel's scale NaN (an infinite one: the scale infinite); with a
+        # frozen range NaN codes reach the cells. One reduction finds either.
+        if not bool(torch.isfinite(w_scale).all()) or (self.fixed_scale and bool(state.g_prog.isnan().any())):
+            raise InputError(f"{self.name}: weight has non-finite values; cannot program it")
         device = self.g_programmed.device
         self.g_programmed = state.g_prog.to(device)
         self.w_scale = w_scale.to(device)
         if state.nu is not None:
             self.drift_exponent = state.nu.to(device)
         self.rederive()
+
+    def _workspace(self, prefix: str) -> prog.Workspace:
+        cpu = torch.device("cpu")
+        return lambda name, shape: self.scratch(prefix + name, shape, cpu, torch.float32)
 
     def get_weights(self) -> torch.Tensor:
         """What the chip holds, read back in weight units at the current read time: (groups, N, K)
@@ -158,8 +166,8 @@ class CrossbarTile(nn.Module):
                 self.signal[:, rows] = sig.to(device)
                 if var is not None:
                     self.variance[:, rows] = var.to(device)
-        else:
-            sig, var, gain = prog.effective(self._state(), self.spec, self.mapping, t_s)
+        else:  # into reused buffers: the arrays derived from them are rebuilt below anyway
+            sig, var, gain = prog.effective(self._state(), self.spec, self.mapping, t_s, self._workspace("derived_"))
             self.signal = sig.to(device)
             self.variance = None if var is None else var.to(device)
             self.drift_gain = gain
