@@ -8,6 +8,7 @@ B: as A with bit-serial 8-bit inputs and 8-bit weights in four 2-bit cells: 32 a
 C: LeNet-style CNN on 1x28x28, batch 128, config A (target <= 4x plain).
 D: exact IR-drop solver on a 128x128 array with 256 input vectors (target < 1 s); and the transfer
    matrices of the 4 arrays of one 128x128 nn.Linear on rram-22nm in one batch (target < 2 s).
+E: converting that nn.Linear with exact IR drop, programming included (target < 2 s).
 TA, TC: a training step (forward, cross-entropy, backward, SGD) of A's layer and of C's LeNet through
    the chip with straight-through gradients (targets <= 4x and <= 5x the same plain PyTorch step),
    and with the chip's own backward pass (reported).
@@ -151,6 +152,11 @@ def main() -> None:
     t_ir4 = timed(lambda: ck.sim.irdrop.ir_drop_transfers(g4, 1.0), 3)
     print(f"D  exact IR-drop transfers, 4 arrays of 128x128 in one batch: {t_ir4:.3f} s (target < 2 s) "
           f"{'yes' if t_ir4 < 2 else 'NO'}")
+    exact = ck.HardwareSpec.preset("rram-22nm").replace(**{"array.ir_drop": "exact"})
+    small = nn.Linear(128, 128)
+    t_conv = timed(lambda: ck.convert(small, exact, seed=0), 3)
+    print(f"E  convert a 128x128 nn.Linear on rram-22nm with exact IR drop: {t_conv:.3f} s (target < 2 s) "
+          f"{'yes' if t_conv < 2 else 'NO'}")
 
 
 if __name__ == "__main__":

@@ -388,3 +388,106 @@ def test_configure_checks_every_layer_before_changing_any():
     with pytest.raises(InputError, match=r"1: backward_mode 'chip' is not one this NoChip can do"):
         configure(cim, backward="chip")
     assert cim[0].backward_mode == "straight_through"
+
+
+# ---- regressions found in review ----------------------------------------------------------------------
+def _one_slice_noisy():
+    return spec_with("ideal", **{"weight_bits": 8, "device.bits_per_cell": 8, "device.programming_noise_frac": 0.05,
+                                 "device.g_min_us": 10.0, "device.g_max_us": 100.0,
+                                 "device.read_noise_model": "none", "array.rows": 16})
+
+
+@pytest.mark.parametrize("mapping", ["differential", "offset"])
+def test_update_moves_only_the_cells_it_touches_and_rederives_them(mapping):
+    spec = _one_slice_noisy().replace(**{"array.signed_mapping": mapping})
+    torch.manual_seed(12)
+    tile = ck.convert(nn.Linear(40, 24), spec, seed=1).tile
+    g0 = tile.g_programmed.clone()
+    x, d = torch.randn(6, 40), torch.randn(6, 24)
+    x[:, 5:] = 0  # rows 5.. untouched: programming noise left some of their cells below g_min
+    tile.update(x, d, 1e-4)
+    rows = g0.flatten(2, 3)  # (pol, G, rows, S, N)
+    assert torch.equal(tile.g_programmed.flatten(2, 3)[:, :, 5:], rows[:, :, 5:])
+    partial = tile.signal.clone()
+    tile.rederive()
+    assert torch.equal(partial, tile.signal)
+
+
+def test_a_chip_saved_right_after_an_optimizer_step_holds_the_saved_weights():
+    torch.manual_seed(13)
+    cim = quiet_convert(nn.Sequential(nn.Linear(16, 8)), "rram-22nm", seed=1)
+    x = torch.randn(4, 16)
+    opt = torch.optim.SGD(cim.parameters(), lr=0.5)
+    cim(x).square().sum().backward()
+    opt.step()  # no forward since: the chip still holds the old weights
+    state = cim.state_dict()
+    fresh = quiet_convert(nn.Sequential(nn.Linear(16, 8)), "rram-22nm", seed=5)
+    fresh.load_state_dict(state)
+    with torch.no_grad():
+        assert torch.equal(fresh(x), cim(x))
+    assert rel_err(fresh[0].tile.get_weights()[0], fresh[0].weight.detach()) < 0.05
+
+
+def test_weight_changes_that_keep_the_version_counter_still_reprogram_and_copies_keep_the_chip():
+    import copy
+    cim = ck.convert(nn.Linear(8, 4), "ideal")
+    x = torch.randn(3, 8)
+    cim.weight.data.mul_(2)  # .data edits bypass the parameter's version counter
+    with torch.no_grad():
+        assert rel_err(cim(x), x @ cim.weight.detach().t() + cim.bias.detach()) < 1e-5
+    noisy = ck.convert(nn.Linear(8, 4), _noisy_programming(), seed=3)
+    twin = copy.deepcopy(noisy)
+    with torch.no_grad():
+        assert torch.equal(twin(x), noisy(x))
+    assert int(twin.tile.program_index) == int(noisy.tile.program_index) == 0
+
+
+def test_refused_weights_leave_the_chip_as_it_was():
+    spec = spec_with("ideal", **{"weight_bits": 8, "device.bits_per_cell": 2})  # several slices
+    cim = ck.convert(nn.Linear(6, 3), spec)
+    x = torch.randn(2, 6)
+    with torch.no_grad():
+        before = cim(x)
+    cim.weight_range = "fixed"
+    with torch.no_grad():
+        cim.weight[0, 0] = float("nan")
+    with pytest.raises(InputError, match="non-finite"):
+        cim(x)
+    assert torch.isfinite(cim.tile.g_programmed).all() and int(cim.tile.program_index) == 0
+    with torch.no_grad():
+        cim.weight[0, 0] = 0.0
+        cim.weight_range = "dynamic"
+        assert torch.isfinite(cim(x)).all() and before.shape == cim(x).shape
+
+
+def test_a_state_dict_held_by_reference_stays_one_consistent_chip():
+    torch.manual_seed(14)
+    cim = quiet_convert(nn.Sequential(nn.Linear(12, 5)), "rram-22nm", seed=2)
+    x = torch.randn(3, 12)
+    state = cim.state_dict()  # tensors shared with the model
+    with torch.no_grad():
+        cim[0].weight.mul_(3)
+        cim(x)  # reprogrammed in place: the held state now describes the new chip, all of it
+    fresh = quiet_convert(nn.Sequential(nn.Linear(12, 5)), "rram-22nm", seed=9)
+    fresh.load_state_dict(state)  # cells and weight scales of the same programming
+    assert torch.equal(fresh[0].tile.get_weights(), cim[0].tile.get_weights())
+
+
+def test_chip_backward_is_zero_where_the_dac_clipped():
+    lin = nn.Linear(4, 3)
+    cim = ck.convert(lin, _quantized_spec())
+    ck.calibrate(cim, torch.rand(64, 4) * 0.1, percentile=100)
+    cim.backward_mode = "chip"
+    x = torch.tensor([[5.0, 0.01, -5.0, 0.02]], requires_grad=True)
+    cim(x).sum().backward()
+    assert x.grad[0, 0] == 0 and x.grad[0, 2] == 0 and bool((x.grad[0, [1, 3]] != 0).all())
+
+
+def test_a_load_of_bare_weights_keeps_the_read_noise_stream_where_it_is():
+    cim = quiet_convert(nn.Linear(8, 4), "rram-22nm", seed=1)
+    x = torch.randn(2, 8)
+    with torch.no_grad():
+        cim(x)
+    draws = cim.tile.rng.draws
+    cim.load_state_dict(nn.Linear(8, 4).state_dict(), strict=False)
+    assert cim.tile.rng.draws == draws > 0

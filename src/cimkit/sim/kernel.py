@@ -210,17 +210,16 @@ class ChipProduct(torch.autograd.Function):
         layout = layer.layout
         w = layer.matrix_weight(weight).to(d.dtype)
         dx = dw = db = None
-        if layer.backward_mode == "chip":
-            if ctx.needs_input_grad[0]:
+        chip = layer.backward_mode == "chip"
+        if ctx.needs_input_grad[0]:
+            if chip:
                 dx = layout.from_matrix_grad(layer.tile.read_transposed(layout.to_matrix_grad(d)), x.shape)
-            x_seen = enc.quantized(x)
-        else:
-            if ctx.needs_input_grad[0]:
+            else:
                 dx = layout.input_grad(d, w, x.shape)
-                mask = enc.clip_mask(x)
-                if mask is not None:
-                    dx = dx * mask
-            x_seen = x
+            mask = enc.clip_mask(x)  # the forward's derivative is zero where the DAC clipped
+            if mask is not None:
+                dx = dx * mask
+        x_seen = enc.quantized(x) if chip else x
         if ctx.needs_input_grad[1]:
             dw = layout.weight_grad(d, x_seen.to(d.dtype), w.shape)
             if layer.backward_mode == "straight_through":

@@ -55,7 +55,10 @@ class CIMLayer(nn.Module):
         self._program_noise = "per_step"
         self._weight_range = "dynamic"
         self.tile.program(self.weight)
-        self._programmed_key: tuple | None = self._weight_key()
+        # the weights the chip holds now: compared with ``weight`` at each forward (an optimizer may
+        # change weights without bumping their version, and copies move them)
+        self.register_buffer("programmed_weight", self.weight.detach().clone(), persistent=False)
+        self._stale = False  # weights loaded without a chip: program them at the next forward
         self._loaded_chip = False
         self._calib_data: dict[str, list[torch.Tensor]] = {}
         self._calib_handle = None
@@ -115,25 +118,21 @@ class CIMLayer(nn.Module):
     def new_epoch(self) -> None:
         """With ``program_noise='per_epoch'``: program the next programming-noise sample."""
         if self._program_noise == "per_epoch":
-            self.tile.program_index += 1
-            self.tile.program(self.weight)
-            self._programmed_key = self._weight_key()
+            self._program(next_sample=True)
 
     # ---- the chip ----------------------------------------------------------------------------
-    def _weight_key(self) -> tuple:
-        return (self.weight._version, self.weight.data_ptr(), self.weight.device)
+    def _program(self, next_sample: bool) -> None:
+        self.tile.program(self.weight, next_sample=next_sample)
+        self.programmed_weight.copy_(self.weight.detach())
+        self._stale = False
 
     def _sync_chip(self) -> None:
-        """Reprogram when the weights changed (an optimizer step, a load of bare weights, an edit):
-        with ``program_noise='per_step'`` each reprogramming after a change draws the next
-        programming-noise sample, as writing the new weights to a chip would; reads of an
+        """Reprogram when the weights differ from those the chip holds (an optimizer step, a load
+        of bare weights, an edit): with ``program_noise='per_step'`` each such reprogramming draws
+        the next programming-noise sample, as writing the new weights to a chip would; reads of an
         unchanged chip never resample it, in any mode."""
-        key = self._weight_key()
-        if key != self._programmed_key:
-            if self._program_noise == "per_step" and self._programmed_key is not None:
-                self.tile.program_index += 1
-            self.tile.program(self.weight)
-            self._programmed_key = key
+        if self._stale or not torch.equal(self.weight.detach(), self.programmed_weight):
+            self._program(next_sample=self._program_noise == "per_step" and not self._stale)
 
     def matrix_weight(self, weight: torch.Tensor) -> torch.Tensor:
         """The weight in the shape the layout's ideal product uses."""
@@ -203,6 +202,10 @@ class CIMLayer(nn.Module):
         return y.to(x.dtype) if x.is_floating_point() else y
 
     # ---- saved state -------------------------------------------------------------------------
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        self._sync_chip()  # the saved chip holds the saved weights (e.g. right after an optimizer step)
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         self._loaded_chip = prefix + "tile.g_programmed" in state_dict
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
@@ -210,16 +213,12 @@ class CIMLayer(nn.Module):
     def _apply(self, fn, recurse=True):
         """Moves between devices apply; dtype casts (``.double()``, ``.half()``) do not: the weights
         the chip is programmed from stay float32 and ``forward`` returns the dtype of its input."""
-        in_sync = self._programmed_key == self._weight_key()
 
         def same_dtype(t: torch.Tensor) -> torch.Tensor:
             out = fn(t)
             return out if out.dtype == t.dtype else t.to(out.device)
 
-        out = super()._apply(same_dtype, recurse)
-        if in_sync:  # a move keeps the programmed chip
-            self._programmed_key = self._weight_key()
-        return out
+        return super()._apply(same_dtype, recurse)
 
     # ---- calibration -------------------------------------------------------------------------
     def begin_calibration(self, stage: str) -> None:
@@ -275,7 +274,11 @@ def _no_fused_paths(module: nn.Module, args: tuple) -> None:
 def _after_load(module: "CIMLayer", incompatible_keys) -> None:
     """After a load: a loaded chip is kept as it is (it matches the loaded weights); weights loaded
     without a chip are programmed at the next forward."""
-    module._programmed_key = module._weight_key() if module._loaded_chip else None
+    if module._loaded_chip:
+        module.programmed_weight.copy_(module.weight.detach())
+        module._stale = False
+    else:
+        module._stale = True
     module._loaded_chip = False
 
 

@@ -77,30 +77,31 @@ def codes_in_array_order(w: torch.Tensor, scale: torch.Tensor, coding: LevelCodi
     rp, t = mapping.rows_per_tile, mapping.row_tiles
     if t * rp > k:
         w = torch.nn.functional.pad(w, (0, t * rp - k))
-    inv = torch.where(scale > 0, 1.0 / scale, 1.0).view(g, 1, 1, n)
+    divisor = torch.where(scale > 0, scale, 1.0).view(g, 1, 1, n)
     if out is None:
         out = w.new_empty((g, t, rp, n))
-    return _quantize_(torch.mul(w.reshape(g, n, t, rp).permute(0, 2, 3, 1), inv, out=out), coding)
+    return _quantize_(torch.div(w.reshape(g, n, t, rp).permute(0, 2, 3, 1), divisor, out=out), coding)
 
 
 def target_levels(rows: torch.Tensor, coding: LevelCoding, differential: bool,
-                  out: torch.Tensor | None = None) -> torch.Tensor:
-    """Cell levels (polarities, G, T, Rp, S, N) of codes in array order (G, T, Rp, N), written into
-    ``out`` when given (a reused buffer: fresh multi-MB tensors page-fault at every programming)."""
+                  out: torch.Tensor | None = None, base: float = 0.0) -> torch.Tensor:
+    """Cell levels plus ``base`` (polarities, G, T, Rp, S, N) of codes in array order (G, T, Rp, N),
+    written into ``out`` when given (a reused buffer: fresh multi-MB tensors page-fault at every
+    programming)."""
     pol = 2 if differential else 1
     if out is None:
         out = rows.new_empty((pol, *rows.shape[:-1], coding.slices, rows.shape[-1]))
     if coding.slices == 1:
         mags = out.squeeze(-2)
-        if differential:
-            torch.clamp(rows, min=0, out=mags[0])
-            torch.neg(rows, out=mags[1]).clamp_(min=0)
+        if differential:  # G+ = max(w, 0) + base, G- = G+ - w
+            torch.clamp(rows, min=0, out=mags[0]).add_(base)
+            torch.sub(mags[0], rows, out=mags[1])
         else:
-            torch.add(rows, coding.offset_code, out=mags[0])
+            torch.add(rows, coding.offset_code + base, out=mags[0])
         return out
     mags = torch.stack([rows.clamp(min=0), rows.neg().clamp_(min=0)]) if differential else (
         rows + coding.offset_code).unsqueeze(0)
-    return out.copy_(slice_magnitudes(mags, coding.bits_per_cell, coding.slices).movedim(0, -2))
+    return out.copy_(slice_magnitudes(mags, coding.bits_per_cell, coding.slices).movedim(0, -2)).add_(base)
 
 
 #: ``work(name, shape)``: a float32 buffer of that shape, reused from call to call under that name
@@ -159,12 +160,11 @@ def program(
         scale = weight_scale(w, coding, spec.weight_scale == "per_channel")
     rows_shape = (mapping.groups, mapping.row_tiles, mapping.rows_per_tile, mapping.out_features)
     rows = codes_in_array_order(w, scale, coding, mapping, _buffer(work, "rows", w, rows_shape))
-    g = target_levels(rows, coding, mapping.differential, out)
-    if mapping.row_tiles * mapping.rows_per_tile > mapping.in_features:  # unused rows hold level 0
-        g.view(g.shape[0], g.shape[1], -1, *g.shape[-2:])[:, :, mapping.in_features:] = 0
     g_unit_s, beta = conductance_units(spec, coding)
     g_max = beta + coding.top_level
-    g.add_(beta)
+    g = target_levels(rows, coding, mapping.differential, out, base=beta)  # conductances, level units
+    if mapping.row_tiles * mapping.rows_per_tile > mapping.in_features:  # unused rows hold level 0
+        g.view(g.shape[0], g.shape[1], -1, *g.shape[-2:])[:, :, mapping.in_features:] = beta
 
     if dev.programming_noise_poly is not None:
         x = g / g_max

@@ -98,16 +98,22 @@ class CrossbarTile(nn.Module):
         self.version = 0
 
     # ---- programming -------------------------------------------------------------------------
-    def program(self, weights: torch.Tensor) -> None:
+    def program(self, weights: torch.Tensor, next_sample: bool = False) -> None:
         """Program ``weights`` (out_features x in_features per group, any layer shape that
         reshapes to (groups, N, K)) into the cells, with programming-noise sample
-        ``program_index``. With a frozen weight range (``fixed_scale``) weights beyond it clip."""
+        ``program_index`` (advanced first with ``next_sample``). With a frozen weight range
+        (``fixed_scale``) weights beyond it clip. Refused weights leave the chip as it was."""
         m = self.mapping
         if not isinstance(weights, torch.Tensor) or weights.numel() != m.groups * m.out_features * m.in_features:
             raise InputError(f"{self.name}: program() needs {m.groups * m.out_features * m.in_features} weights "
                              f"({m.groups} group(s) of {m.out_features}x{m.in_features}), got "
                              f"{tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights).__name__}")
         w3 = weights.detach().to("cpu", torch.float32).reshape(m.groups, m.out_features, m.in_features)
+        lo, hi = torch.aminmax(w3)  # NaN propagates: one cheap pass, before any state is touched
+        if not (math.isfinite(float(lo)) and math.isfinite(float(hi))):
+            raise InputError(f"{self.name}: weight has non-finite values; cannot program it")
+        if next_sample:
+            self.program_index += 1
         stream = self._program_stream
         stream.draws = 2 * int(self.program_index)  # noise, then drift exponents: one sample per programming
 
@@ -119,15 +125,15 @@ class CrossbarTile(nn.Module):
         cpu = self.g_programmed.device.type == "cpu"
         state, w_scale, _ = prog.program(w3, self.spec, m, normal, stuck, scale,
                                          out=self.g_programmed if cpu else None, work=self._workspace("program_"))
-        # a NaN weight makes its channel's scale NaN (an infinite one: the scale infinite); with a
-        # frozen range NaN codes reach the cells. One reduction finds either.
-        if not bool(torch.isfinite(w_scale).all()) or (self.fixed_scale and bool(state.g_prog.isnan().any())):
-            raise InputError(f"{self.name}: weight has non-finite values; cannot program it")
         device = self.g_programmed.device
-        self.g_programmed = state.g_prog.to(device)
-        self.w_scale = w_scale.to(device)
+        if state.g_prog is not self.g_programmed:  # written in place on CPU; copied in place elsewhere
+            self.g_programmed.copy_(state.g_prog)
+        self.w_scale.copy_(w_scale)
         if state.nu is not None:
-            self.drift_exponent = state.nu.to(device)
+            if self.drift_exponent is None:
+                self.drift_exponent = state.nu.to(device)
+            else:
+                self.drift_exponent.copy_(state.nu)
         self.rederive()
 
     def _workspace(self, prefix: str) -> prog.Workspace:
@@ -416,22 +422,29 @@ class CrossbarTile(nn.Module):
         g = self.g_programmed
         top = self.beta + self.coding.top_level
 
-        def move(cells: torch.Tensor, step: torch.Tensor) -> None:  # cells touched move, within the range
-            cells.copy_(torch.where(step != 0, (cells + step).clamp(self.beta, top), cells))
+        before = g.clone()
+
+        def move(cells: torch.Tensor, step: torch.Tensor) -> None:
+            """Cells with a step move by it, up to the end of the range (a cell already beyond the
+            range, from programming noise, is not pulled back against its step)."""
+            moved = cells + step
+            moved = torch.where(step > 0, torch.minimum(moved, torch.clamp(cells, min=top)),
+                                torch.maximum(moved, torch.clamp(cells, max=self.beta)))
+            cells.copy_(torch.where(step != 0, moved, cells))
 
         if m.differential:  # a rise lowers G- as far as it can, then raises G+ (a fall the other way)
             plus, minus = g[0, 0, :, :, 0], g[1, 0, :, :, 0]
             rise, fall = dlev.clamp(min=0), (-dlev).clamp(min=0)
-            from_minus = torch.minimum(rise, minus - self.beta)
-            from_plus = torch.minimum(fall, plus - self.beta)
+            from_minus = torch.minimum(rise, (minus - self.beta).clamp(min=0))
+            from_plus = torch.minimum(fall, (plus - self.beta).clamp(min=0))
             move(minus, fall - from_plus - from_minus)
             move(plus, rise - from_minus - from_plus)
         else:
             move(g[0, 0, :, :, 0], dlev)
         if self.stuck is not None:
-            g.copy_(torch.where(self.stuck == 1, torch.full_like(g, top), g))
-            g.copy_(torch.where(self.stuck == 2, torch.full_like(g, self.beta), g))
-        touched = torch.nonzero(dlev.abs().amax(dim=(1, 2)) > 0).flatten()
+            g.masked_fill_(self.stuck == 1, top).masked_fill_(self.stuck == 2, self.beta)
+        changed = (g != before).movedim(2, 0).reshape(m.row_tiles, -1).any(dim=1)  # per row tile
+        touched = torch.nonzero(changed).flatten()
         self.rederive(touched)
 
     def weight_clip_mask(self, w: torch.Tensor) -> torch.Tensor | None:
@@ -465,7 +478,8 @@ class CrossbarTile(nn.Module):
                 setattr(self, name, torch.empty_like(state_dict[k]))
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
-        self.rng.load_state_dict({"seed": int(self.rng_state[0]), "draws": int(self.rng_state[1])})
+        if prefix + "rng_state" in state_dict:  # a load without the chip's stream leaves it where it is
+            self.rng.load_state_dict({"seed": int(self.rng_state[0]), "draws": int(self.rng_state[1])})
         self.rederive()
 
     def _apply(self, fn, recurse=True):
