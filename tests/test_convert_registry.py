@@ -132,6 +132,7 @@ def test_a_subclass_with_its_own_forward_stays_digital_until_its_class_is_regist
     with pytest.warns(UserWarning, match=r"0 \(Gated, a Linear subclass with its own forward"):
         cim = ck.convert(model, "ideal")
     assert type(cim[0]) is Gated and cim.cim_summary.analog == []
+    assert cim.cim_summary.unsupported[0][0] == "0"
 
     class GatedCIM(nn.Module):
         def __init__(self, m, spec, *, seed, name):
