@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -66,9 +65,6 @@ class Encoding:
         if self.bits is None:
             return x
         return quant.quantize_input(x, self.bits, self.scale, self.signed) * self.scale
-
-
-Hook = Callable[..., "torch.Tensor | None"]
 
 
 def _hook(tile, stage: str, value: torch.Tensor, **info) -> torch.Tensor:

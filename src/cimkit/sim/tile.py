@@ -95,7 +95,6 @@ class CrossbarTile(nn.Module):
         self.signal: torch.Tensor | None = None  # (G, T, Rp, S, N), derived
         self.variance: torch.Tensor | None = None
         self.drift_gain = 1.0
-        self.version = 0
 
     # ---- programming -------------------------------------------------------------------------
     def program(self, weights: torch.Tensor, next_sample: bool = False) -> None:
@@ -179,7 +178,6 @@ class CrossbarTile(nn.Module):
             self.drift_gain = gain
         self._arrays = {}
         self._consts = None
-        self.version += 1
 
     def arrays(self, layout: Layout, dtype: torch.dtype, device: torch.device) -> Arrays:
         """The effective matrices in ``layout``'s compute form (cached until the chip changes)."""
