@@ -1,0 +1,56 @@
+"""Train an MLP through a simulated RRAM chip, watch its ADCs with a stage hook, and save the chip.
+
+Run: python examples/train_through_chip.py   (a few seconds)
+"""
+
+import io
+
+import torch
+from torch import nn
+
+import cimkit as ck
+from cimkit.data import digits
+
+torch.manual_seed(0)
+data = digits()
+x_train, x_test = data.x_train.flatten(1), data.x_test.flatten(1)
+model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+
+# the converted model keeps its float weights as Parameters: any optimizer trains it through the chip
+chip = ck.calibrate(ck.convert(model, "rram-22nm", seed=0), [x_train])
+ck.sim.configure(chip, backward="straight_through", program_noise="per_step")
+opt = torch.optim.Adam(chip.parameters(), lr=1e-2)
+
+
+def accuracy(m: nn.Module) -> float:
+    with torch.no_grad():
+        return float((m(x_test).argmax(1) == data.y_test).float().mean())
+
+
+print(f"before training: {accuracy(chip):.3f}")
+gen = torch.Generator().manual_seed(0)
+for epoch in range(8):
+    order = torch.randperm(len(x_train), generator=gen)
+    for i in range(0, len(order), 128):
+        batch = order[i:i + 128]
+        opt.zero_grad()
+        nn.functional.cross_entropy(chip(x_train[batch]), data.y_train[batch]).backward()
+        opt.step()  # the next forward programs the new weights, with a fresh programming-noise sample
+print(f"after 8 epochs through the chip: {accuracy(chip):.3f}")
+
+# a stage hook: the share of ADC conversions at the top code of the first layer
+saturated = []
+top = 2 ** chip[0].spec.periphery.adc_bits - 1
+handle = chip[0].register_stage_hook("adc", lambda tile, codes, info: saturated.append(float((codes >= top).float().mean())))
+accuracy(chip)
+handle.remove()
+print(f"layer 0: {100 * sum(saturated) / len(saturated):.2f}% of conversions at the ADC's top code")
+
+# the saved model is the chip: loading it into another conversion reproduces its reads bit for bit
+buf = io.BytesIO()
+torch.save(chip.state_dict(), buf)
+buf.seek(0)
+copy = ck.convert(model, "rram-22nm", seed=123)
+copy.load_state_dict(torch.load(buf, weights_only=True))
+with torch.no_grad():
+    print("reloaded chip reads the same:", torch.equal(copy(x_test), chip(x_test)))
