@@ -108,8 +108,14 @@ class CrossbarTile(nn.Module):
                              f"({m.groups} group(s) of {m.out_features}x{m.in_features}), got "
                              f"{tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights).__name__}")
         w3 = weights.detach().to("cpu", torch.float32).reshape(m.groups, m.out_features, m.in_features)
-        lo, hi = torch.aminmax(w3)  # NaN propagates: one cheap pass, before any state is touched
-        if not (math.isfinite(float(lo)) and math.isfinite(float(hi))):
+        # finiteness is checked before any state is touched, on the channel ranges (NaN and inf
+        # propagate to them) that a range following the weights needs anyway
+        if self.fixed_scale:
+            scale = self.w_scale.cpu()
+            peaks = torch.stack(torch.aminmax(w3))
+        else:
+            scale = peaks = prog.weight_scale(w3, self.coding, self.spec.weight_scale == "per_channel")
+        if not bool(torch.isfinite(peaks).all()):
             raise InputError(f"{self.name}: weight has non-finite values; cannot program it")
         if next_sample:
             self.program_index += 1
@@ -119,7 +125,6 @@ class CrossbarTile(nn.Module):
         def normal(shape):  # into a reused buffer: fresh 8 MB allocations page-fault at every step
             return stream.sample(shape, out=self.scratch("program_noise", shape, torch.device("cpu"), torch.float32))
 
-        scale = self.w_scale.cpu() if self.fixed_scale else None
         stuck = None if self.stuck is None else self.stuck.cpu()
         cpu = self.g_programmed.device.type == "cpu"
         state, w_scale, _ = prog.program(w3, self.spec, m, normal, stuck, scale,
