@@ -86,19 +86,36 @@ def _bcast(values: torch.Tensor, dims: str, dim: str) -> torch.Tensor:
     return values.view(shape)
 
 
-def encode(tile, x: torch.Tensor, x_min: float, x_max: float) -> tuple[torch.Tensor, Encoding]:
-    """The DAC: input codes and how they were made. Calibrated ranges are used unless the input
-    range is being calibrated (then the range is this batch's)."""
-    bits = tile.spec.periphery.input_bits
-    consts = tile.constants(x.device)
-    calibrated = consts["input_range"] is not None and tile.calibrating != "input"
-    signed = consts["input_signed"] if calibrated else x_min < 0
+def dac(x: torch.Tensor, bits: int | None, x_range: float, signed: bool) -> tuple[torch.Tensor, Encoding]:
+    """DAC codes of ``x`` with ``bits`` bits whose top code stands for ``x_range`` (no DAC: the
+    values themselves), and how they were made."""
     if bits is None:
         return x, Encoding(1.0, signed, None)
     top = quant.input_code_limits(bits, signed)[1]
-    x_range = consts["input_range"] if calibrated else max(-x_min, x_max)
     scale = x_range / top if x_range > 0 else 1.0
     return quant.quantize_input(x, bits, scale, signed), Encoding(scale, signed, bits)
+
+
+def encode(tile, x: torch.Tensor, x_min: float, x_max: float) -> tuple[torch.Tensor, Encoding]:
+    """The input DAC of a forward: calibrated ranges unless the input range is being calibrated
+    (then the range is this batch's)."""
+    consts = tile.constants(x.device)
+    calibrated = consts["input_range"] is not None and tile.calibrating != "input"
+    signed = consts["input_signed"] if calibrated else x_min < 0
+    x_range = consts["input_range"] if calibrated else max(-x_min, x_max)
+    return dac(x, tile.spec.periphery.input_bits, x_range, signed)
+
+
+def drive(codes: torch.Tensor, enc: Encoding, dac_mode: str,
+          analog_peak: float) -> tuple[torch.Tensor, list[float], bool, float]:
+    """How codes drive the lines: the input passes stacked on a new leading dim (bit planes, LSB
+    first, for a bit-serial DAC; one pass otherwise), the weight of each pass, whether the passes
+    are binary, and the largest code (``analog_peak`` without a DAC)."""
+    if dac_mode == "bit_serial" and enc.bits is not None:
+        planes, plane_w = quant.bit_planes(codes, enc.bits, enc.signed)
+        return planes, plane_w, True, 1.0
+    code_max = float(quant.input_code_limits(enc.bits, enc.signed)[1]) if enc.bits else analog_peak
+    return codes.unsqueeze(0), [1.0], False, code_max
 
 
 def run(tile, layout: Layout, x: torch.Tensor, bias: torch.Tensor | None = None) -> tuple[torch.Tensor, Encoding]:
@@ -115,12 +132,8 @@ def run(tile, layout: Layout, x: torch.Tensor, bias: torch.Tensor | None = None)
     if hooks["encode"]:
         codes = _hook(tile, "encode", codes)
     signed = enc.signed
-    if p.dac_mode == "bit_serial" and p.input_bits is not None:
-        planes, plane_w = quant.bit_planes(codes, p.input_bits, signed)
-        xin, passes, binary, code_max = planes.flatten(0, 1), p.input_bits, True, 1.0
-    else:
-        xin, passes, binary, plane_w = codes, 1, False, [1.0]
-        code_max = float(quant.input_code_limits(p.input_bits, signed)[1]) if p.input_bits else max(-x_min, x_max)
+    planes, plane_w, binary, code_max = drive(codes, enc, p.dac_mode, max(-x_min, x_max))
+    xin, passes = planes.flatten(0, 1), planes.shape[0]
     arrays = tile.arrays(layout, x.dtype, x.device)
     xl = layout.place(xin)
     # elementwise squares commute with the layout's moves and pads: square the laid-out input

@@ -20,8 +20,8 @@ from ..errors import InputError
 from ..mapping import ArrayMapping, map_matrix
 from ..spec import HardwareSpec
 from .kernel import BACKWARD_MODES, ChipProduct, run
-from .layout import Layout, LinearLayout, conv_layout
-from .tile import CrossbarTile
+from .layout import Layout, LinearLayout, conv_layout, pair
+from .tile import CrossbarTile, keep_dtypes
 
 PROGRAM_NOISE = ("per_step", "per_epoch", "fixed")
 WEIGHT_RANGES = ("dynamic", "fixed")
@@ -213,12 +213,7 @@ class CIMLayer(nn.Module):
     def _apply(self, fn, recurse=True):
         """Moves between devices apply; dtype casts (``.double()``, ``.half()``) do not: the weights
         the chip is programmed from stay float32 and ``forward`` returns the dtype of its input."""
-
-        def same_dtype(t: torch.Tensor) -> torch.Tensor:
-            out = fn(t)
-            return out if out.dtype == t.dtype else t.to(out.device)
-
-        return super()._apply(same_dtype, recurse)
+        return super()._apply(keep_dtypes(fn), recurse)
 
     # ---- calibration -------------------------------------------------------------------------
     def begin_calibration(self, stage: str) -> None:
@@ -337,7 +332,6 @@ class _CIMConvNd(CIMLayer):
     _input_dims = 4
 
     def __init__(self, conv: nn.Conv1d | nn.Conv2d, spec: HardwareSpec, *, seed: int, name: str) -> None:
-        from .layout import pair
         kernel = pair(conv.kernel_size)
         kk = kernel[0] * kernel[1]
         mapping = map_matrix(conv.in_channels // conv.groups * kk, conv.out_channels // conv.groups, spec,

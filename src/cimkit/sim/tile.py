@@ -31,7 +31,7 @@ from ..spec import HardwareSpec
 from . import program as prog
 from . import quant
 from .intmm import bf16_is_fast, int8_is_fast, split_int8
-from .kernel import STAGES, run
+from .kernel import STAGES, dac, drive, run
 from .layout import Arrays, Layout, LinearLayout
 from .rng import CounterNormal
 
@@ -337,20 +337,10 @@ class CrossbarTile(nn.Module):
         dtype, device = d.dtype, d.device
         d = d * self.w_scale.to(device, dtype)  # per-output scales are applied digitally before the DAC
         b = d.shape[0]
-        bits = p.input_bits
         d_range = float(d.abs().max())
-        if bits is not None:
-            top = quant.input_code_limits(bits, True)[1]
-            scale = d_range / top if d_range > 0 else 1.0
-            codes = quant.quantize_input(d, bits, scale, True)
-        else:
-            scale, codes = 1.0, d
-        if p.dac_mode == "bit_serial" and bits is not None:
-            planes, plane_w = quant.bit_planes(codes, bits, True)
-            code_max, binary = 1.0, True
-        else:
-            planes, plane_w, binary = codes.unsqueeze(0), [1.0], False
-            code_max = float(quant.input_code_limits(bits, True)[1]) if bits else max(d_range, 1e-30)
+        codes, enc = dac(d, p.input_bits, d_range, signed=True)  # gradients: their own range
+        planes, plane_w, binary, code_max = drive(codes, enc, p.dac_mode, max(d_range, 1e-30))
+        scale = enc.scale
         # columns of one row block sit on `col_arrays` arrays; each array senses its own outputs
         per_array = max(1, m.cols // m.columns_per_weight)
         col_arrays = ceil_div(m.out_features, per_array)
@@ -365,15 +355,15 @@ class CrossbarTile(nn.Module):
             mat = torch.nn.functional.pad(mat, (0, pad_n)).reshape(g_, k, s_, col_arrays, per_array)
             return mat.permute(0, 3, 4, 1, 2).reshape(g_ * col_arrays, per_array, k * s_)
 
-        def drive(v: torch.Tensor) -> torch.Tensor:  # (P, B, G, N) -> (G*C, P*B, n)
+        def on_columns(v: torch.Tensor) -> torch.Tensor:  # (P, B, G, N) -> (G*C, P*B, n)
             v = torch.nn.functional.pad(v, (0, pad_n)).reshape(npass * b, m.groups, col_arrays, per_array)
             return v.permute(1, 2, 0, 3).reshape(m.groups * col_arrays, npass * b, per_array)
 
         shape = (m.groups, col_arrays, npass, b, k, m.slices)
-        ps = torch.bmm(drive(planes), by_array(self.signal.to(device, dtype))).view(shape)
+        ps = torch.bmm(on_columns(planes), by_array(self.signal.to(device, dtype))).view(shape)
         if self.variance is not None:
             sq = planes if binary else planes * planes
-            var = torch.bmm(drive(sq), by_array(self.variance.to(device, dtype))).view(shape)
+            var = torch.bmm(on_columns(sq), by_array(self.variance.to(device, dtype))).view(shape)
             ps = ps + self.rng.sample(shape, device).to(dtype) * var.sqrt()
         sw = self._slice_weights(device).to(dtype)
         if p.adc_bits is not None:
@@ -487,12 +477,7 @@ class CrossbarTile(nn.Module):
 
     def _apply(self, fn, recurse=True):
         """Moves between devices apply; dtype casts do not (the chip has its own number formats)."""
-
-        def same_dtype(t: torch.Tensor) -> torch.Tensor:
-            out = fn(t)
-            return out if out.dtype == t.dtype else t.to(out.device)
-
-        out = super()._apply(same_dtype, recurse)
+        out = super()._apply(keep_dtypes(fn), recurse)
         if self.signal is not None:
             dev = self.g_programmed.device
             self.signal = self.signal.to(dev)
@@ -504,6 +489,16 @@ class CrossbarTile(nn.Module):
         m = self.mapping
         return (f"{m.groups}x{m.out_features}x{m.in_features} on {m.arrays} arrays {m.rows}x{m.cols}, "
                 f"{m.slices} slice(s)")
+
+
+def keep_dtypes(fn):
+    """``fn`` of ``Module._apply`` with its dtype casts dropped and its device moves kept."""
+
+    def same_dtype(t: torch.Tensor) -> torch.Tensor:
+        out = fn(t)
+        return out if out.dtype == t.dtype else t.to(out.device)
+
+    return same_dtype
 
 
 def _matrix(x, features: int, what: str) -> torch.Tensor:
