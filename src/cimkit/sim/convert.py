@@ -305,6 +305,17 @@ def cim_layers(model: nn.Module) -> list[CIMLayer]:
     return [m for m in model.modules() if isinstance(m, CIMLayer)]
 
 
+def required_cim_layers(model: nn.Module, what: str) -> list[CIMLayer]:
+    """The crossbar layers of ``model`` for an operation ``what`` that needs some: a clear error
+    when ``model`` is not a module or was never converted."""
+    if not isinstance(model, nn.Module):
+        raise InputError(f"{what}: model must be a torch.nn.Module, got {type(model).__name__}")
+    layers = cim_layers(model)
+    if not layers:
+        raise InputError(f"{what}: the model has no crossbar layers; call cimkit.convert first")
+    return layers
+
+
 def set_time(model: nn.Module, t_inference_s: float) -> None:
     """Read every crossbar of ``model`` at ``t_inference_s`` seconds after programming."""
     for layer in cim_layers(model):
@@ -319,9 +330,7 @@ def calibrate(model: nn.Module, loader: Iterable, *, num_batches: int = 8, perce
     observed magnitudes. Two passes: inputs first (with dynamic ranges), then partial sums with the
     calibrated inputs. Returns the model.
     """
-    layers = cim_layers(model)
-    if not layers:
-        raise InputError("calibrate: the model has no crossbar layers; call cimkit.convert first")
+    layers = required_cim_layers(model, "calibrate")
     if isinstance(percentile, bool) or not isinstance(percentile, numbers.Real) or not 0 < percentile <= 100:
         raise InputError(f"calibrate: percentile must be a number in (0, 100], got {percentile!r}")
     if isinstance(num_batches, bool) or not isinstance(num_batches, numbers.Integral) or num_batches < 1:

@@ -86,6 +86,7 @@ class CrossbarTile(nn.Module):
         self.rng = CounterNormal(self.seed ^ _READ_SALT)
         self._program_stream = CounterNormal(self.seed ^ _PROGRAM_SALT)
         self.fixed_scale = False
+        self._matrix_layout = LinearLayout(mapping)  # how read() lays a (batch, K) input on the arrays
         self.calibrating: str | None = None
         self.stage_hooks: dict[str, OrderedDict] = {s: OrderedDict() for s in STAGES}
         self._scratch: dict[str, torch.Tensor] = {}
@@ -307,8 +308,6 @@ class CrossbarTile(nn.Module):
             raise InputError(f"{self.name}: read() takes one group; this tile holds {m.groups} (read it "
                              "through its layer)")
         x = _matrix(x, m.in_features, f"{self.name}: read()")
-        if getattr(self, "_matrix_layout", None) is None:
-            self._matrix_layout = LinearLayout(m)
         with torch.no_grad():
             return run(self, self._matrix_layout, x.float() if x.dtype != torch.float64 else x)[0]
 

@@ -5,17 +5,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..errors import InputError
-from .layers import CIMLayer
-
-
-def _layers(model: nn.Module, what: str) -> list[CIMLayer]:
-    if not isinstance(model, nn.Module):
-        raise InputError(f"{what}: model must be a torch.nn.Module, got {type(model).__name__}")
-    layers = [m for m in model.modules() if isinstance(m, CIMLayer)]
-    if not layers:
-        raise InputError(f"{what}: the model has no crossbar layers; call cimkit.convert first")
-    return layers
+from .convert import required_cim_layers
 
 
 def configure(model: nn.Module, *, backward: str | None = None, program_noise: str | None = None,
@@ -32,7 +22,7 @@ def configure(model: nn.Module, *, backward: str | None = None, program_noise: s
     current programming; weights beyond it clip).
 
     Every value is checked on every layer before any is changed. Returns the model."""
-    layers = _layers(model, "configure")
+    layers = required_cim_layers(model, "configure")
     settings = {"backward_mode": backward, "program_noise": program_noise, "weight_range": weight_range}
     settings = {k: v for k, v in settings.items() if v is not None}
     for layer in layers:  # validate first: a refused value leaves every layer as it was
@@ -46,5 +36,5 @@ def configure(model: nn.Module, *, backward: str | None = None, program_noise: s
 
 def new_epoch(model: nn.Module) -> None:
     """Start a new epoch: layers with ``program_noise='per_epoch'`` program their next noise sample."""
-    for layer in _layers(model, "new_epoch"):
+    for layer in required_cim_layers(model, "new_epoch"):
         layer.new_epoch()
