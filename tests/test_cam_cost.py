@@ -73,17 +73,17 @@ def test_stump_energy_by_hand():
     g_code = sum(c.g_min_us + (c.g_max_us - c.g_min_us) * d / 15 for d in nibbles)
     # row 0: open lower bound (2 cells at HRS) + the code; row 1: the code + open upper bound (2 cells at LRS)
     g_total_us = (2 * c.g_min_us + g_code) + (g_code + 2 * c.g_max_us)
-    assert r.energy_j["cells"] == pytest.approx(c.sl_voltage_v**2 * g_total_us * 1e-6 * c.search_time_ns * 1e-9)
+    assert r.energy_breakdown_j["cells"] == pytest.approx(c.sl_voltage_v**2 * g_total_us * 1e-6 * c.search_time_ns * 1e-9)
     ml = (c.ml_cap_ff_per_cell * 2 + c.ml_cap_ff_fixed) * 1e-15 * c.ml_voltage_v**2
-    assert r.energy_j["match_lines"] == pytest.approx(2 * ml)
-    assert r.energy_j["sense"] == pytest.approx(2 * c.sa_energy_fj * 1e-15)
-    assert r.energy_j["data_lines"] == pytest.approx(
+    assert r.energy_breakdown_j["match_lines"] == pytest.approx(2 * ml)
+    assert r.energy_breakdown_j["sense"] == pytest.approx(2 * c.sa_energy_fj * 1e-15)
+    assert r.energy_breakdown_j["data_lines"] == pytest.approx(
         2 * (c.dac_energy_pj * 1e-12 + spec.rows * c.dl_cap_ff_per_row * 1e-15 * spec.supply_v**2))
-    assert r.energy_j["encoder"] == pytest.approx(c.encoder_energy_pj * 1e-12)
+    assert r.energy_breakdown_j["encoder"] == pytest.approx(c.encoder_energy_pj * 1e-12)
     gated = ck.cam.estimate(prog, X, spec, "xtime+gating")  # no don't-care cell here: nothing to gate
-    assert gated.energy_j["cells"] == pytest.approx(r.energy_j["cells"])
+    assert gated.energy_breakdown_j["cells"] == pytest.approx(r.energy_breakdown_j["cells"])
     doubled = ck.cam.estimate(prog, X, spec.replace(**{"circuit.sl_voltage_v": 1.0}), "xtime")
-    assert doubled.energy_j["cells"] == pytest.approx(4 * r.energy_j["cells"])  # V^2 G t
+    assert doubled.energy_breakdown_j["cells"] == pytest.approx(4 * r.energy_breakdown_j["cells"])  # V^2 G t
 
 
 def test_optimizations_only_remove_work(forest):
@@ -92,7 +92,7 @@ def test_optimizations_only_remove_work(forest):
     base = reports["xtime"]
     assert reports["raw"].energy_per_decision_j >= base.energy_per_decision_j
     for name in ("xtime+skip", "xtime+reorder+skip", "xtime+sequential", "xtime+gating", "monosparse"):
-        assert reports[name].energy_j["cells"] <= base.energy_j["cells"] * (1 + 1e-12), name
+        assert reports[name].energy_breakdown_j["cells"] <= base.energy_breakdown_j["cells"] * (1 + 1e-12), name
         assert reports[name].cell_evaluations <= base.cell_evaluations + 1e-9, name
     assert reports["monosparse"].energy_per_decision_j < 0.5 * base.energy_per_decision_j
     assert reports["xtime+reorder+skip"].arrays <= base.arrays
@@ -107,8 +107,8 @@ def test_gating_leaves_only_tested_cells(forest):
     spec = CamSpec().replace(**{"circuit.g_min_us": 1e-6})  # open bounds then cost (almost) nothing
     open_cells = ck.cam.estimate(prog, X, spec, "xtime")
     gated = ck.cam.estimate(prog, X, spec, "xtime+gating")
-    assert gated.energy_j["cells"] < open_cells.energy_j["cells"]  # LRS of open upper bounds is gone
-    assert gated.energy_j["match_lines"] == pytest.approx(open_cells.energy_j["match_lines"])
+    assert gated.energy_breakdown_j["cells"] < open_cells.energy_breakdown_j["cells"]  # LRS of open upper bounds is gone
+    assert gated.energy_breakdown_j["match_lines"] == pytest.approx(open_cells.energy_breakdown_j["match_lines"])
 
 
 def test_skipping_drops_all_dont_care_arrays():
@@ -172,7 +172,7 @@ def test_trees_command(tmp_path):
     assert "monosparse" in res.output and (tmp_path / "t.png").is_file()
     data = json.loads(out.read_text())
     assert data["cam_predictions_equal"] and set(data["schemes"]) == set(SCHEMES)
-    assert data["schemes"]["monosparse"]["energy_per_decision_j"] < data["schemes"]["raw"]["energy_per_decision_j"]
+    assert data["schemes"]["monosparse"]["energy_j"] < data["schemes"]["raw"]["energy_j"]
 
 
 def test_cam_spec_yaml_round_trip_and_cli_overrides(tmp_path):

@@ -17,7 +17,7 @@ Schemes (``SCHEMES``) switch the optimizations of MonoSparse-CAM on one at a tim
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from ..cost.tech import area_factor, energy_factor
 from ..errors import InputError, SpecError, short_repr
 from .layout import CamLayout, layout
 from .program import CamProgram
+from .report import CamReport
 from .spec import CamSpec
 
 COMPONENTS = ("data_lines", "match_lines", "cells", "sense", "encoder", "leaf_memory", "aggregation", "noc")
@@ -59,37 +60,6 @@ SCHEMES: dict[str, Scheme] = {s.name: s for s in (
     Scheme("monosparse", True, True, True, True, True, "all of MonoSparse: reordering, skipping, sequential "
            "segments with row disabling, gated don't-care cells"),
 )}
-
-
-@dataclass
-class CamReport:
-    """Cost of one decision (one input sample through the whole ensemble), averaged over the inputs given."""
-
-    scheme: str
-    energy_j: dict[str, float]  # per decision, by component
-    latency_s: float
-    throughput_per_s: float  # decisions per second, pipelined
-    area_mm2: dict[str, float]
-    arrays: int  # arrays that hold the program
-    row_blocks: int
-    feature_blocks: int
-    rows: int  # program rows (root-to-leaf paths)
-    sparsity: float  # fraction of don't-care cells among the program's cells
-    evaluated_fraction: list[float] = field(default_factory=list)  # rows searched in each segment
-    cell_evaluations: float = 0.0  # bound pairs (one per row and feature) searched per decision
-
-    @property
-    def energy_per_decision_j(self) -> float:
-        return float(sum(self.energy_j.values()))
-
-    @property
-    def total_area_mm2(self) -> float:
-        return float(sum(self.area_mm2.values()))
-
-    def summary(self) -> dict:
-        d = asdict(self)
-        d.update(energy_per_decision_j=self.energy_per_decision_j, total_area_mm2=self.total_area_mm2)
-        return d
 
 
 def _cell_energy_j(prog: CamProgram, X, spec: CamSpec, gate: bool) -> np.ndarray:
@@ -245,9 +215,14 @@ def estimate(prog: CamProgram, X, spec: CamSpec | None = None, scheme: str = "mo
             if not np.isfinite(v):
                 raise SpecError(f"the {what} of {comp!r} on spec {spec.name!r} is {v} (overflow): a value of the "
                                 "CAM spec is outside any physical range")
-    return CamReport(scheme, {k: float(energy[k]) for k in COMPONENTS}, latency_s, throughput,
-                     {k: v * 1e-6 for k, v in area_um2.items()}, arrays_stored, lay.row_blocks, lay.feature_blocks,
-                     prog.rows, prog.sparsity, evaluated, float(ev["cells"] / n))
+    energy_breakdown_j = {k: float(energy[k]) for k in COMPONENTS}
+    area_breakdown_mm2 = {k: v * 1e-6 for k, v in area_um2.items()}
+    return CamReport(scheme=scheme, energy_j=float(sum(energy_breakdown_j.values())),
+                     energy_breakdown_j=energy_breakdown_j, latency_s=latency_s, throughput_per_s=throughput,
+                     area_mm2=float(sum(area_breakdown_mm2.values())), area_breakdown_mm2=area_breakdown_mm2,
+                     arrays=arrays_stored, row_blocks=lay.row_blocks, feature_blocks=lay.feature_blocks,
+                     rows=prog.rows, sparsity=prog.sparsity, evaluated_fraction=evaluated,
+                     cell_evaluations=float(ev["cells"] / n))
 
 
 def compare(prog: CamProgram, X, spec: CamSpec | None = None, schemes=tuple(SCHEMES)) -> dict[str, CamReport]:

@@ -11,7 +11,8 @@ import numpy as np
 
 from ..errors import InputError, short_repr
 from ..io import atomic_path, atomic_write, check_output_path, figure_suffixes, strict_json
-from .cost import COMPONENTS, SCHEMES, CamReport, compare
+from .cost import COMPONENTS, SCHEMES, compare
+from .report import CamReport
 from .program import CamProgram, check_scale, check_seed, check_variation, compile
 from .spec import CamSpec
 
@@ -136,7 +137,7 @@ def plot_trees(result: TreesResult, path: str | Path) -> Path:
     names = list(result.reports)
     bottom = np.zeros(len(names))
     for comp in COMPONENTS:
-        vals = np.array([result.reports[n].energy_j[comp] * 1e9 for n in names])
+        vals = np.array([result.reports[n].energy_breakdown_j[comp] * 1e9 for n in names])
         ax.bar(names, vals, bottom=bottom, label=comp)
         bottom += vals
     ax.set_ylabel("energy per decision (nJ)")
