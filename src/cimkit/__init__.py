@@ -2,18 +2,30 @@
 
 One chip description (``HardwareSpec``) answers both "how accurate is my model on it?" (``convert``,
 the functional crossbar simulator) and, through the same mapping, "what does it cost?".
+
+The public names are imported on first use, so that ``import cimkit.cost`` (numpy only) does not pay for
+torch, which only the simulator and the torch importer need.
 """
 
-from . import cam, zoo
-from .cost import Report, estimate, estimate_many
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from .errors import CimkitError, InputError, MappingError, SpecError
-from .mapping import ArrayMapping, map_matrix
-from .sim import calibrate, convert, set_time
-from .sim import register_converter
-from .spec import HardwareSpec
-from .workload import Op, Workload
 
 __version__ = "0.1.0"
+
+#: public name -> (module, attribute); None as the attribute means the module itself
+_LAZY = {
+    "HardwareSpec": (".spec", "HardwareSpec"),
+    "convert": (".sim", "convert"), "calibrate": (".sim", "calibrate"), "set_time": (".sim", "set_time"),
+    "register_converter": (".sim", "register_converter"),
+    "map_matrix": (".mapping", "map_matrix"), "ArrayMapping": (".mapping", "ArrayMapping"),
+    "Workload": (".workload", "Workload"), "Op": (".workload", "Op"),
+    "zoo": (".zoo", None), "cam": (".cam", None),
+    "estimate": (".cost", "estimate"), "estimate_many": (".cost", "estimate_many"), "Report": (".cost", "Report"),
+}
 
 __all__ = [
     "HardwareSpec", "convert", "calibrate", "set_time", "map_matrix", "ArrayMapping",
@@ -21,3 +33,27 @@ __all__ = [
     "Workload", "Op", "zoo", "cam", "estimate", "estimate_many", "Report",
     "CimkitError", "SpecError", "InputError", "MappingError", "__version__",
 ]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'cimkit' has no attribute {name!r}")
+    module, attr = _LAZY[name]
+    value = importlib.import_module(module, __name__)
+    if attr is not None:
+        value = getattr(value, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from . import cam, zoo
+    from .cost import Report, estimate, estimate_many
+    from .mapping import ArrayMapping, map_matrix
+    from .sim import calibrate, convert, register_converter, set_time
+    from .spec import HardwareSpec
+    from .workload import Op, Workload

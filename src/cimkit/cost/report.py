@@ -50,6 +50,11 @@ class Report:
     tiles: int = 0
     utilization: float = 0.0
     unmapped: list[str] = field(default_factory=list)
+    #: per unit of the chip (keys are unit names: "crossbar", "digital", ...): what it ran and its figures
+    units: dict[str, dict] = field(default_factory=dict)
+    #: cells rewritten per inference (dynamic matmuls on CIM arrays): writes per cell per inference, the
+    #: inference rate assumed and the resulting device lifetime; empty when nothing is rewritten
+    endurance: dict[str, float] = field(default_factory=dict)
 
     @property
     def fps(self) -> float:
