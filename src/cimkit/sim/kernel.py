@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import InputError
+from ..spec.units import DAC_MODES
 from . import quant
 from .layout import Layout
 
@@ -109,9 +110,9 @@ def encode(tile, x: torch.Tensor, x_min: float, x_max: float) -> tuple[torch.Ten
 def drive(codes: torch.Tensor, enc: Encoding, dac_mode: str,
           analog_peak: float) -> tuple[torch.Tensor, list[float], bool, float]:
     """How codes drive the lines: the input passes stacked on a new leading dim (bit planes, LSB
-    first, for a bit-serial DAC; one pass otherwise), the weight of each pass, whether the passes
+    first, for a DAC mode of ``cimkit.spec.units.DAC_MODES`` that drives bit planes; one pass otherwise), the weight of each pass, whether the passes
     are binary, and the largest code (``analog_peak`` without a DAC)."""
-    if dac_mode == "bit_serial" and enc.bits is not None:
+    if DAC_MODES.get(dac_mode, "periphery.dac_mode").bit_planes and enc.bits is not None:
         planes, plane_w = quant.bit_planes(codes, enc.bits, enc.signed)
         return planes, plane_w, True, 1.0
     code_max = float(quant.input_code_limits(enc.bits, enc.signed)[1]) if enc.bits else analog_peak

@@ -19,6 +19,7 @@ import torch
 
 from ..mapping import ArrayMapping
 from ..spec import HardwareSpec
+from ..spec.noise import READ_NOISE
 from . import irdrop
 from .quant import slice_magnitudes
 
@@ -199,23 +200,13 @@ def read_variance(g: torch.Tensor, state: ProgrammedState, spec: HardwareSpec, t
                   out: torch.Tensor | None = None) -> torch.Tensor | None:
     """Per-read noise variance in level^2 units of the cells ``g`` (polarities, ...), summed over
     the polarities (the two cells of a differential pair add their noise), or None without read
-    noise."""
+    noise. The model is ``device.read_noise_model`` of ``cimkit.spec.noise.READ_NOISE``."""
     dev = spec.device
-    if dev.read_noise_model == "none" or dev.read_noise_frac == 0:
+    model = READ_NOISE.get(dev.read_noise_model, "device.read_noise_model")
+    if not model.active(dev):
         return None
     g_max = state.beta + (dev.g_max_us - dev.g_min_us) * 1e-6 / state.g_unit_s
-    if dev.read_noise_model == "proportional":  # frac^2 * sum_pol g^2, in three passes over one polarity
-        var = torch.mul(g[0], g[0], out=out)
-        for pol in g[1:]:
-            var.addcmul_(pol, pol)
-        return var.mul_(dev.read_noise_frac**2)
-    if dev.read_noise_model == "additive":
-        return torch.full_like(g[0], g.shape[0] * (dev.read_noise_frac * g_max) ** 2)
-    # 1/f noise of PCM (Nandakumar et al. 2019), accumulated over t since programming
-    t = max(t_s, dev.drift_t0_s)
-    q_s = (0.0088 / (g / g_max).clamp(min=1e-3) ** 0.65).clamp(max=dev.read_noise_frac)
-    sigma = g * q_s * math.sqrt(math.log((t + dev.read_time_s) / (2 * dev.read_time_s)))
-    return sigma.square().sum(0)
+    return model.variance(g, g_max, dev, t_s, out=out)
 
 
 def with_ir_drop(g: torch.Tensor, state: ProgrammedState, spec: HardwareSpec, mapping: ArrayMapping) -> torch.Tensor:

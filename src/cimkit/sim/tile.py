@@ -209,7 +209,7 @@ class CrossbarTile(nn.Module):
         """Whether every array input is an int8-representable code (bit planes, or DAC codes of at
         most 8 bits), so that partial sums can run on the exact integer path."""
         p = self.spec.periphery
-        return p.input_bits is not None and (p.dac_mode == "bit_serial" or p.input_bits <= 8)
+        return p.input_bits is not None and (p.dac.bit_planes or p.input_bits <= 8)
 
     # ---- read time ---------------------------------------------------------------------------
     @property

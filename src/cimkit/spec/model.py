@@ -15,9 +15,12 @@ import typing
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from ..errors import InputError, SpecError, format_validation_error, short_repr
 from ..io import load_yaml, atomic_write
+from .noise import READ_NOISE
+from .units import DAC_MODES, UNIT_TYPES, DacMode
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -46,6 +49,62 @@ class StrictModel(BaseModel):
 
 PRESET_DIR = Path(__file__).with_name("presets")
 
+#: the ADC kinds of the cost model's built-in components (``cimkit.cost.components.ADC_KINDS`` holds these
+#: and any plug-ins); a spec naming one of these does not need to import the cost model to validate
+BUILTIN_ADC_KINDS = ("mlsa", "sar", "survey", "integrate_fire")
+#: op kinds of the op registry's built-ins, used only while ``cimkit.workload.registry`` is not available
+_FALLBACK_KINDS = {"conv": "crossbar", "linear": "crossbar", "matmul": "digital", "softmax": "digital",
+                   "norm": "digital", "act": "digital", "eltwise": "digital", "pool": "digital",
+                   "embedding": "digital"}
+
+
+def _unknown(what: str, names) -> PydanticCustomError:
+    """A field error naming what the value should be and every registered name (the formatter adds the
+    field path and the value)."""
+    return PydanticCustomError("unknown_name", "unknown {what}; registered: {names}",
+                               {"what": what, "names": ", ".join(names) or "(none)"})
+
+
+def _registered(registry, value: str) -> str:
+    if value not in registry:
+        raise _unknown(registry.what, registry.names())
+    return value
+
+
+def _optional_module(name: str):
+    """Module ``name`` (a part of cimkit written separately), or None while it does not exist."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+        return None
+
+
+def adc_kinds():
+    """The ADC kind registry of the cost model (``cimkit.cost.components.ADC_KINDS``), or the built-in
+    names while that module does not exist."""
+    module = _optional_module("cimkit.cost.components")
+    return BUILTIN_ADC_KINDS if module is None else module.ADC_KINDS
+
+
+def op_kinds() -> tuple[str, ...]:
+    """Registered op kinds (``cimkit.workload.registry.kinds()``)."""
+    module = _optional_module("cimkit.workload.registry")
+    return tuple(_FALLBACK_KINDS) if module is None else tuple(module.kinds())
+
+
+def default_unit(kind: str) -> str:
+    """The unit an op kind runs on unless ``HardwareSpec.routing`` says otherwise."""
+    module = _optional_module("cimkit.workload.registry")
+    if module is not None:
+        return module.kind_info(kind).default_unit
+    if kind not in _FALLBACK_KINDS:
+        raise InputError(f"unknown op kind {kind!r}; op kinds: {', '.join(_FALLBACK_KINDS)}")
+    return _FALLBACK_KINDS[kind]
+
 
 class DeviceSpec(StrictModel):
     """A memory cell: conductance window, levels, and its non-idealities."""
@@ -65,12 +124,13 @@ class DeviceSpec(StrictModel):
         description="std of programmed conductance as a fraction of g_max, a polynomial c0 + c1*x + "
         "c2*x^2... of x = target g / g_max; overrides programming_noise_frac when given",
     )
-    read_noise_model: Literal["none", "proportional", "additive", "pcm"] = Field(
+    read_noise_model: str = Field(
         "none",
-        description="per-read noise: 'proportional' std = read_noise_frac * g; 'additive' std = "
-        "read_noise_frac * g_max; 'pcm' 1/f noise of Nandakumar et al. with read_noise_frac as Q_s cap",
+        description="per-read noise, a model of cimkit.spec.noise.READ_NOISE; built-in: 'none'; "
+        "'proportional' std = read_noise_frac * g; 'additive' std = read_noise_frac * g_max; 'pcm' 1/f noise "
+        "of Nandakumar et al. with read_noise_frac as Q_s cap",
     )
-    read_noise_frac: float = Field(0.0, ge=0)
+    read_noise_frac: float = Field(0.0, ge=0, description="scale of the read noise (0: no read noise)")
     read_time_s: float = Field(250e-9, gt=0, description="read pulse width, used by the 'pcm' read noise")
     cell_area_f2: float = Field(48.0, gt=0, description="cell area in F^2 (1T1R RRAM 4F x 12F = 48 F^2)")
     drift_nu: float = Field(0.0, ge=0, description="mean drift exponent: g(t) = g(t0) * (t/t0)^-nu")
@@ -78,6 +138,19 @@ class DeviceSpec(StrictModel):
     drift_t0_s: float = Field(20.0, gt=0, description="time after programming at which g(t0) is defined")
     stuck_on_rate: float = Field(0.0, ge=0, le=1, description="fraction of cells stuck at g_max")
     stuck_off_rate: float = Field(0.0, ge=0, le=1, description="fraction of cells stuck at g_min")
+    write_energy_pj: float = Field(
+        20.0, ge=0, description="energy to program one cell once, write-verify included (pJ); default: the "
+        "rram-22nm preset's RRAM figure")
+    write_time_ns: float = Field(
+        60.0, ge=0, description="time to program one row, write-verify included; the cells of a row are "
+        "written in parallel (ns); default: the rram-22nm preset's RRAM figure")
+    endurance_cycles: float = Field(
+        1.0e6, gt=0, description="writes a cell survives (cycles); default: the rram-22nm preset's RRAM figure")
+
+    @field_validator("read_noise_model")
+    @classmethod
+    def _noise_model(cls, name: str) -> str:
+        return _registered(READ_NOISE, name)
 
     @model_validator(mode="before")
     @classmethod
@@ -153,9 +226,10 @@ class PeripherySpec(StrictModel):
     model_config = _FROZEN
 
     input_bits: int | None = Field(8, ge=1, le=24, description="DAC resolution; None = ideal analog input")
-    dac_mode: Literal["multi_level", "bit_serial", "pulse_train"] = Field(
+    dac_mode: str = Field(
         "multi_level",
-        description="'multi_level': one voltage level per input; 'bit_serial': one binary pass and one ADC "
+        description="how inputs drive the rows, a mode of cimkit.spec.units.DAC_MODES; built-in: "
+        "'multi_level': one voltage level per input; 'bit_serial': one binary pass and one ADC "
         "conversion per input bit; 'pulse_train': input bits as pulses whose charge the neuron integrates, "
         "converted once (NeuRRAM); the simulator treats it like multi_level",
     )
@@ -174,11 +248,31 @@ class PeripherySpec(StrictModel):
         "inference time undoes the mean conductance drift (as in Joshi et al. 2020)",
     )
 
+    @field_validator("dac_mode")
+    @classmethod
+    def _dac_mode(cls, name: str) -> str:
+        return _registered(DAC_MODES, name)
+
     @model_validator(mode="after")
     def _serial_needs_bits(self) -> "PeripherySpec":
-        if self.dac_mode == "bit_serial" and self.input_bits is None:
-            raise ValueError("dac_mode 'bit_serial' needs an integer input_bits, not None")
+        if self.dac.needs_input_bits and self.input_bits is None:
+            raise ValueError(f"dac_mode {self.dac_mode!r} needs an integer input_bits, not None")
         return self
+
+    @property
+    def dac(self) -> DacMode:
+        """The DAC mode entry of ``dac_mode``."""
+        return DAC_MODES.get(self.dac_mode, "periphery.dac_mode")
+
+    @property
+    def input_passes(self) -> int:
+        """Array reads (and ADC conversions) per input vector."""
+        return self.dac.input_passes(self.input_bits)
+
+    @property
+    def pulses_per_read(self) -> int:
+        """Input pulses within one array read."""
+        return self.dac.pulses_per_read(self.input_bits)
 
 
 class TechnologySpec(StrictModel):
@@ -210,8 +304,9 @@ class ChipSpec(StrictModel):
         "share tiles, so the chip needs ceil(arrays / arrays per tile) tiles")
     weight_duplication: bool = Field(
         True, description="copy layers onto spare arrays of a fixed-size chip to cut their latency")
-    adc_type: Literal["mlsa", "sar", "survey", "integrate_fire"] = Field(
-        "mlsa", description="'mlsa': multi-level sense amplifier / flash (2^b - 1 comparators, NeuroSim's "
+    adc_type: str = Field(
+        "mlsa", description="column converter, an ADC kind of cimkit.cost.components.ADC_KINDS; built-in: "
+        "'mlsa': multi-level sense amplifier / flash (2^b - 1 comparators, NeuroSim's "
         "default); 'sar': successive approximation; 'survey': the energy frontier of published ADCs; "
         "'integrate_fire': a voltage-mode integrate-and-fire neuron (NeuRRAM)")
     layout_energy_factor: float = Field(
@@ -220,7 +315,30 @@ class ChipSpec(StrictModel):
     activation_bits: int = Field(8, ge=1, le=32, description="bits of activations moved through buffers")
     input_activity: float = Field(
         0.18, ge=0, le=1, description="fraction of 1s in the input bit streams (0.18 for ReLU activations, as in "
-        "the NeuroSim reference run)")
+        "the NeuroSim reference run); the default for ops that do not give their own activity")
+    inferences_per_s: float | None = Field(
+        None, gt=0, description="inference rate for the device lifetime figure (1/s); None = back to back at the "
+        "chip's throughput")
+
+    @field_validator("adc_type")
+    @classmethod
+    def _adc_type(cls, name: str) -> str:
+        if name in BUILTIN_ADC_KINDS:  # registered by the cost model's loader in any case
+            return name
+        kinds = adc_kinds()
+        if name not in kinds:
+            raise _unknown("ADC kind", tuple(kinds))
+        return name
+
+
+class DigitalSpec(StrictModel):
+    """The digital unit: runs non-linear, element-wise, pooling and embedding ops and dynamic matmuls
+    (whatever ``routing`` sends it), at ``technology.clock_hz``."""
+
+    model_config = _FROZEN
+
+    lanes: int = Field(64, ge=1, le=1 << 20, description="operations per cycle (ops/cycle)")
+    data_bits: int = Field(16, ge=1, le=64, description="word width of its operands (bits)")
 
 
 def apply_dotted(data: dict[str, Any], changes: dict[str, Any], what: str) -> dict[str, Any]:
@@ -291,6 +409,38 @@ class HardwareSpec(SpecModel):
     periphery: PeripherySpec = PeripherySpec()
     technology: TechnologySpec = TechnologySpec()
     chip: ChipSpec = ChipSpec()
+    digital: DigitalSpec = DigitalSpec()
+    routing: dict[str, str] = Field(
+        {}, description="op kind -> unit that runs it (units of cimkit.spec.units.UNIT_TYPES: 'crossbar', "
+        "'digital', plug-ins); kinds not listed run on the op registry's default unit")
+
+    @field_validator("routing")
+    @classmethod
+    def _routes(cls, routing: dict[str, str]) -> dict[str, str]:
+        if not routing:
+            return routing
+        kinds = op_kinds()
+        problems = []
+        for kind, unit in routing.items():
+            if kind not in kinds:
+                problems.append(f"op kind {kind!r} (routed to {unit!r}) is not a registered op kind; op kinds: "
+                                f"{', '.join(kinds)}")
+            elif unit not in UNIT_TYPES:
+                problems.append(f"op kind {kind!r} is routed to {unit!r}, which is not a unit; units: "
+                                f"{', '.join(UNIT_TYPES.names())}")
+            elif kind not in UNIT_TYPES.get(unit).runs:
+                problems.append(f"op kind {kind!r} is routed to unit {unit!r}, which cannot run it; {unit!r} runs "
+                                f"{', '.join(sorted(UNIT_TYPES.get(unit).runs))}")
+        if problems:
+            raise PydanticCustomError("routing", "{problems}", {"problems": "; ".join(problems)})
+        return routing
+
+    def unit_for(self, kind: str) -> str:
+        """The unit that runs op kind ``kind``: ``routing[kind]``, else the op registry's default unit
+        (an ``InputError`` listing the op kinds for an unknown one)."""
+        if kind in self.routing:
+            return self.routing[kind]
+        return default_unit(kind)
 
     @model_validator(mode="after")
     def _consistent(self) -> "HardwareSpec":

@@ -1,0 +1,111 @@
+"""The units of a chip and the ways its DACs drive the arrays.
+
+``UNIT_TYPES``: what kind of unit exists and which op kinds it can run. ``HardwareSpec.routing`` maps an
+op kind to a unit by name; kinds it does not list run on the op registry's default unit
+(``cimkit.workload.registry``). Built-in units:
+
+- ``crossbar``: the CIM arrays the spec's device / array / periphery / technology / chip sections
+  describe; runs static-weight ``linear`` and ``conv`` ops and dynamic ``matmul`` (both operands
+  activations: the arrays are rewritten per input, which costs cell writes and endurance);
+- ``digital``: the spec's ``digital`` section, a SIMD unit of ``lanes`` operations per cycle for the
+  non-linear, element-wise, pooling and table-lookup ops and for dynamic matmuls.
+
+Content-addressable memories (Hamming similarity, CAM attention), associative processors and spiking
+neuron circuits have no op kinds of their own in the op registry yet, so no unit type is registered for
+them here. A plug-in adds one together with the kinds it runs, e.g.::
+
+    from cimkit.spec.units import register_unit_type
+    register_unit_type("ap", {"eltwise", "act"}, "associative processor: bit-serial, word-parallel "
+                       "arithmetic in a CAM")
+
+after which ``routing: {eltwise: ap}`` validates; pricing such a unit needs a cost component for it.
+
+``DAC_MODES``: how ``periphery.dac_mode`` turns an input vector into array reads (passes, pulses, and
+whether the simulator drives binary bit planes). The cost model and the mapping read
+``PeripherySpec.input_passes`` / ``PeripherySpec.pulses_per_read``; the simulator reads
+``DacMode.bit_planes``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class UnitType:
+    """A kind of unit: its name, the op kinds it can run, and one line saying what it is."""
+
+    name: str
+    runs: frozenset[str]
+    description: str = ""
+
+
+#: unit types by name; ``HardwareSpec.routing`` values are names of this registry
+UNIT_TYPES: Registry[UnitType] = Registry("unit")
+
+
+def register_unit_type(name: str, runs: Iterable[str], description: str = "", *, replace: bool = False) -> UnitType:
+    """Register a unit type ``name`` that can run the op kinds ``runs``; returns it."""
+    return UNIT_TYPES.register(name, UnitType(name, frozenset(runs), description), replace=replace)
+
+
+register_unit_type("crossbar", {"linear", "conv", "matmul"},
+                   "CIM crossbar arrays (device, array, periphery sections); matmul = arrays rewritten per input")
+register_unit_type("digital", {"matmul", "softmax", "norm", "act", "eltwise", "pool", "embedding"},
+                   "digital SIMD unit (digital section) for non-linear, element-wise, pooling, lookup and "
+                   "dynamic-matmul ops")
+
+
+def _one(bits: int | None) -> int:
+    return 1
+
+
+def _bits(bits: int | None) -> int:
+    return 1 if bits is None else bits
+
+
+def _pulse_count(bits: int | None) -> int:
+    return 1 if bits is None else max(bits, 2)
+
+
+@dataclass(frozen=True)
+class DacMode:
+    """How inputs drive the rows for one ``periphery.dac_mode``.
+
+    ``input_passes(input_bits)``: array reads (and ADC conversions) per input vector;
+    ``pulses_per_read(input_bits)``: input pulses within one read (the integrating converter counts them);
+    ``bit_planes``: the simulator drives one binary bit plane per pass (else one multi-level pass);
+    ``binary``: lines see binary pulses, so drive energy scales with the fraction of 1 bits;
+    ``needs_input_bits``: an integer ``periphery.input_bits`` is required. ``input_bits`` None (an ideal
+    analog input) counts one pass and one pulse."""
+
+    name: str
+    description: str
+    input_passes: Callable[[int | None], int] = field(default=_one)
+    pulses_per_read: Callable[[int | None], int] = field(default=_one)
+    bit_planes: bool = False
+    binary: bool = False
+    needs_input_bits: bool = False
+
+
+#: DAC modes by name (``periphery.dac_mode``)
+DAC_MODES: Registry[DacMode] = Registry("DAC mode")
+
+
+def register_dac_mode(mode: DacMode, *, replace: bool = False) -> DacMode:
+    """Register ``mode`` under ``mode.name``; returns it."""
+    return DAC_MODES.register(mode.name, mode, replace=replace)
+
+
+register_dac_mode(DacMode(
+    "multi_level", "one voltage level per input, one pass and one conversion per vector"))
+register_dac_mode(DacMode(
+    "bit_serial", "one binary pass and one ADC conversion per input bit",
+    input_passes=_bits, bit_planes=True, binary=True, needs_input_bits=True))
+register_dac_mode(DacMode(
+    "pulse_train", "input bits as max(input_bits, 2) pulses whose charge the neuron integrates, converted "
+    "once (NeuRRAM); the simulator treats it like multi_level",
+    pulses_per_read=_pulse_count, binary=True))
