@@ -62,7 +62,7 @@ class ArrayMapping:
 
     @property
     def cells_used(self) -> int:
-        return self.groups * self.in_features * self.used_columns
+        return cells_for(self.in_features, self.out_features, self.groups, self.columns_per_weight)
 
     @property
     def utilization(self) -> float:
@@ -107,6 +107,27 @@ def arrays_for(in_features, out_features, groups, rows, cols, rows_per_tile, col
     return ceil_div(groups, groups_per_array) * row_tiles * col_tiles, row_tiles, col_tiles, groups_per_array
 
 
+def rows_written_per_array_for(in_features, rows_per_tile, groups_per_array):
+    """Rows written into one array when a matrix is (re)programmed: its rows in that array (whole groups
+    packed block-diagonally each add theirs); an array writes one row at a time."""
+    return np.minimum(in_features, rows_per_tile) * groups_per_array
+
+
+def cells_for(in_features, out_features, groups, columns_per_weight):
+    """Cells a matrix occupies (and that programming it writes): every weight on its columns."""
+    return groups * in_features * out_features * columns_per_weight
+
+
+def input_passes(spec: HardwareSpec) -> int:
+    """Array reads (and ADC conversions) per input vector, from ``periphery.dac_mode`` (``DAC_MODES``)."""
+    return int(spec.periphery.input_passes)
+
+
+def pulses_per_read(spec: HardwareSpec) -> int:
+    """Input pulses within one array read (an integrating converter sums them), from ``DAC_MODES``."""
+    return int(spec.periphery.pulses_per_read)
+
+
 def weight_slices(spec: HardwareSpec) -> int:
     """Cells needed per weight magnitude (per polarity with a differential pair)."""
     if spec.weight_bits is None:
@@ -135,7 +156,6 @@ def map_matrix(
     if aligned and 1 < kernel_size <= rows and in_features % kernel_size:
         raise MappingError(f"{name}: {in_features} rows is not a whole number of {kernel_size}-tap kernels")
     rows_per_tile = rows_per_tile_for(rows, kernel_size, aligned)
-    p = spec.periphery
     return ArrayMapping(
         in_features=in_features,
         out_features=out_features,
@@ -147,6 +167,6 @@ def map_matrix(
         slices=weight_slices(spec),
         bits_per_cell=spec.device.bits_per_cell,
         differential=spec.array.signed_mapping == "differential",
-        input_passes=p.input_bits if p.dac_mode == "bit_serial" else 1,
+        input_passes=input_passes(spec),
         kernel_size=kernel_size,
     )

@@ -69,10 +69,8 @@ SHIFT_ADD_ENERGY_PJ = 0.0283  # per conversion; calibrated: VGG8 accumulation en
 ADD_ENERGY_PJ = 0.03  # adding partial sums of two row tiles (assumption: a 16-bit adder at 22 nm)
 SHIFT_ADD_AREA_UM2 = 86.4  # per ADC; calibrated: VGG8 accumulation area 5.31e6 um^2
 SHIFT_ADD_CYCLES = 15.4  # calibrated: VGG8 accumulation latency 0.125 ms
-DIGITAL_OP_ENERGY_PJ = 0.05  # activation / pooling / element-wise op (assumption)
-DIGITAL_UNIT_AREA_UM2 = 20000.0  # activation and pooling units per tile (assumption)
-DIGITAL_LANES = 64
-DIGITAL_MAC_ENERGY_PJ = 0.1  # 8-bit digital multiply-accumulate at 22 nm, for dynamic matmuls (assumption)
+DIGITAL_UNIT_AREA_UM2 = 20000.0  # activation and pooling units per tile (assumption; in the calibrated
+# "other periphery" area). The digital unit's energy and latency per operation: see the end of this file.
 
 # ---- memory and interconnect ------------------------------------------------------------------------
 SRAM_ENERGY_PJ_PER_BYTE = 0.103  # calibrated: VGG8 buffer energy 4.65e5 pJ
@@ -94,3 +92,36 @@ grows 9.0x from VGG8 to ResNet-18 and our data movement 7.0x. Scaled by 1.125 th
 # ---- leakage -------------------------------------------------------------------------------------------
 LEAKAGE_W_PER_MM2 = 1.86e-5  # calibrated: VGG8 leakage 1.48 uJ over 1.359 ms on 58.73 mm^2
 # (per mm^2 of chip at any node: leakage density is not scaled with the node yet)
+
+# ---- the digital unit: primitives from a published table, not calibrated --------------------------------
+# M. Horowitz, "Computing's energy problem (and what we can do about it)", ISSCC 2014 (plenary), energy
+# table for 45 nm at 0.9 V: integer add 8 bit 0.03 pJ, 32 bit 0.1 pJ; integer multiply 8 bit 0.2 pJ,
+# 32 bit 3.1 pJ; 64-bit read of an 8 KB SRAM 10 pJ. (The same figures are quoted, e.g., in Table 3 of
+# Frontiers in Neurology 13:803015, 2022, PMC8934428.) Other widths follow the power law through the two
+# published points of each operation (add ~ b^0.87, multiply ~ b^1.98); other nodes and supplies scale by
+# tech.energy_factor relative to 45 nm / 0.9 V (3.93x the 22 nm / 0.8 V energy).
+HOROWITZ_NODE_NM = 45.0
+HOROWITZ_SUPPLY_V = 0.9
+HOROWITZ_ADD8_PJ = 0.03
+HOROWITZ_ADD32_PJ = 0.1
+HOROWITZ_MUL8_PJ = 0.2
+HOROWITZ_MUL32_PJ = 3.1
+HOROWITZ_SRAM8KB_64B_PJ = 10.0  # one 64-bit word read from an 8 KB SRAM
+ADD_BITS_EXPONENT = 0.8685  # log(0.1 / 0.03) / log(4): through Horowitz's 8- and 32-bit adds
+MUL_BITS_EXPONENT = 1.9771  # log(3.1 / 0.2) / log(4): through Horowitz's 8- and 32-bit multiplies
+# a comparison is a subtraction: priced as an add of the same width (as in the table's source above)
+# exp: I-BERT's integer-only exponential (Kim et al., "I-BERT: Integer-only BERT quantization", ICML 2021,
+# Alg. i-exp): z = floor(-x / ln 2) (one constant multiply), p = x + z ln 2 (a multiply and an add), the
+# second-order polynomial a (p + b)^2 + c (two adds, a square and a constant multiply), then a shift:
+# 4 multiplies and 3 adds, 4 dependent multiply steps
+EXP_MULS = 4
+EXP_ADDS = 3
+EXP_CYCLES = 4
+# division: 7.1x the energy of a multiply, measured for float divide vs multiply on an ARM Cortex-M4F
+# (Ambiq Apollo 3; Table 3, note b of PMC8934428); square root priced the same, since the Cortex-M4 FPU
+# takes the same 14 cycles for VSQRT.F32 as for VDIV.F32 (ARM Cortex-M4 Technical Reference Manual, FPU
+# instruction timing); both take 14 cycles of a lane
+DIV_OVER_MUL = 7.1
+SQRT_OVER_MUL = 7.1
+DIV_CYCLES = 14
+SQRT_CYCLES = 14

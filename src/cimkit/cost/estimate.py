@@ -9,18 +9,20 @@ from typing import Literal, Sequence
 import numpy as np
 
 from ..errors import InputError, MappingError, SpecError, short_repr
+from ..mapping import input_passes, pulses_per_read
 from ..spec import HardwareSpec
+from ..spec.model import op_kinds
 from ..workload import Workload
-from ..workload.core import OpKind
-from .model import COMPONENTS, evaluate
+from .components import DIGITAL_PRIMITIVES
+from .model import evaluate
 from .report import LAYER_FIELDS, METRICS, ManyReport, Report  # noqa: F401 (LAYER_FIELDS re-exported)
 
 OpsConvention = Literal["macs", "neurosim"]
 OPS_CONVENTIONS = typing.get_args(OpsConvention)
-#: op kinds the cost model prices: weighted ones on arrays, the rest on digital units; "unmapped" ops
-#: (weights the cost model cannot map, kept visible by the importers) are listed but not priced
+#: "unmapped" ops (no rule of the op registry matched them) are listed but not priced
 UNMAPPED = "unmapped"
-OP_KINDS = tuple(dict.fromkeys((*typing.get_args(OpKind), UNMAPPED)))
+#: the units this cost model prices (their components are in cimkit.cost.components)
+PRICED_UNITS = ("crossbar", "digital")
 
 
 def _check_ops(ops) -> str:
@@ -45,39 +47,78 @@ def _number(value) -> bool:
         and math.isfinite(value)
 
 
-def _params(specs: Sequence[HardwareSpec]) -> dict[str, np.ndarray]:
-    def col(fn, dtype=float):
-        return np.array([fn(s) for s in specs], dtype=dtype)[:, None]
+#: the spec columns the built-in components read: (name, dtype, getter); one pass over the specs builds them
+_SPEC_COLUMNS = (
+    ("node_nm", float, lambda s: s.technology.node_nm), ("supply_v", float, lambda s: s.technology.supply_v),
+    ("clock_hz", float, lambda s: s.technology.clock_hz), ("weight_bits", int, lambda s: s.weight_bits),
+    ("bits_per_cell", int, lambda s: s.device.bits_per_cell),
+    ("differential", int, lambda s: s.array.signed_mapping == "differential"),
+    ("rows", int, lambda s: s.array.rows), ("cols", int, lambda s: s.array.cols),
+    ("kernel_aligned", bool, lambda s: s.array.conv_mapping == "kernel_aligned"),
+    ("layout_factor", float, lambda s: s.chip.layout_energy_factor),
+    ("input_bits", int, lambda s: s.periphery.input_bits), ("adc_bits", float, lambda s: s.periphery.adc_bits),
+    ("columns_per_adc", int, lambda s: s.periphery.columns_per_adc),
+    ("read_latency_ns", float, lambda s: s.periphery.read_latency_ns),
+    ("arrays_per_pe", int, lambda s: s.chip.arrays_per_pe), ("pes_per_tile", int, lambda s: s.chip.pes_per_tile),
+    ("tiles", int, lambda s: s.chip.tiles or 0), ("duplication", bool, lambda s: s.chip.weight_duplication),
+    ("packed", bool, lambda s: s.chip.tile_allocation == "packed"),
+    ("tile_buffer_kb", float, lambda s: s.chip.tile_buffer_kb), ("global_buffer_kb", float, lambda s: s.chip.global_buffer_kb),
+    ("bus_bits", float, lambda s: s.chip.buffer_bus_bits), ("htree", bool, lambda s: s.chip.interconnect == "htree"),
+    ("pipelined", bool, lambda s: s.chip.execution == "pipelined"),
+    ("activation_bits", float, lambda s: s.chip.activation_bits), ("activity", float, lambda s: s.chip.input_activity),
+    ("g_min_us", float, lambda s: s.device.g_min_us), ("g_max_us", float, lambda s: s.device.g_max_us),
+    ("read_v", float, lambda s: s.device.read_voltage_v), ("cell_area_f2", float, lambda s: s.device.cell_area_f2),
+    ("write_energy_pj", float, lambda s: s.device.write_energy_pj), ("write_time_ns", float, lambda s: s.device.write_time_ns),
+    ("endurance_cycles", float, lambda s: s.device.endurance_cycles),
+    ("inferences_per_s", float, lambda s: s.chip.inferences_per_s or 0.0),
+    ("digital_lanes", float, lambda s: s.digital.lanes), ("digital_bits", float, lambda s: s.digital.data_bits),
+)
+_ROW = None
 
+
+def _row_fn():
+    """One function returning a spec's column values as a tuple (built once: a single call per spec)."""
+    global _ROW
+    if _ROW is None:
+        getters = tuple(g for _, _, g in _SPEC_COLUMNS)
+        _ROW = lambda s: tuple(g(s) for g in getters)  # noqa: E731
+    return _ROW
+
+
+def _codes(values: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """(C, 1) integer codes of ``values`` and the distinct names they index."""
+    names = tuple(dict.fromkeys(values))
+    index = {n: i for i, n in enumerate(names)}
+    return np.array([index[v] for v in values], dtype=np.int64)[:, None], names
+
+
+def _params(specs: Sequence[HardwareSpec]) -> dict[str, np.ndarray]:
     for s in specs:
         if s.weight_bits is None or s.periphery.input_bits is None or s.periphery.adc_bits is None:
             raise InputError(f"spec '{s.name}': the cost model needs integer weight_bits, periphery.input_bits and "
                              "periphery.adc_bits (None means an ideal, unpriceable converter)")
-    adc_types = {"mlsa": 0, "sar": 1, "survey": 2, "integrate_fire": 3}
-    return {
-        "node_nm": col(lambda s: s.technology.node_nm), "supply_v": col(lambda s: s.technology.supply_v),
-        "clock_hz": col(lambda s: s.technology.clock_hz),
-        "weight_bits": col(lambda s: s.weight_bits, int), "bits_per_cell": col(lambda s: s.device.bits_per_cell, int),
-        "differential": col(lambda s: s.array.signed_mapping == "differential", int),
-        "rows": col(lambda s: s.array.rows, int), "cols": col(lambda s: s.array.cols, int),
-        "kernel_aligned": col(lambda s: s.array.conv_mapping == "kernel_aligned", bool),
-        "bit_serial": col(lambda s: s.periphery.dac_mode == "bit_serial", bool),
-        "pulse_train": col(lambda s: s.periphery.dac_mode == "pulse_train", bool),
-        "layout_factor": col(lambda s: s.chip.layout_energy_factor),
-        "input_bits": col(lambda s: s.periphery.input_bits, int), "adc_bits": col(lambda s: s.periphery.adc_bits, float),
-        "columns_per_adc": col(lambda s: s.periphery.columns_per_adc, int),
-        "read_latency_ns": col(lambda s: s.periphery.read_latency_ns),
-        "adc_type": col(lambda s: adc_types[s.chip.adc_type], int),
-        "arrays_per_pe": col(lambda s: s.chip.arrays_per_pe, int), "pes_per_tile": col(lambda s: s.chip.pes_per_tile, int),
-        "tiles": col(lambda s: s.chip.tiles or 0, int), "duplication": col(lambda s: s.chip.weight_duplication, bool),
-        "packed": col(lambda s: s.chip.tile_allocation == "packed", bool),
-        "tile_buffer_kb": col(lambda s: s.chip.tile_buffer_kb), "global_buffer_kb": col(lambda s: s.chip.global_buffer_kb),
-        "bus_bits": col(lambda s: s.chip.buffer_bus_bits), "htree": col(lambda s: s.chip.interconnect == "htree", bool),
-        "pipelined": col(lambda s: s.chip.execution == "pipelined", bool),
-        "activation_bits": col(lambda s: s.chip.activation_bits), "activity": col(lambda s: s.chip.input_activity),
-        "g_min_us": col(lambda s: s.device.g_min_us), "g_max_us": col(lambda s: s.device.g_max_us),
-        "read_v": col(lambda s: s.device.read_voltage_v), "cell_area_f2": col(lambda s: s.device.cell_area_f2),
-    }
+    row = _row_fn()
+    table = np.array([row(s) for s in specs], dtype=float)
+    p = {name: table[:, i:i + 1].astype(dtype) if dtype is not float else table[:, i:i + 1]
+         for i, (name, dtype, _) in enumerate(_SPEC_COLUMNS)}
+    # DAC modes (passes per vector, pulses per read, binary drives) through their registry, once per
+    # distinct (mode, input bits)
+    p["dac_mode"], p["dac_modes"] = _codes([s.periphery.dac_mode for s in specs])
+    p["adc_type"], p["adc_types"] = _codes([s.chip.adc_type for s in specs])
+    per_mode: dict = {}
+    for s in specs:
+        key = (s.periphery.dac_mode, s.periphery.input_bits)
+        if key not in per_mode:
+            per_mode[key] = (input_passes(s), pulses_per_read(s), s.periphery.dac.binary)
+    if len(per_mode) == 1:
+        (passes, pulses, binary), = per_mode.values()
+        p["passes"], p["pulses"] = np.full((len(specs), 1), passes), np.full((len(specs), 1), pulses)
+        p["binary_drive"] = np.full((len(specs), 1), binary)
+    else:
+        cols = np.array([per_mode[(s.periphery.dac_mode, s.periphery.input_bits)] for s in specs])
+        p["passes"], p["pulses"] = cols[:, 0:1].astype(np.int64), cols[:, 1:2].astype(np.int64)
+        p["binary_drive"] = cols[:, 2:3].astype(bool)
+    return p
 
 
 def _check_op(op, i: int, where: str) -> None:
@@ -87,9 +128,10 @@ def _check_op(op, i: int, where: str) -> None:
 
     if not isinstance(op, Op):
         raise InputError(f"{where}: op {i} is a {type(op).__name__}, not a cimkit Op")
-    if op.kind not in OP_KINDS:
+    kinds = (*op_kinds(), UNMAPPED)
+    if op.kind not in kinds:
         raise InputError(f"{where}: op {i} '{op.name}' has unknown kind {short_repr(op.kind)}; allowed: "
-                         f"{', '.join(OP_KINDS)}")
+                         f"{', '.join(dict.fromkeys(kinds))}")
     if op.kind == UNMAPPED:
         return
     for name in ("vectors", "macs", "elements"):
@@ -118,6 +160,18 @@ def _check_op(op, i: int, where: str) -> None:
                                "multiply-accumulates per inference; give macs (ops, TOPS and TOPS/W count them)")
 
 
+def op_events(op) -> dict[str, float]:
+    """Digital primitives of one op per inference (the op registry's ``events``; {"mac": macs} for
+    weighted kinds and matmul)."""
+    try:
+        from ..workload.registry import kind_info
+    except ModuleNotFoundError:  # the op registry is not there yet: the element count as one primitive each
+        if op.kind in ("conv", "linear", "matmul"):
+            return {"mac": float(op.macs)}
+        return {"cmp" if op.kind in ("act", "pool") else "add": float(op.elements)}
+    return kind_info(op.kind).events(op)
+
+
 def _layers(workload: Workload, convention: OpsConvention) -> dict[str, np.ndarray]:
     _check_ops(convention)
     if not isinstance(workload, Workload):
@@ -138,16 +192,78 @@ def _layers(workload: Workload, convention: OpsConvention) -> dict[str, np.ndarr
         # unmapped ops contribute nothing: no arrays, no digital work, no buffer traffic, no operations
         return np.array([unmapped if op.kind == UNMAPPED else fn(op) for op in ops], dtype=dtype)[None, :]
 
+    prims: dict[str, list] = {}
+    for i, op in enumerate(ops):
+        if op.kind == UNMAPPED:
+            continue
+        for prim, n in op_events(op).items():
+            if prim not in DIGITAL_PRIMITIVES:
+                raise InputError(f"{where}: op '{op.name}' ({op.kind}) counts the digital primitive {prim!r}; the digital "
+                                 f"unit prices {', '.join(DIGITAL_PRIMITIVES)}")
+            if n:
+                prims.setdefault(prim, [0.0] * len(ops))[i] += float(n)
+    activity = [getattr(op, "activity", None) for op in ops]
+    for op, a in zip(ops, activity):
+        if a is not None and not (_number(a) and 0 <= a <= 1):
+            raise InputError(f"{where}: op '{op.name}' has activity = {short_repr(a)}; it must be a fraction in [0, 1] "
+                             "or None (the chip's input_activity)")
     return {
         "weighted": row(lambda o: o.weighted, bool), "in_features": row(lambda o: max(o.in_features, 1), int, 1),
         "out_features": row(lambda o: max(o.out_features, 1), int, 1), "groups": row(lambda o: max(o.groups, 1), int, 1),
         "kernel": row(lambda o: max(o.kernel[0] * o.kernel[1], 1), int, 1), "vectors": row(lambda o: o.vectors),
         "in_elements": row(lambda o: o.input_elements), "out_elements": row(lambda o: o.output_elements),
         "elements": row(lambda o: o.elements if not o.weighted else 0), "weights": row(lambda o: o.weights),
-        "dynamic_macs": row(lambda o: o.macs if o.kind == "matmul" else 0),
+        "dynamic": row(lambda o: o.kind == "matmul", bool),
+        "macs": row(lambda o: o.macs),
+        "prims": {k: np.array(v)[None, :] for k, v in prims.items()},
+        "activity": np.array([np.nan if a is None else float(a) for a in activity])[None, :],
+        "activity_set": any(a is not None for a in activity),
         "ops": row(lambda o: o.neurosim_ops() if convention == "neurosim" else 2 * o.macs),
         "names": np.array([op.name for op in ops]), "kinds": np.array([op.kind for op in ops]),
     }
+
+
+def _routing(workload: Workload, specs: Sequence[HardwareSpec], lw: dict) -> None:
+    """The unit each op runs on, per spec (``HardwareSpec.unit_for``, resolved once per distinct routing):
+    ``lw["units"]`` (C, L) codes into ``lw["unit_names"]``, and the masks ``on_arrays`` / ``on_digital``."""
+    kinds = [str(k) for k in lw["kinds"]]
+    distinct = list(dict.fromkeys(kinds))
+    unit_names: list[str] = []
+    per_routing: dict = {}
+    index = []
+    for s in specs:
+        key = tuple(sorted(s.routing.items()))
+        if key not in per_routing:
+            units = {}
+            for kind in distinct:
+                if kind == UNMAPPED:
+                    units[kind] = ""
+                    continue
+                unit = s.unit_for(kind)
+                from ..spec.units import UNIT_TYPES
+
+                if unit not in UNIT_TYPES or kind not in UNIT_TYPES.get(unit).runs:
+                    op = next(o for o in workload.ops if o.kind == kind)
+                    runs = ", ".join(sorted(UNIT_TYPES.get(unit).runs)) if unit in UNIT_TYPES else "nothing (no such unit)"
+                    raise InputError(f"workload '{workload.name}': op '{op.name}' ({kind}) runs on unit {unit!r} on spec "
+                                     f"{s.name!r}, which cannot run {kind} ops; {unit!r} runs {runs}")
+                if unit not in PRICED_UNITS:
+                    op = next(o for o in workload.ops if o.kind == kind)
+                    raise InputError(f"workload '{workload.name}': op '{op.name}' ({kind}) runs on unit {unit!r} on spec "
+                                     f"{s.name!r}, which this cost model does not price (it prices "
+                                     f"{', '.join(PRICED_UNITS)}); route {kind} to one of those")
+                units[kind] = unit
+            for u in units.values():
+                if u not in unit_names:
+                    unit_names.append(u)
+            per_routing[key] = (len(per_routing), [unit_names.index(units[k]) for k in kinds])
+        index.append(per_routing[key][0])
+    table = np.array([codes for _, codes in per_routing.values()], dtype=np.int64)
+    units = table[np.array(index)] if len(per_routing) > 1 else table  # (C, L), or (1, L) shared by all
+    lw["units"], lw["unit_names"] = units, tuple(unit_names)
+    code = {u: i for i, u in enumerate(unit_names)}
+    lw["on_arrays"] = units == code.get("crossbar", -1)
+    lw["on_digital"] = units == code.get("digital", -1)
 
 
 def _spec_list(specs) -> list[HardwareSpec]:
@@ -185,7 +301,7 @@ def _check_finite(out: dict, names: list[str], where: str) -> None:
             continue
         i = int(np.flatnonzero(bad)[0])
         comps = {**{f"area of {c}": out["area"][c][i] for c in out["area"]},
-                 **{f"energy of {c}": out["energy"][c][i].sum() for c in COMPONENTS},
+                 **{f"energy of {c}": out["energy"][c][i].sum() for c in out["energy"]},
                  **{f"latency of {c}": out["latency"][c][i].sum() for c in out["latency"]}}
         culprits = [k for k, v in comps.items() if not np.isfinite(v)]
         raise SpecError(f"{where} on spec {names[i]!r}: {key} = {value[i]:g}"
@@ -193,52 +309,85 @@ def _check_finite(out: dict, names: list[str], where: str) -> None:
                         "outside any physical range (the figures overflow); check the fields behind that figure")
 
 
+def _run(workload: Workload, specs: list[HardwareSpec], ops: OpsConvention) -> tuple[dict, dict]:
+    lw = _layers(workload, ops)
+    _routing(workload, specs, lw)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):  # checked just below
+        out = evaluate(_params(specs), lw)
+    _check_finite(out, [s.name for s in specs], f"workload '{workload.name}'")
+    return lw, out
+
+
 def estimate_many(workload: Workload, specs: Sequence[HardwareSpec | str], *, ops: OpsConvention = "macs") -> ManyReport:
     """Price ``workload`` on every spec (a HardwareSpec or a preset name) in one vectorized pass. Infeasible
     designs (a fixed number of tiles that cannot hold the weights) get NaN metrics and ``feasible`` False."""
     _check_ops(ops)
     specs = _spec_list(specs)
-    lw = _layers(workload, ops)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):  # checked just below
-        out = evaluate(_params(specs), lw)
-    _check_finite(out, [s.name for s in specs], f"workload '{workload.name}'")
+    _, out = _run(workload, specs, ops)
     nan = lambda x: np.where(out["feasible"], x, np.nan)  # noqa: E731
     return ManyReport(out["feasible"], nan(out["area_mm2"]), nan(out["energy_j"]), nan(out["latency_s"]),
                       nan(out["period_s"]), out["ops"], out)
 
 
+def endurance(out: dict, p_inferences_per_s: float, endurance_cycles: float, i: int = 0) -> dict[str, float]:
+    """Writes per cell per inference (the most-written cell: a rewritten matmul's operand, each copy), the
+    inference rate (``chip.inferences_per_s``, else back to back at the chip's throughput) and the device
+    lifetime ``endurance_cycles / (writes per cell per inference x rate)``; empty when nothing is rewritten."""
+    ev = out["events"]
+    written = ev["written_cells"][i] if ev["written_cells"].shape[0] > 1 else ev["written_cells"][0]
+    if not np.any(written > 0):
+        return {}
+    writes = ev["cell_writes"][i] if ev["cell_writes"].shape[0] > 1 else ev["cell_writes"][0]
+    dup = np.broadcast_to(ev["duplication"], ev["cell_writes"].shape)[min(i, ev["cell_writes"].shape[0] - 1)]
+    # every copy of a layer is rewritten once per inference; a cell holds one copy's cell: one write each
+    per_cell = float(np.max(np.where(written > 0, writes / np.maximum(written * dup, 1), 0)))
+    rate = p_inferences_per_s or (1.0 / float(out["period_s"][i]))
+    return {"writes_per_cell_per_inference": per_cell, "inferences_per_s": rate,
+            "lifetime_s": endurance_cycles / (per_cell * rate)}
+
+
 def estimate(workload: Workload, spec: HardwareSpec | str, *, ops: OpsConvention = "macs") -> Report:
     """Area, energy, latency and derived figures of ``workload`` on ``spec`` (a HardwareSpec or a preset name),
-    per layer and component. ``ops``: 'macs' (2 operations per MAC) or 'neurosim' (NeuroSim's count).
+    per layer, component and unit. ``ops``: 'macs' (2 operations per MAC) or 'neurosim' (NeuroSim's count).
 
+    Each op runs on the unit ``spec.unit_for(op.kind)`` names (layer rows say which, ``Report.units`` sums
+    them); a dynamic matmul routed to the crossbar rewrites arrays per input (``Report.endurance``).
     An infeasible design (``chip.tiles`` too few for the weights) gives ``feasible`` False, its ``reason``,
     and NaN chip figures. Ops of kind "unmapped" are listed in ``Report.unmapped`` and priced as nothing."""
     _check_ops(ops)
     spec = _resolve_spec(spec)
-    lw = _layers(workload, ops)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):  # checked just below
-        out = evaluate(_params([spec]), lw)
-    _check_finite(out, [spec.name], f"workload '{workload.name}'")
+    lw, out = _run(workload, [spec], ops)
     feasible = bool(out["feasible"][0])
     reason = "" if feasible else (f"the weights need {int(out['tiles_needed'][0])} tiles but chip.tiles = "
                                   f"{int(out['tiles'][0])}")
-    layers = []
-    for i, name in enumerate(lw["names"]):
-        row = {"name": str(name), "kind": str(lw["kinds"][i]),
-               "arrays": int(out["layer_arrays"][0, i]), "latency_s": float(out["layer_latency_s"][0, i])}
-        for comp in COMPONENTS:
-            row[f"energy_{comp}_j"] = float(out["energy"][comp][0, i])
-        row["energy_j"] = sum(row[f"energy_{c}_j"] for c in COMPONENTS)
+    comps = out["components"]
+    energy = {c: out["energy"][c][0].tolist() for c in comps}
+    layer_latency = out["layer_latency_s"][0].tolist()
+    layer_arrays = out["layer_arrays"][0].tolist()
+    unit_of = [lw["unit_names"][u] for u in lw["units"][0].tolist()]
+    layers, units = [], {}
+    for i, name in enumerate(lw["names"].tolist()):
+        row = {"name": name, "kind": str(lw["kinds"][i]), "unit": unit_of[i],
+               "arrays": int(layer_arrays[i]), "latency_s": layer_latency[i]}
+        for comp in comps:
+            row[f"energy_{comp}_j"] = energy[comp][i]
+        row["energy_j"] = sum(energy[c][i] for c in comps)
         layers.append(row)
+        if unit_of[i]:
+            u = units.setdefault(unit_of[i], {"ops": 0, "energy_j": 0.0, "latency_s": 0.0})
+            u["ops"] += 1
+            u["energy_j"] += row["energy_j"]
+            u["latency_s"] += row["latency_s"]
     val = (lambda x: float(x[0])) if feasible else (lambda x: math.nan)
     return Report(
         workload=workload.name, spec=spec.name, feasible=feasible, reason=reason, area_mm2=val(out["area_mm2"]),
         energy_j=val(out["energy_j"]), latency_s=val(out["latency_s"]), period_s=val(out["period_s"]),
         ops=float(out["ops"][0]),
         area_breakdown_mm2={c: float(out["area"][c][0]) for c in out["area"]},
-        energy_breakdown_j={**{c: float(out["energy"][c][0].sum()) for c in COMPONENTS}, "leakage": float(out["leakage_j"][0]),
+        energy_breakdown_j={**{c: float(out["energy"][c][0].sum()) for c in comps}, "leakage": float(out["leakage_j"][0]),
                             "layout": float(out["layout_j"][0])},
         latency_breakdown_s={c: float(out["latency"][c][0].sum()) for c in out["latency"]},
         layers=layers, arrays=int(out["arrays"][0]), tiles=int(out["tiles"][0]), utilization=float(out["utilization"][0]),
-        unmapped=[str(n) for n, k in zip(lw["names"], lw["kinds"]) if k == UNMAPPED],
+        unmapped=[str(n) for n, k in zip(lw["names"], lw["kinds"]) if k == UNMAPPED], units=units,
+        endurance=endurance(out, spec.chip.inferences_per_s, spec.device.endurance_cycles) if feasible else {},
     )

@@ -1,0 +1,381 @@
+"""Cost components: small plug-ins that price the events the mapping counts (Timeloop/Accelergy style).
+
+``cimkit.cost.events`` counts what a chip does for a workload (array reads, conversions, row drives,
+shift-adds, partial-sum adds, bytes through buffers and wires, digital primitives, cell writes) and how
+many of each instance it holds (arrays, ADCs, tiles, SRAM); a ``Component`` turns those counts into area,
+energy, latency and leakage. Every figure is a numpy array over configurations (shape (C,) for chip
+quantities, (C, L) over configurations x layers for per-layer ones), in SI units named in the method:
+``area_mm2``, ``energy_per_event_j``, ``latency_per_event_s``, ``leakage_w``.
+
+A component is registered by name in ``COMPONENTS``; its name is its line in the report's breakdowns
+(``energy_breakdown_j``, ``area_breakdown_mm2``, ``latency_breakdown_s`` and the layers' ``energy_<name>_j``).
+The built-ins (``array``, ``drivers``, ``adc``, ``accumulation``, ``buffer``, ``interconnect``, ``digital``,
+``writes``) are the crossbar model of ``constants.py`` (NeuroSim-calibrated where it says so) and the
+digital unit (Horowitz's 45 nm figures, scaled). A plug-in::
+
+    from cimkit.cost.components import COMPONENTS, Component
+
+    class Sensor(Component):
+        name, unit = "sensor", "crossbar"            # breakdown line; the chip unit it belongs to
+        def energy_per_event_j(self, ctx):
+            return {"conversions": 1e-15}            # 1 fJ per ADC conversion
+    COMPONENTS.register("sensor", Sensor())
+
+``ADC_KINDS`` holds the converters ``chip.adc_type`` names (built-ins mlsa, sar, survey, integrate_fire);
+``DRIVERS`` the row-drive energy per ``periphery.dac_mode``. This module imports only numpy and light
+cimkit modules (no torch, no cimkit.spec), so the spec can validate its option strings against it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..errors import InputError, short_repr
+from ..registry import Registry
+from . import constants as K
+from .tech import energy_factor
+
+#: the digital primitives the op registry counts (cimkit.workload.registry.DIGITAL_PRIMITIVES)
+DIGITAL_PRIMITIVES = ("add", "mul", "mac", "cmp", "exp", "div", "sqrt", "lookup")
+
+
+class Context:
+    """What a component prices from: ``p`` the spec columns (each (C, 1)), ``events`` the counts of
+    ``cimkit.cost.events.count`` ((C, L) per layer, (C,) per chip), the technology factors relative to
+    the 22 nm / 0.8 V reference (``area_scale``, ``energy_scale``, ``delay_scale``, each (C, 1)), the clock
+    period ``cycle_s`` and, once the areas are known, the chip's ``area_mm2`` (C,) and the area of every
+    component but the overheads (``core_area_mm2``)."""
+
+    def __init__(self, p: dict, events: dict, area_scale, energy_scale, delay_scale) -> None:
+        self.p, self.events = p, events
+        self.area_scale, self.energy_scale, self.delay_scale = area_scale, energy_scale, delay_scale
+        self.cycle_s = 1.0 / p["clock_hz"]
+        self.core_area_mm2 = None
+        self.area_mm2 = None
+        self._scales: dict = {}
+
+    def energy_scale_from(self, node_nm: float, supply_v: float):
+        """Energy at the configurations' node and supply relative to a figure given at (node_nm, supply_v)
+        (Stillmaker & Baas 2017 scaling, as ``tech.energy_factor``)."""
+        key = (node_nm, supply_v)
+        if key not in self._scales:
+            self._scales[key] = self.energy_scale / float(energy_factor(node_nm, supply_v))
+        return self._scales[key]
+
+
+class Component:
+    """One priced part of a chip. Override what applies; every default is zero.
+
+    - ``name``: the breakdown line; ``unit``: the chip unit it belongs to ("crossbar", "digital", "chip"
+      for parts every unit shares, "cam", ...);
+    - ``area_mm2(ctx)`` -> (C,): silicon area; components with ``overhead = True`` are sized after the
+      others and read ``ctx.core_area_mm2`` (the interconnect is a fraction of the rest);
+    - ``energy_per_event_j(ctx)`` -> {event name: J per event}, each broadcastable to (C, L); the events
+      are ``ctx.events`` entries (``conversions``, ``cell_reads``, ...), their sum is the component's energy;
+    - ``latency_per_event_s(ctx)`` -> {serial event name: s per event}: events that follow one another
+      on a layer's critical path (``serial_reads``, ``adc_slots``, ``moved_words``, ``digital_cycles``...);
+    - ``leakage_w(ctx)`` -> (C,): static power while the chip runs.
+    """
+
+    name: str = ""
+    unit: str = ""
+    overhead: bool = False
+
+    def area_mm2(self, ctx: Context):
+        return 0.0
+
+    def energy_per_event_j(self, ctx: Context) -> dict:
+        return {}
+
+    def latency_per_event_s(self, ctx: Context) -> dict:
+        return {}
+
+    def leakage_w(self, ctx: Context):
+        return 0.0
+
+
+def check_component(name: str, comp: object) -> Component:
+    """``comp`` if it is a usable component, else an ``InputError`` naming it and what is wrong."""
+    if not isinstance(comp, Component):
+        raise InputError(f"component {name!r}: expected an instance of cimkit.cost.components.Component, got "
+                         f"{type(comp).__name__} {short_repr(comp)}")
+    if getattr(comp, "name", "") != name:
+        raise InputError(f"component {name!r}: its name attribute is {short_repr(getattr(comp, 'name', None))}; it must "
+                         f"equal the name it is registered under (its line in the report's breakdowns)")
+    unit = getattr(comp, "unit", "")
+    if not isinstance(unit, str) or not unit.strip():
+        raise InputError(f"component {name!r} names no unit: set its 'unit' attribute to the chip unit it belongs "
+                         "to ('crossbar', 'digital', 'chip' for shared parts, ...)")
+    return comp
+
+
+class _Components(Registry[Component]):
+    def register(self, name: str, entry: Component, *, replace: bool = False) -> Component:  # type: ignore[override]
+        return super().register(name, check_component(name, entry), replace=replace)
+
+
+#: cost components by name (the report's breakdown lines)
+COMPONENTS: Registry[Component] = _Components("cost component")
+
+
+def check_figure(comp: str, what: str, value, event: str | None = None):
+    """``value`` as an array if every entry is a finite number >= 0, else an ``InputError`` naming the
+    component (and event)."""
+    arr = np.asarray(value, dtype=float)
+    with np.errstate(invalid="ignore"):
+        bad = ~(arr >= 0)
+    if bad.any():
+        v = arr[bad].ravel()[0]
+        of = f" per {event!r}" if event else ""
+        raise InputError(f"component {comp!r} gives {what}{of} = {v:g}: a cost must be a finite number >= 0")
+    return arr
+
+
+# ---- ADC kinds -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AdcKind:
+    """One converter type at the 22 nm / 0.8 V reference: ``area_um2(bits)``, ``energy_pj(bits, pulses)``
+    (``pulses``: input pulses an integrating converter sums before it converts), ``time_ns(bits)``; all
+    elementwise on numpy arrays."""
+
+    name: str
+    description: str
+    area_um2: Callable
+    energy_pj: Callable
+    time_ns: Callable
+
+
+#: converters by name (``chip.adc_type``)
+ADC_KINDS: Registry[AdcKind] = Registry("ADC kind", loader="cimkit.cost.components")
+
+
+def register_adc_kind(kind: AdcKind, *, replace: bool = False) -> AdcKind:
+    return ADC_KINDS.register(kind.name, kind, replace=replace)
+
+
+def _levels(bits):
+    return 2.0**bits - 1
+
+
+register_adc_kind(AdcKind(
+    "mlsa", "multi-level sense amplifier / flash: 2^b - 1 comparators (NeuroSim's default; calibrated on its VGG8 run)",
+    lambda b: K.MLSA_AREA_UM2_PER_LEVEL * _levels(b), lambda b, pulses: K.MLSA_ENERGY_PJ_PER_LEVEL * _levels(b),
+    lambda b: K.MLSA_TIME_NS + 0 * b))
+register_adc_kind(AdcKind(
+    "sar", "successive approximation: b cycles and a 2^b-unit capacitor DAC",
+    lambda b: K.SAR_AREA_UM2_PER_BIT * b + K.SAR_CAP_AREA_UM2 * 2.0**b,
+    lambda b, pulses: K.SAR_ENERGY_PJ_PER_BIT * b + K.SAR_CAP_ENERGY_PJ * 2.0**b,
+    lambda b: K.SAR_TIME_NS_PER_BIT * b))
+register_adc_kind(AdcKind(
+    "survey", "the energy frontier of published ADCs (Murmann's survey): ~1 fJ per conversion step",
+    lambda b: K.SURVEY_AREA_UM2_PER_LEVEL * _levels(b), lambda b, pulses: K.SURVEY_FOM_PJ_PER_STEP * (2.0**b),
+    lambda b: K.SURVEY_TIME_NS + 0 * b))
+register_adc_kind(AdcKind(
+    "integrate_fire", "voltage-mode integrate-and-fire neuron (NeuRRAM), fitted to the chip's ten points",
+    lambda b: K.IF_AREA_UM2 + 0 * b, lambda b, pulses: K.IF_ENERGY_PJ_PER_PULSE_BIT * pulses * b,
+    lambda b: K.IF_TIME_NS_PER_LEVEL * 2.0**b))
+
+
+def adc_figures(kind_codes, kinds: tuple[str, ...], bits, pulses):
+    """(area um^2, energy pJ, time ns) per configuration: ``kind_codes`` (C, 1) index ``kinds`` (names of
+    ``ADC_KINDS``)."""
+    area = energy = time = None
+    for code, name in enumerate(kinds):
+        k = ADC_KINDS.get(name, "chip.adc_type")
+        a, e, t = (np.broadcast_to(np.asarray(f, dtype=float), np.shape(bits)) for f in
+                   (k.area_um2(bits), k.energy_pj(bits, pulses), k.time_ns(bits)))
+        if area is None:
+            area, energy, time = a, e, t
+        else:
+            m = kind_codes == code
+            area, energy, time = np.where(m, a, area), np.where(m, e, energy), np.where(m, t, time)
+    return area, energy, time
+
+
+# ---- row drivers per DAC mode -------------------------------------------------------------------------
+#: energy of one row drive (pJ at 22 nm / 0.8 V) per ``periphery.dac_mode``, a function of input bits
+DRIVERS: Registry[Callable] = Registry("row-driver model (periphery.dac_mode)")
+DRIVERS.register("bit_serial", lambda bits: K.ROW_DRIVE_ENERGY_PJ + 0 * bits)
+DRIVERS.register("pulse_train", lambda bits: K.INPUT_PULSE_ENERGY_PJ + 0 * bits)
+DRIVERS.register("multi_level", lambda bits: K.ROW_DRIVE_ENERGY_PJ + K.DAC_ENERGY_PJ_PER_LEVEL * (2.0**bits))
+
+
+# ---- the crossbar unit's components (constants.py; unchanged figures) --------------------------------------
+def _mm2(um2):
+    return um2 * 1e-6
+
+
+class Array(Component):
+    """Cell arrays: read energy V^2 G t per active cell plus the column read (precharge, mux) per
+    conversion; area cells x F^2; one settling time per serial read."""
+
+    name, unit = "array", "crossbar"
+
+    def area_mm2(self, ctx):
+        p = ctx.p
+        f_m = p["node_nm"][:, 0] * 1e-9
+        return ctx.events["chip_arrays"] * p["rows"][:, 0] * p["cols"][:, 0] * p["cell_area_f2"][:, 0] * f_m**2 * 1e6
+
+    def energy_per_event_j(self, ctx):
+        p = ctx.p
+        g_avg_s = 0.5 * (p["g_min_us"] + p["g_max_us"]) * 1e-6
+        return {"cell_reads": p["read_v"] ** 2 * g_avg_s * K.CELL_READ_TIME_S,
+                "conversions": K.COLUMN_READ_ENERGY_PJ * ctx.energy_scale * 1e-12}
+
+    def latency_per_event_s(self, ctx):
+        return {"serial_reads": ctx.p["read_latency_ns"] * 1e-9}
+
+
+class Drivers(Component):
+    """Row decoders, drivers and DACs: energy per row drive by DAC mode; area per row and column."""
+
+    name, unit = "drivers", "crossbar"
+
+    def area_mm2(self, ctx):
+        p = ctx.p
+        per_array = K.ROW_PERIPHERY_UM2_PER_ROW * p["rows"][:, 0] + K.COL_PERIPHERY_UM2_PER_COL * p["cols"][:, 0]
+        return ctx.events["chip_arrays"] * per_array * ctx.area_scale[:, 0] * 1e-6
+
+    def energy_per_event_j(self, ctx):
+        p = ctx.p
+        modes = p["dac_modes"]
+        drive = None
+        for code, mode in enumerate(modes):
+            e = np.asarray(DRIVERS.get(mode, "periphery.dac_mode")(p["input_bits"]), dtype=float)
+            drive = e if drive is None else np.where(p["dac_mode"] == code, e, drive)
+        return {"row_drives": ctx.energy_scale * 1e-12 * drive}
+
+
+class Adc(Component):
+    """Column converters of ``chip.adc_type`` (``ADC_KINDS``): energy per conversion; a converter serves
+    ``columns_per_adc`` columns in turn, each conversion at least one clock cycle."""
+
+    name, unit = "adc", "crossbar"
+
+    @staticmethod
+    def figures(ctx):
+        """(area um^2, energy pJ, time ns) of one converter per configuration, at 22 nm / 0.8 V."""
+        if "adc" not in ctx._scales:
+            p = ctx.p
+            ctx._scales["adc"] = adc_figures(p["adc_type"], p["adc_types"], p["adc_bits"], p["pulses"])
+        return ctx._scales["adc"]
+
+    def area_mm2(self, ctx):
+        return ctx.events["adcs"] * self.figures(ctx)[0][:, 0] * ctx.area_scale[:, 0] * 1e-6
+
+    def energy_per_event_j(self, ctx):
+        return {"conversions": self.figures(ctx)[1] * ctx.energy_scale * 1e-12}
+
+    def latency_per_event_s(self, ctx):
+        t_adc = self.figures(ctx)[2] * ctx.delay_scale * 1e-9
+        return {"adc_slots": np.maximum(t_adc, ctx.cycle_s)}
+
+
+class Accumulation(Component):
+    """Shift-and-add per conversion, partial-sum adders between row tiles."""
+
+    name, unit = "accumulation", "crossbar"
+
+    def area_mm2(self, ctx):
+        return ctx.events["adcs"] * K.SHIFT_ADD_AREA_UM2 * ctx.area_scale[:, 0] * 1e-6
+
+    def energy_per_event_j(self, ctx):
+        return {"conversions": K.SHIFT_ADD_ENERGY_PJ * ctx.energy_scale * 1e-12,
+                "psum_adds": K.ADD_ENERGY_PJ * ctx.energy_scale * 1e-12}
+
+    def latency_per_event_s(self, ctx):
+        return {"serial_reads": ctx.cycle_s * K.SHIFT_ADD_CYCLES}
+
+
+class Buffer(Component):
+    """Tile and global SRAM buffers: energy per byte moved, cycles per bus word (NeuroSim-calibrated)."""
+
+    name, unit = "buffer", "chip"
+
+    def area_mm2(self, ctx):
+        return ctx.events["sram_kb"] * K.SRAM_AREA_UM2_PER_KB * ctx.area_scale[:, 0] * 1e-6
+
+    def energy_per_event_j(self, ctx):
+        return {"moved_bytes": K.SRAM_ENERGY_PJ_PER_BYTE * ctx.energy_scale * 1e-12}
+
+    def latency_per_event_s(self, ctx):
+        return {"moved_words": ctx.cycle_s * K.BUFFER_CYCLES_PER_WORD}
+
+
+class Interconnect(Component):
+    """H-tree or bus: wire energy per bit and mm over half the chip edge; area a fraction of the rest."""
+
+    name, unit, overhead = "interconnect", "chip", True
+
+    def area_mm2(self, ctx):
+        return ctx.core_area_mm2 * np.where(ctx.p["htree"][:, 0], K.HTREE_AREA_FRACTION, K.BUS_AREA_FRACTION)
+
+    def energy_per_event_j(self, ctx):
+        hop_mm = (0.5 * np.sqrt(ctx.area_mm2))[:, None]
+        return {"moved_bits": K.WIRE_ENERGY_PJ_PER_BIT_MM * hop_mm * ctx.energy_scale * 1e-12}
+
+    def latency_per_event_s(self, ctx):
+        return {"moved_words": ctx.cycle_s * K.WIRE_CYCLES_PER_WORD}
+
+
+# ---- the digital unit -----------------------------------------------------------------------------------
+def primitive_energy_pj(primitive: str, bits):
+    """Energy (pJ) of one ``primitive`` on ``bits``-bit integers at Horowitz's 45 nm / 0.9 V
+    (constants.py: HOROWITZ_*; exp, div, sqrt as stated multiples of an add and a multiply)."""
+    add = K.HOROWITZ_ADD8_PJ * (bits / 8.0) ** K.ADD_BITS_EXPONENT
+    mul = K.HOROWITZ_MUL8_PJ * (bits / 8.0) ** K.MUL_BITS_EXPONENT
+    acc = K.HOROWITZ_ADD8_PJ * (2.0 * bits / 8.0) ** K.ADD_BITS_EXPONENT  # a MAC accumulates at 2b bits
+    return {
+        "add": add, "cmp": add, "mul": mul, "mac": mul + acc,
+        "exp": K.EXP_MULS * mul + K.EXP_ADDS * add,
+        "div": K.DIV_OVER_MUL * mul, "sqrt": K.SQRT_OVER_MUL * mul,
+        "lookup": K.HOROWITZ_SRAM8KB_64B_PJ * bits / 64.0,
+    }[primitive]
+
+
+#: cycles one lane takes per primitive (1 unless stated in constants.py)
+PRIMITIVE_CYCLES = {"add": 1, "cmp": 1, "mul": 1, "mac": 1, "lookup": 1,
+                    "exp": K.EXP_CYCLES, "div": K.DIV_CYCLES, "sqrt": K.SQRT_CYCLES}
+
+
+class Digital(Component):
+    """The digital unit (spec.digital): ``lanes`` primitives per cycle on ``data_bits``-bit operands,
+    each primitive priced from Horowitz (ISSCC 2014) at 45 nm / 0.9 V and scaled to the configuration's
+    node and supply. Area: the activation and pooling units per tile of the NeuroSim calibration."""
+
+    name, unit = "digital", "digital"
+
+    def area_mm2(self, ctx):
+        return ctx.events["tiles"] * K.DIGITAL_UNIT_AREA_UM2 * ctx.area_scale[:, 0] * 1e-6
+
+    def energy_per_event_j(self, ctx):
+        scale = ctx.energy_scale_from(K.HOROWITZ_NODE_NM, K.HOROWITZ_SUPPLY_V) * 1e-12
+        bits = ctx.p["digital_bits"]
+        return {f"digital_{prim}": primitive_energy_pj(prim, bits) * scale for prim in DIGITAL_PRIMITIVES}
+
+    def latency_per_event_s(self, ctx):
+        return {"digital_cycles": ctx.cycle_s / ctx.p["digital_lanes"]}
+
+
+# ---- cell writes (dynamic matmuls on rewritten arrays) --------------------------------------------------
+class Writes(Component):
+    """Cells programmed per inference (a matmul's second operand written into CIM arrays): energy per cell
+    write (device.write_energy_pj, verify included), one row write (device.write_time_ns) after another
+    within an array, the arrays in parallel."""
+
+    name, unit = "writes", "crossbar"
+
+    def energy_per_event_j(self, ctx):
+        return {"cell_writes": ctx.p["write_energy_pj"] * 1e-12}
+
+    def latency_per_event_s(self, ctx):
+        return {"rows_written": ctx.p["write_time_ns"] * 1e-9}
+
+
+for _c in (Array(), Drivers(), Adc(), Accumulation(), Buffer(), Digital(), Writes(), Interconnect()):
+    COMPONENTS.register(_c.name, _c)
+#: the breakdown lines that existed before components were plug-ins, in their report order
+BUILTIN = ("array", "drivers", "adc", "accumulation", "buffer", "interconnect", "digital")

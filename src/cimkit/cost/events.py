@@ -1,0 +1,104 @@
+"""Events: what a chip does for a workload, counted from the mapping (``cimkit.mapping``'s formulas).
+
+``count(p, w)`` takes the spec columns ``p`` (each (C, 1): one row per configuration) and the workload
+rows ``w`` (each (1, L): one column per op) and returns, per inference,
+
+- per layer, shape (C, L): ``conversions`` (ADC conversions), ``cell_reads`` (active cells read),
+  ``row_drives``, ``psum_adds`` (partial sums of row tiles added), ``moved_bytes`` / ``moved_bits`` /
+  ``moved_words`` (activations through the buffers and wires), ``digital_<primitive>`` (the op registry's
+  digital primitives: add, mul, mac, cmp, exp, div, sqrt, lookup), ``digital_cycles`` (lane cycles),
+  ``digital_elements`` and ``digital_macs`` (output elements and dynamic-matmul MACs on the digital unit),
+  ``cell_writes`` and ``rows_written`` (a dynamic matmul's operand written into arrays), and the serial
+  counts latency is priced on: ``serial_reads`` (array reads one after another on one array copy),
+  ``adc_slots`` (conversions one converter makes in turn);
+- per configuration, shape (C,): instance counts ``tiles``, ``chip_arrays``, ``adcs``, ``sram_kb``;
+  ``feasible``, ``tiles_needed``; and per layer ``layer_arrays``, ``duplication``, ``on_arrays`` (the op
+  runs on the crossbar unit) and ``rewritten`` (its arrays are rewritten per input).
+
+Nothing here has a price: ``cimkit.cost.components`` turns events into joules, seconds and mm^2.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..mapping import arrays_for, ceil_div, rows_per_tile_for, rows_written_per_array_for, slices_for
+from .components import DIGITAL_PRIMITIVES, PRIMITIVE_CYCLES
+
+
+def count(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict:
+    on_arrays = w["on_arrays"]  # (C, L) or (1, L): the op runs on CIM arrays
+    rewritten = on_arrays & w["dynamic"]  # a dynamic matmul on arrays: written per input
+    diff = p["differential"]
+    slices = slices_for(p["weight_bits"], p["bits_per_cell"], diff)
+    cpw = slices * (1 + diff)
+    rpt = rows_per_tile_for(p["rows"], w["kernel"], p["kernel_aligned"])
+    arrays, row_tiles, col_tiles, per_array = arrays_for(w["in_features"], w["out_features"], w["groups"],
+                                                         p["rows"], p["cols"], rpt, cpw)
+    arrays = np.where(on_arrays, arrays, 0)
+    passes, pulses = p["passes"], p["pulses"]
+
+    # chip size: each layer on whole tiles (as NeuroSim places them), or layers packed into shared tiles
+    per_tile = p["arrays_per_pe"] * p["pes_per_tile"]
+    layer_tiles = np.where(on_arrays, ceil_div(arrays, per_tile), 0)
+    packed_tiles = ceil_div(arrays.sum(axis=1, keepdims=True), per_tile)
+    tiles_needed = np.where(p["packed"], packed_tiles, layer_tiles.sum(axis=1, keepdims=True))
+    tiles = np.where(p["tiles"] > 0, p["tiles"], tiles_needed)
+    # a layer's weights are copied onto the spare arrays of its own tiles, and on a fixed-size chip onto
+    # whole spare tiles as well; copies read different input vectors in parallel
+    spare_in_tiles = np.maximum(layer_tiles * per_tile // np.maximum(arrays, 1), 1)
+    spare_tiles = np.maximum(tiles // np.maximum(tiles_needed, 1), 1) * (p["tiles"] > 0) + (p["tiles"] <= 0)
+    dup = np.where(p["duplication"], spare_in_tiles * spare_tiles, 1)
+    chip_arrays = tiles * per_tile
+    adcs_per_array = ceil_div(p["cols"], p["columns_per_adc"])
+
+    vectors = w["vectors"]
+    activity = w["activity"] if w["activity_set"] else p["activity"]
+    if w["activity_set"]:  # per-op input activity (Op.activity), the chip's figure where an op gives none
+        activity = np.where(np.isnan(activity), p["activity"], activity)
+    active_rows = w["in_features"] * w["groups"]
+    serial = vectors / dup * passes
+    ev = {
+        "conversions": np.where(on_arrays, vectors * passes * w["groups"] * row_tiles * slices * w["out_features"], 0),
+        "cell_reads": np.where(on_arrays, vectors * passes * active_rows * w["out_features"] * cpw * activity, 0),
+        "row_drives": np.where(on_arrays, vectors * passes * pulses * active_rows * col_tiles
+                               * np.where(p["binary_drive"], activity, 1), 0),
+        "psum_adds": np.where(on_arrays, vectors * w["groups"] * w["out_features"] * np.maximum(row_tiles - 1, 0), 0),
+        "serial_reads": np.where(on_arrays, serial, 0),
+        "adc_slots": np.where(on_arrays, serial * p["columns_per_adc"], 0),
+    }
+    act_bytes = p["activation_bits"] / 8.0
+    moved = (w["in_elements"] + w["out_elements"]) * act_bytes + np.where(on_arrays, vectors * active_rows * act_bytes, 0)
+    ev["moved_bytes"] = moved
+    ev["moved_bits"] = moved * 8
+    ev["moved_words"] = moved * 8 / p["bus_bits"]
+
+    # digital primitives of the ops the digital unit runs (the op registry's events per op)
+    on_digital = w["on_digital"]
+    cycles = 0.0
+    for prim in DIGITAL_PRIMITIVES:
+        n = w["prims"].get(prim)
+        if n is None:
+            ev[f"digital_{prim}"] = np.zeros((1, 1))
+            continue
+        n = np.where(on_digital, n, 0)
+        ev[f"digital_{prim}"] = n
+        cycles = cycles + n * PRIMITIVE_CYCLES[prim]
+    ev["digital_cycles"] = cycles + np.zeros((1, 1))
+    ev["digital_elements"] = np.where(on_digital, w["elements"], 0)  # elements the digital unit outputs
+    ev["digital_macs"] = np.where(on_digital & w["dynamic"], w["macs"], 0)  # dynamic matmuls' MACs there
+
+    # cells written per inference: the matmul operand on its arrays (each copy), one row at a time per array
+    cells = w["groups"] * w["in_features"] * w["out_features"] * cpw
+    ev["cell_writes"] = np.where(rewritten, cells * dup, 0)
+    ev["rows_written"] = np.where(rewritten, rows_written_per_array_for(w["in_features"], rpt, per_array), 0)
+    ev["written_cells"] = np.where(rewritten, cells, 0)  # distinct cells those writes land on (one copy)
+
+    ev.update(
+        feasible=(tiles >= tiles_needed)[:, 0], tiles=tiles[:, 0], tiles_needed=tiles_needed[:, 0],
+        chip_arrays=chip_arrays[:, 0], adcs=(chip_arrays * adcs_per_array)[:, 0],
+        sram_kb=(tiles * p["tile_buffer_kb"] + p["global_buffer_kb"])[:, 0],
+        layer_arrays=arrays, duplication=dup, on_arrays=on_arrays, rewritten=rewritten,
+        utilization=(w["weights"] * cpw).sum(axis=1) / (chip_arrays[:, 0] * p["rows"][:, 0] * p["cols"][:, 0]),
+    )
+    return ev
