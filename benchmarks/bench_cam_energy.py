@@ -36,7 +36,7 @@ def main() -> None:
     for data, model in CASES:
         t0 = time.perf_counter()
         res, _ = run_trees(data, model, trees=trees, depth=8, energy_samples=samples)
-        r = {k: v.energy_per_decision_j for k, v in res.reports.items()}
+        r = {k: v.energy_j for k, v in res.reports.items()}
         ablations = {k: r["xtime"] / v for k, v in r.items() if k.startswith("xtime+")}
         best = max(ablations, key=ablations.get)
         print(f"| {data} | {model} | {res.rows} | {res.features} | {res.sparsity:.1%} | "
@@ -53,7 +53,7 @@ def main() -> None:
         spec = CamSpec().replace(**{"circuit.g_min_us": g_min, "circuit.g_max_us": g_max})
         res, _ = run_trees("digits", "rf", trees=trees, depth=8, spec=spec, energy_samples=samples,
                            schemes=("xtime", "monosparse"))
-        x, m = (res.reports[k].energy_per_decision_j for k in ("xtime", "monosparse"))
+        x, m = (res.reports[k].energy_j for k in ("xtime", "monosparse"))
         print(f"| {g_min:g}..{g_max:g} | {x * 1e9:.3f} | {m * 1e9:.3f} | {x / m:.2f}x |")
 
     print("\ndon't-care sparsity of random forests on the synthetic set (one knob at a time; base: 50 trees, "

@@ -68,6 +68,30 @@ def demo(
     console.print(f"figure: {result.figure}   ({result.seconds:.0f} s)")
 
 
+def _unmapped_table(report, workload) -> Table:
+    """The ops of ``workload`` the cost model left unpriced (``report.unmapped``), with what the workload
+    knows of them: their type in the source model, shapes, output size and the weights they hold."""
+    ops = {op.name: op for op in workload.ops}
+    table = Table(title=f"NOT PRICED: {len(report.unmapped)} unmapped op(s) of {workload.name} (no rule maps them; "
+                        "their cost is not in the figures above)", title_justify="left")
+    for col in ("op", "kind", "source type", "input shape", "output shape", "output elements", "weights held"):
+        table.add_column(col, justify="right" if col in ("output elements", "weights held") else "left")
+
+    def shape(value) -> str:
+        return "x".join(map(str, value)) if value else "-"
+
+    for name in report.unmapped:
+        op = ops.get(name)
+        if op is None:
+            table.add_row(name, "unmapped", "-", "-", "-", "-", "-")
+            continue
+        elements = getattr(op, "elements", 0)
+        table.add_row(name, str(op.kind), getattr(op, "source_type", "") or "-", shape(getattr(op, "in_shape", ())),
+                      shape(getattr(op, "out_shape", ())), f"{elements:,}" if elements else "-",
+                      f"{getattr(op, 'unmapped_weights', 0):,}")
+    return table
+
+
 @app.command()
 def estimate(
     network: str = typer.Argument(..., help="a zoo name (cimkit zoo), a NeuroSim network .csv or an .onnx file"),
@@ -76,18 +100,30 @@ def estimate(
     csv_out: Path | None = typer.Option(None, "--csv", help="write per-layer energy and latency as CSV"),
     plot: Path | None = typer.Option(None, help="save a stacked-bar figure of the energy per layer"),
     neurosim_ops: bool = typer.Option(False, help="count operations as NeuroSim does (input map size)"),
+    unmapped: str = typer.Option("warn", help="ops of an ONNX model that cimkit cannot map: 'warn' (keep them, "
+                                 "listed as not priced) or 'error' (refuse the model)"),
 ) -> None:
     """Area, energy, latency and efficiency of a network on a chip."""
+    import warnings
+
     from .cost import estimate as run_estimate
     from .io import check_output_path, figure_suffixes
     from .workload import load_workload
+    from .workload.core import check_unmapped_policy
 
+    check_unmapped_policy(unmapped)
     for path, suffixes, what in ((json_out, None, "--json"), (csv_out, None, "--csv"), (plot, figure_suffixes(), "--plot")):
         if path is not None:  # before any work: a bad output path fails now, not after the run
             check_output_path(path, suffixes, what)
-    wl = load_workload(network)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        wl = load_workload(network, unmapped=unmapped)
+    for w in caught:  # the importer's warnings (unmapped ops, unused weights), once each, on the console
+        console.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False)
     report = run_estimate(wl, _spec(hw), ops="neurosim" if neurosim_ops else "macs")
     console.print(report.table())
+    if report.unmapped:
+        console.print(_unmapped_table(report, wl))
     if json_out:
         report.to_json(json_out)
     if csv_out:
@@ -179,6 +215,7 @@ def trees(
     seed: int = typer.Option(0, help="data split and model seed"),
     plot: str = typer.Option("out/trees.png", help="energy figure path ('' for none)"),
     json_out: Path | None = typer.Option(None, "--json", help="write the full result as JSON"),
+    csv_out: Path | None = typer.Option(None, "--csv", help="write the cost of each search scheme as CSV"),
 ) -> None:
     """Train a tree ensemble, compile it to analog CAM, and report accuracy and cost per decision."""
     from .cam import CamSpec
@@ -189,6 +226,8 @@ def trees(
         check_output_path(plot, figure_suffixes(), "--plot")
     if json_out:
         check_output_path(json_out, None, "--json")
+    if csv_out:
+        check_output_path(csv_out, None, "--csv")
 
     spec = CamSpec.from_yaml(cam) if cam else CamSpec()
     overrides = {k: v for k, v in (("rows", rows), ("cols", cols), ("bits", bits)) if v is not None}
@@ -207,22 +246,13 @@ def trees(
                   f"CAM {res.bits}-bit ({res.scale} codes"
                   f"{f', bound variation {res.variation_lsb:g} LSB, seed {seed}' if res.variation_lsb else ''}) "
                   f"{res.quantized_accuracy:.2%}", highlight=False)
-    table = Table(title=f"cost per decision on {spec.rows}x{spec.cols}-feature arrays "
-                        f"({spec.cells_per_feature} cells/feature, {spec.node_nm:g} nm)")
-    table.add_column("scheme", no_wrap=True)
-    for col in ("arrays", "nJ/decision", "vs raw", "vs xtime", "latency", "decisions/s", "mm^2"):
-        table.add_column(col, justify="right", no_wrap=True)
-    raw = res.reports["raw"].energy_per_decision_j
-    base = res.reports["xtime"].energy_per_decision_j
-    for name, r in res.reports.items():
-        e = r.energy_per_decision_j
-        table.add_row(name, str(r.arrays), f"{e * 1e9:.3f}", f"{raw / e:.2f}x", f"{base / e:.2f}x",
-                      f"{r.latency_s * 1e9:.0f} ns", f"{r.throughput_per_s:.3g}", f"{r.total_area_mm2:.3f}")
-    console.print(table)
+    console.print(res.table())
     if plot:
         console.print(f"figure: {plot_trees(res, plot)}")
     if json_out:
         res.to_json(json_out)
+    if csv_out:
+        res.to_csv(csv_out)
 
 
 @app.command()

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, short_repr
-from ..io import atomic_path, atomic_write, check_output_path, figure_suffixes, strict_json
+from ..io import atomic_path, atomic_write, check_output_path, figure_suffixes, json_safe, strict_json
+from ..report import Result, figure_folder
 from .cost import COMPONENTS, SCHEMES, compare
 from .report import CamReport
 from .program import CamProgram, check_scale, check_seed, check_variation, compile
@@ -54,7 +55,14 @@ def make_model(kind: str, trees: int, depth: int, seed: int):
 
 
 @dataclass
-class TreesResult:
+class TreesResult(Result):
+    """What ``run_trees`` measured: accuracy of the model, of its exact CAM program and of the quantized one,
+    the program's size, and one ``CamReport`` per search scheme (``reports``).
+
+    The result protocol (``cimkit.report.Result``): ``to_dict`` / ``to_json`` (``summary()``, each scheme's
+    report under ``schemes``), ``to_csv`` (one row per scheme), ``table`` (cost per decision of each scheme),
+    ``figures`` (energy per scheme and component; rows left per segment)."""
+
     data: str
     model: str
     trees: int
@@ -71,19 +79,59 @@ class TreesResult:
     features: int
     sparsity: float
     reports: dict[str, CamReport] = field(default_factory=dict)
+    hardware: str = ""  # the CAM arrays priced, in words (e.g. "256x16-feature arrays (2 cells/feature, 16 nm)")
 
     def summary(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if k != "reports"}
         out["schemes"] = {k: r.summary() for k, r in self.reports.items()}
         return out
 
+    def to_dict(self) -> dict:
+        return json_safe({"result": type(self).__name__, **self.summary()})
+
     def to_json(self, path: str | Path | None = None) -> str:
-        """``summary()`` as strict JSON (a non-finite number is written as null); written atomically to ``path``
+        """``to_dict()`` as strict JSON (a non-finite number is written as null); written atomically to ``path``
         if given."""
-        text = strict_json(self.summary(), indent=2)
+        text = strict_json(self.to_dict(), indent=2)
         if path is not None:
             atomic_write(path, text)
         return text
+
+    def records(self) -> list[dict]:
+        """One row per search scheme: arrays, energy per decision (J), latency (s), throughput, area (mm^2),
+        then energy and area by component (``energy_<component>_j``, ``area_<component>_mm2``)."""
+        out = []
+        for name, r in self.reports.items():
+            row = {"scheme": name, "arrays": r.arrays, "energy_j": r.energy_j, "latency_s": r.latency_s,
+                   "throughput_per_s": r.throughput_per_s, "area_mm2": r.area_mm2,
+                   "cell_evaluations": r.cell_evaluations}
+            row.update({f"energy_{c}_j": v for c, v in r.energy_breakdown_j.items()})
+            row.update({f"area_{c}_mm2": v for c, v in r.area_breakdown_mm2.items()})
+            out.append(row)
+        return out
+
+    def csv_columns(self) -> tuple[str, ...]:
+        return ("scheme", "arrays", "energy_j", "latency_s", "throughput_per_s", "area_mm2", "cell_evaluations")
+
+    def table(self):
+        """Cost per decision of each scheme, with its energy relative to ``raw`` and ``xtime`` where priced."""
+        from rich.table import Table
+
+        t = Table(title="cost per decision" + (f" on {self.hardware}" if self.hardware else ""))
+        t.add_column("scheme", no_wrap=True)
+        refs = [n for n in ("raw", "xtime") if n in self.reports]
+        for col in ("arrays", "nJ/decision", *(f"vs {n}" for n in refs), "latency", "decisions/s", "mm^2"):
+            t.add_column(col, justify="right", no_wrap=True)
+        for name, r in self.reports.items():
+            e = r.energy_j
+            t.add_row(name, str(r.arrays), f"{e * 1e9:.3f}", *(f"{self.reports[n].energy_j / e:.2f}x" for n in refs),
+                      f"{r.latency_s * 1e9:.0f} ns", f"{r.throughput_per_s:.3g}", f"{r.area_mm2:.3f}")
+        return t
+
+    def figures(self, folder: str | Path) -> list[Path]:
+        """``trees.png`` (``plot_trees``): energy per decision by scheme and component, and the rows searched
+        in each match-line segment; nothing when no scheme was priced."""
+        return [plot_trees(self, figure_folder(folder) / "trees.png")] if self.reports else []
 
 
 def run_trees(data: str = "breast_cancer", model: str = "rf", *, trees: int = 100, depth: int = 8,
@@ -120,7 +168,9 @@ def run_trees(data: str = "breast_cancer", model: str = "rf", *, trees: int = 10
     result = TreesResult(data, model, trees, depth, spec.bits, len(t.y_test), float((want == t.y_test).mean()),
                          float((got == t.y_test).mean()), bool(np.array_equal(got, want)),
                          float((quant.predict(t.x_test) == t.y_test).mean()), scale, variation_lsb, prog.rows,
-                         prog.n_features, prog.sparsity, reports)
+                         prog.n_features, prog.sparsity, reports,
+                         hardware=f"{spec.rows}x{spec.cols}-feature arrays ({spec.cells_per_feature} cells/feature, "
+                                  f"{spec.node_nm:g} nm)")
     return result, prog
 
 
