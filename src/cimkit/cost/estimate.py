@@ -329,19 +329,16 @@ def estimate_many(workload: Workload, specs: Sequence[HardwareSpec | str], *, op
                       nan(out["period_s"]), out["ops"], out)
 
 
-def endurance(out: dict, p_inferences_per_s: float, endurance_cycles: float, i: int = 0) -> dict[str, float]:
-    """Writes per cell per inference (the most-written cell: a rewritten matmul's operand, each copy), the
-    inference rate (``chip.inferences_per_s``, else back to back at the chip's throughput) and the device
+def endurance(out: dict, inferences_per_s: float | None, endurance_cycles: float, i: int = 0) -> dict[str, float]:
+    """Writes per cell per inference (a rewritten matmul's operand: each of its cells once per inference),
+    the inference rate (``chip.inferences_per_s``, else back to back at the chip's throughput) and the device
     lifetime ``endurance_cycles / (writes per cell per inference x rate)``; empty when nothing is rewritten."""
-    ev = out["events"]
-    written = ev["written_cells"][i] if ev["written_cells"].shape[0] > 1 else ev["written_cells"][0]
-    if not np.any(written > 0):
+    writes = out["events"]["cell_writes"]
+    writes = writes[min(i, writes.shape[0] - 1)]
+    if not np.any(writes > 0):
         return {}
-    writes = ev["cell_writes"][i] if ev["cell_writes"].shape[0] > 1 else ev["cell_writes"][0]
-    dup = np.broadcast_to(ev["duplication"], ev["cell_writes"].shape)[min(i, ev["cell_writes"].shape[0] - 1)]
-    # every copy of a layer is rewritten once per inference; a cell holds one copy's cell: one write each
-    per_cell = float(np.max(np.where(written > 0, writes / np.maximum(written * dup, 1), 0)))
-    rate = p_inferences_per_s or (1.0 / float(out["period_s"][i]))
+    per_cell = 1.0  # cell_writes counts each written cell once per inference (rewritten layers are not copied)
+    rate = inferences_per_s or (1.0 / float(out["period_s"][i]))
     return {"writes_per_cell_per_inference": per_cell, "inferences_per_s": rate,
             "lifetime_s": endurance_cycles / (per_cell * rate)}
 

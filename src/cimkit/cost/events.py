@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..mapping import arrays_for, ceil_div, rows_per_tile_for, rows_written_per_array_for, slices_for
+from ..mapping import arrays_for, ceil_div, cells_for, rows_per_tile_for, rows_written_per_array_for, slices_for
 from .components import DIGITAL_PRIMITIVES, PRIMITIVE_CYCLES
 
 
@@ -48,7 +48,8 @@ def count(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict:
     # whole spare tiles as well; copies read different input vectors in parallel
     spare_in_tiles = np.maximum(layer_tiles * per_tile // np.maximum(arrays, 1), 1)
     spare_tiles = np.maximum(tiles // np.maximum(tiles_needed, 1), 1) * (p["tiles"] > 0) + (p["tiles"] <= 0)
-    dup = np.where(p["duplication"], spare_in_tiles * spare_tiles, 1)
+    # (a rewritten matmul is not copied: every copy would be written per input)
+    dup = np.where(p["duplication"] & ~rewritten, spare_in_tiles * spare_tiles, 1)
     chip_arrays = tiles * per_tile
     adcs_per_array = ceil_div(p["cols"], p["columns_per_adc"])
 
@@ -88,11 +89,10 @@ def count(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict:
     ev["digital_elements"] = np.where(on_digital, w["elements"], 0)  # elements the digital unit outputs
     ev["digital_macs"] = np.where(on_digital & w["dynamic"], w["macs"], 0)  # dynamic matmuls' MACs there
 
-    # cells written per inference: the matmul operand on its arrays (each copy), one row at a time per array
-    cells = w["groups"] * w["in_features"] * w["out_features"] * cpw
-    ev["cell_writes"] = np.where(rewritten, cells * dup, 0)
+    # cells written per inference: the matmul operand on its arrays, one row at a time per array, the
+    # arrays in parallel; each of those cells is written once per inference
+    ev["cell_writes"] = np.where(rewritten, cells_for(w["in_features"], w["out_features"], w["groups"], cpw), 0)
     ev["rows_written"] = np.where(rewritten, rows_written_per_array_for(w["in_features"], rpt, per_array), 0)
-    ev["written_cells"] = np.where(rewritten, cells, 0)  # distinct cells those writes land on (one copy)
 
     ev.update(
         feasible=(tiles >= tiles_needed)[:, 0], tiles=tiles[:, 0], tiles_needed=tiles_needed[:, 0],

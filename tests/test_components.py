@@ -1,0 +1,273 @@
+"""The cost model as events and components (issue 11), read as a specification.
+
+- The crossbar model moved onto components without changing a figure: with the pre-refactor digital
+  pricing plugged back in as a component, every figure of ``tests/data/cost_figures_before_issue11.json``
+  (computed by the code before the refactor: vgg8, resnet18, the NeuRRAM points, every direction sweep of
+  docs/validation.md, presets, 400 estimate_many configurations) comes out identical to 1e-12; with the new
+  digital unit the validation networks move by less than 0.5%.
+- A registered component appears in the breakdown with its events times its energy; one without a unit or
+  with a negative energy is refused, naming it.
+- The digital unit prices each op by the op registry's primitives; dynamic matmuls on rewritten arrays pay
+  cell writes and report endurance; Op.activity overrides the chip's input activity.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cimkit as ck
+from cimkit.cost import constants as K
+from cimkit.cost.components import (ADC_KINDS, COMPONENTS, DIGITAL_PRIMITIVES, PRIMITIVE_CYCLES, Component,
+                                    primitive_energy_pj)
+from cimkit.cost.tech import energy_factor
+from cimkit.errors import InputError
+from cimkit.workload.core import Op, Workload
+
+BEFORE = json.loads((Path(__file__).parent / "data" / "cost_figures_before_issue11.json").read_text())
+
+
+def _workload(name: str) -> Workload:
+    w = BEFORE["workloads"][name]
+    ops = [Op(**{**o, **{k: tuple(o[k]) for k in ("kernel", "stride", "in_shape", "out_shape")}}) for o in w["ops"]]
+    return Workload(w["name"], tuple(w["input_shape"]), ops)
+
+
+WORKLOADS = {name: _workload(name) for name in BEFORE["workloads"]}
+
+
+def _spec(point):
+    spec = ck.HardwareSpec.preset(point["preset"])
+    return spec.replace(**point["changes"]) if point["changes"] else spec
+
+
+class PerElementDigital(Component):
+    """The digital pricing before issue 11: 0.05 pJ per output element and 0.1 pJ per dynamic-matmul MAC at
+    22 nm / 0.8 V, 64 elements or MACs per cycle, 20,000 um^2 per tile."""
+
+    name, unit = "digital", "digital"
+
+    def area_mm2(self, ctx):
+        return ctx.events["tiles"] * K.DIGITAL_UNIT_AREA_UM2 * ctx.area_scale[:, 0] * 1e-6
+
+    def energy_per_event_j(self, ctx):
+        return {"digital_elements": 0.05 * ctx.energy_scale * 1e-12, "digital_macs": 0.1 * ctx.energy_scale * 1e-12}
+
+    def latency_per_event_s(self, ctx):
+        return {"digital_elements": ctx.cycle_s / 64, "digital_macs": ctx.cycle_s / 64}
+
+
+@pytest.fixture
+def registered():
+    """Register components for one test; the built-ins are restored afterwards."""
+    saved = dict(COMPONENTS._entries)
+    yield lambda comp, replace=False: COMPONENTS.register(comp.name, comp, replace=replace)
+    COMPONENTS._entries.clear()
+    COMPONENTS._entries.update(saved)
+
+
+def _close(new, old, rel=1e-12):
+    if old is None:
+        return new is None or np.isnan(new)
+    return new == pytest.approx(old, rel=rel, abs=1e-300)
+
+
+def test_every_pre_refactor_figure_is_unchanged_with_the_old_digital_pricing(registered):
+    registered(PerElementDigital(), replace=True)
+    for point in BEFORE["points"]:
+        r = ck.estimate(WORKLOADS[point["workload"]], _spec(point), ops=point["ops"])
+        old = point["figures"]
+        assert r.feasible == point["feasible"], point["label"]
+        for key in ("area_mm2", "energy_j", "latency_s", "period_s", "ops", "arrays", "tiles", "utilization"):
+            assert _close(getattr(r, key), old[key]), (point["label"], key, getattr(r, key), old[key])
+        for part in ("area_breakdown_mm2", "energy_breakdown_j", "latency_breakdown_s"):
+            for comp, value in old[part].items():
+                assert _close(getattr(r, part)[comp], value), (point["label"], part, comp)
+        for new_layer, old_layer in zip(r.layers, old.get("layers", [])):
+            for key, value in old_layer.items():
+                assert new_layer[key] == value if isinstance(value, str) else _close(new_layer[key], value), \
+                    (point["label"], old_layer["name"], key)
+    many = BEFORE["many"]
+    base = ck.HardwareSpec.preset(many["preset"])
+    out = ck.estimate_many(WORKLOADS[many["workload"]], [base.replace(**c) for c in many["changes"]])
+    assert out.feasible.tolist() == many["feasible"]
+    for key in ("area_mm2", "energy_j", "latency_s", "period_s"):
+        old = np.array([np.nan if v is None else v for v in many[key]])
+        np.testing.assert_allclose(getattr(out, key), old, rtol=1e-12)
+
+
+def _with_functions(wl: Workload) -> Workload:
+    """The stored (pre-registry) ops with the functions the zoo's networks use: ReLU, max pooling (global
+    average pooling where the output is 1 x 1), residual additions, batch norms (folded at inference)."""
+    def fn(op):
+        if op.kind == "act":
+            return "relu"
+        if op.kind == "pool":
+            return "avg_pool" if tuple(op.out_shape[-2:]) == (1, 1) else "max_pool"
+        return {"eltwise": "add", "norm": "batch_norm"}.get(op.kind, "")
+    return Workload(wl.name, wl.input_shape, [Op(**{**op.__dict__, "fn": fn(op)}) for op in wl.ops])
+
+
+@pytest.mark.parametrize("net", ["vgg8", "resnet18"])
+def test_validation_networks_move_less_than_half_a_percent_with_the_digital_unit(net):
+    wl = _with_functions(WORKLOADS[net])
+    for point in (p for p in BEFORE["points"] if p["label"] == f"{net} rram-22nm ops=neurosim"):
+        r = ck.estimate(wl, _spec(point), ops="neurosim")
+        old = point["figures"]
+        for key in ("area_mm2", "energy_j", "latency_s"):
+            assert abs(getattr(r, key) / old[key] - 1) < 0.005, (key, getattr(r, key), old[key])
+        # everything but the digital unit is the same to the last digits
+        for comp in ("array", "drivers", "adc", "accumulation", "buffer", "interconnect"):
+            assert _close(r.energy_breakdown_j[comp], old["energy_breakdown_j"][comp])
+
+
+def _core(ops):
+    return Workload("toy", (1, 64), [Op("fc", "linear", 64, 64, in_shape=(64,), out_shape=(64,), vectors=8,
+                                        macs=8 * 64 * 64), *ops])
+
+
+def test_a_registered_component_is_priced_as_its_events_times_its_energy(registered):
+    class Sensor(Component):
+        name, unit = "sensor", "crossbar"
+
+        def energy_per_event_j(self, ctx):
+            return {"conversions": 1e-15}
+
+        def latency_per_event_s(self, ctx):
+            return {"serial_reads": 2e-9}
+
+        def area_mm2(self, ctx):
+            return ctx.events["adcs"] * 1e-6
+
+    spec = ck.HardwareSpec.preset("rram-22nm").replace(**{"chip.weight_duplication": False})  # one copy
+    wl = _core([])
+    before = ck.estimate(wl, spec)
+    registered(Sensor())
+    r = ck.estimate(wl, spec)
+    m = ck.mapping.map_matrix(64, 64, spec)
+    conversions = 8 * m.adc_conversions_per_vector
+    assert r.energy_breakdown_j["sensor"] == pytest.approx(conversions * 1e-15, rel=1e-12)
+    assert r.layers[0]["energy_sensor_j"] == pytest.approx(conversions * 1e-15, rel=1e-12)
+    assert r.latency_breakdown_s["sensor"] == pytest.approx(8 * m.input_passes * 2e-9, rel=1e-12)
+    assert r.area_breakdown_mm2["sensor"] > 0
+    assert r.energy_breakdown_j["array"] == pytest.approx(before.energy_breakdown_j["array"], rel=1e-12)
+
+
+def test_a_component_without_a_unit_or_with_a_negative_energy_is_refused(registered):
+    class NoUnit(Component):
+        name = "nounit"
+
+    with pytest.raises(InputError, match="'nounit' names no unit"):
+        registered(NoUnit())
+
+    class Negative(Component):
+        name, unit = "negative", "crossbar"
+
+        def energy_per_event_j(self, ctx):
+            return {"conversions": -1e-15}
+
+    registered(Negative())
+    with pytest.raises(InputError, match="component 'negative' gives energy_per_event_j per 'conversions' = -1e-15"):
+        ck.estimate(_core([]), "rram-22nm")
+
+    class Unknown(Component):
+        name, unit = "unknown", "crossbar"
+
+        def energy_per_event_j(self, ctx):
+            return {"photons": 1e-15}
+
+    COMPONENTS._entries.pop("negative")
+    registered(Unknown())
+    with pytest.raises(InputError, match="'unknown' prices the event 'photons'"):
+        ck.estimate(_core([]), "rram-22nm")
+
+
+def _digital_j(prim: str, spec) -> float:
+    """One primitive on the digital unit of ``spec``, in J (Horowitz at 45 nm / 0.9 V, scaled)."""
+    t = spec.technology
+    scale = float(energy_factor(t.node_nm, t.supply_v) / energy_factor(K.HOROWITZ_NODE_NM, K.HOROWITZ_SUPPLY_V))
+    return primitive_energy_pj(prim, spec.digital.data_bits) * scale * 1e-12
+
+
+@pytest.mark.parametrize("fn, kind, hand", [
+    # softmax over 4 rows of 16: max (cmp E), x - max and the row sums (add 2E), exp E, 1/sum (div 4), scale (mul E)
+    ("softmax", "softmax", {"cmp": 64, "add": 128, "exp": 64, "div": 4, "mul": 64}),
+    # layer norm over 4 rows of 16: add 4E + R, mul 3E + 2R, sqrt R, div R
+    ("layer_norm", "norm", {"add": 4 * 64 + 4, "mul": 3 * 64 + 8, "sqrt": 4, "div": 4}),
+    # gelu (erf form): x / sqrt 2, erf, 1 + erf, x * (...) * 0.5
+    ("gelu", "act", {"mul": 3 * 64, "exp": 64, "add": 64}),
+])
+def test_the_digital_unit_prices_an_op_per_primitive(fn, kind, hand):
+    spec = ck.HardwareSpec.preset("rram-22nm")
+    op = Op("f", kind, in_shape=(4, 16), out_shape=(4, 16), elements=64, fn=fn, reduce=16)
+    r = ck.estimate(_core([op]), spec)
+    row = r.layers[1]
+    assert row["unit"] == "digital"
+    assert row["energy_digital_j"] == pytest.approx(sum(n * _digital_j(p, spec) for p, n in hand.items()), rel=1e-12)
+    cycles = sum(n * PRIMITIVE_CYCLES[p] for p, n in hand.items())
+    assert r.latency_breakdown_s["digital"] == pytest.approx(cycles / spec.digital.lanes / spec.technology.clock_hz)
+    assert r.units["digital"]["ops"] == 1 and r.units["crossbar"]["ops"] == 1
+
+
+def test_primitive_energies_follow_their_sources():
+    assert primitive_energy_pj("add", 8) == pytest.approx(0.03) and primitive_energy_pj("add", 32) == pytest.approx(0.1, rel=1e-3)
+    assert primitive_energy_pj("mul", 8) == pytest.approx(0.2) and primitive_energy_pj("mul", 32) == pytest.approx(3.1, rel=1e-3)
+    assert primitive_energy_pj("div", 16) == pytest.approx(7.1 * primitive_energy_pj("mul", 16))
+    assert primitive_energy_pj("lookup", 64) == pytest.approx(10.0)
+    assert set(DIGITAL_PRIMITIVES) == set(PRIMITIVE_CYCLES)
+
+
+def _attention(seq=16, d=32, heads=2):
+    qk = Op("qk", "matmul", d // heads, seq, groups=heads, vectors=seq, in_shape=(heads, seq, d // heads),
+            out_shape=(heads, seq, seq), macs=heads * seq * (d // heads) * seq, fn="matmul")
+    return Workload("attn", (1, seq, d), [Op("q", "linear", d, d, in_shape=(seq, d), out_shape=(seq, d), vectors=seq,
+                                             macs=seq * d * d), qk])
+
+
+def test_a_rewritten_matmul_pays_its_cell_writes_and_reports_the_lifetime():
+    base = ck.HardwareSpec.preset("rram-22nm")
+    on_arrays = base.replace(routing={"matmul": "crossbar"})
+    wl = _attention()
+    digital = ck.estimate(wl, base)
+    assert digital.layers[1]["unit"] == "digital" and not digital.endurance
+    assert digital.layers[1]["energy_digital_j"] == pytest.approx(2 * 16 * 16 * 16 * _digital_j("mac", base))
+    r = ck.estimate(wl, on_arrays)
+    row = r.layers[1]
+    assert row["unit"] == "crossbar" and row["arrays"] > 0 and row["energy_digital_j"] == 0
+    m = ck.mapping.map_matrix(16, 16, on_arrays, groups=2)
+    cells = 2 * 16 * 16 * m.columns_per_weight
+    assert row["energy_writes_j"] == pytest.approx(cells * on_arrays.device.write_energy_pj * 1e-12, rel=1e-12)
+    rows_per_array = min(16, m.rows_per_tile) * m.groups_per_array
+    assert r.latency_breakdown_s["writes"] == pytest.approx(rows_per_array * on_arrays.device.write_time_ns * 1e-9)
+    assert r.endurance["writes_per_cell_per_inference"] == 1.0
+    assert r.endurance["inferences_per_s"] == pytest.approx(1 / r.period_s)
+    assert r.endurance["lifetime_s"] == pytest.approx(on_arrays.device.endurance_cycles * r.period_s)
+    rated = ck.estimate(wl, on_arrays.replace(**{"chip.inferences_per_s": 100.0}))
+    assert rated.endurance["lifetime_s"] == pytest.approx(on_arrays.device.endurance_cycles / 100.0)
+    # estimate_many prices mixed routings in one pass, each as estimate does
+    many = ck.estimate_many(wl, [base, on_arrays])
+    assert many.energy_j.tolist() == pytest.approx([digital.energy_j, r.energy_j], rel=1e-12)
+
+
+def test_op_activity_overrides_the_chips_input_activity():
+    spec = ck.HardwareSpec.preset("rram-22nm")
+    plain = ck.estimate(_core([]), spec)
+    busy = _core([])
+    busy.ops[0] = Op(**{**busy.ops[0].__dict__, "activity": 0.36})
+    r = ck.estimate(busy, spec)
+    cell = spec.device.read_voltage_v ** 2 * 0.5 * (spec.device.g_min_us + spec.device.g_max_us) * 1e-6 * K.CELL_READ_TIME_S
+    m = ck.mapping.map_matrix(64, 64, spec)
+    reads = 8 * m.input_passes * 64 * 64 * m.columns_per_weight
+    assert r.energy_breakdown_j["array"] - plain.energy_breakdown_j["array"] == \
+        pytest.approx(reads * (0.36 - spec.chip.input_activity) * cell, rel=1e-9)
+    assert r.energy_breakdown_j["drivers"] == pytest.approx(2 * plain.energy_breakdown_j["drivers"], rel=1e-12)
+    with pytest.raises(InputError, match="activity"):
+        busy.ops[0] = Op(**{**busy.ops[0].__dict__, "activity": 1.5})
+        ck.estimate(busy, spec)
+
+
+def test_adc_kinds_are_a_registry_the_spec_checks():
+    assert set(ADC_KINDS.names()) >= {"mlsa", "sar", "survey", "integrate_fire"}
+    with pytest.raises(Exception, match="flash9"):
+        ck.HardwareSpec.preset("rram-22nm").replace(**{"chip.adc_type": "flash9"})
