@@ -52,7 +52,8 @@ PRESET_DIR = Path(__file__).with_name("presets")
 #: the ADC kinds of the cost model's built-in components (``cimkit.cost.components.ADC_KINDS`` holds these
 #: and any plug-ins); a spec naming one of these does not need to import the cost model to validate
 BUILTIN_ADC_KINDS = ("mlsa", "sar", "survey", "integrate_fire")
-#: op kinds of the op registry's built-ins, used only while ``cimkit.workload.registry`` is not available
+#: op kinds of the op registry's built-ins and their default units, used only while
+#: ``cimkit.workload.registry`` is not available
 _FALLBACK_KINDS = {"conv": "crossbar", "linear": "crossbar", "matmul": "digital", "softmax": "digital",
                    "norm": "digital", "act": "digital", "eltwise": "digital", "pool": "digital",
                    "embedding": "digital"}
@@ -84,10 +85,11 @@ def _optional_module(name: str):
 
 
 def adc_kinds():
-    """The ADC kind registry of the cost model (``cimkit.cost.components.ADC_KINDS``), or the built-in
-    names while that module does not exist."""
-    module = _optional_module("cimkit.cost.components")
-    return BUILTIN_ADC_KINDS if module is None else module.ADC_KINDS
+    """The ADC kind registry of the cost model (``cimkit.cost.components.ADC_KINDS``), imported when a
+    spec names a kind that is not built in."""
+    from ..cost.components import ADC_KINDS
+
+    return ADC_KINDS
 
 
 def op_kinds() -> tuple[str, ...]:
@@ -325,10 +327,7 @@ class ChipSpec(StrictModel):
     def _adc_type(cls, name: str) -> str:
         if name in BUILTIN_ADC_KINDS:  # registered by the cost model's loader in any case
             return name
-        kinds = adc_kinds()
-        if name not in kinds:
-            raise _unknown("ADC kind", tuple(kinds))
-        return name
+        return _registered(adc_kinds(), name)
 
 
 class DigitalSpec(StrictModel):
