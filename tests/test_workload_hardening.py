@@ -248,7 +248,9 @@ def test_torch_hook_fallback_refuses_unmapped_layers(layer, shape, head_in, type
     assert any("could not trace" in m for m in messages) and any(f"kept 1 op(s) as 'unmapped'" in m and type_name in m
                                                                  for m in messages)
     assert all(w.filename == __file__ for w in record)  # attributed to the caller's line
-    assert [o.kind for o in wl.ops] == ["unmapped", "linear"] and wl.unmapped_weights == held
+    # the eager fallback sees the branch condition too: x.sum() (a reduction) and > 0 (a comparison)
+    assert [(o.kind, o.fn) for o in wl.ops] == [("pool", "sum"), ("eltwise", "cmp"), ("unmapped", ""), ("linear", "linear")]
+    assert wl.unmapped_weights == held
     _balanced(wl)
     assert wl.weight_counts["total"] == held + head_in * 2 + 2
 

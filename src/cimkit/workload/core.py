@@ -5,11 +5,21 @@ Shapes are per inference (batch 1). A weight-stationary op (convolution, linear)
 (attention's Q K^T) multiplies two activations; the rest (pooling, activations, element-wise,
 softmax, normalization) run on digital units.
 
-An op that holds weights the cost model cannot map (an LSTM, a transposed or 3-D convolution, an
-embedding table) is never dropped: the importers refuse it with an ``InputError`` naming it, or, when
+Kinds are strings registered in ``cimkit.workload.registry`` (``kinds()``), each with its default unit
+and its digital event counts; ``fn`` names the function (gelu, layer_norm, softmax, add, ...).
+
+A dynamic ``matmul`` (both operands activations) is ``groups`` independent products (batch x heads)
+A @ B, A of ``vectors`` x ``in_features``, B (the operand an array would hold) of ``in_features`` x
+``out_features``: Q K^T with h heads, length L, head width d is groups h, vectors L, in d, out L.
+An ``embedding`` is a table lookup (in_features = table rows, out_features = width, vectors = tokens);
+its table is digital memory, not crossbar weights.
+
+An op that no rule matches and that holds no weights (a custom function) is kept as kind "unmapped"
+with its shapes and output size, and a warning lists it. An op that holds weights the cost model
+cannot map (an LSTM, a transposed or 3-D convolution) is never dropped: the importers refuse it with an ``InputError`` naming it, or, when
 the caller passes ``unmapped="warn"``, keep it as an op of kind ``"unmapped"`` (with the weights it holds
-in ``unmapped_weights``) and warn. Such an op has no shapes, MACs or elements, so the cost model prices
-nothing for it, but it stays listed in the workload and in the report's layers.
+in ``unmapped_weights``) and warn. The cost model prices nothing for an unmapped op, but it stays listed
+in the workload and in the report's layers.
 
 Every importer of a real model also counts the model's weights (``Workload.weight_counts``): on mapped
 layers, held by digital ops (biases, normalization), on unmapped ops, and used by no op, so that a
@@ -28,7 +38,8 @@ from typing import Literal
 
 from ..errors import InputError, short_repr
 
-OpKind = Literal["conv", "linear", "matmul", "pool", "act", "eltwise", "softmax", "norm", "unmapped"]
+#: the built-in kinds (``cimkit.workload.registry.kinds()`` is the full, open list)
+OpKind = Literal["conv", "linear", "matmul", "pool", "act", "eltwise", "softmax", "norm", "embedding", "unmapped"]
 WEIGHTED = ("conv", "linear")
 #: what the importers do with an op holding weights the cost model cannot map
 UNMAPPED_POLICIES = ("error", "warn")
@@ -80,9 +91,17 @@ def _listing(items: list[tuple[str, str, int]], limit: int = 6) -> str:
 
 
 def resolve_unmapped(source: str, unmapped: list["Op"], policy: str, counts: dict[str, int]) -> None:
-    """Apply the ``unmapped`` policy to the ops of kind "unmapped" an importer found in ``source``:
-    raise an ``InputError`` naming each (policy "error") or warn (policy "warn"). ``counts`` is the
+    """Apply the ``unmapped`` policy to the ops of kind "unmapped" holding weights that an importer found
+    in ``source``: raise an ``InputError`` naming each (policy "error") or warn (policy "warn"). Weightless
+    ones (no rule matched) are kept under either policy, with a warning listing them. ``counts`` is the
     weight accounting (see ``Workload.weight_counts``) the message quotes."""
+    unknown = [op for op in unmapped if not op.unmapped_weights]
+    if unknown:
+        listing = ", ".join(f"'{op.name}' ({op.source_type}, shape {op.out_shape})" for op in unknown[:6])
+        more = f" and {len(unknown) - 6} more" if len(unknown) > 6 else ""
+        warn_caller(f"{source}: {len(unknown)} op(s) that no rule matches kept as 'unmapped' (listed in the workload, "
+                    f"not priced): {listing}{more}; register a rule with cimkit.workload.registry.register_op")
+    unmapped = [op for op in unmapped if op.unmapped_weights]
     if not unmapped:
         return
     items = [(op.name, op.source_type, op.unmapped_weights) for op in unmapped]
@@ -124,10 +143,23 @@ class Op:
     elements: int = 0  # elements processed by a digital op (its output size)
     unmapped_weights: int = 0  # kind "unmapped": the weights the op holds, which no array stores
     source_type: str = ""  # kind "unmapped": the op's type in the source model (e.g. 'LSTM', 'ConvTranspose')
+    fn: str = ""  # the function, lower case: gelu, layer_norm, softmax, add, max_pool, matmul, embedding, ...
+    reduce: int = 0  # softmax and norm: length of the reduced axis (rows = elements // reduce)
+    activity: float | None = None  # fraction of 1 bits in the input bit streams; None: the chip's input_activity
 
     @property
     def weighted(self) -> bool:
-        return self.kind in WEIGHTED
+        """Whether the op's weights are mapped onto arrays (the kind is registered as weighted)."""
+        if self.kind in WEIGHTED:
+            return True
+        from .registry import KINDS
+
+        return self.kind in KINDS and KINDS.get(self.kind).weighted
+
+    @property
+    def rows(self) -> int:
+        """Softmax and norm: the rows reduced over (elements // reduce); else the elements."""
+        return self.elements // self.reduce if self.reduce > 0 else self.elements
 
     @property
     def weights(self) -> int:
@@ -151,9 +183,13 @@ class Op:
         return 2 * self.macs
 
 
-def unmapped_op(name: str, source_type: str, weights: int) -> Op:
-    """An op the cost model cannot map, kept visible: no shapes, MACs or elements, so nothing is priced."""
-    return Op(name, "unmapped", unmapped_weights=int(weights), source_type=source_type)
+def unmapped_op(name: str, source_type: str, weights: int, in_shape=(), out_shape=()) -> Op:
+    """An op the cost model cannot map or no rule matches, kept visible (not priced): its shapes (without
+    the batch dim), its output size as ``elements`` and the weights it holds."""
+    in_shape, out_shape = tuple(int(d) for d in in_shape), tuple(int(d) for d in out_shape)
+    return Op(name, "unmapped", in_shape=in_shape, out_shape=out_shape,
+              elements=math.prod(out_shape) if out_shape else 0, unmapped_weights=int(weights),
+              source_type=source_type)
 
 
 @dataclass
@@ -211,7 +247,10 @@ class Workload:
                 lines.append(f"  {op.kind:7} {op.name:30} {op.in_features:>6} x {op.out_features:<6} g{op.groups:<4} "
                              f"x{op.vectors:<6} {op.macs / 1e6:9.2f} MMAC")
             elif op.kind == "unmapped":
-                lines.append(f"  UNMAPPED {op.name:29} {op.source_type}, {op.unmapped_weights:,} weights (not priced)")
+                lines.append(f"  UNMAPPED {op.name:29} {op.source_type}, {op.unmapped_weights:,} weights, shape "
+                             f"{op.out_shape} (not priced)")
+            else:
+                lines.append(f"  {op.kind:7} {op.name:30} {op.fn:12} {op.elements:>10,} elements")
         return "\n".join(lines)
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -228,17 +267,25 @@ class Workload:
     # ---- constructors --------------------------------------------------------------------------
     @classmethod
     def from_torch(cls, model, input_shape: tuple[int, ...], name: str | None = None, *,
-                   unmapped: str = "error") -> "Workload":
-        """Trace a PyTorch model (torch.fx, or forward hooks when it cannot be traced) on one all-zero
-        input of ``input_shape`` (batch dim included; set to 1, costs are per inference).
+                   unmapped: str = "error", tracer: str = "auto", input_dtype=None) -> "Workload":
+        """Trace a PyTorch model on one all-zero input of ``input_shape`` (batch dim included; set to 1,
+        costs are per inference; ``input_dtype`` e.g. ``torch.long`` for token ids).
 
-        A layer holding weights that cimkit cannot map (LSTM/GRU/RNN, ConvTranspose, Conv3d, Embedding,
-        MultiheadAttention, ...) raises an ``InputError`` naming it, unless ``unmapped="warn"``: then it
-        is kept as an op of kind "unmapped" (not priced) and a warning names it. A model that fails on
-        the input raises one ``InputError`` with torch's reason."""
+        ``tracer``: "fx" (torch.fx symbolic tracing with shape propagation), "eager" (runs the model
+        once and records every module and torch function call: handles data-dependent Python control
+        flow, e.g. Hugging Face models), "hooks" (forward hooks on modules only: misses functional ops),
+        or "auto" (fx, else eager with a warning). Every frontend dispatches through
+        ``cimkit.workload.registry``.
+
+        A layer holding weights that cimkit cannot map (LSTM/GRU/RNN, ConvTranspose, Conv3d, ...) raises
+        an ``InputError`` naming it, unless ``unmapped="warn"``: then it is kept as an op of kind
+        "unmapped" (not priced) and a warning names it. An op no rule matches that holds no weights is
+        kept as "unmapped" with its shape under either policy. A model that fails on the input raises one
+        ``InputError`` with torch's reason."""
         from .trace import trace_torch
 
-        return trace_torch(model, input_shape, name or type(model).__name__, check_unmapped_policy(unmapped))
+        return trace_torch(model, input_shape, name or type(model).__name__, check_unmapped_policy(unmapped),
+                           tracer=tracer, input_dtype=input_dtype)
 
     @classmethod
     def from_onnx(cls, path: str | Path, name: str | None = None, *, unmapped: str = "error",

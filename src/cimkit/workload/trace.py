@@ -1,6 +1,15 @@
-"""PyTorch model -> Workload, by torch.fx shape propagation (or forward hooks as a fallback).
+"""PyTorch model -> Workload: torch.fx shape propagation, or an eager run that records module and torch
+function calls (a ``TorchFunctionMode`` plus forward hooks; the fallback when fx cannot trace, e.g. for
+Hugging Face models), or forward hooks on modules only. All three dispatch through the op registry
+(``cimkit.workload.registry``): a module, function or tensor method a rule names becomes that rule's op;
+data movement (view, reshape, cat, getitem, dropout, ...) is not an op; anything else that computes on
+an activation is kept as an "unmapped" op with its shapes.
 
-Both paths account for every parameter of the model (see ``Workload.weight_counts``): a parameter is
+What the hooks frontend cannot see: functional calls (F.linear, torch.matmul / @, F.softmax, einsum,
+residual adds, F.gelu, ...) outside a module; it agrees with fx and eager on models built from modules
+only (nn.Sequential of layers, nn.MultiheadAttention, nn.TransformerEncoderLayer).
+
+Every path accounts for every parameter of the model (see ``Workload.weight_counts``): a parameter is
 on a mapped layer (Linear, Conv1d, Conv2d, or ``F.linear`` / ``F.conv1d`` / ``F.conv2d`` / a matmul
 with a parameter operand), used by a digital op (a bias, a normalization's scale), held by a layer the
 cost model cannot map (LSTM, Conv3d, ConvTranspose, Embedding, ...: refused, or kept as an "unmapped"
@@ -10,57 +19,101 @@ op with ``unmapped="warn"``), or used by no op (warned about). Nothing is droppe
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import math
 import numbers
-import operator
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.fx import symbolic_trace
 from torch.fx.passes.shape_prop import ShapeProp
+from torch.overrides import TorchFunctionMode
 
 from ..errors import InputError, short_repr
+from . import registry
 from .core import MAX_CSV_DIM, Op, Workload, check_op_sizes, resolve_unmapped, unmapped_op, warn_caller, warn_unused
+from .registry import batched_matmul, digital_op, einsum_operands, embedding_op, linear_op, matmul_op
 
-_POOL = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d,
-         nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
-         nn.AdaptiveMaxPool3d, nn.LPPool1d, nn.LPPool2d)
-_ACT = (nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh, nn.LeakyReLU,
-        nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.Mish, nn.Softplus, nn.Softsign, nn.Hardtanh, nn.LogSigmoid,
-        nn.Tanhshrink, nn.Threshold, nn.GLU, nn.Hardshrink, nn.Softshrink)
-_NORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm1d,
-         nn.InstanceNorm2d, nn.InstanceNorm3d, nn.LocalResponseNorm) + ((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ())
-_SOFTMAX = (nn.Softmax, nn.LogSoftmax, nn.Softmin)
-_SKIP = (nn.Flatten, nn.Dropout, nn.Identity, nn.Unflatten)
-_MAPPED = (nn.Conv1d, nn.Conv2d, nn.Linear)
-_ACT_FN = {F.relu, F.relu6, F.gelu, F.silu, F.hardswish, F.hardsigmoid, torch.sigmoid, torch.tanh, torch.relu,
-           F.leaky_relu, F.elu, F.mish, F.softplus, F.prelu}
-_ELTWISE_FN = {operator.add, operator.mul, operator.sub, operator.truediv, torch.add, torch.mul, torch.sub,
-               torch.div, operator.iadd, operator.imul}
-_MATMUL_FN = {torch.matmul, torch.bmm, torch.mm, operator.matmul}
-_MATMUL_METHODS = {"matmul", "bmm", "mm", "__matmul__"}
-_ACT_METHODS = {"relu", "sigmoid", "tanh"}
-_SOFTMAX_FN = {F.softmax, torch.softmax, F.log_softmax}
-_NORM_FN = {F.layer_norm, F.batch_norm, F.group_norm, F.instance_norm, torch.layer_norm, torch.batch_norm,
-            torch.group_norm} | ({F.rms_norm} if hasattr(F, "rms_norm") else set())
-_POOL_FN = {F.adaptive_avg_pool2d, F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool1d, F.max_pool1d, F.avg_pool1d}
-_CONV_FN = {F.conv1d: 1, F.conv2d: 2, torch.conv1d: 1, torch.conv2d: 2}
-#: functions and methods that move or reshape data: a parameter they consume is data a digital unit
-#: handles (a class token, a position embedding), not a weight matrix
-_DATA_FN = {torch.cat, torch.stack, torch.flatten, torch.reshape, torch.transpose, torch.permute, torch.squeeze,
-            torch.unsqueeze, operator.getitem, F.pad, torch.where, F.dropout}
-_DATA_METHODS = {"view", "reshape", "permute", "transpose", "t", "flatten", "unsqueeze", "squeeze", "contiguous",
-                 "expand", "expand_as", "repeat", "to", "type", "float", "half", "__getitem__", "add", "mul", "sub",
-                 "div", "size", "dim", "chunk", "split", "unbind"}
-#: mapped functions whose output is a layer: the argument positions of the weight and the bias
-_WEIGHT_ARGS = {F.linear: (1, 2)} | {fn: (1, 2) for fn in _CONV_FN}
+_TRACERS = ("auto", "fx", "eager", "hooks")
+
+
+def _resolve(dotted: str):
+    """The object a dotted name ('torch.nn.ReLU', 'operator.add') names, or None where this torch lacks it."""
+    module, _, attr = dotted.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), attr, None)
+    except ImportError:
+        # a dotted path through attributes (torch.nn.functional is importable; torch.special.erf too)
+        head, _, tail = module.rpartition(".")
+        try:
+            return getattr(getattr(importlib.import_module(head), tail, None), attr, None)
+        except ImportError:
+            return None
+
+
+class _Tables:
+    """The registry's matchers resolved to torch objects (rebuilt when a rule is registered)."""
+
+    _cache: "_Tables | None" = None
+
+    def __init__(self) -> None:
+        self.version = registry.rules_version()
+        self.modules: list[tuple[type, registry.OpRule]] = []
+        self.functions: dict = {}
+        self.methods: dict[str, registry.OpRule] = {}
+        for rule in registry.op_rules():
+            for name in rule.modules:
+                obj = _resolve(name)
+                if isinstance(obj, type):
+                    self.modules.append((obj, rule))
+            for name in rule.functions:
+                obj = _resolve(name)
+                if obj is not None:
+                    self.functions.setdefault(obj, rule)
+            for name in rule.methods:
+                self.methods.setdefault(name, rule)
+        self.data_functions = {obj for obj in map(_resolve, registry.DATA_FUNCTIONS) if obj is not None}
+        self.data_modules = tuple(obj for obj in map(_resolve, registry.DATA_MODULES) if isinstance(obj, type))
+
+    @classmethod
+    def get(cls) -> "_Tables":
+        if cls._cache is None or cls._cache.version != registry.rules_version():
+            cls._cache = _Tables()
+        return cls._cache
+
+    def module_rule(self, m: nn.Module):
+        for typ, rule in self.modules:  # exact type first, then subclasses
+            if type(m) is typ:
+                return rule
+        for typ, rule in self.modules:
+            if isinstance(m, typ):
+                return rule
+        return None
+
+    def function_rule(self, fn):
+        try:
+            return self.functions.get(fn)
+        except TypeError:  # unhashable
+            return None
+
+    def leaf(self, m: nn.Module) -> str | None:
+        """'rule' (a registered module), 'data', 'opaque' (a torch.nn module without children no rule
+        names: one op, unmapped), or None (traced into)."""
+        if self.module_rule(m) is not None:
+            return "rule"
+        if isinstance(m, self.data_modules):
+            return "data"
+        if type(m).__module__.startswith("torch.nn") and not any(True for _ in m.children()) and \
+                not isinstance(m, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
+            return "opaque"
+        return None
 
 
 def _shape(node) -> tuple[int, ...]:
     meta = node.meta.get("tensor_meta") if isinstance(node, torch.fx.Node) else None
-    return tuple(meta.shape) if meta is not None and hasattr(meta, "shape") else ()
+    if isinstance(meta, (tuple, list)) and not hasattr(meta, "shape"):  # a tuple of tensors: the first
+        meta = next((t for t in meta if hasattr(t, "shape")), None)
+    return tuple(int(d) for d in meta.shape) if meta is not None and hasattr(meta, "shape") else ()
 
 
 def _conv_op(name: str, weight_shape, groups: int, stride, in_shape, out_shape) -> Op:
@@ -72,23 +125,7 @@ def _conv_op(name: str, weight_shape, groups: int, stride, in_shape, out_shape) 
     out_f = weight_shape[0] // groups
     vectors = math.prod(out_shape[2:])
     return Op(name, "conv", in_f, out_f, groups, k, s, tuple(in_shape[1:]), tuple(out_shape[1:]), vectors,
-              vectors * in_f * out_f * groups)
-
-
-def _module_conv_op(name: str, m: nn.Conv1d | nn.Conv2d, in_shape, out_shape) -> Op:
-    return _conv_op(name, tuple(m.weight.shape), m.groups, m.stride, in_shape, out_shape)
-
-
-def _linear_op(name: str, in_f: int, out_f: int, in_shape, out_shape, vectors: int | None = None) -> Op:
-    if vectors is None:
-        vectors = math.prod(in_shape[1:-1]) if len(in_shape) > 2 else 1
-    return Op(name, "linear", in_f, out_f, 1, (1, 1), (1, 1), tuple(in_shape[1:]), tuple(out_shape[1:]), vectors,
-              vectors * in_f * out_f)
-
-
-def _digital(name: str, kind: str, in_shape, out_shape) -> Op:
-    return Op(name, kind, in_shape=tuple(in_shape[1:]), out_shape=tuple(out_shape[1:]),
-              elements=math.prod(out_shape[1:]) if len(out_shape) > 1 else 1)
+              vectors * in_f * out_f * groups, fn="conv")
 
 
 def _reason(exc: BaseException) -> str:
@@ -146,30 +183,47 @@ class _Ledger:
         return [(n, tuple(p.shape), p.numel()) for pid, (n, p) in self.params.items() if pid not in self.where]
 
 
-def trace_torch(model: nn.Module, input_shape, name: str, unmapped: str = "error") -> Workload:
+def trace_torch(model: nn.Module, input_shape, name: str, unmapped: str = "error", *, tracer: str = "auto",
+                input_dtype=None) -> Workload:
     """The workload of ``model`` on one all-zero input of ``input_shape`` (batch dim set to 1)."""
     if not isinstance(model, nn.Module):
         raise InputError(f"from_torch expects a torch.nn.Module, got {type(model).__name__}")
+    if tracer not in _TRACERS:
+        raise InputError(f"tracer = {short_repr(tracer)}: allowed values are {', '.join(_TRACERS)}")
     given = _check_input_shape(input_shape)
     _refuse_converted(model, name)
     shape = (1, *given[1:])  # costs are per inference
     params = list(model.parameters())
     device = params[0].device if params else torch.device("cpu")
     try:
-        example = torch.zeros(shape, device=device)
-    except (RuntimeError, MemoryError) as exc:
+        example = torch.zeros(shape, device=device, dtype=input_dtype)
+    except (RuntimeError, MemoryError, TypeError) as exc:
         raise InputError(f"{name}: cannot make an input of shape {shape} on {device}: {_reason(exc)}") from None
+    if tracer in ("eager", "hooks") or _Tables.get().leaf(model) is not None:  # a bare layer: one call
+        return _trace_eager(model, example, name, unmapped, given, functions=tracer != "hooks")
     try:
-        gm = symbolic_trace(model)
-    except Exception as exc:  # noqa: BLE001 - untraceable (data-dependent control flow): fall back to hooks
-        return _trace_hooks(model, example, name, unmapped, given, exc)
+        gm = torch.fx.GraphModule(model, _Tracer().trace(model))
+    except Exception as exc:  # noqa: BLE001 - untraceable (data-dependent control flow): run it eagerly
+        if tracer == "fx":
+            raise InputError(f"{name}: torch.fx cannot trace the model: {_reason(exc)}; use tracer='eager'") from None
+        return _trace_eager(model, example, name, unmapped, given, why=exc)
     try:
         # ShapeProp prints the traceback of a failing node to stderr before it raises: keep that quiet
         with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
             ShapeProp(gm).propagate(example)
-    except Exception as exc:  # noqa: BLE001 - ShapeProp wraps the error; the hooks run the model itself
-        return _trace_hooks(model, example, name, unmapped, given, exc.__cause__ or exc)
+    except Exception as exc:  # noqa: BLE001 - ShapeProp wraps the error; the eager run reports the model's own
+        if tracer == "fx":
+            raise _rejected(name, shape, exc.__cause__ or exc, given) from None
+        return _trace_eager(model, example, name, unmapped, given, why=exc.__cause__ or exc)
     return _from_graph(model, gm, name, shape, unmapped)
+
+
+class _Tracer(torch.fx.Tracer):
+    """torch.fx tracing that stops at the modules the registry names (and at torch.nn leaves), and traces
+    into every other module, torch.nn containers included."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return _Tables.get().leaf(m) is not None
 
 
 def _refuse_converted(model: nn.Module, name: str) -> None:
@@ -187,149 +241,264 @@ def _refuse_converted(model: nn.Module, name: str) -> None:
 
 
 def _warn_fallback(name: str, exc: BaseException) -> None:
-    warn_caller(f"torch.fx could not trace {name} ({_reason(exc)}); using forward hooks on one all-zero example "
-                "input instead: they see modules only (functional ops and dynamic matmuls are missed), and only the "
-                "branches that input takes")
+    warn_caller(f"torch.fx could not trace {name} ({_reason(exc)}); ran the model once on an all-zero example input "
+                "instead, recording its module and torch function calls (only the branches that input takes)")
 
 
-def _nodes_in(value) -> list:
-    """The fx nodes in an argument (nested tuples, lists and dicts included)."""
-    if isinstance(value, torch.fx.Node):
+class _Val:
+    """A tensor argument: its full shape, whether it is a constant, the parameters it comes from, and an
+    identity (to tell self-attention's query, key and value apart)."""
+
+    __slots__ = ("shape", "const", "params", "key", "param_name")
+
+    def __init__(self, shape, const: bool, params=(), key=None, param_name: str = "") -> None:
+        self.shape = tuple(int(d) for d in shape)
+        self.const = const
+        self.params = list(params)
+        self.key = key
+        self.param_name = param_name
+
+
+def _vals(value) -> list:
+    if isinstance(value, _Val):
         return [value]
     if isinstance(value, (tuple, list)):
-        return [n for v in value for n in _nodes_in(v)]
+        return [v for x in value for v in _vals(x)]
     if isinstance(value, dict):
-        return [n for v in value.values() for n in _nodes_in(v)]
+        return [v for x in value.values() for v in _vals(x)]
     return []
 
 
-def _arg(node, index: int, key: str, default=None):
-    if len(node.args) > index:
-        return node.args[index]
-    return node.kwargs.get(key, default)
+def _get(args, kwargs, index: int, key: str, default=None):
+    return args[index] if len(args) > index else kwargs.get(key, default)
+
+
+class _Builder:
+    """The shared dispatch of fx, eager and hooks: one call (module, function or method) -> ops."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.tables = _Tables.get()
+        self.ledger = _Ledger(model)
+        self.ops: list[Op] = []
+        self.param_names = {id(p): n for n, p in model.named_parameters()}
+
+    def unmap(self, label: str, source_type: str, params, in_shape=(), out_shape=()) -> None:
+        unique = {id(p): p for p in params}
+        self.ledger.mark(unique.values(), "unmapped")
+        self.ops.append(unmapped_op(label, source_type, sum(p.numel() for p in unique.values()),
+                                    registry.per_inference(in_shape) if in_shape else (),
+                                    registry.per_inference(out_shape) if out_shape else ()))
+
+    def weight_label(self, label: str, val) -> str:
+        """The name of a weight's owner ('proj' for 'proj.weight', 'w' for a parameter 'w'), else ``label``."""
+        name = val.param_name if isinstance(val, _Val) else ""
+        if name.endswith(".weight"):
+            return name[: -len(".weight")]
+        return name if name and name != "weight" else label
+
+    # ---- modules ---------------------------------------------------------------------------------------
+    def module(self, label: str, m: nn.Module, args: tuple, kwargs: dict, out_shape) -> None:
+        leaf = self.tables.leaf(m)
+        vals = _vals(args) + _vals(kwargs)
+        self.ledger.mark([p for v in vals for p in v.params], "digital")
+        if leaf == "data":
+            self.ledger.mark(m.parameters(), "digital")
+            return
+        rule = self.tables.module_rule(m)
+        x = vals[0].shape if vals else ()
+        if rule is None:
+            held = list(m.parameters())
+            if held or any(not v.const for v in vals):
+                self.unmap(label, type(m).__name__, held, x, out_shape)
+            return
+        if rule.handler == "linear":
+            self.ledger.mark([m.weight], "mapped")
+            self.ledger.mark([m.bias], "digital")
+            self.ops.append(linear_op(label, m.in_features, m.out_features, x, out_shape))
+        elif rule.handler == "conv":
+            self.ledger.mark([m.weight], "mapped")
+            self.ledger.mark([m.bias], "digital")
+            self.ops.append(_conv_op(label, tuple(m.weight.shape), m.groups, m.stride, x, out_shape))
+        elif rule.handler == "embedding":
+            self.ledger.mark(m.parameters(), "digital")
+            self.ops.append(embedding_op(label, m.num_embeddings, m.embedding_dim, x, out_shape))
+        elif rule.handler == "attention":
+            q = _get(args, kwargs, 0, "query") if rule.fn == "attention" else _get(args, kwargs, 0, "src")
+            k, v = (_get(args, kwargs, 1, "key"), _get(args, kwargs, 2, "value")) if rule.fn == "attention" else (q, q)
+            qkv = [a if isinstance(a, _Val) else q for a in (q, k, v)]
+            keys = [a.key for a in qkv]
+            for p in m.parameters():
+                self.ledger.mark([p], "mapped" if p.dim() >= 2 else "digital")
+            self.ops += rule.expand(label, m, qkv, tuple(out_shape),
+                                    {"same_qk": keys[0] is keys[1], "same_kv": keys[1] is keys[2]})
+        else:  # digital
+            self.ledger.mark(m.parameters(), "digital")
+            params = rule.module_params(m) if rule.module_params else {}
+            self.ops.append(digital_op(label, rule, x, out_shape, params))
+
+    # ---- functions and methods -------------------------------------------------------------------------
+    def call(self, label: str, target, method: str | None, args: tuple, kwargs: dict, out_shape) -> bool:
+        """Record a call; returns whether its output is an activation (False: a constant)."""
+        vals = _vals(args) + _vals(kwargs)
+        acts = [v for v in vals if not v.const]
+        held = [p for v in vals for p in v.params]
+        rule = self.tables.methods.get(method) if method is not None else self.tables.function_rule(target)
+        if rule is not None and rule.handler == "embedding":
+            return self.embedding(label, args, kwargs, out_shape)
+        if not acts:
+            return False  # computed from parameters, buffers and literals only: a constant
+        data = method in registry.DATA_METHODS if method is not None else target in self.tables.data_functions
+        if rule is None and data:
+            self.ledger.mark(held, "digital")
+            return True
+        x = acts[0].shape
+        if rule is None:
+            name = method or getattr(target, "__name__", str(target))
+            weights = [p for p in held if p.dim() >= 2]
+            if weights:
+                self.unmap(self.weight_label(label, next(v for v in vals if v.params)), name, held, x, out_shape)
+            else:
+                self.ledger.mark(held, "digital")
+                self.unmap(label, name, [], x, out_shape)
+            return True
+        handler = rule.handler
+        if handler == "linear":
+            self.function_linear(label, args, kwargs, x, out_shape)
+        elif handler == "conv":
+            self.function_conv(label, args, kwargs, x, out_shape)
+        elif handler == "matmul":
+            self.matmul(label, [v for v in _vals(args)[:2]], out_shape)
+        elif handler == "einsum":
+            self.einsum(label, args, out_shape)
+        elif handler == "attention":
+            q, k, v = (_get(args, kwargs, i, key) for i, key in enumerate(("query", "key", "value")))
+            self.ledger.mark(held, "digital")
+            self.ops += rule.expand(label, None, [q, k, v], tuple(out_shape), {})
+        else:
+            self.ledger.mark(held, "digital")
+            if rule.fold_constant and len(acts) == 1:
+                return True  # a bias add or a scale by a constant: folded into the op before it
+            params = rule.call_params(args, kwargs) if rule.call_params else {}
+            self.ops.append(digital_op(label, rule, x, out_shape, params))
+        return True
+
+    def embedding(self, label: str, args, kwargs, out_shape) -> bool:
+        idx, table = _get(args, kwargs, 0, "input"), _get(args, kwargs, 1, "weight")
+        if not isinstance(idx, _Val) or not isinstance(table, _Val) or len(table.shape) != 2:
+            return False
+        self.ledger.mark(table.params, "digital")
+        self.ops.append(embedding_op(self.weight_label(label, table), table.shape[0], table.shape[1], idx.shape,
+                                     out_shape))
+        return True
+
+    def function_linear(self, label, args, kwargs, x, out_shape) -> None:
+        w, b = _get(args, kwargs, 1, "weight"), _get(args, kwargs, 2, "bias")
+        if not isinstance(w, _Val):
+            return
+        self.ledger.mark(b.params if isinstance(b, _Val) else [], "digital")
+        if w.const and len(w.shape) in (1, 2):
+            self.ledger.mark(w.params, "mapped")
+            out_f = w.shape[0] if len(w.shape) == 2 else 1
+            self.ops.append(linear_op(self.weight_label(label, w), w.shape[-1], out_f, x, out_shape))
+        elif not w.const and len(w.shape) == 2:  # a weight computed at run time: a dynamic product
+            self.ops.append(matmul_op(label, 1, math.prod(x[:-1]) if len(x) > 1 else 1, w.shape[1], w.shape[0]))
+        else:
+            self.unmap(label, "linear with a weight computed at run time", w.params, x, out_shape)
+
+    def function_conv(self, label, args, kwargs, x, out_shape) -> None:
+        w, b = _get(args, kwargs, 1, "weight"), _get(args, kwargs, 2, "bias")
+        if not isinstance(w, _Val) or not w.const:
+            self.unmap(label, "conv with a weight computed at run time", [], x, out_shape)
+            return
+        self.ledger.mark(w.params, "mapped")
+        self.ledger.mark(b.params if isinstance(b, _Val) else [], "digital")
+        self.ops.append(_conv_op(self.weight_label(label, w), w.shape, int(_get(args, kwargs, 6, "groups", 1)),
+                                 _get(args, kwargs, 3, "stride", 1), x, out_shape))
+
+    def matmul(self, label, operands, out_shape) -> None:
+        if len(operands) != 2:
+            return
+        a, b = operands
+        sa, sb = a.shape, b.shape
+        if a.const or b.const:
+            wv, xs, ws = (b, sa, sb) if b.const else (a, sb, sa)
+            if len(ws) not in (1, 2):
+                self.unmap(self.weight_label(label, wv), f"matmul with a {len(ws)}-D parameter", wv.params, xs,
+                           out_shape)
+                return
+            self.ledger.mark(wv.params, "mapped")
+            if wv is b:  # x @ W, W (k, n) or (k,): one vector per row of x
+                k, n = ws[0], ws[1] if len(ws) == 2 else 1
+                vectors = math.prod(xs[:-1])
+            else:  # W @ x, W (n, k) or (k,): one vector per column of x
+                k, n = ws[-1], ws[0] if len(ws) == 2 else 1
+                vectors = math.prod(xs[:-2]) * xs[-1] if len(xs) >= 2 else 1
+            self.ops.append(linear_op(self.weight_label(label, wv), k, n, xs, out_shape, vectors))
+            return
+        self.ops.append(batched_matmul(label, sa, sb, out_shape))
+
+    def einsum(self, label, args, out_shape) -> None:
+        equation = args[0] if args and isinstance(args[0], str) else ""
+        operands = _vals(args[1:])
+        dims = einsum_operands(equation, [v.shape for v in operands])
+        x = operands[0].shape if operands else ()
+        const = [v for v in operands if v.const]
+        if dims is None:
+            self.unmap(label, f"einsum {equation!r}", [p for v in const for p in v.params], x, out_shape)
+            return
+        g, m, k, n = dims
+        if const:
+            self.ledger.mark(const[0].params, "mapped")
+            self.ops.append(linear_op(self.weight_label(label, const[0]), k, n, x, out_shape, g * m))
+        else:
+            self.ops.append(matmul_op(label, g, m, k, n))
 
 
 def _from_graph(model: nn.Module, gm, name: str, shape: tuple[int, ...], policy: str) -> Workload:
     modules = dict(gm.named_modules())
-    ledger = _Ledger(model)
-    # constant (parameter- or buffer-derived) nodes -> the parameters they come from
-    const: dict[torch.fx.Node, list] = {}
-    ops: list[Op] = []
+    b = _Builder(model)
+    vals: dict = {}  # node -> _Val (tensors) ; non-tensor nodes are absent
 
-    def label_of(node, weight_node) -> str:
-        """The name of a weight's owner ('proj' for 'proj.weight', 'w' for a parameter 'w'), else the node's."""
-        if isinstance(weight_node, torch.fx.Node) and weight_node.op == "get_attr":
-            target = str(weight_node.target)
-            if target.endswith(".weight"):
-                return target[: -len(".weight")]
-            if target != "weight":
-                return target
-        return node.name
-
-    def unmap(label: str, source_type: str, params: list) -> None:
-        unique = {id(p): p for p in params}
-        ledger.mark(unique.values(), "unmapped")
-        ops.append(unmapped_op(label, source_type, sum(p.numel() for p in unique.values())))
-
-    def sources(nodes) -> list:
-        return [p for n in nodes for p in const.get(n, [])]
+    def convert(value):
+        if isinstance(value, torch.fx.Node):
+            return vals.get(value)
+        if isinstance(value, (tuple, list)):
+            return type(value)(convert(v) for v in value)
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        return value
 
     for node in gm.graph.nodes:
-        out_shape = _shape(node)
-        inputs = _nodes_in(node.args) + _nodes_in(node.kwargs)
-        first = inputs[0] if inputs else None
-        in_shape = _shape(first) if first is not None else ()
+        out = _shape(node)
+        if node.op == "placeholder":
+            vals[node] = _Val(out, False, key=node)
+            continue
         if node.op == "get_attr":
             obj = gm
             for part in str(node.target).split("."):
                 obj = getattr(obj, part, None)
-            const[node] = [obj] if isinstance(obj, nn.Parameter) else []
+            if isinstance(obj, torch.Tensor):
+                params = [obj] if isinstance(obj, nn.Parameter) else []
+                pname = b.param_names.get(id(obj), str(node.target))
+                vals[node] = _Val(tuple(obj.shape), True, params, node, pname)
             continue
+        if node.op not in ("call_module", "call_function", "call_method"):
+            continue
+        args, kwargs = convert(node.args), convert(node.kwargs)
+        inputs = _vals(args) + _vals(kwargs)
         if node.op == "call_module":
-            m = modules[node.target]
-            label = str(node.target)
-            if isinstance(m, _MAPPED):
-                ledger.mark([m.weight], "mapped")
-                ledger.mark([getattr(m, "bias", None)], "digital")
-                ops.append(_module_conv_op(label, m, in_shape, out_shape) if isinstance(m, (nn.Conv1d, nn.Conv2d))
-                           else _linear_op(label, m.in_features, m.out_features, in_shape, out_shape))
-            elif isinstance(m, _POOL + _ACT + _NORM + _SOFTMAX):
-                ledger.mark(m.parameters(), "digital")
-                kind = ("pool" if isinstance(m, _POOL) else "act" if isinstance(m, _ACT) else "norm"
-                        if isinstance(m, _NORM) else "softmax")
-                ops.append(_digital(label, kind, in_shape, out_shape))
-            elif any(True for _ in m.parameters()):
-                unmap(label, type(m).__name__, list(m.parameters()))
-            ledger.mark(sources(inputs), "digital")
+            b.module(str(node.target), modules[node.target], args, kwargs, out)
+            vals[node] = _Val(out, False, key=node)
             continue
-        if node.op not in ("call_function", "call_method"):
-            continue
-        fn = node.target
-        method = fn if node.op == "call_method" else None
-        if inputs and all(n in const for n in inputs):  # computed from parameters and buffers only: a constant
-            const[node] = sources(inputs)
-            continue
-        label = node.name
-        if fn in _WEIGHT_ARGS:
-            w_node, b_node = _arg(node, 1, "weight"), _arg(node, 2, "bias")
-            w_shape = _shape(w_node)
-            if w_node in const:
-                ledger.mark(const[w_node], "mapped")
-                ledger.mark(const.get(b_node, []), "digital")
-                lbl = label_of(node, w_node)
-                if fn is F.linear:  # weight (out, in), or (in,) for one output
-                    out_f = w_shape[0] if len(w_shape) == 2 else 1
-                    ops.append(_linear_op(lbl, w_shape[-1], out_f, in_shape, out_shape, math.prod(in_shape[:-1])))
-                else:
-                    ops.append(_conv_op(lbl, w_shape, int(_arg(node, 6, "groups", 1)), _arg(node, 3, "stride", 1),
-                                        in_shape, out_shape))
-            elif fn is F.linear and len(w_shape) == 2:  # a weight computed at run time: a dynamic product
-                ledger.mark(const.get(b_node, []), "digital")
-                vectors = math.prod(in_shape[1:-1]) if len(in_shape) > 2 else 1
-                ops.append(Op(label, "matmul", w_shape[1], w_shape[0], 1, in_shape=in_shape[1:],
-                              out_shape=out_shape[1:], vectors=vectors, macs=vectors * w_shape[1] * w_shape[0]))
-            else:
-                unmap(label, f"{getattr(fn, '__name__', fn)} with a weight computed at run time", sources(inputs))
-            continue
-        if (fn in _MATMUL_FN or method in _MATMUL_METHODS) and len(inputs) == 2:
-            a, b = inputs
-            sa, sb = _shape(a), _shape(b)
-            if b in const or a in const:
-                wnode, xs, ws = (b, sa, sb) if b in const else (a, sb, sa)
-                if len(ws) in (1, 2):
-                    ledger.mark(const[wnode], "mapped")
-                    if wnode is b:  # x @ W, W (k, n) or (k,): one vector per row of x
-                        k, n = ws[0], ws[1] if len(ws) == 2 else 1
-                        vectors = math.prod(xs[:-1])
-                    else:  # W @ x, W (n, k) or (k,): one vector per column of x
-                        k, n = ws[-1], ws[0] if len(ws) == 2 else 1
-                        vectors = math.prod(xs[:-2]) * xs[-1] if len(xs) >= 2 else 1
-                    ops.append(_linear_op(label_of(node, wnode), k, n, xs, out_shape, vectors))
-                else:
-                    unmap(label_of(node, wnode), f"matmul with a {len(ws)}-D parameter", const[wnode])
-            elif len(sa) >= 2 and len(sb) >= 2:
-                m_, k_, n_ = sa[-2], sa[-1], sb[-1]
-                batch = math.prod(out_shape[:-2]) if len(out_shape) > 2 else 1
-                ops.append(Op(label, "matmul", k_, n_, 1, in_shape=sa[1:], out_shape=out_shape[1:],
-                              vectors=batch * m_, macs=batch * m_ * k_ * n_))
-            continue
-        held = sources(inputs)
-        if fn in _ACT_FN or method in _ACT_METHODS:
-            ops.append(_digital(label, "act", in_shape, out_shape))
-        elif fn in _ELTWISE_FN and len(inputs) == 2:
-            ops.append(_digital(label, "eltwise", in_shape, out_shape))
-        elif fn in _SOFTMAX_FN or method == "softmax":
-            ops.append(_digital(label, "softmax", in_shape, out_shape))
-        elif fn in _POOL_FN:
-            ops.append(_digital(label, "pool", in_shape, out_shape))
-        elif fn in _NORM_FN:
-            ops.append(_digital(label, "norm", in_shape, out_shape))
-        elif held and not (fn in _DATA_FN or fn in _ELTWISE_FN or method in _DATA_METHODS) and \
-                any(p.dim() >= 2 for p in held):
-            unmap(label_of(node, next(n for n in inputs if n in const)), getattr(fn, "__name__", str(fn)), held)
-            continue
-        ledger.mark(held, "digital")
-    return _finish(Workload(name, tuple(shape), ops), ledger, policy)
+        method = node.target if node.op == "call_method" else None
+        active = b.call(node.name, node.target, method, args, kwargs, out)
+        meta = node.meta.get("tensor_meta")
+        if isinstance(meta, (tuple, list)) and not hasattr(meta, "shape"):  # a tuple of tensors (split, chunk, max with indices)
+            meta = next((t for t in meta if hasattr(t, "shape")), None)
+        if meta is not None and hasattr(meta, "shape"):  # a tensor (a size or a Python number gets no _Val)
+            vals[node] = _Val(tuple(meta.shape), not active, [] if active else [p for v in inputs for p in v.params],
+                              node)
+    return _finish(Workload(name, tuple(shape), b.ops), b.ledger, policy)
 
 
 def _finish(wl: Workload, ledger: _Ledger, policy: str) -> Workload:
@@ -344,62 +513,132 @@ def _finish(wl: Workload, ledger: _Ledger, policy: str) -> Workload:
     return wl
 
 
-def _trace_hooks(model: nn.Module, example: torch.Tensor, name: str, policy: str, given: tuple,
-                 why: BaseException) -> Workload:
-    """Forward hooks on every module that maps, runs on a digital unit or holds its own parameters
-    (used when torch.fx failed for the reason ``why``). A forward that fails is an ``InputError``; one
-    that runs gets a warning that the hooks see less than torch.fx."""
-    calls: list[tuple[str, nn.Module, tuple, tuple]] = []
+def _flat_tensors(value) -> list:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in _flat_tensors(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _flat_tensors(v)]
+    if hasattr(value, "to_tuple") and callable(value.to_tuple):  # Hugging Face ModelOutput
+        return _flat_tensors(value.to_tuple())
+    return []
+
+
+class _Recorder(TorchFunctionMode):
+    """Runs the model once, recording each module (leaves by rule) and each torch function / tensor method
+    called outside a leaf module."""
+
+    def __init__(self, model: nn.Module, builder: _Builder, functions: bool) -> None:
+        super().__init__()
+        self.b, self.functions = builder, functions
+        self.depth = 0  # inside a leaf module: its own calls are part of it
+        self.keep: list = []  # every tensor seen stays alive, so that ids are never reused
+        self.info: dict[int, _Val] = {}
+        self.counts: dict[str, int] = {}
+        self.params = {id(p): (n, p) for n, p in model.named_parameters()}
+        self.labels = {m: n for n, m in model.named_modules()}
+
+    def val(self, t: torch.Tensor) -> _Val:
+        v = self.info.get(id(t))
+        if v is None:
+            pid = self.params.get(id(t))
+            v = _Val(tuple(t.shape), True, [pid[1]] if pid else [], id(t), pid[0] if pid else "")
+            self.keep.append(t)
+            self.info[id(t)] = v
+        return v
+
+    def convert(self, value):
+        if isinstance(value, torch.Tensor):
+            return self.val(value)
+        if isinstance(value, (tuple, list)):
+            return type(value)(self.convert(v) for v in value) if not hasattr(value, "_fields") else \
+                tuple(self.convert(v) for v in value)
+        if isinstance(value, dict):
+            return {k: self.convert(v) for k, v in value.items()}
+        return value
+
+    def mark_output(self, out, active: bool, inputs: list) -> None:
+        params = [] if active else [p for v in inputs for p in v.params]
+        for t in _flat_tensors(out):
+            self.keep.append(t)
+            self.info[id(t)] = _Val(tuple(t.shape), not active, params, id(t))
+
+    def label(self, base: str) -> str:
+        n = self.counts.get(base, 0)
+        self.counts[base] = n + 1
+        return base if n == 0 else f"{base}_{n}"
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if self.depth or not self.functions:
+            return out
+        tensors = _flat_tensors(out)
+        if not tensors:
+            return out
+        name = getattr(func, "__name__", "")
+        method = name if getattr(torch.Tensor, name, None) is func or name.startswith("__") else None
+        cargs, ckwargs = self.convert(args), self.convert(kwargs)
+        inputs = _vals(cargs) + _vals(ckwargs)
+        shape = tuple(tensors[0].shape)
+        active = self.b.call(self.label(name.strip("_") or "op"), func, method, cargs, ckwargs, shape)
+        self.mark_output(out, active, inputs)
+        return out
+
+    # ---- module hooks --------------------------------------------------------------------------------------
+    def pre(self, m, args, kwargs):
+        if self.depth == 0 and self.b.tables.leaf(m) is not None:
+            self.call_args = (self.convert(args), self.convert(kwargs))
+            self.depth = 1
+        elif self.depth:
+            self.depth += 1
+
+    def post(self, m, args, kwargs, out):
+        if not self.depth:
+            return
+        self.depth -= 1
+        if self.depth:
+            return
+        cargs, ckwargs = self.call_args
+        tensors = _flat_tensors(out)
+        shape = tuple(tensors[0].shape) if tensors else ()
+        self.b.module(self.labels.get(m) or type(m).__name__, m, cargs, ckwargs, shape)
+        self.mark_output(out, True, [])
+
+
+def _trace_eager(model: nn.Module, example: torch.Tensor, name: str, policy: str, given: tuple, *,
+                 functions: bool = True, why: BaseException | None = None) -> Workload:
+    """Run the model once on ``example``, recording leaf modules by forward hooks and (``functions``)
+    torch function calls by a ``TorchFunctionMode``. A forward that fails is one ``InputError``."""
+    b = _Builder(model)
+    rec = _Recorder(model, b, functions)
+    x = rec.val(example)
+    x.const = False
     handles = []
-    known = _MAPPED + _POOL + _ACT + _NORM + _SOFTMAX
-    for label, m in model.named_modules():
-        if isinstance(m, known) or any(True for _ in m.parameters(recurse=False)):
-            def hook(mod, inp, out, label=label):
-                i = tuple(inp[0].shape) if inp and isinstance(inp[0], torch.Tensor) else ()
-                o = tuple(out.shape) if isinstance(out, torch.Tensor) else ()
-                calls.append((label or type(mod).__name__, mod, i, o))
-            handles.append(m.register_forward_hook(hook))
+    for m in model.modules():
+        handles.append(m.register_forward_pre_hook(rec.pre, with_kwargs=True))
+        handles.append(m.register_forward_hook(rec.post, with_kwargs=True))
+    held_by_hooks: list = []
+    if not functions:  # hooks only: a module holding its own parameters is one op, unmapped
+        for label, m in model.named_modules():
+            own = list(m.parameters(recurse=False))
+            if own and _Tables.get().leaf(m) is None:
+                held_by_hooks.append((label or type(m).__name__, m, own))
     try:
         with torch.no_grad():
-            model(example)
+            if functions:
+                with rec:
+                    model(example)
+            else:
+                model(example)
     except Exception as exc:  # noqa: BLE001 - any failure of the user's forward is reported as one error
         raise _rejected(name, tuple(example.shape), exc, given) from None
     finally:
         for h in handles:
             h.remove()
-    _warn_fallback(name, why)
-    ledger = _Ledger(model)
-    ops: list[Op] = []
-    claimed: set[int] = set()
-    # an unmapped module holds the parameters of its sub-modules that no mapped or digital one claimed
-    depth_first = sorted(calls, key=lambda c: -c[0].count("."))
-    unmapped_held: dict[str, list] = {}
-    for label, mod, _, _ in depth_first:
-        if isinstance(mod, known):
-            claimed.update(id(p) for p in mod.parameters())
-    for label, mod, _, _ in depth_first:
-        if not isinstance(mod, known) and label not in unmapped_held:
-            held = [p for p in mod.parameters() if id(p) not in claimed]
-            claimed.update(id(p) for p in held)
-            unmapped_held[label] = held
-    for label, mod, i, o in calls:
-        if isinstance(mod, (nn.Conv1d, nn.Conv2d)):
-            ledger.mark([mod.weight], "mapped")
-            ledger.mark([mod.bias], "digital")
-            ops.append(_module_conv_op(label, mod, i, o))
-        elif isinstance(mod, nn.Linear):
-            ledger.mark([mod.weight], "mapped")
-            ledger.mark([mod.bias], "digital")
-            ops.append(_linear_op(label, mod.in_features, mod.out_features, i, o))
-        elif isinstance(mod, known):
-            ledger.mark(mod.parameters(), "digital")
-            kind = ("pool" if isinstance(mod, _POOL) else "act" if isinstance(mod, _ACT) else "norm"
-                    if isinstance(mod, _NORM) else "softmax")
-            ops.append(_digital(label, kind, i, o))
-        else:
-            held = unmapped_held.pop(label, None)
-            if not held:
-                continue  # a second call of the same module (listed once), or its parameters are all claimed
-            ledger.mark(held, "unmapped")
-            ops.append(unmapped_op(label, type(mod).__name__, sum(p.numel() for p in held)))
-    return _finish(Workload(name, tuple(example.shape), ops), ledger, policy)
+    if why is not None:
+        _warn_fallback(name, why)
+    for label, m, own in held_by_hooks:
+        b.unmap(label, type(m).__name__, own)
+    return _finish(Workload(name, tuple(example.shape), b.ops), b.ledger, policy)
