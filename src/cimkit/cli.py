@@ -172,8 +172,7 @@ def explore(
             with console.status("running the studies (largest network, joint, each network)...") as status:
                 joint = run_joint_experiment(cfg, out, adopt=adopt, progress=lambda done, total, best: status.update(
                     f"{done}/{total}, best {shown(best)}"))
-            console.print(f"largest network: {joint.largest}; energy x latency x area per workload:")
-            console.print(joint.table(), highlight=False)
+            console.print(joint.table())
             console.print(f"tables in {out / 'joint_experiment.md'} and .json")
             return
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -194,8 +193,7 @@ def explore(
         console.print(f"[red]error:[/red] no feasible design found ({result.infeasibility()}); the trials are in "
                       f"{out / 'trials.csv'}", highlight=False)
         raise typer.Exit(1)
-    for t in best[:5]:
-        console.print(f"  best #{t.number}: {t.values} {t.params}")
+    console.print(result.table(top=5))
 
 
 @app.command()

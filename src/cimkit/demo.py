@@ -93,6 +93,15 @@ def cim_accuracy(model: nn.Module, spec: HardwareSpec, seed: int, calib_x: torch
     return accuracy(cim, x, y)
 
 
+def accuracy_floor_evaluator(spec: HardwareSpec, *, samples: int = 300, seed: int = 0) -> float:
+    """Test accuracy of the demo CNN (trained once on MNIST, cached) on the chip ``spec``: programmed with
+    ``seed``, its converters calibrated on 256 training images, measured on the first ``samples`` test
+    images. The default evaluator of a study's accuracy floor (``accuracy: {evaluator: demo}``)."""
+    data = mnist()
+    model = train_or_load(data.x_train, data.y_train)
+    return cim_accuracy(model, spec, seed, data.x_train[:256], data.x_test[:samples], data.y_test[:samples])
+
+
 def run_demo(out_dir: Path | str = "out", *, chip_samples: int = 3, quick: bool = False, progress=None) -> DemoResult:
     """Train or load the CNN, evaluate it on each preset and sweep ADC bits. ``quick`` uses fewer
     test images and chip samples (for smoke tests)."""

@@ -11,7 +11,8 @@ from pydantic import ValidationError
 
 from ..errors import CimkitError, InputError, SpecError, short_repr
 from ..spec import HardwareSpec
-from .study import INTEGER_PARAMETERS, PARAMETERS, ParamSpace, StudyConfig, TorchWorkload, _changes, evaluate_details
+from .study import (INTEGER_PARAMETERS, PARAMETERS, ParamSpace, StudyConfig, TorchWorkload, _changes, evaluate_details,
+                    load_evaluator)
 
 
 # ---- checks before any storage is created -------------------------------------------------------------
@@ -139,6 +140,8 @@ def prepare_study(cfg: StudyConfig) -> tuple[HardwareSpec, list]:
     the base chip and the traced workloads. Raises ``InputError`` naming the field and the value."""
     base = load_base(cfg)
     check_space(cfg, base)
+    if cfg.accuracy is not None:
+        load_evaluator(cfg.accuracy)  # importable and callable, before any storage
     workloads = load_workloads(cfg)
     if "tiles" in cfg.space or base.chip.tiles is not None:
         room = roomiest(cfg)
@@ -176,10 +179,19 @@ def fingerprint(cfg: StudyConfig, base: HardwareSpec, workloads) -> dict[str, st
         "space": {k: cfg.space[k].model_dump() for k in sorted(cfg.space)},
         "objective": cfg.objective.model_dump(),
         "area_max_mm2": cfg.area_max_mm2,
-        "accuracy": None if cfg.accuracy is None else cfg.accuracy.model_dump(),
+        "accuracy": None if cfg.accuracy is None else _accuracy_fingerprint(cfg),
         "sampler": sampler,
     }
     return {k: json.dumps(v, sort_keys=True) for k, v in parts.items()}
+
+
+def _accuracy_fingerprint(cfg: StudyConfig) -> dict:
+    """The accuracy floor as fingerprinted: the demo evaluator under its older key ``model`` (so that studies
+    stored before evaluators existed resume), any other under ``evaluator``."""
+    acc = cfg.accuracy.model_dump()
+    evaluator = acc.pop("evaluator")
+    acc["model" if evaluator == "demo" else "evaluator"] = evaluator
+    return acc
 
 
 def fingerprint_difference(stored: dict, now: dict) -> list[str]:

@@ -9,14 +9,13 @@ workload-specific optimum). Per workload it reports the energy x latency x area 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from ..cost import estimate_many
 from ..errors import InputError
-from ..io import atomic_write, check_output_dir
+from ..io import atomic_path, atomic_write, check_output_dir, json_safe
+from ..report import Result, figure_folder
 from .checks import load_base, load_workloads
 from .runner import run_study
 from .study import StudyConfig, spec_for
@@ -26,7 +25,13 @@ PAPER_IMPROVEMENT = {"vgg16": 0.36, "resnet18": 0.36, "alexnet": 0.20, "mobilene
 
 
 @dataclass
-class JointResult:
+class JointResult(Result):
+    """EDAP (J s mm^2) of each workload on the largest-network chip, the joint chip and its own chip.
+
+    The result protocol (``cimkit.report.Result``): ``to_dict`` / ``to_json`` (everything, with the
+    improvements and the chosen designs), ``to_csv`` (one row per workload), ``table`` (``markdown`` is the
+    same as a Markdown table), ``figures`` (EDAP per workload on each chip)."""
+
     workloads: list[str]
     largest: str
     edap_on_largest: dict[str, float]
@@ -44,7 +49,63 @@ class JointResult:
         """Relative EDAP increase of the joint chip against each workload's own optimum."""
         return {w: self.edap_on_joint[w] / self.edap_on_own[w] - 1 for w in self.workloads}
 
-    def table(self) -> str:
+    def to_dict(self) -> dict:
+        return json_safe({"result": type(self).__name__, "workloads": self.workloads, "largest": self.largest,
+                          "edap_on_largest": self.edap_on_largest, "edap_on_joint": self.edap_on_joint,
+                          "edap_on_own": self.edap_on_own, "improvement": self.improvement,
+                          "loss_vs_own": self.loss_vs_own, "paper_improvement": PAPER_IMPROVEMENT,
+                          "designs": self.designs})
+
+    def records(self) -> list[dict]:
+        """One row per workload: its EDAP on each chip, the joint chip's improvement over the largest-network
+        chip (and the paper's), and its loss against the workload's own optimum."""
+        return [{"workload": w, "edap_on_largest": self.edap_on_largest[w], "edap_on_joint": self.edap_on_joint[w],
+                 "edap_on_own": self.edap_on_own[w], "improvement": self.improvement[w],
+                 "paper_improvement": PAPER_IMPROVEMENT.get(w), "loss_vs_own": self.loss_vs_own[w]}
+                for w in self.workloads]
+
+    def table(self):
+        from rich.table import Table
+
+        t = Table(title=f"EDAP (J s mm^2) per workload; largest network: {self.largest}")
+        for col in ("workload", "on largest-net chip", "on joint chip", "on own chip", "joint vs largest", "paper",
+                    "joint vs own"):
+            t.add_column(col, justify="right" if col != "workload" else "left")
+        for w in self.workloads:
+            paper = PAPER_IMPROVEMENT.get(w)
+            t.add_row(w, f"{self.edap_on_largest[w]:.3e}", f"{self.edap_on_joint[w]:.3e}", f"{self.edap_on_own[w]:.3e}",
+                      f"{-100 * self.improvement[w]:+.0f}%", "-" if paper is None else f"{-100 * paper:+.0f}%",
+                      f"{100 * self.loss_vs_own[w]:+.0f}%")
+        return t
+
+    def figures(self, folder: str | Path) -> list[Path]:
+        """``joint_edap.png``: EDAP of each workload on the three chips (log scale)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import numpy as np
+
+        path = figure_folder(folder) / "joint_edap.png"
+        x = np.arange(len(self.workloads))
+        fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(self.workloads)), 3.6), dpi=120)
+        try:
+            for i, (label, values) in enumerate((("largest-network chip", self.edap_on_largest),
+                                                 ("joint chip", self.edap_on_joint), ("own chip", self.edap_on_own))):
+                ax.bar(x + (i - 1) * 0.27, [values[w] for w in self.workloads], width=0.27, label=label)
+            ax.set_xticks(x, self.workloads)
+            ax.set_yscale("log")
+            ax.set_ylabel("EDAP (J s mm^2)")
+            ax.legend(fontsize=7)
+            fig.tight_layout()
+            with atomic_path(path) as tmp:
+                fig.savefig(tmp)
+        finally:
+            plt.close(fig)
+        return [path]
+
+    def markdown(self) -> str:
+        """The table as Markdown (joint_experiment.md)."""
         lines = ["| workload | EDAP on largest-net chip (J s mm^2) | on joint chip | on own chip | joint vs largest "
                  "| paper | joint vs own |", "|---|---|---|---|---|---|---|"]
         for w in self.workloads:
@@ -101,8 +162,6 @@ def run_joint_experiment(cfg: StudyConfig, out_dir: str | Path, *, trials: int |
         own[n] = _edap_per_workload(base, designs[n], {n: traced[n]})[n]
     result = JointResult(names, largest, _edap_per_workload(base, designs["largest"], traced),
                          _edap_per_workload(base, designs["joint"], traced), own, designs)
-    atomic_write(out_dir / "joint_experiment.md", result.table() + "\n")
-    atomic_write(out_dir / "joint_experiment.json", json.dumps(
-        {"largest": largest, "improvement": result.improvement, "loss_vs_own": result.loss_vs_own,
-         "paper_improvement": PAPER_IMPROVEMENT, "designs": designs}, indent=1, default=float))
+    atomic_write(out_dir / "joint_experiment.md", result.markdown() + "\n")
+    result.to_json(out_dir / "joint_experiment.json")
     return result

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import InputError, short_repr
 from ..io import atomic_path, check_output_dir, json_safe
+from ..report import Result, figure_folder
 from ..spec import HardwareSpec
 from .checks import fingerprint, fingerprint_difference, prepare_study
 from .study import CONSTRAINTS, SENTINEL, StudyConfig, _sampler, _suggest, evaluate_details, grid_points, spec_for
@@ -26,13 +27,22 @@ FIGURES_ATTR = "figures"
 
 
 @dataclass
-class StudyResult:
+class StudyResult(Result):
+    """A study's trials (``study``, an Optuna study) and how this run went.
+
+    The result protocol (``cimkit.report.Result``): ``to_dict`` / ``to_json`` (the run, the objective, the
+    best feasible designs with their figures under the standard names ``energy_j``, ``latency_s``,
+    ``area_mm2``), ``to_csv`` (one row per trial: the trials.csv format), ``table`` (the best designs),
+    ``figures`` (``convergence.png``: the score history; ``pareto.png``: the Pareto front of a multi-objective
+    study; none while no design is feasible)."""
+
     study: object  # optuna.Study
     completed: int
     evaluated_now: int
     seconds: float
     out_dir: Path
     storage: str = ""  # where the trials are (a path or a URL without password)
+    config: StudyConfig | None = None  # the study file it ran (labels the figures and tables)
 
     @property
     def best_trials(self):
@@ -43,6 +53,118 @@ class StudyResult:
     def infeasibility(self) -> str:
         """Why the stored designs are infeasible: how many violate each constraint."""
         return infeasibility(self.study)
+
+    # ---- the result protocol ---------------------------------------------------------------------------
+    def objectives(self) -> list[str]:
+        """The names of the objective values (a metric each, or "weighted score")."""
+        o = self.config.objective if self.config is not None else None
+        n = len(self.study.directions)
+        if o is None:
+            return [f"objective_{i}" for i in range(n)]
+        return ["weighted score"] if o.mode == "weighted" else list(o.metrics)[:n]
+
+    def to_dict(self) -> dict:
+        """The run (name, trials completed and evaluated now, seconds, outputs, storage), the objective, how
+        many stored designs are feasible and why the others are not, and the best feasible designs: trial
+        number, parameters, objective values and every figure stored with them (``energy_j``, ``latency_s``,
+        ``area_mm2``, ``edp``, ``edap``, per workload ``energy_j:<workload>``, ..., the constraints)."""
+        import optuna
+
+        done = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        best = [{"number": t.number, "params": dict(t.params), "values": list(t.values),
+                 **(t.user_attrs.get(FIGURES_ATTR) or {})} for t in self.best_trials]
+        return json_safe({"result": type(self).__name__, "name": self.study.study_name, "completed": self.completed,
+                          "evaluated_now": self.evaluated_now, "seconds": self.seconds,
+                          "out_dir": None if self.out_dir is None else str(self.out_dir), "storage": self.storage,
+                          "workloads": self.config.workload_labels if self.config is not None else None,
+                          "objectives": self.objectives(), "feasible": sum(_feasible(t) for t in done),
+                          "infeasibility": self.infeasibility(), "best": best})
+
+    def records(self) -> list[dict]:
+        """One row per trial, as trials.csv holds them."""
+        return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
+                for row in _trials_frame(self.study).to_dict("records")]
+
+    def csv_columns(self) -> tuple[str, ...]:
+        return ("number", "state", "feasible")
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Every trial (trials.csv): number, state, feasible, objective values, parameters, figures and
+        constraints; written atomically."""
+        _write_csv(self.study, Path(path))
+        return Path(path)
+
+    def table(self, top: int = 10):
+        """The best feasible designs (at most ``top``): parameters, objective values, energy, latency, area."""
+        from rich.table import Table
+
+        best = self.best_trials[:top]
+        names = list(self.config.space) if self.config is not None else sorted({k for t in best for k in t.params})
+        t = Table(title=f"study {self.study.study_name!r}: {self.completed} trials, "
+                        f"{len(self.best_trials)} best feasible design(s)")
+        for col in ("trial", *names, *self.objectives(), "energy J", "latency s", "area mm^2"):
+            t.add_column(col, justify="right")
+
+        def num(x) -> str:
+            return f"{x:.4g}" if isinstance(x, float) else str(x)
+
+        for trial in best:
+            figures = trial.user_attrs.get(FIGURES_ATTR) or {}
+            t.add_row(f"#{trial.number}", *(num(trial.params.get(n, "")) for n in names), *(num(v) for v in trial.values),
+                      *(num(figures.get(k, "n/a")) for k in ("energy_j", "latency_s", "area_mm2")))
+        if not best:
+            t.caption = f"no feasible design: {self.infeasibility()}"
+        return t
+
+    def figures(self, folder: str | Path) -> list[Path]:
+        """``convergence.png`` (best score so far against trial) and, for a Pareto study of two or more
+        objectives, ``pareto.png`` (the feasible trials and their front); nothing while no design is
+        feasible."""
+        folder = figure_folder(folder)
+        trials = [t for t in self.study.get_trials(deepcopy=False) if _feasible(t)]
+        if not trials:
+            return []
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        labels = self.objectives()
+        out = [folder / "convergence.png"]
+        first = np.array([t.values[0] for t in trials])
+        fig, ax = plt.subplots(figsize=(5, 3.4), dpi=120)
+        try:
+            ax.plot([t.number for t in trials], np.minimum.accumulate(first), label="best so far")
+            ax.scatter([t.number for t in trials], first, s=4, alpha=0.3, label="trials")
+            ax.set_yscale("log")
+            ax.set_xlabel("trial")
+            ax.set_ylabel(labels[0])
+            ax.legend()
+            fig.tight_layout()
+            with atomic_path(out[0]) as tmp:
+                fig.savefig(tmp)
+        finally:
+            plt.close(fig)
+        pareto = (self.config.objective.mode == "pareto") if self.config is not None else True
+        if len(self.study.directions) > 1 and pareto:
+            out.append(folder / "pareto.png")
+            fig, ax = plt.subplots(figsize=(5, 3.6), dpi=120)
+            try:
+                all_v = np.array([t.values for t in trials])
+                front = np.array([t.values for t in self.best_trials])
+                ax.scatter(all_v[:, 0], all_v[:, 1], s=4, alpha=0.3, label="feasible trials")
+                ax.scatter(front[:, 0], front[:, 1], s=14, color="red", label="Pareto front")
+                ax.set_xscale("log")
+                ax.set_yscale("log")
+                ax.set_xlabel(labels[0])
+                ax.set_ylabel(labels[1])
+                ax.legend()
+                fig.tight_layout()
+                with atomic_path(out[1]) as tmp:
+                    fig.savefig(tmp)
+            finally:
+                plt.close(fig)
+        return out
 
 
 class StudyInterrupted(KeyboardInterrupt):
@@ -196,7 +318,7 @@ def run_study(cfg: StudyConfig, out_dir: str | Path = "out/study", *, trials: in
     finally:
         search.evaluate.close()
     completed = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
-    result = StudyResult(study, completed, search.evaluated, time.perf_counter() - t0, out_dir, _where(storage))
+    result = StudyResult(study, completed, search.evaluated, time.perf_counter() - t0, out_dir, _where(storage), cfg)
     write_outputs(cfg, base, result)
     if interrupted:
         raise StudyInterrupted(result)
@@ -417,50 +539,15 @@ def write_outputs(cfg: StudyConfig, base: HardwareSpec, result: StudyResult) -> 
     removed, so that the folder never shows a stale design as a best one."""
     study, out = result.study, result.out_dir
     _write_csv(study, out / "trials.csv")
-    trials = [t for t in study.get_trials(deepcopy=False) if _feasible(t)]
     best = best_feasible(study)[:10]
     for f in out.glob("best_*.yaml"):
         m = _BEST_RE.fullmatch(f.name)
         if m and int(m.group(1)) >= len(best):
             f.unlink(missing_ok=True)
-    if not trials:
-        for name in ("convergence.png", "pareto.png"):
+    made = {p.name for p in result.figures(out)}
+    for name in ("convergence.png", "pareto.png"):  # figures of an earlier run that this one does not redraw
+        if name not in made:
             (out / name).unlink(missing_ok=True)
-        return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    first = np.array([t.values[0] for t in trials])
-    fig, ax = plt.subplots(figsize=(5, 3.4), dpi=120)
-    ax.plot([t.number for t in trials], np.minimum.accumulate(first), label="best so far")
-    ax.scatter([t.number for t in trials], first, s=4, alpha=0.3, label="trials")
-    ax.set_yscale("log")
-    ax.set_xlabel("trial")
-    ax.set_ylabel(cfg.objective.metrics[0] if cfg.objective.mode != "weighted" else "weighted score")
-    ax.legend()
-    fig.tight_layout()
-    with atomic_path(out / "convergence.png") as tmp:
-        fig.savefig(tmp)
-    plt.close(fig)
-    if len(cfg.objective.metrics) > 1 and cfg.objective.mode == "pareto":
-        fig, ax = plt.subplots(figsize=(5, 3.6), dpi=120)
-        all_v = np.array([t.values for t in trials])
-        front = np.array([t.values for t in best])
-        ax.scatter(all_v[:, 0], all_v[:, 1], s=4, alpha=0.3, label="feasible trials")
-        ax.scatter(front[:, 0], front[:, 1], s=14, color="red", label="Pareto front")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel(cfg.objective.metrics[0])
-        ax.set_ylabel(cfg.objective.metrics[1])
-        ax.legend()
-        fig.tight_layout()
-        with atomic_path(out / "pareto.png") as tmp:
-            fig.savefig(tmp)
-        plt.close(fig)
-    else:
-        (out / "pareto.png").unlink(missing_ok=True)
     for i, t in enumerate(best):
         spec = spec_for(base, t.params).replace(name=f"{cfg.name}-best{i}", description=_describe(cfg, base, t, i))
         spec.to_yaml(out / f"best_{i}.yaml")
@@ -469,6 +556,13 @@ def write_outputs(cfg: StudyConfig, base: HardwareSpec, result: StudyResult) -> 
 def _write_csv(study, path: Path) -> None:
     """Every trial: number, state, feasible, objective values, parameters, then every figure stored
     with it (per-workload and chip energy, latency and area, edp, edap, constraints, accuracy)."""
+    df = _trials_frame(study)
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
+
+
+def _trials_frame(study):
+    """The trials of ``study`` as a pandas DataFrame in the trials.csv layout (see ``_write_csv``)."""
     import pandas as pd
 
     df = study.trials_dataframe()
@@ -492,5 +586,4 @@ def _write_csv(study, path: Path) -> None:
         df = df[sorted(cols, key=rank)]
     else:
         df = pd.DataFrame(columns=["number", "state", "feasible"])
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False)
+    return df

@@ -13,12 +13,12 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 from pydantic import Field, StrictBool, ValidationError, field_validator, model_validator
 
-from ..errors import InputError, format_validation_error, short_repr
+from ..errors import CimkitError, InputError, format_validation_error, short_repr
 from ..spec import HardwareSpec
 from ..spec.model import StrictModel
 
@@ -163,13 +163,65 @@ class Sampler(StrictModel):
     seed: int = Field(0, ge=0, lt=2**32)
 
 
-class AccuracyFloor(StrictModel):
-    """A constraint from the functional simulator: the chip must keep a model's accuracy above ``floor``."""
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+_IMPORT_RE = re.compile(rf"{_IDENT}(\.{_IDENT})*:{_IDENT}(\.{_IDENT})*")
+#: the built-in accuracy evaluator: the demo CNN on MNIST ("demo" is its short name)
+DEMO_EVALUATOR = "cimkit.demo:accuracy_floor_evaluator"
 
-    model: Literal["demo"] = Field("demo", description="'demo': the demo CNN on MNIST (trained once, cached)")
+
+class AccuracyFloor(StrictModel):
+    """A constraint from the functional simulator: the chip must keep a model's accuracy above ``floor``.
+
+    ``evaluator`` measures it: "demo" (the default: the demo CNN on MNIST, trained once and cached; the
+    same as ``cimkit.demo:accuracy_floor_evaluator``) or any function given as an import string
+    "package.module:function", called as ``function(spec)`` with the candidate ``HardwareSpec`` and
+    returning the accuracy, a number in [0, 1]. ``samples`` and ``seed`` configure the demo evaluator.
+    The older key ``model: demo`` is read as ``evaluator: demo``."""
+
+    evaluator: str = Field("demo", max_length=500, description="'demo' (the demo CNN on MNIST) or "
+                           "'package.module:function', called as function(spec) -> accuracy in [0, 1]")
     floor: float = Field(gt=0, le=1)
-    samples: int = Field(300, ge=10, le=1000, description="test images per candidate chip")
-    seed: int = Field(0, ge=0, lt=2**32)
+    samples: int = Field(300, ge=10, le=1000, description="demo evaluator: test images per candidate chip")
+    seed: int = Field(0, ge=0, lt=2**32, description="demo evaluator: the programming seed of each chip")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_key(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "model" in data:
+            data = dict(data)
+            model = data.pop("model")
+            if "evaluator" in data and data["evaluator"] != model:
+                raise ValueError(f"give evaluator ({short_repr(data['evaluator'])}) or its older name model "
+                                 f"({short_repr(model)}), not both")
+            data["evaluator"] = model
+        return data
+
+    @field_validator("evaluator", mode="before")
+    @classmethod
+    def _evaluator(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value  # pydantic names the type
+        value = value.strip()
+        if value in ("demo", DEMO_EVALUATOR):
+            return "demo"
+        if not _IMPORT_RE.fullmatch(value):
+            raise ValueError(f"{short_repr(value)} is neither 'demo' nor an import string 'package.module:function' "
+                             "(a function called as function(spec) that returns the accuracy in [0, 1])")
+        return value
+
+    @model_validator(mode="after")
+    def _demo_options(self) -> "AccuracyFloor":
+        given = sorted({"samples", "seed"} & self.model_fields_set)
+        if self.evaluator != "demo" and given:
+            raise ValueError(f"{' and '.join(given)} {'configure' if len(given) > 1 else 'configures'} the demo "
+                             f"evaluator only; the evaluator "
+                             f"{self.evaluator!r} is called as function(spec) and chooses its own")
+        return self
+
+    @property
+    def model(self) -> str:
+        """``evaluator`` (the older name)."""
+        return self.evaluator
 
 
 class TorchWorkload(StrictModel):
@@ -182,9 +234,7 @@ class TorchWorkload(StrictModel):
     @field_validator("torch")
     @classmethod
     def _factory(cls, value: str) -> str:
-        module, sep, attr = value.partition(":")
-        ident = r"[A-Za-z_][A-Za-z0-9_]*"
-        if not (sep and re.fullmatch(rf"{ident}(\.{ident})*", module) and re.fullmatch(rf"{ident}(\.{ident})*", attr)):
+        if not _IMPORT_RE.fullmatch(value):
             raise ValueError(f"{short_repr(value)} is not 'package.module:function'")
         return value
 
@@ -483,21 +533,72 @@ def _score(cfg: StudyConfig, e: np.ndarray, lat: np.ndarray, a: np.ndarray) -> n
     return np.stack(cols, axis=1)
 
 
-_ACCURACY_CACHE: dict[str, float] = {}  # a memo of a pure function: simulator-relevant spec -> accuracy
+_ACCURACY_CACHE: dict[str, float] = {}  # a memo of a pure function: evaluator and chip -> accuracy
+
+
+def load_evaluator(floor: AccuracyFloor) -> Callable[[HardwareSpec], float]:
+    """The function behind ``floor.evaluator``, checked to be importable and callable (not yet called).
+    The demo evaluator is imported only when called (it needs torch). Raises ``InputError`` naming
+    ``accuracy.evaluator`` and the value for a module that cannot be imported, a missing attribute or
+    something that is not callable."""
+    import importlib
+
+    if floor.evaluator == "demo":
+        def demo(spec: HardwareSpec) -> float:
+            from ..demo import accuracy_floor_evaluator
+
+            return accuracy_floor_evaluator(spec, samples=floor.samples, seed=floor.seed)
+
+        return demo
+    where = f"accuracy.evaluator = {floor.evaluator!r}"
+    module, _, attr = floor.evaluator.partition(":")
+    try:
+        fn = importlib.import_module(module)
+    except ImportError as exc:
+        raise InputError(f"{where}: cannot import the module {module!r} ({short_repr(str(exc), 200)}); expected "
+                         "'package.module:function'") from None
+    except Exception as exc:  # noqa: BLE001 - a module that fails while importing
+        raise InputError(f"{where}: importing {module} failed: {type(exc).__name__}: {short_repr(str(exc), 200)}"
+                         ) from None
+    for part in attr.split("."):
+        try:
+            fn = getattr(fn, part)
+        except AttributeError:
+            raise InputError(f"{where}: {module!r} has no attribute {attr!r}") from None
+    if not callable(fn):
+        raise InputError(f"{where}: {short_repr(fn)} is not callable; give a function called as function(spec) "
+                         "that returns the accuracy in [0, 1]")
+    return fn
+
+
+def _accuracy_key(floor: AccuracyFloor, spec: HardwareSpec) -> str:
+    """The memo key: the demo evaluator reads only the simulator's fields; another evaluator may read any."""
+    if floor.evaluator == "demo":
+        fields = spec.model_dump(include={"weight_bits", "weight_scale", "device", "array", "periphery"})
+    else:
+        fields = spec.model_dump(exclude={"name", "description"})
+    return json.dumps([floor.model_dump(), fields], sort_keys=True, default=str)
 
 
 def simulated_accuracy(floor: AccuracyFloor, spec: HardwareSpec) -> float:
-    """Accuracy of ``floor.model`` on the chip ``spec`` (the simulator; cached by the fields it reads)."""
-    key = json.dumps([floor.model_dump(), spec.model_dump(include={"weight_bits", "weight_scale", "device", "array",
-                                                                   "periphery"})], sort_keys=True, default=str)
+    """Accuracy of ``floor.evaluator`` on the chip ``spec`` (memoized by what the evaluator reads). Raises
+    ``InputError`` naming the evaluator when it fails or returns anything but a number in [0, 1]."""
+    key = _accuracy_key(floor, spec)
     if key not in _ACCURACY_CACHE:
-        from ..data import mnist
-        from ..demo import cim_accuracy, train_or_load
-
-        data = mnist()
-        model = train_or_load(data.x_train, data.y_train)
-        _ACCURACY_CACHE[key] = cim_accuracy(model, spec, floor.seed, data.x_train[:256],
-                                            data.x_test[:floor.samples], data.y_test[:floor.samples])
+        fn = load_evaluator(floor)
+        where = f"accuracy.evaluator = {floor.evaluator!r}"
+        try:
+            value = fn(spec)
+        except CimkitError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - user code: one line naming it
+            raise InputError(f"{where} failed on the chip {spec.name!r}: {type(exc).__name__}: "
+                             f"{short_repr(str(exc), 200)}") from None
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                or not 0.0 <= float(value) <= 1.0:
+            raise InputError(f"{where} returned {short_repr(value)} on the chip {spec.name!r}; an evaluator returns "
+                             "the accuracy as a number in [0, 1]")
+        _ACCURACY_CACHE[key] = float(value)
     return _ACCURACY_CACHE[key]
 
 
