@@ -53,3 +53,51 @@ def test_estimate_and_explore_commands(tmp_path):
                      "sampler: {name: random}\ntrials: 6\nbatch: 3\n")
     res = runner.invoke(app, ["explore", str(study), "--out", str(tmp_path / "o")])
     assert res.exit_code == 0 and (tmp_path / "o" / "best_0.yaml").exists()
+
+
+def test_estimate_lists_the_unmapped_ops_it_could_not_price(tmp_path):
+    pytest.importorskip("onnx")
+    import json
+    import warnings
+
+    import torch
+    from torch import nn
+
+    class LinearLstmLinear(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.lstm, self.b = nn.Linear(16, 32), nn.LSTM(32, 64, batch_first=True), nn.Linear(64, 4)
+
+        def forward(self, x):
+            return self.b(self.lstm(self.a(x))[0])
+
+    path = tmp_path / "lstm.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(LinearLstmLinear().eval(), (torch.zeros(1, 5, 16),), str(path), dynamo=False)
+    wide = CliRunner()
+    res = wide.invoke(app, ["estimate", str(path), "--json", str(tmp_path / "r.json"), "--csv", str(tmp_path / "r.csv")],
+                      env={"COLUMNS": "200"}, terminal_width=200)
+    assert res.exit_code == 0, res.output
+    assert "NOT PRICED: 1 unmapped op(s) of lstm" in res.output and "LSTM" in res.output
+    assert "25,088" in res.output  # the weights the unmapped op holds
+    assert "warning:" in res.output and "kept 1 op(s) as 'unmapped'" in res.output
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["unmapped"] == ["/lstm/LSTM"] and data["result"] == "Report"
+    assert "/lstm/LSTM,unmapped" in (tmp_path / "r.csv").read_text()
+    refused = wide.invoke(app, ["estimate", str(path), "--unmapped", "error"])
+    assert refused.exit_code != 0 and "LSTM" in str(refused.exception)
+    bad = wide.invoke(app, ["estimate", "lenet", "--unmapped", "ignore"])
+    assert bad.exit_code != 0 and "unmapped = 'ignore'" in str(bad.exception)
+
+
+def test_trees_writes_the_cost_of_each_scheme_as_csv(tmp_path):
+    import csv
+
+    res = runner.invoke(app, ["trees", "--trees", "3", "--depth", "3", "--samples", "30", "--plot", "",
+                              "--csv", str(tmp_path / "t.csv")])
+    assert res.exit_code == 0, res.output
+    with (tmp_path / "t.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["scheme"] for r in rows][:2] == ["raw", "xtime"] and float(rows[-1]["energy_j"]) > 0
+    assert "vs xtime" in res.output

@@ -355,3 +355,142 @@ def test_a_full_disk_is_an_input_error_and_leaves_old_outputs_whole(tmp_path, mo
     with pytest.raises(InputError, match="disk full"):
         run_study(cfg(trials=8), tmp_path)
 
+
+
+# ---- 7. torch-factory workloads in an infeasible space (issue 11's known bug) ----------------------------------
+# Before commit 21c7b76 the roomiest-design check joined cfg.workloads as strings: a torch factory entry there
+# raised "TypeError: sequence item 0: expected str instance, TorchWorkload found" instead of the clear error.
+
+TINY = {"tiles": {"choices": [1, 2]}, "crossbar": {"choices": [16, 32]}}  # every design too small for LeNet
+
+
+def _torch_lenet():
+    import torch.nn as nn
+
+    return nn.Sequential(nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(256, 120), nn.ReLU(), nn.Linear(120, 10))
+
+
+@pytest.mark.parametrize("workload", [{"torch": f"{__name__}:_torch_lenet", "input_shape": [1, 1, 28, 28]}, "lenet"],
+                         ids=["torch-factory", "zoo"])
+def test_an_infeasible_space_is_the_same_clear_error_for_torch_factories(tmp_path, workload):
+    with pytest.raises(InputError, match=r"infeasible space: even the roomiest design \{'tiles': 2, 'crossbar': 32\} "
+                                         r"cannot hold the weights of (_torch_lenet|lenet)"):
+        run_study(cfg(workloads=[workload], space=TINY), tmp_path / "o")
+    assert not (tmp_path / "o").exists()  # checked before any storage or output folder
+
+
+def test_an_infeasible_space_with_a_torch_factory_through_the_cli(tmp_path, monkeypatch, capsys):
+    study = write(tmp_path / "s.yaml", f"workloads: [{{torch: '{__name__}:_torch_lenet', input_shape: [1, 1, 28, 28]}}, "
+                  "lenet]\nspace: {tiles: {choices: [1]}, crossbar: {choices: [16]}}\n")
+    code, text = cli(monkeypatch, capsys, "explore", str(study), "--out", str(tmp_path / "o"))
+    assert code == 2 and "infeasible space" in text and "_torch_lenet, lenet" in text
+    assert "TypeError" not in text and "internal error" not in text
+    chip = write(tmp_path / "chip.yaml", "chip: {tiles: 1}\narray: {rows: 16, cols: 16}\n")  # fixed by the base chip
+    study = write(tmp_path / "s2.yaml", f"workloads: [{{torch: '{__name__}:_torch_lenet', input_shape: [1, 1, 28, 28]}}]\n"
+                  f"hardware: {chip}\nspace: {{adc_bits: {{choices: [4, 5]}}}}\nexperiment: joint_vs_largest\n")
+    code, text = cli(monkeypatch, capsys, "explore", str(study), "--out", str(tmp_path / "o2"))
+    assert code == 2 and "infeasible space" in text and "_torch_lenet" in text
+
+
+def test_torch_factory_studies_where_nothing_fits_the_cap_end_in_no_feasible_design(tmp_path, monkeypatch, capsys):
+    study = write(tmp_path / "s.yaml", f"workloads: [{{torch: '{__name__}:_torch_lenet', input_shape: [1, 1, 28, 28]}}]\n"
+                  "space: {adc_bits: {choices: [4, 5]}}\narea_max_mm2: 0.001\nsampler: {name: random}\ntrials: 2\n"
+                  "batch: 2\n")
+    code, text = cli(monkeypatch, capsys, "explore", str(study), "--out", str(tmp_path / "o"))
+    assert code == 1 and "no feasible design" in text and "area over the cap: 2" in text
+
+
+# ---- 8. the accuracy floor's evaluator: any function given as an import string ---------------------------------
+def adc_evaluator(spec):
+    """A stand-in accuracy: better with more ADC bits (0.7 at 4 bits, 0.9 at 6)."""
+    return 0.5 + 0.1 * (spec.periphery.adc_bits - 2)
+
+
+def over_one(spec):
+    return 1.5
+
+
+def not_a_number(spec):
+    return "high"
+
+
+def nan_accuracy(spec):
+    return float("nan")
+
+
+def failing(spec):
+    raise RuntimeError("no test data here")
+
+
+NOT_CALLABLE = 0.9
+
+
+def test_a_custom_evaluator_sets_the_accuracy_constraint(tmp_path):
+    from cimkit.explore.study import _ACCURACY_CACHE
+
+    acc = {"evaluator": f"{__name__}:adc_evaluator", "floor": 0.8}
+    result = run_study(cfg(space={"adc_bits": {"choices": [4, 6]}}, accuracy=acc, sampler={"name": "grid"}, trials=2,
+                           batch=2), tmp_path / "o")
+    gap = {t.params["adc_bits"]: t.user_attrs["constraints"][2] for t in result.study.trials}
+    assert gap[4] == pytest.approx(0.1) and gap[6] == pytest.approx(-0.1)
+    assert [t.params["adc_bits"] for t in result.best_trials] == [6]
+    assert {t.params["adc_bits"]: t.user_attrs["figures"]["accuracy"] for t in result.study.trials} == \
+        pytest.approx({4: 0.7, 6: 0.9})
+    assert any(f"{__name__}:adc_evaluator" in k for k in _ACCURACY_CACHE)
+
+
+@pytest.mark.parametrize("accuracy, message", [
+    ({"evaluator": "not an import string", "floor": 0.5}, r"accuracy\.evaluator = 'not an import string'.*neither "
+                                                          r"'demo' nor an import string 'package\.module:function'"),
+    ({"evaluator": "pkg.mod:", "floor": 0.5}, r"accuracy\.evaluator = 'pkg\.mod:'"),
+    ({"evaluator": 3, "floor": 0.5}, r"accuracy\.evaluator"),
+    ({"model": "cnn", "floor": 0.5}, r"accuracy\.evaluator = 'cnn'.*neither 'demo'"),
+    ({"evaluator": "demo", "model": "a.b:c", "floor": 0.5}, "not both"),
+    ({"evaluator": "a.b:c", "samples": 100, "floor": 0.5}, "samples configures the demo evaluator only"),
+])
+def test_malformed_evaluators_are_refused_by_the_study_file_check(tmp_path, accuracy, message):
+    with pytest.raises(InputError, match=message):
+        StudyConfig._validate({**BASE, "accuracy": accuracy}, "s.yaml")
+
+
+@pytest.mark.parametrize("evaluator, message", [
+    ("cimkit.nowhere:accuracy", r"accuracy\.evaluator = 'cimkit\.nowhere:accuracy': cannot import the module "
+                                r"'cimkit\.nowhere'"),
+    ("cimkit.demo_nope.x:f", "cannot import the module"),
+    (f"{__name__}:missing", rf"accuracy\.evaluator = '{__name__}:missing': '{__name__}' has no attribute 'missing'"),
+    (f"{__name__}:NOT_CALLABLE", r"0\.9 is not callable"),
+])
+def test_evaluators_that_cannot_be_loaded_are_refused_before_storage(tmp_path, evaluator, message):
+    with pytest.raises(InputError, match=message):
+        run_study(cfg(accuracy={"evaluator": evaluator, "floor": 0.5}), tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("evaluator, message", [
+    ("over_one", r"returned 1\.5 .*a number in \[0, 1\]"),
+    ("not_a_number", r"returned 'high' .*a number in \[0, 1\]"),
+    ("nan_accuracy", r"returned nan .*a number in \[0, 1\]"),
+    ("failing", "failed on the chip 'rram-22nm': RuntimeError: 'no test data here'"),
+])
+def test_evaluators_that_return_no_accuracy_are_named(tmp_path, evaluator, message):
+    with pytest.raises(InputError, match=rf"accuracy\.evaluator = '{__name__}:{evaluator}' {message}"):
+        run_study(cfg(accuracy={"evaluator": f"{__name__}:{evaluator}", "floor": 0.5}), tmp_path / "o")
+
+
+def test_the_demo_evaluator_keeps_its_older_name_and_fingerprint(tmp_path):
+    import json
+
+    from cimkit.explore import fingerprint, prepare_study
+
+    old = write(tmp_path / "old.yaml", "workloads: [lenet]\nspace: {adc_bits: {choices: [4]}}\n"
+                "accuracy: {model: demo, floor: 0.95, samples: 300}\n")
+    new = write(tmp_path / "new.yaml", "workloads: [lenet]\nspace: {adc_bits: {choices: [4]}}\n"
+                "accuracy: {evaluator: 'cimkit.demo:accuracy_floor_evaluator', floor: 0.95}\n")
+    a, b = StudyConfig.from_yaml(old), StudyConfig.from_yaml(new)
+    assert a.accuracy == b.accuracy and a.accuracy.evaluator == "demo" and a.accuracy.model == "demo"
+    fp = fingerprint(a, *prepare_study(a))
+    # the form studies stored before evaluators existed: resuming them is not refused
+    assert json.loads(fp["accuracy"]) == {"model": "demo", "floor": 0.95, "samples": 300, "seed": 0}
+    custom = cfg(accuracy={"evaluator": f"{__name__}:adc_evaluator", "floor": 0.5})
+    assert json.loads(fingerprint(custom, *prepare_study(custom))["accuracy"])["evaluator"] == f"{__name__}:adc_evaluator"
