@@ -87,7 +87,7 @@ def test_ops_of_unknown_kind_or_impossible_counts_are_refused(rram):
     def wl(*ops):
         return Workload("w", (16,), [_fc(), *ops])
 
-    with pytest.raises(InputError, match="op 1 'odd' has unknown kind 'lstm'; allowed: conv, linear, .*unmapped"):
+    with pytest.raises(InputError, match="op 1 'odd' has unknown kind 'lstm'; allowed: .*conv.*unmapped"):
         ck.estimate(wl(Op("odd", "lstm")), rram)
     with pytest.raises(MappingError, match="layer 'z' has macs = 0.*does 128 multiply-accumulates"):
         ck.estimate(wl(Op("z", "linear", 16, 8, vectors=1)), rram)  # macs left out: TOPS would be 0
@@ -128,7 +128,7 @@ def test_unmapped_ops_are_listed_and_priced_as_nothing(rram, tmp_path):
     with pytest.raises(MappingError, match="no Linear or convolution layer.*unmapped ops, not priced: lstm"):
         ck.estimate(Workload("w", (16,), [lstm]), rram)
     b.to_csv(tmp_path / "b.csv")
-    assert "lstm,unmapped,0" in (tmp_path / "b.csv").read_text()
+    assert "lstm,unmapped,,0" in (tmp_path / "b.csv").read_text()
 
 
 # ---- infeasible designs and strict JSON ----------------------------------------------------------------------------

@@ -15,17 +15,19 @@ from __future__ import annotations
 import numpy as np
 
 from . import constants as K
-from .components import BUILTIN, COMPONENTS, Context, check_figure
+from .components import BUILTIN, Context, check_figure
+from .components import COMPONENTS as REGISTRY
 from .events import count
 from .tech import area_factor, check_node, delay_factor, energy_factor
 
-#: the breakdown lines of the built-in components (more appear when components are registered)
-COMPONENTS_BUILTIN = BUILTIN
+#: the breakdown lines of the components that existed before components were plug-ins, in report order
+#: (the report's fixed CSV columns); every registered component (``components.COMPONENTS``) adds its own
+COMPONENTS = BUILTIN
 
 
 def component_names() -> tuple[str, ...]:
     """Breakdown lines in report order: the built-ins first, then registered plug-ins."""
-    names = COMPONENTS.names()
+    names = REGISTRY.names()
     return tuple(n for n in BUILTIN if n in names) + tuple(n for n in names if n not in BUILTIN)
 
 
@@ -49,7 +51,7 @@ def evaluate(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict[str, np
                   delay_factor(p["node_nm"]))
     C, L = p["node_nm"].shape[0], w["in_features"].shape[1]
     names = component_names()
-    comps = [COMPONENTS.get(n) for n in names]
+    comps = [REGISTRY.get(n) for n in names]
 
     # ---- area (mm^2): the components, then the overheads sized on them -----------------------------------
     area = {}
