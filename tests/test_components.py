@@ -271,3 +271,20 @@ def test_adc_kinds_are_a_registry_the_spec_checks():
     assert set(ADC_KINDS.names()) >= {"mlsa", "sar", "survey", "integrate_fire"}
     with pytest.raises(Exception, match="flash9"):
         ck.HardwareSpec.preset("rram-22nm").replace(**{"chip.adc_type": "flash9"})
+
+
+def test_cam_digital_parts_are_the_shared_components_not_the_crossbar_calibration():
+    from sklearn import tree
+
+    X = np.linspace(0.0, 1.0, 101)[:, None]
+    prog = ck.cam.compile(tree.DecisionTreeClassifier(max_depth=1).fit(X, (X[:, 0] > 0.3).astype(int)), bits=8, X=X)
+    spec = ck.cam.CamSpec()
+    r = ck.cam.estimate(prog, X, spec, "xtime")
+    scale = float(energy_factor(spec.node_nm, spec.supply_v) / energy_factor(K.HOROWITZ_NODE_NM, K.HOROWITZ_SUPPLY_V))
+    leaves = prog.leaf.shape[1]  # one tree: its leaf values read once per decision
+    assert r.energy_breakdown_j["leaf_memory"] == pytest.approx(
+        leaves * spec.leaf_bits * primitive_energy_pj("lookup", 1) * scale * 1e-12)
+    adds = leaves + prog.ensemble.n_outputs
+    assert r.energy_breakdown_j["aggregation"] == pytest.approx(adds * primitive_energy_pj("add", spec.leaf_bits) * scale * 1e-12)
+    core = sum(v for k, v in r.area_breakdown_mm2.items() if k != "noc")
+    assert r.area_breakdown_mm2["noc"] == pytest.approx(spec.circuit.noc_area_fraction * core)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..cost import constants as cc
+from ..cost.components import primitive_energy_pj
 from ..cost.tech import area_factor, energy_factor
 from ..errors import InputError, SpecError, short_repr
 from .layout import CamLayout, layout
@@ -84,12 +85,15 @@ def _cell_energy_j(prog: CamProgram, X, spec: CamSpec, gate: bool) -> np.ndarray
 
 
 def _digital_units(spec: CamSpec) -> dict[str, float]:
-    """Digital unit energies (J) and areas (um^2) at the CAM's node, from the crossbar cost model."""
-    e = float(energy_factor(spec.node_nm, spec.supply_v))
-    a = float(area_factor(spec.node_nm))
-    return {"sram_j_per_bit": cc.SRAM_ENERGY_PJ_PER_BYTE / 8 * e * 1e-12, "add_j": cc.ADD_ENERGY_PJ * e * 1e-12,
-            "wire_j_per_bit_mm": cc.WIRE_ENERGY_PJ_PER_BIT_MM * e * 1e-12,
-            "sram_um2_per_bit": cc.SRAM_AREA_UM2_PER_KB / 8192 * a}
+    """Digital unit energies (J) and areas (um^2) at the CAM's node: the shared components' own sourced
+    figures (an SRAM word read and a ``leaf_bits`` adder from Horowitz's 45 nm table, the SRAM bit cell of
+    a 16 nm process), scaled to the CAM's node and supply; the network on chip is the CAM spec's own."""
+    e = float(energy_factor(spec.node_nm, spec.supply_v) / energy_factor(cc.HOROWITZ_NODE_NM, cc.HOROWITZ_SUPPLY_V))
+    a = float(area_factor(spec.node_nm) / area_factor(cc.SRAM_BITCELL_NODE_NM))
+    return {"sram_j_per_bit": primitive_energy_pj("lookup", 1) * e * 1e-12,
+            "add_j": primitive_energy_pj("add", spec.leaf_bits) * e * 1e-12,
+            "wire_j_per_bit_mm": spec.circuit.noc_energy_pj_per_bit_mm * 1e-12,
+            "sram_um2_per_bit": cc.SRAM_BITCELL_UM2 / cc.SRAM_ARRAY_EFFICIENCY * a}
 
 
 def _count_events(prog: CamProgram, lay: CamLayout, X: np.ndarray, scheme: Scheme, cell_j: np.ndarray,
@@ -207,7 +211,7 @@ def estimate(prog: CamProgram, X, spec: CamSpec | None = None, scheme: str = "mo
         "sense": arrays_stored * spec.rows * n_groups * c.sa_area_um2,
         "leaf_memory": lay.row_blocks * spec.rows * prog.leaf.shape[1] * spec.leaf_bits * d["sram_um2_per_bit"],
     }
-    area_um2["noc"] = cc.HTREE_AREA_FRACTION * sum(area_um2.values())
+    area_um2["noc"] = c.noc_area_fraction * sum(area_um2.values())
     evaluated = [float(ev["rows"][s] / n / max(int(lay.used.sum()), 1)) for s in range(len(lay.segments))]
     for what, values in (("energy", energy), ("area", area_um2), ("timing", {"latency": latency_s,
                                                                              "throughput": throughput})):

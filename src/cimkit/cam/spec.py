@@ -27,9 +27,10 @@ from ..spec.model import SpecModel, StrictModel
 
 
 class CamCircuit(StrictModel):
-    """Per-event circuit constants of a 6T2M aCAM array (at ``node_nm``; digital parts are scaled from
-    the crossbar cost model's 22 nm constants by ``cimkit.cost.tech``). Unknown keys, booleans and
-    non-finite numbers are refused, as in every spec section."""
+    """Per-event circuit constants of a 6T2M aCAM array (at ``node_nm``). The digital parts (leaf SRAM,
+    adders) are the cost model's shared components with their own sources (``cimkit.cost.components``,
+    scaled to ``node_nm`` by ``cimkit.cost.tech``), not the crossbar's NeuroSim calibration. Unknown keys,
+    booleans and non-finite numbers are refused, as in every spec section."""
 
     search_time_ns: float = Field(1.0, gt=0, description="one match-line evaluation (ns); [XT23] budgets 4 cycles "
                                   "at 1 GHz per array search, of which we count 1 ns of SL current (assumption)")
@@ -50,6 +51,12 @@ class CamCircuit(StrictModel):
                                  "transistors: ~7x a 6T SRAM cell (assumption)")
     dac_area_um2: float = Field(150.0, ge=0, description="one column DAC (assumption)")
     sa_area_um2: float = Field(2.0, ge=0, description="one match-line sense amplifier and precharge (assumption)")
+    noc_energy_pj_per_bit_mm: float = Field(
+        0.064, ge=0, description="network on chip, per bit and mm of wire: C V^2 with the 0.2 fF/um of wire "
+        "assumed for the match line, at the 0.8 V supply, half the bits toggling (assumption)")
+    noc_area_fraction: float = Field(
+        0.10, ge=0, description="tree network on chip (4-port routers, X-TIME) as a fraction of the arrays', "
+        "DACs', sense amplifiers' and leaf memory's area (assumption)")
 
 
 class CamSpec(SpecModel):

@@ -125,3 +125,12 @@ DIV_OVER_MUL = 7.1
 SQRT_OVER_MUL = 7.1
 DIV_CYCLES = 14
 SQRT_CYCLES = 14
+
+# ---- SRAM cell area (a shared component's own figure, not the crossbar calibration) ---------------------
+# High-density 6T SRAM bit cell of 0.07 um^2 in TSMC's 16 nm FinFET process (Chen et al., "A 16nm 128Mb
+# SRAM in high-k metal-gate FinFET technology with write-assist circuitry for low-VMIN applications",
+# ISSCC 2014); other nodes scale by tech.area_factor. With decoders, sense amplifiers and I/O an array
+# keeps about 70% of its area for cells (assumption), so 0.1 um^2 per stored bit at 16 nm.
+SRAM_BITCELL_UM2 = 0.07
+SRAM_BITCELL_NODE_NM = 16.0
+SRAM_ARRAY_EFFICIENCY = 0.7
