@@ -121,14 +121,14 @@ def _params(specs: Sequence[HardwareSpec]) -> dict[str, np.ndarray]:
     return p
 
 
-def _check_op(op, i: int, where: str) -> None:
+def _check_op(op, i: int, where: str, kinds: tuple[str, ...] | None = None) -> None:
     """A clear error for an op the cost model cannot price: unknown kind, or sizes and counts that are not
     finite non-negative numbers (positive sizes for a weighted layer)."""
     from ..workload import Op
 
     if not isinstance(op, Op):
         raise InputError(f"{where}: op {i} is a {type(op).__name__}, not a cimkit Op")
-    kinds = (*op_kinds(), UNMAPPED)
+    kinds = kinds or (*op_kinds(), UNMAPPED)
     if op.kind not in kinds:
         raise InputError(f"{where}: op {i} '{op.name}' has unknown kind {short_repr(op.kind)}; allowed: "
                          f"{', '.join(dict.fromkeys(kinds))}")
@@ -172,17 +172,37 @@ def op_events(op) -> dict[str, float]:
     return kind_info(op.kind).events(op)
 
 
+#: the rows of the last few workloads priced, keyed by convention and checked op by op for identity (ops
+#: are frozen dataclasses: the same objects in the same order give the same rows); pricing one workload on
+#: spec after spec validates and counts it once
+_LAYER_CACHE: list = []
+
+
 def _layers(workload: Workload, convention: OpsConvention) -> dict[str, np.ndarray]:
     _check_ops(convention)
     if not isinstance(workload, Workload):
         raise InputError(f"workload must be a cimkit Workload (ck.zoo.workload(name), Workload.from_torch, "
                          f"Workload.from_onnx, Workload.from_neurosim_csv), got {type(workload).__name__}")
+    ops = workload.ops
+    for cached_ops, cached_name, cached_conv, rows in _LAYER_CACHE:
+        if cached_conv == convention and cached_name == workload.name and len(cached_ops) == len(ops) \
+                and all(a is b for a, b in zip(cached_ops, ops)):
+            return dict(rows)
+    rows = _count_layers(workload, convention)
+    if isinstance(ops, (list, tuple)):
+        _LAYER_CACHE.insert(0, (tuple(ops), workload.name, convention, rows))
+        del _LAYER_CACHE[8:]
+    return dict(rows)
+
+
+def _count_layers(workload: Workload, convention: OpsConvention) -> dict[str, np.ndarray]:
     where = f"workload '{workload.name}'"
     ops = workload.ops
     if not isinstance(ops, (list, tuple)):
         raise InputError(f"{where}: ops must be a list of Op, got {type(ops).__name__}")
+    kinds = (*op_kinds(), UNMAPPED)
     for i, op in enumerate(ops):
-        _check_op(op, i, where)
+        _check_op(op, i, where, kinds)
     if not any(op.weighted for op in ops):
         unmapped = [op.name for op in ops if op.kind == UNMAPPED]
         extra = f" (unmapped ops, not priced: {', '.join(unmapped[:6])})" if unmapped else ""
