@@ -119,11 +119,13 @@ def test_onnx_conv1d_still_maps(tmp_path):
         ("conv", 6, 4, (1, 3), (1, 2), 5)
 
 
-def test_onnx_embedding_gather_is_refused(tmp_path):
+def test_onnx_embedding_gather_is_an_embedding_op_on_digital_memory(tmp_path):
     model = nn.Sequential(nn.Embedding(100, 8), nn.Linear(8, 2))
     path = _export(model, (1, 5), tmp_path / "emb.onnx", dtype=torch.long)
-    with pytest.raises(InputError, match=r"embedding lookup\), 800 weights"):
-        ck.Workload.from_onnx(path)
+    emb, fc = ck.Workload.from_onnx(path).ops
+    assert (emb.kind, emb.fn, emb.in_features, emb.out_features, emb.vectors, emb.elements, emb.weights) == \
+        ("embedding", "embedding", 100, 8, 5, 40, 0)  # the table is digital memory, not crossbar weights
+    assert fc.kind == "linear" and fc.vectors == 5
 
 
 def test_onnx_custom_op_on_a_weight_and_loop_with_weights_are_refused(tmp_path):

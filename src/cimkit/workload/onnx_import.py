@@ -1,11 +1,18 @@
 """ONNX model -> Workload (shapes by ONNX shape inference; weights are read for their shapes only).
 
-The importer follows the same policy as ``Workload.from_torch``: Conv with a 1-D or 2-D kernel,
-Gemm / MatMul with a constant operand of at most 2 dims map onto arrays; activations, pooling,
-normalization, softmax, element-wise ops and dynamic matmuls run on digital units. An op holding
-weights the cost model cannot map (LSTM / GRU / RNN, ConvTranspose, Conv with a 3-D kernel, a Gather
-on a weight table (an embedding), quantized convolutions, a custom op consuming a weight matrix, a
-Loop / If / Scan whose body uses weights) raises an ``InputError`` naming it, unless ``unmapped="warn"``
+The importer follows the same policy as ``Workload.from_torch`` and dispatches through the same op
+registry (``cimkit.workload.registry``, its ``onnx`` matchers): Conv with a 1-D or 2-D kernel, Gemm /
+MatMul with a constant operand of at most 2 dims map onto arrays; a MatMul of two activations is a
+dynamic matmul (its batch dims, e.g. heads, are its groups); a Gather on a constant table is an
+embedding; activations, pooling, normalization, softmax and element-wise ops run on digital units.
+Two exporter decompositions are recognised as the op they compute: the erf form of GELU (Div or Mul by
+a constant, Erf, Add 1, Mul by x, Mul 0.5) and LayerNorm (ReduceMean, Sub, Pow, ReduceMean, Add eps,
+Sqrt, Div). An Add / Sub / Mul / Div with one constant operand (a bias, a scale) is folded into the op
+before it, as in the torch frontends; a value computed from the input's shape (Shape, Size) is a
+constant. A node type no rule names is kept as an op of kind "unmapped" with its shape (and a warning).
+An op holding weights the cost model cannot map (LSTM / GRU / RNN, ConvTranspose, Conv with a 3-D
+kernel, quantized convolutions, a custom op consuming a weight matrix, a Loop / If / Scan whose body
+uses weights) raises an ``InputError`` naming it, unless ``unmapped="warn"``
 keeps it as an op of kind "unmapped" (not priced). Every weight tensor of the model (initializers and
 Constant nodes of a weight type, in subgraphs too) is counted in ``Workload.weight_counts``; tensors used
 by no op are warned about.
@@ -21,20 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CimkitError, InputError, short_repr
+from . import registry
 from .core import Op, Workload, check_op_sizes, resolve_unmapped, unmapped_op, warn_unused
+from .registry import Arg, batched_matmul, digital_op, einsum_operands, embedding_op, linear_op, matmul_op
 
-_ACT = {"Relu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "Gelu", "LeakyRelu", "Clip", "Erf", "PRelu", "Elu",
-        "Selu", "Celu", "Mish", "Softplus", "Softsign", "ThresholdedRelu", "Swish"}
-_POOL = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LpPool", "GlobalLpPool"}
-_NORM = {"BatchNormalization", "LayerNormalization", "InstanceNormalization", "GroupNormalization",
-         "RMSNormalization", "LpNormalization", "MeanVarianceNormalization"}
-_ELTWISE = {"Add", "Mul", "Sub", "Div"}
-_SOFTMAX = {"Softmax", "LogSoftmax"}
 #: op types that always hold weights the cost model cannot map
 _UNMAPPABLE = {"LSTM": "LSTM", "GRU": "GRU", "RNN": "RNN", "ConvTranspose": "ConvTranspose",
                "ConvInteger": "ConvInteger (quantized)", "QLinearConv": "QLinearConv (quantized)",
                "MatMulInteger": "MatMulInteger (quantized)", "QLinearMatMul": "QLinearMatMul (quantized)",
-               "DeformConv": "DeformConv", "Einsum": "Einsum"}
+               "DeformConv": "DeformConv"}
 _CONTROL_FLOW = {"If", "Loop", "Scan"}
 #: element types that are indices or shapes, never weights
 _INDEX_TYPES = {0, 6, 7, 8, 9, 12, 13}  # UNDEFINED, INT32, INT64, STRING, BOOL, UINT32, UINT64
@@ -91,6 +93,7 @@ def _load(path: Path, input_shape):
     inputs = [vi for vi in g.input if vi.name not in init_names]
     if not inputs:
         raise InputError(f"{path}: the graph has no non-constant input")
+    named: dict[str, int] = {}  # symbolic sizes fixed by input_shape, by name (e.g. 'sequence_length')
     for i, vi in enumerate(inputs):
         tt = vi.type.tensor_type
         if i == 0 and input_shape is not None:
@@ -98,12 +101,19 @@ def _load(path: Path, input_shape):
             if tt.HasField("shape") and len(tt.shape.dim) != len(dims):
                 raise InputError(f"{path}: input_shape {dims} has {len(dims)} dims but input '{vi.name}' has "
                                  f"{len(tt.shape.dim)}")
+            if tt.HasField("shape"):
+                named.update({d.dim_param: v for d, v in zip(tt.shape.dim, dims) if d.dim_param})
             tt.shape.Clear()
             for d in dims:
                 tt.shape.dim.add().dim_value = d
             continue
         if not tt.HasField("shape"):
             raise InputError(f"{path}: input '{vi.name}' has no shape; pass input_shape=(1, ...) (batch dim first)")
+        for d in tt.shape.dim:  # a size named like one of the first input's (the same sequence length)
+            if d.dim_param and d.dim_param in named:
+                value = named[d.dim_param]
+                d.Clear()
+                d.dim_value = value
         for j, d in enumerate(tt.shape.dim):
             if j == 0 and not (d.HasField("dim_value") and d.dim_value > 0):
                 d.Clear()
@@ -115,9 +125,82 @@ def _load(path: Path, input_shape):
             raise InputError(f"{path}: input '{vi.name}' has symbolic sizes {symbolic}; {fix}")
     del g.value_info[:]  # inferred again from the fixed input shapes
     try:
-        return shape_inference.infer_shapes(model, data_prop=True)
+        return _complete_reshapes(shape_inference.infer_shapes(model, data_prop=True))
     except Exception as exc:  # noqa: BLE001
         raise InputError(f"{path}: ONNX shape inference failed: {type(exc).__name__}: {short_repr(str(exc), 300)}") from None
+
+
+def _complete_reshapes(model, rounds: int = 8):
+    """Fill in the one unknown size of a Reshape's output from its input's size (ONNX shape inference
+    leaves a computed target with -1 unknown, e.g. the head split of attention) and infer again."""
+    from onnx import shape_inference
+
+    for _ in range(rounds):
+        g = model.graph
+        infos = {vi.name: vi for vi in list(g.value_info) + list(g.input) + list(g.output)}
+
+        def dims(name):
+            vi = infos.get(name)
+            if vi is None or not vi.type.tensor_type.HasField("shape"):
+                return None
+            return [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
+
+        changed = False
+        for node in g.node:
+            if node.op_type != "Reshape" or node.output[0] not in infos:
+                continue
+            x, y = dims(node.input[0]), dims(node.output[0])
+            if not x or y is None or None in x or y.count(None) != 1:
+                continue
+            known = math.prod(d for d in y if d is not None)
+            if known and math.prod(x) % known == 0:
+                dim = infos[node.output[0]].type.tensor_type.shape.dim[y.index(None)]
+                dim.Clear()
+                dim.dim_value = math.prod(x) // known
+                changed = True
+        if not changed:  # last resort: a value whose leading (batch) size alone is unknown has batch 1
+            for vi in g.value_info:
+                shape = vi.type.tensor_type.shape if vi.type.tensor_type.HasField("shape") else None
+                if shape is not None and shape.dim and not shape.dim[0].HasField("dim_value") and \
+                        all(d.HasField("dim_value") for d in shape.dim[1:]):
+                    shape.dim[0].Clear()
+                    shape.dim[0].dim_value = 1
+                    changed = True
+        if not changed:
+            return model
+        model = shape_inference.infer_shapes(model, data_prop=True)
+    return model
+
+
+def _shapes_by_running(model) -> dict[str, tuple[int, ...]]:
+    """The shape of every value, by running the graph on all-zero inputs with ONNX's reference evaluator
+    (a fallback for sizes shape inference cannot infer, e.g. a mask expanded to a computed shape);
+    empty when the graph cannot run (external weights not loaded, an op the evaluator lacks)."""
+    try:
+        import numpy as np
+        import onnx
+        from onnx import helper
+        from onnx.reference import ReferenceEvaluator
+
+        m = onnx.ModelProto()
+        m.CopyFrom(model)
+        del m.graph.value_info[:]
+        known = {o.name for o in m.graph.output}
+        names = [o for node in m.graph.node for o in node.output if o]
+        m.graph.output.extend(helper.make_empty_tensor_value_info(n) for n in names if n not in known)
+        init = {t.name for t in m.graph.initializer}
+        feeds = {}
+        for vi in m.graph.input:
+            if vi.name in init:
+                continue
+            tt = vi.type.tensor_type
+            dtype = helper.tensor_dtype_to_np_dtype(tt.elem_type)
+            feeds[vi.name] = np.zeros([d.dim_value for d in tt.shape.dim], dtype=dtype)
+        values = ReferenceEvaluator(m).run(None, feeds)
+        outputs = [o.name for o in m.graph.output]
+        return {n: tuple(int(d) for d in v.shape) for n, v in zip(outputs, values) if hasattr(v, "shape")}
+    except Exception:  # noqa: BLE001 - a fallback: the importer then names the unknown shape it needs
+        return {}
 
 
 def _check_shape(input_shape, path) -> tuple[int, ...]:
@@ -147,6 +230,15 @@ class _Importer:
         self.shapes: dict[str, tuple | None] = {}
         self.where: dict[str, str] = {}  # weight tensor key -> mapped / unmapped / digital
         self.ops: list[Op] = []
+        self.onnx_rules = {t: r for r in registry.op_rules() for t in r.onnx}
+        self.root: dict[str, str] = {}  # a folded op's output -> the activation it stands for
+        self.gelu_of: dict[str, str] = {}  # erf output -> the GELU's input (to absorb x * (1 + erf))
+        self.index: dict[int, int] = {}
+        self.skip: set[int] = set()
+        self.emit: dict[int, tuple[str, str]] = {}
+        self.producer: dict = {}
+        self.graph_inputs: set[str] = set()
+        self.first_input = ""
 
     # ---- bookkeeping ---------------------------------------------------------------------------
     def add_constant(self, value_name: str, t: _Tensor) -> None:
@@ -169,6 +261,8 @@ class _Importer:
 
     def shape(self, name: str, label: str, op_type: str) -> tuple[int, ...]:
         s = self.shapes.get(name)
+        if s and s[0] is None and all(d is not None for d in s[1:]):
+            s = (1, *s[1:])  # only the leading (batch) size is unknown: the input's batch is 1
         if s is None or any(d is None for d in s):
             raise InputError(f"{self.path}: {op_type} '{label}': the shape of tensor '{name}' is unknown "
                              f"({'no shape' if s is None else s}); ONNX shape inference could not infer it. Export "
@@ -196,6 +290,17 @@ class _Importer:
             self.shapes.setdefault(vi.name, tuple(d.dim_value if d.HasField("dim_value") and d.dim_value >= 0 else None
                                                   for d in tt.shape.dim) if tt.HasField("shape") else None)
         first_input = next(vi.name for vi in g.input if vi.name not in self.const)
+        unknown = [o for node in g.node for o in node.output if o and o not in self.const and
+                   (self.shapes.get(o) is None or None in self.shapes[o])]
+        if unknown:  # shape inference lost some sizes: run the graph once on zeros to read them
+            for key, shape in _shapes_by_running(self.model).items():
+                if key in unknown or key not in self.shapes:
+                    self.shapes[key] = shape
+        self.first_input = first_input
+        self.graph_inputs = {vi.name for vi in g.input if vi.name not in self.const}
+        self.index = {node.output[0]: i for i, node in enumerate(g.node) if node.output}
+        self.producer = {o: node for node in g.node for o in node.output}
+        self.find_layer_norms(g)
         for i, node in enumerate(g.node):
             label = node.name or f"{node.op_type}_{i}"
             try:
@@ -225,6 +330,34 @@ class _Importer:
         resolve_unmapped(str(self.path), wl.unmapped_ops, self.policy, counts)
         warn_unused(str(self.path), unused)
         return wl
+
+    def find_layer_norms(self, g) -> None:
+        """LayerNorm decomposed by an exporter: m = ReduceMean(x); d = Sub(x, m); v = ReduceMean(Pow(d, 2));
+        y = Div(d, Sqrt(Add(v, eps))). Its op is emitted at the Div; the other nodes are skipped."""
+        consumers: dict[str, list] = {}
+        for node in g.node:
+            for n in node.input:
+                consumers.setdefault(n, []).append(node)
+
+        def one(name: str, op_type: str, *also: str):
+            for c in consumers.get(name, []):
+                if c.op_type == op_type and all(a in c.input for a in also):
+                    return c
+            return None
+
+        for node in g.node:
+            if node.op_type != "ReduceMean" or node.domain not in _STANDARD_DOMAINS or not node.input:
+                continue
+            x, mean = node.input[0], node.output[0]
+            sub = one(mean, "Sub", x)
+            pow_ = sub and one(sub.output[0], "Pow")
+            var = pow_ and one(pow_.output[0], "ReduceMean")
+            eps = var and one(var.output[0], "Add")
+            sqrt = eps and one(eps.output[0], "Sqrt")
+            div = sqrt and one(sqrt.output[0], "Div", sub.output[0])
+            if div is not None:
+                self.skip.update(self.index[n.output[0]] for n in (node, sub, pow_, var, eps, sqrt))
+                self.emit[self.index[div.output[0]]] = ("norm:layer_norm", x)
 
     def subgraph_refs(self, node, onnx) -> list[str]:
         """Weight tensors a control-flow node's bodies hold or use (registered as constants here)."""
@@ -278,36 +411,126 @@ class _Importer:
             else:
                 self.mark(keys, "digital")
             return
+        if standard and op in ("Shape", "Size"):  # the input's shape is fixed: a constant
+            for o in outs:
+                self.const[o] = []
+            return
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        rule = self.onnx_rules.get(op) if standard else None
+        if rule is not None and rule.handler == "embedding" and self.embedding(label, ins, outs):
+            return
         if ins and all(n in self.const for n in ins) and not (standard and op in _UNMAPPABLE):
             for o in outs:  # computed from constants only: a constant (e.g. a Transpose of a weight)
                 self.const[o] = held
             return
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        index = self.index.get(outs[0], -1) if outs else -1
+        if index in self.skip:  # part of a recognised decomposition (its op is emitted at its last node)
+            self.mark(held, "digital")
+            return
+        if index in self.emit:
+            fn, x_name = self.emit[index]
+            x = self.shape(x_name, label, op)
+            y = self.shape(outs[0], label, op)
+            self.ops.append(digital_op(label, registry.OP_RULES.get(fn), x, y, {"normalized": 1}))
+            self.mark(held, "digital")
+            return
         if standard and op in _UNMAPPABLE:
             self.unmap(label, _UNMAPPABLE[op], held)
-        elif standard and op == "Conv":
+        elif rule is not None and rule.handler == "conv":
             self.conv(node, label, ins, outs, attrs)
-        elif standard and op == "Gemm":
+        elif rule is not None and rule.handler == "linear":  # Gemm
             self.gemm(label, ins, outs, attrs)
-        elif standard and op == "MatMul":
+        elif rule is not None and rule.handler == "matmul":
             self.matmul(label, ins, outs)
-        elif standard and op == "Gather" and ins[0] in self.const and ins[1] not in self.const and any(
-                self.tensors[k].weight and len(self.tensors[k].dims) >= 2 for k in self.const[ins[0]]):
-            self.unmap(label, "Gather on a weight table (embedding lookup)", self.const[ins[0]])
-        elif standard and (op in _ACT or op in _POOL or op in _NORM or op in _ELTWISE or op in _SOFTMAX):
-            kind = ("act" if op in _ACT else "pool" if op in _POOL else "norm" if op in _NORM else "eltwise"
-                    if op in _ELTWISE else "softmax")
+        elif rule is not None and rule.handler == "einsum":
+            self.einsum(label, ins, outs, attrs)
+        elif rule is not None and rule.handler == "digital":
+            self.digital(label, op, rule, ins, outs, attrs, held)
+        elif standard and op in registry.DATA_ONNX:
+            self.mark(held, "digital")  # data movement: nothing the arrays hold
             data = [n for n in ins if n not in self.const]
-            x = self.shape(data[0], label, op) if data else ()
-            y = self.shape(outs[0], label, op)
-            elements = math.prod(y[1:]) if len(y) >= 2 else math.prod(y)
-            self.ops.append(Op(label, kind, in_shape=tuple(x[1:]), out_shape=tuple(y[1:]), elements=elements))
-            self.mark(held, "digital")
-        elif any(self.tensors[k].weight and len(self.tensors[k].dims) >= 2 for k in held) and (
-                not standard or op not in _DATA_OPS):
+            for o in outs:  # the output stands for its input (a folded op after it finds the same root)
+                self.root[o] = self.root_of(data[0]) if data else o
+        elif any(self.tensors[k].weight and len(self.tensors[k].dims) >= 2 for k in held):
             self.unmap(label, f"{typ} on a weight tensor", held)
+        else:  # a node type no rule names: kept, with its shape
+            self.mark(held, "digital")
+            data = [n for n in ins if n not in self.const]
+            x = self.shapes.get(data[0]) if data else None
+            y = self.shapes.get(outs[0]) if outs else None
+            known = lambda s: tuple(d for d in s if d is not None) if s else ()  # noqa: E731
+            self.ops.append(unmapped_op(label, typ, 0, registry.per_inference(known(x)),
+                                        registry.per_inference(known(y))))
+
+    def root_of(self, name: str) -> str:
+        while name in self.root and self.root[name] != name:
+            name = self.root[name]
+        return name
+
+    def digital(self, label, op, rule, ins, outs, attrs, held) -> None:
+        data = [n for n in ins if n not in self.const]
+        self.mark(held, "digital")
+        if rule.fold_constant and len(data) == 1 and self.root_of(data[0]) not in self.graph_inputs:
+            self.root[outs[0]] = self.root_of(data[0])  # a bias add or a scale: folded into the op before it
+            return
+        if op == "Mul" and len(data) == 2:  # x * (1 + erf(x / sqrt 2)): the rest of a GELU already listed
+            a, b = (self.root_of(n) for n in data)
+            if self.gelu_of.get(b) == a or self.gelu_of.get(a) == b:
+                self.root[outs[0]] = b if b in self.gelu_of else a
+                return
+        x = self.shape(data[0], label, op) if data else ()
+        y = self.shape(outs[0], label, op)
+        inputs = [Arg(tuple(self.shapes.get(n) or ()), n in self.const) for n in ins]
+        params = rule.onnx_params(attrs, inputs) if rule.onnx_params else {}
+        if op == "Erf" and data:  # erf(x / sqrt 2): the GELU of the exporters' decomposition
+            root = self.root_of(data[0])
+            src = self.producer.get(data[0])
+            if src is not None and src.op_type in ("Div", "Mul") and any(n in self.const for n in src.input):
+                self.gelu_of[outs[0]] = root
+                self.root[outs[0]] = outs[0]
+                x = self.shapes.get(root) or x
+                self.ops.append(digital_op(label, registry.OP_RULES.get("act:gelu"), x, y))
+                return
+        self.ops.append(digital_op(label, rule, x, y, params))
+
+    def embedding(self, label, ins, outs) -> bool:
+        """Gather(table, indices) on a constant weight table of 2 dims: an embedding lookup."""
+        if len(ins) < 2 or ins[0] not in self.const:
+            return False
+        keys = [k for k in self.const[ins[0]] if self.tensors[k].weight]
+        table = self.shapes.get(ins[0])
+        if not keys or table is None or len(table) != 2:
+            return False
+        y = self.shapes.get(outs[0])
+        if y is None or None in y[1:]:  # indices computed from the input's shape that shape inference lost:
+            ids = self.shapes.get(self.first_input) or ()  # one lookup per token of the first input (the ids)
+            if None in ids:
+                y = self.shape(outs[0], label, "Gather")  # the error naming the tensor
+            y = (*ids, table[1])
+            self.shapes[outs[0]] = y
+        y = (1, *y[1:]) if y[0] is None else tuple(y)
+        idx = tuple(y[:-1])  # the indices' shape (it may be unknown where the output's is inferred)
+        self.ops.append(embedding_op(label, table[0], table[1], idx, y))
+        self.mark(keys, "digital")
+        return True
+
+    def einsum(self, label, ins, outs, attrs) -> None:
+        equation = attrs.get("equation", b"")
+        equation = equation.decode() if isinstance(equation, bytes) else str(equation)
+        shapes = [self.shape(n, label, "Einsum") for n in ins]
+        dims = einsum_operands(equation, shapes)
+        held = self.sources(ins)
+        if dims is None:
+            self.unmap(label, f"Einsum {equation!r}", held)
+            return
+        g, m, k, n = dims
+        const = [n_ for n_ in ins if n_ in self.const]
+        if const:
+            x = shapes[[i for i, n_ in enumerate(ins) if n_ not in self.const][0]]
+            self.ops.append(linear_op(label, k, n, x, self.shape(outs[0], label, "Einsum"), g * m))
+            self.mark(self.const[const[0]], "mapped")
         else:
-            self.mark(held, "digital")  # data movement, shapes, scalars: nothing the arrays hold
+            self.ops.append(matmul_op(label, g, m, k, n))
 
     # ---- weighted ops --------------------------------------------------------------------------
     def conv(self, node, label, ins, outs, attrs) -> None:
@@ -336,7 +559,7 @@ class _Importer:
         in_f, out_f = w[1] * k[0] * k[1], w[0] // groups
         vectors = math.prod(y[2:])
         self.ops.append(Op(label, "conv", in_f, out_f, groups, k, stride, tuple(x[1:]), tuple(y[1:]), vectors,
-                           vectors * in_f * out_f * groups))
+                           vectors * in_f * out_f * groups, fn="conv"))
         self.mark(self.const[ins[1]], "mapped")
         self.mark(self.sources(ins[2:]), "digital")
 
@@ -358,15 +581,14 @@ class _Importer:
 
         if b_name in self.const:  # x @ W: one vector per row
             self.ops.append(Op(label, "linear", k, n, in_shape=per_inference(a), out_shape=per_inference(y), vectors=m,
-                               macs=m * k * n))
+                               macs=m * k * n, fn="linear"))
             self.mark(self.const[b_name], "mapped")
         elif a_name in self.const:  # W @ x: one vector per column, W is n_out = m rows of k
             self.ops.append(Op(label, "linear", k, m, in_shape=per_inference(b), out_shape=per_inference(y),
-                               vectors=n, macs=m * k * n))
+                               vectors=n, macs=m * k * n, fn="linear"))
             self.mark(self.const[a_name], "mapped")
         else:
-            self.ops.append(Op(label, "matmul", k, n, 1, in_shape=per_inference(a), out_shape=per_inference(y),
-                               vectors=m, macs=m * k * n))
+            self.ops.append(matmul_op(label, 1, m, k, n))
 
     def matmul(self, label, ins, outs) -> None:
         a_name, b_name = ins[0], ins[1]
@@ -385,22 +607,7 @@ class _Importer:
                     k, n = w[-1], (w[0] if len(w) == 2 else 1)
                     vectors = math.prod(b[:-2]) * b[-1] if len(b) >= 2 else 1
                     x = b
-                self.ops.append(Op(label, "linear", k, n, in_shape=tuple(x[1:]), out_shape=tuple(y[1:]),
-                                   vectors=vectors, macs=vectors * k * n))
+                self.ops.append(linear_op(label, k, n, x, y, vectors))
                 self.mark(self.const[wname], "mapped")
                 return
-        m, k = (a[-2] if len(a) >= 2 else 1), a[-1]
-        n = b[-1] if len(b) >= 2 else 1
-        batch = math.prod(y[:-2]) if len(y) > 2 else 1
-        self.ops.append(Op(label, "matmul", k, n, 1, in_shape=tuple(a[1:]), out_shape=tuple(y[1:]), vectors=batch * m,
-                           macs=batch * m * k * n))
-
-
-#: standard ops that move, reshape or combine data: a weight-type constant they consume (a class token,
-#: a position embedding, a padding value) is data a digital unit handles, not a matrix for the arrays
-_DATA_OPS = {"Identity", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Cast", "CastLike", "Dropout",
-             "Shape", "Size", "Gather", "GatherElements", "GatherND", "Concat", "Slice", "Split", "Expand", "Tile",
-             "Pad", "ConstantOfShape", "Where", "Resize", "Upsample", "Sqrt", "Pow", "ReduceMean", "ReduceSum",
-             "ReduceMax", "Equal", "Less", "Greater", "And", "Or", "Not", "Neg", "Abs", "Exp", "Log", "Reciprocal",
-             "Min", "Max", "Sum", "Mean", "DepthToSpace", "SpaceToDepth", "QuantizeLinear", "DequantizeLinear",
-             "Range", "Trilu", "ScatterND", "ScatterElements", "CumSum", "TopK", "ArgMax", "ArgMin"}
+        self.ops.append(batched_matmul(label, a, b, y))
