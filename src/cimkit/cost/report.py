@@ -160,7 +160,7 @@ class Report(Result):
         atomically to ``path`` if given."""
         return super().to_json(path)
 
-    def rows(self) -> list[dict]:
+    def records(self) -> list[dict]:
         """One row per layer (``layers``)."""
         return list(self.layers)
 
@@ -330,7 +330,7 @@ class ManyReport(Result):
                 **self._columns(), **self.breakdowns()}
         return json_safe(data)
 
-    def rows(self) -> list[dict]:
+    def records(self) -> list[dict]:
         """One row per configuration: index, spec, the figures, then energy, area and latency by component
         (``energy_<component>_j``, ``area_<component>_mm2``, ``latency_<component>_s``)."""
         cols = self._columns()

@@ -10,9 +10,10 @@ A result implements four methods and inherits the rest:
   ``area_mm2`` / ``area_breakdown_mm2`` and ``latency_s`` / ``latency_breakdown_s``. A result of many
   configurations gives the same names with one value per configuration (a list). ``"result"`` names the
   result type (the class name). An undefined figure (an infeasible design) is ``None``, never NaN.
-- ``rows()`` (abstract): the result's natural table as a list of flat dicts, one per row (a Report: one
+- ``records()`` (abstract): the result's natural table as a list of flat dicts, one per row (a Report: one
   per layer; a ManyReport: per configuration; a CamReport: per component; a TreesResult: per search
-  scheme; a StudyResult: per trial). ``to_csv`` writes them.
+  scheme; a StudyResult: per trial). ``to_csv`` writes them. (Not called ``rows``: CAM results have a
+  ``rows`` field, the program's rows.)
 - ``table()`` (abstract): a ``rich.table.Table`` for the terminal.
 - ``figures(folder)`` (abstract): the result's standard figures saved (atomically) into ``folder``, which
   is created if needed; returns their paths (an empty list when there is nothing to draw, e.g. a study with
@@ -22,7 +23,7 @@ Inherited (override only to keep an older file format):
 
 - ``to_json(path=None)``: ``to_dict()`` as strict JSON (``NaN`` -> ``null``; never the non-standard
   ``NaN``/``Infinity`` tokens), written atomically to ``path`` when given; returns the text.
-- ``to_csv(path)``: ``rows()`` as CSV, header ``csv_columns()`` then any further keys in order of first
+- ``to_csv(path)``: ``records()`` as CSV, header ``csv_columns()`` then any further keys in order of first
   appearance, written atomically; an empty or non-finite cell is empty; a nested value (a list or dict) is
   written as compact JSON. Only the header when there are no rows. Returns the path.
 - ``csv_columns()``: the columns a CSV always has, even without rows (default: none beyond the rows' keys).
@@ -71,7 +72,7 @@ class Result(abc.ABC):
         class name; undefined figures are None."""
 
     @abc.abstractmethod
-    def rows(self) -> list[dict[str, Any]]:
+    def records(self) -> list[dict[str, Any]]:
         """The result's natural rows (flat dicts), as ``to_csv`` writes them."""
 
     @abc.abstractmethod
@@ -95,8 +96,8 @@ class Result(abc.ABC):
         return text
 
     def to_csv(self, path: str | Path) -> Path:
-        """``rows()`` as CSV, written atomically (only the header when there are no rows)."""
-        return write_rows(path, self.rows(), self.csv_columns())
+        """``records()`` as CSV, written atomically (only the header when there are no rows)."""
+        return write_rows(path, self.records(), self.csv_columns())
 
 
 def write_rows(path: str | Path, rows: Iterable[dict], columns: Iterable[str] = ()) -> Path:
