@@ -1,17 +1,11 @@
-"""Reference networks (shapes only), written in plain torch: no torchvision needed.
-
-``workload(name)`` builds the model on the meta device (no weights are allocated) and traces it.
-"""
+"""The zoo's networks as torch modules, in plain torch (no torchvision): imported by ``zoo`` only when a
+CNN workload or a model is asked for, so that ``import cimkit.workload`` does not import torch."""
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
+import torch.nn.functional as F
 from torch import nn
-
-from ..errors import InputError
-from .core import Workload
 
 
 def lenet() -> nn.Module:
@@ -145,33 +139,41 @@ def mobilenetv3(classes: int = 1000) -> nn.Module:
     return nn.Sequential(*layers)
 
 
-ZOO: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
-    "lenet": (lenet, (1, 1, 28, 28)),
-    "vgg8": (vgg8, (1, 3, 32, 32)),
-    "vgg16": (vgg16, (1, 3, 224, 224)),
-    "alexnet": (alexnet, (1, 3, 224, 224)),
-    "resnet18": (resnet18, (1, 3, 224, 224)),
-    "resnet20": (resnet20, (1, 3, 32, 32)),
-    "mobilenetv3": (mobilenetv3, (1, 3, 224, 224)),
-}
+class _EncoderLayer(nn.Module):
+    """A BERT encoder layer (post-norm): attention with its own q, k, v and output projections and
+    scaled dot-product attention, then a GELU feed-forward block."""
+
+    def __init__(self, d: int, heads: int, ff: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.query, self.key, self.value, self.output = (nn.Linear(d, d) for _ in range(4))
+        self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.intermediate, self.act, self.out = nn.Linear(d, ff), nn.GELU(), nn.Linear(ff, d)
+
+    def forward(self, x):
+        b, length, d = x.shape
+        split = lambda t: t.view(b, length, self.heads, d // self.heads).transpose(1, 2)  # noqa: E731
+        a = F.scaled_dot_product_attention(split(self.query(x)), split(self.key(x)), split(self.value(x)))
+        x = self.norm1(self.output(a.transpose(1, 2).reshape(b, length, d)) + x)
+        return self.norm2(self.out(self.act(self.intermediate(x))) + x)
 
 
-def names() -> list[str]:
-    return list(ZOO)
+class BertEncoder(nn.Module):
+    """A BERT encoder on token ids (batch, length): word, token-type and position embeddings, LayerNorm,
+    ``layers`` encoder layers (no pooler)."""
 
+    def __init__(self, layers: int = 12, d: int = 768, heads: int = 12, ff: int = 3072, vocab: int = 30522,
+                 max_len: int = 512, types: int = 2) -> None:
+        super().__init__()
+        self.word, self.token_type, self.position = nn.Embedding(vocab, d), nn.Embedding(types, d), nn.Embedding(max_len, d)
+        self.norm = nn.LayerNorm(d)
+        self.layers = nn.ModuleList(_EncoderLayer(d, heads, ff) for _ in range(layers))
 
-def model(name: str) -> nn.Module:
-    """The zoo network ``name`` with (random) weights, for accuracy experiments."""
-    if name not in ZOO:
-        raise InputError(f"unknown zoo network {name!r}; available: {', '.join(ZOO)}")
-    return ZOO[name][0]()
+    def forward(self, ids):
+        length = ids.shape[1]
+        x = self.word(ids) + self.token_type(torch.zeros_like(ids))
+        x = self.norm(x + self.position(torch.arange(length, device=ids.device)[None]))
+        for layer in self.layers:
+            x = layer(x)
+        return x
 
-
-def workload(name: str) -> Workload:
-    """The cost-model workload of zoo network ``name`` (built on the meta device: no weights)."""
-    if name not in ZOO:
-        raise InputError(f"unknown zoo network {name!r}; available: {', '.join(ZOO)}")
-    build, shape = ZOO[name]
-    with torch.device("meta"):
-        net = build()
-    return Workload.from_torch(net, shape, name=name)
