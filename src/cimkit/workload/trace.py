@@ -281,6 +281,7 @@ class _Builder:
         self.ledger = _Ledger(model)
         self.ops: list[Op] = []
         self.param_names = {id(p): n for n, p in model.named_parameters()}
+        self.input_keys: set = set()  # the model's inputs: a constant scale of an input is not folded
 
     def unmap(self, label: str, source_type: str, params, in_shape=(), out_shape=()) -> None:
         unique = {id(p): p for p in params}
@@ -376,7 +377,7 @@ class _Builder:
             self.ops += rule.expand(label, None, [q, k, v], tuple(out_shape), {})
         else:
             self.ledger.mark(held, "digital")
-            if rule.fold_constant and len(acts) == 1:
+            if rule.fold_constant and len(acts) == 1 and acts[0].key not in self.input_keys:
                 return True  # a bias add or a scale by a constant: folded into the op before it
             params = rule.call_params(args, kwargs) if rule.call_params else {}
             self.ops.append(digital_op(label, rule, x, out_shape, params))
@@ -472,6 +473,7 @@ def _from_graph(model: nn.Module, gm, name: str, shape: tuple[int, ...], policy:
         out = _shape(node)
         if node.op == "placeholder":
             vals[node] = _Val(out, False, key=node)
+            b.input_keys.add(node)
             continue
         if node.op == "get_attr":
             obj = gm
@@ -615,6 +617,7 @@ def _trace_eager(model: nn.Module, example: torch.Tensor, name: str, policy: str
     rec = _Recorder(model, b, functions)
     x = rec.val(example)
     x.const = False
+    b.input_keys.add(x.key)
     handles = []
     for m in model.modules():
         handles.append(m.register_forward_pre_hook(rec.pre, with_kwargs=True))
