@@ -372,3 +372,12 @@ def test_schema_descriptions_list_the_builtin_options():
         assert f"'{name}'" in descriptions["dac_mode"]
     for name in ("none", "proportional", "additive", "pcm"):
         assert f"'{name}'" in descriptions["read_noise_model"]
+
+
+def test_a_routing_entry_can_be_set_by_its_dotted_path():
+    spec = ck.HardwareSpec.preset("rram-22nm")
+    assert spec.replace(**{"routing.matmul": "crossbar"}).routing == {"matmul": "crossbar"}
+    with pytest.raises(SpecError, match=r"op kind 'softmax' is routed to unit 'crossbar', which cannot run it"):
+        spec.replace(**{"routing.softmax": "crossbar"})
+    with pytest.raises(SpecError, match=r"chip.foo: unknown field 'foo'"):
+        spec.replace(**{"chip.foo": 1})

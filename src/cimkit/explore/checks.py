@@ -35,13 +35,14 @@ def load_base(cfg: StudyConfig) -> HardwareSpec:
 
 def check_space(cfg: StudyConfig, base: HardwareSpec) -> None:
     """Every searched value (each choice, or low and high) must build a valid chip from ``base``."""
-    from ..spec.model import apply_dotted
+    from ..spec.model import mapping_fields, apply_dotted
 
     for name, p in cfg.space.items():
         target = "array.rows and array.cols" if name == "crossbar" else PARAMETERS[name]
         for v in p.values_to_check():
             try:
-                HardwareSpec.model_validate(apply_dotted(base.model_dump(), _changes({name: v}), "HardwareSpec"))
+                HardwareSpec.model_validate(apply_dotted(base.model_dump(), _changes({name: v}), "HardwareSpec",
+                                                                mapping_fields(HardwareSpec)))
             except ValidationError as exc:
                 reasons = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
                 raise InputError(f"space.{name}: {v:g} is outside what {target} allows ({reasons[:300]})"

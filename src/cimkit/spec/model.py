@@ -340,8 +340,23 @@ class DigitalSpec(StrictModel):
     data_bits: int = Field(16, ge=1, le=64, description="word width of its operands (bits)")
 
 
-def apply_dotted(data: dict[str, Any], changes: dict[str, Any], what: str) -> dict[str, Any]:
-    """``data`` (a nested dump of a spec) with dotted-path ``changes`` applied; unknown paths raise."""
+def mapping_fields(model: type[BaseModel], prefix: str = "") -> set[str]:
+    """Dotted paths of the free-form mapping fields of ``model`` (e.g. ``routing``): their keys are data,
+    not field names, so a dotted change may add one."""
+    paths: set[str] = set()
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if typing.get_origin(annotation) is dict:
+            paths.add(prefix + name)
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            paths |= mapping_fields(annotation, f"{prefix}{name}.")
+    return paths
+
+
+def apply_dotted(data: dict[str, Any], changes: dict[str, Any], what: str,
+                 mappings: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
+    """``data`` (a nested dump of a spec) with dotted-path ``changes`` applied; unknown paths raise, except
+    new keys under the free-form mapping fields named in ``mappings`` (``routing.softmax``)."""
     for dotted, value in changes.items():
         node = data
         *parents, leaf = dotted.split(".")
@@ -349,7 +364,7 @@ def apply_dotted(data: dict[str, Any], changes: dict[str, Any], what: str) -> di
             if not isinstance(node.get(key), dict):
                 raise SpecError(f"{dotted}: {key!r} is not a section of {what}")
             node = node[key]
-        if leaf not in node:
+        if leaf not in node and ".".join(parents) not in mappings:
             raise SpecError(f"{dotted}: unknown field {leaf!r}; allowed: {', '.join(node)}")
         node[leaf] = value
     return data
@@ -389,7 +404,8 @@ class SpecModel(StrictModel):
 
     def replace(self, **changes: Any):
         """A validated copy with dotted-path changes, e.g. ``replace(**{"periphery.adc_bits": 6})``."""
-        return self.from_dict(apply_dotted(self.model_dump(), changes, type(self).__name__), source=self.name)
+        return self.from_dict(apply_dotted(self.model_dump(), changes, type(self).__name__, mapping_fields(type(self))),
+                              source=self.name)
 
 
 class HardwareSpec(SpecModel):
