@@ -392,3 +392,56 @@ def test_a_registered_module_rule_is_used_by_every_torch_frontend():
     for tracer in ("fx", "eager", "hooks"):
         assert [(o.kind, o.fn) for o in trace(model, (1, 4), tracer=tracer).ops] == [("linear", "linear"),
                                                                                         ("act", "squash")], tracer
+
+
+# ---- review findings (issue 11) ------------------------------------------------------------------------------
+class SeqFirst(nn.Module):
+    """A Linear, then a torch-default (batch_first=False) encoder layer: dim 0 of the input is the sequence."""
+
+    def __init__(self):
+        super().__init__()
+        self.pre = nn.Linear(D, D)
+        self.layer = nn.TransformerEncoderLayer(d_model=D, nhead=H, dim_feedforward=FF, dropout=0.0)
+
+    def forward(self, x):
+        return self.layer(self.pre(x), is_causal=False)
+
+
+def encoder_layer(length: int, batch: int = 1) -> list[tuple]:
+    """A post-norm ReLU encoder layer on ``batch`` sequences of ``length`` tokens: the projections see
+    length x batch vectors; Q K^T and A V are heads x batch products of length vectors."""
+    t = length * batch
+    return [lin(D, 3 * D, t), mm(H * batch, length, DH, length), dig("softmax", "softmax", H * batch * length ** 2, length),
+            mm(H * batch, length, length, DH), lin(D, D, t), dig("eltwise", "add", t * D), dig("norm", "layer_norm", t * D, D),
+            lin(D, FF, t), dig("act", "relu", t * FF), lin(FF, D, t), dig("eltwise", "add", t * D),
+            dig("norm", "layer_norm", t * D, D)]
+
+
+def test_seq_first_attention_keeps_the_given_input_shape_and_counts_every_token(tmp_path):
+    """batch_first=False (torch's default): input (L, 1, D) is L tokens, not one; the input shape is kept as
+    given (dim 0 is not the batch) with a warning, and fx, eager, hooks and ONNX list the same ops."""
+    model = SeqFirst().eval()
+    want = [lin(D, D), *encoder_layer(L)]
+    for tracer in ("fx", "eager", "hooks"):
+        with pytest.warns(UserWarning, match=r"batch_first=False.*kept as given"):
+            wl = ck.Workload.from_torch(model, (L, 1, D), tracer=tracer)
+        assert sig(wl) == want, tracer
+        assert wl.input_shape == (L, 1, D)
+    assert sig(onnx_of(model, (L, 1, D), tmp_path / "seqfirst.onnx")) == want
+
+
+def test_seq_first_attention_on_a_batch_counts_length_times_batch_tokens(tmp_path):
+    """(1, B, D) to a seq-first layer is B sequences of one token: every projection sees B vectors (as the
+    Linear before it does), Q K^T is H x B products."""
+    model = SeqFirst().eval()
+    want = [lin(D, D), *encoder_layer(1, batch=L)]
+    for tracer in ("fx", "eager", "hooks"):
+        assert sig(trace(model, (1, L, D), tracer=tracer)) == want, tracer
+    assert sig(onnx_of(model, (1, L, D), tmp_path / "seqfirst2.onnx")) == want
+    mha = nn.MultiheadAttention(D, H)  # (L, B, E) through the module rule directly
+    ops = registry.OP_RULES.get("matmul:attention").expand("a", mha, [registry.Arg((L, 3, D))] * 3, (L, 3, D),
+                                                           {"same_qk": True, "same_kv": True})
+    assert sig(ck.Workload("a", (L, 3, D), ops)) == [
+        lin(D, 3 * D, 3 * L), mm(3 * H, L, DH, L), dig("softmax", "softmax", 3 * H * L * L, L), mm(3 * H, L, L, DH),
+        lin(D, D, 3 * L)]
+

@@ -9,6 +9,11 @@ What the hooks frontend cannot see: functional calls (F.linear, torch.matmul / @
 residual adds, F.gelu, ...) outside a module; it agrees with fx and eager on models built from modules
 only (nn.Sequential of layers, nn.MultiheadAttention, nn.TransformerEncoderLayer).
 
+Costs are per inference: the batch dim (dim 0) of ``input_shape`` is set to 1, except in a model holding a
+torch.nn module with ``batch_first=False`` (torch's default for MultiheadAttention, the transformer
+layers and RNNs), whose dim 0 is the sequence: there the shape is kept as given (with a warning), and
+the attention expansion counts sequence x batch tokens, as the ONNX export of the same model does.
+
 Every path accounts for every parameter of the model (see ``Workload.weight_counts``): a parameter is
 on a mapped layer (Linear, Conv1d, Conv2d, or ``F.linear`` / ``F.conv1d`` / ``F.conv2d`` / a matmul
 with a parameter operand), used by a digital op (a bias, a normalization's scale), held by a layer the
@@ -185,14 +190,23 @@ class _Ledger:
 
 def trace_torch(model: nn.Module, input_shape, name: str, unmapped: str = "error", *, tracer: str = "auto",
                 input_dtype=None) -> Workload:
-    """The workload of ``model`` on one all-zero input of ``input_shape`` (batch dim set to 1)."""
+    """The workload of ``model`` on one all-zero input of ``input_shape`` (batch dim set to 1; kept as
+    given, with a warning, when the model holds a seq-first torch module, batch_first=False, whose dim 0
+    is the sequence, not the batch)."""
     if not isinstance(model, nn.Module):
         raise InputError(f"from_torch expects a torch.nn.Module, got {type(model).__name__}")
     if tracer not in _TRACERS:
         raise InputError(f"tracer = {short_repr(tracer)}: allowed values are {', '.join(_TRACERS)}")
     given = _check_input_shape(input_shape)
     _refuse_converted(model, name)
-    shape = (1, *given[1:])  # costs are per inference
+    seq_first = _seq_first(model)
+    if seq_first and given[0] != 1:  # dim 0 is the sequence, not the batch: costs are for this input
+        shape = given
+        warn_caller(f"{name}: {seq_first} has batch_first=False (dim 0 of its input is the sequence); input_shape "
+                    f"{given} kept as given, not cut to batch 1 in dim 0: the costs are for this input (give the batch "
+                    "as 1 in its own position, e.g. (L, 1, E), or build the model with batch_first=True)")
+    else:
+        shape = (1, *given[1:])  # costs are per inference
     params = list(model.parameters())
     device = params[0].device if params else torch.device("cpu")
     try:
@@ -216,6 +230,15 @@ def trace_torch(model: nn.Module, input_shape, name: str, unmapped: str = "error
             raise _rejected(name, shape, exc.__cause__ or exc, given) from None
         return _trace_eager(model, example, name, unmapped, given, why=exc.__cause__ or exc)
     return _from_graph(model, gm, name, shape, unmapped)
+
+
+def _seq_first(model: nn.Module) -> str:
+    """The label of the first torch.nn module with ``batch_first=False`` (MultiheadAttention, the transformer
+    layers, RNNs: dim 0 of its input is the sequence), or ''."""
+    for label, m in model.named_modules():
+        if type(m).__module__.startswith("torch.nn") and getattr(m, "batch_first", None) is False:
+            return f"'{label}' ({type(m).__name__})" if label else type(m).__name__
+    return ""
 
 
 class _Tracer(torch.fx.Tracer):
