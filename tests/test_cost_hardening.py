@@ -327,3 +327,50 @@ def test_property_extreme_specs_give_finite_figures_or_a_clear_error(changes):
 
 _LENET = ck.zoo.workload("lenet")
 
+
+
+def _same_rows(a: dict, b: dict) -> None:
+    import numpy as np
+
+    assert a.keys() == b.keys()
+    for key in a:
+        x, y = a[key], b[key]
+        if isinstance(x, dict):
+            _same_rows(x, y)
+        elif isinstance(x, bool):
+            assert x == y, key
+        else:
+            assert x.shape == y.shape and x.dtype.kind == y.dtype.kind, key
+            assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), key
+
+
+@pytest.mark.parametrize("net", ["lenet", "resnet18", "mobilenetv3", "bert-base"])
+@pytest.mark.parametrize("convention", ["macs", "neurosim"])
+def test_columnwise_rows_equal_the_op_by_op_rows(net, convention):
+    """The cold path counts plain workloads column-wise; its rows equal the op-by-op path's (the one that
+    names bad values), with per-op activity and an unmapped op too."""
+    import dataclasses
+    import importlib
+
+    E = importlib.import_module("cimkit.cost.estimate")  # the package binds the function estimate
+    ops = list(ck.zoo.workload(net, **({"seq_len": 32} if net == "bert-base" else {})).ops)
+    ops = [dataclasses.replace(o, activity=0.25) if i % 3 == 0 else o for i, o in enumerate(ops)]
+    ops.append(Op("lstm", "unmapped", in_shape=(3, 4), out_shape=(5,), elements=5, unmapped_weights=7,
+                  source_type="LSTM"))
+    info = E._kind_table()
+    fast = E._fast_rows(ops, convention, info, "w")
+    assert fast is not None
+    _same_rows(fast, E._checked_rows(ops, convention, info, "w"))
+
+
+def test_unusual_but_valid_values_take_the_op_by_op_path_with_the_same_figures():
+    """numpy integers and list shapes are valid sizes: the column-wise path hands them to the op-by-op one,
+    and the report is the same as with plain ints."""
+    import numpy as np
+
+    plain = Workload("w", (1, 8), [Op("fc", "linear", 8, 4, in_shape=(8,), out_shape=(4,), macs=32),
+                                   Op("relu", "act", in_shape=(4,), out_shape=(4,), elements=4, fn="relu")])
+    odd = Workload("w", (1, 8), [Op("fc", "linear", np.int64(8), 4, in_shape=[8], out_shape=(4,), macs=np.int64(32)),
+                                 Op("relu", "act", in_shape=(4,), out_shape=(4,), elements=4, fn="relu")])
+    a, b = ck.estimate(plain, "rram-22nm"), ck.estimate(odd, "rram-22nm")
+    assert a.to_json() == b.to_json()

@@ -28,6 +28,7 @@ cimkit modules (no torch, no cimkit.spec), so the spec can validate its option s
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -62,8 +63,13 @@ class Context:
         (Stillmaker & Baas 2017 scaling, as ``tech.energy_factor``)."""
         key = (node_nm, supply_v)
         if key not in self._scales:
-            self._scales[key] = self.energy_scale / float(energy_factor(node_nm, supply_v))
+            self._scales[key] = self.energy_scale / _energy_factor_at(float(node_nm), float(supply_v))
         return self._scales[key]
+
+
+@functools.lru_cache(maxsize=64)
+def _energy_factor_at(node_nm: float, supply_v: float) -> float:
+    return float(energy_factor(node_nm, supply_v))
 
 
 class Component:
@@ -124,7 +130,11 @@ COMPONENTS: Registry[Component] = _Components("cost component")
 def check_figure(comp: str, what: str, value, event: str | None = None):
     """``value`` as an array if every entry is a finite number >= 0, else an ``InputError`` naming the
     component (and event)."""
+    if type(value) is float and value >= 0:
+        return value
     arr = np.asarray(value, dtype=float)
+    if arr.size and arr.min() >= 0:  # NaN fails this (its minimum is NaN)
+        return arr
     with np.errstate(invalid="ignore"):
         bad = ~(arr >= 0)
     if bad.any():
@@ -325,6 +335,11 @@ class Interconnect(Component):
 def primitive_energy_pj(primitive: str, bits):
     """Energy (pJ) of one ``primitive`` on ``bits``-bit integers at Horowitz's 45 nm / 0.9 V
     (constants.py: HOROWITZ_*; exp, div, sqrt as stated multiples of an add and a multiply)."""
+    return primitive_energies_pj(bits)[primitive]
+
+
+def primitive_energies_pj(bits) -> dict:
+    """``primitive_energy_pj`` of every primitive at once."""
     add = K.HOROWITZ_ADD8_PJ * (bits / 8.0) ** K.ADD_BITS_EXPONENT
     mul = K.HOROWITZ_MUL8_PJ * (bits / 8.0) ** K.MUL_BITS_EXPONENT
     acc = K.HOROWITZ_ADD8_PJ * (2.0 * bits / 8.0) ** K.ADD_BITS_EXPONENT  # a MAC accumulates at 2b bits
@@ -333,7 +348,7 @@ def primitive_energy_pj(primitive: str, bits):
         "exp": K.EXP_MULS * mul + K.EXP_ADDS * add,
         "div": K.DIV_OVER_MUL * mul, "sqrt": K.SQRT_OVER_MUL * mul,
         "lookup": K.HOROWITZ_SRAM8KB_64B_PJ * bits / 64.0,
-    }[primitive]
+    }
 
 
 #: cycles one lane takes per primitive (1 unless stated in constants.py)
@@ -354,7 +369,8 @@ class Digital(Component):
     def energy_per_event_j(self, ctx):
         scale = ctx.energy_scale_from(K.HOROWITZ_NODE_NM, K.HOROWITZ_SUPPLY_V) * 1e-12
         bits = ctx.p["digital_bits"]
-        return {f"digital_{prim}": primitive_energy_pj(prim, bits) * scale for prim in DIGITAL_PRIMITIVES}
+        energies = primitive_energies_pj(bits)
+        return {f"digital_{prim}": energies[prim] * scale for prim in DIGITAL_PRIMITIVES}
 
     def latency_per_event_s(self, ctx):
         return {"digital_cycles": ctx.cycle_s / ctx.p["digital_lanes"]}

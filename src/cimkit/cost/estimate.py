@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
+import operator
 import typing
 from typing import Literal, Sequence
 
@@ -11,8 +14,10 @@ import numpy as np
 from ..errors import InputError, MappingError, SpecError, short_repr
 from ..mapping import input_passes, pulses_per_read
 from ..spec import HardwareSpec
-from ..spec.model import op_kinds
+from ..spec.units import UNIT_TYPES
 from ..workload import Workload
+from ..workload.registry import kind_info, mac_events
+from ..workload.registry import kinds as registry_kinds
 from .components import DIGITAL_PRIMITIVES
 from .model import evaluate
 from .report import LAYER_FIELDS, METRICS, ManyReport, Report  # noqa: F401 (LAYER_FIELDS re-exported)
@@ -128,7 +133,7 @@ def _check_op(op, i: int, where: str, kinds: tuple[str, ...] | None = None) -> N
 
     if not isinstance(op, Op):
         raise InputError(f"{where}: op {i} is a {type(op).__name__}, not a cimkit Op")
-    kinds = kinds or (*op_kinds(), UNMAPPED)
+    kinds = kinds or (*registry_kinds(), UNMAPPED)
     if op.kind not in kinds:
         raise InputError(f"{where}: op {i} '{op.name}' has unknown kind {short_repr(op.kind)}; allowed: "
                          f"{', '.join(dict.fromkeys(kinds))}")
@@ -163,12 +168,6 @@ def _check_op(op, i: int, where: str, kinds: tuple[str, ...] | None = None) -> N
 def op_events(op) -> dict[str, float]:
     """Digital primitives of one op per inference (the op registry's ``events``; {"mac": macs} for
     weighted kinds and matmul)."""
-    try:
-        from ..workload.registry import kind_info
-    except ModuleNotFoundError:  # the op registry is not there yet: the element count as one primitive each
-        if op.kind in ("conv", "linear", "matmul"):
-            return {"mac": float(op.macs)}
-        return {"cmp" if op.kind in ("act", "pool") else "add": float(op.elements)}
     return kind_info(op.kind).events(op)
 
 
@@ -196,11 +195,144 @@ def _layers(workload: Workload, convention: OpsConvention) -> dict[str, np.ndarr
 
 
 def _count_layers(workload: Workload, convention: OpsConvention) -> dict[str, np.ndarray]:
+    """The workload's rows (each (1, L)): sizes, counts and digital primitives per op, validated. Plain
+    input (int and float fields, registered kinds) is checked and counted column-wise in numpy
+    (``_fast_rows``); anything else goes op by op (``_checked_rows``), which names the first bad value."""
     where = f"workload '{workload.name}'"
     ops = workload.ops
     if not isinstance(ops, (list, tuple)):
         raise InputError(f"{where}: ops must be a list of Op, got {type(ops).__name__}")
-    kinds = (*op_kinds(), UNMAPPED)
+    info = _kind_table()
+    rows = _fast_rows(ops, convention, info, where)
+    return rows if rows is not None else _checked_rows(ops, convention, info, where)
+
+
+def _kind_table() -> dict[str, tuple[bool, object]]:
+    """{kind: (weighted, events function)} of every registered kind (``cimkit.workload.registry``)."""
+    return {k: (bool(v.weighted), v.events) for k, v in ((k, kind_info(k)) for k in registry_kinds())}
+
+
+_PLAIN = frozenset((int, float))
+_SCALARS = operator.attrgetter("in_features", "out_features", "groups", "vectors", "macs", "elements")
+
+
+def _events_into(prims: dict, ops, info, where: str, skip=()) -> None:
+    """Add each op's digital primitives (its kind's ``events(op)``) to ``prims`` {primitive: [per op]}.
+    An op's events are a function of its fields other than its name: ops alike but for the name (the
+    layers of a transformer) are counted once."""
+    key_of = _event_key()
+    seen: dict = {}
+    for i, op in enumerate(ops):
+        if op.kind == UNMAPPED or op.kind in skip:
+            continue
+        key = key_of(op)
+        try:
+            events = seen.get(key)
+        except TypeError:  # an unhashable field value (a list): count this op on its own
+            key, events = None, None
+        if events is None:
+            events = info[op.kind][1](op)
+            for prim in events:
+                if prim not in DIGITAL_PRIMITIVES:
+                    raise InputError(f"{where}: op '{op.name}' ({op.kind}) counts the digital primitive {prim!r}; the "
+                                     f"digital unit prices {', '.join(DIGITAL_PRIMITIVES)}")
+            if key is not None:
+                seen[key] = events
+        for prim, n in events.items():
+            if n:
+                prims.setdefault(prim, [0.0] * len(ops))[i] += float(n)
+
+
+_EVENT_KEY = None
+
+
+def _event_key():
+    """A function of an op giving its fields other than the name, as a tuple."""
+    global _EVENT_KEY
+    if _EVENT_KEY is None:
+        from ..workload import Op
+
+        _EVENT_KEY = operator.attrgetter(*(f.name for f in dataclasses.fields(Op) if f.name != "name"))
+    return _EVENT_KEY
+
+
+def _fast_rows(ops, convention: str, info: dict, where: str) -> dict | None:
+    """``_checked_rows``'s result for plain, valid input computed column-wise, or None where any op
+    needs the op-by-op path (another type, an unknown kind, a value out of range: that path names it)."""
+    from ..workload import Op
+
+    L = len(ops)
+    if not L or not all(isinstance(op, Op) for op in ops):
+        return None
+    kinds = [op.kind for op in ops]
+    distinct = set(kinds)
+    if not distinct <= {*info, UNMAPPED}:
+        return None
+    scalars = list(map(_SCALARS, ops))
+    kernels = [op.kernel for op in ops]
+    in_shapes = [op.in_shape for op in ops]
+    out_shapes = [op.out_shape for op in ops]
+    given = [op.activity for op in ops if op.activity is not None]
+    if not (set(map(type, itertools.chain.from_iterable(scalars))) <= _PLAIN
+            and set(map(type, kernels)) | set(map(type, in_shapes)) | set(map(type, out_shapes)) == {tuple}
+            and set(map(len, kernels)) == {2}
+            and set(map(type, itertools.chain(itertools.chain.from_iterable(kernels),
+                                              itertools.chain.from_iterable(in_shapes),
+                                              itertools.chain.from_iterable(out_shapes)))) <= _PLAIN
+            and set(map(type, given)) <= _PLAIN and all(0 <= a <= 1 for a in given)):
+        return None
+    num = np.array(scalars, dtype=float).reshape(L, 6)  # in, out, groups, vectors, macs, elements
+    ker = np.array(kernels, dtype=float)
+    shapes = np.array([v for s in in_shapes for v in s] + [v for s in out_shapes for v in s], dtype=float)
+    weighted_list = [k != UNMAPPED and info[k][0] for k in kinds]
+    weighted = np.array(weighted_list)
+    w = num[weighted]
+    # every op (unmapped ones too: anything unusual goes the op-by-op way) has finite sizes and counts >= 0;
+    # weighted layers positive integer sizes, vectors, MACs and kernel sides >= 1 (NaN fails every test)
+    if not (w.size and np.isfinite(num).all() and num[:, 3:].min() >= 0 and ker.min() >= 0
+            and (not shapes.size or (shapes.min() >= 0 and shapes.max() < np.inf))
+            and w[:, :5].min() > 0 and (w[:, :3] == np.floor(w[:, :3])).all() and ker[weighted].min() >= 1
+            and (w[:, 2] * w[:, 0]).max() < 2.0**53):  # groups x in exact: Op.weights below rounds once
+        return None
+    # digital primitives: MAC counts straight from the macs column; other events per op
+    prims: dict[str, list] = {}
+    macs_kinds = {k for k in distinct if k != UNMAPPED and info[k][1] is mac_events}
+    _events_into(prims, ops, info, where, skip=macs_kinds)
+    prim_rows = {k: np.array(v)[None, :] for k, v in prims.items()}
+    if macs_kinds:
+        mac = np.where([k in macs_kinds for k in kinds], num[:, 4], 0.0)
+        prim_rows["mac"] = prim_rows["mac"] + mac if "mac" in prim_rows else mac[None, :]
+    unmapped = np.array([k == UNMAPPED for k in kinds]) if UNMAPPED in distinct else None
+
+    def at_least_1(col):
+        col = np.maximum(col, 1)
+        return (col if unmapped is None else np.where(unmapped, 1, col)).astype(int)[None, :]
+
+    def zero_unmapped(values):
+        values = np.asarray(values, dtype=float)
+        return (values if unmapped is None else np.where(unmapped, 0.0, values))[None, :]
+
+    weights = np.where(weighted, num[:, 2] * num[:, 0] * num[:, 1], 0.0)  # groups x in x out (Op.weights)
+    ops_count = [o.neurosim_ops() for o in ops] if convention == "neurosim" else 2.0 * num[:, 4]
+    act = np.array([np.nan if op.activity is None else op.activity for op in ops], dtype=float) if given else \
+        np.full(L, np.nan)
+    return {
+        "weighted": weighted[None, :], "in_features": at_least_1(num[:, 0]), "out_features": at_least_1(num[:, 1]),
+        "groups": at_least_1(num[:, 2]), "kernel": at_least_1(ker[:, 0] * ker[:, 1]),
+        "vectors": zero_unmapped(num[:, 3]),
+        "in_elements": zero_unmapped([math.prod(s) if s else 0 for s in in_shapes]),
+        "out_elements": zero_unmapped([math.prod(s) if s else 0 for s in out_shapes]),
+        "elements": zero_unmapped(np.where(weighted, 0.0, num[:, 5])), "weights": zero_unmapped(weights),
+        "dynamic": np.array([k == "matmul" for k in kinds])[None, :], "macs": zero_unmapped(num[:, 4]),
+        "prims": prim_rows, "activity": act[None, :], "activity_set": bool(given),
+        "ops": zero_unmapped(ops_count),
+        "names": np.array([op.name for op in ops]), "kinds": np.array(kinds),
+    }
+
+
+def _checked_rows(ops, convention: str, info: dict, where: str) -> dict:
+    """The rows op by op, each op checked first (``_check_op``: the error names the op and the value)."""
+    kinds = (*info, UNMAPPED)
     for i, op in enumerate(ops):
         _check_op(op, i, where, kinds)
     if not any(op.weighted for op in ops):
@@ -213,15 +345,7 @@ def _count_layers(workload: Workload, convention: OpsConvention) -> dict[str, np
         return np.array([unmapped if op.kind == UNMAPPED else fn(op) for op in ops], dtype=dtype)[None, :]
 
     prims: dict[str, list] = {}
-    for i, op in enumerate(ops):
-        if op.kind == UNMAPPED:
-            continue
-        for prim, n in op_events(op).items():
-            if prim not in DIGITAL_PRIMITIVES:
-                raise InputError(f"{where}: op '{op.name}' ({op.kind}) counts the digital primitive {prim!r}; the digital "
-                                 f"unit prices {', '.join(DIGITAL_PRIMITIVES)}")
-            if n:
-                prims.setdefault(prim, [0.0] * len(ops))[i] += float(n)
+    _events_into(prims, ops, info, where)
     activity = [getattr(op, "activity", None) for op in ops]
     for op, a in zip(ops, activity):
         if a is not None and not (_number(a) and 0 <= a <= 1):
@@ -246,7 +370,7 @@ def _count_layers(workload: Workload, convention: OpsConvention) -> dict[str, np
 def _routing(workload: Workload, specs: Sequence[HardwareSpec], lw: dict) -> None:
     """The unit each op runs on, per spec (``HardwareSpec.unit_for``, resolved once per distinct routing):
     ``lw["units"]`` (C, L) codes into ``lw["unit_names"]``, and the masks ``on_arrays`` / ``on_digital``."""
-    kinds = [str(k) for k in lw["kinds"]]
+    kinds = lw["kinds"].tolist()
     distinct = list(dict.fromkeys(kinds))
     unit_names: list[str] = []
     per_routing: dict = {}
@@ -260,8 +384,6 @@ def _routing(workload: Workload, specs: Sequence[HardwareSpec], lw: dict) -> Non
                     units[kind] = ""
                     continue
                 unit = s.unit_for(kind)
-                from ..spec.units import UNIT_TYPES
-
                 if unit not in UNIT_TYPES or kind not in UNIT_TYPES.get(unit).runs:
                     op = next(o for o in workload.ops if o.kind == kind)
                     runs = ", ".join(sorted(UNIT_TYPES.get(unit).runs)) if unit in UNIT_TYPES else "nothing (no such unit)"
@@ -378,23 +500,24 @@ def estimate(workload: Workload, spec: HardwareSpec | str, *, ops: OpsConvention
     reason = "" if feasible else (f"the weights need {int(out['tiles_needed'][0])} tiles but chip.tiles = "
                                   f"{int(out['tiles'][0])}")
     comps = out["components"]
-    energy = {c: out["energy"][c][0].tolist() for c in comps}
-    layer_latency = out["layer_latency_s"][0].tolist()
-    layer_arrays = out["layer_arrays"][0].tolist()
+    per_comp = [out["energy"][c][0] for c in comps]
+    # each layer's total adds its components in report order (as sum() over them would)
+    layer_energy = sum(per_comp).tolist() if per_comp else [0] * len(lw["names"])
+    keys = [f"energy_{c}_j" for c in comps]
     unit_of = [lw["unit_names"][u] for u in lw["units"][0].tolist()]
     layers, units = [], {}
-    for i, name in enumerate(lw["names"].tolist()):
-        row = {"name": name, "kind": str(lw["kinds"][i]), "unit": unit_of[i],
-               "arrays": int(layer_arrays[i]), "latency_s": layer_latency[i]}
-        for comp in comps:
-            row[f"energy_{comp}_j"] = energy[comp][i]
-        row["energy_j"] = sum(energy[c][i] for c in comps)
+    for name, kind, unit, arrays, latency, total, *parts in zip(
+            lw["names"].tolist(), lw["kinds"].tolist(), unit_of, out["layer_arrays"][0].tolist(),
+            out["layer_latency_s"][0].tolist(), layer_energy, *(e.tolist() for e in per_comp)):
+        row = {"name": name, "kind": kind, "unit": unit, "arrays": int(arrays), "latency_s": latency}
+        row.update(zip(keys, parts))
+        row["energy_j"] = total
         layers.append(row)
-        if unit_of[i]:
-            u = units.setdefault(unit_of[i], {"ops": 0, "energy_j": 0.0, "latency_s": 0.0})
+        if unit:
+            u = units.setdefault(unit, {"ops": 0, "energy_j": 0.0, "latency_s": 0.0})
             u["ops"] += 1
-            u["energy_j"] += row["energy_j"]
-            u["latency_s"] += row["latency_s"]
+            u["energy_j"] += total
+            u["latency_s"] += latency
     val = (lambda x: float(x[0])) if feasible else (lambda x: math.nan)
     return Report(
         workload=workload.name, spec=spec.name, feasible=feasible, reason=reason, area_mm2=val(out["area_mm2"]),

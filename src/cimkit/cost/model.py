@@ -32,13 +32,15 @@ def component_names() -> tuple[str, ...]:
 
 
 def _priced(comp, what: str, figures: dict, events: dict, shape) -> np.ndarray:
-    total = np.zeros(shape)
+    total = None
     for event, per in figures.items():
         if event not in events:
             raise KeyError(event)
-        check_figure(comp.name, what, per, event)
-        total = total + events[event] * per
-    return total
+        term = events[event] * check_figure(comp.name, what, per, event)
+        total = term if total is None else total + term
+    if total is None:
+        return np.zeros(shape)
+    return total if np.shape(total) == shape else total + np.zeros(shape)
 
 
 def evaluate(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
