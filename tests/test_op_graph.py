@@ -445,3 +445,57 @@ def test_seq_first_attention_on_a_batch_counts_length_times_batch_tokens(tmp_pat
         lin(D, 3 * D, 3 * L), mm(3 * H, L, DH, L), dig("softmax", "softmax", 3 * H * L * L, L), mm(3 * H, L, L, DH),
         lin(D, D, 3 * L)]
 
+
+class WeightFirst(nn.Module):
+    """W @ x written as an einsum with the weight first, and the same product as a matmul."""
+
+    def __init__(self, einsum: bool):
+        super().__init__()
+        self.w, self.einsum = nn.Parameter(torch.randn(64, 16)), einsum
+
+    def forward(self, x):
+        return torch.einsum("ij,bjk->bik", self.w, x) if self.einsum else self.w @ x
+
+
+class PerHeadWeights(nn.Module):
+    """One weight matrix per head: h independent (d x e) matrices, not one."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(H, DH, 8))
+
+    def forward(self, x):
+        return torch.einsum("bhld,hde->bhle", x, self.w)
+
+
+def test_einsum_with_the_weight_first_is_w_at_x(tmp_path):
+    want = [lin(16, 64, vectors=5)]  # W (64, 16) @ x (16, 5): 5 vectors of 16 in, 64 out
+    for einsum in (True, False):
+        model = WeightFirst(einsum)
+        for tracer in ("fx", "eager"):
+            wl = trace(model, (1, 16, 5), tracer=tracer)
+            assert sig(wl) == want, (einsum, tracer)
+            assert wl.weights == wl.weight_counts["mapped"] == 64 * 16
+        wl = onnx_of(model, (1, 16, 5), tmp_path / f"w{einsum}.onnx")
+        assert sig(wl) == want and wl.weights == wl.weight_counts["mapped"] == 64 * 16, einsum
+
+
+def test_einsum_with_a_weight_per_head_is_grouped(tmp_path):
+    model = PerHeadWeights()
+    want = [("linear", "linear", H, L, DH, 8, H * L * DH * 8, 0, 0)]
+    for tracer in ("fx", "eager"):
+        wl = trace(model, (1, H, L, DH), tracer=tracer)
+        assert sig(wl) == want, tracer
+        assert wl.weights == wl.weight_counts["mapped"] == H * DH * 8
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Einsum", ["x", "w"], ["y"], equation="hld,hde->hle")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [H, L, DH])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [H, L, 8])],
+                              [helper.make_tensor("w", TensorProto.FLOAT, [H, DH, 8], [0.0] * (H * DH * 8))])
+    path = tmp_path / "heads.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    wl = ck.Workload.from_onnx(path)
+    assert sig(wl) == want
+    assert wl.weights == wl.weight_counts["mapped"] == H * DH * 8

@@ -30,7 +30,7 @@ from pathlib import Path
 from ..errors import CimkitError, InputError, short_repr
 from . import registry
 from .core import Op, Workload, check_op_sizes, resolve_unmapped, unmapped_op, warn_unused
-from .registry import Arg, batched_matmul, digital_op, einsum_operands, embedding_op, linear_op, matmul_op
+from .registry import Arg, batched_matmul, digital_op, einsum_linear, einsum_operands, embedding_op, linear_op, matmul_op
 
 #: op types that always hold weights the cost model cannot map
 _UNMAPPABLE = {"LSTM": "LSTM", "GRU": "GRU", "RNN": "RNN", "ConvTranspose": "ConvTranspose",
@@ -527,7 +527,7 @@ class _Importer:
         const = [n_ for n_ in ins if n_ in self.const]
         if const:
             x = shapes[[i for i, n_ in enumerate(ins) if n_ not in self.const][0]]
-            self.ops.append(linear_op(label, k, n, x, self.shape(outs[0], label, "Einsum"), g * m))
+            self.ops.append(einsum_linear(label, dims, ins[0] in self.const, x, self.shape(outs[0], label, "Einsum")))
             self.mark(self.const[const[0]], "mapped")
         else:
             self.ops.append(matmul_op(label, g, m, k, n))

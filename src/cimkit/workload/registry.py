@@ -335,15 +335,26 @@ def digital_op(name: str, rule: OpRule, x_shape, y_shape, params: Mapping | None
               elements=math.prod(y) if y else 1, fn=fn, reduce=reduce)
 
 
-def linear_op(name: str, in_f: int, out_f: int, x_shape, y_shape, vectors: int | None = None):
-    """A static-weight product: ``vectors`` rows (default: every dim of ``x`` but the last) of ``in_f``."""
+def linear_op(name: str, in_f: int, out_f: int, x_shape, y_shape, vectors: int | None = None, groups: int = 1):
+    """A static-weight product: ``vectors`` rows (default: every dim of ``x`` but the last) of ``in_f``;
+    ``groups`` independent weight matrices (e.g. one per head), each on ``vectors`` rows."""
     from .core import Op
 
     x = tuple(x_shape)
     if vectors is None:
         vectors = math.prod(x[:-1]) if len(x) > 1 else 1
-    return Op(name, "linear", int(in_f), int(out_f), 1, (1, 1), (1, 1), per_inference(x), per_inference(y_shape),
-              int(vectors), int(vectors) * int(in_f) * int(out_f), fn="linear")
+    return Op(name, "linear", int(in_f), int(out_f), int(groups), (1, 1), (1, 1), per_inference(x),
+              per_inference(y_shape), int(vectors), int(groups) * int(vectors) * int(in_f) * int(out_f), fn="linear")
+
+
+def einsum_linear(name: str, dims: tuple, const_first: bool, x_shape, y_shape):
+    """The static product of an einsum with a constant operand, from ``einsum_operands``' (groups, free_a,
+    contracted, free_b): the constant holds ``groups`` matrices of contracted x free (its batch dims are
+    shared with the activation, so each is its own matrix) and the activation's free dims are the vectors.
+    Constant second (x @ W): out = free_b, vectors = free_a; constant first (W @ x): out = free_a, vectors = free_b."""
+    g, free_a, k, free_b = dims
+    n, vectors = (free_a, free_b) if const_first else (free_b, free_a)
+    return linear_op(name, k, n, x_shape, y_shape, vectors, groups=g)
 
 
 def matmul_op(name: str, groups: int, vectors: int, in_f: int, out_f: int):

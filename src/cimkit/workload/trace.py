@@ -37,7 +37,7 @@ from torch.overrides import TorchFunctionMode
 from ..errors import InputError, short_repr
 from . import registry
 from .core import MAX_CSV_DIM, Op, Workload, check_op_sizes, resolve_unmapped, unmapped_op, warn_caller, warn_unused
-from .registry import batched_matmul, digital_op, einsum_operands, embedding_op, linear_op, matmul_op
+from .registry import batched_matmul, digital_op, einsum_linear, einsum_operands, embedding_op, linear_op, matmul_op
 
 _TRACERS = ("auto", "fx", "eager", "hooks")
 
@@ -473,7 +473,9 @@ class _Builder:
         g, m, k, n = dims
         if const:
             self.ledger.mark(const[0].params, "mapped")
-            self.ops.append(linear_op(self.weight_label(label, const[0]), k, n, x, out_shape, g * m))
+            acts = [v for v in operands if not v.const]
+            x = acts[0].shape if acts else x
+            self.ops.append(einsum_linear(self.weight_label(label, const[0]), dims, operands[0].const, x, out_shape))
         else:
             self.ops.append(matmul_op(label, g, m, k, n))
 
