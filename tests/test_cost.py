@@ -10,6 +10,7 @@ from torch import nn
 
 import cimkit as ck
 from cimkit.errors import InputError, MappingError
+from cimkit.workload import Op, Workload
 
 NEUROSIM = {  # chip area mm^2, latency s, energy J incl. its 1.22 post-layout factor, TOPS/W, ops
     "vgg8": (58.73, 1.359e-3, 54.7e-6, 22.52, 1.23e9),
@@ -226,3 +227,58 @@ def test_neurram_trend_follows_the_chip():
     ours = [neurram_core_tops_per_w(o, i) for o, i in two_phase]
     assert all(a > b for a, b in zip(published, published[1:]))
     assert all(a > b for a, b in zip(ours, ours[1:]))
+
+
+# ---- op kinds registered after import (the op registry, not a fixed list) ---------------------------------
+@pytest.fixture
+def scratch_registries():
+    """Kinds and unit types registered in a test are removed after it."""
+    from cimkit.spec.units import UNIT_TYPES
+    from cimkit.workload.registry import KINDS
+
+    saved = dict(KINDS._entries), dict(UNIT_TYPES._entries)
+    yield
+    for reg, entries in zip((KINDS, UNIT_TYPES), saved):
+        reg._entries.clear()
+        reg._entries.update(entries)
+
+
+def _with(kind: str) -> Workload:
+    return Workload("w", (1, 8), [Op("fc", "linear", 8, 4, in_shape=(8,), out_shape=(4,), macs=32),
+                                  Op("x", kind, in_shape=(4,), out_shape=(4,), elements=4)])
+
+
+def test_a_kind_registered_later_is_priced_where_its_unit_runs_it(scratch_registries):
+    from cimkit.spec.units import UNIT_TYPES, register_unit_type
+    from cimkit.workload.registry import register_kind
+
+    register_kind("hamming", default_unit="digital", events=lambda op: {"cmp": op.elements, "add": op.elements})
+    with pytest.raises(InputError, match=r"op 'x' \(hamming\) runs on unit 'digital'.*cannot run hamming ops.*"
+                                         r"'digital' runs act, .*register_unit_type"):
+        ck.estimate(_with("hamming"), "rram-22nm")
+    register_unit_type("digital", UNIT_TYPES.get("digital").runs | {"hamming"}, replace=True)
+    r = ck.estimate(_with("hamming"), "rram-22nm")
+    row = r.layers[1]
+    assert row["kind"] == "hamming" and row["unit"] == "digital" and row["energy_digital_j"] > 0
+    relu = ck.estimate(Workload("w", (1, 8), [_with("act").ops[0], Op("x", "act", in_shape=(4,), out_shape=(4,),
+                                                                       elements=4, fn="relu")]), "rram-22nm")
+    assert row["energy_digital_j"] == pytest.approx(2 * relu.layers[1]["energy_digital_j"])  # cmp + add vs cmp
+
+
+def test_a_kind_on_a_unit_the_cost_model_cannot_price_is_an_error_naming_op_kind_and_unit(scratch_registries):
+    from cimkit.spec.units import register_unit_type
+    from cimkit.workload.registry import register_kind
+
+    register_kind("spike", default_unit="neuron", events=lambda op: {"add": op.elements})
+    with pytest.raises(InputError, match=r"op 'x' \(spike\) runs on unit 'neuron'.*'neuron' is no unit type.*"
+                                         r"register_unit_type\('neuron', \{'spike'\}\)"):
+        ck.estimate(_with("spike"), "rram-22nm")
+    register_unit_type("neuron", {"spike"})
+    with pytest.raises(InputError, match=r"op 'x' \(spike\) runs on unit 'neuron' on spec 'rram-22nm', which this "
+                                         r"cost model does not price .*crossbar, digital"):
+        ck.estimate(_with("spike"), "rram-22nm")
+    register_kind("orphan", default_unit="")
+    with pytest.raises(InputError, match=r"op 'x' \(orphan\).*op kind 'orphan' has no default unit"):
+        ck.estimate(_with("orphan"), "rram-22nm")
+    with pytest.raises(InputError, match=r"op 1 'x' has unknown kind 'nosuch'; allowed: linear, conv, .*, spike, orphan"):
+        ck.estimate(_with("nosuch"), "rram-22nm")

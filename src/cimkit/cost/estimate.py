@@ -386,14 +386,24 @@ def _routing(workload: Workload, specs: Sequence[HardwareSpec], lw: dict) -> Non
                 unit = s.unit_for(kind)
                 if unit not in UNIT_TYPES or kind not in UNIT_TYPES.get(unit).runs:
                     op = next(o for o in workload.ops if o.kind == kind)
-                    runs = ", ".join(sorted(UNIT_TYPES.get(unit).runs)) if unit in UNIT_TYPES else "nothing (no such unit)"
+                    if unit not in UNIT_TYPES:
+                        fix = (f"{unit!r} is no unit type (registered: {', '.join(UNIT_TYPES.names())}); register it with "
+                               f"cimkit.spec.units.register_unit_type({unit!r}, {{{kind!r}}}) or route {kind} in "
+                               "spec.routing") if unit else \
+                              (f"op kind {kind!r} has no default unit; register it with default_unit= "
+                               "(cimkit.workload.registry.register_kind) or route it in spec.routing")
+                    else:
+                        fix = (f"{unit!r} runs {', '.join(sorted(UNIT_TYPES.get(unit).runs))}; route {kind} to a unit "
+                               f"that runs it (spec.routing) or add it to that unit type (register_unit_type(..., "
+                               "replace=True))")
                     raise InputError(f"workload '{workload.name}': op '{op.name}' ({kind}) runs on unit {unit!r} on spec "
-                                     f"{s.name!r}, which cannot run {kind} ops; {unit!r} runs {runs}")
+                                     f"{s.name!r}, which cannot run {kind} ops: {fix}")
                 if unit not in PRICED_UNITS:
                     op = next(o for o in workload.ops if o.kind == kind)
                     raise InputError(f"workload '{workload.name}': op '{op.name}' ({kind}) runs on unit {unit!r} on spec "
-                                     f"{s.name!r}, which this cost model does not price (it prices "
-                                     f"{', '.join(PRICED_UNITS)}); route {kind} to one of those")
+                                     f"{s.name!r}, which this cost model does not price (it counts events and prices "
+                                     f"the units {', '.join(PRICED_UNITS)}); route {kind} to one of those in "
+                                     "spec.routing")
                 units[kind] = unit
             for u in units.values():
                 if u not in unit_names:
