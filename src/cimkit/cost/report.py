@@ -143,7 +143,8 @@ class Report(Result):
 
     def summary(self) -> dict:
         return {"workload": self.workload, "spec": self.spec, "feasible": self.feasible, "reason": self.reason,
-                "area_mm2": self.area_mm2, "energy_j": self.energy_j, "latency_s": self.latency_s, "fps": self.fps,
+                "area_mm2": self.area_mm2, "energy_j": self.energy_j, "latency_s": self.latency_s, "period_s": self.period_s,
+                "fps": self.fps,
                 "tops": self.tops, "tops_per_w": self.tops_per_w, "tops_per_mm2": self.tops_per_mm2, "edp_js": self.edp,
                 "ops": self.ops, "arrays": self.arrays, "tiles": self.tiles, "utilization": self.utilization}
 
