@@ -43,6 +43,14 @@ def test_estimate_many_takes_preset_names_like_estimate(lenet, rram):
     assert list(ck.estimate_many(lenet, ("pcm",)).feasible) == [True]
 
 
+def test_estimate_many_names_each_configuration(lenet, rram):
+    """ManyReport.specs: the spec names in order, and each row of records() and the CSV says which."""
+    mine = rram.replace(name="mine")
+    many = ck.estimate_many(lenet, ["pcm", rram, mine])
+    assert many.specs == ["pcm", "rram-22nm", "mine"]
+    assert [r["spec"] for r in many.records()] == many.specs
+
+
 @pytest.mark.parametrize("bad, index, kind", [([None], 0, "NoneType"), (["pcm", 3], 1, "int"),
                                               (["pcm", {"array": {}}], 1, "dict")])
 def test_estimate_many_names_the_bad_entry(lenet, bad, index, kind):

@@ -478,7 +478,7 @@ def estimate_many(workload: Workload, specs: Sequence[HardwareSpec | str], *, op
     _, out = _run(workload, specs, ops)
     nan = lambda x: np.where(out["feasible"], x, np.nan)  # noqa: E731
     return ManyReport(out["feasible"], nan(out["area_mm2"]), nan(out["energy_j"]), nan(out["latency_s"]),
-                      nan(out["period_s"]), out["ops"], out)
+                      nan(out["period_s"]), out["ops"], out, specs=[s.name for s in specs])
 
 
 def endurance(out: dict, inferences_per_s: float | None, endurance_cycles: float, i: int = 0) -> dict[str, float]:
