@@ -288,3 +288,46 @@ def test_cam_digital_parts_are_the_shared_components_not_the_crossbar_calibratio
     assert r.energy_breakdown_j["aggregation"] == pytest.approx(adds * primitive_energy_pj("add", spec.leaf_bits) * scale * 1e-12)
     core = sum(v for k, v in r.area_breakdown_mm2.items() if k != "noc")
     assert r.area_breakdown_mm2["noc"] == pytest.approx(spec.circuit.noc_area_fraction * core)
+
+
+@pytest.fixture
+def dac_modes():
+    """DAC modes registered in a test are removed after it."""
+    from cimkit.spec.units import DAC_MODES
+
+    saved = dict(DAC_MODES._entries)
+    yield DAC_MODES
+    DAC_MODES._entries.clear()
+    DAC_MODES._entries.update(saved)
+
+
+def test_a_dac_mode_without_a_driver_model_is_priced_from_its_properties(dac_modes):
+    """A plug-in DAC mode (cimkit.spec.units.DAC_MODES) that components.DRIVERS does not list: a binary drive
+    costs what bit_serial's does per pulse, a multi-level one adds the DAC per level as multi_level; a
+    DRIVERS entry overrides that."""
+    from cimkit.cost.components import DRIVERS
+    from cimkit.spec.units import DacMode, register_dac_mode
+
+    lenet = ck.zoo.workload("lenet")
+    base = ck.HardwareSpec.preset("rram-22nm")
+    serial = dac_modes.get("bit_serial")
+    register_dac_mode(DacMode("my_serial", "bit_serial by another name", input_passes=serial.input_passes,
+                              bit_planes=True, binary=True, needs_input_bits=True))
+    register_dac_mode(DacMode("my_levels", "multi_level by another name"))
+    for mine, builtin in (("my_serial", "bit_serial"), ("my_levels", "multi_level")):
+        a = ck.estimate(lenet, base.replace(**{"periphery.dac_mode": mine}))
+        b = ck.estimate(lenet, base.replace(**{"periphery.dac_mode": builtin}))
+        assert a.energy_breakdown_j["drivers"] == pytest.approx(b.energy_breakdown_j["drivers"], rel=1e-12)
+        assert a.energy_j == pytest.approx(b.energy_j, rel=1e-12)
+    many = ck.estimate_many(lenet, [base.replace(**{"periphery.dac_mode": m})
+                                    for m in ("my_serial", "multi_level", "my_levels", "bit_serial")])
+    assert many.energy_j[0] == pytest.approx(many.energy_j[3], rel=1e-12)
+    assert many.energy_j[1] == pytest.approx(many.energy_j[2], rel=1e-12)
+    saved = dict(DRIVERS._entries)
+    try:
+        DRIVERS.register("my_levels", lambda bits: 0.0 * bits)  # free drivers
+        r = ck.estimate(lenet, base.replace(**{"periphery.dac_mode": "my_levels"}))
+        assert r.energy_breakdown_j["drivers"] == 0.0
+    finally:
+        DRIVERS._entries.clear()
+        DRIVERS._entries.update(saved)

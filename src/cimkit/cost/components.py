@@ -22,7 +22,8 @@ digital unit (Horowitz's 45 nm figures, scaled). A plug-in::
     COMPONENTS.register("sensor", Sensor())
 
 ``ADC_KINDS`` holds the converters ``chip.adc_type`` names (built-ins mlsa, sar, survey, integrate_fire);
-``DRIVERS`` the row-drive energy per ``periphery.dac_mode``. This module imports only numpy and light
+``DRIVERS`` the row-drive energy per ``periphery.dac_mode`` (a mode it does not list is priced from its
+``DacMode`` properties). This module imports only numpy and light
 cimkit modules (no torch, no cimkit.spec), so the spec can validate its option strings against it.
 """
 
@@ -206,11 +207,21 @@ def adc_figures(kind_codes, kinds: tuple[str, ...], bits, pulses):
 
 
 # ---- row drivers per DAC mode -------------------------------------------------------------------------
-#: energy of one row drive (pJ at 22 nm / 0.8 V) per ``periphery.dac_mode``, a function of input bits
+#: energy of one row drive (pJ at 22 nm / 0.8 V) per ``periphery.dac_mode``, a function of input bits. A
+#: DAC mode of ``cimkit.spec.units.DAC_MODES`` without an entry here is priced from its own properties
+#: (``default_drive_pj``); register one to price it otherwise: ``DRIVERS.register("my_mode", lambda bits: ...)``
 DRIVERS: Registry[Callable] = Registry("row-driver model (periphery.dac_mode)")
 DRIVERS.register("bit_serial", lambda bits: K.ROW_DRIVE_ENERGY_PJ + 0 * bits)
 DRIVERS.register("pulse_train", lambda bits: K.INPUT_PULSE_ENERGY_PJ + 0 * bits)
 DRIVERS.register("multi_level", lambda bits: K.ROW_DRIVE_ENERGY_PJ + K.DAC_ENERGY_PJ_PER_LEVEL * (2.0**bits))
+
+
+def default_drive_pj(bits, binary):
+    """Row-drive energy (pJ, 22 nm / 0.8 V) of a DAC mode that ``DRIVERS`` does not list, from its
+    ``DacMode`` properties: a binary drive (``binary``: pulses of one level) costs the word-line switching
+    per pulse, as bit_serial; a multi-level one adds the DAC's energy per output level, as multi_level.
+    (The row-drive events already count the pulses per read and, for binary drives, the 1 bits.)"""
+    return K.ROW_DRIVE_ENERGY_PJ + np.where(binary, 0.0, K.DAC_ENERGY_PJ_PER_LEVEL * (2.0**bits))
 
 
 # ---- the crossbar unit's components (constants.py; unchanged figures) --------------------------------------
@@ -240,7 +251,8 @@ class Array(Component):
 
 
 class Drivers(Component):
-    """Row decoders, drivers and DACs: energy per row drive by DAC mode; area per row and column."""
+    """Row decoders, drivers and DACs: energy per row drive by DAC mode (``DRIVERS``, else
+    ``default_drive_pj`` from the mode's properties); area per row and column."""
 
     name, unit = "drivers", "crossbar"
 
@@ -254,7 +266,10 @@ class Drivers(Component):
         modes = p["dac_modes"]
         drive = None
         for code, mode in enumerate(modes):
-            e = np.asarray(DRIVERS.get(mode, "periphery.dac_mode")(p["input_bits"]), dtype=float)
+            if mode in DRIVERS:
+                e = np.asarray(DRIVERS.get(mode)(p["input_bits"]), dtype=float)
+            else:  # a plug-in DAC mode without its own driver model: priced from its properties
+                e = default_drive_pj(p["input_bits"], p["binary_drive"])
             drive = e if drive is None else np.where(p["dac_mode"] == code, e, drive)
         return {"row_drives": ctx.energy_scale * 1e-12 * drive}
 
