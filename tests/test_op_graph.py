@@ -11,6 +11,11 @@ Conventions checked here (see ``cimkit.workload.core`` and ``registry``):
 * a constant bias add or scale is folded into the op before it; residual adds are listed;
 * an op no rule matches is kept as "unmapped" with its shape, never dropped.
 
+ONNX exports are compared as the exporter writes them: the legacy exporter folds BatchNorm into the
+Conv before it in eval mode (its doing, not the importer's; export with
+``training=torch.onnx.TrainingMode.PRESERVE`` to keep the node) and decomposes SiLU, GELU and LayerNorm
+(recognised by the importer).
+
 What the hooks frontend cannot see: functional calls outside modules (F.linear with a bare parameter,
 torch.matmul / @, F.softmax, torch.einsum, residual adds, F.gelu). It agrees with fx, eager and ONNX on
 models built from modules only (MultiheadAttention, TransformerEncoderLayer, nn.Sequential).
@@ -499,3 +504,140 @@ def test_einsum_with_a_weight_per_head_is_grouped(tmp_path):
     wl = ck.Workload.from_onnx(path)
     assert sig(wl) == want
     assert wl.weights == wl.weight_counts["mapped"] == H * DH * 8
+
+
+def around(f) -> nn.Module:
+    """Linear, ``f``, Linear: ``f`` works on an activation (nothing folds into the model's input)."""
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.fc2 = nn.Linear(8, 8), nn.Linear(8, 8)
+
+        def forward(self, x):
+            return self.fc2(f(self.fc(x)))
+
+    return M().eval()
+
+
+PYTHON_OPERATORS = {  # expression -> (kind, fn) of the ops between the two Linears, in every frontend
+    "y ** 2": (lambda y: y ** 2, [("eltwise", "pow")]),
+    "2.0 ** y": (lambda y: 2.0 ** y, [("eltwise", "exp")]),  # c ** y = exp(y ln c): an exponential
+    "2.0 / y": (lambda y: 2.0 / y, [("eltwise", "reciprocal")]),  # c / y: a reciprocal (times c, folded)
+    "y / 2.0": (lambda y: y / 2.0, []),  # a scale: folded into fc
+    "2.0 - y": (lambda y: 2.0 - y, [("eltwise", "sub")]),  # c - y is not a bias: listed
+    "y - 2.0": (lambda y: y - 2.0, []),
+    "abs(y)": (lambda y: abs(y), [("eltwise", "abs")]),
+    "torch.abs": (lambda y: torch.abs(y), [("eltwise", "abs")]),
+    "torch.reciprocal": (lambda y: torch.reciprocal(y), [("eltwise", "reciprocal")]),
+    "y.reciprocal()": (lambda y: y.reciprocal(), [("eltwise", "reciprocal")]),
+    "torch.pow": (lambda y: torch.pow(y, 2), [("eltwise", "pow")]),
+}
+
+
+@pytest.mark.parametrize("expr", list(PYTHON_OPERATORS))
+def test_python_operators_are_the_same_op_in_fx_eager_and_onnx(expr, tmp_path):
+    f, want = PYTHON_OPERATORS[expr]
+    model = around(f)
+    for tracer in ("fx", "eager"):
+        assert [(o.kind, o.fn) for o in trace(model, (1, 4, 8), tracer=tracer).ops[1:-1]] == want, tracer
+    assert [(o.kind, o.fn) for o in onnx_of(model, (1, 4, 8), tmp_path / "op.onnx").ops[1:-1]] == want
+
+
+def test_hand_written_sigmoid_is_the_same_list_everywhere(tmp_path):
+    """1 / (1 + exp(-y)): neg, exp, the constant add folded, and the reciprocal (a div per element, not a
+    folded scale); fx, eager and ONNX agree, and the ONNX ledger does not count the literals 1.0 as weights."""
+    model = around(lambda y: 1.0 / (1.0 + torch.exp(-y)))
+    want = [("eltwise", "neg"), ("eltwise", "exp"), ("eltwise", "reciprocal")]
+    wls = [trace(model, (1, 4, 8), tracer=t) for t in ("fx", "eager")] + [onnx_of(model, (1, 4, 8), tmp_path / "s.onnx")]
+    for wl in wls:
+        assert [(o.kind, o.fn) for o in wl.ops[1:-1]] == want
+        assert wl.weight_counts == wls[0].weight_counts == {"total": 144, "mapped": 128, "digital": 16, "unmapped": 0,
+                                                            "unused": 0}
+    (recip,) = [o for o in wls[-1].ops if o.fn == "reciprocal"]
+    assert registry.kind_info("eltwise").events(recip) == {"div": 32}
+
+
+def test_hand_written_attention_onnx_ledger_skips_scalar_constants(tmp_path):
+    model = HandAttention()
+    assert onnx_of(model, (1, L, D), tmp_path / "hand.onnx").weight_counts == trace(model).weight_counts
+
+
+def test_onnx_reciprocal_mean_variance_norm_and_variadic_sum(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Reciprocal", ["a"], ["r"], name="recip"),
+             helper.make_node("MeanVarianceNormalization", ["r"], ["m"], name="mvn", axes=[2, 3]),
+             helper.make_node("Sum", ["a", "r", "m"], ["y"], name="sum3")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 3, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 3, 4])])
+    path = tmp_path / "misc.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    ops = ck.Workload.from_onnx(path).ops
+    assert [(o.kind, o.fn, o.reduce) for o in ops] == [("act", "relu", 0), ("eltwise", "reciprocal", 0),
+                                                       ("norm", "mean_variance_norm", 12), ("eltwise", "add", 0),
+                                                       ("eltwise", "add", 0)]  # Sum of 3: two adds, as a + b + c
+    assert [o.name for o in ops[-2:]] == ["sum3", "sum3_1"]
+    events = {o.fn: registry.kind_info(o.kind).events(o) for o in ops}
+    assert events["reciprocal"] == {"div": 24}
+    assert events["add"] == {"add": 24}
+    E, R = 24, 2
+    assert events["mean_variance_norm"] == {"add": 3 * E + R, "mul": 2 * E + 2 * R, "sqrt": R, "div": R}
+
+
+class SiLUNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc, self.act, self.fc2 = nn.Linear(8, 8), nn.SiLU(), nn.Linear(8, 8)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc(x)))
+
+
+def test_onnx_silu_exported_as_sigmoid_times_x_is_one_silu(tmp_path):
+    model = SiLUNet()
+    want = [("linear", "linear"), ("act", "silu"), ("linear", "linear")]
+    for tracer in ("fx", "eager", "hooks"):
+        assert [(o.kind, o.fn) for o in trace(model, (1, 4, 8), tracer=tracer).ops] == want
+    assert [(o.kind, o.fn) for o in onnx_of(model, (1, 4, 8), tmp_path / "silu.onnx").ops] == want
+    hand = around(lambda y: y * torch.sigmoid(y))  # x * sigmoid(x) written by hand: the same silu in ONNX
+    assert [(o.kind, o.fn) for o in onnx_of(hand, (1, 4, 8), tmp_path / "hand.onnx").ops] == want
+
+
+class UpNet(nn.Module):
+    def __init__(self, functional: bool):
+        super().__init__()
+        self.conv, self.functional = nn.Conv2d(2, 2, 1), functional
+        self.up = nn.Upsample(scale_factor=2)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return F.interpolate(y, scale_factor=2) if self.functional else self.up(y)
+
+
+def test_upsample_and_interpolate_are_one_resampling_op_in_every_frontend(tmp_path):
+    want = [("conv", "conv", 0), ("pool", "interpolate", 2 * 8 * 8)]
+    for functional in (False, True):
+        model = UpNet(functional).eval()
+        for tracer in ("fx", "eager") + (() if functional else ("hooks",)):
+            wl = trace(model, (1, 2, 4, 4), tracer=tracer)
+            assert [(o.kind, o.fn, o.elements if o.kind == "pool" else 0) for o in wl.ops] == want, (functional, tracer)
+        wl = onnx_of(model, (1, 2, 4, 4), tmp_path / f"up{functional}.onnx")
+        assert [(o.kind, o.fn, o.elements if o.kind == "pool" else 0) for o in wl.ops] == want, functional
+    assert registry.kind_info("pool").events(wl.ops[-1]) == {"mul": 2 * 128, "add": 128}
+
+
+def test_onnx_batch_norm_is_folded_into_the_conv_by_the_exporter_not_the_importer(tmp_path):
+    """The legacy exporter in eval mode folds BatchNorm into the Conv before it (the exporter's doing); with
+    training=PRESERVE the BatchNormalization node is kept and the importer lists it as the torch frontends do."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU()).eval()
+    want = [("conv", "conv"), ("norm", "batch_norm"), ("act", "relu")]
+    assert [(o.kind, o.fn) for o in trace(model, (1, 3, 6, 6)).ops] == want
+    pytest.importorskip("onnx")
+    path = tmp_path / "bn.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, 3, 6, 6),), str(path), dynamo=False,
+                          training=torch.onnx.TrainingMode.PRESERVE)
+    assert [(o.kind, o.fn) for o in ck.Workload.from_onnx(path).ops] == want

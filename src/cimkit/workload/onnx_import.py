@@ -7,15 +7,23 @@ dynamic matmul (its batch dims, e.g. heads, are its groups); a Gather on a const
 embedding; activations, pooling, normalization, softmax and element-wise ops run on digital units.
 Two exporter decompositions are recognised as the op they compute: the erf form of GELU (Div or Mul by
 a constant, Erf, Add 1, Mul by x, Mul 0.5) and LayerNorm (ReduceMean, Sub, Pow, ReduceMean, Add eps,
-Sqrt, Div). An Add / Sub / Mul / Div with one constant operand (a bias, a scale) is folded into the op
-before it, as in the torch frontends; a value computed from the input's shape (Shape, Size) is a
-constant. A node type no rule names is kept as an op of kind "unmapped" with its shape (and a warning).
+Sqrt, Div), and SiLU (Sigmoid, then Mul by its own input; x * sigmoid(x) written by hand is the same).
+An Add / Mul with one constant operand (a bias, a scale), and a Sub / Div whose constant is the second
+operand, is folded into the op before it, as in the torch frontends; c / x is a "reciprocal" (as ONNX
+Reciprocal), c - x a sub, c ** x an exp. A Sum of n inputs is n - 1 adds. A value computed from the
+input's shape (Shape, Size) is a constant.
+
+What the exporter changes before the importer sees the graph: the legacy TorchScript exporter in eval
+mode folds a BatchNorm into the Conv before it (export with ``training=torch.onnx.TrainingMode.PRESERVE``
+to keep the BatchNormalization node, which is then a "batch_norm" norm as in the torch frontends), and
+it decomposes some functions (GELU, LayerNorm, SiLU: recognised above). A node type no rule names is kept as an op of kind "unmapped" with its shape (and a warning).
 An op holding weights the cost model cannot map (LSTM / GRU / RNN, ConvTranspose, Conv with a 3-D
 kernel, quantized convolutions, a custom op consuming a weight matrix, a Loop / If / Scan whose body
 uses weights) raises an ``InputError`` naming it, unless ``unmapped="warn"``
 keeps it as an op of kind "unmapped" (not priced). Every weight tensor of the model (initializers and
 Constant nodes of a weight type, in subgraphs too) is counted in ``Workload.weight_counts``; tensors used
-by no op are warned about.
+by no op are warned about. A scalar or single-element constant (a scale, an eps, a literal 1.0: Python
+numbers in the torch model) is not counted unless a mapped or unmapped op holds it.
 
 Constant subexpressions (a Transpose of a weight, a Reshape of a constant) are followed, so that
 ``MatMul(x, Transpose(W))`` is a mapped layer whose weight is ``W``.
@@ -316,8 +324,8 @@ class _Importer:
         counts = {"total": 0, "mapped": 0, "digital": 0, "unmapped": 0, "unused": 0}
         unused = []
         for key, t in self.tensors.items():
-            if not t.weight:
-                continue
+            if not t.weight or (t.size <= 1 and self.where.get(key) not in ("mapped", "unmapped")):
+                continue  # a scalar (a scale, an eps, a literal 1.0) is not a weight unless an array holds it
             counts["total"] += t.size
             category = self.where.get(key, "unused")
             counts[category] += t.size
@@ -331,6 +339,18 @@ class _Importer:
         warn_unused(str(self.path), unused)
         return wl
 
+    def find_silu(self, g, consumers) -> None:
+        """SiLU decomposed by an exporter (or written by hand): s = Sigmoid(x); y = Mul(x, s), s used by the Mul
+        only. Its op is emitted at the Mul; the Sigmoid is skipped."""
+        for node in g.node:
+            if node.op_type != "Sigmoid" or node.domain not in _STANDARD_DOMAINS or not node.input:
+                continue
+            users = consumers.get(node.output[0], [])
+            if len(users) == 1 and users[0].op_type == "Mul" and sorted(users[0].input) == sorted([node.input[0],
+                                                                                                  node.output[0]]):
+                self.skip.add(self.index[node.output[0]])
+                self.emit[self.index[users[0].output[0]]] = ("act:silu", node.input[0])
+
     def find_layer_norms(self, g) -> None:
         """LayerNorm decomposed by an exporter: m = ReduceMean(x); d = Sub(x, m); v = ReduceMean(Pow(d, 2));
         y = Div(d, Sqrt(Add(v, eps))). Its op is emitted at the Div; the other nodes are skipped."""
@@ -338,6 +358,7 @@ class _Importer:
         for node in g.node:
             for n in node.input:
                 consumers.setdefault(n, []).append(node)
+        self.find_silu(g, consumers)
 
         def one(name: str, op_type: str, *also: str):
             for c in consumers.get(name, []):
@@ -470,8 +491,17 @@ class _Importer:
     def digital(self, label, op, rule, ins, outs, attrs, held) -> None:
         data = [n for n in ins if n not in self.const]
         self.mark(held, "digital")
-        if rule.fold_constant and len(data) == 1 and self.root_of(data[0]) not in self.graph_inputs:
+        act_first = not ins or ins[0] not in self.const
+        if len(data) == 1 and op in ("Sub", "Div", "Pow") and not act_first and op != "Sub":
+            # c / x: a reciprocal (times c, folded); c ** x = exp(x ln c); c - x is listed as a sub
+            rule = registry.OP_RULES.get("eltwise:reciprocal" if op == "Div" else "eltwise:exp")
+        if rule.fold_constant and len(data) == 1 and (act_first or op not in ("Sub", "Div")) and \
+                self.root_of(data[0]) not in self.graph_inputs:
             self.root[outs[0]] = self.root_of(data[0])  # a bias add or a scale: folded into the op before it
+            return
+        if op == "Sum" and len(data) > 2:  # variadic: n inputs are n - 1 adds per element
+            x, y = self.shape(data[0], label, op), self.shape(outs[0], label, op)
+            self.ops += [digital_op(label if i == 0 else f"{label}_{i}", rule, x, y) for i in range(len(data) - 1)]
             return
         if op == "Mul" and len(data) == 2:  # x * (1 + erf(x / sqrt 2)): the rest of a GELU already listed
             a, b = (self.root_of(n) for n in data)

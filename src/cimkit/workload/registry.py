@@ -102,6 +102,9 @@ def _table() -> dict[str, Callable[[int, int, int], dict[str, float]]]:
         "batch_norm": lambda E, R, I: {"mul": E, "add": E},
         "local_response_norm": lambda E, R, I: {"mul": 2 * E, "add": E, "exp": 2 * E, "div": E},
         "lp_normalize": lambda E, R, I: {"mul": E, "add": E, "sqrt": R, "div": R},
+        # mean_variance_norm (ONNX MeanVarianceNormalization): a layer norm without the affine step: mean (add E,
+        # mul R), centre (add E), variance (mul E, add E, mul R), + eps (add R), sqrt R, 1/std (div R), normalize (mul E)
+        "mean_variance_norm": lambda E, R, I: {"add": 3 * E + R, "mul": 2 * E + 2 * R, "sqrt": R, "div": R},
         "relu": lambda E, R, I: {"cmp": E},
         "relu6": lambda E, R, I: {"cmp": 2 * E},
         "hardtanh": lambda E, R, I: {"cmp": 2 * E},
@@ -134,6 +137,7 @@ def _table() -> dict[str, Callable[[int, int, int], dict[str, float]]]:
         "sub": lambda E, R, I: {"add": E},
         "mul": lambda E, R, I: {"mul": E},
         "div": lambda E, R, I: {"div": E},
+        "reciprocal": lambda E, R, I: {"div": E},  # c / x: one divide per element (the factor c folded)
         "pow": lambda E, R, I: {"mul": E},  # squaring (the common case); a general power is exp + log
         "sqrt": lambda E, R, I: {"sqrt": E},
         "rsqrt": lambda E, R, I: {"sqrt": E, "div": E},
@@ -153,6 +157,9 @@ def _table() -> dict[str, Callable[[int, int, int], dict[str, float]]]:
         "mean": lambda E, R, I: {"add": I, "mul": E},
         "reduce_max": lambda E, R, I: {"cmp": I},
         "reduce_min": lambda E, R, I: {"cmp": I},
+        # resampling (nn.Upsample, F.interpolate, ONNX Resize): one linear blend per output element per
+        # interpolated pair (2 mul, 1 add); nearest-neighbour copies cost less, so this is an upper bound
+        "interpolate": lambda E, R, I: {"mul": 2 * E, "add": E},
         # a table lookup: one word read per output element
         "embedding": lambda E, R, I: {"lookup": E},
     }
@@ -230,7 +237,9 @@ class OpRule:
     reduce: Callable[[dict, tuple], int] | None = None
     expand: Callable[..., list] | None = None
     #: binary arithmetic with a constant operand (a bias add, a scale) is folded into the op that
-    #: produced the other operand, not listed
+    #: produced the other operand, not listed; for sub and div only with the activation first (x - c,
+    #: x / c): c - x is listed as a sub, c / x as a "reciprocal" (every frontend; ``REVERSED`` names the
+    #: reflected operators), and c ** x (pow with the activation as the exponent) as an "exp"
     fold_constant: bool = False
 
 
@@ -282,6 +291,8 @@ DATA_FUNCTIONS = frozenset({
     "torch._assert", "torch.nn.functional.unfold",
     "operator.getitem", "operator.setitem", "builtins.getattr", "builtins.len",
 })
+#: binary operators whose first argument (``self``) is the right operand: ``2.0 - x`` is ``x.__rsub__(2.0)``
+REVERSED = frozenset({"__rsub__", "__rtruediv__", "__rdiv__", "__rpow__", "__rfloordiv__", "__rmod__", "torch.rsub"})
 #: torch.nn modules that move data (or do nothing at inference): not ops
 DATA_MODULES = frozenset({
     "torch.nn.Flatten", "torch.nn.Unflatten", "torch.nn.Identity", "torch.nn.Dropout", "torch.nn.Dropout1d",
@@ -289,7 +300,7 @@ DATA_MODULES = frozenset({
     "torch.nn.ZeroPad1d", "torch.nn.ZeroPad2d", "torch.nn.ZeroPad3d", "torch.nn.ConstantPad1d", "torch.nn.ConstantPad2d",
     "torch.nn.ConstantPad3d", "torch.nn.ReflectionPad1d", "torch.nn.ReflectionPad2d", "torch.nn.ReflectionPad3d",
     "torch.nn.ReplicationPad1d", "torch.nn.ReplicationPad2d", "torch.nn.ReplicationPad3d", "torch.nn.PixelShuffle",
-    "torch.nn.PixelUnshuffle", "torch.nn.ChannelShuffle", "torch.nn.Upsample", "torch.nn.UpsamplingNearest2d",
+    "torch.nn.PixelUnshuffle", "torch.nn.ChannelShuffle",
 })
 DATA_METHODS = frozenset({
     "view", "view_as", "reshape", "reshape_as", "permute", "transpose", "t", "flatten", "unflatten", "unsqueeze",
@@ -308,7 +319,7 @@ DATA_ONNX = frozenset({
     "Identity", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Cast", "CastLike", "Dropout", "Shape",
     "Size", "GatherElements", "GatherND", "Concat", "Slice", "Split", "Expand", "Tile", "Pad", "ConstantOfShape",
     "DepthToSpace", "SpaceToDepth", "QuantizeLinear", "DequantizeLinear", "Range", "Trilu", "ScatterND",
-    "ScatterElements", "Gather", "Resize", "Upsample", "CumSum", "TopK", "ArgMax", "ArgMin", "NonZero", "EyeLike",
+    "ScatterElements", "Gather", "CumSum", "TopK", "ArgMax", "ArgMin", "NonZero", "EyeLike",
     "SplitToSequence", "SequenceAt", "SequenceConstruct", "ConcatFromSequence", "OneHot", "Compress",
 })
 
@@ -454,6 +465,12 @@ def _onnx_layer_reduce(attrs: dict, inputs: list) -> dict:
     return {"normalized": max(len(x) - axis, 0)}
 
 
+def _mvn_reduce(p: dict, x: tuple) -> int:
+    """MeanVarianceNormalization: the product of the normalized axes (ONNX default 0, 2, 3)."""
+    axes = [int(a) + len(x) if int(a) < 0 else int(a) for a in p.get("axes", (0, 2, 3))]
+    return math.prod(x[a] for a in axes if 0 <= a < len(x)) if x else 1
+
+
 def _softmax_module(m) -> dict:
     return {"dim": getattr(m, "dim", None)}
 
@@ -515,8 +532,9 @@ def _builtin_rules() -> None:
                                        reduce=lambda p, x: math.prod(x[2:]) if len(x) > 2 else 1)),
         ("norm", "local_response_norm", dict(modules=(nn + "LocalResponseNorm",), functions=(F + "local_response_norm",),
                                              onnx=("LRN",), **_ONE)),
-        ("norm", "lp_normalize", dict(functions=(F + "normalize",),
-                                      onnx=("LpNormalization", "MeanVarianceNormalization"),
+        ("norm", "mean_variance_norm", dict(onnx=("MeanVarianceNormalization",), reduce=_mvn_reduce,
+                                            onnx_params=lambda a, i: {"axes": tuple(a.get("axes", (0, 2, 3)))})),
+        ("norm", "lp_normalize", dict(functions=(F + "normalize",), onnx=("LpNormalization",),
                                       reduce=lambda p, x: _axis_size(x, p.get("dim", -1)),
                                       call_params=lambda a, k: {"dim": _arg(a, k, 2, "dim", 1)},
                                       onnx_params=lambda a, i: {"dim": a.get("axis", -1)})),
@@ -528,6 +546,9 @@ def _builtin_rules() -> None:
                                   onnx=("AveragePool", "GlobalAveragePool"))),
         ("pool", "lp_pool", dict(modules=(nn + "LPPool1d", nn + "LPPool2d"), functions=(F + "lp_pool1d", F + "lp_pool2d"),
                                  onnx=("LpPool", "GlobalLpPool"))),
+        ("pool", "interpolate", dict(modules=(nn + "Upsample", nn + "UpsamplingNearest2d", nn + "UpsamplingBilinear2d"),
+                                     functions=(F + "interpolate", F + "upsample", F + "upsample_nearest",
+                                                F + "upsample_bilinear"), onnx=("Resize", "Upsample"))),
         ("pool", "sum", dict(functions=("torch.sum",), methods=("sum",), onnx=("ReduceSum",))),
         ("pool", "mean", dict(functions=("torch.mean",), methods=("mean",), onnx=("ReduceMean",))),
         ("pool", "reduce_max", dict(functions=("torch.amax",), methods=("amax",), onnx=("ReduceMax",))),
@@ -573,16 +594,20 @@ def _builtin_rules() -> None:
                                 fold_constant=True)),
         ("eltwise", "div", dict(functions=("operator.truediv", "operator.itruediv", "torch.div", "torch.divide",
                                            "torch.true_divide"),
-                                methods=("div", "div_", "__truediv__", "__itruediv__", "__rtruediv__"), onnx=("Div",),
+                                methods=("div", "div_", "__truediv__", "__itruediv__"), onnx=("Div",),
                                 fold_constant=True)),
+        ("eltwise", "reciprocal", dict(functions=("torch.reciprocal",),
+                                       methods=("reciprocal", "reciprocal_", "__rtruediv__", "__rdiv__"),
+                                       onnx=("Reciprocal",))),
         ("eltwise", "pow", dict(functions=("operator.pow", "torch.pow", "torch.square"),
-                                methods=("pow", "__pow__", "square"), onnx=("Pow",))),
+                                methods=("pow", "pow_", "__pow__", "__ipow__", "__rpow__", "square"), onnx=("Pow",))),
         ("eltwise", "sqrt", dict(functions=("torch.sqrt",), methods=("sqrt",), onnx=("Sqrt",))),
-        ("eltwise", "rsqrt", dict(functions=("torch.rsqrt",), methods=("rsqrt",), onnx=("Reciprocal",))),
+        ("eltwise", "rsqrt", dict(functions=("torch.rsqrt",), methods=("rsqrt",))),
         ("eltwise", "exp", dict(functions=("torch.exp",), methods=("exp",), onnx=("Exp",))),
         ("eltwise", "log", dict(functions=("torch.log",), methods=("log",), onnx=("Log",))),
         ("eltwise", "neg", dict(functions=("operator.neg", "torch.neg"), methods=("neg", "__neg__"), onnx=("Neg",))),
-        ("eltwise", "abs", dict(functions=("torch.abs",), methods=("abs",), onnx=("Abs",))),
+        ("eltwise", "abs", dict(functions=("torch.abs", "operator.abs", "builtins.abs"), methods=("abs", "__abs__"),
+                                onnx=("Abs",))),
         ("eltwise", "max", dict(functions=("torch.maximum",), methods=("maximum",), onnx=("Max",))),
         ("eltwise", "min", dict(functions=("torch.minimum",), methods=("minimum",), onnx=("Min",))),
         ("eltwise", "cmp", dict(functions=tuple(f"operator.{c}" for c in ("gt", "lt", "ge", "le", "eq", "ne")) +

@@ -77,6 +77,15 @@ class _Tables:
                     self.functions.setdefault(obj, rule)
             for name in rule.methods:
                 self.methods.setdefault(name, rule)
+        # the torch.Tensor attributes the rules name, by object: an eager call reports the function object,
+        # whose __name__ may differ from the attribute (Tensor.__pow__ is named 'pow', Tensor.__abs__ is abs)
+        self.tensor_methods: dict = {}
+        for rule in registry.op_rules():
+            for name in rule.methods:
+                obj = getattr(torch.Tensor, name, None)
+                if obj is not None:
+                    with contextlib.suppress(TypeError):
+                        self.tensor_methods.setdefault(obj, name)
         self.data_functions = {obj for obj in map(_resolve, registry.DATA_FUNCTIONS) if obj is not None}
         self.data_modules = tuple(obj for obj in map(_resolve, registry.DATA_MODULES) if isinstance(obj, type))
 
@@ -98,6 +107,13 @@ class _Tables:
     def function_rule(self, fn):
         try:
             return self.functions.get(fn)
+        except TypeError:  # unhashable
+            return None
+
+    def tensor_method(self, fn) -> str | None:
+        """The name of the torch.Tensor method a rule names that ``fn`` is, or None."""
+        try:
+            return self.tensor_methods.get(fn)
         except TypeError:  # unhashable
             return None
 
@@ -400,7 +416,14 @@ class _Builder:
             self.ops += rule.expand(label, None, [q, k, v], tuple(out_shape), {})
         else:
             self.ledger.mark(held, "digital")
-            if rule.fold_constant and len(acts) == 1 and acts[0].key not in self.input_keys:
+            act_first = True
+            if len(acts) == 1 and rule.kind == "eltwise" and rule.fn in ("sub", "div", "pow"):
+                lhs = args[0] if args else None
+                flipped = (method or getattr(target, "__name__", "")) in registry.REVERSED | {"rsub"}
+                act_first = (isinstance(lhs, _Val) and not lhs.const) != flipped
+                if not act_first and rule.fn != "sub":  # c / x: a reciprocal (times c); c ** x = exp(x ln c)
+                    rule = registry.OP_RULES.get("eltwise:reciprocal" if rule.fn == "div" else "eltwise:exp")
+            if rule.fold_constant and len(acts) == 1 and act_first and acts[0].key not in self.input_keys:
                 return True  # a bias add or a scale by a constant: folded into the op before it
             params = rule.call_params(args, kwargs) if rule.call_params else {}
             self.ops.append(digital_op(label, rule, x, out_shape, params))
@@ -605,7 +628,10 @@ class _Recorder(TorchFunctionMode):
         if not tensors:
             return out
         name = getattr(func, "__name__", "")
-        method = name if getattr(torch.Tensor, name, None) is func or name.startswith("__") else None
+        method = self.b.tables.tensor_method(func)
+        if method is None:
+            method = name if getattr(torch.Tensor, name, None) is func or name.startswith("__") else None
+        name = method or name
         cargs, ckwargs = self.convert(args), self.convert(kwargs)
         inputs = _vals(cargs) + _vals(ckwargs)
         shape = tuple(tensors[0].shape)
