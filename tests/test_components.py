@@ -331,3 +331,47 @@ def test_a_dac_mode_without_a_driver_model_is_priced_from_its_properties(dac_mod
     finally:
         DRIVERS._entries.clear()
         DRIVERS._entries.update(saved)
+
+
+def test_cam_parts_are_registered_components_and_a_toy_one_appears_in_the_cam_report(registered):
+    """The CAM's parts are components of unit "cam" in the same registry; a registered one is priced on the
+    CAM's events (events x energy) in CamReport's breakdown, and the crossbar model leaves it alone."""
+    from sklearn import tree
+
+    from cimkit.cam.cost import COMPONENTS as CAM_LINES
+
+    cam = [n for n in COMPONENTS.names() if COMPONENTS.get(n).unit == "cam"]
+    assert set(CAM_LINES) | {"dacs"} == set(cam)
+    X = np.linspace(0.0, 1.0, 101)[:, None]
+    prog = ck.cam.compile(tree.DecisionTreeClassifier(max_depth=3).fit(X, (X[:, 0] > 0.3).astype(int)), bits=8, X=X)
+    spec = ck.cam.CamSpec()
+    before = ck.cam.estimate(prog, X, spec, "xtime")
+    lenet = ck.zoo.workload("lenet")
+    crossbar = ck.estimate(lenet, "rram-22nm")
+
+    class Probe(Component):
+        name, unit = "probe", "cam"
+
+        def energy_per_event_j(self, ctx):
+            return {"array_searches": 1e-12, "adds": 2e-15}
+
+    registered(Probe())
+    after = ck.cam.estimate(prog, X, spec, "xtime")
+    searches = before.energy_breakdown_j["encoder"] / (spec.circuit.encoder_energy_pj * 1e-12)
+    adds = prog.leaf.shape[1] + prog.ensemble.n_outputs  # one tree: its leaves and the outputs
+    assert after.energy_breakdown_j["probe"] == pytest.approx(searches * 1e-12 + adds * 2e-15, rel=1e-12)
+    assert after.energy_j == pytest.approx(before.energy_j + after.energy_breakdown_j["probe"], rel=1e-12)
+    assert {k: v for k, v in after.energy_breakdown_j.items() if k != "probe"} == before.energy_breakdown_j
+    assert "probe" not in after.area_breakdown_mm2 and after.area_mm2 == before.area_mm2
+    again = ck.estimate(lenet, "rram-22nm")
+    assert "probe" not in again.energy_breakdown_j and again.energy_j == crossbar.energy_j
+
+    class Lost(Component):
+        name, unit = "lost", "cam"
+
+        def energy_per_event_j(self, ctx):
+            return {"conversions": 1e-15}
+
+    registered(Lost())
+    with pytest.raises(InputError, match="component 'lost' prices the CAM event 'conversions'"):
+        ck.cam.estimate(prog, X, spec, "xtime")

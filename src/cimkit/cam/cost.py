@@ -1,8 +1,10 @@
 """Energy, latency and area of a tree ensemble searched on analog-CAM arrays.
 
 Energy is counted event by event on real inputs, because what a search costs depends on which rows stay
-enabled. The events and their unit energies (constants in ``CamSpec``; digital parts from the crossbar
-cost model, scaled to the CAM's node):
+enabled; the events are then priced by the cost components of unit "cam" in the shared registry
+``cimkit.cost.components.COMPONENTS`` (``CamContext``, ``price``), so a component registered with unit
+"cam" is a line of every CamReport. The built-in parts (constants in ``CamSpec``; the digital parts from
+the shared digital primitives, scaled to the CAM's node):
 
 - data lines: a DAC conversion plus charging the line along the array's rows, per driven column;
 - match-line precharge, C V^2 per enabled row and evaluated segment, with C set by the segment's cells;
@@ -22,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..cost import constants as cc
-from ..cost.components import primitive_energy_pj
+from ..cost.components import COMPONENTS as REGISTRY
+from ..cost.components import Component, check_figure, primitive_energy_pj
 from ..cost.tech import area_factor, energy_factor
 from ..errors import InputError, SpecError, short_repr
 from .layout import CamLayout, layout
@@ -30,6 +33,7 @@ from .program import CamProgram
 from .report import CamReport
 from .spec import CamSpec
 
+#: the built-in energy lines of a CamReport (the CAM components registered below; "dacs" has area only)
 COMPONENTS = ("data_lines", "match_lines", "cells", "sense", "encoder", "leaf_memory", "aggregation", "noc")
 _CHUNK = 256  # samples per pass: (samples, row slots) masks stay in cache
 
@@ -63,8 +67,9 @@ SCHEMES: dict[str, Scheme] = {s.name: s for s in (
 )}
 
 
-def _cell_energy_j(prog: CamProgram, X, spec: CamSpec, gate: bool) -> np.ndarray:
-    """(rows, features) search-line energy of each stored bound pair over its ``cells_per_feature`` cells."""
+def _cell_conductance_s(prog: CamProgram, X, spec: CamSpec, gate: bool) -> np.ndarray:
+    """(rows, features) conductance (S) a search sees through each stored bound pair's two memristor
+    dividers over its ``cells_per_feature`` cells (the Cells component prices V^2 G t of it)."""
     c = spec.circuit
     lo, hi = prog.bound_levels(X)
     top = 2**spec.bits - 1
@@ -78,10 +83,9 @@ def _cell_energy_j(prog: CamProgram, X, spec: CamSpec, gate: bool) -> np.ndarray
         return g.sum(axis=-1) * 1e-6
 
     g = conductance_sum(lo, c.g_min_us) + conductance_sum(hi, c.g_max_us)
-    energy = c.sl_voltage_v**2 * g * c.search_time_ns * 1e-9
     if gate:
-        energy = np.where(prog.dont_care, 0.0, energy)
-    return energy
+        g = np.where(prog.dont_care, 0.0, g)
+    return g
 
 
 def _digital_units(spec: CamSpec) -> dict[str, float]:
@@ -96,7 +100,158 @@ def _digital_units(spec: CamSpec) -> dict[str, float]:
             "sram_um2_per_bit": cc.SRAM_BITCELL_UM2 / cc.SRAM_ARRAY_EFFICIENCY * a}
 
 
-def _count_events(prog: CamProgram, lay: CamLayout, X: np.ndarray, scheme: Scheme, cell_j: np.ndarray,
+# ---- the CAM's parts as cost components (unit "cam" in cimkit.cost.components.COMPONENTS) -------------------
+class CamContext:
+    """What a CAM component prices from: ``spec`` (the CamSpec), ``events`` (per decision: ``dl_drives``
+    data-line drives, ``ml_rows`` and ``ml_cells`` match-line precharges and the cells on them,
+    ``cell_siemens`` the conductance of the evaluated cells, ``senses``, ``array_searches``,
+    ``leaf_bits_read``, ``adds``, ``noc_bit_mm``; instances: ``arrays``, ``cells_stored``, ``dacs``,
+    ``sense_amps``, ``leaf_bits_stored``), ``digital`` (the shared digital figures at the CAM's node:
+    ``_digital_units``) and, for overhead components, ``core_area_mm2`` (every other component's area)."""
+
+    def __init__(self, spec: CamSpec, events: dict) -> None:
+        self.spec, self.events = spec, events
+        self.digital = _digital_units(spec)
+        self.core_area_mm2 = None
+
+
+class DataLines(Component):
+    """A DAC conversion plus charging the data line along the array's rows, per driven column; the
+    column DACs' area is its own line ("dacs")."""
+
+    name, unit = "data_lines", "cam"
+
+    def energy_per_event_j(self, ctx):
+        c, spec = ctx.spec.circuit, ctx.spec
+        return {"dl_drives": c.dac_energy_pj * 1e-12 + spec.rows * c.dl_cap_ff_per_row * 1e-15 * spec.supply_v**2}
+
+
+class MatchLines(Component):
+    """Match-line precharge, C V^2 per enabled row and evaluated segment, C from the segment's cells."""
+
+    name, unit = "match_lines", "cam"
+
+    def energy_per_event_j(self, ctx):
+        c = ctx.spec.circuit
+        return {"ml_cells": c.ml_cap_ff_per_cell * 1e-15 * c.ml_voltage_v**2,
+                "ml_rows": c.ml_cap_ff_fixed * 1e-15 * c.ml_voltage_v**2}
+
+
+class Cells(Component):
+    """Search-line current through each evaluated cell's two memristor dividers: V^2 G t; the cell area."""
+
+    name, unit = "cells", "cam"
+
+    def area_mm2(self, ctx):
+        return ctx.events["cells_stored"] * ctx.spec.circuit.cell_area_um2 * 1e-6
+
+    def energy_per_event_j(self, ctx):
+        c = ctx.spec.circuit
+        return {"cell_siemens": c.sl_voltage_v**2 * c.search_time_ns * 1e-9}
+
+
+class Dacs(Component):
+    """The column DACs' area (their energy is in data_lines)."""
+
+    name, unit = "dacs", "cam"
+
+    def area_mm2(self, ctx):
+        return ctx.events["dacs"] * ctx.spec.circuit.dac_area_um2 * 1e-6
+
+
+class Sense(Component):
+    """Match-line sense amplifiers: one sense per enabled row and segment; one amplifier per row and
+    segment group."""
+
+    name, unit = "sense", "cam"
+
+    def area_mm2(self, ctx):
+        return ctx.events["sense_amps"] * ctx.spec.circuit.sa_area_um2 * 1e-6
+
+    def energy_per_event_j(self, ctx):
+        return {"senses": ctx.spec.circuit.sa_energy_fj * 1e-15}
+
+
+class Encoder(Component):
+    """Match vector to leaf address, once per array search."""
+
+    name, unit = "encoder", "cam"
+
+    def energy_per_event_j(self, ctx):
+        return {"array_searches": ctx.spec.circuit.encoder_energy_pj * 1e-12}
+
+
+class LeafMemory(Component):
+    """Leaf values in SRAM: a word read per tree (the shared digital lookup, per bit), a 16 nm bit cell."""
+
+    name, unit = "leaf_memory", "cam"
+
+    def area_mm2(self, ctx):
+        return ctx.events["leaf_bits_stored"] * ctx.digital["sram_um2_per_bit"] * 1e-6
+
+    def energy_per_event_j(self, ctx):
+        return {"leaf_bits_read": ctx.digital["sram_j_per_bit"]}
+
+
+class Aggregation(Component):
+    """The adders that sum the trees' leaf values (the shared digital add at ``leaf_bits``)."""
+
+    name, unit = "aggregation", "cam"
+
+    def energy_per_event_j(self, ctx):
+        return {"adds": ctx.digital["add_j"]}
+
+
+class Noc(Component):
+    """Network on chip broadcasting the input and gathering leaf values: wire energy per bit and mm; area a
+    fraction of the rest."""
+
+    name, unit, overhead = "noc", "cam", True
+
+    def area_mm2(self, ctx):
+        return ctx.spec.circuit.noc_area_fraction * ctx.core_area_mm2
+
+    def energy_per_event_j(self, ctx):
+        return {"noc_bit_mm": ctx.digital["wire_j_per_bit_mm"]}
+
+
+for _c in (DataLines(), MatchLines(), Cells(), Dacs(), Sense(), Encoder(), LeafMemory(), Aggregation(), Noc()):
+    REGISTRY.register(_c.name, _c, replace=True)
+
+
+def _has_area(comp: Component) -> bool:
+    return type(comp).area_mm2 is not Component.area_mm2
+
+
+def price(spec: CamSpec, events: dict) -> tuple[dict[str, float], dict[str, float]]:
+    """Energy per decision (J) and area (mm^2) of every registered component of unit "cam", from the CAM's
+    events: energy = sum of events x energy per event; a component is a line of the energy breakdown when
+    it prices events, of the area breakdown when it has an area."""
+    ctx = CamContext(spec, events)
+    comps = [REGISTRY.get(n) for n in REGISTRY.names() if REGISTRY.get(n).unit == "cam"]
+    energy: dict[str, float] = {}
+    area: dict[str, float] = {}
+    for comp in comps:
+        figures = comp.energy_per_event_j(ctx)
+        if figures:
+            total = 0.0
+            for event, per in figures.items():
+                if event not in events:
+                    raise InputError(f"component {comp.name!r} prices the CAM event {event!r}, which the CAM model "
+                                     f"does not count; CAM events: {', '.join(events)}")
+                total = total + events[event] * float(check_figure(comp.name, "energy_per_event_j", per, event))
+            energy[comp.name] = total
+    for overhead in (False, True):
+        if overhead:
+            ctx.core_area_mm2 = sum(area.values())
+        for comp in comps:
+            if comp.overhead == overhead and _has_area(comp):
+                area[comp.name] = float(check_figure(comp.name, "area_mm2", comp.area_mm2(ctx)))
+    area = {c.name: area[c.name] for c in comps if c.name in area}
+    return energy, area
+
+
+def _count_events(prog: CamProgram, lay: CamLayout, X: np.ndarray, scheme: Scheme, cell_g: np.ndarray,
                   track_matches: bool = False):
     """Totals over the samples of X of every search event; with ``track_matches`` (or a sequential
     scheme) also the (samples, slots) rows left matching after the last segment."""
@@ -105,11 +260,10 @@ def _count_events(prog: CamProgram, lay: CamLayout, X: np.ndarray, scheme: Schem
     used = lay.used
     rows = lay.slot_row[used]
     # an unprogrammed row (searched only by the raw scheme): both memristors of every cell at HRS
-    slot_cell_j = np.full((n_slots, prog.n_features), c.sl_voltage_v**2 * 2 * c.g_min_us * 1e-6
-                          * spec.cells_per_feature * c.search_time_ns * 1e-9)
-    slot_cell_j[used] = cell_j[rows]
-    slot_cell_j = slot_cell_j[:, lay.feature_order]
-    seg_cell_j = np.stack([slot_cell_j[:, a:b].sum(axis=1) for _, a, b in lay.segments], axis=1)  # (slots, segs)
+    slot_cell_g = np.full((n_slots, prog.n_features), 2 * c.g_min_us * 1e-6 * spec.cells_per_feature)
+    slot_cell_g[used] = cell_g[rows]
+    slot_cell_g = slot_cell_g[:, lay.feature_order]
+    seg_cell_g = np.stack([slot_cell_g[:, a:b].sum(axis=1) for _, a, b in lay.segments], axis=1)  # (slots, segs)
     lo = np.full((n_slots, prog.n_features), -np.inf)
     hi = np.full((n_slots, prog.n_features), np.inf)
     lo[used] = prog.lo[rows][:, lay.feature_order]
@@ -121,7 +275,7 @@ def _count_events(prog: CamProgram, lay: CamLayout, X: np.ndarray, scheme: Schem
         columns = np.broadcast_to(np.array([b - a for _, a, b in lay.segments]), tested.shape)
     enabled0 = used if scheme.disable_unused else np.ones(n_slots, dtype=bool)
     track = track_matches or scheme.sequential
-    ev = dict(rows=np.zeros(len(lay.segments)), cell_j=0.0, columns=0.0, array_searches=0.0, cells=0.0)
+    ev = dict(rows=np.zeros(len(lay.segments)), cell_g=0.0, columns=0.0, array_searches=0.0, cells=0.0)
     matched = []
     for start in range(0, len(X), _CHUNK):
         x = X[start:start + _CHUNK][:, lay.feature_order]
@@ -135,7 +289,7 @@ def _count_events(prog: CamProgram, lay: CamLayout, X: np.ndarray, scheme: Schem
             evaluated = by_block & active[:, :, None]
             ev["rows"][s] += evaluated.sum()
             ev["cells"] += evaluated.sum() * (b - a)
-            ev["cell_j"] += float((evaluated.reshape(n, -1) @ seg_cell_j[:, s]).sum())
+            ev["cell_g"] += float((evaluated.reshape(n, -1) @ seg_cell_g[:, s]).sum())
             ev["columns"] += float((active * columns[:, s][None, :]).sum())
             searched[:, :, k] |= active
             if track:
@@ -175,27 +329,28 @@ def estimate(prog: CamProgram, X, spec: CamSpec | None = None, scheme: str = "mo
     if len(codes) == 0:
         raise InputError("estimate needs at least one input sample")
     lay = layout(prog, spec, reorder=sch.reorder, sequential=sch.sequential)
-    ev, _ = _count_events(prog, lay, codes, sch, _cell_energy_j(prog, X, spec, sch.gate_dont_care))
+    ev, _ = _count_events(prog, lay, codes, sch, _cell_conductance_s(prog, X, spec, sch.gate_dont_care))
     n = len(codes)
-    c, d = spec.circuit, _digital_units(spec)
     trees = len(prog.tree_rows)
     arrays_stored = int(lay.arrays_tested().sum()) if sch.skip_dont_care else lay.row_blocks * lay.feature_blocks
     seg_cells = np.array([(b - a) * spec.cells_per_feature for _, a, b in lay.segments])
-    ml_j = (c.ml_cap_ff_per_cell * seg_cells + c.ml_cap_ff_fixed) * 1e-15 * c.ml_voltage_v**2
-    dl_j = c.dac_energy_pj * 1e-12 + spec.rows * c.dl_cap_ff_per_row * 1e-15 * spec.supply_v**2
+    c = spec.circuit
     side_mm = np.sqrt(max(arrays_stored, 1) * spec.rows * spec.cols * spec.cells_per_feature * c.cell_area_um2) / 1e3
     hop_mm = side_mm / 2  # H-tree: half the chip edge, as in the crossbar cost model
-    outputs = prog.ensemble.n_outputs
-    energy = {
-        "data_lines": ev["columns"] * spec.cells_per_feature * dl_j / n,
-        "match_lines": float(ev["rows"] @ ml_j) / n,
-        "cells": ev["cell_j"] / n,
-        "sense": ev["rows"].sum() * c.sa_energy_fj * 1e-15 / n,
-        "encoder": ev["array_searches"] * c.encoder_energy_pj * 1e-12 / n,
-        "leaf_memory": trees * prog.leaf.shape[1] * spec.leaf_bits * d["sram_j_per_bit"],
-        "aggregation": trees * prog.leaf.shape[1] * d["add_j"] + outputs * d["add_j"],
-        "noc": (prog.n_features * spec.bits * lay.row_blocks + trees * spec.leaf_bits) * hop_mm * d["wire_j_per_bit_mm"],
+    leaves = prog.leaf.shape[1]
+    n_groups = int(np.ceil(spec.cols / spec.group_cols)) if sch.sequential else 1
+    events = {  # per decision (averaged over the inputs X), then the instances the areas count
+        "dl_drives": ev["columns"] * spec.cells_per_feature / n,
+        "ml_rows": float(ev["rows"].sum()) / n, "ml_cells": float(ev["rows"] @ seg_cells) / n,
+        "cell_siemens": ev["cell_g"] / n, "senses": float(ev["rows"].sum()) / n,
+        "array_searches": ev["array_searches"] / n, "leaf_bits_read": trees * leaves * spec.leaf_bits,
+        "adds": trees * leaves + prog.ensemble.n_outputs,
+        "noc_bit_mm": (prog.n_features * spec.bits * lay.row_blocks + trees * spec.leaf_bits) * hop_mm,
+        "arrays": arrays_stored, "cells_stored": arrays_stored * spec.rows * spec.cols * spec.cells_per_feature,
+        "dacs": arrays_stored * spec.cols * spec.cells_per_feature, "sense_amps": arrays_stored * spec.rows * n_groups,
+        "leaf_bits_stored": lay.row_blocks * spec.rows * leaves * spec.leaf_bits,
     }
+    energy, area = price(spec, events)
     cycle_s = 1.0 / spec.clock_hz
     search_cycles = spec.search_cycles
     n_sequential = len(lay.segments) if sch.sequential else 1
@@ -203,24 +358,15 @@ def estimate(prog: CamProgram, X, spec: CamSpec | None = None, scheme: str = "mo
     adder_cycles = int(np.ceil(np.log2(max(trees, 2))))
     latency_s = (search_cycles * n_sequential + 2 + adder_cycles + noc_cycles) * cycle_s
     throughput = spec.clock_hz / search_cycles  # every stage pipelined; the array search is the slowest
-    n_groups = int(np.ceil(spec.cols / spec.group_cols)) if sch.sequential else 1
-    cells_per_array = spec.rows * spec.cols * spec.cells_per_feature
-    area_um2 = {
-        "cells": arrays_stored * cells_per_array * c.cell_area_um2,
-        "dacs": arrays_stored * spec.cols * spec.cells_per_feature * c.dac_area_um2,
-        "sense": arrays_stored * spec.rows * n_groups * c.sa_area_um2,
-        "leaf_memory": lay.row_blocks * spec.rows * prog.leaf.shape[1] * spec.leaf_bits * d["sram_um2_per_bit"],
-    }
-    area_um2["noc"] = c.noc_area_fraction * sum(area_um2.values())
     evaluated = [float(ev["rows"][s] / n / max(int(lay.used.sum()), 1)) for s in range(len(lay.segments))]
-    for what, values in (("energy", energy), ("area", area_um2), ("timing", {"latency": latency_s,
+    for what, values in (("energy", energy), ("area", area), ("timing", {"latency": latency_s,
                                                                              "throughput": throughput})):
         for comp, v in values.items():
             if not np.isfinite(v):
                 raise SpecError(f"the {what} of {comp!r} on spec {spec.name!r} is {v} (overflow): a value of the "
                                 "CAM spec is outside any physical range")
-    energy_breakdown_j = {k: float(energy[k]) for k in COMPONENTS}
-    area_breakdown_mm2 = {k: v * 1e-6 for k, v in area_um2.items()}
+    energy_breakdown_j = {k: float(v) for k, v in energy.items()}
+    area_breakdown_mm2 = {k: float(v) for k, v in area.items()}
     return CamReport(scheme=scheme, energy_j=float(sum(energy_breakdown_j.values())),
                      energy_breakdown_j=energy_breakdown_j, latency_s=latency_s, throughput_per_s=throughput,
                      area_mm2=float(sum(area_breakdown_mm2.values())), area_breakdown_mm2=area_breakdown_mm2,

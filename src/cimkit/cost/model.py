@@ -25,9 +25,14 @@ from .tech import area_factor, check_node, delay_factor, energy_factor
 COMPONENTS = BUILTIN
 
 
+#: units whose components another model prices (cimkit.cam.cost prices unit "cam" from CAM search events)
+OTHER_MODELS = ("cam",)
+
+
 def component_names() -> tuple[str, ...]:
-    """Breakdown lines in report order: the built-ins first, then registered plug-ins."""
-    names = REGISTRY.names()
+    """Breakdown lines in report order: the built-ins first, then registered plug-ins (not those of units
+    another model prices, ``OTHER_MODELS``)."""
+    names = tuple(n for n in REGISTRY.names() if REGISTRY.get(n).unit not in OTHER_MODELS)
     return tuple(n for n in BUILTIN if n in names) + tuple(n for n in names if n not in BUILTIN)
 
 
