@@ -216,7 +216,10 @@ class Noc(Component):
 
 
 for _c in (DataLines(), MatchLines(), Cells(), Dacs(), Sense(), Encoder(), LeafMemory(), Aggregation(), Noc()):
-    REGISTRY.register(_c.name, _c, replace=True)
+    if _c.name not in REGISTRY:  # a plug-in registered before cimkit.cam was imported keeps its place
+        REGISTRY.register(_c.name, _c)
+#: the built-in CAM components in report order
+_BUILTIN = ("data_lines", "match_lines", "cells", "dacs", "sense", "encoder", "leaf_memory", "aggregation", "noc")
 
 
 def _has_area(comp: Component) -> bool:
@@ -228,7 +231,9 @@ def price(spec: CamSpec, events: dict) -> tuple[dict[str, float], dict[str, floa
     events: energy = sum of events x energy per event; a component is a line of the energy breakdown when
     it prices events, of the area breakdown when it has an area."""
     ctx = CamContext(spec, events)
-    comps = [REGISTRY.get(n) for n in REGISTRY.names() if REGISTRY.get(n).unit == "cam"]
+    names = [n for n in REGISTRY.names() if REGISTRY.get(n).unit == "cam"]
+    names = [n for n in _BUILTIN if n in names] + [n for n in names if n not in _BUILTIN]  # built-ins first
+    comps = [REGISTRY.get(n) for n in names]
     energy: dict[str, float] = {}
     area: dict[str, float] = {}
     for comp in comps:
