@@ -8,6 +8,7 @@ import csv
 import json
 import math
 
+import numpy as np
 import pytest
 from rich.console import Console
 
@@ -110,6 +111,7 @@ def test_every_result_implements_the_protocol(result, tmp_path):
     assert sorted(p.name for p in path.parent.iterdir()) == ["r.json"]  # no temporary left behind
     # CSV: the fixed columns first, one line per record
     rows = result.records()
+    assert not [k for r in rows for k, v in r.items() if isinstance(v, np.generic)]  # plain Python values
     out = result.to_csv(tmp_path / "r.csv")
     with out.open(newline="") as fh:
         read = list(csv.reader(fh))

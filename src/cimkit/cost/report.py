@@ -86,8 +86,9 @@ class Report(Result):
     convention was asked for).
 
     ``feasible`` False (with the ``reason``) when the chip cannot hold the workload: the chip figures are
-    then NaN here and null in ``to_json``. ``unmapped`` names the workload's ops of kind "unmapped"
-    (weights the cost model cannot map): they are priced as nothing, neither arrays nor energy nor ops.
+    then NaN here and null in ``to_json``. ``unmapped`` names the workload's ops of kind "unmapped" (ops no
+    rule of the op registry matches, with or without weights): they are priced as nothing, neither arrays
+    nor energy nor ops.
 
     The result protocol (``cimkit.report.Result``): ``to_dict`` / ``to_json`` (the summary, the
     breakdowns, the layers, ``units``, ``endurance`` and ``unmapped``), ``to_csv`` (one row per layer),
@@ -216,8 +217,8 @@ class Report(Result):
                       f"{fmt(rate, '.3g')} inferences/s")
         if self.unmapped:
             shown = ", ".join(self.unmapped[:6]) + (f" and {len(self.unmapped) - 6} more" if len(self.unmapped) > 6 else "")
-            t.caption = (f"NOT PRICED: {len(self.unmapped)} unmapped op(s) ({shown}) hold weights the cost model cannot "
-                         "map; the figures above leave them out")
+            t.caption = (f"NOT PRICED: {len(self.unmapped)} unmapped op(s) ({shown}) that no op rule matches; the "
+                         "figures above leave them out")
         return t
 
     def figures(self, folder: str | Path) -> list[Path]:
@@ -343,7 +344,7 @@ class ManyReport(Result):
             row = {"index": i}
             if self.specs:
                 row["spec"] = self.specs[i]
-            row.update({k: v[i] for k, v in cols.items()})
+            row.update({k: v[i].item() if isinstance(v[i], np.generic) else v[i] for k, v in cols.items()})
             rows.append(row)
         return rows
 
