@@ -120,3 +120,16 @@ def workload(name: str, *, seq_len: int | None = None) -> Workload:
     with torch.device("meta"):
         net = getattr(zoo_nn, builder)()
     return Workload.from_torch(net, shape, name=name)
+
+
+#: the torch builders of the CNNs, importable from here as before (``cimkit.workload.zoo:resnet18`` in a
+#: study's ``torch:`` workload); torch is imported only when one is asked for
+_BUILDERS = ("lenet", "vgg8", "vgg16", "alexnet", "resnet18", "resnet20", "mobilenetv3")
+
+
+def __getattr__(name: str):
+    if name in _BUILDERS:
+        from . import zoo_nn
+
+        return getattr(zoo_nn, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
