@@ -375,3 +375,20 @@ def test_cam_parts_are_registered_components_and_a_toy_one_appears_in_the_cam_re
     registered(Lost())
     with pytest.raises(InputError, match="component 'lost' prices the CAM event 'conversions'"):
         ck.cam.estimate(prog, X, spec, "xtime")
+
+
+def test_a_kind_registered_again_is_priced_afresh_on_the_same_workload():
+    """Priced rows of a workload are cached; registering a kind again must not leave its old events."""
+    from cimkit.workload import registry as R
+
+    wl = ck.Workload("t", (1, 16, 64), [R.linear_op("fc", 64, 64, (1, 16, 64), (1, 16, 64)),
+                                         R.digital_op("g", R.OP_RULES.get("act:gelu"), (1, 16, 64), (1, 16, 64))])
+    before = ck.estimate(wl, "rram-22nm").energy_breakdown_j["digital"]
+    old = R.kind_info("act")
+    try:
+        R.register_kind("act", default_unit="digital", events=lambda op: {"exp": 1000.0 * op.elements}, replace=True)
+        after = ck.estimate(wl, "rram-22nm").energy_breakdown_j["digital"]
+    finally:
+        R.KINDS.register("act", old, replace=True)
+    assert after > 100 * before
+    assert ck.estimate(wl, "rram-22nm").energy_breakdown_j["digital"] == pytest.approx(before, rel=1e-12)

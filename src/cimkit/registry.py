@@ -26,6 +26,8 @@ class Registry(Generic[T]):
         self.what = what
         self._loader = loader
         self._entries: dict[str, T] = {}
+        #: bumped by every registration, so that caches of derived figures can tell they are stale
+        self.version = 0
 
     def _load(self) -> None:
         if self._loader is not None:
@@ -41,6 +43,7 @@ class Registry(Generic[T]):
         if name in self._entries and not replace:
             raise InputError(f"{self.what} {name!r} is already registered; pass replace=True to override it")
         self._entries[name] = entry
+        self.version += 1
         return entry
 
     def decorator(self, name: str, *, replace: bool = False) -> Callable[[T], T]:

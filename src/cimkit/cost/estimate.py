@@ -183,13 +183,15 @@ def _layers(workload: Workload, convention: OpsConvention) -> dict[str, np.ndarr
         raise InputError(f"workload must be a cimkit Workload (ck.zoo.workload(name), Workload.from_torch, "
                          f"Workload.from_onnx, Workload.from_neurosim_csv), got {type(workload).__name__}")
     ops = workload.ops
-    for cached_ops, cached_name, cached_conv, rows in _LAYER_CACHE:
-        if cached_conv == convention and cached_name == workload.name and len(cached_ops) == len(ops) \
-                and all(a is b for a, b in zip(cached_ops, ops)):
+    from ..workload.registry import KINDS
+
+    key = (workload.name, convention, KINDS.version)  # a kind registered again re-counts its events
+    for cached_ops, cached_key, rows in _LAYER_CACHE:
+        if cached_key == key and len(cached_ops) == len(ops) and all(a is b for a, b in zip(cached_ops, ops)):
             return dict(rows)
     rows = _count_layers(workload, convention)
     if isinstance(ops, (list, tuple)):
-        _LAYER_CACHE.insert(0, (tuple(ops), workload.name, convention, rows))
+        _LAYER_CACHE.insert(0, (tuple(ops), key, rows))
         del _LAYER_CACHE[8:]
     return dict(rows)
 
