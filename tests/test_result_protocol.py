@@ -175,6 +175,13 @@ def test_infeasible_figures_are_null(infeasible, many, tmp_path):
     d = infeasible.to_dict()
     assert d["feasible"] is False and d["reason"]
     assert all(d[k] is None for k in ("energy_j", "area_mm2", "latency_s", "tops_per_w"))
+    # nothing of an infeasible design is priced: breakdowns, units and layer figures are null like the totals,
+    # while the layers still say what did not fit
+    assert all(v is None for k in ("energy_breakdown_j", "area_breakdown_mm2", "latency_breakdown_s")
+               for v in d[k].values())
+    assert all(u["energy_j"] is None and u["latency_s"] is None for u in d["units"].values())
+    assert all(row["energy_j"] is None and row["latency_s"] is None for row in d["layers"])
+    assert sum(row["arrays"] for row in d["layers"]) > 0
     m = _strict(many.to_json())
     assert m["feasible"] == [True, False, True]
     assert m["energy_j"][1] is None and m["area_mm2"][1] is None and m["tops_per_w"][1] is None

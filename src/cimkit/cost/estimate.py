@@ -531,7 +531,7 @@ def estimate(workload: Workload, spec: HardwareSpec | str, *, ops: OpsConvention
             u["energy_j"] += total
             u["latency_s"] += latency
     val = (lambda x: float(x[0])) if feasible else (lambda x: math.nan)
-    return Report(
+    report = Report(
         workload=workload.name, spec=spec.name, feasible=feasible, reason=reason, area_mm2=val(out["area_mm2"]),
         energy_j=val(out["energy_j"]), latency_s=val(out["latency_s"]), period_s=val(out["period_s"]),
         ops=float(out["ops"][0]),
@@ -543,3 +543,17 @@ def estimate(workload: Workload, spec: HardwareSpec | str, *, ops: OpsConvention
         unmapped=[str(n) for n, k in zip(lw["names"], lw["kinds"]) if k == UNMAPPED], units=units,
         endurance=endurance(out, spec.chip.inferences_per_s, spec.device.endurance_cycles) if feasible else {},
     )
+    if not feasible:
+        _undefined(report)
+    return report
+
+
+def _undefined(report: Report) -> None:
+    """An infeasible design is not priced: its breakdowns, unit figures and layer energies and latencies are
+    NaN (null in JSON) like its totals; the layers keep their names, units and arrays (what did not fit)."""
+    for parts in (report.area_breakdown_mm2, report.energy_breakdown_j, report.latency_breakdown_s):
+        parts.update(dict.fromkeys(parts, math.nan))
+    for figures in report.units.values():
+        figures.update(energy_j=math.nan, latency_s=math.nan)
+    for row in report.layers:
+        row.update({k: math.nan for k in row if k.endswith("_j") or k.endswith("_s")})
