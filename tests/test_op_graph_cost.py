@@ -92,6 +92,9 @@ def test_dynamic_matmuls_on_rewritten_arrays_pay_one_write_per_cell_and_wear_the
     cells = sum(o.groups * o.in_features * o.out_features for o in mm) * cells_per_weight
     assert rep.energy_breakdown_j["writes"] == pytest.approx(cells * spec.device.write_energy_pj * 1e-12, rel=1e-12)
     assert all(r["unit"] == "crossbar" and r["arrays"] > 0 for r in rep.layers if r["kind"] == "matmul")
+    # the written operands occupy cells like the static weights do
+    chip_cells = rep.arrays * spec.array.rows * spec.array.cols
+    assert rep.utilization == pytest.approx((wl.weights * cells_per_weight + cells) / chip_cells, rel=1e-12)
     e = rep.endurance
     assert e["writes_per_cell_per_inference"] == 1
     assert e["inferences_per_s"] == pytest.approx(1 / rep.period_s)  # back-to-back by default
