@@ -20,7 +20,7 @@ from ..workload.registry import kind_info, mac_events
 from ..workload.registry import kinds as registry_kinds
 from .components import DIGITAL_PRIMITIVES
 from .model import evaluate
-from .report import LAYER_FIELDS, METRICS, ManyReport, Report  # noqa: F401 (LAYER_FIELDS re-exported)
+from .report import METRICS, ManyReport, Report
 
 OpsConvention = Literal["macs", "neurosim"]
 OPS_CONVENTIONS = typing.get_args(OpsConvention)
@@ -52,41 +52,62 @@ def _number(value) -> bool:
         and math.isfinite(value)
 
 
-#: the spec columns the built-in components read: (name, dtype, getter); one pass over the specs builds them
+def _is(value: str):
+    return lambda column: [v == value for v in column]
+
+
+def _or_zero(column):
+    return [v or 0 for v in column]
+
+
+#: the spec columns the built-in components read: (name, dtype, field path, transform of the column or None);
+#: one C-level attribute getter reads every path of a spec at once
 _SPEC_COLUMNS = (
-    ("node_nm", float, lambda s: s.technology.node_nm), ("supply_v", float, lambda s: s.technology.supply_v),
-    ("clock_hz", float, lambda s: s.technology.clock_hz), ("weight_bits", int, lambda s: s.weight_bits),
-    ("bits_per_cell", int, lambda s: s.device.bits_per_cell),
-    ("differential", int, lambda s: s.array.signed_mapping == "differential"),
-    ("rows", int, lambda s: s.array.rows), ("cols", int, lambda s: s.array.cols),
-    ("kernel_aligned", bool, lambda s: s.array.conv_mapping == "kernel_aligned"),
-    ("layout_factor", float, lambda s: s.chip.layout_energy_factor),
-    ("input_bits", int, lambda s: s.periphery.input_bits), ("adc_bits", float, lambda s: s.periphery.adc_bits),
-    ("columns_per_adc", int, lambda s: s.periphery.columns_per_adc),
-    ("read_latency_ns", float, lambda s: s.periphery.read_latency_ns),
-    ("arrays_per_pe", int, lambda s: s.chip.arrays_per_pe), ("pes_per_tile", int, lambda s: s.chip.pes_per_tile),
-    ("tiles", int, lambda s: s.chip.tiles or 0), ("duplication", bool, lambda s: s.chip.weight_duplication),
-    ("packed", bool, lambda s: s.chip.tile_allocation == "packed"),
-    ("tile_buffer_kb", float, lambda s: s.chip.tile_buffer_kb), ("global_buffer_kb", float, lambda s: s.chip.global_buffer_kb),
-    ("bus_bits", float, lambda s: s.chip.buffer_bus_bits), ("htree", bool, lambda s: s.chip.interconnect == "htree"),
-    ("pipelined", bool, lambda s: s.chip.execution == "pipelined"),
-    ("activation_bits", float, lambda s: s.chip.activation_bits), ("activity", float, lambda s: s.chip.input_activity),
-    ("g_min_us", float, lambda s: s.device.g_min_us), ("g_max_us", float, lambda s: s.device.g_max_us),
-    ("read_v", float, lambda s: s.device.read_voltage_v), ("cell_area_f2", float, lambda s: s.device.cell_area_f2),
-    ("write_energy_pj", float, lambda s: s.device.write_energy_pj), ("write_time_ns", float, lambda s: s.device.write_time_ns),
-    ("endurance_cycles", float, lambda s: s.device.endurance_cycles),
-    ("inferences_per_s", float, lambda s: s.chip.inferences_per_s or 0.0),
-    ("digital_lanes", float, lambda s: s.digital.lanes), ("digital_bits", float, lambda s: s.digital.data_bits),
+    ("node_nm", float, "technology.node_nm", None),
+    ("supply_v", float, "technology.supply_v", None),
+    ("clock_hz", float, "technology.clock_hz", None),
+    ("weight_bits", int, "weight_bits", None),
+    ("bits_per_cell", int, "device.bits_per_cell", None),
+    ("differential", int, "array.signed_mapping", _is("differential")),
+    ("rows", int, "array.rows", None),
+    ("cols", int, "array.cols", None),
+    ("kernel_aligned", bool, "array.conv_mapping", _is("kernel_aligned")),
+    ("layout_factor", float, "chip.layout_energy_factor", None),
+    ("input_bits", int, "periphery.input_bits", None),
+    ("adc_bits", float, "periphery.adc_bits", None),
+    ("columns_per_adc", int, "periphery.columns_per_adc", None),
+    ("read_latency_ns", float, "periphery.read_latency_ns", None),
+    ("arrays_per_pe", int, "chip.arrays_per_pe", None),
+    ("pes_per_tile", int, "chip.pes_per_tile", None),
+    ("tiles", int, "chip.tiles", _or_zero),
+    ("duplication", bool, "chip.weight_duplication", None),
+    ("packed", bool, "chip.tile_allocation", _is("packed")),
+    ("tile_buffer_kb", float, "chip.tile_buffer_kb", None),
+    ("global_buffer_kb", float, "chip.global_buffer_kb", None),
+    ("bus_bits", float, "chip.buffer_bus_bits", None),
+    ("htree", bool, "chip.interconnect", _is("htree")),
+    ("pipelined", bool, "chip.execution", _is("pipelined")),
+    ("activation_bits", float, "chip.activation_bits", None),
+    ("activity", float, "chip.input_activity", None),
+    ("g_min_us", float, "device.g_min_us", None),
+    ("g_max_us", float, "device.g_max_us", None),
+    ("read_v", float, "device.read_voltage_v", None),
+    ("cell_area_f2", float, "device.cell_area_f2", None),
+    ("write_energy_pj", float, "device.write_energy_pj", None),
+    ("write_time_ns", float, "device.write_time_ns", None),
+    ("endurance_cycles", float, "device.endurance_cycles", None),
+    ("inferences_per_s", float, "chip.inferences_per_s", _or_zero),
+    ("digital_lanes", float, "digital.lanes", None),
+    ("digital_bits", float, "digital.data_bits", None),
 )
 _ROW = None
 
 
 def _row_fn():
-    """One function returning a spec's column values as a tuple (built once: a single call per spec)."""
+    """One function returning a spec's raw column values as a tuple (built once: a single call per spec)."""
     global _ROW
     if _ROW is None:
-        getters = tuple(g for _, _, g in _SPEC_COLUMNS)
-        _ROW = lambda s: tuple(g(s) for g in getters)  # noqa: E731
+        _ROW = operator.attrgetter(*(path for _, _, path, _ in _SPEC_COLUMNS))
     return _ROW
 
 
@@ -103,9 +124,11 @@ def _params(specs: Sequence[HardwareSpec]) -> dict[str, np.ndarray]:
             raise InputError(f"spec '{s.name}': the cost model needs integer weight_bits, periphery.input_bits and "
                              "periphery.adc_bits (None means an ideal, unpriceable converter)")
     row = _row_fn()
-    table = np.array([row(s) for s in specs], dtype=float)
+    columns = list(zip(*map(row, specs)))
+    table = np.array([col if fn is None else fn(col) for col, (_, _, _, fn) in zip(columns, _SPEC_COLUMNS)],
+                     dtype=float).T
     p = {name: table[:, i:i + 1].astype(dtype) if dtype is not float else table[:, i:i + 1]
-         for i, (name, dtype, _) in enumerate(_SPEC_COLUMNS)}
+         for i, (name, dtype, _, _) in enumerate(_SPEC_COLUMNS)}
     # DAC modes (passes per vector, pulses per read, binary drives) through their registry, once per
     # distinct (mode, input bits)
     p["dac_mode"], p["dac_modes"] = _codes([s.periphery.dac_mode for s in specs])

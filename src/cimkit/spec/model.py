@@ -7,6 +7,7 @@ maximum conductance unless the field says otherwise.
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -340,7 +341,8 @@ class DigitalSpec(StrictModel):
     data_bits: int = Field(16, ge=1, le=64, description="word width of its operands (bits)")
 
 
-def mapping_fields(model: type[BaseModel], prefix: str = "") -> set[str]:
+@functools.lru_cache(maxsize=None)
+def mapping_fields(model: type[BaseModel], prefix: str = "") -> frozenset[str]:
     """Dotted paths of the free-form mapping fields of ``model`` (e.g. ``routing``): their keys are data,
     not field names, so a dotted change may add one."""
     paths: set[str] = set()
@@ -350,7 +352,7 @@ def mapping_fields(model: type[BaseModel], prefix: str = "") -> set[str]:
             paths.add(prefix + name)
         elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
             paths |= mapping_fields(annotation, f"{prefix}{name}.")
-    return paths
+    return frozenset(paths)
 
 
 def apply_dotted(data: dict[str, Any], changes: dict[str, Any], what: str,
