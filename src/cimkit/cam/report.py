@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..io import atomic_path, json_safe
-from ..report import Result, figure_folder
+from ..io import json_safe
+from ..report import Result, figure_folder, saved_figure
 
 
 @dataclass
@@ -81,22 +81,11 @@ class CamReport(Result):
 
     def figures(self, folder: str | Path) -> list[Path]:
         """``cam_energy_<scheme>.png``: energy per decision by component."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         path = figure_folder(folder) / f"cam_energy_{''.join(ch if ch.isalnum() else '_' for ch in self.scheme)}.png"
         comps = self.components()
-        fig, ax = plt.subplots(figsize=(6, 3.4), dpi=120)
-        try:
+        with saved_figure(path, figsize=(6, 3.4)) as (fig, ax):
             ax.bar(comps, [self.energy_breakdown_j.get(c, 0.0) * 1e9 for c in comps])
             ax.set_ylabel("energy per decision (nJ)")
             ax.set_title(f"scheme {self.scheme}: {self.energy_j * 1e9:.3g} nJ per decision", fontsize=9)
             ax.tick_params(axis="x", rotation=30)
-            fig.tight_layout()
-            with atomic_path(path) as tmp:
-                fig.savefig(tmp)
-        finally:
-            plt.close(fig)
         return [path]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_path, check_output_path, figure_suffixes, json_safe
-from ..report import Result, figure_folder
+from ..io import check_output_path, figure_suffixes, json_safe
+from ..report import Result, figure_folder, saved_figure
 from .model import COMPONENTS
 
 #: the per-layer columns of ``Report.layers`` and ``Report.to_csv`` (a layer row may carry more: its
@@ -228,14 +228,8 @@ class Report(Result):
     def plot_energy(self, path: str | Path) -> Path:
         """Stacked bars of energy per layer and component, saved atomically (the suffix picks the format)."""
         path = check_output_path(path, figure_suffixes(), "figure")
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         layers = [layer for layer in self.layers if layer.get("energy_j", 0) > 0]
-        fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(layers)), 3.8), dpi=120)
-        try:
+        with saved_figure(path, figsize=(max(6, 0.35 * len(layers)), 3.8)) as (fig, ax):
             bottom = np.zeros(len(layers))
             for comp in _layer_components(layers):
                 vals = np.array([layer.get(f"energy_{comp}_j", 0.0) for layer in layers]) * 1e6
@@ -248,11 +242,6 @@ class Report(Result):
             ax.set_title(title, fontsize=9 if self.feasible else 7)
             if layers:
                 ax.legend(fontsize=7)
-            fig.tight_layout()
-            with atomic_path(path) as tmp:
-                fig.savefig(tmp)
-        finally:
-            plt.close(fig)
         return path
 
 
@@ -377,14 +366,8 @@ class ManyReport(Result):
         ok = np.asarray(self.feasible, dtype=bool)
         if not ok.any():
             return []
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         path = folder / "energy_vs_area.png"
-        fig, ax = plt.subplots(figsize=(5, 3.6), dpi=120)
-        try:
+        with saved_figure(path, figsize=(5, 3.6)) as (fig, ax):
             area, energy = np.asarray(self.area_mm2)[ok], np.asarray(self.energy_j)[ok]
             ax.scatter(area, energy * 1e6, s=6, alpha=0.5)
             ax.set_xlabel("chip area (mm^2)")
@@ -394,9 +377,4 @@ class ManyReport(Result):
             if energy.max() > 10 * energy.min():
                 ax.set_yscale("log")
             ax.set_title(f"{int(ok.sum())} feasible of {self.configurations} configurations", fontsize=9)
-            fig.tight_layout()
-            with atomic_path(path) as tmp:
-                fig.savefig(tmp)
-        finally:
-            plt.close(fig)
         return [path]

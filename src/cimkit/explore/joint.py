@@ -14,8 +14,8 @@ from pathlib import Path
 
 from ..cost import estimate_many
 from ..errors import InputError
-from ..io import atomic_path, atomic_write, check_output_dir, json_safe
-from ..report import Result, figure_folder
+from ..io import atomic_write, check_output_dir, json_safe
+from ..report import Result, figure_folder, saved_figure
 from .checks import load_base, load_workloads
 from .runner import run_study
 from .study import StudyConfig, spec_for
@@ -80,16 +80,11 @@ class JointResult(Result):
 
     def figures(self, folder: str | Path) -> list[Path]:
         """``joint_edap.png``: EDAP of each workload on the three chips (log scale)."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
         import numpy as np
 
         path = figure_folder(folder) / "joint_edap.png"
         x = np.arange(len(self.workloads))
-        fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(self.workloads)), 3.6), dpi=120)
-        try:
+        with saved_figure(path, figsize=(max(5, 1.2 * len(self.workloads)), 3.6)) as (fig, ax):
             for i, (label, values) in enumerate((("largest-network chip", self.edap_on_largest),
                                                  ("joint chip", self.edap_on_joint), ("own chip", self.edap_on_own))):
                 ax.bar(x + (i - 1) * 0.27, [values[w] for w in self.workloads], width=0.27, label=label)
@@ -97,11 +92,6 @@ class JointResult(Result):
             ax.set_yscale("log")
             ax.set_ylabel("EDAP (J s mm^2)")
             ax.legend(fontsize=7)
-            fig.tight_layout()
-            with atomic_path(path) as tmp:
-                fig.savefig(tmp)
-        finally:
-            plt.close(fig)
         return [path]
 
     def markdown(self) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import InputError, short_repr
 from ..io import atomic_path, check_output_dir, json_safe
-from ..report import Result, figure_folder
+from ..report import Result, figure_folder, saved_figure
 from ..spec import HardwareSpec
 from .checks import fingerprint, fingerprint_difference, prepare_study
 from .study import CONSTRAINTS, SENTINEL, StudyConfig, _sampler, _suggest, evaluate_details, grid_points, spec_for
@@ -124,32 +124,20 @@ class StudyResult(Result):
         trials = [t for t in self.study.get_trials(deepcopy=False) if _feasible(t)]
         if not trials:
             return []
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         labels = self.objectives()
         out = [folder / "convergence.png"]
         first = np.array([t.values[0] for t in trials])
-        fig, ax = plt.subplots(figsize=(5, 3.4), dpi=120)
-        try:
+        with saved_figure(out[0], figsize=(5, 3.4)) as (fig, ax):
             ax.plot([t.number for t in trials], np.minimum.accumulate(first), label="best so far")
             ax.scatter([t.number for t in trials], first, s=4, alpha=0.3, label="trials")
             ax.set_yscale("log")
             ax.set_xlabel("trial")
             ax.set_ylabel(labels[0])
             ax.legend()
-            fig.tight_layout()
-            with atomic_path(out[0]) as tmp:
-                fig.savefig(tmp)
-        finally:
-            plt.close(fig)
         pareto = (self.config.objective.mode == "pareto") if self.config is not None else True
         if len(self.study.directions) > 1 and pareto:
             out.append(folder / "pareto.png")
-            fig, ax = plt.subplots(figsize=(5, 3.6), dpi=120)
-            try:
+            with saved_figure(out[1], figsize=(5, 3.6)) as (fig, ax):
                 all_v = np.array([t.values for t in trials])
                 front = np.array([t.values for t in self.best_trials])
                 ax.scatter(all_v[:, 0], all_v[:, 1], s=4, alpha=0.3, label="feasible trials")
@@ -159,11 +147,6 @@ class StudyResult(Result):
                 ax.set_xlabel(labels[0])
                 ax.set_ylabel(labels[1])
                 ax.legend()
-                fig.tight_layout()
-                with atomic_path(out[1]) as tmp:
-                    fig.savefig(tmp)
-            finally:
-                plt.close(fig)
         return out
 
 

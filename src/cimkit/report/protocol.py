@@ -35,6 +35,7 @@ adds. ``check_names`` checks a ``to_dict()`` against the naming contract (the te
 from __future__ import annotations
 
 import abc
+import contextlib
 import csv
 import json
 import math
@@ -116,6 +117,25 @@ def write_rows(path: str | Path, rows: Iterable[dict], columns: Iterable[str] = 
             writer.writeheader()
             writer.writerows({k: cell(v) for k, v in r.items()} for r in rows)
     return Path(path)
+
+
+@contextlib.contextmanager
+def saved_figure(path: str | Path, **subplots: Any):
+    """``with saved_figure(path, figsize=...) as (fig, ax):`` draw; on leaving, the figure is laid out and
+    saved atomically to ``path`` (never a half-written file) and always closed, even when drawing fails."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(**{"dpi": 120, **subplots})
+    try:
+        yield fig, ax
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp)
+    finally:
+        plt.close(fig)
 
 
 def figure_folder(folder: str | Path) -> Path:
