@@ -81,6 +81,9 @@ def test_every_pre_refactor_figure_is_unchanged_with_the_old_digital_pricing(reg
         old = point["figures"]
         assert r.feasible == point["feasible"], point["label"]
         for key in ("area_mm2", "energy_j", "latency_s", "period_s", "ops", "arrays", "tiles", "utilization"):
+            if key == "utilization" and not r.feasible:  # > 100% on a chip too small: no longer reported
+                assert math.isnan(r.utilization)
+                continue
             assert _close(getattr(r, key), old[key]), (point["label"], key, getattr(r, key), old[key])
         if not r.feasible:  # an infeasible design is not priced any more: its parts are NaN like its totals
             assert all(math.isnan(v) for v in r.energy_breakdown_j.values()), point["label"]
@@ -396,3 +399,73 @@ def test_a_kind_registered_again_is_priced_afresh_on_the_same_workload():
         R.KINDS.register("act", old, replace=True)
     assert after > 100 * before
     assert ck.estimate(wl, "rram-22nm").energy_breakdown_j["digital"] == pytest.approx(before, rel=1e-12)
+
+
+def test_an_events_table_entry_set_anew_is_priced_afresh():
+    from cimkit.workload import registry as R
+
+    wl = ck.Workload("w", (64,), [Op("fc", "linear", in_features=64, out_features=64, vectors=1, macs=4096),
+                                  Op("g", "act", fn="gelu", elements=4096)])
+    before = ck.estimate(wl, "rram-22nm").layers[1]["energy_digital_j"]
+    old = R.EVENTS["gelu"]
+    try:
+        R.EVENTS["gelu"] = lambda e, rows, i: {"exp": 10.0 * e}
+        after = ck.estimate(wl, "rram-22nm").layers[1]["energy_digital_j"]
+    finally:
+        R.EVENTS["gelu"] = old
+    assert after > 3 * before
+
+
+def test_ops_alike_but_for_a_subclass_field_are_counted_apart():
+    import dataclasses
+    from cimkit.workload import registry as R
+
+    @dataclasses.dataclass(frozen=True)
+    class StepsOp(Op):
+        steps: int = 1
+
+    R.register_kind("steps_toy", default_unit="digital", events=lambda op: {"add": float(op.elements * op.steps)})
+    try:
+        fc = Op("fc", "linear", in_features=8, out_features=8, vectors=1, macs=64)
+        ops = [fc, StepsOp("s1", "steps_toy", elements=64, steps=1), StepsOp("s8", "steps_toy", elements=64, steps=8)]
+        import cimkit.spec.units as U
+
+        digital = U.UNIT_TYPES.get("digital")
+        U.UNIT_TYPES.register("digital", dataclasses.replace(digital, runs=digital.runs | {"steps_toy"}), replace=True)
+        try:
+            rows = {r["name"]: r["energy_digital_j"] for r in ck.estimate(ck.Workload("w", (8,), ops), "rram-22nm").layers}
+        finally:
+            U.UNIT_TYPES.register("digital", digital, replace=True)
+    finally:
+        del R.KINDS._entries["steps_toy"]
+    assert rows["s8"] == pytest.approx(8 * rows["s1"], rel=1e-9)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"out_features": 10**19}, r"out_features = 10000000000000000000; sizes above 2\*\*53"),
+    ({"kernel": (10**10, 10**10)}, r"kernel = .*each below 2\*\*31"),
+])
+def test_sizes_beyond_float64_are_refused_by_name(change, message):
+    import dataclasses
+
+    fc = Op("fc", "linear", in_features=64, out_features=64, vectors=1, macs=4096)
+    with pytest.raises(InputError, match=message):
+        ck.estimate(ck.Workload("w", (64,), [dataclasses.replace(fc, **change)]), "rram-22nm")
+    with pytest.raises(InputError, match=r"reduce = -1; it must be a whole number >= 0"):
+        ck.estimate(ck.Workload("w", (64,), [fc, Op("s", "softmax", fn="softmax", elements=64, reduce=-1)]), "rram-22nm")
+
+
+def test_a_cam_part_is_never_silently_replaced_by_another_units_component():
+    from cimkit.cam import cost as cam_cost
+
+    saved = COMPONENTS.get("noc")
+
+    class CrossbarNoc(Component):
+        name, unit = "noc", "crossbar"
+
+    COMPONENTS.register("noc", CrossbarNoc(), replace=True)
+    try:
+        with pytest.raises(InputError, match=r"built-in cost component\(s\) noc were replaced"):
+            cam_cost.price(ck.cam.CamSpec(), {})
+    finally:
+        COMPONENTS.register("noc", saved, replace=True)

@@ -216,8 +216,13 @@ class Noc(Component):
 
 
 for _c in (DataLines(), MatchLines(), Cells(), Dacs(), Sense(), Encoder(), LeafMemory(), Aggregation(), Noc()):
-    if _c.name not in REGISTRY:  # a plug-in registered before cimkit.cam was imported keeps its place
+    if _c.name not in REGISTRY:
         REGISTRY.register(_c.name, _c)
+    elif REGISTRY.get(_c.name).unit != "cam":  # one namespace of breakdown lines: a clash would drop a CAM part
+        raise InputError(f"cost component {_c.name!r} is registered for unit {REGISTRY.get(_c.name).unit!r}, but the CAM "
+                         f"model needs that name for its own part ({type(_c).__name__}); register the other "
+                         "component under another name")
+    # else: a CAM plug-in registered before cimkit.cam was imported keeps its place
 #: the built-in CAM components in report order
 _BUILTIN = ("data_lines", "match_lines", "cells", "dacs", "sense", "encoder", "leaf_memory", "aggregation", "noc")
 
@@ -232,6 +237,11 @@ def price(spec: CamSpec, events: dict) -> tuple[dict[str, float], dict[str, floa
     it prices events, of the area breakdown when it has an area."""
     ctx = CamContext(spec, events)
     names = [n for n in REGISTRY.names() if REGISTRY.get(n).unit == "cam"]
+    lost = [n for n in _BUILTIN if n not in names]
+    if lost:
+        raise InputError(f"the CAM's built-in cost component(s) {', '.join(lost)} were replaced by components of "
+                         "another unit; a CAM report would leave them out: register CAM parts with unit 'cam' and "
+                         "other units' components under other names")
     names = [n for n in _BUILTIN if n in names] + [n for n in names if n not in _BUILTIN]  # built-ins first
     comps = [REGISTRY.get(n) for n in names]
     energy: dict[str, float] = {}

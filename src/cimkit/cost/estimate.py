@@ -7,7 +7,7 @@ import itertools
 import math
 import operator
 import typing
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 
@@ -162,14 +162,25 @@ def _check_op(op, i: int, where: str, kinds: tuple[str, ...] | None = None) -> N
                          f"{', '.join(dict.fromkeys(kinds))}")
     if op.kind == UNMAPPED:
         return
+    reduce = getattr(op, "reduce", 0)
+    if not (_number(reduce) and reduce >= 0 and float(reduce).is_integer()):
+        raise InputError(f"{where}: op '{op.name}' has reduce = {short_repr(reduce)}; it must be a whole number >= 0 "
+                         "(the length of the axis a softmax or norm reduces over; 0 when none)")
+    for name in ("in_features", "out_features", "groups"):
+        value = getattr(op, name)
+        if _number(value) and value >= 2**53:
+            raise InputError(f"{where}: op '{op.name}' has {name} = {short_repr(value)}; sizes above 2**53 are not "
+                             "exact in float64 (a corrupt or mistyped workload)")
     for name in ("vectors", "macs", "elements"):
         value = getattr(op, name)
         if not _number(value) or value < 0:
             raise InputError(f"{where}: op '{op.name}' has {name} = {short_repr(value)}; it must be a finite number >= 0")
     for name in ("in_shape", "out_shape", "kernel"):
         value = getattr(op, name)
-        if not isinstance(value, (tuple, list)) or not all(_number(v) and v >= 0 for v in value):
-            raise InputError(f"{where}: op '{op.name}' has {name} = {short_repr(value)}; it must be a tuple of sizes >= 0")
+        if not isinstance(value, (tuple, list)) or not all(_number(v) and 0 <= v < 2**31 for v in value) \
+                or not math.isfinite(math.prod(float(v) for v in value)) or math.prod(value) >= 2**53:
+            raise InputError(f"{where}: op '{op.name}' has {name} = {short_repr(value)}; it must be a tuple of sizes "
+                             ">= 0, each below 2**31 and their product below 2**53")
     if op.weighted:
         sizes = (op.in_features, op.out_features, op.groups)
         if not all(_number(v) and v > 0 and float(v).is_integer() for v in sizes):
@@ -206,9 +217,10 @@ def _layers(workload: Workload, convention: OpsConvention) -> dict[str, np.ndarr
         raise InputError(f"workload must be a cimkit Workload (ck.zoo.workload(name), Workload.from_torch, "
                          f"Workload.from_onnx, Workload.from_neurosim_csv), got {type(workload).__name__}")
     ops = workload.ops
-    from ..workload.registry import KINDS
+    from ..workload.registry import EVENTS, KINDS
 
-    key = (workload.name, convention, KINDS.version)  # a kind registered again re-counts its events
+    # a kind registered again, or a function's entry of the events table set anew, re-counts the events
+    key = (workload.name, convention, KINDS.version, hash(tuple(EVENTS.items())))
     for cached_ops, cached_key, rows in _LAYER_CACHE:
         if cached_key == key and len(cached_ops) == len(ops) and all(a is b for a, b in zip(cached_ops, ops)):
             return dict(rows)
@@ -268,17 +280,20 @@ def _events_into(prims: dict, ops, info, where: str, skip=()) -> None:
                 prims.setdefault(prim, [0.0] * len(ops))[i] += float(n)
 
 
-_EVENT_KEY = None
+_EVENT_KEYS: dict[type, Callable] = {}
 
 
 def _event_key():
-    """A function of an op giving its fields other than the name, as a tuple."""
-    global _EVENT_KEY
-    if _EVENT_KEY is None:
-        from ..workload import Op
+    """A function of an op giving its type and its fields other than the name, as a tuple (an ``Op``
+    subclass's own fields included: its kind's events may read them)."""
+    def key(op):
+        getter = _EVENT_KEYS.get(type(op))
+        if getter is None:
+            getter = _EVENT_KEYS[type(op)] = operator.attrgetter(
+                *(f.name for f in dataclasses.fields(op) if f.name != "name"))
+        return (type(op), *getter(op))
 
-        _EVENT_KEY = operator.attrgetter(*(f.name for f in dataclasses.fields(Op) if f.name != "name"))
-    return _EVENT_KEY
+    return key
 
 
 def _fast_rows(ops, convention: str, info: dict, where: str) -> dict | None:
@@ -317,7 +332,9 @@ def _fast_rows(ops, convention: str, info: dict, where: str) -> dict | None:
     if not (w.size and np.isfinite(num).all() and num[:, 3:].min() >= 0 and ker.min() >= 0
             and (not shapes.size or (shapes.min() >= 0 and shapes.max() < np.inf))
             and w[:, :5].min() > 0 and (w[:, :3] == np.floor(w[:, :3])).all() and ker[weighted].min() >= 1
-            and (w[:, 2] * w[:, 0]).max() < 2.0**53):  # groups x in exact: Op.weights below rounds once
+            and (w[:, 2] * w[:, 0]).max() < 2.0**53  # groups x in exact: Op.weights below rounds once
+            and num[:, :3].max() < 2.0**53 and ker.max() < 2.0**31 and (not shapes.size or shapes.max() < 2.0**53)
+            and all(type(op.reduce) is int and op.reduce >= 0 for op in ops)):
         return None
     # digital primitives: MAC counts straight from the macs column; other events per op
     prims: dict[str, list] = {}
@@ -574,6 +591,7 @@ def estimate(workload: Workload, spec: HardwareSpec | str, *, ops: OpsConvention
 def _undefined(report: Report) -> None:
     """An infeasible design is not priced: its breakdowns, unit figures and layer energies and latencies are
     NaN (null in JSON) like its totals; the layers keep their names, units and arrays (what did not fit)."""
+    report.utilization = math.nan
     for parts in (report.area_breakdown_mm2, report.energy_breakdown_j, report.latency_breakdown_s):
         parts.update(dict.fromkeys(parts, math.nan))
     for figures in report.units.values():

@@ -100,7 +100,7 @@ def count(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict:
         sram_kb=(tiles * p["tile_buffer_kb"] + p["global_buffer_kb"])[:, 0],
         layer_arrays=arrays, duplication=dup, on_arrays=on_arrays, rewritten=rewritten,
         # cells holding an operand: static weights, and the operands of matmuls written into arrays per input
-        utilization=((w["weights"] * cpw).sum(axis=1) + ev["cell_writes"].sum(axis=1))
+        utilization=((np.where(on_arrays, w["weights"], 0) * cpw).sum(axis=1) + ev["cell_writes"].sum(axis=1))
         / (chip_arrays[:, 0] * p["rows"][:, 0] * p["cols"][:, 0]),
     )
     return ev

@@ -51,7 +51,9 @@ def register_kind(kind: str, *, default_unit: str, weighted: bool = False,
                   events: Callable[[Any], dict[str, float]] | None = None, description: str = "",
                   replace: bool = False) -> KindInfo:
     """Register an op kind (e.g. a spiking or CAM kind). ``events(op)`` returns the digital primitive
-    counts (keys from ``DIGITAL_PRIMITIVES``) of one op per inference; None counts nothing."""
+    counts (keys from ``DIGITAL_PRIMITIVES``) of one op per inference; None counts nothing. It may read any
+    field of the op (an ``Op`` subclass's own fields too) but not its name: the cost model counts ops alike
+    but for their names (the layers of a transformer) once."""
     if not isinstance(default_unit, str):
         raise InputError(f"op kind {kind!r}: default_unit must be a unit name (a string), got {short_repr(default_unit)}")
     if events is not None and not callable(events):
