@@ -309,18 +309,21 @@ def test_cost_and_workload_imports_do_not_import_torch():
 
 
 # ---- unmapped ops: kept, listed, with their shape ------------------------------------------------------------
+class CumsumThenLinear(nn.Module):
+    """A Linear after torch.cumsum, an op no rule matches."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 4)
+
+    def forward(self, x):
+        return self.fc(torch.cumsum(x, dim=-1))
+
+
 def test_an_op_no_rule_matches_is_kept_with_its_shape():
-    class Odd(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fc = nn.Linear(6, 4)
-
-        def forward(self, x):
-            return self.fc(torch.cumsum(x, dim=-1))
-
     for tracer in ("fx", "eager"):
         with pytest.warns(UserWarning, match=r"1 op\(s\) that no rule matches kept as 'unmapped'.*cumsum.*\(3, 6\)"):
-            wl = ck.Workload.from_torch(Odd(), (1, 3, 6), tracer=tracer)  # unmapped="error" refuses weights only
+            wl = ck.Workload.from_torch(CumsumThenLinear(), (1, 3, 6), tracer=tracer)  # unmapped="error" refuses weights only
         (odd,) = wl.unmapped_ops
         assert (odd.source_type, odd.in_shape, odd.out_shape, odd.elements, odd.unmapped_weights) == \
             ("cumsum", (3, 6), (3, 6), 18, 0)

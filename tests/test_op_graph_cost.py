@@ -11,14 +11,13 @@ import warnings
 
 import pytest
 import torch
-from torch import nn
 
 import cimkit as ck
 from cimkit.errors import SpecError
 from cimkit.mapping import weight_slices
 from cimkit.workload import registry
 
-from .test_op_graph import D, L, EncoderLayer, HandAttention, SelfAttention, minilm  # noqa: F401 (fixture)
+from .test_op_graph import D, L, CumsumThenLinear, EncoderLayer, HandAttention, SelfAttention, minilm  # noqa: F401
 
 SPEC = ck.HardwareSpec.preset("rram-22nm")
 
@@ -65,17 +64,9 @@ def test_minilm_l6_every_op_priced(minilm):
 
 
 def test_an_unmapped_op_is_listed_in_the_report_and_priced_as_nothing():
-    class Odd(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fc = nn.Linear(6, 4)
-
-        def forward(self, x):
-            return self.fc(torch.cumsum(x, dim=-1))
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        wl = ck.Workload.from_torch(Odd(), (1, 3, 6))
+        wl = ck.Workload.from_torch(CumsumThenLinear(), (1, 3, 6))
     (odd,) = wl.unmapped_ops
     rep = ck.estimate(wl, SPEC)
     assert rep.unmapped == [odd.name]
