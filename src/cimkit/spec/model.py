@@ -53,13 +53,6 @@ PRESET_DIR = Path(__file__).with_name("presets")
 #: the ADC kinds of the cost model's built-in components (``cimkit.cost.components.ADC_KINDS`` holds these
 #: and any plug-ins); a spec naming one of these does not need to import the cost model to validate
 BUILTIN_ADC_KINDS = ("mlsa", "sar", "survey", "integrate_fire")
-#: op kinds of the op registry's built-ins and their default units, used only while
-#: ``cimkit.workload.registry`` is not available
-_FALLBACK_KINDS = {"conv": "crossbar", "linear": "crossbar", "matmul": "digital", "softmax": "digital",
-                   "norm": "digital", "act": "digital", "eltwise": "digital", "pool": "digital",
-                   "embedding": "digital"}
-
-
 def _unknown(what: str, names) -> PydanticCustomError:
     """A field error naming what the value should be and every registered name (the formatter adds the
     field path and the value)."""
@@ -73,18 +66,6 @@ def _registered(registry, value: str) -> str:
     return value
 
 
-def _optional_module(name: str):
-    """Module ``name`` (a part of cimkit written separately), or None while it does not exist."""
-    import importlib
-
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        return None
-
-
 def adc_kinds():
     """The ADC kind registry of the cost model (``cimkit.cost.components.ADC_KINDS``), imported when a
     spec names a kind that is not built in."""
@@ -94,19 +75,18 @@ def adc_kinds():
 
 
 def op_kinds() -> tuple[str, ...]:
-    """Registered op kinds (``cimkit.workload.registry.kinds()``)."""
-    module = _optional_module("cimkit.workload.registry")
-    return tuple(_FALLBACK_KINDS) if module is None else tuple(module.kinds())
+    """Registered op kinds (``cimkit.workload.registry.kinds()``; that module imports no torch)."""
+    from ..workload.registry import kinds
+
+    return kinds()
 
 
 def default_unit(kind: str) -> str:
-    """The unit an op kind runs on unless ``HardwareSpec.routing`` says otherwise."""
-    module = _optional_module("cimkit.workload.registry")
-    if module is not None:
-        return module.kind_info(kind).default_unit
-    if kind not in _FALLBACK_KINDS:
-        raise InputError(f"unknown op kind {kind!r}; op kinds: {', '.join(_FALLBACK_KINDS)}")
-    return _FALLBACK_KINDS[kind]
+    """The unit an op kind runs on unless ``HardwareSpec.routing`` says otherwise (an ``InputError``
+    listing the kinds for an unknown one)."""
+    from ..workload.registry import kind_info
+
+    return kind_info(kind).default_unit
 
 
 class DeviceSpec(StrictModel):
