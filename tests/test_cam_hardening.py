@@ -168,7 +168,7 @@ def test_quantized_compile_with_empty_X_no_longer_gives_a_program(forest):
 # ---- CAM spec and cost -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("circuit, message", [
     ({"sl_voltage_v": math.nan}, "finite"), ({"dac_area_um2": math.inf}, "finite"),
-    ({"sa_energy_fj": True}, "boolean"), ({"search_ns": 1.0}, "allowed here"),
+    ({"sense_cap_ff": True}, "boolean"), ({"search_ns": 1.0}, "allowed here"),
 ])
 def test_cam_circuit_is_strict(circuit, message):
     with pytest.raises(SpecError, match=message):

@@ -67,25 +67,32 @@ SCHEMES: dict[str, Scheme] = {s.name: s for s in (
 )}
 
 
-def _cell_conductance_s(prog: CamProgram, X, spec: CamSpec, gate: bool) -> np.ndarray:
-    """(rows, features) conductance (S) a search sees through each stored bound pair's two memristor
-    dividers over its ``cells_per_feature`` cells (the Cells component prices V^2 G t of it)."""
+def _branch_current_a(g_us, c) -> np.ndarray:
+    """Current (A) one divider branch draws at conductance ``g_us`` (uS): V_sl G, capped at the clamp
+    0.5 K1 (V_ml - V_th)^2 (CAMSHAP, src/acam.cc l.278-283)."""
+    return np.minimum(c.sl_voltage_v * np.asarray(g_us, dtype=float) * 1e-6, c.branch_clamp_a)
+
+
+def _cell_current_a(prog: CamProgram, X, spec: CamSpec, gate: bool) -> np.ndarray:
+    """(rows, features) search-line current (A) a search draws through each stored bound pair's divider
+    branches (a lower- and an upper-bound branch per cell, over its ``cells_per_feature`` cells), each
+    branch's current V_sl G capped at the clamp; the Cells component prices T_clk V_sl I of it."""
     c = spec.circuit
     lo, hi = prog.bound_levels(X)
     top = 2**spec.bits - 1
     base = 2**spec.bits_per_cell
 
-    def conductance_sum(level, open_g):
+    def current_sum(level, open_g_us):
         code = np.where(np.isnan(level), 0, np.round(np.nan_to_num(level) * top)).astype(np.int64)
         digits = (code[..., None] // base ** np.arange(spec.cells_per_feature)) % base  # LSB cell first
-        g = c.g_min_us + (c.g_max_us - c.g_min_us) * digits / (base - 1)
-        g = np.where(np.isnan(level)[..., None], open_g, g)
-        return g.sum(axis=-1) * 1e-6
+        g = c.g_min_us + (c.g_max_us - c.g_min_us) * digits / base  # CAMSHAP's levels: g_min + k (g_max - g_min)/2^b
+        g = np.where(np.isnan(level)[..., None], open_g_us, g)
+        return _branch_current_a(g, c).sum(axis=-1)
 
-    g = conductance_sum(lo, c.g_min_us) + conductance_sum(hi, c.g_max_us)
+    i = current_sum(lo, c.g_hrs_us) + current_sum(hi, c.g_lrs_us)
     if gate:
-        g = np.where(prog.dont_care, 0.0, g)
-    return g
+        i = np.where(prog.dont_care, 0.0, i)
+    return i
 
 
 def _digital_units(spec: CamSpec) -> dict[str, float]:
@@ -104,7 +111,7 @@ def _digital_units(spec: CamSpec) -> dict[str, float]:
 class CamContext:
     """What a CAM component prices from: ``spec`` (the CamSpec), ``events`` (per decision: ``dl_drives``
     data-line drives, ``ml_rows`` and ``ml_cells`` match-line precharges and the cells on them,
-    ``cell_siemens`` the conductance of the evaluated cells, ``senses``, ``array_searches``,
+    ``cell_amps`` the search-line current of the evaluated cells, ``senses``, ``array_searches``,
     ``leaf_bits_read``, ``adds``, ``noc_bit_mm``; instances: ``arrays``, ``cells_stored``, ``dacs``,
     ``sense_amps``, ``leaf_bits_stored``), ``digital`` (the shared digital figures at the CAM's node:
     ``_digital_units``) and, for overhead components, ``core_area_mm2`` (every other component's area)."""
@@ -116,29 +123,36 @@ class CamContext:
 
 
 class DataLines(Component):
-    """A DAC conversion plus charging the data line along the array's rows, per driven column; the
-    column DACs' area is its own line ("dacs")."""
+    """Driving one cell column's data line for a clock, T_clk V_dd^2 / R_out with the driver sized to settle
+    the line in one clock, R_out = T_clk / (rows C_dl) - R_w (rows - 1) / 2 (CAMSHAP, src/acam.cc l.67-68),
+    plus ``dac_energy_pj`` (0 by default: that drive is CAMSHAP's whole DAC energy); the column DACs' area
+    is its own line ("dacs")."""
 
     name, unit = "data_lines", "cam"
 
     def energy_per_event_j(self, ctx):
         c, spec = ctx.spec.circuit, ctx.spec
-        return {"dl_drives": c.dac_energy_pj * 1e-12 + spec.rows * c.dl_cap_ff_per_row * 1e-15 * spec.supply_v**2}
+        t = c.search_time_ns * 1e-9
+        r_out = t / (spec.rows * c.dl_cap_ff_per_row * 1e-15) - 0.5 * c.dl_wire_ohm_per_row * (spec.rows - 1)
+        return {"dl_drives": c.dac_energy_pj * 1e-12 + t * c.dl_voltage_v**2 / r_out}
 
 
 class MatchLines(Component):
-    """Match-line precharge, C V^2 per enabled row and evaluated segment, C from the segment's cells."""
+    """Match line and precharge, C V_ml^2 per enabled row and evaluated segment: C_ml per feature column of
+    the segment (priced per cell as C_ml / cells_per_feature) plus the row's precharge C_pre (CAMSHAP,
+    src/acam.cc l.70-71)."""
 
     name, unit = "match_lines", "cam"
 
     def energy_per_event_j(self, ctx):
-        c = ctx.spec.circuit
-        return {"ml_cells": c.ml_cap_ff_per_cell * 1e-15 * c.ml_voltage_v**2,
-                "ml_rows": c.ml_cap_ff_fixed * 1e-15 * c.ml_voltage_v**2}
+        c, spec = ctx.spec.circuit, ctx.spec
+        return {"ml_cells": c.ml_cap_ff_per_col / spec.cells_per_feature * 1e-15 * c.ml_voltage_v**2,
+                "ml_rows": c.precharge_cap_ff * 1e-15 * c.ml_voltage_v**2}
 
 
 class Cells(Component):
-    """Search-line current through each evaluated cell's two memristor dividers: V^2 G t; the cell area."""
+    """Search-line current through each evaluated cell's two divider branches for a clock, T_clk V_sl I, each
+    branch's I = min(V_sl G, 0.5 K1 (V_ml - V_th)^2) (CAMSHAP, src/acam.cc l.278-284); the cell area."""
 
     name, unit = "cells", "cam"
 
@@ -147,7 +161,7 @@ class Cells(Component):
 
     def energy_per_event_j(self, ctx):
         c = ctx.spec.circuit
-        return {"cell_siemens": c.sl_voltage_v**2 * c.search_time_ns * 1e-9}
+        return {"cell_amps": c.sl_voltage_v * c.search_time_ns * 1e-9}
 
 
 class Dacs(Component):
@@ -168,8 +182,9 @@ class Sense(Component):
     def area_mm2(self, ctx):
         return ctx.events["sense_amps"] * ctx.spec.circuit.sa_area_um2 * 1e-6
 
-    def energy_per_event_j(self, ctx):
-        return {"senses": ctx.spec.circuit.sa_energy_fj * 1e-15}
+    def energy_per_event_j(self, ctx):  # C_mlso V_ml^2 (CAMSHAP, src/acam.cc l.69)
+        c = ctx.spec.circuit
+        return {"senses": c.sense_cap_ff * 1e-15 * c.ml_voltage_v**2}
 
 
 class Encoder(Component):
@@ -266,7 +281,7 @@ def price(spec: CamSpec, events: dict) -> tuple[dict[str, float], dict[str, floa
     return energy, area
 
 
-def _count_events(prog: CamProgram, lay: CamLayout, X: np.ndarray, scheme: Scheme, cell_g: np.ndarray,
+def _count_events(prog: CamProgram, lay: CamLayout, X: np.ndarray, scheme: Scheme, cell_i: np.ndarray,
                   track_matches: bool = False):
     """Totals over the samples of X of every search event; with ``track_matches`` (or a sequential
     scheme) also the (samples, slots) rows left matching after the last segment."""
@@ -274,11 +289,12 @@ def _count_events(prog: CamProgram, lay: CamLayout, X: np.ndarray, scheme: Schem
     n_slots, R, B = len(lay.slot_row), spec.rows, lay.row_blocks
     used = lay.used
     rows = lay.slot_row[used]
-    # an unprogrammed row (searched only by the raw scheme): both memristors of every cell at HRS
-    slot_cell_g = np.full((n_slots, prog.n_features), 2 * c.g_min_us * 1e-6 * spec.cells_per_feature)
-    slot_cell_g[used] = cell_g[rows]
-    slot_cell_g = slot_cell_g[:, lay.feature_order]
-    seg_cell_g = np.stack([slot_cell_g[:, a:b].sum(axis=1) for _, a, b in lay.segments], axis=1)  # (slots, segs)
+    # an unprogrammed row (searched only by the raw scheme): both memristors of every cell erased to HRS
+    erased_a = 2 * float(_branch_current_a(c.g_hrs_us, c)) * spec.cells_per_feature
+    slot_cell_i = np.full((n_slots, prog.n_features), erased_a)
+    slot_cell_i[used] = cell_i[rows]
+    slot_cell_i = slot_cell_i[:, lay.feature_order]
+    seg_cell_i = np.stack([slot_cell_i[:, a:b].sum(axis=1) for _, a, b in lay.segments], axis=1)  # (slots, segs)
     lo = np.full((n_slots, prog.n_features), -np.inf)
     hi = np.full((n_slots, prog.n_features), np.inf)
     lo[used] = prog.lo[rows][:, lay.feature_order]
@@ -290,7 +306,7 @@ def _count_events(prog: CamProgram, lay: CamLayout, X: np.ndarray, scheme: Schem
         columns = np.broadcast_to(np.array([b - a for _, a, b in lay.segments]), tested.shape)
     enabled0 = used if scheme.disable_unused else np.ones(n_slots, dtype=bool)
     track = track_matches or scheme.sequential
-    ev = dict(rows=np.zeros(len(lay.segments)), cell_g=0.0, columns=0.0, array_searches=0.0, cells=0.0)
+    ev = dict(rows=np.zeros(len(lay.segments)), cell_i=0.0, columns=0.0, array_searches=0.0, cells=0.0)
     matched = []
     for start in range(0, len(X), _CHUNK):
         x = X[start:start + _CHUNK][:, lay.feature_order]
@@ -304,7 +320,7 @@ def _count_events(prog: CamProgram, lay: CamLayout, X: np.ndarray, scheme: Schem
             evaluated = by_block & active[:, :, None]
             ev["rows"][s] += evaluated.sum()
             ev["cells"] += evaluated.sum() * (b - a)
-            ev["cell_g"] += float((evaluated.reshape(n, -1) @ seg_cell_g[:, s]).sum())
+            ev["cell_i"] += float((evaluated.reshape(n, -1) @ seg_cell_i[:, s]).sum())
             ev["columns"] += float((active * columns[:, s][None, :]).sum())
             searched[:, :, k] |= active
             if track:
@@ -344,7 +360,7 @@ def estimate(prog: CamProgram, X, spec: CamSpec | None = None, scheme: str = "mo
     if len(codes) == 0:
         raise InputError("estimate needs at least one input sample")
     lay = layout(prog, spec, reorder=sch.reorder, sequential=sch.sequential)
-    ev, _ = _count_events(prog, lay, codes, sch, _cell_conductance_s(prog, X, spec, sch.gate_dont_care))
+    ev, _ = _count_events(prog, lay, codes, sch, _cell_current_a(prog, X, spec, sch.gate_dont_care))
     n = len(codes)
     trees = len(prog.tree_rows)
     arrays_stored = int(lay.arrays_tested().sum()) if sch.skip_dont_care else lay.row_blocks * lay.feature_blocks
@@ -357,7 +373,7 @@ def estimate(prog: CamProgram, X, spec: CamSpec | None = None, scheme: str = "mo
     events = {  # per decision (averaged over the inputs X), then the instances the areas count
         "dl_drives": ev["columns"] * spec.cells_per_feature / n,
         "ml_rows": float(ev["rows"].sum()) / n, "ml_cells": float(ev["rows"] @ seg_cells) / n,
-        "cell_siemens": ev["cell_g"] / n, "senses": float(ev["rows"].sum()) / n,
+        "cell_amps": ev["cell_i"] / n, "senses": float(ev["rows"].sum()) / n,
         "array_searches": ev["array_searches"] / n, "leaf_bits_read": trees * leaves * spec.leaf_bits,
         "adds": trees * leaves + prog.ensemble.n_outputs,
         "noc_bit_mm": (prog.n_features * spec.bits * lay.row_blocks + trees * spec.leaf_bits) * hop_mm,
