@@ -21,7 +21,6 @@ from torch import nn
 from .data import cache_dir, mnist
 from .data.digits import load_cached
 from .sim import calibrate, convert
-from .io import atomic_path
 from .spec import HardwareSpec
 
 DEMO_PRESETS = ("ideal", "sram", "rram-22nm", "pcm")
@@ -143,23 +142,16 @@ def run_demo(out_dir: Path | str = "out", *, chip_samples: int = 3, quick: bool 
 
 
 def _plot_adc_sweep(result: DemoResult, path: Path) -> Path:
-    import matplotlib
+    from .report import saved_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=120)
-    for name, points in result.adc_sweep.items():
-        bits, accs = zip(*points)
-        ax.plot(bits, [100 * a for a in accs], marker="o", label=name)
-    ax.axhline(100 * result.float_accuracy, color="gray", linestyle="--", label="float (digital)")
-    ax.set_xlabel("ADC resolution (bits)")
-    ax.set_ylabel("MNIST test accuracy (%)")
-    ax.set_title("Small CNN on CIM: accuracy against ADC bits")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp)
-    plt.close(fig)
+    with saved_figure(path, figsize=(5.5, 3.6)) as (fig, ax):
+        for name, points in result.adc_sweep.items():
+            bits, accs = zip(*points)
+            ax.plot(bits, [100 * a for a in accs], marker="o", label=name)
+        ax.axhline(100 * result.float_accuracy, color="gray", linestyle="--", label="float (digital)")
+        ax.set_xlabel("ADC resolution (bits)")
+        ax.set_ylabel("MNIST test accuracy (%)")
+        ax.set_title("Small CNN on CIM: accuracy against ADC bits")
+        ax.grid(alpha=0.3)
+        ax.legend()
     return path

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, short_repr
-from ..io import atomic_path, atomic_write, check_output_path, figure_suffixes, json_safe, strict_json
-from ..report import Result, figure_folder
-from .cost import COMPONENTS, SCHEMES, compare
+from ..io import atomic_write, check_output_path, figure_suffixes, json_safe, strict_json
+from ..report import Result, figure_folder, saved_figure
+from .cost import SCHEMES, compare
 from .report import CamReport
 from .program import CamProgram, check_scale, check_seed, check_variation, compile
 from .spec import CamSpec
@@ -177,39 +177,30 @@ def run_trees(data: str = "breast_cancer", model: str = "rf", *, trees: int = 10
 def plot_trees(result: TreesResult, path: str | Path) -> Path:
     """Energy per decision by component for each scheme, and the fraction of rows searched in each
     match-line segment under the monotone (sequential) schemes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     path = check_output_path(path, figure_suffixes(), "figure")
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 2]})
     names = list(result.reports)
-    bottom = np.zeros(len(names))
-    for comp in COMPONENTS:
-        vals = np.array([result.reports[n].energy_breakdown_j[comp] * 1e9 for n in names])
-        ax.bar(names, vals, bottom=bottom, label=comp)
-        bottom += vals
-    ax.set_ylabel("energy per decision (nJ)")
-    ax.set_title(f"{result.model} x{result.trees}, depth {result.depth} on {result.data}: {result.rows} rows, "
-                 f"sparsity {result.sparsity:.0%}")
-    ax.tick_params(axis="x", rotation=30)
-    ax.legend(fontsize=7)
-    for n in names:
-        r = result.reports[n]
-        if SCHEMES[n].sequential:
-            ax2.plot(np.arange(1, len(r.evaluated_fraction) + 1), r.evaluated_fraction, marker="o", label=n)
-    ax2.set_xlabel("match-line segment (evaluated in turn)")
-    ax2.set_ylabel("fraction of rows searched")
-    ax2.set_yscale("log")
-    ax2.set_title("monotone match lines: rows left to search")
-    ax2.legend(fontsize=7)
-    fig.tight_layout()
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=120)
-    finally:
-        plt.close(fig)
+    # every component with energy in any scheme, plug-ins included (built-ins first, in report order)
+    comps = list(dict.fromkeys(c for n in names for c in result.reports[n].energy_breakdown_j))
+    with saved_figure(path, ncols=2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 2]}) as (fig, (ax, ax2)):
+        bottom = np.zeros(len(names))
+        for comp in comps:
+            vals = np.array([result.reports[n].energy_breakdown_j.get(comp, 0.0) * 1e9 for n in names])
+            ax.bar(names, vals, bottom=bottom, label=comp)
+            bottom += vals
+        ax.set_ylabel("energy per decision (nJ)")
+        ax.set_title(f"{result.model} x{result.trees}, depth {result.depth} on {result.data}: {result.rows} rows, "
+                     f"sparsity {result.sparsity:.0%}")
+        ax.tick_params(axis="x", rotation=30)
+        ax.legend(fontsize=7)
+        for n in names:
+            r = result.reports[n]
+            if SCHEMES[n].sequential:
+                ax2.plot(np.arange(1, len(r.evaluated_fraction) + 1), r.evaluated_fraction, marker="o", label=n)
+        ax2.set_xlabel("match-line segment (evaluated in turn)")
+        ax2.set_ylabel("fraction of rows searched")
+        ax2.set_yscale("log")
+        ax2.set_title("monotone match lines: rows left to search")
+        ax2.legend(fontsize=7)
     return path
 
 
