@@ -64,7 +64,15 @@ BEFORE = {
 }
 
 
+#: defaults issue 12 turned into null ("modeled": the node's nominal supply, the array's read time, half the
+#: rows as bus width), with the value each had before; an explicit value is kept as written
+NULLED = {("technology", "supply_v"): 0.8, ("periphery", "read_latency_ns"): 1.0, ("chip", "buffer_bus_bits"): 64}
+
+
 def _old_fields(dump: dict) -> dict:
+    for (section, key), old in NULLED.items():
+        if dump.get(section, {}).get(key, old) is None:
+            dump[section][key] = old
     out = {}
     for key, value in dump.items():
         if key in NEW_FIELDS and NEW_FIELDS[key] is None:

@@ -149,14 +149,19 @@ def check_figure(comp: str, what: str, value, event: str | None = None):
 @dataclass(frozen=True)
 class AdcKind:
     """One converter type at the 22 nm / 0.8 V reference: ``area_um2(bits)``, ``energy_pj(bits, pulses)``
-    (``pulses``: input pulses an integrating converter sums before it converts), ``time_ns(bits)``; all
-    elementwise on numpy arrays."""
+    (``pulses``: input pulses an integrating converter sums before it converts), ``time_ns(bits)`` (the
+    conversion's logic delay, which scales with the node's gate delay); all elementwise on numpy arrays.
+    ``sense_ns``: analog sensing time per conversion that does not scale with the node. ``sets_clock``: a
+    one-cycle converter whose read cycle (array read plus conversion, NeuroSim's synchronous mode) sets the
+    chip's clock; otherwise a conversion takes its own time, at least one clock cycle."""
 
     name: str
     description: str
     area_um2: Callable
     energy_pj: Callable
     time_ns: Callable
+    sense_ns: float = 0.0
+    sets_clock: bool = False
 
 
 #: converters by name (``chip.adc_type``)
@@ -171,10 +176,23 @@ def _levels(bits):
     return 2.0**bits - 1
 
 
+#: NeuroSim's 22 nm figures at its 0.85 V supply, restated at the 22 nm / 0.8 V reference of this module
+_AT_NEUROSIM_SUPPLY = 1.0 / float(energy_factor(K.NEUROSIM_NODE_NM, K.NEUROSIM_SUPPLY_V))
+
+
+def mlsa_energy_pj(bits, pulses=None):
+    """One conversion of NeuroSim's current-mode MLSA (pJ, 22 nm / 0.8 V): its comparators' power per level
+    over the sensing time, and the encoder's (L + log2 L) gates; the column current it senses is priced
+    per cell read by the ``array`` component."""
+    levels = 2.0**bits
+    return (K.MLSA_LEVEL_ENERGY_PJ * (levels - 1) + K.ENCODER_ENERGY_PJ_PER_GATE * (levels + bits)) * _AT_NEUROSIM_SUPPLY
+
+
 register_adc_kind(AdcKind(
-    "mlsa", "multi-level sense amplifier / flash: 2^b - 1 comparators (NeuroSim's default; calibrated on its VGG8 run)",
-    lambda b: K.MLSA_AREA_UM2_PER_LEVEL * _levels(b), lambda b, pulses: K.MLSA_ENERGY_PJ_PER_LEVEL * _levels(b),
-    lambda b: K.MLSA_TIME_NS + 0 * b))
+    "mlsa", "multi-level sense amplifier / flash: 2^b - 1 current comparators and an encoder (NeuroSim's default)",
+    lambda b: K.MLSA_AREA_UM2_PER_LEVEL * _levels(b), mlsa_energy_pj,
+    lambda b: K.ENCODER_DELAY_NS + K.ENCODER_DELAY_NS_PER_LEVEL * 2.0**b,
+    sense_ns=K.MLSA_SENSE_TIME_NS, sets_clock=True))
 register_adc_kind(AdcKind(
     "sar", "successive approximation: b cycles and a 2^b-unit capacitor DAC",
     lambda b: K.SAR_AREA_UM2_PER_BIT * b + K.SAR_CAP_AREA_UM2 * 2.0**b,
@@ -191,19 +209,39 @@ register_adc_kind(AdcKind(
 
 
 def adc_figures(kind_codes, kinds: tuple[str, ...], bits, pulses):
-    """(area um^2, energy pJ, time ns) per configuration: ``kind_codes`` (C, 1) index ``kinds`` (names of
-    ``ADC_KINDS``)."""
-    area = energy = time = None
+    """(area um^2, energy pJ, logic time ns, sensing time ns, sets the clock) per configuration:
+    ``kind_codes`` (C, 1) index ``kinds`` (names of ``ADC_KINDS``)."""
+    out = None
     for code, name in enumerate(kinds):
         k = ADC_KINDS.get(name, "chip.adc_type")
-        a, e, t = (np.broadcast_to(np.asarray(f, dtype=float), np.shape(bits)) for f in
-                   (k.area_um2(bits), k.energy_pj(bits, pulses), k.time_ns(bits)))
-        if area is None:
-            area, energy, time = a, e, t
+        figs = [np.broadcast_to(np.asarray(f, dtype=float), np.shape(bits)) for f in
+                (k.area_um2(bits), k.energy_pj(bits, pulses), k.time_ns(bits), k.sense_ns)]
+        figs.append(np.full(np.shape(bits), bool(k.sets_clock)))
+        if out is None:
+            out = figs
         else:
             m = kind_codes == code
-            area, energy, time = np.where(m, a, area), np.where(m, e, energy), np.where(m, t, time)
-    return area, energy, time
+            out = [np.where(m, new, old) for new, old in zip(figs, out)]
+    return tuple(out)
+
+
+def read_cycle(ctx) -> None:
+    """Set ``ctx.cycle_s``, the chip's clock period, and ``ctx.conversion_s``, one conversion's time (C, 1).
+
+    The array read (the column multiplexer's decoder and the column settling, growing with the gates it
+    drives, (cols / columns_per_adc) x rows, and with the node's gate delay; ``periphery.read_latency_ns``
+    when given) and, for a one-cycle converter (``AdcKind.sets_clock``), its conversion make the read cycle;
+    with NeuroSim's 1.4 margin it bounds the clock from below (``technology.clock_hz`` is the fastest)."""
+    p = ctx.p
+    _, _, logic_ns, sense_ns, clocked = Adc.figures(ctx)
+    gates = p["cols"] / p["columns_per_adc"] * p["rows"]
+    modeled_ns = (K.ARRAY_READ_NS + K.ARRAY_READ_NS_PER_GATE * gates) * ctx.delay_scale
+    given = p["read_latency_ns"]
+    read_ns = np.where(np.isnan(given), modeled_ns, given)
+    conversion_ns = logic_ns * ctx.delay_scale + sense_ns
+    cycle_ns = K.READ_CYCLE_MARGIN * (read_ns + np.where(clocked, conversion_ns, 0.0))
+    ctx.cycle_s = np.maximum(1.0 / p["clock_hz"], cycle_ns * 1e-9)
+    ctx.conversion_s = conversion_ns * 1e-9
 
 
 # ---- row drivers per DAC mode -------------------------------------------------------------------------
@@ -211,17 +249,20 @@ def adc_figures(kind_codes, kinds: tuple[str, ...], bits, pulses):
 #: DAC mode of ``cimkit.spec.units.DAC_MODES`` without an entry here is priced from its own properties
 #: (``default_drive_pj``); register one to price it otherwise: ``DRIVERS.register("my_mode", lambda bits: ...)``
 DRIVERS: Registry[Callable] = Registry("row-driver model (periphery.dac_mode)")
-DRIVERS.register("bit_serial", lambda bits: K.ROW_DRIVE_ENERGY_PJ + 0 * bits)
+DRIVERS.register("bit_serial", lambda bits: 0.0 * bits)
 DRIVERS.register("pulse_train", lambda bits: K.INPUT_PULSE_ENERGY_PJ + 0 * bits)
-DRIVERS.register("multi_level", lambda bits: K.ROW_DRIVE_ENERGY_PJ + K.DAC_ENERGY_PJ_PER_LEVEL * (2.0**bits))
+DRIVERS.register("multi_level", lambda bits: K.DAC_ENERGY_PJ_PER_LEVEL * (2.0**bits))
+#: DAC modes whose ``DRIVERS`` figure is a measured chip's fit that already holds the word-line charging
+#: (NeuRRAM's pulse trains): the word lines are not priced again from the array's geometry
+FITTED_DRIVE_MODES = {"pulse_train"}
 
 
 def default_drive_pj(bits, binary):
-    """Row-drive energy (pJ, 22 nm / 0.8 V) of a DAC mode that ``DRIVERS`` does not list, from its
-    ``DacMode`` properties: a binary drive (``binary``: pulses of one level) costs the word-line switching
-    per pulse, as bit_serial; a multi-level one adds the DAC's energy per output level, as multi_level.
-    (The row-drive events already count the pulses per read and, for binary drives, the 1 bits.)"""
-    return K.ROW_DRIVE_ENERGY_PJ + np.where(binary, 0.0, K.DAC_ENERGY_PJ_PER_LEVEL * (2.0**bits))
+    """Driver energy (pJ, 22 nm / 0.8 V) per row drive of a DAC mode that ``DRIVERS`` does not list, beyond
+    the word line's own charging: nothing for a binary drive (pulses of one level, as bit_serial), the DAC's
+    energy per output level for a multi-level one (as multi_level). (The row-drive events already count the
+    pulses per read and, for binary drives, the 1 bits.)"""
+    return np.where(binary, 0.0, K.DAC_ENERGY_PJ_PER_LEVEL * (2.0**bits))
 
 
 # ---- the crossbar unit's components (constants.py; unchanged figures) --------------------------------------
@@ -229,9 +270,22 @@ def _mm2(um2):
     return um2 * 1e-6
 
 
+def effective_conductance_s(p):
+    """Mean conductance (S) a read cell conducts through its access transistor (0.25 R_on, NeuroSim's
+    sizing), with the weights spread evenly over the 2^bits_per_cell levels from g_min to g_max (NeuroSim's
+    random-weight traces); (C, 1)."""
+    g_min, g_max = p["g_min_us"] * 1e-6, p["g_max_us"] * 1e-6
+    n = 2.0 ** p["bits_per_cell"]
+    k = np.arange(int(n.max()))[None, :]
+    g = g_min + k / np.maximum(n - 1, 1) * (g_max - g_min)
+    eff = 1.0 / (1.0 / np.maximum(g, 1e-30) + K.ACCESS_R_OVER_R_ON / g_max)
+    return np.where(k < n, eff, 0.0).sum(axis=1, keepdims=True) / n
+
+
 class Array(Component):
-    """Cell arrays: read energy V^2 G t per active cell plus the column read (precharge, mux) per
-    conversion; area cells x F^2; one settling time per serial read."""
+    """Cell arrays: the column current each active cell adds while the converter senses it (NeuroSim's
+    current-mode MLSA: b (V_read / 0.5 V) g_eff t_sense per cell); area cells x F^2. Their read time is
+    part of the read cycle (``read_cycle``)."""
 
     name, unit = "array", "crossbar"
 
@@ -242,17 +296,16 @@ class Array(Component):
 
     def energy_per_event_j(self, ctx):
         p = ctx.p
-        g_avg_s = 0.5 * (p["g_min_us"] + p["g_max_us"]) * 1e-6
-        return {"cell_reads": p["read_v"] ** 2 * g_avg_s * K.CELL_READ_TIME_S,
-                "conversions": K.COLUMN_READ_ENERGY_PJ * ctx.energy_scale * 1e-12}
-
-    def latency_per_event_s(self, ctx):
-        return {"serial_reads": ctx.p["read_latency_ns"] * 1e-9}
+        per_cell = (K.COLUMN_CURRENT_W_PER_S * p["read_v"] / K.COLUMN_CURRENT_REF_V * effective_conductance_s(p)
+                    * K.MLSA_SENSE_TIME_NS * 1e-9)
+        return {"cell_reads": per_cell}
 
 
 class Drivers(Component):
-    """Row decoders, drivers and DACs: energy per row drive by DAC mode (``DRIVERS``, else
-    ``default_drive_pj`` from the mode's properties); area per row and column."""
+    """Word lines and their drivers: each row pulse charges the row (``WORDLINE_CAP_F_PER_CELL`` per column,
+    Vdd^2) once per multiplexer phase, plus the DAC mode's driver energy (``DRIVERS``, else
+    ``default_drive_pj``); every array read clocks the switch matrix's row latches once per phase. Area per
+    row and column."""
 
     name, unit = "drivers", "crossbar"
 
@@ -264,25 +317,32 @@ class Drivers(Component):
     def energy_per_event_j(self, ctx):
         p = ctx.p
         modes = p["dac_modes"]
-        drive = None
+        drive = wordline = None
+        ns = ctx.energy_scale_from(K.NEUROSIM_NODE_NM, K.NEUROSIM_SUPPLY_V)
+        geometric = (K.WORDLINE_CAP_F_PER_CELL * K.NEUROSIM_SUPPLY_V**2 * 1e12 * p["cols"] * p["columns_per_adc"]
+                     / ctx.energy_scale) * ns
         for code, mode in enumerate(modes):
             if mode in DRIVERS:
                 e = np.asarray(DRIVERS.get(mode)(p["input_bits"]), dtype=float)
             else:  # a plug-in DAC mode without its own driver model: priced from its properties
                 e = default_drive_pj(p["input_bits"], p["binary_drive"])
+            wl = 0.0 * geometric if mode in FITTED_DRIVE_MODES else geometric
             drive = e if drive is None else np.where(p["dac_mode"] == code, e, drive)
-        return {"row_drives": ctx.energy_scale * 1e-12 * drive}
+            wordline = wl if wordline is None else np.where(p["dac_mode"] == code, wl, wordline)
+        latches = K.ROW_LATCH_ENERGY_PJ * p["rows"] * p["columns_per_adc"] * 1e-12 * ns
+        return {"row_drives": ctx.energy_scale * 1e-12 * (drive + wordline), "array_reads": latches}
 
 
 class Adc(Component):
     """Column converters of ``chip.adc_type`` (``ADC_KINDS``): energy per conversion; a converter serves
-    ``columns_per_adc`` columns in turn, each conversion at least one clock cycle."""
+    ``columns_per_adc`` columns in turn, each conversion one read cycle (at least one clock cycle)."""
 
     name, unit = "adc", "crossbar"
 
     @staticmethod
     def figures(ctx):
-        """(area um^2, energy pJ, time ns) of one converter per configuration, at 22 nm / 0.8 V."""
+        """(area um^2, energy pJ, logic ns, sensing ns, sets clock) of one converter per configuration, at
+        22 nm / 0.8 V."""
         if "adc" not in ctx._scales:
             p = ctx.p
             ctx._scales["adc"] = adc_figures(p["adc_type"], p["adc_types"], p["adc_bits"], p["pulses"])
@@ -295,24 +355,42 @@ class Adc(Component):
         return {"conversions": self.figures(ctx)[1] * ctx.energy_scale * 1e-12}
 
     def latency_per_event_s(self, ctx):
-        t_adc = self.figures(ctx)[2] * ctx.delay_scale * 1e-9
-        return {"adc_slots": np.maximum(t_adc, ctx.cycle_s)}
+        clocked = self.figures(ctx)[4]
+        return {"adc_slots": np.where(clocked, ctx.cycle_s, np.maximum(ctx.conversion_s, ctx.cycle_s))}
 
 
 class Accumulation(Component):
-    """Shift-and-add per conversion, partial-sum adders between row tiles."""
+    """Shift-and-add after each converter (NeuroSim's ShiftAdd: an ADC-wide adder and flip-flops per
+    conversion for the weight slices; an input-bit adder every columns_per_weight conversions when inputs
+    are bit-serial), and an adder tree over the partial sums of a layer's row tiles."""
 
     name, unit = "accumulation", "crossbar"
+
+    @staticmethod
+    def _widths(ctx):
+        p = ctx.p
+        b, cpw, m = p["adc_bits"], ctx.events["columns_per_weight"], p["columns_per_adc"]
+        serial_inputs = p["passes"] > 1
+        return b, cpw, m, serial_inputs
 
     def area_mm2(self, ctx):
         return ctx.events["adcs"] * K.SHIFT_ADD_AREA_UM2 * ctx.area_scale[:, 0] * 1e-6
 
     def energy_per_event_j(self, ctx):
-        return {"conversions": K.SHIFT_ADD_ENERGY_PJ * ctx.energy_scale * 1e-12,
-                "psum_adds": K.ADD_ENERGY_PJ * ctx.energy_scale * 1e-12}
+        b, cpw, m, serial_inputs = self._widths(ctx)
+        weight = K.ADDER_ENERGY_PJ_PER_BIT * b + K.SHIFT_ADD_FF_ENERGY_PJ * (b + cpw)
+        inputs = (np.ceil(m / cpw) / m) * (K.ADDER_ENERGY_PJ_PER_BIT * (b + cpw)
+                                           + K.SHIFT_ADD_FF_ENERGY_PJ * (b + cpw + ctx.p["input_bits"]))
+        per_conversion = (weight + np.where(serial_inputs, inputs, 0.0)) * 1e-12 \
+            * ctx.energy_scale_from(K.NEUROSIM_NODE_NM, K.NEUROSIM_SUPPLY_V)
+        return {"conversions": per_conversion, "psum_adds": K.ADD_ENERGY_PJ * ctx.energy_scale * 1e-12}
 
     def latency_per_event_s(self, ctx):
-        return {"serial_reads": ctx.cycle_s * K.SHIFT_ADD_CYCLES}
+        b, cpw, m, serial_inputs = self._widths(ctx)
+        cycles = m + np.where(serial_inputs, np.ceil(m / cpw), 0.0)
+        width = b + ctx.p["input_bits"] + cpw + 1
+        adder_s = (K.ADDER_DELAY_NS + K.ADDER_DELAY_NS_PER_BIT * width) * ctx.delay_scale * 1e-9
+        return {"serial_reads": ctx.cycle_s * cycles, "tree_steps": np.ceil(adder_s / ctx.cycle_s) * ctx.cycle_s}
 
 
 class Buffer(Component):
@@ -331,7 +409,8 @@ class Buffer(Component):
 
 
 class Interconnect(Component):
-    """H-tree or bus: wire energy per bit and mm over half the chip edge; area a fraction of the rest."""
+    """H-tree or bus: wire energy per bit and mm over half the chip edge, C_wire Vdd^2 (the wire's capacitance
+    per mm does not shrink with the node; NeuroSim uses 0.2 fF/um everywhere); area a fraction of the rest."""
 
     name, unit, overhead = "interconnect", "chip", True
 
@@ -340,7 +419,8 @@ class Interconnect(Component):
 
     def energy_per_event_j(self, ctx):
         hop_mm = (0.5 * np.sqrt(ctx.area_mm2))[:, None]
-        return {"moved_bits": K.WIRE_ENERGY_PJ_PER_BIT_MM * hop_mm * ctx.energy_scale * 1e-12}
+        supply = (ctx.p["supply_v"] / K.NEUROSIM_SUPPLY_V) ** 2
+        return {"moved_bits": K.WIRE_ENERGY_PJ_PER_BIT_MM * hop_mm * supply * 1e-12}
 
     def latency_per_event_s(self, ctx):
         return {"moved_words": ctx.cycle_s * K.WIRE_CYCLES_PER_WORD}

@@ -15,13 +15,50 @@ from .tech import area_factor, energy_factor
 _NEURRAM_ENERGY = float(energy_factor(130.0, 1.2))
 _NEURRAM_AREA = float(area_factor(130.0))
 
-# ---- ADCs -------------------------------------------------------------------------------------------
-# Multi-level sense amplifier (NeuroSim's default "MLSA", a flash converter): per comparator level.
-# Calibrated: VGG8 ADC area 2.45e7 um^2 and ADC energy 2.28e7 pJ (5-bit, 31 levels) over our ADC
-# instance and conversion counts.
+# ---- the crossbar read path: DNN+NeuroSim V1.3's circuits ----------------------------------------------
+# How NeuroSim (neurosim/DNN_NeuroSim_V1.3, NeuroSIM/*.cpp) models the 1T1R RRAM read path with a current-mode
+# multi-level sense amplifier, as figures at its 22 nm LP point (Vdd 0.85 V, NEUROSIM_SUPPLY_V); other nodes and
+# supplies scale them with tech.py. Each figure names the circuit it comes from; none is fitted to a run.
+NEUROSIM_NODE_NM = 22.0
+NEUROSIM_SUPPLY_V = 0.85  # Technology.cpp, 22 nm LSTP
+# Multi-level sense amplifier (MultilevelSenseAmp.cpp, HSPICE fits of the LP current-mode design): power per
+# comparator level 1.7 uW at 22 nm, drawn for the sensing time of 1 ns (NeuroSim's floor for the column
+# latency, reached at every node up to 45 nm); per conversion 1.7 fJ x (2^b - 1).
+MLSA_LEVEL_ENERGY_PJ = 1.7e-6 * 1e-9 * 1e12
+MLSA_SENSE_TIME_NS = 1.0  # analog sensing: does not scale with the logic's gate delay
+# its power per siemens of column conductance, 0.0631 W/S at a 0.5 V read (0.0649 at 32 nm, 0.075 at 45 nm:
+# nearly node-independent, so taken as fixed here): the column current's energy b * G * t, which NeuroSim
+# books with the sense amplifier. Per active cell read: b * (V_read / 0.5 V) * g_eff * t_sense.
+COLUMN_CURRENT_W_PER_S = 0.0631
+COLUMN_CURRENT_REF_V = 0.5
+# The 1T1R access transistor is sized to 0.25 x R_on (NeuroSim's IR-drop tolerance, Param.cpp/constant.h), in
+# series with each cell: a cell of conductance g conducts 1 / (1/g + 0.25 / g_max).
+ACCESS_R_OVER_R_ON = 0.25
+# Thermometer-to-binary encoder (MultilevelSAEncoder.cpp): (L + log2 L) gates switching at 5% activity,
+# 2.53 fJ per conversion at L = 32 levels (0.068 fJ per gate) and delay 0.034 ns + 3.2 ps per level at 22 nm.
+ENCODER_ENERGY_PJ_PER_GATE = 0.068e-3
+ENCODER_DELAY_NS = 0.034
+ENCODER_DELAY_NS_PER_LEVEL = 0.0032
+# MLSA area: NeuroSim's comparators take 10.9 um^2 each at 22 nm (48 NMOS + 40 PMOS minimum gates of the
+# current sense amplifier, CurrentSenseAmp.cpp), the encoder about 40 um^2 per converter at 32 levels;
+# calibrated together on the VGG8 ADC area, 2.45e7 um^2 over our converters (12.86 um^2 per level).
 MLSA_AREA_UM2_PER_LEVEL = 12.86
-MLSA_ENERGY_PJ_PER_LEVEL = 0.00438
-MLSA_TIME_NS = 2.04  # NeuroSim's sensing cycle at 22 nm: it limits the clock to 2.04 ns (490 MHz)
+# Word lines (SubArray.cpp): a row's capacitance is its wire, 12 F of a 40 nm cell pitch at 0.2 fF/um, plus
+# the gates of its access transistors (11.5 F wide at 22 nm, 1.43 fF/um): 0.415 fF per cell at 22 nm. A row
+# is fired once per multiplexer phase (each converter reads its columns_per_adc columns one after another):
+# C_row x Vdd^2 x columns_per_adc per input pulse.
+WORDLINE_CAP_F_PER_CELL = 0.415e-15
+# The word-line switch matrix latches every row's input bit in a flip-flop clocked once per multiplexer
+# phase, whatever the input (NewSwitchMatrix.cpp; DFF.cpp: 5.1 fJ per clock at 22 nm).
+ROW_LATCH_ENERGY_PJ = 5.1e-3
+# The read cycle (SubArray.cpp, synchronous mode): the chip's clock is 1.4 x (array read + conversion), the
+# array read being the column multiplexer's decoder driving (cols / columns_per_adc) transmission gates as
+# wide as the rows require, plus the column's RC settling: at 22 nm 0.127 ns + 1.02e-4 ns x
+# (cols / columns_per_adc) x rows (a line through NeuroSim's decoder delays of 0.21 to 0.93 ns for loads of
+# 1,024 to 8,192 gate units at 128 x 128 to 256 x 256 arrays and 4 to 16 columns per ADC).
+READ_CYCLE_MARGIN = 1.4  # NeuroSim's validated factor on the sensing cycle (Param.cpp: beta)
+ARRAY_READ_NS = 0.127
+ARRAY_READ_NS_PER_GATE = 1.016e-4
 # SAR ADC: logic and comparator per bit plus a binary-weighted capacitor DAC of 2^b units. Scaled so
 # that a 5-bit SAR has about the area and 2x the energy per conversion of the 5-bit MLSA above, the
 # ratio NeuroSim's SAR and MLSA options show at this resolution (assumption, not a NeuroSim figure).
@@ -52,32 +89,33 @@ IF_AREA_UM2 = 1270.0 / _NEURRAM_AREA
 INPUT_PULSE_ENERGY_PJ = 7.77e-3 * 256 / _NEURRAM_ENERGY  # per row per pulse, incl. word-line switching (fit above)
 
 # ---- arrays and their drivers -------------------------------------------------------------------------
-# Effective integration time of the column current for array read energy V^2 * G * t per active cell.
-# Calibrated to the NeuroSim VGG8 run (its array, driver and digital energy fit in the 5.0e6 pJ of
-# "other periphery" left after interconnect and buffers).
-CELL_READ_TIME_S = 1.0e-12
-# Bit-line precharge, column mux and switch matrix per column read (one per conversion). Calibrated:
-# NeuroSim VGG8 "other periphery" energy 1.57e7 pJ less its interconnect (1.02e7) and buffers (4.65e5).
-COLUMN_READ_ENERGY_PJ = 0.03
-ROW_DRIVE_ENERGY_PJ = 0.002  # word-line switching of one row of one array (assumption, CV^2 of ~3 fF)
 DAC_ENERGY_PJ_PER_LEVEL = 0.0002  # multi-level DAC, per output level (assumption)
 ROW_PERIPHERY_UM2_PER_ROW = 9.67  # decoder, driver and switch matrix per row (calibrated with the next)
 COL_PERIPHERY_UM2_PER_COL = 28.2  # column mux and precharge per column; with the above: NeuroSim VGG8 "other periphery"
 
 # ---- digital datapath ----------------------------------------------------------------------------------
-SHIFT_ADD_ENERGY_PJ = 0.0283  # per conversion; calibrated: VGG8 accumulation energy 4.86e6 pJ
+# Shift-and-add after each converter (ShiftAdd.cpp, Adder.cpp, DFF.cpp at 22 nm): a ripple adder of the ADC's
+# b bits and (b + columns per weight) flip-flops per conversion adds the weight slices; every columns_per_weight
+# conversions a (b + cpw)-bit adder and (b + cpw + input bits) flip-flops add the input bit. NeuroSim's adder
+# is 1.07 fJ per bit and operation (its 0.15 activity factor included), a flip-flop 2.55 fJ per clock (its
+# 0.5 factor included). It takes columns_per_adc + ceil(columns_per_adc / cpw) cycles per array read.
+ADDER_ENERGY_PJ_PER_BIT = 1.07e-3
+SHIFT_ADD_FF_ENERGY_PJ = 2.55e-3
+# ripple-carry adder delay at 22 nm (Adder.cpp): 0.303 ns at 5 bits + 0.064 ns per further bit; partial sums of
+# row tiles are added in a tree, one stage per doubling, each stage ceil(adder delay / clock) cycles
+ADDER_DELAY_NS = 0.303 - 5 * 0.064
+ADDER_DELAY_NS_PER_BIT = 0.064
 ADD_ENERGY_PJ = 0.03  # adding partial sums of two row tiles (assumption: a 16-bit adder at 22 nm)
 SHIFT_ADD_AREA_UM2 = 86.4  # per ADC; calibrated: VGG8 accumulation area 5.31e6 um^2
-SHIFT_ADD_CYCLES = 15.4  # calibrated: VGG8 accumulation latency 0.125 ms
 DIGITAL_UNIT_AREA_UM2 = 20000.0  # activation and pooling units per tile (assumption; in the calibrated
 # "other periphery" area). The digital unit's energy and latency per operation: see the end of this file.
 
 # ---- memory and interconnect ------------------------------------------------------------------------
 SRAM_ENERGY_PJ_PER_BYTE = 0.103  # calibrated: VGG8 buffer energy 4.65e5 pJ
 SRAM_AREA_UM2_PER_KB = 1500.0  # 22 nm 6T SRAM ~0.1 um^2 per bit plus periphery (assumption)
-BUFFER_CYCLES_PER_WORD = 2.0  # see DATA_MOVEMENT_NOTE
-WIRE_ENERGY_PJ_PER_BIT_MM = 0.0744  # calibrated: VGG8 interconnect energy 1.02e7 pJ (H-tree, half the chip edge)
-WIRE_CYCLES_PER_WORD = 0.33  # see DATA_MOVEMENT_NOTE
+BUFFER_CYCLES_PER_WORD = 0.984  # see DATA_MOVEMENT_NOTE
+WIRE_ENERGY_PJ_PER_BIT_MM = 0.0844  # calibrated: VGG8 interconnect energy 1.02e7 pJ (H-tree, half the chip edge) at 0.85 V
+WIRE_CYCLES_PER_WORD = 0.1624  # see DATA_MOVEMENT_NOTE
 HTREE_AREA_FRACTION = 0.137  # calibrated: VGG8 interconnect area 7.08 of 51.65 mm^2 of the rest
 BUS_AREA_FRACTION = 0.05  # assumption
 DATA_MOVEMENT_NOTE = """Buffer and interconnect cycles per bus word are the one pair of constants fitted on both

@@ -20,6 +20,7 @@ from ..workload.registry import kind_info, mac_events
 from ..workload.registry import kinds as registry_kinds
 from .components import DIGITAL_PRIMITIVES
 from .model import evaluate
+from .tech import nominal_supply_v
 from .report import METRICS, ManyReport, Report
 
 OpsConvention = Literal["macs", "neurosim"]
@@ -131,6 +132,8 @@ def _params(specs: Sequence[HardwareSpec]) -> dict[str, np.ndarray]:
          for i, (name, dtype, _, _) in enumerate(_SPEC_COLUMNS)}
     # DAC modes (passes per vector, pulses per read, binary drives) through their registry, once per
     # distinct (mode, input bits)
+    p["supply_v"] = np.where(np.isnan(p["supply_v"]), nominal_supply_v(p["node_nm"]), p["supply_v"])
+    p["bus_bits"] = np.where(np.isnan(p["bus_bits"]), np.maximum(p["rows"] // 2, 1), p["bus_bits"])
     p["dac_mode"], p["dac_modes"] = _codes([s.periphery.dac_mode for s in specs])
     p["adc_type"], p["adc_types"] = _codes([s.chip.adc_type for s in specs])
     per_mode: dict = {}
@@ -503,8 +506,47 @@ def _check_finite(out: dict, names: list[str], where: str) -> None:
                         "outside any physical range (the figures overflow); check the fields behind that figure")
 
 
-def _run(workload: Workload, specs: list[HardwareSpec], ops: OpsConvention) -> tuple[dict, dict]:
+def _check_compat(neurosim_compat) -> bool:
+    if not isinstance(neurosim_compat, (bool, np.bool_)):
+        raise InputError(f"neurosim_compat = {short_repr(neurosim_compat)}: give True (count as DNN+NeuroSim V1.3 "
+                         "does) or False (cimkit's count)")
+    return bool(neurosim_compat)
+
+
+def neurosim_windows(op) -> int:
+    """Input windows a convolution reads as DNN+NeuroSim V1.3 counts them: ((H - K) / stride + 1) per side of
+    the input map, the windows without padding (900 rather than 1,024 for a 3x3 'same' convolution on a
+    32 x 32 map); other ops keep their vectors."""
+    if op.kind != "conv" or len(op.in_shape) < 2:
+        return op.vectors
+    sides = op.in_shape[1:]
+    n = 1
+    for size, k, st in zip(sides, op.kernel, op.stride):
+        n *= max((size - k) // max(st, 1) + 1, 1)
+    return n
+
+
+def _as_neurosim(workload: Workload, lw: dict) -> dict:
+    """The rows counted as DNN+NeuroSim V1.3 counts them (``neurosim_compat``): convolutions read only the
+    windows without padding (``neurosim_windows``), and a convolution of K x K > 1 taps whose unrolled rows
+    fill an array puts each tap's channels on arrays of their own (NeuroSim's "novel mapping", for the
+    network's most frequent kernel size)."""
+    rows = dict(lw)
+    ops = workload.ops
+    rows["vectors"] = np.array([neurosim_windows(op) if op.kind == "conv" else v
+                                for op, v in zip(ops, lw["vectors"][0].tolist())], dtype=float)[None, :]
+    taps = [op.kernel[0] * op.kernel[1] if op.kind == "conv" else 1 for op in ops]
+    # NeuroSim splits the convolutions of the network's most frequent kernel size only (its PE holds one tap)
+    common = max(set(t for t in taps if t > 1), key=taps.count, default=1)
+    rows["split_taps"] = np.array([t if t == common else 1 for t in taps])[None, :]
+    return rows
+
+
+def _run(workload: Workload, specs: list[HardwareSpec], ops: OpsConvention,
+         neurosim_compat: bool = False) -> tuple[dict, dict]:
     lw = _layers(workload, ops)
+    if neurosim_compat:
+        lw = _as_neurosim(workload, lw)
     _routing(workload, specs, lw)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):  # checked just below
         out = evaluate(_params(specs), lw)
@@ -512,12 +554,15 @@ def _run(workload: Workload, specs: list[HardwareSpec], ops: OpsConvention) -> t
     return lw, out
 
 
-def estimate_many(workload: Workload, specs: Sequence[HardwareSpec | str], *, ops: OpsConvention = "macs") -> ManyReport:
+def estimate_many(workload: Workload, specs: Sequence[HardwareSpec | str], *, ops: OpsConvention = "macs",
+                  neurosim_compat: bool = False) -> ManyReport:
     """Price ``workload`` on every spec (a HardwareSpec or a preset name) in one vectorized pass. Infeasible
-    designs (a fixed number of tiles that cannot hold the weights) get NaN metrics and ``feasible`` False."""
+    designs (a fixed number of tiles that cannot hold the weights) get NaN metrics and ``feasible`` False.
+    ``neurosim_compat`` as for ``estimate``."""
     _check_ops(ops)
+    compat = _check_compat(neurosim_compat)
     specs = _spec_list(specs)
-    _, out = _run(workload, specs, ops)
+    _, out = _run(workload, specs, ops, compat)
     nan = lambda x: np.where(out["feasible"], x, np.nan)  # noqa: E731
     return ManyReport(out["feasible"], nan(out["area_mm2"]), nan(out["energy_j"]), nan(out["latency_s"]),
                       nan(out["period_s"]), out["ops"], out, specs=[s.name for s in specs])
@@ -537,17 +582,53 @@ def endurance(out: dict, inferences_per_s: float | None, endurance_cycles: float
             "lifetime_s": endurance_cycles / (per_cell * rate)}
 
 
-def estimate(workload: Workload, spec: HardwareSpec | str, *, ops: OpsConvention = "macs") -> Report:
+def _with_measured_activity(workload, spec: HardwareSpec, loader) -> Workload:
+    """``workload`` (a torch model, traced on the loader's first batch) with every weighted op's input
+    activity measured from ``loader`` (``cimkit.workload.measure_activity``)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(workload, torch.nn.Module):
+        raise InputError(f"estimate: activity_from measures the input activity by running a torch model on the data; "
+                         f"pass the torch.nn.Module itself as the workload (got {type(workload).__name__}), or measure "
+                         "it with cimkit.workload.measure_activity(model, loader, spec) and price "
+                         "workload.with_activity(...)")
+    from ..sim.convert import _calibration_batches
+    from ..workload.activity import measure_activity
+
+    first = _calibration_batches(loader, 1, "estimate: activity_from")[0]
+    traced = Workload.from_torch(workload, (1, *first.shape[1:]), input_dtype=first.dtype)
+    measured = measure_activity(workload, loader, spec)
+    return traced.with_activity({k: v for k, v in measured.items() if k in {op.name for op in traced.ops}})
+
+
+def estimate(workload: Workload, spec: HardwareSpec | str, *, ops: OpsConvention = "macs",
+             activity_from=None, neurosim_compat: bool = False) -> Report:
     """Area, energy, latency and derived figures of ``workload`` on ``spec`` (a HardwareSpec or a preset name),
     per layer, component and unit. ``ops``: 'macs' (2 operations per MAC) or 'neurosim' (NeuroSim's count).
+
+    ``activity_from``: a loader of input batches (or (inputs, targets) pairs); ``workload`` is then a torch
+    model, traced on the first batch's shape, and each weighted op is priced at the input activity (fraction
+    of 1 bits driving the rows) measured on up to 8 batches with the chip's DAC
+    (``cimkit.workload.measure_activity``); without it, ops use their ``Op.activity`` or the spec's
+    ``chip.input_activity``.
+
+    ``neurosim_compat``: count as DNN+NeuroSim V1.3 does where cimkit counts otherwise for a physical reason:
+    a convolution reads only its windows without padding (NeuroSim omits the padded border's outputs: 900
+    instead of 1,024 windows on a 32 x 32 map, 36 instead of 64 on 8 x 8) and each kernel tap of a large
+    convolution gets arrays of its own (its "novel mapping"). Off, every output position is computed and
+    kernels are mapped as ``array.conv_mapping`` says (docs/validation.md gives the difference).
 
     Each op runs on the unit ``spec.unit_for(op.kind)`` names (layer rows say which, ``Report.units`` sums
     them); a dynamic matmul routed to the crossbar rewrites arrays per input (``Report.endurance``).
     An infeasible design (``chip.tiles`` too few for the weights) gives ``feasible`` False, its ``reason``,
     and NaN chip figures. Ops of kind "unmapped" are listed in ``Report.unmapped`` and priced as nothing."""
     _check_ops(ops)
+    compat = _check_compat(neurosim_compat)
     spec = _resolve_spec(spec)
-    lw, out = _run(workload, [spec], ops)
+    if activity_from is not None:
+        workload = _with_measured_activity(workload, spec, activity_from)
+    lw, out = _run(workload, [spec], ops, compat)
     feasible = bool(out["feasible"][0])
     reason = "" if feasible else (f"the weights need {int(out['tiles_needed'][0])} tiles but chip.tiles = "
                                   f"{int(out['tiles'][0])}")
@@ -582,6 +663,7 @@ def estimate(workload: Workload, spec: HardwareSpec | str, *, ops: OpsConvention
         layers=layers, arrays=int(out["arrays"][0]), tiles=int(out["tiles"][0]), utilization=float(out["utilization"][0]),
         unmapped=[str(n) for n, k in zip(lw["names"], lw["kinds"]) if k == UNMAPPED], units=units,
         endurance=endurance(out, spec.chip.inferences_per_s, spec.device.endurance_cycles) if feasible else {},
+        clock_period_s=float(out["cycle_s"][0]),
     )
     if not feasible:
         _undefined(report)

@@ -10,7 +10,8 @@ rows ``w`` (each (1, L): one column per op) and returns, per inference,
   ``digital_elements`` and ``digital_macs`` (output elements and dynamic-matmul MACs on the digital unit),
   ``cell_writes`` and ``rows_written`` (a dynamic matmul's operand written into arrays), and the serial
   counts latency is priced on: ``serial_reads`` (array reads one after another on one array copy),
-  ``adc_slots`` (conversions one converter makes in turn);
+  ``adc_slots`` (conversions one converter makes in turn), ``tree_steps`` (adder-tree stages over row tiles'
+  partial sums); ``array_reads`` (arrays read, each once per input pass);
 - per configuration, shape (C,): instance counts ``tiles``, ``chip_arrays``, ``adcs``, ``sram_kb``;
   ``feasible``, ``tiles_needed``; and per layer ``layer_arrays``, ``duplication``, ``on_arrays`` (the op
   runs on the crossbar unit) and ``rewritten`` (its arrays are rewritten per input).
@@ -35,6 +36,12 @@ def count(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict:
     rpt = rows_per_tile_for(p["rows"], w["kernel"], p["kernel_aligned"])
     arrays, row_tiles, col_tiles, per_array = arrays_for(w["in_features"], w["out_features"], w["groups"],
                                                          p["rows"], p["cols"], rpt, cpw)
+    taps = w.get("split_taps")
+    if taps is not None:  # NeuroSim's "novel mapping": each kernel tap's input channels on arrays of their own
+        split = (taps > 1) & (w["in_features"] >= p["rows"])
+        split_tiles = taps * ceil_div(w["in_features"] // np.maximum(taps, 1), p["rows"])
+        arrays = np.where(split, ceil_div(w["groups"], per_array) * split_tiles * col_tiles, arrays)
+        row_tiles = np.where(split, split_tiles, row_tiles)
     arrays = np.where(on_arrays, arrays, 0)
     passes, pulses = p["passes"], p["pulses"]
 
@@ -67,6 +74,11 @@ def count(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict:
         "psum_adds": np.where(on_arrays, vectors * w["groups"] * w["out_features"] * np.maximum(row_tiles - 1, 0), 0),
         "serial_reads": np.where(on_arrays, serial, 0),
         "adc_slots": np.where(on_arrays, serial * p["columns_per_adc"], 0),
+        "array_reads": np.where(on_arrays, vectors * passes * arrays, 0),
+        # adder-tree stages over the row tiles' partial sums, per input vector on one copy, once per group of
+        # columns_per_weight columns a converter hands over
+        "tree_steps": np.where(on_arrays, vectors / dup * np.ceil(np.log2(np.maximum(row_tiles, 1)))
+                               * np.maximum(p["columns_per_adc"] // cpw, 1), 0),
     }
     act_bytes = p["activation_bits"] / 8.0
     moved = (w["in_elements"] + w["out_elements"]) * act_bytes + np.where(on_arrays, vectors * active_rows * act_bytes, 0)
@@ -98,7 +110,7 @@ def count(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict:
         feasible=(tiles >= tiles_needed)[:, 0], tiles=tiles[:, 0], tiles_needed=tiles_needed[:, 0],
         chip_arrays=chip_arrays[:, 0], adcs=(chip_arrays * adcs_per_array)[:, 0],
         sram_kb=(tiles * p["tile_buffer_kb"] + p["global_buffer_kb"])[:, 0],
-        layer_arrays=arrays, duplication=dup, on_arrays=on_arrays, rewritten=rewritten,
+        layer_arrays=arrays, duplication=dup, columns_per_weight=cpw, on_arrays=on_arrays, rewritten=rewritten,
         # cells holding an operand: static weights, and the operands of matmuls written into arrays per input
         utilization=((np.where(on_arrays, w["weights"], 0) * cpw).sum(axis=1) + ev["cell_writes"].sum(axis=1))
         / (chip_arrays[:, 0] * p["rows"][:, 0] * p["cols"][:, 0]),

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import constants as K
-from .components import BUILTIN, Context, check_figure
+from .components import BUILTIN, Context, check_figure, read_cycle
 from .components import COMPONENTS as REGISTRY
 from .events import count
 from .tech import area_factor, check_node, delay_factor, energy_factor
@@ -56,6 +56,7 @@ def evaluate(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict[str, np
     ev = count(p, w)
     ctx = Context(p, ev, area_factor(p["node_nm"]), energy_factor(p["node_nm"], p["supply_v"]),
                   delay_factor(p["node_nm"]))
+    read_cycle(ctx)
     C, L = p["node_nm"].shape[0], w["in_features"].shape[1]
     names = component_names()
     comps = [REGISTRY.get(n) for n in names]
@@ -99,4 +100,5 @@ def evaluate(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict[str, np
         "leakage_j": leakage_j, "layout_j": layout_j, "latency_s": total_latency, "latency": lat,
         "layer_latency_s": layer_latency, "period_s": throughput_period, "ops": w["ops"].sum(axis=1),
         "conversions": ev["conversions"], "events": ev, "components": names,
+        "cycle_s": np.broadcast_to(ctx.cycle_s[:, 0], (C,)),
     }

@@ -116,6 +116,8 @@ class Report(Result):
     #: cells rewritten per inference (dynamic matmuls on CIM arrays): writes per cell per inference, the
     #: inference rate assumed and the resulting device lifetime; empty when nothing is rewritten
     endurance: dict[str, float] = field(default_factory=dict)
+    #: the chip's clock period (s): 1 / technology.clock_hz, or the read cycle where that is longer
+    clock_period_s: float = math.nan
 
     @property
     def fps(self) -> float:
@@ -155,7 +157,8 @@ class Report(Result):
         return json_safe({"result": type(self).__name__, **self.summary(), "unmapped": list(self.unmapped),
                           "area_breakdown_mm2": self.area_breakdown_mm2, "energy_breakdown_j": self.energy_breakdown_j,
                           "latency_breakdown_s": self.latency_breakdown_s, "layers": self.layers,
-                          "units": self.units, "endurance": self.endurance})
+                          "units": self.units, "endurance": self.endurance,
+                          "clock_period_s": self.clock_period_s})
 
     def to_json(self, path: str | Path | None = None) -> str:
         """The report as strict JSON (undefined figures of an infeasible design are null, never NaN); written

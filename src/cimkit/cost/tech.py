@@ -57,6 +57,36 @@ def energy_factor(node_nm, supply_v) -> np.ndarray:
     return _energy_at(node_nm, supply_v) / _energy_at(REFERENCE_NODE_NM, REFERENCE_SUPPLY_V)
 
 
+# Low-power (LSTP) transistors per node, the PTM "LP" models DNN+NeuroSim V1.3 takes its technology from
+# (NeuroSim/Technology.cpp, the LSTP branch of each node): nominal supply Vdd (V), gate capacitance per
+# width incl. fringe and overlap (1.2 x C_ideal + C_fringe, F/m; Technology.cpp adds C_overlap = 0.2 C_ideal)
+# and NMOS on-current (uA/um). 14, 10 and 7 nm are FinFET models without a fringe term.
+NOMINAL_SUPPLY_V = np.array([1.3, 1.2, 1.1, 1.0, 0.9, 0.85, 0.8, 0.75, 0.7])
+_LP_NODES_NM = np.array([130, 90, 65, 45, 32, 22, 14, 10, 7], dtype=float)
+_LP_GATE_CAP_F_PER_M = np.array([1.2 * 1.8574e-9 + 9.530642e-10, 1.2 * 1.5413e-9 + 9.601334e-10,
+                                 1.2 * 1.1926e-9 + 9.62148e-10, 1.2 * 8.930709e-10 + 8.849901e-10,
+                                 1.2 * 8.375279e-10 + 6.856677e-10, 1.2 * 5.245e-10 + 8.004e-10,
+                                 1.2 * 1.0572e-9, 1.2 * 9.418984e-10, 1.2 * 8.49489e-10])
+_LP_ION_UA_PER_UM = np.array([300.70, 346.30, 400.00, 500.20, 600.20, 791.90, 893.0, 862.0, 822.0])
+# intrinsic gate delay C V / I of each node's LP transistor (s): a gate driving gates of its own size
+_LP_TAU_S = _LP_GATE_CAP_F_PER_M * NOMINAL_SUPPLY_V / (_LP_ION_UA_PER_UM * 1e-6 / 1e-6)
+
+
+def _interp_lp(node_nm, values) -> np.ndarray:
+    x = np.log(np.asarray(node_nm, dtype=float))
+    return np.interp(x, np.log(_LP_NODES_NM[::-1]), np.asarray(values, dtype=float)[::-1])
+
+
+def nominal_supply_v(node_nm) -> np.ndarray:
+    """The nominal supply (V) of the low-power transistors at ``node_nm`` (PTM LP / ITRS LSTP, as in
+    NeuroSim): 1.3 V at 130 nm, 1.0 V at 45 nm, 0.85 V at 22 nm, 0.7 V at 7 nm; interpolated in log(node).
+    ``technology.supply_v: null`` means this value."""
+    return _interp_lp(node_nm, NOMINAL_SUPPLY_V)
+
+
 def delay_factor(node_nm) -> np.ndarray:
-    """Gate delay relative to 22 nm, taken as proportional to the node (constant-field scaling)."""
-    return np.asarray(node_nm, dtype=float) / REFERENCE_NODE_NM
+    """Gate delay at ``node_nm`` relative to 22 nm: the intrinsic delay C V / I_on of the node's LP transistor
+    (PTM LP models as in NeuroSim's Technology.cpp): x2.55 at 45 nm, x0.57 at 7 nm; interpolated in
+    log(node). Wider transistors drive proportionally larger loads, so a circuit sized in units of F keeps
+    this ratio."""
+    return np.exp(_interp_lp(node_nm, np.log(_LP_TAU_S)) - float(_interp_lp(REFERENCE_NODE_NM, np.log(_LP_TAU_S))))

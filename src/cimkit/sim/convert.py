@@ -357,13 +357,13 @@ def calibrate(model: nn.Module, loader: Iterable, *, num_batches: int = 8, perce
     return model
 
 
-def _calibration_batches(loader, num_batches: int) -> list[torch.Tensor]:
+def _calibration_batches(loader, num_batches: int, what: str = "calibrate") -> list[torch.Tensor]:
     """Up to ``num_batches`` input batches of ``loader``: an iterable of tensors (or numpy arrays) or of
     (inputs, targets) pairs, or one tensor or array taken as a single batch."""
     if isinstance(loader, (torch.Tensor, np.ndarray)):
         loader = [loader]
     if loader is None or isinstance(loader, (str, bytes, dict)) or not isinstance(loader, Iterable):
-        raise InputError(f"calibrate: loader must be an iterable of input batches (tensors, or (inputs, targets) "
+        raise InputError(f"{what}: loader must be an iterable of input batches (tensors, or (inputs, targets) "
                          f"pairs), or one batch tensor; got {type(loader).__name__}")
     batches = []
     for i, batch in enumerate(loader):
@@ -373,13 +373,13 @@ def _calibration_batches(loader, num_batches: int) -> list[torch.Tensor]:
         if isinstance(x, np.ndarray) and x.dtype.kind in "biuf":
             x = torch.from_numpy(x)
         if not isinstance(x, torch.Tensor) or x.is_complex():
-            raise InputError(f"calibrate: batch {i} of the loader is {type(x).__name__}, not a real tensor of inputs "
+            raise InputError(f"{what}: batch {i} of the loader is {type(x).__name__}, not a real tensor of inputs "
                              "(expected tensors or (inputs, targets) pairs)")
         if x.dim() == 0 or x.shape[0] == 0:
-            raise InputError(f"calibrate: batch {i} has no samples (shape {tuple(x.shape)})")
+            raise InputError(f"{what}: batch {i} has no samples (shape {tuple(x.shape)})")
         if not torch.isfinite(x).all():
-            raise InputError(f"calibrate: batch {i} has non-finite values (NaN or inf)")
+            raise InputError(f"{what}: batch {i} has non-finite values (NaN or inf)")
         batches.append(x)
     if not batches:
-        raise InputError("calibrate: the loader gave no batches")
+        raise InputError(f"{what}: the loader gave no batches")
     return batches

@@ -223,8 +223,10 @@ class PeripherySpec(StrictModel):
         "cimkit.calibrate from data",
     )
     columns_per_adc: int = Field(1, ge=1, le=4096, description="columns time-multiplexed onto one ADC")
-    read_latency_ns: float = Field(1.0, gt=0, description="array read (settling) time per input pass (ns), "
-                                   "before conversion; the 'base read latency' of Krestinskaya et al. 2025")
+    read_latency_ns: float | None = Field(
+        None, gt=0, description="array read (settling) time per input pass (ns), before conversion; the 'base "
+        "read latency' of Krestinskaya et al. 2025. null: modeled from the column multiplexer's decoder and the "
+        "column settling, which grow with cols / columns_per_adc x rows and the node's gate delay")
     drift_compensation: Literal["none", "global"] = Field(
         "global",
         description="'global': a digital gain from an all-ones reference read at t0 and at the "
@@ -265,7 +267,9 @@ class TechnologySpec(StrictModel):
 
     node_nm: float = Field(22.0, ge=1, le=1000)
     clock_hz: float = Field(1e9, gt=0)
-    supply_v: float = Field(0.8, gt=0, le=5)
+    supply_v: float | None = Field(
+        None, gt=0, le=5, description="core supply (V); null: the node's nominal low-power supply "
+        "(cimkit.cost.tech.nominal_supply_v: 0.85 V at 22 nm, 1.0 V at 45 nm, as NeuroSim's technology files)")
 
 
 class ChipSpec(StrictModel):
@@ -279,7 +283,10 @@ class ChipSpec(StrictModel):
         None, ge=1, description="tiles on the chip; None sizes the chip to the workload (as NeuroSim does)")
     tile_buffer_kb: float = Field(16.0, gt=0, description="SRAM buffer per tile (KiB)")
     global_buffer_kb: float = Field(256.0, gt=0, description="global SRAM buffer (KiB)")
-    buffer_bus_bits: int = Field(64, ge=1, description="width of the buffer and interconnect data path (bits)")
+    buffer_bus_bits: int | None = Field(
+        None, ge=1, description="width of the buffer and interconnect data path (bits); null: half the arrays' "
+        "rows (a tile's input port feeds its arrays' rows: NeuroSim's is two 32-bit buffer cores at 128-row "
+        "arrays and one at 64-row arrays), 64 bits at 128 rows")
     interconnect: Literal["htree", "bus"] = "htree"
     execution: Literal["layer_by_layer", "pipelined"] = "layer_by_layer"
     tile_allocation: Literal["per_layer", "packed"] = Field(

@@ -43,4 +43,12 @@ def load_workload(name: str | Path, *, unmapped: str = "error") -> Workload:
                      "file")
 
 
-__all__ = ["Op", "Workload", "zoo", "load_workload"]
+def __getattr__(name: str):
+    if name == "measure_activity":  # imports torch: loaded on first use
+        from .activity import measure_activity
+
+        return measure_activity
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["Op", "Workload", "zoo", "load_workload", "measure_activity"]

@@ -34,7 +34,7 @@ import re
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Mapping
 
 from ..errors import InputError, short_repr
 
@@ -252,6 +252,26 @@ class Workload:
             else:
                 lines.append(f"  {op.kind:7} {op.name:30} {op.fn:12} {op.elements:>10,} elements")
         return "\n".join(lines)
+
+    def with_activity(self, activity: Mapping[str, float]) -> "Workload":
+        """A copy whose ops named in ``activity`` take that input activity (the fraction of 1 bits in their
+        input bit streams, in [0, 1]; ``cimkit.workload.measure_activity`` measures it from data); the
+        other ops keep theirs (None: the chip's ``input_activity``)."""
+        import dataclasses
+
+        if not isinstance(activity, Mapping):
+            raise InputError(f"with_activity: expected a dict of op name -> fraction of 1 bits, got "
+                             f"{type(activity).__name__}")
+        names = {op.name for op in self.ops}
+        for name, a in activity.items():
+            if name not in names:
+                raise InputError(f"with_activity: workload '{self.name}' has no op named {name!r}; its weighted ops: "
+                                 f"{', '.join(op.name for op in self.weighted_ops[:8])}")
+            if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 <= a <= 1:
+                raise InputError(f"with_activity: op {name!r} gets activity = {a!r}; it must be a fraction in [0, 1]")
+        ops = [dataclasses.replace(op, activity=float(activity[op.name])) if op.name in activity else op
+               for op in self.ops]
+        return Workload(self.name, self.input_shape, ops, self.weight_counts)
 
     def to_json(self, path: str | Path | None = None) -> str:
         """The workload as JSON text; with ``path``, also written there atomically (a crash or a full

@@ -1,0 +1,144 @@
+"""Input activity measured from real activations: the fraction of 1 bits the crossbar's rows are driven with.
+
+A crossbar's read energy (cells conducting, column currents the converters sense, word lines switched)
+follows how many input bits are 1, so the cost model prices each weighted op at its ``Op.activity``
+(``chip.input_activity`` where an op gives none). ``measure_activity`` runs a torch model on data,
+quantizes every weighted layer's input with the chip's DAC (``periphery.input_bits`` bits, signed as two's
+complement when the input has negative values, as the simulator drives bit planes) and counts the 1 bits
+over the vectors the arrays read: a convolution's unfolded windows, padding zeros included.
+
+For reference, DNN+NeuroSim's traces (activations ReLU(N(0, 0.35)) quantized to k / 2^(b-1)) have 0.182 of
+their input bits at 1 with 8-bit inputs and 0.143 with 4-bit inputs (shared/reference/neurosim.md).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Iterable, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import InputError, short_repr
+
+#: the modules whose inputs drive crossbar rows (the op registry maps them to weighted ops of their name)
+_WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
+
+
+def _ones_per_element(x: torch.Tensor, bits: int, scale: float, signed: bool) -> torch.Tensor:
+    """The number of 1 bits of every element's DAC code (two's complement when signed), as float64."""
+    from ..sim.quant import quantize_input
+
+    codes = quantize_input(x.double(), bits, scale, signed).to(torch.int64)
+    if signed:
+        codes = torch.remainder(codes, 2**bits)
+    shifts = torch.arange(bits, device=codes.device)
+    return ((codes.unsqueeze(-1) >> shifts) & 1).sum(-1).double()
+
+
+def _window_ones(module: nn.Module, ones: torch.Tensor) -> tuple[float, float]:
+    """(1 bits, bits) over the input vectors ``module`` reads from its input's per-element 1-bit counts
+    ``ones``: a convolution counts each element once per window it falls in, padding zeros included."""
+    if isinstance(module, (nn.Conv1d, nn.Conv2d)) and ones.dim() >= 3:
+        conv = F.conv1d if isinstance(module, nn.Conv1d) else F.conv2d
+        per_pos = ones.sum(dim=1, keepdim=True)  # channels: every one reaches its group's rows once per window
+        kernel = torch.ones((1, 1, *module.kernel_size), dtype=per_pos.dtype, device=per_pos.device)
+        padding = module.padding if isinstance(module.padding, tuple) else 0  # 'same'/'valid' handled below
+        if isinstance(module.padding, str):
+            padding = "same" if module.padding == "same" else 0
+        window_sums = conv(per_pos, kernel, stride=module.stride, padding=padding, dilation=module.dilation)
+        rows_per_vector = ones.shape[1] * math.prod(module.kernel_size)
+        return float(window_sums.sum()), float(window_sums.numel() * rows_per_vector)
+    return float(ones.sum()), float(ones.numel())
+
+
+def _check_range(input_range, names: list[str]) -> dict[str, float] | float | None:
+    if input_range is None:
+        return None
+    if isinstance(input_range, Mapping):
+        unknown = [k for k in input_range if k not in names]
+        if unknown:
+            raise InputError(f"measure_activity: input_range names {short_repr(unknown[0])}, which is no weighted layer "
+                             f"of the model; its weighted layers: {', '.join(names[:8])}")
+        for k, v in input_range.items():
+            _check_range(v, names)
+        return dict(input_range)
+    if isinstance(input_range, bool) or not isinstance(input_range, numbers.Real) or not (
+            math.isfinite(input_range) and input_range > 0):
+        raise InputError(f"measure_activity: input_range = {short_repr(input_range)}: give the input value the DAC's "
+                         "top code stands for, a finite number > 0 (or a dict of them by layer name, or None to "
+                         "calibrate it as the simulator does)")
+    return float(input_range)
+
+
+def measure_activity(model: nn.Module, loader: Iterable, spec, *, num_batches: int = 8, percentile: float = 99.99,
+                     input_range: float | Mapping[str, float] | None = None) -> dict[str, float]:
+    """The fraction of 1 bits in every weighted layer's input bit streams, by layer (op) name.
+
+    ``loader`` yields input batches (or (inputs, targets) pairs); up to ``num_batches`` are run through
+    ``model`` in eval mode. Each ``nn.Linear`` / ``nn.Conv1d`` / ``nn.Conv2d`` input is quantized with
+    ``spec.periphery.input_bits`` bits: the DAC's top code stands for the ``percentile`` of the observed
+    magnitudes (the simulator's ``calibrate``), or for ``input_range`` (one value, or a dict by layer name)
+    when given. Signed inputs are counted in two's complement. Layers a batch never reaches are left out.
+    """
+    from ..cost.estimate import _resolve_spec
+    from ..sim.convert import _calibration_batches
+    from ..sim.quant import input_code_limits
+
+    spec = _resolve_spec(spec, "measure_activity: spec")
+    bits = spec.periphery.input_bits
+    if bits is None:
+        raise InputError(f"measure_activity: spec {spec.name!r} has no input DAC (periphery.input_bits is null): "
+                         "input activity counts the 1 bits of DAC codes; give periphery.input_bits")
+    if not isinstance(model, nn.Module):
+        raise InputError(f"measure_activity: model must be a torch.nn.Module, got {type(model).__name__}")
+    if isinstance(num_batches, bool) or not isinstance(num_batches, numbers.Integral) or num_batches < 1:
+        raise InputError(f"measure_activity: num_batches must be a positive integer, got {short_repr(num_batches)}")
+    if isinstance(percentile, bool) or not isinstance(percentile, numbers.Real) or not 0 < percentile <= 100:
+        raise InputError(f"measure_activity: percentile must be a number in (0, 100], got {short_repr(percentile)}")
+    layers = {name: m for name, m in model.named_modules() if isinstance(m, _WEIGHTED)}
+    if not layers:
+        raise InputError(f"measure_activity: {type(model).__name__} has no nn.Linear or nn.Conv1d/2d layer whose "
+                         "inputs drive crossbar rows")
+    ranges = _check_range(input_range, list(layers))
+    batches = _calibration_batches(loader, num_batches, "measure_activity")
+
+    seen: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
+    hooks = [m.register_forward_pre_hook(lambda mod, args, name=name: seen[name].append(args[0].detach().cpu()))
+             for name, m in layers.items()]
+    was_training = model.training
+    model.eval()
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    try:
+        with torch.no_grad():
+            for x in batches:
+                model(x.to(device))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+
+    activity = {}
+    for name, xs in seen.items():
+        if not xs:
+            continue
+        if isinstance(ranges, dict) and name in ranges:
+            top = ranges[name]
+        elif isinstance(ranges, float):
+            top = ranges
+        else:
+            mags = torch.cat([x.abs().flatten().double() for x in xs])
+            if mags.numel() > 2**24:  # torch.quantile's limit; an even subsample keeps the percentile
+                mags = mags[:: math.ceil(mags.numel() / 2**24)]
+            top = float(torch.quantile(mags, percentile / 100.0))
+        signed = any(float(x.min()) < 0 for x in xs)
+        code_top = input_code_limits(bits, signed)[1]
+        scale = top / code_top if top > 0 else 1.0
+        ones = total = 0.0
+        for x in xs:
+            o, t = _window_ones(layers[name], _ones_per_element(x, bits, scale, signed))
+            ones, total = ones + o, total + t
+        activity[name] = ones / (total * bits) if total else 0.0
+    return activity
