@@ -113,3 +113,19 @@ def test_supply_follows_the_node_unless_given(spec):
     assert at45.energy_j == pytest.approx(pinned.energy_j, rel=1e-12)
     low = ck.estimate(wl, spec.replace(**{"technology.node_nm": 45, "technology.supply_v": 0.8}))
     assert low.energy_j < at45.energy_j
+
+
+def test_cli_estimate_counts_as_neurosim_on_request(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from cimkit.cli import app
+
+    out = {}
+    for flag in ([], ["--neurosim-compat"]):
+        path = tmp_path / f"r{len(flag)}.json"
+        result = CliRunner().invoke(app, ["estimate", "vgg8", "--json", str(path), *flag])
+        assert result.exit_code == 0, result.output
+        out[bool(flag)] = json.loads(path.read_text())["energy_j"]
+    assert out[False] > out[True]

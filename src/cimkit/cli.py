@@ -100,6 +100,8 @@ def estimate(
     csv_out: Path | None = typer.Option(None, "--csv", help="write per-layer energy and latency as CSV"),
     plot: Path | None = typer.Option(None, help="save a stacked-bar figure of the energy per layer"),
     neurosim_ops: bool = typer.Option(False, help="count operations as NeuroSim does (input map size)"),
+    neurosim_compat: bool = typer.Option(False, help="count windows and map convolutions as DNN+NeuroSim V1.3 "
+                                         "does (no padded windows, one kernel tap per array group)"),
     unmapped: str = typer.Option("warn", help="ops of an ONNX model that cimkit cannot map: 'warn' (keep them, "
                                  "listed as not priced) or 'error' (refuse the model)"),
 ) -> None:
@@ -120,7 +122,7 @@ def estimate(
         wl = load_workload(network, unmapped=unmapped)
     for w in caught:  # the importer's warnings (unmapped ops, unused weights), once each, on the console
         console.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False)
-    report = run_estimate(wl, _spec(hw), ops="neurosim" if neurosim_ops else "macs")
+    report = run_estimate(wl, _spec(hw), ops="neurosim" if neurosim_ops else "macs", neurosim_compat=neurosim_compat)
     console.print(report.table())
     if report.unmapped:
         console.print(_unmapped_table(report, wl))
