@@ -183,7 +183,7 @@ def test_op_activity_overrides_the_chips_input_activity():
     assert r.energy_breakdown_j["array"] - plain.energy_breakdown_j["array"] == \
         pytest.approx(reads * (0.36 - spec.chip.input_activity) * cell, rel=1e-9)
     # word lines fire per 1 bit (twice as often), the row latches clock whatever the input
-    pulses = 8 * m.input_passes * 64 * (0.36 - spec.chip.input_activity)
+    pulses = 8 * m.input_passes * 64 * m.col_tiles * (0.36 - spec.chip.input_activity)  # each array's rows
     wordline = K.WORDLINE_CAP_F_PER_CELL * 0.85**2 * spec.array.cols * spec.periphery.columns_per_adc
     assert r.energy_breakdown_j["drivers"] - plain.energy_breakdown_j["drivers"] == \
         pytest.approx(pulses * wordline, rel=1e-9)

@@ -373,8 +373,15 @@ class Accumulation(Component):
         serial_inputs = p["passes"] > 1
         return b, cpw, m, serial_inputs
 
+    @staticmethod
+    def _cells_um2(b, cpw, input_bits):
+        """Adder bits and flip-flops of one converter's shift-add, as area at 22 nm (um^2)."""
+        return K.FULL_ADDER_BIT_UM2 * (2 * b + cpw) + K.FLIP_FLOP_UM2 * (2 * (b + cpw) + input_bits)
+
     def area_mm2(self, ctx):
-        return ctx.events["adcs"] * K.SHIFT_ADD_AREA_UM2 * ctx.area_scale[:, 0] * 1e-6
+        b, cpw, _, _ = self._widths(ctx)
+        width = self._cells_um2(b, cpw, ctx.p["input_bits"]) / self._cells_um2(5, 4, 8)
+        return ctx.events["adcs"] * K.SHIFT_ADD_AREA_UM2 * width[:, 0] * ctx.area_scale[:, 0] * 1e-6
 
     def energy_per_event_j(self, ctx):
         b, cpw, m, serial_inputs = self._widths(ctx)
@@ -390,7 +397,10 @@ class Accumulation(Component):
         cycles = m + np.where(serial_inputs, np.ceil(m / cpw), 0.0)
         width = b + ctx.p["input_bits"] + cpw + 1
         adder_s = (K.ADDER_DELAY_NS + K.ADDER_DELAY_NS_PER_BIT * width) * ctx.delay_scale * 1e-9
-        return {"serial_reads": ctx.cycle_s * cycles, "tree_steps": np.ceil(adder_s / ctx.cycle_s) * ctx.cycle_s}
+        # cycles per adder stage: the adder's delay over the clock; NeuroSim counts them on its initial 1 GHz
+        # grid before it slows the clock to the read cycle (neurosim_compat)
+        grid_s = np.where(ctx.events["neurosim_counts"], 1e-9, ctx.cycle_s)
+        return {"serial_reads": ctx.cycle_s * cycles, "tree_steps": np.ceil(adder_s / grid_s) * ctx.cycle_s}
 
 
 class Buffer(Component):

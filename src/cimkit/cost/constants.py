@@ -106,7 +106,12 @@ SHIFT_ADD_FF_ENERGY_PJ = 2.55e-3
 ADDER_DELAY_NS = 0.303 - 5 * 0.064
 ADDER_DELAY_NS_PER_BIT = 0.064
 ADD_ENERGY_PJ = 0.03  # adding partial sums of two row tiles (assumption: a 16-bit adder at 22 nm)
-SHIFT_ADD_AREA_UM2 = 86.4  # per ADC; calibrated: VGG8 accumulation area 5.31e6 um^2
+SHIFT_ADD_AREA_UM2 = 86.4  # per ADC at 5-bit ADCs, 4 columns per weight, 8-bit inputs; calibrated: VGG8
+# accumulation area 5.31e6 um^2 (shift-adds and the adder trees after them). Other widths scale it by the
+# shift-add's adder bits and flip-flops, weighted with NeuroSim's cells at 22 nm (ShiftAdd.cpp: adders of b and
+# b + cpw bits, b + cpw and b + cpw + input bits flip-flops; a full-adder bit 1.39 um^2, a flip-flop 1.236 um^2)
+FULL_ADDER_BIT_UM2 = 1.39
+FLIP_FLOP_UM2 = 1.236
 DIGITAL_UNIT_AREA_UM2 = 20000.0  # activation and pooling units per tile (assumption; in the calibrated
 # "other periphery" area). The digital unit's energy and latency per operation: see the end of this file.
 

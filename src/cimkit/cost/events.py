@@ -110,7 +110,7 @@ def count(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict:
         feasible=(tiles >= tiles_needed)[:, 0], tiles=tiles[:, 0], tiles_needed=tiles_needed[:, 0],
         chip_arrays=chip_arrays[:, 0], adcs=(chip_arrays * adcs_per_array)[:, 0],
         sram_kb=(tiles * p["tile_buffer_kb"] + p["global_buffer_kb"])[:, 0],
-        layer_arrays=arrays, duplication=dup, columns_per_weight=cpw, on_arrays=on_arrays, rewritten=rewritten,
+        layer_arrays=arrays, duplication=dup, columns_per_weight=cpw, neurosim_counts=taps is not None, on_arrays=on_arrays, rewritten=rewritten,
         # cells holding an operand: static weights, and the operands of matmuls written into arrays per input
         utilization=((np.where(on_arrays, w["weights"], 0) * cpw).sum(axis=1) + ev["cell_writes"].sum(axis=1))
         / (chip_arrays[:, 0] * p["rows"][:, 0] * p["cols"][:, 0]),
