@@ -129,3 +129,49 @@ def test_cli_estimate_counts_as_neurosim_on_request(tmp_path):
         assert result.exit_code == 0, result.output
         out[bool(flag)] = json.loads(path.read_text())["energy_j"]
     assert out[False] > out[True]
+
+
+def test_a_loader_is_read_once_and_numpy_batches_work(spec):
+    """A one-shot generator gives every batch to the measurement (the trace takes the first one's shape);
+    numpy float64 batches run through a float32 model."""
+    import numpy as np
+
+    model = nn.Sequential(nn.Linear(16, 4))
+    rng = np.random.default_rng(0)
+    arrays = [rng.normal(size=(8, 16)) for _ in range(3)]
+    listed = ck.estimate(model, spec, activity_from=[torch.from_numpy(a).float() for a in arrays])
+    once = ck.estimate(model, spec, activity_from=(a for a in arrays))
+    assert once.energy_j == pytest.approx(listed.energy_j, rel=1e-12)
+
+
+def test_other_padding_modes_and_unbatched_inputs(spec):
+    conv = nn.Conv2d(1, 1, 3, padding=1, padding_mode="reflect")
+    x = torch.full((1, 1, 4, 4), 1.0)
+    assert measure_activity(nn.Sequential(conv), [x], spec, input_range=1.0)["0"] == 1.0  # reflected ones
+    line = nn.Sequential(nn.Conv1d(2, 2, 3, padding=1))
+    assert measure_activity(line, [torch.full((1, 2, 5), 1.0)], spec, input_range=1.0)["0"] == \
+        pytest.approx(26 / 30)  # 5 windows x 3 taps x 2 channels, 2 taps on padding x 2 channels
+    with pytest.raises(InputError, match="a number per layer"):
+        measure_activity(line, [torch.zeros(1, 2, 5)], spec, input_range={"0": {"0": 1.0}})
+
+
+def test_neurosim_windows_of_1d_and_strided_convolutions():
+    import importlib
+
+    est = importlib.import_module("cimkit.cost.estimate")
+    wl1 = ck.Workload.from_torch(nn.Sequential(nn.Conv1d(4, 4, 5, stride=2, padding=2)), (1, 4, 100))
+    op = wl1.weighted_ops[0]
+    assert op.vectors == 50 and est.neurosim_windows(op) == (100 - 5) // 2 + 1  # 48 unpadded windows
+    wl2 = ck.Workload.from_torch(nn.Sequential(nn.Conv2d(1, 2, 3, stride=2, padding=1)), (1, 1, 9, 9))
+    op = wl2.weighted_ops[0]
+    assert op.vectors == 25 and est.neurosim_windows(op) == 16
+
+
+def test_sharing_converters_never_slows_the_clock_below_one_adc_per_column(spec):
+    """One converter per column needs no column multiplexer (NeuroSim builds none): its read cycle is the
+    shortest, and its latency is no longer than with two columns per converter."""
+    wl = ck.zoo.workload("vgg8")
+    for rows in (128, 256):
+        s = spec.replace(**{"array.rows": rows, "array.cols": rows})
+        one, two = (ck.estimate(wl, s.replace(**{"periphery.columns_per_adc": m})) for m in (1, 2))
+        assert one.clock_period_s < two.clock_period_s and one.latency_s <= two.latency_s

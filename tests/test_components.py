@@ -26,6 +26,8 @@ from cimkit.workload.core import Op, Workload
 @pytest.fixture
 def registered():
     """Register components for one test; the built-ins are restored afterwards."""
+    import cimkit.cam.cost  # noqa: F401  (registers the CAM's parts: a snapshot without them would drop them)
+
     saved = dict(COMPONENTS._entries)
     yield lambda comp, replace=False: COMPONENTS.register(comp.name, comp, replace=replace)
     COMPONENTS._entries.clear()

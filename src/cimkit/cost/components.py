@@ -48,13 +48,15 @@ class Context:
     """What a component prices from: ``p`` the spec columns (each (C, 1)), ``events`` the counts of
     ``cimkit.cost.events.count`` ((C, L) per layer, (C,) per chip), the technology factors relative to
     the 22 nm / 0.8 V reference (``area_scale``, ``energy_scale``, ``delay_scale``, each (C, 1)), the clock
-    period ``cycle_s`` and, once the areas are known, the chip's ``area_mm2`` (C,) and the area of every
+    period ``cycle_s``, one conversion's and one array read's time (``conversion_s``, ``read_s``; see
+    ``read_cycle``) and, once the areas are known, the chip's ``area_mm2`` (C,) and the area of every
     component but the overheads (``core_area_mm2``)."""
 
     def __init__(self, p: dict, events: dict, area_scale, energy_scale, delay_scale) -> None:
         self.p, self.events = p, events
         self.area_scale, self.energy_scale, self.delay_scale = area_scale, energy_scale, delay_scale
-        self.cycle_s = 1.0 / p["clock_hz"]
+        self.cycle_s = 1.0 / p["clock_hz"]  # read_cycle sets these three
+        self.conversion_s = self.read_s = 0.0
         self.core_area_mm2 = None
         self.area_mm2 = None
         self._scales: dict = {}
@@ -153,7 +155,9 @@ class AdcKind:
     conversion's logic delay, which scales with the node's gate delay); all elementwise on numpy arrays.
     ``sense_ns``: analog sensing time per conversion that does not scale with the node. ``sets_clock``: a
     one-cycle converter whose read cycle (array read plus conversion, NeuroSim's synchronous mode) sets the
-    chip's clock; otherwise a conversion takes its own time, at least one clock cycle."""
+    chip's clock; otherwise a conversion takes its own time, at least one clock cycle.
+    ``includes_column_current``: the energy is a measured chip's fit that already holds the cells' column
+    current (the ``array`` component then prices none)."""
 
     name: str
     description: str
@@ -162,6 +166,7 @@ class AdcKind:
     time_ns: Callable
     sense_ns: float = 0.0
     sets_clock: bool = False
+    includes_column_current: bool = False
 
 
 #: converters by name (``chip.adc_type``)
@@ -205,18 +210,19 @@ register_adc_kind(AdcKind(
 register_adc_kind(AdcKind(
     "integrate_fire", "voltage-mode integrate-and-fire neuron (NeuRRAM), fitted to the chip's ten points",
     lambda b: K.IF_AREA_UM2 + 0 * b, lambda b, pulses: K.IF_ENERGY_PJ_PER_PULSE_BIT * pulses * b,
-    lambda b: K.IF_TIME_NS_PER_LEVEL * 2.0**b))
+    lambda b: K.IF_TIME_NS_PER_LEVEL * 2.0**b, includes_column_current=True))
 
 
 def adc_figures(kind_codes, kinds: tuple[str, ...], bits, pulses):
-    """(area um^2, energy pJ, logic time ns, sensing time ns, sets the clock) per configuration:
-    ``kind_codes`` (C, 1) index ``kinds`` (names of ``ADC_KINDS``)."""
+    """(area um^2, energy pJ, logic time ns, sensing time ns, sets the clock, includes the column current)
+    per configuration: ``kind_codes`` (C, 1) index ``kinds`` (names of ``ADC_KINDS``)."""
     out = None
     for code, name in enumerate(kinds):
         k = ADC_KINDS.get(name, "chip.adc_type")
         figs = [np.broadcast_to(np.asarray(f, dtype=float), np.shape(bits)) for f in
                 (k.area_um2(bits), k.energy_pj(bits, pulses), k.time_ns(bits), k.sense_ns)]
         figs.append(np.full(np.shape(bits), bool(k.sets_clock)))
+        figs.append(np.full(np.shape(bits), bool(k.includes_column_current)))
         if out is None:
             out = figs
         else:
@@ -225,23 +231,35 @@ def adc_figures(kind_codes, kinds: tuple[str, ...], bits, pulses):
     return tuple(out)
 
 
-def read_cycle(ctx) -> None:
-    """Set ``ctx.cycle_s``, the chip's clock period, and ``ctx.conversion_s``, one conversion's time (C, 1).
-
-    The array read (the column multiplexer's decoder and the column settling, growing with the gates it
-    drives, (cols / columns_per_adc) x rows, and with the node's gate delay; ``periphery.read_latency_ns``
-    when given) and, for a one-cycle converter (``AdcKind.sets_clock``), its conversion make the read cycle;
-    with NeuroSim's 1.4 margin it bounds the clock from below (``technology.clock_hz`` is the fastest)."""
+def array_read_ns(ctx):
+    """One array read (ns, (C, 1)): ``periphery.read_latency_ns`` when given, else the column's settling
+    after the slower of the word line's switch and, where converters are shared, the column multiplexer's
+    decoder (NeuroSim's SubArray read path), at the node's gate delay."""
     p = ctx.p
-    _, _, logic_ns, sense_ns, clocked = Adc.figures(ctx)
-    gates = p["cols"] / p["columns_per_adc"] * p["rows"]
-    modeled_ns = (K.ARRAY_READ_NS + K.ARRAY_READ_NS_PER_GATE * gates) * ctx.delay_scale
+    m = p["columns_per_adc"]
+    decoder = np.where(m > 1, K.MUX_DECODER_NS + K.MUX_DECODER_NS_PER_GATE * p["cols"] / m * p["rows"], 0.0)
+    wordline = K.WORDLINE_SWITCH_NS_PER_COL * p["cols"]
+    modeled = (K.COLUMN_SETTLE_NS + np.maximum(wordline, decoder)) * ctx.delay_scale
     given = p["read_latency_ns"]
-    read_ns = np.where(np.isnan(given), modeled_ns, given)
+    return np.where(np.isnan(given), modeled, given)
+
+
+def read_cycle(ctx) -> None:
+    """Set ``ctx.cycle_s`` (the chip's clock period), ``ctx.conversion_s`` (one conversion) and
+    ``ctx.read_s`` (one array read), each (C, 1).
+
+    With a one-cycle converter (``AdcKind.sets_clock``, the MLSA) the chip runs synchronously on its read
+    cycle, as NeuroSim's: 1.4 x (array read + conversion) bounds the clock period from below
+    (``technology.clock_hz`` is the fastest), and every component counts cycles of it. Other converters take
+    their own conversion time after each array read, at ``technology.clock_hz``."""
+    p = ctx.p
+    _, _, logic_ns, sense_ns, clocked, _ = Adc.figures(ctx)
+    read_ns = array_read_ns(ctx)
     conversion_ns = logic_ns * ctx.delay_scale + sense_ns
-    cycle_ns = K.READ_CYCLE_MARGIN * (read_ns + np.where(clocked, conversion_ns, 0.0))
+    cycle_ns = np.where(clocked, K.READ_CYCLE_MARGIN * (read_ns + conversion_ns), 0.0)
     ctx.cycle_s = np.maximum(1.0 / p["clock_hz"], cycle_ns * 1e-9)
     ctx.conversion_s = conversion_ns * 1e-9
+    ctx.read_s = np.where(clocked, 0.0, read_ns * 1e-9)
 
 
 # ---- row drivers per DAC mode -------------------------------------------------------------------------
@@ -252,8 +270,8 @@ DRIVERS: Registry[Callable] = Registry("row-driver model (periphery.dac_mode)")
 DRIVERS.register("bit_serial", lambda bits: 0.0 * bits)
 DRIVERS.register("pulse_train", lambda bits: K.INPUT_PULSE_ENERGY_PJ + 0 * bits)
 DRIVERS.register("multi_level", lambda bits: K.DAC_ENERGY_PJ_PER_LEVEL * (2.0**bits))
-#: DAC modes whose ``DRIVERS`` figure is a measured chip's fit that already holds the word-line charging
-#: (NeuRRAM's pulse trains): the word lines are not priced again from the array's geometry
+#: DAC modes whose ``DRIVERS`` figure is a measured chip's fit that already holds the word-line charging and
+#: the row registers (NeuRRAM's pulse trains): neither is priced again from the array's geometry
 FITTED_DRIVE_MODES = {"pulse_train"}
 
 
@@ -270,16 +288,24 @@ def _mm2(um2):
     return um2 * 1e-6
 
 
+#: cell levels averaged exactly up to this many; more levels (up to 2^24 per cell) by this many even points
+_MAX_LEVELS = 4096
+
+
 def effective_conductance_s(p):
     """Mean conductance (S) a read cell conducts through its access transistor (0.25 R_on, NeuroSim's
     sizing), with the weights spread evenly over the 2^bits_per_cell levels from g_min to g_max (NeuroSim's
-    random-weight traces); (C, 1)."""
-    g_min, g_max = p["g_min_us"] * 1e-6, p["g_max_us"] * 1e-6
-    n = 2.0 ** p["bits_per_cell"]
-    k = np.arange(int(n.max()))[None, :]
-    g = g_min + k / np.maximum(n - 1, 1) * (g_max - g_min)
-    eff = 1.0 / (1.0 / np.maximum(g, 1e-30) + K.ACCESS_R_OVER_R_ON / g_max)
-    return np.where(k < n, eff, 0.0).sum(axis=1, keepdims=True) / n
+    random-weight traces); (C, 1), computed once per distinct (g_min, g_max, bits_per_cell)."""
+    keys = np.concatenate([p["g_min_us"], p["g_max_us"], p["bits_per_cell"].astype(float)], axis=1)
+    distinct, index = np.unique(keys, axis=0, return_inverse=True)
+    means = np.empty(len(distinct))
+    for i, (g_min_us, g_max_us, bpc) in enumerate(distinct):
+        n = 2.0**bpc
+        points = int(min(n, _MAX_LEVELS))
+        k = np.arange(points) * ((n - 1) / max(points - 1, 1))
+        g = (g_min_us + k / max(n - 1, 1) * (g_max_us - g_min_us)) * 1e-6
+        means[i] = np.mean(1.0 / (1.0 / np.maximum(g, 1e-30) + K.ACCESS_R_OVER_R_ON / (g_max_us * 1e-6)))
+    return means[np.ravel(index)][:, None]
 
 
 class Array(Component):
@@ -298,7 +324,17 @@ class Array(Component):
         p = ctx.p
         per_cell = (K.COLUMN_CURRENT_W_PER_S * p["read_v"] / K.COLUMN_CURRENT_REF_V * effective_conductance_s(p)
                     * K.MLSA_SENSE_TIME_NS * 1e-9)
-        return {"cell_reads": per_cell}
+        return {"cell_reads": np.where(self._fitted(ctx), 0.0, per_cell)}
+
+    @staticmethod
+    def _fitted(ctx):
+        """Converters whose figure is a measured chip's fit that holds the column current (AdcKind
+        ``includes_column_current``)."""
+        return Adc.figures(ctx)[5]
+
+    def latency_per_event_s(self, ctx):
+        # a one-cycle converter's read is within its read cycle; other converters wait for the array read
+        return {"serial_reads": ctx.read_s}
 
 
 class Drivers(Component):
@@ -329,7 +365,8 @@ class Drivers(Component):
             wl = 0.0 * geometric if mode in FITTED_DRIVE_MODES else geometric
             drive = e if drive is None else np.where(p["dac_mode"] == code, e, drive)
             wordline = wl if wordline is None else np.where(p["dac_mode"] == code, wl, wordline)
-        latches = K.ROW_LATCH_ENERGY_PJ * p["rows"] * p["columns_per_adc"] * 1e-12 * ns
+        fitted = np.isin(p["dac_mode"], [i for i, m in enumerate(modes) if m in FITTED_DRIVE_MODES])
+        latches = np.where(fitted, 0.0, K.ROW_LATCH_ENERGY_PJ * p["rows"] * p["columns_per_adc"] * 1e-12 * ns)
         return {"row_drives": ctx.energy_scale * 1e-12 * (drive + wordline), "array_reads": latches}
 
 
@@ -341,8 +378,8 @@ class Adc(Component):
 
     @staticmethod
     def figures(ctx):
-        """(area um^2, energy pJ, logic ns, sensing ns, sets clock) of one converter per configuration, at
-        22 nm / 0.8 V."""
+        """(area um^2, energy pJ, logic ns, sensing ns, sets the clock, includes the column current) of one
+        converter per configuration, at 22 nm / 0.8 V."""
         if "adc" not in ctx._scales:
             p = ctx.p
             ctx._scales["adc"] = adc_figures(p["adc_type"], p["adc_types"], p["adc_bits"], p["pulses"])

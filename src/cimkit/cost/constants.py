@@ -51,14 +51,18 @@ WORDLINE_CAP_F_PER_CELL = 0.415e-15
 # The word-line switch matrix latches every row's input bit in a flip-flop clocked once per multiplexer
 # phase, whatever the input (NewSwitchMatrix.cpp; DFF.cpp: 5.1 fJ per clock at 22 nm).
 ROW_LATCH_ENERGY_PJ = 5.1e-3
-# The read cycle (SubArray.cpp, synchronous mode): the chip's clock is 1.4 x (array read + conversion), the
-# array read being the column multiplexer's decoder driving (cols / columns_per_adc) transmission gates as
-# wide as the rows require, plus the column's RC settling: at 22 nm 0.127 ns + 1.02e-4 ns x
-# (cols / columns_per_adc) x rows (a line through NeuroSim's decoder delays of 0.21 to 0.93 ns for loads of
-# 1,024 to 8,192 gate units at 128 x 128 to 256 x 256 arrays and 4 to 16 columns per ADC).
+# The read cycle (SubArray.cpp, synchronous mode): the chip's clock is 1.4 x (array read + conversion). The
+# array read is the column's RC settling (0.025 ns at 22 nm) after the slower of the word line's switch (its
+# RC grows with the columns: 0.080 ns at 128 columns) and, where converters are shared (columns_per_adc > 1),
+# the column multiplexer's decoder driving (cols / columns_per_adc) transmission gates as wide as the rows
+# require: 0.102 ns + 1.02e-4 ns x (cols / columns_per_adc) x rows at 22 nm (a line through NeuroSim's decoder
+# delays of 0.21 to 0.93 ns for loads of 1,024 to 8,192 gate units at 128 x 128 to 256 x 256 arrays and 4 to
+# 16 columns per ADC). All scale with the node's gate delay.
 READ_CYCLE_MARGIN = 1.4  # NeuroSim's validated factor on the sensing cycle (Param.cpp: beta)
-ARRAY_READ_NS = 0.127
-ARRAY_READ_NS_PER_GATE = 1.016e-4
+COLUMN_SETTLE_NS = 0.025
+WORDLINE_SWITCH_NS_PER_COL = 0.080 / 128
+MUX_DECODER_NS = 0.102
+MUX_DECODER_NS_PER_GATE = 1.016e-4
 # SAR ADC: logic and comparator per bit plus a binary-weighted capacitor DAC of 2^b units. Scaled so
 # that a 5-bit SAR has about the area and 2x the energy per conversion of the 5-bit MLSA above, the
 # ratio NeuroSim's SAR and MLSA options show at this resolution (assumption, not a NeuroSim figure).

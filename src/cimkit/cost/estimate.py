@@ -516,29 +516,40 @@ def _check_compat(neurosim_compat) -> bool:
 def neurosim_windows(op) -> int:
     """Input windows a convolution reads as DNN+NeuroSim V1.3 counts them: ((H - K) / stride + 1) per side of
     the input map, the windows without padding (900 rather than 1,024 for a 3x3 'same' convolution on a
-    32 x 32 map); other ops keep their vectors."""
+    32 x 32 map; a dilated kernel spans dilation x (K - 1) + 1), never more than the layer's own vectors;
+    other ops keep their vectors."""
     if op.kind != "conv" or len(op.in_shape) < 2:
         return op.vectors
     sides = op.in_shape[1:]
+    dilation = getattr(op, "dilation", None) or (1,) * len(op.kernel)
     n = 1
-    for size, k, st in zip(sides, op.kernel, op.stride):
-        n *= max((size - k) // max(st, 1) + 1, 1)
-    return n
+    # spatial sides, kernel and stride aligned from the last axis (a 1-D conv stores kernel (1, k))
+    for size, k, st, d in zip(sides[::-1], op.kernel[::-1], op.stride[::-1], dilation[::-1]):
+        span = d * (k - 1) + 1
+        n *= max((size - span) // max(st, 1) + 1, 1)
+    return min(n, op.vectors)
 
 
-def _as_neurosim(workload: Workload, lw: dict) -> dict:
+def _as_neurosim(workload: Workload, lw: dict, convention: str) -> dict:
     """The rows counted as DNN+NeuroSim V1.3 counts them (``neurosim_compat``): convolutions read only the
-    windows without padding (``neurosim_windows``), and a convolution of K x K > 1 taps whose unrolled rows
-    fill an array puts each tap's channels on arrays of their own (NeuroSim's "novel mapping", for the
-    network's most frequent kernel size)."""
+    windows without padding (``neurosim_windows``; with the "macs" convention their operations shrink
+    alike), and a convolution of the network's most frequent kernel size, when its unrolled rows fill an
+    array, puts each tap's channels on arrays of their own (NeuroSim's "novel mapping")."""
+    from collections import Counter
+
     rows = dict(lw)
     ops = workload.ops
-    rows["vectors"] = np.array([neurosim_windows(op) if op.kind == "conv" else v
-                                for op, v in zip(ops, lw["vectors"][0].tolist())], dtype=float)[None, :]
-    taps = [op.kernel[0] * op.kernel[1] if op.kind == "conv" else 1 for op in ops]
-    # NeuroSim splits the convolutions of the network's most frequent kernel size only (its PE holds one tap)
-    common = max(set(t for t in taps if t > 1), key=taps.count, default=1)
-    rows["split_taps"] = np.array([t if t == common else 1 for t in taps])[None, :]
+    old = lw["vectors"][0].tolist()
+    new = [float(neurosim_windows(op)) if op.kind == "conv" else v for op, v in zip(ops, old)]
+    rows["vectors"] = np.array(new, dtype=float)[None, :]
+    if convention == "macs":  # NeuroSim's own count (input map size) does not depend on the windows
+        scale = np.array([n / v if v else 1.0 for n, v in zip(new, old)])[None, :]
+        rows["ops"] = lw["ops"] * scale
+    taps = [op.kernel[0] * op.kernel[1] if op.kind == "conv" else 0 for op in ops]
+    counts = Counter(t for t in taps if t)
+    # NeuroSim's PE holds one tap of the network's most frequent kernel size (ties: the larger kernel)
+    common = max(counts, key=lambda t: (counts[t], t)) if counts else 1
+    rows["split_taps"] = np.array([t if t == common and t > 1 else 1 for t in taps])[None, :]
     return rows
 
 
@@ -546,7 +557,7 @@ def _run(workload: Workload, specs: list[HardwareSpec], ops: OpsConvention,
          neurosim_compat: bool = False) -> tuple[dict, dict]:
     lw = _layers(workload, ops)
     if neurosim_compat:
-        lw = _as_neurosim(workload, lw)
+        lw = _as_neurosim(workload, lw, ops)
     _routing(workload, specs, lw)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):  # checked just below
         out = evaluate(_params(specs), lw)
@@ -584,7 +595,7 @@ def endurance(out: dict, inferences_per_s: float | None, endurance_cycles: float
 
 def _with_measured_activity(workload, spec: HardwareSpec, loader) -> Workload:
     """``workload`` (a torch model, traced on the loader's first batch) with every weighted op's input
-    activity measured from ``loader`` (``cimkit.workload.measure_activity``)."""
+    activity measured from ``loader`` (``cimkit.workload.measure_activity``; the loader is read once)."""
     import sys
 
     torch = sys.modules.get("torch")
@@ -593,12 +604,12 @@ def _with_measured_activity(workload, spec: HardwareSpec, loader) -> Workload:
                          f"pass the torch.nn.Module itself as the workload (got {type(workload).__name__}), or measure "
                          "it with cimkit.workload.measure_activity(model, loader, spec) and price "
                          "workload.with_activity(...)")
-    from ..sim.convert import _calibration_batches
-    from ..workload.activity import measure_activity
+    from ..workload.activity import input_batches, measure_activity
 
-    first = _calibration_batches(loader, 1, "estimate: activity_from")[0]
+    batches = input_batches(workload, loader, 8, "estimate: activity_from")
+    first = batches[0]
     traced = Workload.from_torch(workload, (1, *first.shape[1:]), input_dtype=first.dtype)
-    measured = measure_activity(workload, loader, spec)
+    measured = measure_activity(workload, batches, spec)
     return traced.with_activity({k: v for k, v in measured.items() if k in {op.name for op in traced.ops}})
 
 

@@ -224,9 +224,11 @@ class PeripherySpec(StrictModel):
     )
     columns_per_adc: int = Field(1, ge=1, le=4096, description="columns time-multiplexed onto one ADC")
     read_latency_ns: float | None = Field(
-        None, gt=0, description="array read (settling) time per input pass (ns), before conversion; the 'base "
-        "read latency' of Krestinskaya et al. 2025. null: modeled from the column multiplexer's decoder and the "
-        "column settling, which grow with cols / columns_per_adc x rows and the node's gate delay")
+        None, gt=0, description="array read (settling) time (ns) before a conversion; the 'base read latency' of "
+        "Krestinskaya et al. 2025. With a one-cycle converter (mlsa) it is part of the read cycle that, with the "
+        "conversion and NeuroSim's 1.4 margin, bounds the chip's clock period; with other converters it precedes "
+        "each input pass. null: modeled from the word line's switch, the column multiplexer's decoder (when "
+        "columns_per_adc > 1) and the column settling, at the node's gate delay")
     drift_compensation: Literal["none", "global"] = Field(
         "global",
         description="'global': a digital gain from an all-ones reference read at t0 and at the "

@@ -28,30 +28,53 @@ _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 
 def _ones_per_element(x: torch.Tensor, bits: int, scale: float, signed: bool) -> torch.Tensor:
-    """The number of 1 bits of every element's DAC code (two's complement when signed), as float64."""
+    """The number of 1 bits of every element's DAC code (two's complement when signed), as float32 (one bit
+    plane at a time: no tensor bits x the input's size)."""
     from ..sim.quant import quantize_input
 
-    codes = quantize_input(x.double(), bits, scale, signed).to(torch.int64)
+    codes = quantize_input(x.double(), bits, scale, signed).to(torch.int32)
     if signed:
         codes = torch.remainder(codes, 2**bits)
-    shifts = torch.arange(bits, device=codes.device)
-    return ((codes.unsqueeze(-1) >> shifts) & 1).sum(-1).double()
+    ones = torch.zeros(codes.shape, dtype=torch.float32)
+    for k in range(bits):
+        ones += ((codes >> k) & 1).to(torch.float32)
+    return ones
 
 
 def _window_ones(module: nn.Module, ones: torch.Tensor) -> tuple[float, float]:
-    """(1 bits, bits) over the input vectors ``module`` reads from its input's per-element 1-bit counts
-    ``ones``: a convolution counts each element once per window it falls in, padding zeros included."""
-    if isinstance(module, (nn.Conv1d, nn.Conv2d)) and ones.dim() >= 3:
-        conv = F.conv1d if isinstance(module, nn.Conv1d) else F.conv2d
-        per_pos = ones.sum(dim=1, keepdim=True)  # channels: every one reaches its group's rows once per window
-        kernel = torch.ones((1, 1, *module.kernel_size), dtype=per_pos.dtype, device=per_pos.device)
-        padding = module.padding if isinstance(module.padding, tuple) else 0  # 'same'/'valid' handled below
-        if isinstance(module.padding, str):
-            padding = "same" if module.padding == "same" else 0
+    """(1 bits, bits / input bits) over the input vectors ``module`` reads, from its input's per-element 1-bit
+    counts ``ones``: a convolution counts each element once per window it falls in, its padding included
+    (zeros, or the values ``padding_mode`` repeats)."""
+    if isinstance(module, (nn.Conv1d, nn.Conv2d)):
+        dims = 1 if isinstance(module, nn.Conv1d) else 2
+        if ones.dim() == dims + 1:  # an unbatched input
+            ones = ones.unsqueeze(0)
+        conv = F.conv1d if dims == 1 else F.conv2d
+        per_pos = ones.double().sum(dim=1, keepdim=True)  # every channel reaches its group's rows once per window
+        kernel = torch.ones((1, 1, *module.kernel_size), dtype=per_pos.dtype)
+        if module.padding_mode != "zeros":
+            per_pos = F.pad(per_pos, module._reversed_padding_repeated_twice, mode=module.padding_mode)
+            padding = 0
+        elif isinstance(module.padding, str):
+            padding = module.padding  # "same" (stride 1) or "valid"
+        else:
+            padding = module.padding
         window_sums = conv(per_pos, kernel, stride=module.stride, padding=padding, dilation=module.dilation)
         rows_per_vector = ones.shape[1] * math.prod(module.kernel_size)
         return float(window_sums.sum()), float(window_sums.numel() * rows_per_vector)
-    return float(ones.sum()), float(ones.numel())
+    return float(ones.double().sum()), float(ones.numel())
+
+
+def input_batches(model: nn.Module, loader, num_batches: int, what: str) -> list[torch.Tensor]:
+    """Up to ``num_batches`` input batches of ``loader`` (read once), floating batches in the model's
+    parameter dtype (numpy float64 batches for a float32 model)."""
+    from ..sim.convert import _calibration_batches
+
+    batches = _calibration_batches(loader, num_batches, what)
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+    if dtype is not None:
+        batches = [x.to(dtype) if x.is_floating_point() else x for x in batches]
+    return batches
 
 
 def _check_range(input_range, names: list[str]) -> dict[str, float] | float | None:
@@ -63,8 +86,10 @@ def _check_range(input_range, names: list[str]) -> dict[str, float] | float | No
             raise InputError(f"measure_activity: input_range names {short_repr(unknown[0])}, which is no weighted layer "
                              f"of the model; its weighted layers: {', '.join(names[:8])}")
         for k, v in input_range.items():
+            if isinstance(v, Mapping):
+                raise InputError(f"measure_activity: input_range[{k!r}] = {short_repr(v)}: give a number per layer")
             _check_range(v, names)
-        return dict(input_range)
+        return {k: float(v) for k, v in input_range.items()}
     if isinstance(input_range, bool) or not isinstance(input_range, numbers.Real) or not (
             math.isfinite(input_range) and input_range > 0):
         raise InputError(f"measure_activity: input_range = {short_repr(input_range)}: give the input value the DAC's "
@@ -81,10 +106,11 @@ def measure_activity(model: nn.Module, loader: Iterable, spec, *, num_batches: i
     ``model`` in eval mode. Each ``nn.Linear`` / ``nn.Conv1d`` / ``nn.Conv2d`` input is quantized with
     ``spec.periphery.input_bits`` bits: the DAC's top code stands for the ``percentile`` of the observed
     magnitudes (the simulator's ``calibrate``), or for ``input_range`` (one value, or a dict by layer name)
-    when given. Signed inputs are counted in two's complement. Layers a batch never reaches are left out.
+    when given. Signed inputs are counted in two's complement. Layers a batch never reaches are left out; a
+    module called several times gets one fraction over all its calls (every op of its name takes it). The
+    inputs of every weighted layer for the batches read are held on the CPU until counted.
     """
     from ..cost.estimate import _resolve_spec
-    from ..sim.convert import _calibration_batches
     from ..sim.quant import input_code_limits
 
     spec = _resolve_spec(spec, "measure_activity: spec")
@@ -103,7 +129,7 @@ def measure_activity(model: nn.Module, loader: Iterable, spec, *, num_batches: i
         raise InputError(f"measure_activity: {type(model).__name__} has no nn.Linear or nn.Conv1d/2d layer whose "
                          "inputs drive crossbar rows")
     ranges = _check_range(input_range, list(layers))
-    batches = _calibration_batches(loader, num_batches, "measure_activity")
+    batches = input_batches(model, loader, num_batches, "measure_activity")
 
     seen: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
     hooks = [m.register_forward_pre_hook(lambda mod, args, name=name: seen[name].append(args[0].detach().cpu()))
