@@ -1,5 +1,6 @@
 """The cost model against DNN+NeuroSim V1.3 changing one knob at a time (shared/reference/neurosim_sweep.json,
-VGG8): every run within 25% on area, latency and energy, and every change from the baseline moving the way
+VGG8, and our own further runs in tests/data/neurosim_sweep_extra.json): every run within 25% on area,
+latency and energy, and every change from the baseline moving the way
 NeuroSim's does (the ratio of the two changes within 0.8 to 1.25). Counted as NeuroSim counts
 (``neurosim_compat``); the sweep's traces have 0.182 of their input bits at 1 (the preset's 0.18)."""
 
@@ -14,6 +15,12 @@ import cimkit as ck
 SWEEP_FILE = Path(__file__).parent / "data" / "neurosim_sweep.json"
 SWEEP = {k: v for k, v in json.loads(SWEEP_FILE.read_text()).items() if not k.startswith("_")}
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "neurosim_sweep.json"
+#: more runs of the same kind that we made ourselves with NeuroSim V1.3 (its "_source" says how): points the
+#: cost model was not built on (other ADC resolutions, array sizes, nodes, cell bits, column muxing, input bits)
+EXTRA_FILE = Path(__file__).parent / "data" / "neurosim_sweep_extra.json"
+EXTRA = {k: v for k, v in json.loads(EXTRA_FILE.read_text()).items() if not k.startswith("_")}
+RUNS = {**SWEEP, **EXTRA}
+BASELINES = {"VGG8": SWEEP["vgg8_base"], **({"ResNet-18": EXTRA["resnet18_base"]} if "resnet18_base" in EXTRA else {})}
 
 
 def test_the_copy_is_the_reference():
@@ -64,26 +71,30 @@ def trace_density(bits: int) -> float:
     return measure_activity(torch.nn.Sequential(torch.nn.Linear(128, 1)), xs, spec, input_range=top)["0"]
 
 
-def figures(run: str) -> tuple[dict, dict]:
+def network(ref: dict) -> str:
+    return "resnet18" if "resnet" in ref.get("network", "VGG8").lower() else "vgg8"
+
+
+def figures(run: str | dict) -> tuple[dict, dict]:
     """(cimkit, NeuroSim): area mm^2, latency s, energy J (post-layout factor included)."""
-    ref = SWEEP[run]
-    r = ck.estimate(ck.zoo.workload("vgg8"), spec_for(ref), ops="neurosim", neurosim_compat=True)
+    ref = RUNS[run] if isinstance(run, str) else run
+    r = ck.estimate(ck.zoo.workload(network(ref)), spec_for(ref), ops="neurosim", neurosim_compat=True)
     ours = {"area": r.area_mm2, "latency": r.latency_s, "energy": r.energy_j}
     theirs = {"area": ref["area_mm2"], "latency": ref["latency_ms"] * 1e-3, "energy": ref["energy_j"]}
     return ours, theirs
 
 
-@pytest.mark.parametrize("run", sorted(SWEEP))
+@pytest.mark.parametrize("run", sorted(RUNS))
 def test_every_run_within_25_percent(run):
     ours, theirs = figures(run)
     for key in ours:
         assert abs(ours[key] / theirs[key] - 1) < 0.25, (run, key, ours[key], theirs[key])
 
 
-@pytest.mark.parametrize("run", sorted(k for k in SWEEP if k != "vgg8_base"))
+@pytest.mark.parametrize("run", sorted(k for k, v in RUNS.items() if v["param_edits"]))
 def test_every_change_moves_like_neurosims(run):
     ours, theirs = figures(run)
-    ours0, theirs0 = figures("vgg8_base")
+    ours0, theirs0 = figures(BASELINES[RUNS[run].get("network", "VGG8")])
     for key in ours:
         ratio = (ours[key] / ours0[key]) / (theirs[key] / theirs0[key])
         assert 0.8 <= ratio <= 1.25, (run, key, ratio)
@@ -91,7 +102,9 @@ def test_every_change_moves_like_neurosims(run):
 
 def test_the_clock_is_the_read_cycle_as_neurosims():
     """NeuroSim's clock period is set by the read cycle: it moves with ADC levels (the encoder), the array
-    size and columns per ADC (the multiplexer decoder) and the node; ours within 5% at every run."""
-    for run, ref in SWEEP.items():
-        r = ck.estimate(ck.zoo.workload("vgg8"), spec_for(ref), neurosim_compat=True)
-        assert r.clock_period_s == pytest.approx(ref["clock_period_ns"] * 1e-9, rel=0.05), run
+    size and columns per ADC (the multiplexer decoder) and the node; ours within 3% at every run but 14 nm
+    (+10%: NeuroSim's FinFET decoder is faster than C V / I of its transistors says)."""
+    for run, ref in RUNS.items():
+        r = ck.estimate(ck.zoo.workload(network(ref)), spec_for(ref), neurosim_compat=True)
+        tolerance = 0.11 if "node14" in run else 0.03
+        assert r.clock_period_s == pytest.approx(ref["clock_period_ns"] * 1e-9, rel=tolerance), run

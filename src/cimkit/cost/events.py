@@ -80,11 +80,15 @@ def count(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict:
         "tree_steps": np.where(on_arrays, vectors / dup * np.ceil(np.log2(np.maximum(row_tiles, 1)))
                                * np.maximum(p["columns_per_adc"] // cpw, 1), 0),
     }
-    act_bytes = p["activation_bits"] / 8.0
-    moved = (w["in_elements"] + w["out_elements"]) * act_bytes + np.where(on_arrays, vectors * active_rows * act_bytes, 0)
-    ev["moved_bytes"] = moved
-    ev["moved_bits"] = moved * 8
-    ev["moved_words"] = moved * 8 / p["bus_bits"]
+    # data through the buffers and wires, in bits: an op on the arrays reads its input map and sends the
+    # unrolled input vectors as the DAC's input_bits codes; every op writes its output map, and a digital op
+    # reads its input, at activation_bits
+    act_bits, in_bits = p["activation_bits"], p["input_bits"]
+    moved_bits = (w["out_elements"] * act_bits
+                  + np.where(on_arrays, (w["in_elements"] + vectors * active_rows) * in_bits, w["in_elements"] * act_bits))
+    ev["moved_bits"] = moved_bits
+    ev["moved_bytes"] = moved_bits / 8
+    ev["moved_words"] = moved_bits / p["bus_bits"]
 
     # digital primitives of the ops the digital unit runs (the op registry's events per op)
     on_digital = w["on_digital"]
