@@ -20,7 +20,8 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "neurosi
 EXTRA_FILE = Path(__file__).parent / "data" / "neurosim_sweep_extra.json"
 EXTRA = {k: v for k, v in json.loads(EXTRA_FILE.read_text()).items() if not k.startswith("_")}
 RUNS = {**SWEEP, **EXTRA}
-BASELINES = {"VGG8": SWEEP["vgg8_base"], **({"ResNet-18": EXTRA["resnet18_base"]} if "resnet18_base" in EXTRA else {})}
+#: the baseline run of each network the runs change one knob of
+BASELINES = {v["network"]: v for k, v in RUNS.items() if k in ("vgg8_base", "resnet18_base")}
 
 
 def test_the_copy_is_the_reference():
