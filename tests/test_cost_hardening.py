@@ -212,6 +212,9 @@ def test_overflowing_spec_values_are_an_error_not_inf(lenet, rram):
             ck.estimate(lenet, rram.replace(**change))
         with pytest.raises(SpecError, match="outside any physical range"):
             ck.estimate_many(lenet, [rram, rram.replace(**change)])
+    # the column current is linear in the read voltage: an absurd voltage is refused by the spec itself
+    with pytest.raises(Exception, match="read_voltage_v"):
+        rram.replace(**{"device.read_voltage_v": 1e300})
 
 
 def _numeric_fields(model, prefix=""):

@@ -97,7 +97,7 @@ class DeviceSpec(StrictModel):
     technology: Literal["rram", "pcm", "sram", "fefet", "mram", "ideal"] = "ideal"
     g_max_us: float = Field(100.0, gt=0, description="highest programmable conductance (uS)")
     g_min_us: float = Field(0.0, ge=0, description="lowest conductance (uS); g_max/g_min is the on/off ratio")
-    read_voltage_v: float = Field(0.2, gt=0, description="full-scale read voltage on a row (V)")
+    read_voltage_v: float = Field(0.2, gt=0, le=10, description="full-scale read voltage on a row (V; at most 10 V)")
     bits_per_cell: int = Field(8, ge=1, le=24, description="bits stored in one cell (2**bits levels)")
     programming_noise_frac: float = Field(
         0.0, ge=0, description="std of programmed conductance, fraction of g_max (state-independent)"
