@@ -610,7 +610,8 @@ def _with_measured_activity(workload, spec: HardwareSpec, loader) -> Workload:
     first = batches[0]
     traced = Workload.from_torch(workload, (1, *first.shape[1:]), input_dtype=first.dtype)
     measured = measure_activity(workload, batches, spec)
-    return traced.with_activity({k: v for k, v in measured.items() if k in {op.name for op in traced.ops}})
+    names = {op.name for op in traced.ops}
+    return traced.with_activity({k: v for k, v in measured.items() if k in names})
 
 
 def estimate(workload: Workload, spec: HardwareSpec | str, *, ops: OpsConvention = "macs",

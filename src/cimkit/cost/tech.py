@@ -26,10 +26,10 @@ REFERENCE_NODE_NM = 22.0
 REFERENCE_SUPPLY_V = 0.8
 
 
-def _interp_log(node_nm, values) -> np.ndarray:
+def _interp_log(node_nm, values, nodes=NODES_NM) -> np.ndarray:
+    """``values`` tabulated at ``nodes`` (descending), interpolated in log(node)."""
     x = np.log(np.asarray(node_nm, dtype=float))
-    xs = np.log(NODES_NM[::-1])
-    return np.interp(x, xs, np.asarray(values)[::-1])
+    return np.interp(x, np.log(nodes[::-1]), np.asarray(values, dtype=float)[::-1])
 
 
 def check_node(node_nm) -> None:
@@ -69,19 +69,16 @@ _LP_GATE_CAP_F_PER_M = np.array([1.2 * 1.8574e-9 + 9.530642e-10, 1.2 * 1.5413e-9
                                  1.2 * 1.0572e-9, 1.2 * 9.418984e-10, 1.2 * 8.49489e-10])
 _LP_ION_UA_PER_UM = np.array([300.70, 346.30, 400.00, 500.20, 600.20, 791.90, 893.0, 862.0, 822.0])
 # intrinsic gate delay C V / I of each node's LP transistor (s): a gate driving gates of its own size
-_LP_TAU_S = _LP_GATE_CAP_F_PER_M * NOMINAL_SUPPLY_V / (_LP_ION_UA_PER_UM * 1e-6 / 1e-6)
-
-
-def _interp_lp(node_nm, values) -> np.ndarray:
-    x = np.log(np.asarray(node_nm, dtype=float))
-    return np.interp(x, np.log(_LP_NODES_NM[::-1]), np.asarray(values, dtype=float)[::-1])
+# (uA/um is A/m, so F/m x V / (A/m) is seconds)
+_LOG_LP_TAU_S = np.log(_LP_GATE_CAP_F_PER_M * NOMINAL_SUPPLY_V / _LP_ION_UA_PER_UM)
+_LOG_LP_TAU_REFERENCE = float(_interp_log(REFERENCE_NODE_NM, _LOG_LP_TAU_S, _LP_NODES_NM))
 
 
 def nominal_supply_v(node_nm) -> np.ndarray:
     """The nominal supply (V) of the low-power transistors at ``node_nm`` (PTM LP / ITRS LSTP, as in
     NeuroSim): 1.3 V at 130 nm, 1.0 V at 45 nm, 0.85 V at 22 nm, 0.7 V at 7 nm; interpolated in log(node).
     ``technology.supply_v: null`` means this value."""
-    return _interp_lp(node_nm, NOMINAL_SUPPLY_V)
+    return _interp_log(node_nm, NOMINAL_SUPPLY_V, _LP_NODES_NM)
 
 
 def delay_factor(node_nm) -> np.ndarray:
@@ -89,4 +86,4 @@ def delay_factor(node_nm) -> np.ndarray:
     (PTM LP models as in NeuroSim's Technology.cpp): x2.55 at 45 nm, x0.57 at 7 nm; interpolated in
     log(node). Wider transistors drive proportionally larger loads, so a circuit sized in units of F keeps
     this ratio."""
-    return np.exp(_interp_lp(node_nm, np.log(_LP_TAU_S)) - float(_interp_lp(REFERENCE_NODE_NM, np.log(_LP_TAU_S))))
+    return np.exp(_interp_log(node_nm, _LOG_LP_TAU_S, _LP_NODES_NM) - _LOG_LP_TAU_REFERENCE)
