@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -213,22 +213,28 @@ register_adc_kind(AdcKind(
     lambda b: K.IF_TIME_NS_PER_LEVEL * 2.0**b, includes_column_current=True))
 
 
-def adc_figures(kind_codes, kinds: tuple[str, ...], bits, pulses):
-    """(area um^2, energy pJ, logic time ns, sensing time ns, sets the clock, includes the column current)
-    per configuration: ``kind_codes`` (C, 1) index ``kinds`` (names of ``ADC_KINDS``)."""
+class AdcFigures(NamedTuple):
+    """One converter's figures per configuration (each (C, 1)), at 22 nm / 0.8 V (``AdcKind``)."""
+
+    area_um2: np.ndarray
+    energy_pj: np.ndarray
+    logic_ns: np.ndarray
+    sense_ns: np.ndarray
+    sets_clock: np.ndarray
+    includes_column_current: np.ndarray
+
+
+def adc_figures(kind_codes, kinds: tuple[str, ...], bits, pulses) -> AdcFigures:
+    """The ``AdcFigures`` of each configuration's converter: ``kind_codes`` (C, 1) index ``kinds`` (names of
+    ``ADC_KINDS``)."""
     out = None
     for code, name in enumerate(kinds):
         k = ADC_KINDS.get(name, "chip.adc_type")
         figs = [np.broadcast_to(np.asarray(f, dtype=float), np.shape(bits)) for f in
                 (k.area_um2(bits), k.energy_pj(bits, pulses), k.time_ns(bits), k.sense_ns)]
-        figs.append(np.full(np.shape(bits), bool(k.sets_clock)))
-        figs.append(np.full(np.shape(bits), bool(k.includes_column_current)))
-        if out is None:
-            out = figs
-        else:
-            m = kind_codes == code
-            out = [np.where(m, new, old) for new, old in zip(figs, out)]
-    return tuple(out)
+        figs += [np.full(np.shape(bits), bool(k.sets_clock)), np.full(np.shape(bits), bool(k.includes_column_current))]
+        out = figs if out is None else [np.where(kind_codes == code, new, old) for new, old in zip(figs, out)]
+    return AdcFigures(*out)
 
 
 def array_read_ns(ctx):
@@ -252,14 +258,13 @@ def read_cycle(ctx) -> None:
     cycle, as NeuroSim's: 1.4 x (array read + conversion) bounds the clock period from below
     (``technology.clock_hz`` is the fastest), and every component counts cycles of it. Other converters take
     their own conversion time after each array read, at ``technology.clock_hz``."""
-    p = ctx.p
-    _, _, logic_ns, sense_ns, clocked, _ = Adc.figures(ctx)
+    adc = Adc.figures(ctx)
     read_ns = array_read_ns(ctx)
-    conversion_ns = logic_ns * ctx.delay_scale + sense_ns
-    cycle_ns = np.where(clocked, K.READ_CYCLE_MARGIN * (read_ns + conversion_ns), 0.0)
-    ctx.cycle_s = np.maximum(1.0 / p["clock_hz"], cycle_ns * 1e-9)
+    conversion_ns = adc.logic_ns * ctx.delay_scale + adc.sense_ns
+    cycle_ns = np.where(adc.sets_clock, K.READ_CYCLE_MARGIN * (read_ns + conversion_ns), 0.0)
+    ctx.cycle_s = np.maximum(1.0 / ctx.p["clock_hz"], cycle_ns * 1e-9)
     ctx.conversion_s = conversion_ns * 1e-9
-    ctx.read_s = np.where(clocked, 0.0, read_ns * 1e-9)
+    ctx.read_s = np.where(adc.sets_clock, 0.0, read_ns * 1e-9)
 
 
 # ---- row drivers per DAC mode -------------------------------------------------------------------------
@@ -324,13 +329,8 @@ class Array(Component):
         p = ctx.p
         per_cell = (K.COLUMN_CURRENT_W_PER_S * p["read_v"] / K.COLUMN_CURRENT_REF_V * effective_conductance_s(p)
                     * K.MLSA_SENSE_TIME_NS * 1e-9)
-        return {"cell_reads": np.where(self._fitted(ctx), 0.0, per_cell)}
-
-    @staticmethod
-    def _fitted(ctx):
-        """Converters whose figure is a measured chip's fit that holds the column current (AdcKind
-        ``includes_column_current``)."""
-        return Adc.figures(ctx)[5]
+        # a converter whose figure is a measured chip's fit already holds the column current
+        return {"cell_reads": np.where(Adc.figures(ctx).includes_column_current, 0.0, per_cell)}
 
     def latency_per_event_s(self, ctx):
         # a one-cycle converter's read is within its read cycle; other converters wait for the array read
@@ -353,21 +353,20 @@ class Drivers(Component):
     def energy_per_event_j(self, ctx):
         p = ctx.p
         modes = p["dac_modes"]
-        drive = wordline = None
-        ns = ctx.energy_scale_from(K.NEUROSIM_NODE_NM, K.NEUROSIM_SUPPLY_V)
-        geometric = (K.WORDLINE_CAP_F_PER_CELL * K.NEUROSIM_SUPPLY_V**2 * 1e12 * p["cols"] * p["columns_per_adc"]
-                     / ctx.energy_scale) * ns
+        drive = None
         for code, mode in enumerate(modes):
             if mode in DRIVERS:
                 e = np.asarray(DRIVERS.get(mode)(p["input_bits"]), dtype=float)
             else:  # a plug-in DAC mode without its own driver model: priced from its properties
                 e = default_drive_pj(p["input_bits"], p["binary_drive"])
-            wl = 0.0 * geometric if mode in FITTED_DRIVE_MODES else geometric
             drive = e if drive is None else np.where(p["dac_mode"] == code, e, drive)
-            wordline = wl if wordline is None else np.where(p["dac_mode"] == code, wl, wordline)
+        # NeuroSim's 22 nm figures (J), scaled to each configuration's node and supply
+        at_node = ctx.energy_scale_from(K.NEUROSIM_NODE_NM, K.NEUROSIM_SUPPLY_V)
+        wordline_j = K.WORDLINE_CAP_F_PER_CELL * K.NEUROSIM_SUPPLY_V**2 * p["cols"] * p["columns_per_adc"] * at_node
+        latches_j = K.ROW_LATCH_ENERGY_PJ * 1e-12 * p["rows"] * p["columns_per_adc"] * at_node
         fitted = np.isin(p["dac_mode"], [i for i, m in enumerate(modes) if m in FITTED_DRIVE_MODES])
-        latches = np.where(fitted, 0.0, K.ROW_LATCH_ENERGY_PJ * p["rows"] * p["columns_per_adc"] * 1e-12 * ns)
-        return {"row_drives": ctx.energy_scale * 1e-12 * (drive + wordline), "array_reads": latches}
+        return {"row_drives": ctx.energy_scale * 1e-12 * drive + np.where(fitted, 0.0, wordline_j),
+                "array_reads": np.where(fitted, 0.0, latches_j)}
 
 
 class Adc(Component):
@@ -377,22 +376,21 @@ class Adc(Component):
     name, unit = "adc", "crossbar"
 
     @staticmethod
-    def figures(ctx):
-        """(area um^2, energy pJ, logic ns, sensing ns, sets the clock, includes the column current) of one
-        converter per configuration, at 22 nm / 0.8 V."""
+    def figures(ctx) -> AdcFigures:
+        """The ``AdcFigures`` of one converter per configuration (computed once per pricing)."""
         if "adc" not in ctx._scales:
             p = ctx.p
             ctx._scales["adc"] = adc_figures(p["adc_type"], p["adc_types"], p["adc_bits"], p["pulses"])
         return ctx._scales["adc"]
 
     def area_mm2(self, ctx):
-        return ctx.events["adcs"] * self.figures(ctx)[0][:, 0] * ctx.area_scale[:, 0] * 1e-6
+        return ctx.events["adcs"] * self.figures(ctx).area_um2[:, 0] * ctx.area_scale[:, 0] * 1e-6
 
     def energy_per_event_j(self, ctx):
-        return {"conversions": self.figures(ctx)[1] * ctx.energy_scale * 1e-12}
+        return {"conversions": self.figures(ctx).energy_pj * ctx.energy_scale * 1e-12}
 
     def latency_per_event_s(self, ctx):
-        clocked = self.figures(ctx)[4]
+        clocked = self.figures(ctx).sets_clock
         return {"adc_slots": np.where(clocked, ctx.cycle_s, np.maximum(ctx.conversion_s, ctx.cycle_s))}
 
 
