@@ -175,3 +175,19 @@ def test_sharing_converters_never_slows_the_clock_below_one_adc_per_column(spec)
         s = spec.replace(**{"array.rows": rows, "array.cols": rows})
         one, two = (ck.estimate(wl, s.replace(**{"periphery.columns_per_adc": m})) for m in (1, 2))
         assert one.clock_period_s < two.clock_period_s and one.latency_s <= two.latency_s
+
+
+def test_the_measured_range_is_the_one_calibrate_sets(spec):
+    """Without input_range, a layer's DAC range is what cimkit.calibrate gives the same input (the first
+    layer's: later layers of the calibrated chip see the chip's own, quantized activations)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 8))
+    data = [torch.randn(64, 32) for _ in range(3)]
+    chip = ck.convert(model, spec)
+    ck.calibrate(chip, data, num_batches=3)
+    from cimkit.sim.layers import CIMLayer
+
+    ranges = {name: float(m.input_range) for name, m in chip.named_modules() if isinstance(m, CIMLayer)}
+    assert set(ranges) == {"0", "2"}
+    pinned = measure_activity(model, data, spec, input_range={"0": ranges["0"]})
+    assert measure_activity(model, data, spec)["0"] == pinned["0"]

@@ -331,10 +331,7 @@ def calibrate(model: nn.Module, loader: Iterable, *, num_batches: int = 8, perce
     calibrated inputs. Returns the model.
     """
     layers = required_cim_layers(model, "calibrate")
-    if isinstance(percentile, bool) or not isinstance(percentile, numbers.Real) or not 0 < percentile <= 100:
-        raise InputError(f"calibrate: percentile must be a number in (0, 100], got {percentile!r}")
-    if isinstance(num_batches, bool) or not isinstance(num_batches, numbers.Integral) or num_batches < 1:
-        raise InputError(f"calibrate: num_batches must be a positive integer, got {num_batches!r}")
+    check_calibration_options("calibrate", num_batches, percentile)
     batches = _calibration_batches(loader, num_batches)
     if all(float(x.abs().max()) == 0 for x in batches):
         warnings.warn("calibrate: every calibration input is zero; the input ranges it sets are degenerate "
@@ -355,6 +352,15 @@ def calibrate(model: nn.Module, loader: Iterable, *, num_batches: int = 8, perce
             layer.end_calibration(percentile)
     model.train(was_training)
     return model
+
+
+def check_calibration_options(what: str, num_batches, percentile) -> None:
+    """An ``InputError`` naming ``what`` unless ``percentile`` is a number in (0, 100] and ``num_batches`` a
+    positive integer."""
+    if isinstance(percentile, bool) or not isinstance(percentile, numbers.Real) or not 0 < percentile <= 100:
+        raise InputError(f"{what}: percentile must be a number in (0, 100], got {percentile!r}")
+    if isinstance(num_batches, bool) or not isinstance(num_batches, numbers.Integral) or num_batches < 1:
+        raise InputError(f"{what}: num_batches must be a positive integer, got {num_batches!r}")
 
 
 def _calibration_batches(loader, num_batches: int, what: str = "calibrate") -> list[torch.Tensor]:

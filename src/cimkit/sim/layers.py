@@ -246,8 +246,7 @@ class CIMLayer(nn.Module):
         tile.calibrating, self._calib_data, self._calib_handle = None, {}, None
         tile._consts = None
         if stage == "input" and "input" in data:
-            samples = _subsample(torch.cat(data["input"]), dim=0)
-            tile.input_range.fill_(float(torch.quantile(samples, q)))
+            tile.input_range.fill_(magnitude_percentile(torch.cat(data["input"]), percentile))
             tile.input_signed.fill_(bool(torch.cat(data["input_min"]).min() < 0))
         elif stage == "adc" and "adc" in data:
             samples = torch.cat(data["adc"], dim=1)
@@ -275,6 +274,12 @@ def _after_load(module: "CIMLayer", incompatible_keys) -> None:
     else:
         module._stale = True
     module._loaded_chip = False
+
+
+def magnitude_percentile(magnitudes: torch.Tensor, percentile: float) -> float:
+    """The ``percentile`` (0 to 100) of a flat tensor of observed magnitudes, on an even subsample of at most
+    ``_CALIB_SAMPLES``: the range ``calibrate`` gives an input DAC."""
+    return float(torch.quantile(_subsample(magnitudes.float(), dim=0), percentile / 100.0))
 
 
 def _subsample(values: torch.Tensor, dim: int) -> torch.Tensor:

@@ -27,12 +27,12 @@ from ..errors import InputError, short_repr
 _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 
-def _ones_per_element(x: torch.Tensor, bits: int, scale: float, signed: bool) -> torch.Tensor:
-    """The number of 1 bits of every element's DAC code (two's complement when signed), as float32 (one bit
-    plane at a time: no tensor bits x the input's size)."""
-    from ..sim.quant import quantize_input
+def _ones_per_element(x: torch.Tensor, bits: int, x_range: float, signed: bool) -> torch.Tensor:
+    """The number of 1 bits of every element's DAC code (the simulator's DAC, its top code at ``x_range``; two's
+    complement when signed), as float32 (one bit plane at a time: no tensor bits x the input's size)."""
+    from ..sim.kernel import dac
 
-    codes = quantize_input(x.double(), bits, scale, signed).to(torch.int32)
+    codes = dac(x.double(), bits, x_range, signed)[0].to(torch.int32)
     if signed:
         codes = torch.remainder(codes, 2**bits)
     ones = torch.zeros(codes.shape, dtype=torch.float32)
@@ -105,13 +105,14 @@ def measure_activity(model: nn.Module, loader: Iterable, spec, *, num_batches: i
     ``loader`` yields input batches (or (inputs, targets) pairs); up to ``num_batches`` are run through
     ``model`` in eval mode. Each ``nn.Linear`` / ``nn.Conv1d`` / ``nn.Conv2d`` input is quantized with
     ``spec.periphery.input_bits`` bits: the DAC's top code stands for the ``percentile`` of the observed
-    magnitudes (the simulator's ``calibrate``), or for ``input_range`` (one value, or a dict by layer name)
+    magnitudes (the range the simulator's ``calibrate`` sets, on the same subsample), or for ``input_range`` (one value, or a dict by layer name)
     when given. Signed inputs are counted in two's complement. Layers a batch never reaches are left out; a
     module called several times gets one fraction over all its calls (every op of its name takes it). The
     inputs of every weighted layer for the batches read are held on the CPU until counted.
     """
     from ..cost.estimate import _resolve_spec
-    from ..sim.quant import input_code_limits
+    from ..sim.convert import check_calibration_options
+    from ..sim.layers import magnitude_percentile
 
     spec = _resolve_spec(spec, "measure_activity: spec")
     bits = spec.periphery.input_bits
@@ -120,10 +121,7 @@ def measure_activity(model: nn.Module, loader: Iterable, spec, *, num_batches: i
                          "input activity counts the 1 bits of DAC codes; give periphery.input_bits")
     if not isinstance(model, nn.Module):
         raise InputError(f"measure_activity: model must be a torch.nn.Module, got {type(model).__name__}")
-    if isinstance(num_batches, bool) or not isinstance(num_batches, numbers.Integral) or num_batches < 1:
-        raise InputError(f"measure_activity: num_batches must be a positive integer, got {short_repr(num_batches)}")
-    if isinstance(percentile, bool) or not isinstance(percentile, numbers.Real) or not 0 < percentile <= 100:
-        raise InputError(f"measure_activity: percentile must be a number in (0, 100], got {short_repr(percentile)}")
+    check_calibration_options("measure_activity", num_batches, percentile)
     layers = {name: m for name, m in model.named_modules() if isinstance(m, _WEIGHTED)}
     if not layers:
         raise InputError(f"measure_activity: {type(model).__name__} has no nn.Linear or nn.Conv1d/2d layer whose "
@@ -155,16 +153,11 @@ def measure_activity(model: nn.Module, loader: Iterable, spec, *, num_batches: i
         elif isinstance(ranges, float):
             top = ranges
         else:
-            mags = torch.cat([x.abs().flatten().double() for x in xs])
-            if mags.numel() > 2**24:  # torch.quantile's limit; an even subsample keeps the percentile
-                mags = mags[:: math.ceil(mags.numel() / 2**24)]
-            top = float(torch.quantile(mags, percentile / 100.0))
+            top = magnitude_percentile(torch.cat([x.abs().flatten() for x in xs]), percentile)
         signed = any(float(x.min()) < 0 for x in xs)
-        code_top = input_code_limits(bits, signed)[1]
-        scale = top / code_top if top > 0 else 1.0
         ones = total = 0.0
         for x in xs:
-            o, t = _window_ones(layers[name], _ones_per_element(x, bits, scale, signed))
+            o, t = _window_ones(layers[name], _ones_per_element(x, bits, top, signed))
             ones, total = ones + o, total + t
         activity[name] = ones / (total * bits) if total else 0.0
     return activity
