@@ -96,26 +96,39 @@ def test_pareto_front(tmp_path):
                        [t.values for t in result.study.trials if t.values])
 
 
+def _completed_trials_read_only(db) -> int:
+    """COMPLETE trials in a study database, read without creating or changing anything in it (an Optuna storage
+    opened here would create the schema, racing the run that is creating it)."""
+    import sqlite3
+
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
+            return con.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+    except sqlite3.OperationalError:  # no tables yet
+        return 0
+
+
 @pytest.mark.slow
 def test_killed_run_resumes_without_losing_trials(tmp_path):
     study = tmp_path / "study.yaml"
     study.write_text("name: kill\nworkloads: [resnet20]\nspace:\n  adc_bits: {choices: [3, 4, 5, 6, 7]}\n"
                      "  supply_v: {low: 0.5, high: 0.9}\nsampler: {name: random, seed: 0}\ntrials: 100000\nbatch: 20\n")
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "cimkit.cli", "explore", str(study), "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"sqlite:///{(out / 'kill.db').resolve()}"
-    deadline = time.time() + 120
+    with open(tmp_path / "stderr.txt", "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "cimkit.cli", "explore", str(study), "--out", str(out)],
+                                stdout=subprocess.DEVNULL, stderr=err)
+    db = out / "kill.db"
+    deadline = time.time() + 300
     completed = 0
-    while time.time() < deadline and completed < 60:
+    while time.time() < deadline and completed < 60 and proc.poll() is None:
         time.sleep(0.5)
-        try:
-            completed = len(optuna.load_study(study_name="kill", storage=url).get_trials(
-                states=(optuna.trial.TrialState.COMPLETE,)))
-        except Exception:  # noqa: BLE001 - the database may not exist yet
-            pass
+        completed = _completed_trials_read_only(db)
+    assert proc.poll() is None, f"cimkit explore exited early: {(tmp_path / 'stderr.txt').read_text()[-2000:]}"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    url = f"sqlite:///{db.resolve()}"
     kept = {t.number: t.params for t in optuna.load_study(study_name="kill", storage=url).get_trials(
         states=(optuna.trial.TrialState.COMPLETE,))}
     assert len(kept) >= 60
@@ -124,6 +137,56 @@ def test_killed_run_resumes_without_losing_trials(tmp_path):
     assert result.completed == len(kept) + 20 and result.evaluated_now == 20
     after = {t.number: t.params for t in result.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))}
     assert all(after[n] == p for n, p in kept.items())
+
+
+_OPEN_AT_ONCE = """
+import sys, time
+from pathlib import Path
+from cimkit.explore import StudyConfig
+from cimkit.explore.runner import _open_study
+cfg = StudyConfig.model_validate({"name": "t", "workloads": ["lenet"], "space": {"adc_bits": {"choices": [4, 5]}}})
+folder, start = Path(sys.argv[1]), float(sys.argv[2])
+for k in range(int(sys.argv[3])):
+    time.sleep(max(0.0, start + 0.6 * k - time.time()))
+    _open_study(cfg, f"sqlite:///{folder / f'race{k}.db'}", 2)
+"""
+
+
+@pytest.mark.slow
+def test_processes_that_open_one_new_database_together_all_get_the_study(tmp_path):
+    """Workers started together each create Optuna's tables in the same new SQLite file; the ones that lose the
+    race (a table or the schema-version row already there) open it again instead of failing."""
+    start, rounds = time.time() + 8, 6
+    procs = [subprocess.Popen([sys.executable, "-c", _OPEN_AT_ONCE, str(tmp_path), str(start), str(rounds)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    outs = [p.communicate(timeout=240) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [e[-800:] for _, e in outs]
+    for k in range(rounds):
+        assert len(optuna.get_all_study_names(f"sqlite:///{tmp_path / f'race{k}.db'}")) == 1
+
+
+def test_a_lost_table_creation_race_is_retried_and_other_storage_errors_are_not(tmp_path, monkeypatch):
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    from cimkit.explore.runner import _open_study
+
+    real, calls = optuna.create_study, []
+    raced = [IntegrityError("INSERT INTO alembic_version", {}, Exception(
+                 "UNIQUE constraint failed: alembic_version.version_num")),
+             OperationalError("CREATE TABLE studies", {}, Exception("table studies already exists"))]
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if raced:
+            raise raced.pop(0)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(optuna, "create_study", flaky)
+    study = _open_study(cfg(), f"sqlite:///{tmp_path / 'x.db'}", 2)
+    assert len(calls) == 3 and study.study_name == "t"
+    raced.append(OperationalError("SELECT", {}, Exception("unable to open database file")))
+    with pytest.raises(InputError, match="cannot open the study storage.*unable to open database file"):
+        _open_study(cfg(), f"sqlite:///{tmp_path / 'y.db'}", 2)
 
 
 @pytest.mark.slow

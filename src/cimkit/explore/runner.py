@@ -308,6 +308,14 @@ def run_study(cfg: StudyConfig, out_dir: str | Path = "out/study", *, trials: in
     return result
 
 
+def _lost_creation_race(exc: BaseException) -> bool:
+    """Whether opening a storage failed only because another process was creating Optuna's tables (or stamping
+    its schema version) in the same new database at that moment; opening it again then succeeds. SQLite says
+    "table ... already exists" or "UNIQUE constraint failed: alembic_version..."; PostgreSQL says
+    "duplicate ..." / UniqueViolation."""
+    return bool(re.search(r"already exists|duplicate|UniqueViolation|UNIQUE constraint failed", str(exc), re.I))
+
+
 def _open_study(cfg: StudyConfig, storage: str, n_obj: int):
     import optuna
 
@@ -316,8 +324,7 @@ def _open_study(cfg: StudyConfig, storage: str, n_obj: int):
             return optuna.create_study(study_name=cfg.name, storage=_open_storage(storage), sampler=_sampler(cfg),
                                        directions=["minimize"] * n_obj, load_if_exists=True)
         except Exception as exc:  # noqa: BLE001 - unreachable database etc.
-            # processes that start together race to create Optuna's tables in a new database: retry
-            if attempt < 5 and re.search(r"already exists|duplicate|UniqueViolation", str(exc), re.I):
+            if attempt < 5 and _lost_creation_race(exc):
                 time.sleep(0.2 * (attempt + 1))
                 continue
             raise InputError(f"cannot open the study storage {_where(storage)!r}: {short_repr(str(exc), 300)}") from None
