@@ -425,7 +425,8 @@ def test_a_chip_saved_right_after_an_optimizer_step_holds_the_saved_weights():
     fresh.load_state_dict(state)
     with torch.no_grad():
         assert torch.equal(fresh(x), cim(x))
-    assert rel_err(fresh[0].tile.get_weights()[0], fresh[0].weight.detach()) < 0.05
+    # programming noise leaves 5-7% (over seeds); the weights before the step are ~20x off
+    assert rel_err(fresh[0].tile.get_weights()[0], fresh[0].weight.detach()) < 0.15
 
 
 def test_weight_changes_that_keep_the_version_counter_still_reprogram_and_copies_keep_the_chip():

@@ -4,9 +4,10 @@ One forward of a tile through a layout runs these stages, in order:
 
 ``input``       the layer's input value, before the DAC (calibration of input ranges observes it);
 ``encode``      DAC codes: integers (or the input itself without a DAC); same shape as ``input``;
-``read``        one block of array partial sums, before noise (dims: ``info.dims``; blocks repeat);
-``noise``       the same block with read noise added;
-``adc``         the block after the ADC, as integer codes (``info.step``: value per code, per
+``read``        one chunk of array partial sums, before noise (dims: ``info.dims``, see
+                ``layout``; chunks repeat);
+``noise``       the same chunk with read noise added;
+``adc``         the chunk after the ADC, as integer codes (``info.step``: value per code, per
                 slice); while ADC ranges are calibrated the converter is bypassed and this is
                 the analog partial sum (ADC calibration observes it);
 ``accumulate``  shift-and-add of all blocks (slices, passes, row tiles), in the output layout,
@@ -28,7 +29,7 @@ import torch
 
 from ..errors import InputError
 from ..spec.units import DAC_MODES
-from . import quant
+from . import fused, quant
 from .layout import Layout
 
 STAGES = ("input", "encode", "read", "noise", "adc", "accumulate", "output")
@@ -41,8 +42,8 @@ class StageInfo:
 
     stage: str
     layer: str  # the tile's layer name
-    dims: str = ""  # named dims of a block (read/noise/adc), see layout.Layout
-    pass_index: int | None = None  # the input pass of a block (None: the block holds all passes)
+    dims: str = ""  # named dims of a chunk (read/noise/adc), see layout.Layout
+    pass_index: int | None = None  # the input pass of a chunk (None: the chunk holds several passes)
     step: torch.Tensor | None = None  # ADC value per code, per slice (adc stage); None: no conversion
 
 
@@ -78,13 +79,6 @@ def _hook(tile, stage: str, value: torch.Tensor, **info) -> torch.Tensor:
                                  f"it must return None or a tensor of shape {tuple(value.shape)}")
             value = out
     return value
-
-
-def _bcast(values: torch.Tensor, dims: str, dim: str) -> torch.Tensor:
-    """``values`` along ``dim`` of a tensor whose dims are named by ``dims``, broadcastable."""
-    shape = [1] * len(dims)
-    shape[dims.index(dim)] = -1
-    return values.view(shape)
 
 
 def dac(x: torch.Tensor, bits: int | None, x_range: float, signed: bool) -> tuple[torch.Tensor, Encoding]:
@@ -137,50 +131,45 @@ def run(tile, layout: Layout, x: torch.Tensor, bias: torch.Tensor | None = None)
     xin, passes = planes.flatten(0, 1), planes.shape[0]
     arrays = tile.arrays(layout, x.dtype, x.device)
     xl = layout.place(xin)
-    # elementwise squares commute with the layout's moves and pads: square the laid-out input
-    xl2 = None if arrays.variance is None else (xl if binary else xl * xl).to(arrays.variance.dtype)
+    to_variance = None
+    if arrays.variance is not None:  # elementwise squares commute with the layout's moves, pads and unfolds
+        var_dtype = arrays.variance.dtype
+        to_variance = (lambda v: v.to(var_dtype)) if binary else (lambda v: (v * v).to(var_dtype))
 
     adc_signed = tile.mapping.differential or (signed and passes == 1)
     steps = tile.adc_steps(adc_signed, code_max, x.device)
-    inner = layout.inner_dims
     slice_f = tile.constants(x.device)["slice_weights"].to(x.dtype)
+    inv_steps, lo, hi = None, 0, 0
     if steps is not None:
-        inv_steps = _bcast(1.0 / steps, inner, "S")
-        slice_f = slice_f * steps
-    pass_f = torch.tensor(plane_w, device=x.device, dtype=x.dtype)
-    inner_f = _bcast(slice_f, inner, "S")
-    if "P" in inner:
-        inner_f = inner_f * _bcast(pass_f, inner, "P")
-    reduce = tuple(i for i, d in enumerate(inner) if d in "TPS")
-    chunk_hooks = hooks["read"] or hooks["noise"] or hooks["adc"]
-    acc = None
-    # block by block (arrays and passes), so that noise, conversion and the weighted sum of each
-    # run in cache on reused buffers
-    for c, var, pass_idx in layout.partial_sums(xl, xl2, passes, code_max, arrays, tile.scratch):
-        info = {"dims": inner, "pass_index": pass_idx} if chunk_hooks else {}
+        inv_steps = (1.0 / steps).to(x.dtype)
+        slice_f = slice_f * steps.to(x.dtype)
+        lo, hi = quant.adc_code_limits(p.adc_bits, adc_signed)
+    f = torch.tensor(plane_w, device=x.device, dtype=x.dtype).view(-1, 1) * slice_f.view(1, -1)  # (P, S)
+    o, r, m, s, z = layout.block_shape(xl, passes)
+    acc = torch.zeros((o, m, z), device=x.device, dtype=x.dtype)
+    # one noise draw per row tile's block, taken up front, so the chunking never changes the numbers
+    counters = [tile.rng.next_counter() if to_variance is not None else 0 for _ in range(tile.mapping.row_tiles)]
+    staged = hooks["read"] or hooks["noise"] or hooks["adc"]
+    dims = layout.block_dims
+    # chunk by chunk, so that each chunk's noise, conversion and shift-and-add run in cache
+    for ch in layout.chunks(xl, passes, code_max, arrays, to_variance, tile.scratch):
+        c, var = ch.signal, ch.variance
+        where = fused.Place(r, m, ch.r0, ch.m0, counters[ch.tile])
+        if not staged:
+            fused.read_chain(c, var, tile.rng, where, inv_steps, lo, hi, f, acc)
+            continue
+        info = {"dims": dims, "pass_index": ch.r0 if c.shape[1] == 1 else None}
         if hooks["read"]:
-            c = _hook(tile, "read", c, **info)
+            c = _hook(tile, "read", c, **info).contiguous()
         if var is not None:
-            noise = tile.scratch("noise", c.shape, c.device, torch.float32)
-            tile.rng.sample(c.shape, out=noise)
-            if c.dtype != noise.dtype:
-                noise = noise.to(c.dtype)
-            std = torch.sqrt(var.to(c.dtype) if var.dtype != c.dtype else var,
-                             out=tile.scratch("std", c.shape, c.device, c.dtype))
-            c.addcmul_(noise, std)
+            fused.add_read_noise(c, var, tile.rng, where)
         if hooks["noise"]:
-            c = _hook(tile, "noise", c, **info)
+            c = _hook(tile, "noise", c, **info).contiguous()
         if steps is not None:
-            quant.adc_(c, inv_steps, p.adc_bits, adc_signed)
+            fused.convert(c, inv_steps, lo, hi)
         if hooks["adc"]:
             c = _hook(tile, "adc", c, step=steps, **info)
-        f = inner_f if pass_idx is None else inner_f * pass_f[pass_idx]
-        if all(c.shape[d] == 1 for d in reduce):  # nothing to sum inside: accumulate c * f in one pass
-            c, f = c.squeeze(reduce), f.squeeze(reduce)
-            acc = c * f if acc is None else acc.addcmul_(c, f)
-        else:
-            part = c.mul_(f).sum(reduce)
-            acc = part if acc is None else acc.add_(part)
+        fused.shift_add(c, f, acc, where)  # an adc hook's value is summed as it is
     y = layout.finalize(acc)
     if hooks["accumulate"]:
         y = _hook(tile, "accumulate", y)

@@ -2,12 +2,15 @@
 
 A layout knows shapes only: how input codes are placed on array rows (``place``), how the array
 matrices are arranged for the fastest product of that placement (``compute_arrays``), how partial
-sums come out block by block (``partial_sums``) and back into the layer's output shape
-(``finalize``). The datapath stages around it (DAC, noise, ADC, shift-and-add) live in
-``kernel.run`` and the programmed chip in ``tile.CrossbarTile``; a layer is a layout plus a tile.
+sums come out chunk by chunk (``chunks``) and back into the layer's output shape (``finalize``).
+The datapath stages around it (DAC, noise, ADC, shift-and-add) live in ``kernel.run`` and the
+programmed chip in ``tile.CrossbarTile``; a layer is a layout plus a tile.
 
-Partial-sum blocks have named dims (``inner_dims``): T row tile, P input pass, B batch, S slice,
-G group, N output, L output position. T, P and S are summed by shift-and-add, blocks too.
+Each row tile's partial sums form one block of dims ``block_dims`` (O, R, M, S, Z): G group, P input
+pass, B batch (M = B x L output positions for convolutions), S weight slice, N output. P and S are
+summed by shift-and-add, and the row tiles' blocks too. Blocks come in chunks (ranges of passes and of
+rows M) small enough to stay in cache, so memory does not grow with the batch or the image; read
+noise is drawn per block, so the chunking never changes the numbers.
 """
 
 from __future__ import annotations
@@ -22,12 +25,24 @@ from torch import nn
 from ..mapping import ArrayMapping
 from .intmm import Int8Split, codes_to_int8, int_product
 
-#: values per block of partial sums: large enough to amortize per-call costs, small enough (8 MB)
-#: that a block's product, noise, conversion and shift-and-add run in the last-level cache
+#: partial sums per chunk: large enough to amortize per-call costs, small enough (8 MB) that a chunk's
+#: product, noise, conversion and shift-and-add run in the last-level cache
 CHUNK = 1 << 21
 
 Scratch = Callable[[str, tuple, torch.device, torch.dtype], torch.Tensor]
-Block = tuple[torch.Tensor, "torch.Tensor | None", "int | None"]
+ToVariance = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Chunk:
+    """Partial sums (O, Rc, Mc, S, Z) of row tile ``tile``: passes ``r0 + [0, Rc)``, rows ``m0 + [0, Mc)``
+    of its block; ``variance``: their read-noise variances (same dims) or None."""
+
+    signal: torch.Tensor
+    variance: torch.Tensor | None
+    tile: int
+    r0: int
+    m0: int
 
 
 @dataclass
@@ -42,7 +57,7 @@ class Arrays:
 class Layout:
     """Base of the layouts; subclasses fill in the shape logic."""
 
-    inner_dims: str = ""
+    block_dims: str = ""
 
     def __init__(self, mapping: ArrayMapping) -> None:
         self.mapping = mapping
@@ -64,15 +79,19 @@ class Layout:
         """Input codes (or bit planes, passes stacked on the batch dim) laid out for the arrays."""
         raise NotImplementedError
 
-    def partial_sums(self, xl: torch.Tensor, xl2: torch.Tensor | None, passes: int, code_max: float,
-                     arrays: Arrays, scratch: Scratch) -> Iterator[Block]:
-        """Yield (partial sums, their read-noise variance or None, pass index or None when the block
-        holds all passes) block by block; a block's dims are ``inner_dims``. ``code_max``: the
-        largest input code. Blocks may be scratch views, valid until the next one."""
+    def block_shape(self, xl: torch.Tensor, passes: int) -> tuple[int, int, int, int, int]:
+        """(O, R, M, S, Z) of each row tile's block of partial sums for placed input ``xl``."""
+        raise NotImplementedError
+
+    def chunks(self, xl: torch.Tensor, passes: int, code_max: float, arrays: Arrays, to_variance: ToVariance | None,
+               scratch: Scratch) -> Iterator[Chunk]:
+        """The partial sums chunk by chunk, each tile's in order of passes then rows. ``code_max``: the
+        largest input code; ``to_variance``: maps placed inputs to the inputs of the variance product
+        (None: no read noise). Chunks may be scratch views, valid until the next one."""
         raise NotImplementedError
 
     def finalize(self, acc: torch.Tensor) -> torch.Tensor:
-        """The reduced partial sums (block dims with T, P, S summed out) in the output layout."""
+        """The reduced partial sums (O, M, Z) in the output layout."""
         raise NotImplementedError
 
     def row_sums(self, codes: torch.Tensor) -> torch.Tensor:
@@ -105,7 +124,7 @@ class Layout:
 class LinearLayout(Layout):
     """A (batch, K) input on a dense matrix: the input dimension is cut into row tiles."""
 
-    inner_dims = "BSN"
+    block_dims = "GPBSN"
 
     def compute_arrays(self, m):
         g, t, rp, s, n = m.shape
@@ -118,13 +137,17 @@ class LinearLayout(Layout):
             x = F.pad(x, (0, pad))
         return x.view(x.shape[0], m.row_tiles, m.rows_per_tile).transpose(0, 1).contiguous()  # (T, PB, Rp)
 
-    def partial_sums(self, xl, xl2, passes, code_max, arrays, scratch):
+    def block_shape(self, xl, passes):
+        return 1, passes, xl.shape[1] // passes, self.mapping.slices, self.mapping.out_features
+
+    def chunks(self, xl, passes, code_max, arrays, to_variance, scratch):
         m = self.mapping
         t, pb, _ = xl.shape
         b, cols = pb // passes, arrays.signal.shape[-1]
         split = arrays.int_split if xl.device.type == "cpu" and xl.dtype == torch.float32 else None
         x8 = None if split is None else codes_to_int8(xl, code_max)
-        per = max(1, CHUNK // (b * cols))  # input passes per block: the block's products stay in cache
+        xl2 = None if to_variance is None else to_variance(xl)
+        per = max(1, CHUNK // (b * cols))  # input passes per chunk: the chunk's products stay in cache
         for i in range(t):
             for p0 in range(0, passes, per):
                 k = min(per, passes - p0)
@@ -135,17 +158,15 @@ class LinearLayout(Layout):
                                      scratch("int32", (k * b, cols), xl.device, torch.int32))
                 else:
                     ps = torch.mm(xl[i, rows], arrays.signal[i], out=out)
-                ps = ps.view(k, b, m.slices, m.out_features)
                 var = None
                 if xl2 is not None:
                     var = torch.mm(xl2[i, rows], arrays.variance[i],
                                    out=scratch("variance", (k * b, cols), xl.device, xl2.dtype))
-                    var = var.view(ps.shape)
-                for j in range(k):
-                    yield ps[j], None if var is None else var[j], p0 + j
+                    var = var.view(1, k, b, m.slices, m.out_features)
+                yield Chunk(ps.view(1, k, b, m.slices, m.out_features), var, i, p0, 0)
 
     def finalize(self, acc):
-        return acc
+        return acc[0]
 
     def row_sums(self, codes):
         return codes.sum(-1, keepdim=True)
@@ -169,9 +190,12 @@ class LinearLayout(Layout):
 class ConvLayout(Layout):
     """A 2-d convolution (1-d runs as 2-d of height one) on its unrolled kernel matrix.
 
-    ``kernel_aligned`` mappings keep whole kernels in one array and run one dense convolution per
-    row tile; otherwise inputs are unfolded (im2col) and all row tiles run in one batched product.
+    Inputs are unfolded (im2col) chunk by chunk, and each row tile's rows of a chunk meet its arrays
+    in one batched product over groups. ``kernel_aligned`` mappings keep whole kernels in one array
+    (a tile holds whole input channels), which is only a different cut of the unfolded rows.
     """
+
+    block_dims = "GPMSN"  # M: batch x output positions
 
     def __init__(self, mapping: ArrayMapping, *, kernel: tuple[int, int], stride: tuple[int, int],
                  dilation: tuple[int, int], groups: int, in_channels: int, out_channels: int, aligned: bool,
@@ -180,13 +204,12 @@ class ConvLayout(Layout):
         self.kernel, self.stride, self.dilation, self.groups = kernel, stride, dilation, groups
         self.in_channels, self.out_channels, self.aligned = in_channels, out_channels, aligned
         self.pre_pad, self.padding_mode = pre_pad, padding_mode
-        self.inner_dims = "BGSNL" if aligned else "GPBLSN"
         self.ones_w = torch.ones(groups, in_channels // groups, *kernel)
         self._out_hw: tuple[int, int] = (0, 0)
 
     @property
     def key(self) -> tuple:
-        return (type(self).__name__, self.aligned, self.kernel)
+        return (type(self).__name__,)
 
     def prepare(self, x):
         if any(self.pre_pad):
@@ -195,64 +218,59 @@ class ConvLayout(Layout):
 
     def compute_arrays(self, m):
         g, t, rp, s, n = m.shape
-        mp = self.mapping
-        if self.aligned:  # (T, G*S*N, channels per array, kh, kw): one dense convolution per row tile
-            cpa = rp // mp.kernel_size
-            m = m.reshape(g, t, cpa, mp.kernel_size, s, n).permute(1, 0, 4, 5, 2, 3)
-            return m.reshape(t, g * s * n, cpa, *self.kernel).contiguous()
         return m.transpose(0, 1).reshape(t * g, rp, s * n).contiguous()
 
     def place(self, x):
+        self._out_hw = _conv_out_hw(tuple(x.shape[-2:]), self.kernel, self.stride, self.dilation)
+        return x  # unfolded chunk by chunk
+
+    def block_shape(self, xl, passes):
         mp = self.mapping
-        pb, c, h, wd = x.shape
+        return mp.groups, passes, xl.shape[0] // passes * self._out_hw[0] * self._out_hw[1], mp.slices, \
+            mp.out_features
+
+    def _tile_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """Inputs (n, C, H, W) unfolded into each row tile's rows: (T, G, n * L, Rp)."""
+        mp = self.mapping
         g, t = mp.groups, mp.row_tiles
-        if self.aligned:  # (PB, G, C/G, H, W): tile i reads channels [i*cpa, (i+1)*cpa) of each group
-            return x.view(pb, g, c // g, h, wd)
-        cols = F.unfold(x, self.kernel, dilation=self.dilation, stride=self.stride)  # (pb, c*kk, L)
-        self._out_hw = _conv_out_hw((h, wd), self.kernel, self.stride, self.dilation)
-        l = cols.shape[-1]
-        cols = cols.view(pb, g, mp.in_features, l)
-        pad = t * mp.rows_per_tile - mp.in_features
+        cols = F.unfold(x, self.kernel, dilation=self.dilation, stride=self.stride)  # (n, C*kh*kw, L)
+        n, _, l = cols.shape
+        cols = cols.view(n, g, mp.in_features, l)
+        pad = t * mp.rows_per_tile - mp.in_features  # aligned: a tile holds rows_per_tile / (kh*kw) channels
         if pad:
             cols = F.pad(cols, (0, 0, 0, pad))
-        return cols.view(pb, g, t, mp.rows_per_tile, l).permute(2, 1, 0, 4, 3).reshape(t * g, pb * l, mp.rows_per_tile)
+        return cols.view(n, g, t, mp.rows_per_tile, l).permute(2, 1, 0, 4, 3).reshape(t, g, n * l, mp.rows_per_tile)
 
-    def partial_sums(self, xl, xl2, passes, code_max, arrays, scratch):
+    def chunks(self, xl, passes, code_max, arrays, to_variance, scratch):
         mp = self.mapping
         g, t, s, n = mp.groups, mp.row_tiles, mp.slices, mp.out_features
-        if self.aligned:
-            pb = xl.shape[0]
-            cpa = mp.rows_per_tile // mp.kernel_size
+        pb, c, h, w = xl.shape
+        b, l = pb // passes, self._out_hw[0] * self._out_hw[1]
+        per_image = g * l * s * n  # partial sums of one image in one pass
+        images = max(1, CHUNK // per_image)
+        planes = xl.view(passes, b, c, h, w)
+        if images >= b:  # whole passes per chunk
+            parts = [(p0, min(images // b, passes - p0), 0, b) for p0 in range(0, passes, images // b)]
+        else:
+            parts = [(p, 1, b0, min(images, b - b0)) for p in range(passes) for b0 in range(0, b, images)]
+        for p0, k, b0, nb in parts:
+            rows = self._tile_rows(planes[p0:p0 + k, b0:b0 + nb].reshape(k * nb, c, h, w))
+            rows2 = None if to_variance is None else to_variance(rows)
             for i in range(t):
-                outs = []
-                for inp, w in ((xl, arrays.signal), (xl2, arrays.variance)):
-                    if inp is None:
-                        outs.append(None)
-                        continue
-                    first, channels = i * cpa, min(cpa, inp.shape[2] - i * cpa)
-                    tile_in = inp if t == 1 else inp[:, :, first:first + channels]
-                    y = F.conv2d(tile_in.reshape(pb, -1, *inp.shape[-2:]), w[i][:, :channels], stride=self.stride,
-                                 dilation=self.dilation, groups=g)
-                    self._out_hw = tuple(y.shape[-2:])
-                    outs.append(y.view(passes, pb // passes, g, s, n, -1))
-                for p in range(passes):
-                    yield outs[0][p], None if outs[1] is None else outs[1][p], p
-            return
-        tg, rows_l, _ = xl.shape
-        shape = (tg, rows_l, arrays.signal.shape[-1])
-        ps = torch.bmm(xl, arrays.signal, out=scratch("signal", shape, xl.device, xl.dtype))
-        l = self._out_hw[0] * self._out_hw[1]
-        ps = ps.view(t, g, passes, rows_l // passes // l, l, s, n)
-        var = None
-        if xl2 is not None:
-            var = torch.bmm(xl2, arrays.variance, out=scratch("variance", shape, xl.device, xl2.dtype))
-            var = var.view(ps.shape)
-        for i in range(t):
-            yield ps[i], None if var is None else var[i], None
+                shape = (g, k * nb * l, s * n)
+                ps = torch.bmm(rows[i], arrays.signal[i * g:(i + 1) * g],
+                               out=scratch("signal", shape, xl.device, xl.dtype))
+                var = None
+                if rows2 is not None:
+                    var = torch.bmm(rows2[i], arrays.variance[i * g:(i + 1) * g],
+                                    out=scratch("variance", shape, xl.device, rows2.dtype))
+                    var = var.view(g, k, nb * l, s, n)
+                yield Chunk(ps.view(g, k, nb * l, s, n), var, i, p0, b0 * l)
 
-    def finalize(self, acc):
-        if not self.aligned:  # (G, B, L, N) -> (B, G, N, L)
-            acc = acc.permute(1, 0, 3, 2)
+    def finalize(self, acc):  # (G, B*L, N) -> (B, G*N, H, W)
+        g, bl, n = acc.shape
+        l = self._out_hw[0] * self._out_hw[1]
+        acc = acc.view(g, bl // l, l, n).permute(1, 0, 3, 2)
         return acc.reshape(acc.shape[0], self.out_channels, *self._out_hw)
 
     def row_sums(self, codes):

@@ -33,7 +33,8 @@ _MIX2 = _signed64(0x94D049BB133111EB)
 
 
 @functools.lru_cache(maxsize=8)
-def _quantile_table(device: torch.device) -> torch.Tensor:
+def quantile_table(device: torch.device) -> torch.Tensor:
+    """The 65,536 equiprobable standard-normal quantiles (float32) the 16-bit indices pick from."""
     n = 1 << _TABLE_BITS
     nd = NormalDist()
     z = torch.tensor([nd.inv_cdf((k + 0.5) / n) for k in range(n)], dtype=torch.float64)
@@ -71,14 +72,41 @@ class CounterNormal:
     def sample(self, shape: tuple[int, ...] | torch.Size, device: torch.device | str = "cpu",
                out: torch.Tensor | None = None) -> torch.Tensor:
         """``shape`` standard-normal samples (float32), written into ``out`` when given."""
+        return self.fill(self.next_counter(), shape, device, out)
+
+    def next_counter(self) -> int:
+        """The first counter of the next draw, and the draw is taken: every draw of the stream starts
+        at its own multiple of 2**40. Samples of that draw are ``fill(counter, ...)``."""
+        base = (self.seed * 0x100000001B3 + self.draws) % (1 << (63 - _COUNTER_BITS))
+        self.draws += 1
+        return base << _COUNTER_BITS
+
+    def at(self, counter: int, n: int, index: torch.Tensor) -> torch.Tensor:
+        """Samples ``index`` (int64 flat indices) of the ``n`` samples of the draw at ``counter``: the same
+        values ``fill(counter, (n,))[index]`` has, without making the others."""
+        two_q = 2 * ((n + 3) // 4)
+        upper = index >= two_q
+        k = torch.where(upper, index - two_q, index)
+        h = (k >> 1).add_(counter).mul_(_GOLDEN)
+        for shift, mult in ((30, _MIX1), (27, _MIX2), (31, None)):
+            h.bitwise_xor_((h >> shift).bitwise_and_((1 << (64 - shift)) - 1))
+            if mult is not None:
+                h.mul_(mult)
+        word = (h >> ((k & 1) * 32)).bitwise_and_(0xFFFFFFFF)
+        idx = torch.where(upper, word >> 16, word).bitwise_and_(0xFFFF)
+        return quantile_table(index.device)[idx]
+
+    def fill(self, counter: int, shape: tuple[int, ...] | torch.Size, device: torch.device | str = "cpu",
+             out: torch.Tensor | None = None) -> torch.Tensor:
+        """The ``shape`` samples of the draw that starts at ``counter`` (see ``next_counter``); flat sample
+        ``e`` of ``n`` (``q = ceil(n / 4)``) comes from hash ``e // 2`` (its 32-bit word ``e % 2``, low 16
+        bits) when ``e < 2q``, else from hash ``(e - 2q) // 2`` (high 16 bits of the word)."""
         device = torch.device(device) if out is None else out.device
         n = 1
         for s in shape:
             n *= int(s)
         quads = (n + 3) // 4
-        base = (self.seed * 0x100000001B3 + self.draws) % (1 << (63 - _COUNTER_BITS))
-        self.draws += 1
-        table = _quantile_table(device)
+        table = quantile_table(device)
         if out is None:
             out = torch.empty(shape, dtype=torch.float32, device=device)
         flat = out.view(-1)
@@ -89,7 +117,7 @@ class CounterNormal:
             count = min(_CHUNK_QUADS, quads - first)
             h, tmp, idx = h_all[:count], tmp_all[:count], idx_all[: 4 * count]
             # SplitMix64: z = (base * 2^40 + i) * golden; z ^= z >>> 30; z *= M1; z ^= z >>> 27; z *= M2; z ^= z >>> 31
-            torch.add(_counter(count, device), (base << _COUNTER_BITS) + first, out=h).mul_(_GOLDEN)
+            torch.add(_counter(count, device), counter + first, out=h).mul_(_GOLDEN)
             for shift, mult in ((30, _MIX1), (27, _MIX2), (31, None)):
                 torch.bitwise_right_shift(h, shift, out=tmp).bitwise_and_((1 << (64 - shift)) - 1)
                 h.bitwise_xor_(tmp)

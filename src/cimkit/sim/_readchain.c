@@ -1,0 +1,116 @@
+/* The per-read chain of the crossbar datapath, fused: read noise, ADC, shift-and-add.
+ *
+ * One block of array partial sums has dims (O, R, M, S, Z): R input passes and S weight slices are
+ * summed by shift-and-add into acc (O, M, Z). A call runs one contiguous chunk of it (a range of passes
+ * and of rows M). For every element, in this order:
+ *
+ *   v = c + z * sqrt(var)          read noise; z: the block's counter-based normal sample (below)
+ *   v = clamp(round(v * inv[s]), lo, hi)     the ADC (round half to even)
+ *   acc = acc + v * f[r, s]        shift-and-add, over r then s, in increasing order
+ *
+ * Every step is one IEEE float32 operation (built with -ffp-contract=off: no fused multiply-add), so
+ * cimkit.sim.fused's pure-torch chain, which runs the same operations in the same order, gives the
+ * same numbers. The normal sample of flat element e of a block of n elements (q = ceil(n/4)) is the
+ * one cimkit.sim.rng.CounterNormal.sample draws: the SplitMix64 finalizer of counter0 + i picks a
+ * 16-bit quarter as an index into a quantile table, i = e/2 (low 16 bits of 32-bit word e%2) for
+ * e < 2q, i = (e-2q)/2 (high 16 bits) after. Elements with zero variance read no noise (their sample
+ * would be multiplied by zero), so their hash is skipped.
+ *
+ * This file is compiled by cimkit.sim.fused at first use; it needs only libm (and OpenMP when the
+ * compiler has it).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+static inline uint64_t mix64(uint64_t z) {
+  z *= 0x9E3779B97F4A7C15ULL;
+  z ^= z >> 30;
+  z *= 0xBF58476D1CE4E5B9ULL;
+  z ^= z >> 27;
+  z *= 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+static inline float bf16_to_float(uint16_t b) {
+  uint32_t u = (uint32_t)b << 16;
+  float f;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+#define CHUNK 256
+
+/* v[i] += z_e * sqrt(sd2[i]) for flat elements e = e_first + i (count <= CHUNK) of one side of the 2q
+ * boundary: element k of a side takes 32-bit word k of the hash sequence, i.e. word k % 2 of hash k / 2 */
+static void add_noise(float *restrict v, const float *restrict sd2, int64_t count, int64_t e_first, int upper,
+                      int64_t two_q, uint64_t counter0, const float *restrict table) {
+  if (count <= 0) return;
+  const int64_t k0 = upper ? e_first - two_q : e_first;
+  const int shift = upper ? 16 : 0;
+  const int64_t first_hash = k0 >> 1, hashes = ((k0 + count - 1) >> 1) - first_hash + 1;
+  uint64_t h[CHUNK / 2 + 1];
+  for (int64_t i = 0; i < hashes; i++) h[i] = mix64(counter0 + (uint64_t)(first_hash + i));
+  const uint32_t *restrict words = (const uint32_t *)h + (k0 & 1);  /* little-endian: word 0 = low half */
+  for (int64_t i = 0; i < count; i++) {
+    const float noise = table[(words[i] >> shift) & 0xFFFFu] * sqrtf(sd2[i]);
+    v[i] = v[i] + noise;
+  }
+}
+
+/* One chunk c (O, Rc, Mc, S, Z) of a block (O, Rg, Mg, S, Z): passes r0 + [0, Rc) and rows m0 + [0, Mc);
+ * element indices (for the noise sample) and f (Rg, S) are the block's, acc (O, Mg, Z) is the block's.
+ * var_kind: 0 no read noise, 1 float32 variances, 2 bfloat16 variances (dims of c).
+ * inv_step: S values, or NULL for no ADC. Work items (a row of acc, a run of up to CHUNK columns) are
+ * spread over the OpenMP threads (the runtime torch uses, so its threads are reused, not fought). */
+void cim_read_chain(const float *c, const void *var, int var_kind, int64_t O, int64_t Rc, int64_t Mc, int64_t S,
+                    int64_t Z, int64_t Rg, int64_t r0, int64_t Mg, int64_t m0, uint64_t counter0,
+                    const float *table, const float *inv_step, float lo, float hi, const float *f, float *acc) {
+  const int64_t n = O * Rg * Mg * S * Z;
+  const int64_t two_q = 2 * ((n + 3) / 4);
+  const float *var32 = (const float *)var;
+  const uint16_t *var16 = (const uint16_t *)var;
+  const int64_t runs = (Z + CHUNK - 1) / CHUNK;
+#pragma omp parallel for schedule(static)
+  for (int64_t item = 0; item < O * Mc * runs; item++) {
+    float buf[CHUNK], sd2[CHUNK];
+    const int64_t j = item / runs, zc = (item % runs) * CHUNK;
+    const int64_t cnt = Z - zc < CHUNK ? Z - zc : CHUNK;
+    const int64_t o = j / Mc, m = j % Mc;
+    float *restrict a = acc + (o * Mg + m0 + m) * Z + zc;
+    for (int64_t r = 0; r < Rc; r++) {
+      for (int64_t s = 0; s < S; s++) {
+        const int64_t el = (((o * Rc + r) * Mc + m) * S + s) * Z + zc;
+        const int64_t e = (((o * Rg + r0 + r) * Mg + m0 + m) * S + s) * Z + zc;
+        const float fs = f[(r0 + r) * S + s];
+        memcpy(buf, c + el, cnt * sizeof(float));
+        if (var_kind) {
+          uint32_t any = 0;
+          if (var_kind == 1) {
+            memcpy(sd2, var32 + el, cnt * sizeof(float));
+          } else {
+            for (int64_t i = 0; i < cnt; i++) sd2[i] = bf16_to_float(var16[el + i]);
+          }
+          for (int64_t i = 0; i < cnt; i++) any |= sd2[i] != 0.0f;
+          if (any) {  /* all-zero inputs read no current and no noise: skip their samples */
+            const int64_t low = e >= two_q ? 0 : (e + cnt <= two_q ? cnt : two_q - e);
+            add_noise(buf, sd2, low, e, 0, two_q, counter0, table);
+            add_noise(buf + low, sd2 + low, cnt - low, e + low, 1, two_q, counter0, table);
+          }
+        }
+        if (inv_step) {
+          const float inv = inv_step[s];
+          for (int64_t i = 0; i < cnt; i++) {
+            float v = nearbyintf(buf[i] * inv);
+            v = v < lo ? lo : v;
+            buf[i] = v > hi ? hi : v;
+          }
+        }
+        for (int64_t i = 0; i < cnt; i++) {
+          const float t = buf[i] * fs;
+          a[i] = a[i] + t;
+        }
+      }
+    }
+  }
+}
