@@ -123,3 +123,16 @@ def test_the_same_seed_gives_the_same_network_outputs_and_another_seed_others():
     with torch.no_grad():
         a, b, c = (ck.convert(_net(), "rram-22nm", seed=s)(x) for s in (1, 1, 2))
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+@needs_native
+@pytest.mark.parametrize("bf16", [False, True])
+def test_noise_alone_in_place_is_the_same_with_the_kernel_and_torch(bf16, monkeypatch):
+    """With stage hooks between noise and sum, the noise runs alone, in place: the same numbers."""
+    c, var = _block(5, (2, 3, 7, 2, 45), True, bf16)
+    where = fused.Place(4, 9, 1, 2, 3 << 40)
+    a, b = c.clone(), c.clone()
+    fused.add_read_noise(a, var, CounterNormal(0), where)
+    monkeypatch.setattr(fused, "enabled", False)
+    fused.add_read_noise(b, var, CounterNormal(0), where)
+    assert torch.equal(a, b) and not torch.equal(a, c)

@@ -61,9 +61,10 @@ static void add_noise(float *restrict v, const float *restrict sd2, int64_t coun
 /* One chunk c (O, Rc, Mc, S, Z) of a block (O, Rg, Mg, S, Z): passes r0 + [0, Rc) and rows m0 + [0, Mc);
  * element indices (for the noise sample) and f (Rg, S) are the block's, acc (O, Mg, Z) is the block's.
  * var_kind: 0 no read noise, 1 float32 variances, 2 bfloat16 variances (dims of c).
- * inv_step: S values, or NULL for no ADC. Work items (a row of acc, a run of up to CHUNK columns) are
+ * inv_step: S values, or NULL for no ADC. acc NULL: write the chunk's values back into c instead of
+ * summing them (f unused), for datapaths whose stages are observed between noise and sum. Work items (a row of acc, a run of up to CHUNK columns) are
  * spread over the OpenMP threads (the runtime torch uses, so its threads are reused, not fought). */
-void cim_read_chain(const float *c, const void *var, int var_kind, int64_t O, int64_t Rc, int64_t Mc, int64_t S,
+void cim_read_chain(float *c, const void *var, int var_kind, int64_t O, int64_t Rc, int64_t Mc, int64_t S,
                     int64_t Z, int64_t Rg, int64_t r0, int64_t Mg, int64_t m0, uint64_t counter0,
                     const float *table, const float *inv_step, float lo, float hi, const float *f, float *acc) {
   const int64_t n = O * Rg * Mg * S * Z;
@@ -77,12 +78,12 @@ void cim_read_chain(const float *c, const void *var, int var_kind, int64_t O, in
     const int64_t j = item / runs, zc = (item % runs) * CHUNK;
     const int64_t cnt = Z - zc < CHUNK ? Z - zc : CHUNK;
     const int64_t o = j / Mc, m = j % Mc;
-    float *restrict a = acc + (o * Mg + m0 + m) * Z + zc;
+    float *restrict a = acc ? acc + (o * Mg + m0 + m) * Z + zc : NULL;
     for (int64_t r = 0; r < Rc; r++) {
       for (int64_t s = 0; s < S; s++) {
         const int64_t el = (((o * Rc + r) * Mc + m) * S + s) * Z + zc;
         const int64_t e = (((o * Rg + r0 + r) * Mg + m0 + m) * S + s) * Z + zc;
-        const float fs = f[(r0 + r) * S + s];
+        const float fs = f ? f[(r0 + r) * S + s] : 0.0f;
         memcpy(buf, c + el, cnt * sizeof(float));
         if (var_kind) {
           uint32_t any = 0;
@@ -105,6 +106,10 @@ void cim_read_chain(const float *c, const void *var, int var_kind, int64_t O, in
             v = v < lo ? lo : v;
             buf[i] = v > hi ? hi : v;
           }
+        }
+        if (!a) {
+          memcpy(c + el, buf, cnt * sizeof(float));
+          continue;
         }
         for (int64_t i = 0; i < cnt; i++) {
           const float t = buf[i] * fs;

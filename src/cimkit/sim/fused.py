@@ -153,6 +153,9 @@ def block_indices(shape: torch.Size, where: Place, device: torch.device) -> torc
 
 def add_read_noise(c: torch.Tensor, var: torch.Tensor, rng: CounterNormal, where: Place) -> None:
     """``c += z * sqrt(var)`` in place on a chunk, ``z`` the samples of its place in its block."""
+    if _use_native(c, var, c):
+        _native(c, var, where, None, 0.0, 0.0, None, None)
+        return
     o, _, _, s, z = c.shape
     n = o * where.passes * where.rows * s * z
     if c.numel() == n:
@@ -188,5 +191,5 @@ def _native(c, var, where, inv_step, lo, hi, f, acc) -> None:
     kind = 0 if var is None else (1 if var.dtype == torch.float32 else 2)
     args = (c.data_ptr(), None if var is None else var.data_ptr(), kind, o, rc, mc, s, z, where.passes, where.r0,
             where.rows, where.m0, where.counter, table.data_ptr(), None if inv is None else inv.data_ptr(),
-            float(lo), float(hi), f.data_ptr(), acc.data_ptr())
+            float(lo), float(hi), None if f is None else f.data_ptr(), None if acc is None else acc.data_ptr())
     fn(*args)  # ctypes releases the GIL; the kernel spreads its work over torch's OpenMP threads
