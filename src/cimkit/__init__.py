@@ -21,6 +21,7 @@ _LAZY = {
     "HardwareSpec": (".spec", "HardwareSpec"),
     "convert": (".sim", "convert"), "calibrate": (".sim", "calibrate"), "set_time": (".sim", "set_time"),
     "register_converter": (".sim", "register_converter"),
+    "simulate": (".sim", "simulate"), "SimulationResult": (".sim", "SimulationResult"),
     "map_matrix": (".mapping", "map_matrix"), "ArrayMapping": (".mapping", "ArrayMapping"),
     "Workload": (".workload", "Workload"), "Op": (".workload", "Op"),
     "zoo": (".zoo", None), "cam": (".cam", None),
@@ -29,7 +30,7 @@ _LAZY = {
 
 __all__ = [
     "HardwareSpec", "convert", "calibrate", "set_time", "map_matrix", "ArrayMapping",
-    "register_converter",
+    "register_converter", "simulate", "SimulationResult",
     "Workload", "Op", "zoo", "cam", "estimate", "estimate_many", "Report",
     "CimkitError", "SpecError", "InputError", "MappingError", "__version__",
 ]
@@ -54,6 +55,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from . import cam, zoo
     from .cost import Report, estimate, estimate_many
     from .mapping import ArrayMapping, map_matrix
-    from .sim import calibrate, convert, register_converter, set_time
+    from .sim import SimulationResult, calibrate, convert, register_converter, set_time, simulate
     from .spec import HardwareSpec
     from .workload import Op, Workload

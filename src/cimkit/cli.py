@@ -198,6 +198,205 @@ def explore(
     console.print(result.table(top=5))
 
 
+def _simulation_model(name: str, data_name: str):
+    """The model of ``cimkit simulate MODEL``: 'demo', a saved file or package.module:function."""
+    import importlib
+    import os
+
+    import torch
+    from torch import nn
+
+    from .errors import InputError, short_repr
+
+    if name == "demo":
+        if data_name != "mnist":
+            raise InputError(f"MODEL 'demo' is the demo's CNN for 28x28 MNIST digits; use it with --data mnist "
+                             f"(got --data {data_name})")
+        from .data import mnist
+        from .demo import train_or_load
+
+        split = mnist()
+        with console.status("training (once, then cached) or loading the demo CNN..."):
+            return train_or_load(split.x_train, split.y_train)
+    path = Path(name)
+    if path.is_file():
+        try:
+            model = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:  # noqa: BLE001 - whatever the file holds
+            raise InputError(f"MODEL {path}: cannot load it with torch.load ({type(exc).__name__}: "
+                             f"{short_repr(str(exc), 200)})") from None
+        if isinstance(model, dict):
+            raise InputError(f"MODEL {path} holds a dict (a state_dict?), not a model; save the whole model with "
+                             "torch.save(model, path), or give a package.module:function that builds it and loads "
+                             "the weights")
+        if not isinstance(model, nn.Module):
+            raise InputError(f"MODEL {path} holds a {type(model).__name__}, not a torch.nn.Module")
+        return model
+    if ":" not in name or path.suffix in (".pt", ".pth"):
+        raise InputError(f"MODEL {name!r}: not 'demo', not an existing file (saved with torch.save(model)) and not "
+                         "package.module:function")
+    module_name, _, attr = name.partition(":")
+    if not module_name or not attr:
+        raise InputError(f"MODEL {name!r}: write a function as package.module:function")
+    if os.getcwd() not in sys.path:  # as `python -m` does: modules of the current folder import
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # noqa: BLE001 - ImportError or an error inside the module
+        raise InputError(f"MODEL {name!r}: cannot import {module_name} ({type(exc).__name__}: "
+                         f"{short_repr(str(exc), 200)})") from None
+    build = getattr(module, attr, None)
+    if not callable(build):
+        raise InputError(f"MODEL {name!r}: {module_name} has no function {attr!r}")
+    try:
+        model = build()
+    except Exception as exc:  # noqa: BLE001 - the user's function
+        raise InputError(f"MODEL {name!r}: calling {attr}() failed ({type(exc).__name__}: "
+                         f"{short_repr(str(exc), 200)})") from None
+    if not isinstance(model, nn.Module):
+        raise InputError(f"MODEL {name!r}: {attr}() returned a {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+#: the arrays a --data file of ``cimkit simulate`` holds
+SIMULATE_DATA_KEYS = ("x_test", "y_test", "x_train")
+
+
+def _simulation_data(data: str, limit: int | None, calibrate_n: int):
+    """(test inputs, test labels, calibration inputs or None, the data's name) for ``cimkit simulate``."""
+    import numpy as np
+    import torch
+
+    from .errors import InputError
+
+    if data.lower() in ("mnist", "digits"):
+        from . import data as datasets
+
+        split = getattr(datasets, data.lower())()
+        arrays = {"x_test": split.x_test, "y_test": split.y_test, "x_train": split.x_train}
+        name = data.lower()
+    else:
+        path = Path(data)
+        if not path.is_file():
+            raise InputError(f"--data {data!r}: not mnist, digits or an existing .pt / .npz file")
+        if path.suffix.lower() not in (".pt", ".pth", ".npz"):
+            raise InputError(f"--data {path}: unsupported file type {path.suffix or '(none)'!r}; give a .pt file "
+                             "(torch.save of a dict of tensors) or a .npz file (numpy.savez)")
+        try:
+            if path.suffix.lower() == ".npz":
+                with np.load(path, allow_pickle=False) as z:
+                    raw = {k: z[k] for k in z.files}
+            else:
+                raw = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - whatever is in the file
+            raise InputError(f"--data {path}: cannot read it ({type(exc).__name__}: {str(exc)[:200]})") from None
+        if not isinstance(raw, dict):
+            raise InputError(f"--data {path} holds a {type(raw).__name__}; it must hold a dict of arrays "
+                             f"{', '.join(SIMULATE_DATA_KEYS)} (x_train optional)")
+        missing = [k for k in ("x_test", "y_test") if k not in raw]
+        if missing:
+            raise InputError(f"--data {path} has no {' and no '.join(missing)} (it holds: "
+                             f"{', '.join(map(str, raw)) or 'nothing'}); give x_test (inputs), y_test (integer labels) "
+                             "and optionally x_train (calibration inputs)")
+        arrays = {}
+        for key in SIMULATE_DATA_KEYS:
+            value = raw.get(key)
+            if isinstance(value, np.ndarray):
+                if value.dtype.kind not in "biuf":
+                    raise InputError(f"--data {path}: {key} must hold numbers, got dtype {value.dtype}")
+                value = torch.from_numpy(np.ascontiguousarray(value))
+            if value is not None and not isinstance(value, torch.Tensor):
+                raise InputError(f"--data {path}: {key} is a {type(value).__name__}, not an array or a tensor")
+            if value is not None:
+                arrays[key] = value
+        name = path.name
+    x, y = arrays["x_test"], arrays["y_test"]
+    if limit is not None:
+        x, y = x[:limit], y[:limit]
+    calibration = None
+    if calibrate_n:
+        if "x_train" not in arrays:
+            raise InputError(f"--data {data} has no x_train to calibrate on; add x_train (calibration inputs) to the "
+                             "file, or pass --calibrate 0 to run the chips uncalibrated")
+        calibration = arrays["x_train"][:calibrate_n]
+    return x, y, calibration, name
+
+
+@app.command()
+def simulate(
+    model: str = typer.Argument(..., help="'demo' (the demo's small CNN, trained once on the MNIST training images "
+                                "and cached; with --data mnist), package.module:function (called without arguments; "
+                                "returns a torch.nn.Module with its weights), or a file saved with torch.save(model) "
+                                "(loaded with torch.load(weights_only=False), which runs code stored in the file: "
+                                "load only files you trust)"),
+    data: str = typer.Option(..., "--data", help="mnist or digits (calibration on the training split, test on the "
+                             "test split), or a .pt file (torch.save of a dict) or .npz file (numpy.savez) holding "
+                             "x_test (inputs, N x ...), y_test (N integer labels) and optionally x_train "
+                             "(calibration inputs)"),
+    hw: str = typer.Option(..., "--hw", help="a preset name or a hardware YAML file"),
+    chips: int = typer.Option(1, min=1, help="chip samples: programming seeds --seed, --seed + 1, ..."),
+    seed: int = typer.Option(0, help="seed of the first chip"),
+    batch: int = typer.Option(256, min=1, help="test images per forward (the read noise depends on it)"),
+    limit: int | None = typer.Option(None, min=1, help="test on the first N test images only"),
+    calibrate_n: int = typer.Option(256, "--calibrate", min=0, help="calibrate each chip's converters on the first N "
+                                    "training inputs, in batches of --batch (0: uncalibrated)"),
+    shards: int = typer.Option(1, min=1, help="split the test set into this many units per chip (for Dask); the "
+                               "results do not depend on it"),
+    executor: str = typer.Option("serial", help="serial, or dask (a local cluster unless --scheduler)"),
+    workers: int = typer.Option(2, min=1, help="workers of the local Dask cluster"),
+    scheduler: str | None = typer.Option(None, help="tcp://host:port of an existing Dask scheduler (implies "
+                                         "--executor dask)"),
+    out: Path | None = typer.Option(None, help="folder for the checkpoint (simulate-checkpoint.json: rerunning the "
+                                    "same command resumes) and the figure (simulate_accuracy.png)"),
+    json_out: Path | None = typer.Option(None, "--json", help="write the result as JSON (with every prediction)"),
+    csv_out: Path | None = typer.Option(None, "--csv", help="write one row per chip as CSV"),
+    no_progress: bool = typer.Option(False, "--no-progress", help="no progress bar"),
+) -> None:
+    """Test-set accuracy of a model on sampled chips: per chip, then mean and spread (resumable with --out)."""
+    import warnings
+
+    from .io import check_output_dir, check_output_path
+    from .sim.evaluate import SimulationInterrupted
+    from .sim.evaluate import simulate as run_simulate
+
+    for path, what in ((json_out, "--json"), (csv_out, "--csv")):
+        if path is not None:  # before any work
+            check_output_path(path, None, what)
+    if out is not None:
+        check_output_dir(out, "output folder (--out)")
+    if scheduler is not None and executor == "serial":
+        executor = "dask"
+    spec = _spec(hw)
+    with warnings.catch_warnings():  # warnings (layers kept digital) once each, on the console, as they come
+        warnings.simplefilter("default")
+        warnings.showwarning = lambda message, *args, **kwargs: console.print(f"[yellow]warning:[/yellow] {message}",
+                                                                             highlight=False)
+        x, y, calibration, data_name = _simulation_data(data, limit, calibrate_n)
+        net = _simulation_model(model, data_name)
+        try:
+            cal_batches = max(1, -(-len(calibration) // batch)) if calibration is not None else 1
+            result = run_simulate(net, spec, x, y, chips=chips, seed=seed, calibration=calibration,
+                                  calibrate_batches=cal_batches, batch_size=batch, shards=shards, executor=executor, workers=workers,
+                                  scheduler=scheduler, progress=not no_progress,
+                                  checkpoint=out / "simulate-checkpoint.json" if out is not None else None)
+        except SimulationInterrupted as exc:
+            kept = (f"kept in {exc.checkpoint}; run the same command to resume" if exc.checkpoint else
+                    "not kept (no --out); give --out DIR to keep finished work across runs")
+            console.print(f"interrupted: {exc.done} of {exc.total} units (chip x shard) finished, {kept}",
+                          highlight=False)
+            raise typer.Exit(130) from None
+    result.model_name = Path(model).name if Path(model).is_file() else model
+    console.print(result.table())
+    if result.resumed_units:
+        console.print(f"{result.resumed_units} unit(s) read from {result.checkpoint}", highlight=False)
+    if out is not None:
+        console.print(f"figure: {result.figures(out)[0]}", highlight=False)
+    if json_out:
+        result.to_json(json_out)
+    if csv_out:
+        result.to_csv(csv_out)
+
+
 @app.command()
 def trees(
     data: str = typer.Option("breast_cancer", help="breast_cancer, wine, digits, shuttle or synthetic"),

@@ -322,16 +322,22 @@ def set_time(model: nn.Module, t_inference_s: float) -> None:
         layer.set_time(t_inference_s)
 
 
-def calibrate(model: nn.Module, loader: Iterable, *, num_batches: int = 8, percentile: float = 99.99) -> nn.Module:
+def calibrate(model: nn.Module, loader: Iterable, *, num_batches: int = 8, percentile: float = 99.99,
+              progress: bool | Callable[[int, int], object] = False) -> nn.Module:
     """Set each crossbar layer's input (DAC) range and, where the spec asks for calibrated ADCs,
     its ADC full scale per weight slice, from up to ``num_batches`` batches of ``loader``.
 
     ``loader`` yields inputs or (inputs, targets) pairs. Ranges are the ``percentile`` of the
     observed magnitudes. Two passes: inputs first (with dynamic ranges), then partial sums with the
-    calibrated inputs. Returns the model.
+    calibrated inputs. ``progress``: True shows a progress bar over both passes (images, images per
+    second) on standard error; a callable is called as ``progress(done_images, total_images)`` after
+    each batch (the total counts every pass); False (the default) shows nothing. Returns the model.
     """
+    from ..progress import ImageProgress, check_progress
+
     layers = required_cim_layers(model, "calibrate")
     check_calibration_options("calibrate", num_batches, percentile)
+    check_progress(progress, "calibrate")
     batches = _calibration_batches(loader, num_batches)
     if all(float(x.abs().max()) == 0 for x in batches):
         warnings.warn("calibrate: every calibration input is zero; the input ranges it sets are degenerate "
@@ -339,18 +345,30 @@ def calibrate(model: nn.Module, loader: Iterable, *, num_batches: int = 8, perce
     was_training = model.training
     model.eval()
     device = layers[0].weight.device
-    for stage in ("input", "adc"):
-        if stage == "adc" and not any(l.spec.periphery.adc_range == "calibrated" and l.spec.periphery.adc_bits
-                                      for l in layers):
-            break
+    stages = ["input"]
+    if any(l.spec.periphery.adc_range == "calibrated" and l.spec.periphery.adc_bits for l in layers):
+        stages.append("adc")
+    images = sum(int(x.shape[0]) for x in batches)
+    done = 0
+    try:
+        with ImageProgress(progress) as bar:
+            task = bar.add("calibrating", images * len(stages))
+            for stage in stages:
+                for layer in layers:
+                    layer.begin_calibration(stage)
+                with torch.no_grad():
+                    for x in batches:
+                        model(x.to(device))
+                        done += int(x.shape[0])
+                        bar.update(task, done)
+                for layer in layers:
+                    layer.end_calibration(percentile)
+    except BaseException:  # an error or Ctrl-C mid-pass: no half-observed ranges, no observers left behind
         for layer in layers:
-            layer.begin_calibration(stage)
-        with torch.no_grad():
-            for x in batches:
-                model(x.to(device))
-        for layer in layers:
-            layer.end_calibration(percentile)
-    model.train(was_training)
+            layer.cancel_calibration()
+        raise
+    finally:
+        model.train(was_training)
     return model
 
 

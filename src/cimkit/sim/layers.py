@@ -241,10 +241,7 @@ class CIMLayer(nn.Module):
         q = percentile / 100.0
         tile, data = self.tile, self._calib_data
         stage = tile.calibrating
-        if self._calib_handle is not None:
-            self._calib_handle.remove()
-        tile.calibrating, self._calib_data, self._calib_handle = None, {}, None
-        tile._consts = None
+        self.cancel_calibration()
         if stage == "input" and "input" in data:
             tile.input_range.fill_(magnitude_percentile(torch.cat(data["input"]), percentile))
             tile.input_signed.fill_(bool(torch.cat(data["input_min"]).min() < 0))
@@ -252,6 +249,13 @@ class CIMLayer(nn.Module):
             samples = torch.cat(data["adc"], dim=1)
             full = torch.quantile(_subsample(samples, dim=1), q, dim=1)
             tile.adc_full_scale.copy_(full.clamp(min=1e-9))
+
+    def cancel_calibration(self) -> None:
+        """Stop observing (a calibration interrupted by an error or Ctrl-C): the ranges stay as they were."""
+        if self._calib_handle is not None:
+            self._calib_handle.remove()
+        self.tile.calibrating, self._calib_data, self._calib_handle = None, {}, None
+        self.tile._consts = None
 
     def extra_repr(self) -> str:
         m = self.mapping
