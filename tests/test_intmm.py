@@ -77,3 +77,28 @@ def test_layer_outputs_match_the_float32_path(changes, signed_inputs, monkeypatc
     # equal up to float32 rounding; a rounding tie at an ADC threshold may move one conversion by a step
     assert rel_err(a, b) < 1e-4
     assert float((a - b).abs().gt(1e-3 * b.abs().max()).float().mean()) < 0.01
+
+
+def test_the_int8_choice_is_measured_once_per_machine_and_can_be_forced(tmp_path, monkeypatch):
+    from cimkit.sim import intmm
+
+    monkeypatch.setenv("CIMKIT_CACHE", str(tmp_path))
+    calls = []
+    monkeypatch.setattr(intmm, "_int8_three_times_faster", lambda: calls.append(1) or True)
+    monkeypatch.setattr(intmm, "cpu_flags", lambda: frozenset({"avx512_vnni"}))
+    try:
+        for forced, expected in (("0", False), ("1", True)):
+            monkeypatch.setenv("CIMKIT_INT8", forced)
+            intmm.int8_is_fast.cache_clear()
+            assert intmm.int8_is_fast() is expected
+        assert calls == []  # forced: nothing measured
+        monkeypatch.delenv("CIMKIT_INT8")
+        for _ in range(2):  # measured once, then read back from the cache folder (a new process would too)
+            intmm.int8_is_fast.cache_clear()
+            assert intmm.int8_is_fast() is True
+        assert calls == [1] and len(list((tmp_path / "cpu").glob("int8_*.json"))) == 1
+        monkeypatch.setattr(intmm, "cpu_flags", lambda: frozenset({"avx2"}))  # no int8 instructions: never
+        intmm.int8_is_fast.cache_clear()
+        assert intmm.int8_is_fast() is False
+    finally:
+        intmm.int8_is_fast.cache_clear()

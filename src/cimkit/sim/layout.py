@@ -229,17 +229,13 @@ class ConvLayout(Layout):
         return mp.groups, passes, xl.shape[0] // passes * self._out_hw[0] * self._out_hw[1], mp.slices, \
             mp.out_features
 
-    def _tile_rows(self, x: torch.Tensor) -> torch.Tensor:
-        """Inputs (n, C, H, W) unfolded into each row tile's rows: (T, G, n * L, Rp)."""
+    def _unfolded(self, x: torch.Tensor) -> torch.Tensor:
+        """Inputs (n, C, H, W) unfolded as the arrays' rows see them: (G, n * L, C/G * kh * kw), one copy.
+        Row tile i reads columns [i * Rp, (i + 1) * Rp) (aligned: Rp / (kh*kw) whole channels)."""
         mp = self.mapping
-        g, t = mp.groups, mp.row_tiles
         cols = F.unfold(x, self.kernel, dilation=self.dilation, stride=self.stride)  # (n, C*kh*kw, L)
         n, _, l = cols.shape
-        cols = cols.view(n, g, mp.in_features, l)
-        pad = t * mp.rows_per_tile - mp.in_features  # aligned: a tile holds rows_per_tile / (kh*kw) channels
-        if pad:
-            cols = F.pad(cols, (0, 0, 0, pad))
-        return cols.view(n, g, t, mp.rows_per_tile, l).permute(2, 1, 0, 4, 3).reshape(t, g, n * l, mp.rows_per_tile)
+        return cols.view(n, mp.groups, mp.in_features, l).permute(1, 0, 3, 2).reshape(mp.groups, n * l, mp.in_features)
 
     def chunks(self, xl, passes, code_max, arrays, to_variance, scratch):
         mp = self.mapping
@@ -253,16 +249,18 @@ class ConvLayout(Layout):
             parts = [(p0, min(images // b, passes - p0), 0, b) for p0 in range(0, passes, images // b)]
         else:
             parts = [(p, 1, b0, min(images, b - b0)) for p in range(passes) for b0 in range(0, b, images)]
+        rp = mp.rows_per_tile
         for p0, k, b0, nb in parts:
-            rows = self._tile_rows(planes[p0:p0 + k, b0:b0 + nb].reshape(k * nb, c, h, w))
+            rows = self._unfolded(planes[p0:p0 + k, b0:b0 + nb].reshape(k * nb, c, h, w))
             rows2 = None if to_variance is None else to_variance(rows)
             for i in range(t):
+                first, last = i * rp, min((i + 1) * rp, mp.in_features)  # the last tile may use fewer rows
                 shape = (g, k * nb * l, s * n)
-                ps = torch.bmm(rows[i], arrays.signal[i * g:(i + 1) * g],
+                ps = torch.bmm(rows[:, :, first:last], arrays.signal[i * g:(i + 1) * g, :last - first],
                                out=scratch("signal", shape, xl.device, xl.dtype))
                 var = None
                 if rows2 is not None:
-                    var = torch.bmm(rows2[i], arrays.variance[i * g:(i + 1) * g],
+                    var = torch.bmm(rows2[:, :, first:last], arrays.variance[i * g:(i + 1) * g, :last - first],
                                     out=scratch("variance", shape, xl.device, rows2.dtype))
                     var = var.view(g, k, nb * l, s, n)
                 yield Chunk(ps.view(g, k, nb * l, s, n), var, i, p0, b0 * l)
