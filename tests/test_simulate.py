@@ -152,7 +152,7 @@ def test_a_checkpoint_of_other_settings_is_refused_with_what_differs(tmp_path):
     run(chips=1, checkpoint=ckpt)
     with pytest.raises(InputError, match=r"other settings; differing: seed \(stored 0, now 1\).*delete .*ck.json"):
         run(chips=1, seed=1, checkpoint=ckpt)
-    with pytest.raises(InputError, match=r"spec \(periphery.adc_bits: stored 5, now 6\)"):
+    with pytest.raises(InputError, match=r"spec \(periphery.adc_bits: 5 -> 6\)"):
         run(chips=1, checkpoint=ckpt, spec=ck.HardwareSpec.preset("rram-22nm").replace(**{"periphery.adc_bits": 6}))
     with pytest.raises(InputError, match=r"differing: batch_size .*; chips \(stored 1, now 2\)"):
         run(chips=2, batch_size=32, checkpoint=ckpt)

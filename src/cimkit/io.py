@@ -131,6 +131,19 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+def dict_differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """The leaves where two nested dicts differ, one ``"path.to.key: a -> b"`` phrase each (values shortened),
+    in key order: what a refused checkpoint, saved chip or study storage tells the user."""
+    out = []
+    for k in sorted(set(a) | set(b), key=str):
+        x, y = a.get(k), b.get(k)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += dict_differences(x, y, f"{prefix}{k}.")
+        elif x != y:
+            out.append(f"{prefix}{k}: {short_repr(x, 30)} -> {short_repr(y, 30)}")
+    return out
+
+
 def atomic_write(path: str | Path, data: str | bytes) -> Path:
     """Write ``data`` (text as UTF-8, or bytes) to ``path`` atomically; returns the path."""
     with atomic_path(path) as tmp:

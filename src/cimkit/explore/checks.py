@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import CimkitError, InputError, SpecError, short_repr
+from ..io import dict_differences
 from ..spec import HardwareSpec
 from .study import (INTEGER_PARAMETERS, PARAMETERS, ParamSpace, StudyConfig, TorchWorkload, _changes, evaluate_details,
                     load_evaluator)
@@ -207,19 +208,10 @@ def fingerprint_difference(stored: dict, now: dict) -> list[str]:
         except (TypeError, ValueError):
             va, vb = a, b
         if key == "hardware" and isinstance(va, dict) and isinstance(vb, dict):
-            fields = _dict_diff(va, vb)
+            fields = dict_differences(va, vb)
             out.append(f"hardware ({', '.join(fields[:6])}{', ...' if len(fields) > 6 else ''})")
         else:
             out.append(f"{key} (stored {short_repr(va, 100)}, now {short_repr(vb, 100)})")
     return out
 
 
-def _dict_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
-    out = []
-    for k in sorted(set(a) | set(b), key=str):
-        x, y = a.get(k), b.get(k)
-        if isinstance(x, dict) and isinstance(y, dict):
-            out += _dict_diff(x, y, f"{prefix}{k}.")
-        elif x != y:
-            out.append(f"{prefix}{k}: {short_repr(x, 30)} -> {short_repr(y, 30)}")
-    return out

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError, short_repr
-from ..io import atomic_write, check_output_path, strict_json
+from ..io import atomic_write, check_output_path, dict_differences, strict_json
 from ..progress import ImageProgress, check_progress
 from ..report.protocol import Result, figure_folder, saved_figure
 from ..spec import HardwareSpec
@@ -333,15 +333,6 @@ def _fingerprint(model, spec, seed, chips, batch_size, shards, x, y, calibration
     return json.loads(strict_json(fp, indent=None))
 
 
-def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    return {prefix: value}
-
-
 def _differences(stored: dict, now: dict) -> list[str]:
     """One phrase per differing key of two fingerprints (for the spec: the differing fields)."""
     out = []
@@ -350,9 +341,7 @@ def _differences(stored: dict, now: dict) -> list[str]:
         if a == b:
             continue
         if isinstance(a, dict) and isinstance(b, dict):
-            fa, fb = _flat(a), _flat(b)
-            fields = [f"{k}: stored {short_repr(fa.get(k), 40)}, now {short_repr(fb.get(k), 40)}"
-                      for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
+            fields = dict_differences(a, b)  # stored -> now
             out.append(f"{key} ({'; '.join(fields[:4])}{'; ...' if len(fields) > 4 else ''})")
         elif key in ("inputs", "labels", "calibration", "model"):
             out.append(f"{key} (different {'contents' if a and b else 'presence'})")

@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from ..errors import InputError
+from ..io import dict_differences
 from ..mapping import ArrayMapping, ceil_div
 from ..spec import HardwareSpec
 from . import program as prog
@@ -459,7 +460,7 @@ class CrossbarTile(nn.Module):
             mine, theirs = spec_fingerprint(self.spec), _decode_json(state_dict[key])
             if theirs is not None and theirs != mine:
                 raise InputError(f"{self.name}: the state dict was saved from a chip with a different spec; "
-                                 f"differs in {_dict_diff(theirs, mine)} (saved vs this model)")
+                                 f"differs in {'; '.join(dict_differences(theirs, mine))} (saved -> this model)")
         for name in ("g_programmed", "drift_exponent", "stuck", "w_scale", "adc_full_scale"):
             k = prefix + name
             mine = getattr(self, name)
@@ -520,14 +521,3 @@ def _decode_json(t: torch.Tensor) -> dict | None:
         return None
 
 
-def _dict_diff(a: dict, b: dict, prefix: str = "") -> str:
-    diffs = []
-    for k in sorted(set(a) | set(b)):
-        va, vb = a.get(k), b.get(k)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            sub = _dict_diff(va, vb, f"{prefix}{k}.")
-            if sub:
-                diffs.append(sub)
-        elif va != vb:
-            diffs.append(f"{prefix}{k}: {va!r} vs {vb!r}")
-    return "; ".join(diffs)
