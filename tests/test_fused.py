@@ -136,3 +136,23 @@ def test_noise_alone_in_place_is_the_same_with_the_kernel_and_torch(bf16, monkey
     monkeypatch.setattr(fused, "enabled", False)
     fused.add_read_noise(b, var, CounterNormal(0), where)
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_chunk_buffers_are_shared_by_layers_and_not_by_threads():
+    """Chunk scratch is one buffer per name (layers read one after another, so memory does not grow with
+    their number), grown to the largest chunk, and per thread (models read in parallel never share)."""
+    import threading
+
+    from cimkit.sim.kernel import chunk_scratch
+
+    cpu = torch.device("cpu")
+    a = chunk_scratch("t-signal", (4, 8), cpu, torch.float32)
+    b = chunk_scratch("t-signal", (2, 3), cpu, torch.float32)
+    assert b.data_ptr() == a.data_ptr() and b.shape == (2, 3)
+    c = chunk_scratch("t-signal", (64, 64), cpu, torch.float32)  # larger: a new, larger buffer
+    assert c.shape == (64, 64) and chunk_scratch("t-signal", (4, 8), cpu, torch.float32).data_ptr() == c.data_ptr()
+    other = []
+    t = threading.Thread(target=lambda: other.append(chunk_scratch("t-signal", (4, 8), cpu, torch.float32)))
+    t.start()
+    t.join()
+    assert other[0].data_ptr() != c.data_ptr()

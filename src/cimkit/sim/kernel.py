@@ -23,6 +23,7 @@ when none is registered. Read noise is sampled at the array outputs from its exa
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -79,6 +80,25 @@ def _hook(tile, stage: str, value: torch.Tensor, **info) -> torch.Tensor:
                                  f"it must return None or a tensor of shape {tuple(value.shape)}")
             value = out
     return value
+
+
+_POOL = threading.local()
+
+
+def chunk_scratch(name: str, shape, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """A scratch tensor for one chunk's partial sums, valid until the next chunk: one buffer per name, device
+    and dtype, shared by all layers (they read one after another) and reused across forwards (fresh large
+    allocations page-fault on CPU), so memory does not grow with the number of layers. Per thread: models
+    read in parallel threads never share one."""
+    pool = getattr(_POOL, "buffers", None)
+    if pool is None:
+        pool = _POOL.buffers = {}
+    n = math.prod(shape)
+    key = (name, device, dtype)
+    buf = pool.get(key)
+    if buf is None or buf.numel() < n:
+        buf = pool[key] = torch.empty(n, device=device, dtype=dtype)
+    return buf[:n].view(tuple(shape))
 
 
 def dac(x: torch.Tensor, bits: int | None, x_range: float, signed: bool) -> tuple[torch.Tensor, Encoding]:
@@ -152,7 +172,7 @@ def run(tile, layout: Layout, x: torch.Tensor, bias: torch.Tensor | None = None)
     staged = hooks["read"] or hooks["noise"] or hooks["adc"]
     dims = layout.block_dims
     # chunk by chunk, so that each chunk's noise, conversion and shift-and-add run in cache
-    for ch in layout.chunks(xl, passes, code_max, arrays, to_variance, tile.scratch):
+    for ch in layout.chunks(xl, passes, code_max, arrays, to_variance, chunk_scratch):
         c, var = ch.signal, ch.variance
         where = fused.Place(r, m, ch.r0, ch.m0, counters[ch.tile])
         if not staged:
