@@ -156,3 +156,22 @@ def test_chunk_buffers_are_shared_by_layers_and_not_by_threads():
     t.start()
     t.join()
     assert other[0].data_ptr() != c.data_ptr()
+
+
+@pytest.mark.parametrize("kernel, stride, dilation, groups", [
+    ((3, 3), (1, 1), (1, 1), 1), ((7, 7), (2, 2), (1, 1), 1), ((1, 1), (1, 2), (1, 1), 2),
+    ((1, 5), (1, 1), (1, 2), 1), ((3, 3), (2, 1), (2, 1), 4)])
+def test_the_windowed_unfold_is_im2col_in_the_arrays_row_order(kernel, stride, dilation, groups):
+    """The convolution's rows come from a strided window view in one copy: exactly torch's im2col
+    (channel, kh, kw order), arranged (groups, images x positions, rows)."""
+    import torch.nn.functional as F
+
+    conv = nn.Conv2d(8, 4 * groups, kernel, stride=stride, dilation=dilation, groups=groups)
+    layer = ck.convert(nn.Sequential(conv), "ideal")[0]
+    lay = layer.layout
+    x = torch.randn(3, 8, 21, 19)
+    lay.place(x)
+    cols = F.unfold(x, kernel, dilation=dilation, stride=stride)
+    n, _, l = cols.shape
+    want = cols.view(n, groups, 8 // groups * kernel[0] * kernel[1], l).permute(1, 0, 3, 2).reshape(groups, n * l, -1)
+    assert torch.equal(lay._unfolded(x), want)

@@ -230,12 +230,20 @@ class ConvLayout(Layout):
             mp.out_features
 
     def _unfolded(self, x: torch.Tensor) -> torch.Tensor:
-        """Inputs (n, C, H, W) unfolded as the arrays' rows see them: (G, n * L, C/G * kh * kw), one copy.
-        Row tile i reads columns [i * Rp, (i + 1) * Rp) (aligned: Rp / (kh*kw) whole channels)."""
+        """Inputs (n, C, H, W) unfolded as the arrays' rows see them: (G, n * L, C/G * kh * kw), rows in
+        im2col's (channel, kh, kw) order. Built in one copy from a strided window view of ``x``: each
+        output row reads one small window, where im2col followed by a transpose moved every value twice,
+        the second time across the whole matrix. Row tile i reads columns [i * Rp, (i + 1) * Rp)
+        (aligned: Rp / (kh*kw) whole channels)."""
         mp = self.mapping
-        cols = F.unfold(x, self.kernel, dilation=self.dilation, stride=self.stride)  # (n, C*kh*kw, L)
-        n, _, l = cols.shape
-        return cols.view(n, mp.groups, mp.in_features, l).permute(1, 0, 3, 2).reshape(mp.groups, n * l, mp.in_features)
+        x = x.contiguous()
+        n, c, _, _ = x.shape
+        (oh, ow), (kh, kw), (sh, sw), (dh, dw) = self._out_hw, self.kernel, self.stride, self.dilation
+        sn, sc, sy, sx = x.stride()
+        g = mp.groups
+        windows = x.as_strided((n, oh, ow, g, c // g, kh, kw),
+                               (sn, sh * sy, sw * sx, (c // g) * sc, sc, dh * sy, dw * sx))
+        return windows.permute(3, 0, 1, 2, 4, 5, 6).reshape(g, n * oh * ow, mp.in_features)
 
     def chunks(self, xl, passes, code_max, arrays, to_variance, scratch):
         mp = self.mapping
