@@ -131,6 +131,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+def cache_root() -> Path:
+    """Where cimkit keeps what it builds or measures once: ``$CIMKIT_CACHE``, else ``~/.cache/cimkit``
+    (not created here)."""
+    return Path(os.environ.get("CIMKIT_CACHE") or Path.home() / ".cache" / "cimkit")
+
+
 def dict_differences(a: dict, b: dict, prefix: str = "") -> list[str]:
     """The leaves where two nested dicts differ, one ``"path.to.key: a -> b"`` phrase each (values shortened),
     in key order: what a refused checkpoint, saved chip or study storage tells the user."""

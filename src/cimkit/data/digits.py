@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,14 +12,14 @@ import numpy as np
 import torch
 
 from ..errors import InputError, short_repr
-from ..io import atomic_path
+from ..io import atomic_path, cache_root
 
 T = TypeVar("T")
 
 
 def cache_dir() -> Path:
     """Where cimkit caches data and trained models: $CIMKIT_CACHE, else ~/.cache/cimkit."""
-    path = Path(os.environ.get("CIMKIT_CACHE", Path.home() / ".cache" / "cimkit"))
+    path = cache_root()
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -29,14 +29,18 @@ from pathlib import Path
 
 import torch
 
+from ..io import cache_root
+from . import quant
 from .rng import CounterNormal, quantile_table
 
 _SOURCE = Path(__file__).with_name("_readchain.c")
 #: -ffp-contract=off: no fused multiply-add, so each step rounds as torch's separate ops do;
 #: -fno-math-errno lets sqrtf vectorize (results unchanged)
 _FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC"]
+
+
 def _cache_dir() -> Path:
-    return Path(os.environ.get("CIMKIT_CACHE") or Path.home() / ".cache" / "cimkit") / "native"
+    return cache_root() / "native"
 
 
 def _compiler() -> str | None:
@@ -102,10 +106,12 @@ def native_available() -> bool:
     return _library() is not None
 
 
-def _use_native(c: torch.Tensor, var: torch.Tensor | None, acc: torch.Tensor) -> bool:
+def _use_native(c: torch.Tensor, var: torch.Tensor | None, acc: torch.Tensor | None) -> bool:
+    """Whether the kernel takes these tensors (``acc`` None: the chunk's values are written back)."""
     ok_var = var is None or (var.dtype in (torch.float32, torch.bfloat16) and var.is_contiguous())
-    return (c.device.type == "cpu" and c.dtype == torch.float32 and c.is_contiguous() and acc.is_contiguous()
-            and acc.dtype == torch.float32 and ok_var and enabled and native_available())
+    ok_acc = acc is None or (acc.is_contiguous() and acc.dtype == torch.float32)
+    return (c.device.type == "cpu" and c.dtype == torch.float32 and c.is_contiguous() and ok_acc and ok_var
+            and enabled and native_available())
 
 
 @dataclass(frozen=True)
@@ -153,7 +159,7 @@ def block_indices(shape: torch.Size, where: Place, device: torch.device) -> torc
 
 def add_read_noise(c: torch.Tensor, var: torch.Tensor, rng: CounterNormal, where: Place) -> None:
     """``c += z * sqrt(var)`` in place on a chunk, ``z`` the samples of its place in its block."""
-    if _use_native(c, var, c):
+    if _use_native(c, var, None):
         _native(c, var, where, None, 0.0, 0.0, None, None)
         return
     o, _, _, s, z = c.shape
@@ -170,7 +176,7 @@ def add_read_noise(c: torch.Tensor, var: torch.Tensor, rng: CounterNormal, where
 
 def convert(c: torch.Tensor, inv_step: torch.Tensor, lo: float, hi: float) -> None:
     """The ADC in place on a chunk (O, R, M, S, Z): ``clamp(round(c * inv_step[s]), lo, hi)``."""
-    c.mul_(inv_step.to(c.dtype).view(1, 1, 1, -1, 1)).round_().clamp_(lo, hi)
+    quant.codes_(c, inv_step.to(c.dtype).view(1, 1, 1, -1, 1), lo, hi)
 
 
 def shift_add(c: torch.Tensor, f: torch.Tensor, acc: torch.Tensor, where: Place) -> None:

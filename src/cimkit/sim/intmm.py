@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -33,17 +32,22 @@ def int_mm_available() -> bool:
         return False
 
 
-@functools.lru_cache(maxsize=1)
-def cpu_flags() -> frozenset[str]:
-    """Instruction-set flags of this CPU (Linux ``/proc/cpuinfo``; empty elsewhere)."""
+def _cpuinfo(field: str) -> str:
+    """The value of ``field`` in Linux's ``/proc/cpuinfo`` (its first CPU; empty elsewhere)."""
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
+                if line.startswith(field):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return frozenset()
+    return ""
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """Instruction-set flags of this CPU (Linux ``/proc/cpuinfo``; empty elsewhere)."""
+    return frozenset(_cpuinfo("flags").split())
 
 
 @functools.lru_cache(maxsize=1)
@@ -89,11 +93,11 @@ def _remembered(name: str, measure) -> bool:
     import json
     import platform
 
-    from ..io import atomic_write
+    from ..io import atomic_write, cache_root
 
-    key = hashlib.sha256(" ".join([name, platform.machine(), _cpu_model(), " ".join(sorted(cpu_flags())),
+    key = hashlib.sha256(" ".join([name, platform.machine(), _cpuinfo("model name"), " ".join(sorted(cpu_flags())),
                                    torch.__version__]).encode()).hexdigest()[:16]
-    path = Path(os.environ.get("CIMKIT_CACHE") or Path.home() / ".cache" / "cimkit") / "cpu" / f"{name}-{key}.json"
+    path = cache_root() / "cpu" / f"{name}-{key}.json"
     try:
         return bool(json.loads(path.read_text())["value"])
     except (OSError, ValueError, KeyError, TypeError):
@@ -105,17 +109,6 @@ def _remembered(name: str, measure) -> bool:
     except OSError:
         pass  # a read-only cache: measured again next time
     return value
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
 
 
 def bf16_is_fast() -> bool:

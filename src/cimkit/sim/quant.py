@@ -80,5 +80,10 @@ def adc(y: torch.Tensor, step: torch.Tensor | float, bits: int, signed: bool) ->
 def adc_(y: torch.Tensor, inv_step: torch.Tensor | float, bits: int, signed: bool) -> torch.Tensor:
     """The ADC, in place: ``y`` becomes integer codes, ``clamp(round(y * inv_step))`` in the code
     range of ``bits`` bits (multiply by the step to get values). The datapath converts with this."""
-    lo, hi = adc_code_limits(bits, signed)
+    return codes_(y, inv_step, *adc_code_limits(bits, signed))
+
+
+def codes_(y: torch.Tensor, inv_step: torch.Tensor | float, lo: float, hi: float) -> torch.Tensor:
+    """``y`` becomes ``clamp(round(y * inv_step), lo, hi)`` in place (round half to even): the ADC's one
+    formula, which the fused read kernel (``sim/_readchain.c``) reproduces step for step."""
     return y.mul_(inv_step).round_().clamp_(lo, hi)

@@ -32,6 +32,18 @@ _MIX1 = _signed64(0xBF58476D1CE4E5B9)
 _MIX2 = _signed64(0x94D049BB133111EB)
 
 
+def _splitmix_(h: torch.Tensor, tmp: torch.Tensor) -> torch.Tensor:
+    """The SplitMix64 finalizer of counters ``h`` (int64, wrapping), in place; ``tmp``: scratch like ``h``.
+    z = h * golden; z ^= z >>> 30; z *= M1; z ^= z >>> 27; z *= M2; z ^= z >>> 31 (``>>>``: logical)."""
+    h.mul_(_GOLDEN)
+    for shift, mult in ((30, _MIX1), (27, _MIX2), (31, None)):
+        torch.bitwise_right_shift(h, shift, out=tmp).bitwise_and_((1 << (64 - shift)) - 1)
+        h.bitwise_xor_(tmp)
+        if mult is not None:
+            h.mul_(mult)
+    return h
+
+
 @functools.lru_cache(maxsize=8)
 def quantile_table(device: torch.device) -> torch.Tensor:
     """The 65,536 equiprobable standard-normal quantiles (float32) the 16-bit indices pick from."""
@@ -87,11 +99,7 @@ class CounterNormal:
         two_q = 2 * ((n + 3) // 4)
         upper = index >= two_q
         k = torch.where(upper, index - two_q, index)
-        h = (k >> 1).add_(counter).mul_(_GOLDEN)
-        for shift, mult in ((30, _MIX1), (27, _MIX2), (31, None)):
-            h.bitwise_xor_((h >> shift).bitwise_and_((1 << (64 - shift)) - 1))
-            if mult is not None:
-                h.mul_(mult)
+        h = _splitmix_((k >> 1).add_(counter), torch.empty_like(k))
         word = (h >> ((k & 1) * 32)).bitwise_and_(0xFFFFFFFF)
         idx = torch.where(upper, word >> 16, word).bitwise_and_(0xFFFF)
         return quantile_table(index.device)[idx]
@@ -116,13 +124,7 @@ class CounterNormal:
         for first in range(0, quads, _CHUNK_QUADS):
             count = min(_CHUNK_QUADS, quads - first)
             h, tmp, idx = h_all[:count], tmp_all[:count], idx_all[: 4 * count]
-            # SplitMix64: z = (base * 2^40 + i) * golden; z ^= z >>> 30; z *= M1; z ^= z >>> 27; z *= M2; z ^= z >>> 31
-            torch.add(_counter(count, device), counter + first, out=h).mul_(_GOLDEN)
-            for shift, mult in ((30, _MIX1), (27, _MIX2), (31, None)):
-                torch.bitwise_right_shift(h, shift, out=tmp).bitwise_and_((1 << (64 - shift)) - 1)
-                h.bitwise_xor_(tmp)
-                if mult is not None:
-                    h.mul_(mult)
+            _splitmix_(torch.add(_counter(count, device), counter + first, out=h), tmp)
             halves = h.view(torch.int32)  # two 32-bit words per hash
             low, high = idx[: 2 * count], idx[2 * count:]
             torch.bitwise_and(halves, 0xFFFF, out=low)
