@@ -200,13 +200,13 @@ def explore(
 
 def _simulation_model(name: str, data_name: str):
     """The model of ``cimkit simulate MODEL``: 'demo', a saved file or package.module:function."""
-    import importlib
     import os
 
     import torch
     from torch import nn
 
     from .errors import InputError, short_repr
+    from .io import build_model
 
     if name == "demo":
         if data_name != "mnist":
@@ -235,27 +235,9 @@ def _simulation_model(name: str, data_name: str):
     if ":" not in name or path.suffix in (".pt", ".pth"):
         raise InputError(f"MODEL {name!r}: not 'demo', not an existing file (saved with torch.save(model)) and not "
                          "package.module:function")
-    module_name, _, attr = name.partition(":")
-    if not module_name or not attr:
-        raise InputError(f"MODEL {name!r}: write a function as package.module:function")
     if os.getcwd() not in sys.path:  # as `python -m` does: modules of the current folder import
         sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # noqa: BLE001 - ImportError or an error inside the module
-        raise InputError(f"MODEL {name!r}: cannot import {module_name} ({type(exc).__name__}: "
-                         f"{short_repr(str(exc), 200)})") from None
-    build = getattr(module, attr, None)
-    if not callable(build):
-        raise InputError(f"MODEL {name!r}: {module_name} has no function {attr!r}")
-    try:
-        model = build()
-    except Exception as exc:  # noqa: BLE001 - the user's function
-        raise InputError(f"MODEL {name!r}: calling {attr}() failed ({type(exc).__name__}: "
-                         f"{short_repr(str(exc), 200)})") from None
-    if not isinstance(model, nn.Module):
-        raise InputError(f"MODEL {name!r}: {attr}() returned a {type(model).__name__}, not a torch.nn.Module")
-    return model
+    return build_model(name, f"MODEL {name!r}")
 
 
 #: the arrays a --data file of ``cimkit simulate`` holds

@@ -131,6 +131,39 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+def build_model(reference: str, where: str):
+    """The ``torch.nn.Module`` that the function ``reference`` (``package.module:function``, called without
+    arguments) returns. Each way it can fail is one ``InputError`` starting with ``where`` (what names the
+    reference to the user: a workload entry, a command's argument)."""
+    import importlib
+
+    import torch
+
+    module_name, _, attr = reference.partition(":")
+    if not module_name or not attr:
+        raise InputError(f"{where}: write a function as package.module:function")
+    try:
+        factory = importlib.import_module(module_name)
+    except Exception as exc:  # noqa: BLE001 - ImportError, or an error inside the module
+        raise InputError(f"{where}: cannot import {module_name} ({type(exc).__name__}: {short_repr(str(exc), 200)}); "
+                         "expected 'package.module:function'") from None
+    for part in attr.split("."):
+        factory = getattr(factory, part, None)
+        if factory is None:
+            raise InputError(f"{where}: {module_name} has no function {attr!r}")
+    if not callable(factory):
+        raise InputError(f"{where}: {module_name} has no function {attr!r} ({short_repr(factory)} is not callable); "
+                         "give a function that returns a torch.nn.Module")
+    try:
+        model = factory()
+    except Exception as exc:  # noqa: BLE001 - user code: report it in one line
+        raise InputError(f"{where}: calling it without arguments failed: {type(exc).__name__}: "
+                         f"{short_repr(str(exc), 200)}") from None
+    if not isinstance(model, torch.nn.Module):
+        raise InputError(f"{where}: returned {type(model).__name__} {short_repr(model)}, not a torch.nn.Module")
+    return model
+
+
 def cache_root() -> Path:
     """Where cimkit keeps what it builds or measures once: ``$CIMKIT_CACHE``, else ``~/.cache/cimkit``
     (not created here)."""

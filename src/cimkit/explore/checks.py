@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import CimkitError, InputError, SpecError, short_repr
-from ..io import dict_differences
+from ..io import build_model, dict_differences
 from ..spec import HardwareSpec
 from .study import (INTEGER_PARAMETERS, PARAMETERS, ParamSpace, StudyConfig, TorchWorkload, _changes, evaluate_details,
                     load_evaluator)
@@ -88,34 +88,9 @@ def _zoo_workload(name: str):
 
 
 def _load_torch(entry: TorchWorkload):
-    import importlib
-
-    import torch
-
     from ..workload import Workload
 
-    module, _, attr = entry.torch.partition(":")
-    try:
-        factory = importlib.import_module(module)
-        for part in attr.split("."):
-            factory = getattr(factory, part)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise InputError(f"workload {entry.torch!r}: cannot import it ({short_repr(str(exc), 200)}); expected "
-                         "'package.module:function'") from None
-    except Exception as exc:  # noqa: BLE001 - a module that fails while importing
-        raise InputError(f"workload {entry.torch!r}: importing {module} failed: {type(exc).__name__}: "
-                         f"{short_repr(str(exc), 200)}") from None
-    if not callable(factory):
-        raise InputError(f"workload {entry.torch!r}: {short_repr(factory)} is not callable; give a function that "
-                         "returns a torch.nn.Module")
-    try:
-        model = factory()
-    except Exception as exc:  # noqa: BLE001 - user code: report it in one line
-        raise InputError(f"workload {entry.torch!r}: calling it without arguments failed: {type(exc).__name__}: "
-                         f"{short_repr(str(exc), 200)}") from None
-    if not isinstance(model, torch.nn.Module):
-        raise InputError(f"workload {entry.torch!r}: returned {type(model).__name__} {short_repr(model)}, not a "
-                         "torch.nn.Module")
+    model = build_model(entry.torch, f"workload {entry.torch!r}")
     try:
         return Workload.from_torch(model, tuple(entry.input_shape), name=entry.label)
     except CimkitError:
