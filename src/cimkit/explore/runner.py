@@ -174,7 +174,9 @@ def _evaluate_chunk(cfg: StudyConfig, base: HardwareSpec, workloads, params: lis
 
 class _Evaluator:
     """Prices batches in this process, or on a Dask cluster (a task per worker; Dask reruns the task
-    of a worker that dies)."""
+    of a worker that dies). The chip and the traced workloads (kilobytes) travel inside each task, not
+    as scattered data: scattered data dies with the worker holding it, and with it every task that
+    needs it, while a task's own arguments stay with the scheduler for the rerun."""
 
     def __init__(self, cfg: StudyConfig, base: HardwareSpec, workloads) -> None:
         self.cfg, self.base, self.workloads = cfg, base, workloads
@@ -192,14 +194,13 @@ class _Evaluator:
             except (OSError, TimeoutError, ValueError) as exc:
                 self.close()
                 raise InputError(f"cannot reach the Dask scheduler {cfg.scheduler!r}: {short_repr(str(exc), 300)}") from None
-            self.handles = self.client.scatter([base, workloads], broadcast=True)
 
     def __call__(self, params: list[dict]):
         if self.client is None:
             return evaluate_details(self.cfg, self.base, self.workloads, params)
         n = max(1, min(len(params), len(self.client.scheduler_info()["workers"])))
         chunks = [params[i::n] for i in range(n)]
-        futures = [self.client.submit(_evaluate_chunk, self.cfg, self.handles[0], self.handles[1], c, pure=False)
+        futures = [self.client.submit(_evaluate_chunk, self.cfg, self.base, self.workloads, c, pure=False)
                    for c in chunks]
         parts = self.client.gather(futures)
         values = np.empty((len(params), parts[0][0].shape[1]))

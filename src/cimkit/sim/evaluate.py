@@ -605,7 +605,8 @@ def _run_dask(model, spec, seed, x, calibration, calibrate_batches, batch_size, 
         handles: dict = {}
 
         def scatter() -> None:
-            """The inputs on every worker (replicas: a worker that dies takes no data with it)."""
+            """The inputs on every worker up now (replicas). Should every holder die (a worker that joined
+            late holds none), the tasks needing them are cancelled, and the loop sends them again."""
             model_f, spec_f = client.scatter([model, spec], broadcast=True)
             cal_f = client.scatter(calibration, broadcast=True) if calibration is not None else None
             handles.update(model=model_f, spec=spec_f, calibration=cal_f, x={})
