@@ -26,9 +26,15 @@ def _block(seed: int, shape, zero_rows: bool, bf16: bool):
     return c, var.to(torch.bfloat16) if bf16 else var
 
 
-def _run(c, var, where, *, native, adc=True, signed=False):
+def _steps(s: int, passes: int, per_pass: bool) -> torch.Tensor:
+    """Inverse ADC steps per slice (S,), or per pass and slice (R, S)."""
+    inv = torch.tensor([0.5, 0.25, 1.0, 0.125, 2.0, 0.3][:s])
+    return inv * torch.arange(1, passes + 1).view(-1, 1) if per_pass else inv
+
+
+def _run(c, var, where, *, native, adc=True, signed=False, per_pass=False):
     o, _, _, s, z = c.shape
-    inv = torch.tensor([0.5, 0.25, 1.0, 0.125, 2.0, 0.3][:s]) if adc else None
+    inv = _steps(s, where.passes, per_pass) if adc else None
     lo, hi = (-16, 15) if signed else (0, 31)
     f = torch.linspace(0.1, 3.0, where.passes * s).view(where.passes, s)
     acc = torch.zeros(o, where.rows, z)
@@ -39,13 +45,14 @@ def _run(c, var, where, *, native, adc=True, signed=False):
 @needs_native
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 40), st.integers(1, 4), st.integers(1, 600),
-       st.booleans(), st.booleans(), st.booleans(), st.booleans(), st.integers(0, 2**31 - 1))
-def test_the_kernel_and_the_torch_chain_give_the_same_numbers(o, r, m, s, z, zero_rows, bf16, adc, noisy, seed):
+       st.booleans(), st.booleans(), st.booleans(), st.booleans(), st.booleans(), st.integers(0, 2**31 - 1))
+def test_the_kernel_and_the_torch_chain_give_the_same_numbers(o, r, m, s, z, zero_rows, bf16, adc, noisy, per_pass,
+                                                              seed):
     c, var = _block(seed, (o, r, m, s, z), zero_rows, bf16)
     var = var if noisy else None
     where = fused.Place(r, m, counter=CounterNormal(seed).next_counter())
-    a = _run(c, var, where, native=None, adc=adc)
-    b = _run(c, var, where, native=False, adc=adc)
+    a = _run(c, var, where, native=None, adc=adc, per_pass=per_pass)
+    b = _run(c, var, where, native=False, adc=adc, per_pass=per_pass)
     assert torch.equal(a, b)
 
 
@@ -56,10 +63,11 @@ def test_the_kernel_and_the_torch_chain_give_the_same_numbers(o, r, m, s, z, zer
 def test_any_chunking_of_a_block_gives_the_whole_blocks_numbers(native, o, r, m, s, z, data):
     c, var = _block(data.draw(st.integers(0, 1000)), (o, r, m, s, z), True, False)
     where = fused.Place(r, m, counter=7 << 40)
-    whole = _run(c, var, where, native=native)
+    per_pass = data.draw(st.booleans())
+    whole = _run(c, var, where, native=native, per_pass=per_pass)
     r_cut, m_cut = data.draw(st.integers(1, r)), data.draw(st.integers(1, m))
     acc = torch.zeros(o, m, z)
-    inv = torch.tensor([0.5, 0.25, 1.0][:s])
+    inv = _steps(s, r, per_pass)
     f = torch.linspace(0.1, 3.0, r * s).view(r, s)
     for r0 in range(0, r, r_cut):
         for m0 in range(0, m, m_cut):

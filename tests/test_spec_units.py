@@ -35,7 +35,8 @@ from .helpers import quiet_convert, spec_with
 
 ROOT = Path(__file__).resolve().parents[1]
 NEW_FIELDS = {"digital": None, "routing": None,
-              "device": {"write_energy_pj", "write_time_ns", "endurance_cycles"}, "chip": {"inferences_per_s"}}
+              "device": {"write_energy_pj", "write_time_ns", "endurance_cycles"}, "chip": {"inferences_per_s"},
+              "periphery": {"adc_range_per_input_bit", "signed_inputs"}}
 
 
 def _err(data) -> str:
@@ -345,13 +346,15 @@ def test_a_plugin_dac_mode_is_used_by_the_spec_and_the_simulator(plugins):
 
 def test_bit_plane_drive_reconstructs_the_codes():
     from cimkit.sim import kernel
+    from cimkit.spec.model import PeripherySpec
 
     codes = torch.tensor([[-8.0, -1.0, 0.0, 5.0, 7.0]])
     enc = kernel.Encoding(1.0, True, 4)
-    planes, weights, binary, code_max = kernel.drive(codes, enc, "bit_serial", 7.0)
+    serial = PeripherySpec(input_bits=4, dac_mode="bit_serial")
+    planes, weights, binary, code_max = kernel.drive(codes, enc, serial, 7.0)
     assert binary and code_max == 1.0 and planes.shape[0] == 4
     assert torch.equal(sum(w * p for w, p in zip(weights, planes)), codes)
-    one, w1, binary, code_max = kernel.drive(codes, enc, "pulse_train", 7.0)
+    one, w1, binary, code_max = kernel.drive(codes, enc, PeripherySpec(input_bits=4, dac_mode="pulse_train"), 7.0)
     assert not binary and w1 == [1.0] and torch.equal(one[0], codes) and code_max == 7.0
 
 

@@ -61,12 +61,14 @@ static void add_noise(float *restrict v, const float *restrict sd2, int64_t coun
 /* One chunk c (O, Rc, Mc, S, Z) of a block (O, Rg, Mg, S, Z): passes r0 + [0, Rc) and rows m0 + [0, Mc);
  * element indices (for the noise sample) and f (Rg, S) are the block's, acc (O, Mg, Z) is the block's.
  * var_kind: 0 no read noise, 1 float32 variances, 2 bfloat16 variances (dims of c).
- * inv_step: S values, or NULL for no ADC. acc NULL: write the chunk's values back into c instead of
+ * inv_step: the inverse ADC step of pass r and slice s at inv_step[r * inv_rs + s] (inv_rs = 0: one per
+ * slice; S: one per pass and slice), r the block's pass; NULL for no ADC. acc NULL: write the chunk's values back into c instead of
  * summing them (f unused), for datapaths whose stages are observed between noise and sum. Work items (a row of acc, a run of up to CHUNK columns) are
  * spread over the OpenMP threads (the runtime torch uses, so its threads are reused, not fought). */
 void cim_read_chain(float *c, const void *var, int var_kind, int64_t O, int64_t Rc, int64_t Mc, int64_t S,
                     int64_t Z, int64_t Rg, int64_t r0, int64_t Mg, int64_t m0, uint64_t counter0,
-                    const float *table, const float *inv_step, float lo, float hi, const float *f, float *acc) {
+                    const float *table, const float *inv_step, int64_t inv_rs, float lo, float hi, const float *f,
+                    float *acc) {
   const int64_t n = O * Rg * Mg * S * Z;
   const int64_t two_q = 2 * ((n + 3) / 4);
   const float *var32 = (const float *)var;
@@ -100,7 +102,7 @@ void cim_read_chain(float *c, const void *var, int var_kind, int64_t O, int64_t 
           }
         }
         if (inv_step) {
-          const float inv = inv_step[s];
+          const float inv = inv_step[(r0 + r) * inv_rs + s];
           for (int64_t i = 0; i < cnt; i++) {
             float v = nearbyintf(buf[i] * inv);
             v = v < lo ? lo : v;

@@ -92,7 +92,7 @@ def _library() -> ctypes.CDLL | None:
     fn = lib.cim_read_chain
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     fn.argtypes = [ptr, ptr, ctypes.c_int, i64, i64, i64, i64, i64, i64, i64, i64, i64, ctypes.c_uint64, ptr, ptr,
-                   ctypes.c_float, ctypes.c_float, ptr, ptr]
+                   i64, ctypes.c_float, ctypes.c_float, ptr, ptr]
     fn.restype = None
     return lib
 
@@ -134,7 +134,8 @@ def read_chain(c: torch.Tensor, var: torch.Tensor | None, rng: CounterNormal, wh
 
     ``var``: read-noise variances like ``c`` (None: no read noise); each element's sample is the one
     its place in the block draws (``where``), so any chunking of a block gives the same numbers;
-    ``inv_step``: S inverse ADC steps (None: no ADC), codes clamped to [lo, hi]; ``f``: (R, S) weights
+    ``inv_step``: inverse ADC steps, (S,) per slice or (R, S) per pass and slice of the block (None: no
+    ADC), codes clamped to [lo, hi]; ``f``: (R, S) weights
     of the shift-and-add. ``native=None`` picks the compiled kernel when it applies, False forces the
     torch chain."""
     f = f.to(c.device, c.dtype).contiguous()
@@ -144,7 +145,7 @@ def read_chain(c: torch.Tensor, var: torch.Tensor | None, rng: CounterNormal, wh
     if var is not None:
         add_read_noise(c, var, rng, where)
     if inv_step is not None:
-        convert(c, inv_step, lo, hi)
+        convert(c, inv_step, lo, hi, where)
     shift_add(c, f, acc, where)
 
 
@@ -174,9 +175,12 @@ def add_read_noise(c: torch.Tensor, var: torch.Tensor, rng: CounterNormal, where
     c.add_(noise)
 
 
-def convert(c: torch.Tensor, inv_step: torch.Tensor, lo: float, hi: float) -> None:
-    """The ADC in place on a chunk (O, R, M, S, Z): ``clamp(round(c * inv_step[s]), lo, hi)``."""
-    quant.codes_(c, inv_step.to(c.dtype).view(1, 1, 1, -1, 1), lo, hi)
+def convert(c: torch.Tensor, inv_step: torch.Tensor, lo: float, hi: float, where: Place) -> None:
+    """The ADC in place on a chunk (O, Rc, Mc, S, Z): ``clamp(round(c * inv_step[s]), lo, hi)``, or with
+    ``inv_step[r0 + r, s]`` when the steps are per pass (R, S)."""
+    inv = inv_step.to(c.dtype)
+    inv = inv.view(1, 1, 1, -1, 1) if inv.dim() == 1 else inv[where.r0:where.r0 + c.shape[1]].reshape(1, c.shape[1], 1, -1, 1)
+    quant.codes_(c, inv, lo, hi)
 
 
 def shift_add(c: torch.Tensor, f: torch.Tensor, acc: torch.Tensor, where: Place) -> None:
@@ -195,7 +199,8 @@ def _native(c, var, where, inv_step, lo, hi, f, acc) -> None:
     table = quantile_table(torch.device("cpu"))
     inv = None if inv_step is None else inv_step.to(torch.float32).contiguous()
     kind = 0 if var is None else (1 if var.dtype == torch.float32 else 2)
+    inv_rs = 0 if inv is None or inv.dim() == 1 else s
     args = (c.data_ptr(), None if var is None else var.data_ptr(), kind, o, rc, mc, s, z, where.passes, where.r0,
-            where.rows, where.m0, where.counter, table.data_ptr(), None if inv is None else inv.data_ptr(),
+            where.rows, where.m0, where.counter, table.data_ptr(), None if inv is None else inv.data_ptr(), inv_rs,
             float(lo), float(hi), None if f is None else f.data_ptr(), None if acc is None else acc.data_ptr())
     fn(*args)  # ctypes releases the GIL; the kernel spreads its work over torch's OpenMP threads

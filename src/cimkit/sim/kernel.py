@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import InputError
+from ..spec.model import PeripherySpec
 from ..spec.units import DAC_MODES
 from . import fused, quant
 from .layout import Layout
@@ -45,7 +46,9 @@ class StageInfo:
     layer: str  # the tile's layer name
     dims: str = ""  # named dims of a chunk (read/noise/adc), see layout.Layout
     pass_index: int | None = None  # the input pass of a chunk (None: the chunk holds several passes)
-    step: torch.Tensor | None = None  # ADC value per code, per slice (adc stage); None: no conversion
+    first_pass: int = 0  # the input pass of the chunk's first index along its P dim
+    step: torch.Tensor | None = None  # ADC value per code, per slice (S,) or per pass and slice (P, S) (adc
+    # stage); None: no conversion
 
 
 @dataclass
@@ -121,13 +124,18 @@ def encode(tile, x: torch.Tensor, x_min: float, x_max: float) -> tuple[torch.Ten
     return dac(x, tile.spec.periphery.input_bits, x_range, signed)
 
 
-def drive(codes: torch.Tensor, enc: Encoding, dac_mode: str,
+def drive(codes: torch.Tensor, enc: Encoding, periphery: PeripherySpec,
           analog_peak: float) -> tuple[torch.Tensor, list[float], bool, float]:
-    """How codes drive the lines: the input passes stacked on a new leading dim (bit planes, LSB
-    first, for a DAC mode of ``cimkit.spec.units.DAC_MODES`` that drives bit planes; one pass otherwise), the weight of each pass, whether the passes
-    are binary, and the largest code (``analog_peak`` without a DAC)."""
-    if DAC_MODES.get(dac_mode, "periphery.dac_mode").bit_planes and enc.bits is not None:
-        planes, plane_w = quant.bit_planes(codes, enc.bits, enc.signed)
+    """How codes drive the lines: the input passes stacked on a new leading dim (bit planes, LSB first, for
+    a DAC mode of ``cimkit.spec.units.DAC_MODES`` that drives bit planes: two's complement, or the two
+    phases of ``periphery.signed_inputs: sign_magnitude`` when the codes are signed; one pass otherwise),
+    the weight of each pass, whether the passes are binary, and the largest code (``analog_peak`` without
+    a DAC)."""
+    if DAC_MODES.get(periphery.dac_mode, "periphery.dac_mode").bit_planes and enc.bits is not None:
+        if enc.signed and periphery.signed_inputs == "sign_magnitude":
+            planes, plane_w = quant.sign_magnitude_planes(codes, enc.bits)
+        else:
+            planes, plane_w = quant.bit_planes(codes, enc.bits, enc.signed)
         return planes, plane_w, True, 1.0
     code_max = float(quant.input_code_limits(enc.bits, enc.signed)[1]) if enc.bits else analog_peak
     return codes.unsqueeze(0), [1.0], False, code_max
@@ -147,7 +155,7 @@ def run(tile, layout: Layout, x: torch.Tensor, bias: torch.Tensor | None = None)
     if hooks["encode"]:
         codes = _hook(tile, "encode", codes)
     signed = enc.signed
-    planes, plane_w, binary, code_max = drive(codes, enc, p.dac_mode, max(-x_min, x_max))
+    planes, plane_w, binary, code_max = drive(codes, enc, p, max(-x_min, x_max))
     xin, passes = planes.flatten(0, 1), planes.shape[0]
     arrays = tile.arrays(layout, x.dtype, x.device)
     xl = layout.place(xin)
@@ -157,14 +165,14 @@ def run(tile, layout: Layout, x: torch.Tensor, bias: torch.Tensor | None = None)
         to_variance = (lambda v: v.to(var_dtype)) if binary else (lambda v: (v * v).to(var_dtype))
 
     adc_signed = tile.mapping.differential or (signed and passes == 1)
-    steps = tile.adc_steps(adc_signed, code_max, x.device)
+    steps = tile.adc_steps(adc_signed, code_max, x.device, passes)  # (S,), or (P, S) per input bit
     slice_f = tile.constants(x.device)["slice_weights"].to(x.dtype)
     inv_steps, lo, hi = None, 0, 0
     if steps is not None:
         inv_steps = (1.0 / steps).to(x.dtype)
         slice_f = slice_f * steps.to(x.dtype)
         lo, hi = quant.adc_code_limits(p.adc_bits, adc_signed)
-    f = torch.tensor(plane_w, device=x.device, dtype=x.dtype).view(-1, 1) * slice_f.view(1, -1)  # (P, S)
+    f = torch.tensor(plane_w, device=x.device, dtype=x.dtype).view(-1, 1) * slice_f  # (P, S)
     o, r, m, s, z = layout.block_shape(xl, passes)
     acc = torch.zeros((o, m, z), device=x.device, dtype=x.dtype)
     # one noise draw per row tile's block, taken up front, so the chunking never changes the numbers
@@ -178,7 +186,7 @@ def run(tile, layout: Layout, x: torch.Tensor, bias: torch.Tensor | None = None)
         if not staged:
             fused.read_chain(c, var, tile.rng, where, inv_steps, lo, hi, f, acc)
             continue
-        info = {"dims": dims, "pass_index": ch.r0 if c.shape[1] == 1 else None}
+        info = {"dims": dims, "pass_index": ch.r0 if c.shape[1] == 1 else None, "first_pass": ch.r0}
         if hooks["read"]:
             c = _hook(tile, "read", c, **info).contiguous()
         if var is not None:
@@ -186,7 +194,7 @@ def run(tile, layout: Layout, x: torch.Tensor, bias: torch.Tensor | None = None)
         if hooks["noise"]:
             c = _hook(tile, "noise", c, **info).contiguous()
         if steps is not None:
-            fused.convert(c, inv_steps, lo, hi)
+            fused.convert(c, inv_steps, lo, hi, where)
         if hooks["adc"]:
             c = _hook(tile, "adc", c, step=steps, **info)
         fused.shift_add(c, f, acc, where)  # an adc hook's value is summed as it is

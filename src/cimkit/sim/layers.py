@@ -11,6 +11,7 @@ programming-noise sample from the seeded stream, as writing a chip anew would (`
 
 from __future__ import annotations
 
+import math
 import zlib
 
 import torch
@@ -19,13 +20,13 @@ from torch import nn
 from ..errors import InputError
 from ..mapping import ArrayMapping, map_matrix
 from ..spec import HardwareSpec
+from .histogram import MagnitudeHistogram
 from .kernel import BACKWARD_MODES, ChipProduct, run
 from .layout import Layout, LinearLayout, conv_layout, pair
 from .tile import CrossbarTile, keep_dtypes
 
 PROGRAM_NOISE = ("per_step", "per_epoch", "fixed")
 WEIGHT_RANGES = ("dynamic", "fixed")
-_CALIB_SAMPLES = 1 << 16
 
 
 def layer_seed(seed: int, name: str) -> int:
@@ -218,37 +219,42 @@ class CIMLayer(nn.Module):
     # ---- calibration -------------------------------------------------------------------------
     def begin_calibration(self, stage: str) -> None:
         """Observe the input (``stage='input'``) or ADC (``'adc'``, the converter bypassed) stage
-        until ``end_calibration``."""
+        until ``end_calibration``: every value seen is counted (``MagnitudeHistogram``), per ADC range
+        (slice, or input bit and slice) for the ADC stage."""
         self.tile.calibrating = stage
-        self._calib_data = {}
+        ranges = 1 if stage == "input" else self.tile.adc_full_scale.numel()
+        self._calib_data = {"hist": MagnitudeHistogram(ranges), "min": math.inf}
         observer = self._observe_input if stage == "input" else self._observe_adc
         self._calib_handle = self.tile.register_stage_hook(stage, observer)
 
-    def _record(self, key: str, values: torch.Tensor) -> None:
-        self._calib_data.setdefault(key, []).append(values.detach().float().cpu())
-
     def _observe_input(self, tile, value, info) -> None:
-        self._record("input", value.abs().flatten())
-        self._record("input_min", value.min().reshape(1))
+        self._calib_data["hist"].add(value.reshape(1, -1))
+        self._calib_data["min"] = min(self._calib_data["min"], float(value.min()))
 
     def _observe_adc(self, tile, value, info) -> None:
-        if info.step is None:  # bypassed: the analog partial sums
-            per_slice = value.movedim(info.dims.index("S"), 0).reshape(self.mapping.slices, -1)
-            self._record("adc", _subsample(per_slice.abs(), dim=1))
+        if info.step is not None:  # not bypassed: nothing analog to observe
+            return
+        s = self.mapping.slices
+        if self.spec.periphery.adc_range_per_input_bit:  # ranges (pass, slice): this chunk's passes' rows
+            per_range = value.movedim((info.dims.index("P"), info.dims.index("S")), (0, 1))
+            self._calib_data["hist"].add(per_range.reshape(per_range.shape[0] * s, -1), first=info.first_pass * s)
+        else:
+            self._calib_data["hist"].add(value.movedim(info.dims.index("S"), 0).reshape(s, -1))
 
     def end_calibration(self, percentile: float) -> None:
-        """Set the observed stage's range to the ``percentile`` of the observed magnitudes."""
-        q = percentile / 100.0
+        """Set the observed stage's range to the ``percentile`` of the observed magnitudes (ADC ranges no
+        read reached stay uncalibrated)."""
         tile, data = self.tile, self._calib_data
         stage = tile.calibrating
         self.cancel_calibration()
-        if stage == "input" and "input" in data:
-            tile.input_range.fill_(magnitude_percentile(torch.cat(data["input"]), percentile))
-            tile.input_signed.fill_(bool(torch.cat(data["input_min"]).min() < 0))
-        elif stage == "adc" and "adc" in data:
-            samples = torch.cat(data["adc"], dim=1)
-            full = torch.quantile(_subsample(samples, dim=1), q, dim=1)
-            tile.adc_full_scale.copy_(full.clamp(min=1e-9))
+        if not data or not bool((data["hist"].total > 0).any()):
+            return
+        full = data["hist"].quantile(percentile / 100.0)
+        if stage == "input":
+            tile.input_range.fill_(float(full[0]))
+            tile.input_signed.fill_(data["min"] < 0)
+        elif stage == "adc":
+            tile.adc_full_scale.copy_(full.view_as(tile.adc_full_scale).clamp(min=1e-9))
 
     def cancel_calibration(self) -> None:
         """Stop observing (a calibration interrupted by an error or Ctrl-C): the ranges stay as they were."""
@@ -281,18 +287,11 @@ def _after_load(module: "CIMLayer", incompatible_keys) -> None:
 
 
 def magnitude_percentile(magnitudes: torch.Tensor, percentile: float) -> float:
-    """The ``percentile`` (0 to 100) of a flat tensor of observed magnitudes, on an even subsample of at most
-    ``_CALIB_SAMPLES``: the range ``calibrate`` gives an input DAC."""
-    return float(torch.quantile(_subsample(magnitudes.float(), dim=0), percentile / 100.0))
-
-
-def _subsample(values: torch.Tensor, dim: int) -> torch.Tensor:
-    n = values.shape[dim]
-    if n <= _CALIB_SAMPLES:
-        return values
-    # integer arithmetic: a float32 linspace rounds indices past 2**24 out of bounds
-    idx = torch.arange(_CALIB_SAMPLES, device=values.device, dtype=torch.int64) * (n - 1) // (_CALIB_SAMPLES - 1)
-    return values.index_select(dim, idx)
+    """The ``percentile`` (0 to 100) of the magnitudes of a tensor, counted from every value (within one bin of
+    ``MagnitudeHistogram``, 0.27%): the range ``calibrate`` gives an input DAC."""
+    hist = MagnitudeHistogram(1)
+    hist.add(magnitudes.reshape(1, -1))
+    return float(hist.quantile(percentile / 100.0)[0])
 
 
 class CIMLinear(CIMLayer):

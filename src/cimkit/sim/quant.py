@@ -42,6 +42,16 @@ def bit_planes(codes: torch.Tensor, bits: int, signed: bool) -> tuple[torch.Tens
     return planes, weights
 
 
+def sign_magnitude_planes(codes: torch.Tensor, bits: int) -> tuple[torch.Tensor, list[float]]:
+    """Split signed integer codes (|code| < 2**(bits-1)) into two phases of ``bits - 1`` binary magnitude
+    planes, LSB first: the positive codes' planes, then the negative codes' planes, whose weights are
+    negative. Returns the planes (float, 0/1; 2 * (bits - 1) on a new leading dim) and their weights;
+    ``sum(w * plane) == codes``. Each plane's ones are the inputs of one sign whose magnitude has that bit."""
+    pos, pos_w = bit_planes(codes.clamp(min=0), bits - 1, False)
+    neg, _ = bit_planes((-codes).clamp(min=0), bits - 1, False)
+    return torch.cat([pos, neg]), pos_w + [-w for w in pos_w]
+
+
 def slice_magnitudes(magnitude: torch.Tensor, bits_per_cell: int, slices: int) -> torch.Tensor:
     """Cut non-negative integer magnitudes into ``slices`` cell levels of ``bits_per_cell`` bits,
     LSB slice first, on a new leading dim: ``sum_s level[s] * 2**(s*bits_per_cell) == magnitude``."""

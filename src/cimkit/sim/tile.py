@@ -82,7 +82,11 @@ class CrossbarTile(nn.Module):
         self.register_buffer("rng_state", torch.tensor([self.seed ^ _READ_SALT, 0], dtype=torch.int64))
         self.register_buffer("input_range", torch.tensor(float("nan")))
         self.register_buffer("input_signed", torch.tensor(False))
-        self.register_buffer("adc_full_scale", torch.full((m.slices,), float("nan")))
+        # calibrated ADC full scales: per slice (S,), or per input bit plane and slice (P, S) with
+        # periphery.adc_range_per_input_bit (P: the most planes an input drives; NaN: not calibrated)
+        per_bit = spec.periphery.adc_range_per_input_bit
+        self.register_buffer("adc_full_scale", torch.full(
+            (spec.periphery.max_input_planes, m.slices) if per_bit else (m.slices,), float("nan")))
         self.register_buffer("spec_json", _encode_json(spec_fingerprint(spec)))
         self.rng = CounterNormal(self.seed ^ _READ_SALT)
         self._program_stream = CounterNormal(self.seed ^ _PROGRAM_SALT)
@@ -235,12 +239,11 @@ class CrossbarTile(nn.Module):
         c = self._consts
         if c is None or c["device"] != device:
             in_range = float(self.input_range)
-            adc_ok = bool(torch.isfinite(self.adc_full_scale).all())
             c = self._consts = {
                 "device": device,
                 "input_range": in_range if math.isfinite(in_range) else None,
                 "input_signed": bool(self.input_signed),
-                "adc_full_scale": self.adc_full_scale.clamp(min=1e-12).to(device) if adc_ok else None,
+                "adc_full_scale": self.adc_full_scale.clamp(min=1e-12).to(device),  # NaN where not calibrated
                 "slice_weights": self._slice_weights(device),
                 "steps": {},
             }
@@ -249,19 +252,23 @@ class CrossbarTile(nn.Module):
     def _slice_weights(self, device) -> torch.Tensor:
         return torch.tensor(self.coding.slice_weights, device=device)
 
-    def adc_steps(self, signed: bool, code_max: float, device: torch.device) -> torch.Tensor | None:
-        """ADC step per slice (partial-sum units per code), or None without conversion."""
+    def adc_steps(self, signed: bool, code_max: float, device: torch.device, passes: int = 1) -> torch.Tensor | None:
+        """ADC step (partial-sum units per code) per slice (S,), or per input pass and slice (passes, S) with
+        calibrated per-input-bit ranges; None without conversion."""
         p = self.spec.periphery
         if p.adc_bits is None or self.calibrating is not None:
             return None
         consts = self.constants(device)
-        key = (signed, code_max)
+        key = (signed, code_max, passes)
         if key in consts["steps"]:
             return consts["steps"][key]
         top = quant.adc_code_limits(p.adc_bits, signed)[1]
         if p.adc_range == "calibrated":
-            if consts["adc_full_scale"] is not None:
-                steps = consts["steps"][key] = consts["adc_full_scale"] / top
+            full = consts["adc_full_scale"]
+            if p.adc_range_per_input_bit:
+                full = full[:passes]
+            if full.shape[0] > 0 and bool(torch.isfinite(full).all()):
+                steps = consts["steps"][key] = full / top
                 return steps
             if not self._warned_uncalibrated:
                 warnings.warn(
@@ -339,7 +346,7 @@ class CrossbarTile(nn.Module):
         b = d.shape[0]
         d_range = float(d.abs().max())
         codes, enc = dac(d, p.input_bits, d_range, signed=True)  # gradients: their own range
-        planes, plane_w, binary, code_max = drive(codes, enc, p.dac_mode, max(d_range, 1e-30))
+        planes, plane_w, binary, code_max = drive(codes, enc, p, max(d_range, 1e-30))
         scale = enc.scale
         # columns of one row block sit on `col_arrays` arrays; each array senses its own outputs
         per_array = max(1, m.cols // m.columns_per_weight)

@@ -222,6 +222,21 @@ class PeripherySpec(StrictModel):
         description="'fixed': the full-scale partial sum of an array; 'calibrated': set by "
         "cimkit.calibrate from data",
     )
+    adc_range_per_input_bit: bool = Field(
+        False,
+        description="with bit planes and adc_range 'calibrated': calibrate one ADC range per input bit (and "
+        "weight slice) instead of one per slice, so the sparse high-order planes are converted with a finer "
+        "step (a reference per pass, switched between passes: P x S stored references per ADC, no extra "
+        "conversions)",
+    )
+    signed_inputs: Literal["twos_complement", "sign_magnitude"] = Field(
+        "twos_complement",
+        description="how a bit-plane DAC drives signed inputs: 'twos_complement': input_bits planes, the top "
+        "one of weight -2^(bits-1) (about half of its bits are ones); 'sign_magnitude': two phases, the "
+        "positive inputs' and the negative inputs' input_bits-1 magnitude planes, the second phase subtracted "
+        "(2 x (input_bits - 1) passes; layers whose inputs are never negative run the first phase only, "
+        "input_bits planes; the cost model counts two phases for every layer)",
+    )
     columns_per_adc: int = Field(1, ge=1, le=4096, description="columns time-multiplexed onto one ADC")
     read_latency_ns: float | None = Field(
         None, gt=0, description="array read (settling) time (ns) before a conversion; the 'base read latency' of "
@@ -244,6 +259,14 @@ class PeripherySpec(StrictModel):
     def _serial_needs_bits(self) -> "PeripherySpec":
         if self.dac.needs_input_bits and self.input_bits is None:
             raise ValueError(f"dac_mode {self.dac_mode!r} needs an integer input_bits, not None")
+        if self.adc_range_per_input_bit and not (self.dac.bit_planes and self.adc_range == "calibrated"
+                                                 and self.adc_bits is not None):
+            raise ValueError(f"adc_range_per_input_bit needs a bit-plane dac_mode (e.g. 'bit_serial'), adc_range "
+                             f"'calibrated' and an ADC; got dac_mode {self.dac_mode!r}, adc_range "
+                             f"{self.adc_range!r}, adc_bits {self.adc_bits}")
+        if self.signed_inputs == "sign_magnitude" and self.dac.bit_planes and (self.input_bits or 0) < 2:
+            raise ValueError(f"signed_inputs 'sign_magnitude' needs input_bits >= 2 (a sign and a magnitude "
+                             f"bit), got {self.input_bits}")
         return self
 
     @property
@@ -253,8 +276,18 @@ class PeripherySpec(StrictModel):
 
     @property
     def input_passes(self) -> int:
-        """Array reads (and ADC conversions) per input vector."""
+        """Array reads (and ADC conversions) per input vector (sign-magnitude bit planes: both phases)."""
+        if self.signed_inputs == "sign_magnitude" and self.dac.bit_planes and self.input_bits is not None:
+            return 2 * (self.input_bits - 1)
         return self.dac.input_passes(self.input_bits)
+
+    @property
+    def max_input_planes(self) -> int:
+        """The most bit planes one input vector drives (0 without bit planes): input_bits, or both phases of
+        sign-magnitude inputs."""
+        if not (self.dac.bit_planes and self.input_bits is not None):
+            return 0
+        return max(self.input_bits, self.input_passes)
 
     @property
     def pulses_per_read(self) -> int:
