@@ -9,7 +9,7 @@ import inspect
 import numbers
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -327,7 +327,9 @@ def calibrate(model: nn.Module, loader: Iterable, *, num_batches: int = 8, perce
     """Set each crossbar layer's input (DAC) range and, where the spec asks for calibrated ADCs,
     its ADC full scale per weight slice, from up to ``num_batches`` batches of ``loader``.
 
-    ``loader`` yields inputs or (inputs, targets) pairs. Ranges are the ``percentile`` of the
+    ``loader`` yields inputs, (inputs, targets) pairs, or keyword batches (a mapping of argument names to
+    tensors, e.g. a Hugging Face tokenizer's output, passed as ``model(**batch)``; a (mapping, targets)
+    pair too). Ranges are the ``percentile`` of the
     observed magnitudes. Two passes: inputs first (with dynamic ranges), then partial sums with the
     calibrated inputs. ``progress``: True shows a progress bar over both passes (images, images per
     second) on standard error; a callable is called as ``progress(done_images, total_images)`` after
@@ -338,8 +340,8 @@ def calibrate(model: nn.Module, loader: Iterable, *, num_batches: int = 8, perce
     layers = required_cim_layers(model, "calibrate")
     check_calibration_options("calibrate", num_batches, percentile)
     check_progress(progress, "calibrate")
-    batches = _calibration_batches(loader, num_batches)
-    if all(float(x.abs().max()) == 0 for x in batches):
+    batches = _model_inputs(loader, num_batches)
+    if all(b.all_zero for b in batches):
         warnings.warn("calibrate: every calibration input is zero; the input ranges it sets are degenerate "
                       "(calibrate on real data)", stacklevel=2)
     was_training = model.training
@@ -348,7 +350,7 @@ def calibrate(model: nn.Module, loader: Iterable, *, num_batches: int = 8, perce
     stages = ["input"]
     if any(l.spec.periphery.adc_range == "calibrated" and l.spec.periphery.adc_bits for l in layers):
         stages.append("adc")
-    images = sum(int(x.shape[0]) for x in batches)
+    images = sum(b.size for b in batches)
     done = 0
     try:
         with ImageProgress(progress) as bar:
@@ -357,9 +359,9 @@ def calibrate(model: nn.Module, loader: Iterable, *, num_batches: int = 8, perce
                 for layer in layers:
                     layer.begin_calibration(stage)
                 with torch.no_grad():
-                    for x in batches:
-                        model(x.to(device))
-                        done += int(x.shape[0])
+                    for b in batches:
+                        b.run(model, device)
+                        done += b.size
                         bar.update(task, done)
                 for layer in layers:
                     layer.end_calibration(percentile)
@@ -379,6 +381,70 @@ def check_calibration_options(what: str, num_batches, percentile) -> None:
         raise InputError(f"{what}: percentile must be a number in (0, 100], got {percentile!r}")
     if isinstance(num_batches, bool) or not isinstance(num_batches, numbers.Integral) or num_batches < 1:
         raise InputError(f"{what}: num_batches must be a positive integer, got {num_batches!r}")
+
+
+@dataclass
+class _ModelInput:
+    """One batch as the model takes it: positional tensors or keyword tensors."""
+
+    args: tuple
+    kwargs: dict
+    size: int  # samples in the batch (dim 0 of its first tensor)
+
+    @property
+    def all_zero(self) -> bool:
+        values = [*self.args, *self.kwargs.values()]
+        return all(float(v.abs().max()) == 0 for v in values if v.is_floating_point())
+
+    def run(self, model: nn.Module, device: torch.device, what: str = "calibrate"):
+        kwargs = {k: v.to(device) for k, v in self.kwargs.items()}
+        if not kwargs:
+            return model(*[a.to(device) for a in self.args])
+        try:
+            inspect.signature(model.forward).bind(**kwargs)
+        except TypeError as exc:
+            raise InputError(f"{what}: the model does not take the keyword batch's names ({', '.join(kwargs)}): "
+                             f"{exc}") from None
+        return model(**kwargs)
+
+
+def _model_inputs(loader, num_batches: int, what: str = "calibrate") -> list[_ModelInput]:
+    """Up to ``num_batches`` batches of ``loader`` as model inputs: what ``_calibration_batches`` takes, and
+    keyword batches (a mapping of names to tensors or arrays, alone or as the first item of a pair)."""
+    if isinstance(loader, (torch.Tensor, np.ndarray, Mapping)):
+        loader = [loader]
+    if loader is None or isinstance(loader, (str, bytes)) or not isinstance(loader, Iterable):
+        return [_ModelInput((x,), {}, int(x.shape[0])) for x in _calibration_batches(loader, num_batches, what)]
+    items, plain = [], []
+    for i, batch in enumerate(loader):
+        if i >= num_batches:
+            break
+        x = batch[0] if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], Mapping) else batch
+        if isinstance(x, Mapping):
+            kwargs = {}
+            for k, v in x.items():
+                if isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
+                    v = torch.from_numpy(v)
+                if not isinstance(v, torch.Tensor) or v.is_complex() or v.dim() == 0 or v.shape[0] == 0:
+                    raise InputError(f"{what}: batch {i}[{k!r}] is {type(v).__name__}"
+                                     f"{tuple(v.shape) if isinstance(v, torch.Tensor) else ''}; a keyword batch "
+                                     "maps argument names to real tensors with a batch dim")
+                if v.is_floating_point() and not torch.isfinite(v).all():
+                    raise InputError(f"{what}: batch {i}[{k!r}] has non-finite values (NaN or inf)")
+                kwargs[str(k)] = v
+            if not kwargs:
+                raise InputError(f"{what}: batch {i} is an empty mapping")
+            items.append(_ModelInput((), kwargs, int(next(iter(kwargs.values())).shape[0])))
+        else:
+            plain.append((len(items), batch))
+            items.append(None)
+    if plain:
+        tensors = _calibration_batches([b for _, b in plain], len(plain), what)
+        for (pos, _), x in zip(plain, tensors):
+            items[pos] = _ModelInput((x,), {}, int(x.shape[0]))
+    if not items:
+        raise InputError(f"{what}: the loader gave no batches")
+    return items
 
 
 def _calibration_batches(loader, num_batches: int, what: str = "calibrate") -> list[torch.Tensor]:
