@@ -104,8 +104,10 @@ def estimate(
                                          "does (no padded windows, one kernel tap per array group)"),
     unmapped: str = typer.Option("warn", help="ops of an ONNX model that cimkit cannot map: 'warn' (keep them, "
                                  "listed as not priced) or 'error' (refuse the model)"),
+    seq: int | None = typer.Option(None, "--seq", help="tokens per inference of a transformer zoo entry "
+                                   "(default 128)"),
 ) -> None:
-    """Area, energy, latency and efficiency of a network on a chip."""
+    """Area, energy, latency and efficiency of a network on a chip, with its energy by op kind."""
     import warnings
 
     from .cost import estimate as run_estimate
@@ -119,7 +121,7 @@ def estimate(
             check_output_path(path, suffixes, what)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        wl = load_workload(network, unmapped=unmapped)
+        wl = load_workload(network, unmapped=unmapped, seq_len=seq)
     for w in caught:  # the importer's warnings (unmapped ops, unused weights), once each, on the console
         console.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False)
     report = run_estimate(wl, _spec(hw), ops="neurosim" if neurosim_ops else "macs", neurosim_compat=neurosim_compat)

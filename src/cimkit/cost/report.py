@@ -144,6 +144,24 @@ class Report(Result):
     def total(self) -> "Report":
         return self
 
+    def by_kind(self) -> dict[str, dict[str, float]]:
+        """Per op kind (the op registry's: "linear" and "conv" are the static matmuls, "matmul" the dynamic
+        ones, then "softmax", "norm", "act", "eltwise", "pool", "embedding"), summed over its layers: ``ops``
+        (layers), ``energy_j`` and its ``data_movement_j`` part (buffers and interconnect), ``latency_s``;
+        plus "other" for the energy no layer carries (leakage, layout wiring). Energies sum to ``energy_j``."""
+        out: dict[str, dict[str, float]] = {}
+        for layer in self.layers:
+            row = out.setdefault(str(layer.get("kind", "")), {"ops": 0.0, "energy_j": 0.0, "data_movement_j": 0.0,
+                                                              "latency_s": 0.0})
+            row["ops"] += 1
+            row["energy_j"] += float(layer.get("energy_j", 0.0))
+            row["data_movement_j"] += float(layer.get("energy_buffer_j", 0.0)) + float(layer.get("energy_interconnect_j", 0.0))
+            row["latency_s"] += float(layer.get("latency_s", 0.0))
+        rest = self.energy_j - sum(r["energy_j"] for r in out.values())
+        if math.isfinite(rest) and abs(rest) > 1e-9 * max(abs(self.energy_j), 1e-30):
+            out["other"] = {"ops": 0.0, "energy_j": rest, "data_movement_j": 0.0, "latency_s": 0.0}
+        return out
+
     def summary(self) -> dict:
         return {"workload": self.workload, "spec": self.spec, "feasible": self.feasible, "reason": self.reason,
                 "area_mm2": self.area_mm2, "energy_j": self.energy_j, "latency_s": self.latency_s, "period_s": self.period_s,
@@ -157,7 +175,7 @@ class Report(Result):
         return json_safe({"result": type(self).__name__, **self.summary(), "unmapped": list(self.unmapped),
                           "area_breakdown_mm2": self.area_breakdown_mm2, "energy_breakdown_j": self.energy_breakdown_j,
                           "latency_breakdown_s": self.latency_breakdown_s, "layers": self.layers,
-                          "units": self.units, "endurance": self.endurance,
+                          "units": self.units, "endurance": self.endurance, "by_kind": self.by_kind(),
                           "clock_period_s": self.clock_period_s})
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -212,6 +230,13 @@ class Report(Result):
             t.add_row(f"  {extra}", f"{self.energy_breakdown_j.get(extra, 0) * 1e6:.2f} uJ")
         for unit, figures in self.units.items():
             t.add_row(f"unit {unit}", _unit_text(figures))
+        kinds = self.by_kind()
+        if self.feasible and len(kinds) > 1:
+            for kind, row in sorted(kinds.items(), key=lambda kv: -kv[1]["energy_j"]):
+                share = _ratio(row["energy_j"], self.energy_j)
+                moved = _ratio(row["data_movement_j"], row["energy_j"]) if row["energy_j"] else 0.0
+                t.add_row(f"kind {kind}", f"{int(row['ops'])} ops; {row['energy_j'] * 1e6:.2f} uJ ({share:.0%}, "
+                          f"{moved:.0%} data movement); {row['latency_s'] * 1e3:.3f} ms")
         if self.endurance:
             e = self.endurance
             t.add_row("cell writes / inference", fmt(float(e.get("writes_per_cell_per_inference", math.nan)), ".3g"))

@@ -10,9 +10,10 @@ from .core import Op, Workload
 _READERS = {".onnx": "ONNX model", ".csv": "NeuroSim network file"}
 
 
-def load_workload(name: str | Path, *, unmapped: str = "error") -> Workload:
+def load_workload(name: str | Path, *, unmapped: str = "error", seq_len: int | None = None) -> Workload:
     """A workload from a zoo name (``cimkit zoo`` lists them), a NeuroSim network ``.csv`` or an
-    ``.onnx`` file (suffixes in any case). ``unmapped`` as for ``Workload.from_onnx``.
+    ``.onnx`` file (suffixes in any case). ``unmapped`` as for ``Workload.from_onnx``; ``seq_len``: tokens
+    of a transformer zoo entry (``zoo.workload``).
 
     Raises an ``InputError`` naming what is allowed for an unknown zoo name, a missing file, a folder
     or an unsupported file type."""
@@ -28,11 +29,14 @@ def load_workload(name: str | Path, *, unmapped: str = "error") -> Workload:
             raise InputError(f"workload {name}: is a folder; give the {_READERS[suffix]} file itself")
         if not path.is_file():
             raise InputError(f"workload {name}: no such {_READERS[suffix]} (a file ending in {suffix})")
+        if seq_len is not None:
+            raise InputError(f"workload {name}: a sequence length applies to the transformer zoo entries "
+                             f"({', '.join(zoo.TRANSFORMERS)}) only, not to a {_READERS[suffix]}")
         if suffix == ".onnx":
             return Workload.from_onnx(path, unmapped=unmapped)
         return Workload.from_neurosim_csv(path)
     if name in zoo.ZOO:
-        return zoo.workload(name)
+        return zoo.workload(name, seq_len=seq_len)
     if path.is_dir():
         raise InputError(f"workload {name}: is a folder; give a zoo name ({', '.join(zoo.names())}), a NeuroSim .csv "
                          "file or an .onnx file")
