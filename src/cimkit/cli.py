@@ -92,6 +92,19 @@ def _unmapped_table(report, workload) -> Table:
     return table
 
 
+def _named_sizes(items: list[str]) -> dict[str, int] | None:
+    """``--dim NAME=SIZE`` options as a dict (None when there are none)."""
+    from .errors import InputError
+
+    out: dict[str, int] = {}
+    for item in items:
+        name, sep, size = item.partition("=")
+        if not sep or not name.strip() or not size.strip().isdigit():
+            raise InputError(f"--dim {item!r}: give NAME=SIZE, e.g. --dim sequence_length=128")
+        out[name.strip()] = int(size)
+    return out or None
+
+
 @app.command()
 def estimate(
     network: str = typer.Argument(..., help="a zoo name (cimkit zoo), a NeuroSim network .csv or an .onnx file"),
@@ -106,6 +119,8 @@ def estimate(
                                  "listed as not priced) or 'error' (refuse the model)"),
     seq: int | None = typer.Option(None, "--seq", help="tokens per inference of a transformer zoo entry "
                                    "(default 128)"),
+    dim: list[str] = typer.Option([], "--dim", help="NAME=SIZE: bind a symbolic size of an ONNX model's inputs "
+                                  "(repeatable), e.g. --dim sequence_length=512"),
 ) -> None:
     """Area, energy, latency and efficiency of a network on a chip, with its energy by op kind."""
     import warnings
@@ -121,7 +136,7 @@ def estimate(
             check_output_path(path, suffixes, what)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        wl = load_workload(network, unmapped=unmapped, seq_len=seq)
+        wl = load_workload(network, unmapped=unmapped, seq_len=seq, dims=_named_sizes(dim))
     for w in caught:  # the importer's warnings (unmapped ops, unused weights), once each, on the console
         console.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False)
     report = run_estimate(wl, _spec(hw), ops="neurosim" if neurosim_ops else "macs", neurosim_compat=neurosim_compat)

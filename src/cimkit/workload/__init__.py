@@ -10,10 +10,12 @@ from .core import Op, Workload
 _READERS = {".onnx": "ONNX model", ".csv": "NeuroSim network file"}
 
 
-def load_workload(name: str | Path, *, unmapped: str = "error", seq_len: int | None = None) -> Workload:
+def load_workload(name: str | Path, *, unmapped: str = "error", seq_len: int | None = None,
+                  dims: dict[str, int] | None = None) -> Workload:
     """A workload from a zoo name (``cimkit zoo`` lists them), a NeuroSim network ``.csv`` or an
     ``.onnx`` file (suffixes in any case). ``unmapped`` as for ``Workload.from_onnx``; ``seq_len``: tokens
-    of a transformer zoo entry (``zoo.workload``).
+    of a transformer zoo entry (``zoo.workload``); ``dims``: symbolic input sizes of an ONNX model bound by
+    name (``Workload.from_onnx``).
 
     Raises an ``InputError`` naming what is allowed for an unknown zoo name, a missing file, a folder
     or an unsupported file type."""
@@ -33,8 +35,10 @@ def load_workload(name: str | Path, *, unmapped: str = "error", seq_len: int | N
             raise InputError(f"workload {name}: a sequence length applies to the transformer zoo entries "
                              f"({', '.join(zoo.TRANSFORMERS)}) only, not to a {_READERS[suffix]}")
         if suffix == ".onnx":
-            return Workload.from_onnx(path, unmapped=unmapped)
+            return Workload.from_onnx(path, unmapped=unmapped, dims=dims)
         return Workload.from_neurosim_csv(path)
+    if dims is not None:
+        raise InputError(f"workload {name}: symbolic sizes (dims) bind the inputs of an .onnx file only")
     if name in zoo.ZOO:
         return zoo.workload(name, seq_len=seq_len)
     if path.is_dir():

@@ -309,15 +309,17 @@ class Workload:
 
     @classmethod
     def from_onnx(cls, path: str | Path, name: str | None = None, *, unmapped: str = "error",
-                  input_shape: tuple[int, ...] | None = None) -> "Workload":
+                  input_shape: tuple[int, ...] | None = None, dims: dict[str, int] | None = None) -> "Workload":
         """Read an ONNX model (shapes by ONNX shape inference; weights are read for their shapes only).
 
-        ``unmapped`` as for ``from_torch``. ``input_shape`` fixes the shape of the first graph input
-        when the model was exported with symbolic sizes (a symbolic batch dim alone is taken as 1)."""
+        ``unmapped`` as for ``from_torch``. A model exported with symbolic sizes needs them bound: ``dims``
+        binds them by name in every input (``{"sequence": 128}``), ``input_shape`` fixes the shape of the
+        first graph input; a symbolic batch dim left unbound is taken as 1 (costs are per inference). An
+        unbound symbolic size, or a name no input uses, raises an ``InputError`` naming it."""
         from .onnx_import import workload_from_onnx
 
         return workload_from_onnx(_as_path(path, "an ONNX model file"), name, check_unmapped_policy(unmapped),
-                                  input_shape)
+                                  input_shape, dims)
 
     @classmethod
     def from_neurosim_csv(cls, path: str | Path, name: str | None = None) -> "Workload":

@@ -65,7 +65,7 @@ class _Tensor:
 
 
 def workload_from_onnx(path: Path, name: str | None = None, unmapped: str = "error",
-                       input_shape: tuple[int, ...] | None = None) -> Workload:
+                       input_shape: tuple[int, ...] | None = None, dims: dict[str, int] | None = None) -> Workload:
     """The workload of the ONNX model at ``path``; see the module docstring for the policy."""
     if path.is_dir():
         raise InputError(f"{path} is a folder, not an ONNX model file (.onnx)")
@@ -75,7 +75,7 @@ def workload_from_onnx(path: Path, name: str | None = None, unmapped: str = "err
         import onnx  # noqa: F401
     except ImportError:  # pragma: no cover - onnx is a dependency
         raise InputError("reading ONNX models needs the 'onnx' package: pip install onnx") from None
-    model = _load(path, input_shape)
+    model = _load(path, input_shape, dims)
     try:
         return _Importer(model, path, unmapped).run(name or path.stem)
     except CimkitError:
@@ -84,8 +84,9 @@ def workload_from_onnx(path: Path, name: str | None = None, unmapped: str = "err
         raise InputError(f"{path}: malformed ONNX graph ({type(exc).__name__}: {short_repr(str(exc), 200)})") from None
 
 
-def _load(path: Path, input_shape):
-    """Load, check, fix the input shape (batch 1) and infer shapes; any failure is an ``InputError``."""
+def _load(path: Path, input_shape, dims=None):
+    """Load, check, fix the input shape (batch 1; symbolic sizes bound by name from ``dims``) and infer
+    shapes; any failure is an ``InputError``."""
     import onnx
     from onnx import shape_inference
 
@@ -101,7 +102,8 @@ def _load(path: Path, input_shape):
     inputs = [vi for vi in g.input if vi.name not in init_names]
     if not inputs:
         raise InputError(f"{path}: the graph has no non-constant input")
-    named: dict[str, int] = {}  # symbolic sizes fixed by input_shape, by name (e.g. 'sequence_length')
+    # symbolic sizes fixed by name (e.g. 'sequence_length'): from ``dims``, and from input_shape
+    named = _check_dims(dims, inputs, path)
     for i, vi in enumerate(inputs):
         tt = vi.type.tensor_type
         if i == 0 and input_shape is not None:
@@ -117,7 +119,7 @@ def _load(path: Path, input_shape):
             continue
         if not tt.HasField("shape"):
             raise InputError(f"{path}: input '{vi.name}' has no shape; pass input_shape=(1, ...) (batch dim first)")
-        for d in tt.shape.dim:  # a size named like one of the first input's (the same sequence length)
+        for d in tt.shape.dim:  # a size bound by name, or named like one of the first input's (the same length)
             if d.dim_param and d.dim_param in named:
                 value = named[d.dim_param]
                 d.Clear()
@@ -128,8 +130,10 @@ def _load(path: Path, input_shape):
                 d.dim_value = 1  # a symbolic batch: costs are per inference
         symbolic = [d.dim_param or "?" for d in tt.shape.dim if not (d.HasField("dim_value") and d.dim_value > 0)]
         if symbolic:
-            fix = ("pass input_shape=(1, ...) with every size" if i == 0 else
-                   "export the model with fixed sizes (input_shape fixes the first input only)")
+            by_name = f"bind them by name, e.g. dims={{{symbolic[0]!r}: 128}}" if all(n != "?" for n in symbolic) else ""
+            other = ("pass input_shape=(1, ...) with every size" if i == 0 else
+                     "export the model with fixed sizes (input_shape fixes the first input only)")
+            fix = f"{by_name}, or {other}" if by_name else other
             raise InputError(f"{path}: input '{vi.name}' has symbolic sizes {symbolic}; {fix}")
     del g.value_info[:]  # inferred again from the fixed input shapes
     try:
@@ -209,6 +213,24 @@ def _shapes_by_running(model) -> dict[str, tuple[int, ...]]:
         return {n: tuple(int(d) for d in v.shape) for n, v in zip(outputs, values) if hasattr(v, "shape")}
     except Exception:  # noqa: BLE001 - a fallback: the importer then names the unknown shape it needs
         return {}
+
+
+def _check_dims(dims, inputs, path) -> dict[str, int]:
+    """``dims`` (symbolic size name -> size) checked against the names the graph inputs use."""
+    if dims is None:
+        return {}
+    if not isinstance(dims, dict):
+        raise InputError(f"{path}: dims must map symbolic size names to sizes, e.g. {{'sequence': 128}}; got "
+                         f"{short_repr(dims)}")
+    used = {d.dim_param for vi in inputs if vi.type.tensor_type.HasField("shape")
+            for d in vi.type.tensor_type.shape.dim if d.dim_param}
+    for key, value in dims.items():
+        if key not in used:
+            raise InputError(f"{path}: dims names {short_repr(key)}, which no input uses; the inputs' symbolic sizes: "
+                             f"{', '.join(sorted(used)) or 'none'}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**20:
+            raise InputError(f"{path}: dims[{key!r}] = {short_repr(value)}; allowed: an integer from 1 to 2**20")
+    return dict(dims)
 
 
 def _check_shape(input_shape, path) -> tuple[int, ...]:
