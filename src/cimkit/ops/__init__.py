@@ -1,6 +1,7 @@
 """Integer-only operators for transformer inference on CIM chips: softmax, GELU and LayerNorm in int64
 arithmetic from the input grid to the output codes (I-BERT, Kim et al., ICML 2021; SoftmAP, Rakka et al.,
-arXiv 2411.17847), as functions, as modules, and ``swap_integer_ops`` to put them into a model.
+arXiv 2411.17847), as functions, as modules, ``swap_integer_ops`` to put them into a model, and
+``integer_functions`` for models that call them as functions (Hugging Face attention).
 
 Each ``int_*`` function takes a float tensor, puts it on a signed ``input_bits`` grid (``grid.to_grid``),
 runs the integer kernel (``softmax_codes``, ``gelu_codes``, ``layernorm_codes``: int64 in, int64 out) and
@@ -8,6 +9,7 @@ returns the output codes times their step as a float tensor. Output grids and er
 in each function's docstring; ``benchmarks/bench_int_ops.py`` measures them.
 """
 
+from .functional import integer_functions
 from .intgelu import DEFAULT_ERF, IBERT_ERF, ErfPoly, gelu_codes, int_gelu
 from .intmath import isqrt
 from .intnorm import int_layernorm, layernorm_codes
@@ -19,5 +21,5 @@ __all__ = [
     "int_softmax", "int_exp", "softmax_codes", "softmax_error_bound", "ExpPoly", "IBERT_EXP", "DEFAULT_EXP",
     "int_gelu", "gelu_codes", "ErfPoly", "IBERT_ERF", "DEFAULT_ERF",
     "int_layernorm", "layernorm_codes", "isqrt",
-    "IntSoftmax", "IntGELU", "IntLayerNorm", "swap_integer_ops",
+    "IntSoftmax", "IntGELU", "IntLayerNorm", "swap_integer_ops", "integer_functions",
 ]
