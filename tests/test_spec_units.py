@@ -132,7 +132,10 @@ def test_import_and_preset_loading_do_not_need_torch():
 def test_builtin_unit_types_and_what_they_run():
     assert {"crossbar", "digital"} <= set(UNIT_TYPES.names())
     assert UNIT_TYPES.get("crossbar").runs == {"linear", "conv", "matmul"}
-    assert UNIT_TYPES.get("digital").runs == {"matmul", "softmax", "norm", "act", "eltwise", "pool", "embedding"}
+    import cimkit.workload  # noqa: F401 - registers the "kv_cache" kind, which the digital unit runs (a plug-in)
+
+    assert UNIT_TYPES.get("digital").runs == {"matmul", "softmax", "norm", "act", "eltwise", "pool", "embedding",
+                                              "kv_cache"}
 
 
 def test_digital_section_defaults_and_bounds():
@@ -163,7 +166,8 @@ def test_routing_overrides_the_default_unit():
 @pytest.mark.parametrize("routing, expected", [
     # a unit that cannot run the kind: the kind, the unit and what it runs
     ({"softmax": "crossbar"}, ["routing", "'softmax'", "'crossbar'", "cannot run", "conv, linear, matmul"]),
-    ({"linear": "digital"}, ["'linear'", "'digital'", "cannot run", "act, eltwise, embedding, matmul, norm, pool, softmax"]),
+    ({"linear": "digital"}, ["'linear'", "'digital'", "cannot run",
+                             "act, eltwise, embedding, kv_cache, matmul, norm, pool, softmax"]),
     # an unknown unit: the kind, the unit and the units there are
     ({"softmax": "npu"}, ["'softmax'", "'npu'", "not a unit", "units: crossbar, digital"]),
     # an unknown op kind: the kind, its unit and the kinds there are

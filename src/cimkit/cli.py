@@ -118,7 +118,10 @@ def estimate(
     unmapped: str = typer.Option("warn", help="ops of an ONNX model that cimkit cannot map: 'warn' (keep them, "
                                  "listed as not priced) or 'error' (refuse the model)"),
     seq: int | None = typer.Option(None, "--seq", help="tokens per inference of a transformer zoo entry "
-                                   "(default 128)"),
+                                   "(default 128; for --mode decode, the tokens in the KV cache)"),
+    mode: str | None = typer.Option(None, "--mode", help="a decoder zoo entry (gpt2, smollm2-135m): 'prefill' "
+                                    "(--seq tokens at once, the default) or 'decode' (one new token after --seq "
+                                    "cached ones)"),
     dim: list[str] = typer.Option([], "--dim", help="NAME=SIZE: bind a symbolic size of an ONNX model's inputs "
                                   "(repeatable), e.g. --dim sequence_length=512"),
 ) -> None:
@@ -136,7 +139,16 @@ def estimate(
             check_output_path(path, suffixes, what)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        wl = load_workload(network, unmapped=unmapped, seq_len=seq, dims=_named_sizes(dim))
+        if mode is None:
+            wl = load_workload(network, unmapped=unmapped, seq_len=seq, dims=_named_sizes(dim))
+        else:
+            from .errors import InputError
+            from .workload import zoo as z
+
+            if network not in z.ZOO:
+                raise InputError(f"--mode {mode}: applies to the decoder zoo entries ({', '.join(z.DECODERS)}), "
+                                 f"not to {network!r}")
+            wl = z.workload(network, seq_len=seq, mode=mode)
     for w in caught:  # the importer's warnings (unmapped ops, unused weights), once each, on the console
         console.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False)
     report = run_estimate(wl, _spec(hw), ops="neurosim" if neurosim_ops else "macs", neurosim_compat=neurosim_compat)

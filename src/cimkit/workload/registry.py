@@ -360,6 +360,22 @@ def linear_op(name: str, in_f: int, out_f: int, x_shape, y_shape, vectors: int |
               per_inference(y_shape), int(vectors), int(groups) * int(vectors) * int(in_f) * int(out_f), fn="linear")
 
 
+def conv_op(name: str, weight_shape, groups: int, stride, in_shape, out_shape):
+    """A 1-D or 2-D convolution from its weight shape (C_out, C_in/groups, [kh,] kw) and its full input and
+    output shapes (batch 1): unrolled to (C_in/groups * kh * kw) x (C_out/groups) per group, one input
+    vector per output position."""
+    from .core import Op
+
+    k = tuple(weight_shape[2:]) if len(weight_shape) == 4 else (1, weight_shape[2])
+    stride = tuple(stride) if isinstance(stride, (tuple, list)) else (stride,)
+    s = stride if len(stride) == 2 else (1, stride[0]) if len(weight_shape) == 3 else (stride[0], stride[0])
+    in_f = weight_shape[1] * k[0] * k[1]
+    out_f = weight_shape[0] // groups
+    vectors = math.prod(out_shape[2:])
+    return Op(name, "conv", in_f, out_f, groups, k, s, tuple(in_shape[1:]), tuple(out_shape[1:]), vectors,
+              vectors * in_f * out_f * groups, fn="conv")
+
+
 def einsum_linear(name: str, dims: tuple, const_first: bool, x_shape, y_shape):
     """The static product of an einsum with a constant operand, from ``einsum_operands``' (groups, free_a,
     contracted, free_b): the constant holds ``groups`` matrices of contracted x free (its batch dims are
@@ -630,4 +646,4 @@ def _builtin_rules() -> None:
 _builtin_rules()
 
 __all__ = ["DIGITAL_PRIMITIVES", "EVENTS", "KindInfo", "OpRule", "Arg", "register_kind", "kind_info", "kinds",
-           "register_op", "op_rules", "digital_events", "DATA_FUNCTIONS", "DATA_METHODS", "DATA_ONNX"]
+           "register_op", "op_rules", "digital_events", "conv_op", "DATA_FUNCTIONS", "DATA_METHODS", "DATA_ONNX"]

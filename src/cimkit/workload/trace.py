@@ -37,7 +37,8 @@ from torch.overrides import TorchFunctionMode
 from ..errors import InputError, short_repr
 from . import registry
 from .core import MAX_CSV_DIM, Op, Workload, check_op_sizes, resolve_unmapped, unmapped_op, warn_caller, warn_unused
-from .registry import batched_matmul, digital_op, einsum_linear, einsum_operands, embedding_op, linear_op, matmul_op
+from .registry import (batched_matmul, conv_op, digital_op, einsum_linear, einsum_operands, embedding_op, linear_op,
+                       matmul_op)
 
 _TRACERS = ("auto", "fx", "eager", "hooks")
 
@@ -135,18 +136,6 @@ def _shape(node) -> tuple[int, ...]:
     if isinstance(meta, (tuple, list)) and not hasattr(meta, "shape"):  # a tuple of tensors: the first
         meta = next((t for t in meta if hasattr(t, "shape")), None)
     return tuple(int(d) for d in meta.shape) if meta is not None and hasattr(meta, "shape") else ()
-
-
-def _conv_op(name: str, weight_shape, groups: int, stride, in_shape, out_shape) -> Op:
-    """A 1-D or 2-D convolution from its weight shape (C_out, C_in/groups, [kh,] kw)."""
-    k = tuple(weight_shape[2:]) if len(weight_shape) == 4 else (1, weight_shape[2])
-    stride = tuple(stride) if isinstance(stride, (tuple, list)) else (stride,)
-    s = stride if len(stride) == 2 else (1, stride[0]) if len(weight_shape) == 3 else (stride[0], stride[0])
-    in_f = weight_shape[1] * k[0] * k[1]
-    out_f = weight_shape[0] // groups
-    vectors = math.prod(out_shape[2:])
-    return Op(name, "conv", in_f, out_f, groups, k, s, tuple(in_shape[1:]), tuple(out_shape[1:]), vectors,
-              vectors * in_f * out_f * groups, fn="conv")
 
 
 def _reason(exc: BaseException) -> str:
@@ -358,7 +347,7 @@ class _Builder:
         elif rule.handler == "conv":
             self.ledger.mark([m.weight], "mapped")
             self.ledger.mark([m.bias], "digital")
-            self.ops.append(_conv_op(label, tuple(m.weight.shape), m.groups, m.stride, x, out_shape))
+            self.ops.append(conv_op(label, tuple(m.weight.shape), m.groups, m.stride, x, out_shape))
         elif rule.handler == "embedding":
             self.ledger.mark(m.parameters(), "digital")
             self.ops.append(embedding_op(label, m.num_embeddings, m.embedding_dim, x, out_shape))
@@ -459,7 +448,7 @@ class _Builder:
             return
         self.ledger.mark(w.params, "mapped")
         self.ledger.mark(b.params if isinstance(b, _Val) else [], "digital")
-        self.ops.append(_conv_op(self.weight_label(label, w), w.shape, int(_get(args, kwargs, 6, "groups", 1)),
+        self.ops.append(conv_op(self.weight_label(label, w), w.shape, int(_get(args, kwargs, 6, "groups", 1)),
                                  _get(args, kwargs, 3, "stride", 1), x, out_shape))
 
     def matmul(self, label, operands, out_shape) -> None:
