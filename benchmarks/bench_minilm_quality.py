@@ -1,0 +1,83 @@
+"""MiniLM-L6 sentence classification (tweet sentiment, 3 classes) against integer operator widths and chips.
+
+The classifier is MiniLM fine-tuned on tweets (``cimkit.text.fine_tuned_classifier``: 4,000 training tweets,
+one epoch, seed 0; cached after the first run). Accuracy on held-out tweets:
+- float, then softmax as ``int_softmax`` at 16, 8, 6 and 4 output bits (16-bit input grids), then softmax,
+  GELU and LayerNorm all integer (``cimkit.ops.integer_functions``);
+- on simulated chips: the 36 encoder linears (and the head) on crossbars, calibrated on 64 training
+  tweets, next to the chip's energy per inference for MiniLM-L6 at 64 tokens (cost model).
+Target (issue 14): at most 1 point lost at 8-bit softmax.
+
+Run: python benchmarks/bench_minilm_quality.py [--test N] [--chip-test N] [--skip-chips]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import torch
+
+import cimkit as ck
+from cimkit.data.tweets import tweets
+from cimkit.ops import integer_functions
+from cimkit.text import accuracy, fine_tuned_classifier
+
+CHIPS = {  # name: (preset, changes)
+    "pcm": ("pcm", {}),
+    "rram-22nm": ("rram-22nm", {}),
+    "rram-22nm, sign-magnitude, per-bit ADC": ("rram-22nm", {"periphery.signed_inputs": "sign_magnitude",
+                                                             "periphery.adc_range_per_input_bit": True}),
+    "rram-22nm, differential, sign-magnitude, per-bit": (
+        "rram-22nm", {"periphery.signed_inputs": "sign_magnitude", "periphery.adc_range_per_input_bit": True,
+                      "array.signed_mapping": "differential"}),
+    "rram-22nm, differential, sign-magnitude, per-bit, 8-bit ADC": (
+        "rram-22nm", {"periphery.signed_inputs": "sign_magnitude", "periphery.adc_range_per_input_bit": True,
+                      "array.signed_mapping": "differential", "periphery.adc_bits": 8}),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--test", type=int, default=2000, help="held-out tweets for the operator widths")
+    parser.add_argument("--chip-test", type=int, default=500, help="held-out tweets per chip")
+    parser.add_argument("--skip-chips", action="store_true")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    torch.manual_seed(0)
+    t0 = time.time()
+    tok, model = fine_tuned_classifier(progress=lambda s, n, loss: print(f"\rfine-tuning {s}/{n} loss {loss:.3f}",
+                                                                         end="", flush=True))
+    print(f"\nclassifier ready in {time.time() - t0:.0f} s")
+    data = tweets(test=args.test)
+    texts, labels = data.test_text, data.y_test
+    base = accuracy(model, tok, texts, labels)
+    print(f"\n{'variant':52} {'accuracy':>9} {'vs float':>9}")
+    print(f"{'float':52} {base:9.4f} {0:+9.4f}")
+    for bits in (16, 8, 6, 4):
+        acc = accuracy(model, tok, texts, labels, context=lambda b=bits: integer_functions(softmax_bits=b))
+        print(f"{f'int_softmax {bits}-bit output':52} {acc:9.4f} {acc - base:+9.4f}")
+    acc = accuracy(model, tok, texts, labels,
+                   context=lambda: integer_functions(softmax_bits=8, gelu=True, layernorm_bits=16))
+    print(f"{'all integer (softmax 8, GELU, LayerNorm 16)':52} {acc:9.4f} {acc - base:+9.4f}")
+    if args.skip_chips:
+        return
+    n = args.chip_test
+    sub_texts, sub_labels = texts[:n], labels[:n]
+    sub_base = accuracy(model, tok, sub_texts, sub_labels)
+    calib = tok(data.train_text[:64], padding=True, truncation=True, max_length=64, return_tensors="pt")
+    wl = ck.zoo.workload("minilm-l6", seq_len=64)
+    print(f"\n{'chip (first %d test tweets; float %.4f)' % (n, sub_base):52} {'accuracy':>9} {'vs float':>9} "
+          f"{'energy uJ':>10} {'s':>6}")
+    for name, (preset, changes) in CHIPS.items():
+        t = time.time()
+        spec = ck.HardwareSpec.preset(preset).replace(**changes)
+        cim = ck.calibrate(ck.convert(model, spec, seed=0), [calib])
+        acc = accuracy(cim, tok, sub_texts, sub_labels)
+        energy = ck.estimate(wl, spec).energy_j * 1e6
+        print(f"{name:52} {acc:9.4f} {acc - sub_base:+9.4f} {energy:10.1f} {time.time() - t:6.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
