@@ -131,11 +131,12 @@ def test_import_and_preset_loading_do_not_need_torch():
 
 def test_builtin_unit_types_and_what_they_run():
     assert {"crossbar", "digital"} <= set(UNIT_TYPES.names())
-    assert UNIT_TYPES.get("crossbar").runs == {"linear", "conv", "matmul"}
-    import cimkit.workload  # noqa: F401 - registers the "kv_cache" kind, which the digital unit runs (a plug-in)
+    assert UNIT_TYPES.get("crossbar").kinds() == {"linear", "conv", "matmul"}
+    import cimkit.workload  # noqa: F401 - registers the "kv_cache" kind, whose default unit is digital (a plug-in)
 
-    assert UNIT_TYPES.get("digital").runs == {"matmul", "softmax", "norm", "act", "eltwise", "pool", "embedding",
-                                              "kv_cache"}
+    assert UNIT_TYPES.get("digital").runs == {"matmul", "softmax", "norm", "act", "eltwise", "pool", "embedding"}
+    assert UNIT_TYPES.get("digital").kinds() == UNIT_TYPES.get("digital").runs | {"kv_cache"}
+    assert UNIT_TYPES.get("digital").can_run("kv_cache") and not UNIT_TYPES.get("crossbar").can_run("kv_cache")
 
 
 def test_digital_section_defaults_and_bounds():

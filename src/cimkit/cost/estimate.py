@@ -429,7 +429,7 @@ def _routing(workload: Workload, specs: Sequence[HardwareSpec], lw: dict) -> Non
                     units[kind] = ""
                     continue
                 unit = s.unit_for(kind)
-                if unit not in UNIT_TYPES or kind not in UNIT_TYPES.get(unit).runs:
+                if unit not in UNIT_TYPES or not UNIT_TYPES.get(unit).can_run(kind):
                     op = next(o for o in workload.ops if o.kind == kind)
                     if unit not in UNIT_TYPES:
                         fix = (f"{unit!r} is no unit type (registered: {', '.join(UNIT_TYPES.names())}); register it with "
@@ -438,7 +438,7 @@ def _routing(workload: Workload, specs: Sequence[HardwareSpec], lw: dict) -> Non
                               (f"op kind {kind!r} has no default unit; register it with default_unit= "
                                "(cimkit.workload.registry.register_kind) or route it in spec.routing")
                     else:
-                        fix = (f"{unit!r} runs {', '.join(sorted(UNIT_TYPES.get(unit).runs))}; route {kind} to a unit "
+                        fix = (f"{unit!r} runs {', '.join(sorted(UNIT_TYPES.get(unit).kinds()))}; route {kind} to a unit "
                                f"that runs it (spec.routing) or add it to that unit type (register_unit_type(..., "
                                "replace=True))")
                     raise InputError(f"workload '{workload.name}': op '{op.name}' ({kind}) runs on unit {unit!r} on spec "

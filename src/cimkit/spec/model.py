@@ -467,9 +467,9 @@ class HardwareSpec(SpecModel):
             elif unit not in UNIT_TYPES:
                 problems.append(f"op kind {kind!r} is routed to {unit!r}, which is not a unit; units: "
                                 f"{', '.join(UNIT_TYPES.names())}")
-            elif kind not in UNIT_TYPES.get(unit).runs:
+            elif not UNIT_TYPES.get(unit).can_run(kind):
                 problems.append(f"op kind {kind!r} is routed to unit {unit!r}, which cannot run it; {unit!r} runs "
-                                f"{', '.join(sorted(UNIT_TYPES.get(unit).runs))}")
+                                f"{', '.join(sorted(UNIT_TYPES.get(unit).kinds()))}")
         if problems:
             raise PydanticCustomError("routing", "{problems}", {"problems": "; ".join(problems)})
         return routing

@@ -36,11 +36,21 @@ from ..registry import Registry
 
 @dataclass(frozen=True)
 class UnitType:
-    """A kind of unit: its name, the op kinds it can run, and one line saying what it is."""
+    """A kind of unit: its name, the op kinds it can run besides those whose default unit it is (an op kind
+    registered with ``default_unit=name`` runs here without being listed), and one line saying what it is."""
 
     name: str
     runs: frozenset[str]
     description: str = ""
+
+    def kinds(self) -> frozenset[str]:
+        """Every op kind this unit runs: ``runs`` and the registered kinds whose default unit it is."""
+        from ..workload.registry import KINDS
+
+        return self.runs | {k for k in KINDS.names() if KINDS.get(k).default_unit == self.name}
+
+    def can_run(self, kind: str) -> bool:
+        return kind in self.kinds()
 
 
 #: unit types by name; ``HardwareSpec.routing`` values are names of this registry

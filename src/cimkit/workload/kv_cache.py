@@ -17,14 +17,12 @@ tokens reads heads x L x head_dim and writes heads x head_dim.
 
 The torch side: ``cimkit.workload.zoo_nn.KVCache`` (a module holding the cached keys) is matched by the
 op rule registered here, so ``Workload.from_torch`` of a decoder built with it lists the same op.
-Importing this module registers the kind, the rule, and "kv_cache" among the ops the built-in "digital"
-unit type runs (``cimkit.spec.units.register_unit_type``, the plug-in path the spec names), once;
-``cimkit.workload`` imports it with the zoo.
+Importing this module registers the kind and the rule, once (the "digital" unit runs it as its default
+unit: ``UnitType.kinds``); ``cimkit.workload`` imports it with the zoo.
 """
 
 from __future__ import annotations
 
-from ..spec.units import UNIT_TYPES, register_unit_type
 from .registry import EVENTS, KINDS, OP_RULES, digital_op, register_kind, register_op
 
 KIND = "kv_cache"
@@ -43,9 +41,6 @@ if KIND not in KINDS:
                               "one memory word each")
 if f"{KIND}:{KIND}" not in OP_RULES:
     register_op(KIND, KIND, modules=("cimkit.workload.zoo_nn.KVCache",))
-_digital = UNIT_TYPES.get("digital")
-if KIND not in _digital.runs:
-    register_unit_type("digital", _digital.runs | {KIND}, _digital.description, replace=True)
 
 
 def kv_cache_op(name: str, heads: int, cached: int, new: int, head_dim: int):
