@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=2000, help="held-out tweets for the operator widths")
     parser.add_argument("--chip-test", type=int, default=500, help="held-out tweets per chip")
     parser.add_argument("--skip-chips", action="store_true")
+    parser.add_argument("--skip-widths", action="store_true", help="chips only")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     torch.manual_seed(0)
@@ -52,6 +53,13 @@ def main() -> None:
     print(f"\nclassifier ready in {time.time() - t0:.0f} s")
     data = tweets(test=args.test)
     texts, labels = data.test_text, data.y_test
+    if not args.skip_widths:
+        widths(model, tok, texts, labels)
+    if not args.skip_chips:
+        chips(model, tok, data, args.chip_test)
+
+
+def widths(model, tok, texts, labels) -> None:
     base = accuracy(model, tok, texts, labels)
     print(f"\n{'variant':52} {'accuracy':>9} {'vs float':>9}")
     print(f"{'float':52} {base:9.4f} {0:+9.4f}")
@@ -61,9 +69,10 @@ def main() -> None:
     acc = accuracy(model, tok, texts, labels,
                    context=lambda: integer_functions(softmax_bits=8, gelu=True, layernorm_bits=16))
     print(f"{'all integer (softmax 8, GELU, LayerNorm 16)':52} {acc:9.4f} {acc - base:+9.4f}")
-    if args.skip_chips:
-        return
-    n = args.chip_test
+
+
+def chips(model, tok, data, n: int) -> None:
+    texts, labels = data.test_text, data.y_test
     sub_texts, sub_labels = texts[:n], labels[:n]
     sub_base = accuracy(model, tok, sub_texts, sub_labels)
     calib = tok(data.train_text[:64], padding=True, truncation=True, max_length=64, return_tensors="pt")
