@@ -79,3 +79,33 @@ def test_minilm_has_every_nonlinear_op_replaced():
     assert calls == {"softmax": 6, "gelu": 6, "layer_norm": 13}
     live = b["attention_mask"].bool()
     assert F.cosine_similarity(out[live], ref[live], dim=-1).min() > 0.999  # measured 0.99997 (mean)
+
+
+def test_a_spec_asking_for_integer_ops_gets_them_at_every_forward_and_only_there():
+    import cimkit as ck
+    from cimkit.errors import SpecError
+
+    torch.manual_seed(2)
+    model, x = Functional(), torch.randn(2, 5, 16)
+    spec = ck.HardwareSpec.preset("ideal").replace(**{"digital.softmax_bits": 6, "digital.integer_gelu": True,
+                                                      "digital.layernorm_bits": 12, "digital.data_bits": 16})
+    chip = ck.convert(model, spec)
+    plain = ck.convert(model, "ideal")
+    with integer_functions(softmax_bits=6, gelu=True, layernorm_bits=12):
+        ref = plain(x)
+    assert torch.equal(chip(x), ref) and not torch.equal(plain(x), ref)
+    probe = torch.randn(4)
+    assert torch.equal(torch.softmax(probe, 0), F.softmax(probe, 0))  # nothing left open after the forward
+
+    def boom(module, args, output):
+        raise RuntimeError("boom")
+
+    handle = chip.norm.register_forward_hook(boom)
+    with pytest.raises(RuntimeError, match="boom"):
+        chip(x)
+    handle.remove()
+    from torch.overrides import _get_current_function_mode_stack
+
+    assert not _get_current_function_mode_stack()  # closed although the forward raised
+    with pytest.raises(SpecError, match="data_bits is 64"):
+        ck.HardwareSpec.preset("ideal").replace(**{"digital.softmax_bits": 8, "digital.data_bits": 64})

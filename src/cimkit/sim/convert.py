@@ -167,6 +167,9 @@ def convert(model: nn.Module, spec: HardwareSpec | str, *, seed: int = 0,
     A module registered under several names is converted once and shared, as in the original.
     Layers with weights that cannot be mapped stay digital and are named in a warning (the layers
     inside them stay digital with them), and so are modules whose forward torch.fx cannot trace.
+    With ``digital.softmax_bits``, ``digital.integer_gelu`` or ``digital.layernorm_bits`` set, the model's
+    softmax, GELU and LayerNorm (modules and function calls) run as the integer operators of
+    ``cimkit.ops`` at every forward.
     The returned model carries a ``ConversionSummary`` as ``model.cim_summary``.
     """
     if isinstance(spec, str):
@@ -278,6 +281,8 @@ def convert(model: nn.Module, spec: HardwareSpec | str, *, seed: int = 0,
             walk(out, "")
             functional(out, "")
     _no_nested_tensor_paths(out)
+    if spec.digital.integer_ops:
+        _run_integer_ops(out, spec)
     if summary.unsupported:
         listed = ", ".join(f"{n} ({t})" for n, t in summary.unsupported)
         warnings.warn(f"cimkit.convert: these layers have no crossbar mapping yet and stay digital: {listed}",
@@ -286,6 +291,29 @@ def convert(model: nn.Module, spec: HardwareSpec | str, *, seed: int = 0,
         set_time(out, t_inference_s)
     out.cim_summary = summary
     return out
+
+
+def _run_integer_ops(model: nn.Module, spec: HardwareSpec) -> None:
+    """Make ``model``'s forward run softmax, GELU and LayerNorm calls as the integer operators the spec's
+    digital unit asks for (``cimkit.ops.integer_functions``; function calls too, as in Hugging Face
+    attention): the context opens before each forward and closes after it, also when it raises."""
+    from ..ops import integer_functions
+
+    d = spec.digital
+    contexts: list = []
+
+    def enter(module, args):
+        ctx = integer_functions(softmax_bits=d.softmax_bits, input_bits=d.data_bits, gelu=d.integer_gelu,
+                                layernorm_bits=d.layernorm_bits)
+        ctx.__enter__()
+        contexts.append(ctx)
+
+    def leave(module, args, output):
+        if contexts:
+            contexts.pop().__exit__(None, None, None)
+
+    model.register_forward_pre_hook(enter)
+    model.register_forward_hook(leave, always_call=True)
 
 
 def _join(path: str, suffix: str) -> str:

@@ -361,6 +361,28 @@ class DigitalSpec(StrictModel):
 
     lanes: int = Field(64, ge=1, le=1 << 20, description="operations per cycle (ops/cycle)")
     data_bits: int = Field(16, ge=1, le=64, description="word width of its operands (bits)")
+    softmax_bits: int | None = Field(
+        None, ge=1, le=24, description="null: the simulator computes softmax in float (the reference); an "
+        "integer: as cimkit.ops.int_softmax with this many output bits on data_bits-bit input grids (I-BERT "
+        "style integer-only softmax)")
+    integer_gelu: bool = Field(False, description="the simulator computes GELU as cimkit.ops.int_gelu on "
+                               "data_bits-bit input grids (false: float)")
+    layernorm_bits: int | None = Field(
+        None, ge=2, le=24, description="null: float LayerNorm in the simulator; an integer: cimkit.ops."
+        "int_layernorm with this many output bits (input grids of min(data_bits, 16) bits)")
+
+    @model_validator(mode="after")
+    def _integer_grids(self) -> "DigitalSpec":
+        if (self.softmax_bits is not None or self.integer_gelu or self.layernorm_bits is not None) and \
+                not 2 <= self.data_bits <= 32:
+            raise ValueError(f"integer softmax / GELU / LayerNorm take input grids of 2 to 32 bits; data_bits is "
+                             f"{self.data_bits}")
+        return self
+
+    @property
+    def integer_ops(self) -> bool:
+        """Whether the simulator runs any non-linear op as an integer operator."""
+        return self.softmax_bits is not None or self.integer_gelu or self.layernorm_bits is not None
 
 
 @functools.lru_cache(maxsize=None)
