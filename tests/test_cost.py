@@ -256,21 +256,20 @@ def _with(kind: str) -> Workload:
                                   Op("x", kind, in_shape=(4,), out_shape=(4,), elements=4)])
 
 
-def test_a_kind_registered_later_is_priced_where_its_unit_runs_it(scratch_registries):
-    from cimkit.spec.units import UNIT_TYPES, register_unit_type
+def test_a_kind_registered_later_is_priced_on_its_default_unit(scratch_registries):
+    from cimkit.errors import SpecError
     from cimkit.workload.registry import register_kind
 
     register_kind("hamming", default_unit="digital", events=lambda op: {"cmp": op.elements, "add": op.elements})
-    with pytest.raises(InputError, match=r"op 'x' \(hamming\) runs on unit 'digital'.*cannot run hamming ops.*"
-                                         r"'digital' runs act, .*register_unit_type"):
-        ck.estimate(_with("hamming"), "rram-22nm")
-    register_unit_type("digital", UNIT_TYPES.get("digital").runs | {"hamming"}, replace=True)
-    r = ck.estimate(_with("hamming"), "rram-22nm")
+    r = ck.estimate(_with("hamming"), "rram-22nm")  # a unit runs the kinds whose default unit it is
     row = r.layers[1]
     assert row["kind"] == "hamming" and row["unit"] == "digital" and row["energy_digital_j"] > 0
     relu = ck.estimate(Workload("w", (1, 8), [_with("act").ops[0], Op("x", "act", in_shape=(4,), out_shape=(4,),
                                                                        elements=4, fn="relu")]), "rram-22nm")
     assert row["energy_digital_j"] == pytest.approx(2 * relu.layers[1]["energy_digital_j"])  # cmp + add vs cmp
+    with pytest.raises(SpecError, match="op kind 'hamming' is routed to unit 'crossbar', which cannot run it; "
+                                        "'crossbar' runs conv, linear, matmul"):
+        ck.HardwareSpec.preset("rram-22nm").replace(**{"routing.hamming": "crossbar"})
 
 
 def test_a_kind_on_a_unit_the_cost_model_cannot_price_is_an_error_naming_op_kind_and_unit(scratch_registries):
