@@ -207,7 +207,8 @@ def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, lenet, rram
 
 # ---- no NaN or infinity from a valid spec ----------------------------------------------------------------------------
 def test_overflowing_spec_values_are_an_error_not_inf(lenet, rram):
-    for change in ({"technology.clock_hz": 1e-300}, {"periphery.read_latency_ns": 1e300}):
+    for change in ({"technology.clock_hz": 1e-300}, {"periphery.read_latency_ns": 1e300},
+                   {"technology.clock_hz": 5e-324, "array.rows": 1, "array.cols": 1}):  # a cycle of inf seconds
         with pytest.raises(SpecError, match="outside any physical range"):
             ck.estimate(lenet, rram.replace(**change))
         with pytest.raises(SpecError, match="outside any physical range"):

@@ -435,7 +435,9 @@ class Accumulation(Component):
         # cycles per adder stage: the adder's delay over the clock; NeuroSim counts them on its initial 1 GHz
         # grid before it slows the clock to the read cycle (neurosim_compat)
         grid_s = np.where(ctx.events["neurosim_counts"], 1e-9, ctx.cycle_s)
-        return {"serial_reads": ctx.cycle_s * cycles, "tree_steps": np.ceil(adder_s / grid_s) * ctx.cycle_s}
+        # at least one cycle per stage: a clock so slow that its cycle overflows must give inf here, not 0 x inf
+        stages = np.maximum(np.ceil(adder_s / grid_s), 1.0)
+        return {"serial_reads": ctx.cycle_s * cycles, "tree_steps": stages * ctx.cycle_s}
 
 
 class Buffer(Component):
