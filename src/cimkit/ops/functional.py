@@ -36,8 +36,7 @@ _LAYER_NORM = {F.layer_norm}
 
 
 def _masked_softmax(x: torch.Tensor, dim: int, input_bits: int, output_bits: int) -> torch.Tensor:
-    floor = torch.finfo(x.dtype).min / 2 if x.is_floating_point() else float("-inf")
-    masked = ~(x > floor)  # -inf, NaN-free masks and finfo.min additions
+    masked = ~(x > torch.finfo(x.dtype).min / 2)  # -inf and finfo.min masks (and sums with them)
     if not bool(masked.any()):
         return int_softmax(x, dim, input_bits=input_bits, output_bits=output_bits)
     live = torch.where(masked, torch.zeros_like(x), x)

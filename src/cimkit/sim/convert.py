@@ -439,65 +439,69 @@ class _ModelInput:
 def _model_inputs(loader, num_batches: int, what: str = "calibrate") -> list[_ModelInput]:
     """Up to ``num_batches`` batches of ``loader`` as model inputs: what ``_calibration_batches`` takes, and
     keyword batches (a mapping of names to tensors or arrays, alone or as the first item of a pair)."""
-    if isinstance(loader, (torch.Tensor, np.ndarray, Mapping)):
-        loader = [loader]
-    if loader is None or isinstance(loader, (str, bytes)) or not isinstance(loader, Iterable):
-        return [_ModelInput((x,), {}, int(x.shape[0])) for x in _calibration_batches(loader, num_batches, what)]
-    items, plain = [], []
-    for i, batch in enumerate(loader):
+    items = []
+    for i, batch in enumerate(_as_loader(loader, what, mappings=True)):
         if i >= num_batches:
             break
         x = batch[0] if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], Mapping) else batch
-        if isinstance(x, Mapping):
-            kwargs = {}
-            for k, v in x.items():
-                if isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
-                    v = torch.from_numpy(v)
-                if not isinstance(v, torch.Tensor) or v.is_complex() or v.dim() == 0 or v.shape[0] == 0:
-                    raise InputError(f"{what}: batch {i}[{k!r}] is {type(v).__name__}"
-                                     f"{tuple(v.shape) if isinstance(v, torch.Tensor) else ''}; a keyword batch "
-                                     "maps argument names to real tensors with a batch dim")
-                if v.is_floating_point() and not torch.isfinite(v).all():
-                    raise InputError(f"{what}: batch {i}[{k!r}] has non-finite values (NaN or inf)")
-                kwargs[str(k)] = v
-            if not kwargs:
-                raise InputError(f"{what}: batch {i} is an empty mapping")
-            items.append(_ModelInput((), kwargs, int(next(iter(kwargs.values())).shape[0])))
-        else:
-            plain.append((len(items), batch))
-            items.append(None)
-    if plain:
-        tensors = _calibration_batches([b for _, b in plain], len(plain), what)
-        for (pos, _), x in zip(plain, tensors):
-            items[pos] = _ModelInput((x,), {}, int(x.shape[0]))
+        if not isinstance(x, Mapping):
+            t = _input_tensor(batch, i, what)
+            items.append(_ModelInput((t,), {}, int(t.shape[0])))
+            continue
+        kwargs = {}
+        for k, v in x.items():
+            if isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
+                v = torch.from_numpy(v)
+            if not isinstance(v, torch.Tensor) or v.is_complex() or v.dim() == 0 or v.shape[0] == 0:
+                raise InputError(f"{what}: batch {i}[{k!r}] is {type(v).__name__}"
+                                 f"{tuple(v.shape) if isinstance(v, torch.Tensor) else ''}; a keyword batch "
+                                 "maps argument names to real tensors with a batch dim")
+            if v.is_floating_point() and not torch.isfinite(v).all():
+                raise InputError(f"{what}: batch {i}[{k!r}] has non-finite values (NaN or inf)")
+            kwargs[str(k)] = v
+        if not kwargs:
+            raise InputError(f"{what}: batch {i} is an empty mapping")
+        items.append(_ModelInput((), kwargs, int(next(iter(kwargs.values())).shape[0])))
     if not items:
         raise InputError(f"{what}: the loader gave no batches")
     return items
 
 
-def _calibration_batches(loader, num_batches: int, what: str = "calibrate") -> list[torch.Tensor]:
-    """Up to ``num_batches`` input batches of ``loader``: an iterable of tensors (or numpy arrays) or of
-    (inputs, targets) pairs, or one tensor or array taken as a single batch."""
-    if isinstance(loader, (torch.Tensor, np.ndarray)):
-        loader = [loader]
+def _as_loader(loader, what: str, *, mappings: bool = False) -> Iterable:
+    """``loader`` as an iterable of batches (one tensor or array, or with ``mappings`` one keyword batch, is a
+    loader of one batch); an ``InputError`` for anything that is not a loader."""
+    if isinstance(loader, (torch.Tensor, np.ndarray)) or (mappings and isinstance(loader, Mapping)):
+        return [loader]
     if loader is None or isinstance(loader, (str, bytes, dict)) or not isinstance(loader, Iterable):
         raise InputError(f"{what}: loader must be an iterable of input batches (tensors, or (inputs, targets) "
                          f"pairs), or one batch tensor; got {type(loader).__name__}")
+    return loader
+
+
+def _input_tensor(batch, i: int, what: str) -> torch.Tensor:
+    """Batch ``i`` (a tensor or array, or an (inputs, targets) pair) as a real tensor with samples and finite
+    values, else an ``InputError`` naming the batch."""
+    x = batch[0] if isinstance(batch, (tuple, list)) and batch else batch
+    if isinstance(x, np.ndarray) and x.dtype.kind in "biuf":
+        x = torch.from_numpy(x)
+    if not isinstance(x, torch.Tensor) or x.is_complex():
+        raise InputError(f"{what}: batch {i} of the loader is {type(x).__name__}, not a real tensor of inputs "
+                         "(expected tensors or (inputs, targets) pairs)")
+    if x.dim() == 0 or x.shape[0] == 0:
+        raise InputError(f"{what}: batch {i} has no samples (shape {tuple(x.shape)})")
+    if not torch.isfinite(x).all():
+        raise InputError(f"{what}: batch {i} has non-finite values (NaN or inf)")
+    return x
+
+
+def _calibration_batches(loader, num_batches: int, what: str = "calibrate") -> list[torch.Tensor]:
+    """Up to ``num_batches`` input batches of ``loader``: an iterable of tensors (or numpy arrays) or of
+    (inputs, targets) pairs, or one tensor or array taken as a single batch."""
     batches = []
-    for i, batch in enumerate(loader):
+    for i, batch in enumerate(_as_loader(loader, what)):
         if i >= num_batches:
             break
-        x = batch[0] if isinstance(batch, (tuple, list)) and batch else batch
-        if isinstance(x, np.ndarray) and x.dtype.kind in "biuf":
-            x = torch.from_numpy(x)
-        if not isinstance(x, torch.Tensor) or x.is_complex():
-            raise InputError(f"{what}: batch {i} of the loader is {type(x).__name__}, not a real tensor of inputs "
-                             "(expected tensors or (inputs, targets) pairs)")
-        if x.dim() == 0 or x.shape[0] == 0:
-            raise InputError(f"{what}: batch {i} has no samples (shape {tuple(x.shape)})")
-        if not torch.isfinite(x).all():
-            raise InputError(f"{what}: batch {i} has non-finite values (NaN or inf)")
-        batches.append(x)
+        batches.append(_input_tensor(batch, i, what))
     if not batches:
         raise InputError(f"{what}: the loader gave no batches")
     return batches
