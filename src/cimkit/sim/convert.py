@@ -422,7 +422,7 @@ class _ModelInput:
     @property
     def all_zero(self) -> bool:
         values = [*self.args, *self.kwargs.values()]
-        return all(float(v.abs().max()) == 0 for v in values if v.is_floating_point())
+        return all(float(v.abs().max()) == 0 for v in values)
 
     def run(self, model: nn.Module, device: torch.device, what: str = "calibrate"):
         kwargs = {k: v.to(device) for k, v in self.kwargs.items()}
