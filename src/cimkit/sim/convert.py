@@ -4,6 +4,7 @@ replaces which PyTorch module."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import numbers
@@ -281,8 +282,7 @@ def convert(model: nn.Module, spec: HardwareSpec | str, *, seed: int = 0,
             walk(out, "")
             functional(out, "")
     _no_nested_tensor_paths(out)
-    if spec.digital.integer_ops:
-        _run_integer_ops(out, spec)
+    _run_digital_modes(out, spec, seed)
     if summary.unsupported:
         listed = ", ".join(f"{n} ({t})" for n, t in summary.unsupported)
         warnings.warn(f"cimkit.convert: these layers have no crossbar mapping yet and stay digital: {listed}",
@@ -293,27 +293,37 @@ def convert(model: nn.Module, spec: HardwareSpec | str, *, seed: int = 0,
     return out
 
 
-def _run_integer_ops(model: nn.Module, spec: HardwareSpec) -> None:
-    """Make ``model``'s forward run softmax, GELU and LayerNorm calls as the integer operators the spec's
-    digital unit asks for (``cimkit.ops.integer_functions``; function calls too, as in Hugging Face
-    attention): the context opens before each forward and closes after it, also when it raises."""
+def _run_digital_modes(model: nn.Module, spec: HardwareSpec, seed: int) -> None:
+    """Make ``model``'s forward run what the spec sends to other units than the static crossbars, for
+    calls a module swap cannot reach (Hugging Face attention calls them as functions): softmax, GELU and
+    LayerNorm as the integer operators the digital unit asks for (``cimkit.ops.integer_functions``), and
+    dynamic matmuls on crossbars rewritten per input when ``routing`` sends ``matmul`` there
+    (``cimkit.sim.dynamic``). The contexts open before each forward and close after it, also when it
+    raises, innermost first."""
     from ..ops import integer_functions
+    from . import dynamic
 
     d = spec.digital
-    contexts: list = []
+    tracked = dynamic.attach(model, spec, seed) if dynamic.routes_matmul_to_crossbar(spec) else None
+    if not d.integer_ops and tracked is None:
+        return
+    stacks: list[contextlib.ExitStack] = []
 
-    def enter(module, args):
-        ctx = integer_functions(softmax_bits=d.softmax_bits, input_bits=d.data_bits, gelu=d.integer_gelu,
-                                layernorm_bits=d.layernorm_bits)
-        ctx.__enter__()
-        contexts.append(ctx)
+    def enter(module, args, kwargs):
+        stack = contextlib.ExitStack()
+        if d.integer_ops:
+            stack.enter_context(integer_functions(softmax_bits=d.softmax_bits, input_bits=d.data_bits,
+                                                  gelu=d.integer_gelu, layernorm_bits=d.layernorm_bits))
+        if tracked is not None:  # on top: its softmax (expanded attention) goes to the integer one
+            stack.enter_context(tracked.mode())
+        stacks.append(stack)
 
-    def leave(module, args, output):
-        if contexts:
-            contexts.pop().__exit__(None, None, None)
+    def leave(module, args, kwargs, output):
+        if stacks:
+            stacks.pop().close()
 
-    model.register_forward_pre_hook(enter)
-    model.register_forward_hook(leave, always_call=True)
+    model.register_forward_pre_hook(enter, with_kwargs=True)
+    model.register_forward_hook(leave, with_kwargs=True, always_call=True)
 
 
 def _join(path: str, suffix: str) -> str:
@@ -365,10 +375,13 @@ def calibrate(model: nn.Module, loader: Iterable, *, num_batches: int = 8, perce
     """
     from ..progress import ImageProgress, check_progress
 
-    layers = required_cim_layers(model, "calibrate")
+    if not isinstance(model, nn.Module):
+        required_cim_layers(model, "calibrate")
     check_calibration_options("calibrate", num_batches, percentile)
     check_progress(progress, "calibrate")
     batches = _model_inputs(loader, num_batches)
+    _find_dynamic_sites(model, batches[0])
+    layers = required_cim_layers(model, "calibrate")
     if all(b.all_zero for b in batches):
         warnings.warn("calibrate: every calibration input is zero; the input ranges it sets are degenerate "
                       "(calibrate on real data)", stacklevel=2)
@@ -400,6 +413,23 @@ def calibrate(model: nn.Module, loader: Iterable, *, num_batches: int = 8, perce
     finally:
         model.train(was_training)
     return model
+
+
+def _find_dynamic_sites(model: nn.Module, batch: "_ModelInput") -> None:
+    """Dynamic-matmul sites (``cimkit.sim.dynamic``) appear at the first forward that reaches them: one
+    forward of the first batch before calibrating makes them, so that their ranges are calibrated too."""
+    container = getattr(model, "cim_dynamic", None)
+    if container is None or len(container.sites):
+        return
+    first = next(iter(model.parameters()), None)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "not calibrated yet": that is what comes next
+            batch.run(model, first.device if first is not None else torch.device("cpu"))
+    finally:
+        model.train(was_training)
 
 
 def check_calibration_options(what: str, num_batches, percentile) -> None:

@@ -39,6 +39,8 @@ class CIMLayer(nn.Module):
 
     #: backward passes this layer can compute
     backward_modes: tuple[str, ...] = BACKWARD_MODES
+    #: the class of its programmed chip
+    tile_class: type[CrossbarTile] = CrossbarTile
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, spec: HardwareSpec,
                  mapping: ArrayMapping, layout: Layout, *, seed: int, name: str) -> None:
@@ -49,7 +51,7 @@ class CIMLayer(nn.Module):
         self.seed = int(seed)
         self.weight = nn.Parameter(weight.detach().float().clone())
         self.bias = None if bias is None else nn.Parameter(bias.detach().float().clone())
-        self.tile = CrossbarTile(spec, mapping, seed=self.seed, name=name)
+        self.tile = self.tile_class(spec, mapping, seed=self.seed, name=name)
         if weight.device.type != "cpu":
             self.tile.to(weight.device)
         self._backward_mode = "straight_through"

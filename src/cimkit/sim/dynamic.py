@@ -1,0 +1,300 @@
+"""Dynamic matmuls (both operands activations: attention's Q K^T and A V) on crossbars rewritten per input.
+
+When a spec routes the ``matmul`` op kind to the ``crossbar`` unit (``routing: {matmul: crossbar}``), the
+cost model prices each dynamic matmul as arrays written with its second operand at every input (cell writes,
+endurance); the simulator then runs it the same way: ``A @ B`` writes ``B`` (K^T, V) into arrays, one
+matrix per batch element and head, with the programming noise, stuck cells and weight quantization of a
+programmed layer, and drives ``A`` (Q, the attention probabilities) through the DAC, read noise and ADCs of
+the spec's periphery. Each write draws the next programming-noise sample, as writing the arrays anew would.
+
+The products are found while the model runs (``convert`` enters ``dynamic_matmuls`` around every forward):
+``torch.matmul`` / ``@`` / ``torch.bmm`` between two tensors that are not parameters, and
+``F.scaled_dot_product_attention``, expanded into its two products around a softmax (which the digital
+unit's integer softmax then computes when the spec asks for one). Products inside crossbar layers and
+products with a parameter operand (weights the converter left digital) are left alone.
+
+Each call site is a ``CIMDynamicMatmul`` layer, named by the module that makes the call and its call
+index in that module's forward (``encoder.layer.0.attention.self.matmul0``), created at the first forward
+that reaches it and kept under the model's ``cim_dynamic`` submodule. A site is a crossbar layer like any
+other: ``calibrate`` sets its DAC and ADC ranges (from every call it sees), ``set_time`` and the stage
+hooks reach it, and its random streams are seeded from the model seed and its name.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from ..errors import InputError
+from ..mapping import map_matrix
+from ..spec import HardwareSpec
+from .kernel import ChipProduct, run
+from .layers import CIMLayer, layer_seed
+from .layout import ConvLayout
+from .tile import CrossbarTile
+
+_MATMUL = {torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__}
+_BMM = {torch.bmm, torch.Tensor.bmm}
+_SDPA = {F.scaled_dot_product_attention}
+
+
+def routes_matmul_to_crossbar(spec: HardwareSpec) -> bool:
+    """Whether ``spec`` runs dynamic matmuls on its crossbars (rewritten per input)."""
+    return spec.unit_for("matmul") == "crossbar"
+
+
+def _layout(groups: int, k: int, n: int, spec: HardwareSpec, name: str):
+    """Mapping and layout of ``groups`` independent (k x n) operands: a grouped 1x1 convolution whose
+    "images" are the rows of ``A`` (one output position each)."""
+    mapping = map_matrix(k, n, spec, groups=groups, name=name)
+    layout = ConvLayout(mapping, kernel=(1, 1), stride=(1, 1), dilation=(1, 1), groups=groups,
+                        in_channels=groups * k, out_channels=groups * n, aligned=False,
+                        pre_pad=(0, 0, 0, 0), padding_mode="constant")
+    return mapping, layout
+
+
+def _as_weight(b: torch.Tensor) -> torch.Tensor:
+    """(G, K, N) operands as the grouped convolution's weight (G*N, K, 1, 1)."""
+    g, k, n = b.shape
+    return b.transpose(1, 2).reshape(g * n, k, 1, 1)
+
+
+#: what a dynamic site keeps of its tile when saved: what it learned, not the operand it last held
+_KEPT = ("input_range", "input_signed", "adc_full_scale", "inference_time_s", "program_index", "rng_state")
+
+
+class _DynamicTile(CrossbarTile):
+    """A tile whose cells hold an input: saved and loaded without them (and without their shape)."""
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        self.rng_state[0], self.rng_state[1] = self.rng.seed, self.rng.draws
+        for name in _KEPT:
+            value = getattr(self, name)
+            destination[prefix + name] = value if keep_vars else value.detach()
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        for name in _KEPT:
+            key = prefix + name
+            if key not in state_dict:
+                if strict:
+                    missing_keys.append(key)
+                continue
+            mine, theirs = getattr(self, name), state_dict[key]
+            if tuple(mine.shape) != tuple(theirs.shape):
+                raise InputError(f"{self.name}: saved {name} has shape {tuple(theirs.shape)}, this site's is "
+                                 f"{tuple(mine.shape)} (a chip with another spec)")
+            mine.copy_(theirs)
+        if prefix + "rng_state" in state_dict:
+            self.rng.draws = int(self.rng_state[1])
+        self._consts = None
+        self.rederive()
+
+
+class CIMDynamicMatmul(CIMLayer):
+    """One dynamic-matmul call site on crossbars: ``forward(a, b)`` is ``a @ b`` for (G, M, K) and (G, K, N)
+    operands, ``b`` written into arrays at every call (each write the next programming-noise sample). The
+    arrays are re-laid when the operands' shape changes (another batch or sequence length); the calibrated
+    ranges, the time of reading and the positions of the random streams carry over. Nothing of the written
+    operand is saved with the model (it is an input)."""
+
+    tile_class = _DynamicTile
+
+    def __init__(self, b: torch.Tensor, spec: HardwareSpec, *, seed: int, name: str) -> None:
+        g, k, n = b.shape
+        mapping, layout = _layout(g, k, n, spec, name)
+        super().__init__(_as_weight(b.detach().float()), None, spec, mapping, layout, seed=seed, name=name)
+        weight = self.weight.detach()
+        del self.weight  # the operand is an input, not a trainable weight of the model
+        self.register_buffer("weight", weight, persistent=False)
+        self.writes = 0  # since this object was made (the saved count of writes is ``tile.program_index``)
+        self.tile.program_index.fill_(-1)  # the first write takes sample 0
+
+    def matrix_weight(self, weight):
+        return weight
+
+    def _check_input(self, x):
+        pass
+
+    def _relayout(self, g: int, k: int, n: int) -> None:
+        """New arrays for (g, k, n) operands; everything that is not the written operand carries over."""
+        old = self.tile
+        self.mapping, self.layout = _layout(g, k, n, self.spec, self.layer_name)
+        tile = _DynamicTile(self.spec, self.mapping, seed=self.seed, name=self.layer_name)
+        tile.to(old.g_programmed.device)
+        for buf in _KEPT:
+            getattr(tile, buf).copy_(getattr(old, buf))
+        tile.rng.draws = old.rng.draws
+        tile.calibrating, tile.stage_hooks = old.calibrating, old.stage_hooks
+        tile.fixed_scale = old.fixed_scale
+        self.tile = tile
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        g, m, k = a.shape
+        n = b.shape[2]
+        if (g, k, n) != (self.mapping.groups, self.mapping.in_features, self.mapping.out_features):
+            self._relayout(g, k, n)
+        w = _as_weight(b.float())
+        if not bool(torch.isfinite(w).all()):
+            raise InputError(f"{self.layer_name}: the operand to write has non-finite values (NaN or inf)")
+        self.weight = w.detach()
+        self.tile.program(self.weight, next_sample=True)  # each write: the next programming-noise sample
+        self.programmed_weight = self.weight
+        self.writes += 1
+        x = a.float().transpose(0, 1).reshape(m, g * k, 1, 1)  # row i of every group is "image" i
+        if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad):
+            y = ChipProduct.apply(x, w, None, self)
+        else:
+            with torch.no_grad():
+                y = run(self.tile, self.layout, x)[0]
+        return y.reshape(m, g, n).transpose(0, 1).to(a.dtype)
+
+    def extra_repr(self) -> str:
+        m = self.mapping
+        return (f"{self.layer_name}: dynamic, {m.groups} operand(s) of {m.in_features}x{m.out_features} "
+                f"written per input, {m.slices} slice(s), {self.writes} write(s)")
+
+
+class DynamicMatmuls(nn.Module):
+    """The dynamic-matmul sites of a converted model (``model.cim_dynamic``), by name."""
+
+    def __init__(self, spec: HardwareSpec, seed: int) -> None:
+        super().__init__()
+        self.spec, self.seed = spec, int(seed)
+        self.sites = nn.ModuleDict()
+        self.calls = 0  # products run on crossbars since conversion
+
+    def site(self, name: str, b: torch.Tensor) -> CIMDynamicMatmul:
+        key = name.replace(".", "/")  # ModuleDict keys cannot hold dots
+        layer = self.sites[key] if key in self.sites else None
+        if layer is None:
+            layer = self.sites[key] = CIMDynamicMatmul(b, self.spec, seed=layer_seed(self.seed, name), name=name)
+        return layer
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        # sites appear at the first forward: a fresh model learns them from the saved ones (any shape)
+        start = prefix + "sites."
+        for key in state_dict:
+            if key.startswith(start):
+                site = key[len(start):].split(".", 1)[0]
+                if site not in self.sites:
+                    self.site(site.replace("/", "."), torch.zeros(1, 1, 1))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+
+def _operands(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Size]:
+    """``a`` (..., M, K) and ``b`` (..., K, N) broadcast and flattened to (G, M, K), (G, K, N)."""
+    batch = torch.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    a3 = a.expand(*batch, *a.shape[-2:]).reshape(-1, *a.shape[-2:])
+    b3 = b.expand(*batch, *b.shape[-2:]).reshape(-1, *b.shape[-2:])
+    return a3, b3, batch
+
+
+def _is_activation(t) -> bool:
+    return isinstance(t, torch.Tensor) and not isinstance(t, nn.Parameter) and t.is_floating_point() and t.dim() >= 2
+
+
+class _DynamicMatmulMode(TorchFunctionMode):
+    def __init__(self, model: "_Tracked") -> None:
+        super().__init__()
+        self.model = model
+
+    def _product(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        tracked = self.model
+        path = tracked.path[-1]
+        index = tracked.counts.get(path, 0)
+        tracked.counts[path] = index + 1
+        name = f"{path}.matmul{index}" if path else f"matmul{index}"
+        if a.shape[-1] != b.shape[-2]:
+            raise InputError(f"{name}: cannot multiply shapes {tuple(a.shape)} and {tuple(b.shape)}")
+        a3, b3, batch = _operands(a, b)
+        if not bool(torch.isfinite(b).all()):
+            raise InputError(f"{name}: the operand to write has non-finite values (NaN or inf)")
+        site = tracked.container.site(name, b3)
+        tracked.container.calls += 1
+        out = site(a3, b3)
+        return out.reshape(*batch, a.shape[-2], b.shape[-1])
+
+    def _attention(self, q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
+        if enable_gqa and k.shape[-3] != q.shape[-3]:
+            reps = q.shape[-3] // k.shape[-3]
+            k, v = k.repeat_interleave(reps, -3), v.repeat_interleave(reps, -3)
+        scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+        scores = self._product(q, k.transpose(-2, -1)) * scale
+        lq, lk = q.shape[-2], k.shape[-2]
+        if is_causal:
+            keep = torch.ones(lq, lk, dtype=torch.bool, device=q.device).tril()
+            scores = scores.masked_fill(~keep, float("-inf"))
+        if attn_mask is not None:
+            if attn_mask.dtype == torch.bool:
+                scores = scores.masked_fill(~attn_mask, float("-inf"))
+            else:
+                scores = scores + attn_mask
+        probs = torch.softmax(scores, dim=-1)  # through the integer softmax when the digital unit has one
+        if dropout_p > 0:
+            probs = F.dropout(probs, dropout_p)
+        return self._product(probs, v)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if self.model.inside_layer == 0:
+            if func in _MATMUL or func in _BMM:
+                if len(args) == 2 and not kwargs and _is_activation(args[0]) and _is_activation(args[1]) \
+                        and (func not in _BMM or args[0].dim() == 3):
+                    return self._product(*args)
+            elif func in _SDPA:
+                q, k, v = args[:3]
+                if all(_is_activation(t) for t in (q, k, v)):
+                    names = ("attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+                    return self._attention(q, k, v, **dict(zip(names, args[3:])), **kwargs)
+        return func(*args, **kwargs)
+
+
+class _Tracked:
+    """Which module is running (for site names), and whether inside a crossbar layer (its own products are
+    the arrays', not dynamic matmuls)."""
+
+    def __init__(self, container: DynamicMatmuls) -> None:
+        self.container = container
+        self.names: dict[int, str] = {}  # id of a module -> its path (a shared module: its first name)
+        self.path: list[str] = [""]
+        self.counts: dict[str, int] = {}
+        self.inside_layer = 0
+
+    def mode(self) -> "_DynamicMatmulMode":
+        """The function mode for one forward of the model (call counts start anew)."""
+        self.path, self.counts, self.inside_layer = [""], {}, 0
+        return _DynamicMatmulMode(self)
+
+
+def attach(model: nn.Module, spec: HardwareSpec, seed: int) -> _Tracked:
+    """Prepare ``model`` to run its dynamic matmuls on crossbars (see the module docstring): adds the
+    ``cim_dynamic`` submodule and the hooks that track which module runs; the caller enters
+    ``tracked.mode()`` around each forward."""
+    container = DynamicMatmuls(spec, seed)
+    tracked = _Tracked(container)
+
+    def push(module, args):
+        tracked.path.append(tracked.names.get(id(module), ""))
+        if isinstance(module, CIMLayer):
+            tracked.inside_layer += 1
+
+    def pop(module, args, output):
+        if len(tracked.path) > 1:
+            tracked.path.pop()
+        if isinstance(module, CIMLayer):
+            tracked.inside_layer -= 1
+
+    for path, module in model.named_modules():
+        if module is not model and id(module) not in tracked.names:
+            tracked.names[id(module)] = path
+            module.register_forward_pre_hook(push)
+            module.register_forward_hook(pop, always_call=True)
+    model.cim_dynamic = container
+    return tracked
