@@ -8,7 +8,8 @@ one epoch, seed 0; cached after the first run). Accuracy on held-out tweets:
   tweets, next to the chip's energy per inference for MiniLM-L6 at 64 tokens (cost model).
 Target (issue 14): at most 1 point lost at 8-bit softmax.
 
-Run: python benchmarks/bench_minilm_quality.py [--test N] [--chip-test N] [--skip-chips]
+Run: python benchmarks/bench_minilm_quality.py [--test N] [--chip-test N] [--skip-chips] [--skip-widths]
+     [--only TEXT] [--threads N]
 """
 
 from __future__ import annotations
@@ -44,8 +45,13 @@ def main() -> None:
     parser.add_argument("--chip-test", type=int, default=500, help="held-out tweets per chip")
     parser.add_argument("--skip-chips", action="store_true")
     parser.add_argument("--skip-widths", action="store_true", help="chips only")
+    parser.add_argument("--only", action="append", default=[], metavar="TEXT",
+                        help="run only the chips whose name contains TEXT (repeatable)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     t0 = time.time()
     tok, model = fine_tuned_classifier(progress=lambda s, n, loss: print(f"\rfine-tuning {s}/{n} loss {loss:.3f}",
@@ -56,7 +62,7 @@ def main() -> None:
     if not args.skip_widths:
         widths(model, tok, texts, labels)
     if not args.skip_chips:
-        chips(model, tok, data, args.chip_test)
+        chips(model, tok, data, args.chip_test, args.only)
 
 
 def widths(model, tok, texts, labels) -> None:
@@ -71,7 +77,7 @@ def widths(model, tok, texts, labels) -> None:
     print(f"{'all integer (softmax 8, GELU, LayerNorm 16)':52} {acc:9.4f} {acc - base:+9.4f}")
 
 
-def chips(model, tok, data, n: int) -> None:
+def chips(model, tok, data, n: int, only: list[str]) -> None:
     texts, labels = data.test_text, data.y_test
     sub_texts, sub_labels = texts[:n], labels[:n]
     sub_base = accuracy(model, tok, sub_texts, sub_labels)
@@ -80,6 +86,8 @@ def chips(model, tok, data, n: int) -> None:
     print(f"\n{'chip (first %d test tweets; float %.4f)' % (n, sub_base):52} {'accuracy':>9} {'vs float':>9} "
           f"{'energy uJ':>10} {'s':>6}")
     for name, (preset, changes) in CHIPS.items():
+        if only and not any(o in name for o in only):
+            continue
         t = time.time()
         spec = ck.HardwareSpec.preset(preset).replace(**changes)
         cim = ck.calibrate(ck.convert(model, spec, seed=0), [calib])
