@@ -4,8 +4,9 @@ The classifier is MiniLM fine-tuned on tweets (``cimkit.text.fine_tuned_classifi
 one epoch, seed 0; cached after the first run). Accuracy on held-out tweets:
 - float, then softmax as ``int_softmax`` at 16, 8, 6 and 4 output bits (16-bit input grids), then softmax,
   GELU and LayerNorm all integer (``cimkit.ops.integer_functions``);
-- on simulated chips: the 36 encoder linears (and the head) on crossbars, calibrated on 64 training
-  tweets, next to the chip's energy per inference for MiniLM-L6 at 64 tokens (cost model).
+- on simulated chips: the 36 encoder linears (and the head) on crossbars, and in the "attention on arrays"
+  variants the 12 dynamic matmuls too (arrays rewritten per input), calibrated on 64 training tweets, next
+  to the chip's energy per inference for MiniLM-L6 at 64 tokens (cost model, same spec).
 Target (issue 14): at most 1 point lost at 8-bit softmax.
 
 Run: python benchmarks/bench_minilm_quality.py [--test N] [--chip-test N] [--skip-chips] [--skip-widths]
@@ -36,6 +37,10 @@ CHIPS = {  # name: (preset, changes)
     "rram-22nm, differential, sign-magnitude, per-bit, 8-bit ADC": (
         "rram-22nm", {"periphery.signed_inputs": "sign_magnitude", "periphery.adc_range_per_input_bit": True,
                       "array.signed_mapping": "differential", "periphery.adc_bits": 8}),
+    "pcm, attention on arrays": ("pcm", {"routing": {"matmul": "crossbar"}}),
+    "rram-22nm, differential, sign-magnitude, per-bit, attention on arrays": (
+        "rram-22nm", {"periphery.signed_inputs": "sign_magnitude", "periphery.adc_range_per_input_bit": True,
+                      "array.signed_mapping": "differential", "routing": {"matmul": "crossbar"}}),
 }
 
 

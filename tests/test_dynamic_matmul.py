@@ -12,6 +12,7 @@ from torch import nn
 
 import cimkit as ck
 from cimkit.errors import InputError
+from cimkit.mapping import weight_slices
 from cimkit.sim.dynamic import CIMDynamicMatmul
 
 from .helpers import minilm_or_skip
@@ -224,3 +225,34 @@ def test_minilm_attention_runs_on_rewritten_arrays():
     names = [s.layer_name for s in cim.cim_dynamic.sites.values()]
     assert len(names) == 12 and names[:2] == ["encoder.layer.0.attention.self.matmul0",
                                               "encoder.layer.0.attention.self.matmul1"]
+
+
+def test_the_cost_model_prices_the_same_route_minilm_writes_k_and_v_per_inference():
+    wl = ck.zoo.workload("minilm-l6", seq_len=128)
+    written = sum(o.groups * o.in_features * o.out_features for o in wl.ops if o.kind == "matmul")
+    assert written == 589_824  # K and V: 2 x 128 tokens x 384 features x 6 layers
+    s = ck.HardwareSpec.preset("rram-22nm").replace(routing=ON_ARRAYS, **{"chip.inferences_per_s": 100.0})
+    rep = ck.estimate(wl, s)
+    cells_per_value = weight_slices(s)  # offset-mapped: one cell per slice
+    assert rep.energy_breakdown_j["writes"] == pytest.approx(
+        written * cells_per_value * s.device.write_energy_pj * 1e-12, rel=1e-12)
+    # one write per cell per inference: 1e6 cycles at 100 inferences/s last 10,000 s (2.8 hours)
+    assert rep.endurance["lifetime_s"] == pytest.approx(s.device.endurance_cycles / 100.0)
+    assert rep.endurance["lifetime_s"] == pytest.approx(1e4)
+
+
+def test_the_conversion_summary_says_where_dynamic_matmuls_run():
+    assert "rewritten per input" in str(convert(MatmulAttention(), spec()).cim_summary)
+    assert "rewritten per input" not in str(convert(MatmulAttention(), "ideal").cim_summary)
+
+
+def test_a_deep_copy_runs_its_own_sites():
+    import copy
+
+    torch.manual_seed(0)
+    cim = convert(MatmulAttention().eval(), spec("pcm"), seed=2)
+    twin = copy.deepcopy(cim)
+    with torch.no_grad():
+        a, b = cim(x_in()), twin(x_in())
+    assert torch.equal(a, b)  # the same chip in the same state
+    assert cim.cim_dynamic.calls == 2 and twin.cim_dynamic.calls == 2  # each counted its own products

@@ -108,6 +108,8 @@ class ConversionSummary:
     analog: list[tuple[str, str, int, float]] = field(default_factory=list)  # name, type, arrays, util
     digital: list[tuple[str, str]] = field(default_factory=list)
     unsupported: list[tuple[str, str]] = field(default_factory=list)
+    #: whether dynamic matmuls run on crossbars rewritten per input (``routing: {matmul: crossbar}``)
+    dynamic_on_arrays: bool = False
 
     @property
     def arrays(self) -> int:
@@ -119,6 +121,9 @@ class ConversionSummary:
         lines += [f"  analog   {n:<28} {t:<10} {a:>5} arrays, utilization {u:.0%}" for n, t, a, u in self.analog]
         lines += [f"  digital  {n:<28} {t}" for n, t in self.digital]
         lines += [f"  KEPT DIGITAL  {n:<28} {t}" for n, t in self.unsupported]
+        if self.dynamic_on_arrays:
+            lines.append("  dynamic matmuls on crossbars rewritten per input (sites appear at the first forward, "
+                         "in model.cim_dynamic)")
         return "\n".join(lines)
 
 
@@ -283,6 +288,7 @@ def convert(model: nn.Module, spec: HardwareSpec | str, *, seed: int = 0,
             functional(out, "")
     _no_nested_tensor_paths(out)
     _run_digital_modes(out, spec, seed)
+    summary.dynamic_on_arrays = hasattr(out, "cim_dynamic")
     if summary.unsupported:
         listed = ", ".join(f"{n} ({t})" for n, t in summary.unsupported)
         warnings.warn(f"cimkit.convert: these layers have no crossbar mapping yet and stay digital: {listed}",
@@ -293,6 +299,30 @@ def convert(model: nn.Module, spec: HardwareSpec | str, *, seed: int = 0,
     return out
 
 
+class _ForwardModes:
+    """The function modes a converted model's forward runs under (see ``_run_digital_modes``); its hooks are
+    its bound methods, so a deep copy or a pickle of the model carries them with the model's own state."""
+
+    def __init__(self, digital, tracked) -> None:
+        self.digital, self.tracked = digital, tracked
+        self.stacks: list[contextlib.ExitStack] = []
+
+    def enter(self, module, args, kwargs) -> None:
+        from ..ops import integer_functions
+
+        d, stack = self.digital, contextlib.ExitStack()
+        if d.integer_ops:
+            stack.enter_context(integer_functions(softmax_bits=d.softmax_bits, input_bits=d.data_bits,
+                                                  gelu=d.integer_gelu, layernorm_bits=d.layernorm_bits))
+        if self.tracked is not None:  # on top: its softmax (expanded attention) goes to the integer one
+            stack.enter_context(self.tracked.mode())
+        self.stacks.append(stack)
+
+    def leave(self, module, args, kwargs, output) -> None:
+        if self.stacks:
+            self.stacks.pop().close()
+
+
 def _run_digital_modes(model: nn.Module, spec: HardwareSpec, seed: int) -> None:
     """Make ``model``'s forward run what the spec sends to other units than the static crossbars, for
     calls a module swap cannot reach (Hugging Face attention calls them as functions): softmax, GELU and
@@ -300,30 +330,14 @@ def _run_digital_modes(model: nn.Module, spec: HardwareSpec, seed: int) -> None:
     dynamic matmuls on crossbars rewritten per input when ``routing`` sends ``matmul`` there
     (``cimkit.sim.dynamic``). The contexts open before each forward and close after it, also when it
     raises, innermost first."""
-    from ..ops import integer_functions
     from . import dynamic
 
-    d = spec.digital
     tracked = dynamic.attach(model, spec, seed) if dynamic.routes_matmul_to_crossbar(spec) else None
-    if not d.integer_ops and tracked is None:
+    if not spec.digital.integer_ops and tracked is None:
         return
-    stacks: list[contextlib.ExitStack] = []
-
-    def enter(module, args, kwargs):
-        stack = contextlib.ExitStack()
-        if d.integer_ops:
-            stack.enter_context(integer_functions(softmax_bits=d.softmax_bits, input_bits=d.data_bits,
-                                                  gelu=d.integer_gelu, layernorm_bits=d.layernorm_bits))
-        if tracked is not None:  # on top: its softmax (expanded attention) goes to the integer one
-            stack.enter_context(tracked.mode())
-        stacks.append(stack)
-
-    def leave(module, args, kwargs, output):
-        if stacks:
-            stacks.pop().close()
-
-    model.register_forward_pre_hook(enter, with_kwargs=True)
-    model.register_forward_hook(leave, with_kwargs=True, always_call=True)
+    modes = _ForwardModes(spec.digital, tracked)
+    model.register_forward_pre_hook(modes.enter, with_kwargs=True)
+    model.register_forward_hook(modes.leave, with_kwargs=True, always_call=True)
 
 
 def _join(path: str, suffix: str) -> str:

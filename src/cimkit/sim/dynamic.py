@@ -262,7 +262,6 @@ class _Tracked:
 
     def __init__(self, container: DynamicMatmuls) -> None:
         self.container = container
-        self.names: dict[int, str] = {}  # id of a module -> its path (a shared module: its first name)
         self.path: list[str] = [""]
         self.counts: dict[str, int] = {}
         self.inside_layer = 0
@@ -273,28 +272,37 @@ class _Tracked:
         return _DynamicMatmulMode(self)
 
 
+class _PathHook:
+    """Forward hooks that keep ``tracked.path`` (a callable object, not a closure: a deep copy of the model
+    copies it with the model's own ``_Tracked``)."""
+
+    def __init__(self, tracked: _Tracked, path: str) -> None:
+        self.tracked, self.path = tracked, path
+
+    def enter(self, module, args) -> None:
+        self.tracked.path.append(self.path)
+        if isinstance(module, CIMLayer):
+            self.tracked.inside_layer += 1
+
+    def leave(self, module, args, output) -> None:
+        if len(self.tracked.path) > 1:
+            self.tracked.path.pop()
+        if isinstance(module, CIMLayer):
+            self.tracked.inside_layer -= 1
+
+
 def attach(model: nn.Module, spec: HardwareSpec, seed: int) -> _Tracked:
     """Prepare ``model`` to run its dynamic matmuls on crossbars (see the module docstring): adds the
     ``cim_dynamic`` submodule and the hooks that track which module runs; the caller enters
     ``tracked.mode()`` around each forward."""
     container = DynamicMatmuls(spec, seed)
     tracked = _Tracked(container)
-
-    def push(module, args):
-        tracked.path.append(tracked.names.get(id(module), ""))
-        if isinstance(module, CIMLayer):
-            tracked.inside_layer += 1
-
-    def pop(module, args, output):
-        if len(tracked.path) > 1:
-            tracked.path.pop()
-        if isinstance(module, CIMLayer):
-            tracked.inside_layer -= 1
-
+    seen: set[int] = set()
     for path, module in model.named_modules():
-        if module is not model and id(module) not in tracked.names:
-            tracked.names[id(module)] = path
-            module.register_forward_pre_hook(push)
-            module.register_forward_hook(pop, always_call=True)
+        if module is not model and id(module) not in seen:  # a shared module: by its first name
+            seen.add(id(module))
+            hook = _PathHook(tracked, path)
+            module.register_forward_pre_hook(hook.enter)
+            module.register_forward_hook(hook.leave, always_call=True)
     model.cim_dynamic = container
     return tracked
