@@ -18,7 +18,7 @@ from cimkit.cli import app, main
 from cimkit.data import digits
 from cimkit.errors import InputError
 from cimkit.report import check_names
-from cimkit.sim.evaluate import SimulationInterrupted, SimulationResult, _make_chip
+from cimkit.sim.evaluate import SimulationInterrupted, SimulationResult, _make_chip, _run_batches
 
 runner = CliRunner()
 DATA = digits()  # 1,438 training and 359 test images of 8x8 digits
@@ -71,9 +71,60 @@ def test_each_batch_takes_its_own_noise_whatever_ran_before():
     """Batch b reads the noise at D + b * row_tiles (D: the position after calibration), so a unit computed
     alone (a shard in another process) reads exactly what the serial run reads."""
     chip = _make_chip(tiny_model(), ck.HardwareSpec.preset("rram-22nm"), 0, CAL, 1, DATA.x_test[:1])
-    assert chip.stride == [layer.tile.mapping.row_tiles for layer in chip.layers] and all(chip.stride)
+    assert chip.stride == [(layer.tile.mapping.row_tiles, 0) for layer in chip.layers] and all(chip.stride)
     ideal = _make_chip(tiny_model(), ck.HardwareSpec.preset("ideal"), 0, CAL, 1, DATA.x_test[:1])
-    assert ideal.stride == [0]  # no read noise: no draws
+    assert ideal.stride == [(0, 0)]  # no read noise: no draws; static weights: no writes per forward
+
+
+class RowAttention(nn.Module):
+    """The 8 rows of a digit as tokens, one self-attention over them: two dynamic matmuls per image batch."""
+
+    def __init__(self):
+        super().__init__()
+        gen = torch.Generator().manual_seed(0)
+        self.embed, self.qkv, self.head = nn.Linear(8, 16), nn.Linear(16, 48), nn.Linear(128, 10)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+
+    def forward(self, x):
+        h = self.embed(x.reshape(-1, 8, 8))
+        q, k, v = self.qkv(h).chunk(3, dim=-1)
+        a = torch.softmax(q @ k.transpose(-1, -2) / 4, dim=-1)
+        return self.head((a @ v + h).flatten(1))
+
+
+def test_shards_reproduce_the_serial_run_with_attention_on_rewritten_arrays():
+    """Each forward writes the attention operands anew (a programming-noise sample per write): batch b of a
+    shard takes the same samples as in the serial run."""
+    spec = ck.HardwareSpec.preset("rram-22nm").replace(routing={"matmul": "crossbar"})
+    chip = _make_chip(RowAttention(), spec, 0, CAL, 1, DATA.x_test[:1])
+    sites = [layer for layer in chip.layers if type(layer).__name__ == "CIMDynamicMatmul"]
+    assert len(sites) == 2 and all(chip.stride[chip.layers.index(s)][1] == 1 for s in sites)
+
+    def attention_run(**kw):
+        return ck.simulate(RowAttention(), spec, DATA.x_test, DATA.y_test, chips=1, seed=0, calibration=CAL,
+                           batch_size=64, **kw)
+
+    serial = attention_run()
+    assert attention_run(shards=3).predictions == serial.predictions
+
+    def site_outputs(first_batch):  # what the attention sites compute for each batch from first_batch on
+        chip = _make_chip(RowAttention(), spec, 0, CAL, 1, DATA.x_test[:1])
+        seen = []
+        for layer in chip.layers:
+            layer.register_stage_hook("output", lambda tile, value, info: seen.append(value.clone()))
+        _run_batches(chip, DATA.x_test[first_batch * 64:(first_batch + 1) * 64], first_batch, 64)
+        return seen
+
+    alone = site_outputs(2)
+    serial_chip = _make_chip(RowAttention(), spec, 0, CAL, 1, DATA.x_test[:1])
+    seen = []
+    for layer in serial_chip.layers:
+        layer.register_stage_hook("output", lambda tile, value, info: seen.append(value.clone()))
+    _run_batches(serial_chip, DATA.x_test[:192], 0, 64)
+    per_batch = len(seen) // 3
+    assert len(alone) == per_batch and all(torch.equal(a, b) for a, b in zip(alone, seen[2 * per_batch:]))
 
 
 def test_an_ideal_chip_gives_the_float_models_predictions():

@@ -196,8 +196,8 @@ class SimulationInterrupted(KeyboardInterrupt):
 class _Chip:
     model: nn.Module
     layers: list
-    start: list[int]  # each crossbar layer's read-noise position after calibration
-    stride: list[int]  # the draws one forward takes from it
+    start: list[tuple[int, int]]  # each crossbar layer's stream positions after calibration (read noise, writes)
+    stride: list[tuple[int, int]]  # what one forward takes from them
 
 
 def _make_chip(model: nn.Module, spec: HardwareSpec, seed: int, calibration: torch.Tensor | None,
@@ -207,16 +207,33 @@ def _make_chip(model: nn.Module, spec: HardwareSpec, seed: int, calibration: tor
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the first conversion in the calling process said it already
             cim = convert(model, spec, seed=seed)
-    layers = cim_layers(cim)
-    if calibration is not None and layers:
+    if calibration is not None and cim_layers(cim):
         calibrate(cim, list(torch.tensor_split(calibration, calibrate_batches)), num_batches=calibrate_batches,
                   progress=calib_progress)
     cim.eval()
-    start = [layer.tile.rng.draws for layer in layers]
+    dynamic = getattr(cim, "cim_dynamic", None)
+    if dynamic is not None and not len(dynamic.sites):  # sites of dynamic matmuls appear at a first forward
+        with torch.no_grad():
+            cim(probe.to(_device(cim)))
+    layers = cim_layers(cim)
+    start = [_position(layer) for layer in layers]
     with torch.no_grad():
         cim(probe.to(_device(cim)))
-    stride = [layer.tile.rng.draws - d for layer, d in zip(layers, start)]
+    stride = [tuple(b - a for a, b in zip(s, _position(layer))) for layer, s in zip(layers, start)]
     return _Chip(cim, layers, start, stride)
+
+
+def _position(layer) -> tuple[int, int]:
+    """Where a crossbar layer's random streams stand: read-noise draws, and the programming-noise sample (which
+    only layers that write per input, dynamic matmuls, advance at each forward)."""
+    return layer.tile.rng.draws, int(layer.tile.program_index)
+
+
+def _seek(layer, start: tuple[int, int], stride: tuple[int, int], batch: int) -> None:
+    """Put a layer's streams where the forward of test batch ``batch`` finds them in a serial run."""
+    layer.tile.rng.draws = start[0] + batch * stride[0]
+    if stride[1]:
+        layer.tile.program_index.fill_(start[1] + batch * stride[1])
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -234,8 +251,8 @@ def _run_batches(chip: _Chip, x: torch.Tensor, first_batch: int, batch_size: int
     with torch.no_grad():
         for i, a in enumerate(starts):
             b = first_batch + i
-            for layer, d, s in zip(chip.layers, chip.start, chip.stride):
-                layer.tile.rng.draws = d + b * s
+            for layer, start, stride in zip(chip.layers, chip.start, chip.stride):
+                _seek(layer, start, stride, b)
             xb = x[a:a + batch_size]
             logits = chip.model(xb.to(device))
             _check_logits(logits, len(xb))
