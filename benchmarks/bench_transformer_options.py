@@ -7,11 +7,18 @@ same inputs. Issue 14 quotes, for the same layer set up the same way in Sandia's
 before these options: 0.21 (ReLU) and 0.48 (signed) with offset-mapped weights, 0.19 with sign-magnitude
 inputs, 0.17 / 0.05 with differential weights, 0.09 / 0.11 with ranges per input bit, 0.01 without ADC.
 
-Run: python benchmarks/bench_transformer_options.py
+Then (``--minilm``; needs the transformers extra) MiniLM-L6 end to end: cosine of the mean-pooled embeddings of
+8 sentences to float, after ``calibrate`` on the same tokenizer batch, noise on, for presets and options, with
+the 12 dynamic matmuls (Q K^T, A V) digital or on crossbars rewritten per input (``routing: {matmul:
+crossbar}``), next to the energy of MiniLM-L6 at 128 tokens for the same spec.
+
+Run: python benchmarks/bench_transformer_options.py [--minilm]
 """
 
 from __future__ import annotations
 
+import argparse
+import time
 import warnings
 
 import torch
@@ -41,7 +48,48 @@ def rel_err(spec: ck.HardwareSpec, layer: nn.Module, x: torch.Tensor) -> float:
     return float((y - ref).norm() / ref.norm())
 
 
+SENTENCES = ["the movie was great fun", "I hated every minute of it", "a quiet film about loss",
+             "what a waste of time", "the weather is lovely today", "he never called back", "best pizza in town",
+             "I am so tired of this"]
+MINILM_CHIPS = {  # name: (preset, changes)
+    "pcm": ("pcm", {}),
+    "rram-22nm": ("rram-22nm", {}),
+    "rram-22nm, sign-magnitude, per-bit": ("rram-22nm", {"periphery.signed_inputs": "sign_magnitude",
+                                                         "periphery.adc_range_per_input_bit": True}),
+    "rram-22nm, differential, sign-magnitude, per-bit": (
+        "rram-22nm", {"periphery.signed_inputs": "sign_magnitude", "periphery.adc_range_per_input_bit": True,
+                      "array.signed_mapping": "differential"}),
+}
+
+
+def minilm() -> None:
+    from cimkit.text import load_minilm
+
+    tok, bert = load_minilm()
+    batch = tok(SENTENCES, padding=True, return_tensors="pt")
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+
+    def pooled(model):
+        with torch.no_grad():
+            return (model(**batch).last_hidden_state * mask).sum(1) / mask.sum(1)
+
+    ref = pooled(bert)
+    wl = ck.zoo.workload("minilm-l6", seq_len=128)
+    print(f"\n{'MiniLM-L6 chip':50} {'attention':>9} {'cosine':>7} {'uJ':>7} {'s':>5}")
+    for name, (preset, changes) in MINILM_CHIPS.items():
+        for route in ({}, {"matmul": "crossbar"}):
+            t = time.time()
+            spec = ck.HardwareSpec.preset(preset).replace(routing=route, **changes)
+            chip = ck.calibrate(ck.convert(bert, spec, seed=0), [batch])
+            cos = float(torch.nn.functional.cosine_similarity(pooled(chip), ref).mean())
+            print(f"{name:50} {'arrays' if route else 'digital':>9} {cos:7.3f} "
+                  f"{ck.estimate(wl, spec).energy_j * 1e6:7.1f} {time.time() - t:5.0f}", flush=True)
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minilm", action="store_true", help="also MiniLM-L6 end to end on chips")
+    args = parser.parse_args()
     warnings.simplefilter("ignore")
     torch.manual_seed(0)
     layer = nn.Linear(512, 256)
@@ -59,6 +107,8 @@ def main() -> None:
             cost = f"{rep.energy_j * 1e6:10.1f} {rep.latency_s * 1e3:10.3f}"
         print(f"{name:40} {rel_err(spec, layer, x.relu()):6.3f} {rel_err(spec, layer, x):7.3f} {cost} "
               f"{spec.periphery.input_passes:7d}")
+    if args.minilm:
+        minilm()
 
 
 if __name__ == "__main__":
