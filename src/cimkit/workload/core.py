@@ -287,15 +287,33 @@ class Workload:
     # ---- constructors --------------------------------------------------------------------------
     @classmethod
     def from_torch(cls, model, input_shape: tuple[int, ...], name: str | None = None, *,
-                   unmapped: str = "error", tracer: str = "auto", input_dtype=None) -> "Workload":
+                   unmapped: str = "error", tracer="auto", input_dtype=None) -> "Workload":
         """Trace a PyTorch model on one all-zero input of ``input_shape`` (batch dim included; set to 1,
         costs are per inference; ``input_dtype`` e.g. ``torch.long`` for token ids).
 
-        ``tracer``: "fx" (torch.fx symbolic tracing with shape propagation), "eager" (runs the model
-        once and records every module and torch function call: handles data-dependent Python control
-        flow, e.g. Hugging Face models), "hooks" (forward hooks on modules only: misses functional ops),
-        or "auto" (fx, else eager with a warning). Every frontend dispatches through
-        ``cimkit.workload.registry``.
+        ``tracer``: "fx" (torch.fx symbolic tracing with shape propagation), "export" (``torch.export``,
+        non-strict: the ATen graph of the model on the example's shapes), "eager" (runs the model once and
+        records every module and torch function call: handles data-dependent Python control flow),
+        "hooks" (forward hooks on modules only: misses functional ops), "auto", or a fallback chain of
+        them tried in order, e.g. ``("export", "hooks")``. Every frontend dispatches through
+        ``cimkit.workload.registry``, so all give the same op for the same construct.
+
+        "auto" tries fx, then export, then eager, then hooks, and warns naming why each one before the one
+        used could not trace the model (torch's reason, first line, and the model's line where known): fx
+        first because its graph is exact for plain torch models and fastest; export next because it traces
+        what fx cannot (Hugging Face models: Python on shapes, tensor item assignment, model-output classes)
+        and sees every ATen op, without running the model; eager next because it handles control flow on
+        tensor values, which export refuses, though it records only the branches the all-zero input takes;
+        hooks last, when the recorder cannot run, with a warning listing the functional ops it misses
+        (e.g. "2 matmul (attention), 1 softmax"). A tracer given alone that cannot trace the model raises
+        an ``InputError`` with torch's reason.
+
+        Hugging Face models through export: sdpa attention (``F.scaled_dot_product_attention`` and its
+        fused CPU / flash variants) is its Q K^T and A V matmuls and a softmax; GPT-2's ``Conv1D``
+        (``addmm`` with a weight parameter) is a linear layer; embeddings are table lookups; ops are named
+        by module path (``encoder.layer.0.attention.self.query``). The sequence length is that of
+        ``input_shape``, e.g. ``(1, 128)`` with ``input_dtype=torch.long``; token ids longer than the model's
+        ``config.max_position_embeddings`` raise an ``InputError`` naming both.
 
         A layer holding weights that cimkit cannot map (LSTM/GRU/RNN, ConvTranspose, Conv3d, ...) raises
         an ``InputError`` naming it, unless ``unmapped="warn"``: then it is kept as an op of kind

@@ -219,7 +219,7 @@ class OpRule:
     """How one (kind, fn) is recognised by each frontend.
 
     ``handler`` says which frontend routine builds the op: "digital" (element-wise, softmax, norm, pool:
-    the generic shape rule ``digital_op``), "linear", "conv", "matmul", "einsum", "embedding",
+    the generic shape rule ``digital_op``), "linear", "conv", "matmul", "addmm", "einsum", "embedding",
     "attention" (a module or function expanded into several ops by ``expand``), "gemm" (ONNX).
     ``module_params(module)``, ``call_params(args, kwargs)`` (tensors given as ``Arg``) and
     ``onnx_params(attrs, inputs)`` return the rule's parameters, e.g. {"dim": -1} for a softmax or
@@ -522,6 +522,10 @@ def _builtin_rules() -> None:
                                                                "operator.matmul"),
                                   methods=("matmul", "bmm", "mm", "__matmul__", "__rmatmul__"), onnx=("MatMul",))),
         ("matmul", "einsum", dict(handler="einsum", functions=("torch.einsum",), onnx=("Einsum",))),
+        # bias + mat1 @ mat2 (GPT-2's Conv1D: addmm(bias, x, W) with W of in x out): the product as a matmul
+        # (a linear op where an operand is a parameter), the bias folded (a constant) or listed as an add
+        ("matmul", "addmm", dict(handler="addmm", functions=("torch.addmm", "torch.baddbmm"),
+                                 methods=("addmm", "baddbmm"))),
         ("matmul", "attention", dict(handler="attention", modules=(nn + "MultiheadAttention",),
                                      functions=(F + "scaled_dot_product_attention",), expand=attention.expand_attention)),
         ("matmul", "encoder_layer", dict(handler="attention", modules=(nn + "TransformerEncoderLayer",),

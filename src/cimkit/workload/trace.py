@@ -1,7 +1,8 @@
-"""PyTorch model -> Workload: torch.fx shape propagation, or an eager run that records module and torch
-function calls (a ``TorchFunctionMode`` plus forward hooks; the fallback when fx cannot trace, e.g. for
-Hugging Face models), or forward hooks on modules only. All three dispatch through the op registry
-(``cimkit.workload.registry``): a module, function or tensor method a rule names becomes that rule's op;
+"""PyTorch model -> Workload: torch.fx shape propagation, torch.export (``export_trace``: the ATen graph,
+for models fx cannot trace, e.g. Hugging Face models), an eager run that records module and torch
+function calls (a ``TorchFunctionMode`` plus forward hooks; for control flow on tensor values), or forward
+hooks on modules only ("auto" tries them in that order, see ``trace_torch``). All dispatch through the op
+registry (``cimkit.workload.registry``): a module, function or tensor method a rule names becomes that rule's op;
 data movement (view, reshape, cat, getitem, dropout, ...) is not an op; anything else that computes on
 an activation is kept as an "unmapped" op with its shapes.
 
@@ -28,6 +29,8 @@ import importlib
 import io
 import math
 import numbers
+import warnings
+from collections import Counter
 
 import torch
 from torch import nn
@@ -193,15 +196,51 @@ class _Ledger:
         return [(n, tuple(p.shape), p.numel()) for pid, (n, p) in self.params.items() if pid not in self.where]
 
 
-def trace_torch(model: nn.Module, input_shape, name: str, unmapped: str = "error", *, tracer: str = "auto",
+#: the tracers ``tracer`` names, and the order "auto" tries them in (see ``trace_torch``)
+_TRACERS = ("auto", "fx", "export", "eager", "hooks")
+AUTO_ORDER = ("fx", "export", "eager", "hooks")
+_LABELS = {"fx": "torch.fx", "export": "torch.export", "eager": "the eager recorder", "hooks": "forward hooks"}
+
+
+def _tracer_chain(tracer) -> tuple[str, ...]:
+    """The tracers to try, in order: one name, "auto" (``AUTO_ORDER``), or a sequence of distinct names (a
+    fallback chain, e.g. ("export", "hooks"))."""
+    if isinstance(tracer, str):
+        if tracer not in _TRACERS:
+            raise InputError(f"tracer = {short_repr(tracer)}: allowed values are {', '.join(_TRACERS)}, or a fallback "
+                             "chain of them tried in order, e.g. ('export', 'hooks')")
+        return AUTO_ORDER if tracer == "auto" else (tracer,)
+    names = tuple(tracer) if isinstance(tracer, (tuple, list)) else ()
+    if not names or any(not isinstance(t, str) or t not in AUTO_ORDER for t in names) or len(set(names)) != len(names):
+        raise InputError(f"tracer = {short_repr(tracer)}: give one of {', '.join(_TRACERS)}, or a fallback chain of "
+                         f"distinct tracers ({', '.join(AUTO_ORDER)}) tried in order, e.g. ('export', 'hooks')")
+    return names
+
+
+class _ForwardFailed(Exception):
+    """The model's forward raised on the example input (a run-based tracer's failure): ``cause`` is torch's error."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def trace_torch(model: nn.Module, input_shape, name: str, unmapped: str = "error", *, tracer="auto",
                 input_dtype=None) -> Workload:
     """The workload of ``model`` on one all-zero input of ``input_shape`` (batch dim set to 1; kept as
     given, with a warning, when the model holds a seq-first torch module, batch_first=False, whose dim 0
-    is the sequence, not the batch)."""
+    is the sequence, not the batch).
+
+    ``tracer`` is tried in order (one name, "auto" = fx, export, eager, hooks, or a sequence of names):
+    the first that traces the model gives the workload, with a warning naming why the ones before it could
+    not (torch's reason, first line); when the last one fails too, its failure is one ``InputError``. fx and
+    export trace symbolically; eager and hooks run the model, so a model that rejects the input fails both
+    the same way: that is reported as the model's error. After fx traced but its shape propagation failed
+    (the model rejects the input, or fx's proxies misled it), export is skipped when a run follows: the run
+    says which."""
     if not isinstance(model, nn.Module):
         raise InputError(f"from_torch expects a torch.nn.Module, got {type(model).__name__}")
-    if tracer not in _TRACERS:
-        raise InputError(f"tracer = {short_repr(tracer)}: allowed values are {', '.join(_TRACERS)}")
+    chain = _tracer_chain(tracer)
     given = _check_input_shape(input_shape)
     _refuse_converted(model, name)
     seq_first = _seq_first(model)
@@ -218,23 +257,80 @@ def trace_torch(model: nn.Module, input_shape, name: str, unmapped: str = "error
         example = torch.zeros(shape, device=device, dtype=input_dtype)
     except (RuntimeError, MemoryError, TypeError) as exc:
         raise InputError(f"{name}: cannot make an input of shape {shape} on {device}: {_reason(exc)}") from None
-    if tracer in ("eager", "hooks") or _Tables.get().leaf(model) is not None:  # a bare layer: one call
-        return _trace_eager(model, example, name, unmapped, given, functions=tracer != "hooks")
-    try:
-        gm = torch.fx.GraphModule(model, _Tracer().trace(model))
-    except Exception as exc:  # noqa: BLE001 - untraceable (data-dependent control flow): run it eagerly
-        if tracer == "fx":
-            raise InputError(f"{name}: torch.fx cannot trace the model: {_reason(exc)}; use tracer='eager'") from None
-        return _trace_eager(model, example, name, unmapped, given, why=exc)
-    try:
-        # ShapeProp prints the traceback of a failing node to stderr before it raises: keep that quiet
-        with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
-            ShapeProp(gm).propagate(example)
-    except Exception as exc:  # noqa: BLE001 - ShapeProp wraps the error; the eager run reports the model's own
-        if tracer == "fx":
-            raise _rejected(name, shape, exc.__cause__ or exc, given) from None
-        return _trace_eager(model, example, name, unmapped, given, why=exc.__cause__ or exc)
-    return _from_graph(model, gm, name, shape, unmapped)
+    _check_positions(model, shape, example.dtype, name, given)
+    if _Tables.get().leaf(model) is not None:  # a bare layer: one call
+        try:
+            return _finish(*_trace_eager(model, example, name, functions=chain[0] != "hooks"), unmapped)
+        except _ForwardFailed as exc:
+            raise _rejected(name, shape, exc.cause, given) from None
+    failed: list[tuple[str, str]] = []  # (tracer, torch's reason) of each tracer that could not trace the model
+    rejected: BaseException | None = None  # the model's own failure in the first run, reported if nothing works
+    skip_export = False
+    for i, t in enumerate(chain):
+        last = i == len(chain) - 1
+        if t == "fx":
+            try:
+                gm = torch.fx.GraphModule(model, _Tracer().trace(model))
+            except Exception as exc:  # noqa: BLE001 - untraceable (data-dependent control flow): the next tracer
+                if last:
+                    raise InputError(f"{name}: torch.fx cannot trace the model: {_reason(exc)}; use tracer='export', "
+                                     "'eager' or 'auto'") from None
+                failed.append(("fx", _reason(exc)))
+                continue
+            try:
+                # ShapeProp prints the traceback of a failing node to stderr before it raises: keep that quiet
+                with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
+                    ShapeProp(gm).propagate(example)
+            except Exception as exc:  # noqa: BLE001 - ShapeProp wraps the error; a run reports the model's own
+                cause = exc.__cause__ or exc
+                if last:
+                    raise _rejected(name, shape, cause, given) from None
+                failed.append(("fx", _reason(cause)))
+                skip_export = any(u in ("eager", "hooks") for u in chain[i + 1:])
+                continue
+            traced = _from_graph(model, gm, name, shape)
+        elif t == "export":
+            if skip_export:
+                continue
+            from .export_trace import ExportFailure, trace_export
+
+            try:
+                traced = trace_export(model, example, name)
+            except ExportFailure as exc:
+                if last:
+                    raise InputError(f"{name}: torch.export cannot trace the model: {exc.reason}; use tracer='eager' "
+                                     "(runs the model once, recording its module and torch function calls) or "
+                                     "'auto'") from None
+                failed.append(("export", exc.reason))
+                continue
+        else:
+            try:
+                traced = _trace_eager(model, example, name, functions=t == "eager")
+            except _ForwardFailed as exc:
+                rejected = rejected or exc.cause
+                if last:
+                    raise _rejected(name, shape, rejected, given) from None
+                failed.append((t, _reason(exc.cause)))
+                continue
+        if failed:  # before the unmapped policy's checks, which may raise
+            _warn_fallback(name, t, failed, model, example)
+        return _finish(*traced, unmapped)
+    raise AssertionError("unreachable: the last tracer returns or raises")  # pragma: no cover
+
+
+def _check_positions(model: nn.Module, shape: tuple, dtype, name: str, given: tuple) -> None:
+    """Token ids (an integer input of shape (batch, L)) longer than the positions of a Hugging Face model
+    (``config.max_position_embeddings`` of the model or a module in it): an ``InputError`` saying both."""
+    if dtype.is_floating_point or dtype.is_complex or len(shape) != 2:
+        return
+    for m in model.modules():
+        limit = getattr(getattr(m, "config", None), "max_position_embeddings", None)
+        if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+            if shape[-1] > limit:
+                raise InputError(f"{name}: a sequence of {shape[-1]} tokens (input_shape {tuple(given)}) is longer "
+                                 f"than the model's {limit} positions (config.max_position_embeddings = {limit}); give at "
+                                 f"most {limit} tokens")
+            return
 
 
 def _seq_first(model: nn.Module) -> str:
@@ -268,9 +364,51 @@ def _refuse_converted(model: nn.Module, name: str) -> None:
                              "holds its weights in buffers that the cost model cannot read)")
 
 
-def _warn_fallback(name: str, exc: BaseException) -> None:
-    warn_caller(f"torch.fx could not trace {name} ({_reason(exc)}); ran the model once on an all-zero example input "
-                "instead, recording its module and torch function calls (only the branches that input takes)")
+def _warn_fallback(name: str, used: str, failed: list[tuple[str, str]], model: nn.Module,
+                   example: torch.Tensor) -> None:
+    """One warning: why each tracer before ``used`` could not trace the model, and what ``used`` gives instead."""
+    why = f"{_LABELS[failed[0][0]]} could not trace {name} ({failed[0][1]})"
+    why += "".join(f", nor could {_LABELS[t]} ({reason})" for t, reason in failed[1:])
+    if used == "export":
+        how = (f"traced it with torch.export instead (shapes and Python branches are those of the all-zero example "
+               f"input of shape {tuple(example.shape)})")
+    elif used == "eager":
+        how = ("ran the model once on an all-zero example input instead, recording its module and torch function "
+               "calls (only the branches that input takes)")
+    elif used == "hooks":
+        how = (f"fell back to forward hooks, which see module calls only: {_missed_by_hooks(model, example, failed)} "
+               "are not module calls and are missing from the workload")
+    else:
+        how = f"traced it with {_LABELS[used]} instead"
+    warn_caller(f"{why}; {how}")
+
+
+def _missed_by_hooks(model: nn.Module, example: torch.Tensor, failed: list[tuple[str, str]]) -> str:
+    """What forward hooks miss in ``model``: the (kind, fn) of the ops the eager recorder lists beyond those
+    hooks list, counted ('2 matmul (attention), 1 softmax'); where the eager recorder cannot run, the
+    functional calls in the forward code of the model's own modules, in general terms."""
+    if all(t != "eager" for t, _ in failed):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                eager, _ = _trace_eager(model, example, "", functions=True)
+                hooks, _ = _trace_eager(model, example, "", functions=False)
+        except Exception:  # noqa: BLE001 - the listing is a courtesy: fall back to the general terms
+            eager = hooks = None
+        if eager is not None:
+            seen = Counter((o.kind, o.fn) for o in hooks.ops)
+            missed = Counter((o.kind, o.fn) for o in eager.ops) - seen
+            if missed:
+                text = ", ".join(f"{n} {fn or kind}" + (" (attention)" if kind == "matmul" and fn == "matmul" else "")
+                                 for (kind, fn), n in missed.most_common())
+                return f"{text} (what tracer='eager' records)"
+    tables = _Tables.get()
+    own = [f"'{label}' ({type(m).__name__})" if label else f"the model ({type(m).__name__})"
+           for label, m in model.named_modules()
+           if tables.leaf(m) is None and not isinstance(m, (nn.Sequential, nn.ModuleList, nn.ModuleDict))]
+    where = ", ".join(own[:4]) + (f" and {len(own) - 4} more" if len(own) > 4 else "")
+    return ("the functional calls (F.linear on bare parameters, matmul / @ (attention), softmax, einsum, residual "
+            f"adds, F.* activations) in the forward code of {where or 'the model'}")
 
 
 class _Val:
@@ -378,8 +516,7 @@ class _Builder:
             return False  # computed from parameters, buffers and literals only: a constant
         data = method in registry.DATA_METHODS if method is not None else target in self.tables.data_functions
         if rule is None and data:
-            self.ledger.mark(held, "digital")
-            return True
+            return self.data(args, kwargs)
         x = acts[0].shape
         if rule is None:
             name = method or getattr(target, "__name__", str(target))
@@ -397,6 +534,8 @@ class _Builder:
             self.function_conv(label, args, kwargs, x, out_shape)
         elif handler == "matmul":
             self.matmul(label, [v for v in _vals(args)[:2]], out_shape)
+        elif handler == "addmm":
+            self.addmm(label, args, kwargs, out_shape)
         elif handler == "einsum":
             self.einsum(label, args, out_shape)
         elif handler == "attention":
@@ -417,6 +556,27 @@ class _Builder:
             params = rule.call_params(args, kwargs) if rule.call_params else {}
             self.ops.append(digital_op(label, rule, x, out_shape, params))
         return True
+
+    def data(self, args, kwargs) -> bool:
+        """A call that only moves data (view, cat, getitem, dropout, ...): no op; returns whether its output is
+        an activation (False: computed from parameters, buffers and literals only, a constant)."""
+        vals = _vals(args) + _vals(kwargs)
+        if all(v.const for v in vals):
+            return False
+        self.ledger.mark([p for v in vals for p in v.params], "digital")
+        return True
+
+    def addmm(self, label: str, args, kwargs, out_shape) -> None:
+        """bias + mat1 @ mat2 (torch.addmm, torch.baddbmm): the product as ``matmul`` does it (a linear op
+        when an operand is a parameter: GPT-2's Conv1D), the bias folded when constant, else an add."""
+        bias = _get(args, kwargs, 0, "input")
+        operands = [_get(args, kwargs, 1, "mat1", kwargs.get("batch1")),
+                    _get(args, kwargs, 2, "mat2", kwargs.get("batch2"))]
+        self.matmul(label, [v for v in operands if isinstance(v, _Val)], out_shape)
+        if isinstance(bias, _Val) and not bias.const:
+            self.ops.append(digital_op(f"{label}.add", registry.OP_RULES.get("eltwise:add"), out_shape, out_shape))
+        elif isinstance(bias, _Val):
+            self.ledger.mark(bias.params, "digital")
 
     def embedding(self, label: str, args, kwargs, out_shape) -> bool:
         idx, table = _get(args, kwargs, 0, "input"), _get(args, kwargs, 1, "weight")
@@ -492,7 +652,9 @@ class _Builder:
             self.ops.append(matmul_op(label, g, m, k, n))
 
 
-def _from_graph(model: nn.Module, gm, name: str, shape: tuple[int, ...], policy: str) -> Workload:
+def _from_graph(model: nn.Module, gm, name: str, shape: tuple[int, ...]) -> tuple[Workload, _Ledger]:
+    """The ops of an fx graph with propagated shapes, and where the model's parameters went (``_finish``
+    checks them)."""
     modules = dict(gm.named_modules())
     b = _Builder(model)
     vals: dict = {}  # node -> _Val (tensors) ; non-tensor nodes are absent
@@ -537,7 +699,7 @@ def _from_graph(model: nn.Module, gm, name: str, shape: tuple[int, ...], policy:
         if meta is not None and hasattr(meta, "shape"):  # a tensor (a size or a Python number gets no _Val)
             vals[node] = _Val(tuple(meta.shape), not active, [] if active else [p for v in inputs for p in v.params],
                               node)
-    return _finish(Workload(name, tuple(shape), b.ops), b.ledger, policy)
+    return Workload(name, tuple(shape), b.ops), b.ledger
 
 
 def _finish(wl: Workload, ledger: _Ledger, policy: str) -> Workload:
@@ -649,10 +811,11 @@ class _Recorder(TorchFunctionMode):
         self.mark_output(out, True, [])
 
 
-def _trace_eager(model: nn.Module, example: torch.Tensor, name: str, policy: str, given: tuple, *,
-                 functions: bool = True, why: BaseException | None = None) -> Workload:
+def _trace_eager(model: nn.Module, example: torch.Tensor, name: str, *,
+                 functions: bool = True) -> tuple[Workload, _Ledger]:
     """Run the model once on ``example``, recording leaf modules by forward hooks and (``functions``)
-    torch function calls by a ``TorchFunctionMode``. A forward that fails is one ``InputError``."""
+    torch function calls by a ``TorchFunctionMode``: the ops and where the model's parameters went
+    (``_finish`` checks them). A forward that fails raises ``_ForwardFailed``."""
     b = _Builder(model)
     rec = _Recorder(model, b, functions)
     x = rec.val(example)
@@ -676,12 +839,10 @@ def _trace_eager(model: nn.Module, example: torch.Tensor, name: str, policy: str
             else:
                 model(example)
     except Exception as exc:  # noqa: BLE001 - any failure of the user's forward is reported as one error
-        raise _rejected(name, tuple(example.shape), exc, given) from None
+        raise _ForwardFailed(exc) from None
     finally:
         for h in handles:
             h.remove()
-    if why is not None:
-        _warn_fallback(name, why)
     for label, m, own in held_by_hooks:
         b.unmap(label, type(m).__name__, own)
-    return _finish(Workload(name, tuple(example.shape), b.ops), b.ledger, policy)
+    return Workload(name, tuple(example.shape), b.ops), b.ledger
