@@ -256,3 +256,24 @@ def test_a_deep_copy_runs_its_own_sites():
         a, b = cim(x_in()), twin(x_in())
     assert torch.equal(a, b)  # the same chip in the same state
     assert cim.cim_dynamic.calls == 2 and twin.cim_dynamic.calls == 2  # each counted its own products
+
+
+def test_baddbmm_runs_on_arrays_and_einsum_warns_that_it_stays_digital():
+    class Scores(nn.Module):
+        def forward(self, q, k):
+            bias = torch.ones(q.shape[0], q.shape[1], k.shape[1])
+            return torch.baddbmm(bias, q, k.transpose(1, 2), beta=0.5, alpha=0.25)
+
+    class Einsum(nn.Module):
+        def forward(self, q, k):
+            return torch.einsum("bld,bmd->blm", q, k)
+
+    q, k = torch.randn(3, 5, 8), torch.randn(3, 6, 8)
+    cim = convert(Scores(), spec())
+    with torch.no_grad():
+        torch.testing.assert_close(cim(q, k), Scores()(q, k), rtol=1e-5, atol=1e-5)
+    assert cim.cim_dynamic.calls == 1
+    cim = convert(Einsum(), spec())
+    with pytest.warns(UserWarning, match=r"torch.einsum multiplies two activations.*stays digital"):
+        cim(q, k)
+    assert cim.cim_dynamic.calls == 0

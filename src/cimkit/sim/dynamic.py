@@ -7,11 +7,12 @@ matrix per batch element and head, with the programming noise, stuck cells and w
 programmed layer, and drives ``A`` (Q, the attention probabilities) through the DAC, read noise and ADCs of
 the spec's periphery. Each write draws the next programming-noise sample, as writing the arrays anew would.
 
-The products are found while the model runs (``convert`` enters ``dynamic_matmuls`` around every forward):
-``torch.matmul`` / ``@`` / ``torch.bmm`` between two tensors that are not parameters, and
-``F.scaled_dot_product_attention``, expanded into its two products around a softmax (which the digital
+The products are found while the model runs (``convert`` enters a function mode around every forward):
+``torch.matmul`` / ``@`` / ``torch.bmm`` / ``torch.baddbmm`` between two tensors that are not parameters,
+and ``F.scaled_dot_product_attention``, expanded into its two products around a softmax (which the digital
 unit's integer softmax then computes when the spec asks for one). Products inside crossbar layers and
-products with a parameter operand (weights the converter left digital) are left alone.
+products with a parameter operand (weights the converter left digital) are left alone; ``torch.einsum`` and
+``torch.tensordot`` between two activations stay digital, with a warning that says so.
 
 Each call site is a ``CIMDynamicMatmul`` layer, named by the module that makes the call and its call
 index in that module's forward (``encoder.layer.0.attention.self.matmul0``), created at the first forward
@@ -23,6 +24,7 @@ hooks reach it, and its random streams are seeded from the model seed and its na
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -39,7 +41,9 @@ from .tile import CrossbarTile
 
 _MATMUL = {torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__}
 _BMM = {torch.bmm, torch.Tensor.bmm}
+_BADDBMM = {torch.baddbmm, torch.Tensor.baddbmm}
 _SDPA = {F.scaled_dot_product_attention}
+_UNSEEN = {torch.einsum: "torch.einsum", torch.tensordot: "torch.tensordot"}  # products not taken to arrays
 
 
 def routes_matmul_to_crossbar(spec: HardwareSpec) -> bool:
@@ -248,6 +252,16 @@ class _DynamicMatmulMode(TorchFunctionMode):
                 if len(args) == 2 and not kwargs and _is_activation(args[0]) and _is_activation(args[1]) \
                         and (func not in _BMM or args[0].dim() == 3):
                     return self._product(*args)
+            elif func in _BADDBMM:  # beta * input + alpha * (b1 @ b2)
+                names = ("input", "batch1", "batch2", "beta", "alpha")
+                bound = {**dict(zip(names, args)), **kwargs}
+                if set(bound) <= set(names) and _is_activation(bound["batch1"]) and _is_activation(bound["batch2"]):
+                    product = self._product(bound["batch1"], bound["batch2"]) * bound.get("alpha", 1)
+                    return bound.get("beta", 1) * bound["input"] + product
+            elif func in _UNSEEN:
+                operands = [a for a in (args[1:] if func is torch.einsum else args[:2]) if isinstance(a, torch.Tensor)]
+                if len(operands) >= 2 and all(_is_activation(t) for t in operands):
+                    self.model.warn_unseen(_UNSEEN[func])
             elif func in _SDPA:
                 q, k, v = args[:3]
                 if all(_is_activation(t) for t in (q, k, v)):
@@ -265,6 +279,16 @@ class _Tracked:
         self.path: list[str] = [""]
         self.counts: dict[str, int] = {}
         self.inside_layer = 0
+        self.warned: set[str] = set()
+
+    def warn_unseen(self, what: str) -> None:
+        """Say once per function that a product of two activations it computes stays digital."""
+        if what not in self.warned:
+            self.warned.add(what)
+            where = self.path[-1] or "the model"
+            warnings.warn(f"{where}: {what} multiplies two activations; cimkit runs dynamic matmuls on crossbars "
+                          f"only through torch.matmul, @, torch.bmm, torch.baddbmm and "
+                          f"F.scaled_dot_product_attention, so this product stays digital", stacklevel=3)
 
     def mode(self) -> "_DynamicMatmulMode":
         """The function mode for one forward of the model (call counts start anew)."""
