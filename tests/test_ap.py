@@ -1,5 +1,5 @@
 """cimkit.ap: the bit-level associative processor, its arithmetic, the softmax program (bit for bit equal to
-softmax_codes) and its pricing."""
+softmax_codes, for the default kernel and for narrower ones such as LOW_PRECISION) and its pricing."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from cimkit.ap import AP, ap_softmax_codes
 from cimkit.ap import arith as A
 from cimkit.ap.cost import ap_softmax_cost, gpu_softmax_roofline, price_passes
 from cimkit.errors import InputError
-from cimkit.ops.intsoftmax import DEFAULT_EXP, IBERT_EXP, softmax_codes
+from cimkit.ops.intsoftmax import (DEFAULT_EXP, IBERT_EXP, LOW_PRECISION, WIDE, SoftmaxWidths, int_softmax,
+                                   softmax_codes, softmax_error_bound)
 
 
 def _ap(values: dict, rows: int, groups: int = 1):
@@ -144,3 +145,79 @@ def test_bad_input_is_refused():
         gpu_softmax_roofline(128, 12, "h100")
     with pytest.raises(InputError, match="seq_len = 0"):
         ap_softmax_cost(0, 12)
+
+
+# ---- narrower kernels (issue 14, point 5: SoftmAP's low-precision softmax) ----------------------------------
+NARROW = [(8, 8, IBERT_EXP, LOW_PRECISION), (8, 8, DEFAULT_EXP, LOW_PRECISION),
+          (12, 6, IBERT_EXP, SoftmaxWidths(frac_bits=8, exp_bits=12, table_bits=6, mult_bits=12, name="8/12")),
+          (8, 4, DEFAULT_EXP, SoftmaxWidths(frac_bits=16, exp_bits=20, table_bits=16, name="16/20, widest mult"))]
+
+
+@pytest.mark.parametrize("ib, ob, exp, widths", NARROW)
+def test_narrow_kernels_run_on_the_ap_bit_for_bit(ib, ob, exp, widths):
+    g = torch.Generator().manual_seed(ib * 10 + ob)
+    q = torch.randint(-(1 << (ib - 1)), 1 << (ib - 1), (2, 30), generator=g)
+    q[1, 3:7] = q[1, 0]  # ties
+    for s in (8.0 / ((1 << (ib - 1)) - 1), 0.05, 0.7):
+        r = ap_softmax_codes(q, s, input_bits=ib, output_bits=ob, exp=exp, widths=widths, tile_rows=16)
+        ref = softmax_codes(q, s, output_bits=ob, exp=exp, widths=widths)
+        assert torch.equal(r.codes, ref) and bool((ref.sum(-1) == 1 << ob).all())
+        assert r.widths["e"] <= widths.exp_bits + 1 and r.widths["f"] == widths.frac_bits
+    ref = softmax_codes(q, 0.05, output_bits=ob, exp=exp, widths=widths)
+    assert torch.equal(int_softmax(q.double() * 0.05, input_bits=ib, output_bits=ob, input_scale=0.05, exp=exp,
+                                   widths=widths), ref.double() * 2.0 ** -ob)
+
+
+def test_the_default_kernel_is_the_wide_one_and_narrow_kernels_differ():
+    g = torch.Generator().manual_seed(9)
+    q = torch.randint(-32768, 32768, (8, 100), generator=g)
+    assert torch.equal(softmax_codes(q, 1e-3, output_bits=16), softmax_codes(q, 1e-3, output_bits=16, widths=WIDE))
+    assert not torch.equal(softmax_codes(q, 1e-3, output_bits=16),
+                           softmax_codes(q, 1e-3, output_bits=16, widths=LOW_PRECISION))
+    assert WIDE == SoftmaxWidths() and (WIDE.frac_bits, WIDE.exp_bits, WIDE.table_bits) == (30, 38, 30)
+
+
+@pytest.mark.parametrize("L", [16, 300])
+def test_the_low_precision_kernel_error_against_float_softmax_is_measured_within_its_bound(L):
+    x = torch.randn(32, L, generator=torch.Generator().manual_seed(L), dtype=torch.float64) * 2.0
+    s = float(x.abs().max()) / 127
+    y = int_softmax(x, input_bits=8, output_bits=8, exp=IBERT_EXP, widths=LOW_PRECISION)
+    ref = torch.softmax(x, -1)
+    err = float((y - ref).abs().max())
+    bound = softmax_error_bound(8, L, exp=IBERT_EXP, widths=LOW_PRECISION, input_scale=s)
+    assert err <= bound
+    # the kernel alone (against softmax of the 8-bit scores) stays near one 8-bit output step
+    q = torch.clamp(torch.round(x / s), -128, 127)
+    assert float((y - torch.softmax(q * s, -1)).abs().max()) < 1.5 * 2.0 ** -8
+
+
+def test_narrow_kernels_take_fewer_passes_and_cost_less():
+    wide = ap_softmax_cost(256, 2, input_bits=8, output_bits=8, exp=IBERT_EXP)
+    low = ap_softmax_cost(256, 2, input_bits=8, output_bits=8, exp=IBERT_EXP, widths=LOW_PRECISION)
+    assert low.passes < wide.passes / 3 and low.columns < wide.columns / 2
+    assert low.energy_j < wide.energy_j / 3 and low.latency_s < wide.latency_s / 3 and low.area_mm2 < wide.area_mm2
+    assert sum(sum(v) for v in low.steps.values()) == low.passes
+    assert set(low.breakdown_j) == {"compare", "write", "load/unload", "tag count"}
+    assert low.energy_j == pytest.approx(sum(low.breakdown_j.values()))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(frac_bits=3), "frac_bits = 3 .* 4..30"),
+    (dict(exp_bits=39), "exp_bits = 39 .* 2..38"),
+    (dict(frac_bits=10, table_bits=10, exp_bits=20), "exp_bits = 20 .* below table_bits \\+ frac_bits = 20"),
+    (dict(frac_bits=10, exp_bits=16, table_bits=10, mult_bits=12), "mult_bits = 12 .* from .* = 15 .* to 30"),
+    (dict(mult_bits=31), "mult_bits = 31"),
+])
+def test_bad_widths_are_refused_naming_the_field(kwargs, match):
+    with pytest.raises(InputError, match=match):
+        SoftmaxWidths(**kwargs)
+
+
+def test_bad_widths_arguments_are_refused():
+    q = torch.zeros(4, dtype=torch.int64)
+    with pytest.raises(InputError, match="widths = 'low' is not allowed; give a SoftmaxWidths"):
+        softmax_codes(q, 0.1, widths="low")
+    with pytest.raises(InputError, match="widths = 'low'"):
+        ap_softmax_codes(q, 0.1, widths="low")
+    with pytest.raises(InputError, match="64 segments, more than 2\\*\\*frac_bits = 2\\*\\*4"):
+        softmax_codes(q, 0.1, widths=SoftmaxWidths(frac_bits=4, exp_bits=8, table_bits=8))

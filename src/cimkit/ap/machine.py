@@ -87,7 +87,8 @@ class AP:
         self.stats = PassStats()
         self._write_bits = torch.zeros((), dtype=torch.int64)  # summed lazily (no sync per write)
         self._step = "other"
-        self.carry = self.alloc(1, clear=True)[0]  # scratch carry/borrow column, kept at 0 between operations
+        with self.step("setup"):
+            self.carry = self.alloc(1, clear=True)[0]  # scratch carry/borrow column, kept at 0 between operations
 
     # ---- bookkeeping -------------------------------------------------------------------------------------
     @contextmanager

@@ -26,24 +26,29 @@ derived from value bounds of the parameters, never the int64 of the torch code; 
    set per key bit, whatever ``left`` is: no sort), then ``k = quotient + selected``.
 
 The row index (``ceil(log2 L)`` bits) is stored with the inputs (it breaks ties as ``softmax_codes`` does).
+
+``widths`` (``cimkit.ops.intsoftmax.SoftmaxWidths``) narrows the kernel (``LOW_PRECISION``): every field
+above is sized from it (30 and 38 in the steps above are ``widths.frac_bits`` and ``widths.exp_bits``),
+and the program stays equal to ``softmax_codes(..., widths=widths)`` bit for bit. With one segment (I-BERT's
+polynomial) the table holds the single entry ``2**table_bits``, so step 3's table lookup and multiply are a
+column relabeling (plus a rounding add when the exp has fewer fraction bits than the polynomial).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
 from ..errors import InputError, short_repr
 from ..ops.grid import check_int, check_scale
-from ..ops.intsoftmax import (DEFAULT_EXP, EXP_BITS, INPUT_BITS, INPUT_BITS_WHY, LOG2_FRAC_BITS, MAX_ROW,
-                              OUTPUT_BITS, OUTPUT_BITS_WHY, _POLY_BITS, _TABLE_BITS, ExpPoly, _exp_constants,
-                              _exp_fraction_raw, _log2_step)
+from ..ops.intsoftmax import (DEFAULT_EXP, INPUT_BITS, INPUT_BITS_WHY, MAX_ROW, OUTPUT_BITS, OUTPUT_BITS_WHY, WIDE,
+                              ExpPoly, SoftmaxWidths, _check_widths, _exp_constants, _exp_fraction_raw, _log2_step)
 from . import arith as A
+from . import figures as _F
 from .machine import AP, PassStats
 
-TILE_ROWS = 256  #: rows per AP array by default (assumption: the 256-row arrays of CAMSHAP/X-TIME, acam.md)
+TILE_ROWS = _F.TILE_ROWS  #: rows per AP array by default (the 256-row arrays of CAMSHAP/X-TIME, acam.md)
 
 
 @dataclass
@@ -77,11 +82,14 @@ def _check_codes(fn: str, q, bits: int) -> torch.Tensor:
 
 
 def ap_softmax_codes(q: torch.Tensor, scale: float, *, input_bits: int = 16, output_bits: int = 8,
-                     exp: ExpPoly = DEFAULT_EXP, tile_rows: int = TILE_ROWS) -> APSoftmaxResult:
+                     exp: ExpPoly = DEFAULT_EXP, tile_rows: int = TILE_ROWS,
+                     widths: SoftmaxWidths = WIDE) -> APSoftmaxResult:
     """Run the softmax program on an AP holding ``q`` (int64 signed ``input_bits`` codes on the grid of
     step ``scale``; one row (L,) or rows (G, L), softmax along the last dim). ``codes`` equals
-    ``softmax_codes(q, scale, output_bits=output_bits, exp=exp)`` exactly (tests/test_ap.py)."""
+    ``softmax_codes(q, scale, output_bits=output_bits, exp=exp, widths=widths)`` exactly (tests/test_ap.py)."""
     fn = "ap_softmax_codes"
+    widths = _check_widths(fn, widths)
+    F, E, T = widths.frac_bits, widths.exp_bits, widths.table_bits
     ib = check_int(fn, "input_bits", input_bits, *INPUT_BITS, INPUT_BITS_WHY)
     ob = check_int(fn, "output_bits", output_bits, *OUTPUT_BITS, OUTPUT_BITS_WHY)
     tile_rows = check_int(fn, "tile_rows", tile_rows, 1, 1 << 20, "rows of one AP array")
@@ -114,7 +122,7 @@ def ap_softmax_codes(q: torch.Tensor, scale: float, *, input_bits: int = 16, out
     n, n_max = n_full[:ib], (1 << ib) - 1
     W["n = max - q"] = ib
 
-    mult, shift, n_clip = _log2_step(s)
+    mult, shift, n_clip = _log2_step(s, widths)
     with ap.step("range reduction"):
         if n_clip < n_max:
             flag = ap.alloc(1)[0]
@@ -124,8 +132,8 @@ def ap_softmax_codes(q: torch.Tensor, scale: float, *, input_bits: int = 16, out
             n, n_max = n[:n_clip.bit_length()], n_clip
         prod, p_max = A.mul_const(ap, n, n_max, mult)
     u, u_max = prod[shift:], p_max >> shift
-    f = A._pad(u, LOG2_FRAC_BITS)
-    z, z_max = u[LOG2_FRAC_BITS:], u_max >> LOG2_FRAC_BITS
+    f = A._pad(u, F)
+    z, z_max = u[F:], u_max >> F
     if z_max > 62:  # softmax_codes clamps z at 62
         with ap.step("range reduction"):
             flag = ap.alloc(1)[0]
@@ -134,9 +142,9 @@ def ap_softmax_codes(q: torch.Tensor, scale: float, *, input_bits: int = 16, out
             ap.write(z, 62)
         z_max = 62
     z = z[:max(1, z_max.bit_length())]
-    W["n * mult"], W["z"], W["f"] = len(prod), len(z), LOG2_FRAC_BITS
+    W["n * mult"], W["z"], W["f"] = len(prod), len(z), F
 
-    k = _exp_constants(exp)
+    k = _exp_constants(exp, widths)
     j, v = f[k.index_shift:], f[:k.index_shift]
     W["j (segment)"], W["v"] = len(j), len(v)
     with ap.step("exp polynomial"):
@@ -148,33 +156,44 @@ def ap_softmax_codes(q: torch.Tensor, scale: float, *, input_bits: int = 16, out
         ap.write(t, k.b_fp)
         A.add(ap, t, v, subtract=True)  # t = b_fp - v > 0
         tt, tt_max = A.mul(ap, t, k.b_fp, t, k.b_fp)
-        r = 1 << (LOG2_FRAC_BITS - 1)
+        r = 1 << (F - 1)
         tt = A.widen(ap, tt, (tt_max + r).bit_length())
         A.add_const(ap, tt, r)
-        s1, s1_max = tt[LOG2_FRAC_BITS:], (tt_max + r) >> LOG2_FRAC_BITS
+        s1, s1_max = tt[F:], (tt_max + r) >> F
         s2, s2_max = A.mul_const(ap, s1, s1_max, k.a_fp)
         s2 = A.widen(ap, s2, (s2_max + r).bit_length())
         A.add_const(ap, s2, r)
-        poly_max = ((s2_max + r) >> LOG2_FRAC_BITS) + k.c_fp
-        poly = A.widen(ap, s2[LOG2_FRAC_BITS:], LOG2_FRAC_BITS + poly_max.bit_length())[:poly_max.bit_length()]
+        poly_max = ((s2_max + r) >> F) + k.c_fp
+        poly = A.widen(ap, s2[F:], F + poly_max.bit_length())[:poly_max.bit_length()]
         A.add_const(ap, poly, k.c_fp)
     W["t"], W["t*t"], W["a*t^2"], W["poly"] = len(t), len(tt), len(s2), len(poly)
-    with ap.step("segment table"):
-        tb_max = max(k.table)
-        tb = A.lookup(ap, j, list(k.table), tb_max.bit_length())
-    with ap.step("exp polynomial"):
-        pr, pr_max = A.mul(ap, poly, poly_max, tb, tb_max)
-        sh = _TABLE_BITS + _POLY_BITS - EXP_BITS
-        r2 = 1 << (sh - 1)
-        pr = A.widen(ap, pr, (pr_max + r2).bit_length())
-        A.add_const(ap, pr, r2)
-        raw, raw_max = pr[sh:], (pr_max + r2) >> sh
-    W["table"], W["table*poly"], W["raw exp"] = len(tb), len(pr), len(raw)
+    sh = T + F - E  # table * poly has T + F fraction bits, the exp E
+    if exp.segments == 1:  # the table is the one entry 2**T: (poly 2**T + 2**(sh-1)) >> sh, without a multiply
+        with ap.step("exp polynomial"):
+            if sh > T:  # fewer exp than polynomial fraction bits: round poly by 2**(F - E)
+                r2 = 1 << (F - E - 1)
+                pr = A.widen(ap, poly, (poly_max + r2).bit_length())
+                A.add_const(ap, pr, r2)
+                raw, raw_max = pr[F - E:], (poly_max + r2) >> (F - E)
+            else:  # poly << (E - F) exactly (the rounding constant is below 2**sh): zero columns below it
+                raw, raw_max = ap.alloc(E - F) + tuple(poly), poly_max << (E - F)
+        W["table"], W["table*poly"], W["raw exp"] = 0, 0, len(raw)
+    else:
+        with ap.step("segment table"):
+            tb_max = max(k.table)
+            tb = A.lookup(ap, j, list(k.table), tb_max.bit_length())
+        with ap.step("exp polynomial"):
+            pr, pr_max = A.mul(ap, poly, poly_max, tb, tb_max)
+            r2 = 1 << (sh - 1)
+            pr = A.widen(ap, pr, (pr_max + r2).bit_length())
+            A.add_const(ap, pr, r2)
+            raw, raw_max = pr[sh:], (pr_max + r2) >> sh
+        W["table"], W["table*poly"], W["raw exp"] = len(tb), len(pr), len(raw)
 
     with ap.step("monotone floor"):
         seg = torch.arange(1, exp.segments + 1, dtype=torch.int64) << k.index_shift
         starts = _exp_fraction_raw(torch.cat([seg[:-1], seg.new_zeros(1)]), k,
-                                   torch.tensor(k.table, dtype=torch.int64))
+                                   torch.tensor(k.table, dtype=torch.int64), widths)
         floors = [int(x) for x in torch.cat([starts[:-1], starts[-1:] >> 1])]
         fl = A.lookup(ap, j, floors, max(1, max(floors).bit_length()))
         if len(fl) > len(raw):

@@ -10,8 +10,9 @@ quantities, (C, L) over configurations x layers for per-layer ones), in SI units
 A component is registered by name in ``COMPONENTS``; its name is its line in the report's breakdowns
 (``energy_breakdown_j``, ``area_breakdown_mm2``, ``latency_breakdown_s`` and the layers' ``energy_<name>_j``).
 The built-ins (``array``, ``drivers``, ``adc``, ``accumulation``, ``buffer``, ``interconnect``, ``digital``,
-``writes``) are the crossbar model of ``constants.py`` (NeuroSim-calibrated where it says so) and the
-digital unit (Horowitz's 45 nm figures, scaled). A plug-in::
+``writes``, ``ap``) are the crossbar model of ``constants.py`` (NeuroSim-calibrated where it says so), the
+digital unit (Horowitz's 45 nm figures, scaled) and the associative processor (``cimkit.ap.figures``). A
+plug-in::
 
     from cimkit.cost.components import COMPONENTS, Component
 
@@ -35,6 +36,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from ..ap import figures as APF
 from ..errors import InputError, short_repr
 from ..registry import Registry
 from . import constants as K
@@ -86,12 +88,16 @@ class Component:
       are ``ctx.events`` entries (``conversions``, ``cell_reads``, ...), their sum is the component's energy;
     - ``latency_per_event_s(ctx)`` -> {serial event name: s per event}: events that follow one another
       on a layer's critical path (``serial_reads``, ``adc_slots``, ``moved_words``, ``digital_cycles``...);
-    - ``leakage_w(ctx)`` -> (C,): static power while the chip runs.
+    - ``leakage_w(ctx)`` -> (C,): static power while the chip runs;
+    - ``networked``: its area lies within the span of the tiles' interconnect (H-tree or bus). False for a
+      unit beside it (the associative processor, fed from the global buffer with its loads priced by its own
+      model): its area neither lengthens the interconnect's wires nor sizes the interconnect's area.
     """
 
     name: str = ""
     unit: str = ""
     overhead: bool = False
+    networked: bool = True
 
     def area_mm2(self, ctx: Context):
         return 0.0
@@ -455,17 +461,32 @@ class Buffer(Component):
         return {"moved_words": ctx.cycle_s * K.BUFFER_CYCLES_PER_WORD}
 
 
+def off_network_area_mm2(ctx):
+    """Area (mm^2, (C,) or 0.0) of the registered components that are not ``networked`` (computed once per
+    pricing); 0.0 when there are none, so the interconnect's figures stay exactly those without them."""
+    if "off_network" not in ctx._scales:
+        area = 0.0
+        for name in COMPONENTS.names():
+            comp = COMPONENTS.get(name)
+            if not comp.networked and not comp.overhead:
+                area = area + check_figure(comp.name, "area_mm2", comp.area_mm2(ctx))
+        ctx._scales["off_network"] = area
+    return ctx._scales["off_network"]
+
+
 class Interconnect(Component):
-    """H-tree or bus: wire energy per bit and mm over half the chip edge, C_wire Vdd^2 (the wire's capacitance
-    per mm does not shrink with the node; NeuroSim uses 0.2 fF/um everywhere); area a fraction of the rest."""
+    """H-tree or bus: wire energy per bit and mm over half the edge of the networked chip (every component but
+    those beside the interconnect, ``Component.networked``), C_wire Vdd^2 (the wire's capacitance per mm does
+    not shrink with the node; NeuroSim uses 0.2 fF/um everywhere); area a fraction of the rest."""
 
     name, unit, overhead = "interconnect", "chip", True
 
     def area_mm2(self, ctx):
-        return ctx.core_area_mm2 * np.where(ctx.p["htree"][:, 0], K.HTREE_AREA_FRACTION, K.BUS_AREA_FRACTION)
+        networked = ctx.core_area_mm2 - off_network_area_mm2(ctx)
+        return networked * np.where(ctx.p["htree"][:, 0], K.HTREE_AREA_FRACTION, K.BUS_AREA_FRACTION)
 
     def energy_per_event_j(self, ctx):
-        hop_mm = (0.5 * np.sqrt(ctx.area_mm2))[:, None]
+        hop_mm = (0.5 * np.sqrt(ctx.area_mm2 - off_network_area_mm2(ctx)))[:, None]
         supply = (ctx.p["supply_v"] / K.NEUROSIM_SUPPLY_V) ** 2
         return {"moved_bits": K.WIRE_ENERGY_PJ_PER_BIT_MM * hop_mm * supply * 1e-12}
 
@@ -533,7 +554,32 @@ class Writes(Component):
         return {"rows_written": ctx.p["write_time_ns"] * 1e-9}
 
 
-for _c in (Array(), Drivers(), Adc(), Accumulation(), Buffer(), Digital(), Writes(), Interconnect()):
+# ---- the associative processor (spec.ap; cimkit.ap) ------------------------------------------------------
+class AssociativeProcessor(Component):
+    """The associative processor (unit ``ap``, spec section ``ap``): the events of the AP program each op
+    routed to it runs (``cimkit.ap.cost.softmax_events``, counted in ``events.count``) priced with the
+    section's figures through ``cimkit.ap.figures`` (the price list ``cimkit.ap.cost.ap_softmax_cost`` uses:
+    the same products). Latency: its cycles at ``ap.clock_hz``. Area: ``ap.words`` words of the widest
+    program's columns of ``ap.cell_area_um2`` cells, on a chip where some op runs on the AP; it lies beside
+    the tiles' interconnect (``networked`` False). Figures are not scaled with the node (the AP's own)."""
+
+    name, unit, networked = "ap", "ap", False
+
+    def area_mm2(self, ctx):
+        p = ctx.p
+        return APF.area_mm2(p["ap_words"][:, 0], ctx.events["ap_columns"], p["ap_cell_area_um2"][:, 0])
+
+    def energy_per_event_j(self, ctx):
+        p = ctx.p
+        return APF.energy_per_event_j(p["ap_compare_row_fj"], p["ap_compare_bit_fj"], p["ap_write_bit_fj"],
+                                      p["ap_count_fj_per_row"])
+
+    def latency_per_event_s(self, ctx):
+        return APF.latency_per_event_s(ctx.p["ap_clock_hz"])
+
+
+for _c in (Array(), Drivers(), Adc(), Accumulation(), Buffer(), Digital(), Writes(), Interconnect(),
+           AssociativeProcessor()):
     COMPONENTS.register(_c.name, _c)
 #: the breakdown lines that existed before components were plug-ins, in their report order
 BUILTIN = ("array", "drivers", "adc", "accumulation", "buffer", "interconnect", "digital")

@@ -28,7 +28,7 @@ OPS_CONVENTIONS = typing.get_args(OpsConvention)
 #: "unmapped" ops (no rule of the op registry matched them) are listed but not priced
 UNMAPPED = "unmapped"
 #: the units this cost model prices (their components are in cimkit.cost.components)
-PRICED_UNITS = ("crossbar", "digital")
+PRICED_UNITS = ("crossbar", "digital", "ap")
 
 
 def _check_ops(ops) -> str:
@@ -100,6 +100,16 @@ _SPEC_COLUMNS = (
     ("inferences_per_s", float, "chip.inferences_per_s", _or_zero),
     ("digital_lanes", float, "digital.lanes", None),
     ("digital_bits", float, "digital.data_bits", None),
+    ("ap_words", float, "ap.words", None),
+    ("ap_tile_rows", int, "ap.tile_rows", None),
+    ("ap_clock_hz", float, "ap.clock_hz", None),
+    ("ap_compare_row_fj", float, "ap.compare_row_energy_fj", None),
+    ("ap_compare_bit_fj", float, "ap.compare_bit_energy_fj", None),
+    ("ap_write_bit_fj", float, "ap.write_bit_energy_fj", None),
+    ("ap_count_fj_per_row", float, "ap.count_energy_fj_per_row", None),
+    ("ap_cell_area_um2", float, "ap.cell_area_um2", None),
+    ("ap_input_bits", int, "ap.input_bits", None),
+    ("ap_output_bits", int, "ap.output_bits", None),
 )
 _ROW = None
 
@@ -136,6 +146,8 @@ def _params(specs: Sequence[HardwareSpec]) -> dict[str, np.ndarray]:
     p["bus_bits"] = np.where(np.isnan(p["bus_bits"]), np.maximum(p["rows"] // 2, 1), p["bus_bits"])
     p["dac_mode"], p["dac_modes"] = _codes([s.periphery.dac_mode for s in specs])
     p["adc_type"], p["adc_types"] = _codes([s.chip.adc_type for s in specs])
+    p["ap_exp"], p["ap_exps"] = _codes([s.ap.exp_poly for s in specs])
+    p["ap_precision"], p["ap_precisions"] = _codes([s.ap.precision for s in specs])
     per_mode: dict = {}
     for s in specs:
         key = (s.periphery.dac_mode, s.periphery.input_bits)
@@ -370,8 +382,8 @@ def _fast_rows(ops, convention: str, info: dict, where: str) -> dict | None:
         "elements": zero_unmapped(np.where(weighted, 0.0, num[:, 5])), "weights": zero_unmapped(weights),
         "dynamic": np.array([k == "matmul" for k in kinds])[None, :], "macs": zero_unmapped(num[:, 4]),
         "prims": prim_rows, "activity": act[None, :], "activity_set": bool(given),
-        "ops": zero_unmapped(ops_count),
-        "names": np.array([op.name for op in ops]), "kinds": np.array(kinds),
+        "ops": zero_unmapped(ops_count), "reduce": zero_unmapped([op.reduce for op in ops]),
+        "names": np.array([op.name for op in ops]), "kinds": np.array(kinds), "fns": np.array([op.fn for op in ops]),
     }
 
 
@@ -408,13 +420,15 @@ def _checked_rows(ops, convention: str, info: dict, where: str) -> dict:
         "activity": np.array([np.nan if a is None else float(a) for a in activity])[None, :],
         "activity_set": any(a is not None for a in activity),
         "ops": row(lambda o: o.neurosim_ops() if convention == "neurosim" else 2 * o.macs),
+        "reduce": row(lambda o: o.reduce),
         "names": np.array([op.name for op in ops]), "kinds": np.array([op.kind for op in ops]),
+        "fns": np.array([str(getattr(op, "fn", "")) for op in ops]),
     }
 
 
 def _routing(workload: Workload, specs: Sequence[HardwareSpec], lw: dict) -> None:
     """The unit each op runs on, per spec (``HardwareSpec.unit_for``, resolved once per distinct routing):
-    ``lw["units"]`` (C, L) codes into ``lw["unit_names"]``, and the masks ``on_arrays`` / ``on_digital``."""
+    ``lw["units"]`` (C, L) codes into ``lw["unit_names"]``, and the masks ``on_arrays`` / ``on_digital`` / ``on_ap``."""
     kinds = lw["kinds"].tolist()
     distinct = list(dict.fromkeys(kinds))
     unit_names: list[str] = []
@@ -461,6 +475,7 @@ def _routing(workload: Workload, specs: Sequence[HardwareSpec], lw: dict) -> Non
     code = {u: i for i, u in enumerate(unit_names)}
     lw["on_arrays"] = units == code.get("crossbar", -1)
     lw["on_digital"] = units == code.get("digital", -1)
+    lw["on_ap"] = units == code.get("ap", -1)
 
 
 def _spec_list(specs) -> list[HardwareSpec]:

@@ -11,8 +11,13 @@ rows ``w`` (each (1, L): one column per op) and returns, per inference,
   ``cell_writes`` and ``rows_written`` (a dynamic matmul's operand written into arrays), and the serial
   counts latency is priced on: ``serial_reads`` (array reads one after another on one array copy),
   ``adc_slots`` (conversions one converter makes in turn), ``tree_steps`` (adder-tree stages over row tiles'
-  partial sums); ``array_reads`` (arrays read, each once per input pass);
-- per configuration, shape (C,): instance counts ``tiles``, ``chip_arrays``, ``adcs``, ``sram_kb``;
+  partial sums); ``array_reads`` (arrays read, each once per input pass); and the associative processor's
+  events (``cimkit.ap.figures.EVENTS``: ``ap_compare_rows``, ``ap_compare_row_bits``, ``ap_write_bits``,
+  ``ap_io_bits``, ``ap_count_rows``, ``ap_cycles``) of the ops routed to it, counted by simulating its
+  program once per distinct (program, row length, rows) (``cimkit.ap.cost.softmax_events``; torch is
+  imported only then);
+- per configuration, shape (C,): instance counts ``tiles``, ``chip_arrays``, ``adcs``, ``sram_kb``,
+  ``ap_columns`` (bit cells per word of the widest program on the AP, 0 when nothing runs there);
   ``feasible``, ``tiles_needed``; and per layer ``layer_arrays``, ``duplication``, ``on_arrays`` (the op
   runs on the crossbar unit) and ``rewritten`` (its arrays are rewritten per input).
 
@@ -23,6 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..ap import figures as APF
+from ..errors import InputError
 from ..mapping import arrays_for, ceil_div, cells_for, rows_per_tile_for, rows_written_per_array_for, slices_for
 from .components import DIGITAL_PRIMITIVES, PRIMITIVE_CYCLES
 
@@ -105,6 +112,8 @@ def count(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict:
     ev["digital_elements"] = np.where(on_digital, w["elements"], 0)  # elements the digital unit outputs
     ev["digital_macs"] = np.where(on_digital & w["dynamic"], w["macs"], 0)  # dynamic matmuls' MACs there
 
+    ev.update(ap_events(p, w))
+
     # cells written per inference: the matmul operand on its arrays, one row at a time per array, the
     # arrays in parallel; each of those cells is written once per inference
     ev["cell_writes"] = np.where(rewritten, cells_for(w["in_features"], w["out_features"], w["groups"], cpw), 0)
@@ -120,3 +129,52 @@ def count(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict:
         / (chip_arrays[:, 0] * p["rows"][:, 0] * p["cols"][:, 0]),
     )
     return ev
+
+
+#: op functions of kind "softmax" the AP's softmax program computes (softmin(x) = softmax(-x): the same passes
+#: with the max search and the subtraction mirrored); log_softmax needs a logarithm the program lacks
+AP_SOFTMAX_FNS = ("softmax", "softmin", "")
+
+
+def ap_events(p: dict, w: dict) -> dict:
+    """The associative processor's events per layer ((C, L), or (1, 1) zeros when no op runs on it) and
+    ``ap_columns`` (C,). An op on the AP (``w["on_ap"]``) of ``elements`` outputs in rows of ``reduce``
+    runs ``elements / reduce`` softmax rows of ``reduce`` scores through ``cimkit.ap.cost.softmax_events``,
+    with the program (input / output bits, exp polynomial, widths, tile rows, words) of each configuration's
+    ``ap`` section."""
+    on_ap = w.get("on_ap")
+    C = p["node_nm"].shape[0]
+    if on_ap is None or not on_ap.any():
+        return {**{e: np.zeros((1, 1)) for e in APF.EVENTS}, "ap_columns": np.zeros(C)}
+    from ..ap.cost import EXP_POLYS, PRECISIONS, softmax_events  # torch: only when an op runs on the AP
+
+    L = on_ap.shape[1]
+    on = np.broadcast_to(on_ap, (C, L))
+    out = {e: np.zeros((C, L)) for e in APF.EVENTS}
+    columns = np.zeros(C)
+    keys = np.concatenate([p["ap_input_bits"], p["ap_output_bits"], p["ap_exp"], p["ap_precision"],
+                           p["ap_tile_rows"], p["ap_words"]], axis=1).astype(np.int64)
+    programs, which = np.unique(keys, axis=0, return_inverse=True)
+    which = np.ravel(which)
+    for layer in np.flatnonzero(on.any(axis=0)):
+        name, fn = str(w["names"][layer]), str(w["fns"][layer])
+        reduce, elements = int(w["reduce"][0, layer]), float(w["elements"][0, layer])
+        if fn not in AP_SOFTMAX_FNS:
+            raise InputError(f"op '{name}' ({w['kinds'][layer]}, {fn}) is routed to the associative processor (unit "
+                             f"'ap'), whose program computes softmax (cimkit.ap.softmax); it has no {fn}: route "
+                             "softmax to 'digital' in spec.routing")
+        if reduce < 1 or elements % reduce:
+            raise InputError(f"op '{name}' ({w['kinds'][layer]}) is routed to the associative processor (unit 'ap') "
+                             f"with reduce = {reduce} and elements = {elements:g}; the AP needs the row length: reduce "
+                             "must be >= 1 and divide elements (softmax rows = elements / reduce)")
+        for i, (ib, ob, exp, prec, tile_rows, words) in enumerate(programs.tolist()):
+            rows = on[:, layer] & (which == i)
+            if not rows.any():
+                continue
+            ev = softmax_events(reduce, int(elements) // reduce, input_bits=ib, output_bits=ob,
+                                exp=EXP_POLYS[p["ap_exps"][exp]], widths=PRECISIONS[p["ap_precisions"][prec]],
+                                tile_rows=tile_rows, ap_rows=words)
+            for e in APF.EVENTS:
+                out[e][rows, layer] = ev.events[e]
+            columns[rows] = np.maximum(columns[rows], ev.columns)
+    return {**out, "ap_columns": columns}

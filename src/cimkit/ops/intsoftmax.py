@@ -21,6 +21,13 @@ Why fixed point in log2 units instead of I-BERT's integers "at the input scale":
 and ``b / s`` to integers, an error that grows with ``z`` and with ``s``; the multiplier form keeps the
 reduced argument within ``2**-30`` (log2 units) whatever the input scale, so that the only visible errors
 are the polynomial's and the output grid's.
+
+Internal widths: the defaults above (``WIDE``) are the kernel everything else is checked against. A
+``SoftmaxWidths`` passed as ``widths=`` narrows them (fraction bits of the reduced argument and the
+polynomial, the exp's output scale, the segment table's fraction bits, the range-reduction multiplier's
+bits) for low-precision studies such as SoftmAP's; ``LOW_PRECISION`` is one such kernel. Every function
+of the data path takes it, so a narrow kernel is still one exact integer reference (``cimkit.ap`` runs the
+same kernel bit for bit).
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from functools import lru_cache
 
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, short_repr
 from .fit import chebyshev_quadratic
 from .grid import check_dim, check_float_tensor, check_int, check_scale, out_dtype, to_grid
 from .intmath import fixed_step, shift_round
@@ -48,6 +55,80 @@ INPUT_BITS = (2, 32)
 INPUT_BITS_WHY = "row differences of 32-bit codes times a 30-bit multiplier stay below 2**63"
 OUTPUT_BITS = (1, 24)
 OUTPUT_BITS_WHY = "exp values of 38 bits shifted by the output bits stay below 2**62, and float32 holds k / 2**24"
+
+
+@dataclass(frozen=True)
+class SoftmaxWidths:
+    """Internal widths of the integer softmax kernel (all in bits). The defaults are the module's constants
+    (``WIDE``: every output of ``softmax_codes`` / ``int_softmax`` without ``widths`` is this kernel's).
+
+    ``frac_bits``: fraction bits of the reduced argument ``-x / ln2`` and of the polynomial's value
+    (``LOG2_FRAC_BITS``), 4..30; ``exp_bits``: the exp's output scale, ``exp(0) = 2**exp_bits``
+    (``EXP_BITS``), 2..38 and below ``table_bits + frac_bits``; ``table_bits``: fraction bits of the segment
+    table ``2**(-j / segments)``, 1..30; ``mult_bits``: bits of the range-reduction multiplier, None for the
+    widest that keeps ``n * mult`` in int64 (``intmath.fixed_step``), else ``frac_bits +
+    bit_length(exp_bits + 2)``..30 (its relative error is below ``2**-mult_bits``). ``name``: a label."""
+
+    frac_bits: int = LOG2_FRAC_BITS
+    exp_bits: int = EXP_BITS
+    table_bits: int = _TABLE_BITS
+    mult_bits: int | None = None
+    name: str = "wide"
+
+    def __post_init__(self) -> None:
+        fn = "SoftmaxWidths"
+        for field_name, lo, hi, why in (
+                ("frac_bits", 4, LOG2_FRAC_BITS, "t * t of the polynomial stays below 2**62"),
+                ("exp_bits", 2, EXP_BITS, "E * 2**output_bits stays below 2**62"),
+                ("table_bits", 1, _TABLE_BITS, "table * polynomial stays below 2**62")):
+            check_int(fn, field_name, getattr(self, field_name), lo, hi, why)
+        if self.exp_bits >= self.table_bits + self.frac_bits:
+            raise InputError(f"{fn}: exp_bits = {self.exp_bits} is not allowed with table_bits = {self.table_bits} and "
+                             f"frac_bits = {self.frac_bits}; exp_bits must be below table_bits + frac_bits = "
+                             f"{self.table_bits + self.frac_bits} (table * polynomial is rounded down onto the exp's scale)")
+        if self.mult_bits is not None:
+            lo = self.frac_bits + (self.exp_bits + 2).bit_length()
+            check_int(fn, "mult_bits", self.mult_bits, lo, 30,
+                      f"None, or from frac_bits + bit_length(exp_bits + 2) = {lo} (the step times the multiplier "
+                      f"needs no left shift) to 30 (n * mult stays below 2**63)")
+
+
+#: the default kernel: the module's constants (30 fraction bits, exp(0) = 2**38, 30-bit table, widest multiplier)
+WIDE = SoftmaxWidths()
+#: a low-precision kernel (an assumption of cimkit's, not SoftmAP's published widths, which were not readable
+#: here): 10 fraction bits (argument step 2**-10 in log2 units: at most 6.8e-4 relative error in an exp),
+#: exp(0) = 2**16, a 10-bit table and a 16-bit multiplier; chosen so that its own rounding bound (6.7e-3 in an
+#: exp, ``exp_arith_bound``) is of the order of an 8-bit output grid's step (3.9e-3)
+LOW_PRECISION = SoftmaxWidths(frac_bits=10, exp_bits=16, table_bits=10, mult_bits=16, name="low")
+
+
+def _check_widths(fn: str, widths) -> SoftmaxWidths:
+    if not isinstance(widths, SoftmaxWidths):
+        raise InputError(f"{fn}: widths = {short_repr(widths)} is not allowed; give a SoftmaxWidths (WIDE, the "
+                         f"default, or LOW_PRECISION)")
+    return widths
+
+
+def exp_arith_bound(widths: SoftmaxWidths = WIDE, scale: float | None = None) -> float:
+    """Bound on the fixed-point rounding of ``int_exp`` on the reduced range (absolute, on values in
+    (1/2, 1]): the sum of the argument's rounding (``ln2 ((exp_bits + 2) 2**-mult_bits + 2**-frac_bits)``: the
+    multiplier's relative error over the clipped range and the floor), the polynomial's constants and
+    roundings (``5.5 * 2**-frac_bits``), the table's rounding (``2**-(table_bits + 1)``) and the final rounding
+    (``2**-(exp_bits + 1)``).
+
+    The default kernel's multiplier is as wide as int64 allows at the input step (``intmath.fixed_step``):
+    at least 31 bits for steps down to about 1.3e-8, where the sum is below ``EXP_ARITH_BOUND``, which is
+    returned; with ``scale`` (the input grid's step) the multiplier's actual width counts, so that finer grids
+    (32-bit inputs of small scores: 28 bits at a step of 3e-9) get their larger bound (about 1.2e-7)."""
+    mult_bits = widths.mult_bits
+    if mult_bits is None:
+        mult_bits = 31 if scale is None else max(1, int(_log2_step(scale, widths)[0]).bit_length())
+    bound = (LN2 * ((widths.exp_bits + 2) * 2.0 ** -mult_bits + 2.0 ** -widths.frac_bits)
+             + 5.5 * 2.0 ** -widths.frac_bits + 2.0 ** -(widths.table_bits + 1) + 2.0 ** -(widths.exp_bits + 1))
+    if (widths.frac_bits, widths.exp_bits, widths.table_bits, widths.mult_bits) == \
+            (WIDE.frac_bits, WIDE.exp_bits, WIDE.table_bits, WIDE.mult_bits):  # the default kernel, whatever its name
+        return max(EXP_ARITH_BOUND, bound)
+    return bound
 
 
 @dataclass(frozen=True)
@@ -119,53 +200,71 @@ class _ExpConstants:
 
 
 @lru_cache(maxsize=None)
-def _exp_constants(poly: ExpPoly) -> _ExpConstants:
-    one = 1 << LOG2_FRAC_BITS
-    table = tuple(round(math.ldexp(2.0 ** (-j / poly.segments), _TABLE_BITS)) for j in range(poly.segments))
+def _exp_constants(poly: ExpPoly, widths: SoftmaxWidths = WIDE) -> _ExpConstants:
+    frac = widths.frac_bits
+    index_shift = frac - (poly.segments.bit_length() - 1)
+    if index_shift < 0:
+        raise InputError(f"exp = {poly.name!r} has {poly.segments} segments, more than 2**frac_bits = 2**{frac} "
+                         f"(widths {widths.name!r}); use fewer segments or more frac_bits")
+    one = 1 << frac
+    table = tuple(round(math.ldexp(2.0 ** (-j / poly.segments), widths.table_bits)) for j in range(poly.segments))
     return _ExpConstants(round(poly.b / LN2 * one), round(poly.a * LN2 * LN2 * one), round(poly.c * one), table,
-                         LOG2_FRAC_BITS - (poly.segments.bit_length() - 1))
+                         index_shift)
 
 
-def _exp_fraction_raw(f: torch.Tensor, k: _ExpConstants, table: torch.Tensor) -> torch.Tensor:
-    """``2**EXP_BITS * 2**(-f / 2**F)`` for fractions ``f`` in ``[0, 2**F)``: table times polynomial."""
+def _exp_fraction_raw(f: torch.Tensor, k: _ExpConstants, table: torch.Tensor,
+                      widths: SoftmaxWidths = WIDE) -> torch.Tensor:
+    """``2**E * 2**(-f / 2**F)`` for fractions ``f`` in ``[0, 2**F)``: table times polynomial (``F``, ``E``:
+    ``widths.frac_bits``, ``widths.exp_bits``; the polynomial has ``F`` fraction bits, ``_POLY_BITS`` by
+    default)."""
+    frac = widths.frac_bits
     j = f >> k.index_shift
     v = f & ((1 << k.index_shift) - 1)  # the rest of the fraction: g = v / 2**F in [0, 1 / segments)
     t = k.b_fp - v
-    poly = shift_round(k.a_fp * shift_round(t * t, LOG2_FRAC_BITS), LOG2_FRAC_BITS) + k.c_fp
-    return shift_round(table[j] * poly, _TABLE_BITS + _POLY_BITS - EXP_BITS)
+    poly = shift_round(k.a_fp * shift_round(t * t, frac), frac) + k.c_fp
+    return shift_round(table[j] * poly, widths.table_bits + frac - widths.exp_bits)
 
 
-def _exp_fraction(f: torch.Tensor, poly: ExpPoly) -> torch.Tensor:
+def _exp_fraction(f: torch.Tensor, poly: ExpPoly, widths: SoftmaxWidths = WIDE) -> torch.Tensor:
     """``_exp_fraction_raw`` made non-increasing in ``f`` and at least half its value at 0 at the end (so
     that ``E`` never grows as ``x`` falls): each segment is held at or above the next segment's first value
     (and the last at or above ``h(0) // 2``). This moves values by at most the polynomial's error."""
-    k = _exp_constants(poly)
+    k = _exp_constants(poly, widths)
     table = torch.tensor(k.table, dtype=torch.int64, device=f.device)
     seg = torch.arange(1, poly.segments + 1, dtype=torch.int64, device=f.device) << k.index_shift
-    starts = _exp_fraction_raw(torch.cat([seg[:-1], seg.new_zeros(1)]), k, table)
+    starts = _exp_fraction_raw(torch.cat([seg[:-1], seg.new_zeros(1)]), k, table, widths)
     floors = torch.cat([starts[:-1], starts[-1:] >> 1])
-    return torch.maximum(_exp_fraction_raw(f, k, table), floors[f >> k.index_shift])
+    return torch.maximum(_exp_fraction_raw(f, k, table, widths), floors[f >> k.index_shift])
 
 
 @lru_cache(maxsize=1024)
-def _log2_step(scale: float) -> tuple[int, int, int]:
+def _log2_step(scale: float, widths: SoftmaxWidths = WIDE) -> tuple[int, int, int]:
     """``(mult, shift, n_clip)``: ``(min(n, n_clip) * mult) >> shift`` is ``n s / ln2`` with
-    ``LOG2_FRAC_BITS`` fraction bits. From ``n_clip`` on, ``u >= EXP_BITS + 2`` and the exp is 0 (so the
-    step is capped there too: above it every ``n >= 1`` gives 0 anyway)."""
-    cutoff = EXP_BITS + 2
+    ``widths.frac_bits`` fraction bits. From ``n_clip`` on, ``u >= exp_bits + 2`` and the exp is 0 (so the
+    step is capped there too: above it every ``n >= 1`` gives 0 anyway). ``widths.mult_bits`` None: the
+    widest multiplier (``intmath.fixed_step``); else a multiplier of that many bits."""
+    cutoff = widths.exp_bits + 2
     step = min(scale / LN2, float(cutoff))
     n_clip = min(math.ceil(cutoff / step), 1 << 33)
-    return (*fixed_step(step, n_clip, LOG2_FRAC_BITS), n_clip)
+    if widths.mult_bits is None:
+        return (*fixed_step(step, n_clip, widths.frac_bits), n_clip)
+    m, e = math.frexp(step)  # step = m 2**e, m in [1/2, 1): mult = round(m 2**mult_bits), shift >= 0 (checked)
+    return round(math.ldexp(m, widths.mult_bits)), widths.mult_bits - e - widths.frac_bits, n_clip
 
 
-def int_exp(q: torch.Tensor, scale: float, *, poly: ExpPoly = DEFAULT_EXP) -> tuple[torch.Tensor, float]:
+def int_exp(q: torch.Tensor, scale: float, *, poly: ExpPoly = DEFAULT_EXP,
+            widths: SoftmaxWidths = WIDE) -> tuple[torch.Tensor, float]:
     """Integer ``exp`` of non-positive int64 codes ``q`` on the grid of step ``scale``: ``(E, 2**-38)`` with
     ``E * 2**-38 ~ exp(q * scale)``, ``E`` int64 (``exp(0)`` is ``2**38``).
 
-    Error: ``|E 2**-38 - exp(x)| <= 2**-z (poly.bound + EXP_ARITH_BOUND) + 2**-38`` where
-    ``z = floor(-x / ln2)``; on the reduced range ``(-ln2, 0]`` that is ``poly.bound + 2e-8`` (1.9e-3 for
-    I-BERT's polynomial, 2.7e-8 for the default 64-segment one). ``E`` never increases as ``q`` decreases.
+    Error: ``|E 2**-38 - exp(x)| <= 2**-z (poly.bound + exp_arith_bound(scale=scale)) + 2**-38`` where
+    ``z = floor(-x / ln2)``; on the reduced range ``(-ln2, 0]`` that is ``poly.bound + 2e-8`` for steps above
+    about 1.3e-8 (1.9e-3 for I-BERT's polynomial, 2.7e-8 for the default 64-segment one), up to 1.1e-7 of
+    rounding on finer grids. ``E`` never increases as ``q`` decreases. With ``widths`` (``SoftmaxWidths``):
+    ``(E, 2**-widths.exp_bits)``, the rounding bound is ``exp_arith_bound(widths, scale)`` and ``2**-38``
+    becomes ``2**-exp_bits`` in the bound.
     """
+    widths = _check_widths("int_exp", widths)
     if q.dtype != torch.int64:
         raise InputError(f"int_exp: q has dtype {q.dtype}; it takes int64 codes (x = q * scale)")
     scale = check_scale("int_exp", scale)
@@ -174,31 +273,34 @@ def int_exp(q: torch.Tensor, scale: float, *, poly: ExpPoly = DEFAULT_EXP) -> tu
     if q.numel() and bool((q > 0).any()):
         raise InputError(f"int_exp: q has positive codes (largest {int(q.max())}); it takes q <= 0 (subtract the "
                          f"row maximum first, as softmax does)")
-    mult, shift, n_clip = _log2_step(scale)
+    mult, shift, n_clip = _log2_step(scale, widths)
+    frac = widths.frac_bits
     u = (-torch.clamp(q, min=-n_clip) * mult) >> shift
-    z = (u >> LOG2_FRAC_BITS).clamp(max=62)
-    return _exp_fraction(u & ((1 << LOG2_FRAC_BITS) - 1), poly) >> z, 2.0 ** -EXP_BITS
+    z = (u >> frac).clamp(max=62)
+    return _exp_fraction(u & ((1 << frac) - 1), poly, widths) >> z, 2.0 ** -widths.exp_bits
 
 
 def softmax_codes(q: torch.Tensor, scale: float, *, dim: int = -1, output_bits: int = 8,
-                  exp: ExpPoly = DEFAULT_EXP) -> torch.Tensor:
+                  exp: ExpPoly = DEFAULT_EXP, widths: SoftmaxWidths = WIDE) -> torch.Tensor:
     """The integer kernel of ``int_softmax``: int64 codes ``q`` (step ``scale``, ``|q| < 2**62``) in, int64 output codes
     ``k`` out, ``k`` in ``0..2**output_bits`` with every row (along ``dim``) summing to ``2**output_bits``.
-    ``k / 2**output_bits`` approximates ``softmax(q * scale)``; see ``int_softmax`` for the bound."""
+    ``k / 2**output_bits`` approximates ``softmax(q * scale)``; see ``int_softmax`` for the bound.
+    ``widths``: the kernel's internal widths (``SoftmaxWidths``; default ``WIDE``)."""
     fn = "softmax_codes"
+    widths = _check_widths(fn, widths)
     if q.dtype != torch.int64:
         raise InputError(f"{fn}: q has dtype {q.dtype}; it takes int64 codes")
     bits = check_int(fn, "output_bits", output_bits, *OUTPUT_BITS, OUTPUT_BITS_WHY)
     dim = check_dim(fn, dim, q.dim())
     if q.dim() == 0:
-        return softmax_codes(q.reshape(1), scale, dim=0, output_bits=bits, exp=exp).reshape(())
+        return softmax_codes(q.reshape(1), scale, dim=0, output_bits=bits, exp=exp, widths=widths).reshape(())
     if q.shape[dim] > MAX_ROW:
         raise InputError(f"{fn}: rows of {q.shape[dim]:,} elements along dim {dim} are too long; at most "
                          f"{MAX_ROW:,} (2**24) keep the sum of 38-bit exps below 2**62")
     if q.numel() == 0:
         return torch.zeros_like(q)
     rows = q.movedim(dim, -1)
-    e, _ = int_exp(rows - rows.amax(dim=-1, keepdim=True), scale, poly=exp)
+    e, _ = int_exp(rows - rows.amax(dim=-1, keepdim=True), scale, poly=exp, widths=widths)
     return _largest_remainder(e, rows, bits).movedim(-1, dim)
 
 
@@ -220,19 +322,24 @@ def _largest_remainder(e: torch.Tensor, key: torch.Tensor, bits: int) -> torch.T
 
 
 def softmax_error_bound(output_bits: int, row_length: int, *, exp: ExpPoly = DEFAULT_EXP,
-                        input_scale: float = 0.0) -> float:
+                        input_scale: float = 0.0, widths: SoftmaxWidths = WIDE) -> float:
     """Bound on ``|int_softmax(x) - softmax(x)|`` per element: ``2**-B`` (largest-remainder rounding leaves
     each code within one step of its exact quotient) ``+ 4 eps / (1 - 2 eps) + (n + 1) 2**-38`` (each exp
-    off by at most ``2 eps`` relative, ``eps = exp.bound + EXP_ARITH_BOUND`` on values in (1/2, 1], moves a
+    off by at most ``2 eps`` relative, ``eps = exp.bound + exp_arith_bound(widths, input_scale)`` on values in
+    (1/2, 1], moves a
     quotient by at most ``4 eps`` of the row; the floors of ``>> z`` by ``(n + 1)`` units of ``2**-38``)
     ``+ s / 4`` (a grid error of at most ``s / 2`` per input moves softmax by at most ``s / 4``:
-    ``|d softmax_i| <= y_i (1 - y_i) max-min(dx)``). ``input_scale=0`` leaves the grid term out."""
-    eps = exp.bound + EXP_ARITH_BOUND
-    return 2.0 ** -output_bits + 4 * eps / (1 - 2 * eps) + (row_length + 1) * 2.0 ** -EXP_BITS + input_scale / 4
+    ``|d softmax_i| <= y_i (1 - y_i) max-min(dx)``). ``input_scale=0`` leaves the grid term out.
+    ``widths``: a narrower kernel's bound (``exp_arith_bound(widths)`` for ``EXP_ARITH_BOUND``,
+    ``2**-widths.exp_bits`` for ``2**-38``)."""
+    widths = _check_widths("softmax_error_bound", widths)
+    eps = exp.bound + exp_arith_bound(widths, input_scale or None)
+    return 2.0 ** -output_bits + 4 * eps / (1 - 2 * eps) + (row_length + 1) * 2.0 ** -widths.exp_bits + input_scale / 4
 
 
 def int_softmax(x: torch.Tensor, dim: int = -1, *, input_bits: int = 16, output_bits: int = 8,
-                input_scale: float | None = None, exp: ExpPoly = DEFAULT_EXP) -> torch.Tensor:
+                input_scale: float | None = None, exp: ExpPoly = DEFAULT_EXP,
+                widths: SoftmaxWidths = WIDE) -> torch.Tensor:
     """Integer-only softmax of ``x`` along ``dim``.
 
     ``x`` goes onto the signed ``input_bits`` grid (step ``input_scale``, or ``max|x|`` of the whole tensor
@@ -249,6 +356,8 @@ def int_softmax(x: torch.Tensor, dim: int = -1, *, input_bits: int = 16, output_
     most one step (a row of equal values cannot sum to 1 on the grid otherwise).
 
     ``input_bits``: 2..32. ``output_bits``: 1..24 (see ``INPUT_BITS_WHY`` / ``OUTPUT_BITS_WHY``).
+    ``widths``: the kernel's internal widths (``SoftmaxWidths``; ``LOW_PRECISION`` for a narrow one, whose
+    bound ``softmax_error_bound(..., widths=...)`` gives).
     """
     fn = "int_softmax"
     check_float_tensor(fn, x)
@@ -256,5 +365,5 @@ def int_softmax(x: torch.Tensor, dim: int = -1, *, input_bits: int = 16, output_
     bits_out = check_int(fn, "output_bits", output_bits, *OUTPUT_BITS, OUTPUT_BITS_WHY)
     dim = check_dim(fn, dim, x.dim())
     q, s = to_grid(x, bits_in, check_scale(fn, input_scale))
-    k = softmax_codes(q, s, dim=dim, output_bits=bits_out, exp=exp)
+    k = softmax_codes(q, s, dim=dim, output_bits=bits_out, exp=exp, widths=widths)
     return k.to(out_dtype(x)) * 2.0 ** -bits_out

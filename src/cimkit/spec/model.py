@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pydantic_core import PydanticCustomError
 
 from ..errors import InputError, SpecError, format_validation_error, short_repr
+from ..ap import figures as _apf
 from ..io import load_yaml, atomic_write
 from .noise import READ_NOISE
 from .units import DAC_MODES, UNIT_TYPES, DacMode
@@ -385,6 +386,59 @@ class DigitalSpec(StrictModel):
         return self.softmax_bits is not None or self.integer_gelu or self.layernorm_bits is not None
 
 
+class ApSpec(StrictModel):
+    """The associative processor (unit ``ap``; ``cimkit.ap``): a CAM of ``words`` rows (words) and bit
+    columns computing by compare and write passes over every row at once, in arrays of ``tile_rows`` rows.
+    It runs the op kinds ``routing`` sends it (``softmax``: the integer softmax program of
+    ``cimkit.ap.softmax``, priced by ``cimkit.ap.cost.softmax_events`` with these figures). The defaults
+    are ``cimkit.ap.figures``' (CAMSHAP's CAM capacitances, cimkit's SRAM write energy; the assumptions are
+    stated there); the cost model does not scale them with ``technology.node_nm``. Read only when an op is
+    routed to ``ap``."""
+
+    model_config = _FROZEN
+
+    words: int = Field(
+        _apf.WORDS, ge=1, le=1 << 40, description="words (rows) of the whole AP; a layer needing more tiles than "
+        "fit runs in sequential rounds (default 2**20: an assumption, the order of an A100's on-chip SRAM)")
+    tile_rows: int = Field(
+        _apf.TILE_ROWS, ge=1, le=1 << 20, description="rows of one AP array (tile); a softmax row longer than "
+        "this spans several tiles in lock step (default 256: CAMSHAP / X-TIME arrays)")
+    clock_hz: float = Field(
+        _apf.CLOCK_HZ, gt=0, description="AP cycles per second: one compare, write, read or tag count per cycle "
+        "(Hz; default 1 GHz, an assumption)")
+    compare_row_energy_fj: float = Field(
+        _apf.COMPARE_ROW_FJ, ge=0, description="match-line precharge and sense per row per compare (fJ; "
+        "default 32.74: CAMSHAP's C_pre and C_mlso)")
+    compare_bit_energy_fj: float = Field(
+        _apf.COMPARE_BIT_FJ, ge=0, description="match line and search line per key bit per row searched (fJ; "
+        "default 0.8646: CAMSHAP's C_ml and data line)")
+    write_bit_energy_fj: float = Field(
+        _apf.WRITE_BIT_FJ, ge=0, description="per cell bit written by a write pass, a load or an unload (fJ; "
+        "default 12.875: cimkit's SRAM 0.103 pJ per byte)")
+    count_energy_fj_per_row: float = Field(
+        _apf.COUNT_FJ_PER_ROW, ge=0, description="per row of a tag count (responder count) of a tile (fJ; "
+        "default 30: a 1-bit add at Horowitz's 8-bit add energy)")
+    cell_area_um2: float = Field(
+        _apf.CELL_AREA_UM2, ge=0, description="area per bit cell with its share of the periphery (um^2; "
+        "default 0.52: CAMSHAP's aCAM cell); the AP's area is words x the program's columns x this")
+    input_bits: int = Field(16, ge=2, le=32, description="bits of the signed score codes loaded into the AP")
+    output_bits: int = Field(8, ge=1, le=24, description="bits of the output codes (probabilities k / 2**bits)")
+    exp_poly: Literal["chebyshev64", "ibert"] = Field(
+        "chebyshev64", description="the exp polynomial: 'chebyshev64' (cimkit.ops.intsoftmax.DEFAULT_EXP, 64 "
+        "segments) or 'ibert' (I-BERT's, one segment)")
+    precision: Literal["wide", "low"] = Field(
+        "wide", description="internal widths of the integer softmax: 'wide' (cimkit.ops.intsoftmax.WIDE: 30 "
+        "fraction bits, exp(0) = 2**38, 60-62-bit intermediates) or 'low' (LOW_PRECISION: 10 fraction bits, "
+        "exp(0) = 2**16, a 16-bit multiplier)")
+
+    @model_validator(mode="after")
+    def _one_tile(self) -> "ApSpec":
+        if self.words < self.tile_rows:
+            raise ValueError(f"words ({self.words}) must be at least tile_rows ({self.tile_rows}): the AP holds at "
+                             "least one array")
+        return self
+
+
 @functools.lru_cache(maxsize=None)
 def mapping_fields(model: type[BaseModel], prefix: str = "") -> frozenset[str]:
     """Dotted paths of the free-form mapping fields of ``model`` (e.g. ``routing``): their keys are data,
@@ -471,9 +525,10 @@ class HardwareSpec(SpecModel):
     technology: TechnologySpec = TechnologySpec()
     chip: ChipSpec = ChipSpec()
     digital: DigitalSpec = DigitalSpec()
+    ap: ApSpec = ApSpec()
     routing: dict[str, str] = Field(
         {}, description="op kind -> unit that runs it (units of cimkit.spec.units.UNIT_TYPES: 'crossbar', "
-        "'digital', plug-ins); kinds not listed run on the op registry's default unit")
+        "'digital', 'ap', plug-ins); kinds not listed run on the op registry's default unit")
 
     @field_validator("routing")
     @classmethod

@@ -8,17 +8,19 @@ op kind to a unit by name; kinds it does not list run on the op registry's defau
   describe; runs static-weight ``linear`` and ``conv`` ops and dynamic ``matmul`` (both operands
   activations: the arrays are rewritten per input, which costs cell writes and endurance);
 - ``digital``: the spec's ``digital`` section, a SIMD unit of ``lanes`` operations per cycle for the
-  non-linear, element-wise, pooling and table-lookup ops and for dynamic matmuls.
+  non-linear, element-wise, pooling and table-lookup ops and for dynamic matmuls;
+- ``ap``: the spec's ``ap`` section, an associative processor (``cimkit.ap``: bit-serial, word-parallel
+  compare/write passes in a CAM) that runs ``softmax`` as the integer softmax program of
+  ``cimkit.ap.softmax`` (``routing: {softmax: ap}``); priced by the cost component ``ap``.
 
-Content-addressable memories (Hamming similarity, CAM attention), associative processors and spiking
-neuron circuits have no op kinds of their own in the op registry yet, so no unit type is registered for
-them here. A plug-in adds one together with the kinds it runs, e.g.::
+Content-addressable memories (Hamming similarity, CAM attention) and spiking neuron circuits have no op
+kinds of their own in the op registry yet, so no unit type is registered for them here. A plug-in adds one
+together with the kinds it runs, e.g.::
 
     from cimkit.spec.units import register_unit_type
-    register_unit_type("ap", {"eltwise", "act"}, "associative processor: bit-serial, word-parallel "
-                       "arithmetic in a CAM")
+    register_unit_type("my_ap", {"eltwise", "act"}, "associative processor running element-wise ops")
 
-after which ``routing: {eltwise: ap}`` validates; pricing such a unit needs a cost component for it.
+after which ``routing: {eltwise: my_ap}`` validates; pricing such a unit needs a cost component for it.
 
 ``DAC_MODES``: how ``periphery.dac_mode`` turns an input vector into array reads (passes, pulses, and
 whether the simulator drives binary bit planes). The cost model and the mapping read
@@ -67,6 +69,9 @@ register_unit_type("crossbar", {"linear", "conv", "matmul"},
 register_unit_type("digital", {"matmul", "softmax", "norm", "act", "eltwise", "pool", "embedding"},
                    "digital SIMD unit (digital section) for non-linear, element-wise, pooling, lookup and "
                    "dynamic-matmul ops")
+register_unit_type("ap", {"softmax"},
+                   "associative processor (ap section): the integer softmax as compare/write passes over all rows "
+                   "of a CAM at once (cimkit.ap)")
 
 
 def _one(bits: int | None) -> int:
