@@ -303,17 +303,16 @@ class _ForwardModes:
     """The function modes a converted model's forward runs under (see ``_run_digital_modes``); its hooks are
     its bound methods, so a deep copy or a pickle of the model carries them with the model's own state."""
 
-    def __init__(self, digital, tracked) -> None:
-        self.digital, self.tracked = digital, tracked
+    def __init__(self, integer: dict | None, tracked) -> None:
+        self.integer, self.tracked = integer, tracked
         self.stacks: list[contextlib.ExitStack] = []
 
     def enter(self, module, args, kwargs) -> None:
         from ..ops import integer_functions
 
-        d, stack = self.digital, contextlib.ExitStack()
-        if d.integer_ops:
-            stack.enter_context(integer_functions(softmax_bits=d.softmax_bits, input_bits=d.data_bits,
-                                                  gelu=d.integer_gelu, layernorm_bits=d.layernorm_bits))
+        stack = contextlib.ExitStack()
+        if self.integer is not None:
+            stack.enter_context(integer_functions(**self.integer))
         if self.tracked is not None:  # on top: its softmax (expanded attention) goes to the integer one
             stack.enter_context(self.tracked.mode())
         self.stacks.append(stack)
@@ -323,19 +322,40 @@ class _ForwardModes:
             self.stacks.pop().close()
 
 
+def _integer_operators(spec: HardwareSpec) -> dict | None:
+    """``integer_functions``'s arguments for the spec's units, or None when every operator stays float: the
+    digital unit's integer operators (``digital.softmax_bits``, ``integer_gelu``, ``layernorm_bits``), and a
+    softmax routed to the associative processor as the integer kernel its program computes bit for bit
+    (``ap.input_bits``, ``ap.output_bits``, ``ap.exp_poly``, ``ap.precision``)."""
+    d = spec.digital
+    args = dict(softmax_bits=d.softmax_bits, input_bits=d.data_bits, gelu=d.integer_gelu,
+                layernorm_bits=d.layernorm_bits)
+    if spec.unit_for("softmax") == "ap":
+        from ..ap.cost import EXP_POLYS, PRECISIONS
+
+        ap = spec.ap
+        args.update(softmax_bits=ap.output_bits, softmax_input_bits=ap.input_bits,
+                    softmax_exp=EXP_POLYS[ap.exp_poly], softmax_widths=PRECISIONS[ap.precision])
+    elif not d.integer_ops:
+        return None
+    return args
+
+
 def _run_digital_modes(model: nn.Module, spec: HardwareSpec, seed: int) -> None:
     """Make ``model``'s forward run what the spec sends to other units than the static crossbars, for
     calls a module swap cannot reach (Hugging Face attention calls them as functions): softmax, GELU and
-    LayerNorm as the integer operators the digital unit asks for (``cimkit.ops.integer_functions``), and
+    LayerNorm as the integer operators the digital unit asks for (``cimkit.ops.integer_functions``; softmax
+    as the associative processor's integer kernel when ``routing`` sends ``softmax`` to ``ap``), and
     dynamic matmuls on crossbars rewritten per input when ``routing`` sends ``matmul`` there
     (``cimkit.sim.dynamic``). The contexts open before each forward and close after it, also when it
     raises, innermost first."""
     from . import dynamic
 
     tracked = dynamic.attach(model, spec, seed) if dynamic.routes_matmul_to_crossbar(spec) else None
-    if not spec.digital.integer_ops and tracked is None:
+    integer = _integer_operators(spec)
+    if integer is None and tracked is None:
         return
-    modes = _ForwardModes(spec.digital, tracked)
+    modes = _ForwardModes(integer, tracked)
     model.register_forward_pre_hook(modes.enter, with_kwargs=True)
     model.register_forward_hook(modes.leave, with_kwargs=True, always_call=True)
 
