@@ -10,7 +10,7 @@ one epoch, seed 0; cached after the first run). Accuracy on held-out tweets:
 Target (issue 14): at most 1 point lost at 8-bit softmax.
 
 Run: python benchmarks/bench_minilm_quality.py [--test N] [--chip-test N] [--skip-chips] [--skip-widths]
-     [--only TEXT] [--threads N]
+     [--only TEXT] [--threads N] [--smoke]
 """
 
 from __future__ import annotations
@@ -53,14 +53,21 @@ def main() -> None:
     parser.add_argument("--only", action="append", default=[], metavar="TEXT",
                         help="run only the chips whose name contains TEXT (repeatable)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a CI-sized run: a classifier fine-tuned on 36 tweets (16 tokens), 100 test tweets, "
+                        "the pcm chips on 10")
     args = parser.parse_args()
+    tuning = {}
+    if args.smoke:
+        tuning = dict(train=36, batch=12, max_len=16)
+        args.test, args.chip_test, args.only = 100, 10, args.only or ["pcm"]
     warnings.simplefilter("ignore")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     t0 = time.time()
-    tok, model = fine_tuned_classifier(progress=lambda s, n, loss: print(f"\rfine-tuning {s}/{n} loss {loss:.3f}",
-                                                                         end="", flush=True))
+    tok, model = fine_tuned_classifier(**tuning, progress=lambda s, n, loss: print(
+        f"\rfine-tuning {s}/{n} loss {loss:.3f}", end="", flush=True))
     print(f"\nclassifier ready in {time.time() - t0:.0f} s")
     data = tweets(test=args.test)
     texts, labels = data.test_text, data.y_test
