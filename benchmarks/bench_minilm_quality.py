@@ -54,13 +54,13 @@ def main() -> None:
                         help="run only the chips whose name contains TEXT (repeatable)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--smoke", action="store_true",
-                        help="a CI-sized run: a classifier fine-tuned on 36 tweets (16 tokens), 100 test tweets, "
+                        help="a CI-sized run: a classifier fine-tuned on 36 tweets (16 tokens), 50 test tweets, "
                         "the pcm chips on 10")
     args = parser.parse_args()
     tuning = {}
     if args.smoke:
         tuning = dict(train=36, batch=12, max_len=16)
-        args.test, args.chip_test, args.only = 100, 10, args.only or ["pcm"]
+        args.test, args.chip_test, args.only = 50, 10, args.only or ["pcm"]
     warnings.simplefilter("ignore")
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -74,7 +74,8 @@ def main() -> None:
     if not args.skip_widths:
         widths(model, tok, texts, labels)
     if not args.skip_chips:
-        chips(model, tok, data, args.chip_test, args.only)
+        chips(model, tok, data, args.chip_test, args.only, calibration=8 if args.smoke else 64,
+              max_len=tuning.get("max_len", 64))
 
 
 def widths(model, tok, texts, labels) -> None:
@@ -89,11 +90,11 @@ def widths(model, tok, texts, labels) -> None:
     print(f"{'all integer (softmax 8, GELU, LayerNorm 16)':52} {acc:9.4f} {acc - base:+9.4f}")
 
 
-def chips(model, tok, data, n: int, only: list[str]) -> None:
+def chips(model, tok, data, n: int, only: list[str], calibration: int = 64, max_len: int = 64) -> None:
     texts, labels = data.test_text, data.y_test
     sub_texts, sub_labels = texts[:n], labels[:n]
     sub_base = accuracy(model, tok, sub_texts, sub_labels)
-    calib = tok(data.train_text[:64], padding=True, truncation=True, max_length=64, return_tensors="pt")
+    calib = tok(data.train_text[:calibration], padding=True, truncation=True, max_length=max_len, return_tensors="pt")
     wl = ck.zoo.workload("minilm-l6", seq_len=64)
     print(f"\n{'chip (first %d test tweets; float %.4f)' % (n, sub_base):52} {'accuracy':>9} {'vs float':>9} "
           f"{'energy uJ':>10} {'s':>6}")
