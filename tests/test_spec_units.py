@@ -34,7 +34,7 @@ from cimkit.spec.units import _bits
 from .helpers import quiet_convert, spec_with
 
 ROOT = Path(__file__).resolve().parents[1]
-NEW_FIELDS = {"digital": None, "routing": None, "ap": None,
+NEW_FIELDS = {"digital": None, "routing": None, "ap": None, "cam_attention": None,
               "device": {"write_energy_pj", "write_time_ns", "endurance_cycles"}, "chip": {"inferences_per_s"},
               "periphery": {"adc_range_per_input_bit", "signed_inputs"}}
 

@@ -28,7 +28,7 @@ OPS_CONVENTIONS = typing.get_args(OpsConvention)
 #: "unmapped" ops (no rule of the op registry matched them) are listed but not priced
 UNMAPPED = "unmapped"
 #: the units this cost model prices (their components are in cimkit.cost.components)
-PRICED_UNITS = ("crossbar", "digital", "ap")
+PRICED_UNITS = ("crossbar", "digital", "ap", "cam_attention")
 
 
 def _check_ops(ops) -> str:
@@ -110,6 +110,20 @@ _SPEC_COLUMNS = (
     ("ap_cell_area_um2", float, "ap.cell_area_um2", None),
     ("ap_input_bits", int, "ap.input_bits", None),
     ("ap_output_bits", int, "ap.output_bits", None),
+    ("cam_rows", int, "cam_attention.rows", None),
+    ("cam_cols", int, "cam_attention.cols", None),
+    ("cam_arrays", float, "cam_attention.arrays", _or_zero),
+    ("cam_clock_hz", float, "cam_attention.clock_hz", None),
+    ("cam_search_cycles", float, "cam_attention.search_cycles", None),
+    ("cam_compare_row_fj", float, "cam_attention.compare_row_energy_fj", None),
+    ("cam_compare_bit_fj", float, "cam_attention.compare_bit_energy_fj", None),
+    ("cam_write_bit_fj", float, "cam_attention.write_bit_energy_fj", None),
+    ("cam_cell_area_um2", float, "cam_attention.cell_area_um2", None),
+    ("cam_figures_node_nm", float, "cam_attention.figures_node_nm", None),
+    ("cam_figures_supply_v", float, "cam_attention.figures_supply_v", None),
+    ("cam_score_bits", float, "cam_attention.score_bits", _or_zero),
+    ("cam_rows_per_adc", float, "cam_attention.rows_per_adc", None),
+    ("cam_selector_lanes", float, "cam_attention.selector_lanes", None),
 )
 _ROW = None
 
@@ -148,6 +162,7 @@ def _params(specs: Sequence[HardwareSpec]) -> dict[str, np.ndarray]:
     p["adc_type"], p["adc_types"] = _codes([s.chip.adc_type for s in specs])
     p["ap_exp"], p["ap_exps"] = _codes([s.ap.exp_poly for s in specs])
     p["ap_precision"], p["ap_precisions"] = _codes([s.ap.precision for s in specs])
+    p["cam_adc_type"], p["cam_adc_types"] = _codes([s.cam_attention.adc_type for s in specs])
     per_mode: dict = {}
     for s in specs:
         key = (s.periphery.dac_mode, s.periphery.input_bits)
@@ -428,7 +443,8 @@ def _checked_rows(ops, convention: str, info: dict, where: str) -> dict:
 
 def _routing(workload: Workload, specs: Sequence[HardwareSpec], lw: dict) -> None:
     """The unit each op runs on, per spec (``HardwareSpec.unit_for``, resolved once per distinct routing):
-    ``lw["units"]`` (C, L) codes into ``lw["unit_names"]``, and the masks ``on_arrays`` / ``on_digital`` / ``on_ap``."""
+    ``lw["units"]`` (C, L) codes into ``lw["unit_names"]``, and the masks ``on_arrays`` / ``on_digital`` / ``on_ap``
+    / ``on_cam_attention``."""
     kinds = lw["kinds"].tolist()
     distinct = list(dict.fromkeys(kinds))
     unit_names: list[str] = []
@@ -476,6 +492,7 @@ def _routing(workload: Workload, specs: Sequence[HardwareSpec], lw: dict) -> Non
     lw["on_arrays"] = units == code.get("crossbar", -1)
     lw["on_digital"] = units == code.get("digital", -1)
     lw["on_ap"] = units == code.get("ap", -1)
+    lw["on_cam_attention"] = units == code.get("cam_attention", -1)
 
 
 def _spec_list(specs) -> list[HardwareSpec]:
@@ -578,6 +595,26 @@ def _run(workload: Workload, specs: list[HardwareSpec], ops: OpsConvention,
         out = evaluate(_params(specs), lw)
     _check_finite(out, [s.name for s in specs], f"workload '{workload.name}'")
     return lw, out
+
+
+def energy_by_event(workload: Workload, spec: HardwareSpec | str, *, ops: OpsConvention = "macs",
+                    neurosim_compat: bool = False) -> dict[str, dict[str, float]]:
+    """{component: {event: J per inference}} of ``workload`` on ``spec``: each line of ``estimate``'s energy
+    breakdown split by the events its component prices (``cimkit.cost.components``; e.g. the ``cam_attention``
+    line into key writes, match-line search and conversions), summed over the layers. Leakage and layout
+    are not events (the report's ``leakage`` and ``layout`` lines)."""
+    from .model import energy_by_event as by_event
+
+    _check_ops(ops)
+    compat = _check_compat(neurosim_compat)
+    spec = _resolve_spec(spec)
+    lw = _layers(workload, ops)
+    if compat:
+        lw = _as_neurosim(workload, lw, ops)
+    _routing(workload, [spec], lw)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        split = by_event(_params([spec]), lw)
+    return {comp: {event: float(v[0]) for event, v in events.items()} for comp, events in split.items()}
 
 
 def estimate_many(workload: Workload, specs: Sequence[HardwareSpec | str], *, ops: OpsConvention = "macs",

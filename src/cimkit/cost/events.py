@@ -15,9 +15,13 @@ rows ``w`` (each (1, L): one column per op) and returns, per inference,
   events (``cimkit.ap.figures.EVENTS``: ``ap_compare_rows``, ``ap_compare_row_bits``, ``ap_write_bits``,
   ``ap_io_bits``, ``ap_count_rows``, ``ap_cycles``) of the ops routed to it, counted by simulating its
   program once per distinct (program, row length, rows) (``cimkit.ap.cost.softmax_events``; torch is
-  imported only then);
+  imported only then); and the CAM attention unit's events (``cimkit.cost.cam_attention.EVENTS``: keys
+  written, rows and bits searched, conversions, the top-N selector's adds and compares, cycles) of its
+  ``hamming_score`` and ``topn`` ops. A sparse dynamic matmul (fn ``"sparse_matmul"``, HAD's A V) drives
+  macs / (vectors x out_features) rows per input vector of the ``in_features`` rows its arrays hold;
 - per configuration, shape (C,): instance counts ``tiles``, ``chip_arrays``, ``adcs``, ``sram_kb``,
-  ``ap_columns`` (bit cells per word of the widest program on the AP, 0 when nothing runs there);
+  ``ap_columns`` (bit cells per word of the widest program on the AP, 0 when nothing runs there), the
+  CAM attention unit's instances and widths (``cimkit.cost.cam_attention.UNIT_QUANTITIES``);
   ``feasible``, ``tiles_needed``; and per layer ``layer_arrays``, ``duplication``, ``on_arrays`` (the op
   runs on the crossbar unit) and ``rewritten`` (its arrays are rewritten per input).
 
@@ -31,7 +35,12 @@ import numpy as np
 from ..ap import figures as APF
 from ..errors import InputError
 from ..mapping import arrays_for, ceil_div, cells_for, rows_per_tile_for, rows_written_per_array_for, slices_for
+from .cam_attention import cam_attention_events
 from .components import DIGITAL_PRIMITIVES, PRIMITIVE_CYCLES
+
+#: ``Op.fn`` of a sparse dynamic matmul (HAD's A V, ``cimkit.workload.hamming.SPARSE_MATMUL``): it stores
+#: ``in_features`` rows but each input vector drives only macs / (vectors x out_features) of them
+SPARSE_MATMUL = "sparse_matmul"
 
 
 def count(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict:
@@ -72,6 +81,10 @@ def count(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict:
     if w["activity_set"]:  # per-op input activity (Op.activity), the chip's figure where an op gives none
         activity = np.where(np.isnan(activity), p["activity"], activity)
     active_rows = w["in_features"] * w["groups"]
+    sparse = (np.asarray(w.get("fns", ())) == SPARSE_MATMUL) & w["dynamic"][0]
+    if sparse.any():  # each input vector drives the rows it selects, not every row the arrays hold
+        active_rows = np.where(sparse[None, :], w["macs"] / np.maximum(w["vectors"] * w["out_features"], 1),
+                               active_rows)
     serial = vectors / dup * passes
     ev = {
         "conversions": np.where(on_arrays, vectors * passes * w["groups"] * row_tiles * slices * w["out_features"], 0),
@@ -93,6 +106,10 @@ def count(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict:
     act_bits, in_bits = p["activation_bits"], p["input_bits"]
     moved_bits = (w["out_elements"] * act_bits
                   + np.where(on_arrays, (w["in_elements"] + vectors * active_rows) * in_bits, w["in_elements"] * act_bits))
+    cam = cam_attention_events(p, w)  # the CAM attention unit's ops move their own bits (1-bit queries, top N)
+    on_cam, cam_moved = cam.pop("on_cam_attention"), cam.pop("cam_moved_bits")
+    if on_cam.any():
+        moved_bits = np.where(on_cam, cam_moved, moved_bits)
     ev["moved_bits"] = moved_bits
     ev["moved_bytes"] = moved_bits / 8
     ev["moved_words"] = moved_bits / p["bus_bits"]
@@ -113,6 +130,7 @@ def count(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict:
     ev["digital_macs"] = np.where(on_digital & w["dynamic"], w["macs"], 0)  # dynamic matmuls' MACs there
 
     ev.update(ap_events(p, w))
+    ev.update(cam)
 
     # cells written per inference: the matmul operand on its arrays, one row at a time per array, the
     # arrays in parallel; each of those cells is written once per inference

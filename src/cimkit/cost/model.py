@@ -48,16 +48,15 @@ def _priced(comp, what: str, figures: dict, events: dict, shape) -> np.ndarray:
     return total if np.shape(total) == shape else total + np.zeros(shape)
 
 
-def evaluate(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Price configurations ``p`` (each value shape (C, 1)) on workload layers ``w`` (shape (1, L)).
-
-    Returns per-layer and per-component arrays plus chip totals; see ``estimate_many`` for units."""
+def _sized(p: dict[str, np.ndarray], w: dict[str, np.ndarray]):
+    """The events of ``count``, the pricing ``Context`` (read cycle and chip areas set), the areas per
+    component and the components in report order: what pricing energy and latency needs."""
     check_node(p["node_nm"])
     ev = count(p, w)
     ctx = Context(p, ev, area_factor(p["node_nm"]), energy_factor(p["node_nm"], p["supply_v"]),
                   delay_factor(p["node_nm"]))
     read_cycle(ctx)
-    C, L = p["node_nm"].shape[0], w["in_features"].shape[1]
+    C = p["node_nm"].shape[0]
     names = component_names()
     comps = [REGISTRY.get(n) for n in names]
 
@@ -71,7 +70,36 @@ def evaluate(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict[str, np
         if comp.overhead:
             area[comp.name] = check_figure(comp.name, "area_mm2", comp.area_mm2(ctx)) + np.zeros(C)
     area = {n: area[n] for n in names}
-    ctx.area_mm2 = area_mm2 = sum(area.values())
+    ctx.area_mm2 = sum(area.values())
+    return ev, ctx, area, names, comps
+
+
+def energy_by_event(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """{component: {event: J per inference (C,)}}: each component's energy split by the events it prices,
+    summed over the layers (the terms of the energy ``evaluate`` reports per component; leakage and the
+    layout factor are not in them)."""
+    ev, ctx, _, _, comps = _sized(p, w)
+    C, L = p["node_nm"].shape[0], w["in_features"].shape[1]
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for comp in comps:
+        for event, per in comp.energy_per_event_j(ctx).items():
+            if event not in ev:
+                from ..errors import InputError
+
+                raise InputError(f"component {comp.name!r} prices the event {event!r}, which the cost model does not "
+                                 "count")
+            term = ev[event] * check_figure(comp.name, "energy_per_event_j", per, event) + np.zeros((C, L))
+            out.setdefault(comp.name, {})[event] = term.sum(axis=1)
+    return out
+
+
+def evaluate(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Price configurations ``p`` (each value shape (C, 1)) on workload layers ``w`` (shape (1, L)).
+
+    Returns per-layer and per-component arrays plus chip totals; see ``estimate_many`` for units."""
+    ev, ctx, area, names, comps = _sized(p, w)
+    C, L = p["node_nm"].shape[0], w["in_features"].shape[1]
+    area_mm2 = ctx.area_mm2
 
     # ---- energy (J) and latency (s) per layer ------------------------------------------------------------
     energy, lat = {}, {}

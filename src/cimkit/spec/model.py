@@ -439,6 +439,86 @@ class ApSpec(StrictModel):
         return self
 
 
+class CamAttentionSpec(StrictModel):
+    """The CAM attention unit (unit ``cam_attention``; ``cimkit.cost.cam_attention``): HAD's binarized attention
+    (Horton et al., arXiv 2502.01770) on a binary CAM. Per attention layer each head's keys (``d`` bits each)
+    are written into the rows of ``arrays`` arrays of ``rows`` x ``cols`` bit cells; each query drives its
+    ``d`` bits on the search lines, every key row's match line settles to a level set by its Hamming distance
+    and a converter (``adc_type``, ``score_bits``, shared by ``rows_per_adc`` rows) reads it as a score; a key
+    wider than ``cols`` spans several arrays whose partial scores are added. A counting sorter over the small
+    score range keeps each query's top N. The CAM figures default to ``cimkit.ap.figures``' (CAMSHAP's CAM
+    capacitances, cimkit's SRAM write energy: the associative processor's price list, one binary CAM) and are
+    scaled from ``figures_node_nm`` to ``technology.node_nm``; converters and the selector's adders and
+    comparators are the cost model's shared ADC kinds and Horowitz primitives at the chip's node. Read only
+    when an op is routed to ``cam_attention``."""
+
+    model_config = _FROZEN
+
+    rows: int = Field(
+        _apf.TILE_ROWS, ge=1, le=65536, description="key rows of one CAM array; a head's keys beyond this span "
+        "several arrays searched at once (default 256: CAMSHAP / X-TIME arrays, cimkit.ap.figures.TILE_ROWS)")
+    cols: int = Field(
+        64, ge=1, le=4096, description="bit columns of one array; a key of more bits spans several arrays whose "
+        "partial scores are added (default 64: the head width d_k of BERT-base, MiniLM and DeiT; an assumption)")
+    arrays: int | None = Field(
+        None, ge=1, le=1 << 30, description="CAM arrays of the unit; null: as many as the largest attention layer "
+        "needs to hold every head's keys at once (the unit sized to the workload, as chip.tiles null sizes the "
+        "chip); a layer needing more runs in sequential rounds")
+    clock_hz: float = Field(
+        _apf.CLOCK_HZ, gt=0, description="cycles per second of the unit: searches, key-row writes and the "
+        "selector's steps (Hz; default 1 GHz, cimkit.ap.figures.CLOCK_HZ, an assumption)")
+    search_cycles: int = Field(
+        1, ge=1, le=64, description="cycles of one search (precharge, search lines, match-line evaluation) before "
+        "the rows' levels are converted (default 1: a binary CAM search per cycle, as cimkit.ap.figures counts)")
+    compare_row_energy_fj: float = Field(
+        _apf.COMPARE_ROW_FJ, ge=0, description="match-line precharge and sense per key row per search (fJ; "
+        "default 32.74: CAMSHAP's C_pre and C_mlso, cimkit.ap.figures)")
+    compare_bit_energy_fj: float = Field(
+        _apf.COMPARE_BIT_FJ, ge=0, description="match line and search line per key bit per row searched (fJ; "
+        "default 0.8646: CAMSHAP's C_ml and data line, cimkit.ap.figures)")
+    write_bit_energy_fj: float = Field(
+        _apf.WRITE_BIT_FJ, ge=0, description="per key bit written into a CAM row (fJ; default 12.875: cimkit's "
+        "SRAM 0.103 pJ per byte, cimkit.ap.figures)")
+    cell_area_um2: float = Field(
+        _apf.CELL_AREA_UM2, ge=0, description="area per bit cell with its share of the array periphery (um^2; "
+        "default 0.52: CAMSHAP's aCAM cell, cimkit.ap.figures); the arrays' area is arrays x rows x cols x this")
+    figures_node_nm: float = Field(
+        16.0, ge=7, le=130, description="node the four CAM figures above are given at (nm; default 16: CAMSHAP's / "
+        "X-TIME's, as cimkit.cam.CamSpec.node_nm); the cost model scales them to technology.node_nm and supply "
+        "(cimkit.cost.tech); give the chip's node and supply to use them unscaled")
+    figures_supply_v: float = Field(
+        0.8, gt=0, le=2, description="supply the CAM figures are given at (V; default 0.8: cimkit.cam.CamSpec."
+        "supply_v, the 16 nm nominal assumed for CAMSHAP)")
+    adc_type: str = Field(
+        "sar", description="converter reading a row's match-line level as its score, an ADC kind of "
+        "cimkit.cost.components.ADC_KINDS (as chip.adc_type), priced at score_bits at the chip's node (default "
+        "'sar': successive approximation; an assumption, the papers' sensing circuit was not readable here)")
+    score_bits: int | None = Field(
+        None, ge=1, le=16, description="bits of a row's converted score; null: the exact count, ceil(log2(min(d, "
+        "cols) + 1)) for the widest key of d bits the unit holds (7 at 64 bits); fewer quantize the Hamming score")
+    rows_per_adc: int = Field(
+        8, ge=1, le=65536, description="key rows sharing one converter, converted one after another (default 8: "
+        "periphery.columns_per_adc of the rram-22nm preset; an assumption)")
+    selector_lanes: int = Field(
+        8, ge=1, le=65536, description="scores per cycle the top-N selector takes: a counting sorter (a histogram "
+        "of the scores, a scan of it from the top to the N-th score, a pass keeping the scores above) takes "
+        "ceil(keys / lanes) cycles per pass (default 8: an assumption)")
+
+    @field_validator("adc_type")
+    @classmethod
+    def _adc_type(cls, name: str) -> str:
+        if name in BUILTIN_ADC_KINDS:
+            return name
+        return _registered(adc_kinds(), name)
+
+    @model_validator(mode="after")
+    def _sharing(self) -> "CamAttentionSpec":
+        if self.rows_per_adc > self.rows:
+            raise ValueError(f"rows_per_adc ({self.rows_per_adc}) must be at most rows ({self.rows}): a converter "
+                             "serves rows of one array")
+        return self
+
+
 @functools.lru_cache(maxsize=None)
 def mapping_fields(model: type[BaseModel], prefix: str = "") -> frozenset[str]:
     """Dotted paths of the free-form mapping fields of ``model`` (e.g. ``routing``): their keys are data,
@@ -526,9 +606,10 @@ class HardwareSpec(SpecModel):
     chip: ChipSpec = ChipSpec()
     digital: DigitalSpec = DigitalSpec()
     ap: ApSpec = ApSpec()
+    cam_attention: CamAttentionSpec = CamAttentionSpec()
     routing: dict[str, str] = Field(
         {}, description="op kind -> unit that runs it (units of cimkit.spec.units.UNIT_TYPES: 'crossbar', "
-        "'digital', 'ap', plug-ins); kinds not listed run on the op registry's default unit")
+        "'digital', 'ap', 'cam_attention', plug-ins); kinds not listed run on the op registry's default unit")
 
     @field_validator("routing")
     @classmethod

@@ -13,9 +13,14 @@ op kind to a unit by name; kinds it does not list run on the op registry's defau
   compare/write passes in a CAM) that runs ``softmax`` as the integer softmax program of
   ``cimkit.ap.softmax`` (``routing: {softmax: ap}``); priced by the cost component ``ap``.
 
-Content-addressable memories (Hamming similarity, CAM attention) and spiking neuron circuits have no op
-kinds of their own in the op registry yet, so no unit type is registered for them here. A plug-in adds one
-together with the kinds it runs, e.g.::
+- ``cam_attention``: the spec's ``cam_attention`` section, a binary CAM unit for HAD's binarized attention
+  (Horton et al., arXiv 2502.01770): keys written into CAM rows, Hamming similarity sensed on the match
+  lines, a top-N selector. It runs the op kinds ``hamming_score`` and ``topn`` (their default unit; a workload
+  gets them from ``Workload.with_hamming_attention``); priced by the cost components ``cam_attention`` and
+  ``topn_selector`` (``cimkit.cost.cam_attention``).
+
+Spiking neuron circuits have no op kinds of their own in the op registry yet, so no unit type is
+registered for them here. A plug-in adds one together with the kinds it runs, e.g.::
 
     from cimkit.spec.units import register_unit_type
     register_unit_type("my_ap", {"eltwise", "act"}, "associative processor running element-wise ops")
@@ -72,6 +77,9 @@ register_unit_type("digital", {"matmul", "softmax", "norm", "act", "eltwise", "p
 register_unit_type("ap", {"softmax"},
                    "associative processor (ap section): the integer softmax as compare/write passes over all rows "
                    "of a CAM at once (cimkit.ap)")
+register_unit_type("cam_attention", {"hamming_score", "topn"},
+                   "binary CAM attention unit (cam_attention section): keys in CAM rows, Hamming similarity sensed on "
+                   "the match lines, a top-N selector (HAD, arXiv 2502.01770; cimkit.cost.cam_attention)")
 
 
 def _one(bits: int | None) -> int:

@@ -273,6 +273,15 @@ class Workload:
                for op in self.ops]
         return Workload(self.name, self.input_shape, ops, self.weight_counts)
 
+    def with_hamming_attention(self, n_top: int = 32) -> "Workload":
+        """A copy whose every attention (Q K^T, softmax, A V) is HAD's binarized attention (Horton et al., arXiv
+        2502.01770): a ``hamming_score`` op (binarized queries against binarized keys), a ``topn`` op keeping
+        ``n_top`` keys per query, the softmax over those and a sparse A V over their rows of V; the other ops
+        are kept. ``hamming_score`` and ``topn`` run on the ``cam_attention`` unit (``cimkit.workload.hamming``)."""
+        from .hamming import with_hamming_attention
+
+        return with_hamming_attention(self, n_top)
+
     def to_json(self, path: str | Path | None = None) -> str:
         """The workload as JSON text; with ``path``, also written there atomically (a crash or a full
         disk never leaves a truncated file)."""

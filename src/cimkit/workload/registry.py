@@ -5,7 +5,8 @@ Two registries live here, neither of which imports torch, onnx or a frontend (th
 this module, never the other way round, so that ``import cimkit.cost`` stays torch-free):
 
 * **kinds** (``register_kind``, ``kind_info``, ``kinds``): one ``KindInfo`` per op kind with its default
-  unit ("crossbar", "digital", or "" for not priced), whether it holds weights mapped onto arrays, and
+  unit ("crossbar", "digital", "cam_attention" for HAD's "hamming_score" and "topn" (``cimkit.workload.hamming``),
+  or "" for not priced), whether it holds weights mapped onto arrays, and
   ``events(op)``: the digital primitive operations (``DIGITAL_PRIMITIVES``) the op takes per inference.
 * **op rules** (``register_op``, ``op_rules``): one ``OpRule`` per (kind, fn) naming the constructs that
   produce it, as dotted names resolved by the frontend (``"torch.nn.ReLU"``, ``"torch.nn.functional.gelu"``,
@@ -200,7 +201,13 @@ for _kind, _unit, _weighted, _events, _text in (
         ("pool", "digital", False, digital_events, "pooling and reductions (per input element)"),
         ("embedding", "digital", False, digital_events, "table lookup; the table is digital memory, not crossbar weights"),
         ("unmapped", "", False, None, "an op no rule matched, or holding weights the cost model cannot map: listed, "
-                                      "not priced")):
+                                      "not priced"),
+        # HAD's binary attention (cimkit.workload.hamming): no digital primitives, the CAM attention unit prices them
+        ("hamming_score", "cam_attention", False, None, "Hamming similarity of binarized queries to binarized keys: "
+                                                        "groups x vectors queries of in_features bits against "
+                                                        "out_features keys"),
+        ("topn", "cam_attention", False, None, "top-N selection: out_features of in_features scores kept per query "
+                                               "(groups x vectors queries)")):
     register_kind(_kind, default_unit=_unit, weighted=_weighted, events=_events, description=_text)
 
 
