@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--skip-chips", action="store_true")
     parser.add_argument("--skip-widths", action="store_true", help="chips only")
     parser.add_argument("--only", action="append", default=[], metavar="TEXT",
-                        help="run only the chips whose name contains TEXT (repeatable)")
+                        help="run only the chips whose name contains TEXT, or is exactly NAME for =NAME (repeatable)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--smoke", action="store_true",
                         help="a CI-sized run: a classifier fine-tuned on 36 tweets (16 tokens), 50 test tweets, "
@@ -99,7 +99,7 @@ def chips(model, tok, data, n: int, only: list[str], calibration: int = 64, max_
     print(f"\n{'chip (first %d test tweets; float %.4f)' % (n, sub_base):52} {'accuracy':>9} {'vs float':>9} "
           f"{'energy uJ':>10} {'s':>6}")
     for name, (preset, changes) in CHIPS.items():
-        if only and not any(o in name for o in only):
+        if only and not any(name == o[1:] if o.startswith("=") else o in name for o in only):
             continue
         t = time.time()
         spec = ck.HardwareSpec.preset(preset).replace(**changes)
