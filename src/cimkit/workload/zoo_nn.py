@@ -139,6 +139,14 @@ def mobilenetv3(classes: int = 1000) -> nn.Module:
     return nn.Sequential(*layers)
 
 
+def _attend(layer: nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """The attention core of the encoder and ViT layers (q, k, v: batch, heads, length, head_dim): scaled
+    dot-product attention, or the layer's ``attention_core`` module when it has one (the hook point that
+    ``cimkit.ops.swap_hamming_attention`` fills; a layer without one computes exactly what it always did)."""
+    core = getattr(layer, "attention_core", None)
+    return F.scaled_dot_product_attention(q, k, v) if core is None else core(q, k, v)
+
+
 class _EncoderLayer(nn.Module):
     """A BERT encoder layer (post-norm): attention with its own q, k, v and output projections and
     scaled dot-product attention, then a GELU feed-forward block."""
@@ -153,7 +161,7 @@ class _EncoderLayer(nn.Module):
     def forward(self, x):
         b, length, d = x.shape
         split = lambda t: t.view(b, length, self.heads, d // self.heads).transpose(1, 2)  # noqa: E731
-        a = F.scaled_dot_product_attention(split(self.query(x)), split(self.key(x)), split(self.value(x)))
+        a = _attend(self, split(self.query(x)), split(self.key(x)), split(self.value(x)))
         x = self.norm1(self.output(a.transpose(1, 2).reshape(b, length, d)) + x)
         return self.norm2(self.out(self.act(self.intermediate(x))) + x)
 
@@ -192,7 +200,7 @@ class _Attention(nn.Module):
     def forward(self, x):
         b, length, d = x.shape
         q, k, v = self.qkv(x).view(b, length, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
-        a = F.scaled_dot_product_attention(q, k, v)
+        a = _attend(self, q, k, v)
         return self.proj(a.transpose(1, 2).reshape(b, length, d))
 
 
