@@ -277,3 +277,113 @@ def test_baddbmm_runs_on_arrays_and_einsum_warns_that_it_stays_digital():
     with pytest.warns(UserWarning, match=r"torch.einsum multiplies two activations.*stays digital"):
         cim(q, k)
     assert cim.cim_dynamic.calls == 0
+
+
+@pytest.mark.parametrize("case", ["plain", "padding", "causal", "unbatched", "weights_per_head", "encoder"])
+def test_torch_multihead_attention_runs_its_attention_on_arrays(case):
+    torch.manual_seed(0)
+    mha = nn.MultiheadAttention(32, 4, batch_first=True).eval()
+    x = x_in(b=2, l=6)
+    pad = torch.tensor([[False] * 6, [False] * 4 + [True] * 2])
+    causal = nn.Transformer.generate_square_subsequent_mask(6)
+    if case == "encoder":
+        model = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True).eval()
+        cim = convert(model, spec())
+        with torch.no_grad():
+            torch.testing.assert_close(cim(x, src_key_padding_mask=pad), model(x, src_key_padding_mask=pad),
+                                       rtol=1e-4, atol=1e-5)
+        assert cim.cim_dynamic.calls == 2
+        return
+    cim = convert(mha, spec())
+    kwargs = {"plain": {}, "padding": {"key_padding_mask": pad}, "causal": {"attn_mask": causal, "is_causal": True},
+              "unbatched": {}, "weights_per_head": {"average_attn_weights": False, "attn_mask": causal < 0}}[case]
+    inputs = (x[0],) * 3 if case == "unbatched" else (x,) * 3
+    with torch.no_grad():
+        (y, w), (ref, ref_w) = cim(*inputs, **kwargs), mha(*inputs, **kwargs)
+    torch.testing.assert_close(y, ref, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(w, ref_w, rtol=1e-4, atol=1e-5)
+    assert cim.cim_dynamic.calls == 2
+
+
+def test_an_attention_that_stays_digital_under_the_route_says_so():
+    mha = nn.MultiheadAttention(32, 4, add_bias_kv=True, batch_first=True).eval()
+    cim = convert(mha, spec())
+    with pytest.warns(UserWarning, match=r"multi_head_attention_forward.*stays digital"):
+        cim(x_in(), x_in(), x_in())
+    assert cim.cim_dynamic.calls == 0
+
+
+def test_products_with_weights_are_not_written_per_input():
+    class TiedHead(nn.Module):  # a tied output head: x @ embedding.weight^T, and a buffer product
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(50, 32)
+            self.register_buffer("proj", torch.randn(32, 32))
+
+        def forward(self, x):
+            return (x @ self.proj) @ self.embed.weight.t()
+
+    cim = convert(TiedHead(), spec())
+    with torch.no_grad():
+        cim(x_in())
+    assert cim.cim_dynamic.calls == 0
+
+
+def test_a_query_that_may_attend_to_nothing_gets_zeros_as_in_torch():
+    q = k = v = torch.randn(1, 2, 4, 8)
+    mask = torch.ones(4, 4, dtype=torch.bool)
+    mask[1] = False  # query 1 sees no key
+
+    class Sdpa(nn.Module):
+        def forward(self, q, k, v):
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+    with torch.no_grad():
+        y, ref = convert(Sdpa(), spec())(q, k, v), Sdpa()(q, k, v)
+    assert torch.equal(y[:, :, 1], torch.zeros(1, 2, 8))
+    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_mm_addmm_and_linear_between_activations_run_on_arrays_and_out_warns():
+    class Forms(nn.Module):
+        def forward(self, a, b, c):
+            return torch.mm(a, b) + torch.addmm(c, a, b, beta=0.5) + F.linear(a, b.t(), c[0])
+
+    a, b, c = torch.randn(5, 8), torch.randn(8, 6), torch.randn(5, 6)
+    cim = convert(Forms(), spec())
+    with torch.no_grad():
+        torch.testing.assert_close(cim(a, b, c), Forms()(a, b, c), rtol=1e-5, atol=1e-5)
+    assert cim.cim_dynamic.calls == 3
+
+    class Out(nn.Module):
+        def forward(self, a, b):
+            return torch.matmul(a, b, out=torch.empty(5, 6))
+
+    with pytest.warns(UserWarning, match="with out="):
+        convert(Out(), spec())(a, b)
+
+
+def test_sites_keep_their_training_settings_and_their_read_time():
+    torch.manual_seed(0)
+    model = MatmulAttention()
+    cim = convert(model, spec("pcm"), seed=0, )
+    cim(x_in())  # the sites appear
+    ck.sim.configure(cim, backward="chip", weight_range="fixed")
+    site = next(iter(cim.cim_dynamic.sites.values()))
+    assert site.backward_mode == "straight_through" and site.weight_range == "dynamic"
+    assert cim.qkv.backward_mode == "chip"
+    with pytest.raises(InputError, match="backward_mode 'chip' is not one"):
+        site.backward_mode = "chip"
+    ck.sim.set_time(cim, 86400.0)
+    assert cim.qkv.t_inference_s == 86400.0 and site.t_inference_s == spec("pcm").device.drift_t0_s
+
+
+def test_gradients_accumulate_over_two_sequence_lengths():
+    torch.manual_seed(0)
+    model = MatmulAttention()
+    cim = convert(model, spec())
+    loss = cim(x_in(l=10)).square().sum() + cim(x_in(b=3, l=7, seed=1)).square().sum()
+    loss.backward()  # the sites are re-laid between the forwards: each backward uses its own layout
+    ref = model(x_in(l=10)).square().sum() + model(x_in(b=3, l=7, seed=1)).square().sum()
+    ref.backward()
+    torch.testing.assert_close(cim.qkv.weight.grad, model.qkv.weight.grad, rtol=1e-4, atol=1e-4)

@@ -3,19 +3,25 @@
 Only the projections hold weights, so only they run on the chip: the input projection (one
 (3E, E) matrix when query, key and value have the embedding size E, as the packed
 ``in_proj_weight`` of PyTorch; three matrices when ``kdim``/``vdim`` differ) and the output
-projection. The attention itself, ``softmax(Q K^T / sqrt(d)) V``, multiplies two activations: it
-would need its operands written into arrays at every step, so it stays digital, with everything
-PyTorch does around it (masks, causal hint, dropout in training, attention weights, ``bias_k`` /
-``bias_v``, ``add_zero_attn``). It runs through ``F.multi_head_attention_forward`` itself, fed the
-projections the crossbars computed, so its semantics are PyTorch's own.
+projection. The attention itself, ``softmax(Q K^T / sqrt(d)) V``, multiplies two activations: by default
+it stays digital, with everything PyTorch does around it (masks, causal hint, dropout in training,
+attention weights, ``bias_k`` / ``bias_v``, ``add_zero_attn``), run through
+``F.multi_head_attention_forward`` itself, fed the projections the crossbars computed, so its semantics are
+PyTorch's own. When the spec routes dynamic matmuls to the crossbars (``routing: {matmul: crossbar}``) it is
+written out with ``@`` and a softmax, PyTorch's masks applied the same way, so that Q K^T and A V run on
+arrays written per input (``cimkit.sim.dynamic``); ``bias_k`` / ``bias_v`` / ``add_zero_attn`` keep the
+digital path (with a warning that the attention stays digital).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import InputError
 from ..spec import HardwareSpec
 from .layers import CIMLinear, layer_seed
 
@@ -66,6 +72,8 @@ class CIMMultiheadAttention(nn.Module):
                 setattr(self, part, crossbar(part, getattr(mha, f"{part}_weight"),
                                              None if b is None else b[i * e:(i + 1) * e]))
         self.out_proj = crossbar("out_proj", mha.out_proj.weight, mha.out_proj.bias)
+        # with dynamic matmuls routed to the crossbars the attention is written out for them to find
+        self.attention_on_arrays = spec.unit_for("matmul") == "crossbar"
         self.register_forward_pre_hook(_no_fused_paths)
 
     @classmethod
@@ -131,6 +139,13 @@ class CIMMultiheadAttention(nn.Module):
             else:
                 query, key, value = (x.transpose(1, 0) for x in (query, key, value))
         q, k, v = self._project(query, key, value)
+        if self.attention_on_arrays and self.bias_k is None and self.bias_v is None and not self.add_zero_attn:
+            out, weights = self._attend(q, k, v, key_padding_mask, need_weights, attn_mask, average_attn_weights,
+                                        is_causal, is_batched)
+            out = self.out_proj(out)
+            if self.batch_first and is_batched:
+                out = out.transpose(1, 0)
+            return out, weights
         # PyTorch's attention on the crossbar projections: identity projection matrices (exact in
         # floating point: one product by 1, the rest by 0) leave Q, K, V and the heads' output as
         # they are, so masks, dropout, bias_k/bias_v and the returned weights follow PyTorch exactly
@@ -145,6 +160,48 @@ class CIMMultiheadAttention(nn.Module):
         if self.batch_first and is_batched:
             out = out.transpose(1, 0)
         return out, weights
+
+    def _attend(self, q, k, v, key_padding_mask, need_weights, attn_mask, average_attn_weights, is_causal,
+                is_batched):
+        """``nn.MultiheadAttention``'s attention written out with ``@`` and a softmax, so that a spec routing
+        dynamic matmuls to the crossbars runs Q K^T and A V there (``cimkit.sim.dynamic``); the masks are
+        PyTorch's (boolean True: not attended; float: added; ``is_causal`` is a hint that ``attn_mask`` is
+        causal, which must then be given)."""
+        if not is_batched:
+            q, k, v = q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1)
+            key_padding_mask = None if key_padding_mask is None else key_padding_mask.unsqueeze(0)
+        if is_causal and attn_mask is None:
+            raise InputError(f"{self.layer_name}: is_causal is a hint that attn_mask is the causal mask; give "
+                             "attn_mask as well (as nn.MultiheadAttention requires)")
+        (lq, n, e), s, h = q.shape, k.shape[0], self.num_heads
+        d = e // h
+
+        def additive(m: torch.Tensor) -> torch.Tensor:
+            if m.dtype == torch.bool:
+                return torch.zeros(m.shape, dtype=q.dtype, device=q.device).masked_fill(m, float("-inf"))
+            return m.to(q.dtype)
+
+        mask = None if attn_mask is None else additive(attn_mask)
+        if mask is not None and mask.dim() == 2:
+            mask = mask.unsqueeze(0)
+        if key_padding_mask is not None:
+            pad = additive(key_padding_mask).view(n, 1, 1, s).expand(n, h, 1, s).reshape(n * h, 1, s)
+            mask = pad if mask is None else mask + pad
+        qh, kh, vh = (t.reshape(t.shape[0], n * h, d).transpose(0, 1) for t in (q, k, v))
+        scores = (qh * (1.0 / math.sqrt(d))) @ kh.transpose(-2, -1)
+        if mask is not None:
+            scores = scores + mask
+        probs = torch.softmax(scores, dim=-1)
+        if self.training and self.dropout > 0:
+            probs = F.dropout(probs, self.dropout)
+        out = (probs @ vh).transpose(0, 1).reshape(lq, n, e)
+        weights = None
+        if need_weights:
+            weights = probs.view(n, h, lq, s)
+            weights = weights.mean(dim=1) if average_attn_weights else weights
+            if not is_batched:
+                weights = weights.squeeze(0)
+        return (out if is_batched else out.squeeze(1)), weights
 
     def extra_repr(self) -> str:
         return (f"{self.layer_name}: embed_dim={self.embed_dim}, num_heads={self.num_heads}, "

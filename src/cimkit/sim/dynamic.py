@@ -42,7 +42,11 @@ from .tile import CrossbarTile
 
 _MATMUL = {torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__}
 _BMM = {torch.bmm, torch.Tensor.bmm}
+_MM = {torch.mm, torch.Tensor.mm}
 _BADDBMM = {torch.baddbmm, torch.Tensor.baddbmm}
+_ADDMM = {torch.addmm, torch.Tensor.addmm}
+_LINEAR = {F.linear}
+_MHA = {F.multi_head_attention_forward}
 _SDPA = {F.scaled_dot_product_attention}
 _UNSEEN = {torch.einsum: "torch.einsum", torch.tensordot: "torch.tensordot"}  # products not taken to arrays
 
@@ -58,11 +62,12 @@ def _layout(groups: int, k: int, n: int, spec: HardwareSpec, name: str):
 
     An operand shorter than an array (a head's 32 or 64 features on 256 rows) is simulated on its own rows
     only: the rows below it get no input, so they add neither current nor read noise, and leaving them out
-    saves most of the work of writing and reading (8x for 32 of 256 rows). IR drop depends on the whole
-    array, so with IR drop modelled the arrays keep all their rows."""
+    saves most of the work of writing and reading (8x for 32 of 256 rows). IR drop and the global drift
+    compensation's read-out depend on the whole array, so with either the arrays keep all their rows."""
     mapping = map_matrix(k, n, spec, groups=groups, name=name)
     no_ir_drop = spec.array.ir_drop == "none" or spec.array.wire_resistance_ohm == 0
-    if no_ir_drop and mapping.row_tiles == 1 and k < mapping.rows_per_tile:
+    whole_array_gain = spec.periphery.drift_compensation == "global"  # its read-out sums every row
+    if no_ir_drop and not whole_array_gain and mapping.row_tiles == 1 and k < mapping.rows_per_tile:
         mapping = dataclasses.replace(mapping, rows_per_tile=k)
     layout = ConvLayout(mapping, kernel=(1, 1), stride=(1, 1), dilation=(1, 1), groups=groups,
                         in_channels=groups * k, out_channels=groups * n, aligned=False,
@@ -116,6 +121,19 @@ class CIMDynamicMatmul(CIMLayer):
     operand is saved with the model (it is an input)."""
 
     tile_class = _DynamicTile
+    writes_per_input = True
+    #: an operand written per input has one way to be trained through: the ideal product's gradients
+    backward_modes = ("straight_through",)
+
+    def allowed(self, setting: str) -> tuple[str, ...]:
+        """A site's only settings: straight-through gradients, a new programming-noise sample at every write
+        (``per_step``), and a range that follows each operand (``dynamic``)."""
+        return {"backward_mode": self.backward_modes, "program_noise": ("per_step",),
+                "weight_range": ("dynamic",)}[setting]
+
+    def set_time(self, t_inference_s: float) -> None:
+        """Nothing to do: the operands are written at every input and read right away (at the device's
+        ``drift_t0_s``), whatever time the programmed weights are read at."""
 
     def __init__(self, b: torch.Tensor, spec: HardwareSpec, *, seed: int, name: str) -> None:
         g, k, n = b.shape
@@ -209,8 +227,15 @@ def _operands(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     return a3, b3, batch
 
 
-def _is_activation(t) -> bool:
-    return isinstance(t, torch.Tensor) and not isinstance(t, nn.Parameter) and t.is_floating_point() and t.dim() >= 2
+def _weight_storages(model: nn.Module) -> set[int]:
+    """Where the model's parameters and buffers live: a tensor sharing their storage (a view, a transpose,
+    a tied weight) is a weight, not an operand to write per input."""
+    return {t.untyped_storage().data_ptr() for t in (*model.parameters(), *model.buffers()) if t.numel()}
+
+
+def _is_activation(t, weights: set[int] = frozenset()) -> bool:
+    return (isinstance(t, torch.Tensor) and not isinstance(t, nn.Parameter) and t.is_floating_point() and t.dim() >= 2
+            and t.untyped_storage().data_ptr() not in weights)
 
 
 class _DynamicMatmulMode(TorchFunctionMode):
@@ -250,32 +275,55 @@ class _DynamicMatmulMode(TorchFunctionMode):
             else:
                 scores = scores + attn_mask
         probs = torch.softmax(scores, dim=-1)  # through the integer softmax when the digital unit has one
+        blocked = torch.isneginf(scores).all(dim=-1, keepdim=True)
+        if bool(blocked.any()):  # a query that may attend to nothing gets zeros, as torch's sdpa gives it
+            probs = probs.masked_fill(blocked, 0.0)
         if dropout_p > 0:
             probs = F.dropout(probs, dropout_p)
         return self._product(probs, v)
 
+    def _bound(self, names: tuple[str, ...], args, kwargs) -> dict | None:
+        bound = {**dict(zip(names, args)), **kwargs}
+        return bound if set(bound) <= set(names) else None
+
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if self.model.inside_layer == 0:
-            if func in _MATMUL or func in _BMM:
-                if len(args) == 2 and not kwargs and _is_activation(args[0]) and _is_activation(args[1]) \
-                        and (func not in _BMM or args[0].dim() == 3):
+        if self.model.inside_layer:
+            return func(*args, **kwargs)
+        act = lambda t: _is_activation(t, self.model.weights)  # noqa: E731
+        if func in _MATMUL or func in _BMM or func in _MM:
+            if len(args) == 2 and act(args[0]) and act(args[1]):
+                if not kwargs and (func not in _BMM or args[0].dim() == 3):
                     return self._product(*args)
-            elif func in _BADDBMM:  # beta * input + alpha * (b1 @ b2)
-                names = ("input", "batch1", "batch2", "beta", "alpha")
-                bound = {**dict(zip(names, args)), **kwargs}
-                if set(bound) <= set(names) and _is_activation(bound["batch1"]) and _is_activation(bound["batch2"]):
-                    product = self._product(bound["batch1"], bound["batch2"]) * bound.get("alpha", 1)
-                    return bound.get("beta", 1) * bound["input"] + product
-            elif func in _UNSEEN:
-                operands = [a for a in (args[1:] if func is torch.einsum else args[:2]) if isinstance(a, torch.Tensor)]
-                if len(operands) >= 2 and all(_is_activation(t) for t in operands):
-                    self.model.warn_unseen(_UNSEEN[func])
-            elif func in _SDPA:
-                q, k, v = args[:3]
-                if all(_is_activation(t) for t in (q, k, v)):
-                    names = ("attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
-                    return self._attention(q, k, v, **dict(zip(names, args[3:])), **kwargs)
+                self.model.warn_unseen(f"{getattr(func, '__name__', func)} with out=")
+            elif len(args) == 2 and all(isinstance(a, torch.Tensor) and a.is_floating_point() and a.dim() >= 1
+                                        for a in args) and min(a.dim() for a in args) == 1 \
+                    and all(a.untyped_storage().data_ptr() not in self.model.weights and not isinstance(a, nn.Parameter)
+                            for a in args):
+                self.model.warn_unseen("a matmul with a 1-d operand")
+        elif func in _BADDBMM or func in _ADDMM:  # beta * input + alpha * (m1 @ m2)
+            names = ("input", "batch1", "batch2", "beta", "alpha") if func in _BADDBMM else \
+                ("input", "mat1", "mat2", "beta", "alpha")
+            bound = self._bound(names, args, kwargs)
+            if bound is not None and act(bound[names[1]]) and act(bound[names[2]]):
+                product = self._product(bound[names[1]], bound[names[2]]) * bound.get("alpha", 1)
+                return bound.get("beta", 1) * bound["input"] + product
+        elif func in _LINEAR:  # F.linear(a, b, bias) with an activation b: a @ b^T + bias
+            bound = self._bound(("input", "weight", "bias"), args, kwargs)
+            if bound is not None and act(bound["input"]) and act(bound["weight"]):
+                out = self._product(bound["input"], bound["weight"].transpose(-1, -2))
+                return out if bound.get("bias") is None else out + bound["bias"]
+        elif func in _UNSEEN:
+            operands = [a for a in (args[1:] if func is torch.einsum else args[:2]) if isinstance(a, torch.Tensor)]
+            if len(operands) >= 2 and all(act(t) for t in operands):
+                self.model.warn_unseen(_UNSEEN[func])
+        elif func in _SDPA:
+            q, k, v = args[:3]
+            if all(act(t) for t in (q, k, v)):
+                names = ("attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+                return self._attention(q, k, v, **dict(zip(names, args[3:])), **kwargs)
+        elif func in _MHA:
+            self.model.warn_unseen("F.multi_head_attention_forward (nn.MultiheadAttention's attention)")
         return func(*args, **kwargs)
 
 
@@ -289,6 +337,8 @@ class _Tracked:
         self.counts: dict[str, int] = {}
         self.inside_layer = 0
         self.warned: set[str] = set()
+        self.weights: set[int] = set()
+        self.root: nn.Module | None = None  # the converted model
 
     def warn_unseen(self, what: str) -> None:
         """Say once per function that a product of two activations it computes stays digital."""
@@ -296,12 +346,15 @@ class _Tracked:
             self.warned.add(what)
             where = self.path[-1] or "the model"
             warnings.warn(f"{where}: {what} multiplies two activations; cimkit runs dynamic matmuls on crossbars "
-                          f"only through torch.matmul, @, torch.bmm, torch.baddbmm and "
-                          f"F.scaled_dot_product_attention, so this product stays digital", stacklevel=3)
+                          f"only through torch.matmul, @, torch.mm, torch.bmm, torch.addmm, torch.baddbmm, F.linear "
+                          f"and F.scaled_dot_product_attention between two matrices (no out=), so this product "
+                          f"stays digital", stacklevel=3)
 
     def mode(self) -> "_DynamicMatmulMode":
-        """The function mode for one forward of the model (call counts start anew)."""
+        """The function mode for one forward of the model (call counts start anew; the model's weights are
+        looked up anew, as a move to another device changes where they live)."""
         self.path, self.counts, self.inside_layer = [""], {}, 0
+        self.weights = _weight_storages(self.root) if self.root is not None else set()
         return _DynamicMatmulMode(self)
 
 
@@ -338,4 +391,5 @@ def attach(model: nn.Module, spec: HardwareSpec, seed: int) -> _Tracked:
             module.register_forward_pre_hook(hook.enter)
             module.register_forward_hook(hook.leave, always_call=True)
     model.cim_dynamic = container
+    tracked.root = model
     return tracked

@@ -225,7 +225,7 @@ class ChipProduct(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, layer):
         y, enc = run(layer.tile, layer.layout, x, bias)
-        ctx.layer, ctx.enc = layer, enc
+        ctx.layer, ctx.enc, ctx.layout = layer, enc, layer.layout  # a layer may be re-laid before backward
         ctx.has_bias = bias is not None
         ctx.save_for_backward(x, weight)
         return y
@@ -233,8 +233,7 @@ class ChipProduct(torch.autograd.Function):
     @staticmethod
     def backward(ctx, d):
         x, weight = ctx.saved_tensors
-        layer, enc = ctx.layer, ctx.enc
-        layout = layer.layout
+        layer, enc, layout = ctx.layer, ctx.enc, ctx.layout
         w = layer.matrix_weight(weight).to(d.dtype)
         dx = dw = db = None
         chip = layer.backward_mode == "chip"

@@ -41,6 +41,8 @@ class CIMLayer(nn.Module):
     backward_modes: tuple[str, ...] = BACKWARD_MODES
     #: the class of its programmed chip
     tile_class: type[CrossbarTile] = CrossbarTile
+    #: whether its arrays are written at every input (dynamic matmuls) rather than programmed once
+    writes_per_input: bool = False
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, spec: HardwareSpec,
                  mapping: ArrayMapping, layout: Layout, *, seed: int, name: str) -> None:

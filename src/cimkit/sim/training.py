@@ -21,8 +21,11 @@ def configure(model: nn.Module, *, backward: str | None = None, program_noise: s
     ``weight_range``: ``dynamic`` (the range follows the weights) or ``fixed`` (frozen at the
     current programming; weights beyond it clip).
 
-    Every value is checked on every layer before any is changed. Returns the model."""
-    layers = required_cim_layers(model, "configure")
+    Every value is checked on every layer before any is changed. Layers written at every input
+    (dynamic matmuls, ``cimkit.sim.dynamic``) keep their only settings (straight-through gradients, a new
+    programming-noise sample per write, a range that follows the operand) and are left out. Returns the
+    model."""
+    layers = [layer for layer in required_cim_layers(model, "configure") if not layer.writes_per_input]
     settings = {"backward_mode": backward, "program_noise": program_noise, "weight_range": weight_range}
     settings = {k: v for k, v in settings.items() if v is not None}
     for layer in layers:  # validate first: a refused value leaves every layer as it was
