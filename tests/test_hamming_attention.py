@@ -409,3 +409,42 @@ def test_minilm_swap(minilm):
     assert torch.isfinite(out).all()
     cos = F.cosine_similarity(out.mean(1), ref.mean(1))
     assert (cos > 0.3).all()  # binarized and sparse, before any distillation: still the same sentences
+
+
+def test_the_swap_refuses_attention_with_position_terms_it_would_drop_and_keeps_causal_masks():
+    from types import SimpleNamespace
+
+    from torch import nn
+
+    from cimkit.errors import InputError
+    from cimkit.ops import swap_hamming_attention
+
+    class RotarySelfAttention(nn.Module):  # BERT-shaped, with rotary positions on Q and K (as ESM)
+        def __init__(self, causal=False, kind="rotary"):
+            super().__init__()
+            self.query, self.key, self.value = nn.Linear(8, 8), nn.Linear(8, 8), nn.Linear(8, 8)
+            self.num_attention_heads, self.attention_head_size = 2, 4
+            self.position_embedding_type = kind
+            self.config = SimpleNamespace(position_embedding_type=kind)
+            self.is_causal = causal
+
+        def forward(self, h, attention_mask=None):
+            return h
+
+    class Holder(nn.Module):
+        def __init__(self, **kw):
+            super().__init__()
+            self.attn = RotarySelfAttention(**kw)
+
+        def forward(self, h):
+            return self.attn(h)
+
+    with pytest.raises(InputError, match=r"attn \(RotarySelfAttention\) adds position terms.*'rotary'"):
+        swap_hamming_attention(Holder())
+    causal = swap_hamming_attention(Holder(causal=True, kind="absolute"), n_top=None, binarizer="none")
+    h = torch.randn(1, 5, 8)
+    out1 = causal.attn(h)[0]
+    h2 = h.clone()
+    h2[:, -1] += 1.0  # a later token cannot move earlier positions of a causal attention
+    out2 = causal.attn(h2)[0]
+    torch.testing.assert_close(out1[:, :-1], out2[:, :-1])

@@ -38,8 +38,10 @@ on a sample row of the given length (Gaussian scores, std 2, seeded) and priced 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from types import MappingProxyType
 
 import torch
 
@@ -183,12 +185,12 @@ class SoftmaxEvents:
     ``passes`` per round, ``tiles``, ``rounds``, ``columns`` (bit cells per word), ``steps`` (per program
     step: compares, writes, reads, tag counts)."""
 
-    events: dict
+    events: Mapping[str, float]
     passes: int
     tiles: int
     rounds: int
     columns: int
-    steps: dict
+    steps: Mapping[str, object]
 
 
 @lru_cache(maxsize=1024)
@@ -210,7 +212,9 @@ def softmax_events(seq_len: int, softmax_rows: int, *, input_bits: int = 16, out
     rounds = math.ceil(tiles / (ap_rows // tile_rows))
     events = pass_events(r.stats, r.rows, softmax_rows * seq_len, tiles, tile_rows,
                          load_bits=r.widths["q"] + r.widths["index"], unload_bits=output_bits + 1, rounds=rounds)
-    return SoftmaxEvents(events, r.stats.cycles, tiles, rounds, r.columns, dict(r.stats.by_step))
+    # read-only views: the result is cached, so a caller must not be able to change it for the next one
+    return SoftmaxEvents(MappingProxyType(events), r.stats.cycles, tiles, rounds, r.columns,
+                         MappingProxyType(dict(r.stats.by_step)))
 
 
 def ap_softmax_cost(seq_len: int, heads: int, *, input_bits: int = 16, output_bits: int = 8,

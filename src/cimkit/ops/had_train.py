@@ -201,7 +201,10 @@ def distill(student: nn.Module, teacher: nn.Module, loader: Iterable, *, stages:
     model's output; default: the output tensor or its ``.logits``). The student is trained in place and
     left in eval mode with the last stage's binarizer. ``progress(step, steps, record)`` after each step.
     ``checkpoint``: a file to save to every ``checkpoint_every`` steps and at the end, and to resume from
-    (it must have been made with the same stages and seed). Returns the history: one record per step,
+    (it must have been made with the same stages and seed). A resumed run gives the weights of an uninterrupted
+    one when the loader's batches depend only on its order (each pass is reseeded from ``seed``); a loader with
+    randomness of its own per batch (augmentation, masking collators) draws other batches after a resume.
+    Returns the history: one record per step,
     ``{"step", "stage", "binarizer", "c", "loss", "attention_loss", "output_loss"}``.
     """
     fn = "distill"

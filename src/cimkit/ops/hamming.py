@@ -484,6 +484,9 @@ class HammingSelfAttention(nn.Module):
         q = self.query(hidden_states).view(shape).transpose(1, 2)
         k = self.key(hidden_states).view(shape).transpose(1, 2)
         v = self.value(hidden_states).view(shape).transpose(1, 2)
+        if attention_mask is None and self.is_causal:  # under sdpa, a causal model passes no mask
+            n = hidden_states.shape[-2]
+            attention_mask = torch.ones(n, n, dtype=torch.bool, device=hidden_states.device).tril()
         out = self.core(q, k, v, attention_mask, self.scaling)
         out = out.transpose(1, 2).reshape(*hidden_states.shape[:-1], -1).contiguous()
         return out, (self.core.attention_map if self.core.record else None)
@@ -494,6 +497,23 @@ def _is_hf_self_attention(module: nn.Module) -> bool:
             and all(isinstance(getattr(module, n, None), nn.Linear) for n in ("query", "key", "value"))
             and isinstance(getattr(module, "num_attention_heads", None), int)
             and isinstance(getattr(module, "attention_head_size", None), int))
+
+
+def _score_terms(module: nn.Module) -> str | None:
+    """What a BERT-shaped self-attention adds to Q K^T besides the mask (rotary or relative positions, a
+    relative-position bias: ESM, Swin, BEiT, LayoutLMv2, ...), which a swap would silently drop; None when
+    nothing (absolute positions only, as in BERT, RoBERTa and MiniLM)."""
+    kind = getattr(module, "position_embedding_type", None) or getattr(getattr(module, "config", None),
+                                                                        "position_embedding_type", None)
+    if kind not in (None, "absolute"):
+        return f"position_embedding_type {kind!r}"
+    for name, _ in module.named_children():
+        if "rotary" in name or "relative" in name or "position" in name:
+            return f"its submodule {name!r}"
+    for name in vars(module):
+        if ("rotary" in name or "relative_position" in name) and getattr(module, name) is not None:
+            return f"its attribute {name!r}"
+    return None
 
 
 def swap_hamming_attention(model: nn.Module, n_top: int | None = 32, binarizer: str = "sign", *, c: float = 1.0,
@@ -531,6 +551,11 @@ def swap_hamming_attention(model: nn.Module, n_top: int | None = 32, binarizer: 
             swapped[name] = type(module).__name__
     for name, module in list(root.named_modules()):
         if _is_hf_self_attention(module) and not isinstance(module, HammingSelfAttention):
+            extra = _score_terms(module)
+            if extra is not None:
+                raise InputError(f"{fn}: {name} ({type(module).__name__}) adds position terms to its scores "
+                                 f"({extra}); HammingSelfAttention computes Q K^T and the mask only and would drop "
+                                 "them, so it swaps only attention with absolute positions (BERT, RoBERTa, MiniLM)")
             p = getattr(getattr(module, "dropout", None), "p", 0.0)
             new = HammingSelfAttention(module, core(f"{name}.core", float(p)))
             new.train(module.training)

@@ -17,8 +17,11 @@ products with a parameter operand (weights the converter left digital) are left 
 Each call site is a ``CIMDynamicMatmul`` layer, named by the module that makes the call and its call
 index in that module's forward (``encoder.layer.0.attention.self.matmul0``), created at the first forward
 that reaches it and kept under the model's ``cim_dynamic`` submodule. A site is a crossbar layer like any
-other: ``calibrate`` sets its DAC and ADC ranges (from every call it sees), ``set_time`` and the stage
-hooks reach it, and its random streams are seeded from the model seed and its name.
+other: ``calibrate`` sets its DAC and ADC ranges (from every call it sees), the stage hooks reach it, and its
+random streams are seeded from the model seed and its name. Its operands are read right after they are
+written (at the device's ``drift_t0_s``, whatever ``set_time`` says for the programmed weights), and it trains
+by straight-through gradients only. The sites are found by call order within a forward, so a converted
+model with dynamic matmuls runs one forward at a time (not from several threads at once).
 """
 
 from __future__ import annotations
