@@ -175,7 +175,7 @@ class CIMDynamicMatmul(CIMLayer):
         w = _as_weight(b.float())
         if not bool(torch.isfinite(w).all()):
             raise InputError(f"{self.layer_name}: the operand to write has non-finite values (NaN or inf)")
-        self.weight = w.detach()
+        self.weight = w.detach()  # (a view of the operand: the site holds it until the next write)
         self.tile.program(self.weight, next_sample=True)  # each write: the next programming-noise sample
         self.programmed_weight = self.weight
         self.writes += 1
@@ -232,8 +232,11 @@ def _operands(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
 
 def _weight_storages(model: nn.Module) -> set[int]:
     """Where the model's parameters and buffers live: a tensor sharing their storage (a view, a transpose,
-    a tied weight) is a weight, not an operand to write per input."""
-    return {t.untyped_storage().data_ptr() for t in (*model.parameters(), *model.buffers()) if t.numel()}
+    a tied weight) is a weight, not an operand to write per input. The dynamic sites' own buffers are left
+    out: the operand a site last wrote may be a view of an activation whose memory the next forward reuses."""
+    tensors = [t for name, t in (*model.named_parameters(), *model.named_buffers())
+               if not name.startswith("cim_dynamic.")]
+    return {t.untyped_storage().data_ptr() for t in tensors if t.numel()}
 
 
 def _is_activation(t, weights: set[int] = frozenset()) -> bool:
