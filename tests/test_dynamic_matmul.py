@@ -387,3 +387,16 @@ def test_gradients_accumulate_over_two_sequence_lengths():
     ref = model(x_in(l=10)).square().sum() + model(x_in(b=3, l=7, seed=1)).square().sum()
     ref.backward()
     torch.testing.assert_close(cim.qkv.weight.grad, model.qkv.weight.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_a_chip_whose_only_arrays_are_attention_products_is_calibrated_for_simulate():
+    from cimkit.sim.evaluate import _make_chip
+
+    class OnlyAttention(nn.Module):  # no weights on arrays at all: only the two attention products
+        def forward(self, x):
+            h = x.reshape(-1, 8, 8)
+            return (torch.softmax(h @ h.transpose(-1, -2), dim=-1) @ h).flatten(1)[:, :10]
+
+    x = torch.randn(16, 64, generator=torch.Generator().manual_seed(0))
+    chip = _make_chip(OnlyAttention(), ck.HardwareSpec.preset("rram-22nm").replace(routing=ON_ARRAYS), 0, x, 1, x[:1])
+    assert len(chip.layers) == 2 and all(torch.isfinite(layer.input_range) for layer in chip.layers)

@@ -207,7 +207,7 @@ def _make_chip(model: nn.Module, spec: HardwareSpec, seed: int, calibration: tor
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the first conversion in the calling process said it already
             cim = convert(model, spec, seed=seed)
-    if calibration is not None and cim_layers(cim):
+    if calibration is not None and (cim_layers(cim) or hasattr(cim, "cim_dynamic")):  # sites appear in calibrate
         calibrate(cim, list(torch.tensor_split(calibration, calibrate_batches)), num_batches=calibrate_batches,
                   progress=calib_progress)
     cim.eval()
