@@ -148,9 +148,6 @@ class CIMDynamicMatmul(CIMLayer):
         self.writes = 0  # since this object was made (the saved count of writes is ``tile.program_index``)
         self.tile.program_index.fill_(-1)  # the first write takes sample 0
 
-    def matrix_weight(self, weight):
-        return weight
-
     def _check_input(self, x):
         pass
 
@@ -164,7 +161,6 @@ class CIMDynamicMatmul(CIMLayer):
             getattr(tile, buf).copy_(getattr(old, buf))
         tile.rng.draws = old.rng.draws
         tile.calibrating, tile.stage_hooks = old.calibrating, old.stage_hooks
-        tile.fixed_scale = old.fixed_scale
         self.tile = tile
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
