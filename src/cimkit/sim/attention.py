@@ -23,6 +23,7 @@ from torch import nn
 
 from ..errors import InputError
 from ..spec import HardwareSpec
+from .dynamic import routes_matmul_to_crossbar
 from .layers import CIMLinear, layer_seed
 
 
@@ -73,7 +74,7 @@ class CIMMultiheadAttention(nn.Module):
                                              None if b is None else b[i * e:(i + 1) * e]))
         self.out_proj = crossbar("out_proj", mha.out_proj.weight, mha.out_proj.bias)
         # with dynamic matmuls routed to the crossbars the attention is written out for them to find
-        self.attention_on_arrays = spec.unit_for("matmul") == "crossbar"
+        self.attention_on_arrays = routes_matmul_to_crossbar(spec)
         self.register_forward_pre_hook(_no_fused_paths)
 
     @classmethod

@@ -198,8 +198,15 @@ class DynamicMatmuls(nn.Module):
         self.sites = nn.ModuleDict()
         self.calls = 0  # products run on crossbars since conversion
 
+    @staticmethod
+    def _key(name: str) -> str:
+        return name.replace(".", "/")  # ModuleDict keys cannot hold dots
+
+    def __contains__(self, name: str) -> bool:
+        return self._key(name) in self.sites
+
     def site(self, name: str, b: torch.Tensor) -> CIMDynamicMatmul:
-        key = name.replace(".", "/")  # ModuleDict keys cannot hold dots
+        key = self._key(name)
         layer = self.sites[key] if key in self.sites else None
         if layer is None:
             layer = self.sites[key] = CIMDynamicMatmul(b, self.spec, seed=layer_seed(self.seed, name), name=name)
@@ -254,8 +261,8 @@ class _DynamicMatmulMode(TorchFunctionMode):
         if a.shape[-1] != b.shape[-2]:
             raise InputError(f"{name}: cannot multiply shapes {tuple(a.shape)} and {tuple(b.shape)}")
         a3, b3, batch = _operands(a, b)
-        if not bool(torch.isfinite(b).all()):
-            raise InputError(f"{name}: the operand to write has non-finite values (NaN or inf)")
+        if name not in tracked.container and not bool(torch.isfinite(b).all()):  # a site's forward checks
+            raise InputError(f"{name}: the operand to write has non-finite values (NaN or inf)")  # every later one
         site = tracked.container.site(name, b3)
         tracked.container.calls += 1
         out = site(a3, b3)
