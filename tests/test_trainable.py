@@ -206,7 +206,7 @@ def test_tile_update_refuses_unknown_devices_and_bad_shapes():
     with pytest.raises(InputError, match="same batch"):
         tile.update(torch.randn(2, 6), torch.randn(3, 3), 0.1)
     tile.update_model = "linear-step"
-    with pytest.raises(InputError, match=r"layer: update model 'linear-step' is unknown; known: ideal"):
+    with pytest.raises(InputError, match=r"layer: update model 'linear-step' is unknown; give one of ideal or a cimkit.spec.update.UpdateDevice"):
         tile.update(torch.randn(2, 6), torch.randn(2, 3), 0.1)
     sliced = quiet_convert(nn.Linear(6, 3), "rram-22nm").tile
     with pytest.raises(InputError, match="one cell per weight"):

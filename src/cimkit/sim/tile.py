@@ -25,20 +25,23 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from ..errors import InputError
+from ..errors import InputError, short_repr
 from ..io import dict_differences
 from ..mapping import ArrayMapping, ceil_div
 from ..spec import HardwareSpec
+from ..spec.update import UpdateDevice
 from . import program as prog
 from . import quant
 from .intmm import bf16_is_fast, int8_is_fast, split_int8
 from .kernel import STAGES, dac, drive, run
 from .layout import Arrays, Layout, LinearLayout
 from .rng import CounterNormal
+from .update import WriteCounts, apply_pulses, count_writes, pulses_for
 
-#: update models a tile can apply (device update models beyond the ideal one come with training)
+#: update models a tile names by a string (besides these, an ``UpdateDevice`` gives a pulse-based model)
 UPDATE_MODELS = ("ideal",)
 _PROGRAM_SALT = 0x9E0C4A11
+_WRITE_SALT = 0x3C79AC49
 _READ_SALT = 0x5EED
 
 
@@ -79,6 +82,7 @@ class CrossbarTile(nn.Module):
         self.register_buffer("w_scale", torch.zeros(m.groups, m.out_features))
         self.register_buffer("inference_time_s", torch.tensor(float(spec.device.drift_t0_s), dtype=torch.float64))
         self.register_buffer("program_index", torch.tensor(0, dtype=torch.int64))
+        self.register_buffer("write_count", torch.tensor(0, dtype=torch.int64))  # pulse-based updates so far
         self.register_buffer("rng_state", torch.tensor([self.seed ^ _READ_SALT, 0], dtype=torch.int64))
         self.register_buffer("input_range", torch.tensor(float("nan")))
         self.register_buffer("input_signed", torch.tensor(False))
@@ -90,6 +94,7 @@ class CrossbarTile(nn.Module):
         self.register_buffer("spec_json", _encode_json(spec_fingerprint(spec)))
         self.rng = CounterNormal(self.seed ^ _READ_SALT)
         self._program_stream = CounterNormal(self.seed ^ _PROGRAM_SALT)
+        self._write_stream = CounterNormal(self.seed ^ _WRITE_SALT)  # cycle-to-cycle write noise
         self.fixed_scale = False
         self._matrix_layout = LinearLayout(mapping)  # how read() lays a (batch, K) input on the arrays
         self.calibrating: str | None = None
@@ -389,21 +394,10 @@ class CrossbarTile(nn.Module):
             rows = rows - self.offset_per_code * codes.sum(-1, keepdim=True)
         return rows * scale
 
-    def update(self, x: torch.Tensor, d: torch.Tensor, lr: float) -> None:
-        """Outer-product update ``W <- W - lr * d^T x`` applied to the conductances in place (with
-        the tile's ``update_model``; the ideal device moves every cell by exactly its share,
-        within its conductance range). ``x``: (batch, in_features), ``d``: (batch, out_features).
-        Only the row tiles the update touched are re-derived."""
+    def update(self, x: torch.Tensor, d: torch.Tensor, lr: float) -> WriteCounts | None:
+        """Outer-product update ``W <- W - lr * d^T x`` applied to the conductances in place
+        (``apply_delta``). ``x``: (batch, in_features), ``d``: (batch, out_features)."""
         m = self.mapping
-        if self.update_model not in UPDATE_MODELS:
-            raise InputError(f"{self.name}: update model {self.update_model!r} is unknown; known: "
-                             f"{', '.join(UPDATE_MODELS)}")
-        if m.groups != 1:
-            raise InputError(f"{self.name}: update() takes one group; this tile holds {m.groups}")
-        if m.slices != 1:
-            raise InputError(f"{self.name}: update() needs one cell per weight; this tile spreads each weight "
-                             f"over {m.slices} slices (weight_bits {self.spec.weight_bits}, "
-                             f"bits_per_cell {self.spec.device.bits_per_cell})")
         if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr):
             raise InputError(f"{self.name}: update() lr must be a finite number, got {lr!r}")
         x = _matrix(x, m.in_features, f"{self.name}: update() x")
@@ -411,7 +405,34 @@ class CrossbarTile(nn.Module):
         if x.shape[0] != d.shape[0]:
             raise InputError(f"{self.name}: update() x and d need the same batch, got {x.shape[0]} and {d.shape[0]}")
         dev = self.g_programmed.device
-        dw = -float(lr) * (d.to(dev, torch.float32).t() @ x.to(dev, torch.float32))  # (N, K)
+        return self.apply_delta(-float(lr) * (d.to(dev, torch.float32).t() @ x.to(dev, torch.float32)))
+
+    def apply_delta(self, dw: torch.Tensor) -> WriteCounts | None:
+        """Move the programmed weights by ``dw`` (out_features x in_features, weight units) in place,
+        with the tile's ``update_model``: ``"ideal"`` moves every cell by exactly its share, within its
+        conductance range; an ``UpdateDevice`` (``cimkit.spec.update``) turns each cell's share into whole
+        write pulses along the device's nonlinear curves, with cycle-to-cycle noise from the tile's seeded
+        write stream. A differential pair takes a rise by depressing its negative cell when that cell is
+        above G_min, else by potentiating its positive cell (a fall the other way round). Returns the
+        write events (``cimkit.sim.update.WriteCounts``) of a device model, None for the ideal one. Only the
+        row tiles the update touched are re-derived."""
+        m = self.mapping
+        device = self.update_model
+        if not isinstance(device, UpdateDevice) and device not in UPDATE_MODELS:
+            raise InputError(f"{self.name}: update model {short_repr(device)} is unknown; give one of "
+                             f"{', '.join(UPDATE_MODELS)} or a cimkit.spec.update.UpdateDevice")
+        if m.groups != 1:
+            raise InputError(f"{self.name}: update() takes one group; this tile holds {m.groups}")
+        if m.slices != 1:
+            raise InputError(f"{self.name}: update() needs one cell per weight; this tile spreads each weight "
+                             f"over {m.slices} slices (weight_bits {self.spec.weight_bits}, "
+                             f"bits_per_cell {self.spec.device.bits_per_cell})")
+        if not isinstance(dw, torch.Tensor) or tuple(dw.shape) != (m.out_features, m.in_features):
+            raise InputError(f"{self.name}: apply_delta() needs a ({m.out_features}, {m.in_features}) tensor, got "
+                             f"{tuple(dw.shape) if isinstance(dw, torch.Tensor) else type(dw).__name__}")
+        if not bool(torch.isfinite(dw).all()):
+            raise InputError(f"{self.name}: apply_delta() got non-finite weight changes")
+        dw = dw.to(self.g_programmed.device, torch.float32)
         scale = self.w_scale[0].unsqueeze(-1)
         dcode = torch.where(scale > 0, dw / torch.where(scale > 0, scale, 1.0), 0.0)
         if self.drift_gain != 1.0:
@@ -420,9 +441,22 @@ class CrossbarTile(nn.Module):
         dlev = torch.nn.functional.pad(dcode, (0, pad)).reshape(m.out_features, m.row_tiles, m.rows_per_tile)
         dlev = dlev.permute(1, 2, 0)  # (T, Rp, N)
         g = self.g_programmed
-        top = self.beta + self.coding.top_level
-
         before = g.clone()
+        counts = None
+        if isinstance(device, UpdateDevice):
+            counts = self._pulse(dlev, device)
+        else:
+            self._move_ideal(dlev)
+        if self.stuck is not None:
+            top = self.beta + self.coding.top_level
+            g.masked_fill_(self.stuck == 1, top).masked_fill_(self.stuck == 2, self.beta)
+        changed = (g != before).movedim(2, 0).reshape(m.row_tiles, -1).any(dim=1)  # per row tile
+        self.rederive(torch.nonzero(changed).flatten())
+        return counts
+
+    def _move_ideal(self, dlev: torch.Tensor) -> None:
+        g = self.g_programmed
+        top = self.beta + self.coding.top_level
 
         def move(cells: torch.Tensor, step: torch.Tensor) -> None:
             """Cells with a step move by it, up to the end of the range (a cell already beyond the
@@ -432,7 +466,7 @@ class CrossbarTile(nn.Module):
                                 torch.maximum(moved, torch.clamp(cells, max=self.beta)))
             cells.copy_(torch.where(step != 0, moved, cells))
 
-        if m.differential:  # a rise lowers G- as far as it can, then raises G+ (a fall the other way)
+        if self.mapping.differential:  # a rise lowers G- as far as it can, then raises G+ (a fall the other way)
             plus, minus = g[0, 0, :, :, 0], g[1, 0, :, :, 0]
             rise, fall = dlev.clamp(min=0), (-dlev).clamp(min=0)
             from_minus = torch.minimum(rise, (minus - self.beta).clamp(min=0))
@@ -441,11 +475,37 @@ class CrossbarTile(nn.Module):
             move(plus, rise - from_minus - from_plus)
         else:
             move(g[0, 0, :, :, 0], dlev)
-        if self.stuck is not None:
-            g.masked_fill_(self.stuck == 1, top).masked_fill_(self.stuck == 2, self.beta)
-        changed = (g != before).movedim(2, 0).reshape(m.row_tiles, -1).any(dim=1)  # per row tile
-        touched = torch.nonzero(changed).flatten()
-        self.rederive(touched)
+
+    def _pulse(self, dlev: torch.Tensor, device: UpdateDevice) -> WriteCounts:
+        """Write pulses for level changes ``dlev`` (T, Rp, N) on the device's curves (see ``apply_delta``)."""
+        g = self.g_programmed
+        span = self.coding.top_level
+        cells = g[:, 0, :, :, 0]  # (cell, T, Rp, N): level units, beta at G_min
+        norm = ((cells - self.beta) / span).clamp(0.0, 1.0)
+        change = dlev / span
+        if self.mapping.differential:
+            plus, minus = norm[0], norm[1]
+            rise = change > 0
+            # a rise depresses G- while it is above G_min, else potentiates G+; a fall the mirror image
+            use_minus = torch.where(rise, minus > 0, plus <= 0)
+            signed = torch.where(use_minus, -change, change)
+            want = torch.stack([torch.where(use_minus, 0.0, signed), torch.where(use_minus, signed, 0.0)])
+        else:
+            want = change.unsqueeze(0)
+        pulses = pulses_for(want, device)
+        self.write_count += 1
+        self._write_stream.draws = int(self.write_count)
+        noise = None
+        if device.c2c_frac > 0:
+            noise = self._write_stream.sample(tuple(norm.shape), g.device)
+        new = apply_pulses(norm, pulses, device, noise)
+        g_min_us = self.beta * self.g_unit_s * 1e6
+        g_us = g_min_us + norm.double() * span * self.g_unit_s * 1e6
+        per_array = max(1, self.mapping.cols // self.mapping.columns_per_weight)
+        counts = count_writes(pulses, g_us, per_array)
+        written = pulses != 0
+        cells.copy_(torch.where(written, self.beta + new * span, cells))
+        return counts
 
     def weight_clip_mask(self, w: torch.Tensor) -> torch.Tensor | None:
         """Where a weight lies inside the programmed range (None when the range follows the
@@ -478,6 +538,9 @@ class CrossbarTile(nn.Module):
                 setattr(self, name, torch.empty_like(state_dict[k]))
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
+        if prefix + "write_count" in missing_keys:  # saved before pulse-based updates existed: none were made
+            missing_keys.remove(prefix + "write_count")
+            self.write_count.zero_()
         if prefix + "rng_state" in state_dict:  # a load without the chip's stream leaves it where it is
             self.rng.load_state_dict({"seed": int(self.rng_state[0]), "draws": int(self.rng_state[1])})
         self.rederive()
