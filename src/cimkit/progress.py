@@ -30,10 +30,11 @@ class ImageProgress:
     ``progress=True`` draws a rich bar per task (images done / total, images per second, time left) on
     ``console`` (default: standard error, so that standard output stays for results); a callable is called
     as ``progress(done, total)`` for the tasks added with ``report=True``; False does nothing. An exception
-    the callable raises (``KeyboardInterrupt`` included) propagates to the caller of ``update``.
+    the callable raises (``KeyboardInterrupt`` included) propagates to the caller of ``update``. ``unit``:
+    what is counted, in the speed column (``img``; a training loop counts ``step``).
     """
 
-    def __init__(self, progress: ProgressArg, console=None) -> None:
+    def __init__(self, progress: ProgressArg, console=None, unit: str = "img") -> None:
         self.callback = None if isinstance(progress, bool) else progress
         self.bar = None
         self._tasks: dict[int, tuple[int, bool]] = {}  # id -> (total, report to the callable)
@@ -43,7 +44,7 @@ class ImageProgress:
                                        TimeRemainingColumn)
 
             self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                _images_per_second(), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+                                _images_per_second(unit), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
                                 console=console or Console(stderr=True))
 
     def __enter__(self) -> "ImageProgress":
@@ -75,16 +76,16 @@ class ImageProgress:
             self.callback(int(completed), int(total))
 
 
-def _images_per_second():
+def _images_per_second(unit: str = "img"):
     from rich.progress import ProgressColumn
     from rich.text import Text
 
     class ImagesPerSecond(ProgressColumn):
-        """Images per second of a task (its recent speed; the average once finished)."""
+        """Items (images, or ``unit``) per second of a task (its recent speed; the average once finished)."""
 
         def render(self, task) -> Text:
             speed = task.finished_speed or task.speed
-            return Text(f"{speed:,.0f} img/s" if speed else "- img/s", style="progress.data.speed")
+            return Text(f"{speed:,.0f} {unit}/s" if speed else f"- {unit}/s", style="progress.data.speed")
 
     return ImagesPerSecond()
 

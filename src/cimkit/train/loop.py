@@ -111,7 +111,7 @@ def run_epochs(step: Callable[[int, int], Record], *, epochs: int, steps_per_epo
                                           "index": index, "history": history}))
 
     total = epochs * steps_per_epoch
-    with ImageProgress(progress) as bar:
+    with ImageProgress(progress, unit="step") as bar:
         task = bar.add(description, total, completed=epoch * steps_per_epoch + index)
         while epoch < epochs:
             while index < steps_per_epoch:
