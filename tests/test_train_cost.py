@@ -77,3 +77,28 @@ def test_a_trainer_prices_its_own_steps():
         assert costs[rule].update_energy_j > 0 and costs[rule].update_latency_s > 0
     assert costs["bp"].forward_latency_s == costs["dfa"].forward_latency_s
     assert torch.isfinite(torch.tensor(costs["bp"].energy_j))
+
+
+def test_writes_are_priced_against_their_own_layer_whatever_the_registration_order():
+    from torch import nn
+
+    from cimkit.data import digits
+
+    class OutFirst(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.out, self.hidden = nn.Linear(16, 10), nn.Linear(64, 16)
+
+        def forward(self, x):
+            return self.out(torch.tanh(self.hidden(x)))
+
+    s = digits()
+    x = s.x_train.reshape(len(s.y_train), -1)[:40]
+    spec = ck.HardwareSpec.preset("rram-22nm").replace(**{"device.bits_per_cell": 8})
+    model = OutFirst()
+    tr = InSituTrainer(spec, device="epiram", lr=0.1, weight_max=1.0).fit(model, x, s.y_train[:40])
+    cost = tr.step_cost(model)
+    own = {layer.layer_name: w.energy_j(tr.device) / 40 for layer, w in zip(tr.layers_, tr.writes_)}
+    assert [row["name"] for row in cost.layers] == ["hidden", "out"]
+    for row in cost.layers:
+        assert row["update_j"] == pytest.approx(own[row["name"]])

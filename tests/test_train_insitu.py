@@ -104,3 +104,35 @@ def test_bad_rules_devices_and_networks_are_named(digits):
         InSituTrainer("ideal", weight_max=1e-3).prepare(mlp([64, 10]), x, y)
     with pytest.raises(InputError, match="x has 32 samples and y 31"):
         InSituTrainer("ideal").fit(mlp([64, 10]), x, y[:31])
+
+
+def test_signed_errors_need_a_dac_of_two_bits_or_more():
+    import cimkit as ck
+
+    spec = ck.HardwareSpec.preset("rram-22nm").replace(**{"device.bits_per_cell": 8, "periphery.input_bits": 1})
+    with pytest.raises(InputError, match="input_bits = 1; the errors a training step reads .* need input_bits >= 2"):
+        InSituTrainer(spec, rule="bp")
+
+
+def test_dropout_is_seeded_per_step_and_other_parameters_train(digits):
+    x, y = digits[0][:64], digits[1][:64]
+    net = nn.Sequential(nn.Linear(64, 32), nn.LayerNorm(32), nn.Tanh(), nn.Dropout(0.3), nn.Linear(32, 10))
+
+    def run():
+        torch.manual_seed(123)  # the global RNG before the fit must not matter
+        tr = InSituTrainer("ideal", lr=0.1, batch_size=8, weight_max=1.0).fit(net, x, y)
+        return tr
+
+    a, b = run(), run()
+    torch.manual_seed(7)
+    for la, lb in zip(a.layers_, b.layers_):
+        assert torch.equal(la.weight, lb.weight)
+    norm = a.chip_[1]
+    assert not torch.equal(norm.weight.detach(), torch.ones(32))  # the LayerNorm's affine weights took SGD steps
+
+
+def test_a_checkpoint_of_other_data_is_refused(digits, tmp_path):
+    x, y = digits[0][:32], digits[1][:32]
+    InSituTrainer("ideal", weight_max=1.0).fit(mlp([64, 10]), x, y, checkpoint=tmp_path / "c.pt")
+    with pytest.raises(InputError, match="was made with other settings"):
+        InSituTrainer("ideal", weight_max=1.0).fit(mlp([64, 10]), x.flip(0), y.flip(0), checkpoint=tmp_path / "c.pt")

@@ -149,3 +149,26 @@ def test_pulsed_updates_are_seeded_and_saved_with_the_chip():
     b.load_state_dict(state)
     b.apply_delta(-dw)
     assert torch.equal(a.g_programmed, b.g_programmed)  # the write stream resumes where it was
+
+
+@pytest.mark.parametrize("w0, dw", [(0.04, -0.12), (-0.2, 0.5), (0.3, 0.3), (0.0, -0.46)])
+def test_a_differential_pair_takes_the_whole_change_across_zero(w0, dw):
+    """A pair moves by the whole change, also when it crosses zero or one cell is just above G_min."""
+    levels = 50
+    pulsed = _tile(device(levels_ltp=levels, levels_ltd=levels), "differential", torch.full((4, 6), w0))
+    ideal = _tile("ideal", "differential", torch.full((4, 6), w0))
+    step = torch.full((4, 6), dw)
+    pulsed.apply_delta(step)
+    ideal.apply_delta(step)
+    assert torch.allclose(pulsed.get_weights()[0], ideal.get_weights()[0], atol=0.5 / levels + 1e-6)
+    assert torch.allclose(pulsed.get_weights()[0], torch.full((4, 6), w0 + dw), atol=0.5 / levels + 1e-6)
+
+
+def test_a_rise_uses_a_negative_cell_just_above_g_min_and_then_the_positive_one():
+    tile = _tile(device(levels_ltp=100, levels_ltd=100), "differential", torch.full((4, 6), 0.2))
+    g = tile.g_programmed
+    g[1] += 0.01 * tile.coding.top_level  # G- 1% of the window above G_min (programming or write noise)
+    tile.rederive()
+    before = tile.get_weights()[0].clone()
+    tile.apply_delta(torch.full((4, 6), 0.3))
+    assert torch.allclose(tile.get_weights()[0] - before, torch.full((4, 6), 0.3), atol=0.006)

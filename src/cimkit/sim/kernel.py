@@ -109,6 +109,9 @@ def dac(x: torch.Tensor, bits: int | None, x_range: float, signed: bool) -> tupl
     values themselves), and how they were made."""
     if bits is None:
         return x, Encoding(1.0, signed, None)
+    if signed and bits < 2:
+        raise InputError(f"a {bits}-bit DAC has no negative code, but these inputs (or, in a transposed read, "
+                         "these errors) are signed; set periphery.input_bits >= 2")
     top = quant.input_code_limits(bits, signed)[1]
     scale = x_range / top if x_range > 0 else 1.0
     return quant.quantize_input(x, bits, scale, signed), Encoding(scale, signed, bits)

@@ -412,8 +412,8 @@ class CrossbarTile(nn.Module):
         with the tile's ``update_model``: ``"ideal"`` moves every cell by exactly its share, within its
         conductance range; an ``UpdateDevice`` (``cimkit.spec.update``) turns each cell's share into whole
         write pulses along the device's nonlinear curves, with cycle-to-cycle noise from the tile's seeded
-        write stream. A differential pair takes a rise by depressing its negative cell when that cell is
-        above G_min, else by potentiating its positive cell (a fall the other way round). Returns the
+        write stream. A differential pair takes a rise by depressing its negative cell as far as G_min, then
+        potentiating its positive cell with the rest (a fall the other way round). Returns the
         write events (``cimkit.sim.update.WriteCounts``) of a device model, None for the ideal one. Only the
         row tiles the update touched are re-derived."""
         m = self.mapping
@@ -483,13 +483,11 @@ class CrossbarTile(nn.Module):
         cells = g[:, 0, :, :, 0]  # (cell, T, Rp, N): level units, beta at G_min
         norm = ((cells - self.beta) / span).clamp(0.0, 1.0)
         change = dlev / span
-        if self.mapping.differential:
+        if self.mapping.differential:  # as _move_ideal: a rise lowers G- as far as it can, then raises G+
             plus, minus = norm[0], norm[1]
-            rise = change > 0
-            # a rise depresses G- while it is above G_min, else potentiates G+; a fall the mirror image
-            use_minus = torch.where(rise, minus > 0, plus <= 0)
-            signed = torch.where(use_minus, -change, change)
-            want = torch.stack([torch.where(use_minus, 0.0, signed), torch.where(use_minus, signed, 0.0)])
+            rise, fall = change.clamp(min=0), (-change).clamp(min=0)
+            from_minus, from_plus = torch.minimum(rise, minus), torch.minimum(fall, plus)
+            want = torch.stack([rise - from_minus - from_plus, fall - from_plus - from_minus])
         else:
             want = change.unsqueeze(0)
         pulses = pulses_for(want, device)

@@ -31,8 +31,10 @@ def _position(g: torch.Tensor, a: float, p: int) -> torch.Tensor:
 
 def pulses_for(change: torch.Tensor, device: UpdateDevice) -> torch.Tensor:
     """Whole pulses for a wanted change of normalized conductance (signed: LTP up, LTD down): the change
-    in units of one nominal step of its direction, rounded, as NeuroSim does (finite levels)."""
-    return torch.where(change > 0, torch.round(change * device.levels_ltp), torch.round(change * device.levels_ltd))
+    in units of one nominal step of its direction, rounded half away from zero as NeuroSim's ``truncate``
+    does (finite levels)."""
+    steps = torch.where(change > 0, change * device.levels_ltp, change * device.levels_ltd)
+    return torch.sign(steps) * torch.floor(steps.abs() + 0.5)
 
 
 def apply_pulses(g: torch.Tensor, pulses: torch.Tensor, device: UpdateDevice,
@@ -60,7 +62,9 @@ class WriteCounts:
     """The write events of one update of one layer, for the cost model: pulses of each kind, pulses
     weighted by the conductance of the cell they went into (for V^2 G t energy), and per array the
     pulses of its rows written one after another (each row as long as its busiest cell, LTP and LTD
-    phases apart), the slowest array setting the time."""
+    phases apart), the slowest array setting the time (the slowest LTP and the slowest LTD array are
+    added: an upper bound when they are different arrays). Pulses into stuck cells are counted: the
+    periphery drives them all the same."""
 
     ltp_pulses: float = 0.0
     ltd_pulses: float = 0.0

@@ -16,14 +16,15 @@ equal layers the ratio is ``N - B r / (B r + u)``, between ``N - 1`` and ``N``, 
 dominate (Wolters et al., arXiv 2212.14337: "a factor approaching N for N-layered networks").
 
 Reads are priced per vector by the cost model at batch 1: a transposed read of a ``K x N`` layer as the read
-of an ``N x K`` matrix (the same cells, driven from the other side), with the layer's vectors per sample
-(output positions of a convolution).
+of an ``N x K`` matrix (an approximation: the cost model tiles that matrix afresh, while the chip drives the
+columns of its ``K x N`` tiling and senses its rows, so array and conversion counts can differ), with the
+layer's vectors per sample (output positions of a convolution).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from ..errors import InputError
 from ..sim.update import WriteCounts
@@ -88,17 +89,25 @@ def _read_cost(op, spec: HardwareSpec, transposed: bool) -> tuple[float, float]:
     return float(rep.total.energy_j), float(rep.total.latency_s)
 
 
-def step_cost(workload, spec: HardwareSpec, rule: str, *, batch: int, writes: Sequence[WriteCounts],
-              device: UpdateDevice | None, feedback_sizes: Sequence[int] = (), classes: int | None = None) -> StepCost:
+def step_cost(workload, spec: HardwareSpec, rule: str, *, batch: int,
+              writes: Mapping[str, WriteCounts] | Sequence[WriteCounts], device: UpdateDevice | None,
+              feedback_sizes: Sequence[int] = (), classes: int | None = None) -> StepCost:
     """Price one training step of ``workload`` (the network at batch 1, e.g. ``Workload.from_torch``) on
-    ``spec`` by ``rule`` for ``batch`` samples: ``writes`` the ``WriteCounts`` of one step per crossbar layer
-    (e.g. a trainer's ``writes_`` divided by its steps), priced with ``device`` (None: writes cost nothing,
-    an ideal device); DFA's feedback reads are of ``classes x feedback_sizes[l]`` arrays."""
+    ``spec`` by ``rule`` for ``batch`` samples: ``writes`` the ``WriteCounts`` of one step per crossbar layer,
+    by layer name (the workload's op names; a sequence is taken in the workload's order of weighted ops), e.g.
+    a trainer's writes divided by its steps, priced with ``device`` (None: writes cost nothing, an ideal
+    device); DFA's feedback reads are of ``classes x feedback_sizes[l]`` arrays, hidden blocks in order."""
     from ..cost import estimate
 
     if rule not in RULES:
         raise InputError(f"step_cost: rule {rule!r} is unknown; choose from {', '.join(RULES)}")
     ops = workload.weighted_ops
+    if isinstance(writes, Mapping):
+        missing = [op.name for op in ops if op.name not in writes]
+        if missing or len(writes) != len(ops):
+            raise InputError(f"step_cost: write counts for layers {sorted(writes)}, but the workload's crossbar layers "
+                             f"are {[op.name for op in ops]}; give one per layer, by name")
+        writes = [writes[op.name] for op in ops]
     if len(writes) != len(ops):
         raise InputError(f"step_cost: {len(writes)} write counts for {len(ops)} crossbar layers; give one per layer")
     if rule == "dfa" and (len(feedback_sizes) != len(ops) - 1 or classes is None):

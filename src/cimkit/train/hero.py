@@ -26,8 +26,9 @@ which their ``lam`` values are tuned) or the sum (``penalty="sum"``, the squared
 base optimizer (SGD, Adam, ...) then steps from the original ``w`` with that direction.
 
 Which weights are perturbed: tensors of two or more dimensions (the weight matrices and kernels that go on
-crossbars); biases and normalization weights (1-d) are neither perturbed nor in the penalty, and take the
-plain gradient at ``w + delta``. (The authors' code keeps biases and batch-norm weights out of the penalty
+crossbars); biases and normalization weights (1-d) are neither perturbed nor in the penalty (their
+direction is the gradient of the objective above with respect to them: the loss's at ``w + delta`` plus the
+penalty's, which depends on them through the perturbed tensors' gradients). (The authors' code keeps biases and batch-norm weights out of the penalty
 but perturbs every tensor; the perturbation here leaves 1-d tensors alone, as cimkit maps only the
 multi-dimensional ones onto arrays.) The authors switch the penalty off during the first epoch; set
 ``group["lam"] = 0`` for that (every group value can be changed between steps, like a learning rate).

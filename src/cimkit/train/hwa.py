@@ -38,7 +38,6 @@ resumed from its checkpoint gives the weights of an uninterrupted one.
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
 import numbers
 import warnings
@@ -51,7 +50,7 @@ from torch import nn
 from ..errors import InputError, short_repr
 from ..sim import calibrate, cim_layers, configure, convert
 from ..spec import HardwareSpec
-from .loop import Record, batch_indices, check_count, check_positive, run_epochs, step_seed, steps_per_epoch
+from .loop import Record, batch_indices, fingerprint, check_count, check_positive, run_epochs, step_seed, steps_per_epoch
 
 #: named noise schedules (a sequence of per-epoch scales is also accepted)
 NOISE_SCHEDULES = ("constant", "linear", "cosine")
@@ -130,14 +129,6 @@ def _as_tensor(name: str, value, *, floating: bool) -> torch.Tensor:
         if not bool(torch.isfinite(value).all()):
             raise InputError(f"{_WHAT}.fit: {name} has non-finite values (NaN or inf)")
     return value
-
-
-def _fingerprint(*tensors: torch.Tensor) -> str:
-    h = hashlib.sha256()
-    for t in tensors:
-        h.update(str((tuple(t.shape), str(t.dtype))).encode())
-        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:24]
 
 
 class HardwareAwareTrainer:
@@ -282,8 +273,8 @@ class HardwareAwareTrainer:
         run = _Run(self, model, x, y, validation)
         self.history_ = run_epochs(
             run.step, epochs=self.epochs, steps_per_epoch=run.steps, state=run.state, load=run.load,
-            settings={**self.settings(), "model": run.structure, "data": _fingerprint(x, y),
-                      "start": _fingerprint(*model.state_dict().values())},
+            settings={**self.settings(), "model": run.structure, "data": fingerprint(x, y),
+                      "start": fingerprint(*model.state_dict().values())},
             checkpoint=checkpoint, checkpoint_every=self.checkpoint_every, end_epoch=run.end_epoch,
             progress=progress, description="hardware-aware training", what=f"{_WHAT}.fit")
         return run.result()
@@ -307,6 +298,8 @@ class _Run:
         self.work = copy.deepcopy(model)
         self.was_training = model.training
         self.params = dict(self.work.named_parameters())
+        # every name a parameter goes by: a tied parameter is shared by each of its owners on the chip too
+        self.param_names = list(self.work.named_parameters(remove_duplicate=False))
         self.buffer_names = [n for n, _ in self.work.named_buffers()]
         self.structure = {k: list(v.shape) for k, v in self.work.state_dict().items()}
         self.device = next(iter(self.params.values())).device if self.params else torch.device("cpu")
@@ -340,8 +333,8 @@ class _Run:
         if not layers:
             raise InputError(f"{_WHAT}.fit: the model has no layer the chip can take (nn.Linear, nn.Conv1d, "
                              f"nn.Conv2d, ... see cimkit.register_converter); its summary:\n{chip.cim_summary}")
-        chip_params = dict(chip.named_parameters())
-        for name, p in self.params.items():
+        chip_params = dict(chip.named_parameters(remove_duplicate=False))
+        for name, p in self.param_names:
             if name not in chip_params or chip_params[name].shape != p.shape:
                 raise InputError(f"{_WHAT}.fit: the converted model holds the parameter {name!r} under another name "
                                  "or shape; hardware-aware training takes models whose crossbar layers keep their "
@@ -352,8 +345,9 @@ class _Run:
             raise InputError(f"{_WHAT}.fit: the converted model lost the buffer(s) {', '.join(missing)}")
 
     def _share_parameters(self, chip: nn.Module) -> None:
-        """Make ``chip`` hold the model's own parameter objects (one optimizer across epochs' chips)."""
-        for name, p in self.params.items():
+        """Make ``chip`` hold the model's own parameter objects (one optimizer across epochs' chips; a tied
+        parameter in each layer that holds it)."""
+        for name, p in self.param_names:
             owner, _, attr = name.rpartition(".")
             setattr(chip.get_submodule(owner) if owner else chip, attr, p)
 

@@ -13,7 +13,8 @@ Two learning rules share the chip:
 Each layer's weight change ``-lr * dL/dW`` (the outer product of its error and the input its DAC saw) goes to
 ``CrossbarTile.apply_delta``: with an ``UpdateDevice`` (``cimkit.spec.update``: NeuroSim's nonlinear curves,
 finite levels, cycle-to-cycle noise) as whole pulses, counted for the cost model; ``device=None`` moves the
-cells exactly (an ideal device). Biases live in the digital periphery and take plain SGD steps.
+cells exactly (an ideal device). Biases and any other parameter off the arrays (a norm's affine weights) live in
+the digital periphery and take plain SGD steps.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from ..errors import InputError, short_repr
 from ..spec import HardwareSpec
 from ..spec.update import UpdateDevice, update_device
 from ..sim.update import WriteCounts
-from .loop import batch_indices, check_count, check_positive, run_epochs, steps_per_epoch
+from .loop import batch_indices, check_count, check_positive, fingerprint, run_epochs, step_seed, steps_per_epoch
 
 RULES = ("bp", "dfa")
 LOSSES = ("cross_entropy", "mse")
@@ -43,13 +44,14 @@ def mlp(sizes: list[int] | tuple[int, ...], activation: str = "tanh", *, seed: i
         raise InputError(f"mlp: activation {short_repr(activation)} is unknown; choose from {', '.join(ACTIVATIONS)}")
     if len(sizes) < 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
         raise InputError(f"mlp: sizes = {short_repr(sizes)}; give two or more positive layer widths")
-    torch.manual_seed(seed)
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(ACTIVATIONS[activation]())
-    return nn.Sequential(*layers)
+    with torch.random.fork_rng(devices=[]):  # the caller's global RNG is left as it was
+        torch.manual_seed(seed)
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(nn.Linear(a, b))
+            if i < len(sizes) - 2:
+                layers.append(ACTIVATIONS[activation]())
+        return nn.Sequential(*layers)
 
 
 def small_cnn(side: int = 8, classes: int = 10, activation: str = "tanh", *, seed: int = 0) -> nn.Sequential:
@@ -58,12 +60,13 @@ def small_cnn(side: int = 8, classes: int = 10, activation: str = "tanh", *, see
     if activation not in ACTIVATIONS:
         raise InputError(f"small_cnn: activation {short_repr(activation)} is unknown; choose from "
                          f"{', '.join(ACTIVATIONS)}")
-    torch.manual_seed(seed)
     act = ACTIVATIONS[activation]
     after = (side // 2) // 2
-    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), act(), nn.MaxPool2d(2),
-                         nn.Conv2d(8, 16, 3, padding=1), act(), nn.MaxPool2d(2),
-                         nn.Flatten(), nn.Linear(16 * after * after, classes))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), act(), nn.MaxPool2d(2),
+                             nn.Conv2d(8, 16, 3, padding=1), act(), nn.MaxPool2d(2),
+                             nn.Flatten(), nn.Linear(16 * after * after, classes))
 
 
 def _blocks(chip: nn.Module, layers: list, what: str) -> list[nn.Sequential]:
@@ -121,6 +124,11 @@ class InSituTrainer:
             raise InputError(f"{what}: rule {short_repr(rule)} is unknown; choose from {', '.join(RULES)}")
         if loss not in LOSSES:
             raise InputError(f"{what}: loss {short_repr(loss)} is unknown; choose from {', '.join(LOSSES)}")
+        bits = spec.periphery.input_bits
+        if bits is not None and bits < 2:
+            raise InputError(f"{what}: spec '{spec.name}' has periphery.input_bits = {bits}; the errors a training "
+                             "step reads through the arrays (transposed reads, DFA's feedback reads) are signed and "
+                             "need input_bits >= 2")
         self.device = None if device is None else update_device(device)
         self.spec = spec if self.device is None else spec.replace(**self.device.hardware_fields())
         self.rule, self.loss = rule, loss
@@ -133,11 +141,14 @@ class InSituTrainer:
         self.seed = check_count(what, "seed", seed, 0)
 
     # ---- setup -----------------------------------------------------------------------------------
-    def _settings(self, n: int, classes: int) -> dict:
+    def _settings(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
         return {"spec": self.spec.model_dump(mode="json"), "rule": self.rule, "lr": self.lr,
                 "device": None if self.device is None else self.device.model_dump(mode="json"),
                 "batch_size": self.batch_size, "weight_max": self.weight_max, "loss": self.loss,
-                "feedback_scale": self.feedback_scale, "seed": self.seed, "samples": n, "classes": classes}
+                "feedback_scale": self.feedback_scale, "calibration_samples": self.calibration_samples,
+                "seed": self.seed, "data": fingerprint(x, y),
+                "model": {k: list(v.shape) for k, v in model.state_dict().items()},
+                "start": fingerprint(*model.state_dict().values())}
 
     def _build(self, model: nn.Module, x: torch.Tensor, classes: int) -> None:
         from ..sim import configure, convert
@@ -173,13 +184,15 @@ class InSituTrainer:
         self.feedback_ = []
         if self.rule == "dfa":
             self.blocks_ = _blocks(chip, layers, what)
-            h = x[:1]
-            shapes = []
+            # the block output shapes, from the float model (the chip's read-noise stream is not drawn)
+            h, shapes, start = x[:1], [], 0
+            originals = list(model)
             with torch.no_grad():
-                for block in self.blocks_[:-1]:
-                    h = block(h)
+                for block in self.blocks_:
+                    h = nn.Sequential(*originals[start:start + len(block)])(h)
+                    start += len(block)
                     shapes.append(tuple(h.shape[1:]))
-                out = self.blocks_[-1](h)
+            out, shapes = h, shapes[:-1]
             if out.dim() != 2 or out.shape[1] != classes:
                 raise InputError(f"{what}: rule 'dfa' needs a defined output error: the model's output per sample "
                                  f"must be a vector of {classes} class scores, got shape {tuple(out.shape[1:])}")
@@ -192,6 +205,10 @@ class InSituTrainer:
                                                             name=name))
             self.feedback_shapes_ = shapes
         self.chip_, self.layers_ = chip, layers
+        on_arrays = {id(layer.weight) for layer in layers}
+        #: parameters of the digital periphery (biases, norms' affine weights): plain SGD steps
+        self.digital_params_ = [p for p in chip.parameters() if id(p) not in on_arrays and p.requires_grad]
+        self._random_modules = any(isinstance(m, nn.modules.dropout._DropoutNd) for m in chip.modules())
 
     def _calibrate(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """Input and ADC ranges from the first ``calibration_samples``: the network's on its inputs, DFA's
@@ -200,6 +217,7 @@ class InSituTrainer:
         from ..sim import calibrate
 
         xc, yc = x[:self.calibration_samples], y[:self.calibration_samples]
+        self._calibration = (xc, yc)
         calibrate(self.chip_, [xc])
         if self.feedback_:
             self.chip_.eval()
@@ -220,7 +238,8 @@ class InSituTrainer:
 
     def set_feedback(self, index: int, matrix: torch.Tensor) -> None:
         """Program DFA's feedback matrix of hidden block ``index`` (``(block output size, classes)``; e.g. the
-        transpose of the next layer's weight, which makes DFA of one hidden layer equal BP)."""
+        transpose of the next layer's weight, which makes DFA of one hidden layer equal BP), and recalibrate
+        the ranges on the calibration samples of ``prepare``."""
         if not self.feedback_:
             raise InputError("set_feedback: no feedback matrices; fit with rule 'dfa' first")
         if not 0 <= index < len(self.feedback_):
@@ -233,6 +252,7 @@ class InSituTrainer:
                              f"{tuple(matrix.shape) if isinstance(matrix, torch.Tensor) else type(matrix).__name__}")
         with torch.no_grad():
             layer.weight.copy_(matrix)
+        self._calibrate(*self._calibration)  # the feedback arrays' ranges follow their new matrices
 
     # ---- one step ----------------------------------------------------------------------------------
     def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -278,9 +298,10 @@ class InSituTrainer:
                 if counts is not None:
                     self.writes_[i] += counts
                 self._sync(layer)
-            if layer.bias is not None and layer.bias.grad is not None:
-                with torch.no_grad():
-                    layer.bias -= self.lr * layer.bias.grad
+        with torch.no_grad():
+            for p in self.digital_params_:
+                if p.grad is not None:
+                    p -= self.lr * p.grad
         return {"loss": float(loss)}
 
     # ---- fitting -------------------------------------------------------------------------------------
@@ -311,10 +332,12 @@ class InSituTrainer:
             x_test, y_test = _data(x_test, y_test, what, "x_test", "y_test")
         self.prepare(model, x, y)
         x, y = _data(x, y, what, "x", "y")
-        classes, n = self.classes_, len(y)
+        n = len(y)
 
         def step(epoch: int, index: int) -> dict[str, float]:
             idx = batch_indices(n, self.batch_size, self.seed, epoch, index)
+            if self._random_modules:  # dropout draws from the global RNG: seed it per step, as a resume would
+                torch.manual_seed(step_seed(self.seed, epoch, index))
             return self.step(x[idx], y[idx])
 
         def end_epoch(epoch: int) -> dict[str, float] | None:
@@ -336,7 +359,7 @@ class InSituTrainer:
                 self._sync(layer)
 
         self.history_ = run_epochs(step, epochs=self.epochs, steps_per_epoch=steps_per_epoch(n, self.batch_size),
-                                   state=state, load=load, settings=self._settings(n, classes), checkpoint=checkpoint,
+                                   state=state, load=load, settings=self._settings(model, x, y), checkpoint=checkpoint,
                                    checkpoint_every=checkpoint_every, end_epoch=end_epoch, progress=progress,
                                    description=f"in-situ {self.rule}", what=what)
         return self
@@ -350,7 +373,8 @@ class InSituTrainer:
         if not hasattr(self, "history_"):
             raise InputError("InSituTrainer.step_cost: call fit first")
         steps = max(1, sum(1 for h in self.history_ if "loss" in h))
-        per_step = [WriteCounts(**{k: v / steps for k, v in vars(w).items()}) for w in self.writes_]
+        per_step = {layer.layer_name: WriteCounts(**{k: v / steps for k, v in vars(w).items()})
+                    for layer, w in zip(self.layers_, self.writes_)}
         wl = Workload.from_torch(model, input_shape=(1, *self.input_shape_))
         sizes = [math.prod(s) for s in getattr(self, "feedback_shapes_", [])]
         return step_cost(wl, self.spec, self.rule, batch=self.batch_size, writes=per_step, device=self.device,

@@ -12,6 +12,7 @@ the numbers of an uninterrupted one, because each batch's order and each step's 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import numbers
@@ -61,6 +62,16 @@ def batch_indices(n: int, batch_size: int, seed: int, epoch: int, index: int) ->
 def steps_per_epoch(n: int, batch_size: int) -> int:
     """Minibatches in one pass over ``n`` samples."""
     return -(-int(n) // int(batch_size))
+
+
+def fingerprint(*tensors: torch.Tensor) -> str:
+    """A short hash of tensors' shapes, dtypes and values: what a checkpoint's settings record of the data
+    and the starting weights, so that a checkpoint of another run is refused."""
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(str((tuple(t.shape), str(t.dtype))).encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:24]
 
 
 def _to_bytes(obj) -> bytes:
