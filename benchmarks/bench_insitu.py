@@ -26,9 +26,11 @@ neither; the devices' own cycle-to-cycle write noise stays on). Each device pres
 window. Every run is seeded (the same seed gives the same numbers) and, with ``--checkpoint-dir``,
 checkpointed through the trainer, so an interrupted run resumes where it stopped.
 
-Run: python benchmarks/bench_insitu.py [--quick | --smoke] [--only ordering|depth|cnn|cost]
+4. **DFA's feedback scale**: DFA on the cost device with feedback matrices 1x, 4x and 16x the default size.
+
+Run: python benchmarks/bench_insitu.py [--quick | --smoke] [--only ordering|depth|cnn|cost|feedback]
      [--checkpoint-dir DIR] [--json PATH] [--progress] [--threads N]
-     (one thread of a busy 2-core machine: full 797 s measured, --quick 209 s, --smoke about 10 s)
+     (one thread: full 627 s measured (sections 1-3; 4 adds about 90 s), --quick 209 s, --smoke about 10 s)
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from cimkit.spec.update import UPDATE_DEVICES
 from cimkit.train.cost import backward_latency_s
 from cimkit.train.insitu import InSituTrainer, mlp, small_cnn
 
-SECTIONS = ("ordering", "depth", "cnn", "cost")
+SECTIONS = ("ordering", "depth", "cnn", "cost", "feedback")
 #: the chip: rram-22nm with one 8-bit cell per 8-bit weight, 8-bit ADCs, no read or programming noise
 SPEC_FIELDS = {"device.bits_per_cell": 8, "periphery.adc_bits": 8, "device.read_noise_frac": 0.0,
                "device.programming_noise_frac": 0.0, "array.signed_mapping": "offset"}
@@ -181,13 +183,13 @@ class Runner:
         x, y, xt, yt = data
         trainer = InSituTrainer(self.spec, rule=rule, device=device, lr=recipe["lr"], epochs=epochs,
                                 batch_size=recipe["batch_size"], weight_max=recipe["weight_max"],
-                                loss=recipe["loss"], seed=SEED)
+                                loss=recipe["loss"], feedback_scale=recipe.get("feedback_scale", 1.0), seed=SEED)
         path = None
         if self.checkpoint_dir is not None:
             path = self.checkpoint_dir / f"insitu_{key}_n{len(y)}_e{epochs}_lr{recipe['lr']}_s{SEED}.pt"
         t = time.perf_counter()
         with warnings.catch_warnings():
-            # DFA's shape probe reads the blocks before the ADCs are calibrated (harmless: not used)
+            # ADC ranges per input bit that calibration never reached fall back to the full scale (said once per layer)
             warnings.filterwarnings("ignore", message=".*has not been run; using the fixed full-scale range")
             trainer.fit(model, x, y, x_test=xt, y_test=yt, checkpoint=path, checkpoint_every=500,
                         progress=self.progress)
@@ -330,6 +332,38 @@ def section_depth(setup: Setup, runner: Runner) -> dict:
     return {"table": table, "settings": {**r, "train": n, "test": len(data[3]), "epochs": setup.depth_epochs}}
 
 
+def section_feedback(setup: Setup, runner: Runner) -> dict:
+    """DFA on a device against the size of its feedback matrices: with ``feedback_scale`` 1 the hidden layers'
+    updates mostly stay under half a pulse step and round to no write at all; larger feedback writes them, and
+    the BP/DFA backward-latency ratio (BP's run of the depth section) is then measured with every layer written."""
+    data = digits_data(setup.depth_train, flat=True)
+    device = setup.cost_device
+    scales = (1.0, 4.0, 16.0)
+    depths = tuple(d for d in setup.depths if d in (2, 4, 8)) or setup.depths
+    print(f"\n== 4. DFA on {device} against feedback_scale: tanh MLPs of the depth section ==")
+    print("per scale: test accuracy (%), hidden-layer write pulses per step, BP/DFA backward-latency ratio")
+    print(f"{'N':>3} {'BP acc':>7}" + "".join(f"{'scale ' + format(sc, 'g'):>26}" for sc in scales))
+    table: dict[str, dict] = {}
+    for depth in depths:
+        bp = runner.run(f"depth{depth}_tanh_bp_{dev_name(device)}", deep_net(depth, "tanh"), data, rule="bp",
+                        device=device, recipe=DEPTH_RECIPE, epochs=setup.depth_epochs)
+        bp_s = bp["trainer"].step_cost(bp["model"]).backward_latency_s
+        row = {"bp": public(bp)}
+        cells = []
+        for sc in scales:
+            recipe = {**DEPTH_RECIPE, "feedback_scale": sc}
+            run = runner.run(f"depth{depth}_tanh_dfa_{dev_name(device)}" + ("" if sc == 1.0 else f"_fb{sc:g}"),
+                             deep_net(depth, "tanh"), data, rule="dfa", device=device, recipe=recipe,
+                             epochs=setup.depth_epochs)
+            ratio = bp_s / max(run["trainer"].step_cost(run["model"]).backward_latency_s, 1e-30)
+            row[f"{sc:g}"] = {**public(run), "bp_over_dfa_backward": ratio}
+            hidden = sum(run["layer_pulses_per_step"][:-1])
+            cells.append(f"{pct(run['accuracy']):>8} {hidden:>9.1f} {ratio:>7.2f}")
+        table[str(depth)] = row
+        print(f"{depth:>3} {pct(bp['accuracy']):>7}" + "".join(f"{c:>26}" for c in cells))
+    return {"table": table, "device": device, "scales": list(scales)}
+
+
 def section_cnn(setup: Setup, runner: Runner) -> dict:
     data = digits_data(setup.cnn_train, flat=False)
     r = CNN_RECIPE
@@ -439,7 +473,8 @@ def run(setup: Setup, sections: tuple[str, ...], checkpoint_dir: Path | None, pr
           f"cell per weight); seed {SEED}; torch threads {torch.get_num_threads()}")
     runner = Runner(spec, checkpoint_dir, progress)
     results: dict = {"setup": asdict(replace(setup)), "spec_fields": SPEC_FIELDS, "seed": SEED}
-    funcs = {"ordering": section_ordering, "depth": section_depth, "cnn": section_cnn, "cost": section_cost}
+    funcs = {"ordering": section_ordering, "depth": section_depth, "cnn": section_cnn, "cost": section_cost,
+             "feedback": section_feedback}
     for name in sections:
         t = time.perf_counter()
         results[name] = funcs[name](setup, runner)
