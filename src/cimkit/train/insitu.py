@@ -155,7 +155,7 @@ class InSituTrainer:
         from ..sim.convert import cim_layers
         from ..sim.layers import CIMLinear, layer_seed
 
-        what = "InSituTrainer.fit"
+        what = "InSituTrainer.prepare"
         chip = convert(model, self.spec, seed=self.seed)
         layers = cim_layers(chip)
         if not layers:
@@ -168,8 +168,7 @@ class InSituTrainer:
                     f"group(s); in-situ updates need one cell per weight and one group: set weight_bits: null "
                     f"(analog) or weight_bits <= device.bits_per_cell (now weight_bits {self.spec.weight_bits}, "
                     f"bits_per_cell {self.spec.device.bits_per_cell})")
-        configure(chip, backward="chip", program_noise="fixed",
-                  weight_range="fixed")
+        configure(chip, backward="chip", program_noise="fixed", weight_range="fixed")
         for layer in layers:
             top = float(layer.weight.detach().abs().max())
             w_max = self.weight_max if self.weight_max is not None else 2.0 * top
