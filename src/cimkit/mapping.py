@@ -47,6 +47,11 @@ class ArrayMapping:
         return self.out_features * self.columns_per_weight
 
     @property
+    def outputs_per_array(self) -> int:
+        """Outputs (weights of one row) whose cells fit side by side in one array's columns (at least 1)."""
+        return max(1, self.cols // self.columns_per_weight)
+
+    @property
     def col_tiles(self) -> int:
         return ceil_div(self.used_columns, self.cols)
 

@@ -354,7 +354,7 @@ class CrossbarTile(nn.Module):
         planes, plane_w, binary, code_max = drive(codes, enc, p, max(d_range, 1e-30))
         scale = enc.scale
         # columns of one row block sit on `col_arrays` arrays; each array senses its own outputs
-        per_array = max(1, m.cols // m.columns_per_weight)
+        per_array = m.outputs_per_array
         col_arrays = ceil_div(m.out_features, per_array)
         pad_n = col_arrays * per_array - m.out_features
         npass = planes.shape[0]
@@ -466,13 +466,11 @@ class CrossbarTile(nn.Module):
                                 torch.maximum(moved, torch.clamp(cells, max=self.beta)))
             cells.copy_(torch.where(step != 0, moved, cells))
 
-        if self.mapping.differential:  # a rise lowers G- as far as it can, then raises G+ (a fall the other way)
+        if self.mapping.differential:
             plus, minus = g[0, 0, :, :, 0], g[1, 0, :, :, 0]
-            rise, fall = dlev.clamp(min=0), (-dlev).clamp(min=0)
-            from_minus = torch.minimum(rise, (minus - self.beta).clamp(min=0))
-            from_plus = torch.minimum(fall, (plus - self.beta).clamp(min=0))
-            move(minus, fall - from_plus - from_minus)
-            move(plus, rise - from_minus - from_plus)
+            to_plus, to_minus = split_pair(dlev, (plus - self.beta).clamp(min=0), (minus - self.beta).clamp(min=0))
+            move(minus, to_minus)
+            move(plus, to_plus)
         else:
             move(g[0, 0, :, :, 0], dlev)
 
@@ -483,11 +481,8 @@ class CrossbarTile(nn.Module):
         cells = g[:, 0, :, :, 0]  # (cell, T, Rp, N): level units, beta at G_min
         norm = ((cells - self.beta) / span).clamp(0.0, 1.0)
         change = dlev / span
-        if self.mapping.differential:  # as _move_ideal: a rise lowers G- as far as it can, then raises G+
-            plus, minus = norm[0], norm[1]
-            rise, fall = change.clamp(min=0), (-change).clamp(min=0)
-            from_minus, from_plus = torch.minimum(rise, minus), torch.minimum(fall, plus)
-            want = torch.stack([rise - from_minus - from_plus, fall - from_plus - from_minus])
+        if self.mapping.differential:
+            want = torch.stack(split_pair(change, norm[0], norm[1]))
         else:
             want = change.unsqueeze(0)
         pulses = pulses_for(want, device)
@@ -497,10 +492,8 @@ class CrossbarTile(nn.Module):
         if device.c2c_frac > 0:
             noise = self._write_stream.sample(tuple(norm.shape), g.device)
         new = apply_pulses(norm, pulses, device, noise)
-        g_min_us = self.beta * self.g_unit_s * 1e6
-        g_us = g_min_us + norm.double() * span * self.g_unit_s * 1e6
-        per_array = max(1, self.mapping.cols // self.mapping.columns_per_weight)
-        counts = count_writes(pulses, g_us, per_array)
+        g_us = (self.beta + norm.double() * span) * self.g_unit_s * 1e6  # before the write
+        counts = count_writes(pulses, g_us, self.mapping.outputs_per_array)
         written = pulses != 0
         cells.copy_(torch.where(written, self.beta + new * span, cells))
         return counts
@@ -557,6 +550,16 @@ class CrossbarTile(nn.Module):
         m = self.mapping
         return (f"{m.groups}x{m.out_features}x{m.in_features} on {m.arrays} arrays {m.rows}x{m.cols}, "
                 f"{m.slices} slice(s)")
+
+
+def split_pair(change: torch.Tensor, plus_room: torch.Tensor, minus_room: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """How a differential pair takes a weight change: a rise lowers G- by as much of it as G- has above
+    G_min (``minus_room``), then raises G+ by the rest; a fall lowers G+ first, then raises G-. Returns the
+    changes of (G+, G-), in the units of ``change``."""
+    rise, fall = change.clamp(min=0), (-change).clamp(min=0)
+    from_minus, from_plus = torch.minimum(rise, minus_room), torch.minimum(fall, plus_room)
+    return rise - from_minus - from_plus, fall - from_plus - from_minus
 
 
 def keep_dtypes(fn):

@@ -41,10 +41,14 @@ def backward_latency_s(rule: str, error_read_s: Sequence[float], update_s: Seque
     if len(update_s) != len(error_read_s) + 1:
         raise InputError(f"backward_latency_s: {len(update_s)} update times for {len(error_read_s)} error reads; "
                          "give one error read per hidden layer and one update per layer (N - 1 and N)")
-    reads = [batch * float(r) for r in error_read_s]
-    if rule == "bp":
-        return sum(reads) + sum(float(u) for u in update_s)
-    return max(reads, default=0.0) + max(float(u) for u in update_s)
+    return sum(_phases(rule, error_read_s, update_s, batch))
+
+
+def _phases(rule: str, error_read_s: Sequence[float], update_s: Sequence[float], batch: int) -> tuple[float, float]:
+    """The error-read and update latencies of one step: layer after layer (BP, a sum) or all layers at once
+    (DFA, the slowest one)."""
+    combine = sum if rule == "bp" else (lambda values: max(values, default=0.0))
+    return batch * combine(float(r) for r in error_read_s), combine(float(u) for u in update_s)
 
 
 @dataclass
@@ -77,13 +81,12 @@ class StepCost:
         return out
 
 
-def _read_cost(op, spec: HardwareSpec, transposed: bool) -> tuple[float, float]:
-    """Energy (J) and latency (s) of one vector through ``op``'s matrix (transposed: the other way)."""
+def _read_cost(name: str, k: int, n: int, spec: HardwareSpec) -> tuple[float, float]:
+    """Energy (J) and latency (s) of one vector read through a ``k x n`` matrix on ``spec``'s arrays."""
     from ..cost import estimate
     from ..workload import Op, Workload
 
-    k, n = (op.out_features, op.in_features) if transposed else (op.in_features, op.out_features)
-    single = Op(name=op.name, kind="linear", in_features=k, out_features=n, in_shape=(k,), out_shape=(n,),
+    single = Op(name=name, kind="linear", in_features=k, out_features=n, in_shape=(k,), out_shape=(n,),
                 vectors=1, macs=k * n)
     rep = estimate(Workload(name="read", input_shape=(1, k), ops=[single]), spec)
     return float(rep.total.energy_j), float(rep.total.latency_s)
@@ -115,16 +118,11 @@ def step_cost(workload, spec: HardwareSpec, rule: str, *, batch: int,
     fwd = estimate(workload, spec)
     layers, reads_s, reads_j = [], [], []
     for i, op in enumerate(ops[1:]):
-        if rule == "bp":
-            e, t = _read_cost(op, spec, transposed=True)
+        if rule == "bp":  # the transposed read of the next layer, at each of its vectors
+            e, t = _read_cost(op.name, op.out_features, op.in_features, spec)
             e, t = e * op.vectors, t * op.vectors
         else:
-            from ..workload import Op
-
-            size = int(feedback_sizes[i])
-            fb = Op(name=f"feedback.{i}", kind="linear", in_features=classes, out_features=size, in_shape=(classes,),
-                    out_shape=(size,), vectors=1, macs=classes * size)
-            e, t = _read_cost(fb, spec, transposed=False)
+            e, t = _read_cost(f"feedback.{i}", classes, int(feedback_sizes[i]), spec)
         reads_j.append(e)
         reads_s.append(t)
     upd_s = [0.0 if device is None else w.latency_s(device) for w in writes]
@@ -132,8 +130,6 @@ def step_cost(workload, spec: HardwareSpec, rule: str, *, batch: int,
     for i, op in enumerate(ops):
         layers.append({"name": op.name, "error_read_s": reads_s[i - 1] if i else 0.0,
                        "error_read_j": reads_j[i - 1] if i else 0.0, "update_s": upd_s[i], "update_j": upd_j[i]})
-    bwd = backward_latency_s(rule, reads_s, upd_s, batch)
-    err_t = batch * (sum(reads_s) if rule == "bp" else max(reads_s, default=0.0))
-    upd_t = sum(upd_s) if rule == "bp" else max(upd_s)
+    err_t, upd_t = _phases(rule, reads_s, upd_s, batch)
     return StepCost(rule, batch, batch * float(fwd.total.latency_s), batch * float(fwd.total.energy_j), err_t,
-                    batch * sum(reads_j), upd_t, sum(upd_j), bwd, layers)
+                    batch * sum(reads_j), upd_t, sum(upd_j), err_t + upd_t, layers)

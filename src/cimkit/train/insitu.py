@@ -150,12 +150,11 @@ class InSituTrainer:
                 "model": {k: list(v.shape) for k, v in model.state_dict().items()},
                 "start": fingerprint(*model.state_dict().values())}
 
-    def _build(self, model: nn.Module, x: torch.Tensor, classes: int) -> None:
+    def _build(self, model: nn.Module, x: torch.Tensor, classes: int, what: str) -> None:
         from ..sim import configure, convert
         from ..sim.convert import cim_layers
         from ..sim.layers import CIMLinear, layer_seed
 
-        what = "InSituTrainer.prepare"
         chip = convert(model, self.spec, seed=self.seed)
         layers = cim_layers(chip)
         if not layers:
@@ -307,16 +306,20 @@ class InSituTrainer:
     def prepare(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> "InSituTrainer":
         """Program ``model`` (left untouched) onto a fresh chip (``chip_``) and calibrate its ranges on the first
         ``calibration_samples`` of ``x``, ready for ``step``; ``fit`` starts with this. Returns self."""
-        what = "InSituTrainer.prepare"
+        self._prepare(model, x, y, "InSituTrainer.prepare")
+        return self
+
+    def _prepare(self, model: nn.Module, x, y, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``prepare``, naming ``what`` in its errors; returns the checked data."""
         if not isinstance(model, nn.Module):
             raise InputError(f"{what}: model must be a torch.nn.Module, got {type(model).__name__}")
         x, y = _data(x, y, what, "x", "y")
         self.classes_ = int(y.max()) + 1
         self.input_shape_ = tuple(x.shape[1:])
-        self._build(model, x, self.classes_)
+        self._build(model, x, self.classes_, what)
         self._calibrate(x, y)
         self.writes_ = [WriteCounts() for _ in self.layers_]
-        return self
+        return x, y
 
     def fit(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, x_test: torch.Tensor | None = None,
             y_test: torch.Tensor | None = None, checkpoint: str | Path | None = None, checkpoint_every: int = 500,
@@ -329,8 +332,7 @@ class InSituTrainer:
             raise InputError(f"{what}: give x_test and y_test together, or neither")
         if x_test is not None:
             x_test, y_test = _data(x_test, y_test, what, "x_test", "y_test")
-        self.prepare(model, x, y)
-        x, y = _data(x, y, what, "x", "y")
+        x, y = self._prepare(model, x, y, what)
         n = len(y)
 
         def step(epoch: int, index: int) -> dict[str, float]:
