@@ -152,7 +152,7 @@ def fingerprint(cfg: StudyConfig, base: HardwareSpec, workloads) -> dict[str, st
     parts = {
         "format": FINGERPRINT_FORMAT,
         "workloads": [{"name": wl.name, "sha256": digest(wl)} for wl in workloads],
-        "hardware": base.model_dump(mode="json", exclude={"name", "description"}),
+        "hardware": _hardware_fingerprint(base),
         "space": {k: cfg.space[k].model_dump() for k in sorted(cfg.space)},
         "objective": cfg.objective.model_dump(),
         "area_max_mm2": cfg.area_max_mm2,
@@ -160,6 +160,15 @@ def fingerprint(cfg: StudyConfig, base: HardwareSpec, workloads) -> dict[str, st
         "sampler": sampler,
     }
     return {k: json.dumps(v, sort_keys=True) for k, v in parts.items()}
+
+
+def _hardware_fingerprint(base: HardwareSpec) -> dict:
+    """The chip's content; the ``neuron`` section (added after studies were first stored) only when it is not
+    the default, so that stored studies of chips without spiking neurons still resume."""
+    hw = base.model_dump(mode="json", exclude={"name", "description"})
+    if hw.get("neuron") == type(base)().model_dump(mode="json")["neuron"]:
+        del hw["neuron"]
+    return hw
 
 
 def _accuracy_fingerprint(cfg: StudyConfig) -> dict:

@@ -15,8 +15,10 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 import torch
 from torch import nn
+import snntorch as snn
 
 from ..errors import CimkitError, InputError, short_repr
+from ..snn import neurons as snn_neurons
 from ..spec import HardwareSpec
 from . import fxconvert
 from .attention import CIMMultiheadAttention
@@ -97,6 +99,9 @@ register_converter(nn.Linear, CIMLinear.from_module)
 register_converter(nn.Conv1d, CIMConv1d.from_module)
 register_converter(nn.Conv2d, CIMConv2d.from_module)
 register_converter(nn.MultiheadAttention, CIMMultiheadAttention.from_module)
+# spiking neurons run on the chip's neuron unit (cimkit.snn.neurons), with the spec's neuron mismatch
+for _neuron_type in (snn.Leaky, snn.Synaptic, snn_neurons.LIF, snn_neurons.Synaptic, snn_neurons.FangNeuron):
+    register_converter(_neuron_type, snn_neurons.on_chip)
 
 
 @dataclass
@@ -107,6 +112,8 @@ class ConversionSummary:
     seed: int
     analog: list[tuple[str, str, int, float]] = field(default_factory=list)  # name, type, arrays, util
     digital: list[tuple[str, str]] = field(default_factory=list)
+    #: spiking neurons on the chip's neuron unit: name, type
+    neurons: list[tuple[str, str]] = field(default_factory=list)
     unsupported: list[tuple[str, str]] = field(default_factory=list)
     #: whether dynamic matmuls run on crossbars rewritten per input (``routing: {matmul: crossbar}``)
     dynamic_on_arrays: bool = False
@@ -119,6 +126,7 @@ class ConversionSummary:
         lines = [f"cimkit conversion on '{self.spec_name}' (seed {self.seed}): {len(self.analog)} layer(s) "
                  f"on {self.arrays} arrays"]
         lines += [f"  analog   {n:<28} {t:<10} {a:>5} arrays, utilization {u:.0%}" for n, t, a, u in self.analog]
+        lines += [f"  neuron   {n:<28} {t}" for n, t in self.neurons]
         lines += [f"  digital  {n:<28} {t}" for n, t in self.digital]
         lines += [f"  KEPT DIGITAL  {n:<28} {t}" for n, t in self.unsupported]
         if self.dynamic_on_arrays:
@@ -176,6 +184,10 @@ def convert(model: nn.Module, spec: HardwareSpec | str, *, seed: int = 0,
     With ``digital.softmax_bits``, ``digital.integer_gelu`` or ``digital.layernorm_bits`` set, the model's
     softmax, GELU and LayerNorm (modules and function calls) run as the integer operators of
     ``cimkit.ops`` at every forward.
+    Spiking networks: snnTorch's ``Leaky`` and ``Synaptic`` neurons and cimkit's (``cimkit.snn``) run on the
+    chip's neuron unit, as cimkit neurons computing the same, with the per-neuron mismatch of ``spec.neuron``;
+    in a model with neurons every crossbar layer reads an input of spikes (all 0 / 1) in one binary pass
+    (``input_mode`` "auto"), not through the DAC.
     The returned model carries a ``ConversionSummary`` as ``model.cim_summary``.
     """
     if isinstance(spec, str):
@@ -234,6 +246,8 @@ def convert(model: nn.Module, spec: HardwareSpec | str, *, seed: int = 0,
         if cim_layers(new):
             row = len(summary.analog)
             summary.analog.append((name, type(module).__name__, *_arrays_and_utilization(new)))
+        elif isinstance(new, snn_neurons.NEURON_TYPES):
+            summary.neurons.append((name, type(new).__name__))
         else:  # a factory may well keep a module digital in another form
             summary.digital.append((name, type(new).__name__))
         converted[id(module)] = (new, row)
@@ -287,6 +301,9 @@ def convert(model: nn.Module, spec: HardwareSpec | str, *, seed: int = 0,
             walk(out, "")
             functional(out, "")
     _no_nested_tensor_paths(out)
+    if summary.neurons:  # a spiking network: its layers read spikes in one binary pass
+        for layer in cim_layers(out):
+            layer.input_mode = "auto"
     _run_digital_modes(out, spec, seed)
     summary.dynamic_on_arrays = hasattr(out, "cim_dynamic")
     if summary.unsupported:

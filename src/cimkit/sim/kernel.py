@@ -117,6 +117,26 @@ def dac(x: torch.Tensor, bits: int | None, x_range: float, signed: bool) -> tupl
     return quant.quantize_input(x, bits, scale, signed), Encoding(scale, signed, bits)
 
 
+#: how a layer's inputs reach its rows (``CIMLayer.input_mode``): "dac": through the spec's DAC
+#: (``periphery.input_bits`` codes, bit-serial or as its ``dac_mode`` drives them); "spikes": the inputs are
+#: spikes (0 / 1) and drive the rows in one binary pass, whatever the DAC (anything else is an error);
+#: "auto": spikes when a forward's input is all 0 / 1, else the DAC (what ``convert`` sets in spiking networks)
+INPUT_MODES = ("dac", "spikes", "auto")
+#: the encoding of spikes: the value 1 is code 1, one unsigned bit
+SPIKES = Encoding(1.0, False, 1)
+
+
+def reads_spikes(tile, x: torch.Tensor, x_min: float, x_max: float) -> bool:
+    """Whether this forward reads ``x`` as spikes (one binary pass): under input mode "auto" when every value
+    is 0 or 1; under "spikes" always (an ``InputError`` naming the layer for any other value)."""
+    binary = x_min >= 0 and x_max <= 1 and not bool(((x != 0) & (x != 1)).any())
+    if not binary and tile.input_mode == "spikes":
+        raise InputError(f"{tile.name}: input_mode is 'spikes' but the input has values other than 0 and 1 "
+                         f"(range [{x_min:g}, {x_max:g}]); set the layer's input_mode to 'auto' or 'dac' to read "
+                         "such inputs through the DAC")
+    return binary
+
+
 def encode(tile, x: torch.Tensor, x_min: float, x_max: float) -> tuple[torch.Tensor, Encoding]:
     """The input DAC of a forward: calibrated ranges unless the input range is being calibrated
     (then the range is this batch's)."""
@@ -134,6 +154,8 @@ def drive(codes: torch.Tensor, enc: Encoding, periphery: PeripherySpec,
     phases of ``periphery.signed_inputs: sign_magnitude`` when the codes are signed; one pass otherwise),
     the weight of each pass, whether the passes are binary, and the largest code (``analog_peak`` without
     a DAC)."""
+    if enc.bits == 1 and not enc.signed:  # binary inputs (spikes, or a 1-bit DAC): one binary pass
+        return codes.unsqueeze(0), [1.0], True, 1.0
     if DAC_MODES.get(periphery.dac_mode, "periphery.dac_mode").bit_planes and enc.bits is not None:
         if enc.signed and periphery.signed_inputs == "sign_magnitude":
             planes, plane_w = quant.sign_magnitude_planes(codes, enc.bits)
@@ -154,7 +176,10 @@ def run(tile, layout: Layout, x: torch.Tensor, bias: torch.Tensor | None = None)
     x_min, x_max = (float(v) for v in torch.aminmax(x))  # NaN and inf propagate to these
     if not (math.isfinite(x_min) and math.isfinite(x_max)):
         raise InputError(f"{tile.name}: input has non-finite values (NaN or inf)")
-    codes, enc = encode(tile, x, x_min, x_max)
+    if tile.input_mode != "dac" and reads_spikes(tile, x, x_min, x_max):
+        codes, enc = x, SPIKES
+    else:
+        codes, enc = encode(tile, x, x_min, x_max)
     if hooks["encode"]:
         codes = _hook(tile, "encode", codes)
     signed = enc.signed

@@ -17,11 +17,11 @@ import zlib
 import torch
 from torch import nn
 
-from ..errors import InputError
+from ..errors import InputError, short_repr
 from ..mapping import ArrayMapping, map_matrix
 from ..spec import HardwareSpec
 from .histogram import MagnitudeHistogram
-from .kernel import BACKWARD_MODES, ChipProduct, run
+from .kernel import BACKWARD_MODES, INPUT_MODES, ChipProduct, run
 from .layout import Layout, LinearLayout, conv_layout, pair
 from .tile import CrossbarTile, keep_dtypes
 
@@ -106,6 +106,19 @@ class CIMLayer(nn.Module):
     def program_noise(self, policy: str) -> None:
         self.check_setting("program_noise", policy)
         self._program_noise = policy
+
+    @property
+    def input_mode(self) -> str:
+        """How inputs reach the rows (``kernel.INPUT_MODES``): "dac" (the spec's DAC), "spikes" (0 / 1 inputs in
+        one binary pass), "auto" (spikes when a forward's input is all 0 / 1, else the DAC)."""
+        return self.tile.input_mode
+
+    @input_mode.setter
+    def input_mode(self, mode: str) -> None:
+        if mode not in INPUT_MODES:
+            raise InputError(f"{self.layer_name}: input_mode must be one of {', '.join(INPUT_MODES)}, got "
+                             f"{short_repr(mode)}")
+        self.tile.input_mode = mode
 
     @property
     def weight_range(self) -> str:

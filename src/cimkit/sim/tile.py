@@ -73,6 +73,7 @@ class CrossbarTile(nn.Module):
         #: digital offset per unit of input code with offset mapping: O + beta * sum of slice weights
         self.offset_per_code = self.coding.offset_code + self.beta * sum(self.coding.slice_weights)
         self.update_model = "ideal"
+        self.input_mode = "dac"  # kernel.INPUT_MODES: set through the layer's input_mode
         m = mapping
         shape = (2 if m.differential else 1, m.groups, m.row_tiles, m.rows_per_tile, m.slices, m.out_features)
         gen = torch.Generator().manual_seed(self.seed)

@@ -386,6 +386,20 @@ class DigitalSpec(StrictModel):
         return self.softmax_bits is not None or self.integer_gelu or self.layernorm_bits is not None
 
 
+class NeuronSpec(StrictModel):
+    """The spiking neuron circuits of the periphery (``cimkit.snn``: LIF, synaptic and Fang neurons after the
+    crossbars): their mismatch, drawn once per neuron from the chip's seed when a model is converted."""
+
+    model_config = _FROZEN
+
+    threshold_sigma_rel: float = Field(
+        0.0, ge=0, le=1, description="per-neuron threshold variation: relative standard deviation of the firing "
+        "threshold (0 = every neuron fires at its nominal threshold)")
+    leak_sigma_rel: float = Field(
+        0.0, ge=0, le=10, description="per-neuron leak mismatch: relative standard deviation of each neuron's leak "
+        "rate 1 - beta (its membrane decay factor beta clamped to [0, 1]; 0 = nominal leak)")
+
+
 class ApSpec(StrictModel):
     """The associative processor (unit ``ap``; ``cimkit.ap``): a CAM of ``words`` rows (words) and bit
     columns computing by compare and write passes over every row at once, in arrays of ``tile_rows`` rows.
@@ -607,6 +621,7 @@ class HardwareSpec(SpecModel):
     digital: DigitalSpec = DigitalSpec()
     ap: ApSpec = ApSpec()
     cam_attention: CamAttentionSpec = CamAttentionSpec()
+    neuron: NeuronSpec = NeuronSpec()
     routing: dict[str, str] = Field(
         {}, description="op kind -> unit that runs it (units of cimkit.spec.units.UNIT_TYPES: 'crossbar', "
         "'digital', 'ap', 'cam_attention', plug-ins); kinds not listed run on the op registry's default unit")
