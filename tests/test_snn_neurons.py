@@ -276,3 +276,16 @@ def test_cost_names():
 def test_bad_input_is_named(call, match):
     with pytest.raises(InputError, match=match):
         call()
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+def test_synaptic_with_adaptation_and_variation_runs_every_reset(reset):
+    n = Synaptic(0.6, 0.9, reset=reset, adaptation=0.3)
+    n.set_variation(0.1, 0.1, seed=2)
+    spk, syn, mem = None, None, None
+    cur = _current(4, steps=30)
+    total = 0
+    for t in range(30):
+        spk, syn, mem = n(cur[t], syn, mem)
+        total += float(spk.sum())
+    assert total > 0

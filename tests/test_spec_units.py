@@ -34,7 +34,7 @@ from cimkit.spec.units import _bits
 from .helpers import quiet_convert, spec_with
 
 ROOT = Path(__file__).resolve().parents[1]
-NEW_FIELDS = {"digital": None, "routing": None, "ap": None, "cam_attention": None,
+NEW_FIELDS = {"digital": None, "routing": None, "ap": None, "cam_attention": None, "neuron": None,
               "device": {"write_energy_pj", "write_time_ns", "endurance_cycles"}, "chip": {"inferences_per_s"},
               "periphery": {"adc_range_per_input_bit", "signed_inputs"}}
 
@@ -134,8 +134,10 @@ def test_builtin_unit_types_and_what_they_run():
     assert UNIT_TYPES.get("crossbar").kinds() == {"linear", "conv", "matmul"}
     import cimkit.workload  # noqa: F401 - registers the "kv_cache" kind, whose default unit is digital (a plug-in)
 
+    # "neuron" (spiking neuron updates) and "kv_cache" run on the digital unit by default
+
     assert UNIT_TYPES.get("digital").runs == {"matmul", "softmax", "norm", "act", "eltwise", "pool", "embedding"}
-    assert UNIT_TYPES.get("digital").kinds() == UNIT_TYPES.get("digital").runs | {"kv_cache"}
+    assert UNIT_TYPES.get("digital").kinds() == UNIT_TYPES.get("digital").runs | {"kv_cache", "neuron"}
     assert UNIT_TYPES.get("digital").can_run("kv_cache") and not UNIT_TYPES.get("crossbar").can_run("kv_cache")
 
 
@@ -168,7 +170,7 @@ def test_routing_overrides_the_default_unit():
     # a unit that cannot run the kind: the kind, the unit and what it runs
     ({"softmax": "crossbar"}, ["routing", "'softmax'", "'crossbar'", "cannot run", "conv, linear, matmul"]),
     ({"linear": "digital"}, ["'linear'", "'digital'", "cannot run",
-                             "act, eltwise, embedding, kv_cache, matmul, norm, pool, softmax"]),
+                             "act, eltwise, embedding, kv_cache, matmul, neuron, norm, pool, softmax"]),
     # an unknown unit: the kind, the unit and the units there are
     ({"softmax": "npu"}, ["'softmax'", "'npu'", "not a unit", "units: crossbar, digital"]),
     # an unknown op kind: the kind, its unit and the kinds there are

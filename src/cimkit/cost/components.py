@@ -346,8 +346,9 @@ class Array(Component):
 class Drivers(Component):
     """Word lines and their drivers: each row pulse charges the row (``WORDLINE_CAP_F_PER_CELL`` per column,
     Vdd^2) once per multiplexer phase, plus the DAC mode's driver energy (``DRIVERS``, else
-    ``default_drive_pj``); every array read clocks the switch matrix's row latches once per phase. Area per
-    row and column."""
+    ``default_drive_pj``) at ``periphery.input_bits`` (``row_drives``) or, for a spike (``binary_row_drives``:
+    ops with ``Op.binary_input``), at 1 bit; every array read clocks the switch matrix's row latches once per
+    phase. Area per row and column."""
 
     name, unit = "drivers", "crossbar"
 
@@ -356,28 +357,39 @@ class Drivers(Component):
         per_array = K.ROW_PERIPHERY_UM2_PER_ROW * p["rows"][:, 0] + K.COL_PERIPHERY_UM2_PER_COL * p["cols"][:, 0]
         return ctx.events["chip_arrays"] * per_array * ctx.area_scale[:, 0] * 1e-6
 
+    @staticmethod
+    def drive_pj(p, bits):
+        """The DAC mode's driver energy per row drive of ``bits``-bit inputs (pJ at 22 nm / 0.8 V, (C, 1))."""
+        drive = None
+        for code, mode in enumerate(p["dac_modes"]):
+            if mode in DRIVERS:
+                e = np.asarray(DRIVERS.get(mode)(bits), dtype=float)
+            else:  # a plug-in DAC mode without its own driver model: priced from its properties
+                e = default_drive_pj(bits, p["binary_drive"])
+            drive = e if drive is None else np.where(p["dac_mode"] == code, e, drive)
+        return drive
+
     def energy_per_event_j(self, ctx):
         p = ctx.p
         modes = p["dac_modes"]
-        drive = None
-        for code, mode in enumerate(modes):
-            if mode in DRIVERS:
-                e = np.asarray(DRIVERS.get(mode)(p["input_bits"]), dtype=float)
-            else:  # a plug-in DAC mode without its own driver model: priced from its properties
-                e = default_drive_pj(p["input_bits"], p["binary_drive"])
-            drive = e if drive is None else np.where(p["dac_mode"] == code, e, drive)
+        drive = self.drive_pj(p, p["input_bits"])
         # NeuroSim's 22 nm figures (J), scaled to each configuration's node and supply
         at_node = ctx.energy_scale_from(K.NEUROSIM_NODE_NM, K.NEUROSIM_SUPPLY_V)
         wordline_j = K.WORDLINE_CAP_F_PER_CELL * K.NEUROSIM_SUPPLY_V**2 * p["cols"] * p["columns_per_adc"] * at_node
         latches_j = K.ROW_LATCH_ENERGY_PJ * 1e-12 * p["rows"] * p["columns_per_adc"] * at_node
         fitted = np.isin(p["dac_mode"], [i for i, m in enumerate(modes) if m in FITTED_DRIVE_MODES])
-        return {"row_drives": ctx.energy_scale * 1e-12 * drive + np.where(fitted, 0.0, wordline_j),
-                "array_reads": np.where(fitted, 0.0, latches_j)}
+        figures = {"row_drives": ctx.energy_scale * 1e-12 * drive + np.where(fitted, 0.0, wordline_j)}
+        if ctx.events.get("binary_inputs", np.zeros(1, dtype=bool)).any():  # spikes: 1-bit drives
+            one_bit = self.drive_pj(p, np.ones_like(p["input_bits"]))
+            figures["binary_row_drives"] = ctx.energy_scale * 1e-12 * one_bit + np.where(fitted, 0.0, wordline_j)
+        figures["array_reads"] = np.where(fitted, 0.0, latches_j)
+        return figures
 
 
 class Adc(Component):
-    """Column converters of ``chip.adc_type`` (``ADC_KINDS``): energy per conversion; a converter serves
-    ``columns_per_adc`` columns in turn, each conversion one read cycle (at least one clock cycle)."""
+    """Column converters of ``chip.adc_type`` (``ADC_KINDS``): energy per conversion (of a read of one pulse
+    for an op whose inputs are spikes, ``Op.binary_input``); a converter serves ``columns_per_adc`` columns in
+    turn, each conversion one read cycle (at least one clock cycle)."""
 
     name, unit = "adc", "crossbar"
 
@@ -393,7 +405,13 @@ class Adc(Component):
         return ctx.events["adcs"] * self.figures(ctx).area_um2[:, 0] * ctx.area_scale[:, 0] * 1e-6
 
     def energy_per_event_j(self, ctx):
-        return {"conversions": self.figures(ctx).energy_pj * ctx.energy_scale * 1e-12}
+        energy_pj = self.figures(ctx).energy_pj
+        spikes = ctx.events.get("binary_inputs")
+        if spikes is not None and spikes.any():  # a spike read is one pulse (an integrating converter sums one)
+            p = ctx.p
+            one = adc_figures(p["adc_type"], p["adc_types"], p["adc_bits"], np.ones_like(p["pulses"])).energy_pj
+            energy_pj = np.where(spikes, one, energy_pj)
+        return {"conversions": energy_pj * ctx.energy_scale * 1e-12}
 
     def latency_per_event_s(self, ctx):
         clocked = self.figures(ctx).sets_clock
@@ -403,7 +421,8 @@ class Adc(Component):
 class Accumulation(Component):
     """Shift-and-add after each converter (NeuroSim's ShiftAdd: an ADC-wide adder and flip-flops per
     conversion for the weight slices; an input-bit adder every columns_per_weight conversions when inputs
-    are bit-serial), and an adder tree over the partial sums of a layer's row tiles."""
+    are bit-serial, never for an op reading spikes in one pass, ``Op.binary_input``), and an adder tree over
+    the partial sums of a layer's row tiles."""
 
     name, unit = "accumulation", "crossbar"
 
@@ -411,7 +430,11 @@ class Accumulation(Component):
     def _widths(ctx):
         p = ctx.p
         b, cpw, m = p["adc_bits"], ctx.events["columns_per_weight"], p["columns_per_adc"]
+        # inputs read in several passes are shifted and added per pass; a spike op's one pass is not (C, L)
         serial_inputs = p["passes"] > 1
+        spikes = ctx.events.get("binary_inputs")
+        if spikes is not None and spikes.any():
+            serial_inputs = serial_inputs & ~spikes
         return b, cpw, m, serial_inputs
 
     @staticmethod

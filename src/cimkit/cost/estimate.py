@@ -247,10 +247,10 @@ def _layers(workload: Workload, convention: OpsConvention) -> dict[str, np.ndarr
         raise InputError(f"workload must be a cimkit Workload (ck.zoo.workload(name), Workload.from_torch, "
                          f"Workload.from_onnx, Workload.from_neurosim_csv), got {type(workload).__name__}")
     ops = workload.ops
-    from ..workload.registry import EVENTS, KINDS
+    from ..workload.registry import EVENTS, KINDS, NEURON_EVENTS
 
-    # a kind registered again, or a function's entry of the events table set anew, re-counts the events
-    key = (workload.name, convention, KINDS.version, hash(tuple(EVENTS.items())))
+    # a kind registered again, or a function's entry of an events table set anew, re-counts the events
+    key = (workload.name, convention, KINDS.version, hash(tuple(EVENTS.items())), hash(tuple(NEURON_EVENTS.items())))
     for cached_ops, cached_key, rows in _LAYER_CACHE:
         if cached_key == key and len(cached_ops) == len(ops) and all(a is b for a, b in zip(cached_ops, ops)):
             return dict(rows)
@@ -343,7 +343,8 @@ def _fast_rows(ops, convention: str, info: dict, where: str) -> dict | None:
     in_shapes = [op.in_shape for op in ops]
     out_shapes = [op.out_shape for op in ops]
     given = [op.activity for op in ops if op.activity is not None]
-    if not (set(map(type, itertools.chain.from_iterable(scalars))) <= _PLAIN
+    binary = [getattr(op, "binary_input", False) for op in ops]
+    if not (set(map(type, binary)) == {bool} and set(map(type, itertools.chain.from_iterable(scalars))) <= _PLAIN
             and set(map(type, kernels)) | set(map(type, in_shapes)) | set(map(type, out_shapes)) == {tuple}
             and set(map(len, kernels)) == {2}
             and set(map(type, itertools.chain(itertools.chain.from_iterable(kernels),
@@ -397,6 +398,8 @@ def _fast_rows(ops, convention: str, info: dict, where: str) -> dict | None:
         "elements": zero_unmapped(np.where(weighted, 0.0, num[:, 5])), "weights": zero_unmapped(weights),
         "dynamic": np.array([k == "matmul" for k in kinds])[None, :], "macs": zero_unmapped(num[:, 4]),
         "prims": prim_rows, "activity": act[None, :], "activity_set": bool(given),
+        "binary_input": (np.array(binary) & (unmapped is None or ~unmapped))[None, :] if any(binary) else
+        np.zeros((1, L), dtype=bool),
         "ops": zero_unmapped(ops_count), "reduce": zero_unmapped([op.reduce for op in ops]),
         "names": np.array([op.name for op in ops]), "kinds": np.array(kinds), "fns": np.array([op.fn for op in ops]),
     }
@@ -423,6 +426,11 @@ def _checked_rows(ops, convention: str, info: dict, where: str) -> dict:
         if a is not None and not (_number(a) and 0 <= a <= 1):
             raise InputError(f"{where}: op '{op.name}' has activity = {short_repr(a)}; it must be a fraction in [0, 1] "
                              "or None (the chip's input_activity)")
+    for op in ops:
+        b = getattr(op, "binary_input", False)
+        if not isinstance(b, (bool, np.bool_)):
+            raise InputError(f"{where}: op '{op.name}' has binary_input = {short_repr(b)}; it must be True (its inputs "
+                             "are 0/1 spikes, read in one pass) or False")
     return {
         "weighted": row(lambda o: o.weighted, bool), "in_features": row(lambda o: max(o.in_features, 1), int, 1),
         "out_features": row(lambda o: max(o.out_features, 1), int, 1), "groups": row(lambda o: max(o.groups, 1), int, 1),
@@ -434,6 +442,7 @@ def _checked_rows(ops, convention: str, info: dict, where: str) -> dict:
         "prims": {k: np.array(v)[None, :] for k, v in prims.items()},
         "activity": np.array([np.nan if a is None else float(a) for a in activity])[None, :],
         "activity_set": any(a is not None for a in activity),
+        "binary_input": row(lambda o: bool(getattr(o, "binary_input", False)), bool, False),
         "ops": row(lambda o: o.neurosim_ops() if convention == "neurosim" else 2 * o.macs),
         "reduce": row(lambda o: o.reduce),
         "names": np.array([op.name for op in ops]), "kinds": np.array([op.kind for op in ops]),

@@ -4,10 +4,15 @@
 rows ``w`` (each (1, L): one column per op) and returns, per inference,
 
 - per layer, shape (C, L): ``conversions`` (ADC conversions), ``cell_reads`` (active cells read),
-  ``row_drives``, ``psum_adds`` (partial sums of row tiles added), ``moved_bytes`` / ``moved_bits`` /
-  ``moved_words`` (activations through the buffers and wires), ``digital_<primitive>`` (the op registry's
-  digital primitives: add, mul, mac, cmp, exp, div, sqrt, lookup), ``digital_cycles`` (lane cycles),
-  ``digital_elements`` and ``digital_macs`` (output elements and dynamic-matmul MACs on the digital unit),
+  ``row_drives`` (at the DAC's ``input_bits``), ``binary_row_drives`` (the 1-bit spike drives of ops with
+  ``Op.binary_input``: one pulse per spike, one pass per vector; (1, 1) zeros when no op has them),
+  ``input_passes`` (array reads per input vector: the DAC mode's, 1 for spikes) and ``binary_inputs`` (the op
+  reads spikes on arrays, a mask; neither is priced), ``psum_adds`` (partial sums of row tiles added),
+  ``moved_bytes`` / ``moved_bits`` / ``moved_words`` (activations through the buffers and wires; spikes, an
+  op's binary inputs and a neuron's outputs, at 1 bit per element), ``digital_<primitive>`` (the op
+  registry's digital primitives: add, mul, mac, cmp, exp, div, sqrt, lookup), ``digital_cycles`` (lane cycles),
+  ``digital_elements`` and ``digital_macs`` (output elements and dynamic-matmul MACs on the digital unit; a
+  ``neuron`` op's primitives are its neuron updates, ``cimkit.workload.registry.NEURON_EVENTS``),
   ``cell_writes`` and ``rows_written`` (a dynamic matmul's operand written into arrays), and the serial
   counts latency is priced on: ``serial_reads`` (array reads one after another on one array copy),
   ``adc_slots`` (conversions one converter makes in turn), ``tree_steps`` (adder-tree stages over row tiles'
@@ -41,6 +46,8 @@ from .components import DIGITAL_PRIMITIVES, PRIMITIVE_CYCLES
 #: ``Op.fn`` of a sparse dynamic matmul (HAD's A V, ``cimkit.workload.hamming.SPARSE_MATMUL``): it stores
 #: ``in_features`` rows but each input vector drives only macs / (vectors x out_features) of them
 SPARSE_MATMUL = "sparse_matmul"
+#: op kinds whose outputs are spikes (1 bit per element through the buffers and wires)
+SPIKING_KINDS = ("neuron",)
 
 
 def count(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict:
@@ -59,7 +66,11 @@ def count(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict:
         arrays = np.where(split, ceil_div(w["groups"], per_array) * split_tiles * col_tiles, arrays)
         row_tiles = np.where(split, split_tiles, row_tiles)
     arrays = np.where(on_arrays, arrays, 0)
-    passes, pulses = p["passes"], p["pulses"]
+    # spikes (Op.binary_input) are read in one pass of one pulse whatever the DAC: (C, L) where any op has them
+    binary = w.get("binary_input")
+    spiking = binary is not None and bool(binary.any())
+    passes = np.where(binary, 1, p["passes"]) if spiking else p["passes"]
+    pulses = np.where(binary, 1, p["pulses"]) if spiking else p["pulses"]
 
     # chip size: each layer on whole tiles (as NeuroSim places them), or layers packed into shared tiles
     per_tile = p["arrays_per_pe"] * p["pes_per_tile"]
@@ -86,11 +97,18 @@ def count(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict:
         active_rows = np.where(sparse[None, :], w["macs"] / np.maximum(w["vectors"] * w["out_features"], 1),
                                active_rows)
     serial = vectors / dup * passes
+    row_drives = np.where(on_arrays, vectors * passes * pulses * active_rows * col_tiles
+                          * np.where(p["binary_drive"], activity, 1), 0)
     ev = {
         "conversions": np.where(on_arrays, vectors * passes * w["groups"] * row_tiles * slices * w["out_features"], 0),
         "cell_reads": np.where(on_arrays, vectors * passes * active_rows * w["out_features"] * cpw * activity, 0),
-        "row_drives": np.where(on_arrays, vectors * passes * pulses * active_rows * col_tiles
-                               * np.where(p["binary_drive"], activity, 1), 0),
+        # a spike drives its row with one 1-bit pulse, and only where it is 1 (activity = spike density): its
+        # drives are their own event, priced as 1-bit drives (components.Drivers)
+        "row_drives": np.where(binary, 0, row_drives) if spiking else row_drives,
+        "binary_row_drives": np.where(binary & on_arrays, vectors * active_rows * col_tiles * activity, 0)
+        if spiking else np.zeros((1, 1)),
+        "input_passes": np.where(on_arrays, passes, 0),
+        "binary_inputs": binary & on_arrays if spiking else np.zeros((1, 1), dtype=bool),
         "psum_adds": np.where(on_arrays, vectors * w["groups"] * w["out_features"] * np.maximum(row_tiles - 1, 0), 0),
         "serial_reads": np.where(on_arrays, serial, 0),
         "adc_slots": np.where(on_arrays, serial * p["columns_per_adc"], 0),
@@ -104,8 +122,14 @@ def count(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict:
     # unrolled input vectors as the DAC's input_bits codes; every op writes its output map, and a digital op
     # reads its input, at activation_bits
     act_bits, in_bits = p["activation_bits"], p["input_bits"]
-    moved_bits = (w["out_elements"] * act_bits
-                  + np.where(on_arrays, (w["in_elements"] + vectors * active_rows) * in_bits, w["in_elements"] * act_bits))
+    # spikes move as 1 bit per element: an op's binary inputs, and the outputs of the spiking kinds (neurons)
+    spike_out = np.isin(w["kinds"], SPIKING_KINDS)[None, :] if "kinds" in w else np.zeros((1, 1), dtype=bool)
+    out_bits = np.where(spike_out, 1, act_bits) if spike_out.any() else act_bits
+    read_bits, digital_in_bits = (np.where(binary, 1, in_bits), np.where(binary, 1, act_bits)) if spiking else \
+        (in_bits, act_bits)
+    moved_bits = (w["out_elements"] * out_bits
+                  + np.where(on_arrays, (w["in_elements"] + vectors * active_rows) * read_bits,
+                             w["in_elements"] * digital_in_bits))
     cam = cam_attention_events(p, w)  # the CAM attention unit's ops move their own bits (1-bit queries, top N)
     on_cam, cam_moved = cam.pop("on_cam_attention"), cam.pop("cam_moved_bits")
     if on_cam.any():

@@ -143,7 +143,7 @@ def fingerprint(cfg: StudyConfig, base: HardwareSpec, workloads) -> dict[str, st
     import hashlib
 
     def digest(wl) -> str:
-        ops = json.dumps({"input_shape": list(wl.input_shape), "ops": [dataclasses.asdict(op) for op in wl.ops]},
+        ops = json.dumps({"input_shape": list(wl.input_shape), "ops": [_op_fields(op) for op in wl.ops]},
                          sort_keys=True, default=str)
         return hashlib.sha256(ops.encode()).hexdigest()[:16]
 
@@ -160,6 +160,17 @@ def fingerprint(cfg: StudyConfig, base: HardwareSpec, workloads) -> dict[str, st
         "sampler": sampler,
     }
     return {k: json.dumps(v, sort_keys=True) for k, v in parts.items()}
+
+
+def _op_fields(op) -> dict:
+    """An op's fields as fingerprinted: ``binary_input`` (added with spiking workloads) only when set, so that
+    stored studies of other workloads still resume."""
+    import dataclasses
+
+    fields = dataclasses.asdict(op)
+    if not fields.get("binary_input", False):
+        fields.pop("binary_input", None)
+    return fields
 
 
 def _hardware_fingerprint(base: HardwareSpec) -> dict:

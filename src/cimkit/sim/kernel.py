@@ -32,7 +32,7 @@ from ..errors import InputError
 from ..spec.model import PeripherySpec
 from ..spec.units import DAC_MODES
 from . import fused, quant
-from .layout import Layout
+from .layout import Layout, LinearLayout
 
 STAGES = ("input", "encode", "read", "noise", "adc", "accumulate", "output")
 BACKWARD_MODES = ("straight_through", "chip")
@@ -186,7 +186,6 @@ def run(tile, layout: Layout, x: torch.Tensor, bias: torch.Tensor | None = None)
     planes, plane_w, binary, code_max = drive(codes, enc, p, max(-x_min, x_max))
     xin, passes = planes.flatten(0, 1), planes.shape[0]
     arrays = tile.arrays(layout, x.dtype, x.device)
-    xl = layout.place(xin)
     to_variance = None
     if arrays.variance is not None:  # elementwise squares commute with the layout's moves, pads and unfolds
         var_dtype = arrays.variance.dtype
@@ -201,14 +200,21 @@ def run(tile, layout: Layout, x: torch.Tensor, bias: torch.Tensor | None = None)
         slice_f = slice_f * steps.to(x.dtype)
         lo, hi = quant.adc_code_limits(p.adc_bits, adc_signed)
     f = torch.tensor(plane_w, device=x.device, dtype=x.dtype).view(-1, 1) * slice_f  # (P, S)
-    o, r, m, s, z = layout.block_shape(xl, passes)
-    acc = torch.zeros((o, m, z), device=x.device, dtype=x.dtype)
+    staged = hooks["read"] or hooks["noise"] or hooks["adc"]
+    if steps is None and to_variance is None and passes == 1 and not staged and isinstance(layout, LinearLayout):
+        # no conversion, no read noise, one pass: the row tiles' partial sums add up as one product
+        acc = (xin @ arrays.dense(f, xin.shape[1])).unsqueeze(0)
+        chunks = ()
+    else:
+        xl = layout.place(xin)
+        o, r, m, s, z = layout.block_shape(xl, passes)
+        acc = torch.zeros((o, m, z), device=x.device, dtype=x.dtype)
+        chunks = layout.chunks(xl, passes, code_max, arrays, to_variance, chunk_scratch)
     # one noise draw per row tile's block, taken up front, so the chunking never changes the numbers
     counters = [tile.rng.next_counter() if to_variance is not None else 0 for _ in range(tile.mapping.row_tiles)]
-    staged = hooks["read"] or hooks["noise"] or hooks["adc"]
     dims = layout.block_dims
     # chunk by chunk, so that each chunk's noise, conversion and shift-and-add run in cache
-    for ch in layout.chunks(xl, passes, code_max, arrays, to_variance, chunk_scratch):
+    for ch in chunks:
         c, var = ch.signal, ch.variance
         where = fused.Place(r, m, ch.r0, ch.m0, counters[ch.tile])
         if not staged:

@@ -15,7 +15,7 @@ noise is drawn per block, so the chunking never changes the numbers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import torch
@@ -52,6 +52,19 @@ class Arrays:
     signal: torch.Tensor
     variance: torch.Tensor | None
     int_split: Int8Split | None = None
+    _dense: dict = field(default_factory=dict, repr=False)
+
+    def dense(self, f: torch.Tensor, rows: int) -> torch.Tensor:
+        """A dense layout's tiles as one (rows, N) matrix whose slices are summed with the weights ``f`` (1, S):
+        the product of reads that are neither converted nor noisy (cached per ``f``)."""
+        key = tuple(f.reshape(-1).tolist())
+        hit = self._dense.get(key)
+        if hit is None:
+            t, rp, sn = self.signal.shape
+            s = f.numel()
+            w = (self.signal.view(t, rp, s, sn // s) * f.reshape(1, 1, s, 1).to(self.signal.dtype)).sum(2)
+            hit = self._dense[key] = w.reshape(t * rp, sn // s)[:rows].contiguous()
+        return hit
 
 
 class Layout:

@@ -207,7 +207,10 @@ class _ChipNeuron:
         theta = getattr(self, "_theta_reset", None) if "threshold" in self.__dict__ else None
         if theta is None:
             return super()._base_sub(input_)
-        return self._base_state_function(input_) - self.reset * theta
+        state = self._base_state_function(input_)
+        if isinstance(state, tuple):  # Synaptic: (synaptic current, membrane)
+            return (*state[:-1], state[-1] - self.reset * theta)
+        return state - self.reset * theta
 
     def _clear_chip_state(self) -> None:
         self.adapt = torch.zeros(0, device=self.adapt.device)

@@ -19,8 +19,10 @@ op kind to a unit by name; kinds it does not list run on the op registry's defau
   gets them from ``Workload.with_hamming_attention``); priced by the cost components ``cam_attention`` and
   ``topn_selector`` (``cimkit.cost.cam_attention``).
 
-Spiking neuron circuits have no op kinds of their own in the op registry yet, so no unit type is
-registered for them here. A plug-in adds one together with the kinds it runs, e.g.::
+Spiking neuron updates are the op kind ``neuron`` (``cimkit.workload.registry.NEURON_EVENTS``: the adds,
+multiplies and compares of one LIF / synaptic / Fang neuron step), whose default unit is ``digital``: the
+neuron unit is priced as the digital unit's primitives. A plug-in adds a unit type of its own together with
+the kinds it runs, e.g.::
 
     from cimkit.spec.units import register_unit_type
     register_unit_type("my_ap", {"eltwise", "act"}, "associative processor running element-wise ops")

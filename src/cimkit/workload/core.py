@@ -14,6 +14,12 @@ A @ B, A of ``vectors`` x ``in_features``, B (the operand an array would hold) o
 An ``embedding`` is a table lookup (in_features = table rows, out_features = width, vectors = tokens);
 its table is digital memory, not crossbar weights.
 
+Spiking networks (``cimkit.snn.cost.snn_workload``): a weighted op with ``binary_input`` reads 1-bit spikes, one
+pass and one pulse per input vector whatever the chip's DAC, at ``activity`` = the measured spike density; a
+``neuron`` op (fn ``lif_subtract``, ``synaptic_zero``, ``fang``, ...; ``cimkit.workload.registry.NEURON_EVENTS``)
+is ``elements`` neuron updates (neurons x time steps) on the digital unit, with ``activity`` its measured spike
+rate (spikes per neuron-step). Shapes of an SNN op lead with the time steps (``(T, features)``).
+
 An op that no rule matches and that holds no weights (a custom function) is kept as kind "unmapped"
 with its shapes and output size, and a warning lists it. An op that holds weights the cost model
 cannot map (an LSTM, a transposed or 3-D convolution) is never dropped: the importers refuse it with an ``InputError`` naming it, or, when
@@ -146,6 +152,10 @@ class Op:
     fn: str = ""  # the function, lower case: gelu, layer_norm, softmax, add, max_pool, matmul, embedding, ...
     reduce: int = 0  # softmax and norm: length of the reduced axis (rows = elements // reduce)
     activity: float | None = None  # fraction of 1 bits in the input bit streams; None: the chip's input_activity
+    #: the op's input vectors are spikes (0/1): read in one pass with one pulse (never bit-serially through the
+    #: ``periphery.input_bits`` DAC), each row driven as a 1-bit drive, moved as 1 bit per element; ``activity`` is
+    #: then the spike density (spikes per input element), so array reads happen only where there are spikes
+    binary_input: bool = False
 
     @property
     def weighted(self) -> bool:
@@ -244,11 +254,16 @@ class Workload:
                          f"{c.get('unused', 0):,} unused")
         for op in self.ops:
             if op.kind in ("conv", "linear", "matmul"):
+                spikes = f"  spikes, density {op.activity:.4f}" if op.binary_input and op.activity is not None else \
+                    "  spikes" if op.binary_input else ""
                 lines.append(f"  {op.kind:7} {op.name:30} {op.in_features:>6} x {op.out_features:<6} g{op.groups:<4} "
-                             f"x{op.vectors:<6} {op.macs / 1e6:9.2f} MMAC")
+                             f"x{op.vectors:<6} {op.macs / 1e6:9.2f} MMAC{spikes}")
             elif op.kind == "unmapped":
                 lines.append(f"  UNMAPPED {op.name:29} {op.source_type}, {op.unmapped_weights:,} weights, shape "
                              f"{op.out_shape} (not priced)")
+            elif op.kind == "neuron":
+                rate = "" if op.activity is None else f", {op.activity:.4f} spikes per update"
+                lines.append(f"  {op.kind:7} {op.name:30} {op.fn:12} {op.elements:>10,} neuron updates{rate}")
             else:
                 lines.append(f"  {op.kind:7} {op.name:30} {op.fn:12} {op.elements:>10,} elements")
         return "\n".join(lines)

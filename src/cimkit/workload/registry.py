@@ -16,7 +16,8 @@ this module, never the other way round, so that ``import cimkit.cost`` stays tor
   ``DATA_FUNCTIONS`` / ``DATA_METHODS`` / ``DATA_ONNX`` and are not ops; anything else no rule names is
   kept as an op of kind "unmapped" with its shapes.
 
-The per-function primitive counts are the table ``EVENTS`` below (documented line by line).
+The per-function primitive counts are the table ``EVENTS`` below (documented line by line); the kind "neuron"
+(spiking neuron updates, digital by default) counts from ``NEURON_EVENTS`` (``_neuron_table``).
 """
 
 from __future__ import annotations
@@ -210,6 +211,87 @@ for _kind, _unit, _weighted, _events, _text in (
                                                "(groups x vectors queries)")):
     register_kind(_kind, default_unit=_unit, weighted=_weighted, events=_events, description=_text)
 
+
+
+# ---- spiking neurons -----------------------------------------------------------------------------------
+def _neuron_table() -> dict[str, Callable[[float, float], dict[str, float]]]:
+    """Digital primitives of one spiking-neuron layer per inference, ``NEURON_EVENTS[fn](N, S)``: N neuron
+    updates (neurons x time steps, ``Op.elements``), S spikes (``Op.activity`` x N). A neuron is a register
+    file of its state variables and a small datapath; decays are multiplies by a constant (beta, alpha, a_m,
+    a_s), a spike adds or subtracts a constant only when it happens (a conditional add), and a reset to zero
+    is a select on the compare's result (a register clear, no arithmetic).
+
+    LIF (snnTorch ``Leaky``, cimkit ``LIF``), per step:
+      leak       mem <- beta mem                      1 mul
+      integrate  mem <- mem + I                       1 add
+      threshold  spike = [mem > theta]                1 cmp
+    reset (the spike of the previous step, snnTorch's ``reset_delay``):
+      subtract   mem <- mem - theta                   1 add per spike
+      zero       mem <- 0                             nothing (a select on the spike)
+      none       -                                    nothing
+    adaptive threshold (``_adaptive``; cimkit ``LIF(adaptation=...)``): the excess e over theta0 is kept,
+      decay      e <- d e                             1 mul per step
+      threshold  theta = theta0 + e                   1 add per step (before the compare)
+      rise       e <- e + adaptation                  1 add per spike
+    Synaptic (snnTorch ``Synaptic``): a LIF whose input is a first-order synaptic current,
+      synapse    syn <- alpha syn + I                 1 mul + 1 add per step (the LIF's integrate adds syn)
+    Fang et al.'s neuron (cimkit ``FangNeuron``), per step:
+      filter     m <- a_m m + I, k <- a_s k + I       2 mul + 2 add
+                 psp = v0 (m - k)                     1 add + 1 mul
+      membrane   V = psp - r                          1 add (the inhibition scale folded into r's increment)
+      threshold  spike = [V > theta]                  1 cmp
+      inhibition r <- a_m r                           1 mul
+                 r <- r + inhibition                  1 add per spike
+    """
+    def lif(reset: str, adaptive: bool, synaptic: bool) -> Callable[[float, float], dict[str, float]]:
+        def events(N: float, S: float) -> dict[str, float]:
+            mul, add, cmp = N, N, N  # leak, integrate, threshold
+            if reset == "subtract":
+                add += S
+            if adaptive:
+                mul, add = mul + N, add + N + S
+            if synaptic:
+                mul, add = mul + N, add + N
+            return {"mul": mul, "add": add, "cmp": cmp}
+        return events
+
+    table = {f"{base}_{reset}{'_adaptive' if adaptive else ''}": lif(reset, adaptive, base == "synaptic")
+             for base in ("lif", "synaptic") for reset in NEURON_RESETS for adaptive in (False, True)}
+    table["fang"] = lambda N, S: {"mul": 4 * N, "add": 4 * N + S, "cmp": N}
+    return table
+
+
+#: reset mechanisms of the LIF and synaptic neuron fns (snnTorch's ``reset_mechanism``)
+NEURON_RESETS = ("subtract", "zero", "none")
+#: digital primitives of a ``neuron`` op by its fn, ``NEURON_EVENTS[fn](N, S)`` (N neuron updates, S spikes);
+#: see ``_neuron_table`` for each line. A plug-in neuron adds its own entry
+NEURON_EVENTS: dict[str, Callable[[float, float], dict[str, float]]] = _neuron_table()
+#: the fn of a ``neuron`` op that names none: snnTorch's default ``Leaky`` (subtractive reset)
+DEFAULT_NEURON = "lif_subtract"
+
+
+def neuron_events(op) -> dict[str, float]:
+    """Digital primitives of a ``neuron`` op per inference: ``NEURON_EVENTS[op.fn]`` for N = ``op.elements``
+    neuron updates (neurons x time steps) and S = ``op.activity`` x N spikes (the measured spike rate: spikes
+    per neuron-step). ``activity`` None counts a spike at every update, an upper bound of the spike-dependent
+    part. An unknown fn is an ``InputError`` listing the known ones."""
+    fn = op.fn or DEFAULT_NEURON
+    if fn not in NEURON_EVENTS:
+        raise InputError(f"neuron op '{op.name}': fn = {short_repr(op.fn)} is no neuron update the cost model counts; "
+                         f"known: {', '.join(NEURON_EVENTS)} (add one to cimkit.workload.registry.NEURON_EVENTS)")
+    rate = 1.0 if op.activity is None else float(op.activity)
+    n = float(op.elements)
+    return {k: float(v) for k, v in NEURON_EVENTS[fn](n, rate * n).items() if v}
+
+
+# "neuron" runs on the digital unit by default: a spiking neuron is a few adds, multiplies and one compare per
+# update on a register of state per neuron, which is what the digital unit prices from primitive counts
+# (Horowitz figures at digital.data_bits); a chip with dedicated (e.g. analog) neuron circuits registers a unit
+# type and a cost component for them and routes "neuron" there (spec.routing)
+register_kind("neuron", default_unit="digital", events=neuron_events,
+              description="spiking neuron updates (neurons x time steps in `elements`; fn names the update: "
+                          "lif_<reset>[_adaptive], synaptic_<reset>[_adaptive], fang; activity = spikes per "
+                          "neuron-step)")
 
 # ---- op rules (frontend matchers) ----------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -656,5 +738,6 @@ def _builtin_rules() -> None:
 
 _builtin_rules()
 
-__all__ = ["DIGITAL_PRIMITIVES", "EVENTS", "KindInfo", "OpRule", "Arg", "register_kind", "kind_info", "kinds",
-           "register_op", "op_rules", "digital_events", "conv_op", "DATA_FUNCTIONS", "DATA_METHODS", "DATA_ONNX"]
+__all__ = ["DIGITAL_PRIMITIVES", "EVENTS", "NEURON_EVENTS", "NEURON_RESETS", "neuron_events", "KindInfo", "OpRule",
+           "Arg", "register_kind", "kind_info", "kinds", "register_op", "op_rules", "digital_events", "conv_op",
+           "DATA_FUNCTIONS", "DATA_METHODS", "DATA_ONNX"]
