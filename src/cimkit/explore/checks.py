@@ -139,7 +139,6 @@ def fingerprint(cfg: StudyConfig, base: HardwareSpec, workloads) -> dict[str, st
     """Everything that changes the trials of a study, as canonical JSON per key: the workloads (their
     traced content, so a changed .csv / .onnx / factory counts), the base chip's content, the space,
     the objective, the constraints and the sampler. Not the trial count, batch, storage or executor."""
-    import dataclasses
     import hashlib
 
     def digest(wl) -> str:
