@@ -129,7 +129,7 @@ SPIKES = Encoding(1.0, False, 1)
 def reads_spikes(tile, x: torch.Tensor, x_min: float, x_max: float) -> bool:
     """Whether this forward reads ``x`` as spikes (one binary pass): under input mode "auto" when every value
     is 0 or 1; under "spikes" always (an ``InputError`` naming the layer for any other value)."""
-    binary = x_min >= 0 and x_max <= 1 and not bool(((x != 0) & (x != 1)).any())
+    binary = x_min >= 0 and x_max <= 1 and int(torch.count_nonzero(x.frac())) == 0  # in [0, 1]: no fraction
     if not binary and tile.input_mode == "spikes":
         raise InputError(f"{tile.name}: input_mode is 'spikes' but the input has values other than 0 and 1 "
                          f"(range [{x_min:g}, {x_max:g}]); set the layer's input_mode to 'auto' or 'dac' to read "
