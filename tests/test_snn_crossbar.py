@@ -199,3 +199,14 @@ def test_bptt_trains_through_the_chip():
     for layer in cim_layers(chip):
         assert layer.weight.grad is not None and float(layer.weight.grad.abs().sum()) > 0
     opt.step()
+
+
+def test_neuron_section_is_stored_only_when_set():
+    """Fingerprints of saved studies, checkpoints and evaluations leave the default neuron section out (what was
+    stored before it existed still matches) and include a set one (mismatch changes results)."""
+    from cimkit.spec.model import stored_content
+
+    plain = ck.HardwareSpec.preset("rram-22nm")
+    assert "neuron" not in stored_content(plain)
+    varied = plain.replace(**{"neuron.threshold_sigma_rel": 0.1})
+    assert stored_content(varied)["neuron"]["threshold_sigma_rel"] == 0.1

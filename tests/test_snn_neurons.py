@@ -289,3 +289,78 @@ def test_synaptic_with_adaptation_and_variation_runs_every_reset(reset):
         spk, syn, mem = n(cur[t], syn, mem)
         total += float(spk.sum())
     assert total > 0
+
+
+def test_synaptic_zero_reset_reaches_zero_under_leak_mismatch():
+    n = Synaptic(0.5, 0.9, reset="zero")
+    n.set_variation(leak_sigma_rel=2.0, seed=1)
+    cur = torch.cat([torch.full((2, 1, 64), 0.8), torch.zeros(6, 1, 64)])
+    syn = mem = None
+    prev = None
+    for t in range(cur.shape[0]):
+        spk, syn, mem = n(cur[t], syn, mem)
+        if prev is not None:
+            assert torch.all(mem[prev.bool()] == 0)
+        prev = spk
+
+
+def test_adaptation_starts_afresh_with_each_sequence_and_keeps_no_graph():
+    from snntorch import utils
+
+    net = torch.nn.Sequential(LIF(0.9, adaptation=0.5, init_hidden=True))
+    x = _current(7, steps=40, shape=(2, 16), scale=0.5, dtype=torch.float32)
+
+    def run():
+        utils.reset(net)
+        return torch.stack([net(x[t]) for t in range(x.shape[0])])
+
+    first, second = run(), run()
+    assert torch.equal(first, second)
+    lif = LIF(0.9, adaptation=0.5)  # a fresh membrane passed in starts a new sequence too
+    seqs = []
+    for _ in range(2):
+        mem, out = torch.zeros(2, 16), []
+        for t in range(x.shape[0]):
+            spk, mem = lif(x[t], mem)
+            out.append(spk)
+        seqs.append(torch.stack(out))
+    assert torch.equal(seqs[0], seqs[1])
+    w = torch.ones(16, requires_grad=True)  # truncated BPTT: one backward per batch, no graph kept
+    for _ in range(2):
+        utils.reset(net)
+        sum(net(x[t] * w).sum() for t in range(10)).backward()
+
+
+def test_learnable_threshold_gets_snntorchs_gradient_with_adaptation():
+    cur = _current(5, steps=30, shape=(2, 8), scale=0.6, dtype=torch.float32)
+    grads = []
+    for make in (lambda: snn.Leaky(beta=0.9, learn_threshold=True), lambda: LIF(0.9, learn_threshold=True,
+                                                                                 adaptation=1e-30)):
+        n = make()
+        mem, total = None, 0
+        for t in range(cur.shape[0]):
+            spk, mem = n(cur[t], mem)
+            total = total + mem.sum()
+        total.backward()
+        grads.append(float(n.threshold.grad))
+    assert grads[1] == pytest.approx(grads[0], rel=1e-5)
+
+
+def test_learnable_settings_survive_conversion():
+    m = snn.Leaky(beta=0.8, learn_beta=True, learn_threshold=True)
+    new = LIF.from_snntorch(m)
+    assert isinstance(new.beta, torch.nn.Parameter) and isinstance(new.threshold, torch.nn.Parameter)
+    s = Synaptic.from_snntorch(snn.Synaptic(alpha=0.5, beta=0.8, learn_alpha=True))
+    assert isinstance(s.alpha, torch.nn.Parameter) and not isinstance(s.beta, torch.nn.Parameter)
+
+
+def test_unbatched_input_gets_one_gain_per_neuron():
+    n = LIF(0.9)
+    n.set_variation(0.1, 0.0, seed=0)
+    n(torch.rand(32), None)
+    assert n.variation.threshold_gain.shape == (32,)
+
+
+def test_per_neuron_fang_time_constants_need_a_matrix_current():
+    with pytest.raises(InputError, match="size=None"):
+        FangNeuron(size=4)(torch.zeros(2, 3, 4, 4))

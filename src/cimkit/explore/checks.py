@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from ..errors import CimkitError, InputError, SpecError, short_repr
 from ..io import build_model, dict_differences
 from ..spec import HardwareSpec
+from ..spec.model import stored_content
 from .study import (INTEGER_PARAMETERS, PARAMETERS, ParamSpace, StudyConfig, TorchWorkload, _changes, evaluate_details,
                     load_evaluator)
 
@@ -151,7 +152,7 @@ def fingerprint(cfg: StudyConfig, base: HardwareSpec, workloads) -> dict[str, st
     parts = {
         "format": FINGERPRINT_FORMAT,
         "workloads": [{"name": wl.name, "sha256": digest(wl)} for wl in workloads],
-        "hardware": _hardware_fingerprint(base),
+        "hardware": {k: v for k, v in stored_content(base).items() if k not in ("name", "description")},
         "space": {k: cfg.space[k].model_dump() for k in sorted(cfg.space)},
         "objective": cfg.objective.model_dump(),
         "area_max_mm2": cfg.area_max_mm2,

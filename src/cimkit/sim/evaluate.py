@@ -37,6 +37,7 @@ from ..progress import ImageProgress, check_progress
 from ..report.protocol import Result, figure_folder, saved_figure
 from ..spec import HardwareSpec
 from .convert import calibrate, cim_layers, convert
+from ..spec.model import stored_content
 from .tile import spec_fingerprint
 
 #: executors ``simulate`` accepts
@@ -343,7 +344,10 @@ def _model_hash(model: nn.Module) -> str:
 def _fingerprint(model, spec, seed, chips, batch_size, shards, x, y, calibration, calibrate_batches) -> dict:
     from .. import __version__
 
-    fp = {"cimkit": __version__, "spec": spec_fingerprint(spec), "seed": seed, "chips": chips,
+    spec_part = spec_fingerprint(spec)
+    if "neuron" in stored_content(spec):  # a model's spiking neurons carry the spec's mismatch
+        spec_part["neuron"] = spec.neuron.model_dump(mode="json")
+    fp = {"cimkit": __version__, "spec": spec_part, "seed": seed, "chips": chips,
           "batch_size": batch_size, "shards": shards, "images": len(x), "inputs": _tensor_hash(x),
           "labels": _tensor_hash(y), "calibration": _tensor_hash(calibration),
           "calibrate_batches": calibrate_batches if calibration is not None else None, "model": _model_hash(model)}

@@ -201,8 +201,10 @@ def run(tile, layout: Layout, x: torch.Tensor, bias: torch.Tensor | None = None)
         lo, hi = quant.adc_code_limits(p.adc_bits, adc_signed)
     f = torch.tensor(plane_w, device=x.device, dtype=x.dtype).view(-1, 1) * slice_f  # (P, S)
     staged = hooks["read"] or hooks["noise"] or hooks["adc"]
-    if steps is None and to_variance is None and passes == 1 and not staged and isinstance(layout, LinearLayout):
-        # no conversion, no read noise, one pass: the row tiles' partial sums add up as one product
+    if (steps is None and to_variance is None and passes == 1 and not staged and isinstance(layout, LinearLayout)
+            and arrays.int_split is None):
+        # no conversion, no read noise, one float pass: the row tiles' partial sums add up as one product (in
+        # another float32 summation order than the chunked path a read / noise / adc hook takes)
         acc = (xin @ arrays.dense(f, xin.shape[1])).unsqueeze(0)
         chunks = ()
     else:

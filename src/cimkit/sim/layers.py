@@ -35,7 +35,7 @@ WEIGHT_RANGES = ("dynamic", "fixed")
 def _memcmp():
     try:
         fn = ctypes.CDLL(None).memcmp
-    except (OSError, AttributeError):  # no C library to call (unusual platforms): torch.equal does it
+    except Exception:  # noqa: BLE001 - no C library to call (Windows, unusual platforms): torch.equal does it
         return None
     fn.restype, fn.argtypes = ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
     return fn

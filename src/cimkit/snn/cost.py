@@ -324,7 +324,9 @@ def snn_activity_report(model: nn.Module, inputs: torch.Tensor, *, name: str | N
             rec.items.append(n)
             if rec.kind == "weighted":
                 nonzero, read = _read_ones(module, (x != 0).to(torch.float32))
-                rec.binary = rec.binary and _is_binary(x)
+                # a crossbar layer reads spikes in one pass only outside input mode "dac" (as the simulator does)
+                reads_spikes = getattr(module, "input_mode", "auto") != "dac"
+                rec.binary = rec.binary and reads_spikes and _is_binary(x)
                 if bits is not None:
                     rec.stored.append(x.cpu())
             elif rec.kind == "neuron":

@@ -36,8 +36,9 @@ from snntorch import surrogate as snn_surrogate
 from torch import nn
 
 from ..errors import InputError, short_repr
+from ..workload.registry import NEURON_RESETS
 
-RESETS = ("subtract", "zero", "none")
+RESETS = NEURON_RESETS  # ("subtract", "zero", "none"), as the cost model names them
 
 
 # ---- surrogate gradients --------------------------------------------------------------------------------
@@ -143,6 +144,11 @@ class NeuronVariation(nn.Module):
         return self.threshold_gain.to(like.dtype), self.leak_gain.to(like.dtype)
 
 
+def _neuron_shape(x: torch.Tensor) -> torch.Size:
+    """The neurons of an input: its shape without the batch dim (an unbatched 1-d input is one per element)."""
+    return x.shape[1:] if x.dim() > 1 else x.shape
+
+
 def _per_neuron_beta(beta: torch.Tensor, leak_gain: torch.Tensor | None) -> torch.Tensor:
     beta = beta.clamp(0, 1)
     return beta if leak_gain is None else (1 - (1 - beta) * leak_gain).clamp(0, 1)
@@ -159,7 +165,7 @@ class _ChipNeuron:
         self.adaptation_decay = _check_number(where, "adaptation_decay", adaptation_decay, 0.0, 1.0)
         self.variation = NeuronVariation()
         self.register_buffer("adapt", torch.zeros(0), persistent=False)
-        self._theta_prev = self._theta_reset = None
+        self._adapt_prev = self._theta_reset = self._last_mem = None
         self._leak_gain = None
 
     def set_variation(self, threshold_sigma_rel: float = 0.0, leak_sigma_rel: float = 0.0, seed: int = 0) -> None:
@@ -172,28 +178,37 @@ class _ChipNeuron:
         base = f"{self._cost_base}_{self.reset_mechanism}"
         return base + ("_adaptive" if self.adaptation > 0 else "")
 
-    def _chip_step(self, step: Callable, x: torch.Tensor):
+    def _chip_step(self, step: Callable, x: torch.Tensor, mem_in: torch.Tensor | None):
         """One snnTorch step with this chip's effective thresholds and leaks. snnTorch reads ``self.threshold``
         in ``fire`` (this step's threshold) and in ``mem_reset`` and the subtractive reset (the threshold the
-        previous step's membrane was compared with); without variation or adaptation nothing changes."""
-        th_gain, leak_gain = self.variation.gains(x.shape[1:], x)
+        previous step's membrane was compared with); without variation or adaptation nothing changes.
+
+        The adaptation state follows the membrane: a membrane this neuron did not produce at its last step (a
+        fresh one passed in, ``reset_mem``, ``snntorch.utils.reset``, another shape) starts a new sequence and
+        clears it; a membrane detached in place (``detach_hidden``, truncated BPTT) detaches it."""
+        th_gain, leak_gain = self.variation.gains(_neuron_shape(x), x)
         self._leak_gain = leak_gain
         if th_gain is None and self.adaptation == 0:
             return step()
-        theta = self.threshold if th_gain is None else self.threshold * th_gain
-        if self.adaptation > 0:
-            if self.adapt.shape != x.shape:
-                self.adapt = torch.zeros_like(x)
-            theta = theta + self.adaptation * self.adapt
-        self._theta_reset = theta if self._theta_prev is None or self._theta_prev.shape != x.shape else self._theta_prev
+        mem = self.mem if mem_in is None else mem_in
+        if mem is not self._last_mem or self.adapt.shape != x.shape:
+            self.adapt, self._adapt_prev = torch.zeros_like(x), None
+        elif mem.grad_fn is None and self.adapt.grad_fn is not None:
+            self.adapt = self.adapt.detach()
+            self._adapt_prev = None if self._adapt_prev is None else self._adapt_prev.detach()
+        base = self.threshold if th_gain is None else self.threshold * th_gain
+        theta = base + self.adaptation * self.adapt if self.adaptation > 0 else base
+        # the threshold the previous membrane was compared with: the adaptation of the step before
+        self._theta_reset = base + self.adaptation * self._adapt_prev if self._adapt_prev is not None else theta
         self.__dict__["threshold"] = theta  # shadows the parameter / buffer for this step
         try:
             out = step()
         finally:
             del self.__dict__["threshold"]
-        self._theta_prev = theta.detach() if isinstance(theta, torch.Tensor) else theta
+        self._last_mem = self.mem
         if self.adaptation > 0:
             spk = out[0] if isinstance(out, tuple) else out
+            self._adapt_prev = self.adapt
             self.adapt = self.adaptation_decay * self.adapt + spk
         return out
 
@@ -214,7 +229,7 @@ class _ChipNeuron:
 
     def _clear_chip_state(self) -> None:
         self.adapt = torch.zeros(0, device=self.adapt.device)
-        self._theta_prev = self._theta_reset = None
+        self._adapt_prev = self._theta_reset = self._last_mem = None
 
 
 class LIF(_ChipNeuron, snn.Leaky):
@@ -241,9 +256,10 @@ class LIF(_ChipNeuron, snn.Leaky):
         an ``InputError`` for settings it does not carry (inhibition, state quantization, no reset delay,
         graded spikes)."""
         _check_convertible(m)
-        new = cls(m.beta.detach().clone(), float(m.threshold), reset=m.reset_mechanism, spike_grad=m.spike_grad,
-                  init_hidden=m.init_hidden, output=m.output)
-        new.beta.data = m.beta.detach().clone()  # keep the parameter / buffer kind snnTorch chose
+        new = cls(m.beta.detach().clone(), float(m.threshold.detach()), reset=m.reset_mechanism,
+                  spike_grad=m.spike_grad, init_hidden=m.init_hidden, output=m.output,
+                  learn_beta=isinstance(m.beta, nn.Parameter), learn_threshold=isinstance(m.threshold, nn.Parameter))
+        new.beta.data, new.threshold.data = m.beta.detach().clone(), m.threshold.detach().clone()
         return new
 
     def reset_mem(self):
@@ -251,7 +267,7 @@ class LIF(_ChipNeuron, snn.Leaky):
         return super().reset_mem()
 
     def forward(self, input_, mem=None):
-        return self._chip_step(lambda: snn.Leaky.forward(self, input_, mem), input_)
+        return self._chip_step(lambda: snn.Leaky.forward(self, input_, mem), input_, mem)
 
     def _base_state_function(self, input_):
         return _per_neuron_beta(self.beta, self._leak_gain) * self.mem + input_
@@ -277,9 +293,12 @@ class Synaptic(_ChipNeuron, snn.Synaptic):
     @classmethod
     def from_snntorch(cls, m: snn.Synaptic) -> "Synaptic":
         _check_convertible(m)
-        new = cls(m.alpha.detach().clone(), m.beta.detach().clone(), float(m.threshold), reset=m.reset_mechanism,
-                  spike_grad=m.spike_grad, init_hidden=m.init_hidden, output=m.output)
+        new = cls(m.alpha.detach().clone(), m.beta.detach().clone(), float(m.threshold.detach()),
+                  reset=m.reset_mechanism, spike_grad=m.spike_grad, init_hidden=m.init_hidden, output=m.output,
+                  learn_alpha=isinstance(m.alpha, nn.Parameter), learn_beta=isinstance(m.beta, nn.Parameter),
+                  learn_threshold=isinstance(m.threshold, nn.Parameter))
         new.alpha.data, new.beta.data = m.alpha.detach().clone(), m.beta.detach().clone()
+        new.threshold.data = m.threshold.detach().clone()
         return new
 
     def reset_mem(self):
@@ -287,12 +306,15 @@ class Synaptic(_ChipNeuron, snn.Synaptic):
         return super().reset_mem()
 
     def forward(self, input_, syn=None, mem=None):
-        return self._chip_step(lambda: snn.Synaptic.forward(self, input_, syn, mem), input_)
+        return self._chip_step(lambda: snn.Synaptic.forward(self, input_, syn, mem), input_, mem)
 
     def _base_state_function(self, input_):
         base_fn_syn = self.alpha.clamp(0, 1) * self.syn + input_
         base_fn_mem = _per_neuron_beta(self.beta, self._leak_gain) * self.mem + base_fn_syn
         return base_fn_syn, base_fn_mem
+
+    def _base_state_reset_zero(self, input_):
+        return 0, self._base_state_function(input_)[1]
 
 
 def _check_decay(where: str, name: str, value) -> None:
@@ -323,7 +345,8 @@ def _check_convertible(m) -> None:
     if not getattr(m, "reset_delay", True):
         problems.append("reset_delay=False")
     g = getattr(m, "graded_spikes_factor", 1.0)
-    if isinstance(g, torch.Tensor) and (g.numel() != 1 or float(g) != 1.0) or (not isinstance(g, torch.Tensor) and g != 1.0):
+    g = g.detach() if isinstance(g, torch.Tensor) else torch.tensor(float(g))
+    if g.numel() != 1 or float(g) != 1.0:
         problems.append("graded spikes (graded_spikes_factor != 1)")
     if isinstance(m.threshold, torch.Tensor) and m.threshold.numel() != 1:
         problems.append("a per-neuron threshold tensor")
@@ -367,8 +390,8 @@ class FangNeuron(nn.Module):
         tau_m = _check_number("FangNeuron", "tau_m", tau_m, 0.0, lo_open=True)
         tau_s = _check_number("FangNeuron", "tau_s", tau_s, 0.0, lo_open=True)
         if not tau_m > tau_s:
-            raise InputError(f"FangNeuron: tau_m must exceed tau_s (a rising then falling kernel), got tau_m={tau_m:g}, "
-                             f"tau_s={tau_s:g}")
+            raise InputError(f"FangNeuron: tau_m must exceed tau_s (a rising then falling kernel), got "
+                             f"tau_m={tau_m:g}, tau_s={tau_s:g}")
         self.threshold = _check_number("FangNeuron", "threshold", threshold, 0.0, lo_open=True)
         self.inhibition = _check_number("FangNeuron", "inhibition", inhibition, 0.0)
         if size is not None and not (isinstance(size, int) and not isinstance(size, bool) and size > 0):
@@ -405,7 +428,7 @@ class FangNeuron(nn.Module):
         tau_m, tau_s = tau[0], torch.minimum(tau[1], tau[0] * (1 - 1e-4))
         v0 = 1.0 / kernel_peak(tau_m, tau_s)[1]
         a_m, a_s = torch.exp(-1.0 / tau_m), torch.exp(-1.0 / tau_s)
-        _, leak_gain = self.variation.gains(like.shape[1:], like)
+        _, leak_gain = self.variation.gains(_neuron_shape(like), like)
         if leak_gain is not None:
             a_m, a_s = _per_neuron_beta(a_m, leak_gain), _per_neuron_beta(a_s, leak_gain)
         return a_m, a_s, v0
@@ -413,16 +436,17 @@ class FangNeuron(nn.Module):
     def forward(self, current: torch.Tensor) -> torch.Tensor:
         if not isinstance(current, torch.Tensor) or not current.is_floating_point():
             raise InputError(f"FangNeuron: expected a floating-point current tensor, got {short_repr(current)}")
-        if self.tau.dim() > 1 and current.shape[-1] != self.tau.shape[1]:
-            raise InputError(f"FangNeuron: the neuron has {self.tau.shape[1]} per-neuron time constants but the "
-                             f"current has {current.shape[-1]} features (shape {tuple(current.shape)})")
+        if self.tau.dim() > 1 and (current.dim() != 2 or current.shape[-1] != self.tau.shape[1]):
+            raise InputError(f"FangNeuron: the neuron has {self.tau.shape[1]} per-neuron time constants, which need "
+                             f"a (batch, {self.tau.shape[1]}) current; got shape {tuple(current.shape)} (use size=None "
+                             "for shared time constants, e.g. after a convolution)")
         if self.m is None or self.m.shape != current.shape:
             self.m = self.k = self.r = torch.zeros_like(current)
         a_m, a_s, v0 = self.decays(current)
         self.m = a_m * self.m + current
         self.k = a_s * self.k + current
         v = v0 * (self.m - self.k) - self.inhibition * self.r
-        th_gain, _ = self.variation.gains(current.shape[1:], current)
+        th_gain, _ = self.variation.gains(_neuron_shape(current), current)
         theta = self.threshold if th_gain is None else self.threshold * th_gain
         spk = self.spike_grad(v - theta)
         self.r = a_m * self.r + spk
@@ -467,4 +491,6 @@ def on_chip(module: nn.Module, spec, *, seed: int, name: str) -> nn.Module:
         raise InputError(f"{name}: {type(module).__name__} is not a neuron cimkit maps (snntorch.Leaky, "
                          "snntorch.Synaptic, cimkit.snn.LIF, Synaptic, FangNeuron)")
     new.set_variation(spec.neuron.threshold_sigma_rel, spec.neuron.leak_sigma_rel, int(seed))
+    if isinstance(new, snn.SpikingNeuron) and not any(n is new for n in snn.SpikingNeuron.instances):
+        snn.SpikingNeuron.instances.append(new)  # a deep copy is not listed: snntorch.utils.reset must see it
     return new

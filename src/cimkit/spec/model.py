@@ -564,6 +564,21 @@ def apply_dotted(data: dict[str, Any], changes: dict[str, Any], what: str,
     return data
 
 
+#: sections added after saved files, studies and checkpoints were first fingerprinted: ``stored_content`` leaves
+#: them out while they hold their defaults, so that what was stored before still matches
+LATE_SECTIONS = ("neuron",)
+
+
+def stored_content(spec: "HardwareSpec") -> dict:
+    """``spec.model_dump(mode="json")`` as fingerprints store it: the ``LATE_SECTIONS`` only when not default."""
+    dump = spec.model_dump(mode="json")
+    default = type(spec)().model_dump(mode="json")
+    for key in LATE_SECTIONS:
+        if key in dump and dump[key] == default.get(key):
+            del dump[key]
+    return dump
+
+
 class SpecModel(StrictModel):
     """A validated, immutable description read from YAML: the shared construction and editing of
     ``HardwareSpec`` and ``cimkit.cam.CamSpec``. Errors name the field path, the value and what is allowed."""

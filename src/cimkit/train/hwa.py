@@ -50,6 +50,7 @@ from torch import nn
 from ..errors import InputError, short_repr
 from ..sim import calibrate, cim_layers, configure, convert
 from ..spec import HardwareSpec
+from ..spec.model import stored_content
 from .loop import Record, batch_indices, fingerprint, check_count, check_positive, run_epochs, step_seed, steps_per_epoch
 
 #: named noise schedules (a sequence of per-epoch scales is also accepted)
@@ -230,7 +231,7 @@ class HardwareAwareTrainer:
 
     def settings(self) -> dict:
         """What must match for a checkpoint to be resumed (everything that changes the numbers)."""
-        return {"spec": self.spec.model_dump(mode="json"), "epochs": self.epochs, "lr": self.lr,
+        return {"spec": stored_content(self.spec), "epochs": self.epochs, "lr": self.lr,
                 "batch_size": self.batch_size, "optimizer": self.optimizer, "momentum": self.momentum,
                 "weight_decay": self.weight_decay, "lr_schedule": self.lr_schedule,
                 "noise_scales": self.noise_scales, "scale_read_noise": self.scale_read_noise,

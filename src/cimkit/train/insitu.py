@@ -28,6 +28,7 @@ from torch import nn
 
 from ..errors import InputError, short_repr
 from ..spec import HardwareSpec
+from ..spec.model import stored_content
 from ..spec.update import UpdateDevice, update_device
 from ..sim.update import WriteCounts
 from .loop import batch_indices, check_count, check_positive, fingerprint, run_epochs, step_seed, steps_per_epoch
@@ -142,7 +143,7 @@ class InSituTrainer:
 
     # ---- setup -----------------------------------------------------------------------------------
     def _settings(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
-        return {"spec": self.spec.model_dump(mode="json"), "rule": self.rule, "lr": self.lr,
+        return {"spec": stored_content(self.spec), "rule": self.rule, "lr": self.lr,
                 "device": None if self.device is None else self.device.model_dump(mode="json"),
                 "batch_size": self.batch_size, "weight_max": self.weight_max, "loss": self.loss,
                 "feedback_scale": self.feedback_scale, "calibration_samples": self.calibration_samples,
