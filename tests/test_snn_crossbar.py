@@ -210,3 +210,27 @@ def test_neuron_section_is_stored_only_when_set():
     assert "neuron" not in stored_content(plain)
     varied = plain.replace(**{"neuron.threshold_sigma_rel": 0.1})
     assert stored_content(varied)["neuron"]["threshold_sigma_rel"] == 0.1
+
+
+def test_a_model_just_trained_converts_and_quantizes():
+    """Neuron state left by a training forward (non-leaf tensors) does not stop convert / QAT / the sigmoid-sum
+    quantizer from copying the model."""
+    from cimkit.snn import prepare_sigmoid_quant
+    from cimkit.train import QuantConfig, prepare_qat
+
+    class WithFang(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net, self.fc, self.fang = _net(sizes=(32, 16, 4)), nn.Linear(4, 4), FangNeuron()
+
+        def forward(self, x):
+            spk, _ = self.net(x)
+            return torch.stack([self.fang(self.fc(spk[t])) for t in range(x.shape[0])])
+
+    model = WithFang()
+    model(_spikes((5, 3, 32))).sum().backward()
+    assert not model.net.lif1.mem.is_leaf and not model.fang.m.is_leaf
+    chip = quiet_convert(model, "ideal")
+    assert not chip.net.lif1.mem.requires_grad
+    prepare_qat(model, QuantConfig(bits=4))
+    prepare_sigmoid_quant(model, bits=2)

@@ -372,3 +372,14 @@ def test_removal_zeroes_the_reported_region(kind, code):
 def test_bad_arguments_raise_input_error_naming_the_argument(call, name):
     with pytest.raises(InputError, match=rf"\b{name}\b"):
         call()
+
+
+def test_corruption_seed_gives_fresh_corruptions_of_the_same_templates():
+    from cimkit.snn.tasks import pattern_association
+
+    kw = dict(channels=40, steps=50, remove_rows=5, remove_block=(5, 5))
+    a = pattern_association(6, seed=3, **kw)
+    b = pattern_association(6, seed=3, corruption_seed=4, **kw)
+    assert torch.equal(a.templates, b.templates) and torch.equal(a.targets, b.targets)
+    assert not torch.equal(a.inputs, b.inputs)
+    assert torch.equal(a.inputs, pattern_association(6, seed=3, corruption_seed=3, **kw).inputs)

@@ -162,6 +162,17 @@ def _arrays_and_utilization(module: nn.Module) -> tuple[int, float]:
     return sum(m.arrays for m in maps), (sum(m.cells_used for m in maps) / cells if cells else 0.0)
 
 
+def copy_model(model: nn.Module) -> nn.Module:
+    """``copy.deepcopy(model)``, also when its modules hold state computed with gradients (a spiking neuron's
+    membrane after a training forward, which ``deepcopy`` refuses): such tensors are copied detached."""
+    memo: dict = {}
+    for m in model.modules():
+        for t in (*m._buffers.values(), *vars(m).values()):
+            if isinstance(t, torch.Tensor) and not t.is_leaf:
+                memo[id(t)] = t.detach().clone()
+    return copy.deepcopy(model, memo)
+
+
 def convert(model: nn.Module, spec: HardwareSpec | str, *, seed: int = 0,
             t_inference_s: float | None = None) -> nn.Module:
     """Return a copy of ``model`` whose weight products run on crossbars described by ``spec`` (a
@@ -293,7 +304,7 @@ def convert(model: nn.Module, spec: HardwareSpec | str, *, seed: int = 0,
                 seen_digital.add(id(child))
                 summary.digital.append((full, type(child).__name__))
 
-    work = copy.deepcopy(model)  # factories may keep what they are given: never the original
+    work = copy_model(model)  # factories may keep what they are given: never the original
     out, whole = to_cim(work, "layer")
     if out is None:  # unless the model is itself one layer
         out = work

@@ -40,7 +40,6 @@ weights, which ``cimkit.convert`` accepts.
 
 from __future__ import annotations
 
-import copy
 import math
 import numbers
 from typing import Iterable, Literal
@@ -50,6 +49,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ..errors import InputError, short_repr
+from ..sim.convert import copy_model
 from ..train.quant import QUANTIZABLE, _skipped
 
 #: weight precisions the quantizer accepts (the issue's 1, 2, 4 bits, and 8 for comparison)
@@ -234,7 +234,7 @@ def prepare_sigmoid_quant(model: nn.Module, bits: int, *, skip: Iterable[str] | 
     model = _check_model(fn, model)
     bits = _check_bits(fn, bits)
     temperature = _check_temperature(fn, "temperature", temperature)
-    qmodel = copy.deepcopy(model)
+    qmodel = copy_model(model)
     skipped = _skipped(fn, qmodel, skip)
     layers: list[tuple[str, nn.Module]] = []
     for name, m in qmodel.named_modules():
@@ -303,7 +303,7 @@ def bake(model: nn.Module) -> nn.Module:
     untouched."""
     fn = "bake"
     model = _check_model(fn, model)
-    out = copy.deepcopy(model)
+    out = copy_model(model)
     found = 0
     for m in list(out.modules()):
         if not parametrize.is_parametrized(m, "weight"):

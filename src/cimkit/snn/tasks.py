@@ -63,9 +63,9 @@ def _int(fn: str, name: str, value, lo: int = 1, hi: int | None = None) -> int:
     return int(value)
 
 
-def _seed(fn: str, value) -> int:
+def _seed(fn: str, value, name: str = "seed") -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InputError(f"{fn}: seed = {short_repr(value)} is not allowed; it must be an integer >= 0")
+        raise InputError(f"{fn}: {name} = {short_repr(value)} is not allowed; it must be an integer >= 0")
     return int(value)
 
 
@@ -534,7 +534,7 @@ def pattern_association(n_samples: int, *, templates: int = 10, channels: int = 
                         mutate_prob: float = 0.7, jitter_sigma: float = 1.0, remove_prob: float = 0.5,
                         remove_rows: int = 40, remove_block: tuple[int, int] = (40, 40),
                         noise_prob: float = 0.005, row_interval: int = 3, col_interval: int = 5,
-                        seed: int = 0) -> AssociationTask:
+                        seed: int = 0, corruption_seed: int | None = None) -> AssociationTask:
     """``n_samples`` corrupted inputs and delayed targets for Fang et al.'s temporal pattern association
     task (parameters as in ``examples/associative_memory.py`` of github.com/Snow-Crash/snn-iir).
 
@@ -556,7 +556,8 @@ def pattern_association(n_samples: int, *, templates: int = 10, channels: int = 
 
     ``corruptions`` selects the kinds (any subset of ``CORRUPTIONS``; an empty tuple gives clean inputs).
     ``targets`` are the clean template delayed by ``delay`` (4) steps. ``seed`` seeds the template
-    choice and every corruption draw. Fang trains a 300-500-200-500-300 network (tau_m 8, tau_s 2) on
+    choice, ``corruption_seed`` (default: ``seed``) every corruption draw, so that fresh corruptions of the
+    same templates (a test set) come from another ``corruption_seed``. Fang trains a 300-500-200-500-300 network (tau_m 8, tau_s 2) on
     these and scores ``association_mse(outputs, targets)``.
     """
     fn = "pattern_association"
@@ -586,10 +587,11 @@ def pattern_association(n_samples: int, *, templates: int = 10, channels: int = 
     row_interval = _int(fn, "row_interval", row_interval)
     col_interval = _int(fn, "col_interval", col_interval)
     seed = _seed(fn, seed)
+    corruption_seed = seed if corruption_seed is None else _seed(fn, corruption_seed, "corruption_seed")
 
     pats, _ = association_templates(templates, channels=channels, steps=steps, row_interval=row_interval,
                                     col_interval=col_interval, seed=seed)
-    g = _generator(seed)
+    g = _generator(corruption_seed)
     labels = torch.arange(n) % templates
     x = pats[:, labels].clone()  # [T, N, C]
     modified = torch.rand(n, generator=g) < modify_prob

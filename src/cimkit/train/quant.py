@@ -20,7 +20,6 @@ and returns the input's dtype; float32 and float64 run as they are.
 
 from __future__ import annotations
 
-import copy
 import math
 import numbers
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from torch import nn
 
 from ..errors import InputError, short_repr
 from ..ops.grid import check_dim, check_int
+from ..sim.convert import copy_model
 from ..sim.quant import input_code_limits
 
 Granularity = Literal["per_layer", "per_channel"]
@@ -446,7 +446,7 @@ def quantize_weights(model: nn.Module, bits: int = 8, *, granularity: Granularit
     fn = "quantize_weights"
     model = _check_model(fn, model)
     cfg = QuantConfig(bits=bits, granularity=granularity, symmetric=symmetric)
-    qmodel = copy.deepcopy(model)
+    qmodel = copy_model(model)
     done: set[int] = set()
     with torch.no_grad():
         for _, m in _layers(fn, qmodel, skip, exact=False):
@@ -476,7 +476,7 @@ def prepare_qat(model: nn.Module, weight: QuantConfig | None = None, activation:
     if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 < momentum <= 1:
         raise InputError(f"{fn}: momentum = {short_repr(momentum)} is not allowed; a number in (0, 1] (the "
                          f"weight of a new batch in the running input range)")
-    qmodel = copy.deepcopy(model)
+    qmodel = copy_model(model)
     for _, m in _layers(fn, qmodel, skip, exact=True):
         m.__class__ = _QAT_OF[type(m)]
         m._init_qat(weight, activation, float(momentum))  # type: ignore[attr-defined]
@@ -493,7 +493,7 @@ def convert_qat(model: nn.Module) -> nn.Module:
     with the spec's bits; the running ranges stay readable on the QAT model (``act_lo``, ``act_hi``)."""
     fn = "convert_qat"
     model = _check_model(fn, model)
-    out = copy.deepcopy(model)
+    out = copy_model(model)
     layers = {id(m): m for m in out.modules() if isinstance(m, QATLayer)}
     if not layers:
         raise InputError(f"{fn}: the model ({type(model).__name__}) has no QAT layers; allowed: a model "
