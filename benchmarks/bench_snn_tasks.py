@@ -37,10 +37,9 @@ import json
 import math
 import os
 import platform
-import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
