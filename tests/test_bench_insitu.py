@@ -3,27 +3,18 @@ seeded reruns, and its rank statistics."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).parents[1] / "benchmarks" / "bench_insitu.py"
+from .helpers import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_insitu", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_insitu"] = module  # its dataclasses look their module up
-    try:
-        spec.loader.exec_module(module)
+    with benchmark_module("bench_insitu") as module:
         yield module
-    finally:
-        sys.modules.pop("bench_insitu", None)
 
 
 def test_spearman_and_ranks(bench):

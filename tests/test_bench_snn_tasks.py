@@ -3,28 +3,19 @@ JSON it writes and its resume."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
 
-BENCH = Path(__file__).parents[1] / "benchmarks" / "bench_snn_tasks.py"
+from .helpers import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_snn_tasks", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_snn_tasks"] = module  # its dataclasses look their module up
-    try:
-        spec.loader.exec_module(module)
+    with benchmark_module("bench_snn_tasks") as module:
         yield module
-    finally:
-        sys.modules.pop("bench_snn_tasks", None)
 
 
 @pytest.mark.parametrize("kind", ["lif_subtract", "lif_zero", "lif_none", "lif_adaptive", "synaptic", "fang"])
