@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
 import numpy as np
+import snntorch as snn
 import torch
 from torch import nn
-import snntorch as snn
 
 from ..errors import CimkitError, InputError, short_repr
 from ..snn import neurons as snn_neurons
