@@ -627,7 +627,14 @@ def _run_dask(model, spec, seed, x, calibration, calibrate_batches, batch_size, 
 
         def scatter() -> None:
             """The inputs on every worker up now (replicas). Should every holder die (a worker that joined
-            late holds none), the tasks needing them are cancelled, and the loop sends them again."""
+            late holds none), the tasks needing them are cancelled, and the loop sends them again. A local
+            cluster's workers are waited for first (up to a minute), so that the broadcast reaches all of them
+            rather than the ones that happen to be up: one worker's death then loses no input."""
+            if cluster is not None:
+                try:
+                    client.wait_for_workers(workers, timeout=60)
+                except TimeoutError:
+                    pass  # fewer workers than asked for: the broadcast reaches those up, the loop copes
             model_f, spec_f = client.scatter([model, spec], broadcast=True)
             cal_f = client.scatter(calibration, broadcast=True) if calibration is not None else None
             handles.update(model=model_f, spec=spec_f, calibration=cal_f, x={})
