@@ -847,6 +847,23 @@ def run_quant(cfg: QuantCfg, store: Store) -> None:
             store.put(sec, key, entry)
             print(f"[quant] {key:16s} acc {_pct(entry['acc'])} (before fine-tune {_pct(ptq)}) levels "
                   f"{entry['levels_per_layer']} ({entry['wall_s']:.0f} s)", flush=True)
+        # straight-through on the sigmoid quantizer's own grid (same levels, same MSE init, no annealing)
+        key = f"ste_grid/{bits}"
+        if not store.has(sec, key):
+            t0 = time.time()
+            q = prepare_sigmoid_quant(clear_state(base), bits, mode="ste")
+            q.train()
+            hist = _finetune(q, data, cfg)
+            baked = bake(clear_state(q))
+            entry = {"bits": bits, "memory_saving": memory_saving(bits),
+                     "acc": accuracy(baked, data.x_test, data.y_test), "levels_per_layer": _levels(baked),
+                     "train": hist}
+            if bits in cfg.chip_bits:
+                entry["chip"] = {cfg.chip_preset: chip(baked)}
+            entry["wall_s"] = time.time() - t0
+            store.put(sec, key, entry)
+            print(f"[quant] {key:16s} acc {_pct(entry['acc'])} levels {entry['levels_per_layer']} "
+                  f"({entry['wall_s']:.0f} s)", flush=True)
         # straight-through QAT (cimkit.train.quant), per channel (its default) and per layer
         for gran in ("per_channel", "per_layer"):
             key = f"ste_{gran}/{bits}"
@@ -905,6 +922,10 @@ def print_quant(store: Store, cfg: QuantCfg) -> None:
             rows.append(["sigmoid-sum (annealed, baked)", bits, f"{s['memory_saving']:g}", _pct(s["acc"]),
                          _pct(s["acc_before_finetune"]), str(s["levels_per_layer"]),
                          _pct(s.get("chip", {}).get(cfg.chip_preset))])
+        g = e.get(f"ste_grid/{bits}")
+        if g:
+            rows.append(["straight-through, same grid", bits, f"{g['memory_saving']:g}", _pct(g["acc"]), "",
+                         str(g["levels_per_layer"]), _pct(g.get("chip", {}).get(cfg.chip_preset))])
         for gran in ("per_channel", "per_layer"):
             q = e.get(f"ste_{gran}/{bits}")
             if not q:

@@ -232,3 +232,40 @@ def test_bad_weights_models_and_schedules():
         temperature_schedule(1.0, 10.0, 3, kind="cosine")  # type: ignore[arg-type]
     with pytest.raises(InputError, match="steps = 0"):
         temperature_schedule(1.0, 10.0, 0)
+
+
+# ---- straight-through on the same grid -----------------------------------------------------------------
+@pytest.mark.parametrize("bits", [1, 2, 4])
+def test_straight_through_mode_is_the_staircase_with_a_clipped_identity_gradient(bits):
+    w = _weight(3)
+    q = SigmoidSumQuantizer(bits, weight=w, mode="ste").double()
+    x = torch.linspace(-4 * float(w.abs().max()), 4 * float(w.abs().max()), 801, dtype=torch.float64,
+                       requires_grad=True)
+    y = q(x)  # training mode
+    assert torch.equal(y.detach(), q.staircase(x).detach())
+    assert len(torch.unique(y.detach())) == 2 ** bits
+    y.sum().backward()
+    inside = (q.beta.detach() * x.detach()).abs() <= 2 ** bits / 2
+    assert torch.equal(x.grad, inside.double())
+    assert q.beta.grad is not None and torch.isfinite(q.beta.grad)
+
+
+def test_straight_through_models_train_and_bake():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3))
+    q = prepare_sigmoid_quant(model, 1, mode="ste")
+    assert all(m.mode == "ste" for m in quantizers(q))
+    opt = torch.optim.SGD(q.parameters(), lr=0.1)
+    x, y = torch.randn(64, 16), torch.randint(0, 3, (64,))
+    losses = []
+    for _ in range(30):
+        opt.zero_grad()
+        loss = F.cross_entropy(q(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert losses[-1] < losses[0]
+    plain = bake(q)
+    assert len(torch.unique(plain[0].weight)) == 2
+    with pytest.raises(InputError, match="mode"):
+        prepare_sigmoid_quant(model, 2, mode="hard")

@@ -68,6 +68,17 @@ def _check_bits(fn: str, bits: object) -> int:
     return int(bits)
 
 
+#: how a quantizer trains: the annealed sum of sigmoids, or straight-through on the same grid
+MODES: tuple[str, ...] = ("sigmoid", "ste")
+
+
+def _check_mode(fn: str, mode: object) -> str:
+    if not isinstance(mode, str) or mode not in MODES:
+        raise InputError(f"{fn}: mode = {short_repr(mode)} is not allowed; allowed: 'sigmoid' (the annealed sum "
+                         f"of sigmoids) or 'ste' (straight-through on the same grid)")
+    return mode
+
+
 def _check_temperature(fn: str, name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)) \
             or float(value) <= 0:
@@ -122,7 +133,10 @@ class SigmoidSumQuantizer(nn.Module):
     ``learn_boundaries``: the boundaries ``b_i`` (code units) are an ``nn.Parameter`` too (else a buffer).
 
     ``forward`` is the soft quantizer at the current temperature in training mode and the hard staircase
-    in eval mode. The targets, gaps, offset and temperature are buffers (they travel with state_dict).
+    in eval mode. With ``mode="ste"`` it is the straight-through quantizer on the same grid instead: the
+    staircase in both modes, with the identity as its gradient inside the grid's range and zero outside
+    (``beta`` still learns through ``alpha``), the baseline the sigmoids are compared with at equal levels.
+    The targets, gaps, offset and temperature are buffers (they travel with state_dict).
     """
 
     beta: torch.Tensor
@@ -133,10 +147,11 @@ class SigmoidSumQuantizer(nn.Module):
     temperature: torch.Tensor
 
     def __init__(self, bits: int, *, weight: torch.Tensor | None = None, temperature: float = 1.0,
-                 learn_beta: bool = True, learn_boundaries: bool = False) -> None:
+                 learn_beta: bool = True, learn_boundaries: bool = False, mode: str = "sigmoid") -> None:
         super().__init__()
         fn = "SigmoidSumQuantizer"
         self.bits = _check_bits(fn, bits)
+        self.mode = _check_mode(fn, mode)
         t = _check_temperature(fn, "temperature", temperature)
         for name, flag in (("learn_beta", learn_beta), ("learn_boundaries", learn_boundaries)):
             if not isinstance(flag, bool):
@@ -197,12 +212,20 @@ class SigmoidSumQuantizer(nn.Module):
         steps = (beta.detach() * x.unsqueeze(-1) >= bounds.detach()).to(x.dtype)
         return (steps @ gaps + offset) / beta
 
+    def straight_through(self, x: torch.Tensor) -> torch.Tensor:
+        """The staircase's values with the straight-through gradient: 1 where ``|beta x| <= levels / 2``
+        (inside the grid's range), 0 outside."""
+        inside = ((self.beta.detach().to(x.dtype) * x).abs() <= self.levels / 2).to(x.dtype)
+        return self.staircase(x) + (x - x.detach()) * inside
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Soft in training mode, the hard staircase in eval mode."""
-        return self.soft(x) if self.training else self.staircase(x)
+        """Soft in training mode, the hard staircase in eval mode; straight-through with ``mode="ste"``."""
+        if not self.training:
+            return self.staircase(x)
+        return self.straight_through(x) if self.mode == "ste" else self.soft(x)
 
     def extra_repr(self) -> str:
-        return (f"bits={self.bits}, levels={self.levels}, step={self.step:.4g}, "
+        return (f"bits={self.bits}, levels={self.levels}, step={self.step:.4g}, mode={self.mode}, "
                 f"temperature={float(self.temperature):.4g}")
 
 
@@ -220,7 +243,7 @@ def quantizers(model: nn.Module) -> list[SigmoidSumQuantizer]:
 
 def prepare_sigmoid_quant(model: nn.Module, bits: int, *, skip: Iterable[str] | str = (),
                           temperature: float = 1.0, learn_beta: bool = True,
-                          learn_boundaries: bool = False) -> nn.Module:
+                          learn_boundaries: bool = False, mode: str = "sigmoid") -> nn.Module:
     """A deep copy of ``model`` whose ``nn.Linear`` / ``nn.Conv1d`` / ``nn.Conv2d`` weights (and those of
     subclasses) pass through their own ``SigmoidSumQuantizer`` (``bits``, grid placed on that layer's
     weight, initial ``temperature``) on every forward. The original is untouched.
@@ -229,10 +252,12 @@ def prepare_sigmoid_quant(model: nn.Module, bits: int, *, skip: Iterable[str] | 
     ``<layer>.parametrizations.weight.original`` in state_dict, ``<layer>.weight`` is computed, and
     ``<layer>.parametrizations.weight[0]`` is the quantizer. Biases stay in float. ``skip``: module names
     (as in ``named_modules()``) left in float with everything inside them. Train the copy with any
-    optimizer, raising T with ``anneal``; ``bake`` gives plain modules for deployment."""
+    optimizer, raising T with ``anneal``; ``bake`` gives plain modules for deployment. ``mode="ste"``: the
+    straight-through quantizer on the same grid (no annealing), for comparisons at equal levels."""
     fn = "prepare_sigmoid_quant"
     model = _check_model(fn, model)
     bits = _check_bits(fn, bits)
+    mode = _check_mode(fn, mode)
     temperature = _check_temperature(fn, "temperature", temperature)
     qmodel = copy_model(model)
     skipped = _skipped(fn, qmodel, skip)
@@ -253,7 +278,7 @@ def prepare_sigmoid_quant(model: nn.Module, bits: int, *, skip: Iterable[str] | 
                          f"{' left after skip' if skipped else ''}; allowed: {kinds}")
     for _, m in layers:
         q = SigmoidSumQuantizer(bits, weight=m.weight, temperature=temperature, learn_beta=learn_beta,
-                                learn_boundaries=learn_boundaries).to(device=m.weight.device)
+                                learn_boundaries=learn_boundaries, mode=mode).to(device=m.weight.device)
         q.train(m.training)
         parametrize.register_parametrization(m, "weight", q)
     return qmodel
