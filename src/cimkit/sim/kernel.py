@@ -126,10 +126,20 @@ INPUT_MODES = ("dac", "spikes", "auto")
 SPIKES = Encoding(1.0, False, 1)
 
 
+def is_binary(x: torch.Tensor, x_min: float | None = None, x_max: float | None = None) -> bool:
+    """Whether every value of ``x`` is 0 or 1 (spikes); ``x_min`` / ``x_max``: its extremes when already known.
+    An empty tensor is binary; NaN is not."""
+    if x.numel() == 0:
+        return True
+    if x_min is None or x_max is None:
+        x_min, x_max = (float(v) for v in torch.aminmax(x))
+    return x_min >= 0 and x_max <= 1 and int(torch.count_nonzero(x.frac())) == 0  # in [0, 1]: no fraction
+
+
 def reads_spikes(tile, x: torch.Tensor, x_min: float, x_max: float) -> bool:
     """Whether this forward reads ``x`` as spikes (one binary pass): under input mode "auto" when every value
     is 0 or 1; under "spikes" always (an ``InputError`` naming the layer for any other value)."""
-    binary = x_min >= 0 and x_max <= 1 and int(torch.count_nonzero(x.frac())) == 0  # in [0, 1]: no fraction
+    binary = is_binary(x, x_min, x_max)
     if not binary and tile.input_mode == "spikes":
         raise InputError(f"{tile.name}: input_mode is 'spikes' but the input has values other than 0 and 1 "
                          f"(range [{x_min:g}, {x_max:g}]); set the layer's input_mode to 'auto' or 'dac' to read "

@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError, short_repr
+from ..sim.kernel import is_binary
 from ..workload import Op, Workload
 from ..workload.core import warn_caller
 
@@ -208,10 +209,6 @@ def _weighted_op(name: str, module: nn.Module, x_shape: tuple, y_shape: tuple) -
     return conv_op(name, weight_shape, module.groups, module.stride, (1, *x_shape), (1, *y_shape))
 
 
-def _is_binary(x: torch.Tensor) -> bool:
-    return bool(((x == 0) | (x == 1)).all())
-
-
 @dataclass
 class _Record:
     """Per-call measurements of one module."""
@@ -326,12 +323,12 @@ def snn_activity_report(model: nn.Module, inputs: torch.Tensor, *, name: str | N
                 nonzero, read = _read_ones(module, (x != 0).to(torch.float32))
                 # a crossbar layer reads spikes in one pass only outside input mode "dac" (as the simulator does)
                 reads_spikes = getattr(module, "input_mode", "auto") != "dac"
-                rec.binary = rec.binary and reads_spikes and _is_binary(x)
+                rec.binary = rec.binary and reads_spikes and is_binary(x)
                 if bits is not None:
                     rec.stored.append(x.cpu())
             elif rec.kind == "neuron":
                 nonzero, read = float((y != 0).sum()), float(y.numel())
-                rec.binary = rec.binary and _is_binary(y)
+                rec.binary = rec.binary and is_binary(y)
             else:
                 nonzero, read = float((x != 0).sum()), float(x.numel())
             rec.nonzero.append(nonzero)
