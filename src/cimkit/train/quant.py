@@ -355,30 +355,25 @@ class QATLinear(QATLayer, nn.Linear):
         return F.linear(self.quantize_input(x), self.quantized_weight(), self.bias)
 
 
-class QATConv1d(QATLayer, nn.Conv1d):
+class _QATConv(QATLayer):
+    """What the QAT convolutions share: channels on dim 1 of a batched input (dim 0 unbatched)."""
+
+    def _in_channels(self) -> int:
+        return self.in_channels
+
+    def _channel_dim(self, x: torch.Tensor) -> int:
+        return 1 if x.dim() == len(self.kernel_size) + 2 else 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(self.quantize_input(x), self.quantized_weight(), self.bias)
+
+
+class QATConv1d(_QATConv, nn.Conv1d):
     """``nn.Conv1d`` on fake-quantized weights (and inputs); see ``QATLayer``."""
 
-    def _in_channels(self) -> int:
-        return self.in_channels
 
-    def _channel_dim(self, x: torch.Tensor) -> int:
-        return 1 if x.dim() == 3 else 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(self.quantize_input(x), self.quantized_weight(), self.bias)
-
-
-class QATConv2d(QATLayer, nn.Conv2d):
+class QATConv2d(_QATConv, nn.Conv2d):
     """``nn.Conv2d`` on fake-quantized weights (and inputs); see ``QATLayer``."""
-
-    def _in_channels(self) -> int:
-        return self.in_channels
-
-    def _channel_dim(self, x: torch.Tensor) -> int:
-        return 1 if x.dim() == 4 else 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(self.quantize_input(x), self.quantized_weight(), self.bias)
 
 
 _QAT_OF: dict[type[nn.Module], type[QATLayer]] = {nn.Linear: QATLinear, nn.Conv1d: QATConv1d, nn.Conv2d: QATConv2d}
