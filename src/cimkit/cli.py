@@ -227,6 +227,27 @@ def explore(
     console.print(result.table(top=5))
 
 
+@app.command()
+def robustness(
+    study_file: Path = typer.Argument(..., help="a robustness study YAML (see examples/robustness_mnist.yaml)"),
+    out: Path = typer.Option(Path("out/robustness"), help="folder for the parts, results.json and the figures"),
+) -> None:
+    """Run a robustness study (attacks, faults, drift, approximate computing); a rerun keeps finished parts."""
+    from .io import check_output_dir
+    from .robust.study import RobustnessStudy, run_study
+
+    study = RobustnessStudy.from_yaml(study_file)
+    check_output_dir(out, "output folder (--out)", create=False)
+    try:
+        results = run_study(study, out, say=lambda text: console.print(text, highlight=False))
+    except KeyboardInterrupt:
+        console.print(f"interrupted: the finished parts are kept in {out / 'parts'}; run the same command to resume",
+                      highlight=False)
+        raise typer.Exit(130) from None
+    console.print(f"{len(results)} part(s); results in {out / 'results.json'}, figures in {out / 'figures'}",
+                  highlight=False)
+
+
 def _simulation_model(name: str, data_name: str):
     """The model of ``cimkit simulate MODEL``: 'demo', a saved file or package.module:function."""
     import os

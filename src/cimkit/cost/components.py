@@ -555,7 +555,11 @@ class Digital(Component):
     def energy_per_event_j(self, ctx):
         scale = ctx.energy_scale_from(K.HOROWITZ_NODE_NM, K.HOROWITZ_SUPPLY_V) * 1e-12
         bits = ctx.p["digital_bits"]
-        energies = primitive_energies_pj(bits)
+        energies = dict(primitive_energies_pj(bits))
+        # an approximate multiplier / adder (digital.multiplier, digital.adder) prices the unit's MACs, the
+        # products of two activations the simulator computes with them (cimkit.sim.digital)
+        mul = energies["mul"]
+        energies["mac"] = mul * ctx.p["digital_mul_factor"] + (energies["mac"] - mul) * ctx.p["digital_add_factor"]
         return {f"digital_{prim}": energies[prim] * scale for prim in DIGITAL_PRIMITIVES}
 
     def latency_per_event_s(self, ctx):

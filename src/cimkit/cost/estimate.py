@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import functools
 import operator
 import typing
 from typing import Callable, Literal, Sequence
@@ -61,6 +62,22 @@ def _or_zero(column):
     return [v or 0 for v in column]
 
 
+def _energy_factors(kind: str):
+    """A column transform: each approximate multiplier / adder name -> its energy relative to the exact one
+    (``cimkit.ops.approx.relative_energy``; multipliers at 8 bits, or 16 where the name needs wider operands)."""
+    @functools.lru_cache(maxsize=None)
+    def factor(name: str) -> float:
+        from ..ops.approx import relative_energy
+        from ..errors import CimkitError
+
+        try:
+            return float(relative_energy(name, 8, kind).relative)
+        except CimkitError:
+            return float(relative_energy(name, 16, kind).relative)
+
+    return lambda column: [factor(v) for v in column]
+
+
 #: the spec columns the built-in components read: (name, dtype, field path, transform of the column or None);
 #: one C-level attribute getter reads every path of a spec at once
 _SPEC_COLUMNS = (
@@ -100,6 +117,8 @@ _SPEC_COLUMNS = (
     ("inferences_per_s", float, "chip.inferences_per_s", _or_zero),
     ("digital_lanes", float, "digital.lanes", None),
     ("digital_bits", float, "digital.data_bits", None),
+    ("digital_mul_factor", float, "digital.multiplier", _energy_factors("multiplier")),
+    ("digital_add_factor", float, "digital.adder", _energy_factors("adder")),
     ("ap_words", float, "ap.words", None),
     ("ap_tile_rows", int, "ap.tile_rows", None),
     ("ap_clock_hz", float, "ap.clock_hz", None),

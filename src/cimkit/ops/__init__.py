@@ -4,7 +4,9 @@ arXiv 2411.17847), as functions, as modules, ``swap_integer_ops`` to put them in
 ``integer_functions`` for models that call them as functions (Hugging Face attention). Hamming attention
 (HAD, Horton et al., arXiv 2502.01770: binary queries and keys, XNOR-popcount similarity, top-N keys per
 query) in ``hamming`` (``HammingAttention``, ``swap_hamming_attention``, ``calibrate_hamming_scales``) and
-its distillation training in ``had_train`` (``distill``, ``had_stages``).
+its distillation training in ``had_train`` (``distill``, ``had_stages``). Approximate multipliers and adders
+(truncation, Mitchell, DRUM, lower-part OR) with their exhaustive error statistics, integer-quantized
+approximate layers and their energy table in ``approx``.
 
 Each ``int_*`` function takes a float tensor, puts it on a signed ``input_bits`` grid (``grid.to_grid``),
 runs the integer kernel (``softmax_codes``, ``gelu_codes``, ``layernorm_codes``: int64 in, int64 out) and
@@ -12,6 +14,7 @@ returns the output codes times their step as a float tensor. Output grids and er
 in each function's docstring; ``benchmarks/bench_int_ops.py`` measures them.
 """
 
+from . import approx
 from .functional import integer_functions
 from .had_train import Stage, attention_kl, distill, had_stages, had_student, output_kl
 from .hamming import (BINARIZERS, HammingAttention, HammingSelfAttention, binarize, calibrate_hamming_scales,

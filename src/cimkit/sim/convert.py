@@ -375,11 +375,19 @@ def _run_digital_modes(model: nn.Module, spec: HardwareSpec, seed: int) -> None:
     LayerNorm as the integer operators the digital unit asks for (``cimkit.ops.integer_functions``; softmax
     as the associative processor's integer kernel when ``routing`` sends ``softmax`` to ``ap``), and
     dynamic matmuls on crossbars rewritten per input when ``routing`` sends ``matmul`` there
-    (``cimkit.sim.dynamic``). The contexts open before each forward and close after it, also when it
-    raises, innermost first."""
+    (``cimkit.sim.dynamic``), or on the digital unit with its approximate multiplier and adders when
+    ``digital.multiplier`` / ``digital.adder`` are not exact (``cimkit.sim.digital``). The contexts open before
+    each forward and close after it, also when it raises, innermost first."""
     from . import dynamic
 
-    tracked = dynamic.attach(model, spec, seed) if dynamic.routes_matmul_to_crossbar(spec) else None
+    if dynamic.routes_matmul_to_crossbar(spec):
+        tracked = dynamic.attach(model, spec, seed)
+    elif spec.digital.approximate:  # the digital unit's products through its approximate multiplier and adders
+        from .digital import DigitalProduct
+
+        tracked = dynamic.attach(model, spec, seed, digital=DigitalProduct(spec.digital))
+    else:
+        tracked = None
     integer = _integer_operators(spec)
     if integer is None and tracked is None:
         return

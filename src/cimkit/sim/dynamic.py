@@ -260,6 +260,8 @@ class _DynamicMatmulMode(TorchFunctionMode):
         name = f"{path}.matmul{index}" if path else f"matmul{index}"
         if a.shape[-1] != b.shape[-2]:
             raise InputError(f"{name}: cannot multiply shapes {tuple(a.shape)} and {tuple(b.shape)}")
+        if tracked.digital is not None:  # the digital unit's approximate arithmetic (cimkit.sim.digital)
+            return tracked.digital(a, b)
         a3, b3, batch = _operands(a, b)
         if name not in tracked.container and not bool(torch.isfinite(b).all()):  # a site's forward checks
             raise InputError(f"{name}: the operand to write has non-finite values (NaN or inf)")  # every later one
@@ -340,8 +342,9 @@ class _Tracked:
     """Which module is running (for site names), and whether inside a crossbar layer (its own products are
     the arrays', not dynamic matmuls)."""
 
-    def __init__(self, container: DynamicMatmuls) -> None:
+    def __init__(self, container: DynamicMatmuls | None, digital=None) -> None:
         self.container = container
+        self.digital = digital  # a cimkit.sim.digital.DigitalProduct: products stay on the digital unit
         self.path: list[str] = [""]
         self.counts: dict[str, int] = {}
         self.inside_layer = 0
@@ -386,12 +389,13 @@ class _PathHook:
             self.tracked.inside_layer -= 1
 
 
-def attach(model: nn.Module, spec: HardwareSpec, seed: int) -> _Tracked:
+def attach(model: nn.Module, spec: HardwareSpec, seed: int, digital=None) -> _Tracked:
     """Prepare ``model`` to run its dynamic matmuls on crossbars (see the module docstring): adds the
     ``cim_dynamic`` submodule and the hooks that track which module runs; the caller enters
-    ``tracked.mode()`` around each forward."""
-    container = DynamicMatmuls(spec, seed)
-    tracked = _Tracked(container)
+    ``tracked.mode()`` around each forward. With ``digital`` (a ``cimkit.sim.digital.DigitalProduct``) the
+    products stay on the digital unit and are computed by it (its approximate arithmetic); no submodule."""
+    container = DynamicMatmuls(spec, seed) if digital is None else None
+    tracked = _Tracked(container, digital)
     seen: set[int] = set()
     for path, module in model.named_modules():
         if module is not model and id(module) not in seen:  # a shared module: by its first name
@@ -399,6 +403,7 @@ def attach(model: nn.Module, spec: HardwareSpec, seed: int) -> _Tracked:
             hook = _PathHook(tracked, path)
             module.register_forward_pre_hook(hook.enter)
             module.register_forward_hook(hook.leave, always_call=True)
-    model.cim_dynamic = container
+    if container is not None:
+        model.cim_dynamic = container
     tracked.root = model
     return tracked

@@ -49,6 +49,32 @@ CHECKPOINT_VERSION = 1
 FAULT_ENV = "CIMKIT_FAULT_KILL_WORKER_ONCE"
 
 
+class ChipSetup:
+    """What ``simulate`` does to each chip besides converting and calibrating it: inject faults, set the read
+    time, attach stage hooks. A subclass overrides what it needs (each is a no-op here) and must pickle (Dask
+    sends it to the workers).
+
+    ``before_calibration(chip, seed)`` runs on the converted model of chip ``seed`` before calibration (defects
+    a chip has when it is calibrated: dead columns, stuck cells); ``after_calibration(chip, seed)`` after it
+    (what happens between calibration and use: drift to a read time); ``at_batch(chip, seed, batch)`` before
+    each test batch, by its index in the test set, so that a random effect drawn per batch (a transient bit
+    flip) can be seeded from ``(seed, batch)`` and give the same numbers however the run is sharded.
+    ``describe()`` (JSON-safe) goes into the checkpoint's fingerprint: a checkpoint made under another setup
+    is refused."""
+
+    def before_calibration(self, chip: nn.Module, seed: int) -> None:
+        pass
+
+    def after_calibration(self, chip: nn.Module, seed: int) -> None:
+        pass
+
+    def at_batch(self, chip: nn.Module, seed: int, batch: int) -> None:
+        pass
+
+    def describe(self) -> dict:
+        return {"setup": type(self).__qualname__}
+
+
 # ---- the result -----------------------------------------------------------------------------------------------
 @dataclass
 class SimulationResult(Result):
@@ -199,18 +225,26 @@ class _Chip:
     layers: list
     start: list[tuple[int, int]]  # each crossbar layer's stream positions after calibration (read noise, writes)
     stride: list[tuple[int, int]]  # what one forward takes from them
+    seed: int = 0
+    setup: ChipSetup | None = None
 
 
 def _make_chip(model: nn.Module, spec: HardwareSpec, seed: int, calibration: torch.Tensor | None,
-               calibrate_batches: int, probe: torch.Tensor, calib_progress=False, cim: nn.Module | None = None) -> _Chip:
-    """Chip ``seed`` of ``spec`` (``cim``: already converted), calibrated, with its noise positions measured."""
+               calibrate_batches: int, probe: torch.Tensor, calib_progress=False, cim: nn.Module | None = None,
+               setup: ChipSetup | None = None) -> _Chip:
+    """Chip ``seed`` of ``spec`` (``cim``: already converted), set up and calibrated, with its noise positions
+    measured."""
     if cim is None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the first conversion in the calling process said it already
             cim = convert(model, spec, seed=seed)
+    if setup is not None:
+        setup.before_calibration(cim, seed)
     if calibration is not None and (cim_layers(cim) or hasattr(cim, "cim_dynamic")):  # sites appear in calibrate
         calibrate(cim, list(torch.tensor_split(calibration, calibrate_batches)), num_batches=calibrate_batches,
                   progress=calib_progress)
+    if setup is not None:
+        setup.after_calibration(cim, seed)
     cim.eval()
     dynamic = getattr(cim, "cim_dynamic", None)
     if dynamic is not None and not len(dynamic.sites):  # sites of dynamic matmuls appear at a first forward
@@ -221,7 +255,7 @@ def _make_chip(model: nn.Module, spec: HardwareSpec, seed: int, calibration: tor
     with torch.no_grad():
         cim(probe.to(_device(cim)))
     stride = [tuple(b - a for a, b in zip(s, _position(layer))) for layer, s in zip(layers, start)]
-    return _Chip(cim, layers, start, stride)
+    return _Chip(cim, layers, start, stride, seed, setup)
 
 
 def _position(layer) -> tuple[int, int]:
@@ -254,6 +288,8 @@ def _run_batches(chip: _Chip, x: torch.Tensor, first_batch: int, batch_size: int
             b = first_batch + i
             for layer, start, stride in zip(chip.layers, chip.start, chip.stride):
                 _seek(layer, start, stride, b)
+            if chip.setup is not None:
+                chip.setup.at_batch(chip.model, chip.seed, b)
             xb = x[a:a + batch_size]
             logits = chip.model(xb.to(device))
             _check_logits(logits, len(xb))
@@ -270,7 +306,7 @@ def _check_logits(logits, n: int) -> None:
                          f"{n} it returned {shape}")
 
 
-def _unit_task(model, spec, chip_seed, calibration, calibrate_batches, x_shard, first_batch, batch_size):
+def _unit_task(model, spec, chip_seed, calibration, calibrate_batches, x_shard, first_batch, batch_size, setup=None):
     """One (chip, shard) unit on a Dask worker: convert, calibrate, run. With $CIMKIT_FAULT_KILL_WORKER_ONCE
     set to a path that does not exist yet, the worker creates it and dies (tests check the task is rerun)."""
     marker = os.environ.get(FAULT_ENV)
@@ -278,7 +314,7 @@ def _unit_task(model, spec, chip_seed, calibration, calibrate_batches, x_shard, 
         Path(marker).touch()
         os._exit(1)
     t0 = time.perf_counter()
-    chip = _make_chip(model, spec, chip_seed, calibration, calibrate_batches, x_shard[:1])
+    chip = _make_chip(model, spec, chip_seed, calibration, calibrate_batches, x_shard[:1], setup=setup)
     return _run_batches(chip, x_shard, first_batch, batch_size), time.perf_counter() - t0
 
 
@@ -341,7 +377,8 @@ def _model_hash(model: nn.Module) -> str:
 
 
 # ---- the checkpoint ---------------------------------------------------------------------------------------------
-def _fingerprint(model, spec, seed, chips, batch_size, shards, x, y, calibration, calibrate_batches) -> dict:
+def _fingerprint(model, spec, seed, chips, batch_size, shards, x, y, calibration, calibrate_batches,
+                 setup: ChipSetup | None = None) -> dict:
     from .. import __version__
 
     spec_part = spec_fingerprint(spec)
@@ -351,6 +388,8 @@ def _fingerprint(model, spec, seed, chips, batch_size, shards, x, y, calibration
           "batch_size": batch_size, "shards": shards, "images": len(x), "inputs": _tensor_hash(x),
           "labels": _tensor_hash(y), "calibration": _tensor_hash(calibration),
           "calibrate_batches": calibrate_batches if calibration is not None else None, "model": _model_hash(model)}
+    if setup is not None:
+        fp["setup"] = setup.describe()
     return json.loads(strict_json(fp, indent=None))
 
 
@@ -423,7 +462,7 @@ def simulate(model: nn.Module, spec: HardwareSpec | str, x, y, *, chips: int = 1
              calibration=None, calibrate_batches: int = 1, batch_size: int = 256, shards: int = 1,
              executor: str = "serial", workers: int = 2, scheduler: str | None = None,
              scheduler_timeout_s: float = 10.0, progress: bool | Callable[[int, int], Any] = False,
-             checkpoint: str | Path | None = None) -> SimulationResult:
+             checkpoint: str | Path | None = None, setup: ChipSetup | None = None) -> SimulationResult:
     """Test-set accuracy of ``model`` (a float ``nn.Module`` returning class scores) on ``chips`` sampled chips
     of ``spec`` (a HardwareSpec or a preset name): mean and spread over chips, and each chip's predictions.
 
@@ -445,7 +484,8 @@ def simulate(model: nn.Module, spec: HardwareSpec | str, x, y, *, chips: int = 1
     each batch when serial, after each unit with Dask); False shows nothing. ``checkpoint``: a JSON file that
     holds the finished units, rewritten atomically after each; a rerun with the same file skips them and gives
     the same result. A checkpoint computed for other settings (model, spec, data, seed, chips, batch size,
-    shards, calibration) is refused with the keys that differ. Ctrl-C raises ``SimulationInterrupted``
+    shards, calibration, setup) is refused with the keys that differ. ``setup``: a ``ChipSetup`` applied to every
+    chip (faults, read time; see ``cimkit.robust``). Ctrl-C raises ``SimulationInterrupted``
     (a ``KeyboardInterrupt``) saying how many units were finished and kept.
     """
     t0 = time.perf_counter()
@@ -479,6 +519,8 @@ def simulate(model: nn.Module, spec: HardwareSpec | str, x, y, *, chips: int = 1
         raise InputError(f"simulate: scheduler_timeout_s must be a positive number of seconds, "
                          f"got {short_repr(scheduler_timeout_s)}")
     check_progress(progress, "simulate")
+    if setup is not None and not isinstance(setup, ChipSetup):
+        raise InputError(f"simulate: setup must be a cimkit.sim.evaluate.ChipSetup, got {type(setup).__name__}")
     x = _check_images(x, "x").cpu()
     y = _check_labels(y, len(x))
     if calibration is not None:
@@ -526,7 +568,7 @@ def simulate(model: nn.Module, spec: HardwareSpec | str, x, y, *, chips: int = 1
     done: dict[tuple[int, int], np.ndarray] = {}
     seconds: dict[tuple[int, int], float | None] = {}
     if checkpoint is not None:
-        fp = _fingerprint(model, spec, seed, chips, batch_size, shards, x, y, calibration, calibrate_batches)
+        fp = _fingerprint(model, spec, seed, chips, batch_size, shards, x, y, calibration, calibrate_batches, setup)
         done, seconds = _load_checkpoint(checkpoint, fp, units)
     resumed = len(done)
     todo = [u for u in units if u not in done]
@@ -541,10 +583,10 @@ def simulate(model: nn.Module, spec: HardwareSpec | str, x, y, *, chips: int = 1
         with ImageProgress(progress) as bar:
             if executor == "serial":
                 _run_serial(model, spec, seed, x, calibration, calibrate_batches, batch_size, units, first_batch,
-                            todo, first, bar, images_done, chips * n, finished)
+                            todo, first, bar, images_done, chips * n, finished, setup)
             else:
                 _run_dask(model, spec, seed, x, calibration, calibrate_batches, batch_size, units, first_batch,
-                          todo, workers, scheduler, scheduler_timeout_s, bar, images_done, chips * n, finished)
+                          todo, workers, scheduler, scheduler_timeout_s, bar, images_done, chips * n, finished, setup)
     except KeyboardInterrupt:
         raise SimulationInterrupted(len(done), len(units), str(checkpoint) if checkpoint is not None else None) from None
 
@@ -564,7 +606,7 @@ def simulate(model: nn.Module, spec: HardwareSpec | str, x, y, *, chips: int = 1
 
 
 def _run_serial(model, spec, seed, x, calibration, calibrate_batches, batch_size, units, first_batch, todo, first,
-                bar: ImageProgress, images_done: int, total: int, finished) -> None:
+                bar: ImageProgress, images_done: int, total: int, finished, setup=None) -> None:
     calib_chips = sorted({k for k, _ in todo}) if calibration is not None else []
     cal_task = bar.add("calibrating", len(calib_chips), report=False) if calib_chips and bar.bar is not None else None
     task = bar.add("simulating", total, images_done)
@@ -576,7 +618,7 @@ def _run_serial(model, spec, seed, x, calibration, calibrate_batches, batch_size
                                                                           len(calib_chips))
             a, b = units[(k, s)]
             chip = _make_chip(model, spec, seed + k, calibration, calibrate_batches, x[a:a + 1], cal_progress,
-                              cim=first if k == 0 else None)
+                              cim=first if k == 0 else None, setup=setup)
             first, chip_index = None, k  # the first chip is calibrated once, for its own units only
         a, b = units[(k, s)]
         count = [images_done]
@@ -600,7 +642,7 @@ def _calibration_bar(bar: ImageProgress, task: int, index: int, chips: int) -> C
 
 
 def _run_dask(model, spec, seed, x, calibration, calibrate_batches, batch_size, units, first_batch, todo, workers,
-              scheduler, timeout_s, bar: ImageProgress, images_done: int, total: int, finished) -> None:
+              scheduler, timeout_s, bar: ImageProgress, images_done: int, total: int, finished, setup=None) -> None:
     try:
         from dask.distributed import Client, LocalCluster, as_completed
         from distributed.client import FutureCancelledError
@@ -648,7 +690,7 @@ def _run_dask(model, spec, seed, x, calibration, calibrate_batches, batch_size, 
         def submit(unit) -> None:
             k, s = unit
             fut = client.submit(_unit_task, handles["model"], handles["spec"], seed + k, handles["calibration"],
-                                calibrate_batches, handles["x"][s], first_batch[s], batch_size, pure=False)
+                                calibrate_batches, handles["x"][s], first_batch[s], batch_size, setup, pure=False)
             futures[fut] = unit
             tries[unit] += 1
             pending.add(fut)

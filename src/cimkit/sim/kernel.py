@@ -47,8 +47,12 @@ class StageInfo:
     dims: str = ""  # named dims of a chunk (read/noise/adc), see layout.Layout
     pass_index: int | None = None  # the input pass of a chunk (None: the chunk holds several passes)
     first_pass: int = 0  # the input pass of the chunk's first index along its P dim
+    row_tile: int | None = None  # the row tile (array row block) whose partial sums a chunk holds
+    first_row: int = 0  # the chunk's first index along its batch / position dim (B or M) within the block
     step: torch.Tensor | None = None  # ADC value per code, per slice (S,) or per pass and slice (P, S) (adc
     # stage); None: no conversion
+    code_limits: tuple[int, int] | None = None  # the ADC's smallest and largest output code (adc stage; None: no
+    # conversion); negative codes are two's complement
 
 
 @dataclass
@@ -232,7 +236,8 @@ def run(tile, layout: Layout, x: torch.Tensor, bias: torch.Tensor | None = None)
         if not staged:
             fused.read_chain(c, var, tile.rng, where, inv_steps, lo, hi, f, acc)
             continue
-        info = {"dims": dims, "pass_index": ch.r0 if c.shape[1] == 1 else None, "first_pass": ch.r0}
+        info = {"dims": dims, "pass_index": ch.r0 if c.shape[1] == 1 else None, "first_pass": ch.r0,
+                "row_tile": ch.tile, "first_row": ch.m0}
         if hooks["read"]:
             c = _hook(tile, "read", c, **info).contiguous()
         if var is not None:
@@ -242,7 +247,7 @@ def run(tile, layout: Layout, x: torch.Tensor, bias: torch.Tensor | None = None)
         if steps is not None:
             fused.convert(c, inv_steps, lo, hi, where)
         if hooks["adc"]:
-            c = _hook(tile, "adc", c, step=steps, **info)
+            c = _hook(tile, "adc", c, step=steps, code_limits=(lo, hi) if steps is not None else None, **info)
         fused.shift_add(c, f, acc, where)  # an adc hook's value is summed as it is
     y = layout.finalize(acc)
     if hooks["accumulate"]:

@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from ..errors import InputError, SpecError, format_validation_error, short_repr
+from ..errors import CimkitError, InputError, SpecError, format_validation_error, short_repr
 from ..ap import figures as _apf
 from ..io import load_yaml, atomic_write
 from .noise import READ_NOISE
@@ -371,6 +371,35 @@ class DigitalSpec(StrictModel):
     layernorm_bits: int | None = Field(
         None, ge=2, le=24, description="null: float LayerNorm in the simulator; an integer: cimkit.ops."
         "int_layernorm with this many output bits (input grids of min(data_bits, 16) bits)")
+    multiplier: str = Field(
+        "exact", description="the unit's multiplier (approximate computing, cimkit.ops.approx): 'exact', "
+        "'truncate-k' (k low bits of each operand dropped), 'mitchell' (logarithmic), 'drum-k' (DRUM, k leading "
+        "bits); the simulator computes the unit's products of two activations with it on data_bits-bit "
+        "sign-magnitude codes, the cost model scales the energy of its multiplies (ops.approx.relative_energy)")
+    adder: str = Field(
+        "exact", description="the unit's adders: 'exact', 'loa-k' (lower-part OR adder, k OR-ed low bits), "
+        "'truncate-k' (k low bits dropped); the simulator sums the products of a dynamic matmul with a tree of "
+        "them, the cost model scales the energy of the unit's adds")
+
+    @field_validator("multiplier")
+    @classmethod
+    def _multiplier(cls, value: str) -> str:
+        from ..ops.approx import parse_multiplier
+
+        try:
+            return parse_multiplier(value, bits=16).name
+        except CimkitError as exc:
+            raise ValueError(str(exc).split(": ", 1)[-1]) from None
+
+    @field_validator("adder")
+    @classmethod
+    def _adder(cls, value: str) -> str:
+        from ..ops.approx import parse_adder
+
+        try:
+            return parse_adder(value).name
+        except CimkitError as exc:
+            raise ValueError(str(exc).split(": ", 1)[-1]) from None
 
     @model_validator(mode="after")
     def _integer_grids(self) -> "DigitalSpec":
@@ -378,7 +407,23 @@ class DigitalSpec(StrictModel):
                 not 2 <= self.data_bits <= 32:
             raise ValueError(f"integer softmax / GELU / LayerNorm take input grids of 2 to 32 bits; data_bits is "
                              f"{self.data_bits}")
+        if self.approximate:
+            from ..ops.approx import parse_multiplier
+
+            if not 2 <= self.data_bits <= 16:
+                raise ValueError(f"an approximate multiplier or adder works on codes of 2 to 16 bits; data_bits is "
+                                 f"{self.data_bits}")
+            try:
+                parse_multiplier(self.multiplier, bits=self.data_bits)
+            except CimkitError as exc:
+                raise ValueError(f"multiplier {self.multiplier!r} on data_bits={self.data_bits}: "
+                                 f"{str(exc).split(': ', 1)[-1]}") from None
         return self
+
+    @property
+    def approximate(self) -> bool:
+        """Whether the unit's multiplier or adder is approximate."""
+        return self.multiplier != "exact" or self.adder != "exact"
 
     @property
     def integer_ops(self) -> bool:
