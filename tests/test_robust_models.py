@@ -29,11 +29,25 @@ def _crossbar_layers(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if type(m) in (nn.Linear, nn.Conv2d)]
 
 
+#: the builders that take any input shape (demo_cnn is the demo's 1 x 28 x 28 network)
+SIZED = [n for n in rm.MODELS if n != "demo_cnn"]
+
+
 def test_registry_names():
-    assert set(rm.MODELS) == {"small_cnn", "vgg_style", "spinalnet_style", "cct"}
+    assert set(rm.MODELS) == {"demo_cnn", "small_cnn", "vgg_style", "spinalnet_style", "cct"}
 
 
-@pytest.mark.parametrize("name", list(rm.MODELS))
+def test_the_demo_cnn_is_the_demos_network_and_takes_mnist_only():
+    from cimkit.demo import small_cnn
+
+    model = rm.build("demo_cnn", in_channels=1, image_size=28, num_classes=10, seed=0)
+    assert [tuple(p.shape) for p in model.parameters()] == [tuple(p.shape) for p in small_cnn().parameters()]
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    with pytest.raises(InputError, match="takes 1 x 28 x 28 inputs"):
+        rm.build("demo_cnn", in_channels=3, image_size=32, num_classes=10)
+
+
+@pytest.mark.parametrize("name", SIZED)
 @pytest.mark.parametrize("channels,size", SHAPES)
 def test_output_shape_at_defaults(name, channels, size):
     kwargs = rm.CCT_CPU if name == "cct" else {}
@@ -44,14 +58,14 @@ def test_output_shape_at_defaults(name, channels, size):
     assert torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("name", list(rm.MODELS))
+@pytest.mark.parametrize("name", SIZED)
 def test_other_class_counts_and_odd_sizes(name):
     model = rm.build(name, in_channels=2, image_size=19, num_classes=7, seed=0, **TINY[name]).eval()
     with torch.no_grad():
         assert model(torch.rand(3, 2, 19, 19)).shape == (3, 7)
 
 
-@pytest.mark.parametrize("name", list(rm.MODELS))
+@pytest.mark.parametrize("name", SIZED)
 def test_seeded_initialization(name):
     def make(seed):
         return rm.build(name, in_channels=3, image_size=32, num_classes=10, seed=seed, **TINY[name])
@@ -100,7 +114,7 @@ def test_cct_cpu_settings_and_sinusoidal_positions():
     assert model.pos_embedding.shape == (1, 14 * 14, 16)
 
 
-@pytest.mark.parametrize("name", list(rm.MODELS))
+@pytest.mark.parametrize("name", SIZED)
 def test_ideal_chip_reproduces_float_model(name):
     assert "ideal" in cimkit.HardwareSpec.presets()
     model = rm.build(name, in_channels=3, image_size=16, num_classes=10, seed=0, **TINY[name]).eval()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 
 class CimkitError(ValueError):
     """Base class of cimkit's input errors (a ``ValueError``, so callers may catch either)."""
@@ -49,3 +51,12 @@ def _model_at(root_model, loc: tuple):
             return None
         model = field.annotation
     return model
+
+
+def check_int(fn: str, name: str, value, lo: int, hi: int, why: str) -> int:
+    """``value`` as an int in ``lo..hi``; else an InputError naming ``fn``, the argument, the value and
+    the allowed range (with ``why``, the reason for the range)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lo <= value <= hi:
+        raise InputError(f"{fn}: {name} = {short_repr(value)} is not allowed; {name} must be an integer in "
+                         f"{lo}..{hi} ({why})")
+    return int(value)

@@ -67,7 +67,7 @@ def _energy_factors(kind: str):
     (``cimkit.ops.approx.relative_energy``; multipliers at 8 bits, or 16 where the name needs wider operands)."""
     @functools.lru_cache(maxsize=None)
     def factor(name: str) -> float:
-        from ..ops.approx import relative_energy
+        from ..spec.arith import relative_energy
         from ..errors import CimkitError
 
         try:

@@ -14,17 +14,8 @@ import numbers
 
 import torch
 
-from ..errors import InputError, short_repr
+from ..errors import InputError, check_int, short_repr  # noqa: F401 - check_int: ops import it from here
 from ..sim.quant import input_code_limits, quantize_input
-
-
-def check_int(fn: str, name: str, value, lo: int, hi: int, why: str) -> int:
-    """``value`` as an int in ``lo..hi``; else an InputError naming ``fn``, the argument, the value and
-    the allowed range (with ``why``, the reason for the range)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lo <= value <= hi:
-        raise InputError(f"{fn}: {name} = {short_repr(value)} is not allowed; {name} must be an integer in "
-                         f"{lo}..{hi} ({why})")
-    return int(value)
 
 
 def check_scale(fn: str, scale) -> float | None:

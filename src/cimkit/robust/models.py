@@ -346,7 +346,19 @@ def cct(in_channels: int = 3, image_size: int = 32, num_classes: int = 10, *, la
 
 
 #: name -> builder ``f(in_channels, image_size, num_classes, **knobs) -> nn.Module``
+def demo_cnn(in_channels: int = 1, image_size: int = 28, num_classes: int = 10) -> nn.Module:
+    """The CNN of ``cimkit demo`` (``cimkit.demo.small_cnn``: LeNet-style, about 44k weights), for 1 x 28 x 28
+    inputs only."""
+    from ..demo import small_cnn as demo_small_cnn
+
+    if (in_channels, image_size) != (1, 28):
+        raise InputError(f"model 'demo_cnn' takes 1 x 28 x 28 inputs (the demo's MNIST digits), got in_channels="
+                         f"{short_repr(in_channels)}, image_size={short_repr(image_size)}")
+    return demo_small_cnn(num_classes)
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
+    "demo_cnn": demo_cnn,
     "small_cnn": small_cnn,
     "vgg_style": vgg_style,
     "spinalnet_style": spinalnet_style,

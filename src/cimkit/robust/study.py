@@ -79,6 +79,8 @@ class ModelEntry(StrictModel):
 class TransferSection(StrictModel):
     attack: str = "pgd"
     eps: float | None = Field(0.1, ge=0, le=1)
+    models: list[str] | None = Field(None, description="the models crafted on and evaluated (default: the "
+                                     "attack section's)")
     sides: list[Literal["ideal", "chip"]] = Field(["ideal", "chip"], min_length=1,
                                                   description="attack the float model (ideal), its chip, or both")
 
@@ -203,7 +205,9 @@ class RobustnessStudy(StrictModel):
             raise ValueError("the study runs nothing: give at least one of the sections attacks, faults, drift, axc")
         for section in ("attacks", "faults", "drift", "axc"):
             sec = getattr(self, section)
-            unknown = [m for m in (sec.models or []) if m not in keys] if sec is not None else []
+            named = (sec.models or []) + ((sec.transfer.models or []) if section == "attacks" and sec is not None
+                                          and sec.transfer is not None else [])
+            unknown = [m for m in named if m not in keys] if sec is not None else []
             if unknown:
                 raise ValueError(f"{section}.models names {unknown}, which are not models of the study ({keys})")
         if self.scheduler is not None and self.executor != "dask":
@@ -383,7 +387,7 @@ class _Runner:
                     self.part(f"attack-{entry.key}-{attack}-{side}", settings, compute)
         if sec.transfer is not None:
             t = sec.transfer
-            entries = self.entries(sec.models)
+            entries = self.entries(t.models if t.models is not None else sec.models)
             shapes = {tuple(self.split(e.data).x_test.shape[1:]) for e in entries}
             if len(shapes) > 1:
                 raise InputError(f"attacks.transfer: the models take inputs of different shapes {sorted(shapes)}; a "

@@ -384,7 +384,7 @@ class DigitalSpec(StrictModel):
     @field_validator("multiplier")
     @classmethod
     def _multiplier(cls, value: str) -> str:
-        from ..ops.approx import parse_multiplier
+        from .arith import parse_multiplier
 
         try:
             return parse_multiplier(value, bits=16).name
@@ -394,7 +394,7 @@ class DigitalSpec(StrictModel):
     @field_validator("adder")
     @classmethod
     def _adder(cls, value: str) -> str:
-        from ..ops.approx import parse_adder
+        from .arith import parse_adder
 
         try:
             return parse_adder(value).name
@@ -408,7 +408,7 @@ class DigitalSpec(StrictModel):
             raise ValueError(f"integer softmax / GELU / LayerNorm take input grids of 2 to 32 bits; data_bits is "
                              f"{self.data_bits}")
         if self.approximate:
-            from ..ops.approx import parse_multiplier
+            from .arith import parse_multiplier
 
             if not 2 <= self.data_bits <= 16:
                 raise ValueError(f"an approximate multiplier or adder works on codes of 2 to 16 bits; data_bits is "
