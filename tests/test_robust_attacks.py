@@ -149,3 +149,22 @@ def test_bad_attack_input_is_refused_clearly(setup):
         run_attack(model, "fgsm", x * float("nan"), y, eps=0.1)
     with pytest.raises(InputError, match="dict of name"):
         transfer_matrix([model], x, y, eps=0.1)
+
+
+def test_an_attack_on_a_chip_is_reproducible_whatever_ran_before(setup):
+    _, chip, x, y = setup
+    a = run_attack(chip, "deepfool", x, y, settings={"max_iter": 10}, seed=0)
+    with torch.no_grad():
+        chip(x)  # other queries in between
+    b = run_attack(chip, "deepfool", x, y, settings={"max_iter": 10}, seed=0)
+    c = run_attack(chip, "deepfool", x, y, settings={"max_iter": 10}, seed=1)
+    assert np.array_equal(a.x_adv, b.x_adv) and np.array_equal(a.adv_pred, b.adv_pred)
+    assert not np.array_equal(a.x_adv, c.x_adv)
+
+
+def test_inputs_outside_the_clip_range_are_refused(setup):
+    model, _, x, y = setup
+    with pytest.raises(InputError, match="outside the valid input range"):
+        run_attack(model, "fgsm", (x - 0.5) / 0.3, y, eps=0.1)
+    run = run_attack(model, "fgsm", x * 2 - 1, y, eps=0.1, clip_values=(-1, 1))
+    assert run.x_adv.min() >= -1 and run.x_adv.max() <= 1

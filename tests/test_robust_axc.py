@@ -31,7 +31,8 @@ def test_the_exact_digital_unit_reproduces_the_integer_product_of_its_codes():
     unit = DigitalProduct(spec_with("ideal", **{"digital.data_bits": 8}).digital)
     out = unit(a, b)
     top = 127
-    sa, sb = a.abs().max().double() / top, b.abs().max().double() / top
+    sa = a.abs().amax(dim=(-2, -1), keepdim=True).double() / top  # one scale per matrix
+    sb = b.abs().amax(dim=(-2, -1), keepdim=True).double() / top
     qa, qb = torch.round(a.double() / sa).to(torch.int64), torch.round(b.double() / sb).to(torch.int64)
     ref = (qa @ qb).to(torch.float64) * (sa * sb)
     assert torch.equal(out, ref.float())
@@ -126,3 +127,14 @@ def test_the_approximate_multiplier_statistics_are_the_published_ones():
         assert round(100 * s["mred"], 3) == mred
         assert round(100 * s["max_red"], 2) == max_red
     assert approx.error_statistics("exact")["error_rate"] == 0
+
+
+def test_an_inputs_approximate_products_do_not_depend_on_its_batch():
+    torch.manual_seed(0)
+    model = Scores().eval()
+    chip = quiet_convert(model, spec_with("ideal", **{"digital.multiplier": "mitchell"}), seed=0)
+    x = torch.randn(4, 6, 16)
+    x[3] *= 50  # a loud neighbour
+    together = chip(x)
+    alone = torch.cat([chip(x[i:i + 1]) for i in range(4)])
+    assert torch.equal(together, alone)

@@ -190,3 +190,68 @@ def test_bad_fault_input_is_refused_with_its_name():
                        kind="dead_column", rates=[0.1, -1])
     with pytest.raises(InputError, match="setup must be a cimkit.sim.evaluate.ChipSetup"):
         ck.simulate(nn.Linear(4, 2), "rram-22nm", torch.zeros(2, 4), torch.zeros(2, dtype=torch.long), setup=object())
+
+
+def test_sparse_and_dense_flip_draws_agree_around_the_switch():
+    """The number of flips is binomial on both sides of SPARSE_FLIP_RATE (no bias from repeated positions)."""
+    from cimkit.robust.faults import SPARSE_FLIP_RATE
+
+    for rate in (SPARSE_FLIP_RATE * 0.995, SPARSE_FLIP_RATE * 1.005):
+        out = flip_bits(torch.zeros(400_000), 8, rate, torch.Generator().manual_seed(2), (0, 255)).long()
+        n = out.numel() * 8
+        flipped = sum(int(((out >> b) & 1).sum()) for b in range(8))
+        assert abs(flipped / n - rate) < 4 * np.sqrt(rate * (1 - rate) / n)
+
+
+def test_dead_arrays_follow_the_mappings_arrays():
+    """Whole outputs share an array (all their slices live or die together, even when the slices do not divide
+    the columns), and groups packed into one array share its fate."""
+    spec = spec_with("rram-22nm", **{"device.bits_per_cell": 3, "array.cols": 16})  # 8-bit weights: 3 slices
+    layer = quiet_convert(nn.Sequential(nn.Linear(64, 40)), spec, seed=0)
+    m = layer[0].tile.mapping
+    assert m.slices == 3 and 16 % m.columns_per_weight
+    Faults(dead_array_rate=0.5).apply(layer, seed=1)
+    alive = layer._cimkit_faults[0].alive  # (G, row tiles, S, N)
+    assert torch.equal(alive, alive[:, :, :1].expand_as(alive))  # slices of one output together
+    per_array = alive[0, :, 0].reshape(m.row_tiles, -1)
+    for a in range(0, m.out_features, m.outputs_per_array):
+        block = per_array[:, a:a + m.outputs_per_array]
+        assert torch.equal(block, block[:, :1].expand_as(block))
+    conv = quiet_convert(nn.Sequential(nn.Conv2d(16, 16, 3, groups=16)), ck.HardwareSpec.preset("rram-22nm"), seed=0)
+    mc = conv[0].tile.mapping
+    assert mc.groups_per_array > 1
+    Faults(dead_array_rate=0.5).apply(conv, seed=0)
+    alive = conv._cimkit_faults[0].alive
+    for g0 in range(0, mc.groups, mc.groups_per_array):
+        pack = alive[g0:g0 + mc.groups_per_array]
+        assert torch.equal(pack, pack[:1].expand_as(pack))
+
+
+def test_a_faulty_chip_pickles_and_refuses_a_second_injection():
+    import io
+
+    chip = quiet_convert(nn.Sequential(nn.Linear(8, 4)), ck.HardwareSpec.preset("rram-22nm"), seed=0)
+    Faults(adc_bit_flip_rate=0.1).apply(chip)
+    buf = io.BytesIO()
+    torch.save(chip, buf)
+    with pytest.raises(InputError, match="already has faults"):
+        Faults(dead_column_rate=0.1).apply(chip)
+
+
+def test_a_setups_default_description_holds_its_attributes():
+    from cimkit.sim.evaluate import ChipSetup
+
+    class Heat(ChipSetup):
+        def __init__(self, kelvin):
+            self.kelvin = kelvin
+
+    assert Heat(300).describe() != Heat(400).describe()
+    assert Heat(300).describe()["state"] == {"kelvin": 300}
+
+
+def test_more_bad_fault_input():
+    with pytest.raises(InputError, match="Faults.layers is empty"):
+        Faults(dead_column_rate=0.1, layers=())
+    with pytest.raises(InputError, match="confidence must be a fraction"):
+        fault_campaign(nn.Linear(4, 2), "rram-22nm", torch.zeros(2, 4), torch.zeros(2, dtype=torch.long),
+                       kind="dead_column", rates=[0.1], confidence=95)

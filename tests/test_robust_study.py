@@ -47,6 +47,10 @@ def test_a_study_runs_every_part_and_a_rerun_keeps_them(tmp_path):
     assert sum("done before, kept" in line for line in third) == 4
     assert any("trained weights reused" in line for line in third)
     assert out["faults-small_cnn-dead_column"]["curves"][0]["x"] == [0.0, 0.3]
+    # fewer images: every part is recomputed, the simulate checkpoints of the old settings stay out of the way
+    fewer = {**changed, "images": 30, "attacks": None, "axc": None}
+    out = run_study(RobustnessStudy.validate_data(fewer), tmp_path)
+    assert out["faults-small_cnn-dead_column"]["images"] == 30 and out["drift-small_cnn"]["images"] == 30
 
 
 @pytest.mark.parametrize("change, message", [
@@ -79,3 +83,13 @@ def test_the_cli_runs_a_study_file_and_refuses_a_bad_one(tmp_path):
     assert result.exit_code == 0, result.output
     assert "1 part(s)" in result.output
     assert (tmp_path / "out" / "results.json").is_file()
+
+
+ROOT = __import__("pathlib").Path(__file__).parents[1]
+FILES = sorted(p for folder in ("examples", "benchmarks") for p in (ROOT / folder).glob("robustness_*.yaml"))
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_the_shipped_study_files_are_valid(path):
+    study = RobustnessStudy.from_yaml(path)
+    assert study.models

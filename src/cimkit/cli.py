@@ -229,7 +229,7 @@ def explore(
 
 @app.command()
 def robustness(
-    study_file: Path = typer.Argument(..., help="a robustness study YAML (see examples/robustness_mnist.yaml)"),
+    study_file: Path = typer.Argument(..., help="a robustness study YAML (see examples/robustness_quick.yaml)"),
     out: Path = typer.Option(Path("out/robustness"), help="folder for the parts, results.json and the figures"),
 ) -> None:
     """Run a robustness study (attacks, faults, drift, approximate computing); a rerun keeps finished parts."""

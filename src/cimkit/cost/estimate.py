@@ -63,19 +63,17 @@ def _or_zero(column):
 
 
 def _energy_factors(kind: str):
-    """A column transform: each approximate multiplier / adder name -> its energy relative to the exact one
-    (``cimkit.ops.approx.relative_energy``; multipliers at 8 bits, or 16 where the name needs wider operands)."""
+    """A column transform: each config's digital unit -> the energy of its approximate multiplier / adder
+    relative to the exact one (``cimkit.spec.arith.relative_energy``), the multiplier at the unit's
+    ``data_bits``."""
     @functools.lru_cache(maxsize=None)
-    def factor(name: str) -> float:
+    def factor(name: str, bits: int) -> float:
         from ..spec.arith import relative_energy
-        from ..errors import CimkitError
 
-        try:
-            return float(relative_energy(name, 8, kind).relative)
-        except CimkitError:
-            return float(relative_energy(name, 16, kind).relative)
+        return float(relative_energy(name, bits, kind).relative)
 
-    return lambda column: [factor(v) for v in column]
+    attr = "multiplier" if kind == "multiplier" else "adder"
+    return lambda column: [factor(getattr(d, attr), d.data_bits) for d in column]
 
 
 #: the spec columns the built-in components read: (name, dtype, field path, transform of the column or None);
@@ -117,8 +115,8 @@ _SPEC_COLUMNS = (
     ("inferences_per_s", float, "chip.inferences_per_s", _or_zero),
     ("digital_lanes", float, "digital.lanes", None),
     ("digital_bits", float, "digital.data_bits", None),
-    ("digital_mul_factor", float, "digital.multiplier", _energy_factors("multiplier")),
-    ("digital_add_factor", float, "digital.adder", _energy_factors("adder")),
+    ("digital_mul_factor", float, "digital", _energy_factors("multiplier")),
+    ("digital_add_factor", float, "digital", _energy_factors("adder")),
     ("ap_words", float, "ap.words", None),
     ("ap_tile_rows", int, "ap.tile_rows", None),
     ("ap_clock_hz", float, "ap.clock_hz", None),

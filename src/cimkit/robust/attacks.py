@@ -190,6 +190,19 @@ def _seeded(seed: int):
         torch.random.set_rng_state(torch_state)
 
 
+#: where a seeded run puts a chip's read-noise streams: seed ``s`` starts at draw ``(s + 1) * NOISE_STRIDE`` (odd,
+#: so distinct seeds start at distinct draws of the stream's 2**23-draw period; a run of more draws than this
+#: reaches the next seed's start)
+NOISE_STRIDE = 104_729
+
+
+def seek_noise(model: nn.Module, seed: int) -> None:
+    """Put every crossbar layer's read-noise stream of ``model`` at the position seed ``seed`` starts from, so a
+    run on a chip draws the same noise whatever ran on the chip before (no-op on a float model)."""
+    for layer in cim_layers(model):
+        layer.tile.rng.draws = (int(seed) + 1) * NOISE_STRIDE
+
+
 @contextlib.contextmanager
 def _backward(model: nn.Module, mode: str | None):
     layers = cim_layers(model)
@@ -206,7 +219,7 @@ def _backward(model: nn.Module, mode: str | None):
             layer.backward_mode = m
 
 
-def _check_data(x, y) -> tuple[np.ndarray, np.ndarray]:
+def _check_data(x, y, clip_values: tuple[float, float] = (0.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
     if isinstance(y, torch.Tensor):
@@ -215,6 +228,11 @@ def _check_data(x, y) -> tuple[np.ndarray, np.ndarray]:
         raise InputError(f"x must be a float tensor or array of inputs (batch, ...), got {short_repr(x)}")
     if not np.isfinite(x).all():
         raise InputError("x has non-finite values (NaN or inf)")
+    lo, hi = clip_values
+    if x.size and (float(x.min()) < lo or float(x.max()) > hi):
+        raise InputError(f"x holds values in [{float(x.min()):g}, {float(x.max()):g}], outside the valid input range "
+                         f"clip_values = ({lo:g}, {hi:g}) that the attacks clip to; pass the model's raw inputs (put a "
+                         "normalization inside the model) or the range they live in as clip_values")
     if not isinstance(y, np.ndarray) or y.shape != (len(x),) or y.dtype.kind not in "iu":
         raise InputError(f"y must hold one integer label per input ({len(x)}), got {short_repr(y)}")
     return np.ascontiguousarray(x, dtype=np.float32), y.astype(np.int64)
@@ -264,14 +282,22 @@ class AttackRun:
 
 def run_attack(model: nn.Module, attack: str, x, y, *, eps: float | None = None, settings: Mapping | None = None,
                seed: int = 0, eot_samples: int = 1, backward: str | None = None, batch_size: int = 100,
-               num_classes: int | None = None) -> AttackRun:
+               num_classes: int | None = None, clip_values: tuple[float, float] = (0.0, 1.0)) -> AttackRun:
     """Run ``attack`` (a name of ``ATTACKS``) on ``model`` (float, or converted by ``cimkit.convert``) over inputs
     ``x`` (values in [0, 1]) with labels ``y``. ``eps``: the L-inf budget of a budgeted attack (required there;
     ignored by minimal-perturbation attacks, whose per-input norms are returned). ``settings`` override the
     attack's ART settings. ``backward``: the crossbar layers' backward mode during the attack ("straight_through"
-    or "chip"; None: as they are). ``eot_samples``: reads averaged per query (expectation over noise)."""
+    or "chip"; None: as they are). ``eot_samples``: reads averaged per query (expectation over noise).
+    ``clip_values``: the valid input range (inputs outside it are refused; adversarial inputs stay inside it). On a
+    chip the read-noise streams are first put at a position set by ``seed`` (``seek_noise``), so the same seed
+    gives the same adversarial inputs whatever ran on the chip before."""
     kind = _attack_kind(attack)
-    xs, ys = _check_data(x, y)
+    if (not isinstance(clip_values, (tuple, list)) or len(clip_values) != 2
+            or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in clip_values)
+            or not clip_values[0] < clip_values[1]):
+        raise InputError(f"run_attack: clip_values must be (low, high) with low < high, got {short_repr(clip_values)}")
+    clip_values = (float(clip_values[0]), float(clip_values[1]))
+    xs, ys = _check_data(x, y, clip_values)
     if not isinstance(model, nn.Module):
         raise InputError(f"run_attack: model must be a torch.nn.Module, got {type(model).__name__}")
     if kind.budgeted:
@@ -290,8 +316,9 @@ def run_attack(model: nn.Module, attack: str, x, y, *, eps: float | None = None,
         with torch.no_grad():
             num_classes = int(model(torch.from_numpy(xs[:1])).shape[-1])
     with _seeded(seed), _backward(model, backward):
+        seek_noise(model, seed)
         clean_pred = _predict(model, xs, batch_size)
-        est = art_classifier(model, input_shape=xs.shape[1:], num_classes=num_classes,
+        est = art_classifier(model, input_shape=xs.shape[1:], num_classes=num_classes, clip_values=clip_values,
                              probabilities=kind.probabilities, eot_samples=eot_samples)
         view = est.model
         view.queries = 0
@@ -473,11 +500,12 @@ def transfer_matrix(sources: Mapping[str, nn.Module], x, y, *, attack: str = "pg
         for tname, target in targets.items():
             target.eval()
             with _seeded(seed):
+                seek_noise(target, seed + 1)  # a read of its own, not the noise the attack saw
                 row.append(float((_predict(target, run.x_adv, batch_size) == ys).mean()))
         rows.append(row)
     return AttackResult(sources=list(sources), targets=list(targets), transfer=rows, transfer_attack=attack,
                         transfer_eps=eps, images=len(ys))
 
 
-__all__ = ["ATTACKS", "AttackKind", "AttackRun", "AttackResult", "StrengthCurve", "art_classifier", "run_attack",
+__all__ = ["ATTACKS", "NOISE_STRIDE", "seek_noise", "AttackKind", "AttackRun", "AttackResult", "StrengthCurve", "art_classifier", "run_attack",
            "accuracy_vs_strength", "transfer_matrix"]

@@ -241,8 +241,10 @@ def axc_table(model: nn.Module, x, y, spec: HardwareSpec | str, *, name: str = "
     mul_pj, acc_pj = float(e["mul"]), float(e["mac"] - e["mul"])
     scope = f"{macs:,} MACs at 8 bits (Horowitz 45 nm: multiply {mul_pj:.3g} pJ, 16-bit accumulate {acc_pj:.3g} pJ)"
     exact_j = macs * (mul_pj + acc_pj) * 1e-12
+    # the digital datapath's input ranges come from the calibration inputs (the test inputs when none are given)
+    cal = x[:batch_size] if calibration is None else torch.as_tensor(calibration, dtype=torch.float32)[:batch_size]
     digital_exact = approx.approximate(model, "exact", "exact", 8)
-    approx.calibrate(digital_exact, x[:batch_size])
+    approx.calibrate(digital_exact, cal)
     rows.append(AxcRow("multiplier", TECHNIQUES["multiplier"], "exact 8-bit", _accuracy(digital_exact, x, y, batch_size),
                        0.0, exact_j, 1.0, "definition", scope))
     for kind, names in (("multiplier", _check_list(multipliers, "multipliers")),
@@ -250,7 +252,7 @@ def axc_table(model: nn.Module, x, y, spec: HardwareSpec | str, *, name: str = "
         for n in names:
             mul, add = (n, "exact") if kind == "multiplier" else ("exact", n)
             m = approx.approximate(model, mul, add, 8)
-            approx.calibrate(m, x[:batch_size])
+            approx.calibrate(m, cal)
             entry = approx.relative_energy(n, 8, kind)
             j = macs * (mul_pj * (entry.relative if kind == "multiplier" else 1.0)
                         + acc_pj * (entry.relative if kind == "adder" else 1.0)) * 1e-12

@@ -8,9 +8,9 @@ Fault kinds (``FAULT_KINDS``), each swept by a rate in [0, 1]:
 ``dead_column``               a column's sense line and converter read 0: per row tile, each (weight slice,
                               output) column is dead with probability ``rate`` (a differential pair shares one
                               sense path, so a dead column silences the pair);
-``dead_array``                every column of an array reads 0: each (row tile, column tile) array is dead with
-                              probability ``rate``; columns are laid out output by output, each output's
-                              weight slices side by side, ``array.cols`` physical columns per array;
+``dead_array``                every column of an array reads 0: each array is dead with probability ``rate``;
+                              arrays as the mapping lays them (one per row tile and column tile, whole outputs
+                              of ``outputs_per_array`` side by side, ``groups_per_array`` groups packed);
 ``adc_bit_flip``              each bit of each ADC output code flips with probability ``rate`` at each
                               conversion (transient; two's complement codes when signed, clipped back into the
                               converter's code range);
@@ -75,34 +75,39 @@ def _generator(*key: int | str) -> torch.Generator:
 
 def flip_bits(codes: torch.Tensor, bits: int, rate: float, generator: torch.Generator,
               limits: tuple[int, int]) -> torch.Tensor:
-    """``codes`` (integer values in a float tensor) with each of their ``bits`` low bits flipped with probability
-    ``rate`` (two's complement for negative codes), clipped into ``limits``."""
+    """``codes`` (integer values in a float tensor) with each of their ``bits`` low bits flipped independently
+    with probability ``rate`` (two's complement for negative codes), clipped into ``limits``. The draws are made
+    on the CPU from ``generator`` (the same flips on any device)."""
     if rate == 0 or codes.numel() == 0:
         return codes
     u = torch.remainder(codes.to(torch.int64), 1 << bits)
+    n = u.numel() * bits
     if rate > SPARSE_FLIP_RATE:
         hit = torch.rand((*codes.shape, bits), generator=generator) < rate
         weights = torch.tensor([1 << b for b in range(bits)], dtype=torch.int64)
-        u = u ^ (hit.to(torch.int64) * weights).sum(-1)
-    else:  # few flips: their number drawn first, then their (distinct) bit positions
-        n = u.numel() * bits
+        masks = (hit.to(torch.int64) * weights).sum(-1).to(u.device)
+    else:  # few flips: their number (binomial), then that many distinct bit positions, uniformly
         count = int(torch.binomial(torch.tensor(float(n)), torch.tensor(rate), generator=generator))
-        if count:
-            where = torch.randint(0, n, (count,), generator=generator).unique()
-            flat = u.reshape(-1)
-            masks = torch.zeros_like(flat)
-            masks.index_add_(0, where // bits, torch.ones_like(where) << (where % bits))
-            u = (flat ^ masks).view_as(u)
+        where = torch.empty(0, dtype=torch.int64)
+        while len(where) < count:
+            more = torch.randint(0, n, (count - len(where) + 16,), generator=generator)
+            where = torch.cat([where, more]).unique()
+        where = where[torch.randperm(len(where), generator=generator)[:count]]
+        masks = torch.zeros(u.numel(), dtype=torch.int64)
+        masks.index_add_(0, where // bits, torch.ones_like(where) << (where % bits))
+        masks = masks.view(u.shape).to(u.device)
+    u = u ^ masks
     if limits[0] < 0:  # back from two's complement
         u = torch.where(u >= 1 << (bits - 1), u - (1 << bits), u)
     return u.clamp(*limits).to(codes.dtype)
 
 
 class _LayerFaults:
-    """The hooks of one crossbar layer: its dead-column mask and its transient-flip streams."""
+    """The hooks of one crossbar layer: its dead-column mask and its transient-flip streams (their draws keyed on
+    the chip's seed and the layer's name)."""
 
-    def __init__(self, faults: "Faults", layer, index: int, seed: int) -> None:
-        self.faults, self.index, self.seed = faults, index, seed
+    def __init__(self, faults: "Faults", layer, seed: int) -> None:
+        self.faults, self.seed = faults, seed
         tile = layer.tile
         m = tile.mapping
         self.name = tile.name
@@ -110,18 +115,19 @@ class _LayerFaults:
         if faults.dead_column_rate > 0 or faults.dead_array_rate > 0:
             alive = torch.ones(m.groups, m.row_tiles, m.slices, m.out_features)
             if faults.dead_column_rate > 0:
-                g = _generator(seed, index, _SALTS["dead_column"])
+                g = _generator(seed, self.name, _SALTS["dead_column"])
                 alive *= (torch.rand(alive.shape, generator=g) >= faults.dead_column_rate).float()
             if faults.dead_array_rate > 0:
-                cpw = m.columns_per_weight  # physical columns of one weight: slices (x 2 when differential)
-                col_tiles = ceil_div(m.out_features * cpw, tile.spec.array.cols)
-                g = _generator(seed, index, _SALTS["dead_array"])
-                dead = torch.rand((m.groups, m.row_tiles, col_tiles), generator=g) < faults.dead_array_rate
-                per_slice = cpw // m.slices
-                first_col = (torch.arange(m.out_features).view(1, -1) * cpw
-                             + torch.arange(m.slices).view(-1, 1) * per_slice)  # (S, N) first physical column
-                array_of = first_col // tile.spec.array.cols
-                alive *= (~dead[:, :, array_of]).float()
+                # the arrays as the mapping lays them: outputs_per_array whole outputs (all their slices) side by
+                # side, groups_per_array groups block-diagonally in one array, one array per row tile
+                col_tiles = ceil_div(m.out_features, m.outputs_per_array)
+                packs = ceil_div(m.groups, m.groups_per_array)
+                g = _generator(seed, self.name, _SALTS["dead_array"])
+                dead = torch.rand((packs, m.row_tiles, col_tiles), generator=g) < faults.dead_array_rate
+                group_pack = torch.arange(m.groups) // m.groups_per_array
+                output_array = torch.arange(m.out_features) // m.outputs_per_array
+                per_output = dead[group_pack][:, :, output_array]  # (G, row tiles, N)
+                alive *= (~per_output).float().unsqueeze(2)
             self.alive = alive
         self.batch, self.calls = -1, 0
 
@@ -130,13 +136,13 @@ class _LayerFaults:
 
     def _stream(self, what: str) -> torch.Generator:
         self.calls += 1
-        return _generator(self.seed, self.index, _SALTS[what], self.batch, self.calls)
+        return _generator(self.seed, self.name, _SALTS[what], self.batch, self.calls)
 
     def adc(self, tile, value, info):
         out = value
         if self.alive is not None and info.row_tile is not None:
             mask = self.alive[:, info.row_tile]  # (G, S, N)
-            out = out * mask.to(out.dtype).view(mask.shape[0], 1, 1, *mask.shape[1:])
+            out = out * mask.to(out.device, out.dtype).view(mask.shape[0], 1, 1, *mask.shape[1:])
         rate = self.faults.adc_bit_flip_rate
         if rate > 0 and info.code_limits is not None:
             bits = tile.spec.periphery.adc_bits
@@ -179,6 +185,8 @@ class Faults(ChipSetup):
             raise InputError(f"Faults.layers must be a tuple of layer names or None, got {short_repr(self.layers)}")
         if self.layers is not None:
             object.__setattr__(self, "layers", tuple(self.layers))
+            if not self.layers:
+                raise InputError("Faults.layers is empty; give the names of the layers to fault, or None for all")
         t = self.t_inference_s
         if t is not None and (isinstance(t, bool) or not isinstance(t, numbers.Real) or not 0 < t < math.inf):
             raise InputError(f"Faults.t_inference_s must be a positive number of seconds or None, got {short_repr(t)}")
@@ -204,8 +212,10 @@ class Faults(ChipSetup):
         hooked = []
         flips = self.adc_bit_flip_rate > 0
         dead = self.dead_column_rate > 0 or self.dead_array_rate > 0
-        for index, layer in enumerate(self._targets(chip)):
-            lf = _LayerFaults(self, layer, index, seed)
+        if hasattr(chip, "_cimkit_faults"):
+            raise InputError("Faults: this chip already has faults injected; convert a fresh chip for other faults")
+        for layer in self._targets(chip):
+            lf = _LayerFaults(self, layer, seed)
             if dead or flips:
                 layer.register_stage_hook("adc", lf.adc)
             if self.buffer_bit_flip_rate > 0:
@@ -228,18 +238,29 @@ class Faults(ChipSetup):
             raise InputError("Faults.apply: the model holds no crossbar layers; convert it first (cimkit.convert)")
         self.before_calibration(chip, seed)
         self.after_calibration(chip, seed)
-        hooked = chip._cimkit_faults  # noqa: SLF001
-        counter = [0]
-
-        def next_batch(module, args):
-            counter[0] += 1
-            for lf in hooked:
-                lf.at_batch(counter[0])
-        chip.register_forward_pre_hook(next_batch)
+        chip.register_forward_pre_hook(_NextBatch(chip._cimkit_faults))  # noqa: SLF001
         return chip
 
 
+class _NextBatch:
+    """Forward pre-hook of ``Faults.apply``: each forward is a new batch for the transient flips (picklable)."""
+
+    def __init__(self, hooked: list) -> None:
+        self.hooked, self.count = hooked, 0
+
+    def __call__(self, module, args) -> None:
+        self.count += 1
+        for lf in self.hooked:
+            lf.at_batch(self.count)
+
+
 # ---- campaigns --------------------------------------------------------------------------------------------------
+def _confidence(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
+        raise InputError(f"confidence must be a fraction in (0, 1), e.g. 0.95, got {short_repr(value)}")
+    return float(value)
+
+
 def confidence_band(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float, float]:
     """(mean, sample std, low, high) of ``values`` (accuracies): the two-sided Student-t confidence interval of
     the mean over chips, clipped to [0, 1] (one chip: the band is the value itself)."""
@@ -388,6 +409,7 @@ def fault_campaign(model: nn.Module, spec: HardwareSpec | str, x, y, *, kind: st
     if isinstance(spec, str):
         spec = HardwareSpec.preset(spec)
     rates = _check_values(rates, "rates", _rate)
+    confidence = _confidence(confidence)
     if kind not in FAULT_KINDS:
         raise InputError(f"fault_campaign: kind {short_repr(kind)} is unknown; fault kinds: {', '.join(FAULT_KINDS)}")
     accs, result = [], None
@@ -418,6 +440,7 @@ def drift_study(model: nn.Module, spec: HardwareSpec | str, x, y, *, times_s: Se
     if isinstance(spec, str):
         spec = HardwareSpec.preset(spec)
     times = _check_values(times_s, "times_s", _time)
+    confidence = _confidence(confidence)
     if isinstance(compensation, str) or not isinstance(compensation, Sequence) or not compensation:
         raise InputError(f"drift_study: compensation must be a non-empty list of drift compensations, got "
                          f"{short_repr(compensation)}")

@@ -205,9 +205,11 @@ class RobustnessStudy(StrictModel):
             raise ValueError("the study runs nothing: give at least one of the sections attacks, faults, drift, axc")
         for section in ("attacks", "faults", "drift", "axc"):
             sec = getattr(self, section)
-            named = (sec.models or []) + ((sec.transfer.models or []) if section == "attacks" and sec is not None
+            if sec is None:
+                continue
+            named = (sec.models or []) + ((sec.transfer.models or []) if section == "attacks"
                                           and sec.transfer is not None else [])
-            unknown = [m for m in named if m not in keys] if sec is not None else []
+            unknown = [m for m in named if m not in keys]
             if unknown:
                 raise ValueError(f"{section}.models names {unknown}, which are not models of the study ({keys})")
         if self.scheduler is not None and self.executor != "dask":
@@ -395,7 +397,8 @@ class _Runner:
             x, y = self.test(entries[0], sec.images)
             settings = {**self.base_settings(), "transfer": t.model_dump(mode="json"),
                         "models": [e.model_dump(mode="json") for e in entries], "attack_images": len(y),
-                        "eot": sec.eot_samples, "backward": sec.backward}
+                        "eot": sec.eot_samples, "backward": sec.backward,
+                        "art_settings": sec.settings.get(t.attack, {})}
 
             def compute():
                 models = {}
@@ -407,10 +410,14 @@ class _Runner:
                                        backward=sec.backward)
             self.part(f"transfer-{t.attack}", settings, compute)
 
-    def _sim_args(self, entry: ModelEntry, key: str) -> dict:
+    def _sim_args(self, entry: ModelEntry, key: str, settings: dict) -> dict:
+        """``simulate`` arguments of a part; its checkpoints go to a folder named by the part and its settings, so
+        a part recomputed under new settings never meets the checkpoints of the old ones."""
         s = self.study
+        folder = self.out / "checkpoints" / f"{key}-{_digest(settings)}"
+        folder.mkdir(parents=True, exist_ok=True)
         return dict(chips=s.chips, seed=s.seed, calibration=self.calibration(entry), executor=s.executor,
-                    workers=s.workers, scheduler=s.scheduler, checkpoint_dir=self.out / "checkpoints" / key)
+                    workers=s.workers, scheduler=s.scheduler, checkpoint_dir=folder)
 
     def faults(self, sec: FaultSection) -> None:
         from .faults import fault_campaign
@@ -421,10 +428,9 @@ class _Runner:
                 key = f"faults-{entry.key}-{kind}"
                 settings = {**self.base_settings(entry), "kind": kind, "rates": rates, "layers": sec.layers}
 
-                def compute(kind=kind, rates=rates, entry=entry, x=x, y=y, key=key):
-                    (self.out / "checkpoints" / key).mkdir(parents=True, exist_ok=True)
+                def compute(kind=kind, rates=rates, entry=entry, x=x, y=y, key=key, settings=settings):
                     return fault_campaign(self.model(entry), self.spec, x, y, kind=kind, rates=rates,
-                                          layers=sec.layers, **self._sim_args(entry, key))
+                                          layers=sec.layers, **self._sim_args(entry, key, settings))
                 self.part(key, settings, compute)
 
     def drift(self, sec: DriftSection) -> None:
@@ -437,10 +443,9 @@ class _Runner:
             settings = {**self.base_settings(entry), "drift": sec.model_dump(mode="json"),
                         "drift_hardware": spec.model_dump(mode="json")}
 
-            def compute(entry=entry, x=x, y=y, key=key):
-                (self.out / "checkpoints" / key).mkdir(parents=True, exist_ok=True)
+            def compute(entry=entry, x=x, y=y, key=key, settings=settings):
                 return drift_study(self.model(entry), spec, x, y, times_s=sec.times_s, compensation=sec.compensation,
-                                   **self._sim_args(entry, key))
+                                   **self._sim_args(entry, key, settings))
             self.part(key, settings, compute)
 
     def axc(self, sec: AxcSection) -> None:

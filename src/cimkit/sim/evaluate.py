@@ -72,7 +72,10 @@ class ChipSetup:
         pass
 
     def describe(self) -> dict:
-        return {"setup": type(self).__qualname__}
+        """The setup's class and its attributes (as JSON, values that are not JSON as their repr); override it
+        when the attributes do not say everything the setup does."""
+        state = json.loads(json.dumps(vars(self), default=repr, sort_keys=True))
+        return {"setup": f"{type(self).__module__}.{type(self).__qualname__}", "state": state}
 
 
 # ---- the result -----------------------------------------------------------------------------------------------
