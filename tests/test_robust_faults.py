@@ -255,3 +255,15 @@ def test_more_bad_fault_input():
     with pytest.raises(InputError, match="confidence must be a fraction"):
         fault_campaign(nn.Linear(4, 2), "rram-22nm", torch.zeros(2, 4), torch.zeros(2, dtype=torch.long),
                        kind="dead_column", rates=[0.1], confidence=95)
+
+
+@pytest.mark.slow
+def test_a_campaign_on_dask_gives_the_serial_numbers(trained):
+    """Transient flips and dead columns drawn per chip and batch: a local Dask cluster of two workers gives the
+    serial campaign's accuracies chip for chip."""
+    model, d = trained
+    x, y = d.x_test[:120], d.y_test[:120]
+    kw = dict(kind="adc_bit_flip", rates=[0.0, 0.01], chips=2, calibration=d.x_train[:200])
+    serial = fault_campaign(model, "rram-22nm", x, y, **kw)
+    dask = fault_campaign(model, "rram-22nm", x, y, executor="dask", workers=2, **kw)
+    assert dask.curves[0].accuracies == serial.curves[0].accuracies

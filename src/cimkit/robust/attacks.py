@@ -106,9 +106,9 @@ ATTACKS: dict[str, AttackKind] = {a.name: a for a in (
     AttackKind("pgd", "white", "inf", True, {"max_iter": 40, "step_ratio": 2.5}, _pgd,
                note="40 steps of 2.5 eps / 40 (Madry et al.), no random start"),
     AttackKind("cw", "white", "2", False,
-               {"confidence": 0.0, "learning_rate": 0.1, "binary_search_steps": 3, "max_iter": 20,
+               {"confidence": 0.0, "learning_rate": 0.1, "binary_search_steps": 3, "max_iter": 15,
                 "initial_const": 1.0}, _cw,
-               note="initial_const 1 (ART's 0.01 finds almost nothing in few steps), 3 binary-search steps of 20 "
+               note="initial_const 1 (ART's 0.01 finds almost nothing in few steps), 3 binary-search steps of 15 "
                     "iterations, learning rate 0.1"),
     AttackKind("deepfool", "white", "2", False, {"max_iter": 50, "epsilon": 0.02, "nb_grads": 10}, _deepfool,
                note="overshoot 0.02, at most 50 steps, gradients of all 10 classes"),
