@@ -70,7 +70,7 @@ def budgets(images: int = 100, threads: int = 2, attacks: list[str] | None = Non
                         "chip_s_per_100": chip_s, "chip_images": chip_images, "chip_accuracy": on_chip.accuracy,
                         "chip_clean": on_chip.clean_accuracy, "chip_queries_per_image": on_chip.queries / chip_images,
                         "factor": chip_s / ideal.seconds, "eps": eps,
-                        "median_l2_ideal": float(ideal.l2[ideal.adv_pred != ideal.labels].mean())
+                        "mean_l2_ideal": float(ideal.l2[ideal.adv_pred != ideal.labels].mean())
                         if (ideal.adv_pred != ideal.labels).any() else None}
         r = rows[attack]
         print(f"{attack:12s} {budget if budget else '-':>8} {ideal.seconds:8.2f} {ideal.accuracy:5.2f} "

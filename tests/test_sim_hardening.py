@@ -186,3 +186,14 @@ def test_calibrate_takes_a_batch_tensor_or_array_and_warns_on_all_zero_data():
     assert float(cim.input_range) > 0
     with pytest.warns(UserWarning, match="every calibration input is zero"):
         ck.calibrate(cim, [torch.zeros(8, 4)])
+
+
+def test_the_calibration_histogram_counts_non_contiguous_values():
+    """A chunk whose values are a strided view (a transformer's token layout) is counted like its copy."""
+    from cimkit.sim.histogram import MagnitudeHistogram
+
+    x = torch.randn(5, 4).t()  # (4, 5), not contiguous
+    strided, copied = MagnitudeHistogram(4), MagnitudeHistogram(4)
+    strided.add(x)
+    copied.add(x.contiguous())
+    assert torch.equal(strided.counts, copied.counts) and strided.total.tolist() == [5, 5, 5, 5]
