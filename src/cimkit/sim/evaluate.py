@@ -672,7 +672,8 @@ def _run_dask(model, spec, seed, x, calibration, calibrate_batches, batch_size, 
 
         def scatter() -> None:
             """The inputs on every worker up now (replicas). Should every holder die (a worker that joined
-            late holds none), the tasks needing them are cancelled, and the loop sends them again. A local
+            late holds none), the tasks needing them are cancelled, and the loop resubmits them with their
+            inputs inside the task (no second scatter). A local
             cluster's workers are waited for first (up to a minute), so that the broadcast reaches all of them
             rather than the ones that happen to be up: one worker's death then loses no input."""
             if cluster is not None:
@@ -690,10 +691,16 @@ def _run_dask(model, spec, seed, x, calibration, calibrate_batches, batch_size, 
         tries = {unit: 0 for unit in todo}
         pending = as_completed()
 
-        def submit(unit) -> None:
+        def submit(unit, inline: bool = False) -> None:
+            """One unit as a task; ``inline``: its inputs travel inside the task instead of as scattered data."""
             k, s = unit
-            fut = client.submit(_unit_task, handles["model"], handles["spec"], seed + k, handles["calibration"],
-                                calibrate_batches, handles["x"][s], first_batch[s], batch_size, setup, pure=False)
+            if inline:
+                a, b = next(units[u] for u in units if u[1] == s)
+                args = (model, spec, seed + k, calibration, calibrate_batches, x[a:b].clone())
+            else:
+                args = (handles["model"], handles["spec"], seed + k, handles["calibration"], calibrate_batches,
+                        handles["x"][s])
+            fut = client.submit(_unit_task, *args, first_batch[s], batch_size, setup, pure=False)
             futures[fut] = unit
             tries[unit] += 1
             pending.add(fut)
@@ -705,11 +712,10 @@ def _run_dask(model, spec, seed, x, calibration, calibrate_batches, batch_size, 
             unit = futures.pop(fut)
             try:
                 preds, secs = fut.result()
-            except FutureCancelledError:  # every worker holding its inputs died: send them again, rerun it
-                if tries[unit] >= 3:
+            except FutureCancelledError:  # every worker holding its inputs died: rerun it with its inputs inline
+                if tries[unit] >= 3:  # (a second broadcast scatter can hang while the cluster replaces a worker)
                     raise
-                scatter()
-                submit(unit)
+                submit(unit, inline=True)
                 continue
             finished(unit, np.asarray(preds, dtype=np.int64), secs)
             images_done += units[unit][1] - units[unit][0]
