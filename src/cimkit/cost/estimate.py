@@ -70,6 +70,8 @@ def _energy_factors(kind: str):
     def factor(name: str, bits: int) -> float:
         from ..spec.arith import relative_energy
 
+        if name == "exact":  # the reference at any width (a 1-bit unit has no multiplier to approximate)
+            return 1.0
         return float(relative_energy(name, bits, kind).relative)
 
     attr = "multiplier" if kind == "multiplier" else "adder"
