@@ -11,7 +11,7 @@ from cimkit.ops import approx
 from cimkit.robust import TECHNIQUES, axc_table, count_macs
 from cimkit.sim.digital import DigitalProduct
 
-from .helpers import quiet_convert, spec_with
+from .helpers import quiet_convert, spec_with, trained_on_digits
 
 
 class Scores(nn.Module):
@@ -93,16 +93,8 @@ def test_bad_digital_arithmetic_is_refused_by_the_spec():
 
 
 def test_axc_table_places_every_technique_and_prices_what_it_approximates():
-    from cimkit.data.digits import digits
-
-    d = digits()
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
-    opt = torch.optim.Adam(model.parameters(), 1e-2)
-    for _ in range(100):
-        opt.zero_grad()
-        nn.functional.cross_entropy(model(d.x_train), d.y_train).backward()
-        opt.step()
+    model, d = trained_on_digits(nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10)))
     x, y = d.x_test[:120], d.y_test[:120]
     assert count_macs(model, x) == 64 * 32 + 32 * 10
     r = axc_table(model.eval(), x, y, "rram-22nm", calibration=d.x_train[:200], multipliers=["truncate-4", "mitchell"],

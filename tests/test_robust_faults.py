@@ -12,25 +12,14 @@ from cimkit.errors import InputError
 from cimkit.robust import Faults, confidence_band, drift_study, fault_campaign, flip_bits
 from cimkit.robust.faults import fault_setting
 
-from .helpers import quiet_convert, spec_with
+from .helpers import quiet_convert, spec_with, trained_on_digits
 
 
 @pytest.fixture(scope="module")
 def trained():
     """A small MLP trained on sklearn's digits (about 95% test accuracy), and its data."""
-    from cimkit.data.digits import digits
-
-    d = digits()
-    g = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, 10))
-    opt = torch.optim.Adam(model.parameters(), 1e-2)
-    for _ in range(150):
-        opt.zero_grad()
-        nn.functional.cross_entropy(model(d.x_train), d.y_train).backward()
-        opt.step()
-    del g
-    return model.eval(), d
+    return trained_on_digits(nn.Sequential(nn.Flatten(), nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, 10)), 150)
 
 
 def test_flip_bits_rate_zero_is_identity_and_rate_one_flips_every_bit():
