@@ -260,8 +260,8 @@ def axc_table(model: nn.Module, x, y, spec: HardwareSpec | str, *, name: str = "
                                ("ESTIMATE: " if entry.estimate else "") + entry.source, scope))
 
     # -- on the chip ------------------------------------------------------------------------------------------------
-    def on_chip(s: HardwareSpec, m: nn.Module = model, setup=None) -> tuple[float, float]:
-        r = simulate(m, s, x, y, chips=chips, seed=seed, calibration=calibration, batch_size=batch_size, setup=setup)
+    def on_chip(s: HardwareSpec, setup=None) -> tuple[float, float]:
+        r = simulate(model, s, x, y, chips=chips, seed=seed, calibration=calibration, batch_size=batch_size, setup=setup)
         return r.mean_accuracy, r.std_accuracy
 
     wl_shape = (1, *x.shape[1:])
