@@ -26,8 +26,15 @@ import torch
 
 from cimkit.ap import ap_softmax_codes
 from cimkit.ap.cost import ap_softmax_cost, gpu_softmax_roofline
-from cimkit.ops.intsoftmax import (DEFAULT_EXP, IBERT_EXP, LOW_PRECISION, WIDE, SoftmaxWidths, softmax_codes,
-                                   softmax_error_bound)
+from cimkit.ops.intsoftmax import (
+    DEFAULT_EXP,
+    IBERT_EXP,
+    LOW_PRECISION,
+    WIDE,
+    SoftmaxWidths,
+    softmax_codes,
+    softmax_error_bound,
+)
 
 LENGTHS = (128, 256, 512, 1024, 2048, 4096)
 
@@ -39,13 +46,18 @@ def errors(L: int, input_bits: int, output_bits: int, exp, widths, rows: int = 6
     top = (1 << (input_bits - 1)) - 1
     s = float(x.abs().max()) / top
     q = torch.clamp(torch.round(x / s), -top - 1, top).to(torch.int64)
-    y = softmax_codes(q, s, output_bits=output_bits, exp=exp, widths=widths).double() * 2.0 ** -output_bits
+    y = softmax_codes(q, s, output_bits=output_bits, exp=exp, widths=widths).double() * 2.0**-output_bits
     ref, ref_q = torch.softmax(x, -1), torch.softmax(q.double() * s, -1)
     ap = ap_softmax_codes(q[:2], s, input_bits=input_bits, output_bits=output_bits, exp=exp, widths=widths)
     same = torch.equal(ap.codes, softmax_codes(q[:2], s, output_bits=output_bits, exp=exp, widths=widths))
-    return {"max": float((y - ref).abs().max()), "mean": float((y - ref).abs().mean()),
-            "max_q": float((y - ref_q).abs().max()), "mean_q": float((y - ref_q).abs().mean()),
-            "bound": softmax_error_bound(output_bits, L, exp=exp, widths=widths, input_scale=s), "ap_equal": same}
+    return {
+        "max": float((y - ref).abs().max()),
+        "mean": float((y - ref).abs().mean()),
+        "max_q": float((y - ref_q).abs().max()),
+        "mean_q": float((y - ref_q).abs().mean()),
+        "bound": softmax_error_bound(output_bits, L, exp=exp, widths=widths, input_scale=s),
+        "ap_equal": same,
+    }
 
 
 def main() -> None:
@@ -62,42 +74,67 @@ def main() -> None:
     low = SoftmaxWidths(args.low_frac_bits, args.low_exp_bits, args.low_table_bits, args.low_mult_bits, "low")
     kernels = {
         "wide": dict(input_bits=16, output_bits=8, exp=DEFAULT_EXP, widths=WIDE),
-        "low": dict(input_bits=args.low_input_bits, output_bits=args.low_output_bits,
-                    exp=IBERT_EXP if args.low_exp == "ibert" else DEFAULT_EXP, widths=low),
+        "low": dict(
+            input_bits=args.low_input_bits,
+            output_bits=args.low_output_bits,
+            exp=IBERT_EXP if args.low_exp == "ibert" else DEFAULT_EXP,
+            widths=low,
+        ),
     }
     t0 = time.time()
-    print(f"softmax of one attention layer, {args.heads} heads x L queries x L scores; GPU = roofline from published "
-          "figures, not measured (fp16, peak bandwidth, board power)")
+    print(
+        f"softmax of one attention layer, {args.heads} heads x L queries x L scores; GPU = roofline from published "
+        "figures, not measured (fp16, peak bandwidth, board power)"
+    )
     for name, k in kernels.items():
         w = k["widths"]
-        print(f"\n== {name} kernel: input {k['input_bits']} b, output {k['output_bits']} b, exp {k['exp'].name}, "
-              f"frac_bits {w.frac_bits}, exp_bits {w.exp_bits}, table_bits {w.table_bits}, mult_bits {w.mult_bits}")
-        print("softmax error vs float64 softmax (scores N(0, 2^2), 64 rows; 'kernel' = vs softmax of the quantized "
-              "scores); AP program == integer reference bit for bit:")
+        print(
+            f"\n== {name} kernel: input {k['input_bits']} b, output {k['output_bits']} b, exp {k['exp'].name}, "
+            f"frac_bits {w.frac_bits}, exp_bits {w.exp_bits}, table_bits {w.table_bits}, mult_bits {w.mult_bits}"
+        )
+        print(
+            "softmax error vs float64 softmax (scores N(0, 2^2), 64 rows; 'kernel' = vs softmax of the quantized "
+            "scores); AP program == integer reference bit for bit:"
+        )
         for L in (128, 1024):
             e = errors(L, **k)
-            print(f"  L={L:>5}: max {e['max']:.2e}  mean {e['mean']:.2e}  | kernel: max {e['max_q']:.2e}  mean "
-                  f"{e['mean_q']:.2e}  | bound {e['bound']:.2e}  | AP equal: {e['ap_equal']}")
-        print(f"{'L':>5} {'passes':>7} {'cols':>5} {'tiles':>8} {'rounds':>6} {'AP E (J)':>10} {'AP t (s)':>10} "
-              f"{'A100 E':>10} {'A100 t':>10} {'3090 E':>10} {'3090 t':>10} {'EDP A100/AP':>12} {'EDP 3090/AP':>12}")
+            print(
+                f"  L={L:>5}: max {e['max']:.2e}  mean {e['mean']:.2e}  | kernel: max {e['max_q']:.2e}  mean "
+                f"{e['mean_q']:.2e}  | bound {e['bound']:.2e}  | AP equal: {e['ap_equal']}"
+            )
+        print(
+            f"{'L':>5} {'passes':>7} {'cols':>5} {'tiles':>8} {'rounds':>6} {'AP E (J)':>10} {'AP t (s)':>10} "
+            f"{'A100 E':>10} {'A100 t':>10} {'3090 E':>10} {'3090 t':>10} {'EDP A100/AP':>12} {'EDP 3090/AP':>12}"
+        )
         for L in LENGTHS:
             a = ap_softmax_cost(L, args.heads, **k)
             g1, g2 = gpu_softmax_roofline(L, args.heads, "a100"), gpu_softmax_roofline(L, args.heads, "rtx3090")
-            print(f"{L:>5} {a.passes:>7} {a.columns:>5} {a.tiles:>8} {a.rounds:>6} {a.energy_j:>10.3e} "
-                  f"{a.latency_s:>10.3e} {g1.energy_j:>10.3e} {g1.latency_s:>10.3e} {g2.energy_j:>10.3e} "
-                  f"{g2.latency_s:>10.3e} {g1.edp_js / a.edp_js:>12.3g} {g2.edp_js / a.edp_js:>12.3g}")
+            print(
+                f"{L:>5} {a.passes:>7} {a.columns:>5} {a.tiles:>8} {a.rounds:>6} {a.energy_j:>10.3e} "
+                f"{a.latency_s:>10.3e} {g1.energy_j:>10.3e} {g1.latency_s:>10.3e} {g2.energy_j:>10.3e} "
+                f"{g2.latency_s:>10.3e} {g1.edp_js / a.edp_js:>12.3g} {g2.edp_js / a.edp_js:>12.3g}"
+            )
         b = a.breakdown_j
-        print(f"AP energy at L={L} by part: " + ", ".join(f"{p} {v / a.energy_j:.1%}" for p, v in b.items())
-              + f"; per score {a.energy_j / (args.heads * L * L) * 1e12:.3f} pJ (A100 roofline "
-              f"{g1.energy_j / (args.heads * L * L) * 1e12:.3f} pJ)")
+        print(
+            f"AP energy at L={L} by part: "
+            + ", ".join(f"{p} {v / a.energy_j:.1%}" for p, v in b.items())
+            + f"; per score {a.energy_j / (args.heads * L * L) * 1e12:.3f} pJ (A100 roofline "
+            f"{g1.energy_j / (args.heads * L * L) * 1e12:.3f} pJ)"
+        )
         print(f"AP area (2**20 words x {a.columns} columns x 0.52 um^2): {a.area_mm2:.0f} mm^2")
-        print(f"passes (compares + writes + reads + counts) by program step at L={L}: "
-              + ", ".join(f"{s} {sum(v)}" for s, v in a.steps.items() if sum(v)))
+        print(
+            f"passes (compares + writes + reads + counts) by program step at L={L}: "
+            + ", ".join(f"{s} {sum(v)}" for s, v in a.steps.items() if sum(v))
+        )
         one = ap_softmax_cost(L, args.heads, ap_rows=a.tiles * 256, **k)  # an AP holding the whole layer
-        print(f"sensitivity, not the result: an AP holding the whole L={L} layer in one round ({one.area_mm2:.3g} "
-              f"mm^2) gives EDP A100/AP {g1.edp_js / one.edp_js:.3g}")
-    print("\nSoftmAP (arXiv 2411.17847) reports up to ~1000x (three orders of magnitude) better EDP than A100 "
-          "and RTX3090 (measured GPUs, its own low-precision AP program and AP figures).")
+        print(
+            f"sensitivity, not the result: an AP holding the whole L={L} layer in one round ({one.area_mm2:.3g} "
+            f"mm^2) gives EDP A100/AP {g1.edp_js / one.edp_js:.3g}"
+        )
+    print(
+        "\nSoftmAP (arXiv 2411.17847) reports up to ~1000x (three orders of magnitude) better EDP than A100 "
+        "and RTX3090 (measured GPUs, its own low-precision AP program and AP figures)."
+    )
     print(f"({time.time() - t0:.1f} s)")
 
 

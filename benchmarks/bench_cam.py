@@ -40,10 +40,14 @@ def main() -> None:
     assert np.array_equal(prog.predict(x), model.predict(x))
     t_model = best_of(lambda: model.predict(x))
     t_cam = best_of(lambda: prog.predict(x))
-    print(f"100 trees, depth 8, {prog.rows} CAM rows x {prog.n_features} features (sparsity {prog.sparsity:.2f}); "
-          f"compile {t_compile:.2f} s")
-    print(f"100,000 samples: model.predict {t_model:.2f} s, CAM search {t_cam:.2f} s -> {t_cam / t_model:.2f}x "
-          f"(target <= 5x); predictions identical")
+    print(
+        f"100 trees, depth 8, {prog.rows} CAM rows x {prog.n_features} features (sparsity {prog.sparsity:.2f}); "
+        f"compile {t_compile:.2f} s"
+    )
+    print(
+        f"100,000 samples: model.predict {t_model:.2f} s, CAM search {t_cam:.2f} s -> {t_cam / t_model:.2f}x "
+        f"(target <= 5x); predictions identical"
+    )
 
 
 if __name__ == "__main__":

@@ -31,25 +31,44 @@ from torch import nn
 
 import cimkit as ck
 
-SPEC_A = ck.HardwareSpec.from_dict({
-    "name": "bench-A",
-    "weight_bits": 8,
-    "device": {"technology": "rram", "g_max_us": 100, "g_min_us": 1, "bits_per_cell": 8,
-               "programming_noise_frac": 0.02, "read_noise_model": "proportional", "read_noise_frac": 0.02},
-    "array": {"rows": 128, "cols": 128, "signed_mapping": "differential"},
-    "periphery": {"input_bits": 8, "dac_mode": "multi_level", "adc_bits": 8, "adc_range": "calibrated"},
-})
+SPEC_A = ck.HardwareSpec.from_dict(
+    {
+        "name": "bench-A",
+        "weight_bits": 8,
+        "device": {
+            "technology": "rram",
+            "g_max_us": 100,
+            "g_min_us": 1,
+            "bits_per_cell": 8,
+            "programming_noise_frac": 0.02,
+            "read_noise_model": "proportional",
+            "read_noise_frac": 0.02,
+        },
+        "array": {"rows": 128, "cols": 128, "signed_mapping": "differential"},
+        "periphery": {"input_bits": 8, "dac_mode": "multi_level", "adc_bits": 8, "adc_range": "calibrated"},
+    }
+)
 SPEC_A_IR = SPEC_A.replace(**{"array.wire_resistance_ohm": 1.0, "array.ir_drop": "first_order"})
-SPEC_B = SPEC_A.replace(**{"device.bits_per_cell": 2, "periphery.dac_mode": "bit_serial",
-                           "array.signed_mapping": "offset"})
+SPEC_B = SPEC_A.replace(
+    **{"device.bits_per_cell": 2, "periphery.dac_mode": "bit_serial", "array.signed_mapping": "offset"}
+)
 SPEC_B_QUIET = SPEC_B.replace(**{"device.read_noise_model": "none"})  # to separate the noise's share
 
 
 def lenet() -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-        nn.Linear(16 * 5 * 5, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
+        nn.Conv2d(1, 6, 5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120),
+        nn.ReLU(),
+        nn.Linear(120, 84),
+        nn.ReLU(),
+        nn.Linear(84, 10),
     )
 
 
@@ -76,10 +95,12 @@ def side_by_side(plain, cim, repeats: int) -> tuple[float, float]:
 def train_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor):
     """One training step: forward, cross-entropy, backward, SGD update (the chip is reprogrammed
     with the new weights, and a new programming-noise sample, at the next forward)."""
+
     def step():
         opt.zero_grad(set_to_none=True)
         nn.functional.cross_entropy(model(x), y).backward()
         opt.step()
+
     return step
 
 
@@ -107,18 +128,22 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     warnings.simplefilter("ignore")
-    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
     rows = []
 
     lin = nn.Linear(1024, 1024)
     x = torch.randn(256, 1024).relu()
     with torch.no_grad():
         plain = lambda: lin(x)  # noqa: E731
-        for label, spec, target in (("A  linear, analog cell, noise", SPEC_A, 3.0),
-                                    ("A' + first-order IR drop", SPEC_A_IR, 5.0),
-                                    ("B  bit-serial, 4 x 2-bit cells", SPEC_B, 48.0),
-                                    ("B' as B without read noise", SPEC_B_QUIET, 48.0)):
+        for label, spec, target in (
+            ("A  linear, analog cell, noise", SPEC_A, 3.0),
+            ("A' + first-order IR drop", SPEC_A_IR, 5.0),
+            ("B  bit-serial, 4 x 2-bit cells", SPEC_B, 48.0),
+            ("B' as B without read noise", SPEC_B_QUIET, 48.0),
+        ):
             cim = ck.calibrate(ck.convert(lin, spec, seed=0), [x])
             t_plain, t_cim = side_by_side(plain, lambda: cim(x), args.repeats if target < 10 else 3)
             rows.append((label, t_plain, t_cim, target))
@@ -136,8 +161,10 @@ def main() -> None:
     for label, tp, tc, target in rows:
         ratio = tc / tp
         verdict = "(report)" if target is None else ("yes" if ratio <= target else "NO")
-        print(f"{label:34} {tp * 1e3:9.2f} {tc * 1e3:10.2f} {ratio:6.2f}x "
-              f"{'-' if target is None else f'{target:.1f}x':>7}  {verdict}")
+        print(
+            f"{label:34} {tp * 1e3:9.2f} {tc * 1e3:10.2f} {ratio:6.2f}x "
+            f"{'-' if target is None else f'{target:.1f}x':>7}  {verdict}"
+        )
     for r in rows:
         if r[0].startswith("B"):
             print(f"   {r[0][:2]} against its 32-pass floor: {r[2] / r[1] / 32:.2f}x (target <= 1.5x)")
@@ -146,17 +173,23 @@ def main() -> None:
     g = rng.uniform(1 / 900e3, 1 / 6e3, (128, 128))
     v = rng.uniform(0, 0.5, (256, 128))
     t_ir = timed(lambda: ck.sim.solve_ir_drop(g, v, 1.0), 3)
-    print(f"D  exact IR-drop solver, 128x128 array, 256 vectors: {t_ir:.3f} s (target < 1 s) "
-          f"{'yes' if t_ir < 1 else 'NO'}")
+    print(
+        f"D  exact IR-drop solver, 128x128 array, 256 vectors: {t_ir:.3f} s (target < 1 s) "
+        f"{'yes' if t_ir < 1 else 'NO'}"
+    )
     g4 = rng.uniform(1 / 900e3, 1 / 6e3, (4, 128, 128))  # rram-22nm's g_min..g_max, 1 ohm segments
     t_ir4 = timed(lambda: ck.sim.irdrop.ir_drop_transfers(g4, 1.0), 3)
-    print(f"D  exact IR-drop transfers, 4 arrays of 128x128 in one batch: {t_ir4:.3f} s (target < 2 s) "
-          f"{'yes' if t_ir4 < 2 else 'NO'}")
+    print(
+        f"D  exact IR-drop transfers, 4 arrays of 128x128 in one batch: {t_ir4:.3f} s (target < 2 s) "
+        f"{'yes' if t_ir4 < 2 else 'NO'}"
+    )
     exact = ck.HardwareSpec.preset("rram-22nm").replace(**{"array.ir_drop": "exact"})
     small = nn.Linear(128, 128)
     t_conv = timed(lambda: ck.convert(small, exact, seed=0), 3)
-    print(f"E  convert a 128x128 nn.Linear on rram-22nm with exact IR drop: {t_conv:.3f} s (target < 2 s) "
-          f"{'yes' if t_conv < 2 else 'NO'}")
+    print(
+        f"E  convert a 128x128 nn.Linear on rram-22nm with exact IR drop: {t_conv:.3f} s (target < 2 s) "
+        f"{'yes' if t_conv < 2 else 'NO'}"
+    )
 
 
 if __name__ == "__main__":

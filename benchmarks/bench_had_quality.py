@@ -60,52 +60,94 @@ class Batches:
     def __iter__(self):
         order = torch.randperm(self.count) if self.shuffle else torch.arange(self.count)
         for i in range(0, self.count - self.size + 1 if self.shuffle else self.count, self.size):
-            yield self.make(order[i:i + self.size])
+            yield self.make(order[i : i + self.size])
 
 
-def compare(name: str, teacher, ns: list[int], calib, loader, evaluate: dict, stages, seed: int, key: dict,
-            allow_short: bool = False) -> list[dict]:
+def compare(
+    name: str,
+    teacher,
+    ns: list[int],
+    calib,
+    loader,
+    evaluate: dict,
+    stages,
+    seed: int,
+    key: dict,
+    allow_short: bool = False,
+) -> list[dict]:
     """Naive and HAD accuracy for each N (``evaluate``: {label: model -> accuracy})."""
     from cimkit.io import cache_root
     from cimkit.ops.had_train import distill, had_student
 
     rows = [{"N": "full precision", **{k: f(teacher) for k, f in evaluate.items()}, "s": 0.0}]
-    print(f"{name}: full precision " + ", ".join(f"{k} {v:.4f}" for k, v in rows[0].items() if k not in ("N", "s")),
-          flush=True)
+    print(
+        f"{name}: full precision " + ", ".join(f"{k} {v:.4f}" for k, v in rows[0].items() if k not in ("N", "s")),
+        flush=True,
+    )
     total = sum(s.steps for s in stages)
     for n in ns:
         t0 = time.time()
-        student = had_student(teacher, calib, None if n == 0 else n, num_batches=10 ** 9, allow_short=allow_short)
+        student = had_student(teacher, calib, None if n == 0 else n, num_batches=10**9, allow_short=allow_short)
         naive = {k: f(student) for k, f in evaluate.items()}
         path = cache_root() / "had" / f"{name}-N{n}-{_key({**key, 'n': n, 'seed': seed})}.pt"
 
         def progress(step, steps, record):
             if step % max(1, steps // 20) == 0 or step == steps:
-                print(f"\r  N={n or 'all'} HAD step {step}/{steps} {record['stage']} loss {record['loss']:.4f}   ",
-                      end="", flush=True)
+                print(
+                    f"\r  N={n or 'all'} HAD step {step}/{steps} {record['stage']} loss {record['loss']:.4f}   ",
+                    end="",
+                    flush=True,
+                )
 
-        history = distill(student, teacher, loader, stages=stages, seed=seed, checkpoint=path,
-                          checkpoint_every=max(1, total // 8), progress=progress)
+        history = distill(
+            student,
+            teacher,
+            loader,
+            stages=stages,
+            seed=seed,
+            checkpoint=path,
+            checkpoint_every=max(1, total // 8),
+            progress=progress,
+        )
         had = {k: f(student) for k, f in evaluate.items()}
-        row = {"N": "all" if n == 0 else n, **{f"naive {k}": v for k, v in naive.items()},
-               **{f"HAD {k}": v for k, v in had.items()}, "loss": history[-1]["loss"], "s": time.time() - t0}
+        row = {
+            "N": "all" if n == 0 else n,
+            **{f"naive {k}": v for k, v in naive.items()},
+            **{f"HAD {k}": v for k, v in had.items()},
+            "loss": history[-1]["loss"],
+            "s": time.time() - t0,
+        }
         rows.append(row)
-        print(f"\r{name}: N={row['N']} naive " + ", ".join(f"{k} {v:.4f}" for k, v in naive.items()) + "; HAD "
-              + ", ".join(f"{k} {v:.4f}" for k, v in had.items()) + f" ({row['s']:.0f} s)" + " " * 20, flush=True)
+        print(
+            f"\r{name}: N={row['N']} naive "
+            + ", ".join(f"{k} {v:.4f}" for k, v in naive.items())
+            + "; HAD "
+            + ", ".join(f"{k} {v:.4f}" for k, v in had.items())
+            + f" ({row['s']:.0f} s)"
+            + " " * 20,
+            flush=True,
+        )
     return rows
 
 
 def table(title: str, rows: list[dict], labels: list[str]) -> None:
     full = rows[0]
     print(f"\n{title}")
-    head = f"{'N':>6} | " + " | ".join(f"{'naive ' + k:>11} {'HAD ' + k:>11} {'HAD-full':>8}" for k in labels) + " | time"
+    head = (
+        f"{'N':>6} | " + " | ".join(f"{'naive ' + k:>11} {'HAD ' + k:>11} {'HAD-full':>8}" for k in labels) + " | time"
+    )
     print(head)
     print("-" * len(head))
     print(f"{'full':>6} | " + " | ".join(f"{'':>11} {100 * full[k]:>10.1f}% {'':>8}" for k in labels) + " |")
     for r in rows[1:]:
-        print(f"{r['N']!s:>6} | " + " | ".join(
-            f"{100 * r['naive ' + k]:>10.1f}% {100 * r['HAD ' + k]:>10.1f}% {100 * (r['HAD ' + k] - full[k]):>+7.1f}p"
-            for k in labels) + f" | {r['s']:.0f} s")
+        print(
+            f"{r['N']!s:>6} | "
+            + " | ".join(
+                f"{100 * r['naive ' + k]:>10.1f}% {100 * r['HAD ' + k]:>10.1f}% {100 * (r['HAD ' + k] - full[k]):>+7.1f}p"
+                for k in labels
+            )
+            + f" | {r['s']:.0f} s"
+        )
 
 
 # ---- ViT on MNIST digits ----------------------------------------------------------------------------------
@@ -114,8 +156,16 @@ def vit_teacher(x, y, arch: dict, epochs: int, batch: int, lr: float, seed: int,
     from cimkit.io import atomic_write, cache_root
     from cimkit.workload.zoo_nn import VisionTransformer
 
-    settings = {**arch, "epochs": epochs, "batch": batch, "lr": lr, "seed": seed, "n": len(y),
-                "data": hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest()[:16], "format": 1}
+    settings = {
+        **arch,
+        "epochs": epochs,
+        "batch": batch,
+        "lr": lr,
+        "seed": seed,
+        "n": len(y),
+        "data": hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest()[:16],
+        "format": 1,
+    }
     path = cache_root() / "models" / f"vit-mnist-{_key(settings)}.pt"
     torch.manual_seed(seed)
     model = VisionTransformer(**arch, image=28, patch=7, channels=1, classes=10)
@@ -128,12 +178,13 @@ def vit_teacher(x, y, arch: dict, epochs: int, batch: int, lr: float, seed: int,
     total = epochs * steps_per_epoch
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / max(1, total // 20)) * 0.5 * (1 + math.cos(math.pi * s / total)))
+        opt, lambda s: min(1.0, (s + 1) / max(1, total // 20)) * 0.5 * (1 + math.cos(math.pi * s / total))
+    )
     model.train()
     for epoch in range(epochs):
         order = torch.randperm(len(y), generator=g)
         for i in range(steps_per_epoch):
-            idx = order[i * batch:(i + 1) * batch]
+            idx = order[i * batch : (i + 1) * batch]
             loss = F.cross_entropy(model(x[idx]), y[idx])
             opt.zero_grad()
             loss.backward()
@@ -164,26 +215,39 @@ def vit_demo(args) -> None:
     xv, yv, x, y = x[n_train:], y[n_train:], x[:n_train], y[:n_train]
     arch = dict(layers=args.vit_layers, d=args.vit_d, heads=args.vit_heads, ff=2 * args.vit_d)
     teacher, took = vit_teacher(x, y, arch, args.vit_epochs, args.vit_batch, args.vit_teacher_lr, args.seed, args.smoke)
-    print(f"ViT: {len(y)} training, {len(yv)} validation, {len(yt)} test digits; {arch}; teacher "
-          f"{'trained in %.0f s' % took if took else 'loaded from the cache'}", flush=True)
+    print(
+        f"ViT: {len(y)} training, {len(yv)} validation, {len(yt)} test digits; {arch}; teacher "
+        f"{'trained in %.0f s' % took if took else 'loaded from the cache'}",
+        flush=True,
+    )
 
     def acc(xs, ys):
         def f(model):
             model.eval()
             with torch.no_grad():
-                pred = torch.cat([model(xs[i:i + 250]).argmax(-1) for i in range(0, len(ys), 250)])
+                pred = torch.cat([model(xs[i : i + 250]).argmax(-1) for i in range(0, len(ys), 250)])
             return float((pred == ys).float().mean())
+
         return f
 
     evaluate = {"test": acc(xt, yt), **({"val": acc(xv, yv)} if len(yv) else {})}
     calib = Batches(len(y), args.vit_batch, lambda idx: x[idx], shuffle=False)
     loader = Batches(len(y), args.vit_batch, lambda idx: (x[idx], y[idx]))
     stages = had_stages(args.vit_steps, lr=args.vit_lr)
-    key = {"teacher": _key({**arch, "e": args.vit_epochs, "n": len(y), "lr": args.vit_teacher_lr}), "smoke": args.smoke,
-           "steps": args.vit_steps, "lr": args.vit_lr, "batch": args.vit_batch}
+    key = {
+        "teacher": _key({**arch, "e": args.vit_epochs, "n": len(y), "lr": args.vit_teacher_lr}),
+        "smoke": args.smoke,
+        "steps": args.vit_steps,
+        "lr": args.vit_lr,
+        "batch": args.vit_batch,
+    }
     rows = compare("vit-mnist", teacher, args.vit_n, calib, loader, evaluate, stages, args.seed, key)
-    table(f"ViT on MNIST digits ({len(yt)} test digits; HAD {4 * args.vit_steps} steps of {args.vit_batch}, "
-          f"lr {args.vit_lr:g}; {time.time() - t0:.0f} s)", rows, list(evaluate))
+    table(
+        f"ViT on MNIST digits ({len(yt)} test digits; HAD {4 * args.vit_steps} steps of {args.vit_batch}, "
+        f"lr {args.vit_lr:g}; {time.time() - t0:.0f} s)",
+        rows,
+        list(evaluate),
+    )
 
 
 # ---- MiniLM on tweets -------------------------------------------------------------------------------------
@@ -195,13 +259,17 @@ def minilm_demo(args) -> None:
     t0 = time.time()
     tuning = dict(train=36, batch=12, max_len=16) if args.smoke else {}
     max_len, n_teacher = tuning.get("max_len", 64), tuning.get("train", 4000)
-    tok, teacher = fine_tuned_classifier(**tuning, progress=lambda s, n, loss: print(
-        f"\r  fine-tuning {s}/{n} loss {loss:.3f}", end="", flush=True))
+    tok, teacher = fine_tuned_classifier(
+        **tuning, progress=lambda s, n, loss: print(f"\r  fine-tuning {s}/{n} loss {loss:.3f}", end="", flush=True)
+    )
     data = tweets(train=n_teacher + args.val, test=args.test)
     texts = data.train_text[:n_teacher]
     vtexts, vlabels = data.train_text[n_teacher:], data.y_train[n_teacher:]
-    print(f"MiniLM: teacher on {n_teacher} training tweets (max {max_len} tokens), {len(vlabels)} validation, "
-          f"{len(data.y_test)} test tweets; ready in {time.time() - t0:.0f} s", flush=True)
+    print(
+        f"MiniLM: teacher on {n_teacher} training tweets (max {max_len} tokens), {len(vlabels)} validation, "
+        f"{len(data.y_test)} test tweets; ready in {time.time() - t0:.0f} s",
+        flush=True,
+    )
 
     def acc(t, lab):
         return lambda model: accuracy(model.eval(), tok, t, lab, max_len=max_len)
@@ -209,19 +277,41 @@ def minilm_demo(args) -> None:
     evaluate = {"test": acc(data.test_text, data.y_test), **({"val": acc(vtexts, vlabels)} if len(vlabels) else {})}
 
     def make(idx):
-        return dict(tok([texts[i] for i in idx.tolist()], padding=True, truncation=True, max_length=max_len,
-                        return_tensors="pt"))
+        return dict(
+            tok(
+                [texts[i] for i in idx.tolist()], padding=True, truncation=True, max_length=max_len, return_tensors="pt"
+            )
+        )
 
     calib = Batches(len(texts), args.minilm_batch, make, shuffle=False)
     loader = Batches(len(texts), args.minilm_batch, make)
     stages = had_stages(args.minilm_steps, lr=args.minilm_lr)
-    key = {"teacher": {**tuning}, "steps": args.minilm_steps, "lr": args.minilm_lr, "batch": args.minilm_batch,
-           "calib": args.minilm_calib}
+    key = {
+        "teacher": {**tuning},
+        "steps": args.minilm_steps,
+        "lr": args.minilm_lr,
+        "batch": args.minilm_batch,
+        "calib": args.minilm_calib,
+    }
     calib_batches = _first(calib, args.minilm_calib)
-    rows = compare("minilm-tweets", teacher, args.minilm_n, calib_batches, loader, evaluate, stages, args.seed, key,
-                   allow_short=True)
-    table(f"MiniLM-L6 on tweets ({len(data.y_test)} test tweets; HAD {4 * args.minilm_steps} steps of "
-          f"{args.minilm_batch}, lr {args.minilm_lr:g}; {time.time() - t0:.0f} s)", rows, list(evaluate))
+    rows = compare(
+        "minilm-tweets",
+        teacher,
+        args.minilm_n,
+        calib_batches,
+        loader,
+        evaluate,
+        stages,
+        args.seed,
+        key,
+        allow_short=True,
+    )
+    table(
+        f"MiniLM-L6 on tweets ({len(data.y_test)} test tweets; HAD {4 * args.minilm_steps} steps of "
+        f"{args.minilm_batch}, lr {args.minilm_lr:g}; {time.time() - t0:.0f} s)",
+        rows,
+        list(evaluate),
+    )
 
 
 def _first(batches, n: int) -> list:
@@ -254,8 +344,11 @@ def main() -> None:
     parser.add_argument("--minilm-batch", type=int, default=16)
     parser.add_argument("--minilm-calib", type=int, default=25, help="calibration batches (the paper: 100)")
     parser.add_argument("--test", type=int, default=1000, help="held-out tweets")
-    parser.add_argument("--smoke", action="store_true",
-                        help="a CI-sized run (< 1 minute): tiny teachers, 2 HAD steps per stage, N 4 and all")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a CI-sized run (< 1 minute): tiny teachers, 2 HAD steps per stage, N 4 and all",
+    )
     args = parser.parse_args()
     if args.smoke:
         args.vit_n, args.minilm_n = [4, 0], [4, 0]

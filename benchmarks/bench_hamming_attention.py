@@ -57,8 +57,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(args.seed)
-    print(f"CPU, torch {torch.__version__} ({torch.get_num_threads()} threads), numpy {np.__version__}; batch "
-          f"{args.batch}, {args.heads} heads, head_dim {args.head_dim}; best of {args.repeat} runs, ms")
+    print(
+        f"CPU, torch {torch.__version__} ({torch.get_num_threads()} threads), numpy {np.__version__}; batch "
+        f"{args.batch}, {args.heads} heads, head_dim {args.head_dim}; best of {args.repeat} runs, ms"
+    )
     print(f"{'L':>5} {'N':>4} {'float 3-op':>10} {'sdpa':>8} {'hamming':>8} {'ham/float':>9} {'ham/sdpa':>8}")
     with torch.inference_mode():
         for length in args.lengths:
@@ -74,8 +76,10 @@ def main() -> None:
             t = best_ms(fns, args.repeat)
             for n in args.n_top:
                 if n in t:
-                    print(f"{length:>5} {n:>4} {t['float']:>10.2f} {t['sdpa']:>8.2f} {t[n]:>8.2f} "
-                          f"{t[n] / t['float']:>9.2f} {t[n] / t['sdpa']:>8.2f}")
+                    print(
+                        f"{length:>5} {n:>4} {t['float']:>10.2f} {t['sdpa']:>8.2f} {t[n]:>8.2f} "
+                        f"{t[n] / t['float']:>9.2f} {t[n] / t['sdpa']:>8.2f}"
+                    )
         length, n = 512, 32
         if length in args.lengths:
             shape = (args.batch, args.heads, length, args.head_dim)
@@ -83,7 +87,8 @@ def main() -> None:
             qw, kw = pack_signs(q).numpy(), pack_signs(k).numpy()
             idx, _ = hamming_top_n(qw, kw, n, d=args.head_dim)
             rows = torch.from_numpy(idx) + (torch.arange(args.batch * args.heads) * length).view(
-                args.batch, args.heads, 1, 1)
+                args.batch, args.heads, 1, 1
+            )
             p = torch.softmax(torch.randn(*idx.shape, generator=g), -1)
             sim = (args.head_dim - 2 * torch.from_numpy(_hamming(qw, kw).astype(np.int16))).float()
             m = HammingAttention(n, "sign").eval()
@@ -95,7 +100,8 @@ def main() -> None:
                 f"XNOR-popcount + exact top-{n} (hamming_top_n)": lambda: hamming_top_n(qw, kw, n, d=args.head_dim),
                 f"softmax over {n}": lambda: torch.softmax(p, -1),
                 f"sparse A.V ({n} rows gathered, embedding_bag)": lambda: F.embedding_bag(
-                    rows.view(-1, n), v.reshape(-1, args.head_dim), per_sample_weights=p.reshape(-1, n), mode="sum"),
+                    rows.view(-1, n), v.reshape(-1, args.head_dim), per_sample_weights=p.reshape(-1, n), mode="sum"
+                ),
                 "for comparison: XNOR-popcount alone, all scores": lambda: _hamming(qw, kw),
                 f"for comparison: torch.topk({n}) on the scores": lambda: torch.topk(sim, n, dim=-1),
                 "for comparison: float attention (3 ops)": lambda: float_attention(q, k, v),

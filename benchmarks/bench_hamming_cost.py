@@ -46,9 +46,15 @@ def attention_part(wl: Workload, spec: ck.HardwareSpec, report) -> dict:
     for r in rows:
         for key, value in r.items():
             if key.startswith("energy_") and key != "energy_j" and value:
-                parts[key[len("energy_"):-2]] = parts.get(key[len("energy_"):-2], 0.0) + value
-    return {"energy_j": energy, "latency_s": latency, "power_w": energy / latency, "area_mm2": area, "parts": parts,
-            "kinds": {r["kind"] for r in rows}}
+                parts[key[len("energy_") : -2]] = parts.get(key[len("energy_") : -2], 0.0) + value
+    return {
+        "energy_j": energy,
+        "latency_s": latency,
+        "power_w": energy / latency,
+        "area_mm2": area,
+        "parts": parts,
+        "kinds": {r["kind"] for r in rows},
+    }
 
 
 def reduction(new: float, old: float) -> str:
@@ -67,12 +73,16 @@ def main() -> None:
     start = time.perf_counter()
     base = ck.HardwareSpec.preset(args.spec)
     cam = base.cam_attention
-    print(f"spec {args.spec}: {base.technology.node_nm:g} nm, clock {base.technology.clock_hz / 1e9:g} GHz, digital "
-          f"{base.digital.lanes} lanes x {base.digital.data_bits} bits; HAD N = {args.n_top}; CAM unit: "
-          f"{cam.rows} x {cam.cols} arrays, {cam.adc_type} converters (1 per {cam.rows_per_adc} rows), figures at "
-          f"{cam.figures_node_nm:g} nm scaled to {base.technology.node_nm:g} nm\n")
-    print("| model | L | A V on | attention | energy | latency | power | area added | chip energy | chip latency "
-          "| chip area |")
+    print(
+        f"spec {args.spec}: {base.technology.node_nm:g} nm, clock {base.technology.clock_hz / 1e9:g} GHz, digital "
+        f"{base.digital.lanes} lanes x {base.digital.data_bits} bits; HAD N = {args.n_top}; CAM unit: "
+        f"{cam.rows} x {cam.cols} arrays, {cam.adc_type} converters (1 per {cam.rows_per_adc} rows), figures at "
+        f"{cam.figures_node_nm:g} nm scaled to {base.technology.node_nm:g} nm\n"
+    )
+    print(
+        "| model | L | A V on | attention | energy | latency | power | area added | chip energy | chip latency "
+        "| chip area |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     summary = []
     splits = []
@@ -87,57 +97,81 @@ def main() -> None:
                     rep = ck.estimate(wl, spec)
                     part = attention_part(wl, spec, rep)
                     res[label] = (rep, part)
-                    print(f"| {name} | {L} | {av_unit} | {label} | {part['energy_j'] * 1e6:.3f} uJ | "
-                          f"{part['latency_s'] * 1e6:.2f} us | {part['power_w'] * 1e3:.2f} mW | "
-                          f"{part['area_mm2']:.3f} mm^2 | {rep.energy_j * 1e6:.1f} uJ | {rep.latency_s * 1e3:.3f} ms | "
-                          f"{rep.area_mm2:.2f} mm^2 |")
+                    print(
+                        f"| {name} | {L} | {av_unit} | {label} | {part['energy_j'] * 1e6:.3f} uJ | "
+                        f"{part['latency_s'] * 1e6:.2f} us | {part['power_w'] * 1e3:.2f} mW | "
+                        f"{part['area_mm2']:.3f} mm^2 | {rep.energy_j * 1e6:.1f} uJ | {rep.latency_s * 1e3:.3f} ms | "
+                        f"{rep.area_mm2:.2f} mm^2 |"
+                    )
                 (rs, ps), (rh, ph) = res["standard"], res["HAD"]
                 summary.append((name, L, av_unit, ps, ph, rs, rh))
                 if av_unit == "digital":
                     splits.append((name, L, ps, ph, energy_by_event(had, spec)))
 
-    print(f"\nReductions, HAD against standard attention on the same chip (HAD's own: {HAD_AREA:.0%} area, "
-          f"{HAD_POWER:.0%} power):\n")
-    print("| model | L | A V on | attention energy | attention latency | attention power | attention area | chip "
-          "energy | chip latency | chip area |")
+    print(
+        f"\nReductions, HAD against standard attention on the same chip (HAD's own: {HAD_AREA:.0%} area, "
+        f"{HAD_POWER:.0%} power):\n"
+    )
+    print(
+        "| model | L | A V on | attention energy | attention latency | attention power | attention area | chip "
+        "energy | chip latency | chip area |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, L, av_unit, ps, ph, rs, rh in summary:
-        print(f"| {name} | {L} | {av_unit} | {reduction(ph['energy_j'], ps['energy_j'])} | "
-              f"{reduction(ph['latency_s'], ps['latency_s'])} | {reduction(ph['power_w'], ps['power_w'])} | "
-              f"{reduction(ph['area_mm2'], ps['area_mm2'])} | {reduction(rh.energy_j, rs.energy_j)} | "
-              f"{reduction(rh.latency_s, rs.latency_s)} | {reduction(rh.area_mm2, rs.area_mm2)} |")
+        print(
+            f"| {name} | {L} | {av_unit} | {reduction(ph['energy_j'], ps['energy_j'])} | "
+            f"{reduction(ph['latency_s'], ps['latency_s'])} | {reduction(ph['power_w'], ps['power_w'])} | "
+            f"{reduction(ph['area_mm2'], ps['area_mm2'])} | {reduction(rh.energy_j, rs.energy_j)} | "
+            f"{reduction(rh.latency_s, rs.latency_s)} | {reduction(rh.area_mm2, rs.area_mm2)} |"
+        )
 
     print("\nWhere the attention's energy goes (A V on the digital unit), in uJ per inference:\n")
-    print("| model | L | attention | digital (MACs, softmax) | buffer + wires | CAM: key writes | CAM: match-line "
-          "search | CAM: score conversions | CAM: partial-score adds | top-N selector |")
+    print(
+        "| model | L | attention | digital (MACs, softmax) | buffer + wires | CAM: key writes | CAM: match-line "
+        "search | CAM: score conversions | CAM: partial-score adds | top-N selector |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, L, ps, ph, split in splits:
         for label, part in (("standard", ps), ("HAD", ph)):
             p = part["parts"]
             cam_ev = split.get("cam_attention", {}) if label == "HAD" else {}
-            cells = [p.get("digital", 0.0), p.get("buffer", 0.0) + p.get("interconnect", 0.0),
-                     cam_ev.get("cam_bits_written", 0.0),
-                     cam_ev.get("cam_rows_searched", 0.0) + cam_ev.get("cam_bits_searched", 0.0),
-                     cam_ev.get("cam_conversions", 0.0), cam_ev.get("cam_partial_adds", 0.0),
-                     p.get("topn_selector", 0.0)]
+            cells = [
+                p.get("digital", 0.0),
+                p.get("buffer", 0.0) + p.get("interconnect", 0.0),
+                cam_ev.get("cam_bits_written", 0.0),
+                cam_ev.get("cam_rows_searched", 0.0) + cam_ev.get("cam_bits_searched", 0.0),
+                cam_ev.get("cam_conversions", 0.0),
+                cam_ev.get("cam_partial_adds", 0.0),
+                p.get("topn_selector", 0.0),
+            ]
             print(f"| {name} | {L} | {label} | " + " | ".join(f"{c * 1e6:.3f}" for c in cells) + " |")
     name, L = args.models[-1], args.lengths[-1]
     std = ck.zoo.workload(name, seq_len=L)
     ps = attention_part(std, base, ck.estimate(std, base))
-    print(f"\nSensitivity ({name}, L = {L}, A V digital): HAD's attention energy and its reduction against standard "
-          f"attention ({ps['energy_j'] * 1e6:.1f} uJ), one knob at a time:\n")
+    print(
+        f"\nSensitivity ({name}, L = {L}, A V digital): HAD's attention energy and its reduction against standard "
+        f"attention ({ps['energy_j'] * 1e6:.1f} uJ), one knob at a time:\n"
+    )
     print("| N | converter | score bits | HAD attention energy | CAM unit share | reduction | CAM + selector area |")
     print("|---|---|---|---|---|---|---|")
-    for n_top, adc, bits in ((args.n_top, cam.adc_type, None), (args.n_top, "survey", None), (args.n_top, "mlsa", None),
-                             (args.n_top, cam.adc_type, 4), (16, cam.adc_type, None), (64, cam.adc_type, None),
-                             (128, cam.adc_type, None)):
+    for n_top, adc, bits in (
+        (args.n_top, cam.adc_type, None),
+        (args.n_top, "survey", None),
+        (args.n_top, "mlsa", None),
+        (args.n_top, cam.adc_type, 4),
+        (16, cam.adc_type, None),
+        (64, cam.adc_type, None),
+        (128, cam.adc_type, None),
+    ):
         spec = base.replace(**{"cam_attention.adc_type": adc, "cam_attention.score_bits": bits})
         had = std.with_hamming_attention(n_top)
         rep = ck.estimate(had, spec)
         ph = attention_part(had, spec, rep)
         unit = ph["parts"].get("cam_attention", 0.0) + ph["parts"].get("topn_selector", 0.0)
-        print(f"| {n_top} | {adc} | {bits or 'exact'} | {ph['energy_j'] * 1e6:.2f} uJ | {unit / ph['energy_j']:.1%} | "
-              f"{reduction(ph['energy_j'], ps['energy_j'])} | {ph['area_mm2']:.3f} mm^2 |")
+        print(
+            f"| {n_top} | {adc} | {bits or 'exact'} | {ph['energy_j'] * 1e6:.2f} uJ | {unit / ph['energy_j']:.1%} | "
+            f"{reduction(ph['energy_j'], ps['energy_j'])} | {ph['area_mm2']:.3f} mm^2 |"
+        )
     print(f"\n{time.perf_counter() - start:.1f} s")
 
 

@@ -56,6 +56,7 @@ PAPER = {
 class Setup:
     """How much of the benchmark runs: epochs per training run, the seeds, the label-noise fractions, data
     sizes (None: all), quantization bits, test images on the chip, calibration images, Hessian iterations."""
+
     epochs: int
     seeds: tuple[int, ...]
     noise: tuple[float, ...]
@@ -70,13 +71,45 @@ class Setup:
 
 
 SETUPS = {
-    "full": Setup(epochs=15, seeds=(0, 1, 2), noise=(0.0, 0.4, 0.8), n_train=None, n_test=None,
-                  bits=(8, 6, 4, 3, 2), chip_images=None, calib_images=128, hessian_images=512, hessian_iters=100,
-                  noisy_chip=True),
-    "quick": Setup(epochs=6, seeds=(0,), noise=(0.0, 0.8), n_train=None, n_test=None, bits=(8, 6, 4, 3, 2),
-                   chip_images=500, calib_images=128, hessian_images=256, hessian_iters=50, noisy_chip=True),
-    "smoke": Setup(epochs=1, seeds=(0,), noise=(0.0, 0.8), n_train=192, n_test=100, bits=(8, 6, 4, 3, 2),
-                   chip_images=50, calib_images=16, hessian_images=64, hessian_iters=5, noisy_chip=False),
+    "full": Setup(
+        epochs=15,
+        seeds=(0, 1, 2),
+        noise=(0.0, 0.4, 0.8),
+        n_train=None,
+        n_test=None,
+        bits=(8, 6, 4, 3, 2),
+        chip_images=None,
+        calib_images=128,
+        hessian_images=512,
+        hessian_iters=100,
+        noisy_chip=True,
+    ),
+    "quick": Setup(
+        epochs=6,
+        seeds=(0,),
+        noise=(0.0, 0.8),
+        n_train=None,
+        n_test=None,
+        bits=(8, 6, 4, 3, 2),
+        chip_images=500,
+        calib_images=128,
+        hessian_images=256,
+        hessian_iters=50,
+        noisy_chip=True,
+    ),
+    "smoke": Setup(
+        epochs=1,
+        seeds=(0,),
+        noise=(0.0, 0.8),
+        n_train=192,
+        n_test=100,
+        bits=(8, 6, 4, 3, 2),
+        chip_images=50,
+        calib_images=16,
+        hessian_images=64,
+        hessian_iters=5,
+        noisy_chip=False,
+    ),
 }
 
 
@@ -98,9 +131,12 @@ def quantizer() -> tuple[Callable[[nn.Module, int], nn.Module], str]:
                         scale = w.abs().amax(dim=tuple(range(1, w.dim())), keepdim=True) / (2 ** (bits - 1) - 1)
                         w.copy_(torch.where(scale > 0, torch.round(w / scale.clamp_min(1e-30)) * scale, w))
             return q
+
         return local, "local per-channel symmetric rounding (cimkit.train.quant not available)"
-    return (lambda model, bits: quantize_weights(model, bits, granularity="per_channel", symmetric=True),
-            "cimkit.train.quant.quantize_weights(per_channel, symmetric)")
+    return (
+        lambda model, bits: quantize_weights(model, bits, granularity="per_channel", symmetric=True),
+        "cimkit.train.quant.quantize_weights(per_channel, symmetric)",
+    )
 
 
 def noisy_labels(y: torch.Tensor, fraction: float, seed: int, classes: int = 10) -> torch.Tensor:
@@ -121,8 +157,16 @@ def make_optimizer(name: str, model: nn.Module) -> torch.optim.Optimizer:
     return HERO(model.parameters(), torch.optim.SGD, rho=RECIPE["rho"], lam=RECIPE["lam"], **base)
 
 
-def train(name: str, x: torch.Tensor, y: torch.Tensor, seed: int, epochs: int, checkpoint: Path | None,
-          progress: bool, label: str) -> nn.Module:
+def train(
+    name: str,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    seed: int,
+    epochs: int,
+    checkpoint: Path | None,
+    progress: bool,
+    label: str,
+) -> nn.Module:
     """``small_cnn`` (initialized with ``seed``) trained by optimizer ``name`` for ``epochs`` on ``(x, y)``:
     minibatches of ``RECIPE['batch']`` drawn by ``batch_indices(seed, epoch, index)``, the learning rate
     cosine-annealed per step, HERO's penalty off in the first epoch (when there are four or more)."""
@@ -161,9 +205,18 @@ def train(name: str, x: torch.Tensor, y: torch.Tensor, seed: int, epochs: int, c
         opt.load_state_dict(saved["opt"])
 
     settings = {"optimizer": name, "seed": seed, "epochs": epochs, "n": n, "label": label, **RECIPE}
-    run_epochs(step, epochs=epochs, steps_per_epoch=steps, state=state, load=load, settings=settings,
-               checkpoint=checkpoint, progress=progress, description=f"{name} {label} seed {seed}",
-               what="bench_hero")
+    run_epochs(
+        step,
+        epochs=epochs,
+        steps_per_epoch=steps,
+        state=state,
+        load=load,
+        settings=settings,
+        checkpoint=checkpoint,
+        progress=progress,
+        description=f"{name} {label} seed {seed}",
+        what="bench_hero",
+    )
     return model.eval()
 
 
@@ -172,14 +225,15 @@ def evaluate(model: nn.Module, data, setup: Setup, seed: int, quantize, specs: d
     out: dict[str, float] = {}
     for bits in setup.bits:
         out[f"PTQ {bits}b"] = accuracy(quantize(model, bits), data.x_test, data.y_test)
-    chip_x = data.x_test if setup.chip_images is None else data.x_test[:setup.chip_images]
-    chip_y = data.y_test if setup.chip_images is None else data.y_test[:setup.chip_images]
+    chip_x = data.x_test if setup.chip_images is None else data.x_test[: setup.chip_images]
+    chip_y = data.y_test if setup.chip_images is None else data.y_test[: setup.chip_images]
     for label, spec in specs.items():
-        out[label] = cim_accuracy(model, spec, seed, data.x_train[:setup.calib_images], chip_x, chip_y)
-    xh, yh = data.x_train[:setup.hessian_images], data.y_train[:setup.hessian_images]
+        out[label] = cim_accuracy(model, spec, seed, data.x_train[: setup.calib_images], chip_x, chip_y)
+    xh, yh = data.x_train[: setup.hessian_images], data.y_train[: setup.hessian_images]
     loss_fn = nn.CrossEntropyLoss()
-    out["lambda_max"] = hessian_top_eigenvalue(lambda: loss_fn(model(xh), yh), model.parameters(),
-                                               iters=setup.hessian_iters, tol=1e-4, seed=seed)
+    out["lambda_max"] = hessian_top_eigenvalue(
+        lambda: loss_fn(model(xh), yh), model.parameters(), iters=setup.hessian_iters, tol=1e-4, seed=seed
+    )
     return out
 
 
@@ -224,8 +278,13 @@ def run(setup: Setup, checkpoint_dir: Path | None, progress: bool) -> dict:
     t0 = time.perf_counter()
     data = mnist()
     if setup.n_train or setup.n_test:
-        data = replace(data, x_train=data.x_train[:setup.n_train], y_train=data.y_train[:setup.n_train],
-                       x_test=data.x_test[:setup.n_test], y_test=data.y_test[:setup.n_test])
+        data = replace(
+            data,
+            x_train=data.x_train[: setup.n_train],
+            y_train=data.y_train[: setup.n_train],
+            x_test=data.x_test[: setup.n_test],
+            y_test=data.y_test[: setup.n_test],
+        )
     quantize, quant_name = quantizer()
     base = ck.HardwareSpec.preset("rram-22nm")
     specs = {"CIM rram": base}
@@ -238,8 +297,11 @@ def run(setup: Setup, checkpoint_dir: Path | None, progress: bool) -> dict:
             label = "clean" if fraction == 0 else f"noise {fraction:.0%}"
             y = data.y_train if fraction == 0 else noisy_labels(data.y_train, fraction, seed)
             for name in OPTIMIZERS:
-                path = None if checkpoint_dir is None else \
-                    checkpoint_dir / f"hero_{name}_{label.replace(' ', '').replace('%', '')}_seed{seed}.pt"
+                path = (
+                    None
+                    if checkpoint_dir is None
+                    else checkpoint_dir / f"hero_{name}_{label.replace(' ', '').replace('%', '')}_seed{seed}.pt"
+                )
                 t = time.perf_counter()
                 model = train(name, data.x_train, y, seed, setup.epochs, path, progress, label)
                 seconds[name] += time.perf_counter() - t
@@ -250,15 +312,24 @@ def run(setup: Setup, checkpoint_dir: Path | None, progress: bool) -> dict:
                     results[name].setdefault(key, []).append(value)
 
     noise_cols = ["clean"] + [f"noise {f:.0%}" for f in setup.noise if f > 0]
-    tables = [("test accuracy (%), trained on clean / randomized labels; top Hessian eigenvalue", noise_cols + ["lambda_max"]),
-              (f"test accuracy (%) after post-training quantization [{quant_name}]",
-               [f"PTQ {b}b" for b in setup.bits]),
-              ("test accuracy (%) on the rram-22nm chip (2% programming noise" +
-               (", and 6%)" if setup.noisy_chip else ")"), list(specs))]
+    tables = [
+        (
+            "test accuracy (%), trained on clean / randomized labels; top Hessian eigenvalue",
+            noise_cols + ["lambda_max"],
+        ),
+        (f"test accuracy (%) after post-training quantization [{quant_name}]", [f"PTQ {b}b" for b in setup.bits]),
+        (
+            "test accuracy (%) on the rram-22nm chip (2% programming noise"
+            + (", and 6%)" if setup.noisy_chip else ")"),
+            list(specs),
+        ),
+    ]
     n_train, n_test = len(data.y_train), len(data.y_test)
-    print(f"SGD vs SAM vs HERO, small_cnn on {n_train} MNIST training digits, {n_test} test digits; "
-          f"{setup.epochs} epochs, seeds {list(setup.seeds)} (mean±std); rho {RECIPE['rho']}, lam {RECIPE['lam']}, "
-          f"lr {RECIPE['lr']} cosine, momentum {RECIPE['momentum']}, wd {RECIPE['weight_decay']}")
+    print(
+        f"SGD vs SAM vs HERO, small_cnn on {n_train} MNIST training digits, {n_test} test digits; "
+        f"{setup.epochs} epochs, seeds {list(setup.seeds)} (mean±std); rho {RECIPE['rho']}, lam {RECIPE['lam']}, "
+        f"lr {RECIPE['lr']} cosine, momentum {RECIPE['momentum']}, wd {RECIPE['weight_decay']}"
+    )
     for title, cols in tables:
         print(f"\n{title}")
         print(f"{'':6}" + "".join(f"{c:>14}" for c in cols))
@@ -267,8 +338,10 @@ def run(setup: Setup, checkpoint_dir: Path | None, progress: bool) -> dict:
             print(f"{name:6}" + "".join(f"{c:>14}" for c in cells))
 
     def gains(keys: list[str]) -> str:
-        return ", ".join(f"{k}: SAM {paired_gain(results, k, 'SAM'):+.1f}, HERO {paired_gain(results, k, 'HERO'):+.1f}"
-                         for k in keys)
+        return ", ".join(
+            f"{k}: SAM {paired_gain(results, k, 'SAM'):+.1f}, HERO {paired_gain(results, k, 'HERO'):+.1f}" for k in keys
+        )
+
     low_bits = [f"PTQ {b}b" for b in setup.bits if b <= 4]
     print("\ngain over SGD in points (mean over seeds of the paired difference), the paper's claim beside:")
     print(f"  clean        ours {gains(['clean'])}   | paper: {PAPER['clean']}")
@@ -276,12 +349,19 @@ def run(setup: Setup, checkpoint_dir: Path | None, progress: bool) -> dict:
         print(f"  label noise  ours {gains(noise_cols[1:])}   | paper: {PAPER['noise']}")
     print(f"  PTQ          ours {gains(low_bits)}   | paper: {PAPER['ptq']}")
     print(f"  CIM          ours {gains(list(specs))}")
-    ratio = {n: statistics.mean(results[n]['lambda_max']) / statistics.mean(results['SGD']['lambda_max'])
-             for n in ("SAM", "HERO")}
-    print(f"  lambda_max   SAM {ratio['SAM']:.2f}x, HERO {ratio['HERO']:.2f}x SGD's   | paper: HERO has the "
-          "smallest Hessian eigenvalues")
-    print("\ntraining time: " + ", ".join(f"{n} {seconds[n]:.0f} s" for n in OPTIMIZERS)
-          + f"; total {time.perf_counter() - t0:.0f} s")
+    ratio = {
+        n: statistics.mean(results[n]["lambda_max"]) / statistics.mean(results["SGD"]["lambda_max"])
+        for n in ("SAM", "HERO")
+    }
+    print(
+        f"  lambda_max   SAM {ratio['SAM']:.2f}x, HERO {ratio['HERO']:.2f}x SGD's   | paper: HERO has the "
+        "smallest Hessian eigenvalues"
+    )
+    print(
+        "\ntraining time: "
+        + ", ".join(f"{n} {seconds[n]:.0f} s" for n in OPTIMIZERS)
+        + f"; total {time.perf_counter() - t0:.0f} s"
+    )
     return results
 
 

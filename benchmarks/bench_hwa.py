@@ -75,15 +75,18 @@ def variants() -> list[Variant]:
     rram, pcm = ck.HardwareSpec.preset("rram-22nm"), ck.HardwareSpec.preset("pcm")
     return [
         Variant("rram-22nm", rram),
-        Variant("rram-22nm, prog. noise x3", rram.replace(**{"device.programming_noise_frac":
-                                                             3 * rram.device.programming_noise_frac})),
+        Variant(
+            "rram-22nm, prog. noise x3",
+            rram.replace(**{"device.programming_noise_frac": 3 * rram.device.programming_noise_frac}),
+        ),
         Variant("pcm", pcm),
         Variant("pcm, read after 1 year", pcm, ONE_YEAR_S),
     ]
 
 
-def float_train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float, seed: int,
-                batch_size: int = 64) -> nn.Module:
+def float_train(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float, seed: int, batch_size: int = 64
+) -> nn.Module:
     """Adam in float with the minibatches ``HardwareAwareTrainer`` draws for ``seed`` (same budget, no chip)."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
@@ -96,8 +99,9 @@ def float_train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: i
     return model.eval()
 
 
-def on_chips(model: nn.Module, variant: Variant, x_cal: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
-             chips: int) -> list[float]:
+def on_chips(
+    model: nn.Module, variant: Variant, x_cal: torch.Tensor, x: torch.Tensor, y: torch.Tensor, chips: int
+) -> list[float]:
     """Test accuracy of ``model`` programmed onto chips of seeds ``CHIP_SEED0 ...``, read at the variant's time,
     each calibrated on ``x_cal``."""
     accs = []
@@ -119,8 +123,9 @@ def mnist_task(mode: str) -> Task:
         return Task("MNIST CNN", model, x, y, data.x_test[:32], data.y_test[:32], 1, 3e-4)
     model = train_or_load(data.x_train, data.y_train)  # 12 epochs of Adam on the 4,000 digits, cached
     if mode == "quick":
-        return Task("MNIST CNN", model, data.x_train[:2000], data.y_train[:2000], data.x_test[:500],
-                    data.y_test[:500], 2, 3e-4)
+        return Task(
+            "MNIST CNN", model, data.x_train[:2000], data.y_train[:2000], data.x_test[:500], data.y_test[:500], 2, 3e-4
+        )
     return Task("MNIST CNN", model, data.x_train, data.y_train, data.x_test, data.y_test, 10, 3e-4)
 
 
@@ -145,44 +150,69 @@ def _stats(accs: Sequence[float]) -> str:
     return f"{100 * statistics.mean(accs):5.1f} +- {100 * std:3.1f} ({100 * min(accs):5.1f})"
 
 
-def run(tasks: list[Task], chip_variants: list[Variant], *, chips: int, cal: int, seed: int,
-        log: Callable[[str], None]) -> list[dict]:
+def run(
+    tasks: list[Task], chip_variants: list[Variant], *, chips: int, cal: int, seed: int, log: Callable[[str], None]
+) -> list[dict]:
     rows = []
     for task in tasks:
         x_cal = task.x[:cal]
         for v in chip_variants:
             t0 = time.perf_counter()
-            float_model = float_train(copy.deepcopy(task.model), task.x, task.y, epochs=task.epochs, lr=task.lr,
-                                      seed=seed)
+            float_model = float_train(
+                copy.deepcopy(task.model), task.x, task.y, epochs=task.epochs, lr=task.lr, seed=seed
+            )
             t1 = time.perf_counter()
-            trainer = HardwareAwareTrainer(v.spec, epochs=task.epochs, lr=task.lr, seed=seed,
-                                           noise_schedule="linear", noise_start=1.0, noise_end=1.5,
-                                           t_inference_s=v.t_inference_s)
+            trainer = HardwareAwareTrainer(
+                v.spec,
+                epochs=task.epochs,
+                lr=task.lr,
+                seed=seed,
+                noise_schedule="linear",
+                noise_start=1.0,
+                noise_end=1.5,
+                t_inference_s=v.t_inference_s,
+            )
             hwa_model = trainer.fit(task.model, task.x, task.y).eval()
             t2 = time.perf_counter()
             a = on_chips(float_model, v, x_cal, task.x_test, task.y_test, chips)
             b = on_chips(hwa_model, v, x_cal, task.x_test, task.y_test, chips)
-            row = dict(task=task.name, chip=v.label, float_acc=accuracy(float_model, task.x_test, task.y_test),
-                       hwa_float_acc=accuracy(hwa_model, task.x_test, task.y_test), float_cim=a, hwa_cim=b,
-                       hwa_s=t2 - t1, float_s=t1 - t0, eval_s=time.perf_counter() - t2)
+            row = dict(
+                task=task.name,
+                chip=v.label,
+                float_acc=accuracy(float_model, task.x_test, task.y_test),
+                hwa_float_acc=accuracy(hwa_model, task.x_test, task.y_test),
+                float_cim=a,
+                hwa_cim=b,
+                hwa_s=t2 - t1,
+                float_s=t1 - t0,
+                eval_s=time.perf_counter() - t2,
+            )
             rows.append(row)
-            log(f"  {task.name} on {v.label}: float-trained {_stats(a)}, HWA {_stats(b)}  "
-                f"(HWA {row['hwa_s']:.0f} s, chips {row['eval_s']:.0f} s)")
+            log(
+                f"  {task.name} on {v.label}: float-trained {_stats(a)}, HWA {_stats(b)}  "
+                f"(HWA {row['hwa_s']:.0f} s, chips {row['eval_s']:.0f} s)"
+            )
     return rows
 
 
 def table(rows: list[dict], chips: int) -> str:
-    head = (f"{'task':<16} {'chip':<27} {'float acc':>11} {'CIM, float-trained':>21} {'CIM, HWA':>21} "
-            f"{'gain':>6} {'gain':>6}")
-    sub = (f"{'':<16} {'':<27} {'float/HWA':>11} {'mean +- std (min)':>21} {'mean +- std (min)':>21} "
-           f"{'mean':>6} {'min':>6}")
+    head = (
+        f"{'task':<16} {'chip':<27} {'float acc':>11} {'CIM, float-trained':>21} {'CIM, HWA':>21} "
+        f"{'gain':>6} {'gain':>6}"
+    )
+    sub = (
+        f"{'':<16} {'':<27} {'float/HWA':>11} {'mean +- std (min)':>21} {'mean +- std (min)':>21} "
+        f"{'mean':>6} {'min':>6}"
+    )
     lines = [f"test accuracy (%); CIM: the same {chips} chip samples for both models", head, sub, "-" * len(head)]
     for r in rows:
         a, b = r["float_cim"], r["hwa_cim"]
         gain = 100 * (statistics.mean(b) - statistics.mean(a))
         gain_min = 100 * (min(b) - min(a))
-        lines.append(f"{r['task']:<16} {r['chip']:<27} {100 * r['float_acc']:5.1f}/{100 * r['hwa_float_acc']:<5.1f} "
-                     f"{_stats(a):>21} {_stats(b):>21} {gain:>+6.1f} {gain_min:>+6.1f}")
+        lines.append(
+            f"{r['task']:<16} {r['chip']:<27} {100 * r['float_acc']:5.1f}/{100 * r['hwa_float_acc']:<5.1f} "
+            f"{_stats(a):>21} {_stats(b):>21} {gain:>+6.1f} {gain_min:>+6.1f}"
+        )
     return "\n".join(lines)
 
 
@@ -192,8 +222,12 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     size.add_argument("--smoke", action="store_true", help="seconds: tiny subsets, one epoch, two chips (for CI)")
     size.add_argument("--quick", action="store_true", help="a few minutes: fewer images, epochs and chips")
     parser.add_argument("--chips", type=int, default=None, help="chip samples per model (default 5; quick 3)")
-    parser.add_argument("--tabular", default="synthetic", choices=ck.data.TABULAR,
-                        help="the tabular set (default: synthetic, sklearn's make_classification)")
+    parser.add_argument(
+        "--tabular",
+        default="synthetic",
+        choices=ck.data.TABULAR,
+        help="the tabular set (default: synthetic, sklearn's make_classification)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fine-tuning batches and HWA's noise")
     args = parser.parse_args(argv)
@@ -207,20 +241,24 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             tasks = [mnist_task(mode), tabular_task(args.tabular, mode)]
-            print(f"bench_hwa ({mode}): float fine-tuning vs hardware-aware fine-tuning, "
-                  f"{', '.join(f'{t.name} {t.epochs} epoch(s) lr {t.lr:g}' for t in tasks)}", flush=True)
+            print(
+                f"bench_hwa ({mode}): float fine-tuning vs hardware-aware fine-tuning, "
+                f"{', '.join(f'{t.name} {t.epochs} epoch(s) lr {t.lr:g}' for t in tasks)}",
+                flush=True,
+            )
             chip_variants = variants()
             if mode == "smoke":  # one clean and one noisy chip of each technology is enough to exercise the code
                 chip_variants = [chip_variants[0], chip_variants[3]]
-            rows = run(tasks, chip_variants, chips=chips, cal=cal, seed=args.seed,
-                       log=lambda s: print(s, flush=True))
+            rows = run(tasks, chip_variants, chips=chips, cal=cal, seed=args.seed, log=lambda s: print(s, flush=True))
     finally:
         torch.set_num_threads(threads)
     print()
     print(table(rows, chips))
-    print(f"\nHWA: fine-tuned from the float model on the chip (linear noise ramp 1x -> 1.5x, ADCs calibrated each "
-          f"epoch); 'pcm, read after 1 year': both deployed and (HWA) trained at t = 1 year. "
-          f"Wall time {time.perf_counter() - start:.0f} s.")
+    print(
+        f"\nHWA: fine-tuned from the float model on the chip (linear noise ramp 1x -> 1.5x, ADCs calibrated each "
+        f"epoch); 'pcm, read after 1 year': both deployed and (HWA) trained at t = 1 year. "
+        f"Wall time {time.perf_counter() - start:.0f} s."
+    )
     return rows
 
 

@@ -54,16 +54,30 @@ from cimkit.train.insitu import InSituTrainer, mlp, small_cnn
 
 SECTIONS = ("ordering", "depth", "cnn", "cost", "feedback")
 #: the chip: rram-22nm with one 8-bit cell per 8-bit weight, 8-bit ADCs, no read or programming noise
-SPEC_FIELDS = {"device.bits_per_cell": 8, "periphery.adc_bits": 8, "device.read_noise_frac": 0.0,
-               "device.programming_noise_frac": 0.0, "array.signed_mapping": "offset"}
+SPEC_FIELDS = {
+    "device.bits_per_cell": 8,
+    "periphery.adc_bits": 8,
+    "device.read_noise_frac": 0.0,
+    "device.programming_noise_frac": 0.0,
+    "array.signed_mapping": "offset",
+}
 SEED = 0
 
 #: MLP+NeuroSim V3.0 user manual, Table II: online-learning accuracy of the 400-100-10 MLP on MNIST
-NEUROSIM = {"epiram": 0.92, "gst-pcm": 0.89, "hzo-fefet": 0.88, "taox-hfox": 0.80, "ag-a-si": 0.72,
-            "pcmo": 0.33, "alox-hfo2": 0.20}
+NEUROSIM = {
+    "epiram": 0.92,
+    "gst-pcm": 0.89,
+    "hzo-fefet": 0.88,
+    "taox-hfox": 0.80,
+    "ag-a-si": 0.72,
+    "pcmo": 0.33,
+    "alox-hfo2": 0.20,
+}
 NEUROSIM_SOFTWARE = "96-97%"
-NEUROSIM_RUN = ("sigmoid neurons, 1-bit inputs and 1-bit hidden outputs, weights in [-1, 1] on one device + "
-                "reference column, lr 0.4 / 0.2 (its error term carries a factor 2), 125 epochs x 8,000 images")
+NEUROSIM_RUN = (
+    "sigmoid neurons, 1-bit inputs and 1-bit hidden outputs, weights in [-1, 1] on one device + "
+    "reference column, lr 0.4 / 0.2 (its error term carries a factor 2), 125 epochs x 8,000 images"
+)
 #: biotorch (jsalbert/biotorch, Benchmarks.md): LeNet on MNIST, top-1 test error
 BIOTORCH = {"bp": 0.0091, "dfa": 0.0161}
 ISSUE_QUOTE = {"bp": 0.0084, "dfa": 0.0171}  # quoted in the issue; not found in biotorch's repository
@@ -79,6 +93,7 @@ CNN_RECIPE = {"lr": 0.05, "loss": "cross_entropy", "weight_max": None, "batch_si
 @dataclass(frozen=True)
 class Setup:
     """How much runs: per section the training samples (None: all), epochs and devices (None: ideal)."""
+
     order_train: int | None
     order_test: int | None
     order_epochs: int
@@ -96,18 +111,51 @@ class Setup:
 
 ALL_DEVICES = (None, *NEUROSIM)
 SETUPS = {
-    "full": Setup(order_train=None, order_test=None, order_epochs=1, order_devices=ALL_DEVICES,
-                  depths=(2, 3, 4, 6, 8), activations=("tanh", "relu"), depth_train=800, depth_epochs=1,
-                  depth_devices=(None, "epiram", "ag-a-si"), cnn_train=None, cnn_epochs=1,
-                  cnn_devices=(None, "epiram"), cost_device="epiram"),
-    "quick": Setup(order_train=1500, order_test=None, order_epochs=1, order_devices=ALL_DEVICES,
-                   depths=(2, 4, 8), activations=("tanh", "relu"), depth_train=400, depth_epochs=1,
-                   depth_devices=(None, "epiram"), cnn_train=600, cnn_epochs=1, cnn_devices=(None, "epiram"),
-                   cost_device="epiram"),
-    "smoke": Setup(order_train=24, order_test=100, order_epochs=1, order_devices=("epiram",),
-                   depths=(2,), activations=("tanh",), depth_train=24, depth_epochs=1,
-                   depth_devices=("epiram",), cnn_train=16, cnn_epochs=1, cnn_devices=("epiram",),
-                   cost_device="epiram"),
+    "full": Setup(
+        order_train=None,
+        order_test=None,
+        order_epochs=1,
+        order_devices=ALL_DEVICES,
+        depths=(2, 3, 4, 6, 8),
+        activations=("tanh", "relu"),
+        depth_train=800,
+        depth_epochs=1,
+        depth_devices=(None, "epiram", "ag-a-si"),
+        cnn_train=None,
+        cnn_epochs=1,
+        cnn_devices=(None, "epiram"),
+        cost_device="epiram",
+    ),
+    "quick": Setup(
+        order_train=1500,
+        order_test=None,
+        order_epochs=1,
+        order_devices=ALL_DEVICES,
+        depths=(2, 4, 8),
+        activations=("tanh", "relu"),
+        depth_train=400,
+        depth_epochs=1,
+        depth_devices=(None, "epiram"),
+        cnn_train=600,
+        cnn_epochs=1,
+        cnn_devices=(None, "epiram"),
+        cost_device="epiram",
+    ),
+    "smoke": Setup(
+        order_train=24,
+        order_test=100,
+        order_epochs=1,
+        order_devices=("epiram",),
+        depths=(2,),
+        activations=("tanh",),
+        depth_train=24,
+        depth_epochs=1,
+        depth_devices=("epiram",),
+        cnn_train=16,
+        cnn_epochs=1,
+        cnn_devices=("epiram",),
+        cost_device="epiram",
+    ),
 }
 
 
@@ -176,14 +224,24 @@ class Runner:
         self.spec, self.checkpoint_dir, self.progress = spec, checkpoint_dir, progress
         self.runs: dict[str, dict] = {}
 
-    def run(self, key: str, model: nn.Module, data, *, rule: str, device: str | None, recipe: dict,
-            epochs: int) -> dict:
+    def run(
+        self, key: str, model: nn.Module, data, *, rule: str, device: str | None, recipe: dict, epochs: int
+    ) -> dict:
         if key in self.runs:
             return self.runs[key]
         x, y, xt, yt = data
-        trainer = InSituTrainer(self.spec, rule=rule, device=device, lr=recipe["lr"], epochs=epochs,
-                                batch_size=recipe["batch_size"], weight_max=recipe["weight_max"],
-                                loss=recipe["loss"], feedback_scale=recipe.get("feedback_scale", 1.0), seed=SEED)
+        trainer = InSituTrainer(
+            self.spec,
+            rule=rule,
+            device=device,
+            lr=recipe["lr"],
+            epochs=epochs,
+            batch_size=recipe["batch_size"],
+            weight_max=recipe["weight_max"],
+            loss=recipe["loss"],
+            feedback_scale=recipe.get("feedback_scale", 1.0),
+            seed=SEED,
+        )
         path = None
         if self.checkpoint_dir is not None:
             path = self.checkpoint_dir / f"insitu_{key}_n{len(y)}_e{epochs}_lr{recipe['lr']}_s{SEED}.pt"
@@ -191,15 +249,23 @@ class Runner:
         with warnings.catch_warnings():
             # ADC ranges per input bit that calibration never reached fall back to the full scale (said once per layer)
             warnings.filterwarnings("ignore", message=".*has not been run; using the fixed full-scale range")
-            trainer.fit(model, x, y, x_test=xt, y_test=yt, checkpoint=path, checkpoint_every=500,
-                        progress=self.progress)
+            trainer.fit(
+                model, x, y, x_test=xt, y_test=yt, checkpoint=path, checkpoint_every=500, progress=self.progress
+            )
         seconds = time.perf_counter() - t
         accs = [h["test_accuracy"] for h in trainer.history_ if "test_accuracy" in h]
         steps = sum(1 for h in trainer.history_ if "loss" in h)
         layer_pulses = [(w.ltp_pulses + w.ltd_pulses) / max(steps, 1) for w in trainer.writes_]
-        result = {"accuracy": accs[-1], "epoch_accuracy": accs, "steps": steps, "seconds": seconds,
-                  "pulses_per_step": sum(layer_pulses), "layer_pulses_per_step": layer_pulses,
-                  "trainer": trainer, "model": model}
+        result = {
+            "accuracy": accs[-1],
+            "epoch_accuracy": accs,
+            "steps": steps,
+            "seconds": seconds,
+            "pulses_per_step": sum(layer_pulses),
+            "layer_pulses_per_step": layer_pulses,
+            "trainer": trainer,
+            "model": model,
+        }
         self.runs[key] = result
         return result
 
@@ -253,45 +319,65 @@ def section_ordering(setup: Setup, runner: Runner) -> dict:
     x, y, xt, yt = data
     r = ORDER_RECIPE
     print("\n== 1. Device ordering: 400-100-10 MLP, online BP (batch 1) on MNIST cropped to 20x20 ==")
-    print(f"ours: {len(y)} training digits x {setup.order_epochs} epoch(s) = {len(y) * setup.order_epochs} "
-          f"online steps per device, tested on {len(yt)}; sigmoid hidden + output, MSE loss, lr {r['lr']} for both "
-          f"layers, weight_max {r['weight_max']} (weights in [-1, 1]), offset mapping, 8-bit inputs")
+    print(
+        f"ours: {len(y)} training digits x {setup.order_epochs} epoch(s) = {len(y) * setup.order_epochs} "
+        f"online steps per device, tested on {len(yt)}; sigmoid hidden + output, MSE loss, lr {r['lr']} for both "
+        f"layers, weight_max {r['weight_max']} (weights in [-1, 1]), offset mapping, 8-bit inputs"
+    )
     print(f"NeuroSim V3.0: {NEUROSIM_RUN}; {125 * 8000:,} online steps")
     acc: dict[str, float] = {}
     info: dict[str, dict] = {}
     for device in setup.order_devices:
         name = dev_name(device)
-        run = runner.run(f"order_{name}", ordering_net(), data, rule="bp", device=device, recipe=r,
-                         epochs=setup.order_epochs)
+        run = runner.run(
+            f"order_{name}", ordering_net(), data, rule="bp", device=device, recipe=r, epochs=setup.order_epochs
+        )
         acc[name] = run["accuracy"]
         info[name] = public(run)
     t = time.perf_counter()
     sw = software_accuracy(ordering_net(), x, y, xt, yt, lr=r["lr"], loss=r["loss"], epochs=setup.order_epochs)
     sw_seconds = time.perf_counter() - t
-    print(f"\n{'device':12}{'levels P/D':>12}{'NL P/D':>14}{'c2c':>6}{'ours %':>9}{'NeuroSim %':>12}"
-          f"{'pulses/step':>13}{'time s':>8}")
+    print(
+        f"\n{'device':12}{'levels P/D':>12}{'NL P/D':>14}{'c2c':>6}{'ours %':>9}{'NeuroSim %':>12}"
+        f"{'pulses/step':>13}{'time s':>8}"
+    )
     print(f"{'software':12}{'':>12}{'':>14}{'':>6}{pct(sw):>9}{NEUROSIM_SOFTWARE:>12}{'':>13}{sw_seconds:>8.0f}")
     for name in acc:
         d = UPDATE_DEVICES.get(name)
         levels = "exact" if d is None else f"{d.levels_ltp}/{d.levels_ltd}"
         nl = "" if d is None else f"{d.nonlinearity_ltp:g}/{d.nonlinearity_ltd:g}"
         c2c = "" if d is None else f"{100 * d.c2c_frac:g}%"
-        print(f"{name:12}{levels:>12}{nl:>14}{c2c:>6}{pct(acc[name]):>9}{pct(NEUROSIM.get(name)):>12}"
-              f"{info[name]['pulses_per_step']:>13.0f}{info[name]['seconds']:>8.0f}")
+        print(
+            f"{name:12}{levels:>12}{nl:>14}{c2c:>6}{pct(acc[name]):>9}{pct(NEUROSIM.get(name)):>12}"
+            f"{info[name]['pulses_per_step']:>13.0f}{info[name]['seconds']:>8.0f}"
+        )
     devices = [n for n in NEUROSIM if n in acc]
-    out = {"accuracy": acc, "software_accuracy": sw, "runs": info, "neurosim": NEUROSIM,
-           "settings": {**r, "train": len(y), "test": len(yt), "epochs": setup.order_epochs}}
+    out = {
+        "accuracy": acc,
+        "software_accuracy": sw,
+        "runs": info,
+        "neurosim": NEUROSIM,
+        "settings": {**r, "train": len(y), "test": len(yt), "epochs": setup.order_epochs},
+    }
     ours_order = sorted(devices, key=lambda n: -acc[n])
     print("\nordering, ours:     " + " > ".join(f"{n} ({pct(acc[n])})" for n in ours_order))
-    print("ordering, NeuroSim: " + " > ".join(f"{n} ({pct(NEUROSIM[n])})" for n in
-                                               sorted(devices, key=lambda n: -NEUROSIM[n])))
+    print(
+        "ordering, NeuroSim: "
+        + " > ".join(f"{n} ({pct(NEUROSIM[n])})" for n in sorted(devices, key=lambda n: -NEUROSIM[n]))
+    )
     if len(devices) >= 3:
         rho = spearman([acc[n] for n in devices], [NEUROSIM[n] for n in devices])
-        swaps = [(a, b) for i, a in enumerate(devices) for b in devices[i + 1:]
-                 if (acc[a] - acc[b]) * (NEUROSIM[a] - NEUROSIM[b]) < 0]
+        swaps = [
+            (a, b)
+            for i, a in enumerate(devices)
+            for b in devices[i + 1 :]
+            if (acc[a] - acc[b]) * (NEUROSIM[a] - NEUROSIM[b]) < 0
+        ]
         ra, rn = ranks([acc[n] for n in devices]), ranks([NEUROSIM[n] for n in devices])
-        print(f"Spearman rank correlation with NeuroSim: {rho:+.2f} over {len(devices)} devices; "
-              f"{len(swaps)} of {len(devices) * (len(devices) - 1) // 2} pairs swap")
+        print(
+            f"Spearman rank correlation with NeuroSim: {rho:+.2f} over {len(devices)} devices; "
+            f"{len(swaps)} of {len(devices) * (len(devices) - 1) // 2} pairs swap"
+        )
         print("rank ours / NeuroSim: " + ", ".join(f"{n} {a:g}/{b:g}" for n, a, b in zip(devices, ra, rn)))
         if swaps:
             print("pairs in the other order than NeuroSim's: " + ", ".join(f"{a} vs {b}" for a, b in swaps))
@@ -304,8 +390,10 @@ def section_depth(setup: Setup, runner: Runner) -> dict:
     r = DEPTH_RECIPE
     n = len(data[1])
     print(f"\n== 2. BP vs DFA over depth: MLPs 64 -> {r['width']} x (N-1) -> 10 on 8x8 digits ==")
-    print(f"{n} training digits x {setup.depth_epochs} epoch(s), online (batch 1), tested on {len(data[3])}; "
-          f"{r['loss']} loss, lr {r['lr']}, {wmax(r)}; Glorot (tanh) / He (ReLU) init")
+    print(
+        f"{n} training digits x {setup.depth_epochs} epoch(s), online (batch 1), tested on {len(data[3])}; "
+        f"{r['loss']} loss, lr {r['lr']}, {wmax(r)}; Glorot (tanh) / He (ReLU) init"
+    )
     cols = [(rule, device) for rule in ("bp", "dfa") for device in setup.depth_devices]
     head = "".join(f"{rule.upper() + ' ' + dev_name(d):>16}" for rule, d in cols)
     print(f"test accuracy (%)\n{'N':>3} {'act':6}" + head)
@@ -314,12 +402,21 @@ def section_depth(setup: Setup, runner: Runner) -> dict:
         for act in setup.activations:
             row = {}
             for rule, device in cols:
-                run = runner.run(f"depth{depth}_{act}_{rule}_{dev_name(device)}", deep_net(depth, act), data,
-                                 rule=rule, device=device, recipe=r, epochs=setup.depth_epochs)
+                run = runner.run(
+                    f"depth{depth}_{act}_{rule}_{dev_name(device)}",
+                    deep_net(depth, act),
+                    data,
+                    rule=rule,
+                    device=device,
+                    recipe=r,
+                    epochs=setup.depth_epochs,
+                )
                 row[f"{rule}/{dev_name(device)}"] = public(run)
             table[f"{depth}/{act}"] = row
-            print(f"{depth:>3} {act:6}" + "".join(f"{pct(row[f'{rule}/{dev_name(d)}']['accuracy']):>16}"
-                                                  for rule, d in cols))
+            print(
+                f"{depth:>3} {act:6}"
+                + "".join(f"{pct(row[f'{rule}/{dev_name(d)}']['accuracy']):>16}" for rule, d in cols)
+            )
     print("(DFA is known to degrade with ReLU past 2-3 layers; BP with the same lr for every depth)")
     for rule, device in cols:
         if device is None:
@@ -327,8 +424,10 @@ def section_depth(setup: Setup, runner: Runner) -> dict:
         runs = [row[f"{rule}/{dev_name(device)}"] for row in table.values()]
         written = sum(1 for run in runs if sum(run["layer_pulses_per_step"][:-1]) > 0)
         hidden = sum(sum(run["layer_pulses_per_step"][:-1]) for run in runs) / len(runs)
-        print(f"{rule.upper()} on {device}: hidden layers got write pulses in {written} of {len(runs)} runs "
-              f"(mean {hidden:.1f} hidden-layer pulses per step); an update under half a pulse step rounds to none")
+        print(
+            f"{rule.upper()} on {device}: hidden layers got write pulses in {written} of {len(runs)} runs "
+            f"(mean {hidden:.1f} hidden-layer pulses per step); an update under half a pulse step rounds to none"
+        )
     return {"table": table, "settings": {**r, "train": n, "test": len(data[3]), "epochs": setup.depth_epochs}}
 
 
@@ -345,16 +444,29 @@ def section_feedback(setup: Setup, runner: Runner) -> dict:
     print(f"{'N':>3} {'BP acc':>7}" + "".join(f"{'scale ' + format(sc, 'g'):>26}" for sc in scales))
     table: dict[str, dict] = {}
     for depth in depths:
-        bp = runner.run(f"depth{depth}_tanh_bp_{dev_name(device)}", deep_net(depth, "tanh"), data, rule="bp",
-                        device=device, recipe=DEPTH_RECIPE, epochs=setup.depth_epochs)
+        bp = runner.run(
+            f"depth{depth}_tanh_bp_{dev_name(device)}",
+            deep_net(depth, "tanh"),
+            data,
+            rule="bp",
+            device=device,
+            recipe=DEPTH_RECIPE,
+            epochs=setup.depth_epochs,
+        )
         bp_s = bp["trainer"].step_cost(bp["model"]).backward_latency_s
         row = {"bp": public(bp)}
         cells = []
         for sc in scales:
             recipe = {**DEPTH_RECIPE, "feedback_scale": sc}
-            run = runner.run(f"depth{depth}_tanh_dfa_{dev_name(device)}" + ("" if sc == 1.0 else f"_fb{sc:g}"),
-                             deep_net(depth, "tanh"), data, rule="dfa", device=device, recipe=recipe,
-                             epochs=setup.depth_epochs)
+            run = runner.run(
+                f"depth{depth}_tanh_dfa_{dev_name(device)}" + ("" if sc == 1.0 else f"_fb{sc:g}"),
+                deep_net(depth, "tanh"),
+                data,
+                rule="dfa",
+                device=device,
+                recipe=recipe,
+                epochs=setup.depth_epochs,
+            )
             ratio = bp_s / max(run["trainer"].step_cost(run["model"]).backward_latency_s, 1e-30)
             row[f"{sc:g}"] = {**public(run), "bp_over_dfa_backward": ratio}
             hidden = sum(run["layer_pulses_per_step"][:-1])
@@ -369,25 +481,46 @@ def section_cnn(setup: Setup, runner: Runner) -> dict:
     r = CNN_RECIPE
     n = len(data[1])
     print("\n== 2b. small CNN (two 3x3 convs, 8 and 16 channels, 2x2 pools, linear) on 8x8 digits ==")
-    print(f"{n} training digits x {setup.cnn_epochs} epoch(s), online, tested on {len(data[3])}; "
-          f"{r['activation']}, {r['loss']}, lr {r['lr']}, {wmax(r)}")
+    print(
+        f"{n} training digits x {setup.cnn_epochs} epoch(s), online, tested on {len(data[3])}; "
+        f"{r['activation']}, {r['loss']}, lr {r['lr']}, {wmax(r)}"
+    )
     out: dict[str, dict] = {}
-    print(f"{'rule':6}" + "".join(f"{dev_name(d) + ' acc %':>16}" for d in setup.cnn_devices)
-          + f"{'biotorch err %':>16}{'issue err %':>13}")
+    print(
+        f"{'rule':6}"
+        + "".join(f"{dev_name(d) + ' acc %':>16}" for d in setup.cnn_devices)
+        + f"{'biotorch err %':>16}{'issue err %':>13}"
+    )
     for rule in ("bp", "dfa"):
         cells = []
         for device in setup.cnn_devices:
-            run = runner.run(f"cnn_{rule}_{dev_name(device)}", small_cnn(8, 10, r["activation"], seed=SEED), data,
-                             rule=rule, device=device, recipe=r, epochs=setup.cnn_epochs)
+            run = runner.run(
+                f"cnn_{rule}_{dev_name(device)}",
+                small_cnn(8, 10, r["activation"], seed=SEED),
+                data,
+                rule=rule,
+                device=device,
+                recipe=r,
+                epochs=setup.cnn_epochs,
+            )
             out[f"{rule}/{dev_name(device)}"] = public(run)
             cells.append(pct(run["accuracy"]))
-        print(f"{rule.upper():6}" + "".join(f"{c:>16}" for c in cells)
-              + f"{100 * BIOTORCH[rule]:>16.2f}{100 * ISSUE_QUOTE[rule]:>13.2f}")
-    print("biotorch (jsalbert/biotorch Benchmarks.md): LeNet on MNIST resized to 32x32, 60k training images, "
-          "SGD + momentum, batch 64, 100 epochs; top-1 error. The issue quotes 0.84% / 1.71%, which we could "
-          "not find in biotorch's repository")
-    return {"runs": out, "biotorch_error": BIOTORCH, "issue_quote_error": ISSUE_QUOTE,
-            "settings": {**r, "train": n, "test": len(data[3]), "epochs": setup.cnn_epochs}}
+        print(
+            f"{rule.upper():6}"
+            + "".join(f"{c:>16}" for c in cells)
+            + f"{100 * BIOTORCH[rule]:>16.2f}{100 * ISSUE_QUOTE[rule]:>13.2f}"
+        )
+    print(
+        "biotorch (jsalbert/biotorch Benchmarks.md): LeNet on MNIST resized to 32x32, 60k training images, "
+        "SGD + momentum, batch 64, 100 epochs; top-1 error. The issue quotes 0.84% / 1.71%, which we could "
+        "not find in biotorch's repository"
+    )
+    return {
+        "runs": out,
+        "biotorch_error": BIOTORCH,
+        "issue_quote_error": ISSUE_QUOTE,
+        "settings": {**r, "train": n, "test": len(data[3]), "epochs": setup.cnn_epochs},
+    }
 
 
 def section_cost(setup: Setup, runner: Runner) -> dict:
@@ -396,16 +529,27 @@ def section_cost(setup: Setup, runner: Runner) -> dict:
     device = setup.cost_device
     dev = UPDATE_DEVICES[device]
     print(f"\n== 3. Step cost (cost model, measured write pulses): tanh MLPs on {device}, batch 1 ==")
-    print(f"pulse widths: LTP {dev.pulse_width_ltp_s * 1e9:g} ns, LTD {dev.pulse_width_ltd_s * 1e9:g} ns; "
-          "latency in us, energy in nJ; backward = error reads + updates; ratio = BP backward / DFA backward")
-    print(f"{'N':>3}{'BP fwd':>9}{'BP err':>9}{'BP upd':>9}{'BP bwd':>9}{'DFA err':>9}{'DFA upd':>9}{'DFA bwd':>9}"
-          f"{'ratio':>7}{'eq-layer':>9}{'BP nJ':>9}{'DFA nJ':>9}{'BP acc':>8}{'DFA acc':>8}")
+    print(
+        f"pulse widths: LTP {dev.pulse_width_ltp_s * 1e9:g} ns, LTD {dev.pulse_width_ltd_s * 1e9:g} ns; "
+        "latency in us, energy in nJ; backward = error reads + updates; ratio = BP backward / DFA backward"
+    )
+    print(
+        f"{'N':>3}{'BP fwd':>9}{'BP err':>9}{'BP upd':>9}{'BP bwd':>9}{'DFA err':>9}{'DFA upd':>9}{'DFA bwd':>9}"
+        f"{'ratio':>7}{'eq-layer':>9}{'BP nJ':>9}{'DFA nJ':>9}{'BP acc':>8}{'DFA acc':>8}"
+    )
     out: dict[str, dict] = {}
     for depth in setup.depths:
         costs, accs = {}, {}
         for rule in ("bp", "dfa"):
-            run = runner.run(f"depth{depth}_tanh_{rule}_{device}", deep_net(depth, "tanh"), data, rule=rule,
-                             device=device, recipe=r, epochs=setup.depth_epochs)
+            run = runner.run(
+                f"depth{depth}_tanh_{rule}_{device}",
+                deep_net(depth, "tanh"),
+                data,
+                rule=rule,
+                device=device,
+                recipe=r,
+                epochs=setup.depth_epochs,
+            )
             costs[rule] = run["trainer"].step_cost(run["model"])
             accs[rule] = run["accuracy"]
         bp, dfa = costs["bp"], costs["dfa"]
@@ -414,26 +558,46 @@ def section_cost(setup: Setup, runner: Runner) -> dict:
         reads = [layer["error_read_s"] for layer in bp.layers[1:]]
         ups = [layer["update_s"] for c in (bp, dfa) for layer in c.layers]
         rm, um = sum(reads) / len(reads), sum(ups) / len(ups)
-        eq = backward_latency_s("bp", [rm] * (depth - 1), [um] * depth) / \
-            backward_latency_s("dfa", [rm] * (depth - 1), [um] * depth)
+        eq = backward_latency_s("bp", [rm] * (depth - 1), [um] * depth) / backward_latency_s(
+            "dfa", [rm] * (depth - 1), [um] * depth
+        )
         ratio = bp.backward_latency_s / dfa.backward_latency_s if dfa.backward_latency_s > 0 else float("nan")
         us = 1e6
-        print(f"{depth:>3}{bp.forward_latency_s * us:>9.3f}{bp.error_latency_s * us:>9.3f}"
-              f"{bp.update_latency_s * us:>9.2f}{bp.backward_latency_s * us:>9.2f}"
-              f"{dfa.error_latency_s * us:>9.3f}{dfa.update_latency_s * us:>9.2f}"
-              f"{dfa.backward_latency_s * us:>9.2f}{ratio:>7.2f}{eq:>9.2f}{bp.energy_j * 1e9:>9.2f}"
-              f"{dfa.energy_j * 1e9:>9.2f}{pct(accs['bp']):>8}{pct(accs['dfa']):>8}")
-        per_layer = {rule: [{"update_us": layer["update_s"] * us, "error_read_us": layer["error_read_s"] * us}
-                            for layer in c.layers] for rule, c in costs.items()}
-        out[str(depth)] = {"bp": bp.to_dict(), "dfa": dfa.to_dict(), "measured_ratio": ratio,
-                           "equal_layer_ratio": eq, "mean_error_read_s": rm, "mean_update_s": um,
-                           "per_layer": per_layer, "accuracy": accs}
+        print(
+            f"{depth:>3}{bp.forward_latency_s * us:>9.3f}{bp.error_latency_s * us:>9.3f}"
+            f"{bp.update_latency_s * us:>9.2f}{bp.backward_latency_s * us:>9.2f}"
+            f"{dfa.error_latency_s * us:>9.3f}{dfa.update_latency_s * us:>9.2f}"
+            f"{dfa.backward_latency_s * us:>9.2f}{ratio:>7.2f}{eq:>9.2f}{bp.energy_j * 1e9:>9.2f}"
+            f"{dfa.energy_j * 1e9:>9.2f}{pct(accs['bp']):>8}{pct(accs['dfa']):>8}"
+        )
+        per_layer = {
+            rule: [
+                {"update_us": layer["update_s"] * us, "error_read_us": layer["error_read_s"] * us} for layer in c.layers
+            ]
+            for rule, c in costs.items()
+        }
+        out[str(depth)] = {
+            "bp": bp.to_dict(),
+            "dfa": dfa.to_dict(),
+            "measured_ratio": ratio,
+            "equal_layer_ratio": eq,
+            "mean_error_read_s": rm,
+            "mean_update_s": um,
+            "per_layer": per_layer,
+            "accuracy": accs,
+        }
     for depth in setup.depths:
         rows = out[str(depth)]["per_layer"]
-        print(f"  N={depth} update time per layer (us)  BP: " + " ".join(f"{x['update_us']:.2f}" for x in rows["bp"])
-              + "   DFA: " + " ".join(f"{x['update_us']:.2f}" for x in rows["dfa"]))
-    print("equal-layer model: N - r/(r + u) with r, u the mean measured error read and layer update; "
-          "Wolters et al. (arXiv 2212.14337): 'a factor approaching N for N-layered networks'")
+        print(
+            f"  N={depth} update time per layer (us)  BP: "
+            + " ".join(f"{x['update_us']:.2f}" for x in rows["bp"])
+            + "   DFA: "
+            + " ".join(f"{x['update_us']:.2f}" for x in rows["dfa"])
+        )
+    print(
+        "equal-layer model: N - r/(r + u) with r, u the mean measured error read and layer update; "
+        "Wolters et al. (arXiv 2212.14337): 'a factor approaching N for N-layered networks'"
+    )
     return out
 
 
@@ -443,8 +607,9 @@ def main(argv: list[str] | None = None) -> dict:
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="less data, depths 2/4/8, ideal + epiram (~5 min)")
     size.add_argument("--smoke", action="store_true", help="tiny data, one device, depth 2 (seconds)")
-    parser.add_argument("--only", choices=SECTIONS, action="append",
-                        help="run only this section (repeatable): " + ", ".join(SECTIONS))
+    parser.add_argument(
+        "--only", choices=SECTIONS, action="append", help="run only this section (repeatable): " + ", ".join(SECTIONS)
+    )
     parser.add_argument("--checkpoint-dir", type=Path, help="a folder for each run's checkpoint (resume from it)")
     parser.add_argument("--json", type=Path, help="write all results to this JSON file")
     parser.add_argument("--progress", action="store_true", help="a progress bar per training run")
@@ -469,12 +634,19 @@ def main(argv: list[str] | None = None) -> dict:
 def run(setup: Setup, sections: tuple[str, ...], checkpoint_dir: Path | None, progress: bool) -> dict:
     t0 = time.perf_counter()
     spec = ck.HardwareSpec.preset("rram-22nm").replace(**SPEC_FIELDS)
-    print(f"in-situ training benchmark; chip: rram-22nm with {SPEC_FIELDS} (weight_bits {spec.weight_bits}: one "
-          f"cell per weight); seed {SEED}; torch threads {torch.get_num_threads()}")
+    print(
+        f"in-situ training benchmark; chip: rram-22nm with {SPEC_FIELDS} (weight_bits {spec.weight_bits}: one "
+        f"cell per weight); seed {SEED}; torch threads {torch.get_num_threads()}"
+    )
     runner = Runner(spec, checkpoint_dir, progress)
     results: dict = {"setup": asdict(replace(setup)), "spec_fields": SPEC_FIELDS, "seed": SEED}
-    funcs = {"ordering": section_ordering, "depth": section_depth, "cnn": section_cnn, "cost": section_cost,
-             "feedback": section_feedback}
+    funcs = {
+        "ordering": section_ordering,
+        "depth": section_depth,
+        "cnn": section_cnn,
+        "cost": section_cost,
+        "feedback": section_feedback,
+    }
     for name in sections:
         t = time.perf_counter()
         results[name] = funcs[name](setup, runner)

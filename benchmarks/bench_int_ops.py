@@ -37,6 +37,7 @@ def errors(out: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
 
 # ------------------------------------------------------------ I-BERT, re-run (float64 holds its integers exactly)
 
+
 def ibert_softmax(x: torch.Tensor, output_bits: int) -> torch.Tensor:
     """I-BERT's IntSoftmax: exp at the input scale (floors), a 16-bit requantization of the exps (its
     QuantAct), then ``floor(exp * floor(2**32 / sum) / 2**(32 - B))``."""
@@ -82,20 +83,24 @@ def ibert_layernorm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -
 
 # ------------------------------------------------------------ data
 
+
 def attention_logits(g: torch.Generator) -> torch.Tensor:
-    return torch.randn(2048, 128, generator=g, dtype=torch.float64) * (2 + 3 * torch.rand(2048, 1, generator=g,
-                                                                                            dtype=torch.float64))
+    return torch.randn(2048, 128, generator=g, dtype=torch.float64) * (
+        2 + 3 * torch.rand(2048, 1, generator=g, dtype=torch.float64)
+    )
 
 
 def ffn_preactivations(g: torch.Generator) -> torch.Tensor:
-    return torch.randn(2048, 512, generator=g, dtype=torch.float64) * (0.5 + 2.5 * torch.rand(2048, 1, generator=g,
-                                                                                               dtype=torch.float64))
+    return torch.randn(2048, 512, generator=g, dtype=torch.float64) * (
+        0.5 + 2.5 * torch.rand(2048, 1, generator=g, dtype=torch.float64)
+    )
 
 
 def hidden_states(g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     std = 0.5 + 3.5 * torch.rand(256, 1, generator=g, dtype=torch.float64)
-    x = torch.randn(256, 768, generator=g, dtype=torch.float64) * std + torch.randn(256, 1, generator=g,
-                                                                                     dtype=torch.float64)
+    x = torch.randn(256, 768, generator=g, dtype=torch.float64) * std + torch.randn(
+        256, 1, generator=g, dtype=torch.float64
+    )
     x[:, [3, 100, 400, 700]] *= 10
     weight = 1 + 0.1 * torch.randn(768, generator=g, dtype=torch.float64)
     bias = 0.1 * torch.randn(768, generator=g, dtype=torch.float64)
@@ -103,6 +108,7 @@ def hidden_states(g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch
 
 
 # ------------------------------------------------------------ tables
+
 
 def row(*cells) -> None:
     print("| " + " | ".join(cells) + " |")
@@ -112,32 +118,56 @@ def bench_softmax(g: torch.Generator) -> None:
     x = attention_logits(g)
     ref = torch.softmax(x, -1)
     _, s = grid(x)
-    print(f"\nSoftmax: 2,048 rows x 128 logits, std 2-5, {INPUT_BITS}-bit input grid (step {s:.2e}; the grid alone "
-          f"moves softmax by at most s/4 = {s / 4:.1e})\n")
-    row("output bits", "cimkit max", "cimkit mean", "stated bound", "I-BERT max (issue)", "I-BERT max (re-run)",
-        "I-BERT mean (re-run)", "cimkit w/ I-BERT poly max", "cimkit <= I-BERT (max and mean)")
+    print(
+        f"\nSoftmax: 2,048 rows x 128 logits, std 2-5, {INPUT_BITS}-bit input grid (step {s:.2e}; the grid alone "
+        f"moves softmax by at most s/4 = {s / 4:.1e})\n"
+    )
+    row(
+        "output bits",
+        "cimkit max",
+        "cimkit mean",
+        "stated bound",
+        "I-BERT max (issue)",
+        "I-BERT max (re-run)",
+        "I-BERT mean (re-run)",
+        "cimkit w/ I-BERT poly max",
+        "cimkit <= I-BERT (max and mean)",
+    )
     row(*["---"] * 9)
     for bits in (16, 8, 6, 4):
         ours = errors(int_softmax(x, output_bits=bits), ref)
         theirs = errors(ibert_softmax(x, bits), ref)
         poly = errors(int_softmax(x, output_bits=bits, exp=IBERT_EXP), ref)
         ok = ours[0] <= min(IBERT_SOFTMAX_REPORTED[bits], theirs[0]) and ours[1] <= theirs[1]
-        row(str(bits), f"{ours[0]:.2e}", f"{ours[1]:.2e}", f"{softmax_error_bound(bits, 128, input_scale=s):.2e}",
-            f"{IBERT_SOFTMAX_REPORTED[bits]:.1e}", f"{theirs[0]:.2e}", f"{theirs[1]:.2e}", f"{poly[0]:.2e}",
-            "yes" if ok else "NO")
+        row(
+            str(bits),
+            f"{ours[0]:.2e}",
+            f"{ours[1]:.2e}",
+            f"{softmax_error_bound(bits, 128, input_scale=s):.2e}",
+            f"{IBERT_SOFTMAX_REPORTED[bits]:.1e}",
+            f"{theirs[0]:.2e}",
+            f"{theirs[1]:.2e}",
+            f"{poly[0]:.2e}",
+            "yes" if ok else "NO",
+        )
 
 
 def bench_gelu(g: torch.Generator) -> None:
     x = ffn_preactivations(g)
     ref = F.gelu(x)
     _, s = grid(x)
-    print(f"\nGELU: 2,048 x 512 pre-activations, std 0.5-3, {INPUT_BITS}-bit input grid (step {s:.2e}; output on the "
-          f"same grid)\n")
+    print(
+        f"\nGELU: 2,048 x 512 pre-activations, std 0.5-3, {INPUT_BITS}-bit input grid (step {s:.2e}; output on the "
+        f"same grid)\n"
+    )
     row("variant", "max abs error", "mean abs error", "stated bound")
     row(*["---"] * 4)
     for name, erf in (("13-segment erf (default)", DEFAULT_ERF), ("I-BERT's one-quadratic erf", IBERT_ERF)):
-        row(f"cimkit int_gelu, {name}", *[f"{e:.2e}" for e in errors(int_gelu(x, erf=erf), ref)],
-            f"{erf.bound + s / 2 + 1.13 * s / 2:.2e}")
+        row(
+            f"cimkit int_gelu, {name}",
+            *[f"{e:.2e}" for e in errors(int_gelu(x, erf=erf), ref)],
+            f"{erf.bound + s / 2 + 1.13 * s / 2:.2e}",
+        )
     row("I-BERT i-GELU (re-run)", *[f"{e:.2e}" for e in errors(ibert_gelu(x), ref)], "-")
 
 
@@ -146,21 +176,35 @@ def bench_layernorm(g: torch.Generator) -> None:
     ref = F.layer_norm(x, (768,), w, b)
     q, s = grid(x)
     ref_grid = F.layer_norm(q * s, (768,), w, b)
-    print(f"\nLayerNorm: 256 rows x 768 features, 4 outlier features, {INPUT_BITS}-bit input grid (step {s:.2e}); "
-          f"error against the float LayerNorm of x, and of the grid values q s (the integer arithmetic alone)\n")
+    print(
+        f"\nLayerNorm: 256 rows x 768 features, 4 outlier features, {INPUT_BITS}-bit input grid (step {s:.2e}); "
+        f"error against the float LayerNorm of x, and of the grid values q s (the integer arithmetic alone)\n"
+    )
     row("variant", "max abs error", "mean abs error", "max vs grid values", "stated bound vs grid values")
     row(*["---"] * 5)
     for bits in (24, 16, 8):
         out = int_layernorm(x, 768, w, b, output_bits=bits)
         f = bits - 1 - 5  # 5 integer bits hold sqrt(767) at these widths
-        row(f"cimkit int_layernorm, {bits}-bit output (step 2^-{f})", *[f"{e:.2e}" for e in errors(out, ref)],
-            f"{errors(out, ref_grid)[0]:.2e}", f"{float(w.abs().max()) * 2.0 ** -f * (0.5 + 2 ** -8):.2e}")
+        row(
+            f"cimkit int_layernorm, {bits}-bit output (step 2^-{f})",
+            *[f"{e:.2e}" for e in errors(out, ref)],
+            f"{errors(out, ref_grid)[0]:.2e}",
+            f"{float(w.abs().max()) * 2.0**-f * (0.5 + 2**-8):.2e}",
+        )
     out = int_layernorm(x, 768, w, b, output_bits=8, integer_bits=3)
-    row("cimkit int_layernorm, 8-bit output, integer_bits=3 (step 2^-4, z clamped to +-8)",
-        *[f"{e:.2e}" for e in errors(out, ref)], f"{errors(out, ref_grid)[0]:.2e}", "(clamped)")
+    row(
+        "cimkit int_layernorm, 8-bit output, integer_bits=3 (step 2^-4, z clamped to +-8)",
+        *[f"{e:.2e}" for e in errors(out, ref)],
+        f"{errors(out, ref_grid)[0]:.2e}",
+        "(clamped)",
+    )
     out = ibert_layernorm(x, w, b)
-    row("I-BERT i-LayerNorm (re-run; ~30-bit output, no eps)", *[f"{e:.2e}" for e in errors(out, ref)],
-        f"{errors(out, ref_grid)[0]:.2e}", "-")
+    row(
+        "I-BERT i-LayerNorm (re-run; ~30-bit output, no eps)",
+        *[f"{e:.2e}" for e in errors(out, ref)],
+        f"{errors(out, ref_grid)[0]:.2e}",
+        "-",
+    )
 
 
 def main() -> None:

@@ -29,18 +29,37 @@ from cimkit.text import accuracy, fine_tuned_classifier
 CHIPS = {  # name: (preset, changes)
     "pcm": ("pcm", {}),
     "rram-22nm": ("rram-22nm", {}),
-    "rram-22nm, sign-magnitude, per-bit ADC": ("rram-22nm", {"periphery.signed_inputs": "sign_magnitude",
-                                                             "periphery.adc_range_per_input_bit": True}),
+    "rram-22nm, sign-magnitude, per-bit ADC": (
+        "rram-22nm",
+        {"periphery.signed_inputs": "sign_magnitude", "periphery.adc_range_per_input_bit": True},
+    ),
     "rram-22nm, differential, sign-magnitude, per-bit": (
-        "rram-22nm", {"periphery.signed_inputs": "sign_magnitude", "periphery.adc_range_per_input_bit": True,
-                      "array.signed_mapping": "differential"}),
+        "rram-22nm",
+        {
+            "periphery.signed_inputs": "sign_magnitude",
+            "periphery.adc_range_per_input_bit": True,
+            "array.signed_mapping": "differential",
+        },
+    ),
     "rram-22nm, differential, sign-magnitude, per-bit, 8-bit ADC": (
-        "rram-22nm", {"periphery.signed_inputs": "sign_magnitude", "periphery.adc_range_per_input_bit": True,
-                      "array.signed_mapping": "differential", "periphery.adc_bits": 8}),
+        "rram-22nm",
+        {
+            "periphery.signed_inputs": "sign_magnitude",
+            "periphery.adc_range_per_input_bit": True,
+            "array.signed_mapping": "differential",
+            "periphery.adc_bits": 8,
+        },
+    ),
     "pcm, attention on arrays": ("pcm", {"routing": {"matmul": "crossbar"}}),
     "rram-22nm, differential, sign-magnitude, per-bit, attention on arrays": (
-        "rram-22nm", {"periphery.signed_inputs": "sign_magnitude", "periphery.adc_range_per_input_bit": True,
-                      "array.signed_mapping": "differential", "routing": {"matmul": "crossbar"}}),
+        "rram-22nm",
+        {
+            "periphery.signed_inputs": "sign_magnitude",
+            "periphery.adc_range_per_input_bit": True,
+            "array.signed_mapping": "differential",
+            "routing": {"matmul": "crossbar"},
+        },
+    ),
 }
 
 
@@ -50,12 +69,19 @@ def main() -> None:
     parser.add_argument("--chip-test", type=int, default=500, help="held-out tweets per chip")
     parser.add_argument("--skip-chips", action="store_true")
     parser.add_argument("--skip-widths", action="store_true", help="chips only")
-    parser.add_argument("--only", action="append", default=[], metavar="TEXT",
-                        help="run only the chips whose name contains TEXT, or is exactly NAME for =NAME (repeatable)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="run only the chips whose name contains TEXT, or is exactly NAME for =NAME (repeatable)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    parser.add_argument("--smoke", action="store_true",
-                        help="a CI-sized run: a classifier fine-tuned on 36 tweets (16 tokens), 50 test tweets, "
-                        "the pcm chips on 10")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a CI-sized run: a classifier fine-tuned on 36 tweets (16 tokens), 50 test tweets, the pcm chips on 10",
+    )
     args = parser.parse_args()
     tuning = {}
     if args.smoke:
@@ -66,16 +92,24 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     t0 = time.time()
-    tok, model = fine_tuned_classifier(**tuning, progress=lambda s, n, loss: print(
-        f"\rfine-tuning {s}/{n} loss {loss:.3f}", end="", flush=True))
+    tok, model = fine_tuned_classifier(
+        **tuning, progress=lambda s, n, loss: print(f"\rfine-tuning {s}/{n} loss {loss:.3f}", end="", flush=True)
+    )
     print(f"\nclassifier ready in {time.time() - t0:.0f} s")
     data = tweets(test=args.test)
     texts, labels = data.test_text, data.y_test
     if not args.skip_widths:
         widths(model, tok, texts, labels)
     if not args.skip_chips:
-        chips(model, tok, data, args.chip_test, args.only, calibration=8 if args.smoke else 64,
-              max_len=tuning.get("max_len", 64))
+        chips(
+            model,
+            tok,
+            data,
+            args.chip_test,
+            args.only,
+            calibration=8 if args.smoke else 64,
+            max_len=tuning.get("max_len", 64),
+        )
 
 
 def widths(model, tok, texts, labels) -> None:
@@ -85,8 +119,9 @@ def widths(model, tok, texts, labels) -> None:
     for bits in (16, 8, 6, 4):
         acc = accuracy(model, tok, texts, labels, context=lambda b=bits: integer_functions(softmax_bits=b))
         print(f"{f'int_softmax {bits}-bit output':52} {acc:9.4f} {acc - base:+9.4f}")
-    acc = accuracy(model, tok, texts, labels,
-                   context=lambda: integer_functions(softmax_bits=8, gelu=True, layernorm_bits=16))
+    acc = accuracy(
+        model, tok, texts, labels, context=lambda: integer_functions(softmax_bits=8, gelu=True, layernorm_bits=16)
+    )
     print(f"{'all integer (softmax 8, GELU, LayerNorm 16)':52} {acc:9.4f} {acc - base:+9.4f}")
 
 
@@ -96,8 +131,10 @@ def chips(model, tok, data, n: int, only: list[str], calibration: int = 64, max_
     sub_base = accuracy(model, tok, sub_texts, sub_labels)
     calib = tok(data.train_text[:calibration], padding=True, truncation=True, max_length=max_len, return_tensors="pt")
     wl = ck.zoo.workload("minilm-l6", seq_len=64)
-    print(f"\n{'chip (first %d test tweets; float %.4f)' % (n, sub_base):52} {'accuracy':>9} {'vs float':>9} "
-          f"{'energy uJ':>10} {'s':>6}")
+    print(
+        f"\n{'chip (first %d test tweets; float %.4f)' % (n, sub_base):52} {'accuracy':>9} {'vs float':>9} "
+        f"{'energy uJ':>10} {'s':>6}"
+    )
     for name, (preset, changes) in CHIPS.items():
         if only and not any(name == o[1:] if o.startswith("=") else o in name for o in only):
             continue

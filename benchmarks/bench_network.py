@@ -56,8 +56,10 @@ def _measure(name: str, batch: int, repeats: int, queue) -> None:
     model = zoo.model(model_name).eval()
     x = torch.relu(torch.randn(batch, *shape))
     with torch.no_grad():
+
         def plain():
             model(x)
+
         cim = ck.convert(model, preset, seed=1)
         base_mb = _rss_mb()  # the process with the model, its plain forward and the programmed chip
         t0 = time.perf_counter()
@@ -74,11 +76,25 @@ def _measure(name: str, batch: int, repeats: int, queue) -> None:
             cim(x)
             sim_s.append(time.perf_counter() - t0)
     sim, ref = statistics.median(sim_s), statistics.median(plain_s)
-    queue.put({"name": name, "model": model_name, "preset": preset, "batch": batch, "plain_ms": ref * 1e3,
-               "sim_s": sim, "ratio": sim / ref, "target": target, "per_image_s": sim / batch,
-               "calibrate_2_images_s": calib_s, "sim_peak_added_mb": _peak_rss_mb() - base_mb,
-               "sim_peak_added_mb_per_image": (_peak_rss_mb() - base_mb) / batch, "peak_rss_mb": _peak_rss_mb(),
-               "native_kernel": fused.native_available(), "threads": torch.get_num_threads()})
+    queue.put(
+        {
+            "name": name,
+            "model": model_name,
+            "preset": preset,
+            "batch": batch,
+            "plain_ms": ref * 1e3,
+            "sim_s": sim,
+            "ratio": sim / ref,
+            "target": target,
+            "per_image_s": sim / batch,
+            "calibrate_2_images_s": calib_s,
+            "sim_peak_added_mb": _peak_rss_mb() - base_mb,
+            "sim_peak_added_mb_per_image": (_peak_rss_mb() - base_mb) / batch,
+            "peak_rss_mb": _peak_rss_mb(),
+            "native_kernel": fused.native_available(),
+            "threads": torch.get_num_threads(),
+        }
+    )
 
 
 def main() -> None:
@@ -88,8 +104,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--json", help="also write the rows to this file")
     args = ap.parse_args()
-    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
     rows = []
     ctx = mp.get_context("spawn")
     for name in args.only or CONFIGS:
@@ -101,13 +118,19 @@ def main() -> None:
         row = queue.get()
         proc.join()
         rows.append(row)
-        target = "" if row["target"] is None else \
-            f" (target <= {row['target']:.0f}x: {'met' if row['ratio'] <= row['target'] else 'MISSED'})"
-        print(f"{name:14s} batch {batch:3d}: plain {row['plain_ms']:8.1f} ms, cimkit {row['sim_s']:7.2f} s "
-              f"({row['per_image_s']:.3f} s/image), ratio {row['ratio']:6.1f}x{target}; simulating adds "
-              f"{row['sim_peak_added_mb']:.0f} MB peak ({row['sim_peak_added_mb_per_image']:.0f} MB/image, process "
-              f"peak {row['peak_rss_mb']:.0f} MB); "
-              f"calibrate on 2 images {row['calibrate_2_images_s']:.1f} s", flush=True)
+        target = (
+            ""
+            if row["target"] is None
+            else f" (target <= {row['target']:.0f}x: {'met' if row['ratio'] <= row['target'] else 'MISSED'})"
+        )
+        print(
+            f"{name:14s} batch {batch:3d}: plain {row['plain_ms']:8.1f} ms, cimkit {row['sim_s']:7.2f} s "
+            f"({row['per_image_s']:.3f} s/image), ratio {row['ratio']:6.1f}x{target}; simulating adds "
+            f"{row['sim_peak_added_mb']:.0f} MB peak ({row['sim_peak_added_mb_per_image']:.0f} MB/image, process "
+            f"peak {row['peak_rss_mb']:.0f} MB); "
+            f"calibrate on 2 images {row['calibrate_2_images_s']:.1f} s",
+            flush=True,
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

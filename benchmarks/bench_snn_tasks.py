@@ -168,15 +168,61 @@ def full_config() -> Config:
 
 def quick_config() -> Config:
     """A tiny run: every code path, toy sizes (numbers are not meaningful)."""
-    d = DigitsCfg(steps=8, n_train=200, n_test=100, hidden=32, epochs=1, batch=50, presets=("ideal", "rram-22nm"),
-                  chip_seeds=(0,), calib_batches=1, mismatch_threshold=(0.1,), mismatch_leak=(0.3,))
-    e = EventsCfg(bars_train=120, bars_test=60, bars_steps=12, bars_size=8, saccade_train=60, saccade_test=40,
-                  saccade_steps=6, hidden=32, epochs=1, batch=30, chip_seeds=(0,), calib_batches=1)
-    t = TemporalCfg(channels=30, steps=40, remove_rows=6, remove_block=(6, 6), sizes=(30, 40, 20, 40, 30),
-                    n_train=20, n_test=10, epochs=1, batch=10)
-    q = QuantCfg(digits=DigitsCfg(steps=8, n_train=200, n_test=100, hidden=32, epochs=1, batch=50,
-                                  encodings=("rate",), neurons=("lif_subtract",)),
-                 bits=(1, 2), ft_epochs=1, chip_bits=(1,), chip_seeds=(0,), calib_batches=1)
+    d = DigitsCfg(
+        steps=8,
+        n_train=200,
+        n_test=100,
+        hidden=32,
+        epochs=1,
+        batch=50,
+        presets=("ideal", "rram-22nm"),
+        chip_seeds=(0,),
+        calib_batches=1,
+        mismatch_threshold=(0.1,),
+        mismatch_leak=(0.3,),
+    )
+    e = EventsCfg(
+        bars_train=120,
+        bars_test=60,
+        bars_steps=12,
+        bars_size=8,
+        saccade_train=60,
+        saccade_test=40,
+        saccade_steps=6,
+        hidden=32,
+        epochs=1,
+        batch=30,
+        chip_seeds=(0,),
+        calib_batches=1,
+    )
+    t = TemporalCfg(
+        channels=30,
+        steps=40,
+        remove_rows=6,
+        remove_block=(6, 6),
+        sizes=(30, 40, 20, 40, 30),
+        n_train=20,
+        n_test=10,
+        epochs=1,
+        batch=10,
+    )
+    q = QuantCfg(
+        digits=DigitsCfg(
+            steps=8,
+            n_train=200,
+            n_test=100,
+            hidden=32,
+            epochs=1,
+            batch=50,
+            encodings=("rate",),
+            neurons=("lif_subtract",),
+        ),
+        bits=(1, 2),
+        ft_epochs=1,
+        chip_bits=(1,),
+        chip_seeds=(0,),
+        calib_batches=1,
+    )
     return Config(d, e, t, q, replace(t, epochs=2, neurons=("fang", "lif_none")))
 
 
@@ -188,11 +234,11 @@ def cfg_hash(cfg) -> str:
 def make_neuron(kind: str, p: NeuronParams) -> nn.Module:
     """One layer of neurons of ``kind`` (``NEURONS``) with the section's parameters ``p``."""
     if kind.startswith("lif_"):
-        reset = {"lif_subtract": "subtract", "lif_zero": "zero", "lif_none": "none",
-                 "lif_adaptive": "subtract"}[kind]
+        reset = {"lif_subtract": "subtract", "lif_zero": "zero", "lif_none": "none", "lif_adaptive": "subtract"}[kind]
         adaptation = p.adaptation if kind == "lif_adaptive" else 0.0
-        return LIF(p.beta, reset=reset, spike_grad=p.spike_grad, adaptation=adaptation,
-                   adaptation_decay=p.adaptation_decay)
+        return LIF(
+            p.beta, reset=reset, spike_grad=p.spike_grad, adaptation=adaptation, adaptation_decay=p.adaptation_decay
+        )
     if kind == "synaptic":
         return Synaptic(p.alpha, p.beta, reset="subtract", spike_grad=p.spike_grad)
     if kind == "fang":
@@ -269,11 +315,20 @@ def clear_state(model: nn.Module) -> nn.Module:
 def _batches(n: int, batch: int, gen: torch.Generator | None):
     order = torch.randperm(n, generator=gen) if gen is not None else torch.arange(n)
     for i in range(0, n, batch):
-        yield order[i:i + batch]
+        yield order[i : i + batch]
 
 
-def train_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch: int, lr: float,
-                     seed: int, hook: Callable[[int], None] | None = None) -> dict:
+def train_classifier(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    epochs: int,
+    batch: int,
+    lr: float,
+    seed: int,
+    hook: Callable[[int], None] | None = None,
+) -> dict:
     """BPTT with Adam on cross-entropy of the output membrane summed over time; ``x`` time-major
     ``[T, N, ...]`` (any dtype, cast per batch). Returns the loss history (per epoch)."""
     gen = torch.Generator().manual_seed(seed)
@@ -337,7 +392,7 @@ def on_chip(model: nn.Module, spec, x_cal: torch.Tensor, *, seed: int, calib_bat
     clear_state(model)
     with CAUGHT():
         chip = ck.convert(model, spec, seed=seed)
-        loader = [(x_cal[:, i * batch:(i + 1) * batch].float(),) for i in range(calib_batches)]
+        loader = [(x_cal[:, i * batch : (i + 1) * batch].float(),) for i in range(calib_batches)]
         ck.calibrate(chip, loader, num_batches=calib_batches)
     return chip
 
@@ -421,10 +476,14 @@ class Store:
         self.save()
 
     def save(self) -> None:
-        self.data["meta"] = {"python": platform.python_version(), "torch": torch.__version__,
-                             "threads": torch.get_num_threads(), "seed": SEED,
-                             "library_warnings": CAUGHT.messages,
-                             "written": time.strftime("%Y-%m-%d %H:%M:%S")}
+        self.data["meta"] = {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "seed": SEED,
+            "library_warnings": CAUGHT.messages,
+            "written": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # another process may run other sections into the same file: keep what it wrote for those
         if self.path.exists():
@@ -460,8 +519,9 @@ def digits_data(cfg: DigitsCfg, encoding: str):
     key = (encoding, cfg.steps, cfg.n_train, cfg.n_test)
     if key not in _DATA_CACHE:
         _DATA_CACHE.clear()
-        _DATA_CACHE[key] = snn_tasks.encode_mnist(encoding, cfg.steps, n_train=cfg.n_train, n_test=cfg.n_test,
-                                                  seed=SEED)
+        _DATA_CACHE[key] = snn_tasks.encode_mnist(
+            encoding, cfg.steps, n_train=cfg.n_train, n_test=cfg.n_test, seed=SEED
+        )
     return _DATA_CACHE[key]
 
 
@@ -469,8 +529,7 @@ def train_digits_model(cfg: DigitsCfg, data, kind: str) -> tuple[SpikingMLP, dic
     torch.manual_seed(SEED)
     model = SpikingMLP((784, cfg.hidden, 10), kind, cfg.neuron)
     t0 = time.time()
-    hist = train_classifier(model, data.x_train, data.y_train, epochs=cfg.epochs, batch=cfg.batch, lr=cfg.lr,
-                            seed=SEED)
+    hist = train_classifier(model, data.x_train, data.y_train, epochs=cfg.epochs, batch=cfg.batch, lr=cfg.lr, seed=SEED)
     hist["train_s"] = time.time() - t0
     return model, hist
 
@@ -490,17 +549,33 @@ def run_digits(cfg: DigitsCfg, store: Store) -> None:
             entry = {"float": accuracy(model, data.x_test, data.y_test), "train": hist, "chip": {}}
             for preset in cfg.presets:
                 seeds = (cfg.chip_seeds[0],) if preset == "ideal" else cfg.chip_seeds
-                entry["chip"][preset] = chip_accuracy(model, preset, data.x_train, data.x_test, data.y_test,
-                                                      seeds=seeds, calib_batches=cfg.calib_batches, batch=cfg.batch)
+                entry["chip"][preset] = chip_accuracy(
+                    model,
+                    preset,
+                    data.x_train,
+                    data.x_test,
+                    data.y_test,
+                    seeds=seeds,
+                    calib_batches=cfg.calib_batches,
+                    batch=cfg.batch,
+                )
             if kind == "lif_subtract":
                 sweep = {}
                 for th in (0.0,) + tuple(cfg.mismatch_threshold):
                     for lk in (0.0,) + tuple(cfg.mismatch_leak):
                         spec = ck.HardwareSpec.preset("rram-22nm").replace(
-                            **{"neuron.threshold_sigma_rel": th, "neuron.leak_sigma_rel": lk})
+                            **{"neuron.threshold_sigma_rel": th, "neuron.leak_sigma_rel": lk}
+                        )
                         sweep[f"th={th:g},leak={lk:g}"] = chip_accuracy(
-                            model, spec, data.x_train, data.x_test, data.y_test, seeds=cfg.chip_seeds,
-                            calib_batches=cfg.calib_batches, batch=cfg.batch)
+                            model,
+                            spec,
+                            data.x_train,
+                            data.x_test,
+                            data.y_test,
+                            seeds=cfg.chip_seeds,
+                            calib_batches=cfg.calib_batches,
+                            batch=cfg.batch,
+                        )
                 entry["mismatch_rram-22nm"] = sweep
             entry["wall_s"] = time.time() - t0
             store.put(sec, key, entry)
@@ -513,8 +588,10 @@ def run_digits(cfg: DigitsCfg, store: Store) -> None:
 
 def print_digits(store: Store, cfg: DigitsCfg) -> None:
     entries = store.data["sections"]["digits"]["entries"]
-    print(f"\n== digits: 784-{cfg.hidden}-10, T={cfg.steps}, {cfg.n_train} train / {cfg.n_test} test, "
-          f"{cfg.epochs} epochs; test accuracy % (chip: mean±std over chip seeds)")
+    print(
+        f"\n== digits: 784-{cfg.hidden}-10, T={cfg.steps}, {cfg.n_train} train / {cfg.n_test} test, "
+        f"{cfg.epochs} epochs; test accuracy % (chip: mean±std over chip seeds)"
+    )
     rows = []
     for enc in cfg.encodings:
         for kind in cfg.neurons:
@@ -526,11 +603,15 @@ def print_digits(store: Store, cfg: DigitsCfg) -> None:
         e = entries.get(f"{enc}/lif_subtract")
         if not e or "mismatch_rram-22nm" not in e:
             continue
-        print(f"\n-- {enc}, LIF subtract on rram-22nm: neuron mismatch (rows threshold_sigma_rel, cols "
-              f"leak_sigma_rel), accuracy %")
+        print(
+            f"\n-- {enc}, LIF subtract on rram-22nm: neuron mismatch (rows threshold_sigma_rel, cols "
+            f"leak_sigma_rel), accuracy %"
+        )
         leaks = (0.0,) + tuple(cfg.mismatch_leak)
-        rows = [[f"th {th:g}"] + [_pct(e["mismatch_rram-22nm"][f"th={th:g},leak={lk:g}"]) for lk in leaks]
-                for th in (0.0,) + tuple(cfg.mismatch_threshold)]
+        rows = [
+            [f"th {th:g}"] + [_pct(e["mismatch_rram-22nm"][f"th={th:g},leak={lk:g}"]) for lk in leaks]
+            for th in (0.0,) + tuple(cfg.mismatch_threshold)
+        ]
         print(_table(["", *[f"leak {lk:g}" for lk in leaks]], rows))
 
 
@@ -564,8 +645,12 @@ def run_events(cfg: EventsCfg, store: Store) -> None:
                 data = events_data(cfg, task)
                 xtr, ytr, xte, yte = data
                 store.data["sections"][sec].setdefault("data", {})[task] = {
-                    "train": list(xtr.shape), "test": list(xte.shape), "event_rate": float(xte.float().mean()),
-                    "classes": int(ytr.max()) + 1, "make_s": time.time() - t0}
+                    "train": list(xtr.shape),
+                    "test": list(xte.shape),
+                    "event_rate": float(xte.float().mean()),
+                    "classes": int(ytr.max()) + 1,
+                    "make_s": time.time() - t0,
+                }
             xtr, ytr, xte, yte = data
             t0 = time.time()
             torch.manual_seed(SEED)
@@ -574,19 +659,27 @@ def run_events(cfg: EventsCfg, store: Store) -> None:
             model = SpikingMLP((n_in, cfg.hidden, classes), kind, cfg.neuron)
             hist = train_classifier(model, xtr, ytr, epochs=cfg.epochs, batch=cfg.batch, lr=cfg.lr, seed=SEED)
             hist["train_s"] = time.time() - t0
-            entry = {"float": accuracy(model, xte, yte), "train": hist,
-                     "time_shuffled": accuracy(model, time_shuffle(xte, SEED + 7), yte),
-                     "chance": 1.0 / classes, "chip": {}}
+            entry = {
+                "float": accuracy(model, xte, yte),
+                "train": hist,
+                "time_shuffled": accuracy(model, time_shuffle(xte, SEED + 7), yte),
+                "chance": 1.0 / classes,
+                "chip": {},
+            }
             if kind in cfg.chip_neurons:
                 for preset in cfg.presets:
                     seeds = (cfg.chip_seeds[0],) if preset == "ideal" else cfg.chip_seeds
-                    entry["chip"][preset] = chip_accuracy(model, preset, xtr, xte, yte, seeds=seeds,
-                                                          calib_batches=cfg.calib_batches, batch=cfg.batch)
+                    entry["chip"][preset] = chip_accuracy(
+                        model, preset, xtr, xte, yte, seeds=seeds, calib_batches=cfg.calib_batches, batch=cfg.batch
+                    )
             entry["wall_s"] = time.time() - t0
             store.put(sec, key, entry)
-            print(f"[events] {key:30s} float {_pct(entry['float'])} shuffled {_pct(entry['time_shuffled'])} "
-                  + " ".join(f"{p}={_pct(v)}" for p, v in entry["chip"].items()) + f" ({entry['wall_s']:.0f} s)",
-                  flush=True)
+            print(
+                f"[events] {key:30s} float {_pct(entry['float'])} shuffled {_pct(entry['time_shuffled'])} "
+                + " ".join(f"{p}={_pct(v)}" for p, v in entry["chip"].items())
+                + f" ({entry['wall_s']:.0f} s)",
+                flush=True,
+            )
     store.data["sections"][sec]["wall_s_this_run"] = time.time() - t_sec
     store.save()
     print_events(store, cfg)
@@ -594,18 +687,24 @@ def run_events(cfg: EventsCfg, store: Store) -> None:
 
 def print_events(store: Store, cfg: EventsCfg) -> None:
     sec = store.data["sections"]["events"]
-    print(f"\n== events: [2,H,W] per step flattened into a (2HW)-{cfg.hidden}-(classes) MLP, {cfg.epochs} epochs; "
-          "test accuracy %; time-shuffled: the same trained model on streams with each sample's steps permuted")
+    print(
+        f"\n== events: [2,H,W] per step flattened into a (2HW)-{cfg.hidden}-(classes) MLP, {cfg.epochs} epochs; "
+        "test accuracy %; time-shuffled: the same trained model on streams with each sample's steps permuted"
+    )
     for task in cfg.tasks:
         info = sec.get("data", {}).get(task, {})
-        print(f"-- {task}: train {info.get('train')}, test {info.get('test')}, event rate "
-              f"{info.get('event_rate', float('nan')):.4f}")
+        print(
+            f"-- {task}: train {info.get('train')}, test {info.get('test')}, event rate "
+            f"{info.get('event_rate', float('nan')):.4f}"
+        )
         rows = []
         for kind in cfg.neurons:
             e = sec["entries"].get(f"{task}/{kind}")
             if e:
-                rows.append([kind, _pct(e["float"]), _pct(e["time_shuffled"]), _pct(e["chance"])]
-                            + [_pct(e["chip"].get(p)) for p in cfg.presets])
+                rows.append(
+                    [kind, _pct(e["float"]), _pct(e["time_shuffled"]), _pct(e["chance"])]
+                    + [_pct(e["chip"].get(p)) for p in cfg.presets]
+                )
         print(_table(["neuron", "float", "time-shuffled", "chance"] + list(cfg.presets), rows))
 
 
@@ -614,9 +713,15 @@ def association_data(cfg: TemporalCfg):
     """One seeded set of n_train + n_test samples split in two: ``pattern_association`` draws the templates
     and the corruptions from one seed, so a test set with the same templates and fresh corruptions has to
     come from the same call."""
-    task = snn_tasks.pattern_association(cfg.n_train + cfg.n_test, channels=cfg.channels, steps=cfg.steps,
-                                         delay=cfg.delay, remove_rows=cfg.remove_rows,
-                                         remove_block=tuple(cfg.remove_block), seed=SEED)
+    task = snn_tasks.pattern_association(
+        cfg.n_train + cfg.n_test,
+        channels=cfg.channels,
+        steps=cfg.steps,
+        delay=cfg.delay,
+        remove_rows=cfg.remove_rows,
+        remove_block=tuple(cfg.remove_block),
+        seed=SEED,
+    )
     n = cfg.n_train
     return (task.inputs[:, :n], task.targets[:, :n]), (task.inputs[:, n:], task.targets[:, n:])
 
@@ -662,14 +767,19 @@ def association_net(cfg: TemporalCfg, kind: str, x_init: torch.Tensor | None = N
 @torch.no_grad()
 def association_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, tol: int, batch: int = 25) -> dict:
     model.eval()
-    outs = [model(x[:, i:i + batch])[0] for i in range(0, x.shape[1], batch)]
+    outs = [model(x[:, i : i + batch])[0] for i in range(0, x.shape[1], batch)]
     model.train()
     clear_state(model)
     out = torch.cat(outs, dim=1)
     p, r = spike_precision_recall(out, y, tol)
-    return {"mse": float(snn_tasks.association_mse(out, y)), "precision": p, "recall": r,
-            "f1": 2 * p * r / (p + r) if p + r > 0 else 0.0,
-            "out_rate": float(out.mean()), "target_rate": float(y.mean())}
+    return {
+        "mse": float(snn_tasks.association_mse(out, y)),
+        "precision": p,
+        "recall": r,
+        "f1": 2 * p * r / (p + r) if p + r > 0 else 0.0,
+        "out_rate": float(out.mean()),
+        "target_rate": float(y.mean()),
+    }
 
 
 def run_temporal(cfg: TemporalCfg, store: Store, sec: str = "temporal") -> None:
@@ -677,25 +787,33 @@ def run_temporal(cfg: TemporalCfg, store: Store, sec: str = "temporal") -> None:
     t_sec = time.time()
     (xtr, ytr), (xte, yte) = association_data(cfg)
     delayed = torch.zeros_like(xte)
-    delayed[cfg.delay:] = xte[:xte.shape[0] - cfg.delay]
-    s["baselines"] = {"silent_output_mse": float(snn_tasks.association_mse(torch.zeros_like(yte), yte)),
-                      "delayed_input": {"mse": float(snn_tasks.association_mse(delayed, yte)),
-                                        **dict(zip(("precision", "recall"),
-                                                   spike_precision_recall(delayed, yte, cfg.tol)))}}
+    delayed[cfg.delay :] = xte[: xte.shape[0] - cfg.delay]
+    s["baselines"] = {
+        "silent_output_mse": float(snn_tasks.association_mse(torch.zeros_like(yte), yte)),
+        "delayed_input": {
+            "mse": float(snn_tasks.association_mse(delayed, yte)),
+            **dict(zip(("precision", "recall"), spike_precision_recall(delayed, yte, cfg.tol))),
+        },
+    }
     s["deviation_from_fang"] = (
-        ("size kept" if (cfg.channels, cfg.steps, tuple(cfg.sizes)) == (300, 300, (300, 500, 200, 500, 300))
-         else "SIZE REDUCED") + f" ({cfg.channels} channels x {cfg.steps} steps, {'-'.join(map(str, cfg.sizes))}); budget cut: "
+        (
+            "size kept"
+            if (cfg.channels, cfg.steps, tuple(cfg.sizes)) == (300, 300, (300, 500, 200, 500, 300))
+            else "SIZE REDUCED"
+        )
+        + f" ({cfg.channels} channels x {cfg.steps} steps, {'-'.join(map(str, cfg.sizes))}); budget cut: "
         f"{cfg.n_train} train samples ({cfg.n_train // 10} per template) x {cfg.epochs} epochs, batch {cfg.batch} "
         f"(= {cfg.epochs * math.ceil(cfg.n_train / cfg.batch)} Adam updates, lr {cfg.lr}) instead of Fang's "
         "1,000 samples per epoch over many epochs; test on {n} fresh corruptions of the same 10 templates; init "
         "N(0, 1/fan_in) scaled per layer to a firing rate of {r} on {k} training samples (same rule for every "
-        "neuron model)".format(n=cfg.n_test, r=cfg.init_rate, k=cfg.init_samples))
+        "neuron model)".format(n=cfg.n_test, r=cfg.init_rate, k=cfg.init_samples)
+    )
     store.save()
     for kind in cfg.neurons:
         if store.has(sec, kind):
             continue
         t0 = time.time()
-        model = association_net(cfg, kind, xtr[:, :cfg.init_samples])
+        model = association_net(cfg, kind, xtr[:, : cfg.init_samples])
         init = association_scores(model, xte, yte, cfg.tol)
         init.update(layer_gains=model.init_gains, layer_rates=model.init_rates)
         gen = torch.Generator().manual_seed(SEED)
@@ -714,15 +832,23 @@ def run_temporal(cfg: TemporalCfg, store: Store, sec: str = "temporal") -> None:
             losses.append(tot / cfg.n_train)
         clear_state(model)
         train_s = time.time() - t0
-        entry = {"test": association_scores(model, xte, yte, cfg.tol), "train_final": losses[-1],
-                 "train_loss": losses, "init_test": init, "train_s": train_s,
-                 "train_set": association_scores(model, xtr, ytr, cfg.tol)}
+        entry = {
+            "test": association_scores(model, xte, yte, cfg.tol),
+            "train_final": losses[-1],
+            "train_loss": losses,
+            "init_test": init,
+            "train_s": train_s,
+            "train_set": association_scores(model, xtr, ytr, cfg.tol),
+        }
         entry["wall_s"] = time.time() - t0
         store.put(sec, kind, entry)
         t = entry["test"]
-        print(f"[temporal] {kind:13s} test mse {t['mse']:.4f} P {t['precision']:.3f} R {t['recall']:.3f} "
-              f"rate {t['out_rate']:.4f} (init mse {init['mse']:.4f}, train {losses[-1]:.4f}) "
-              f"({entry['wall_s']:.0f} s)", flush=True)
+        print(
+            f"[temporal] {kind:13s} test mse {t['mse']:.4f} P {t['precision']:.3f} R {t['recall']:.3f} "
+            f"rate {t['out_rate']:.4f} (init mse {init['mse']:.4f}, train {losses[-1]:.4f}) "
+            f"({entry['wall_s']:.0f} s)",
+            flush=True,
+        )
     store.data["sections"][sec]["wall_s_this_run"] = time.time() - t_sec
     store.save()
     print_temporal(store, cfg, sec)
@@ -731,16 +857,28 @@ def run_temporal(cfg: TemporalCfg, store: Store, sec: str = "temporal") -> None:
 def print_temporal(store: Store, cfg: TemporalCfg, name: str = "temporal") -> None:
     sec = store.data["sections"][name]
     b = sec["baselines"]
-    print(f"\n== temporal: Fang's pattern association, {cfg.channels} ch x {cfg.steps} steps, delay {cfg.delay}, "
-          f"{'-'.join(map(str, cfg.sizes))}; test association MSE (lower is better), spikes within +-{cfg.tol} steps")
+    print(
+        f"\n== temporal: Fang's pattern association, {cfg.channels} ch x {cfg.steps} steps, delay {cfg.delay}, "
+        f"{'-'.join(map(str, cfg.sizes))}; test association MSE (lower is better), spikes within +-{cfg.tol} steps"
+    )
     print(f"   {sec['deviation_from_fang']}")
     rows = []
     for kind in cfg.neurons:
         e = sec["entries"].get(kind)
         if e:
             t = e["test"]
-            rows.append([kind, f"{t['mse']:.4f}", f"{e['train_set']['mse']:.4f}", f"{e['init_test']['mse']:.4f}",
-                         f"{t['precision']:.3f}", f"{t['recall']:.3f}", f"{t['f1']:.3f}", f"{t['out_rate']:.4f}"])
+            rows.append(
+                [
+                    kind,
+                    f"{t['mse']:.4f}",
+                    f"{e['train_set']['mse']:.4f}",
+                    f"{e['init_test']['mse']:.4f}",
+                    f"{t['precision']:.3f}",
+                    f"{t['recall']:.3f}",
+                    f"{t['f1']:.3f}",
+                    f"{t['out_rate']:.4f}",
+                ]
+            )
     rows.append(["(silent output)", f"{b['silent_output_mse']:.4f}", "", "", "", "0", "", "0"])
     d = b["delayed_input"]
     rows.append(["(delayed input)", f"{d['mse']:.4f}", "", "", f"{d['precision']:.3f}", f"{d['recall']:.3f}", "", ""])
@@ -751,8 +889,9 @@ def print_temporal(store: Store, cfg: TemporalCfg, name: str = "temporal") -> No
 def _finetune(model: nn.Module, data, cfg: QuantCfg, hook=None) -> dict:
     d = cfg.digits
     t0 = time.time()
-    hist = train_classifier(model, data.x_train, data.y_train, epochs=cfg.ft_epochs, batch=d.batch, lr=cfg.ft_lr,
-                            seed=SEED + 1, hook=hook)
+    hist = train_classifier(
+        model, data.x_train, data.y_train, epochs=cfg.ft_epochs, batch=d.batch, lr=cfg.ft_lr, seed=SEED + 1, hook=hook
+    )
     hist["train_s"] = time.time() - t0
     return hist
 
@@ -794,8 +933,11 @@ def _bake_binary_ste(model: nn.Module) -> nn.Module:
 def _levels(model: nn.Module) -> list[int]:
     """Per Linear layer, the largest number of distinct weight values in one output row (per-channel grids
     have one scale per row, so the whole layer holds more distinct values than one grid's levels)."""
-    return [max(int(torch.unique(row).numel()) for row in m.weight.detach())
-            for m in model.modules() if isinstance(m, nn.Linear)]
+    return [
+        max(int(torch.unique(row).numel()) for row in m.weight.detach())
+        for m in model.modules()
+        if isinstance(m, nn.Linear)
+    ]
 
 
 def run_quant(cfg: QuantCfg, store: Store) -> None:
@@ -810,19 +952,54 @@ def run_quant(cfg: QuantCfg, store: Store) -> None:
     t0 = time.time()
     base, hist = train_digits_model(d, data, "lif_subtract")
     if not store.has(sec, "float"):
-        store.put(sec, "float", {"acc": accuracy(base, data.x_test, data.y_test), "bits": 32, "memory_saving": 1.0,
-                                 "train": hist, "chip": {cfg.chip_preset: chip_accuracy(
-                                     base, cfg.chip_preset, data.x_train, data.x_test, data.y_test,
-                                     seeds=cfg.chip_seeds, calib_batches=cfg.calib_batches, batch=d.batch)},
-                                 "wall_s": time.time() - t0})
+        store.put(
+            sec,
+            "float",
+            {
+                "acc": accuracy(base, data.x_test, data.y_test),
+                "bits": 32,
+                "memory_saving": 1.0,
+                "train": hist,
+                "chip": {
+                    cfg.chip_preset: chip_accuracy(
+                        base,
+                        cfg.chip_preset,
+                        data.x_train,
+                        data.x_test,
+                        data.y_test,
+                        seeds=cfg.chip_seeds,
+                        calib_batches=cfg.calib_batches,
+                        batch=d.batch,
+                    )
+                },
+                "wall_s": time.time() - t0,
+            },
+        )
     if not store.has(sec, "float_finetuned"):  # the float model given the quantizers' extra epochs: a fair baseline
         t0 = time.time()
         ft = copy.deepcopy(clear_state(base))
         hist = _finetune(ft, data, cfg)
-        store.put(sec, "float_finetuned", {"acc": accuracy(ft, data.x_test, data.y_test), "bits": 32,
-                                           "memory_saving": 1.0, "train": hist, "wall_s": time.time() - t0})
-    chip = lambda m: chip_accuracy(m, cfg.chip_preset, data.x_train, data.x_test, data.y_test,  # noqa: E731
-                                   seeds=cfg.chip_seeds, calib_batches=cfg.calib_batches, batch=d.batch)
+        store.put(
+            sec,
+            "float_finetuned",
+            {
+                "acc": accuracy(ft, data.x_test, data.y_test),
+                "bits": 32,
+                "memory_saving": 1.0,
+                "train": hist,
+                "wall_s": time.time() - t0,
+            },
+        )
+    chip = lambda m: chip_accuracy(
+        m,
+        cfg.chip_preset,
+        data.x_train,
+        data.x_test,
+        data.y_test,  # noqa: E731
+        seeds=cfg.chip_seeds,
+        calib_batches=cfg.calib_batches,
+        batch=d.batch,
+    )
     n_updates = cfg.ft_epochs * math.ceil(d.n_train / d.batch)
     for bits in cfg.bits:
         # the sum-of-sigmoids quantizer, annealed T: t_start -> t_end over the fine-tune, then baked
@@ -838,15 +1015,24 @@ def run_quant(cfg: QuantCfg, store: Store) -> None:
             q.eval()
             acc_q = accuracy(q, data.x_test, data.y_test)
             baked = bake(clear_state(q))
-            entry = {"bits": bits, "memory_saving": memory_saving(bits), "acc_before_finetune": ptq,
-                     "acc_quantized_eval": acc_q, "acc": accuracy(baked, data.x_test, data.y_test),
-                     "levels_per_layer": _levels(baked), "train": hist}
+            entry = {
+                "bits": bits,
+                "memory_saving": memory_saving(bits),
+                "acc_before_finetune": ptq,
+                "acc_quantized_eval": acc_q,
+                "acc": accuracy(baked, data.x_test, data.y_test),
+                "levels_per_layer": _levels(baked),
+                "train": hist,
+            }
             if bits in cfg.chip_bits:
                 entry["chip"] = {cfg.chip_preset: chip(baked)}
             entry["wall_s"] = time.time() - t0
             store.put(sec, key, entry)
-            print(f"[quant] {key:16s} acc {_pct(entry['acc'])} (before fine-tune {_pct(ptq)}) levels "
-                  f"{entry['levels_per_layer']} ({entry['wall_s']:.0f} s)", flush=True)
+            print(
+                f"[quant] {key:16s} acc {_pct(entry['acc'])} (before fine-tune {_pct(ptq)}) levels "
+                f"{entry['levels_per_layer']} ({entry['wall_s']:.0f} s)",
+                flush=True,
+            )
         # straight-through on the sigmoid quantizer's own grid (same levels, same MSE init, no annealing)
         key = f"ste_grid/{bits}"
         if not store.has(sec, key):
@@ -855,15 +1041,22 @@ def run_quant(cfg: QuantCfg, store: Store) -> None:
             q.train()
             hist = _finetune(q, data, cfg)
             baked = bake(clear_state(q))
-            entry = {"bits": bits, "memory_saving": memory_saving(bits),
-                     "acc": accuracy(baked, data.x_test, data.y_test), "levels_per_layer": _levels(baked),
-                     "train": hist}
+            entry = {
+                "bits": bits,
+                "memory_saving": memory_saving(bits),
+                "acc": accuracy(baked, data.x_test, data.y_test),
+                "levels_per_layer": _levels(baked),
+                "train": hist,
+            }
             if bits in cfg.chip_bits:
                 entry["chip"] = {cfg.chip_preset: chip(baked)}
             entry["wall_s"] = time.time() - t0
             store.put(sec, key, entry)
-            print(f"[quant] {key:16s} acc {_pct(entry['acc'])} levels {entry['levels_per_layer']} "
-                  f"({entry['wall_s']:.0f} s)", flush=True)
+            print(
+                f"[quant] {key:16s} acc {_pct(entry['acc'])} levels {entry['levels_per_layer']} "
+                f"({entry['wall_s']:.0f} s)",
+                flush=True,
+            )
         # straight-through QAT (cimkit.train.quant), per channel (its default) and per layer
         for gran in ("per_channel", "per_layer"):
             key = f"ste_{gran}/{bits}"
@@ -880,8 +1073,11 @@ def run_quant(cfg: QuantCfg, store: Store) -> None:
                     baked = _bake_binary_ste(qb)
                     entry["benchmark_local_binary_ste"] = {
                         "what": "alpha*sign(w), alpha=mean|w| per layer, clipped STE (benchmark-local, not cimkit)",
-                        "acc": accuracy(baked, data.x_test, data.y_test), "levels_per_layer": _levels(baked),
-                        "memory_saving": 32.0, "train": hist}
+                        "acc": accuracy(baked, data.x_test, data.y_test),
+                        "levels_per_layer": _levels(baked),
+                        "memory_saving": 32.0,
+                        "train": hist,
+                    }
                     if bits in cfg.chip_bits:
                         entry["benchmark_local_binary_ste"]["chip"] = {cfg.chip_preset: chip(baked)}
                 entry["wall_s"] = time.time() - t0
@@ -891,14 +1087,22 @@ def run_quant(cfg: QuantCfg, store: Store) -> None:
             qm = prepare_qat(clear_state(base), qc)
             hist = _finetune(qm, data, cfg)
             baked = convert_qat(clear_state(qm))
-            entry = {"bits": bits, "memory_saving": 32 / bits, "acc": accuracy(baked, data.x_test, data.y_test),
-                     "levels_per_layer": _levels(baked), "train": hist}
+            entry = {
+                "bits": bits,
+                "memory_saving": 32 / bits,
+                "acc": accuracy(baked, data.x_test, data.y_test),
+                "levels_per_layer": _levels(baked),
+                "train": hist,
+            }
             if bits in cfg.chip_bits and gran == "per_channel":
                 entry["chip"] = {cfg.chip_preset: chip(baked)}
             entry["wall_s"] = time.time() - t0
             store.put(sec, key, entry)
-            print(f"[quant] {key:16s} acc {_pct(entry['acc'])} levels {entry['levels_per_layer']} "
-                  f"({entry['wall_s']:.0f} s)", flush=True)
+            print(
+                f"[quant] {key:16s} acc {_pct(entry['acc'])} levels {entry['levels_per_layer']} "
+                f"({entry['wall_s']:.0f} s)",
+                flush=True,
+            )
     store.data["sections"][sec]["wall_s_this_run"] = time.time() - t_sec
     store.save()
     print_quant(store, cfg)
@@ -907,8 +1111,10 @@ def run_quant(cfg: QuantCfg, store: Store) -> None:
 def print_quant(store: Store, cfg: QuantCfg) -> None:
     e = store.data["sections"]["quant"]["entries"]
     d = cfg.digits
-    print(f"\n== quant: rate digits, LIF subtract 784-{d.hidden}-10; float trained {d.epochs} epochs, quantizers "
-          f"fine-tuned {cfg.ft_epochs} epochs from it; test accuracy %, chip = {cfg.chip_preset}")
+    print(
+        f"\n== quant: rate digits, LIF subtract 784-{d.hidden}-10; float trained {d.epochs} epochs, quantizers "
+        f"fine-tuned {cfg.ft_epochs} epochs from it; test accuracy %, chip = {cfg.chip_preset}"
+    )
     rows = []
     f = e.get("float")
     if f:
@@ -919,13 +1125,30 @@ def print_quant(store: Store, cfg: QuantCfg) -> None:
     for bits in cfg.bits:
         s = e.get(f"sigmoid/{bits}")
         if s:
-            rows.append(["sigmoid-sum (annealed, baked)", bits, f"{s['memory_saving']:g}", _pct(s["acc"]),
-                         _pct(s["acc_before_finetune"]), str(s["levels_per_layer"]),
-                         _pct(s.get("chip", {}).get(cfg.chip_preset))])
+            rows.append(
+                [
+                    "sigmoid-sum (annealed, baked)",
+                    bits,
+                    f"{s['memory_saving']:g}",
+                    _pct(s["acc"]),
+                    _pct(s["acc_before_finetune"]),
+                    str(s["levels_per_layer"]),
+                    _pct(s.get("chip", {}).get(cfg.chip_preset)),
+                ]
+            )
         g = e.get(f"ste_grid/{bits}")
         if g:
-            rows.append(["straight-through, same grid", bits, f"{g['memory_saving']:g}", _pct(g["acc"]), "",
-                         str(g["levels_per_layer"]), _pct(g.get("chip", {}).get(cfg.chip_preset))])
+            rows.append(
+                [
+                    "straight-through, same grid",
+                    bits,
+                    f"{g['memory_saving']:g}",
+                    _pct(g["acc"]),
+                    "",
+                    str(g["levels_per_layer"]),
+                    _pct(g.get("chip", {}).get(cfg.chip_preset)),
+                ]
+            )
         for gran in ("per_channel", "per_layer"):
             q = e.get(f"ste_{gran}/{bits}")
             if not q:
@@ -934,17 +1157,40 @@ def print_quant(store: Store, cfg: QuantCfg) -> None:
                 rows.append([f"STE QAT {gran}", bits, "", "unsupported", "", "", ""])
                 b = q.get("benchmark_local_binary_ste")
                 if b:
-                    rows.append(["binary STE (benchmark-local)", bits, "32", _pct(b["acc"]), "",
-                                 str(b["levels_per_layer"]), _pct(b.get("chip", {}).get(cfg.chip_preset))])
+                    rows.append(
+                        [
+                            "binary STE (benchmark-local)",
+                            bits,
+                            "32",
+                            _pct(b["acc"]),
+                            "",
+                            str(b["levels_per_layer"]),
+                            _pct(b.get("chip", {}).get(cfg.chip_preset)),
+                        ]
+                    )
             else:
-                rows.append([f"STE QAT {gran}", bits, f"{q['memory_saving']:g}", _pct(q["acc"]), "",
-                             str(q["levels_per_layer"]), _pct(q.get("chip", {}).get(cfg.chip_preset))])
+                rows.append(
+                    [
+                        f"STE QAT {gran}",
+                        bits,
+                        f"{q['memory_saving']:g}",
+                        _pct(q["acc"]),
+                        "",
+                        str(q["levels_per_layer"]),
+                        _pct(q.get("chip", {}).get(cfg.chip_preset)),
+                    ]
+                )
     print(_table(["method", "bits", "mem x", "acc", "no-finetune", "levels/row", cfg.chip_preset], rows))
 
 
 # ---- main -----------------------------------------------------------------------------------------------
-RUNNERS = {"digits": run_digits, "events": run_events, "temporal": run_temporal, "quant": run_quant,
-           "temporal_long": lambda cfg, store: run_temporal(cfg, store, "temporal_long")}
+RUNNERS = {
+    "digits": run_digits,
+    "events": run_events,
+    "temporal": run_temporal,
+    "quant": run_quant,
+    "temporal_long": lambda cfg, store: run_temporal(cfg, store, "temporal_long"),
+}
 
 
 def main(argv=None) -> dict:
@@ -957,7 +1203,7 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     cfg = quick_config() if args.quick else full_config()
     store = Store(args.out, cfg, "quick" if args.quick else "full")
-    for name in (SECTIONS if args.section == "all" else (args.section,)):
+    for name in SECTIONS if args.section == "all" else (args.section,):
         t0 = time.time()
         print(f"\n#### section {name} ({'quick' if args.quick else 'full'})", flush=True)
         RUNNERS[name](getattr(cfg, name), store)

@@ -47,7 +47,7 @@ def fine_tune(model: nn.Module, data, backward: str, epochs: int) -> dict:
         chip.train()
         order = torch.randperm(len(data.y_train), generator=gen)
         for i in range(0, len(order), 64):
-            idx = order[i:i + 64]
+            idx = order[i : i + 64]
             opt.zero_grad()
             nn.functional.cross_entropy(chip(data.x_train[idx]), data.y_train[idx]).backward()
             opt.step()
@@ -69,8 +69,10 @@ def main() -> None:
         rows.append((f"fine-tuned {args.epochs} epoch(s), {backward}", on_fresh_chips(tuned, data)))
     print(f"\nrram-22nm with 6% programming noise; accuracy on chips {TEST_SEEDS} (unseen in training):")
     for label, accs in rows:
-        print(f"  {label:42} {statistics.mean(accs):.3f} +- {statistics.stdev(accs):.3f}  "
-              f"({', '.join(f'{a:.3f}' for a in accs)})")
+        print(
+            f"  {label:42} {statistics.mean(accs):.3f} +- {statistics.stdev(accs):.3f}  "
+            f"({', '.join(f'{a:.3f}' for a in accs)})"
+        )
 
 
 if __name__ == "__main__":

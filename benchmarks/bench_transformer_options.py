@@ -30,13 +30,20 @@ OPTIONS = {  # name: spec changes on rram-22nm without noise
     "offset, two's complement": {},
     "offset, sign-magnitude": {"periphery.signed_inputs": "sign_magnitude"},
     "offset, per-bit ADC ranges": {"periphery.adc_range_per_input_bit": True},
-    "offset, sign-magnitude, per-bit": {"periphery.signed_inputs": "sign_magnitude",
-                                        "periphery.adc_range_per_input_bit": True},
+    "offset, sign-magnitude, per-bit": {
+        "periphery.signed_inputs": "sign_magnitude",
+        "periphery.adc_range_per_input_bit": True,
+    },
     "differential, two's complement": {"array.signed_mapping": "differential"},
-    "differential, sign-magnitude": {"array.signed_mapping": "differential", "periphery.signed_inputs": "sign_magnitude"},
-    "differential, sign-magnitude, per-bit": {"array.signed_mapping": "differential",
-                                              "periphery.signed_inputs": "sign_magnitude",
-                                              "periphery.adc_range_per_input_bit": True},
+    "differential, sign-magnitude": {
+        "array.signed_mapping": "differential",
+        "periphery.signed_inputs": "sign_magnitude",
+    },
+    "differential, sign-magnitude, per-bit": {
+        "array.signed_mapping": "differential",
+        "periphery.signed_inputs": "sign_magnitude",
+        "periphery.adc_range_per_input_bit": True,
+    },
     "no ADC (reference)": {"periphery.adc_bits": None},
 }
 
@@ -48,20 +55,34 @@ def rel_err(spec: ck.HardwareSpec, layer: nn.Module, x: torch.Tensor) -> float:
     return float((y - ref).norm() / ref.norm())
 
 
-SENTENCES = ["the movie was great fun", "I hated every minute of it", "a quiet film about loss",
-             "what a waste of time", "the weather is lovely today", "he never called back", "best pizza in town",
-             "I am so tired of this"]
+SENTENCES = [
+    "the movie was great fun",
+    "I hated every minute of it",
+    "a quiet film about loss",
+    "what a waste of time",
+    "the weather is lovely today",
+    "he never called back",
+    "best pizza in town",
+    "I am so tired of this",
+]
 MINILM_CHIPS = {  # name: (preset, changes)
     "ideal": ("ideal", {}),
     "sram": ("sram", {}),
     "neurram": ("neurram", {}),
     "pcm": ("pcm", {}),
     "rram-22nm": ("rram-22nm", {}),
-    "rram-22nm, sign-magnitude, per-bit": ("rram-22nm", {"periphery.signed_inputs": "sign_magnitude",
-                                                         "periphery.adc_range_per_input_bit": True}),
+    "rram-22nm, sign-magnitude, per-bit": (
+        "rram-22nm",
+        {"periphery.signed_inputs": "sign_magnitude", "periphery.adc_range_per_input_bit": True},
+    ),
     "rram-22nm, differential, sign-magnitude, per-bit": (
-        "rram-22nm", {"periphery.signed_inputs": "sign_magnitude", "periphery.adc_range_per_input_bit": True,
-                      "array.signed_mapping": "differential"}),
+        "rram-22nm",
+        {
+            "periphery.signed_inputs": "sign_magnitude",
+            "periphery.adc_range_per_input_bit": True,
+            "array.signed_mapping": "differential",
+        },
+    ),
 }
 
 
@@ -91,22 +112,30 @@ def minilm(only: list[str]) -> None:
             if spec.periphery.adc_bits is not None and spec.periphery.input_bits is not None:
                 rep = ck.estimate(wl, spec)
                 energy = f"{rep.energy_j * 1e6:7.1f}" if rep.feasible else f"{'too small':>7}"
-            print(f"{name:50} {'arrays' if route else 'digital':>9} {cos:7.3f} {energy} {time.time() - t:5.0f}",
-                  flush=True)
+            print(
+                f"{name:50} {'arrays' if route else 'digital':>9} {cos:7.3f} {energy} {time.time() - t:5.0f}",
+                flush=True,
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minilm", action="store_true", help="also MiniLM-L6 end to end on chips")
-    parser.add_argument("--only", action="append", default=[], metavar="NAME",
-                        help="MiniLM chips whose name is NAME (repeatable; default: all)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="MiniLM chips whose name is NAME (repeatable; default: all)",
+    )
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     torch.manual_seed(0)
     layer = nn.Linear(512, 256)
     x = torch.randn(256, 512)
-    base = ck.HardwareSpec.preset("rram-22nm").replace(**{"device.programming_noise_frac": 0.0,
-                                                          "device.read_noise_model": "none"})
+    base = ck.HardwareSpec.preset("rram-22nm").replace(
+        **{"device.programming_noise_frac": 0.0, "device.read_noise_model": "none"}
+    )
     wl = ck.zoo.workload("minilm-l6", seq_len=128)
     print(f"{'option':40} {'ReLU':>6} {'signed':>7} {'MiniLM uJ':>10} {'MiniLM ms':>10} {'passes':>7}")
     for name, changes in OPTIONS.items():
@@ -116,8 +145,10 @@ def main() -> None:
         else:
             rep = ck.estimate(wl, spec)
             cost = f"{rep.energy_j * 1e6:10.1f} {rep.latency_s * 1e3:10.3f}"
-        print(f"{name:40} {rel_err(spec, layer, x.relu()):6.3f} {rel_err(spec, layer, x):7.3f} {cost} "
-              f"{spec.periphery.input_passes:7d}")
+        print(
+            f"{name:40} {rel_err(spec, layer, x.relu()):6.3f} {rel_err(spec, layer, x):7.3f} {cost} "
+            f"{spec.periphery.input_passes:7d}"
+        )
     if args.minilm:
         minilm(args.only)
 

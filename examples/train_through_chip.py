@@ -29,10 +29,10 @@ def accuracy(m: nn.Module) -> float:
 
 print(f"before training: {accuracy(chip):.3f}")
 gen = torch.Generator().manual_seed(0)
-for epoch in range(8):
+for _epoch in range(8):
     order = torch.randperm(len(x_train), generator=gen)
     for i in range(0, len(order), 128):
-        batch = order[i:i + 128]
+        batch = order[i : i + 128]
         opt.zero_grad()
         nn.functional.cross_entropy(chip(x_train[batch]), data.y_train[batch]).backward()
         opt.step()  # the next forward programs the new weights, with a fresh programming-noise sample
@@ -41,7 +41,9 @@ print(f"after 8 epochs through the chip: {accuracy(chip):.3f}")
 # a stage hook: the share of ADC conversions at the top code of the first layer
 saturated = []
 top = 2 ** chip[0].spec.periphery.adc_bits - 1
-handle = chip[0].register_stage_hook("adc", lambda tile, codes, info: saturated.append(float((codes >= top).float().mean())))
+handle = chip[0].register_stage_hook(
+    "adc", lambda tile, codes, info: saturated.append(float((codes >= top).float().mean()))
+)
 accuracy(chip)
 handle.remove()
 print(f"layer 0: {100 * sum(saturated) / len(saturated):.2f}% of conversions at the ADC's top code")

@@ -24,5 +24,7 @@ for name, p in (("exact", exact), ("8-bit", prog), ("8-bit, 1 LSB variation", no
 print(f"{prog.rows} rows x {prog.n_features} features, {prog.sparsity:.0%} don't-care cells")
 inputs = data.x_test[:1000]
 for scheme, rep in ck.cam.compare(prog, inputs, chip, ("xtime", "monosparse")).items():
-    print(f"{scheme:>24}: {rep.energy_j * 1e9:.3f} nJ/decision, {rep.latency_s * 1e9:.0f} ns, "
-          f"{rep.arrays} arrays, {rep.area_mm2:.3f} mm^2")
+    print(
+        f"{scheme:>24}: {rep.energy_j * 1e9:.3f} nJ/decision, {rep.latency_s * 1e9:.0f} ns, "
+        f"{rep.arrays} arrays, {rep.area_mm2:.3f} mm^2"
+    )

@@ -149,8 +149,9 @@ def test_other_padding_modes_and_unbatched_inputs(spec):
     x = torch.full((1, 1, 4, 4), 1.0)
     assert measure_activity(nn.Sequential(conv), [x], spec, input_range=1.0)["0"] == 1.0  # reflected ones
     line = nn.Sequential(nn.Conv1d(2, 2, 3, padding=1))
-    assert measure_activity(line, [torch.full((1, 2, 5), 1.0)], spec, input_range=1.0)["0"] == \
-        pytest.approx(26 / 30)  # 5 windows x 3 taps x 2 channels, 2 taps on padding x 2 channels
+    assert measure_activity(line, [torch.full((1, 2, 5), 1.0)], spec, input_range=1.0)["0"] == pytest.approx(
+        26 / 30
+    )  # 5 windows x 3 taps x 2 channels, 2 taps on padding x 2 channels
     with pytest.raises(InputError, match="a number per layer"):
         measure_activity(line, [torch.zeros(1, 2, 5)], spec, input_range={"0": {"0": 1.0}})
 

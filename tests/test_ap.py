@@ -10,8 +10,16 @@ from cimkit.ap import AP, ap_softmax_codes
 from cimkit.ap import arith as A
 from cimkit.ap.cost import ap_softmax_cost, gpu_softmax_roofline, price_passes
 from cimkit.errors import InputError
-from cimkit.ops.intsoftmax import (DEFAULT_EXP, IBERT_EXP, LOW_PRECISION, WIDE, SoftmaxWidths, int_softmax,
-                                   softmax_codes, softmax_error_bound)
+from cimkit.ops.intsoftmax import (
+    DEFAULT_EXP,
+    IBERT_EXP,
+    LOW_PRECISION,
+    WIDE,
+    SoftmaxWidths,
+    int_softmax,
+    softmax_codes,
+    softmax_error_bound,
+)
 
 
 def _ap(values: dict, rows: int, groups: int = 1):
@@ -88,8 +96,9 @@ def test_signed_max_search():
     assert torch.equal(m, q.reshape(2, 20).amax(1))
 
 
-@pytest.mark.parametrize("ib, ob, exp", [(8, 8, DEFAULT_EXP), (16, 4, IBERT_EXP), (16, 8, DEFAULT_EXP),
-                                         (8, 4, IBERT_EXP)])
+@pytest.mark.parametrize(
+    "ib, ob, exp", [(8, 8, DEFAULT_EXP), (16, 4, IBERT_EXP), (16, 8, DEFAULT_EXP), (8, 4, IBERT_EXP)]
+)
 def test_ap_softmax_equals_softmax_codes(ib, ob, exp):
     g = torch.Generator().manual_seed(ib * 100 + ob)
     q = torch.randint(-(1 << (ib - 1)), 1 << (ib - 1), (2, 24), generator=g)
@@ -123,7 +132,9 @@ def test_costs():
     c = ap_softmax_cost(64, 4, input_bits=8, output_bits=4, ap_rows=2 * 256)  # 2 tiles of 256 rows at a time
     assert c.rounds == 4 * 64 // 2 and c.latency_s == pytest.approx(c.rounds * b.latency_s)
     g = gpu_softmax_roofline(1024, 12, "a100")
-    assert g.latency_s == pytest.approx(2 * 12 * 1024 * 1024 * 2 / 1555e9) and g.energy_j == pytest.approx(400 * g.latency_s)
+    assert g.latency_s == pytest.approx(2 * 12 * 1024 * 1024 * 2 / 1555e9) and g.energy_j == pytest.approx(
+        400 * g.latency_s
+    )
     assert "not measured" in g.note
 
 
@@ -148,9 +159,12 @@ def test_bad_input_is_refused():
 
 
 # ---- narrower kernels (issue 14, point 5: SoftmAP's low-precision softmax) ----------------------------------
-NARROW = [(8, 8, IBERT_EXP, LOW_PRECISION), (8, 8, DEFAULT_EXP, LOW_PRECISION),
-          (12, 6, IBERT_EXP, SoftmaxWidths(frac_bits=8, exp_bits=12, table_bits=6, mult_bits=12, name="8/12")),
-          (8, 4, DEFAULT_EXP, SoftmaxWidths(frac_bits=16, exp_bits=20, table_bits=16, name="16/20, widest mult"))]
+NARROW = [
+    (8, 8, IBERT_EXP, LOW_PRECISION),
+    (8, 8, DEFAULT_EXP, LOW_PRECISION),
+    (12, 6, IBERT_EXP, SoftmaxWidths(frac_bits=8, exp_bits=12, table_bits=6, mult_bits=12, name="8/12")),
+    (8, 4, DEFAULT_EXP, SoftmaxWidths(frac_bits=16, exp_bits=20, table_bits=16, name="16/20, widest mult")),
+]
 
 
 @pytest.mark.parametrize("ib, ob, exp, widths", NARROW)
@@ -164,16 +178,19 @@ def test_narrow_kernels_run_on_the_ap_bit_for_bit(ib, ob, exp, widths):
         assert torch.equal(r.codes, ref) and bool((ref.sum(-1) == 1 << ob).all())
         assert r.widths["e"] <= widths.exp_bits + 1 and r.widths["f"] == widths.frac_bits
     ref = softmax_codes(q, 0.05, output_bits=ob, exp=exp, widths=widths)
-    assert torch.equal(int_softmax(q.double() * 0.05, input_bits=ib, output_bits=ob, input_scale=0.05, exp=exp,
-                                   widths=widths), ref.double() * 2.0 ** -ob)
+    assert torch.equal(
+        int_softmax(q.double() * 0.05, input_bits=ib, output_bits=ob, input_scale=0.05, exp=exp, widths=widths),
+        ref.double() * 2.0**-ob,
+    )
 
 
 def test_the_default_kernel_is_the_wide_one_and_narrow_kernels_differ():
     g = torch.Generator().manual_seed(9)
     q = torch.randint(-32768, 32768, (8, 100), generator=g)
     assert torch.equal(softmax_codes(q, 1e-3, output_bits=16), softmax_codes(q, 1e-3, output_bits=16, widths=WIDE))
-    assert not torch.equal(softmax_codes(q, 1e-3, output_bits=16),
-                           softmax_codes(q, 1e-3, output_bits=16, widths=LOW_PRECISION))
+    assert not torch.equal(
+        softmax_codes(q, 1e-3, output_bits=16), softmax_codes(q, 1e-3, output_bits=16, widths=LOW_PRECISION)
+    )
     assert WIDE == SoftmaxWidths() and (WIDE.frac_bits, WIDE.exp_bits, WIDE.table_bits) == (30, 38, 30)
 
 
@@ -188,7 +205,7 @@ def test_the_low_precision_kernel_error_against_float_softmax_is_measured_within
     assert err <= bound
     # the kernel alone (against softmax of the 8-bit scores) stays near one 8-bit output step
     q = torch.clamp(torch.round(x / s), -128, 127)
-    assert float((y - torch.softmax(q * s, -1)).abs().max()) < 1.5 * 2.0 ** -8
+    assert float((y - torch.softmax(q * s, -1)).abs().max()) < 1.5 * 2.0**-8
 
 
 def test_narrow_kernels_take_fewer_passes_and_cost_less():
@@ -201,13 +218,16 @@ def test_narrow_kernels_take_fewer_passes_and_cost_less():
     assert low.energy_j == pytest.approx(sum(low.breakdown_j.values()))
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(frac_bits=3), "frac_bits = 3 .* 4..30"),
-    (dict(exp_bits=39), "exp_bits = 39 .* 2..38"),
-    (dict(frac_bits=10, table_bits=10, exp_bits=20), "exp_bits = 20 .* below table_bits \\+ frac_bits = 20"),
-    (dict(frac_bits=10, exp_bits=16, table_bits=10, mult_bits=12), "mult_bits = 12 .* from .* = 15 .* to 30"),
-    (dict(mult_bits=31), "mult_bits = 31"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(frac_bits=3), "frac_bits = 3 .* 4..30"),
+        (dict(exp_bits=39), "exp_bits = 39 .* 2..38"),
+        (dict(frac_bits=10, table_bits=10, exp_bits=20), "exp_bits = 20 .* below table_bits \\+ frac_bits = 20"),
+        (dict(frac_bits=10, exp_bits=16, table_bits=10, mult_bits=12), "mult_bits = 12 .* from .* = 15 .* to 30"),
+        (dict(mult_bits=31), "mult_bits = 31"),
+    ],
+)
 def test_bad_widths_are_refused_naming_the_field(kwargs, match):
     with pytest.raises(InputError, match=match):
         SoftmaxWidths(**kwargs)

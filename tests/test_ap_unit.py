@@ -13,7 +13,7 @@ import pytest
 
 import cimkit as ck
 from cimkit.ap import figures as APF
-from cimkit.ap.cost import (DEFAULT_FIGURES, EXP_POLYS, PRECISIONS, APFigures, ap_softmax_cost)
+from cimkit.ap.cost import DEFAULT_FIGURES, EXP_POLYS, PRECISIONS, APFigures, ap_softmax_cost
 from cimkit.cost import constants as K
 from cimkit.cost.components import primitive_energy_pj
 from cimkit.errors import InputError, SpecError
@@ -44,7 +44,8 @@ def _same(new: dict, old: dict) -> bool:
     that may move its figures by an ulp when the AP is there)."""
     return new.keys() == old.keys() and all(
         new[k] == pytest.approx(old[k], rel=1e-12, abs=0) if isinstance(old[k], float) else new[k] == old[k]
-        for k in old)
+        for k in old
+    )
 
 
 def test_routing_softmax_to_ap_changes_only_the_softmax_rows():
@@ -70,8 +71,9 @@ def test_routing_softmax_to_ap_changes_only_the_softmax_rows():
     assert after.units["ap"]["ops"] == 6 and "ap" not in before.units
     # the AP sits beside the tiles' interconnect: its area is the chip's, not the interconnect's span
     assert before.area_breakdown_mm2["ap"] == 0 < after.area_breakdown_mm2["ap"]
-    assert after.area_breakdown_mm2["interconnect"] == pytest.approx(before.area_breakdown_mm2["interconnect"],
-                                                                      rel=1e-12)
+    assert after.area_breakdown_mm2["interconnect"] == pytest.approx(
+        before.area_breakdown_mm2["interconnect"], rel=1e-12
+    )
     assert after.area_mm2 == pytest.approx(before.area_mm2 + after.area_breakdown_mm2["ap"], rel=1e-12)
 
 
@@ -89,22 +91,46 @@ def test_the_ap_energy_in_the_estimate_is_ap_softmax_cost():
 
 
 def test_a_non_default_ap_section_prices_as_ap_softmax_cost_with_the_same_parameters():
-    ap = dict(words=1 << 16, tile_rows=32, clock_hz=5e8, compare_row_energy_fj=10.0, compare_bit_energy_fj=0.5,
-              write_bit_energy_fj=3.0, count_energy_fj_per_row=7.0, cell_area_um2=0.3, input_bits=8, output_bits=6,
-              exp_poly="ibert", precision="low")
+    ap = dict(
+        words=1 << 16,
+        tile_rows=32,
+        clock_hz=5e8,
+        compare_row_energy_fj=10.0,
+        compare_bit_energy_fj=0.5,
+        write_bit_energy_fj=3.0,
+        count_energy_fj_per_row=7.0,
+        cell_area_um2=0.3,
+        input_bits=8,
+        output_bits=6,
+        exp_poly="ibert",
+        precision="low",
+    )
     spec = _on_ap(ck.HardwareSpec.preset("rram-22nm"), **ap)
-    op = Op("attn.softmax", "softmax", in_shape=(2, 3, 40), out_shape=(2, 3, 40), elements=240, fn="softmax",
-            reduce=40)
+    op = Op("attn.softmax", "softmax", in_shape=(2, 3, 40), out_shape=(2, 3, 40), elements=240, fn="softmax", reduce=40)
     r = ck.estimate(_toy(op), spec)
-    c = ap_softmax_cost(40, 6, queries=1, input_bits=8, output_bits=6, exp=IBERT_EXP, widths=LOW_PRECISION,
-                        tile_rows=32, ap_rows=1 << 16, figures=APFigures.from_spec(spec.ap))
+    c = ap_softmax_cost(
+        40,
+        6,
+        queries=1,
+        input_bits=8,
+        output_bits=6,
+        exp=IBERT_EXP,
+        widths=LOW_PRECISION,
+        tile_rows=32,
+        ap_rows=1 << 16,
+        figures=APFigures.from_spec(spec.ap),
+    )
     assert c.tiles == 12 and c.rounds == 1
     assert r.layers[1]["energy_ap_j"] == pytest.approx(c.energy_j, rel=1e-12)
     assert r.latency_breakdown_s["ap"] == pytest.approx(c.latency_s, rel=1e-12)
     assert r.area_breakdown_mm2["ap"] == pytest.approx(c.area_mm2, rel=1e-12)
     # vectorized over configurations: estimate_many gives each spec's estimate (softmax on the AP or not)
-    specs = [ck.HardwareSpec.preset("rram-22nm"), spec, _on_ap(ck.HardwareSpec.preset("rram-22nm")),
-             spec.replace(**{"ap.precision": "wide", "ap.exp_poly": "chebyshev64"})]
+    specs = [
+        ck.HardwareSpec.preset("rram-22nm"),
+        spec,
+        _on_ap(ck.HardwareSpec.preset("rram-22nm")),
+        spec.replace(**{"ap.precision": "wide", "ap.exp_poly": "chebyshev64"}),
+    ]
     many = ck.estimate_many(_toy(op), specs)
     for i, s in enumerate(specs):
         one = ck.estimate(_toy(op), s)
@@ -133,18 +159,21 @@ def test_the_defaults_are_the_figures_cimkit_ap_cites():
         assert info.description, name
 
 
-@pytest.mark.parametrize("data, expected", [
-    ({"routing": {"norm": "ap"}}, ["'norm'", "'ap'", "cannot run", "'ap' runs softmax"]),
-    ({"routing": {"softmax": "apx"}}, ["'apx'", "not a unit", "units: crossbar, digital, ap"]),
-    ({"ap": {"precision": "medium"}}, ["ap.precision = 'medium'", "'wide' or 'low'"]),
-    ({"ap": {"exp_poly": "taylor"}}, ["ap.exp_poly = 'taylor'", "'chebyshev64' or 'ibert'"]),
-    ({"ap": {"words": 100}}, ["words (100)", "tile_rows (256)"]),
-    ({"ap": {"compare_row_energy_fj": -1.0}}, ["ap.compare_row_energy_fj = -1.0", "greater than or equal to 0"]),
-    ({"ap": {"clock_hz": 0}}, ["ap.clock_hz = 0", "greater than 0"]),
-    ({"ap": {"input_bits": 40}}, ["ap.input_bits = 40", "less than or equal to 32"]),
-    ({"ap": {"tile_rows": True}}, ["ap.tile_rows", "boolean"]),
-    ({"ap": {"lanes": 4}}, ["ap.lanes", "unknown key", "words, tile_rows, clock_hz"]),
-])
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        ({"routing": {"norm": "ap"}}, ["'norm'", "'ap'", "cannot run", "'ap' runs softmax"]),
+        ({"routing": {"softmax": "apx"}}, ["'apx'", "not a unit", "units: crossbar, digital, ap"]),
+        ({"ap": {"precision": "medium"}}, ["ap.precision = 'medium'", "'wide' or 'low'"]),
+        ({"ap": {"exp_poly": "taylor"}}, ["ap.exp_poly = 'taylor'", "'chebyshev64' or 'ibert'"]),
+        ({"ap": {"words": 100}}, ["words (100)", "tile_rows (256)"]),
+        ({"ap": {"compare_row_energy_fj": -1.0}}, ["ap.compare_row_energy_fj = -1.0", "greater than or equal to 0"]),
+        ({"ap": {"clock_hz": 0}}, ["ap.clock_hz = 0", "greater than 0"]),
+        ({"ap": {"input_bits": 40}}, ["ap.input_bits = 40", "less than or equal to 32"]),
+        ({"ap": {"tile_rows": True}}, ["ap.tile_rows", "boolean"]),
+        ({"ap": {"lanes": 4}}, ["ap.lanes", "unknown key", "words, tile_rows, clock_hz"]),
+    ],
+)
 def test_bad_routing_and_bad_ap_fields_are_refused_naming_the_field_and_what_is_allowed(data, expected):
     msg = _err(data)
     for part in expected:
@@ -153,24 +182,31 @@ def test_bad_routing_and_bad_ap_fields_are_refused_naming_the_field_and_what_is_
 
 def test_ops_the_ap_program_cannot_run_are_refused_naming_them():
     spec = _on_ap(ck.HardwareSpec.preset("rram-22nm"))
-    log = Op("head.log_softmax", "softmax", in_shape=(6, 40), out_shape=(6, 40), elements=240, fn="log_softmax",
-             reduce=40)
-    with pytest.raises(InputError, match=r"op 'head.log_softmax' \(softmax, log_softmax\) is routed to the "
-                                         r"associative processor .* no log_softmax: route softmax to 'digital'"):
+    log = Op(
+        "head.log_softmax", "softmax", in_shape=(6, 40), out_shape=(6, 40), elements=240, fn="log_softmax", reduce=40
+    )
+    with pytest.raises(
+        InputError,
+        match=r"op 'head.log_softmax' \(softmax, log_softmax\) is routed to the "
+        r"associative processor .* no log_softmax: route softmax to 'digital'",
+    ):
         ck.estimate(_toy(log), spec)
     flat = Op("flat.softmax", "softmax", in_shape=(240,), out_shape=(240,), elements=240, fn="softmax", reduce=0)
     with pytest.raises(InputError, match=r"op 'flat.softmax' .* reduce = 0 .* the AP needs the row length"):
         ck.estimate(_toy(flat), spec)
     softmin = Op("s.softmin", "softmax", in_shape=(6, 40), out_shape=(6, 40), elements=240, fn="softmin", reduce=40)
     assert ck.estimate(_toy(softmin), spec).layers[1]["energy_ap_j"] == pytest.approx(
-        ap_softmax_cost(40, 6, queries=1).energy_j, rel=1e-12)
+        ap_softmax_cost(40, 6, queries=1).energy_j, rel=1e-12
+    )
 
 
 def test_the_spec_and_the_cost_model_without_the_ap_do_not_import_torch():
-    code = ("import sys, cimkit.spec as s, cimkit.cost, cimkit.zoo, cimkit.ap.figures\n"
-            "spec = s.HardwareSpec.preset('rram-22nm').replace(**{'ap.precision': 'low'})\n"
-            "cimkit.cost.estimate(cimkit.zoo.workload('bert-base', seq_len=16), spec)\n"
-            "assert 'torch' not in sys.modules, 'torch imported'\n")
+    code = (
+        "import sys, cimkit.spec as s, cimkit.cost, cimkit.zoo, cimkit.ap.figures\n"
+        "spec = s.HardwareSpec.preset('rram-22nm').replace(**{'ap.precision': 'low'})\n"
+        "cimkit.cost.estimate(cimkit.zoo.workload('bert-base', seq_len=16), spec)\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 

@@ -69,8 +69,11 @@ def test_association_init_calibrates_each_layer_rate(bench):
 def test_quick_sections_write_resumable_json(bench, tmp_path, capsys):
     out = tmp_path / "snn.json"
     cfg = bench.quick_config()
-    tiny = replace(cfg, events=replace(cfg.events, tasks=("moving_bars",), neurons=("lif_subtract", "fang")),
-                   temporal=replace(cfg.temporal, neurons=("fang", "lif_subtract"), init_iters=3))
+    tiny = replace(
+        cfg,
+        events=replace(cfg.events, tasks=("moving_bars",), neurons=("lif_subtract", "fang")),
+        temporal=replace(cfg.temporal, neurons=("fang", "lif_subtract"), init_iters=3),
+    )
     store = bench.Store(out, tiny, "quick")
     bench.run_events(tiny.events, store)
     bench.run_temporal(tiny.temporal, store)

@@ -56,8 +56,10 @@ def test_regressors_predict_exactly(make):
 def test_thresholds_keep_each_librarys_boundary_semantics():
     X = np.arange(40, dtype=float)[:, None]
     y = (X[:, 0] > 17).astype(int)
-    for model in (tree.DecisionTreeClassifier().fit(X, y),
-                  xgb.XGBClassifier(n_estimators=1, max_depth=1, min_child_weight=0).fit(X, y)):
+    for model in (
+        tree.DecisionTreeClassifier().fit(X, y),
+        xgb.XGBClassifier(n_estimators=1, max_depth=1, min_child_weight=0).fit(X, y),
+    ):
         prog = ck.cam.compile(model)
         edge = np.array([[t] for t in np.unique(prog.hi[np.isfinite(prog.hi)])])  # exactly on a stored bound
         assert np.array_equal(prog.predict(edge), model.predict(edge))
@@ -85,8 +87,11 @@ def test_bad_input():
     with pytest.raises(InputError, match="unsupported model type"):
         ck.cam.compile(object())
     with pytest.raises(InputError, match="categorical"):
-        ck.cam.compile(ensemble.HistGradientBoostingClassifier(categorical_features=[0], max_iter=3)
-                       .fit(np.c_[np.arange(60) % 3, np.arange(60)], np.arange(60) % 2))
+        ck.cam.compile(
+            ensemble.HistGradientBoostingClassifier(categorical_features=[0], max_iter=3).fit(
+                np.c_[np.arange(60) % 3, np.arange(60)], np.arange(60) % 2
+            )
+        )
     broken = ck.cam.extract(tree.DecisionTreeClassifier(max_depth=2, random_state=0).fit(X, y))
     broken.trees[0].threshold[0] = np.nan
     with pytest.raises(InputError, match="non-finite split threshold"):
@@ -102,8 +107,9 @@ def test_quantized_bounds_and_variation_change_accuracy_reproducibly():
     acc = {b: (ck.cam.compile(model, bits=b, X=X, scale="uniform").predict(X) == y).mean() for b in (2, 4, 8, 12)}
     assert abs(acc[12] - exact) <= 0.01 and abs(acc[8] - exact) <= 0.02  # 8-bit bounds keep the accuracy
     assert acc[2] < acc[8]  # too coarse a grid loses it
-    noisy = [ck.cam.compile(model, bits=8, X=X, scale="uniform", variation_lsb=2.0, seed=s).predict(X)
-             for s in (0, 0, 1)]
+    noisy = [
+        ck.cam.compile(model, bits=8, X=X, scale="uniform", variation_lsb=2.0, seed=s).predict(X) for s in (0, 0, 1)
+    ]
     assert np.array_equal(noisy[0], noisy[1]) and not np.array_equal(noisy[0], noisy[2])
     with pytest.raises(InputError, match="needs data X"):
         ck.cam.compile(model, bits=8, scale="uniform")
@@ -113,8 +119,14 @@ def test_quantized_bounds_and_variation_change_accuracy_reproducibly():
         ck.cam.compile(model, bits=0, X=X)
 
 
-@pytest.mark.parametrize("make", [lambda: ensemble.RandomForestClassifier(30, max_depth=6, random_state=0),
-                                  lambda: xgb.XGBClassifier(n_estimators=20, max_depth=4)], ids=["sklearn", "xgboost"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ensemble.RandomForestClassifier(30, max_depth=6, random_state=0),
+        lambda: xgb.XGBClassifier(n_estimators=20, max_depth=4),
+    ],
+    ids=["sklearn", "xgboost"],
+)
 def test_threshold_binned_codes_are_exact_when_bins_suffice(make):
     """X-TIME's inputs are bins between the model's thresholds: with fewer distinct thresholds per feature
     than codes, the quantized CAM decides exactly as the model does, on either boundary semantics."""
@@ -145,7 +157,11 @@ def test_programs_pickle_for_parallel_workers():
 
     X, y = WINE
     model = ensemble.RandomForestClassifier(5, random_state=0).fit(X, y)
-    for prog in (ck.cam.compile(model), ck.cam.compile(model, bits=6, X=X, scale="uniform"), ck.cam.compile(model, bits=6)):
+    for prog in (
+        ck.cam.compile(model),
+        ck.cam.compile(model, bits=6, X=X, scale="uniform"),
+        ck.cam.compile(model, bits=6),
+    ):
         assert np.array_equal(pickle.loads(pickle.dumps(prog)).predict(X), prog.predict(X))
 
 
@@ -164,8 +180,17 @@ def test_threshold_codes_preserve_every_comparison(seed, leaves, bits):
     model = tree.DecisionTreeClassifier(max_leaf_nodes=leaves, random_state=seed).fit(X, y)
     exact = ck.cam.compile(model)
     on = [np.unique(b[np.isfinite(b)]) for b in (exact.hi[:, 0], exact.hi[:, 1])]
-    probe = np.concatenate([rng.normal(size=(200, 2)) * X.std(axis=0),
-                            np.stack([np.resize(on[0], 50) if len(on[0]) else np.zeros(50),
-                                      np.resize(on[1], 50) if len(on[1]) else np.zeros(50)], axis=1)])
+    probe = np.concatenate(
+        [
+            rng.normal(size=(200, 2)) * X.std(axis=0),
+            np.stack(
+                [
+                    np.resize(on[0], 50) if len(on[0]) else np.zeros(50),
+                    np.resize(on[1], 50) if len(on[1]) else np.zeros(50),
+                ],
+                axis=1,
+            ),
+        ]
+    )
     prog = ck.cam.compile(model, bits=bits)
     assert np.array_equal(prog.match(probe), exact.match(probe))

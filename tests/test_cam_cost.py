@@ -37,9 +37,10 @@ def test_layout_search_keeps_xgboost_semantics_and_quantized_codes(scheme):
     boosted = ck.cam.compile(xgb.XGBClassifier(n_estimators=10, max_depth=3).fit(X, y))
     edge = np.repeat(X[:20], 1, axis=0)
     edge[:, 0] = np.unique(boosted.hi[np.isfinite(boosted.hi[:, 0]), 0])[0]  # inputs exactly on a bound
-    for prog, data in ((boosted, np.vstack([X, edge])),
-                       (ck.cam.compile(ensemble.RandomForestClassifier(10, max_depth=4, random_state=0).fit(X, y),
-                                       bits=6, X=X), X)):
+    for prog, data in (
+        (boosted, np.vstack([X, edge])),
+        (ck.cam.compile(ensemble.RandomForestClassifier(10, max_depth=4, random_state=0).fit(X, y), bits=6, X=X), X),
+    ):
         assert np.array_equal(ck.cam.matched_rows(prog, data, SMALL, scheme), prog.match(data))
 
 
@@ -88,13 +89,15 @@ def test_stump_energy_by_hand():
     assert r.energy_breakdown_j["sense"] == pytest.approx(2 * c.sense_cap_ff * 1e-15 * c.ml_voltage_v**2)
     r_out = t / (spec.rows * c.dl_cap_ff_per_row * 1e-15) - 0.5 * c.dl_wire_ohm_per_row * (spec.rows - 1)
     assert r.energy_breakdown_j["data_lines"] == pytest.approx(
-        2 * (c.dac_energy_pj * 1e-12 + t * c.dl_voltage_v**2 / r_out))
+        2 * (c.dac_energy_pj * 1e-12 + t * c.dl_voltage_v**2 / r_out)
+    )
     assert r.energy_breakdown_j["encoder"] == pytest.approx(c.encoder_energy_pj * 1e-12)
     gated = ck.cam.estimate(prog, X, spec, "xtime+gating")  # no don't-care cell here: nothing to gate
     assert gated.energy_breakdown_j["cells"] == pytest.approx(r.energy_breakdown_j["cells"])
     # below the clamp the energy goes as V_sl^2 G t: in a 100x smaller window, doubling V_sl gives 4x
-    low = spec.replace(**{"circuit.g_min_us": 0.01, "circuit.g_max_us": 1.0, "circuit.g_hrs_us": 1e-4,
-                          "circuit.g_lrs_us": 1.1})
+    low = spec.replace(
+        **{"circuit.g_min_us": 0.01, "circuit.g_max_us": 1.0, "circuit.g_hrs_us": 1e-4, "circuit.g_lrs_us": 1.1}
+    )
     assert 1.6 * low.circuit.g_lrs_us * 1e-6 < clamp  # no branch reaches the clamp even at V_sl = 1.6 V
     base = ck.cam.estimate(prog, X, low, "xtime")
     doubled = ck.cam.estimate(prog, X, low.replace(**{"circuit.sl_voltage_v": 1.6}), "xtime")
@@ -108,9 +111,25 @@ def test_stump_energy_by_hand():
 
 
 def _no_events():
-    return dict.fromkeys(("dl_drives", "ml_rows", "ml_cells", "cell_amps", "senses", "array_searches",
-                          "leaf_bits_read", "adds", "noc_bit_mm", "arrays", "cells_stored", "dacs", "sense_amps",
-                          "leaf_bits_stored"), 0.0)
+    return dict.fromkeys(
+        (
+            "dl_drives",
+            "ml_rows",
+            "ml_cells",
+            "cell_amps",
+            "senses",
+            "array_searches",
+            "leaf_bits_read",
+            "adds",
+            "noc_bit_mm",
+            "arrays",
+            "cells_stored",
+            "dacs",
+            "sense_amps",
+            "leaf_bits_stored",
+        ),
+        0.0,
+    )
 
 
 def test_camshap_per_cell_and_per_row_figures():
@@ -179,7 +198,9 @@ def test_gating_leaves_only_tested_cells(forest):
     spec = CamSpec().replace(**{"circuit.g_hrs_us": 1e-6})  # open lower bounds then cost (almost) nothing
     open_cells = ck.cam.estimate(prog, X, spec, "xtime")
     gated = ck.cam.estimate(prog, X, spec, "xtime+gating")
-    assert gated.energy_breakdown_j["cells"] < open_cells.energy_breakdown_j["cells"]  # g_LRS of open upper bounds is gone
+    assert (
+        gated.energy_breakdown_j["cells"] < open_cells.energy_breakdown_j["cells"]
+    )  # g_LRS of open upper bounds is gone
     assert gated.energy_breakdown_j["match_lines"] == pytest.approx(open_cells.energy_breakdown_j["match_lines"])
 
 
@@ -238,8 +259,24 @@ def test_trees_command(tmp_path):
     from cimkit.cli import app
 
     out = tmp_path / "r.json"
-    res = CliRunner().invoke(app, ["trees", "--data", "wine", "--trees", "5", "--depth", "3", "--samples", "40",
-                                   "--plot", str(tmp_path / "t.png"), "--json", str(out)])
+    res = CliRunner().invoke(
+        app,
+        [
+            "trees",
+            "--data",
+            "wine",
+            "--trees",
+            "5",
+            "--depth",
+            "3",
+            "--samples",
+            "40",
+            "--plot",
+            str(tmp_path / "t.png"),
+            "--json",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "monosparse" in res.output and (tmp_path / "t.png").is_file()
     data = json.loads(out.read_text())
@@ -256,8 +293,26 @@ def test_cam_spec_yaml_round_trip_and_cli_overrides(tmp_path):
     path = tmp_path / "cam.yaml"
     spec.to_yaml(path)
     assert CamSpec.from_yaml(path) == spec
-    res = CliRunner().invoke(app, ["trees", "--data", "wine", "--trees", "3", "--depth", "3", "--samples", "20",
-                                   "--cam", str(path), "--cols", "2", "--plot", ""])
+    res = CliRunner().invoke(
+        app,
+        [
+            "trees",
+            "--data",
+            "wine",
+            "--trees",
+            "3",
+            "--depth",
+            "3",
+            "--samples",
+            "20",
+            "--cam",
+            str(path),
+            "--cols",
+            "2",
+            "--plot",
+            "",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "figure:" not in res.output  # --plot '' draws nothing
     assert "128x2-feature arrays" in res.output

@@ -29,20 +29,33 @@ def forest():
 
 
 # ---- models ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("make", [
-    lambda: tree.DecisionTreeClassifier(), lambda: ensemble.RandomForestClassifier(),
-    lambda: ensemble.GradientBoostingRegressor(), lambda: ensemble.HistGradientBoostingClassifier(),
-    lambda: xgb.XGBClassifier(), lambda: lgb.LGBMClassifier(), lambda: lgb.LGBMRegressor(),
-], ids=lambda f: type(f()).__name__)
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: tree.DecisionTreeClassifier(),
+        lambda: ensemble.RandomForestClassifier(),
+        lambda: ensemble.GradientBoostingRegressor(),
+        lambda: ensemble.HistGradientBoostingClassifier(),
+        lambda: xgb.XGBClassifier(),
+        lambda: lgb.LGBMClassifier(),
+        lambda: lgb.LGBMRegressor(),
+    ],
+    ids=lambda f: type(f()).__name__,
+)
 def test_unfitted_models_are_refused_by_name(make):
     model = make()
     with pytest.raises(InputError, match=rf"{type(model).__name__} model is not fitted; call fit first"):
         ck.cam.compile(model)
 
 
-@pytest.mark.parametrize("make", [lambda: tree.DecisionTreeClassifier(max_depth=3),
-                                  lambda: ensemble.RandomForestClassifier(3, max_depth=3, random_state=0)],
-                         ids=["tree", "forest"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: tree.DecisionTreeClassifier(max_depth=3),
+        lambda: ensemble.RandomForestClassifier(3, max_depth=3, random_state=0),
+    ],
+    ids=["tree", "forest"],
+)
 def test_multi_output_classifiers_are_refused_at_compile(make):
     model = make().fit(X, np.stack([Y, 1 - Y], axis=1))
     with pytest.raises(InputError, match="2 outputs.*multi-output classifiers are not supported"):
@@ -63,7 +76,9 @@ def test_xgboost_boosters_without_plain_trees_are_refused(booster):
 
 def test_xgboost_multi_target_and_categorical_models_are_refused():
     with pytest.raises(InputError, match="2 targets"):
-        ck.cam.compile(xgb.XGBRegressor(n_estimators=2, tree_method="hist", n_jobs=1).fit(X, np.stack([YR, -YR], axis=1)))
+        ck.cam.compile(
+            xgb.XGBRegressor(n_estimators=2, tree_method="hist", n_jobs=1).fit(X, np.stack([YR, -YR], axis=1))
+        )
     pd = pytest.importorskip("pandas")
     df = pd.DataFrame(X, columns=list("abcd"))
     df["c"] = pd.Categorical(RNG.integers(0, 5, len(X)))
@@ -79,12 +94,20 @@ def test_xgboost_after_early_stopping_uses_the_trees_predict_uses():
     np.testing.assert_allclose(ck.cam.compile(model).predict_proba(X), model.predict_proba(X), atol=1e-6)
 
 
-@pytest.mark.parametrize("make, data", [
-    (lambda: lgb.LGBMRegressor(boosting_type="rf", bagging_fraction=0.5, bagging_freq=1, n_estimators=5,
-                               verbose=-1, n_jobs=1), "reg"),
-    (lambda: lgb.LGBMClassifier(sigmoid=2.0, n_estimators=5, verbose=-1, n_jobs=1), "binary"),
-    (lambda: lgb.LGBMClassifier(objective="multiclassova", n_estimators=5, verbose=-1, n_jobs=1), "3class"),
-], ids=["rf-mean", "binary-sigmoid-2", "multiclassova"])
+@pytest.mark.parametrize(
+    "make, data",
+    [
+        (
+            lambda: lgb.LGBMRegressor(
+                boosting_type="rf", bagging_fraction=0.5, bagging_freq=1, n_estimators=5, verbose=-1, n_jobs=1
+            ),
+            "reg",
+        ),
+        (lambda: lgb.LGBMClassifier(sigmoid=2.0, n_estimators=5, verbose=-1, n_jobs=1), "binary"),
+        (lambda: lgb.LGBMClassifier(objective="multiclassova", n_estimators=5, verbose=-1, n_jobs=1), "3class"),
+    ],
+    ids=["rf-mean", "binary-sigmoid-2", "multiclassova"],
+)
 def test_lightgbm_outputs_match(make, data):
     y = {"reg": YR, "binary": Y, "3class": Y3}[data]
     model = make().fit(X, y)
@@ -104,8 +127,11 @@ def test_lightgbm_linear_trees_and_sqrt_regression_are_refused():
 
 
 # ---- compile arguments ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, -0.5, True, "1", None],
-                         ids=["nan", "inf", "-inf", "negative", "bool", "str", "None"])
+@pytest.mark.parametrize(
+    "value",
+    [math.nan, math.inf, -math.inf, -0.5, True, "1", None],
+    ids=["nan", "inf", "-inf", "negative", "bool", "str", "None"],
+)
 def test_variation_lsb_must_be_finite_and_non_negative(forest, value):
     with pytest.raises(InputError, match=r"variation_lsb must be a (finite )?number >= 0"):
         ck.cam.compile(forest, bits=4, variation_lsb=value)
@@ -166,10 +192,15 @@ def test_quantized_compile_with_empty_X_no_longer_gives_a_program(forest):
 
 
 # ---- CAM spec and cost -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("circuit, message", [
-    ({"sl_voltage_v": math.nan}, "finite"), ({"dac_area_um2": math.inf}, "finite"),
-    ({"sense_cap_ff": True}, "boolean"), ({"search_ns": 1.0}, "allowed here"),
-])
+@pytest.mark.parametrize(
+    "circuit, message",
+    [
+        ({"sl_voltage_v": math.nan}, "finite"),
+        ({"dac_area_um2": math.inf}, "finite"),
+        ({"sense_cap_ff": True}, "boolean"),
+        ({"search_ns": 1.0}, "allowed here"),
+    ],
+)
 def test_cam_circuit_is_strict(circuit, message):
     with pytest.raises(SpecError, match=message):
         CamSpec.from_dict({"circuit": circuit})
@@ -199,8 +230,24 @@ def trees_result(forest):
     prog = ck.cam.compile(forest)
     quant = ck.cam.compile(forest, bits=8, X=X)
     reports = ck.cam.compare(quant, X[:50], CamSpec(), ("raw", "xtime", "monosparse"))
-    result = TreesResult("synthetic", "rf", 5, 3, 8, len(X), 0.9, 0.9, True, 0.9, "thresholds", 0.0, prog.rows,
-                         prog.n_features, prog.sparsity, reports)
+    result = TreesResult(
+        "synthetic",
+        "rf",
+        5,
+        3,
+        8,
+        len(X),
+        0.9,
+        0.9,
+        True,
+        0.9,
+        "thresholds",
+        0.0,
+        prog.rows,
+        prog.n_features,
+        prog.sparsity,
+        reports,
+    )
     return result
 
 

@@ -49,8 +49,10 @@ def test_estimate_and_explore_commands(tmp_path):
     res = runner.invoke(app, ["estimate", "resnet20", "--hw", "rram-22nm", "--json", str(tmp_path / "r.json")])
     assert res.exit_code == 0 and "TOPS/W" in res.output and (tmp_path / "r.json").exists()
     study = tmp_path / "s.yaml"
-    study.write_text("name: cli\nworkloads: [lenet]\nspace: {adc_bits: {choices: [4, 5]}}\n"
-                     "sampler: {name: random}\ntrials: 6\nbatch: 3\n")
+    study.write_text(
+        "name: cli\nworkloads: [lenet]\nspace: {adc_bits: {choices: [4, 5]}}\n"
+        "sampler: {name: random}\ntrials: 6\nbatch: 3\n"
+    )
     res = runner.invoke(app, ["explore", str(study), "--out", str(tmp_path / "o")])
     assert res.exit_code == 0 and (tmp_path / "o" / "best_0.yaml").exists()
 
@@ -78,8 +80,12 @@ def test_estimate_lists_the_unmapped_ops_it_could_not_price(tmp_path):
         warnings.simplefilter("ignore")
         torch.onnx.export(LinearLstmLinear().eval(), (torch.zeros(1, 5, 16),), str(path), dynamo=False)
     wide = CliRunner()
-    res = wide.invoke(app, ["estimate", str(path), "--json", str(tmp_path / "r.json"), "--csv", str(tmp_path / "r.csv")],
-                      env={"COLUMNS": "200"}, terminal_width=200)
+    res = wide.invoke(
+        app,
+        ["estimate", str(path), "--json", str(tmp_path / "r.json"), "--csv", str(tmp_path / "r.csv")],
+        env={"COLUMNS": "200"},
+        terminal_width=200,
+    )
     assert res.exit_code == 0, res.output
     assert "NOT PRICED: 1 unmapped op(s) of lstm" in res.output and "LSTM" in res.output
     with warnings.catch_warnings():
@@ -99,8 +105,10 @@ def test_estimate_lists_the_unmapped_ops_it_could_not_price(tmp_path):
 def test_trees_writes_the_cost_of_each_scheme_as_csv(tmp_path):
     import csv
 
-    res = runner.invoke(app, ["trees", "--trees", "3", "--depth", "3", "--samples", "30", "--plot", "",
-                              "--csv", str(tmp_path / "t.csv")])
+    res = runner.invoke(
+        app,
+        ["trees", "--trees", "3", "--depth", "3", "--samples", "30", "--plot", "", "--csv", str(tmp_path / "t.csv")],
+    )
     assert res.exit_code == 0, res.output
     with (tmp_path / "t.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))

@@ -11,17 +11,23 @@
   cell writes and report endurance; Op.activity overrides the chip's input activity.
 """
 
-
 import numpy as np
 import pytest
 
 import cimkit as ck
 from cimkit.cost import constants as K
-from cimkit.cost.components import (ADC_KINDS, COMPONENTS, DIGITAL_PRIMITIVES, PRIMITIVE_CYCLES, Component,
-                                    primitive_energy_pj)
+from cimkit.cost.components import (
+    ADC_KINDS,
+    COMPONENTS,
+    DIGITAL_PRIMITIVES,
+    PRIMITIVE_CYCLES,
+    Component,
+    primitive_energy_pj,
+)
 from cimkit.cost.tech import energy_factor, nominal_supply_v
 from cimkit.errors import InputError
 from cimkit.workload.core import Op, Workload
+
 
 @pytest.fixture
 def registered():
@@ -41,8 +47,9 @@ def _close(new, old, rel=1e-12):
 
 
 def _core(ops):
-    return Workload("toy", (1, 64), [Op("fc", "linear", 64, 64, in_shape=(64,), out_shape=(64,), vectors=8,
-                                        macs=8 * 64 * 64), *ops])
+    return Workload(
+        "toy", (1, 64), [Op("fc", "linear", 64, 64, in_shape=(64,), out_shape=(64,), vectors=8, macs=8 * 64 * 64), *ops]
+    )
 
 
 def test_a_registered_component_is_priced_as_its_events_times_its_energy(registered):
@@ -109,14 +116,17 @@ def _digital_j(prim: str, spec) -> float:
     return primitive_energy_pj(prim, spec.digital.data_bits) * scale * 1e-12
 
 
-@pytest.mark.parametrize("fn, kind, hand", [
-    # softmax over 4 rows of 16: max (cmp E), x - max and the row sums (add 2E), exp E, 1/sum (div 4), scale (mul E)
-    ("softmax", "softmax", {"cmp": 64, "add": 128, "exp": 64, "div": 4, "mul": 64}),
-    # layer norm over 4 rows of 16: add 4E + R, mul 3E + 2R, sqrt R, div R
-    ("layer_norm", "norm", {"add": 4 * 64 + 4, "mul": 3 * 64 + 8, "sqrt": 4, "div": 4}),
-    # gelu (erf form): x / sqrt 2, erf, 1 + erf, x * (...) * 0.5
-    ("gelu", "act", {"mul": 3 * 64, "exp": 64, "add": 64}),
-])
+@pytest.mark.parametrize(
+    "fn, kind, hand",
+    [
+        # softmax over 4 rows of 16: max (cmp E), x - max and the row sums (add 2E), exp E, 1/sum (div 4), scale (mul E)
+        ("softmax", "softmax", {"cmp": 64, "add": 128, "exp": 64, "div": 4, "mul": 64}),
+        # layer norm over 4 rows of 16: add 4E + R, mul 3E + 2R, sqrt R, div R
+        ("layer_norm", "norm", {"add": 4 * 64 + 4, "mul": 3 * 64 + 8, "sqrt": 4, "div": 4}),
+        # gelu (erf form): x / sqrt 2, erf, 1 + erf, x * (...) * 0.5
+        ("gelu", "act", {"mul": 3 * 64, "exp": 64, "add": 64}),
+    ],
+)
 def test_the_digital_unit_prices_an_op_per_primitive(fn, kind, hand):
     spec = ck.HardwareSpec.preset("rram-22nm")
     op = Op("f", kind, in_shape=(4, 16), out_shape=(4, 16), elements=64, fn=fn, reduce=16)
@@ -130,18 +140,35 @@ def test_the_digital_unit_prices_an_op_per_primitive(fn, kind, hand):
 
 
 def test_primitive_energies_follow_their_sources():
-    assert primitive_energy_pj("add", 8) == pytest.approx(0.03) and primitive_energy_pj("add", 32) == pytest.approx(0.1, rel=1e-3)
-    assert primitive_energy_pj("mul", 8) == pytest.approx(0.2) and primitive_energy_pj("mul", 32) == pytest.approx(3.1, rel=1e-3)
+    assert primitive_energy_pj("add", 8) == pytest.approx(0.03) and primitive_energy_pj("add", 32) == pytest.approx(
+        0.1, rel=1e-3
+    )
+    assert primitive_energy_pj("mul", 8) == pytest.approx(0.2) and primitive_energy_pj("mul", 32) == pytest.approx(
+        3.1, rel=1e-3
+    )
     assert primitive_energy_pj("div", 16) == pytest.approx(7.1 * primitive_energy_pj("mul", 16))
     assert primitive_energy_pj("lookup", 64) == pytest.approx(10.0)
     assert set(DIGITAL_PRIMITIVES) == set(PRIMITIVE_CYCLES)
 
 
 def _attention(seq=16, d=32, heads=2):
-    qk = Op("qk", "matmul", d // heads, seq, groups=heads, vectors=seq, in_shape=(heads, seq, d // heads),
-            out_shape=(heads, seq, seq), macs=heads * seq * (d // heads) * seq, fn="matmul")
-    return Workload("attn", (1, seq, d), [Op("q", "linear", d, d, in_shape=(seq, d), out_shape=(seq, d), vectors=seq,
-                                             macs=seq * d * d), qk])
+    qk = Op(
+        "qk",
+        "matmul",
+        d // heads,
+        seq,
+        groups=heads,
+        vectors=seq,
+        in_shape=(heads, seq, d // heads),
+        out_shape=(heads, seq, seq),
+        macs=heads * seq * (d // heads) * seq,
+        fn="matmul",
+    )
+    return Workload(
+        "attn",
+        (1, seq, d),
+        [Op("q", "linear", d, d, in_shape=(seq, d), out_shape=(seq, d), vectors=seq, macs=seq * d * d), qk],
+    )
 
 
 def test_a_rewritten_matmul_pays_its_cell_writes_and_reports_the_lifetime():
@@ -182,13 +209,15 @@ def test_op_activity_overrides_the_chips_input_activity():
     cell = K.COLUMN_CURRENT_W_PER_S * d.read_voltage_v / K.COLUMN_CURRENT_REF_V * g_eff * K.MLSA_SENSE_TIME_NS * 1e-9
     m = ck.mapping.map_matrix(64, 64, spec)
     reads = 8 * m.input_passes * 64 * 64 * m.columns_per_weight
-    assert r.energy_breakdown_j["array"] - plain.energy_breakdown_j["array"] == \
-        pytest.approx(reads * (0.36 - spec.chip.input_activity) * cell, rel=1e-9)
+    assert r.energy_breakdown_j["array"] - plain.energy_breakdown_j["array"] == pytest.approx(
+        reads * (0.36 - spec.chip.input_activity) * cell, rel=1e-9
+    )
     # word lines fire per 1 bit (twice as often), the row latches clock whatever the input
     pulses = 8 * m.input_passes * 64 * m.col_tiles * (0.36 - spec.chip.input_activity)  # each array's rows
     wordline = K.WORDLINE_CAP_F_PER_CELL * 0.85**2 * spec.array.cols * spec.periphery.columns_per_adc
-    assert r.energy_breakdown_j["drivers"] - plain.energy_breakdown_j["drivers"] == \
-        pytest.approx(pulses * wordline, rel=1e-9)
+    assert r.energy_breakdown_j["drivers"] - plain.energy_breakdown_j["drivers"] == pytest.approx(
+        pulses * wordline, rel=1e-9
+    )
     with pytest.raises(InputError, match="activity"):
         busy.ops[0] = Op(**{**busy.ops[0].__dict__, "activity": 1.5})
         ck.estimate(busy, spec)
@@ -210,9 +239,12 @@ def test_cam_digital_parts_are_the_shared_components_not_the_crossbar_calibratio
     scale = float(energy_factor(spec.node_nm, spec.supply_v) / energy_factor(K.HOROWITZ_NODE_NM, K.HOROWITZ_SUPPLY_V))
     leaves = prog.leaf.shape[1]  # one tree: its leaf values read once per decision
     assert r.energy_breakdown_j["leaf_memory"] == pytest.approx(
-        leaves * spec.leaf_bits * primitive_energy_pj("lookup", 1) * scale * 1e-12)
+        leaves * spec.leaf_bits * primitive_energy_pj("lookup", 1) * scale * 1e-12
+    )
     adds = leaves + prog.ensemble.n_outputs
-    assert r.energy_breakdown_j["aggregation"] == pytest.approx(adds * primitive_energy_pj("add", spec.leaf_bits) * scale * 1e-12)
+    assert r.energy_breakdown_j["aggregation"] == pytest.approx(
+        adds * primitive_energy_pj("add", spec.leaf_bits) * scale * 1e-12
+    )
     core = sum(v for k, v in r.area_breakdown_mm2.items() if k != "noc")
     assert r.area_breakdown_mm2["noc"] == pytest.approx(spec.circuit.noc_area_fraction * core)
 
@@ -238,16 +270,26 @@ def test_a_dac_mode_without_a_driver_model_is_priced_from_its_properties(dac_mod
     lenet = ck.zoo.workload("lenet")
     base = ck.HardwareSpec.preset("rram-22nm")
     serial = dac_modes.get("bit_serial")
-    register_dac_mode(DacMode("my_serial", "bit_serial by another name", input_passes=serial.input_passes,
-                              bit_planes=True, binary=True, needs_input_bits=True))
+    register_dac_mode(
+        DacMode(
+            "my_serial",
+            "bit_serial by another name",
+            input_passes=serial.input_passes,
+            bit_planes=True,
+            binary=True,
+            needs_input_bits=True,
+        )
+    )
     register_dac_mode(DacMode("my_levels", "multi_level by another name"))
     for mine, builtin in (("my_serial", "bit_serial"), ("my_levels", "multi_level")):
         a = ck.estimate(lenet, base.replace(**{"periphery.dac_mode": mine}))
         b = ck.estimate(lenet, base.replace(**{"periphery.dac_mode": builtin}))
         assert a.energy_breakdown_j["drivers"] == pytest.approx(b.energy_breakdown_j["drivers"], rel=1e-12)
         assert a.energy_j == pytest.approx(b.energy_j, rel=1e-12)
-    many = ck.estimate_many(lenet, [base.replace(**{"periphery.dac_mode": m})
-                                    for m in ("my_serial", "multi_level", "my_levels", "bit_serial")])
+    many = ck.estimate_many(
+        lenet,
+        [base.replace(**{"periphery.dac_mode": m}) for m in ("my_serial", "multi_level", "my_levels", "bit_serial")],
+    )
     assert many.energy_j[0] == pytest.approx(many.energy_j[3], rel=1e-12)
     assert many.energy_j[1] == pytest.approx(many.energy_j[2], rel=1e-12)
     saved = dict(DRIVERS._entries)
@@ -309,8 +351,14 @@ def test_a_kind_registered_again_is_priced_afresh_on_the_same_workload():
     """Priced rows of a workload are cached; registering a kind again must not leave its old events."""
     from cimkit.workload import registry as R
 
-    wl = ck.Workload("t", (1, 16, 64), [R.linear_op("fc", 64, 64, (1, 16, 64), (1, 16, 64)),
-                                         R.digital_op("g", R.OP_RULES.get("act:gelu"), (1, 16, 64), (1, 16, 64))])
+    wl = ck.Workload(
+        "t",
+        (1, 16, 64),
+        [
+            R.linear_op("fc", 64, 64, (1, 16, 64), (1, 16, 64)),
+            R.digital_op("g", R.OP_RULES.get("act:gelu"), (1, 16, 64), (1, 16, 64)),
+        ],
+    )
     before = ck.estimate(wl, "rram-22nm").energy_breakdown_j["digital"]
     old = R.kind_info("act")
     try:
@@ -325,8 +373,14 @@ def test_a_kind_registered_again_is_priced_afresh_on_the_same_workload():
 def test_an_events_table_entry_set_anew_is_priced_afresh():
     from cimkit.workload import registry as R
 
-    wl = ck.Workload("w", (64,), [Op("fc", "linear", in_features=64, out_features=64, vectors=1, macs=4096),
-                                  Op("g", "act", fn="gelu", elements=4096)])
+    wl = ck.Workload(
+        "w",
+        (64,),
+        [
+            Op("fc", "linear", in_features=64, out_features=64, vectors=1, macs=4096),
+            Op("g", "act", fn="gelu", elements=4096),
+        ],
+    )
     before = ck.estimate(wl, "rram-22nm").layers[1]["energy_digital_j"]
     old = R.EVENTS["gelu"]
     try:
@@ -339,6 +393,7 @@ def test_an_events_table_entry_set_anew_is_priced_afresh():
 
 def test_ops_alike_but_for_a_subclass_field_are_counted_apart():
     import dataclasses
+
     from cimkit.workload import registry as R
 
     @dataclasses.dataclass(frozen=True)
@@ -354,7 +409,9 @@ def test_ops_alike_but_for_a_subclass_field_are_counted_apart():
         digital = U.UNIT_TYPES.get("digital")
         U.UNIT_TYPES.register("digital", dataclasses.replace(digital, runs=digital.runs | {"steps_toy"}), replace=True)
         try:
-            rows = {r["name"]: r["energy_digital_j"] for r in ck.estimate(ck.Workload("w", (8,), ops), "rram-22nm").layers}
+            rows = {
+                r["name"]: r["energy_digital_j"] for r in ck.estimate(ck.Workload("w", (8,), ops), "rram-22nm").layers
+            }
         finally:
             U.UNIT_TYPES.register("digital", digital, replace=True)
     finally:
@@ -362,10 +419,13 @@ def test_ops_alike_but_for_a_subclass_field_are_counted_apart():
     assert rows["s8"] == pytest.approx(8 * rows["s1"], rel=1e-9)
 
 
-@pytest.mark.parametrize("change,message", [
-    ({"out_features": 10**19}, r"out_features = 10000000000000000000; sizes above 2\*\*53"),
-    ({"kernel": (10**10, 10**10)}, r"kernel = .*each below 2\*\*31"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"out_features": 10**19}, r"out_features = 10000000000000000000; sizes above 2\*\*53"),
+        ({"kernel": (10**10, 10**10)}, r"kernel = .*each below 2\*\*31"),
+    ],
+)
 def test_sizes_beyond_float64_are_refused_by_name(change, message):
     import dataclasses
 
@@ -373,7 +433,9 @@ def test_sizes_beyond_float64_are_refused_by_name(change, message):
     with pytest.raises(InputError, match=message):
         ck.estimate(ck.Workload("w", (64,), [dataclasses.replace(fc, **change)]), "rram-22nm")
     with pytest.raises(InputError, match=r"reduce = -1; it must be a whole number >= 0"):
-        ck.estimate(ck.Workload("w", (64,), [fc, Op("s", "softmax", fn="softmax", elements=64, reduce=-1)]), "rram-22nm")
+        ck.estimate(
+            ck.Workload("w", (64,), [fc, Op("s", "softmax", fn="softmax", elements=64, reduce=-1)]), "rram-22nm"
+        )
 
 
 def test_a_cam_part_is_never_silently_replaced_by_another_units_component():

@@ -180,24 +180,33 @@ def test_a_shared_module_is_converted_once_by_its_factory():
     assert [a[0] for a in cim.cim_summary.analog] == ["a = c"]
 
 
-@pytest.mark.parametrize("module_type, message", [
-    ("Linear", r"module_type must be a subclass of torch.nn.Module, got 'Linear' \(str\)"),
-    (nn.Linear(2, 2), r"module_type must be a subclass of torch.nn.Module, got Linear\(in_features=2.*\(Linear\)"),
-    (int, r"module_type must be a subclass of torch.nn.Module, got <class 'int'> \(type\)"),
-    (nn.Module, r"not torch.nn.Module itself"),
-    (CIMLinear, r"CIMLinear is already a crossbar layer"),
-])
+@pytest.mark.parametrize(
+    "module_type, message",
+    [
+        ("Linear", r"module_type must be a subclass of torch.nn.Module, got 'Linear' \(str\)"),
+        (nn.Linear(2, 2), r"module_type must be a subclass of torch.nn.Module, got Linear\(in_features=2.*\(Linear\)"),
+        (int, r"module_type must be a subclass of torch.nn.Module, got <class 'int'> \(type\)"),
+        (nn.Module, r"not torch.nn.Module itself"),
+        (CIMLinear, r"CIMLinear is already a crossbar layer"),
+    ],
+)
 def test_bad_module_types_are_refused_by_name_and_value(module_type, message):
     with pytest.raises(InputError, match=message):
         ck.register_converter(module_type, tagging_factory("x"))
 
 
-@pytest.mark.parametrize("factory, message", [
-    (None, r"factory for Scale must be callable as factory\(module, spec, \*, seed, name\), got None \(NoneType\)"),
-    (3, r"factory for Scale must be callable .* got 3 \(int\)"),
-    (lambda module: module, r"factory <lambda> for Scale must accept \(module, spec, \*, seed, name\); "
-                            r"its signature is \(module\)"),
-])
+@pytest.mark.parametrize(
+    "factory, message",
+    [
+        (None, r"factory for Scale must be callable as factory\(module, spec, \*, seed, name\), got None \(NoneType\)"),
+        (3, r"factory for Scale must be callable .* got 3 \(int\)"),
+        (
+            lambda module: module,
+            r"factory <lambda> for Scale must accept \(module, spec, \*, seed, name\); "
+            r"its signature is \(module\)",
+        ),
+    ],
+)
 def test_bad_factories_are_refused_by_name_and_value(factory, message):
     with pytest.raises(InputError, match=message):
         ck.register_converter(Scale, factory)
@@ -210,8 +219,11 @@ def test_a_failing_factory_is_named_with_the_layer():
 
     ck.register_converter(Scale, broken)
     model = nn.Sequential(nn.Sequential(Scale()))
-    with pytest.raises(InputError, match=r"converting layer '0.0' \(Scale\) with .*broken failed: "
-                                         r"RuntimeError: boom") as info:
+    with pytest.raises(
+        InputError,
+        match=r"converting layer '0.0' \(Scale\) with .*broken failed: "
+        r"RuntimeError: boom",
+    ) as info:
         ck.convert(model, "ideal")
     assert isinstance(info.value.__cause__, RuntimeError)
 
@@ -231,8 +243,11 @@ def test_a_factory_that_returns_no_module_is_refused(returned):
         return returned
 
     ck.register_converter(Scale, factory)
-    with pytest.raises(InputError, match=r"converter .*factory for layer '0' \(Scale\) returned .* not a "
-                                         r"torch.nn.Module"):
+    with pytest.raises(
+        InputError,
+        match=r"converter .*factory for layer '0' \(Scale\) returned .* not a "
+        r"torch.nn.Module",
+    ):
         ck.convert(nn.Sequential(Scale()), "ideal")
 
 
@@ -293,7 +308,7 @@ def test_attention_is_converted_and_listed_with_its_projections_on_crossbars():
     assert isinstance(att, CIMMultiheadAttention)
     assert isinstance(att.in_proj, CIMLinear) and isinstance(att.out_proj, CIMLinear)
     assert att.in_proj.mapping.out_features == 3 * E and att.in_proj.mapping.in_features == E
-    (name, kind, arrays, util), = cim.cim_summary.analog
+    ((name, kind, arrays, util),) = cim.cim_summary.analog
     assert (name, kind) == ("0", "MultiheadAttention")
     assert arrays == att.in_proj.mapping.arrays + att.out_proj.mapping.arrays and 0 < util <= 1
     # the weights the crossbars hold, where PyTorch keeps them
@@ -311,13 +326,16 @@ MASKS = {
     "none": lambda: {},
     "no weights": lambda: {"need_weights": False},
     "per-head weights": lambda: {"average_attn_weights": False},
-    "key padding": lambda: {"key_padding_mask": torch.tensor([[False] * S, [False] * 3 + [True] * 2,
-                                                              [False] * 4 + [True]])},
+    "key padding": lambda: {
+        "key_padding_mask": torch.tensor([[False] * S, [False] * 3 + [True] * 2, [False] * 4 + [True]])
+    },
     "causal bool": lambda: {"attn_mask": _causal_bool()},
     "causal hint": lambda: {"attn_mask": _causal_bool(), "is_causal": True, "need_weights": False},
     "float 3-d": lambda: {"attn_mask": torch.randn(N * HEADS, L, L)},
-    "padding + causal": lambda: {"attn_mask": _causal_bool(),
-                                 "key_padding_mask": torch.tensor([[False] * 3 + [True]] * N)},
+    "padding + causal": lambda: {
+        "attn_mask": _causal_bool(),
+        "key_padding_mask": torch.tensor([[False] * 3 + [True]] * N),
+    },
 }
 
 
@@ -334,9 +352,16 @@ def test_self_attention_matches_pytorch_on_ideal(batch_first, mask):
 
 
 @pytest.mark.parametrize("batch_first", [True, False])
-@pytest.mark.parametrize("options", [
-    {}, {"kdim": 5, "vdim": 6}, {"bias": False}, {"add_bias_kv": True}, {"add_zero_attn": True},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"kdim": 5, "vdim": 6},
+        {"bias": False},
+        {"add_bias_kv": True},
+        {"add_zero_attn": True},
+    ],
+)
 def test_attention_variants_match_pytorch_on_ideal(batch_first, options):
     mha = nn.MultiheadAttention(E, HEADS, batch_first=batch_first, **options).eval()
     cim = convert_no_warning(nn.Sequential(mha))[0].eval()
@@ -406,8 +431,9 @@ def test_transformer_encoder_layer_runs_attention_on_crossbars_and_matches_on_id
 
 
 def test_transformer_encoder_with_padding_keeps_dense_tensors_for_the_crossbars():
-    enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True), 2,
-                                enable_nested_tensor=True).eval()
+    enc = nn.TransformerEncoder(
+        nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True), 2, enable_nested_tensor=True
+    ).eval()
     cim = convert_no_warning(enc).eval()
     x = torch.randn(2, 5, 16)
     padding = torch.tensor([[False] * 5, [False] * 3 + [True] * 2])
@@ -455,8 +481,12 @@ def test_functional_products_with_own_parameters_run_on_crossbars():
     model = Net()
     cim = convert_no_warning(model)
     names = [(n, t) for n, t, _, _ in cim.cim_summary.analog]
-    assert names == [("block.w (F.linear)", "Parameter"), ("block.u (matmul)", "Parameter"),
-                     ("block.v (@)", "Parameter"), ("head", "Linear")]
+    assert names == [
+        ("block.w (F.linear)", "Parameter"),
+        ("block.u (matmul)", "Parameter"),
+        ("block.v (@)", "Parameter"),
+        ("head", "Linear"),
+    ]
     block = cim.block
     assert isinstance(block, Block) and isinstance(block.w_cim, CIMLinear)
     assert torch.equal(block.w_cim.weight, model.block.w.detach())  # F.linear holds W

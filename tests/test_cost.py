@@ -83,9 +83,22 @@ def test_infeasible_design_is_reported_not_priced(rram):
 
 def test_estimate_many_equals_estimate_per_config(rram):
     wl = ck.zoo.workload("resnet20")
-    specs = [rram.replace(**{"periphery.adc_bits": b, "array.rows": rows, "technology.node_nm": node,
-                             "technology.supply_v": v, "chip.tiles": tiles})
-             for b in (4, 6) for rows in (64, 256) for node in (45, 22, 7) for v in (0.7, 0.9) for tiles in (None, 1, 50)]
+    specs = [
+        rram.replace(
+            **{
+                "periphery.adc_bits": b,
+                "array.rows": rows,
+                "technology.node_nm": node,
+                "technology.supply_v": v,
+                "chip.tiles": tiles,
+            }
+        )
+        for b in (4, 6)
+        for rows in (64, 256)
+        for node in (45, 22, 7)
+        for v in (0.7, 0.9)
+        for tiles in (None, 1, 50)
+    ]
     many = ck.estimate_many(wl, specs)
     for i, s in enumerate(specs):
         one = ck.estimate(wl, s)
@@ -110,14 +123,23 @@ def test_technology_scaling_direction(rram):
 
 
 def test_from_torch_and_neurosim_csv_agree_on_vgg8(tmp_path):
-    rows = ["32,32,3,3,3,128,0,1", "32,32,128,3,3,128,1,1", "16,16,128,3,3,256,0,1", "16,16,256,3,3,256,1,1",
-            "8,8,256,3,3,512,0,1", "8,8,512,3,3,512,1,1", "1,1,8192,1,1,1024,0,1", "1,1,1024,1,1,10,0,1"]
+    rows = [
+        "32,32,3,3,3,128,0,1",
+        "32,32,128,3,3,128,1,1",
+        "16,16,128,3,3,256,0,1",
+        "16,16,256,3,3,256,1,1",
+        "8,8,256,3,3,512,0,1",
+        "8,8,512,3,3,512,1,1",
+        "1,1,8192,1,1,1024,0,1",
+        "1,1,1024,1,1,10,0,1",
+    ]
     path = tmp_path / "NetWork_VGG8.csv"
     path.write_text("\n".join(rows) + "\n")
     from_csv = ck.Workload.from_neurosim_csv(path)
     traced = ck.zoo.workload("vgg8")
-    assert [(o.in_features, o.out_features, o.vectors) for o in from_csv.weighted_ops] == \
-        [(o.in_features, o.out_features, o.vectors) for o in traced.weighted_ops]
+    assert [(o.in_features, o.out_features, o.vectors) for o in from_csv.weighted_ops] == [
+        (o.in_features, o.out_features, o.vectors) for o in traced.weighted_ops
+    ]
     assert from_csv.macs == traced.macs
 
 
@@ -185,12 +207,19 @@ def _onnx_lenet_like(path):
 
     w1 = numpy_helper.from_array(np.zeros((6, 1, 5, 5), np.float32), "w1")
     w2 = numpy_helper.from_array(np.zeros((6 * 28 * 28, 10), np.float32), "w2")
-    nodes = [helper.make_node("Conv", ["x", "w1"], ["c"], pads=[2, 2, 2, 2], name="conv"),
-             helper.make_node("Relu", ["c"], ["r"], name="relu"),
-             helper.make_node("Flatten", ["r"], ["f"], name="flat"),
-             helper.make_node("MatMul", ["f", "w2"], ["y"], name="fc")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 28, 28])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], [w1, w2])
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c"], pads=[2, 2, 2, 2], name="conv"),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("Flatten", ["r"], ["f"], name="flat"),
+        helper.make_node("MatMul", ["f", "w2"], ["y"], name="fc"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 28, 28])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
+        [w1, w2],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
 
 
@@ -209,15 +238,30 @@ def test_from_onnx(tmp_path):
         ck.Workload.from_onnx(bad)
 
 
-NEURRAM = [(3, 1, 43.08), (4, 2, 40.33), (5, 3, 23.09), (6, 4, 15.95), (7, 5, 11.33), (8, 6, 9.12),
-           (7, 5, 11.03), (8, 6, 8.26), (9, 7, 7.75), (10, 8, 6.44)]  # out bits, in bits, TOPS/W (Fig. 12c,d)
+NEURRAM = [
+    (3, 1, 43.08),
+    (4, 2, 40.33),
+    (5, 3, 23.09),
+    (6, 4, 15.95),
+    (7, 5, 11.33),
+    (8, 6, 9.12),
+    (7, 5, 11.03),
+    (8, 6, 8.26),
+    (9, 7, 7.75),
+    (10, 8, 6.44),
+]  # out bits, in bits, TOPS/W (Fig. 12c,d)
 
 
 def neurram_core_tops_per_w(out_bits, in_bits):
     """TOPS/W over the components NeuRRAM's Fig. 12b accounts (word lines, neurons, input pulses)."""
-    core = ck.Workload("neurram-core", (1, 256), [ck.Op("core", "linear", 256, 128, in_shape=(256,),
-                                                        out_shape=(128,), vectors=1, macs=256 * 128)])
-    spec = ck.HardwareSpec.preset("neurram").replace(**{"periphery.adc_bits": out_bits, "periphery.input_bits": in_bits})
+    core = ck.Workload(
+        "neurram-core",
+        (1, 256),
+        [ck.Op("core", "linear", 256, 128, in_shape=(256,), out_shape=(128,), vectors=1, macs=256 * 128)],
+    )
+    spec = ck.HardwareSpec.preset("neurram").replace(
+        **{"periphery.adc_bits": out_bits, "periphery.input_bits": in_bits}
+    )
     r = ck.estimate(core, spec)
     assert r.ops == 2 * 256 * 128
     return r.ops / sum(r.energy_breakdown_j[c] for c in ("array", "drivers", "adc")) / 1e12
@@ -252,8 +296,14 @@ def scratch_registries():
 
 
 def _with(kind: str) -> Workload:
-    return Workload("w", (1, 8), [Op("fc", "linear", 8, 4, in_shape=(8,), out_shape=(4,), macs=32),
-                                  Op("x", kind, in_shape=(4,), out_shape=(4,), elements=4)])
+    return Workload(
+        "w",
+        (1, 8),
+        [
+            Op("fc", "linear", 8, 4, in_shape=(8,), out_shape=(4,), macs=32),
+            Op("x", kind, in_shape=(4,), out_shape=(4,), elements=4),
+        ],
+    )
 
 
 def test_a_kind_registered_later_is_priced_on_its_default_unit(scratch_registries):
@@ -264,11 +314,18 @@ def test_a_kind_registered_later_is_priced_on_its_default_unit(scratch_registrie
     r = ck.estimate(_with("hamming"), "rram-22nm")  # a unit runs the kinds whose default unit it is
     row = r.layers[1]
     assert row["kind"] == "hamming" and row["unit"] == "digital" and row["energy_digital_j"] > 0
-    relu = ck.estimate(Workload("w", (1, 8), [_with("act").ops[0], Op("x", "act", in_shape=(4,), out_shape=(4,),
-                                                                       elements=4, fn="relu")]), "rram-22nm")
+    relu = ck.estimate(
+        Workload(
+            "w", (1, 8), [_with("act").ops[0], Op("x", "act", in_shape=(4,), out_shape=(4,), elements=4, fn="relu")]
+        ),
+        "rram-22nm",
+    )
     assert row["energy_digital_j"] == pytest.approx(2 * relu.layers[1]["energy_digital_j"])  # cmp + add vs cmp
-    with pytest.raises(SpecError, match="op kind 'hamming' is routed to unit 'crossbar', which cannot run it; "
-                                        "'crossbar' runs conv, linear, matmul"):
+    with pytest.raises(
+        SpecError,
+        match="op kind 'hamming' is routed to unit 'crossbar', which cannot run it; "
+        "'crossbar' runs conv, linear, matmul",
+    ):
         ck.HardwareSpec.preset("rram-22nm").replace(**{"routing.hamming": "crossbar"})
 
 
@@ -277,15 +334,23 @@ def test_a_kind_on_a_unit_the_cost_model_cannot_price_is_an_error_naming_op_kind
     from cimkit.workload.registry import register_kind
 
     register_kind("spike", default_unit="neuron", events=lambda op: {"add": op.elements})
-    with pytest.raises(InputError, match=r"op 'x' \(spike\) runs on unit 'neuron'.*'neuron' is no unit type.*"
-                                         r"register_unit_type\('neuron', \{'spike'\}\)"):
+    with pytest.raises(
+        InputError,
+        match=r"op 'x' \(spike\) runs on unit 'neuron'.*'neuron' is no unit type.*"
+        r"register_unit_type\('neuron', \{'spike'\}\)",
+    ):
         ck.estimate(_with("spike"), "rram-22nm")
     register_unit_type("neuron", {"spike"})
-    with pytest.raises(InputError, match=r"op 'x' \(spike\) runs on unit 'neuron' on spec 'rram-22nm', which this "
-                                         r"cost model does not price .*crossbar, digital"):
+    with pytest.raises(
+        InputError,
+        match=r"op 'x' \(spike\) runs on unit 'neuron' on spec 'rram-22nm', which this "
+        r"cost model does not price .*crossbar, digital",
+    ):
         ck.estimate(_with("spike"), "rram-22nm")
     register_kind("orphan", default_unit="")
     with pytest.raises(InputError, match=r"op 'x' \(orphan\).*op kind 'orphan' has no default unit"):
         ck.estimate(_with("orphan"), "rram-22nm")
-    with pytest.raises(InputError, match=r"op 1 'x' has unknown kind 'nosuch'; allowed: linear, conv, .*, spike, orphan"):
+    with pytest.raises(
+        InputError, match=r"op 1 'x' has unknown kind 'nosuch'; allowed: linear, conv, .*, spike, orphan"
+    ):
         ck.estimate(_with("nosuch"), "rram-22nm")

@@ -51,11 +51,15 @@ def test_estimate_many_names_each_configuration(lenet, rram):
     assert [r["spec"] for r in many.records()] == many.specs
 
 
-@pytest.mark.parametrize("bad, index, kind", [([None], 0, "NoneType"), (["pcm", 3], 1, "int"),
-                                              (["pcm", {"array": {}}], 1, "dict")])
+@pytest.mark.parametrize(
+    "bad, index, kind", [([None], 0, "NoneType"), (["pcm", 3], 1, "int"), (["pcm", {"array": {}}], 1, "dict")]
+)
 def test_estimate_many_names_the_bad_entry(lenet, bad, index, kind):
-    with pytest.raises(InputError, match=rf"specs\[{index}\] must be a HardwareSpec or a preset name \(.*pcm.*\), "
-                                         rf"got {kind}"):
+    with pytest.raises(
+        InputError,
+        match=rf"specs\[{index}\] must be a HardwareSpec or a preset name \(.*pcm.*\), "
+        rf"got {kind}",
+    ):
         ck.estimate_many(lenet, bad)
 
 
@@ -73,8 +77,11 @@ def test_estimate_many_refuses_a_lone_spec_and_an_empty_list(lenet, rram):
 @pytest.mark.parametrize("spec", [None, 3, {"array": {"rows": 64}}], ids=repr)
 def test_estimate_names_what_a_spec_may_be(lenet, spec):
     presets = ", ".join(ck.HardwareSpec.presets())
-    with pytest.raises(InputError, match=rf"spec must be a HardwareSpec .* or a preset name \({presets}\), got "
-                                         f"{type(spec).__name__}"):
+    with pytest.raises(
+        InputError,
+        match=rf"spec must be a HardwareSpec .* or a preset name \({presets}\), got "
+        f"{type(spec).__name__}",
+    ):
         ck.estimate(lenet, spec)
 
 
@@ -149,8 +156,10 @@ def test_infeasible_report_is_strict_json_with_the_reason(tmp_path, rram):
     json.dumps(json.loads(text), allow_nan=False)
     data = _strict_loads(path.read_text())
     assert data["feasible"] is False and data["reason"] == r.reason
-    assert all(data[k] is None for k in ("area_mm2", "energy_j", "latency_s", "fps", "tops", "tops_per_w",
-                                         "tops_per_mm2", "edp_js"))
+    assert all(
+        data[k] is None
+        for k in ("area_mm2", "energy_j", "latency_s", "fps", "tops", "tops_per_w", "tops_per_mm2", "edp_js")
+    )
     assert data["ops"] > 0 and len(data["layers"]) == len(r.layers)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]  # written atomically: no temporary left
 
@@ -167,7 +176,8 @@ def test_csv_of_a_report_without_layers_is_a_header(tmp_path):
     r.to_csv(tmp_path / "empty.csv")
     assert (tmp_path / "empty.csv").read_text().splitlines() == [
         "name,kind,arrays,latency_s,energy_array_j,energy_drivers_j,energy_adc_j,energy_accumulation_j,"
-        "energy_buffer_j,energy_interconnect_j,energy_digital_j,energy_j"]
+        "energy_buffer_j,energy_interconnect_j,energy_digital_j,energy_j"
+    ]
 
 
 def test_plot_energy_checks_the_suffix_before_plotting(tmp_path, lenet, rram, monkeypatch):
@@ -207,8 +217,11 @@ def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, lenet, rram
 
 # ---- no NaN or infinity from a valid spec ----------------------------------------------------------------------------
 def test_overflowing_spec_values_are_an_error_not_inf(lenet, rram):
-    for change in ({"technology.clock_hz": 1e-300}, {"periphery.read_latency_ns": 1e300},
-                   {"technology.clock_hz": 5e-324, "array.rows": 1, "array.cols": 1}):  # a cycle of inf seconds
+    for change in (
+        {"technology.clock_hz": 1e-300},
+        {"periphery.read_latency_ns": 1e300},
+        {"technology.clock_hz": 5e-324, "array.rows": 1, "array.cols": 1},
+    ):  # a cycle of inf seconds
         with pytest.raises(SpecError, match="outside any physical range"):
             ck.estimate(lenet, rram.replace(**change))
         with pytest.raises(SpecError, match="outside any physical range"):
@@ -244,11 +257,16 @@ def _numeric_fields(model, prefix=""):
 
 
 NUMERIC = [f for f in _numeric_fields(ck.HardwareSpec) if f[0] not in ("device.programming_noise_poly",)]
-CHOICES = {"array.signed_mapping": ["differential", "offset"], "array.conv_mapping": ["kernel_aligned", "im2col"],
-           "periphery.dac_mode": ["multi_level", "bit_serial", "pulse_train"],
-           "chip.adc_type": ["mlsa", "sar", "survey", "integrate_fire"], "chip.interconnect": ["htree", "bus"],
-           "chip.execution": ["layer_by_layer", "pipelined"], "chip.tile_allocation": ["per_layer", "packed"],
-           "chip.weight_duplication": [True, False]}
+CHOICES = {
+    "array.signed_mapping": ["differential", "offset"],
+    "array.conv_mapping": ["kernel_aligned", "im2col"],
+    "periphery.dac_mode": ["multi_level", "bit_serial", "pulse_train"],
+    "chip.adc_type": ["mlsa", "sar", "survey", "integrate_fire"],
+    "chip.interconnect": ["htree", "bus"],
+    "chip.execution": ["layer_by_layer", "pipelined"],
+    "chip.tile_allocation": ["per_layer", "packed"],
+    "chip.weight_duplication": [True, False],
+}
 
 
 def _value(name, typ, lo, exclusive, hi, default, wide: bool):
@@ -276,7 +294,8 @@ def _changes(wide: bool):
     fields.update({k: st.sampled_from(v) for k, v in CHOICES.items()})
     names = sorted(fields)
     return st.lists(st.sampled_from(names), min_size=1, max_size=6, unique=True).flatmap(
-        lambda keys: st.fixed_dictionaries({k: fields[k] for k in keys}))
+        lambda keys: st.fixed_dictionaries({k: fields[k] for k in keys})
+    )
 
 
 def _report_or_spec_error(workload, base, changes):
@@ -291,9 +310,19 @@ def _report_or_spec_error(workload, base, changes):
 
 
 def _assert_finite_positive(r):
-    figures = {"area_mm2": r.area_mm2, "energy_j": r.energy_j, "latency_s": r.latency_s, "period_s": r.period_s,
-               "fps": r.fps, "tops": r.tops, "tops_per_w": r.tops_per_w, "tops_per_mm2": r.tops_per_mm2,
-               "edp": r.edp, "ops": r.ops, "utilization": r.utilization}
+    figures = {
+        "area_mm2": r.area_mm2,
+        "energy_j": r.energy_j,
+        "latency_s": r.latency_s,
+        "period_s": r.period_s,
+        "fps": r.fps,
+        "tops": r.tops,
+        "tops_per_w": r.tops_per_w,
+        "tops_per_mm2": r.tops_per_mm2,
+        "edp": r.edp,
+        "ops": r.ops,
+        "utilization": r.utilization,
+    }
     bad = {k: v for k, v in figures.items() if not (math.isfinite(v) and v > 0)}
     assert not bad, bad
     for part in (r.area_breakdown_mm2, r.energy_breakdown_j, r.latency_breakdown_s):
@@ -302,8 +331,12 @@ def _assert_finite_positive(r):
     json.dumps(json.loads(r.to_json()), allow_nan=False)
 
 
-@settings(max_examples=60, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
+)
 @given(changes=_changes(wide=False))
 def test_property_physical_specs_give_finite_positive_figures(changes):
     """Any spec within its allowed ranges (unbounded fields up to a million times their bound), the converters
@@ -320,8 +353,12 @@ def test_property_physical_specs_give_finite_positive_figures(changes):
         json.dumps(json.loads(r.to_json()), allow_nan=False)
 
 
-@settings(max_examples=60, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
+)
 @given(changes=_changes(wide=True))
 def test_property_extreme_specs_give_finite_figures_or_a_clear_error(changes):
     """Up to the float limits: a report whose figures are all finite and positive, or a SpecError that says the
@@ -337,7 +374,6 @@ def test_property_extreme_specs_give_finite_figures_or_a_clear_error(changes):
 
 
 _LENET = ck.zoo.workload("lenet")
-
 
 
 def _same_rows(a: dict, b: dict) -> None:
@@ -366,8 +402,9 @@ def test_columnwise_rows_equal_the_op_by_op_rows(net, convention):
     E = importlib.import_module("cimkit.cost.estimate")  # the package binds the function estimate
     ops = list(ck.zoo.workload(net, **({"seq_len": 32} if net == "bert-base" else {})).ops)
     ops = [dataclasses.replace(o, activity=0.25) if i % 3 == 0 else o for i, o in enumerate(ops)]
-    ops.append(Op("lstm", "unmapped", in_shape=(3, 4), out_shape=(5,), elements=5, unmapped_weights=7,
-                  source_type="LSTM"))
+    ops.append(
+        Op("lstm", "unmapped", in_shape=(3, 4), out_shape=(5,), elements=5, unmapped_weights=7, source_type="LSTM")
+    )
     info = E._kind_table()
     fast = E._fast_rows(ops, convention, info, "w")
     assert fast is not None
@@ -379,9 +416,21 @@ def test_unusual_but_valid_values_take_the_op_by_op_path_with_the_same_figures()
     and the report is the same as with plain ints."""
     import numpy as np
 
-    plain = Workload("w", (1, 8), [Op("fc", "linear", 8, 4, in_shape=(8,), out_shape=(4,), macs=32),
-                                   Op("relu", "act", in_shape=(4,), out_shape=(4,), elements=4, fn="relu")])
-    odd = Workload("w", (1, 8), [Op("fc", "linear", np.int64(8), 4, in_shape=[8], out_shape=(4,), macs=np.int64(32)),
-                                 Op("relu", "act", in_shape=(4,), out_shape=(4,), elements=4, fn="relu")])
+    plain = Workload(
+        "w",
+        (1, 8),
+        [
+            Op("fc", "linear", 8, 4, in_shape=(8,), out_shape=(4,), macs=32),
+            Op("relu", "act", in_shape=(4,), out_shape=(4,), elements=4, fn="relu"),
+        ],
+    )
+    odd = Workload(
+        "w",
+        (1, 8),
+        [
+            Op("fc", "linear", np.int64(8), 4, in_shape=[8], out_shape=(4,), macs=np.int64(32)),
+            Op("relu", "act", in_shape=(4,), out_shape=(4,), elements=4, fn="relu"),
+        ],
+    )
     a, b = ck.estimate(plain, "rram-22nm"), ck.estimate(odd, "rram-22nm")
     assert a.to_json() == b.to_json()

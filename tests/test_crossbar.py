@@ -14,7 +14,10 @@ from cimkit.sim.layers import CIMLayer
 from .helpers import quiet_convert, rel_err, spec_with
 
 EXACT = {  # all effects off at high precision
-    "weight_bits": 24, "device.bits_per_cell": 24, "periphery.input_bits": 24, "periphery.adc_bits": None,
+    "weight_bits": 24,
+    "device.bits_per_cell": 24,
+    "periphery.input_bits": 24,
+    "periphery.adc_bits": None,
 }
 
 
@@ -34,9 +37,12 @@ def layers_under_test():
 @pytest.mark.parametrize("idx", range(6))
 def test_all_effects_off_equals_float(idx, mapping, conv_mapping):
     module, x = layers_under_test()[idx]
-    for spec in (spec_with("ideal", **{"array.signed_mapping": mapping, "array.conv_mapping": conv_mapping}),
-                 spec_with("ideal", **EXACT, **{"array.signed_mapping": mapping, "array.conv_mapping": conv_mapping,
-                                                "array.rows": 37})):
+    for spec in (
+        spec_with("ideal", **{"array.signed_mapping": mapping, "array.conv_mapping": conv_mapping}),
+        spec_with(
+            "ideal", **EXACT, **{"array.signed_mapping": mapping, "array.conv_mapping": conv_mapping, "array.rows": 37}
+        ),
+    ):
         cim = ck.convert(module, spec)
         assert rel_err(cim(x), module(x)) < 1e-5
 
@@ -73,8 +79,13 @@ def integer_layer(k=300, n=20, bits=8):
 @pytest.mark.parametrize("mapping", ["differential", "offset"])
 def test_slices_recombine_to_the_integer_product(bits_per_cell, mapping):
     lin, x, ref = integer_layer()
-    base = {"weight_bits": 8, "device.bits_per_cell": bits_per_cell, "periphery.input_bits": 8,
-            "periphery.adc_bits": None, "array.signed_mapping": mapping}
+    base = {
+        "weight_bits": 8,
+        "device.bits_per_cell": bits_per_cell,
+        "periphery.input_bits": 8,
+        "periphery.adc_bits": None,
+        "array.signed_mapping": mapping,
+    }
     assert torch.equal(ck.convert(lin, spec_with("ideal", **base))(x), ref)
     # a finite on/off ratio adds a baseline conductance that the pair or the digital offset removes
     # (up to float32 rounding: partial sums reach 4e6 and the offset correction cancels terms ~100x
@@ -87,8 +98,14 @@ def test_slices_recombine_to_the_integer_product(bits_per_cell, mapping):
 @pytest.mark.parametrize("module_idx", [0, 1, 5])
 def test_bit_serial_equals_multi_level_with_ideal_adc(mapping, module_idx):
     module, x = layers_under_test()[module_idx]
-    common = {"weight_bits": 6, "device.bits_per_cell": 2, "periphery.input_bits": 6, "periphery.adc_bits": None,
-              "array.signed_mapping": mapping, "array.rows": 64}
+    common = {
+        "weight_bits": 6,
+        "device.bits_per_cell": 2,
+        "periphery.input_bits": 6,
+        "periphery.adc_bits": None,
+        "array.signed_mapping": mapping,
+        "array.rows": 64,
+    }
     serial = ck.convert(module, spec_with("ideal", **common, **{"periphery.dac_mode": "bit_serial"}))(x)
     parallel = ck.convert(module, spec_with("ideal", **common))(x)
     assert rel_err(serial, parallel) < 1e-6
@@ -99,13 +116,20 @@ def test_sram_preset_is_exact_for_integer_operands():
     assert torch.equal(ck.convert(lin, spec_with("sram", weight_scale="per_tensor"))(x), ref)
 
 
-@pytest.mark.parametrize("mapping, dac", [("differential", "multi_level"), ("offset", "bit_serial"),
-                                           ("differential", "bit_serial")])
+@pytest.mark.parametrize(
+    "mapping, dac", [("differential", "multi_level"), ("offset", "bit_serial"), ("differential", "bit_serial")]
+)
 def test_adc_error_bounded_by_its_step(mapping, dac):
     """In range, each conversion is off by at most half a step; the shift-add weights them."""
     lin, x, ref = integer_layer(k=256)
-    base = {"weight_bits": 8, "device.bits_per_cell": 2, "periphery.input_bits": 8, "array.signed_mapping": mapping,
-            "periphery.dac_mode": dac, "array.rows": 64}
+    base = {
+        "weight_bits": 8,
+        "device.bits_per_cell": 2,
+        "periphery.input_bits": 8,
+        "array.signed_mapping": mapping,
+        "periphery.dac_mode": dac,
+        "array.rows": 64,
+    }
     for adc_bits in (4, 6, 9):
         spec = spec_with("ideal", **base, **{"periphery.adc_bits": adc_bits, "periphery.adc_range": "fixed"})
         cim = ck.convert(lin, spec)
@@ -115,6 +139,7 @@ def test_adc_error_bounded_by_its_step(mapping, dac):
         level_max = layer.coding.top_level + (0 if signed else layer.tile.beta)
         code_max = 1 if dac == "bit_serial" else 255
         from cimkit.sim.quant import aligned_adc_step
+
         step = aligned_adc_step(m.rows * level_max * code_max, adc_bits, signed)
         plane_sum = 255 if dac == "bit_serial" else 1  # sum of |plane weights|
         bound = m.row_tiles * plane_sum * sum(layer.coding.slice_weights) * step / 2
@@ -129,16 +154,28 @@ def test_adc_error_shrinks_with_bits_on_a_calibrated_layer():
     x = torch.randn(64, 256).relu()
     errs = []
     for bits in (3, 4, 5, 6, 8):
-        cim = ck.convert(lin, spec_with("rram-22nm", **{"periphery.adc_bits": bits, "device.programming_noise_frac": 0.0,
-                                                         "device.read_noise_frac": 0.0}))
+        cim = ck.convert(
+            lin,
+            spec_with(
+                "rram-22nm",
+                **{"periphery.adc_bits": bits, "device.programming_noise_frac": 0.0, "device.read_noise_frac": 0.0},
+            ),
+        )
         ck.calibrate(cim, [x])
         errs.append(rel_err(cim(x), lin(x)))
     assert all(a > b for a, b in zip(errs, errs[1:])), errs
 
 
 def drift_spec(comp):
-    return spec_with("ideal", **{"device.drift_nu": 0.05, "device.drift_nu_std": 0.0, "device.g_min_us": 0.0,
-                                 "periphery.drift_compensation": comp})
+    return spec_with(
+        "ideal",
+        **{
+            "device.drift_nu": 0.05,
+            "device.drift_nu_std": 0.0,
+            "device.g_min_us": 0.0,
+            "periphery.drift_compensation": comp,
+        },
+    )
 
 
 @pytest.mark.parametrize("t", [20.0, 3600.0, 86400.0, 3.15e7])
@@ -159,8 +196,14 @@ def test_state_dict_round_trip_keeps_the_programmed_chip():
     b = quiet_convert(lin, spec, seed=2)  # a different chip, then loaded with a's state
     b.load_state_dict(a.state_dict())
     saved = set(a.state_dict())
-    assert saved >= {"tile.g_programmed", "tile.drift_exponent", "tile.adc_full_scale", "tile.rng_state",
-                     "tile.inference_time_s", "weight"}
+    assert saved >= {
+        "tile.g_programmed",
+        "tile.drift_exponent",
+        "tile.adc_full_scale",
+        "tile.rng_state",
+        "tile.inference_time_s",
+        "weight",
+    }
     assert not any("signal" in k or "variance" in k for k in saved)  # derived caches are not saved
     for t in (20.0, 1e5):  # the read-noise position travels with the state: reads agree bit for bit
         ck.set_time(a, t)
@@ -182,15 +225,29 @@ def test_drift_spread_is_only_partly_compensated():
 def program_with_seed(w, spec, mapping, seed):
     """Program once with torch's generator: stuck cells and programming noise from one seed."""
     gen = torch.Generator().manual_seed(seed)
-    shape = (2 if mapping.differential else 1, mapping.groups, mapping.row_tiles, mapping.rows_per_tile,
-             mapping.slices, mapping.out_features)
+    shape = (
+        2 if mapping.differential else 1,
+        mapping.groups,
+        mapping.row_tiles,
+        mapping.rows_per_tile,
+        mapping.slices,
+        mapping.out_features,
+    )
     stuck = prog.draw_stuck_cells(shape, spec, gen)
     return prog.program(w, spec, mapping, lambda s: torch.randn(s, generator=gen), stuck)
 
 
 def test_stuck_cell_fractions_match_rates():
-    spec = spec_with("ideal", **{"weight_bits": 8, "device.bits_per_cell": 2, "device.stuck_on_rate": 0.03,
-                                 "device.stuck_off_rate": 0.07, "device.g_min_us": 1.0})
+    spec = spec_with(
+        "ideal",
+        **{
+            "weight_bits": 8,
+            "device.bits_per_cell": 2,
+            "device.stuck_on_rate": 0.03,
+            "device.stuck_off_rate": 0.07,
+            "device.g_min_us": 1.0,
+        },
+    )
     k, n = 512, 256
     w = torch.ones(1, n, k)  # positive cells at top level, negative cells at level 0
     mapping = ck.map_matrix(k, n, spec)
@@ -198,8 +255,10 @@ def test_stuck_cell_fractions_match_rates():
     g_top = state.beta + coding.top_level
     neg = state.g_prog[1]
     pos = state.g_prog[0][..., :3, :]  # slices 0..2 hold 3 = top level (127 = 0b1111111)
-    for frac, rate, cells in (((neg == g_top).float().mean(), 0.03, neg.numel()),
-                              ((pos == state.beta).float().mean(), 0.07, pos.numel())):
+    for frac, rate, cells in (
+        ((neg == g_top).float().mean(), 0.03, neg.numel()),
+        ((pos == state.beta).float().mean(), 0.07, pos.numel()),
+    ):
         sd = math.sqrt(rate * (1 - rate) / cells)
         assert abs(float(frac) - rate) < 5 * sd
 
@@ -222,8 +281,9 @@ def test_read_noise_is_fresh_per_forward_and_has_exact_output_statistics():
     """Additive per-cell noise: the output std is sigma * sqrt(sum x^2) per array (no ADC)."""
     k, n, frac = 200, 8, 0.01
     lin = nn.Linear(k, n, bias=False)
-    spec = spec_with("ideal", **{"device.read_noise_model": "additive", "device.read_noise_frac": frac,
-                                 "array.rows": 50})
+    spec = spec_with(
+        "ideal", **{"device.read_noise_model": "additive", "device.read_noise_frac": frac, "array.rows": 50}
+    )
     cim = ck.convert(lin, spec, seed=3)
     x = torch.rand(1, k).expand(4000, k).contiguous()
     y = cim(x)
@@ -252,8 +312,17 @@ def test_ir_drop_model_in_the_layer_matches_the_exact_circuit(model_ir):
     """A one-array layer with IR drop gives V @ T of the exact solver (first order: to O((rGN^2)^2))."""
     k, n = 32, 16
     lin = nn.Linear(k, n, bias=False)
-    spec = spec_with("ideal", **{"array.rows": k, "array.cols": 2 * n, "array.wire_resistance_ohm": 2.0,
-                                 "array.ir_drop": model_ir, "device.g_max_us": 50.0, "periphery.drift_compensation": "none"})
+    spec = spec_with(
+        "ideal",
+        **{
+            "array.rows": k,
+            "array.cols": 2 * n,
+            "array.wire_resistance_ohm": 2.0,
+            "array.ir_drop": model_ir,
+            "device.g_max_us": 50.0,
+            "periphery.drift_compensation": "none",
+        },
+    )
     cim = ck.convert(lin, spec)
     x = torch.rand(4, k)
     # reference: the same programmed cells through the exact solver

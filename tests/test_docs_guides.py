@@ -9,8 +9,11 @@ import pytest
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 #: guide -> the least number of code blocks it has
 GUIDES = {"training.md": 4, "snn.md": 5, "robustness.md": 4}
-BLOCKS = [(name, i, block) for name in GUIDES
-          for i, block in enumerate(re.findall(r"```python\n(.*?)```", (DOCS / name).read_text(encoding="utf-8"), re.S))]
+BLOCKS = [
+    (name, i, block)
+    for name in GUIDES
+    for i, block in enumerate(re.findall(r"```python\n(.*?)```", (DOCS / name).read_text(encoding="utf-8"), re.S))
+]
 
 
 @pytest.mark.parametrize("name", sorted(GUIDES))

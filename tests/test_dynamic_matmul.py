@@ -80,9 +80,16 @@ def x_in(b=2, l=10, seed=0):
     return torch.randn(b, l, 32, generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.mark.parametrize("make", [
-    lambda: SdpaAttention(), lambda: SdpaAttention(is_causal=True), lambda: SdpaAttention(kv_heads=2),
-    lambda: SdpaAttention(scale=0.3), lambda: MatmulAttention()])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: SdpaAttention(),
+        lambda: SdpaAttention(is_causal=True),
+        lambda: SdpaAttention(kv_heads=2),
+        lambda: SdpaAttention(scale=0.3),
+        lambda: MatmulAttention(),
+    ],
+)
 def test_on_an_ideal_chip_the_products_are_exact(make):
     torch.manual_seed(0)
     model = make().eval()
@@ -94,9 +101,13 @@ def test_on_an_ideal_chip_the_products_are_exact(make):
     assert cim.cim_dynamic.calls == 2 and len(cim.cim_dynamic.sites) == 2
 
 
-@pytest.mark.parametrize("mask", [
-    torch.ones(10, 10, dtype=torch.bool).tril(),  # boolean: True attends
-    torch.zeros(10, 10).masked_fill(torch.ones(10, 10, dtype=torch.bool).triu(1), float("-inf"))])  # additive
+@pytest.mark.parametrize(
+    "mask",
+    [
+        torch.ones(10, 10, dtype=torch.bool).tril(),  # boolean: True attends
+        torch.zeros(10, 10).masked_fill(torch.ones(10, 10, dtype=torch.bool).triu(1), float("-inf")),
+    ],
+)  # additive
 def test_attention_masks_are_applied_as_sdpa_applies_them(mask):
     torch.manual_seed(0)
     model = SdpaAttention().eval()
@@ -223,8 +234,10 @@ def test_minilm_attention_runs_on_rewritten_arrays():
         y, ref = cim(**b).last_hidden_state, bert(**b).last_hidden_state
     torch.testing.assert_close(y, ref, rtol=1e-3, atol=1e-3)
     names = [s.layer_name for s in cim.cim_dynamic.sites.values()]
-    assert len(names) == 12 and names[:2] == ["encoder.layer.0.attention.self.matmul0",
-                                              "encoder.layer.0.attention.self.matmul1"]
+    assert len(names) == 12 and names[:2] == [
+        "encoder.layer.0.attention.self.matmul0",
+        "encoder.layer.0.attention.self.matmul1",
+    ]
 
 
 def test_the_cost_model_prices_the_same_route_minilm_writes_k_and_v_per_inference():
@@ -235,7 +248,8 @@ def test_the_cost_model_prices_the_same_route_minilm_writes_k_and_v_per_inferenc
     rep = ck.estimate(wl, s)
     cells_per_value = weight_slices(s)  # offset-mapped: one cell per slice
     assert rep.energy_breakdown_j["writes"] == pytest.approx(
-        written * cells_per_value * s.device.write_energy_pj * 1e-12, rel=1e-12)
+        written * cells_per_value * s.device.write_energy_pj * 1e-12, rel=1e-12
+    )
     # one write per cell per inference: 1e6 cycles at 100 inferences/s last 10,000 s (2.8 hours)
     assert rep.endurance["lifetime_s"] == pytest.approx(s.device.endurance_cycles / 100.0)
     assert rep.endurance["lifetime_s"] == pytest.approx(1e4)
@@ -290,13 +304,19 @@ def test_torch_multihead_attention_runs_its_attention_on_arrays(case):
         model = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True).eval()
         cim = convert(model, spec())
         with torch.no_grad():
-            torch.testing.assert_close(cim(x, src_key_padding_mask=pad), model(x, src_key_padding_mask=pad),
-                                       rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(
+                cim(x, src_key_padding_mask=pad), model(x, src_key_padding_mask=pad), rtol=1e-4, atol=1e-5
+            )
         assert cim.cim_dynamic.calls == 2
         return
     cim = convert(mha, spec())
-    kwargs = {"plain": {}, "padding": {"key_padding_mask": pad}, "causal": {"attn_mask": causal, "is_causal": True},
-              "unbatched": {}, "weights_per_head": {"average_attn_weights": False, "attn_mask": causal < 0}}[case]
+    kwargs = {
+        "plain": {},
+        "padding": {"key_padding_mask": pad},
+        "causal": {"attn_mask": causal, "is_causal": True},
+        "unbatched": {},
+        "weights_per_head": {"average_attn_weights": False, "attn_mask": causal < 0},
+    }[case]
     inputs = (x[0],) * 3 if case == "unbatched" else (x,) * 3
     with torch.no_grad():
         (y, w), (ref, ref_w) = cim(*inputs, **kwargs), mha(*inputs, **kwargs)
@@ -366,7 +386,11 @@ def test_mm_addmm_and_linear_between_activations_run_on_arrays_and_out_warns():
 def test_sites_keep_their_training_settings_and_their_read_time():
     torch.manual_seed(0)
     model = MatmulAttention()
-    cim = convert(model, spec("pcm"), seed=0, )
+    cim = convert(
+        model,
+        spec("pcm"),
+        seed=0,
+    )
     cim(x_in())  # the sites appear
     ck.sim.configure(cim, backward="chip", weight_range="fixed")
     site = next(iter(cim.cim_dynamic.sites.values()))

@@ -17,10 +17,17 @@ from cimkit.errors import InputError  # noqa: E402
 from cimkit.explore import StudyConfig, run_study, score  # noqa: E402
 
 SMALL = {
-    "name": "t", "workloads": ["resnet20", "lenet"], "hardware": "rram-22nm",
-    "space": {"adc_bits": {"choices": [4, 5, 6]}, "crossbar": {"choices": [64, 128, 256]},
-              "supply_v": {"low": 0.6, "high": 0.9, "step": 0.1}},
-    "sampler": {"name": "tpe", "seed": 1}, "trials": 20, "batch": 10,
+    "name": "t",
+    "workloads": ["resnet20", "lenet"],
+    "hardware": "rram-22nm",
+    "space": {
+        "adc_bits": {"choices": [4, 5, 6]},
+        "crossbar": {"choices": [64, 128, 256]},
+        "supply_v": {"low": 0.6, "high": 0.9, "step": 0.1},
+    },
+    "sampler": {"name": "tpe", "seed": 1},
+    "trials": 20,
+    "batch": 10,
 }
 
 
@@ -35,12 +42,15 @@ def write(tmp_path, text):
     return p
 
 
-@pytest.mark.parametrize("text, message", [
-    ("workloads: [vgg8]\nspace: {adc_bitz: {choices: [4]}}\n", "unknown parameter"),
-    ("workloads: [vgg8]\nspace: {adc_bits: {choices: []}}\n", "choices is empty"),
-    ("workloads: []\nspace: {adc_bits: {choices: [4]}}\n", "workloads"),
-    ("workloads: [vgg8]\nspace: {supply_v: {low: 0.9, high: 0.6}}\n", "above high"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("workloads: [vgg8]\nspace: {adc_bitz: {choices: [4]}}\n", "unknown parameter"),
+        ("workloads: [vgg8]\nspace: {adc_bits: {choices: []}}\n", "choices is empty"),
+        ("workloads: []\nspace: {adc_bits: {choices: [4]}}\n", "workloads"),
+        ("workloads: [vgg8]\nspace: {supply_v: {low: 0.9, high: 0.6}}\n", "above high"),
+    ],
+)
 def test_bad_study_files_are_refused_before_any_work(tmp_path, text, message):
     with pytest.raises(InputError, match=message):
         StudyConfig.from_yaml(write(tmp_path, text))
@@ -87,13 +97,20 @@ def test_resume_keeps_completed_trials_and_reasks_stale_ones(tmp_path):
 
 
 def test_pareto_front(tmp_path):
-    result = run_study(cfg(objective={"mode": "pareto", "metrics": ["energy", "latency", "area"]},
-                           sampler={"name": "nsga2", "population": 10, "seed": 0}, trials=30), tmp_path)
+    result = run_study(
+        cfg(
+            objective={"mode": "pareto", "metrics": ["energy", "latency", "area"]},
+            sampler={"name": "nsga2", "population": 10, "seed": 0},
+            trials=30,
+        ),
+        tmp_path,
+    )
     front = [t.values for t in result.best_trials]
     assert front and (tmp_path / "pareto.png").exists()
     for a in front:  # no design on the front is dominated by another trial
-        assert not any(all(b[i] <= a[i] for i in range(3)) and b != a for b in
-                       [t.values for t in result.study.trials if t.values])
+        assert not any(
+            all(b[i] <= a[i] for i in range(3)) and b != a for b in [t.values for t in result.study.trials if t.values]
+        )
 
 
 def _completed_trials_read_only(db) -> int:
@@ -113,12 +130,17 @@ def _completed_trials_read_only(db) -> int:
 @pytest.mark.slow
 def test_killed_run_resumes_without_losing_trials(tmp_path):
     study = tmp_path / "study.yaml"
-    study.write_text("name: kill\nworkloads: [resnet20]\nspace:\n  adc_bits: {choices: [3, 4, 5, 6, 7]}\n"
-                     "  supply_v: {low: 0.5, high: 0.9}\nsampler: {name: random, seed: 0}\ntrials: 100000\nbatch: 20\n")
+    study.write_text(
+        "name: kill\nworkloads: [resnet20]\nspace:\n  adc_bits: {choices: [3, 4, 5, 6, 7]}\n"
+        "  supply_v: {low: 0.5, high: 0.9}\nsampler: {name: random, seed: 0}\ntrials: 100000\nbatch: 20\n"
+    )
     out = tmp_path / "out"
     with open(tmp_path / "stderr.txt", "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "cimkit.cli", "explore", str(study), "--out", str(out)],
-                                stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cimkit.cli", "explore", str(study), "--out", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     db = out / "kill.db"
     deadline = time.time() + 300
     completed = 0
@@ -129,8 +151,12 @@ def test_killed_run_resumes_without_losing_trials(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     url = f"sqlite:///{db.resolve()}"
-    kept = {t.number: t.params for t in optuna.load_study(study_name="kill", storage=url).get_trials(
-        states=(optuna.trial.TrialState.COMPLETE,))}
+    kept = {
+        t.number: t.params
+        for t in optuna.load_study(study_name="kill", storage=url).get_trials(
+            states=(optuna.trial.TrialState.COMPLETE,)
+        )
+    }
     assert len(kept) >= 60
     cfg_k = StudyConfig.from_yaml(study)
     result = run_study(cfg_k, out, trials=len(kept) + 20)
@@ -157,8 +183,15 @@ def test_processes_that_open_one_new_database_together_all_get_the_study(tmp_pat
     """Workers started together each create Optuna's tables in the same new SQLite file; the ones that lose the
     race (a table or the schema-version row already there) open it again instead of failing."""
     start, rounds = time.time() + 8, 6
-    procs = [subprocess.Popen([sys.executable, "-c", _OPEN_AT_ONCE, str(tmp_path), str(start), str(rounds)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _OPEN_AT_ONCE, str(tmp_path), str(start), str(rounds)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
     outs = [p.communicate(timeout=240) for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, [e[-800:] for _, e in outs]
     for k in range(rounds):
@@ -171,9 +204,12 @@ def test_a_lost_table_creation_race_is_retried_and_other_storage_errors_are_not(
     from cimkit.explore.runner import _open_study
 
     real, calls = optuna.create_study, []
-    raced = [IntegrityError("INSERT INTO alembic_version", {}, Exception(
-                 "UNIQUE constraint failed: alembic_version.version_num")),
-             OperationalError("CREATE TABLE studies", {}, Exception("table studies already exists"))]
+    raced = [
+        IntegrityError(
+            "INSERT INTO alembic_version", {}, Exception("UNIQUE constraint failed: alembic_version.version_num")
+        ),
+        OperationalError("CREATE TABLE studies", {}, Exception("table studies already exists")),
+    ]
 
     def flaky(*args, **kwargs):
         calls.append(1)
@@ -205,20 +241,34 @@ def test_unreachable_scheduler_is_refused_before_any_work(tmp_path):
     pytest.importorskip("dask.distributed")
     with pytest.raises(InputError, match="cannot reach the Dask scheduler"):
         run_study(cfg(executor="dask", scheduler="tcp://127.0.0.1:9", scheduler_timeout_s=2), tmp_path)
-    assert not any(t.state == optuna.trial.TrialState.COMPLETE
-                   for t in optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path / 't.db'}").trials)
+    assert not any(
+        t.state == optuna.trial.TrialState.COMPLETE
+        for t in optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path / 't.db'}").trials
+    )
 
 
 def test_joint_experiment_reports_each_chip(tmp_path):
     from cimkit.explore import run_joint_experiment
 
     base = tmp_path / "base.yaml"
-    base.write_text("name: b\nchip: {tiles: 40, tile_allocation: packed}\n"
-                    "device: {bits_per_cell: 2}\narray: {signed_mapping: offset}\n"
-                    "periphery: {dac_mode: bit_serial, adc_bits: 5}\n")
-    c = cfg(name="j", workloads=["resnet20", "lenet"], hardware=str(base), experiment="joint_vs_largest",
-            space={"supply_v": {"low": 0.6, "high": 0.9, "step": 0.1}, "crossbar": {"choices": [64, 128]},
-                   "tiles": {"choices": [20, 40]}}, trials=12, batch=6)
+    base.write_text(
+        "name: b\nchip: {tiles: 40, tile_allocation: packed}\n"
+        "device: {bits_per_cell: 2}\narray: {signed_mapping: offset}\n"
+        "periphery: {dac_mode: bit_serial, adc_bits: 5}\n"
+    )
+    c = cfg(
+        name="j",
+        workloads=["resnet20", "lenet"],
+        hardware=str(base),
+        experiment="joint_vs_largest",
+        space={
+            "supply_v": {"low": 0.6, "high": 0.9, "step": 0.1},
+            "crossbar": {"choices": [64, 128]},
+            "tiles": {"choices": [20, 40]},
+        },
+        trials=12,
+        batch=6,
+    )
     r = run_joint_experiment(c, tmp_path / "out")
     assert r.largest == "resnet20"
     assert r.edap_on_largest["resnet20"] == pytest.approx(r.edap_on_own["resnet20"])  # its own chip
@@ -229,9 +279,17 @@ def test_joint_experiment_reports_each_chip(tmp_path):
 @pytest.mark.slow
 def test_accuracy_floor_from_the_simulator(tmp_path, monkeypatch):
     monkeypatch.setenv("CIMKIT_CACHE", str(tmp_path / "cache"))
-    result = run_study(cfg(workloads=["lenet"], space={"adc_bits": {"choices": [2, 6]}},
-                           accuracy={"floor": 0.9, "samples": 100}, sampler={"name": "grid"}, trials=2, batch=2),
-                       tmp_path / "o")
+    result = run_study(
+        cfg(
+            workloads=["lenet"],
+            space={"adc_bits": {"choices": [2, 6]}},
+            accuracy={"floor": 0.9, "samples": 100},
+            sampler={"name": "grid"},
+            trials=2,
+            batch=2,
+        ),
+        tmp_path / "o",
+    )
     by_bits = {t.params["adc_bits"]: t.user_attrs["constraints"][2] for t in result.study.trials}
     assert by_bits[2] > 0 > by_bits[6]  # 2-bit ADCs break the CNN; 6-bit ones keep it above 90%
     assert all(t.params["adc_bits"] == 6 for t in result.best_trials)  # the cheaper 2-bit chip is excluded

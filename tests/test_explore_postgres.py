@@ -35,8 +35,13 @@ def _install() -> str | None:
         return "PostgreSQL is not installed and this user cannot install it (needs root and apt-get)"
     try:
         subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True, timeout=300)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "postgresql"], check=True, capture_output=True,
-                       timeout=600, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "postgresql"],
+            check=True,
+            capture_output=True,
+            timeout=600,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
     except (subprocess.SubprocessError, OSError) as exc:
         return f"could not install Debian's postgresql: {exc}"
     return None
@@ -70,8 +75,17 @@ def postgres_url():
     init = pg(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust")
     if init.returncode != 0:
         pytest.skip(f"initdb failed: {init.stderr[-500:]}")
-    start = pg(str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "log"), "-o",
-               f"-p {port} -k {sock} -c listen_addresses=127.0.0.1", "start")
+    start = pg(
+        str(bindir / "pg_ctl"),
+        "-D",
+        str(data),
+        "-w",
+        "-l",
+        str(root / "log"),
+        "-o",
+        f"-p {port} -k {sock} -c listen_addresses=127.0.0.1",
+        "start",
+    )
     if start.returncode != 0:
         pytest.skip(f"the PostgreSQL server did not start: {start.stderr[-500:]}")
     try:
@@ -87,17 +101,27 @@ def postgres_url():
 @pytest.mark.slow
 def test_two_processes_share_one_study(tmp_path, postgres_url):
     study = tmp_path / "study.yaml"
-    study.write_text(f"name: shared\nworkloads: [resnet20]\nstorage: {postgres_url}\n"
-                     "space:\n  adc_bits: {choices: [3, 4, 5, 6, 7]}\n  supply_v: {low: 0.5, high: 0.9}\n"
-                     "sampler: {name: random, seed: 0}\ntrials: 1500\nbatch: 10\n")
-    procs = [subprocess.Popen([sys.executable, "-m", "cimkit.cli", "explore", str(study), "--out", str(tmp_path / f"p{i}")],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    study.write_text(
+        f"name: shared\nworkloads: [resnet20]\nstorage: {postgres_url}\n"
+        "space:\n  adc_bits: {choices: [3, 4, 5, 6, 7]}\n  supply_v: {low: 0.5, high: 0.9}\n"
+        "sampler: {name: random, seed: 0}\ntrials: 1500\nbatch: 10\n"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "cimkit.cli", "explore", str(study), "--out", str(tmp_path / f"p{i}")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
     evaluated = [int(re.search(r"\((\d+) evaluated now", o).group(1)) for o in outputs]
     assert all(n > 0 for n in evaluated)  # both processes did work
     trials = optuna.load_study(study_name="shared", storage=postgres_url).get_trials(
-        states=(optuna.trial.TrialState.COMPLETE,))
+        states=(optuna.trial.TrialState.COMPLETE,)
+    )
     ids = [t.user_attrs["cimkit_id"] for t in trials]
     assert len(ids) == len(set(ids))  # nothing stored twice
     assert len(trials) == sum(evaluated) >= 1500  # nothing evaluated was lost

@@ -37,8 +37,9 @@ DYNAMIC_PER_LAYER = 2 * HEADS * (D // HEADS) * 128 * 128
 
 def sig(wl) -> list[tuple]:
     """An op list up to naming: kind, fn, groups, vectors, in, out, MACs, elements, reduce."""
-    return [(o.kind, o.fn, o.groups, o.vectors, o.in_features, o.out_features, o.macs, o.elements, o.reduce)
-            for o in wl.ops]
+    return [
+        (o.kind, o.fn, o.groups, o.vectors, o.in_features, o.out_features, o.macs, o.elements, o.reduce) for o in wl.ops
+    ]
 
 
 def counts(wl) -> Counter:
@@ -78,9 +79,15 @@ def minilm(request):
 # ---- MiniLM-L6 ---------------------------------------------------------------------------------------
 def test_minilm_through_export_has_every_encoder_op(minilm):
     wl = trace(minilm, (1, 128))
-    assert counts(wl) == {("embedding", "embedding"): 3, ("eltwise", "add"): 2 + 2 * LAYERS,
-                          ("linear", "linear"): 36, ("matmul", "matmul"): 12, ("softmax", "softmax"): 6,
-                          ("norm", "layer_norm"): 13, ("act", "gelu"): 6}
+    assert counts(wl) == {
+        ("embedding", "embedding"): 3,
+        ("eltwise", "add"): 2 + 2 * LAYERS,
+        ("linear", "linear"): 36,
+        ("matmul", "matmul"): 12,
+        ("softmax", "softmax"): 6,
+        ("norm", "layer_norm"): 13,
+        ("act", "gelu"): 6,
+    }
     for i in range(LAYERS):
         layer = f"encoder.layer.{i}."
         assert macs(wl, "linear", layer) == STATIC_PER_LAYER == 226_492_416  # 226.5 M
@@ -89,8 +96,13 @@ def test_minilm_through_export_has_every_encoder_op(minilm):
     assert all(o.vectors == 128 for o in wl.weighted_ops)
     qk = next(o for o in wl.ops if o.kind == "matmul")
     assert (qk.groups, qk.vectors, qk.in_features, qk.out_features) == (HEADS, 128, D // HEADS, 128)
-    assert qk.name == {"sdpa": "encoder.layer.0.attention.self.scaled_dot_product_attention.qk",  # one fused call
-                       "eager": "encoder.layer.0.attention.self.matmul"}[minilm.config._attn_implementation]
+    assert (
+        qk.name
+        == {
+            "sdpa": "encoder.layer.0.attention.self.scaled_dot_product_attention.qk",  # one fused call
+            "eager": "encoder.layer.0.attention.self.matmul",
+        }[minilm.config._attn_implementation]
+    )
     softmax = next(o for o in wl.ops if o.kind == "softmax")
     assert (softmax.elements, softmax.reduce) == (HEADS * 128 * 128, 128)
     # every weight accounted for: the matrices on arrays, biases and norms digital, the tables lookups
@@ -98,8 +110,13 @@ def test_minilm_through_export_has_every_encoder_op(minilm):
     assert wl.weight_counts["unused"] == wl.weight_counts["unmapped"] == 0
     # named by module path
     names = {o.name for o in wl.ops}
-    assert {"embeddings.word_embeddings", "encoder.layer.0.attention.self.query", "encoder.layer.5.output.dense",
-            "encoder.layer.0.attention.output.LayerNorm", "encoder.layer.0.attention.output.add"} <= names
+    assert {
+        "embeddings.word_embeddings",
+        "encoder.layer.0.attention.self.query",
+        "encoder.layer.5.output.dense",
+        "encoder.layer.0.attention.output.LayerNorm",
+        "encoder.layer.0.attention.output.add",
+    } <= names
 
 
 def test_minilm_export_and_eager_agree(minilm):
@@ -119,14 +136,20 @@ def test_minilm_sequence_length_is_the_input_shape(minilm):
 
 @pytest.mark.parametrize("tracer", ["export", "auto", "eager", "fx"])
 def test_a_sequence_longer_than_the_positions_is_refused(minilm, tracer):
-    with pytest.raises(InputError, match=r"a sequence of 513 tokens .* longer than the model's 512 positions "
-                                         r"\(config.max_position_embeddings = 512\)"):
+    with pytest.raises(
+        InputError,
+        match=r"a sequence of 513 tokens .* longer than the model's 512 positions "
+        r"\(config.max_position_embeddings = 512\)",
+    ):
         trace(Encoder(minilm), (1, POSITIONS + 1), tracer=tracer)
 
 
 def test_auto_traces_minilm_with_export_and_says_why_not_fx(minilm):
-    with pytest.warns(UserWarning, match=r"torch.fx could not trace BertModel \(.*\); traced it with torch.export "
-                                         r"instead .*\(1, 128\)") as record:
+    with pytest.warns(
+        UserWarning,
+        match=r"torch.fx could not trace BertModel \(.*\); traced it with torch.export "
+        r"instead .*\(1, 128\)",
+    ) as record:
         wl = ck.Workload.from_torch(minilm, (1, 128), input_dtype=torch.long)
     assert len(record) == 1
     assert sig(wl) == sig(trace(minilm, (1, 128)))
@@ -150,8 +173,11 @@ def test_gpt2_conv1d_projections_are_linear_layers(gpt2):
     assert not wl.unmapped_ops
     shapes = {o.name: (o.in_features, o.out_features, o.vectors) for o in wl.weighted_ops}
     assert {k: v for k, v in shapes.items() if k.startswith("transformer.h.1.")} == {
-        "transformer.h.1.attn.c_attn": (d, 3 * d, length), "transformer.h.1.attn.c_proj": (d, d, length),
-        "transformer.h.1.mlp.c_fc": (d, 4 * d, length), "transformer.h.1.mlp.c_proj": (4 * d, d, length)}
+        "transformer.h.1.attn.c_attn": (d, 3 * d, length),
+        "transformer.h.1.attn.c_proj": (d, d, length),
+        "transformer.h.1.mlp.c_fc": (d, 4 * d, length),
+        "transformer.h.1.mlp.c_proj": (4 * d, d, length),
+    }
     assert shapes["lm_head"] == (d, vocab, length)  # tied to the token table: mapped once, as a linear
     assert macs(wl, "linear") == length * (layers * 12 * d * d + d * vocab)
     assert macs(wl, "matmul") == layers * 2 * 4 * (d // 4) * length * length  # sdpa: Q K^T and A V
@@ -179,9 +205,15 @@ class SdpaAttention(nn.Module):
 def test_sdpa_is_two_matmuls_and_a_softmax():
     wl = trace(SdpaAttention(), (1, 10, 32), dtype=None)
     assert [(o.name, o.kind) for o in wl.ops] == [
-        ("q", "linear"), ("k", "linear"), ("v", "linear"), ("scaled_dot_product_attention.qk", "matmul"),
-        ("scaled_dot_product_attention.softmax", "softmax"), ("scaled_dot_product_attention.av", "matmul"),
-        ("o", "linear"), ("add", "eltwise")]
+        ("q", "linear"),
+        ("k", "linear"),
+        ("v", "linear"),
+        ("scaled_dot_product_attention.qk", "matmul"),
+        ("scaled_dot_product_attention.softmax", "softmax"),
+        ("scaled_dot_product_attention.av", "matmul"),
+        ("o", "linear"),
+        ("add", "eltwise"),
+    ]
     qk, softmax, av = wl.ops[3:6]
     assert (qk.groups, qk.vectors, qk.in_features, qk.out_features) == (4, 10, 8, 10)
     assert (av.groups, av.vectors, av.in_features, av.out_features) == (4, 10, 10, 8)
@@ -233,31 +265,43 @@ class NoModes(Branchy):
 
 
 def test_export_failure_is_one_error_naming_the_reason_and_the_line(capsys):
-    with pytest.raises(InputError, match=r"Branchy: torch.export cannot trace the model: data-dependent control flow "
-                                         r".*\(at test_export_trace.py:\d+: `if x.sum\(\) > 0:`\); use tracer='eager'"):
+    with pytest.raises(
+        InputError,
+        match=r"Branchy: torch.export cannot trace the model: data-dependent control flow "
+        r".*\(at test_export_trace.py:\d+: `if x.sum\(\) > 0:`\); use tracer='eager'",
+    ):
         trace(Branchy(), (1, 4, 16), dtype=None)
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err and "def forward" not in captured.err  # torch's partial graph is kept quiet
 
 
 def test_export_falls_back_to_hooks_listing_what_they_miss():
-    with pytest.warns(UserWarning, match=r"torch.export could not trace Branchy \(data-dependent .*\); fell back to "
-                                         r"forward hooks, which see module calls only: 2 matmul \(attention\), .*1 softmax"
-                                         r".* are not module calls and are missing from the workload") as record:
+    with pytest.warns(
+        UserWarning,
+        match=r"torch.export could not trace Branchy \(data-dependent .*\); fell back to "
+        r"forward hooks, which see module calls only: 2 matmul \(attention\), .*1 softmax"
+        r".* are not module calls and are missing from the workload",
+    ) as record:
         wl = ck.Workload.from_torch(Branchy(), (1, 4, 16), tracer=("export", "hooks"))
     assert all(w.filename == __file__ for w in record)  # attributed to the caller's line
     assert [o.name for o in wl.ops] == ["q", "k", "o"]
 
 
 def test_auto_falls_back_from_export_to_eager_then_hooks():
-    with pytest.warns(UserWarning, match=r"torch.fx could not trace Branchy \(.*\), nor could torch.export "
-                                         r"\(data-dependent .*\); ran the model once"):
+    with pytest.warns(
+        UserWarning,
+        match=r"torch.fx could not trace Branchy \(.*\), nor could torch.export "
+        r"\(data-dependent .*\); ran the model once",
+    ):
         wl = ck.Workload.from_torch(Branchy(), (1, 4, 16))
     assert counts(wl)[("matmul", "matmul")] == 2 and counts(wl)[("softmax", "softmax")] == 1
     # the eager recorder cannot run this one either: hooks, with what they cannot see in general terms
-    with pytest.warns(UserWarning, match=r"nor could the eager recorder \(RuntimeError: no torch function modes "
-                                         r"here\); fell back to forward hooks, .* matmul / @ \(attention\), softmax.* "
-                                         r"in the forward code of the model \(NoModes\) are not module calls"):
+    with pytest.warns(
+        UserWarning,
+        match=r"nor could the eager recorder \(RuntimeError: no torch function modes "
+        r"here\); fell back to forward hooks, .* matmul / @ \(attention\), softmax.* "
+        r"in the forward code of the model \(NoModes\) are not module calls",
+    ):
         wl = ck.Workload.from_torch(NoModes(), (1, 4, 16))
     assert [o.name for o in wl.ops] == ["q", "k", "o"]
 

@@ -44,10 +44,22 @@ def _run(c, var, where, *, native, adc=True, signed=False, per_pass=False):
 
 @needs_native
 @settings(max_examples=40, deadline=None)
-@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 40), st.integers(1, 4), st.integers(1, 600),
-       st.booleans(), st.booleans(), st.booleans(), st.booleans(), st.booleans(), st.integers(0, 2**31 - 1))
-def test_the_kernel_and_the_torch_chain_give_the_same_numbers(o, r, m, s, z, zero_rows, bf16, adc, noisy, per_pass,
-                                                              seed):
+@given(
+    st.integers(1, 3),
+    st.integers(1, 4),
+    st.integers(1, 40),
+    st.integers(1, 4),
+    st.integers(1, 600),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+    st.integers(0, 2**31 - 1),
+)
+def test_the_kernel_and_the_torch_chain_give_the_same_numbers(
+    o, r, m, s, z, zero_rows, bf16, adc, noisy, per_pass, seed
+):
     c, var = _block(seed, (o, r, m, s, z), zero_rows, bf16)
     var = var if noisy else None
     where = fused.Place(r, m, counter=CounterNormal(seed).next_counter())
@@ -58,8 +70,7 @@ def test_the_kernel_and_the_torch_chain_give_the_same_numbers(o, r, m, s, z, zer
 
 @pytest.mark.parametrize("native", [False, pytest.param(None, marks=needs_native)])
 @settings(max_examples=25, deadline=None)
-@given(st.integers(1, 2), st.integers(1, 4), st.integers(2, 30), st.integers(1, 3), st.integers(1, 300),
-       st.data())
+@given(st.integers(1, 2), st.integers(1, 4), st.integers(2, 30), st.integers(1, 3), st.integers(1, 300), st.data())
 def test_any_chunking_of_a_block_gives_the_whole_blocks_numbers(native, o, r, m, s, z, data):
     c, var = _block(data.draw(st.integers(0, 1000)), (o, r, m, s, z), True, False)
     where = fused.Place(r, m, counter=7 << 40)
@@ -73,8 +84,9 @@ def test_any_chunking_of_a_block_gives_the_whole_blocks_numbers(native, o, r, m,
         for m0 in range(0, m, m_cut):
             part = (slice(None), slice(r0, r0 + r_cut), slice(m0, m0 + m_cut))
             chunk = fused.Place(r, m, r0, m0, where.counter)
-            fused.read_chain(c[part].contiguous(), var[part].contiguous(), CounterNormal(0), chunk, inv, 0, 31, f,
-                             acc, native=native)
+            fused.read_chain(
+                c[part].contiguous(), var[part].contiguous(), CounterNormal(0), chunk, inv, 0, 31, f, acc, native=native
+            )
     assert torch.equal(acc, whole)
 
 
@@ -107,8 +119,14 @@ def test_read_noise_has_the_variance_it_was_given():
 
 def _net():
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 24, 3, stride=2, groups=2),
-                         nn.ReLU(), nn.Flatten(), nn.Linear(24 * 7 * 7, 10)).eval()
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 24, 3, stride=2, groups=2),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(24 * 7 * 7, 10),
+    ).eval()
 
 
 @pytest.mark.parametrize("preset", ["rram-22nm", "pcm"])
@@ -166,9 +184,16 @@ def test_chunk_buffers_are_shared_by_layers_and_not_by_threads():
     assert other[0].data_ptr() != c.data_ptr()
 
 
-@pytest.mark.parametrize("kernel, stride, dilation, groups", [
-    ((3, 3), (1, 1), (1, 1), 1), ((7, 7), (2, 2), (1, 1), 1), ((1, 1), (1, 2), (1, 1), 2),
-    ((1, 5), (1, 1), (1, 2), 1), ((3, 3), (2, 1), (2, 1), 4)])
+@pytest.mark.parametrize(
+    "kernel, stride, dilation, groups",
+    [
+        ((3, 3), (1, 1), (1, 1), 1),
+        ((7, 7), (2, 2), (1, 1), 1),
+        ((1, 1), (1, 2), (1, 1), 2),
+        ((1, 5), (1, 1), (1, 2), 1),
+        ((3, 3), (2, 1), (2, 1), 4),
+    ],
+)
 def test_the_windowed_unfold_is_im2col_in_the_arrays_row_order(kernel, stride, dilation, groups):
     """The convolution's rows come from a strided window view in one copy: exactly torch's im2col
     (channel, kh, kw order), arranged (groups, images x positions, rows)."""

@@ -12,18 +12,28 @@ import cimkit as ck
 from cimkit.cli import app
 from cimkit.errors import CimkitError
 
-FUZZ = settings(max_examples=40, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 BASE = ck.HardwareSpec.preset("rram-22nm").model_dump(mode="json")
-FIELDS = [(section, key) for section, body in BASE.items() if isinstance(body, dict) for key in body] + \
-         [(key, None) for key, body in BASE.items() if not isinstance(body, dict)]
+FIELDS = [(section, key) for section, body in BASE.items() if isinstance(body, dict) for key in body] + [
+    (key, None) for key, body in BASE.items() if not isinstance(body, dict)
+]
 
 odd_values = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**12, 10**12), st.integers(-3, 70),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.integers(-3, 70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
     st.text(alphabet="x", min_size=1000, max_size=5000),
-    st.lists(st.floats(allow_nan=True), max_size=4), st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+    st.lists(st.floats(allow_nan=True), max_size=4),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
     st.sampled_from(["rram", "differential", "bit_serial", "calibrated", "sar", "1e3", ".inf", "-0"]),
 )
 
@@ -73,10 +83,28 @@ def mutated_yaml(draw):
         if op == "flip" and raw:
             raw[i] = draw(st.integers(0, 255))
         elif op == "insert":
-            raw[i:i] = draw(st.sampled_from([b"&a ", b"*a", b"\n  ", b": ", b"{", b"[", b"- ", b"\t", b"!!python/object ",
-                                            b".nan", b"true", b"\xff", b"\x00", b"\n" + b" " * 40 + b"x: 1"]))
+            raw[i:i] = draw(
+                st.sampled_from(
+                    [
+                        b"&a ",
+                        b"*a",
+                        b"\n  ",
+                        b": ",
+                        b"{",
+                        b"[",
+                        b"- ",
+                        b"\t",
+                        b"!!python/object ",
+                        b".nan",
+                        b"true",
+                        b"\xff",
+                        b"\x00",
+                        b"\n" + b" " * 40 + b"x: 1",
+                    ]
+                )
+            )
         elif op == "delete" and raw:
-            del raw[i:i + draw(st.integers(1, 20))]
+            del raw[i : i + draw(st.integers(1, 20))]
         else:
             del raw[i:]
     return bytes(raw)
@@ -91,10 +119,12 @@ def test_mutated_spec_files_give_a_spec_or_a_clear_error(tmp_path_factory, raw):
 
 
 runner = CliRunner()
-networks = st.one_of(st.sampled_from(["lenet", "vgg8", "nope", "x.csv", "x.onnx", "", "../..", "-"]),
-                     st.text(max_size=12))
-chips = st.one_of(st.sampled_from(["rram-22nm", "pcm", "ideal", "sram", "neurram", "nope", "x.yaml", "/", ""]),
-                  st.text(max_size=12))
+networks = st.one_of(
+    st.sampled_from(["lenet", "vgg8", "nope", "x.csv", "x.onnx", "", "../..", "-"]), st.text(max_size=12)
+)
+chips = st.one_of(
+    st.sampled_from(["rram-22nm", "pcm", "ideal", "sram", "neurram", "nope", "x.yaml", "/", ""]), st.text(max_size=12)
+)
 paths = st.one_of(st.none(), st.sampled_from(["o.json", "o.foo", ".", "sub/dir/o.png", "", "o.pdf"]))
 
 

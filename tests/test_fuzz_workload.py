@@ -23,8 +23,13 @@ from cimkit.errors import CimkitError
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-FUZZ = settings(max_examples=120, deadline=3000, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=120,
+    deadline=3000,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +51,36 @@ def _accepts_or_refuses_cleanly(read, path):
 
 
 # ---- NeuroSim CSV ---------------------------------------------------------------------------------
-_ODD_FIELD = st.one_of(st.integers(-5, 2**21).map(str),
-                       st.sampled_from(["", " 3", "3.0", "1e1", "3.5", "1e30", "1e400", "inf", "-inf", "nan", "0x10",
-                                        "3_2", "x", "\t", "\"4\"", "2**20", "1048577", "\uff19", "9" * 50]),
-                       st.text(max_size=8))
-_VALID_ROW = st.tuples(*[st.integers(1, 40)] * 6, st.integers(0, 1), st.integers(1, 4)).map(lambda r: [str(v) for v in r])
+_ODD_FIELD = st.one_of(
+    st.integers(-5, 2**21).map(str),
+    st.sampled_from(
+        [
+            "",
+            " 3",
+            "3.0",
+            "1e1",
+            "3.5",
+            "1e30",
+            "1e400",
+            "inf",
+            "-inf",
+            "nan",
+            "0x10",
+            "3_2",
+            "x",
+            "\t",
+            '"4"',
+            "2**20",
+            "1048577",
+            "\uff19",
+            "9" * 50,
+        ]
+    ),
+    st.text(max_size=8),
+)
+_VALID_ROW = st.tuples(*[st.integers(1, 40)] * 6, st.integers(0, 1), st.integers(1, 4)).map(
+    lambda r: [str(v) for v in r]
+)
 
 
 @st.composite
@@ -107,8 +137,7 @@ def _expected_macs(text: str):
 
 
 @FUZZ
-@given(rows=st.lists(_row(), max_size=5),
-       sep=st.sampled_from(["\n", "\r\n", "\r"]))
+@given(rows=st.lists(_row(), max_size=5), sep=st.sampled_from(["\n", "\r\n", "\r"]))
 def test_csv_random_rows(workdir, rows, sep):
     """Accepted exactly when the documented rules accept the file, and then with the MACs they give."""
     text = sep.join(",".join(r) for r in rows)
@@ -122,8 +151,16 @@ def test_csv_random_rows(workdir, rows, sep):
     assert (wl.macs if wl is not None else None) == expected
 
 
-_ROW = st.tuples(st.integers(1, 40), st.integers(1, 40), st.integers(1, 64), st.integers(1, 7), st.integers(1, 7),
-                 st.integers(1, 64), st.integers(0, 1), st.integers(1, 4))
+_ROW = st.tuples(
+    st.integers(1, 40),
+    st.integers(1, 40),
+    st.integers(1, 64),
+    st.integers(1, 7),
+    st.integers(1, 7),
+    st.integers(1, 64),
+    st.integers(0, 1),
+    st.integers(1, 4),
+)
 
 
 @FUZZ
@@ -159,30 +196,61 @@ def _seed_models() -> list[bytes]:
     f = TensorProto.FLOAT
     graphs = [
         helper.make_graph(
-            [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
-             helper.make_node("Relu", ["c"], ["r"]), helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2],
-                                                                       strides=[2, 2]),
-             helper.make_node("Flatten", ["p"], ["fl"]), helper.make_node("Gemm", ["fl", "fc", "fb"], ["y"], transB=1)],
-            "cnn", [vi("x", f, [1, 1, 6, 6])], [vi("y", f, [1, 3])],
-            [_init("w", (2, 1, 3, 3)), _init("b", (2,)), _init("fc", (3, 18)), _init("fb", (3,))]),
+            [
+                helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+                helper.make_node("Relu", ["c"], ["r"]),
+                helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+                helper.make_node("Flatten", ["p"], ["fl"]),
+                helper.make_node("Gemm", ["fl", "fc", "fb"], ["y"], transB=1),
+            ],
+            "cnn",
+            [vi("x", f, [1, 1, 6, 6])],
+            [vi("y", f, [1, 3])],
+            [_init("w", (2, 1, 3, 3)), _init("b", (2,)), _init("fc", (3, 18)), _init("fb", (3,))],
+        ),
         helper.make_graph(
-            [helper.make_node("Conv", ["x", "w"], ["c"], strides=[2]),
-             helper.make_node("BatchNormalization", ["c", "s", "bb", "m", "v"], ["y"])],
-            "c1", [vi("x", f, [1, 2, 9])], [vi("y", f, [1, 3, 4])],
-            [_init("w", (3, 2, 3)), _init("s", (3,)), _init("bb", (3,)), _init("m", (3,)), _init("v", (3,))]),
+            [
+                helper.make_node("Conv", ["x", "w"], ["c"], strides=[2]),
+                helper.make_node("BatchNormalization", ["c", "s", "bb", "m", "v"], ["y"]),
+            ],
+            "c1",
+            [vi("x", f, [1, 2, 9])],
+            [vi("y", f, [1, 3, 4])],
+            [_init("w", (3, 2, 3)), _init("s", (3,)), _init("bb", (3,)), _init("m", (3,)), _init("v", (3,))],
+        ),
         helper.make_graph(
-            [helper.make_node("Transpose", ["w"], ["wt"]), helper.make_node("MatMul", ["x", "wt"], ["mm"]),
-             helper.make_node("Add", ["mm", "b"], ["a"]), helper.make_node("Softmax", ["a"], ["y"], axis=-1)],
-            "mlp", [vi("x", f, [1, 4, 5])], [vi("y", f, [1, 4, 6])], [_init("w", (6, 5)), _init("b", (6,))]),
+            [
+                helper.make_node("Transpose", ["w"], ["wt"]),
+                helper.make_node("MatMul", ["x", "wt"], ["mm"]),
+                helper.make_node("Add", ["mm", "b"], ["a"]),
+                helper.make_node("Softmax", ["a"], ["y"], axis=-1),
+            ],
+            "mlp",
+            [vi("x", f, [1, 4, 5])],
+            [vi("y", f, [1, 4, 6])],
+            [_init("w", (6, 5)), _init("b", (6,))],
+        ),
         helper.make_graph(
-            [helper.make_node("LSTM", ["x", "W", "R"], ["h"], hidden_size=3),
-             helper.make_node("Squeeze", ["h", "ax"], ["y"])],
-            "lstm", [vi("x", f, [4, 1, 2])], [vi("y", f, [4, 1, 3])],
-            [_init("W", (1, 12, 2)), _init("R", (1, 12, 3)), numpy_helper.from_array(np.array([1], np.int64), "ax")]),
+            [
+                helper.make_node("LSTM", ["x", "W", "R"], ["h"], hidden_size=3),
+                helper.make_node("Squeeze", ["h", "ax"], ["y"]),
+            ],
+            "lstm",
+            [vi("x", f, [4, 1, 2])],
+            [vi("y", f, [4, 1, 3])],
+            [_init("W", (1, 12, 2)), _init("R", (1, 12, 3)), numpy_helper.from_array(np.array([1], np.int64), "ax")],
+        ),
         helper.make_graph(
-            [helper.make_node("Cast", ["x"], ["i"], to=TensorProto.INT64), helper.make_node("Gather", ["E", "i"], ["e"]),
-             helper.make_node("MatMul", ["e", "w"], ["y"])],
-            "emb", [vi("x", f, [1, 3])], [vi("y", f, [1, 3, 2])], [_init("E", (10, 4)), _init("w", (4, 2))]),
+            [
+                helper.make_node("Cast", ["x"], ["i"], to=TensorProto.INT64),
+                helper.make_node("Gather", ["E", "i"], ["e"]),
+                helper.make_node("MatMul", ["e", "w"], ["y"]),
+            ],
+            "emb",
+            [vi("x", f, [1, 3])],
+            [vi("y", f, [1, 3, 2])],
+            [_init("E", (10, 4)), _init("w", (4, 2))],
+        ),
     ]
     return [helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString() for g in graphs]
 
@@ -203,9 +271,11 @@ def test_seed_models_are_valid(workdir):
 
 
 @FUZZ
-@given(seed=st.sampled_from(range(len(SEEDS))),
-       edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), min_size=1, max_size=8),
-       unmapped=st.sampled_from(["error", "warn"]))
+@given(
+    seed=st.sampled_from(range(len(SEEDS))),
+    edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), min_size=1, max_size=8),
+    unmapped=st.sampled_from(["error", "warn"]),
+)
 def test_onnx_bytes_flipped(workdir, seed, edits, unmapped):
     data = bytearray(SEEDS[seed])
     for where, value in edits:
@@ -231,8 +301,26 @@ def test_onnx_random_bytes(workdir, data):
     _accepts_or_refuses_cleanly(_read_onnx("error"), path)
 
 
-_OP_TYPES = ["Conv", "MatMul", "Gemm", "LSTM", "GRU", "ConvTranspose", "Gather", "Relu", "Add", "Softmax", "Loop",
-             "Transpose", "Reshape", "Foo", "MaxPool", "BatchNormalization", "Einsum", "Identity"]
+_OP_TYPES = [
+    "Conv",
+    "MatMul",
+    "Gemm",
+    "LSTM",
+    "GRU",
+    "ConvTranspose",
+    "Gather",
+    "Relu",
+    "Add",
+    "Softmax",
+    "Loop",
+    "Transpose",
+    "Reshape",
+    "Foo",
+    "MaxPool",
+    "BatchNormalization",
+    "Einsum",
+    "Identity",
+]
 _VALUES = [0, 1, 2, 3, -1, 7, 2**31, 2**40]
 
 
@@ -244,8 +332,9 @@ def test_onnx_fields_perturbed(workdir, seed, data):
     model = onnx.load_from_string(SEEDS[seed])
     g = model.graph
     node = g.node[data.draw(st.integers(0, len(g.node) - 1))]
-    change = data.draw(st.sampled_from(["op_type", "attribute", "dims", "rank", "input", "input_dim", "remove",
-                                        "domain"]))
+    change = data.draw(
+        st.sampled_from(["op_type", "attribute", "dims", "rank", "input", "input_dim", "remove", "domain"])
+    )
     if change == "op_type":
         node.op_type = data.draw(st.sampled_from(_OP_TYPES))
     elif change == "attribute" and node.attribute:

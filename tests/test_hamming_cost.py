@@ -33,9 +33,18 @@ def _err(data: dict) -> str:
 
 
 # ---- the transform ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name, seq_len", [("minilm-l6", 128), ("minilm-l6", 512), ("bert-base", 128),
-                                           ("deit-tiny", None), ("deit-small", None), ("deit-tiny-distilled", None),
-                                           ("gpt2", 64)])
+@pytest.mark.parametrize(
+    "name, seq_len",
+    [
+        ("minilm-l6", 128),
+        ("minilm-l6", 512),
+        ("bert-base", 128),
+        ("deit-tiny", None),
+        ("deit-small", None),
+        ("deit-tiny-distilled", None),
+        ("gpt2", 64),
+    ],
+)
 def test_the_transform_rewrites_each_attention_and_keeps_everything_else(name, seq_len):
     wl = ck.zoo.workload(name, seq_len=seq_len) if seq_len else ck.zoo.workload(name)
     had = wl.with_hamming_attention(N)
@@ -55,14 +64,27 @@ def test_the_transform_rewrites_each_attention_and_keeps_everything_else(name, s
         L = qk.out_features
         n = min(N, L)
         ham, top, soft, sav = by_name[qk.name], by_name[f"{sm.name}.topn"], by_name[sm.name], by_name[av.name]
-        assert (ham.kind, ham.groups, ham.vectors, ham.in_features, ham.out_features, ham.macs) == \
-            ("hamming_score", qk.groups, qk.vectors, qk.in_features, L, 0)
-        assert (top.groups, top.vectors, top.in_features, top.out_features, top.reduce) == (qk.groups, qk.vectors, L, n, L)
+        assert (ham.kind, ham.groups, ham.vectors, ham.in_features, ham.out_features, ham.macs) == (
+            "hamming_score",
+            qk.groups,
+            qk.vectors,
+            qk.in_features,
+            L,
+            0,
+        )
+        assert (top.groups, top.vectors, top.in_features, top.out_features, top.reduce) == (
+            qk.groups,
+            qk.vectors,
+            L,
+            n,
+            L,
+        )
         assert soft.kind == "softmax" and soft.reduce == n and soft.elements * L == sm.elements * n
         assert sav.kind == "matmul" and sav.fn == SPARSE_MATMUL and sav.in_features == L
         assert sav.macs * L == av.macs * n  # the sparse A V does N/L of the dense product's MACs
-    assert set(attention_ops(had)) == {op.name for op in had.ops if op.kind in ("hamming_score", "topn")} | \
-        {wl.ops[j].name for _, j, _ in found} | {wl.ops[k].name for _, _, k in found}
+    assert set(attention_ops(had)) == {op.name for op in had.ops if op.kind in ("hamming_score", "topn")} | {
+        wl.ops[j].name for _, j, _ in found
+    } | {wl.ops[k].name for _, _, k in found}
 
 
 def test_a_sequence_shorter_than_n_keeps_every_key():
@@ -70,8 +92,9 @@ def test_a_sequence_shorter_than_n_keeps_every_key():
     had = wl.with_hamming_attention(N)
     top = [op for op in had.ops if op.kind == "topn"]
     assert {(op.in_features, op.out_features) for op in top} == {(16, 16)}
-    assert sum(op.macs for op in had.ops if op.fn == SPARSE_MATMUL) == \
-        sum(op.macs for op in wl.ops if op.kind == "matmul" and op.name.endswith(".av"))
+    assert sum(op.macs for op in had.ops if op.fn == SPARSE_MATMUL) == sum(
+        op.macs for op in wl.ops if op.kind == "matmul" and op.name.endswith(".av")
+    )
 
 
 @pytest.mark.parametrize("n_top", [0, -3, 2.5, True, "32", None])
@@ -93,8 +116,14 @@ def _tiny() -> Workload:
 
 def _hand_spec(**cam) -> ck.HardwareSpec:
     """22 nm at 0.8 V (the cost model's reference: no scaling) with the CAM figures given there too."""
-    fields = {"technology.supply_v": 0.8, "cam_attention.figures_node_nm": 22.0, "cam_attention.figures_supply_v": 0.8,
-              "cam_attention.rows": 4, "cam_attention.cols": 4, "cam_attention.rows_per_adc": 2}
+    fields = {
+        "technology.supply_v": 0.8,
+        "cam_attention.figures_node_nm": 22.0,
+        "cam_attention.figures_supply_v": 0.8,
+        "cam_attention.rows": 4,
+        "cam_attention.cols": 4,
+        "cam_attention.rows_per_adc": 2,
+    }
     fields.update({f"cam_attention.{k}": v for k, v in cam.items()})
     return ck.HardwareSpec.preset("rram-22nm").replace(**fields)
 
@@ -109,13 +138,17 @@ def test_the_components_price_a_tiny_case_as_counted_by_hand():
     # 4 bits; the histogram counts to 5 in 3 bits
     sar = ADC_KINDS.get("sar")
     horowitz = 1e-12 / float(energy_factor(K.HOROWITZ_NODE_NM, K.HOROWITZ_SUPPLY_V))
-    cam_j = (2 * 5 * 10 * c.write_bit_energy_fj * 1e-15            # keys written
-             + 3 * 2 * 5 * 3 * c.compare_row_energy_fj * 1e-15     # rows searched (per array across the key)
-             + 3 * 2 * 5 * 10 * c.compare_bit_energy_fj * 1e-15    # key bits searched
-             + 3 * 2 * 5 * 3 * sar.energy_pj(3, 1) * 1e-12         # each row's level converted (3 bits)
-             + 3 * 2 * 5 * 2 * primitive_energy_pj("add", 4) * horowitz)  # partial scores added (4 bits)
-    topn_j = ((3 * 2 * 5 + 3 * 2 * 11) * primitive_energy_pj("add", 3) * horowitz  # histogram, scan of 11 bins
-              + 3 * 2 * 5 * primitive_energy_pj("cmp", 4) * horowitz)            # scores against the threshold
+    cam_j = (
+        2 * 5 * 10 * c.write_bit_energy_fj * 1e-15  # keys written
+        + 3 * 2 * 5 * 3 * c.compare_row_energy_fj * 1e-15  # rows searched (per array across the key)
+        + 3 * 2 * 5 * 10 * c.compare_bit_energy_fj * 1e-15  # key bits searched
+        + 3 * 2 * 5 * 3 * sar.energy_pj(3, 1) * 1e-12  # each row's level converted (3 bits)
+        + 3 * 2 * 5 * 2 * primitive_energy_pj("add", 4) * horowitz
+    )  # partial scores added (4 bits)
+    topn_j = (
+        (3 * 2 * 5 + 3 * 2 * 11) * primitive_energy_pj("add", 3) * horowitz  # histogram, scan of 11 bins
+        + 3 * 2 * 5 * primitive_energy_pj("cmp", 4) * horowitz
+    )  # scores against the threshold
     assert r.energy_breakdown_j["cam_attention"] == pytest.approx(cam_j, rel=1e-12)
     assert r.energy_breakdown_j["topn_selector"] == pytest.approx(topn_j, rel=1e-12)
     split = energy_by_event(_tiny(), spec)
@@ -126,8 +159,9 @@ def test_the_components_price_a_tiny_case_as_counted_by_hand():
     assert r.latency_breakdown_s["topn_selector"] == pytest.approx(3 * (2 + 11) * 1e-9, rel=1e-12)
     cells = 12 * 4 * 4 * c.cell_area_um2
     converters = 12 * 2 * sar.area_um2(3)
-    selectors = 2 * (11 * 3 * (K.FLIP_FLOP_UM2 + K.FULL_ADDER_BIT_UM2) + 8 * 4 * K.FULL_ADDER_BIT_UM2
-                     + 2 * 3 * K.FLIP_FLOP_UM2)
+    selectors = 2 * (
+        11 * 3 * (K.FLIP_FLOP_UM2 + K.FULL_ADDER_BIT_UM2) + 8 * 4 * K.FULL_ADDER_BIT_UM2 + 2 * 3 * K.FLIP_FLOP_UM2
+    )
     assert r.area_breakdown_mm2["cam_attention"] == pytest.approx((cells + converters) * 1e-6, rel=1e-12)
     assert r.area_breakdown_mm2["topn_selector"] == pytest.approx(selectors * 1e-6, rel=1e-12)
 
@@ -136,11 +170,16 @@ def test_fixed_arrays_run_a_layer_in_rounds_at_the_same_energy():
     sized, fixed = _hand_spec(), _hand_spec(arrays=5)  # 12 arrays needed: 3 rounds of keys
     a, b = ck.estimate(_tiny(), sized), ck.estimate(_tiny(), fixed)
     assert b.energy_breakdown_j["cam_attention"] == pytest.approx(a.energy_breakdown_j["cam_attention"], rel=1e-12)
-    assert b.latency_breakdown_s["cam_attention"] == pytest.approx(3 * a.latency_breakdown_s["cam_attention"], rel=1e-12)
-    assert b.area_breakdown_mm2["cam_attention"] == pytest.approx(5 / 12 * a.area_breakdown_mm2["cam_attention"],
-                                                                  rel=1e-12)
+    assert b.latency_breakdown_s["cam_attention"] == pytest.approx(
+        3 * a.latency_breakdown_s["cam_attention"], rel=1e-12
+    )
+    assert b.area_breakdown_mm2["cam_attention"] == pytest.approx(
+        5 / 12 * a.area_breakdown_mm2["cam_attention"], rel=1e-12
+    )
     # 5 arrays hold no whole head (6 arrays each): one selector, the heads one after the other
-    assert b.latency_breakdown_s["topn_selector"] == pytest.approx(2 * a.latency_breakdown_s["topn_selector"], rel=1e-12)
+    assert b.latency_breakdown_s["topn_selector"] == pytest.approx(
+        2 * a.latency_breakdown_s["topn_selector"], rel=1e-12
+    )
 
 
 def test_the_cam_figures_scale_from_their_node_to_the_chips():
@@ -154,9 +193,12 @@ def test_the_cam_figures_scale_from_their_node_to_the_chips():
 def test_estimate_many_prices_each_configuration_as_estimate_does():
     wl = ck.zoo.workload("bert-base", seq_len=256).with_hamming_attention(N)
     base = ck.HardwareSpec.preset("rram-22nm")
-    specs = [base, base.replace(**{"cam_attention.cols": 32, "cam_attention.adc_type": "survey"}),
-             base.replace(**{"cam_attention.rows": 128, "cam_attention.score_bits": 4, "cam_attention.arrays": 20}),
-             base.replace(**{"technology.node_nm": 45, "routing": {"matmul": "crossbar"}})]
+    specs = [
+        base,
+        base.replace(**{"cam_attention.cols": 32, "cam_attention.adc_type": "survey"}),
+        base.replace(**{"cam_attention.rows": 128, "cam_attention.score_bits": 4, "cam_attention.arrays": 20}),
+        base.replace(**{"technology.node_nm": 45, "routing": {"matmul": "crossbar"}}),
+    ]
     many = ck.estimate_many(wl, specs)
     for i, spec in enumerate(specs):
         one = ck.estimate(wl, spec)
@@ -171,8 +213,13 @@ def test_energy_by_event_splits_the_breakdown():
     r, split = ck.estimate(wl, spec), energy_by_event(wl, spec)
     for comp, events in split.items():
         assert sum(events.values()) == pytest.approx(r.energy_breakdown_j[comp], rel=1e-12, abs=1e-30)
-    assert set(split["cam_attention"]) == {"cam_bits_written", "cam_rows_searched", "cam_bits_searched",
-                                           "cam_conversions", "cam_partial_adds"}
+    assert set(split["cam_attention"]) == {
+        "cam_bits_written",
+        "cam_rows_searched",
+        "cam_bits_searched",
+        "cam_conversions",
+        "cam_partial_adds",
+    }
 
 
 # ---- HAD's A V on the digital unit or on arrays -------------------------------------------------------
@@ -213,28 +260,40 @@ def test_had_attention_costs_less_energy_than_standard_attention():
 
 
 # ---- routing and parameters -----------------------------------------------------------------------------
-@pytest.mark.parametrize("data, expected", [
-    ({"routing": {"hamming_score": "digital"}}, ["op kind 'hamming_score' is routed to unit 'digital', which cannot "
-                                                 "run it"]),
-    ({"routing": {"topn": "crossbar"}}, ["'topn'", "'crossbar' runs conv, linear, matmul"]),
-    ({"routing": {"softmax": "cam_attention"}}, ["unit 'cam_attention', which cannot run it; 'cam_attention' runs "
-                                                 "hamming_score, topn"]),
-    ({"routing": {"hamming_score": "cam"}}, ["'cam', which is not a unit", "cam_attention"]),
-    ({"cam_attention": {"rows": 0}}, ["cam_attention.rows = 0", "greater than or equal to 1"]),
-    ({"cam_attention": {"cols": 5000}}, ["cam_attention.cols = 5000", "less than or equal to 4096"]),
-    ({"cam_attention": {"arrays": 0}}, ["cam_attention.arrays = 0"]),
-    ({"cam_attention": {"clock_hz": 0}}, ["cam_attention.clock_hz = 0", "greater than 0"]),
-    ({"cam_attention": {"search_cycles": 0}}, ["cam_attention.search_cycles = 0"]),
-    ({"cam_attention": {"compare_row_energy_fj": -1}}, ["cam_attention.compare_row_energy_fj = -1"]),
-    ({"cam_attention": {"figures_node_nm": 3}}, ["cam_attention.figures_node_nm = 3", "greater than or equal to 7"]),
-    ({"cam_attention": {"adc_type": "flash9"}}, ["cam_attention.adc_type = 'flash9'", "unknown ADC kind",
-                                                 "mlsa, sar, survey, integrate_fire"]),
-    ({"cam_attention": {"score_bits": 0}}, ["cam_attention.score_bits = 0"]),
-    ({"cam_attention": {"score_bits": True}}, ["cam_attention.score_bits = True", "boolean"]),
-    ({"cam_attention": {"rows_per_adc": 300}}, ["rows_per_adc (300) must be at most rows (256)"]),
-    ({"cam_attention": {"selector_lanes": 0}}, ["cam_attention.selector_lanes = 0"]),
-    ({"cam_attention": {"colz": 3}}, ["cam_attention.colz", "unknown key", "selector_lanes"]),
-])
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        (
+            {"routing": {"hamming_score": "digital"}},
+            ["op kind 'hamming_score' is routed to unit 'digital', which cannot run it"],
+        ),
+        ({"routing": {"topn": "crossbar"}}, ["'topn'", "'crossbar' runs conv, linear, matmul"]),
+        (
+            {"routing": {"softmax": "cam_attention"}},
+            ["unit 'cam_attention', which cannot run it; 'cam_attention' runs hamming_score, topn"],
+        ),
+        ({"routing": {"hamming_score": "cam"}}, ["'cam', which is not a unit", "cam_attention"]),
+        ({"cam_attention": {"rows": 0}}, ["cam_attention.rows = 0", "greater than or equal to 1"]),
+        ({"cam_attention": {"cols": 5000}}, ["cam_attention.cols = 5000", "less than or equal to 4096"]),
+        ({"cam_attention": {"arrays": 0}}, ["cam_attention.arrays = 0"]),
+        ({"cam_attention": {"clock_hz": 0}}, ["cam_attention.clock_hz = 0", "greater than 0"]),
+        ({"cam_attention": {"search_cycles": 0}}, ["cam_attention.search_cycles = 0"]),
+        ({"cam_attention": {"compare_row_energy_fj": -1}}, ["cam_attention.compare_row_energy_fj = -1"]),
+        (
+            {"cam_attention": {"figures_node_nm": 3}},
+            ["cam_attention.figures_node_nm = 3", "greater than or equal to 7"],
+        ),
+        (
+            {"cam_attention": {"adc_type": "flash9"}},
+            ["cam_attention.adc_type = 'flash9'", "unknown ADC kind", "mlsa, sar, survey, integrate_fire"],
+        ),
+        ({"cam_attention": {"score_bits": 0}}, ["cam_attention.score_bits = 0"]),
+        ({"cam_attention": {"score_bits": True}}, ["cam_attention.score_bits = True", "boolean"]),
+        ({"cam_attention": {"rows_per_adc": 300}}, ["rows_per_adc (300) must be at most rows (256)"]),
+        ({"cam_attention": {"selector_lanes": 0}}, ["cam_attention.selector_lanes = 0"]),
+        ({"cam_attention": {"colz": 3}}, ["cam_attention.colz", "unknown key", "selector_lanes"]),
+    ],
+)
 def test_bad_routing_and_bad_cam_attention_fields_are_refused_naming_them(data, expected):
     message = _err(data)
     for part in expected:
@@ -249,9 +308,14 @@ def test_a_topn_without_its_hamming_scores_is_refused():
 
 def test_the_defaults_are_the_figures_they_cite():
     c = CamAttentionSpec()
-    assert (c.compare_row_energy_fj, c.compare_bit_energy_fj, c.write_bit_energy_fj, c.cell_area_um2, c.clock_hz,
-            c.rows) == (APF.COMPARE_ROW_FJ, APF.COMPARE_BIT_FJ, APF.WRITE_BIT_FJ, APF.CELL_AREA_UM2, APF.CLOCK_HZ,
-                        APF.TILE_ROWS)
+    assert (
+        c.compare_row_energy_fj,
+        c.compare_bit_energy_fj,
+        c.write_bit_energy_fj,
+        c.cell_area_um2,
+        c.clock_hz,
+        c.rows,
+    ) == (APF.COMPARE_ROW_FJ, APF.COMPARE_BIT_FJ, APF.WRITE_BIT_FJ, APF.CELL_AREA_UM2, APF.CLOCK_HZ, APF.TILE_ROWS)
     from cimkit.cam import CamSpec
 
     assert (c.figures_node_nm, c.figures_supply_v) == (CamSpec().node_nm, CamSpec().supply_v)
@@ -296,11 +360,13 @@ def test_no_preset_routes_to_the_cam_attention_unit():
 
 
 def test_pricing_had_attention_does_not_import_torch():
-    code = ("import sys\nimport cimkit as ck\n"
-            "wl = ck.zoo.workload('minilm-l6', seq_len=64).with_hamming_attention(16)\n"
-            "r = ck.estimate(wl, 'rram-22nm')\n"
-            "assert r.energy_breakdown_j['cam_attention'] > 0\n"
-            "assert 'torch' not in sys.modules, 'torch imported'\n")
+    code = (
+        "import sys\nimport cimkit as ck\n"
+        "wl = ck.zoo.workload('minilm-l6', seq_len=64).with_hamming_attention(16)\n"
+        "r = ck.estimate(wl, 'rram-22nm')\n"
+        "assert r.energy_breakdown_j['cam_attention'] > 0\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -308,7 +374,13 @@ def test_unit_quantities_follow_the_workload():
     wl = ck.zoo.workload("bert-base", seq_len=512).with_hamming_attention(N)
     ev = ck.estimate_many(wl, ["rram-22nm"]).raw["events"]
     # 12 heads x 2 arrays of 256 keys x 1 array across 64 bits; 7-bit scores, 65 values; counts to 512 in 10 bits
-    assert (ev["cam_arrays"][0], ev["cam_selectors"][0], ev["cam_score_bits"][0], ev["cam_bins"][0],
-            ev["cam_counter_bits"][0], ev["cam_kept"][0]) == (24, 12, 7, 65, 10, N)
+    assert (
+        ev["cam_arrays"][0],
+        ev["cam_selectors"][0],
+        ev["cam_score_bits"][0],
+        ev["cam_bins"][0],
+        ev["cam_counter_bits"][0],
+        ev["cam_kept"][0],
+    ) == (24, 12, 7, 65, 10, N)
     assert ev["cam_converters"][0] == 24 * 256 / 8
     assert math.isclose(float(np.sum(ev["cam_bits_written"])), 12 * 12 * 512 * 64)

@@ -87,8 +87,14 @@ def test_a_spec_asking_for_integer_ops_gets_them_at_every_forward_and_only_there
 
     torch.manual_seed(2)
     model, x = Functional(), torch.randn(2, 5, 16)
-    spec = ck.HardwareSpec.preset("ideal").replace(**{"digital.softmax_bits": 6, "digital.integer_gelu": True,
-                                                      "digital.layernorm_bits": 12, "digital.data_bits": 16})
+    spec = ck.HardwareSpec.preset("ideal").replace(
+        **{
+            "digital.softmax_bits": 6,
+            "digital.integer_gelu": True,
+            "digital.layernorm_bits": 12,
+            "digital.data_bits": 16,
+        }
+    )
     chip = ck.convert(model, spec)
     plain = ck.convert(model, "ideal")
     with integer_functions(softmax_bits=6, gelu=True, layernorm_bits=12):

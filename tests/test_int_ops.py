@@ -14,9 +14,26 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from cimkit.errors import InputError
-from cimkit.ops import (DEFAULT_ERF, DEFAULT_EXP, IBERT_ERF, IBERT_EXP, ExpPoly, IntGELU, IntLayerNorm, IntSoftmax,
-                        gelu_codes, int_exp, int_gelu, int_layernorm, int_softmax, isqrt, layernorm_codes,
-                        softmax_codes, softmax_error_bound, swap_integer_ops)
+from cimkit.ops import (
+    DEFAULT_ERF,
+    DEFAULT_EXP,
+    IBERT_ERF,
+    IBERT_EXP,
+    ExpPoly,
+    IntGELU,
+    IntLayerNorm,
+    IntSoftmax,
+    gelu_codes,
+    int_exp,
+    int_gelu,
+    int_layernorm,
+    int_softmax,
+    isqrt,
+    layernorm_codes,
+    softmax_codes,
+    softmax_error_bound,
+    swap_integer_ops,
+)
 from cimkit.ops.intmath import bit_length
 from cimkit.ops.intsoftmax import EXP_ARITH_BOUND, exp_arith_bound
 
@@ -62,6 +79,7 @@ class IntegerOnly(TorchFunctionMode):
 
 # ---------------------------------------------------------------- integer primitives
 
+
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.integers(0, 2**63 - 1), min_size=1, max_size=50), st.integers(1, 3_000_000_000))
 def test_isqrt_is_the_exact_floor_square_root(values, root):
@@ -73,8 +91,10 @@ def test_isqrt_is_the_exact_floor_square_root(values, root):
 
 # ---------------------------------------------------------------- exp
 
-@pytest.mark.parametrize("poly", [IBERT_EXP, DEFAULT_EXP, ExpPoly.chebyshev(1), ExpPoly.chebyshev(8)],
-                         ids=lambda p: p.name)
+
+@pytest.mark.parametrize(
+    "poly", [IBERT_EXP, DEFAULT_EXP, ExpPoly.chebyshev(1), ExpPoly.chebyshev(8)], ids=lambda p: p.name
+)
 def test_the_exp_polynomial_is_within_its_bound_on_the_whole_reduced_range(poly):
     p = np.linspace(-LN2 / poly.segments, 0, 1_000_001)
     assert np.abs(poly.a * (p + poly.b) ** 2 + poly.c - np.exp(p)).max() <= poly.bound
@@ -93,7 +113,7 @@ def test_the_exp_polynomial_is_within_its_bound_on_the_whole_reduced_range(poly)
 @given(st.floats(-9, 1), st.integers(0, 2**31 - 1))
 @example(-8.5, 0)  # a step of 3e-9: the multiplier keeps 28 bits, the rounding bound grows past 2e-8
 def test_int_exp_on_the_whole_range_is_bounded_and_never_rises_as_x_falls(log_scale, seed):
-    scale = 10.0 ** log_scale
+    scale = 10.0**log_scale
     g = torch.Generator().manual_seed(seed)
     span = min(int(45 / scale), 2**33)
     q = -torch.randint(0, span + 1, (4000,), generator=g, dtype=torch.int64).sort().values.flip(0)
@@ -102,7 +122,7 @@ def test_int_exp_on_the_whole_range_is_bounded_and_never_rises_as_x_falls(log_sc
     assert e.dtype == torch.int64
     x = q.double() * scale
     z = torch.floor(-x / LN2)
-    bound = 2.0 ** -z * (DEFAULT_EXP.bound + exp_arith_bound(scale=scale)) + unit
+    bound = 2.0**-z * (DEFAULT_EXP.bound + exp_arith_bound(scale=scale)) + unit
     assert bool(((e.double() * unit - torch.exp(x)).abs() <= bound).all())
     assert bool((e[1:] <= e[:-1]).all())
 
@@ -192,6 +212,7 @@ def test_the_kernels_use_int64_arithmetic_only():
 
 # ---------------------------------------------------------------- GELU
 
+
 @pytest.mark.parametrize("poly", [IBERT_ERF, DEFAULT_ERF], ids=lambda p: p.name)
 def test_gelu_polynomial_error_is_its_stated_bound(poly):
     x = torch.linspace(-12, 12, 240_001, dtype=torch.float64)
@@ -216,6 +237,7 @@ def test_gelu_is_on_the_input_grid_within_its_bound(seed, bits, std):
 
 # ---------------------------------------------------------------- LayerNorm
 
+
 def float_z(q: torch.Tensor, s: float, nd: int, eps: float) -> torch.Tensor:
     """(x - mean) / sqrt(var + eps) of the grid values, float64."""
     dims = tuple(range(-nd, 0))
@@ -225,8 +247,14 @@ def float_z(q: torch.Tensor, s: float, nd: int, eps: float) -> torch.Tensor:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(0, 2**31 - 1), st.sampled_from([(7, 1), (5, 2), (3, 31), (4, 300), (2, 3, 20)]),
-       st.integers(2, 24), st.sampled_from([4, 8, 16]), st.floats(1e-3, 1e3), st.sampled_from([1e-5, 1e-2, 0.0]))
+@given(
+    st.integers(0, 2**31 - 1),
+    st.sampled_from([(7, 1), (5, 2), (3, 31), (4, 300), (2, 3, 20)]),
+    st.integers(2, 24),
+    st.sampled_from([4, 8, 16]),
+    st.floats(1e-3, 1e3),
+    st.sampled_from([1e-5, 1e-2, 0.0]),
+)
 def test_layernorm_codes_are_within_half_a_step(seed, shape, out_bits, in_bits, std, eps):
     x = logits(seed, shape, std) + std * 3 * torch.rand(shape[0], *[1] * (len(shape) - 1), dtype=torch.float64)
     q, s = grid(x, in_bits)
@@ -260,6 +288,7 @@ def test_layernorm_with_affine_and_integer_bits():
 
 # ---------------------------------------------------------------- modules and swapping
 
+
 class Block(nn.Module):
     def __init__(self):
         super().__init__()
@@ -282,8 +311,14 @@ def test_swap_replaces_exactly_softmax_gelu_layernorm_and_leaves_the_original():
     swapped = swap_integer_ops(model)
     assert swapped is not model and [type(m) for m in model.modules()] == kinds
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    assert swapped.swapped == {"0.norm": "LayerNorm", "0.ff.1": "GELU", "0.attn": "Softmax",
-                               "1.norm": "LayerNorm", "1.ff.1": "GELU", "1.attn": "Softmax"}
+    assert swapped.swapped == {
+        "0.norm": "LayerNorm",
+        "0.ff.1": "GELU",
+        "0.attn": "Softmax",
+        "1.norm": "LayerNorm",
+        "1.ff.1": "GELU",
+        "1.attn": "Softmax",
+    }
     assert not any(isinstance(m, (nn.Softmax, nn.GELU, nn.LayerNorm)) for m in swapped.modules())
     assert isinstance(swapped[0].log, nn.LogSoftmax) and isinstance(swapped[0].relu, nn.ReLU)
     assert torch.equal(swapped[1].norm.weight, model[1].norm.weight)
@@ -332,47 +367,53 @@ X = torch.randn(3, 4)
 NAN = torch.tensor([[0.0, float("nan")]])
 
 
-@pytest.mark.parametrize("call, words", [
-    (lambda: int_softmax(X, input_bits=1), ["int_softmax", "input_bits = 1", "2..32"]),
-    (lambda: int_softmax(X, input_bits=33), ["input_bits = 33", "2..32"]),
-    (lambda: int_softmax(X, output_bits=0), ["output_bits = 0", "1..24"]),
-    (lambda: int_softmax(X, output_bits=25), ["output_bits = 25", "1..24"]),
-    (lambda: int_softmax(X, output_bits=8.0), ["output_bits = 8.0", "integer"]),
-    (lambda: int_softmax(NAN), ["non-finite", "index [0, 1]", "nan"]),
-    (lambda: int_softmax(torch.tensor([1.0, float("inf")])), ["non-finite", "inf"]),
-    (lambda: int_softmax(X, input_scale=0.0), ["input_scale = 0.0", "positive finite"]),
-    (lambda: int_softmax(X, input_scale=-1), ["input_scale = -1", "positive"]),
-    (lambda: int_softmax(X, input_scale=float("nan")), ["input_scale = nan"]),
-    (lambda: int_softmax(X, dim=2), ["dim = 2", "2 dim(s)", "-2..1"]),
-    (lambda: int_softmax(X, dim=-3), ["dim = -3", "-2..1"]),
-    (lambda: int_softmax(torch.arange(4)), ["dtype torch.int64", "floating-point", "softmax_codes"]),
-    (lambda: int_softmax([1.0, 2.0]), ["is a list", "torch.Tensor"]),
-    (lambda: int_exp(torch.tensor([0, 3]), 0.1), ["int_exp", "positive codes", "largest 3", "q <= 0"]),
-    (lambda: int_exp(torch.tensor([-1.0]), 0.1), ["int_exp", "dtype torch.float32", "int64"]),
-    (lambda: int_exp(torch.tensor([-1]), None), ["int_exp", "scale = None"]),
-    (lambda: softmax_codes(torch.zeros(2, 3, dtype=torch.int64), 1.0, dim=5), ["softmax_codes", "dim = 5", "-2..1"]),
-    (lambda: ExpPoly(0.5, 1.0, 0.5, 3, 1.0), ["segments = 3", "power of two"]),
-    (lambda: ExpPoly(0.5, 5.0, 0.5, 1, 1.0), ["b = 5.0", "2 ln2"]),
-    (lambda: int_gelu(X, input_bits=40), ["int_gelu", "input_bits = 40", "2..32"]),
-    (lambda: int_gelu(X.long()), ["int_gelu", "dtype torch.int64", "gelu_codes"]),
-    (lambda: int_layernorm(X, 5), ["normalized_shape = (5,)", "shape (3, 4)"]),
-    (lambda: int_layernorm(X, (0,)), ["normalized_shape = (0,)", "positive"]),
-    (lambda: int_layernorm(X, 4, weight=torch.ones(5)), ["weight", "shape (5,)", "shape (4,)"]),
-    (lambda: int_layernorm(X, 4, bias=torch.ones(4, dtype=torch.int64)), ["bias", "torch.int64"]),
-    (lambda: int_layernorm(X, 4, eps=-1.0), ["eps = -1.0", ">= 0"]),
-    (lambda: int_layernorm(X, 4, input_bits=17), ["input_bits = 17", "2..16"]),
-    (lambda: int_layernorm(X, 4, output_bits=1), ["output_bits = 1", "2..24"]),
-    (lambda: int_layernorm(torch.zeros(1, 2**16), 2**16), ["65,536 features", "16 input bits", "32,768"]),
-    (lambda: int_layernorm(X, 4, output_bits=8, integer_bits=8), ["integer_bits = 8", "0..7"]),
-    (lambda: IntSoftmax(output_bits=30), ["IntSoftmax", "output_bits = 30"]),
-    (lambda: IntSoftmax(dim=1.5), ["IntSoftmax", "dim = 1.5"]),
-    (lambda: IntLayerNorm.from_float(nn.GELU()), ["IntLayerNorm.from_float", "GELU", "nn.LayerNorm"]),
-    (lambda: IntGELU.from_float(nn.ReLU()), ["IntGELU.from_float", "ReLU"]),
-    (lambda: IntSoftmax.from_float(nn.LogSoftmax(1)), ["IntSoftmax.from_float", "LogSoftmax"]),
-    (lambda: swap_integer_ops("model"), ["swap_integer_ops", "is a str", "nn.Module"]),
-    (lambda: swap_integer_ops(nn.ReLU(), softmax_bits=0), ["softmax_bits = 0", "1..24"]),
-    (lambda: swap_integer_ops(nn.ReLU(), input_bits=20), ["input_bits = 20", "2..16", "LayerNorm"]),
-])
+@pytest.mark.parametrize(
+    "call, words",
+    [
+        (lambda: int_softmax(X, input_bits=1), ["int_softmax", "input_bits = 1", "2..32"]),
+        (lambda: int_softmax(X, input_bits=33), ["input_bits = 33", "2..32"]),
+        (lambda: int_softmax(X, output_bits=0), ["output_bits = 0", "1..24"]),
+        (lambda: int_softmax(X, output_bits=25), ["output_bits = 25", "1..24"]),
+        (lambda: int_softmax(X, output_bits=8.0), ["output_bits = 8.0", "integer"]),
+        (lambda: int_softmax(NAN), ["non-finite", "index [0, 1]", "nan"]),
+        (lambda: int_softmax(torch.tensor([1.0, float("inf")])), ["non-finite", "inf"]),
+        (lambda: int_softmax(X, input_scale=0.0), ["input_scale = 0.0", "positive finite"]),
+        (lambda: int_softmax(X, input_scale=-1), ["input_scale = -1", "positive"]),
+        (lambda: int_softmax(X, input_scale=float("nan")), ["input_scale = nan"]),
+        (lambda: int_softmax(X, dim=2), ["dim = 2", "2 dim(s)", "-2..1"]),
+        (lambda: int_softmax(X, dim=-3), ["dim = -3", "-2..1"]),
+        (lambda: int_softmax(torch.arange(4)), ["dtype torch.int64", "floating-point", "softmax_codes"]),
+        (lambda: int_softmax([1.0, 2.0]), ["is a list", "torch.Tensor"]),
+        (lambda: int_exp(torch.tensor([0, 3]), 0.1), ["int_exp", "positive codes", "largest 3", "q <= 0"]),
+        (lambda: int_exp(torch.tensor([-1.0]), 0.1), ["int_exp", "dtype torch.float32", "int64"]),
+        (lambda: int_exp(torch.tensor([-1]), None), ["int_exp", "scale = None"]),
+        (
+            lambda: softmax_codes(torch.zeros(2, 3, dtype=torch.int64), 1.0, dim=5),
+            ["softmax_codes", "dim = 5", "-2..1"],
+        ),
+        (lambda: ExpPoly(0.5, 1.0, 0.5, 3, 1.0), ["segments = 3", "power of two"]),
+        (lambda: ExpPoly(0.5, 5.0, 0.5, 1, 1.0), ["b = 5.0", "2 ln2"]),
+        (lambda: int_gelu(X, input_bits=40), ["int_gelu", "input_bits = 40", "2..32"]),
+        (lambda: int_gelu(X.long()), ["int_gelu", "dtype torch.int64", "gelu_codes"]),
+        (lambda: int_layernorm(X, 5), ["normalized_shape = (5,)", "shape (3, 4)"]),
+        (lambda: int_layernorm(X, (0,)), ["normalized_shape = (0,)", "positive"]),
+        (lambda: int_layernorm(X, 4, weight=torch.ones(5)), ["weight", "shape (5,)", "shape (4,)"]),
+        (lambda: int_layernorm(X, 4, bias=torch.ones(4, dtype=torch.int64)), ["bias", "torch.int64"]),
+        (lambda: int_layernorm(X, 4, eps=-1.0), ["eps = -1.0", ">= 0"]),
+        (lambda: int_layernorm(X, 4, input_bits=17), ["input_bits = 17", "2..16"]),
+        (lambda: int_layernorm(X, 4, output_bits=1), ["output_bits = 1", "2..24"]),
+        (lambda: int_layernorm(torch.zeros(1, 2**16), 2**16), ["65,536 features", "16 input bits", "32,768"]),
+        (lambda: int_layernorm(X, 4, output_bits=8, integer_bits=8), ["integer_bits = 8", "0..7"]),
+        (lambda: IntSoftmax(output_bits=30), ["IntSoftmax", "output_bits = 30"]),
+        (lambda: IntSoftmax(dim=1.5), ["IntSoftmax", "dim = 1.5"]),
+        (lambda: IntLayerNorm.from_float(nn.GELU()), ["IntLayerNorm.from_float", "GELU", "nn.LayerNorm"]),
+        (lambda: IntGELU.from_float(nn.ReLU()), ["IntGELU.from_float", "ReLU"]),
+        (lambda: IntSoftmax.from_float(nn.LogSoftmax(1)), ["IntSoftmax.from_float", "LogSoftmax"]),
+        (lambda: swap_integer_ops("model"), ["swap_integer_ops", "is a str", "nn.Module"]),
+        (lambda: swap_integer_ops(nn.ReLU(), softmax_bits=0), ["softmax_bits = 0", "1..24"]),
+        (lambda: swap_integer_ops(nn.ReLU(), input_bits=20), ["input_bits = 20", "2..16", "LayerNorm"]),
+    ],
+)
 def test_bad_input_is_named_with_its_value_and_what_is_allowed(call, words):
     with pytest.raises(InputError) as info:
         call()

@@ -51,10 +51,21 @@ def test_int_product_equals_the_float_product(max_code):
 CONFIGS = [
     {"periphery.dac_mode": "bit_serial", "array.signed_mapping": "offset", "device.bits_per_cell": 2},
     {"periphery.dac_mode": "multi_level", "array.signed_mapping": "differential", "device.bits_per_cell": 8},
-    {"periphery.dac_mode": "multi_level", "array.signed_mapping": "offset", "device.bits_per_cell": 3,
-     "device.drift_nu": 0.05, "device.drift_nu_std": 0.01},
-    {"periphery.dac_mode": "bit_serial", "array.signed_mapping": "differential", "device.bits_per_cell": 1,
-     "array.wire_resistance_ohm": 1.0, "array.ir_drop": "first_order", "device.stuck_off_rate": 0.05},
+    {
+        "periphery.dac_mode": "multi_level",
+        "array.signed_mapping": "offset",
+        "device.bits_per_cell": 3,
+        "device.drift_nu": 0.05,
+        "device.drift_nu_std": 0.01,
+    },
+    {
+        "periphery.dac_mode": "bit_serial",
+        "array.signed_mapping": "differential",
+        "device.bits_per_cell": 1,
+        "array.wire_resistance_ohm": 1.0,
+        "array.ir_drop": "first_order",
+        "device.stuck_off_rate": 0.05,
+    },
 ]
 
 
@@ -63,8 +74,10 @@ CONFIGS = [
 def test_layer_outputs_match_the_float32_path(changes, signed_inputs, monkeypatch):
     lin = nn.Linear(300, 40)
     x = torch.randn(16, 300) if signed_inputs else torch.rand(16, 300)
-    spec = spec_with("rram-22nm", **{"periphery.adc_bits": 8, "periphery.adc_range": "fixed",
-                                     "device.read_noise_model": "none", **changes})
+    spec = spec_with(
+        "rram-22nm",
+        **{"periphery.adc_bits": 8, "periphery.adc_range": "fixed", "device.read_noise_model": "none", **changes},
+    )
     fast = ck.convert(lin, spec, seed=4, t_inference_s=1e4)
     slow = ck.convert(lin, spec, seed=4, t_inference_s=1e4)
     with torch.no_grad():

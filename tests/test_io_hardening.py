@@ -27,21 +27,25 @@ def _write(tmp_path, data: bytes | str, name="chip.yaml"):
 
 
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(9))
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(9)
+)
 
 
-@pytest.mark.parametrize("content, message", [
-    (BOMB, "aliases"),
-    ("device: " + "{a: " * 200 + "1" + "}" * 200 + "\n", "nested deeper than 32"),
-    ("weight_bits: 4\nweight_bits: 8\n", r"duplicate key 'weight_bits' \(first on line 1\)"),
-    ("", "empty"),
-    ("# only a comment\n\n", "empty"),
-    (b"\x00\x01\x02binary", "binary content"),
-    ("weight_bits: 4\n".encode("utf-16"), "UTF-16"),
-    ("name: caf\xe9\n".encode("latin-1"), "not UTF-8"),
-    ("- a\n- b\n", "expected a mapping"),
-    ("device: [unclosed\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (BOMB, "aliases"),
+        ("device: " + "{a: " * 200 + "1" + "}" * 200 + "\n", "nested deeper than 32"),
+        ("weight_bits: 4\nweight_bits: 8\n", r"duplicate key 'weight_bits' \(first on line 1\)"),
+        ("", "empty"),
+        ("# only a comment\n\n", "empty"),
+        (b"\x00\x01\x02binary", "binary content"),
+        ("weight_bits: 4\n".encode("utf-16"), "UTF-16"),
+        ("name: caf\xe9\n".encode("latin-1"), "not UTF-8"),
+        ("- a\n- b\n", "expected a mapping"),
+        ("device: [unclosed\n", "not valid YAML"),
+    ],
+)
 def test_bad_yaml_files_are_refused_with_one_clear_error(tmp_path, content, message):
     path = _write(tmp_path, content)
     t0 = time.perf_counter()
@@ -64,15 +68,28 @@ def test_oversized_file_is_refused_and_huge_values_are_not_echoed(tmp_path):
     assert "weight_bits" in str(exc.value) and len(str(exc.value)) < 500
 
 
-@pytest.mark.parametrize("change", [
-    {"device.g_max_us": float("inf")}, {"device.programming_noise_frac": float("inf")},
-    {"device.read_noise_frac": float("nan")}, {"device.drift_nu": float("inf")},
-    {"technology.clock_hz": float("inf")}, {"chip.tile_buffer_kb": float("inf")},
-    {"chip.global_buffer_kb": float("nan")}, {"periphery.read_latency_ns": float("inf")},
-    {"device.programming_noise_poly": [float("nan")]}, {"device.programming_noise_poly": [-1.0]},
-    {"device.programming_noise_poly": []}, {"device.programming_noise_poly": [0.0, 0.0, -0.1]},
-    {"array.rows": True}, {"periphery.adc_bits": False}, {"device.programming_noise_poly": [True, 0.1]}, {"device.g_max_us": True}, {"weight_bits": "8 bits"},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"device.g_max_us": float("inf")},
+        {"device.programming_noise_frac": float("inf")},
+        {"device.read_noise_frac": float("nan")},
+        {"device.drift_nu": float("inf")},
+        {"technology.clock_hz": float("inf")},
+        {"chip.tile_buffer_kb": float("inf")},
+        {"chip.global_buffer_kb": float("nan")},
+        {"periphery.read_latency_ns": float("inf")},
+        {"device.programming_noise_poly": [float("nan")]},
+        {"device.programming_noise_poly": [-1.0]},
+        {"device.programming_noise_poly": []},
+        {"device.programming_noise_poly": [0.0, 0.0, -0.1]},
+        {"array.rows": True},
+        {"periphery.adc_bits": False},
+        {"device.programming_noise_poly": [True, 0.1]},
+        {"device.g_max_us": True},
+        {"weight_bits": "8 bits"},
+    ],
+)
 def test_spec_numbers_are_strict(change):
     with pytest.raises(SpecError) as exc:
         ck.HardwareSpec.preset("rram-22nm").replace(**change)
@@ -107,7 +124,7 @@ def test_atomic_write_reports_a_failed_write_in_one_line(tmp_path):
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 def test_disk_full_is_an_input_error_not_a_traceback(tmp_path):
     with pytest.raises(InputError, match="cannot write"):
-        with atomic_path(tmp_path / "x.txt") as tmp:
+        with atomic_path(tmp_path / "x.txt"):
             with open("/dev/full", "w") as full:
                 full.write("x" * 100_000)
                 full.flush()
@@ -155,9 +172,11 @@ def test_load_yaml_returns_plain_data(tmp_path):
 
 # ---- the command line ----------------------------------------------------------------------------
 
+
 def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "cimkit.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "cimkit.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
 
 
 def test_estimate_infeasible_exits_nonzero_with_strict_json(tmp_path):
@@ -170,14 +189,17 @@ def test_estimate_infeasible_exits_nonzero_with_strict_json(tmp_path):
     assert report["feasible"] is False and report["energy_j"] is None
 
 
-@pytest.mark.parametrize("args, message", [
-    (["estimate", "vgg8", "--plot", "x.foo"], "unsupported file type '.foo'"),
-    (["estimate", "vgg8", "--json", "."], "is a folder"),
-    (["estimate", "vgg8", "--hw", "nope.yaml"], "no such hardware description file"),
-    (["estimate", "no-such-net"], "no-such-net"),
-    (["trees", "--plot", "t.xyz"], "unsupported file type '.xyz'"),
-    (["spec", "missing-preset"], "unknown preset"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["estimate", "vgg8", "--plot", "x.foo"], "unsupported file type '.foo'"),
+        (["estimate", "vgg8", "--json", "."], "is a folder"),
+        (["estimate", "vgg8", "--hw", "nope.yaml"], "no such hardware description file"),
+        (["estimate", "no-such-net"], "no-such-net"),
+        (["trees", "--plot", "t.xyz"], "unsupported file type '.xyz'"),
+        (["spec", "missing-preset"], "unknown preset"),
+    ],
+)
 def test_cli_refuses_bad_arguments_before_working(tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     res = runner.invoke(app, args)  # in process: `cimkit` prints a CimkitError as one line, exit code 2

@@ -89,13 +89,16 @@ def test_first_order_error_is_second_order_in_wire_resistance():
     assert 3.2 < errs[1] / errs[0] < 4.8 and 3.2 < errs[2] / errs[1] < 4.8
 
 
-@pytest.mark.parametrize("bad, match", [
-    (dict(conductances_s=np.ones(3)), "shape"),
-    (dict(voltages_v=np.ones(5)), "voltages_v must have shape"),
-    (dict(conductances_s=-np.ones((4, 3))), "non-negative"),
-    (dict(voltages_v=np.array([1, np.nan, 0, 0])), "non-finite"),
-    (dict(wire_resistance_ohm=-1.0), "wire_resistance_ohm"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(conductances_s=np.ones(3)), "shape"),
+        (dict(voltages_v=np.ones(5)), "voltages_v must have shape"),
+        (dict(conductances_s=-np.ones((4, 3))), "non-negative"),
+        (dict(voltages_v=np.array([1, np.nan, 0, 0])), "non-finite"),
+        (dict(wire_resistance_ohm=-1.0), "wire_resistance_ohm"),
+    ],
+)
 def test_bad_input(bad, match):
     args = dict(conductances_s=np.full((4, 3), 1e-5), voltages_v=np.ones(4), wire_resistance_ohm=1.0)
     args.update(bad)
@@ -208,17 +211,20 @@ def test_same_result_in_the_calling_thread(monkeypatch):
         torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("bad, match", [
-    (dict(conductances_s=np.ones((4, 3))), "shape"),
-    (dict(conductances_s=np.ones((1, 2, 4, 3))), "shape"),
-    (dict(conductances_s=np.ones((2, 0, 3))), "shape"),
-    (dict(conductances_s=-np.ones((2, 4, 3))), "non-negative"),
-    (dict(conductances_s=np.full((2, 4, 3), np.nan)), "conductances_s contains non-finite"),
-    (dict(conductances_s=np.full((2, 4, 3), "x")), "conductances_s must be numeric"),
-    (dict(wire_resistance_ohm=-1.0), "wire_resistance_ohm"),
-    (dict(wire_resistance_ohm=float("inf")), "wire_resistance_ohm"),
-    (dict(wire_resistance_ohm="one"), "wire_resistance_ohm"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(conductances_s=np.ones((4, 3))), "shape"),
+        (dict(conductances_s=np.ones((1, 2, 4, 3))), "shape"),
+        (dict(conductances_s=np.ones((2, 0, 3))), "shape"),
+        (dict(conductances_s=-np.ones((2, 4, 3))), "non-negative"),
+        (dict(conductances_s=np.full((2, 4, 3), np.nan)), "conductances_s contains non-finite"),
+        (dict(conductances_s=np.full((2, 4, 3), "x")), "conductances_s must be numeric"),
+        (dict(wire_resistance_ohm=-1.0), "wire_resistance_ohm"),
+        (dict(wire_resistance_ohm=float("inf")), "wire_resistance_ohm"),
+        (dict(wire_resistance_ohm="one"), "wire_resistance_ohm"),
+    ],
+)
 def test_batch_bad_input(bad, match):
     args = dict(conductances_s=np.full((2, 4, 3), 1e-5), wire_resistance_ohm=1.0)
     args.update(bad)

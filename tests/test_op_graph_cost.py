@@ -17,7 +17,7 @@ from cimkit.errors import SpecError
 from cimkit.mapping import weight_slices
 from cimkit.workload import registry
 
-from .test_op_graph import D, L, CumsumThenLinear, EncoderLayer, HandAttention, SelfAttention, minilm  # noqa: F401
+from .test_op_graph import CumsumThenLinear, D, EncoderLayer, HandAttention, L, SelfAttention, minilm  # noqa: F401
 
 SPEC = ck.HardwareSpec.preset("rram-22nm")
 

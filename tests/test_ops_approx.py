@@ -24,6 +24,7 @@ def t(*values):
 
 # --- published statistics ------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", sorted(A.PUBLISHED_STATISTICS))
 def test_published_mred_to_three_decimals(name):
     stats = A.error_statistics(name, bits=8)
@@ -45,7 +46,7 @@ def test_statistics_convention_excludes_zero_products():
     stats = A.error_statistics("mitchell")
     assert stats["pairs"] == 256 * 256 and stats["nonzero_pairs"] == 255 * 255
     # counting the zero-product pairs as RED 0 would not reproduce 3.788 %
-    assert abs(100 * stats["mred"] * 255 ** 2 / 256 ** 2 - 3.788) > 0.02
+    assert abs(100 * stats["mred"] * 255**2 / 256**2 - 3.788) > 0.02
 
 
 def test_exact_has_no_error_anywhere():
@@ -68,12 +69,13 @@ def test_bias_signs_and_truncation():
 def test_adder_statistics():
     loa = A.adder_error_statistics("loa-4")
     trunc = A.adder_error_statistics("truncate-4")
-    assert loa["max_abs_error"] <= 2 ** 4 and trunc["max_abs_error"] == 2 * 15
+    assert loa["max_abs_error"] <= 2**4 and trunc["max_abs_error"] == 2 * 15
     assert trunc["mean_error"] == -15.0  # two dropped 4-bit parts, 7.5 each on average
     assert abs(loa["mean_error"]) < abs(trunc["mean_error"])
 
 
 # --- multipliers -----------------------------------------------------------------------------------------------
+
 
 @given(U8, U8)
 @settings(max_examples=200, deadline=None)
@@ -92,8 +94,8 @@ def test_mitchell_exact_for_power_of_two(e, b):
 @given(st.integers(2, 8), st.data())
 @settings(max_examples=100, deadline=None)
 def test_drum_exact_below_two_to_k(k, data):
-    a = data.draw(st.integers(0, 2 ** k - 1))
-    b = data.draw(st.integers(0, 2 ** k - 1))
+    a = data.draw(st.integers(0, 2**k - 1))
+    b = data.draw(st.integers(0, 2**k - 1))
     assert int(A.multiply(t(a), t(b), f"drum-{k}")) == a * b
 
 
@@ -123,9 +125,18 @@ def test_multiplier_broadcast_and_shapes():
     assert out.shape == (4, 1, 4) and out.dtype == torch.int64
 
 
-@pytest.mark.parametrize("name,match", [("drum-1", "k = 1"), ("drum-9", "k = 9"), ("truncate-8", "k = 8"),
-                                        ("truncate", "allowed names"), ("mitchell-3", "allowed names"),
-                                        ("booth", "allowed names"), (3, "allowed names")])
+@pytest.mark.parametrize(
+    "name,match",
+    [
+        ("drum-1", "k = 1"),
+        ("drum-9", "k = 9"),
+        ("truncate-8", "k = 8"),
+        ("truncate", "allowed names"),
+        ("mitchell-3", "allowed names"),
+        ("booth", "allowed names"),
+        (3, "allowed names"),
+    ],
+)
 def test_bad_multiplier_names(name, match):
     with pytest.raises(InputError, match=match):
         A.parse_multiplier(name)
@@ -146,6 +157,7 @@ def test_bad_operands():
 
 # --- adders ----------------------------------------------------------------------------------------------------
 
+
 def test_loa_and_truncate_adder_bits():
     a, b = t(0b0110_1010), t(0b0011_1100)
     # low 4 bits: 1010 | 1100 = 1110; carry = a3 & b3 = 1; high 0110 + 0011 + 1 = 1010
@@ -156,7 +168,7 @@ def test_loa_and_truncate_adder_bits():
     assert int(A.add(t(-1), t(-1), "truncate-2")) == -8
 
 
-@given(st.lists(st.integers(-2 ** 20, 2 ** 20), min_size=0, max_size=37), st.sampled_from(["loa-3", "truncate-2"]))
+@given(st.lists(st.integers(-(2**20), 2**20), min_size=0, max_size=37), st.sampled_from(["loa-3", "truncate-2"]))
 @settings(max_examples=60, deadline=None)
 def test_approx_sum_tree(values, adder):
     x = torch.tensor(values, dtype=torch.int64)
@@ -184,6 +196,7 @@ def test_approx_sum_dims():
 
 # --- matrix product --------------------------------------------------------------------------------------------
 
+
 def _codes(shape, qmax=127, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randint(-qmax, qmax + 1, shape, generator=g)
@@ -201,8 +214,7 @@ def test_fast_path_equals_elementwise(name):
 def test_matmul_matches_elementwise_reference():
     a, b = _codes((6, 19)), _codes((19, 4), seed=2)
     m = A.parse_multiplier("mitchell")
-    ref = (torch.sign(a)[:, None, :] * torch.sign(b.t())[None]
-           * m(a.abs()[:, None, :], b.t().abs()[None])).sum(-1)
+    ref = (torch.sign(a)[:, None, :] * torch.sign(b.t())[None] * m(a.abs()[:, None, :], b.t().abs()[None])).sum(-1)
     assert torch.equal(A.approx_matmul(a, b, "mitchell"), ref)  # 8 bits: the product-table path
     m9 = A.parse_multiplier("mitchell", bits=9)  # 9 bits: the integer-formula path, same products
     assert torch.equal(A.approx_matmul(a, b, m9), ref)
@@ -223,6 +235,7 @@ def test_matmul_bad_input():
 
 
 # --- layers ----------------------------------------------------------------------------------------------------
+
 
 def _quant_reference(x, weight, bias, bits=8):
     qmax = 2 ** (bits - 1) - 1
@@ -336,8 +349,14 @@ def test_input_range_and_calibrate():
 
 
 def test_approximate_replaces_and_skips():
-    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3, groups=2), nn.Flatten(),
-                          nn.Linear(4 * 2 * 2, 5), nn.Linear(5, 2))
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, groups=2),
+        nn.Flatten(),
+        nn.Linear(4 * 2 * 2, 5),
+        nn.Linear(5, 2),
+    )
     with pytest.warns(UserWarning, match="grouped"):
         amodel = A.approximate(model, "drum-6", "exact", skip=("5",))
     assert isinstance(amodel[0], A.ApproxConv2d) and isinstance(amodel[4], A.ApproxLinear)
@@ -356,9 +375,10 @@ def test_approximate_replaces_and_skips():
 
 # --- energy ----------------------------------------------------------------------------------------------------
 
+
 def test_energy_table():
     assert A.ENERGY["multiplier:exact"].relative == 1.0 and not A.ENERGY["multiplier:exact"].estimate
-    for key, entry in A.ENERGY.items():
+    for entry in A.ENERGY.values():
         assert 0 < entry.relative <= 1.0 and entry.source
         if entry.estimate:
             assert "ESTIMATE" in entry.source

@@ -7,7 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cimkit.sim.quant import (
-    adc, adc_code_limits, aligned_adc_step, bit_planes, input_code_limits, quantize_input, slice_magnitudes,
+    adc,
+    adc_code_limits,
+    aligned_adc_step,
+    bit_planes,
+    input_code_limits,
+    quantize_input,
+    slice_magnitudes,
 )
 
 floats = st.lists(st.floats(-1e3, 1e3, allow_nan=False, width=32), min_size=1, max_size=64)
@@ -39,8 +45,9 @@ def test_bit_planes_recombine_exactly(bits, signed, data):
 @given(st.integers(1, 8), st.integers(1, 16), st.data())
 def test_slices_recombine_exactly(bits_per_cell, total_bits, data):
     slices = math.ceil(total_bits / bits_per_cell)
-    mags = torch.tensor(data.draw(st.lists(st.integers(0, 2**total_bits - 1), min_size=1, max_size=50)),
-                        dtype=torch.float32)
+    mags = torch.tensor(
+        data.draw(st.lists(st.integers(0, 2**total_bits - 1), min_size=1, max_size=50)), dtype=torch.float32
+    )
     levels = slice_magnitudes(mags, bits_per_cell, slices)
     assert levels.max() <= 2**bits_per_cell - 1 and levels.min() >= 0
     recombined = sum(levels[s] * 2 ** (s * bits_per_cell) for s in range(slices))

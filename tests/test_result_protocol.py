@@ -59,8 +59,9 @@ def many(lenet, rram):
 def trees():
     from cimkit.cam.experiment import run_trees
 
-    result, _ = run_trees("breast_cancer", "rf", trees=5, depth=3, energy_samples=40, schemes=("raw", "xtime",
-                                                                                                "monosparse"))
+    result, _ = run_trees(
+        "breast_cancer", "rf", trees=5, depth=3, energy_samples=40, schemes=("raw", "xtime", "monosparse")
+    )
     return result
 
 
@@ -73,11 +74,17 @@ def cam(trees):
 def study(tmp_path_factory):
     from cimkit.explore import StudyConfig, run_study
 
-    cfg = StudyConfig.model_validate({
-        "name": "proto", "workloads": ["lenet"], "space": {"adc_bits": {"choices": [4, 5, 6]},
-                                                           "crossbar": {"choices": [64, 128]}},
-        "objective": {"mode": "pareto", "metrics": ["energy", "area"]}, "sampler": {"name": "random", "seed": 0},
-        "trials": 6, "batch": 3})
+    cfg = StudyConfig.model_validate(
+        {
+            "name": "proto",
+            "workloads": ["lenet"],
+            "space": {"adc_bits": {"choices": [4, 5, 6]}, "crossbar": {"choices": [64, 128]}},
+            "objective": {"mode": "pareto", "metrics": ["energy", "area"]},
+            "sampler": {"name": "random", "seed": 0},
+            "trials": 6,
+            "batch": 3,
+        }
+    )
     return run_study(cfg, tmp_path_factory.mktemp("study"))
 
 
@@ -85,8 +92,14 @@ def study(tmp_path_factory):
 def joint():
     from cimkit.explore import JointResult
 
-    return JointResult(["vgg8", "lenet"], "vgg8", {"vgg8": 2.0, "lenet": 4.0}, {"vgg8": 1.5, "lenet": 2.0},
-                       {"vgg8": 1.2, "lenet": 1.0}, {"largest": {"adc_bits": 5}, "joint": {"adc_bits": 4}})
+    return JointResult(
+        ["vgg8", "lenet"],
+        "vgg8",
+        {"vgg8": 2.0, "lenet": 4.0},
+        {"vgg8": 1.5, "lenet": 2.0},
+        {"vgg8": 1.2, "lenet": 1.0},
+        {"largest": {"adc_bits": 5}, "joint": {"adc_bits": 4}},
+    )
 
 
 TYPES = ["report", "infeasible", "many", "cam", "trees", "study", "joint"]
@@ -116,14 +129,15 @@ def test_every_result_implements_the_protocol(result, tmp_path):
     with out.open(newline="") as fh:
         read = list(csv.reader(fh))
     header, body = read[0], read[1:]
-    assert header[:len(result.csv_columns())] == list(result.csv_columns())
+    assert header[: len(result.csv_columns())] == list(result.csv_columns())
     assert len(body) == len(rows) > 0 and all(len(r) == len(header) for r in body)
     assert "nan" not in {cell.lower() for r in body for cell in r}
     # a table that renders, and figures that exist
     assert _render(result.table()).strip()
     figures = result.figures(tmp_path / "figs")
-    assert figures and all(f.parent == tmp_path / "figs" and f.suffix == ".png" and f.stat().st_size > 1000
-                           for f in figures)
+    assert figures and all(
+        f.parent == tmp_path / "figs" and f.suffix == ".png" and f.stat().st_size > 1000 for f in figures
+    )
     assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == sorted(f.name for f in figures)
 
 
@@ -149,8 +163,9 @@ def test_energy_j_is_a_float_total_everywhere(report, many, cam, trees, study):
     for old, new in ALIASES.items():  # the older names stay, equal to the standard ones
         assert c[old] == c[new]
     t = trees.to_dict()
-    assert all(isinstance(s["energy_j"], float) and isinstance(s["energy_breakdown_j"], dict)
-               for s in t["schemes"].values())
+    assert all(
+        isinstance(s["energy_j"], float) and isinstance(s["energy_breakdown_j"], dict) for s in t["schemes"].values()
+    )
     m = many.to_dict()
     assert m["configurations"] == 3 and len(m["energy_j"]) == 3 and isinstance(m["energy_j"][0], float)
     assert m["energy_j"][0] == pytest.approx(r["energy_j"], rel=1e-12)
@@ -177,8 +192,9 @@ def test_infeasible_figures_are_null(infeasible, many, tmp_path):
     assert all(d[k] is None for k in ("energy_j", "area_mm2", "latency_s", "tops_per_w"))
     # nothing of an infeasible design is priced: breakdowns, units and layer figures are null like the totals,
     # while the layers still say what did not fit
-    assert all(v is None for k in ("energy_breakdown_j", "area_breakdown_mm2", "latency_breakdown_s")
-               for v in d[k].values())
+    assert all(
+        v is None for k in ("energy_breakdown_j", "area_breakdown_mm2", "latency_breakdown_s") for v in d[k].values()
+    )
     assert all(u["energy_j"] is None and u["latency_s"] is None for u in d["units"].values())
     assert all(row["energy_j"] is None and row["latency_s"] is None for row in d["layers"])
     assert sum(row["arrays"] for row in d["layers"]) > 0
@@ -195,8 +211,17 @@ def test_infeasible_figures_are_null(infeasible, many, tmp_path):
 def test_a_study_without_feasible_design_has_no_figures(tmp_path):
     from cimkit.explore import StudyConfig, run_study
 
-    cfg = StudyConfig.model_validate({"name": "none", "workloads": ["lenet"], "space": {"adc_bits": {"choices": [4, 5]}},
-                                      "area_max_mm2": 1e-6, "sampler": {"name": "random"}, "trials": 2, "batch": 2})
+    cfg = StudyConfig.model_validate(
+        {
+            "name": "none",
+            "workloads": ["lenet"],
+            "space": {"adc_bits": {"choices": [4, 5]}},
+            "area_max_mm2": 1e-6,
+            "sampler": {"name": "random"},
+            "trials": 2,
+            "batch": 2,
+        }
+    )
     result = run_study(cfg, tmp_path / "o")
     assert result.figures(tmp_path / "f") == [] and result.to_dict()["best"] == []
     assert "no feasible design" in _render(result.table())
@@ -208,10 +233,12 @@ def test_report_units_endurance_and_unit_column_are_shown(report, tmp_path):
     import dataclasses
 
     layers = [{**row, "unit": "crossbar"} for row in report.layers]
-    r = dataclasses.replace(report, layers=layers, units={"crossbar": {"kinds": ["conv", "linear"], "energy_j": 1e-7,
-                                                                       "area_mm2": 2.5}},
-                            endurance={"writes_per_cell_per_inference": 0.5, "inferences_per_s": 100.0,
-                                       "lifetime_s": 2e8})
+    r = dataclasses.replace(
+        report,
+        layers=layers,
+        units={"crossbar": {"kinds": ["conv", "linear"], "energy_j": 1e-7, "area_mm2": 2.5}},
+        endurance={"writes_per_cell_per_inference": 0.5, "inferences_per_s": 100.0, "lifetime_s": 2e8},
+    )
     data = _strict(r.to_json())
     assert data["units"]["crossbar"]["kinds"] == ["conv", "linear"] and data["endurance"]["lifetime_s"] == 2e8
     assert all(layer["unit"] == "crossbar" for layer in data["layers"])
@@ -223,9 +250,29 @@ def test_report_units_endurance_and_unit_column_are_shown(report, tmp_path):
     # without units or endurance nothing about them is shown, and the old JSON keys are all still there
     bare = _render(dataclasses.replace(report, units={}, endurance={}).table())
     assert "unit " not in bare and "lifetime" not in bare
-    old = {"workload", "spec", "feasible", "reason", "area_mm2", "energy_j", "latency_s", "fps", "tops", "tops_per_w",
-           "tops_per_mm2", "edp_js", "ops", "arrays", "tiles", "utilization", "unmapped", "area_breakdown_mm2",
-           "energy_breakdown_j", "latency_breakdown_s", "layers"}
+    old = {
+        "workload",
+        "spec",
+        "feasible",
+        "reason",
+        "area_mm2",
+        "energy_j",
+        "latency_s",
+        "fps",
+        "tops",
+        "tops_per_w",
+        "tops_per_mm2",
+        "edp_js",
+        "ops",
+        "arrays",
+        "tiles",
+        "utilization",
+        "unmapped",
+        "area_breakdown_mm2",
+        "energy_breakdown_j",
+        "latency_breakdown_s",
+        "layers",
+    }
     assert old <= set(_strict(report.to_json()))
 
 

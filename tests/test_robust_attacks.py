@@ -95,9 +95,13 @@ def test_chip_backward_mode_is_set_for_the_attack_and_restored(setup):
 @pytest.mark.parametrize("attack", ["cw", "deepfool", "hopskipjump", "simba", "boundary"])
 def test_minimal_perturbation_attacks_find_examples_and_their_curve_falls_with_radius(setup, attack):
     model, _, x, y = setup
-    small = {"cw": {"max_iter": 5, "binary_search_steps": 2}, "deepfool": {"max_iter": 10},
-             "hopskipjump": {"max_iter": 3, "max_eval": 50, "init_eval": 10}, "simba": {"max_iter": 100},
-             "boundary": {"max_iter": 20}}[attack]
+    small = {
+        "cw": {"max_iter": 5, "binary_search_steps": 2},
+        "deepfool": {"max_iter": 10},
+        "hopskipjump": {"max_iter": 3, "max_eval": 50, "init_eval": 10},
+        "simba": {"max_iter": 100},
+        "boundary": {"max_iter": 20},
+    }[attack]
     n = 12 if attack in ("simba", "boundary") else 40
     run = run_attack(model, attack, x[:n], y[:n], settings=small)
     fooled = (run.clean_pred == run.labels) & (run.adv_pred != run.labels)

@@ -78,8 +78,9 @@ def test_the_cost_model_prices_the_digital_macs_with_the_multiplier_and_adder():
         assert r.total.latency_s == pytest.approx(exact.total.latency_s)
     # an approximate multiplier with no digital matmul to price changes nothing
     vgg = ck.zoo.workload("vgg8")
-    assert ck.estimate(vgg, base.replace(**{"digital.multiplier": "mitchell"})).total.energy_j == \
-        pytest.approx(ck.estimate(vgg, base).total.energy_j, rel=1e-12)
+    assert ck.estimate(vgg, base.replace(**{"digital.multiplier": "mitchell"})).total.energy_j == pytest.approx(
+        ck.estimate(vgg, base).total.energy_j, rel=1e-12
+    )
 
 
 def test_bad_digital_arithmetic_is_refused_by_the_spec():
@@ -97,8 +98,18 @@ def test_axc_table_places_every_technique_and_prices_what_it_approximates():
     model, d = trained_on_digits(nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10)))
     x, y = d.x_test[:120], d.y_test[:120]
     assert count_macs(model, x) == 64 * 32 + 32 * 10
-    r = axc_table(model.eval(), x, y, "rram-22nm", calibration=d.x_train[:200], multipliers=["truncate-4", "mitchell"],
-                  adders=["loa-4"], precision={"periphery.adc_bits": [3]}, skipping=[0.3], memory=[0.01])
+    r = axc_table(
+        model.eval(),
+        x,
+        y,
+        "rram-22nm",
+        calibration=d.x_train[:200],
+        multipliers=["truncate-4", "mitchell"],
+        adders=["loa-4"],
+        precision={"periphery.adc_bits": [3]},
+        skipping=[0.3],
+        memory=[0.01],
+    )
     by = {(row.technique, row.setting): row for row in r.rows}
     assert by[("multiplier", "exact 8-bit")].relative_energy == 1.0
     assert by[("multiplier", "mitchell")].relative_energy < 1.0
@@ -128,5 +139,5 @@ def test_an_inputs_approximate_products_do_not_depend_on_its_batch():
     x = torch.randn(4, 6, 16)
     x[3] *= 50  # a loud neighbour
     together = chip(x)
-    alone = torch.cat([chip(x[i:i + 1]) for i in range(4)])
+    alone = torch.cat([chip(x[i : i + 1]) for i in range(4)])
     assert torch.equal(together, alone)

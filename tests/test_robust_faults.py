@@ -24,11 +24,11 @@ def trained():
 
 def test_flip_bits_rate_zero_is_identity_and_rate_one_flips_every_bit():
     g = torch.Generator().manual_seed(0)
-    codes = torch.tensor([-16., -3., 0., 5., 15.])
+    codes = torch.tensor([-16.0, -3.0, 0.0, 5.0, 15.0])
     assert torch.equal(flip_bits(codes, 5, 0.0, g, (-16, 15)), codes)
     # all five bits flipped: two's complement x -> -x - 1
-    assert flip_bits(codes, 5, 1.0, g, (-16, 15)).tolist() == [15., 2., -1., -6., -16.]
-    assert flip_bits(torch.tensor([0., 255.]), 8, 1.0, g, (0, 255)).tolist() == [255., 0.]
+    assert flip_bits(codes, 5, 1.0, g, (-16, 15)).tolist() == [15.0, 2.0, -1.0, -6.0, -16.0]
+    assert flip_bits(torch.tensor([0.0, 255.0]), 8, 1.0, g, (0, 255)).tolist() == [255.0, 0.0]
 
 
 @pytest.mark.parametrize("rate", [0.003, 0.05])
@@ -41,8 +41,9 @@ def test_flip_bits_flips_each_bit_with_the_given_probability(rate):
     assert abs(flipped / n - rate) < 4 * np.sqrt(rate * (1 - rate) / n)
 
 
-@pytest.mark.parametrize("kind", ["dead_column", "dead_array", "adc_bit_flip", "buffer_bit_flip", "stuck_on",
-                                  "stuck_off"])
+@pytest.mark.parametrize(
+    "kind", ["dead_column", "dead_array", "adc_bit_flip", "buffer_bit_flip", "stuck_on", "stuck_off"]
+)
 def test_a_fault_rate_of_zero_changes_nothing(trained, kind):
     model, d = trained
     x, y = d.x_test[:120], d.y_test[:120]
@@ -58,8 +59,9 @@ def test_a_stuck_off_rate_of_one_zeroes_the_layer():
     lin = nn.Linear(20, 6)
     x = torch.randn(5, 20)
     for mapping in ("offset", "differential"):
-        spec = spec_with("ideal", **{"device.stuck_off_rate": 1.0, "device.g_min_us": 0.0,
-                                     "array.signed_mapping": mapping})
+        spec = spec_with(
+            "ideal", **{"device.stuck_off_rate": 1.0, "device.g_min_us": 0.0, "array.signed_mapping": mapping}
+        )
         layer = quiet_convert(nn.Sequential(lin), spec, seed=0)[0]
         seen = []
         layer.register_stage_hook("read", lambda tile, v, info: seen.append(v.clone()))
@@ -73,8 +75,9 @@ def test_dead_columns_and_arrays_of_rate_one_silence_the_layer():
     lin = nn.Linear(40, 12)
     x = torch.randn(4, 40)
     for faults in (Faults(dead_column_rate=1.0), Faults(dead_array_rate=1.0)):
-        layer = quiet_convert(nn.Sequential(lin), spec_with("rram-22nm", **{"array.signed_mapping": "differential"}),
-                              seed=0)
+        layer = quiet_convert(
+            nn.Sequential(lin), spec_with("rram-22nm", **{"array.signed_mapping": "differential"}), seed=0
+        )
         faults.apply(layer)
         assert torch.allclose(layer(x), lin.bias.detach().expand(4, -1))
 
@@ -107,14 +110,32 @@ def test_transient_flips_give_the_same_predictions_serial_and_sharded(trained):
 def test_fault_campaign_degrades_with_rate_and_bands_hold_the_mean(trained, tmp_path):
     model, d = trained
     x, y = d.x_test[:150], d.y_test[:150]
-    r = fault_campaign(model, "rram-22nm", x, y, kind="dead_column", rates=[0.0, 0.1, 0.5], chips=3,
-                       calibration=d.x_train[:200], checkpoint_dir=tmp_path)
+    r = fault_campaign(
+        model,
+        "rram-22nm",
+        x,
+        y,
+        kind="dead_column",
+        rates=[0.0, 0.1, 0.5],
+        chips=3,
+        calibration=d.x_train[:200],
+        checkpoint_dir=tmp_path,
+    )
     c = r.curves[0]
     assert c.mean[0] > c.mean[1] > c.mean[2]
     assert all(lo <= m <= hi for lo, m, hi in zip(c.low, c.mean, c.high))
     assert len(list(tmp_path.glob("faults_dead_column_*.json"))) == 3
-    again = fault_campaign(model, "rram-22nm", x, y, kind="dead_column", rates=[0.0, 0.1, 0.5], chips=3,
-                           calibration=d.x_train[:200], checkpoint_dir=tmp_path)
+    again = fault_campaign(
+        model,
+        "rram-22nm",
+        x,
+        y,
+        kind="dead_column",
+        rates=[0.0, 0.1, 0.5],
+        chips=3,
+        calibration=d.x_train[:200],
+        checkpoint_dir=tmp_path,
+    )
     assert again.curves[0].accuracies == c.accuracies
     data = json.loads(r.to_json())
     assert data["result"] == "CurveResult" and data["curves"][0]["x"] == [0.0, 0.1, 0.5]
@@ -137,8 +158,14 @@ def test_drift_compensation_restores_the_mean_output_scale():
     x = torch.rand(64, 128)
     scale = {}
     for comp in ("none", "global"):
-        spec = spec_with("pcm", **{"periphery.drift_compensation": comp, "device.read_noise_frac": 0.0,
-                                   "device.programming_noise_frac": 0.0})
+        spec = spec_with(
+            "pcm",
+            **{
+                "periphery.drift_compensation": comp,
+                "device.read_noise_frac": 0.0,
+                "device.programming_noise_frac": 0.0,
+            },
+        )
         chip = quiet_convert(nn.Sequential(lin), spec, seed=0)
         ck.calibrate(chip, [x])
         t0 = chip(x).abs().mean().item()
@@ -150,8 +177,9 @@ def test_drift_compensation_restores_the_mean_output_scale():
 
 def test_drift_study_curves(trained):
     model, d = trained
-    r = drift_study(model, "pcm", d.x_test[:150], d.y_test[:150], times_s=[1, 3.156e7], chips=2,
-                    calibration=d.x_train[:200])
+    r = drift_study(
+        model, "pcm", d.x_test[:150], d.y_test[:150], times_s=[1, 3.156e7], chips=2, calibration=d.x_train[:200]
+    )
     none, glob = r.curves
     assert none.mean[-1] < none.mean[0]
     assert glob.mean[-1] > none.mean[-1]
@@ -175,8 +203,14 @@ def test_bad_fault_input_is_refused_with_its_name():
     with pytest.raises(InputError, match="has no drift"):
         drift_study(nn.Linear(4, 2), "ideal", torch.zeros(2, 4), torch.zeros(2, dtype=torch.long))
     with pytest.raises(InputError, match=r"rates\[1\] must be a probability"):
-        fault_campaign(nn.Linear(4, 2), "rram-22nm", torch.zeros(2, 4), torch.zeros(2, dtype=torch.long),
-                       kind="dead_column", rates=[0.1, -1])
+        fault_campaign(
+            nn.Linear(4, 2),
+            "rram-22nm",
+            torch.zeros(2, 4),
+            torch.zeros(2, dtype=torch.long),
+            kind="dead_column",
+            rates=[0.1, -1],
+        )
     with pytest.raises(InputError, match="setup must be a cimkit.sim.evaluate.ChipSetup"):
         ck.simulate(nn.Linear(4, 2), "rram-22nm", torch.zeros(2, 4), torch.zeros(2, dtype=torch.long), setup=object())
 
@@ -204,7 +238,7 @@ def test_dead_arrays_follow_the_mappings_arrays():
     assert torch.equal(alive, alive[:, :, :1].expand_as(alive))  # slices of one output together
     per_array = alive[0, :, 0].reshape(m.row_tiles, -1)
     for a in range(0, m.out_features, m.outputs_per_array):
-        block = per_array[:, a:a + m.outputs_per_array]
+        block = per_array[:, a : a + m.outputs_per_array]
         assert torch.equal(block, block[:, :1].expand_as(block))
     conv = quiet_convert(nn.Sequential(nn.Conv2d(16, 16, 3, groups=16)), ck.HardwareSpec.preset("rram-22nm"), seed=0)
     mc = conv[0].tile.mapping
@@ -212,7 +246,7 @@ def test_dead_arrays_follow_the_mappings_arrays():
     Faults(dead_array_rate=0.5).apply(conv, seed=0)
     alive = conv._cimkit_faults[0].alive
     for g0 in range(0, mc.groups, mc.groups_per_array):
-        pack = alive[g0:g0 + mc.groups_per_array]
+        pack = alive[g0 : g0 + mc.groups_per_array]
         assert torch.equal(pack, pack[:1].expand_as(pack))
 
 
@@ -242,8 +276,15 @@ def test_more_bad_fault_input():
     with pytest.raises(InputError, match="Faults.layers is empty"):
         Faults(dead_column_rate=0.1, layers=())
     with pytest.raises(InputError, match="confidence must be a fraction"):
-        fault_campaign(nn.Linear(4, 2), "rram-22nm", torch.zeros(2, 4), torch.zeros(2, dtype=torch.long),
-                       kind="dead_column", rates=[0.1], confidence=95)
+        fault_campaign(
+            nn.Linear(4, 2),
+            "rram-22nm",
+            torch.zeros(2, 4),
+            torch.zeros(2, dtype=torch.long),
+            kind="dead_column",
+            rates=[0.1],
+            confidence=95,
+        )
 
 
 @pytest.mark.slow

@@ -108,8 +108,9 @@ def test_cct_full_size_structure():
 
 def test_cct_cpu_settings_and_sinusoidal_positions():
     assert rm.CCT_CPU["heads"] == 4 and rm.CCT_CPU["dim"] < 256 and rm.CCT_CPU["layers"] <= 7
-    model = rm.build("cct", in_channels=1, image_size=28, num_classes=10, seed=0, positional="sinusoidal",
-                     **TINY["cct"])
+    model = rm.build(
+        "cct", in_channels=1, image_size=28, num_classes=10, seed=0, positional="sinusoidal", **TINY["cct"]
+    )
     assert "pos_embedding" not in dict(model.named_parameters())
     assert model.pos_embedding.shape == (1, 14 * 14, 16)
 
@@ -152,30 +153,47 @@ def test_train_other_optimizers():
     x, y = torch.rand(20, 1, 8, 8), torch.arange(20) % 2
     for optimizer in ("sgd", "adamw"):
         model = rm.build("small_cnn", in_channels=1, image_size=8, num_classes=2, seed=0, **TINY["small_cnn"])
-        losses = rm.train_classifier(model, x, y, epochs=1, batch_size=8, lr=1e-2, optimizer=optimizer,
-                                     schedule="cosine", weight_decay=1e-4)
+        losses = rm.train_classifier(
+            model, x, y, epochs=1, batch_size=8, lr=1e-2, optimizer=optimizer, schedule="cosine", weight_decay=1e-4
+        )
         assert len(losses) == 1
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: rm.build("resnet", in_channels=1, image_size=28, num_classes=10, seed=0),
-     "unknown model 'resnet'.*small_cnn"),
-    (lambda: rm.build("cct", in_channels=0, image_size=28, num_classes=10, seed=0), "in_channels.*positive.*0"),
-    (lambda: rm.build("small_cnn", in_channels=1, image_size=-3, num_classes=10, seed=0), "image_size.*-3"),
-    (lambda: rm.build("vgg_style", in_channels=1, image_size=28, num_classes=0, seed=0), "num_classes.*0"),
-    (lambda: rm.build("vgg_style", in_channels=1, image_size=4, num_classes=10, seed=0),
-     "image_size must be at least 8"),
-    (lambda: rm.build("vgg_style", in_channels=1, image_size=28, num_classes=10, seed=0, widths=(8, 0)),
-     r"widths\[1\].*0"),
-    (lambda: rm.build("small_cnn", in_channels=1, image_size=28, num_classes=10, seed=0, channels=(8,)),
-     "channels must hold exactly 2"),
-    (lambda: rm.build("cct", in_channels=1, image_size=28, num_classes=10, seed=0, dim=30, heads=4),
-     "heads must divide dim.*30.*4"),
-    (lambda: rm.build("cct", in_channels=1, image_size=28, num_classes=10, seed=0, kernel=4), "kernel must be odd"),
-    (lambda: rm.build("cct", in_channels=1, image_size=28, num_classes=10, seed=0, positional="rope"), "positional"),
-    (lambda: rm.build("cct", in_channels=1, image_size=28, num_classes=10, seed=0, depth=3), "model 'cct'.*depth"),
-    (lambda: rm.build("cct", in_channels=1, image_size=28, num_classes=10, seed=1.5), "seed must be an integer"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (
+            lambda: rm.build("resnet", in_channels=1, image_size=28, num_classes=10, seed=0),
+            "unknown model 'resnet'.*small_cnn",
+        ),
+        (lambda: rm.build("cct", in_channels=0, image_size=28, num_classes=10, seed=0), "in_channels.*positive.*0"),
+        (lambda: rm.build("small_cnn", in_channels=1, image_size=-3, num_classes=10, seed=0), "image_size.*-3"),
+        (lambda: rm.build("vgg_style", in_channels=1, image_size=28, num_classes=0, seed=0), "num_classes.*0"),
+        (
+            lambda: rm.build("vgg_style", in_channels=1, image_size=4, num_classes=10, seed=0),
+            "image_size must be at least 8",
+        ),
+        (
+            lambda: rm.build("vgg_style", in_channels=1, image_size=28, num_classes=10, seed=0, widths=(8, 0)),
+            r"widths\[1\].*0",
+        ),
+        (
+            lambda: rm.build("small_cnn", in_channels=1, image_size=28, num_classes=10, seed=0, channels=(8,)),
+            "channels must hold exactly 2",
+        ),
+        (
+            lambda: rm.build("cct", in_channels=1, image_size=28, num_classes=10, seed=0, dim=30, heads=4),
+            "heads must divide dim.*30.*4",
+        ),
+        (lambda: rm.build("cct", in_channels=1, image_size=28, num_classes=10, seed=0, kernel=4), "kernel must be odd"),
+        (
+            lambda: rm.build("cct", in_channels=1, image_size=28, num_classes=10, seed=0, positional="rope"),
+            "positional",
+        ),
+        (lambda: rm.build("cct", in_channels=1, image_size=28, num_classes=10, seed=0, depth=3), "model 'cct'.*depth"),
+        (lambda: rm.build("cct", in_channels=1, image_size=28, num_classes=10, seed=1.5), "seed must be an integer"),
+    ],
+)
 def test_bad_model_arguments(call, match):
     with pytest.raises(InputError, match=match):
         call()

@@ -59,8 +59,10 @@ def test_without_an_adc_sign_magnitude_reads_the_same_product_as_twos_complement
     layer, x = layer_and_inputs
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        outs = [ck.convert(layer, spec(**{"periphery.adc_bits": None, "periphery.signed_inputs": m}), seed=0)(x)
-                for m in ("twos_complement", "sign_magnitude")]
+        outs = [
+            ck.convert(layer, spec(**{"periphery.adc_bits": None, "periphery.signed_inputs": m}), seed=0)(x)
+            for m in ("twos_complement", "sign_magnitude")
+        ]
     assert torch.allclose(outs[0], outs[1], rtol=1e-5, atol=1e-5)
     assert not torch.equal(outs[0], outs[1])  # the reads differ: different planes, differently rounded sums
 
@@ -69,8 +71,10 @@ def test_sign_magnitude_changes_nothing_for_inputs_that_are_never_negative(layer
     layer, x = layer_and_inputs
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        outs = [ck.convert(layer, spec(**{"periphery.signed_inputs": m}), seed=0)(x.relu())
-                for m in ("twos_complement", "sign_magnitude")]
+        outs = [
+            ck.convert(layer, spec(**{"periphery.signed_inputs": m}), seed=0)(x.relu())
+            for m in ("twos_complement", "sign_magnitude")
+        ]
     assert torch.equal(outs[0], outs[1])
 
 
@@ -84,8 +88,9 @@ def test_sign_magnitude_and_per_bit_ranges_cut_the_error_of_a_5_bit_adc(layer_an
     relu = rel_err(spec(), layer, x.relu())
     per_bit = rel_err(spec(**{"periphery.adc_range_per_input_bit": True}), layer, x.relu())
     assert per_bit < 0.7 * relu
-    both = rel_err(spec(**{"periphery.adc_range_per_input_bit": True, "periphery.signed_inputs": "sign_magnitude"}),
-                   layer, x)
+    both = rel_err(
+        spec(**{"periphery.adc_range_per_input_bit": True, "periphery.signed_inputs": "sign_magnitude"}), layer, x
+    )
     assert both < sm
 
 

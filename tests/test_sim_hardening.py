@@ -165,10 +165,16 @@ def test_numpy_integer_seed_is_accepted_and_others_refused():
 def test_calibrate_refuses_what_is_not_a_loader():
     cim = ck.convert(nn.Linear(4, 2), "rram-22nm")
     good = torch.randn(8, 4)
-    cases = [(None, "loader must be an iterable"), (5, "loader must be an iterable"),
-             ({"y": good}, r"does not take the keyword batch's names \(y\)"), ("text", "loader must be an iterable"),
-             ([torch.empty(0, 4)], "batch 0 has no samples"), ([["a", "b"]], "batch 0 of the loader is str"),
-             ([good, torch.full((2, 4), float("nan"))], "batch 1 has non-finite"), ([], "gave no batches")]
+    cases = [
+        (None, "loader must be an iterable"),
+        (5, "loader must be an iterable"),
+        ({"y": good}, r"does not take the keyword batch's names \(y\)"),
+        ("text", "loader must be an iterable"),
+        ([torch.empty(0, 4)], "batch 0 has no samples"),
+        ([["a", "b"]], "batch 0 of the loader is str"),
+        ([good, torch.full((2, 4), float("nan"))], "batch 1 has non-finite"),
+        ([], "gave no batches"),
+    ]
     for loader, message in cases:
         with pytest.raises(InputError, match=message):
             ck.calibrate(cim, loader)

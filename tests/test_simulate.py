@@ -103,8 +103,9 @@ def test_shards_reproduce_the_serial_run_with_attention_on_rewritten_arrays():
     assert len(sites) == 2 and all(chip.stride[chip.layers.index(s)][1] == 1 for s in sites)
 
     def attention_run(**kw):
-        return ck.simulate(RowAttention(), spec, DATA.x_test, DATA.y_test, chips=1, seed=0, calibration=CAL,
-                           batch_size=64, **kw)
+        return ck.simulate(
+            RowAttention(), spec, DATA.x_test, DATA.y_test, chips=1, seed=0, calibration=CAL, batch_size=64, **kw
+        )
 
     serial = attention_run()
     assert attention_run(shards=3).predictions == serial.predictions
@@ -114,7 +115,7 @@ def test_shards_reproduce_the_serial_run_with_attention_on_rewritten_arrays():
         seen = []
         for layer in chip.layers:
             layer.register_stage_hook("output", lambda tile, value, info: seen.append(value.clone()))
-        _run_batches(chip, DATA.x_test[first_batch * 64:(first_batch + 1) * 64], first_batch, 64)
+        _run_batches(chip, DATA.x_test[first_batch * 64 : (first_batch + 1) * 64], first_batch, 64)
         return seen
 
     alone = site_outputs(2)
@@ -124,7 +125,7 @@ def test_shards_reproduce_the_serial_run_with_attention_on_rewritten_arrays():
         layer.register_stage_hook("output", lambda tile, value, info: seen.append(value.clone()))
     _run_batches(serial_chip, DATA.x_test[:192], 0, 64)
     per_batch = len(seen) // 3
-    assert len(alone) == per_batch and all(torch.equal(a, b) for a, b in zip(alone, seen[2 * per_batch:]))
+    assert len(alone) == per_batch and all(torch.equal(a, b) for a, b in zip(alone, seen[2 * per_batch :]))
 
 
 def test_an_ideal_chip_gives_the_float_models_predictions():
@@ -189,7 +190,9 @@ def test_checkpoint_resumes_after_an_interruption(tmp_path):
         run(chips=2, shards=2, checkpoint=ckpt, progress=stop_after_first_unit)
     assert (info.value.done, info.value.total, info.value.checkpoint) == (1, 4, str(ckpt))
     stored = json.loads(ckpt.read_text())
-    assert [(u["chip"], u["shard"]) for u in stored["units"]] == [(0, 0)] and len(stored["units"][0]["predictions"]) == unit
+    assert [(u["chip"], u["shard"]) for u in stored["units"]] == [(0, 0)] and len(
+        stored["units"][0]["predictions"]
+    ) == unit
     resumed = run(chips=2, shards=2, checkpoint=ckpt)
     assert resumed.resumed_units == 1 and resumed.images_simulated == 2 * 359 - unit
     assert resumed.predictions == whole.predictions and resumed.correct == whole.correct
@@ -227,35 +230,41 @@ class _NotLogits(nn.Module):
         return x.flatten(1).sum(1)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"chips": 0}, "chips must be an integer >= 1, got 0"),
-    ({"batch_size": 0}, "batch_size must be an integer >= 1"),
-    ({"batch_size": 2.5}, "batch_size must be an integer"),
-    ({"shards": 0}, "shards must be an integer >= 1"),
-    ({"shards": 7}, r"shards \(7\) must be at most the number of batches \(6: 359 images"),
-    ({"executor": "threads"}, "executor must be one of 'serial', 'dask', got 'threads'"),
-    ({"workers": 0}, "workers must be an integer >= 1"),
-    ({"seed": 1.5}, "seed must be an integer"),
-    ({"scheduler": "tcp://127.0.0.1:9"}, "scheduler=.* is only used with executor='dask'"),
-    ({"scheduler_timeout_s": 0, "executor": "dask"}, "scheduler_timeout_s must be a positive number"),
-    ({"progress": "yes"}, "progress must be True"),
-    ({"calibrate_batches": 0}, "calibrate_batches must be an integer >= 1"),
-    ({"calibrate_batches": 200}, r"calibrate_batches \(200\) must be at most the number of calibration inputs \(128\)"),
-    ({"calibration": DATA.x_train[:8, :, :4]}, "calibration inputs have shape"),
-    ({"calibration": "images"}, "calibration must be a torch tensor or a numpy array"),
-    ({"y": DATA.y_test[:-1]}, r"y must be one integer label per input: shape \(359,\)"),
-    ({"y": DATA.y_test.float()}, "y must hold integer class labels"),
-    ({"y": DATA.y_test - 1}, "negative label"),
-    ({"y": DATA.y_test + 5}, "the label 14, but the model gives scores for 10 classes"),
-    ({"x": DATA.x_test[:0], "y": DATA.y_test[:0]}, r"x must be a batch of inputs .* got shape \(0, 1, 8, 8\)"),
-    ({"x": (DATA.x_test * 255).to(torch.uint8)}, "x must be floating point"),
-    ({"x": DATA.x_test.clone().fill_(float("nan"))}, "x has non-finite values"),
-    ({"x": DATA.x_test[:, :, :4], "calibration": None}, "the model cannot run on the inputs x"),
-    ({"model": "a model"}, "model must be a torch.nn.Module, got str"),
-    ({"model": _NotLogits()}, r"class scores of shape \(batch, classes\)"),
-    ({"spec": 3}, "spec must be a HardwareSpec or a preset name"),
-    ({"checkpoint": "."}, "checkpoint . is a folder"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"chips": 0}, "chips must be an integer >= 1, got 0"),
+        ({"batch_size": 0}, "batch_size must be an integer >= 1"),
+        ({"batch_size": 2.5}, "batch_size must be an integer"),
+        ({"shards": 0}, "shards must be an integer >= 1"),
+        ({"shards": 7}, r"shards \(7\) must be at most the number of batches \(6: 359 images"),
+        ({"executor": "threads"}, "executor must be one of 'serial', 'dask', got 'threads'"),
+        ({"workers": 0}, "workers must be an integer >= 1"),
+        ({"seed": 1.5}, "seed must be an integer"),
+        ({"scheduler": "tcp://127.0.0.1:9"}, "scheduler=.* is only used with executor='dask'"),
+        ({"scheduler_timeout_s": 0, "executor": "dask"}, "scheduler_timeout_s must be a positive number"),
+        ({"progress": "yes"}, "progress must be True"),
+        ({"calibrate_batches": 0}, "calibrate_batches must be an integer >= 1"),
+        (
+            {"calibrate_batches": 200},
+            r"calibrate_batches \(200\) must be at most the number of calibration inputs \(128\)",
+        ),
+        ({"calibration": DATA.x_train[:8, :, :4]}, "calibration inputs have shape"),
+        ({"calibration": "images"}, "calibration must be a torch tensor or a numpy array"),
+        ({"y": DATA.y_test[:-1]}, r"y must be one integer label per input: shape \(359,\)"),
+        ({"y": DATA.y_test.float()}, "y must hold integer class labels"),
+        ({"y": DATA.y_test - 1}, "negative label"),
+        ({"y": DATA.y_test + 5}, "the label 14, but the model gives scores for 10 classes"),
+        ({"x": DATA.x_test[:0], "y": DATA.y_test[:0]}, r"x must be a batch of inputs .* got shape \(0, 1, 8, 8\)"),
+        ({"x": (DATA.x_test * 255).to(torch.uint8)}, "x must be floating point"),
+        ({"x": DATA.x_test.clone().fill_(float("nan"))}, "x has non-finite values"),
+        ({"x": DATA.x_test[:, :, :4], "calibration": None}, "the model cannot run on the inputs x"),
+        ({"model": "a model"}, "model must be a torch.nn.Module, got str"),
+        ({"model": _NotLogits()}, r"class scores of shape \(batch, classes\)"),
+        ({"spec": 3}, "spec must be a HardwareSpec or a preset name"),
+        ({"checkpoint": "."}, "checkpoint . is a folder"),
+    ],
+)
 def test_bad_input_is_one_clear_error_naming_the_option(change, message):
     args = dict(model=tiny_model(), spec="rram-22nm", x=DATA.x_test, y=DATA.y_test, calibration=CAL, batch_size=64)
     args.update(change)
@@ -312,8 +321,14 @@ def test_dask_gives_the_serial_predictions_even_when_a_worker_dies(tmp_path, mon
     marker = tmp_path / "killed-once"
     monkeypatch.setenv("CIMKIT_FAULT_KILL_WORKER_ONCE", str(marker))
     seen = []
-    dask = run(chips=2, shards=3, executor="dask", workers=2, checkpoint=tmp_path / "ck.json",
-               progress=lambda done, total: seen.append(done))
+    dask = run(
+        chips=2,
+        shards=3,
+        executor="dask",
+        workers=2,
+        checkpoint=tmp_path / "ck.json",
+        progress=lambda done, total: seen.append(done),
+    )
     assert marker.exists()  # a worker did die mid-task, and its task was rerun
     assert dask.predictions == serial.predictions and dask.correct == serial.correct and dask.executor == "dask"
     assert len(seen) == 6 and seen[-1] == 2 * 359  # after each unit
@@ -331,9 +346,29 @@ def cli(monkeypatch, capsys, *args) -> tuple[int, str]:
 
 def test_cli_simulates_a_module_function_model_and_resumes(tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
-    args = ["simulate", "tests.test_simulate:tiny_model", "--data", "digits", "--hw", "rram-22nm", "--chips", 2,
-            "--batch", 64, "--limit", 200, "--calibrate", 128, "--out", out, "--json", tmp_path / "r.json",
-            "--csv", tmp_path / "r.csv", "--no-progress"]
+    args = [
+        "simulate",
+        "tests.test_simulate:tiny_model",
+        "--data",
+        "digits",
+        "--hw",
+        "rram-22nm",
+        "--chips",
+        2,
+        "--batch",
+        64,
+        "--limit",
+        200,
+        "--calibrate",
+        128,
+        "--out",
+        out,
+        "--json",
+        tmp_path / "r.json",
+        "--csv",
+        tmp_path / "r.csv",
+        "--no-progress",
+    ]
     code, text = cli(monkeypatch, capsys, *args)
     assert code == 0, text
     assert "mean ± std" in text and "200 test images, 2 chips" in text and "simulate_accuracy.png" in text
@@ -341,8 +376,16 @@ def test_cli_simulates_a_module_function_model_and_resumes(tmp_path, monkeypatch
     assert data["result"] == "SimulationResult" and data["images"] == 200 and data["calibration_images"] == 128
     assert (out / "simulate-checkpoint.json").exists() and (out / "simulate_accuracy.png").exists()
     assert len((tmp_path / "r.csv").read_text().splitlines()) == 3
-    api = ck.simulate(tiny_model(), "rram-22nm", DATA.x_test[:200], DATA.y_test[:200], chips=2, calibration=CAL,
-                      calibrate_batches=2, batch_size=64)  # the command line calibrates in batches of --batch
+    api = ck.simulate(
+        tiny_model(),
+        "rram-22nm",
+        DATA.x_test[:200],
+        DATA.y_test[:200],
+        chips=2,
+        calibration=CAL,
+        calibrate_batches=2,
+        batch_size=64,
+    )  # the command line calibrates in batches of --batch
     assert data["predictions"] == api.predictions  # the command line computes what the API does
     code, text = cli(monkeypatch, capsys, *args)  # the same command again: everything from the checkpoint
     assert code == 0 and "2 unit(s) read from" in text
@@ -359,21 +402,37 @@ def test_cli_saved_model_and_npz_data(tmp_path, monkeypatch, capsys):
     code, text = cli(monkeypatch, capsys, *base, "--calibrate", 0)
     assert code == 0 and "100 test images, 1 chip" in text and "float model" in text
     torch.save({"x_test": DATA.x_test[:50], "y_test": DATA.y_test[:50], "x_train": CAL}, tmp_path / "data.pt")
-    code, text = cli(monkeypatch, capsys, "simulate", "tests.test_simulate:tiny_model", "--data", tmp_path / "data.pt",
-                     "--hw", "rram-22nm", "--shards", 2, "--batch", 25, "--no-progress")
+    code, text = cli(
+        monkeypatch,
+        capsys,
+        "simulate",
+        "tests.test_simulate:tiny_model",
+        "--data",
+        tmp_path / "data.pt",
+        "--hw",
+        "rram-22nm",
+        "--shards",
+        2,
+        "--batch",
+        25,
+        "--no-progress",
+    )
     assert code == 0 and "50 test images" in text
 
 
-@pytest.mark.parametrize("args, message", [
-    (["nope", "--data", "digits"], "MODEL 'nope': not 'demo', not an existing file"),
-    (["tests.test_simulate:missing", "--data", "digits"], "has no function 'missing'"),
-    (["no_such_module_xyz:f", "--data", "digits"], "cannot import no_such_module_xyz"),
-    (["tests.test_simulate:DATA", "--data", "digits"], "has no function 'DATA'"),
-    (["demo", "--data", "digits"], "use it with --data mnist"),
-    (["tests.test_simulate:tiny_model", "--data", "nowhere.npz"], "--data 'nowhere.npz': not mnist, digits"),
-    (["tests.test_simulate:tiny_model", "--data", "digits", "--executor", "threads"], "executor must be one of"),
-    (["tests.test_simulate:tiny_model", "--data", "digits", "--shards", 99], r"shards \(99\) must be at most"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["nope", "--data", "digits"], "MODEL 'nope': not 'demo', not an existing file"),
+        (["tests.test_simulate:missing", "--data", "digits"], "has no function 'missing'"),
+        (["no_such_module_xyz:f", "--data", "digits"], "cannot import no_such_module_xyz"),
+        (["tests.test_simulate:DATA", "--data", "digits"], "has no function 'DATA'"),
+        (["demo", "--data", "digits"], "use it with --data mnist"),
+        (["tests.test_simulate:tiny_model", "--data", "nowhere.npz"], "--data 'nowhere.npz': not mnist, digits"),
+        (["tests.test_simulate:tiny_model", "--data", "digits", "--executor", "threads"], "executor must be one of"),
+        (["tests.test_simulate:tiny_model", "--data", "digits", "--shards", 99], r"shards \(99\) must be at most"),
+    ],
+)
 def test_cli_bad_input_is_one_message(args, message, monkeypatch, capsys):
     code, text = cli(monkeypatch, capsys, "simulate", *args, "--hw", "ideal", "--no-progress")
     assert code == 2 and "Traceback" not in text
@@ -385,8 +444,9 @@ def test_cli_bad_files(tmp_path, monkeypatch, capsys):
     code, text = cli(monkeypatch, capsys, "simulate", tmp_path / "weights.pt", "--data", "digits", "--hw", "ideal")
     assert code == 2 and "holds a dict (a state_dict?)" in text
     np.savez(tmp_path / "d.npz", x=np.zeros((3, 64)))
-    code, text = cli(monkeypatch, capsys, "simulate", "tests.test_simulate:tiny_model", "--data", tmp_path / "d.npz",
-                     "--hw", "ideal")
+    code, text = cli(
+        monkeypatch, capsys, "simulate", "tests.test_simulate:tiny_model", "--data", tmp_path / "d.npz", "--hw", "ideal"
+    )
     assert code == 2 and "has no x_test and no y_test (it holds: x)" in text
     assert runner.invoke(app, ["simulate", "demo", "--data", "digits", "--hw", "ideal", "--chips", "0"]).exit_code == 2
 
@@ -398,7 +458,17 @@ def test_cli_ctrl_c_says_what_was_kept(monkeypatch, capsys, tmp_path):
         raise SimulationInterrupted(3, 8, str(tmp_path / "out" / "simulate-checkpoint.json"))
 
     monkeypatch.setattr(evaluate, "simulate", interrupted)
-    code, text = cli(monkeypatch, capsys, "simulate", "tests.test_simulate:tiny_model", "--data", "digits", "--hw",
-                     "ideal", "--out", tmp_path / "out")
+    code, text = cli(
+        monkeypatch,
+        capsys,
+        "simulate",
+        "tests.test_simulate:tiny_model",
+        "--data",
+        "digits",
+        "--hw",
+        "ideal",
+        "--out",
+        tmp_path / "out",
+    )
     assert code == 130
     assert "3 of 8 units" in text and "simulate-checkpoint.json" in text and "run the same command to resume" in text

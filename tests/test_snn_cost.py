@@ -37,8 +37,18 @@ def events(workload: Workload, spec: str) -> dict:
 
 
 def linear(binary: bool, activity: float | None = 0.2, vectors: int = T) -> Op:
-    return Op("fc", "linear", 784, 500, vectors=vectors, macs=vectors * 784 * 500, in_shape=(vectors, 784),
-              out_shape=(vectors, 500), activity=activity, binary_input=binary)
+    return Op(
+        "fc",
+        "linear",
+        784,
+        500,
+        vectors=vectors,
+        macs=vectors * 784 * 500,
+        in_shape=(vectors, 784),
+        out_shape=(vectors, 500),
+        activity=activity,
+        binary_input=binary,
+    )
 
 
 def one(op: Op) -> Workload:
@@ -220,8 +230,12 @@ def test_the_snn_workload_has_binary_ops_at_the_measured_spike_density(net):
     rep = snn_activity_report(net, x, name="snn")
     wl = rep.workload
     assert isinstance(rep, SpikeActivity) and (rep.steps, rep.batch) == (T, B)
-    assert [(op.name, op.kind) for op in wl.ops] == [("fc1", "linear"), ("lif1", "neuron"), ("fc2", "linear"),
-                                                     ("lif2", "neuron")]
+    assert [(op.name, op.kind) for op in wl.ops] == [
+        ("fc1", "linear"),
+        ("lif1", "neuron"),
+        ("fc2", "linear"),
+        ("lif2", "neuron"),
+    ]
     s1, s2 = hidden_spikes(net, x)
     fc1, lif1, fc2, lif2 = wl.ops
     assert fc1.binary_input and fc2.binary_input
@@ -236,8 +250,13 @@ def test_the_snn_workload_has_binary_ops_at_the_measured_spike_density(net):
     # spike counts per layer and time step
     assert np.allclose(rep.layers["fc1"].density, [float(x[t].double().mean()) for t in range(T)], rtol=1e-12)
     assert np.allclose(rep.spike_counts()["lif1"], [float(s1[t].sum()) / B for t in range(T)], rtol=1e-12)
-    assert wl.weight_counts == {"total": 784 * 500 + 500 + 5010, "mapped": 784 * 500 + 5000, "digital": 510,
-                                "unmapped": 0, "unused": 0}
+    assert wl.weight_counts == {
+        "total": 784 * 500 + 500 + 5010,
+        "mapped": 784 * 500 + 5000,
+        "digital": 510,
+        "unmapped": 0,
+        "unused": 0,
+    }
     print(rep)
     print(wl)
 
@@ -334,8 +353,9 @@ def test_a_model_looping_over_time_itself_gives_the_same_workload(net):
 
     per_step = snn_workload(net, x)
     looped = snn_workload(Looping(net), x, run=lambda model, xs: model(xs))
-    assert [(o.name.split(".")[-1], o.vectors, o.elements, o.activity) for o in looped.ops] == \
-        [(o.name, o.vectors, o.elements, o.activity) for o in per_step.ops]
+    assert [(o.name.split(".")[-1], o.vectors, o.elements, o.activity) for o in looped.ops] == [
+        (o.name, o.vectors, o.elements, o.activity) for o in per_step.ops
+    ]
 
 
 def test_layers_run_a_different_number_of_times_are_priced_for_their_calls(net):
@@ -389,21 +409,26 @@ def test_crossbar_layers_of_a_converted_model_are_measured(net):
         warnings.simplefilter("ignore")
         chip = ck.convert(net, "rram-22nm")
         wl = snn_workload(chip, rate_coded(steps=3)[1])
-    assert [(o.name, o.kind, o.binary_input) for o in wl.ops if o.weighted] == [("fc1", "linear", True),
-                                                                               ("fc2", "linear", True)]
+    assert [(o.name, o.kind, o.binary_input) for o in wl.ops if o.weighted] == [
+        ("fc1", "linear", True),
+        ("fc2", "linear", True),
+    ]
     assert wl.ops[0].macs == 3 * 784 * 500
 
 
 # ---- 4. bad inputs ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("inputs, match", [
-    ([[0.0, 1.0]], r"inputs = \[\[0.0, 1.0\]\] is a list"),
-    (torch.zeros(784), r"shape \(784,\) are not time-major"),
-    (torch.zeros(0, 2, 784), r"shape \(0, 2, 784\) have T = 0"),
-    (torch.zeros(3, 0, 784), r"B = 0"),
-    (torch.zeros(3, 2, 784, dtype=torch.int64), r"dtype torch.int64"),
-    (torch.full((3, 2, 784), float("nan")), "NaN"),
-    (torch.zeros(2, 784, 3), r"failed on inputs\[0\]"),  # batch-major or transposed: the model refuses a step
-])
+@pytest.mark.parametrize(
+    "inputs, match",
+    [
+        ([[0.0, 1.0]], r"inputs = \[\[0.0, 1.0\]\] is a list"),
+        (torch.zeros(784), r"shape \(784,\) are not time-major"),
+        (torch.zeros(0, 2, 784), r"shape \(0, 2, 784\) have T = 0"),
+        (torch.zeros(3, 0, 784), r"B = 0"),
+        (torch.zeros(3, 2, 784, dtype=torch.int64), r"dtype torch.int64"),
+        (torch.full((3, 2, 784), float("nan")), "NaN"),
+        (torch.zeros(2, 784, 3), r"failed on inputs\[0\]"),  # batch-major or transposed: the model refuses a step
+    ],
+)
 def test_bad_inputs_are_refused_naming_the_argument(net, inputs, match):
     with pytest.raises(InputError, match=match):
         snn_workload(net, inputs)

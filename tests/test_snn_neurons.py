@@ -71,8 +71,9 @@ def test_synaptic_equals_snntorch_synaptic():
 
 
 # ---- limiting cases and closed forms ---------------------------------------------------------------
-@pytest.mark.parametrize("neuron", [LIF(0.9, reset="zero"), LIF(0.9), LIF(0.9, reset="none"),
-                                    Synaptic(0.5, 0.9), FangNeuron()])
+@pytest.mark.parametrize(
+    "neuron", [LIF(0.9, reset="zero"), LIF(0.9), LIF(0.9, reset="none"), Synaptic(0.5, 0.9), FangNeuron()]
+)
 def test_no_input_and_zero_state_is_silent(neuron):
     zeros = torch.zeros(50, 3, 8)
     if isinstance(neuron, FangNeuron):
@@ -152,10 +153,9 @@ def test_fang_inhibition_decays_by_exp_minus_one_over_tau_m():
         r.append(float(neuron.r))
     r = torch.tensor(r, dtype=torch.float64)
     last = int(torch.nonzero(r.diff() > 0).max()) + 1 if (r.diff() > 0).any() else 0
-    tail = r[last + 1:]
+    tail = r[last + 1 :]
     assert r.max() >= 1.0
-    torch.testing.assert_close(tail[1:] / tail[:-1], torch.full_like(tail[1:], math.exp(-1 / 8.0)), rtol=1e-12,
-                               atol=0)
+    torch.testing.assert_close(tail[1:] / tail[:-1], torch.full_like(tail[1:], math.exp(-1 / 8.0)), rtol=1e-12, atol=0)
 
 
 def test_fang_has_no_reset_the_membrane_keeps_its_input():
@@ -197,10 +197,19 @@ def test_fang_output_filter_equals_filtering_each_input():
 
 
 # ---- gradients -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("make", [lambda: LIF(0.9), lambda: LIF(0.9, reset="zero"), lambda: LIF(0.9, reset="none"),
-                                  lambda: LIF(0.9, adaptation=0.3), lambda: Synaptic(0.6, 0.9),
-                                  lambda: FangNeuron(learn_decay=True), lambda: FangNeuron(spike_grad="atan"),
-                                  lambda: LIF(0.9, spike_grad=gaussian(0.4), learn_beta=True, learn_threshold=True)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: LIF(0.9),
+        lambda: LIF(0.9, reset="zero"),
+        lambda: LIF(0.9, reset="none"),
+        lambda: LIF(0.9, adaptation=0.3),
+        lambda: Synaptic(0.6, 0.9),
+        lambda: FangNeuron(learn_decay=True),
+        lambda: FangNeuron(spike_grad="atan"),
+        lambda: LIF(0.9, spike_grad=gaussian(0.4), learn_beta=True, learn_threshold=True),
+    ],
+)
 def test_gradients_flow_through_every_variant(make):
     neuron = make()
     x = _current(1, steps=20, shape=(3, 10), scale=1.2, dtype=torch.float32).requires_grad_()
@@ -260,19 +269,22 @@ def test_cost_names():
 
 
 # ---- bad input -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("call,match", [
-    (lambda: LIF(1.5), "beta"),
-    (lambda: LIF(0.9, reset="hard"), "reset"),
-    (lambda: LIF(0.9, threshold=0), "threshold"),
-    (lambda: LIF(0.9, spike_grad="tanh"), "spike_grad"),
-    (lambda: LIF(0.9, adaptation=-1), "adaptation"),
-    (lambda: FangNeuron(2.0, 8.0), "tau_m must exceed tau_s"),
-    (lambda: FangNeuron(size=0), "size"),
-    (lambda: gaussian(0), "sigma"),
-    (lambda: LIF(0.9).set_variation(threshold_sigma_rel=-0.1), "threshold_sigma_rel"),
-    (lambda: FangNeuron(size=4)(torch.zeros(2, 5)), "4 per-neuron"),
-    (lambda: FangNeuron()(torch.zeros(2, 5, dtype=torch.int64)), "floating-point"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: LIF(1.5), "beta"),
+        (lambda: LIF(0.9, reset="hard"), "reset"),
+        (lambda: LIF(0.9, threshold=0), "threshold"),
+        (lambda: LIF(0.9, spike_grad="tanh"), "spike_grad"),
+        (lambda: LIF(0.9, adaptation=-1), "adaptation"),
+        (lambda: FangNeuron(2.0, 8.0), "tau_m must exceed tau_s"),
+        (lambda: FangNeuron(size=0), "size"),
+        (lambda: gaussian(0), "sigma"),
+        (lambda: LIF(0.9).set_variation(threshold_sigma_rel=-0.1), "threshold_sigma_rel"),
+        (lambda: FangNeuron(size=4)(torch.zeros(2, 5)), "4 per-neuron"),
+        (lambda: FangNeuron()(torch.zeros(2, 5, dtype=torch.int64)), "floating-point"),
+    ],
+)
 def test_bad_input_is_named(call, match):
     with pytest.raises(InputError, match=match):
         call()
@@ -334,8 +346,10 @@ def test_adaptation_starts_afresh_with_each_sequence_and_keeps_no_graph():
 def test_learnable_threshold_gets_snntorchs_gradient_with_adaptation():
     cur = _current(5, steps=30, shape=(2, 8), scale=0.6, dtype=torch.float32)
     grads = []
-    for make in (lambda: snn.Leaky(beta=0.9, learn_threshold=True), lambda: LIF(0.9, learn_threshold=True,
-                                                                                 adaptation=1e-30)):
+    for make in (
+        lambda: snn.Leaky(beta=0.9, learn_threshold=True),
+        lambda: LIF(0.9, learn_threshold=True, adaptation=1e-30),
+    ):
         n = make()
         mem, total = None, 0
         for t in range(cur.shape[0]):

@@ -16,8 +16,15 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from cimkit.errors import InputError
-from cimkit.snn import (SigmoidSumQuantizer, anneal, bake, memory_saving, prepare_sigmoid_quant, quantizers,
-                        temperature_schedule)
+from cimkit.snn import (
+    SigmoidSumQuantizer,
+    anneal,
+    bake,
+    memory_saving,
+    prepare_sigmoid_quant,
+    quantizers,
+    temperature_schedule,
+)
 
 FAST = settings(max_examples=40, deadline=None)
 BITS = st.sampled_from([1, 2, 4])
@@ -54,7 +61,7 @@ def test_eval_output_takes_exactly_levels_values(bits, seed):
     x = torch.cat([w, torch.linspace(-4 * top, 4 * top, 20001, dtype=torch.float64)])
     y = q(x)
     values = torch.unique(y)
-    assert values.numel() == q.levels == 2 ** bits
+    assert values.numel() == q.levels == 2**bits
     assert torch.allclose(values, q.targets.double(), rtol=0, atol=1e-12)
     assert torch.allclose(values, -values.flip(0), rtol=0, atol=1e-12)  # symmetric grid
     assert torch.equal(q(x), q.staircase(x))  # eval forward is the staircase whatever T
@@ -239,13 +246,14 @@ def test_bad_weights_models_and_schedules():
 def test_straight_through_mode_is_the_staircase_with_a_clipped_identity_gradient(bits):
     w = _weight(3)
     q = SigmoidSumQuantizer(bits, weight=w, mode="ste").double()
-    x = torch.linspace(-4 * float(w.abs().max()), 4 * float(w.abs().max()), 801, dtype=torch.float64,
-                       requires_grad=True)
+    x = torch.linspace(
+        -4 * float(w.abs().max()), 4 * float(w.abs().max()), 801, dtype=torch.float64, requires_grad=True
+    )
     y = q(x)  # training mode
     assert torch.equal(y.detach(), q.staircase(x).detach())
-    assert len(torch.unique(y.detach())) == 2 ** bits
+    assert len(torch.unique(y.detach())) == 2**bits
     y.sum().backward()
-    inside = (q.beta.detach() * x.detach()).abs() <= 2 ** bits / 2
+    inside = (q.beta.detach() * x.detach()).abs() <= 2**bits / 2
     assert torch.equal(x.grad, inside.double())
     assert q.beta.grad is not None and torch.isfinite(q.beta.grad)
 

@@ -11,9 +11,20 @@ import torch.nn.functional as F
 
 from cimkit.errors import InputError
 from cimkit.snn import tasks
-from cimkit.snn.tasks import (association_mse, dvs_events, encode_images, encode_mnist, moving_bar_video,
-                              moving_bars, pattern_association, psp_filter, psp_kernel, psp_peak_step, psp_v0,
-                              saccade_digits)
+from cimkit.snn.tasks import (
+    association_mse,
+    dvs_events,
+    encode_images,
+    encode_mnist,
+    moving_bar_video,
+    moving_bars,
+    pattern_association,
+    psp_filter,
+    psp_kernel,
+    psp_peak_step,
+    psp_v0,
+    saccade_digits,
+)
 
 
 def _binary(x: torch.Tensor) -> bool:
@@ -21,6 +32,7 @@ def _binary(x: torch.Tensor) -> bool:
 
 
 # ---------------------------------------------------------------- rate / latency coding
+
 
 def test_rate_code_shape_binary_and_equals_spikegen_for_the_same_seed():
     from snntorch import spikegen
@@ -62,8 +74,9 @@ def test_latency_code_brighter_fires_earlier_once_and_background_never():
     times = spikes[:, 0, :5].argmax(dim=0)
     assert times[0] == 0 and bool((times[1:] >= times[:-1]).all()) and times[-1] > times[0]
     assert torch.equal(times, torch.round(19 * (1 - x[0, :5])).long())  # linear, normalised to the window
-    assert torch.equal(spikes, spikegen.latency(x, num_steps=20, threshold=0.01, normalize=True, linear=True,
-                                                clip=True))
+    assert torch.equal(
+        spikes, spikegen.latency(x, num_steps=20, threshold=0.01, normalize=True, linear=True, clip=True)
+    )
 
 
 def test_latency_code_on_random_images_is_monotone_and_at_most_once():
@@ -100,6 +113,7 @@ def test_encode_mnist_shapes_labels_and_seeds():
 
 
 # ---------------------------------------------------------------- DVS events
+
 
 def test_dvs_static_scene_fires_only_at_onset():
     img = torch.rand(3, 8, 8)
@@ -160,7 +174,7 @@ def _ons_velocity(events: torch.Tensor) -> torch.Tensor:
     valid = (mass > 0).float()
     t = torch.arange(t_steps, dtype=torch.float32).view(-1, 1)
     dt = (t - (t * valid).sum(0) / valid.sum(0)) * valid
-    return torch.stack([(dt * cx).sum(0), (dt * cy).sum(0)], dim=1) / (dt ** 2).sum(0).view(-1, 1)
+    return torch.stack([(dt * cx).sum(0), (dt * cy).sum(0)], dim=1) / (dt**2).sum(0).view(-1, 1)
 
 
 def _shuffle_time(events: torch.Tensor, seed: int) -> torch.Tensor:
@@ -212,6 +226,7 @@ def test_saccade_digits_events():
 
 # ---------------------------------------------------------------- PSP kernel, filter and MSE
 
+
 @pytest.mark.parametrize("tau_m,tau_s", [(8.0, 2.0), (10.0, 2.5), (5.0, 1.0), (3.0, 2.9)])
 def test_psp_kernel_peaks_at_exactly_one_at_the_closed_form_step(tau_m, tau_s):
     k = psp_kernel(60, tau_m, tau_s, dtype=torch.float64)
@@ -259,6 +274,7 @@ def test_association_mse_zero_iff_same_and_differentiable():
 
 # ---------------------------------------------------------------- pattern association
 
+
 def test_association_templates_are_sparse_lattice_images():
     pats, labels = tasks.association_templates(10, channels=60, steps=60, seed=0)
     assert pats.shape == (60, 10, 60) and _binary(pats)
@@ -293,8 +309,7 @@ def test_default_task_is_300_by_300():
 
 def test_corruption_rates_match_the_parameters():
     n = 4000
-    task = pattern_association(n, templates=10, channels=20, steps=20, remove_rows=5, remove_block=(5, 5),
-                               seed=7)
+    task = pattern_association(n, templates=10, channels=20, steps=20, remove_rows=5, remove_block=(5, 5), seed=7)
 
     def close(measured, p):
         return abs(measured - p) <= 4 * math.sqrt(p * (1 - p) / n)
@@ -312,8 +327,9 @@ def test_corruption_rates_match_the_parameters():
 
 
 def test_mutation_jitters_spike_times_by_rounded_unit_gaussian():
-    task = pattern_association(400, channels=60, steps=60, corruptions=("mutate",), modify_prob=1.0,
-                               mutate_prob=1.0, seed=3)
+    task = pattern_association(
+        400, channels=60, steps=60, corruptions=("mutate",), modify_prob=1.0, mutate_prob=1.0, seed=3
+    )
     assert bool(task.mutated.all())
     clean = task.templates[:, task.labels]
     inner = slice(5, 55)  # away from the clipping at both ends
@@ -325,50 +341,63 @@ def test_mutation_jitters_spike_times_by_rounded_unit_gaussian():
 
 @pytest.mark.parametrize("kind,code", [("remove_rows", 1), ("remove_block", 2)])
 def test_removal_zeroes_the_reported_region(kind, code):
-    task = pattern_association(50, channels=60, steps=60, corruptions=(kind,), modify_prob=1.0,
-                               remove_prob=1.0, remove_rows=10, remove_block=(12, 9), seed=2)
+    task = pattern_association(
+        50,
+        channels=60,
+        steps=60,
+        corruptions=(kind,),
+        modify_prob=1.0,
+        remove_prob=1.0,
+        remove_rows=10,
+        remove_block=(12, 9),
+        seed=2,
+    )
     assert bool((task.removed == code).all())
     clean = task.templates[:, task.labels]
     for i in range(50):
         c0, t0 = task.removed_at[i].tolist()
         region = torch.zeros(60, 60, dtype=torch.bool)
         if code == 1:
-            region[:, c0:c0 + 10] = True
+            region[:, c0 : c0 + 10] = True
         else:
-            region[t0:t0 + 9, c0:c0 + 12] = True
+            region[t0 : t0 + 9, c0 : c0 + 12] = True
         assert task.inputs[:, i][region].sum() == 0
         assert torch.equal(task.inputs[:, i][~region], clean[:, i][~region])
 
 
 # ---------------------------------------------------------------- bad arguments
 
-@pytest.mark.parametrize("call,name", [
-    (lambda: encode_images(torch.rand(2, 3), "phase", 5), "encoding"),
-    (lambda: encode_images(torch.rand(2, 3), "rate", 0), "steps"),
-    (lambda: encode_images(torch.rand(2, 3) + 1, "rate", 5), "images"),
-    (lambda: encode_images(torch.rand(2, 3), "rate", 5, seed=-1), "seed"),
-    (lambda: encode_images(torch.rand(2, 3), "latency", 5, latency_threshold=1.5), "latency_threshold"),
-    (lambda: encode_images(torch.rand(2, 3), "latency", 5, latency_code="exp"), "latency_code"),
-    (lambda: encode_mnist("rate", 5, test_fraction=1.0), "test_fraction"),
-    (lambda: encode_mnist("rate", 5, n_train=0), "n_train"),
-    (lambda: dvs_events(torch.rand(3, 4, 4), contrast_threshold=0.2), "frames"),
-    (lambda: dvs_events(torch.rand(3, 1, 4, 4), contrast_threshold=0.0), "contrast_threshold"),
-    (lambda: dvs_events(torch.rand(3, 1, 4, 4), reference="dark"), "reference"),
-    (lambda: moving_bars(8, directions=1), "directions"),
-    (lambda: moving_bars(8, width=-1.0), "width"),
-    (lambda: saccade_digits(8, size=20), "size"),
-    (lambda: saccade_digits(5000), "n"),
-    (lambda: pattern_association(0), "n_samples"),
-    (lambda: pattern_association(4, delay=300), "delay"),
-    (lambda: pattern_association(4, corruptions=("blur",)), "corruptions"),
-    (lambda: pattern_association(4, noise_prob=2.0), "noise_prob"),
-    (lambda: pattern_association(4, channels=30, remove_rows=40), "remove_rows"),
-    (lambda: pattern_association(4, remove_block=(40,)), "remove_block"),
-    (lambda: psp_kernel(10, tau_m=2.0, tau_s=8.0), "tau_m"),
-    (lambda: psp_filter(torch.zeros(5, 2), normalization="peak"), "normalization"),
-    (lambda: psp_filter([0.0, 1.0]), "trains"),
-    (lambda: association_mse(torch.zeros(5, 2), torch.zeros(5, 3)), "target_trains"),
-])
+
+@pytest.mark.parametrize(
+    "call,name",
+    [
+        (lambda: encode_images(torch.rand(2, 3), "phase", 5), "encoding"),
+        (lambda: encode_images(torch.rand(2, 3), "rate", 0), "steps"),
+        (lambda: encode_images(torch.rand(2, 3) + 1, "rate", 5), "images"),
+        (lambda: encode_images(torch.rand(2, 3), "rate", 5, seed=-1), "seed"),
+        (lambda: encode_images(torch.rand(2, 3), "latency", 5, latency_threshold=1.5), "latency_threshold"),
+        (lambda: encode_images(torch.rand(2, 3), "latency", 5, latency_code="exp"), "latency_code"),
+        (lambda: encode_mnist("rate", 5, test_fraction=1.0), "test_fraction"),
+        (lambda: encode_mnist("rate", 5, n_train=0), "n_train"),
+        (lambda: dvs_events(torch.rand(3, 4, 4), contrast_threshold=0.2), "frames"),
+        (lambda: dvs_events(torch.rand(3, 1, 4, 4), contrast_threshold=0.0), "contrast_threshold"),
+        (lambda: dvs_events(torch.rand(3, 1, 4, 4), reference="dark"), "reference"),
+        (lambda: moving_bars(8, directions=1), "directions"),
+        (lambda: moving_bars(8, width=-1.0), "width"),
+        (lambda: saccade_digits(8, size=20), "size"),
+        (lambda: saccade_digits(5000), "n"),
+        (lambda: pattern_association(0), "n_samples"),
+        (lambda: pattern_association(4, delay=300), "delay"),
+        (lambda: pattern_association(4, corruptions=("blur",)), "corruptions"),
+        (lambda: pattern_association(4, noise_prob=2.0), "noise_prob"),
+        (lambda: pattern_association(4, channels=30, remove_rows=40), "remove_rows"),
+        (lambda: pattern_association(4, remove_block=(40,)), "remove_block"),
+        (lambda: psp_kernel(10, tau_m=2.0, tau_s=8.0), "tau_m"),
+        (lambda: psp_filter(torch.zeros(5, 2), normalization="peak"), "normalization"),
+        (lambda: psp_filter([0.0, 1.0]), "trains"),
+        (lambda: association_mse(torch.zeros(5, 2), torch.zeros(5, 3)), "target_trains"),
+    ],
+)
 def test_bad_arguments_raise_input_error_naming_the_argument(call, name):
     with pytest.raises(InputError, match=rf"\b{name}\b"):
         call()

@@ -26,17 +26,31 @@ import yaml
 
 import cimkit as ck
 from cimkit.errors import InputError, SpecError
-from cimkit.spec import DAC_MODES, READ_NOISE, UNIT_TYPES, DacMode, ReadNoiseModel, register_dac_mode
-from cimkit.spec import register_unit_type
+from cimkit.spec import (
+    DAC_MODES,
+    READ_NOISE,
+    UNIT_TYPES,
+    DacMode,
+    ReadNoiseModel,
+    register_dac_mode,
+    register_unit_type,
+)
 from cimkit.spec.model import BUILTIN_ADC_KINDS
 from cimkit.spec.units import _bits
 
 from .helpers import quiet_convert, spec_with
 
 ROOT = Path(__file__).resolve().parents[1]
-NEW_FIELDS = {"digital": None, "routing": None, "ap": None, "cam_attention": None, "neuron": None,
-              "device": {"write_energy_pj", "write_time_ns", "endurance_cycles"}, "chip": {"inferences_per_s"},
-              "periphery": {"adc_range_per_input_bit", "signed_inputs"}}
+NEW_FIELDS = {
+    "digital": None,
+    "routing": None,
+    "ap": None,
+    "cam_attention": None,
+    "neuron": None,
+    "device": {"write_energy_pj", "write_time_ns", "endurance_cycles"},
+    "chip": {"inferences_per_s"},
+    "periphery": {"adc_range_per_input_bit", "signed_inputs"},
+}
 
 
 def _err(data) -> str:
@@ -60,8 +74,12 @@ def plugins():
 #: sha256 (first 16 hex digits) of the canonical JSON of ``model_dump(mode="json")`` of each file, taken
 #: from the spec before issue 11 (commit 5c78904), when the spec had none of NEW_FIELDS
 BEFORE = {
-    "ideal": "50d433db88bd961b", "neurram": "f7e9826f2957f116", "pcm": "a58ce786e643492a",
-    "rram-22nm": "f4b7b9d9b18e44fa", "sram": "1881d65c52b89223", "examples/joint_base.yaml": "f49f3b6ba2eb4357",
+    "ideal": "50d433db88bd961b",
+    "neurram": "f7e9826f2957f116",
+    "pcm": "a58ce786e643492a",
+    "rram-22nm": "f4b7b9d9b18e44fa",
+    "sram": "1881d65c52b89223",
+    "examples/joint_base.yaml": "f49f3b6ba2eb4357",
 }
 
 
@@ -121,13 +139,16 @@ def test_every_hardware_file_in_the_repository_loads_and_round_trips(tmp_path):
 
 
 def test_import_and_preset_loading_do_not_need_torch():
-    code = ("import sys, cimkit.spec as s\n"
-            "[s.HardwareSpec.preset(n) for n in s.HardwareSpec.presets()]\n"
-            "assert 'torch' not in sys.modules, 'torch imported'\n")
+    code = (
+        "import sys, cimkit.spec as s\n"
+        "[s.HardwareSpec.preset(n) for n in s.HardwareSpec.presets()]\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
 # ---- units and routing ----------------------------------------------------------------------------------
+
 
 def test_builtin_unit_types_and_what_they_run():
     assert {"crossbar", "digital"} <= set(UNIT_TYPES.names())
@@ -166,19 +187,29 @@ def test_routing_overrides_the_default_unit():
     assert ck.HardwareSpec.from_dict({"routing": {"linear": "crossbar", "act": "digital"}}).unit_for("act") == "digital"
 
 
-@pytest.mark.parametrize("routing, expected", [
-    # a unit that cannot run the kind: the kind, the unit and what it runs
-    ({"softmax": "crossbar"}, ["routing", "'softmax'", "'crossbar'", "cannot run", "conv, linear, matmul"]),
-    ({"linear": "digital"}, ["'linear'", "'digital'", "cannot run",
-                             "act, eltwise, embedding, kv_cache, matmul, neuron, norm, pool, softmax"]),
-    # an unknown unit: the kind, the unit and the units there are
-    ({"softmax": "npu"}, ["'softmax'", "'npu'", "not a unit", "units: crossbar, digital"]),
-    # an unknown op kind: the kind, its unit and the kinds there are
-    ({"attention": "digital"}, ["'attention'", "'digital'", "not a registered op kind", "linear", "softmax"]),
-    # not strings / not a mapping
-    ({"softmax": 3}, ["routing.softmax = 3", "valid string"]),
-    (["softmax"], ["routing = ['softmax']", "valid dictionary"]),
-])
+@pytest.mark.parametrize(
+    "routing, expected",
+    [
+        # a unit that cannot run the kind: the kind, the unit and what it runs
+        ({"softmax": "crossbar"}, ["routing", "'softmax'", "'crossbar'", "cannot run", "conv, linear, matmul"]),
+        (
+            {"linear": "digital"},
+            [
+                "'linear'",
+                "'digital'",
+                "cannot run",
+                "act, eltwise, embedding, kv_cache, matmul, neuron, norm, pool, softmax",
+            ],
+        ),
+        # an unknown unit: the kind, the unit and the units there are
+        ({"softmax": "npu"}, ["'softmax'", "'npu'", "not a unit", "units: crossbar, digital"]),
+        # an unknown op kind: the kind, its unit and the kinds there are
+        ({"attention": "digital"}, ["'attention'", "'digital'", "not a registered op kind", "linear", "softmax"]),
+        # not strings / not a mapping
+        ({"softmax": 3}, ["routing.softmax = 3", "valid string"]),
+        (["softmax"], ["routing = ['softmax']", "valid dictionary"]),
+    ],
+)
 def test_bad_routes_are_refused_naming_kind_unit_and_what_the_unit_runs(routing, expected):
     msg = _err({"routing": routing})
     for part in expected:
@@ -203,6 +234,7 @@ def test_a_plugin_unit_type_can_be_routed_to(plugins):
 
 # ---- cell writes and endurance ---------------------------------------------------------------------------
 
+
 def test_write_fields_of_the_presets():
     rram, pcm, sram = (ck.HardwareSpec.preset(n).device for n in ("rram-22nm", "pcm", "sram"))
     assert (rram.write_energy_pj, rram.write_time_ns, rram.endurance_cycles) == (20.0, 60.0, 1e6)
@@ -212,17 +244,25 @@ def test_write_fields_of_the_presets():
     assert ck.HardwareSpec(chip={"inferences_per_s": 30.0}).chip.inferences_per_s == 30.0
 
 
-@pytest.mark.parametrize("section, field, value", [
-    ("device", "write_energy_pj", -1.0), ("device", "write_time_ns", -0.5), ("device", "endurance_cycles", 0),
-    ("device", "endurance_cycles", -1e6), ("chip", "inferences_per_s", 0), ("chip", "inferences_per_s", -3.0),
-    ("device", "write_energy_pj", True),
-])
+@pytest.mark.parametrize(
+    "section, field, value",
+    [
+        ("device", "write_energy_pj", -1.0),
+        ("device", "write_time_ns", -0.5),
+        ("device", "endurance_cycles", 0),
+        ("device", "endurance_cycles", -1e6),
+        ("chip", "inferences_per_s", 0),
+        ("chip", "inferences_per_s", -3.0),
+        ("device", "write_energy_pj", True),
+    ],
+)
 def test_write_and_rate_fields_refuse_negative_or_zero(section, field, value):
     msg = _err({section: {field: value}})
     assert f"{section}.{field}" in msg and str(value) in msg
 
 
 # ---- read-noise models -----------------------------------------------------------------------------------
+
 
 def test_read_noise_registry_and_errors():
     assert set(READ_NOISE.names()) >= {"none", "proportional", "additive", "pcm"}
@@ -242,10 +282,16 @@ def _state_and_cells(preset: str, t_s: float = 20.0):
     return spec, state, program.drifted(state, spec, t_s)
 
 
-@pytest.mark.parametrize("preset, model, frac, t_s", [
-    ("rram-22nm", "proportional", 0.01, 20.0), ("rram-22nm", "additive", 0.03, 20.0),
-    ("pcm", "pcm", 0.2, 20.0), ("pcm", "pcm", 0.2, 86400.0), ("pcm", "pcm", 0.05, 1.0),
-])
+@pytest.mark.parametrize(
+    "preset, model, frac, t_s",
+    [
+        ("rram-22nm", "proportional", 0.01, 20.0),
+        ("rram-22nm", "additive", 0.03, 20.0),
+        ("pcm", "pcm", 0.2, 20.0),
+        ("pcm", "pcm", 0.2, 86400.0),
+        ("pcm", "pcm", 0.05, 1.0),
+    ],
+)
 def test_read_variance_is_the_models_formula_bit_for_bit(preset, model, frac, t_s):
     """The simulator's read variance equals each model's formula written out here (as sim/program.py
     computed it before the models moved into cimkit.spec.noise), to the last bit."""
@@ -259,7 +305,7 @@ def test_read_variance_is_the_models_formula_bit_for_bit(preset, model, frac, t_
         expected = torch.mul(g[0], g[0])
         for pol in g[1:]:
             expected.addcmul_(pol, pol)
-        expected.mul_(frac ** 2)
+        expected.mul_(frac**2)
     elif model == "additive":
         expected = torch.full_like(g[0], g.shape[0] * (frac * g_max) ** 2)
     else:  # Nandakumar et al. 2019 1/f noise, Q_s = min(0.0088 / x^0.65, cap)
@@ -316,15 +362,23 @@ def test_a_plugin_read_noise_model_is_used_by_the_spec_and_the_simulator(plugins
     _, state, g = _state_and_cells("rram-22nm")
     s = spec.replace(**{"device.read_noise_frac": 0.05})
     g_max = state.beta + (s.device.g_max_us - s.device.g_min_us) * 1e-6 / state.g_unit_s
-    torch.testing.assert_close(program.read_variance(g, state, s, 20.0), (0.05 ** 2 * g * g_max).sum(0))
+    torch.testing.assert_close(program.read_variance(g, state, s, 20.0), (0.05**2 * g * g_max).sum(0))
 
 
 # ---- DAC modes -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("mode, bits, passes, pulses, planes", [
-    ("multi_level", 8, 1, 1, False), ("bit_serial", 8, 8, 1, True), ("bit_serial", 3, 3, 1, True),
-    ("pulse_train", 4, 1, 4, False), ("pulse_train", 1, 1, 2, False), ("multi_level", None, 1, 1, False),
-])
+
+@pytest.mark.parametrize(
+    "mode, bits, passes, pulses, planes",
+    [
+        ("multi_level", 8, 1, 1, False),
+        ("bit_serial", 8, 8, 1, True),
+        ("bit_serial", 3, 3, 1, True),
+        ("pulse_train", 4, 1, 4, False),
+        ("pulse_train", 1, 1, 2, False),
+        ("multi_level", None, 1, 1, False),
+    ],
+)
 def test_dac_modes_say_passes_pulses_and_bit_planes(mode, bits, passes, pulses, planes):
     p = ck.HardwareSpec(periphery={"dac_mode": mode, "input_bits": bits}).periphery
     assert (p.input_passes, p.pulses_per_read, p.dac.bit_planes) == (passes, pulses, planes)
@@ -338,8 +392,16 @@ def test_dac_mode_errors():
 
 
 def test_a_plugin_dac_mode_is_used_by_the_spec_and_the_simulator(plugins):
-    register_dac_mode(DacMode("planes_test", "bit planes, as bit_serial (test)", input_passes=_bits,
-                              bit_planes=True, binary=True, needs_input_bits=True))
+    register_dac_mode(
+        DacMode(
+            "planes_test",
+            "bit planes, as bit_serial (test)",
+            input_passes=_bits,
+            bit_planes=True,
+            binary=True,
+            needs_input_bits=True,
+        )
+    )
     plugins(DAC_MODES, "planes_test")
     serial = spec_with("rram-22nm", **{"device.read_noise_model": "none"})
     plugin = serial.replace(**{"periphery.dac_mode": "planes_test"})
@@ -367,6 +429,7 @@ def test_bit_plane_drive_reconstructs_the_codes():
 
 # ---- ADC kinds ------------------------------------------------------------------------------------------
 
+
 def test_adc_type_is_checked_against_the_adc_kinds(plugins):
     for kind in BUILTIN_ADC_KINDS:
         assert ck.HardwareSpec(chip={"adc_type": kind}).chip.adc_type == kind
@@ -381,9 +444,11 @@ def test_adc_type_is_checked_against_the_adc_kinds(plugins):
 
 def test_schema_descriptions_list_the_builtin_options():
     defs = ck.HardwareSpec.model_json_schema()["$defs"]
-    descriptions = {"adc_type": defs["ChipSpec"]["properties"]["adc_type"]["description"],
-                    "dac_mode": defs["PeripherySpec"]["properties"]["dac_mode"]["description"],
-                    "read_noise_model": defs["DeviceSpec"]["properties"]["read_noise_model"]["description"]}
+    descriptions = {
+        "adc_type": defs["ChipSpec"]["properties"]["adc_type"]["description"],
+        "dac_mode": defs["PeripherySpec"]["properties"]["dac_mode"]["description"],
+        "read_noise_model": defs["DeviceSpec"]["properties"]["read_noise_model"]["description"],
+    }
     for name in BUILTIN_ADC_KINDS:
         assert f"'{name}'" in descriptions["adc_type"]
     for name in ("multi_level", "bit_serial", "pulse_train"):

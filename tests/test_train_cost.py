@@ -17,8 +17,9 @@ from cimkit.train.insitu import InSituTrainer, mlp
 @given(st.integers(2, 16), st.floats(1e-9, 1e-6), st.floats(1e-9, 1e-3), st.integers(1, 64))
 def test_bp_over_dfa_for_equal_layers_approaches_n(n, read_s, update_s, batch):
     """N equal layers: BP/DFA = N - eps with eps = B r / (B r + u), in [N - 1, N]; writes dominating give ~N."""
-    ratio = backward_latency_s("bp", [read_s] * (n - 1), [update_s] * n, batch) / \
-        backward_latency_s("dfa", [read_s] * (n - 1), [update_s] * n, batch)
+    ratio = backward_latency_s("bp", [read_s] * (n - 1), [update_s] * n, batch) / backward_latency_s(
+        "dfa", [read_s] * (n - 1), [update_s] * n, batch
+    )
     eps = batch * read_s / (batch * read_s + update_s)
     assert n - eps - 1e-9 <= ratio <= n + 1e-9
     assert ratio == pytest.approx(n - eps, rel=1e-9)
@@ -26,8 +27,9 @@ def test_bp_over_dfa_for_equal_layers_approaches_n(n, read_s, update_s, batch):
 
 def test_writes_far_slower_than_reads_give_a_speedup_of_n():
     for n in (2, 4, 8):
-        ratio = backward_latency_s("bp", [1e-8] * (n - 1), [1e-4] * n) / backward_latency_s("dfa", [1e-8] * (n - 1),
-                                                                                          [1e-4] * n)
+        ratio = backward_latency_s("bp", [1e-8] * (n - 1), [1e-4] * n) / backward_latency_s(
+            "dfa", [1e-8] * (n - 1), [1e-4] * n
+        )
         assert n - 1e-3 < ratio <= n
 
 
@@ -47,8 +49,17 @@ def test_a_step_is_priced_from_the_cost_model_and_the_writes():
     model = mlp([64, 32, 10])
     wl = ck.Workload.from_torch(model, input_shape=(1, 64))
     dev = UPDATE_DEVICES["epiram"]
-    writes = [WriteCounts(ltp_pulses=10, ltd_pulses=4, ltp_pulse_us=50, ltd_pulse_us=20, ltp_serial_pulses=3,
-                          ltd_serial_pulses=2, rows_written=5)] * 2
+    writes = [
+        WriteCounts(
+            ltp_pulses=10,
+            ltd_pulses=4,
+            ltp_pulse_us=50,
+            ltd_pulse_us=20,
+            ltp_serial_pulses=3,
+            ltd_serial_pulses=2,
+            rows_written=5,
+        )
+    ] * 2
     bp = step_cost(wl, spec, "bp", batch=4, writes=writes, device=dev)
     dfa = step_cost(wl, spec, "dfa", batch=4, writes=writes, device=dev, feedback_sizes=[32], classes=10)
     forward = ck.estimate(wl, spec).total

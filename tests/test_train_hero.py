@@ -47,9 +47,15 @@ BASES = [(torch.optim.SGD, {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-3}), 
 
 
 @pytest.mark.parametrize("base,kwargs", BASES, ids=["sgd-momentum", "adam"])
-@pytest.mark.parametrize("make", [lambda p, b, kw: HERO(p, b, rho=0.0, lam=0.0, **kw),
-                                  lambda p, b, kw: HERO(p, b, rho=0.0, lam=3.0, **kw),
-                                  lambda p, b, kw: SAM(p, b, rho=0.0, **kw)], ids=["hero", "hero-lam3", "sam"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p, b, kw: HERO(p, b, rho=0.0, lam=0.0, **kw),
+        lambda p, b, kw: HERO(p, b, rho=0.0, lam=3.0, **kw),
+        lambda p, b, kw: SAM(p, b, rho=0.0, **kw),
+    ],
+    ids=["hero", "hero-lam3", "sam"],
+)
 def test_with_rho_zero_it_is_the_base_optimizer(base, kwargs, make):
     """rho = 0 makes delta = 0, so g(w + delta) = g(w) and the penalty's gradient 2 lam H (g - g) = 0."""
     ref, net = tiny_net(), tiny_net()
@@ -67,6 +73,7 @@ def recorded_points(opt: SAM, params: list[torch.Tensor], loss) -> list[list[tor
     def closure():
         seen.append([p.detach().clone() for p in params])
         return loss()
+
     opt.step(closure)
     return seen
 
@@ -80,8 +87,9 @@ def test_sam_perturbation_by_hand(adaptive):
     norm_w = torch.tensor([1.0, 1.0], requires_grad=True)  # a norm layer's weight: 1-d
     A, c = torch.tensor([[0.2, 1.0], [-4.0, 0.5]]), torch.tensor([2.0, -1.0])
     opt = SAM([w, b, norm_w], torch.optim.SGD, rho=0.5, adaptive=adaptive, lr=0.0)
-    at_w, at_perturbed = recorded_points(opt, [w, b, norm_w],
-                                         lambda: (w * A).sum() + (b * c).sum() + (norm_w * c).sum())
+    at_w, at_perturbed = recorded_points(
+        opt, [w, b, norm_w], lambda: (w * A).sum() + (b * c).sum() + (norm_w * c).sum()
+    )
     if adaptive:  # |w| A = [[0.2, 2.0], [2.0, 1.5]], norm sqrt(0.04 + 4 + 4 + 2.25) = sqrt(10.29)
         expected = 0.5 * torch.tensor([[1.0 * 0.2, 4.0 * 1.0], [0.25 * -4.0, 9.0 * 0.5]]) / math.sqrt(10.29)
     else:  # ||A|| = sqrt(0.04 + 1 + 16 + 0.25)
@@ -165,20 +173,24 @@ def test_top_eigenvalue_of_a_quadratic():
     x = torch.zeros(6, dtype=torch.float64, requires_grad=True)
     top = hessian_top_eigenvalue(lambda: 0.5 * x @ a @ x, [x], iters=500, tol=1e-10, seed=3)
     assert abs(top - 7.5) < 1e-4
-    assert hessian_top_eigenvalue(lambda: 0.5 * x @ a @ x, [x], iters=20, seed=3) == \
-        hessian_top_eigenvalue(lambda: 0.5 * x @ a @ x, [x], iters=20, seed=3)  # seeded: reproducible
+    assert hessian_top_eigenvalue(lambda: 0.5 * x @ a @ x, [x], iters=20, seed=3) == hessian_top_eigenvalue(
+        lambda: 0.5 * x @ a @ x, [x], iters=20, seed=3
+    )  # seeded: reproducible
     # over several tensors: a block-diagonal Hessian, the top block in the second tensor
     y = torch.zeros(2, 2, dtype=torch.float64, requires_grad=True)
     b = spd([12.0, 3.0, 1.0, 0.2], seed=1)
-    both = hessian_top_eigenvalue(lambda: 0.5 * x @ a @ x + 0.5 * y.reshape(-1) @ b @ y.reshape(-1), [x, y],
-                                  iters=500, tol=1e-10)
+    both = hessian_top_eigenvalue(
+        lambda: 0.5 * x @ a @ x + 0.5 * y.reshape(-1) @ b @ y.reshape(-1), [x, y], iters=500, tol=1e-10
+    )
     assert abs(both - 12.0) < 1e-4
 
 
 def test_top_eigenvalue_of_a_small_network_loss_matches_the_dense_hessian():
     net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
-    x, y = torch.randn(16, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64), \
-        torch.randint(0, 2, (16,), generator=torch.Generator().manual_seed(1))
+    x, y = (
+        torch.randn(16, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64),
+        torch.randint(0, 2, (16,), generator=torch.Generator().manual_seed(1)),
+    )
     names, values = zip(*[(n, p.detach()) for n, p in net.named_parameters()])
     shapes, sizes = [v.shape for v in values], [v.numel() for v in values]
 
@@ -189,8 +201,9 @@ def test_top_eigenvalue_of_a_small_network_loss_matches_the_dense_hessian():
     dense = torch.autograd.functional.hessian(flat_loss, torch.cat([v.reshape(-1) for v in values]))
     eig = torch.linalg.eigvalsh(dense)
     want = float(eig[eig.abs().argmax()])
-    got = hessian_top_eigenvalue(lambda: nn.functional.cross_entropy(net(x), y), net.parameters(),
-                                 iters=2000, tol=1e-12)
+    got = hessian_top_eigenvalue(
+        lambda: nn.functional.cross_entropy(net(x), y), net.parameters(), iters=2000, tol=1e-12
+    )
     assert got == pytest.approx(want, rel=1e-4)
 
 
@@ -199,20 +212,23 @@ def test_a_loss_without_curvature_has_eigenvalue_zero():
     assert hessian_top_eigenvalue(lambda: (2 * x).sum(), [x]) == 0.0
 
 
-@pytest.mark.parametrize("call,words", [
-    (lambda p: SAM(p, rho=-0.1), ["rho", "-0.1", ">= 0"]),
-    (lambda p: SAM(p, rho=float("nan")), ["rho", "nan", "finite"]),
-    (lambda p: HERO(p, lam=-1.0), ["lam", "-1.0", ">= 0"]),
-    (lambda p: HERO(p, lam=float("inf")), ["lam", "inf", "finite"]),
-    (lambda p: HERO(p, rho=float("nan")), ["rho", "nan"]),
-    (lambda p: HERO(p, penalty="max"), ["penalty", "'max'", "'mean'"]),
-    (lambda p: SAM(p, adaptive="yes"), ["adaptive", "'yes'", "True or False"]),
-    (lambda p: SAM(p, torch.optim.SGD(p, lr=0.1)), ["base_optimizer", "SGD", "class"]),
-    (lambda p: SAM(p, "sgd"), ["base_optimizer", "'sgd'", "torch.optim.Optimizer"]),
-    (lambda p: HERO(p, SAM), ["base_optimizer", "SAM"]),
-    (lambda p: SAM(p, torch.optim.SGD, lr=-1.0), ["SGD", "lr"]),
-    (lambda p: SAM([{"params": p, "rho": -2.0}], lr=0.1), ["param_groups[0]", "rho", "-2.0"]),
-])
+@pytest.mark.parametrize(
+    "call,words",
+    [
+        (lambda p: SAM(p, rho=-0.1), ["rho", "-0.1", ">= 0"]),
+        (lambda p: SAM(p, rho=float("nan")), ["rho", "nan", "finite"]),
+        (lambda p: HERO(p, lam=-1.0), ["lam", "-1.0", ">= 0"]),
+        (lambda p: HERO(p, lam=float("inf")), ["lam", "inf", "finite"]),
+        (lambda p: HERO(p, rho=float("nan")), ["rho", "nan"]),
+        (lambda p: HERO(p, penalty="max"), ["penalty", "'max'", "'mean'"]),
+        (lambda p: SAM(p, adaptive="yes"), ["adaptive", "'yes'", "True or False"]),
+        (lambda p: SAM(p, torch.optim.SGD(p, lr=0.1)), ["base_optimizer", "SGD", "class"]),
+        (lambda p: SAM(p, "sgd"), ["base_optimizer", "'sgd'", "torch.optim.Optimizer"]),
+        (lambda p: HERO(p, SAM), ["base_optimizer", "SAM"]),
+        (lambda p: SAM(p, torch.optim.SGD, lr=-1.0), ["SGD", "lr"]),
+        (lambda p: SAM([{"params": p, "rho": -2.0}], lr=0.1), ["param_groups[0]", "rho", "-2.0"]),
+    ],
+)
 def test_bad_arguments_are_named(call, words):
     with pytest.raises(InputError) as info:
         call(list(tiny_net().parameters()))
@@ -231,6 +247,7 @@ def test_bad_steps_are_named():
         loss = nn.functional.cross_entropy(net(x), y)
         loss.backward()
         return loss
+
     with pytest.raises(InputError, match="called backward"):
         opt.step(backward_closure)
     with pytest.raises(InputError, match="scalar"):

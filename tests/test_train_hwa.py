@@ -20,8 +20,7 @@ import cimkit as ck
 from cimkit.data import digits
 from cimkit.errors import InputError
 from cimkit.sim import CIMLayer
-from cimkit.train import batch_indices
-from cimkit.train import hwa
+from cimkit.train import batch_indices, hwa
 from cimkit.train.hwa import HardwareAwareTrainer, noise_scaled_spec, schedule_scales, train_hardware_aware
 
 
@@ -128,8 +127,9 @@ def test_the_training_forward_is_the_chips(data):
         return trainer.history_[0]["loss"]
 
     assert first_loss("ideal") == pytest.approx(float_loss, abs=1e-4)  # an ideal chip computes the float model
-    noisy = ck.HardwareSpec.preset("rram-22nm").replace(**{"device.programming_noise_frac": 0.5,
-                                                           "periphery.adc_bits": 2})
+    noisy = ck.HardwareSpec.preset("rram-22nm").replace(
+        **{"device.programming_noise_frac": 0.5, "periphery.adc_bits": 2}
+    )
     assert abs(first_loss(noisy) - float_loss) > 0.1
 
 
@@ -232,8 +232,9 @@ def test_returns_a_plain_float_model_of_the_original_structure(data):
 
 def test_weight_clipping_and_a_fixed_range(data):
     x, y = data[0][:192], data[1][:192]
-    out = HardwareAwareTrainer("rram-22nm", epochs=2, lr=1e-2, weight_clip_sigma=2.0,
-                               weight_range="fixed").fit(mlp(), x, y)
+    out = HardwareAwareTrainer("rram-22nm", epochs=2, lr=1e-2, weight_clip_sigma=2.0, weight_range="fixed").fit(
+        mlp(), x, y
+    )
     for layer in (out[0], out[2]):
         w = layer.weight.detach()
         assert bool((w.abs().amax(1) <= 2.0 * w.std(1) * 1.1).all())
@@ -247,8 +248,16 @@ def test_sgd_cosine_custom_loss_and_validation(data):
         seen.append(out.shape)
         return nn.functional.cross_entropy(out, target, label_smoothing=0.1)
 
-    trainer = HardwareAwareTrainer("pcm", epochs=2, lr=1e-2, optimizer="sgd", lr_schedule="cosine", loss=loss,
-                                   validation=(xt, yt), noise_schedule=[0.0, 2.0])
+    trainer = HardwareAwareTrainer(
+        "pcm",
+        epochs=2,
+        lr=1e-2,
+        optimizer="sgd",
+        lr_schedule="cosine",
+        loss=loss,
+        validation=(xt, yt),
+        noise_schedule=[0.0, 2.0],
+    )
     trainer.fit(mlp(), x, y)
     assert seen and all(shape == (64, 10) for shape in seen)
     ends = [r for r in trainer.history_ if r.get("end_epoch")]
@@ -272,25 +281,28 @@ def test_hwa_beats_float_training_on_noisy_chips(data):
     assert min(b) > max(a)
 
 
-@pytest.mark.parametrize("options, match", [
-    (dict(noise_schedule="exponential"), "noise_schedule = 'exponential'.*constant, linear, cosine"),
-    (dict(noise_schedule=[1.0]), "1 scale.*2 epoch"),
-    (dict(noise_schedule=[1.0, -1.0]), r"noise_schedule\[1\] = -1.0"),
-    (dict(epochs=-1), "epochs = -1.*integer >= 1"),
-    (dict(epochs=2.5), "epochs = 2.5"),
-    (dict(lr=0), "lr = 0"),
-    (dict(batch_size=0), "batch_size = 0"),
-    (dict(optimizer="rmsprop"), "optimizer = 'rmsprop'.*adam, sgd"),
-    (dict(noise_start=-0.1), "noise_start = -0.1"),
-    (dict(weight_range="clip"), "weight_range = 'clip'.*dynamic, fixed"),
-    (dict(backward="exact"), "backward = 'exact'.*straight_through, chip"),
-    (dict(weight_clip_sigma=0), "weight_clip_sigma = 0"),
-    (dict(calibrate_every_epoch="yes"), "calibrate_every_epoch = 'yes'"),
-    (dict(loss="mse"), "loss = 'mse'"),
-    (dict(momentum=1.0), "momentum = 1.0"),
-    (dict(seed="0"), "seed = '0'"),
-    (dict(validation=[1, 2, 3]), "validation"),
-])
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        (dict(noise_schedule="exponential"), "noise_schedule = 'exponential'.*constant, linear, cosine"),
+        (dict(noise_schedule=[1.0]), "1 scale.*2 epoch"),
+        (dict(noise_schedule=[1.0, -1.0]), r"noise_schedule\[1\] = -1.0"),
+        (dict(epochs=-1), "epochs = -1.*integer >= 1"),
+        (dict(epochs=2.5), "epochs = 2.5"),
+        (dict(lr=0), "lr = 0"),
+        (dict(batch_size=0), "batch_size = 0"),
+        (dict(optimizer="rmsprop"), "optimizer = 'rmsprop'.*adam, sgd"),
+        (dict(noise_start=-0.1), "noise_start = -0.1"),
+        (dict(weight_range="clip"), "weight_range = 'clip'.*dynamic, fixed"),
+        (dict(backward="exact"), "backward = 'exact'.*straight_through, chip"),
+        (dict(weight_clip_sigma=0), "weight_clip_sigma = 0"),
+        (dict(calibrate_every_epoch="yes"), "calibrate_every_epoch = 'yes'"),
+        (dict(loss="mse"), "loss = 'mse'"),
+        (dict(momentum=1.0), "momentum = 1.0"),
+        (dict(seed="0"), "seed = '0'"),
+        (dict(validation=[1, 2, 3]), "validation"),
+    ],
+)
 def test_bad_options_are_named(options, match):
     with pytest.raises(InputError, match=match):
         HardwareAwareTrainer("rram-22nm", **{"epochs": 2, **options})

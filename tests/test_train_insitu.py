@@ -24,7 +24,7 @@ def test_dfa_with_the_transposed_forward_weights_is_bp(digits):
     bp = InSituTrainer("ideal", rule="bp", lr=0.1, batch_size=8, weight_max=1.0).prepare(mlp([64, 32, 10]), x, y)
     dfa = InSituTrainer("ideal", rule="dfa", lr=0.1, batch_size=8, weight_max=1.0).prepare(mlp([64, 32, 10]), x, y)
     for i in range(4):
-        xb, yb = x[8 * i:8 * i + 8], y[8 * i:8 * i + 8]
+        xb, yb = x[8 * i : 8 * i + 8], y[8 * i : 8 * i + 8]
         dfa.set_feedback(0, dfa.layers_[1].weight.detach().t().clone())
         assert bp.step(xb, yb)["loss"] == pytest.approx(dfa.step(xb, yb)["loss"], rel=1e-5)
     for a, b in zip(bp.layers_, dfa.layers_):
@@ -95,9 +95,12 @@ def test_bad_rules_devices_and_networks_are_named(digits):
 
     with pytest.raises(InputError, match="rule 'dfa' needs an nn.Sequential"):
         InSituTrainer("ideal", rule="dfa").prepare(Branchy(), x, y)
-    with pytest.raises(InputError, match=r"needs a defined output error.*vector of 10 class scores, got shape \(2, 5\)"):
+    with pytest.raises(
+        InputError, match=r"needs a defined output error.*vector of 10 class scores, got shape \(2, 5\)"
+    ):
         InSituTrainer("ideal", rule="dfa", weight_max=1.0).prepare(
-            nn.Sequential(nn.Linear(64, 10), nn.Tanh(), nn.Linear(10, 10), nn.Unflatten(1, (2, 5))), x, y)
+            nn.Sequential(nn.Linear(64, 10), nn.Tanh(), nn.Linear(10, 10), nn.Unflatten(1, (2, 5))), x, y
+        )
     with pytest.raises(InputError, match="one cell per weight.*weight_bits 8, bits_per_cell 2"):
         InSituTrainer("rram-22nm").prepare(mlp([64, 10]), x, y)
     with pytest.raises(InputError, match="beyond weight_max = 0.001"):

@@ -16,24 +16,42 @@ from torch import nn
 
 import cimkit as ck
 from cimkit.errors import InputError
-from cimkit.train.quant import (QATConv1d, QATConv2d, QATLinear, QuantConfig, convert_qat, fake_quantize,
-                                prepare_qat, quant_params, quantization_error, quantize_weights)
+from cimkit.train.quant import (
+    QATConv1d,
+    QATConv2d,
+    QATLinear,
+    QuantConfig,
+    convert_qat,
+    fake_quantize,
+    prepare_qat,
+    quant_params,
+    quantization_error,
+    quantize_weights,
+)
 
 FAST = settings(max_examples=60, deadline=None)
 DTYPES = st.sampled_from([torch.float32, torch.float64])
 
 
 def configs(observer: str = "minmax"):
-    return st.builds(QuantConfig, bits=st.integers(2, 16), granularity=st.sampled_from(["per_layer", "per_channel"]),
-                     symmetric=st.booleans(), observer=st.just(observer))
+    return st.builds(
+        QuantConfig,
+        bits=st.integers(2, 16),
+        granularity=st.sampled_from(["per_layer", "per_channel"]),
+        symmetric=st.booleans(),
+        observer=st.just(observer),
+    )
 
 
 def matrices():
     """(C, n) float64 arrays of moderate values (0 or 1e-6 <= |v| <= 1e3: scales stay far above the
     smallest normal number, where they are floored), with some exact zeros and repeated values."""
     value = st.one_of(st.just(0.0), st.floats(1e-6, 1e3), st.floats(-1e3, -1e-6))
-    return st.integers(1, 4).flatmap(lambda c: st.integers(1, 9).flatmap(lambda n: st.lists(
-        value, min_size=c * n, max_size=c * n).map(lambda v: np.array(v).reshape(c, n))))
+    return st.integers(1, 4).flatmap(
+        lambda c: st.integers(1, 9).flatmap(
+            lambda n: st.lists(value, min_size=c * n, max_size=c * n).map(lambda v: np.array(v).reshape(c, n))
+        )
+    )
 
 
 def codes_of(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor) -> torch.Tensor:
@@ -42,8 +60,7 @@ def codes_of(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor) -> 
 
 # ---- the grid ----------------------------------------------------------------------------------------
 @FAST
-@given(bits=st.integers(2, 16), symmetric=st.booleans(), scale=st.floats(1e-4, 1e4), dtype=DTYPES,
-       data=st.data())
+@given(bits=st.integers(2, 16), symmetric=st.booleans(), scale=st.floats(1e-4, 1e4), dtype=DTYPES, data=st.data())
 def test_values_on_the_grid_round_trip_exactly(bits, symmetric, scale, dtype, data):
     cfg = QuantConfig(bits, "per_layer", symmetric)
     lo, hi = cfg.code_limits
@@ -226,8 +243,9 @@ def test_ptq_at_16_bits_matches_the_float_model_and_2_bits_degrades(digits_mlp):
 
 def test_ptq_skip_leaves_named_layers_in_float_and_handles_convs():
     torch.manual_seed(1)
-    model = nn.Sequential(nn.Conv1d(2, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6, 8),
-                          nn.Sequential(nn.Linear(8, 3)))
+    model = nn.Sequential(
+        nn.Conv1d(2, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6, 8), nn.Sequential(nn.Linear(8, 3))
+    )
     q = quantize_weights(model, 3, skip=["4"])
     assert torch.equal(q[4][0].weight, model[4][0].weight)
     assert not torch.equal(q[0].weight, model[0].weight) and not torch.equal(q[3].weight, model[3].weight)
@@ -275,8 +293,9 @@ def test_qat_weight_gradient_is_the_gradient_at_the_quantized_weight():
 
 def test_convert_qat_equals_the_qat_eval_output_and_restores_plain_modules():
     torch.manual_seed(3)
-    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 5 * 5, 6),
-                          nn.ReLU(), nn.Linear(6, 3))
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 5 * 5, 6), nn.ReLU(), nn.Linear(6, 3)
+    )
     qat = prepare_qat(model, QuantConfig(4, "per_layer", False))
     assert set(qat.state_dict()) == set(model.state_dict())  # weights only: the same keys
     opt = torch.optim.SGD(qat.parameters(), 0.05)
@@ -329,15 +348,18 @@ def test_qat_input_observer_runs_in_training_and_freezes_in_eval():
 
 
 # ---- bad input ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("kwargs", "words"), [
-    ({"bits": 1}, ["bits = 1", "2..16"]),
-    ({"bits": 17}, ["bits = 17", "2..16"]),
-    ({"bits": 8.0}, ["bits = 8.0", "integer"]),
-    ({"granularity": "per_tensor"}, ["granularity = 'per_tensor'", "'per_layer'", "'per_channel'"]),
-    ({"observer": "mean"}, ["observer = 'mean'", "'minmax'", "'percentile'"]),
-    ({"symmetric": "yes"}, ["symmetric = 'yes'", "True"]),
-    ({"percentile": 40}, ["percentile = 40", "(50, 100]"]),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"bits": 1}, ["bits = 1", "2..16"]),
+        ({"bits": 17}, ["bits = 17", "2..16"]),
+        ({"bits": 8.0}, ["bits = 8.0", "integer"]),
+        ({"granularity": "per_tensor"}, ["granularity = 'per_tensor'", "'per_layer'", "'per_channel'"]),
+        ({"observer": "mean"}, ["observer = 'mean'", "'minmax'", "'percentile'"]),
+        ({"symmetric": "yes"}, ["symmetric = 'yes'", "True"]),
+        ({"percentile": 40}, ["percentile = 40", "(50, 100]"]),
+    ],
+)
 def test_bad_configs_name_the_field_the_value_and_what_is_allowed(kwargs, words):
     with pytest.raises(InputError) as err:
         QuantConfig(**kwargs)

@@ -24,9 +24,11 @@ MODES = ("straight_through", "chip")
 
 def _layers():
     torch.manual_seed(0)
-    return [(nn.Linear(6, 4), (3, 6)),
-            (nn.Conv2d(4, 6, 3, padding=1, groups=2), (2, 4, 5, 5)),
-            (nn.Conv1d(2, 3, 3, stride=2, padding=1, padding_mode="reflect"), (2, 2, 9))]
+    return [
+        (nn.Linear(6, 4), (3, 6)),
+        (nn.Conv2d(4, 6, 3, padding=1, groups=2), (2, 4, 5, 5)),
+        (nn.Conv1d(2, 3, 3, stride=2, padding=1, padding_mode="reflect"), (2, 2, 9)),
+    ]
 
 
 # ---- gradients on the ideal chip -------------------------------------------------------------------
@@ -142,8 +144,15 @@ def test_chip_backward_is_a_noisy_transposed_read_of_the_same_arrays():
 
 
 def test_read_transposed_equals_d_times_the_held_weights_with_an_ideal_periphery():
-    spec = spec_with("rram-22nm", **{"device.read_noise_model": "none", "periphery.input_bits": None,
-                                     "periphery.dac_mode": "multi_level", "periphery.adc_bits": None})
+    spec = spec_with(
+        "rram-22nm",
+        **{
+            "device.read_noise_model": "none",
+            "periphery.input_bits": None,
+            "periphery.dac_mode": "multi_level",
+            "periphery.adc_bits": None,
+        },
+    )
     for module in (nn.Linear(70, 9), nn.Conv2d(6, 8, 3, groups=2)):
         tile = quiet_convert(module, spec, seed=1).tile
         m = tile.mapping
@@ -206,7 +215,10 @@ def test_tile_update_refuses_unknown_devices_and_bad_shapes():
     with pytest.raises(InputError, match="same batch"):
         tile.update(torch.randn(2, 6), torch.randn(3, 3), 0.1)
     tile.update_model = "linear-step"
-    with pytest.raises(InputError, match=r"layer: update model 'linear-step' is unknown; give one of ideal or a cimkit.spec.update.UpdateDevice"):
+    with pytest.raises(
+        InputError,
+        match=r"layer: update model 'linear-step' is unknown; give one of ideal or a cimkit.spec.update.UpdateDevice",
+    ):
         tile.update(torch.randn(2, 6), torch.randn(2, 3), 0.1)
     sliced = quiet_convert(nn.Linear(6, 3), "rram-22nm").tile
     with pytest.raises(InputError, match="one cell per weight"):
@@ -370,8 +382,11 @@ def test_bad_hooks_and_settings_are_refused_naming_the_layer():
     cim[0].register_stage_hook("output", lambda tile, value, info: value[:1])
     with pytest.raises(InputError, match=r"0: a 'output' stage hook returned \(1, 2\)"):
         cim(torch.randn(3, 4))
-    with pytest.raises(InputError, match=r"0: backward_mode 'dfa' is not one this CIMLinear can do; choose "
-                                         r"from straight_through, chip"):
+    with pytest.raises(
+        InputError,
+        match=r"0: backward_mode 'dfa' is not one this CIMLinear can do; choose "
+        r"from straight_through, chip",
+    ):
         configure(cim, backward="dfa")
     with pytest.raises(InputError, match="program_noise 'sometimes'"):
         cim[0].program_noise = "sometimes"
@@ -392,9 +407,18 @@ def test_configure_checks_every_layer_before_changing_any():
 
 # ---- regressions found in review ----------------------------------------------------------------------
 def _one_slice_noisy():
-    return spec_with("ideal", **{"weight_bits": 8, "device.bits_per_cell": 8, "device.programming_noise_frac": 0.05,
-                                 "device.g_min_us": 10.0, "device.g_max_us": 100.0,
-                                 "device.read_noise_model": "none", "array.rows": 16})
+    return spec_with(
+        "ideal",
+        **{
+            "weight_bits": 8,
+            "device.bits_per_cell": 8,
+            "device.programming_noise_frac": 0.05,
+            "device.g_min_us": 10.0,
+            "device.g_max_us": 100.0,
+            "device.read_noise_model": "none",
+            "array.rows": 16,
+        },
+    )
 
 
 @pytest.mark.parametrize("mapping", ["differential", "offset"])
@@ -431,6 +455,7 @@ def test_a_chip_saved_right_after_an_optimizer_step_holds_the_saved_weights():
 
 def test_weight_changes_that_keep_the_version_counter_still_reprogram_and_copies_keep_the_chip():
     import copy
+
     cim = ck.convert(nn.Linear(8, 4), "ideal")
     x = torch.randn(3, 8)
     cim.weight.data.mul_(2)  # .data edits bypass the parameter's version counter

@@ -54,8 +54,15 @@ def test_keyword_batches_are_checked():
     with pytest.raises(InputError, match=r"batch 0\['input_ids'\] is list"):
         ck.calibrate(cim, [{"input_ids": [1, 2, 3]}])
     with pytest.raises(InputError, match=r"batch 0\['attention_mask'\] has non-finite"):
-        ck.calibrate(cim, [{"input_ids": torch.zeros(2, 3, dtype=torch.long),
-                            "attention_mask": torch.tensor([[1.0, float("nan"), 1.0]] * 2)}])
+        ck.calibrate(
+            cim,
+            [
+                {
+                    "input_ids": torch.zeros(2, 3, dtype=torch.long),
+                    "attention_mask": torch.tensor([[1.0, float("nan"), 1.0]] * 2),
+                }
+            ],
+        )
     with pytest.raises(InputError, match="empty mapping"):
         ck.calibrate(cim, [{}])
     with pytest.raises(InputError, match="loader must be an iterable"):
@@ -76,8 +83,11 @@ def pooled(model, b):
 
 def test_minilm_runs_on_crossbars_and_calibrates_from_tokenizer_batches(minilm):
     tok, bert = minilm
-    b = tok(["the movie was great fun", "I hated every minute of it", "a quiet film about loss",
-             "what a waste of time"], padding=True, return_tensors="pt")
+    b = tok(
+        ["the movie was great fun", "I hated every minute of it", "a quiet film about loss", "what a waste of time"],
+        padding=True,
+        return_tensors="pt",
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cim = ck.convert(bert, "pcm", seed=0)

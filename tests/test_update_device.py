@@ -14,9 +14,20 @@ from cimkit.errors import InputError, SpecError
 from cimkit.sim.update import apply_pulses, count_writes, pulses_for
 from cimkit.spec.update import UPDATE_DEVICES, UpdateDevice, normalized_a, update_device
 
-LINEAR = dict(name="linear", levels_ltp=50, levels_ltd=50, nonlinearity_ltp=0.0, nonlinearity_ltd=0.0, c2c_frac=0.0,
-              r_on_ohm=1e5, on_off_ratio=10.0, write_voltage_ltp_v=2.0, write_voltage_ltd_v=2.0,
-              pulse_width_ltp_s=1e-7, pulse_width_ltd_s=1e-7)
+LINEAR = dict(
+    name="linear",
+    levels_ltp=50,
+    levels_ltd=50,
+    nonlinearity_ltp=0.0,
+    nonlinearity_ltd=0.0,
+    c2c_frac=0.0,
+    r_on_ohm=1e5,
+    on_off_ratio=10.0,
+    write_voltage_ltp_v=2.0,
+    write_voltage_ltd_v=2.0,
+    pulse_width_ltp_s=1e-7,
+    pulse_width_ltd_s=1e-7,
+)
 
 
 def device(**kw) -> UpdateDevice:
@@ -24,8 +35,19 @@ def device(**kw) -> UpdateDevice:
 
 
 # NeuroSim's table of normalized A (MLP+NeuroSim V3.0 formula.cpp getParamA / documents/Nonlinearity-NormA.htm)
-@pytest.mark.parametrize("label, table", [(0.01, 126.268958), (1.0, 1.251653), (1.51, 0.8195), (3.01, 0.3853),
-                                          (4.51, 0.2266), (6.01, 0.1351), (7.51, 0.0702), (9.0, 0.022810)])
+@pytest.mark.parametrize(
+    "label, table",
+    [
+        (0.01, 126.268958),
+        (1.0, 1.251653),
+        (1.51, 0.8195),
+        (3.01, 0.3853),
+        (4.51, 0.2266),
+        (6.01, 0.1351),
+        (7.51, 0.0702),
+        (9.0, 0.022810),
+    ],
+)
 def test_nonlinearity_labels_map_to_neurosims_table(label, table):
     # the table prints 4-6 significant digits
     assert normalized_a(label) == pytest.approx(table, rel=1e-3)
@@ -36,8 +58,9 @@ def test_nonlinearity_labels_map_to_neurosims_table(label, table):
 def test_full_pulse_trains_span_the_window_and_curves_are_monotone():
     for d in UPDATE_DEVICES.values():
         g0, g1 = torch.zeros(1), torch.ones(1)
-        assert float(apply_pulses(g0, torch.tensor([float(d.levels_ltp)]), d.model_copy(update={"c2c_frac": 0.0}))) \
-            == pytest.approx(1.0, abs=1e-9)
+        assert float(
+            apply_pulses(g0, torch.tensor([float(d.levels_ltp)]), d.model_copy(update={"c2c_frac": 0.0}))
+        ) == pytest.approx(1.0, abs=1e-9)
         quiet = UpdateDevice(**{**d.model_dump(), "c2c_frac": 0.0})
         assert float(apply_pulses(g1, torch.tensor([-float(d.levels_ltd)]), quiet)) == pytest.approx(0.0, abs=1e-9)
         g = torch.zeros(d.levels_ltp + 1)

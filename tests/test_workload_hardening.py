@@ -32,9 +32,13 @@ def _export(model: nn.Module, shape, path: Path, dtype=torch.float32) -> Path:
 
 def _graph(path: Path, nodes, inits: dict[str, tuple], x_shape, y_shape, extra_opsets=()) -> Path:
     """An ONNX model of ``nodes`` with all-zero float initializers of the given shapes."""
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)],
-                              [numpy_helper.from_array(np.zeros(s, np.float32), n) for n, s in inits.items()])
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)],
+        [numpy_helper.from_array(np.zeros(s, np.float32), n) for n, s in inits.items()],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), *extra_opsets])
     onnx.save(model, str(path))
     return path
@@ -87,11 +91,14 @@ def test_onnx_lstm_kept_as_unmapped_with_warn_and_every_weight_counted(tmp_path)
     assert any(layer["kind"] == "unmapped" for layer in r.layers)
 
 
-@pytest.mark.parametrize("op_type,inits,x_shape,y_shape,attrs", [
-    ("GRU", {"W": (1, 12, 3), "R": (1, 12, 4)}, [5, 1, 3], [5, 1, 1, 4], {"hidden_size": 4}),
-    ("RNN", {"W": (1, 4, 3), "R": (1, 4, 4)}, [5, 1, 3], [5, 1, 1, 4], {"hidden_size": 4}),
-    ("ConvTranspose", {"W": (2, 4, 3, 3)}, [1, 2, 6, 6], [1, 4, 8, 8], {}),
-])
+@pytest.mark.parametrize(
+    "op_type,inits,x_shape,y_shape,attrs",
+    [
+        ("GRU", {"W": (1, 12, 3), "R": (1, 12, 4)}, [5, 1, 3], [5, 1, 1, 4], {"hidden_size": 4}),
+        ("RNN", {"W": (1, 4, 3), "R": (1, 4, 4)}, [5, 1, 3], [5, 1, 1, 4], {"hidden_size": 4}),
+        ("ConvTranspose", {"W": (2, 4, 3, 3)}, [1, 2, 6, 6], [1, 4, 8, 8], {}),
+    ],
+)
 def test_onnx_recurrent_and_transposed_layers_are_refused(tmp_path, op_type, inits, x_shape, y_shape, attrs):
     node = helper.make_node(op_type, ["x", *inits], ["y"], name="layer", **attrs)
     path = _graph(tmp_path / "m.onnx", [node], inits, x_shape, y_shape)
@@ -115,43 +122,75 @@ def test_onnx_conv3d_is_never_read_as_1d(tmp_path):
 def test_onnx_conv1d_still_maps(tmp_path):
     path = _export(nn.Sequential(nn.Conv1d(2, 4, 3, stride=2)), (1, 2, 11), tmp_path / "c1.onnx")
     (conv,) = ck.Workload.from_onnx(path).ops
-    assert (conv.kind, conv.in_features, conv.out_features, conv.kernel, conv.stride, conv.vectors) == \
-        ("conv", 6, 4, (1, 3), (1, 2), 5)
+    assert (conv.kind, conv.in_features, conv.out_features, conv.kernel, conv.stride, conv.vectors) == (
+        "conv",
+        6,
+        4,
+        (1, 3),
+        (1, 2),
+        5,
+    )
 
 
 def test_onnx_embedding_gather_is_an_embedding_op_on_digital_memory(tmp_path):
     model = nn.Sequential(nn.Embedding(100, 8), nn.Linear(8, 2))
     path = _export(model, (1, 5), tmp_path / "emb.onnx", dtype=torch.long)
     emb, fc = ck.Workload.from_onnx(path).ops
-    assert (emb.kind, emb.fn, emb.in_features, emb.out_features, emb.vectors, emb.elements, emb.weights) == \
-        ("embedding", "embedding", 100, 8, 5, 40, 0)  # the table is digital memory, not crossbar weights
+    assert (emb.kind, emb.fn, emb.in_features, emb.out_features, emb.vectors, emb.elements, emb.weights) == (
+        "embedding",
+        "embedding",
+        100,
+        8,
+        5,
+        40,
+        0,
+    )  # the table is digital memory, not crossbar weights
     assert fc.kind == "linear" and fc.vectors == 5
 
 
 def test_onnx_custom_op_on_a_weight_and_loop_with_weights_are_refused(tmp_path):
-    custom = _graph(tmp_path / "custom.onnx", [helper.make_node("Foo", ["x", "w"], ["y"], name="f", domain="my.ops")],
-                    {"w": (3, 5)}, [1, 3], [1, 5], [helper.make_opsetid("my.ops", 1)])
+    custom = _graph(
+        tmp_path / "custom.onnx",
+        [helper.make_node("Foo", ["x", "w"], ["y"], name="f", domain="my.ops")],
+        {"w": (3, 5)},
+        [1, 3],
+        [1, 5],
+        [helper.make_opsetid("my.ops", 1)],
+    )
     with pytest.raises(InputError, match=r"'f' \(my.ops.Foo on a weight tensor, 15 weights"):
         ck.Workload.from_onnx(custom)
     body = helper.make_graph(
-        [helper.make_node("MatMul", ["xin", "w"], ["xo"]), helper.make_node("Identity", ["cond"], ["cond_out"])], "body",
-        [helper.make_tensor_value_info("i", TensorProto.INT64, []), helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("xin", TensorProto.FLOAT, [1, 3])],
-        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("xo", TensorProto.FLOAT, [1, 3])])
-    graph = helper.make_graph([helper.make_node("Loop", ["n", "", "x"], ["y"], name="loop", body=body)], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
-                              [numpy_helper.from_array(np.zeros((3, 3), np.float32), "w"),
-                               numpy_helper.from_array(np.array(3, np.int64), "n")])
+        [helper.make_node("MatMul", ["xin", "w"], ["xo"]), helper.make_node("Identity", ["cond"], ["cond_out"])],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("xin", TensorProto.FLOAT, [1, 3]),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("xo", TensorProto.FLOAT, [1, 3]),
+        ],
+    )
+    graph = helper.make_graph(
+        [helper.make_node("Loop", ["n", "", "x"], ["y"], name="loop", body=body)],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+        [
+            numpy_helper.from_array(np.zeros((3, 3), np.float32), "w"),
+            numpy_helper.from_array(np.array(3, np.int64), "n"),
+        ],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "loop.onnx"))
     with pytest.raises(InputError, match=r"'loop' \(Loop whose body uses weights, 9 weights"):
         ck.Workload.from_onnx(tmp_path / "loop.onnx")
 
 
 def test_onnx_weight_accounting_matches_the_initializers(tmp_path):
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(),
-                          nn.Linear(8 * 8 * 8, 10))
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 8 * 8, 10)
+    )
     path = _export(model, (1, 3, 8, 8), tmp_path / "cnn.onnx")
     wl = ck.Workload.from_onnx(path)
     _balanced(wl)
@@ -160,8 +199,13 @@ def test_onnx_weight_accounting_matches_the_initializers(tmp_path):
 
 
 def test_onnx_unused_initializer_is_reported(tmp_path):
-    path = _graph(tmp_path / "dead.onnx", [helper.make_node("MatMul", ["x", "w"], ["y"])], {"w": (3, 5), "dead": (10, 10)},
-                  [1, 3], [1, 5])
+    path = _graph(
+        tmp_path / "dead.onnx",
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        {"w": (3, 5), "dead": (10, 10)},
+        [1, 3],
+        [1, 5],
+    )
     with pytest.warns(UserWarning, match=r"100 weights in 1 tensor\(s\) are used by no op.*'dead' \(10, 10\)"):
         wl = ck.Workload.from_onnx(path)
     assert wl.weight_counts == {"total": 115, "mapped": 15, "digital": 0, "unmapped": 0, "unused": 100}
@@ -169,27 +213,46 @@ def test_onnx_unused_initializer_is_reported(tmp_path):
 
 # ---- ONNX: weight-stationary products the old importer priced as dynamic or miscounted ------------
 def test_onnx_transposed_weight_and_weight_on_the_left_are_linear_layers(tmp_path):
-    t = _graph(tmp_path / "t.onnx", [helper.make_node("Transpose", ["w"], ["wt"]),
-                                     helper.make_node("MatMul", ["x", "wt"], ["y"], name="mm")], {"w": (5, 3)},
-               [1, 3], [1, 5])
+    t = _graph(
+        tmp_path / "t.onnx",
+        [helper.make_node("Transpose", ["w"], ["wt"]), helper.make_node("MatMul", ["x", "wt"], ["y"], name="mm")],
+        {"w": (5, 3)},
+        [1, 3],
+        [1, 5],
+    )
     (op,) = ck.Workload.from_onnx(t).ops
     assert (op.kind, op.in_features, op.out_features, op.vectors) == ("linear", 3, 5, 1)
-    left = _graph(tmp_path / "l.onnx", [helper.make_node("MatMul", ["w", "x"], ["y"], name="mm")], {"w": (5, 3)},
-                  [1, 3, 7], [1, 5, 7])
+    left = _graph(
+        tmp_path / "l.onnx",
+        [helper.make_node("MatMul", ["w", "x"], ["y"], name="mm")],
+        {"w": (5, 3)},
+        [1, 3, 7],
+        [1, 5, 7],
+    )
     (op,) = ck.Workload.from_onnx(left).ops
     assert (op.kind, op.in_features, op.out_features, op.vectors, op.macs) == ("linear", 3, 5, 7, 105)
 
 
 def test_onnx_gemm_transposed_input_counts_its_rows(tmp_path):
-    path = _graph(tmp_path / "g.onnx", [helper.make_node("Gemm", ["x", "w"], ["y"], name="g", transA=1, transB=1)],
-                  {"w": (5, 3)}, [3, 2], [2, 5])
+    path = _graph(
+        tmp_path / "g.onnx",
+        [helper.make_node("Gemm", ["x", "w"], ["y"], name="g", transA=1, transB=1)],
+        {"w": (5, 3)},
+        [3, 2],
+        [2, 5],
+    )
     (op,) = ck.Workload.from_onnx(path).ops
     assert (op.kind, op.in_features, op.out_features, op.vectors, op.macs) == ("linear", 3, 5, 2, 30)
 
 
 def test_onnx_symbolic_sizes_are_refused_or_fixed_by_input_shape(tmp_path):
-    path = _graph(tmp_path / "s.onnx", [helper.make_node("MatMul", ["x", "w"], ["y"])], {"w": (3, 5)},
-                  ["N", "T", 3], ["N", "T", 5])
+    path = _graph(
+        tmp_path / "s.onnx",
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        {"w": (3, 5)},
+        ["N", "T", 3],
+        ["N", "T", 5],
+    )
     with pytest.raises(InputError, match=r"symbolic sizes \['T'\].*input_shape"):
         ck.Workload.from_onnx(path)
     (op,) = ck.Workload.from_onnx(path, input_shape=(1, 7, 3)).ops
@@ -199,12 +262,20 @@ def test_onnx_symbolic_sizes_are_refused_or_fixed_by_input_shape(tmp_path):
 
 
 def test_onnx_external_data_is_found_beside_the_model(tmp_path, monkeypatch):
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])],
-                              [numpy_helper.from_array(np.ones((64, 64), np.float32), "w")])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "ext.onnx"),
-              save_as_external_data=True, location="ext.data", size_threshold=0)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])],
+        [numpy_helper.from_array(np.ones((64, 64), np.float32), "w")],
+    )
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
+        str(tmp_path / "ext.onnx"),
+        save_as_external_data=True,
+        location="ext.data",
+        size_threshold=0,
+    )
     monkeypatch.chdir(tmp_path.parent)
     assert ck.Workload.from_onnx(tmp_path / "ext.onnx").weights == 64 * 64
     (tmp_path / "ext.data").unlink()
@@ -235,32 +306,48 @@ class _Untraceable(nn.Module):
         return self.head(y.flatten(1))
 
 
-@pytest.mark.parametrize("layer,shape,head_in,type_name", [
-    (nn.LSTM(8, 16, batch_first=True), (1, 4, 8), 64, "LSTM"),
-    (nn.Conv3d(2, 2, 3), (1, 2, 4, 4, 4), 16, "Conv3d"),
-])
+@pytest.mark.parametrize(
+    "layer,shape,head_in,type_name",
+    [
+        (nn.LSTM(8, 16, batch_first=True), (1, 4, 8), 64, "LSTM"),
+        (nn.Conv3d(2, 2, 3), (1, 2, 4, 4, 4), 16, "Conv3d"),
+    ],
+)
 def test_torch_hook_fallback_refuses_unmapped_layers(layer, shape, head_in, type_name):
     held = sum(p.numel() for p in layer.parameters())
-    with pytest.warns(UserWarning, match="torch.fx could not trace"), \
-            pytest.raises(InputError, match=rf"'layer' \({type_name}, {held:,} weights\)"):
+    with (
+        pytest.warns(UserWarning, match="torch.fx could not trace"),
+        pytest.raises(InputError, match=rf"'layer' \({type_name}, {held:,} weights\)"),
+    ):
         ck.Workload.from_torch(_Untraceable(layer, head_in), shape)
     with pytest.warns(UserWarning) as record:
         wl = ck.Workload.from_torch(_Untraceable(layer, head_in), shape, unmapped="warn")
     messages = [str(w.message) for w in record]
-    assert any("could not trace" in m for m in messages) and any(f"kept 1 op(s) as 'unmapped'" in m and type_name in m
-                                                                 for m in messages)
+    assert any("could not trace" in m for m in messages) and any(
+        "kept 1 op(s) as 'unmapped'" in m and type_name in m for m in messages
+    )
     assert all(w.filename == __file__ for w in record)  # attributed to the caller's line
     # the eager fallback sees the branch condition too: x.sum() (a reduction) and > 0 (a comparison)
-    assert [(o.kind, o.fn) for o in wl.ops] == [("pool", "sum"), ("eltwise", "cmp"), ("unmapped", ""), ("linear", "linear")]
+    assert [(o.kind, o.fn) for o in wl.ops] == [
+        ("pool", "sum"),
+        ("eltwise", "cmp"),
+        ("unmapped", ""),
+        ("linear", "linear"),
+    ]
     assert wl.unmapped_weights == held
     _balanced(wl)
     assert wl.weight_counts["total"] == held + head_in * 2 + 2
 
 
-@pytest.mark.parametrize("layer,shape,type_name", [
-    (nn.LSTM(8, 8), (1, 4, 8), "LSTM"), (nn.GRU(8, 8), (1, 4, 8), "GRU"),
-    (nn.Conv3d(2, 2, 3), (1, 2, 5, 5, 5), "Conv3d"), (nn.ConvTranspose2d(2, 2, 3), (1, 2, 5, 5), "ConvTranspose2d"),
-])
+@pytest.mark.parametrize(
+    "layer,shape,type_name",
+    [
+        (nn.LSTM(8, 8), (1, 4, 8), "LSTM"),
+        (nn.GRU(8, 8), (1, 4, 8), "GRU"),
+        (nn.Conv3d(2, 2, 3), (1, 2, 5, 5, 5), "Conv3d"),
+        (nn.ConvTranspose2d(2, 2, 3), (1, 2, 5, 5), "ConvTranspose2d"),
+    ],
+)
 def test_torch_fx_refuses_unmapped_layers(layer, shape, type_name):
     with pytest.raises(InputError, match=rf"'0' \({type_name}, [\d,]+ weights\).*unmapped='warn'"):
         ck.Workload.from_torch(nn.Sequential(layer), shape)
@@ -286,8 +373,10 @@ def test_torch_parameters_used_functionally_are_mapped():
             return torch.nn.functional.linear(x, self.proj) @ self.w
 
     wl = ck.Workload.from_torch(Custom(), (1, 3, 4))
-    assert [(o.name, o.kind, o.in_features, o.out_features, o.vectors) for o in wl.weighted_ops] == \
-        [("proj", "linear", 4, 6, 4), ("w", "linear", 6, 5, 4)]
+    assert [(o.name, o.kind, o.in_features, o.out_features, o.vectors) for o in wl.weighted_ops] == [
+        ("proj", "linear", 4, 6, 4),
+        ("w", "linear", 6, 5, 4),
+    ]
     assert wl.weight_counts == {"total": 58, "mapped": 54, "digital": 4, "unmapped": 0, "unused": 0}
 
 
@@ -318,10 +407,13 @@ def test_torch_unused_parameters_are_reported():
     assert wl.weight_counts["unused"] == 12
 
 
-@pytest.mark.parametrize("model,shape,reason", [
-    (nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), (1, 3, 32, 32), "mat1 and mat2 shapes cannot be multiplied"),
-    (nn.Sequential(nn.Conv2d(3, 4, 3)), (1, 1, 32, 32), "expected input.*to have 3 channels"),
-])
+@pytest.mark.parametrize(
+    "model,shape,reason",
+    [
+        (nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), (1, 3, 32, 32), "mat1 and mat2 shapes cannot be multiplied"),
+        (nn.Sequential(nn.Conv2d(3, 4, 3)), (1, 1, 32, 32), "expected input.*to have 3 channels"),
+    ],
+)
 def test_torch_wrong_input_shape_is_one_clear_error(model, shape, reason, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no 'could not trace' warning before the error
@@ -353,20 +445,35 @@ def test_torch_forward_failing_for_other_reasons():
 GOOD = "32,32,3,3,3,128,0,1"
 
 
-@pytest.mark.parametrize("row,match", [
-    ("32,32,inf,3,3,128,0,1", r"net.csv:1: column 3 \(C_in\) = 'inf' is not a finite number; allowed: an integer from 1 to 2\*\*20"),
-    ("32,nan,3,3,3,128,0,1", r"net.csv:1: column 2 \(IFM_W\) = 'nan' is not a finite number"),
-    ("32,32,1e30,3,3,128,0,1", r"net.csv:1: column 3 \(C_in\) = '1e30' is out of range; allowed: an integer from 1 to 2\*\*20"),
-    ("32,32," + "9" * 200_000 + ",3,3,128,0,1", r"net.csv:1: column 3 \(C_in\) = '9{20,}.*\(200,002 characters\) is 200,000 characters long"),
-    ("32,32,3,3,3,128,0", r"net.csv:1: 7 column\(s\), expected 8: IFM_H, IFM_W, C_in, K_H, K_W, C_out, pool, stride"),
-    ("32,32,3,3,3,128,0,1,5", r"net.csv:1: 9 column\(s\), expected 8"),
-    ("32,32,3.5,3,3,128,0,1", r"net.csv:1: column 3 \(C_in\) = '3.5' is not an integer"),
-    ("32,32,3,-3,3,128,0,1", r"net.csv:1: column 4 \(K_H\) = '-3' is out of range"),
-    ("32,32,3,3,3,128,2,1", r"net.csv:1: column 7 \(pool\) = '2' is not a pool flag; allowed: 0 or 1"),
-    ("1048576,1048576,1048576,3,3,128,0,1", r"net.csv:1: layer 'layer1' would take .* at most 2\*\*53"),
-    ("1,1,8,1,1,8,1,1", r"net.csv:1: pool = 1 after a 1 x 1 output map"),
-    (f"{GOOD}\n\n32,32,x,3,3,128,0,1", r"net.csv:3: column 3 \(C_in\) = 'x' is not a number"),
-])
+@pytest.mark.parametrize(
+    "row,match",
+    [
+        (
+            "32,32,inf,3,3,128,0,1",
+            r"net.csv:1: column 3 \(C_in\) = 'inf' is not a finite number; allowed: an integer from 1 to 2\*\*20",
+        ),
+        ("32,nan,3,3,3,128,0,1", r"net.csv:1: column 2 \(IFM_W\) = 'nan' is not a finite number"),
+        (
+            "32,32,1e30,3,3,128,0,1",
+            r"net.csv:1: column 3 \(C_in\) = '1e30' is out of range; allowed: an integer from 1 to 2\*\*20",
+        ),
+        (
+            "32,32," + "9" * 200_000 + ",3,3,128,0,1",
+            r"net.csv:1: column 3 \(C_in\) = '9{20,}.*\(200,002 characters\) is 200,000 characters long",
+        ),
+        (
+            "32,32,3,3,3,128,0",
+            r"net.csv:1: 7 column\(s\), expected 8: IFM_H, IFM_W, C_in, K_H, K_W, C_out, pool, stride",
+        ),
+        ("32,32,3,3,3,128,0,1,5", r"net.csv:1: 9 column\(s\), expected 8"),
+        ("32,32,3.5,3,3,128,0,1", r"net.csv:1: column 3 \(C_in\) = '3.5' is not an integer"),
+        ("32,32,3,-3,3,128,0,1", r"net.csv:1: column 4 \(K_H\) = '-3' is out of range"),
+        ("32,32,3,3,3,128,2,1", r"net.csv:1: column 7 \(pool\) = '2' is not a pool flag; allowed: 0 or 1"),
+        ("1048576,1048576,1048576,3,3,128,0,1", r"net.csv:1: layer 'layer1' would take .* at most 2\*\*53"),
+        ("1,1,8,1,1,8,1,1", r"net.csv:1: pool = 1 after a 1 x 1 output map"),
+        (f"{GOOD}\n\n32,32,x,3,3,128,0,1", r"net.csv:3: column 3 \(C_in\) = 'x' is not a number"),
+    ],
+)
 def test_neurosim_csv_bad_rows(tmp_path, row, match):
     path = tmp_path / "net.csv"
     path.write_text(row + "\n")
@@ -375,13 +482,16 @@ def test_neurosim_csv_bad_rows(tmp_path, row, match):
     assert "\n" not in str(info.value) and len(str(info.value)) < 400
 
 
-@pytest.mark.parametrize("content,match", [
-    (b"", "no layers: the file is empty"),
-    (b"\n  \n,,,\n", "no layers: the file is empty or holds only blank lines"),
-    (b"\x00\x01\x02\x03", r"binary content \(NUL bytes\)"),
-    (GOOD.encode() + b"\xe9\n", r"not UTF-8 text \(byte 19"),
-    (GOOD.encode("utf-16"), "UTF-16 text"),
-])
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        (b"", "no layers: the file is empty"),
+        (b"\n  \n,,,\n", "no layers: the file is empty or holds only blank lines"),
+        (b"\x00\x01\x02\x03", r"binary content \(NUL bytes\)"),
+        (GOOD.encode() + b"\xe9\n", r"not UTF-8 text \(byte 19"),
+        (GOOD.encode("utf-16"), "UTF-16 text"),
+    ],
+)
 def test_neurosim_csv_bad_files(tmp_path, content, match):
     path = tmp_path / "net.csv"
     path.write_bytes(content)
@@ -468,13 +578,20 @@ def test_importers_take_paths():
 
 def test_models_with_nothing_to_cost_are_refused(tmp_path):
     # the graph's only op reads constants: its output does not depend on the input
-    path = _graph(tmp_path / "const.onnx", [helper.make_node("MatMul", ["w", "w"], ["m"]),
-                                            helper.make_node("Add", ["x", "m"], ["y"])], {"w": (3, 3)}, [3, 3], [3, 3])
+    path = _graph(
+        tmp_path / "const.onnx",
+        [helper.make_node("MatMul", ["w", "w"], ["m"]), helper.make_node("Add", ["x", "m"], ["y"])],
+        {"w": (3, 3)},
+        [3, 3],
+        [3, 3],
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         wl = ck.Workload.from_onnx(path)  # the Add on the input is an op: accepted
     assert [o.kind for o in wl.ops] == ["eltwise"]
-    path = _graph(tmp_path / "none.onnx", [helper.make_node("MatMul", ["w", "w"], ["y"])], {"w": (3, 3)}, [3, 3], [3, 3])
+    path = _graph(
+        tmp_path / "none.onnx", [helper.make_node("MatMul", ["w", "w"], ["y"])], {"w": (3, 3)}, [3, 3], [3, 3]
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(InputError, match="no operation of the graph depends on its input"):
@@ -488,6 +605,9 @@ def test_converted_models_are_refused_with_a_pointer_to_the_float_model():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         converted = ck.convert(model, "rram-22nm")
-    with pytest.raises(InputError, match=r"layer '0' \(CIMConv2d\) is a crossbar layer made by cimkit.convert; trace "
-                                         "the float model"):
+    with pytest.raises(
+        InputError,
+        match=r"layer '0' \(CIMConv2d\) is a crossbar layer made by cimkit.convert; trace "
+        "the float model",
+    ):
         ck.Workload.from_torch(converted, (1, 1, 8, 8))

@@ -36,8 +36,14 @@ VITS = ["deit-tiny", "deit-small", "deit-tiny-distilled", "deit-small-distilled"
 DECODERS = ["gpt2", "smollm2-135m"]
 L = 12  # tokens of the traced twins
 #: published parameter counts, exact (see the module docstring for each source)
-PARAMETERS = {"gpt2": 124_439_808, "smollm2-135m": 134_515_008, "deit-tiny": 5_717_416, "deit-small": 22_050_664,
-              "deit-tiny-distilled": 5_910_800, "deit-small-distilled": 22_436_432}
+PARAMETERS = {
+    "gpt2": 124_439_808,
+    "smollm2-135m": 134_515_008,
+    "deit-tiny": 5_717_416,
+    "deit-small": 22_050_664,
+    "deit-tiny-distilled": 5_910_800,
+    "deit-small-distilled": 22_436_432,
+}
 #: the rounded figures the model cards and papers quote, and how close the exact count must be to them
 ROUNDED = {"gpt2": 124e6, "smollm2-135m": 134.5e6, "deit-tiny": 5.7e6, "deit-small": 22e6}
 ROUNDED_TOLERANCE = 0.01
@@ -71,12 +77,15 @@ def macs(wl, kind: str, prefix: str = "") -> int:
 
 
 def elements(wl, kind: str, fn: str | None = None, prefix: str = "") -> int:
-    return sum(o.elements for o in wl.ops if o.kind == kind and (fn is None or o.fn == fn) and o.name.startswith(prefix))
+    return sum(
+        o.elements for o in wl.ops if o.kind == kind and (fn is None or o.fn == fn) and o.name.startswith(prefix)
+    )
 
 
 # ---- equality with the traced torch twins ---------------------------------------------------------------------
-@pytest.mark.parametrize("name,mode", [(n, "prefill") for n in VITS] + [(n, m) for n in DECODERS
-                                                                        for m in ("prefill", "decode")])
+@pytest.mark.parametrize(
+    "name,mode", [(n, "prefill") for n in VITS] + [(n, m) for n in DECODERS for m in ("prefill", "decode")]
+)
 def test_zoo_entry_equals_from_torch_of_its_twin(name, mode):
     """Op for op, shapes included; the KV cache step is an op of the twin too (zoo_nn.KVCache, matched by
     the kv_cache rule). The twin's parameters are the published count and its mapped ones the zoo's weights."""
@@ -101,11 +110,12 @@ def test_gpt2_ops_per_layer_and_macs():
     d, h, hd, ff, vocab, layers = 768, 12, 64, 3072, 50257, 12
     wl = zoo.workload("gpt2", seq_len=256)
     layer = "blocks.3."
-    assert {k: count(wl, k, prefix=layer) for k in ("linear", "matmul", "softmax", "norm", "act", "eltwise",
-                                                    "kv_cache")} == \
-        {"linear": 4, "matmul": 2, "softmax": 1, "norm": 2, "act": 1, "eltwise": 2, "kv_cache": 2}
-    assert sorted((o.in_features, o.out_features) for o in wl.ops if o.kind == "linear" and o.name.startswith(layer)) \
-        == [(d, d), (d, 3 * d), (d, ff), (ff, d)]
+    assert {
+        k: count(wl, k, prefix=layer) for k in ("linear", "matmul", "softmax", "norm", "act", "eltwise", "kv_cache")
+    } == {"linear": 4, "matmul": 2, "softmax": 1, "norm": 2, "act": 1, "eltwise": 2, "kv_cache": 2}
+    assert sorted(
+        (o.in_features, o.out_features) for o in wl.ops if o.kind == "linear" and o.name.startswith(layer)
+    ) == [(d, d), (d, 3 * d), (d, ff), (ff, d)]
     assert [o.fn for o in wl.ops if o.kind == "act"] == ["gelu_tanh"] * layers
     assert count(wl, "embedding") == 2 and count(wl, "norm") == 2 * layers + 1  # wte, wpe; ln_1, ln_2 and ln_f
     per_token = layers * (4 * d * d + 2 * d * ff) + d * vocab
@@ -122,12 +132,28 @@ def test_smollm2_ops_per_layer_with_grouped_query_attention_and_swiglu():
     t = 64
     wl = zoo.workload("smollm2-135m", seq_len=t)
     layer = "layers.7."
-    shapes = {o.name[len(layer):]: (o.in_features, o.out_features) for o in wl.ops
-              if o.kind == "linear" and o.name.startswith(layer)}
-    assert shapes == {"q_proj": (d, h * hd), "k_proj": (d, kvh * hd), "v_proj": (d, kvh * hd), "o_proj": (h * hd, d),
-                      "gate_proj": (d, ff), "up_proj": (d, ff), "down_proj": (ff, d)}
-    assert {k: count(wl, k, prefix=layer) for k in ("matmul", "softmax", "norm", "act", "eltwise", "kv_cache")} == \
-        {"matmul": 2, "softmax": 1, "norm": 2, "act": 1, "eltwise": 11, "kv_cache": 2}
+    shapes = {
+        o.name[len(layer) :]: (o.in_features, o.out_features)
+        for o in wl.ops
+        if o.kind == "linear" and o.name.startswith(layer)
+    }
+    assert shapes == {
+        "q_proj": (d, h * hd),
+        "k_proj": (d, kvh * hd),
+        "v_proj": (d, kvh * hd),
+        "o_proj": (h * hd, d),
+        "gate_proj": (d, ff),
+        "up_proj": (d, ff),
+        "down_proj": (ff, d),
+    }
+    assert {k: count(wl, k, prefix=layer) for k in ("matmul", "softmax", "norm", "act", "eltwise", "kv_cache")} == {
+        "matmul": 2,
+        "softmax": 1,
+        "norm": 2,
+        "act": 1,
+        "eltwise": 11,
+        "kv_cache": 2,
+    }
     assert {o.fn for o in wl.ops if o.kind == "norm"} == {"rms_norm"}
     assert {o.fn for o in wl.ops if o.kind == "act"} == {"silu"}
     # rotary embedding on q (9 heads) and k (3 heads): q cos + rotate_half(q) sin; the SwiGLU gate multiply
@@ -136,8 +162,11 @@ def test_smollm2_ops_per_layer_with_grouped_query_attention_and_swiglu():
     assert elements(wl, "eltwise", "neg", layer) == rotated // 2
     assert elements(wl, "eltwise", "add", layer) == rotated + 2 * t * d
     # cos and sin tables read once per position, shared by every layer
-    assert [(o.in_features, o.out_features, o.elements) for o in wl.ops if o.kind == "embedding"] == \
-        [(vocab, d, t * d), (8192, hd, t * hd), (8192, hd, t * hd)]
+    assert [(o.in_features, o.out_features, o.elements) for o in wl.ops if o.kind == "embedding"] == [
+        (vocab, d, t * d),
+        (8192, hd, t * hd),
+        (8192, hd, t * hd),
+    ]
     per_token = layers * (2 * d * h * hd + 2 * d * kvh * hd + 3 * d * ff) + d * vocab
     assert per_token == 134_479_872
     assert macs(wl, "linear") == t * per_token
@@ -153,11 +182,23 @@ def test_deit_ops_per_layer_and_macs(name, d, heads):
     wl = zoo.workload(name)
     assert wl.input_shape == (1, 3, 224, 224) and zoo.VISION_TRANSFORMERS[name].tokens == n
     conv = wl.ops[0]
-    assert (conv.kind, conv.in_features, conv.out_features, conv.kernel, conv.stride, conv.vectors) == \
-        ("conv", 3 * 16 * 16, d, (16, 16), (16, 16), 196)
+    assert (conv.kind, conv.in_features, conv.out_features, conv.kernel, conv.stride, conv.vectors) == (
+        "conv",
+        3 * 16 * 16,
+        d,
+        (16, 16),
+        (16, 16),
+        196,
+    )
     layer = "blocks.5."
-    assert {k: count(wl, k, prefix=layer) for k in ("linear", "matmul", "softmax", "norm", "act", "eltwise")} == \
-        {"linear": 4, "matmul": 2, "softmax": 1, "norm": 2, "act": 1, "eltwise": 2}
+    assert {k: count(wl, k, prefix=layer) for k in ("linear", "matmul", "softmax", "norm", "act", "eltwise")} == {
+        "linear": 4,
+        "matmul": 2,
+        "softmax": 1,
+        "norm": 2,
+        "act": 1,
+        "eltwise": 2,
+    }
     assert all(o.vectors == n for o in wl.ops if o.kind == "linear" and o.name.startswith("blocks."))
     head = wl.ops[-1]
     assert (head.name, head.in_features, head.out_features, head.vectors) == ("head", d, 1000, 1)  # class token
@@ -193,7 +234,9 @@ def test_decode_is_one_token_of_prefill_with_attention_over_the_cache(name):
         assert (qk.groups, qk.vectors, qk.in_features, qk.out_features) == (c.heads, 1, c.head_dim, length + 1)
         assert elements(decode, "softmax") == c.layers * c.heads * (length + 1)
     dynamic = [macs(zoo.workload(name, seq_len=n, mode="decode"), "matmul") for n in (100, 200, 300)]
-    assert dynamic[2] - dynamic[1] == dynamic[1] - dynamic[0] == c.layers * 2 * c.heads * c.head_dim * 100  # linear in L
+    assert (
+        dynamic[2] - dynamic[1] == dynamic[1] - dynamic[0] == c.layers * 2 * c.heads * c.head_dim * 100
+    )  # linear in L
 
 
 @pytest.mark.parametrize("name,kv_dim", [("gpt2", 768), ("smollm2-135m", 192)])
@@ -216,8 +259,12 @@ def test_kv_cache_is_priced_as_a_table_lookup_and_shows_in_by_kind():
     info = registry.kind_info("kv_cache")
     assert info.default_unit == "digital" and not info.weighted
     op = next(o for o in zoo.workload("gpt2", seq_len=64, mode="decode").ops if o.kind == "kv_cache")
-    assert kv_cache_events(op) == info.events(op) == registry.EVENTS["embedding"](op.elements, 0, 0) == \
-        {"lookup": 12 * 65 * 64}
+    assert (
+        kv_cache_events(op)
+        == info.events(op)
+        == registry.EVENTS["embedding"](op.elements, 0, 0)
+        == {"lookup": 12 * 65 * 64}
+    )
     spec = ck.HardwareSpec.preset("rram-22nm")
     energies = []
     for length in (128, 512):
@@ -242,8 +289,9 @@ def test_decode_step_with_the_prefill_cache_gives_the_prefill_logits(family):
     def build(cached: int):
         if family == "gpt2":
             return zoo_nn.GPT2(layers=2, d=32, heads=4, ff=64, vocab=vocab, max_len=16, cached=cached).eval()
-        return zoo_nn.LlamaDecoder(layers=2, d=48, heads=6, kv_heads=2, head_dim=8, ff=64, vocab=vocab, max_len=16,
-                                   cached=cached).eval()
+        return zoo_nn.LlamaDecoder(
+            layers=2, d=48, heads=6, kv_heads=2, head_dim=8, ff=64, vocab=vocab, max_len=16, cached=cached
+        ).eval()
 
     prefill, decode = build(0), build(n)
     decode.load_state_dict(prefill.state_dict())
@@ -267,22 +315,37 @@ def test_decode_step_with_the_prefill_cache_gives_the_prefill_logits(family):
 def test_bad_input_names_the_argument_the_value_and_what_is_allowed():
     cases = [
         (dict(name="gpt2", seq_len=1025), r"gpt2: seq_len = 1025; allowed: an integer from 1 to 1024"),
-        (dict(name="gpt2", seq_len=1024, mode="decode"), r"seq_len = 1024; allowed: an integer from 1 to 1023 in decode"),
+        (
+            dict(name="gpt2", seq_len=1024, mode="decode"),
+            r"seq_len = 1024; allowed: an integer from 1 to 1023 in decode",
+        ),
         (dict(name="smollm2-135m", seq_len=8193), r"seq_len = 8193; allowed: an integer from 1 to 8192"),
         (dict(name="gpt2", seq_len=0), r"seq_len = 0"),
         (dict(name="gpt2", seq_len=True), r"seq_len = True"),
         (dict(name="gpt2", seq_len=1.5, mode="decode"), r"seq_len = 1.5"),
         (dict(name="gpt2", mode="decod"), r"gpt2: mode = 'decod'; allowed: 'prefill' .* or 'decode'"),
         (dict(name="smollm2-135m", mode=None), r"mode = None; allowed: 'prefill'"),
-        (dict(name="deit-tiny", seq_len=12), r"deit-tiny: seq_len = 12; allowed: none .* fixed by its 224 x 224 "
-                                             r"image \(197 tokens"),
-        (dict(name="deit-small-distilled", seq_len=198), r"198 tokens: 196 patches of 16 x 16 and a class and a "
-                                                         r"distillation token"),
-        (dict(name="deit-small", mode="decode"), r"deit-small: mode = 'decode'; allowed: 'prefill' \(the default\) "
-                                                 r"only: a decode step applies to the decoders \(gpt2, smollm2-135m\)"),
+        (
+            dict(name="deit-tiny", seq_len=12),
+            r"deit-tiny: seq_len = 12; allowed: none .* fixed by its 224 x 224 "
+            r"image \(197 tokens",
+        ),
+        (
+            dict(name="deit-small-distilled", seq_len=198),
+            r"198 tokens: 196 patches of 16 x 16 and a class and a "
+            r"distillation token",
+        ),
+        (
+            dict(name="deit-small", mode="decode"),
+            r"deit-small: mode = 'decode'; allowed: 'prefill' \(the default\) "
+            r"only: a decode step applies to the decoders \(gpt2, smollm2-135m\)",
+        ),
         (dict(name="bert-base", seq_len=16, mode="decode"), r"bert-base: mode = 'decode'"),
-        (dict(name="lenet", seq_len=8), r"lenet: seq_len = 8; seq_len applies to the transformer encoders "
-                                        r"\(bert-base, minilm-l6\) and decoders \(gpt2, smollm2-135m\) only"),
+        (
+            dict(name="lenet", seq_len=8),
+            r"lenet: seq_len = 8; seq_len applies to the transformer encoders "
+            r"\(bert-base, minilm-l6\) and decoders \(gpt2, smollm2-135m\) only",
+        ),
     ]
     for kwargs, message in cases:
         name = kwargs.pop("name")
@@ -318,12 +381,15 @@ def test_cli_lists_and_estimates_the_new_entries(monkeypatch):
     assert "kind kv_cache" in result.output and "60 ops" in result.output
     result = runner.invoke(app, ["estimate", "net.onnx", "--mode", "decode"])
     assert isinstance(result.exception, InputError)
-    assert "--mode decode: applies to the decoder zoo entries (gpt2, smollm2-135m), not to 'net.onnx'" in \
-        str(result.exception)
+    assert "--mode decode: applies to the decoder zoo entries (gpt2, smollm2-135m), not to 'net.onnx'" in str(
+        result.exception
+    )
 
 
 def test_new_entries_do_not_import_torch():
-    code = ("import sys, cimkit.cost, cimkit.zoo; [cimkit.zoo.workload(n) for n in ('deit-tiny', 'gpt2', "
-            "'smollm2-135m')]; cimkit.zoo.workload('gpt2', seq_len=64, mode='decode'); "
-            "assert 'torch' not in sys.modules, 'torch imported'")
+    code = (
+        "import sys, cimkit.cost, cimkit.zoo; [cimkit.zoo.workload(n) for n in ('deit-tiny', 'gpt2', "
+        "'smollm2-135m')]; cimkit.zoo.workload('gpt2', seq_len=64, mode='decode'); "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

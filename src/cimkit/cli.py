@@ -12,8 +12,11 @@ from rich.table import Table
 from .errors import CimkitError
 from .spec import HardwareSpec
 
-app = typer.Typer(help="cimkit: accuracy and cost of AI models on compute-in-memory hardware.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="cimkit: accuracy and cost of AI models on compute-in-memory hardware.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 console = Console(width=None if sys.stdout.isatty() else 120)  # logs and pipes get whole tables
 
 
@@ -62,8 +65,13 @@ def demo(
             if rep is None:
                 cost.add_row(name, "n/a", "ideal converters: not priceable", "", "")
             else:
-                cost.add_row(name, f"{rep.area_mm2:.2f}", f"{rep.energy_j * 1e9:.1f} nJ", f"{rep.latency_s * 1e6:.1f} us",
-                             f"{rep.tops_per_w:.1f}")
+                cost.add_row(
+                    name,
+                    f"{rep.area_mm2:.2f}",
+                    f"{rep.energy_j * 1e9:.1f} nJ",
+                    f"{rep.latency_s * 1e6:.1f} us",
+                    f"{rep.tops_per_w:.1f}",
+                )
         console.print(cost)
     console.print(f"figure: {result.figure}   ({result.seconds:.0f} s)")
 
@@ -72,8 +80,11 @@ def _unmapped_table(report, workload) -> Table:
     """The ops of ``workload`` the cost model left unpriced (``report.unmapped``), with what the workload
     knows of them: their type in the source model, shapes, output size and the weights they hold."""
     ops = {op.name: op for op in workload.ops}
-    table = Table(title=f"NOT PRICED: {len(report.unmapped)} unmapped op(s) of {workload.name} (no rule maps them; "
-                        "their cost is not in the figures above)", title_justify="left")
+    table = Table(
+        title=f"NOT PRICED: {len(report.unmapped)} unmapped op(s) of {workload.name} (no rule maps them; "
+        "their cost is not in the figures above)",
+        title_justify="left",
+    )
     for col in ("op", "kind", "source type", "input shape", "output shape", "output elements", "weights held"):
         table.add_column(col, justify="right" if col in ("output elements", "weights held") else "left")
 
@@ -86,9 +97,15 @@ def _unmapped_table(report, workload) -> Table:
             table.add_row(name, "unmapped", "-", "-", "-", "-", "-")
             continue
         elements = getattr(op, "elements", 0)
-        table.add_row(name, str(op.kind), getattr(op, "source_type", "") or "-", shape(getattr(op, "in_shape", ())),
-                      shape(getattr(op, "out_shape", ())), f"{elements:,}" if elements else "-",
-                      f"{getattr(op, 'unmapped_weights', 0):,}")
+        table.add_row(
+            name,
+            str(op.kind),
+            getattr(op, "source_type", "") or "-",
+            shape(getattr(op, "in_shape", ())),
+            shape(getattr(op, "out_shape", ())),
+            f"{elements:,}" if elements else "-",
+            f"{getattr(op, 'unmapped_weights', 0):,}",
+        )
     return table
 
 
@@ -113,17 +130,34 @@ def estimate(
     csv_out: Path | None = typer.Option(None, "--csv", help="write per-layer energy and latency as CSV"),
     plot: Path | None = typer.Option(None, help="save a stacked-bar figure of the energy per layer"),
     neurosim_ops: bool = typer.Option(False, help="count operations as NeuroSim does (input map size)"),
-    neurosim_compat: bool = typer.Option(False, help="count windows and map convolutions as DNN+NeuroSim V1.3 "
-                                         "does (no padded windows, one kernel tap per array group)"),
-    unmapped: str = typer.Option("warn", help="ops of an ONNX model that cimkit cannot map: 'warn' (keep them, "
-                                 "listed as not priced) or 'error' (refuse the model)"),
-    seq: int | None = typer.Option(None, "--seq", help="tokens per inference of a transformer zoo entry "
-                                   "(default 128; for --mode decode, the tokens in the KV cache)"),
-    mode: str | None = typer.Option(None, "--mode", help="a decoder zoo entry (gpt2, smollm2-135m): 'prefill' "
-                                    "(--seq tokens at once, the default) or 'decode' (one new token after --seq "
-                                    "cached ones)"),
-    dim: list[str] = typer.Option([], "--dim", help="NAME=SIZE: bind a symbolic size of an ONNX model's inputs "
-                                  "(repeatable), e.g. --dim sequence_length=512"),
+    neurosim_compat: bool = typer.Option(
+        False,
+        help="count windows and map convolutions as DNN+NeuroSim V1.3 "
+        "does (no padded windows, one kernel tap per array group)",
+    ),
+    unmapped: str = typer.Option(
+        "warn",
+        help="ops of an ONNX model that cimkit cannot map: 'warn' (keep them, "
+        "listed as not priced) or 'error' (refuse the model)",
+    ),
+    seq: int | None = typer.Option(
+        None,
+        "--seq",
+        help="tokens per inference of a transformer zoo entry "
+        "(default 128; for --mode decode, the tokens in the KV cache)",
+    ),
+    mode: str | None = typer.Option(
+        None,
+        "--mode",
+        help="a decoder zoo entry (gpt2, smollm2-135m): 'prefill' "
+        "(--seq tokens at once, the default) or 'decode' (one new token after --seq "
+        "cached ones)",
+    ),
+    dim: list[str] = typer.Option(
+        [],
+        "--dim",
+        help="NAME=SIZE: bind a symbolic size of an ONNX model's inputs (repeatable), e.g. --dim sequence_length=512",
+    ),
 ) -> None:
     """Area, energy, latency and efficiency of a network on a chip, with its energy by op kind."""
     import warnings
@@ -134,7 +168,11 @@ def estimate(
     from .workload.core import check_unmapped_policy
 
     check_unmapped_policy(unmapped)
-    for path, suffixes, what in ((json_out, None, "--json"), (csv_out, None, "--csv"), (plot, figure_suffixes(), "--plot")):
+    for path, suffixes, what in (
+        (json_out, None, "--json"),
+        (csv_out, None, "--csv"),
+        (plot, figure_suffixes(), "--plot"),
+    ):
         if path is not None:  # before any work: a bad output path fails now, not after the run
             check_output_path(path, suffixes, what)
     with warnings.catch_warnings(record=True) as caught:
@@ -146,8 +184,9 @@ def estimate(
             from .workload import zoo as z
 
             if network not in z.ZOO:
-                raise InputError(f"--mode {mode}: applies to the decoder zoo entries ({', '.join(z.DECODERS)}), "
-                                 f"not to {network!r}")
+                raise InputError(
+                    f"--mode {mode}: applies to the decoder zoo entries ({', '.join(z.DECODERS)}), not to {network!r}"
+                )
             wl = z.workload(network, seq_len=seq, mode=mode)
     for w in caught:  # the importer's warnings (unmapped ops, unused weights), once each, on the console
         console.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False)
@@ -162,8 +201,11 @@ def estimate(
     if plot and report.feasible:
         report.plot_energy(plot)
     if not report.feasible:
-        console.print(f"[red]error:[/red] infeasible: {report.reason}" + (f" (the report in {json_out} says so)"
-                                                                           if json_out else ""), highlight=False)
+        console.print(
+            f"[red]error:[/red] infeasible: {report.reason}"
+            + (f" (the report in {json_out} says so)" if json_out else ""),
+            highlight=False,
+        )
         raise typer.Exit(1)
 
 
@@ -175,8 +217,11 @@ def explore(
     dask: bool = typer.Option(False, "--dask", help="evaluate batches on a Dask cluster (local unless --scheduler)"),
     scheduler: str | None = typer.Option(None, help="tcp://host:port of an existing Dask scheduler"),
     workers: int | None = typer.Option(None, help="workers of the local Dask cluster"),
-    adopt: bool = typer.Option(False, "--adopt", help="resume a study stored by an older cimkit (without a "
-                               "fingerprint of its settings) as this study file's"),
+    adopt: bool = typer.Option(
+        False,
+        "--adopt",
+        help="resume a study stored by an older cimkit (without a fingerprint of its settings) as this study file's",
+    ),
 ) -> None:
     """Search the hardware design space of a study file (resumes from its storage if interrupted)."""
     import math
@@ -201,28 +246,53 @@ def explore(
     try:
         if cfg.experiment == "joint_vs_largest":
             with console.status("running the studies (largest network, joint, each network)...") as status:
-                joint = run_joint_experiment(cfg, out, adopt=adopt, progress=lambda done, total, best: status.update(
-                    f"{done}/{total}, best {shown(best)}"))
+                joint = run_joint_experiment(
+                    cfg,
+                    out,
+                    adopt=adopt,
+                    progress=lambda done, total, best: status.update(f"{done}/{total}, best {shown(best)}"),
+                )
             console.print(joint.table())
             console.print(f"tables in {out / 'joint_experiment.md'} and .json")
             return
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      TextColumn("best {task.fields[best]}"), console=console) as bar:
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("best {task.fields[best]}"),
+            console=console,
+        ) as bar:
             task = bar.add_task(cfg.name, total=cfg.trials, best="-")
-            result = run_study(cfg, out, adopt=adopt,
-                               progress=lambda done, total, best: bar.update(task, completed=done, best=shown(best)))
+            result = run_study(
+                cfg,
+                out,
+                adopt=adopt,
+                progress=lambda done, total, best: bar.update(task, completed=done, best=shown(best)),
+            )
     except KeyboardInterrupt as exc:  # run_study wrote the outputs of the stored trials first
         res = getattr(exc, "result", None)
-        console.print("interrupted: " + (f"{res.completed} trials stored in {res.storage}; trials.csv and the best "
-                                         f"designs so far are in {out}" if res else "the trials stored so far are kept")
-                      + "; run the same command to resume", highlight=False)
+        console.print(
+            "interrupted: "
+            + (
+                f"{res.completed} trials stored in {res.storage}; trials.csv and the best designs so far are in {out}"
+                if res
+                else "the trials stored so far are kept"
+            )
+            + "; run the same command to resume",
+            highlight=False,
+        )
         raise typer.Exit(130) from None
-    console.print(f"{result.completed} trials stored ({result.evaluated_now} evaluated now in {result.seconds:.1f} s); "
-                  f"outputs in {out}")
+    console.print(
+        f"{result.completed} trials stored ({result.evaluated_now} evaluated now in {result.seconds:.1f} s); "
+        f"outputs in {out}"
+    )
     best = result.best_trials
     if not best:
-        console.print(f"[red]error:[/red] no feasible design found ({result.infeasibility()}); the trials are in "
-                      f"{out / 'trials.csv'}", highlight=False)
+        console.print(
+            f"[red]error:[/red] no feasible design found ({result.infeasibility()}); the trials are in "
+            f"{out / 'trials.csv'}",
+            highlight=False,
+        )
         raise typer.Exit(1)
     console.print(result.table(top=5))
 
@@ -241,11 +311,14 @@ def robustness(
     try:
         results = run_study(study, out, say=lambda text: console.print(text, highlight=False))
     except KeyboardInterrupt:
-        console.print(f"interrupted: the finished parts are kept in {out / 'parts'}; run the same command to resume",
-                      highlight=False)
+        console.print(
+            f"interrupted: the finished parts are kept in {out / 'parts'}; run the same command to resume",
+            highlight=False,
+        )
         raise typer.Exit(130) from None
-    console.print(f"{len(results)} part(s); results in {out / 'results.json'}, figures in {out / 'figures'}",
-                  highlight=False)
+    console.print(
+        f"{len(results)} part(s); results in {out / 'results.json'}, figures in {out / 'figures'}", highlight=False
+    )
 
 
 def _simulation_model(name: str, data_name: str):
@@ -260,8 +333,10 @@ def _simulation_model(name: str, data_name: str):
 
     if name == "demo":
         if data_name != "mnist":
-            raise InputError(f"MODEL 'demo' is the demo's CNN for 28x28 MNIST digits; use it with --data mnist "
-                             f"(got --data {data_name})")
+            raise InputError(
+                f"MODEL 'demo' is the demo's CNN for 28x28 MNIST digits; use it with --data mnist "
+                f"(got --data {data_name})"
+            )
         from .data import mnist
         from .demo import train_or_load
 
@@ -273,18 +348,23 @@ def _simulation_model(name: str, data_name: str):
         try:
             model = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as exc:  # noqa: BLE001 - whatever the file holds
-            raise InputError(f"MODEL {path}: cannot load it with torch.load ({type(exc).__name__}: "
-                             f"{short_repr(str(exc), 200)})") from None
+            raise InputError(
+                f"MODEL {path}: cannot load it with torch.load ({type(exc).__name__}: {short_repr(str(exc), 200)})"
+            ) from None
         if isinstance(model, dict):
-            raise InputError(f"MODEL {path} holds a dict (a state_dict?), not a model; save the whole model with "
-                             "torch.save(model, path), or give a package.module:function that builds it and loads "
-                             "the weights")
+            raise InputError(
+                f"MODEL {path} holds a dict (a state_dict?), not a model; save the whole model with "
+                "torch.save(model, path), or give a package.module:function that builds it and loads "
+                "the weights"
+            )
         if not isinstance(model, nn.Module):
             raise InputError(f"MODEL {path} holds a {type(model).__name__}, not a torch.nn.Module")
         return model
     if ":" not in name or path.suffix in (".pt", ".pth"):
-        raise InputError(f"MODEL {name!r}: not 'demo', not an existing file (saved with torch.save(model)) and not "
-                         "package.module:function")
+        raise InputError(
+            f"MODEL {name!r}: not 'demo', not an existing file (saved with torch.save(model)) and not "
+            "package.module:function"
+        )
     if os.getcwd() not in sys.path:  # as `python -m` does: modules of the current folder import
         sys.path.insert(0, os.getcwd())
     return build_model(name, f"MODEL {name!r}")
@@ -312,8 +392,10 @@ def _simulation_data(data: str, limit: int | None, calibrate_n: int):
         if not path.is_file():
             raise InputError(f"--data {data!r}: not mnist, digits or an existing .pt / .npz file")
         if path.suffix.lower() not in (".pt", ".pth", ".npz"):
-            raise InputError(f"--data {path}: unsupported file type {path.suffix or '(none)'!r}; give a .pt file "
-                             "(torch.save of a dict of tensors) or a .npz file (numpy.savez)")
+            raise InputError(
+                f"--data {path}: unsupported file type {path.suffix or '(none)'!r}; give a .pt file "
+                "(torch.save of a dict of tensors) or a .npz file (numpy.savez)"
+            )
         try:
             if path.suffix.lower() == ".npz":
                 with np.load(path, allow_pickle=False) as z:
@@ -323,13 +405,17 @@ def _simulation_data(data: str, limit: int | None, calibrate_n: int):
         except Exception as exc:  # noqa: BLE001 - whatever is in the file
             raise InputError(f"--data {path}: cannot read it ({type(exc).__name__}: {str(exc)[:200]})") from None
         if not isinstance(raw, dict):
-            raise InputError(f"--data {path} holds a {type(raw).__name__}; it must hold a dict of arrays "
-                             f"{', '.join(SIMULATE_DATA_KEYS)} (x_train optional)")
+            raise InputError(
+                f"--data {path} holds a {type(raw).__name__}; it must hold a dict of arrays "
+                f"{', '.join(SIMULATE_DATA_KEYS)} (x_train optional)"
+            )
         missing = [k for k in ("x_test", "y_test") if k not in raw]
         if missing:
-            raise InputError(f"--data {path} has no {' and no '.join(missing)} (it holds: "
-                             f"{', '.join(map(str, raw)) or 'nothing'}); give x_test (inputs), y_test (integer labels) "
-                             "and optionally x_train (calibration inputs)")
+            raise InputError(
+                f"--data {path} has no {' and no '.join(missing)} (it holds: "
+                f"{', '.join(map(str, raw)) or 'nothing'}); give x_test (inputs), y_test (integer labels) "
+                "and optionally x_train (calibration inputs)"
+            )
         arrays = {}
         for key in SIMULATE_DATA_KEYS:
             value = raw.get(key)
@@ -348,38 +434,56 @@ def _simulation_data(data: str, limit: int | None, calibrate_n: int):
     calibration = None
     if calibrate_n:
         if "x_train" not in arrays:
-            raise InputError(f"--data {data} has no x_train to calibrate on; add x_train (calibration inputs) to the "
-                             "file, or pass --calibrate 0 to run the chips uncalibrated")
+            raise InputError(
+                f"--data {data} has no x_train to calibrate on; add x_train (calibration inputs) to the "
+                "file, or pass --calibrate 0 to run the chips uncalibrated"
+            )
         calibration = arrays["x_train"][:calibrate_n]
     return x, y, calibration, name
 
 
 @app.command()
 def simulate(
-    model: str = typer.Argument(..., help="'demo' (the demo's small CNN, trained once on the MNIST training images "
-                                "and cached; with --data mnist), package.module:function (called without arguments; "
-                                "returns a torch.nn.Module with its weights), or a file saved with torch.save(model) "
-                                "(loaded with torch.load(weights_only=False), which runs code stored in the file: "
-                                "load only files you trust)"),
-    data: str = typer.Option(..., "--data", help="mnist or digits (calibration on the training split, test on the "
-                             "test split), or a .pt file (torch.save of a dict) or .npz file (numpy.savez) holding "
-                             "x_test (inputs, N x ...), y_test (N integer labels) and optionally x_train "
-                             "(calibration inputs)"),
+    model: str = typer.Argument(
+        ...,
+        help="'demo' (the demo's small CNN, trained once on the MNIST training images "
+        "and cached; with --data mnist), package.module:function (called without arguments; "
+        "returns a torch.nn.Module with its weights), or a file saved with torch.save(model) "
+        "(loaded with torch.load(weights_only=False), which runs code stored in the file: "
+        "load only files you trust)",
+    ),
+    data: str = typer.Option(
+        ...,
+        "--data",
+        help="mnist or digits (calibration on the training split, test on the "
+        "test split), or a .pt file (torch.save of a dict) or .npz file (numpy.savez) holding "
+        "x_test (inputs, N x ...), y_test (N integer labels) and optionally x_train "
+        "(calibration inputs)",
+    ),
     hw: str = typer.Option(..., "--hw", help="a preset name or a hardware YAML file"),
     chips: int = typer.Option(1, min=1, help="chip samples: programming seeds --seed, --seed + 1, ..."),
     seed: int = typer.Option(0, help="seed of the first chip"),
     batch: int = typer.Option(256, min=1, help="test images per forward (the read noise depends on it)"),
     limit: int | None = typer.Option(None, min=1, help="test on the first N test images only"),
-    calibrate_n: int = typer.Option(256, "--calibrate", min=0, help="calibrate each chip's converters on the first N "
-                                    "training inputs, in batches of --batch (0: uncalibrated)"),
-    shards: int = typer.Option(1, min=1, help="split the test set into this many units per chip (for Dask); the "
-                               "results do not depend on it"),
+    calibrate_n: int = typer.Option(
+        256,
+        "--calibrate",
+        min=0,
+        help="calibrate each chip's converters on the first N training inputs, in batches of --batch (0: uncalibrated)",
+    ),
+    shards: int = typer.Option(
+        1, min=1, help="split the test set into this many units per chip (for Dask); the results do not depend on it"
+    ),
     executor: str = typer.Option("serial", help="serial, or dask (a local cluster unless --scheduler)"),
     workers: int = typer.Option(2, min=1, help="workers of the local Dask cluster"),
-    scheduler: str | None = typer.Option(None, help="tcp://host:port of an existing Dask scheduler (implies "
-                                         "--executor dask)"),
-    out: Path | None = typer.Option(None, help="folder for the checkpoint (simulate-checkpoint.json: rerunning the "
-                                    "same command resumes) and the figure (simulate_accuracy.png)"),
+    scheduler: str | None = typer.Option(
+        None, help="tcp://host:port of an existing Dask scheduler (implies --executor dask)"
+    ),
+    out: Path | None = typer.Option(
+        None,
+        help="folder for the checkpoint (simulate-checkpoint.json: rerunning the "
+        "same command resumes) and the figure (simulate_accuracy.png)",
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="write the result as JSON (with every prediction)"),
     csv_out: Path | None = typer.Option(None, "--csv", help="write one row per chip as CSV"),
     no_progress: bool = typer.Option(False, "--no-progress", help="no progress bar"),
@@ -401,21 +505,39 @@ def simulate(
     spec = _spec(hw)
     with warnings.catch_warnings():  # warnings (layers kept digital) once each, on the console, as they come
         warnings.simplefilter("default")
-        warnings.showwarning = lambda message, *args, **kwargs: console.print(f"[yellow]warning:[/yellow] {message}",
-                                                                             highlight=False)
+        warnings.showwarning = lambda message, *args, **kwargs: console.print(
+            f"[yellow]warning:[/yellow] {message}", highlight=False
+        )
         x, y, calibration, data_name = _simulation_data(data, limit, calibrate_n)
         net = _simulation_model(model, data_name)
         try:
             cal_batches = max(1, -(-len(calibration) // batch)) if calibration is not None else 1
-            result = run_simulate(net, spec, x, y, chips=chips, seed=seed, calibration=calibration,
-                                  calibrate_batches=cal_batches, batch_size=batch, shards=shards, executor=executor, workers=workers,
-                                  scheduler=scheduler, progress=not no_progress,
-                                  checkpoint=out / "simulate-checkpoint.json" if out is not None else None)
+            result = run_simulate(
+                net,
+                spec,
+                x,
+                y,
+                chips=chips,
+                seed=seed,
+                calibration=calibration,
+                calibrate_batches=cal_batches,
+                batch_size=batch,
+                shards=shards,
+                executor=executor,
+                workers=workers,
+                scheduler=scheduler,
+                progress=not no_progress,
+                checkpoint=out / "simulate-checkpoint.json" if out is not None else None,
+            )
         except SimulationInterrupted as exc:
-            kept = (f"kept in {exc.checkpoint}; run the same command to resume" if exc.checkpoint else
-                    "not kept (no --out); give --out DIR to keep finished work across runs")
-            console.print(f"interrupted: {exc.done} of {exc.total} units (chip x shard) finished, {kept}",
-                          highlight=False)
+            kept = (
+                f"kept in {exc.checkpoint}; run the same command to resume"
+                if exc.checkpoint
+                else "not kept (no --out); give --out DIR to keep finished work across runs"
+            )
+            console.print(
+                f"interrupted: {exc.done} of {exc.total} units (chip x shard) finished, {kept}", highlight=False
+            )
             raise typer.Exit(130) from None
     result.model_name = Path(model).name if Path(model).is_file() else model
     console.print(result.table())
@@ -439,8 +561,11 @@ def trees(
     rows: int | None = typer.Option(None, help="override the array rows"),
     cols: int | None = typer.Option(None, help="override the features per array"),
     bits: int | None = typer.Option(None, help="override the input and bound precision"),
-    scale: str = typer.Option("thresholds", help="input codes: 'thresholds' (bins between the model's thresholds, "
-                              "as X-TIME) or 'uniform' (a linear DAC over each feature's range)"),
+    scale: str = typer.Option(
+        "thresholds",
+        help="input codes: 'thresholds' (bins between the model's thresholds, "
+        "as X-TIME) or 'uniform' (a linear DAC over each feature's range)",
+    ),
     variation_lsb: float = typer.Option(0.0, min=0.0, help="Gaussian variation of the stored bounds (code steps)"),
     samples: int = typer.Option(2000, min=1, help="test inputs the energy is averaged over"),
     seed: int = typer.Option(0, help="data split and model seed"),
@@ -467,16 +592,30 @@ def trees(
     if overrides:
         spec = spec.replace(**overrides)
     with console.status(f"training {model} on {data}, compiling, searching..."):
-        res, _ = run_trees(data, model, trees=n_trees, depth=depth, spec=spec, scale=scale, variation_lsb=variation_lsb,
-                           energy_samples=samples,
-                           seed=seed)
-    console.print(f"{model} ({n_trees} trees, depth {depth}) on {data}: {res.test_samples} test samples; "
-                  f"{res.rows} CAM rows x {res.features} features, sparsity {res.sparsity:.1%}", highlight=False)
-    console.print(f"accuracy: model {res.model_accuracy:.2%}; CAM exact {res.cam_accuracy:.2%} "
-                  f"(predictions {'identical' if res.cam_predictions_equal else 'DIFFER'}); "
-                  f"CAM {res.bits}-bit ({res.scale} codes"
-                  f"{f', bound variation {res.variation_lsb:g} LSB, seed {seed}' if res.variation_lsb else ''}) "
-                  f"{res.quantized_accuracy:.2%}", highlight=False)
+        res, _ = run_trees(
+            data,
+            model,
+            trees=n_trees,
+            depth=depth,
+            spec=spec,
+            scale=scale,
+            variation_lsb=variation_lsb,
+            energy_samples=samples,
+            seed=seed,
+        )
+    console.print(
+        f"{model} ({n_trees} trees, depth {depth}) on {data}: {res.test_samples} test samples; "
+        f"{res.rows} CAM rows x {res.features} features, sparsity {res.sparsity:.1%}",
+        highlight=False,
+    )
+    console.print(
+        f"accuracy: model {res.model_accuracy:.2%}; CAM exact {res.cam_accuracy:.2%} "
+        f"(predictions {'identical' if res.cam_predictions_equal else 'DIFFER'}); "
+        f"CAM {res.bits}-bit ({res.scale} codes"
+        f"{f', bound variation {res.variation_lsb:g} LSB, seed {seed}' if res.variation_lsb else ''}) "
+        f"{res.quantized_accuracy:.2%}",
+        highlight=False,
+    )
     console.print(res.table())
     if plot:
         console.print(f"figure: {plot_trees(res, plot)}")
@@ -496,8 +635,13 @@ def zoo() -> None:
         table.add_column(col)
     for name in z.names():
         wl = z.workload(name)
-        table.add_row(name, "x".join(map(str, wl.input_shape[1:])), str(len(wl.weighted_ops)),
-                      f"{wl.weights / 1e6:.2f}", f"{wl.macs / 1e9:.3f}")
+        table.add_row(
+            name,
+            "x".join(map(str, wl.input_shape[1:])),
+            str(len(wl.weighted_ops)),
+            f"{wl.weights / 1e6:.2f}",
+            f"{wl.macs / 1e9:.3f}",
+        )
     console.print(table)
 
 
@@ -511,8 +655,12 @@ def presets() -> None:
         s = HardwareSpec.preset(name)
         p = s.periphery
         table.add_row(
-            name, f"{s.device.technology}, {s.device.bits_per_cell} b/cell", f"{s.array.rows}x{s.array.cols}",
-            s.array.signed_mapping, f"{s.weight_bits or 'analog'} b", f"{p.input_bits or 'analog'} b {p.dac_mode}",
+            name,
+            f"{s.device.technology}, {s.device.bits_per_cell} b/cell",
+            f"{s.array.rows}x{s.array.cols}",
+            s.array.signed_mapping,
+            f"{s.weight_bits or 'analog'} b",
+            f"{p.input_bits or 'analog'} b {p.dac_mode}",
             f"{p.adc_bits or 'ideal'} b {p.adc_range}",
         )
     console.print(table)
@@ -535,14 +683,18 @@ def main() -> None:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise SystemExit(2) from None
     except OSError as exc:
-        console.print(f"[red]error:[/red] {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""),
-                      highlight=False)
+        console.print(
+            f"[red]error:[/red] {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), highlight=False
+        )
         raise SystemExit(1) from None
     except Exception as exc:  # noqa: BLE001 - a bug: one line unless asked for the traceback
         if os.environ.get("CIMKIT_DEBUG"):
             raise
-        console.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} (a bug in cimkit; set CIMKIT_DEBUG=1 "
-                      "for the traceback)", highlight=False)
+        console.print(
+            f"[red]internal error:[/red] {type(exc).__name__}: {exc} (a bug in cimkit; set CIMKIT_DEBUG=1 "
+            "for the traceback)",
+            highlight=False,
+        )
         raise SystemExit(1) from None
 
 

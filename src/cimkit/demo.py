@@ -29,16 +29,23 @@ DEMO_PRESETS = ("ideal", "sram", "rram-22nm", "pcm")
 def small_cnn(classes: int = 10) -> nn.Sequential:
     """LeNet-style CNN for 1x28x28 inputs (about 44k weights)."""
     return nn.Sequential(
-        nn.Conv2d(1, 8, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-        nn.Linear(16 * 5 * 5, 96), nn.ReLU(), nn.Linear(96, classes),
+        nn.Conv2d(1, 8, 5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 96),
+        nn.ReLU(),
+        nn.Linear(96, classes),
     )
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
     model.eval()
     with torch.no_grad():
-        hits = sum(int((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum()) for i in range(0, len(y), batch))
+        hits = sum(int((model(x[i : i + batch]).argmax(1) == y[i : i + batch]).sum()) for i in range(0, len(y), batch))
     return hits / len(y)
 
 
@@ -62,15 +69,16 @@ def train_or_load(x: torch.Tensor, y: torch.Tensor, *, epochs: int = 12, seed: i
             model.train()
             order = torch.randperm(len(y), generator=gen)
             for i in range(0, len(y), 64):
-                idx = order[i:i + 64]
+                idx = order[i : i + 64]
                 opt.zero_grad()
                 loss_fn(model(x[idx]), y[idx]).backward()
                 opt.step()
             sched.step()
         return model
 
-    return load_cached(cache_dir() / f"demo_cnn_{key}.pt", load, build,
-                       lambda model, tmp: torch.save(model.state_dict(), tmp)).eval()
+    return load_cached(
+        cache_dir() / f"demo_cnn_{key}.pt", load, build, lambda model, tmp: torch.save(model.state_dict(), tmp)
+    ).eval()
 
 
 @dataclass
@@ -83,8 +91,9 @@ class DemoResult:
     seconds: float = 0.0
 
 
-def cim_accuracy(model: nn.Module, spec: HardwareSpec, seed: int, calib_x: torch.Tensor,
-                 x: torch.Tensor, y: torch.Tensor) -> float:
+def cim_accuracy(
+    model: nn.Module, spec: HardwareSpec, seed: int, calib_x: torch.Tensor, x: torch.Tensor, y: torch.Tensor
+) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the summary lists nothing unsupported for this CNN
         cim = convert(model, spec, seed=seed)

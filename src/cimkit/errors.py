@@ -38,7 +38,7 @@ def format_validation_error(exc, source: str, what: str, root_model) -> str:
 def short_repr(value, limit: int = 80) -> str:
     """``repr(value)`` cut to ``limit`` characters, so that an error never echoes a huge input."""
     text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit - 20]}... ({len(text):,} characters)"
+    return text if len(text) <= limit else f"{text[: limit - 20]}... ({len(text):,} characters)"
 
 
 def _model_at(root_model, loc: tuple):
@@ -57,6 +57,7 @@ def check_int(fn: str, name: str, value, lo: int, hi: int, why: str) -> int:
     """``value`` as an int in ``lo..hi``; else an InputError naming ``fn``, the argument, the value and
     the allowed range (with ``why``, the reason for the range)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lo <= value <= hi:
-        raise InputError(f"{fn}: {name} = {short_repr(value)} is not allowed; {name} must be an integer in "
-                         f"{lo}..{hi} ({why})")
+        raise InputError(
+            f"{fn}: {name} = {short_repr(value)} is not allowed; {name} must be an integer in {lo}..{hi} ({why})"
+        )
     return int(value)

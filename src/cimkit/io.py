@@ -25,6 +25,7 @@ MAX_YAML_BYTES = 1 << 20
 #: nesting deeper than this is never a description file
 MAX_YAML_DEPTH = 32
 
+
 class _StrictLoader(yaml.SafeLoader):
     """A SafeLoader without aliases, with bounded depth and with duplicate keys refused."""
 
@@ -35,14 +36,18 @@ class _StrictLoader(yaml.SafeLoader):
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
-            raise InputError(f"{self._source}:{event.start_mark.line + 1}: YAML aliases (*{event.anchor}) are not "
-                             "allowed in cimkit files; write the value out")
+            raise InputError(
+                f"{self._source}:{event.start_mark.line + 1}: YAML aliases (*{event.anchor}) are not "
+                "allowed in cimkit files; write the value out"
+            )
         self._depth += 1
         try:
             if self._depth > MAX_YAML_DEPTH:
                 mark = self.peek_event().start_mark
-                raise InputError(f"{self._source}:{mark.line + 1}: nested deeper than {MAX_YAML_DEPTH} levels; "
-                                 "cimkit files are a few levels deep")
+                raise InputError(
+                    f"{self._source}:{mark.line + 1}: nested deeper than {MAX_YAML_DEPTH} levels; "
+                    "cimkit files are a few levels deep"
+                )
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -54,12 +59,16 @@ class _StrictLoader(yaml.SafeLoader):
             try:
                 hash(key)
             except TypeError:
-                raise InputError(f"{self._source}:{key_node.start_mark.line + 1}: a mapping key must be a plain "
-                                 f"value, got {short_repr(key)}") from None
+                raise InputError(
+                    f"{self._source}:{key_node.start_mark.line + 1}: a mapping key must be a plain "
+                    f"value, got {short_repr(key)}"
+                ) from None
             line = key_node.start_mark.line + 1
             if key in seen:
-                raise InputError(f"{self._source}:{line}: duplicate key {short_repr(key)} (first on line {seen[key]}); "
-                                 "give each key once")
+                raise InputError(
+                    f"{self._source}:{line}: duplicate key {short_repr(key)} (first on line {seen[key]}); "
+                    "give each key once"
+                )
             seen[key] = line
         return super().construct_mapping(node, deep=deep)
 
@@ -86,8 +95,10 @@ def load_yaml(path: str | Path, what: str = "description") -> dict[str, Any]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}: {raw[exc.start:exc.start + 1]!r}); save the "
-                         f"{what} file as UTF-8") from None
+        raise InputError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {raw[exc.start : exc.start + 1]!r}); save the "
+            f"{what} file as UTF-8"
+        ) from None
     try:
         loader = _StrictLoader(text, str(path))  # the reader checks the characters here already
         try:
@@ -99,11 +110,14 @@ def load_yaml(path: str | Path, what: str = "description") -> dict[str, Any]:
     except RecursionError:
         raise InputError(f"{path}: nested too deeply to read") from None
     if data is None:
-        raise InputError(f"{path}: the {what} file is empty (only comments or blank lines); give its keys, "
-                         "or '{}' for every default")
+        raise InputError(
+            f"{path}: the {what} file is empty (only comments or blank lines); give its keys, "
+            "or '{}' for every default"
+        )
     if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__} "
-                         f"{short_repr(data)}")
+        raise InputError(
+            f"{path}: expected a mapping of keys at the top level, got {type(data).__name__} {short_repr(data)}"
+        )
     return data
 
 
@@ -145,20 +159,25 @@ def build_model(reference: str, where: str):
     try:
         factory = importlib.import_module(module_name)
     except Exception as exc:  # noqa: BLE001 - ImportError, or an error inside the module
-        raise InputError(f"{where}: cannot import {module_name} ({type(exc).__name__}: {short_repr(str(exc), 200)}); "
-                         "expected 'package.module:function'") from None
+        raise InputError(
+            f"{where}: cannot import {module_name} ({type(exc).__name__}: {short_repr(str(exc), 200)}); "
+            "expected 'package.module:function'"
+        ) from None
     for part in attr.split("."):
         factory = getattr(factory, part, None)
         if factory is None:
             raise InputError(f"{where}: {module_name} has no function {attr!r}")
     if not callable(factory):
-        raise InputError(f"{where}: {module_name} has no function {attr!r} ({short_repr(factory)} is not callable); "
-                         "give a function that returns a torch.nn.Module")
+        raise InputError(
+            f"{where}: {module_name} has no function {attr!r} ({short_repr(factory)} is not callable); "
+            "give a function that returns a torch.nn.Module"
+        )
     try:
         model = factory()
     except Exception as exc:  # noqa: BLE001 - user code: report it in one line
-        raise InputError(f"{where}: calling it without arguments failed: {type(exc).__name__}: "
-                         f"{short_repr(str(exc), 200)}") from None
+        raise InputError(
+            f"{where}: calling it without arguments failed: {type(exc).__name__}: {short_repr(str(exc), 200)}"
+        ) from None
     if not isinstance(model, torch.nn.Module):
         raise InputError(f"{where}: returned {type(model).__name__} {short_repr(model)}, not a torch.nn.Module")
     return model
@@ -223,8 +242,9 @@ def check_output_path(path: str | Path, suffixes: tuple[str, ...] | None = None,
     if path.is_dir():
         raise InputError(f"{what} {path} is a folder; give a file name")
     if suffixes is not None and path.suffix.lower() not in suffixes:
-        raise InputError(f"{what} {path}: unsupported file type {path.suffix or '(none)'!r}; use one of "
-                         f"{', '.join(suffixes)}")
+        raise InputError(
+            f"{what} {path}: unsupported file type {path.suffix or '(none)'!r}; use one of {', '.join(suffixes)}"
+        )
     _check_creatable(path.parent, f"{what} {path}")
     return path
 

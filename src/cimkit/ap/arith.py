@@ -79,7 +79,7 @@ def mul_const(ap: AP, src: Field, src_max: int, value: int) -> tuple[Field, int]
         if (value >> k) & 1:
             done |= 1 << k
             width = (src_max * done).bit_length() - k
-            add(ap, out[k:k + width], src)
+            add(ap, out[k : k + width], src)
     return out, src_max * value
 
 
@@ -91,7 +91,7 @@ def mul(ap: AP, x: Field, x_max: int, y: Field, y_max: int) -> tuple[Field, int]
         if yi is None:
             continue
         width = (x_max * min(y_max, (2 << i) - 1)).bit_length() - i
-        add(ap, out[i:i + width], x, gate=((yi, 1),))
+        add(ap, out[i : i + width], x, gate=((yi, 1),))
     return out, x_max * y_max
 
 
@@ -141,7 +141,7 @@ def shift_right_var(ap: AP, h: Field, z: Field) -> None:
         for i in range(max(0, w - s)):
             ap.lut((h[i], h[i + s]), (0,), lambda x, y: (y,), gate=gate)
         ap.compare((zk,), (1,))
-        ap.write(h[max(0, w - s):], 0)
+        ap.write(h[max(0, w - s) :], 0)
 
 
 def lookup(ap: AP, index: Field, table: list[int], width: int) -> Field:
@@ -199,7 +199,7 @@ def divide(ap: AP, rem: Field, divisor: torch.Tensor, d_width: int, q_width: int
     for k in reversed(range(q_width)):
         window = rem[k:]
         compare_gt(ap, window, dfield, q[k])
-        add(ap, window, dfield[:len(window)], gate=((q[k], 1),), subtract=True)
+        add(ap, window, dfield[: len(window)], gate=((q[k], 1),), subtract=True)
     return q
 
 

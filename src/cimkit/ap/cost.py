@@ -63,8 +63,10 @@ EXP_POLYS = {"chebyshev64": DEFAULT_EXP, "ibert": IBERT_EXP}
 PRECISIONS = {"wide": WIDE, "low": LOW_PRECISION}
 
 #: published figures, not measured here: peak memory bandwidth (B/s) and board power (W)
-GPUS = {"a100": (1555e9, 400.0, "NVIDIA A100 40 GB (SXM): 1,555 GB/s HBM2, 400 W TDP"),
-        "rtx3090": (936e9, 350.0, "NVIDIA GeForce RTX 3090: 936 GB/s GDDR6X, 350 W TBP")}
+GPUS = {
+    "a100": (1555e9, 400.0, "NVIDIA A100 40 GB (SXM): 1,555 GB/s HBM2, 400 W TDP"),
+    "rtx3090": (936e9, 350.0, "NVIDIA GeForce RTX 3090: 936 GB/s GDDR6X, 350 W TBP"),
+}
 
 
 @dataclass(frozen=True)
@@ -82,12 +84,17 @@ class APFigures:
     @classmethod
     def from_spec(cls, ap) -> APFigures:
         """The figures of a spec's ``ap`` section (``HardwareSpec.ap``)."""
-        return cls(ap.compare_row_energy_fj, ap.compare_bit_energy_fj, ap.write_bit_energy_fj,
-                   ap.count_energy_fj_per_row, ap.clock_hz, ap.cell_area_um2)
+        return cls(
+            ap.compare_row_energy_fj,
+            ap.compare_bit_energy_fj,
+            ap.write_bit_energy_fj,
+            ap.count_energy_fj_per_row,
+            ap.clock_hz,
+            ap.cell_area_um2,
+        )
 
     def energy_per_event_j(self) -> dict:
-        return F.energy_per_event_j(self.compare_row_fj, self.compare_bit_fj, self.write_bit_fj,
-                                    self.count_fj_per_row)
+        return F.energy_per_event_j(self.compare_row_fj, self.compare_bit_fj, self.write_bit_fj, self.count_fj_per_row)
 
     def latency_per_event_s(self) -> dict:
         return F.latency_per_event_s(self.clock_hz)
@@ -121,18 +128,29 @@ class SoftmaxCost:
         return self.energy_j * self.latency_s
 
 
-def pass_events(stats: PassStats, sim_rows: int, rows: int, tiles: int, tile_rows: int, *, load_bits: int,
-                unload_bits: int, rounds: int = 1) -> dict:
+def pass_events(
+    stats: PassStats,
+    sim_rows: int,
+    rows: int,
+    tiles: int,
+    tile_rows: int,
+    *,
+    load_bits: int,
+    unload_bits: int,
+    rounds: int = 1,
+) -> dict:
     """The events (``cimkit.ap.figures.EVENTS``) of a program whose ``stats`` were counted on ``sim_rows``
     rows, run on ``rows`` words in ``tiles`` arrays of ``tile_rows``, in ``rounds`` sequential rounds:
     compares charge every row of every tile; key bits, writes, loads and unloads per row, from the simulated
     per-row activity; per round the passes plus a load and an unload of one row per cycle per tile."""
-    return {"ap_compare_rows": tiles * tile_rows * stats.compares,
-            "ap_compare_row_bits": rows * (stats.compare_row_bits / sim_rows),
-            "ap_write_bits": rows * (stats.write_row_bits / sim_rows),
-            "ap_io_bits": rows * (load_bits + unload_bits),
-            "ap_count_rows": tiles * stats.reductions * tile_rows,
-            "ap_cycles": rounds * (stats.cycles + 2 * tile_rows)}
+    return {
+        "ap_compare_rows": tiles * tile_rows * stats.compares,
+        "ap_compare_row_bits": rows * (stats.compare_row_bits / sim_rows),
+        "ap_write_bits": rows * (stats.write_row_bits / sim_rows),
+        "ap_io_bits": rows * (load_bits + unload_bits),
+        "ap_count_rows": tiles * stats.reductions * tile_rows,
+        "ap_cycles": rounds * (stats.cycles + 2 * tile_rows),
+    }
 
 
 def price_events(events: dict, figures: APFigures = DEFAULT_FIGURES) -> tuple[dict, float]:
@@ -146,34 +164,62 @@ def price_events(events: dict, figures: APFigures = DEFAULT_FIGURES) -> tuple[di
     return parts, latency
 
 
-def price_passes(stats: PassStats, sim_rows: int, rows: int, tiles: int, tile_rows: int, *, load_bits: int,
-                 unload_bits: int, rounds: int = 1, clock_hz: float = CLOCK_HZ,
-                 figures: APFigures | None = None) -> SoftmaxCost:
+def price_passes(
+    stats: PassStats,
+    sim_rows: int,
+    rows: int,
+    tiles: int,
+    tile_rows: int,
+    *,
+    load_bits: int,
+    unload_bits: int,
+    rounds: int = 1,
+    clock_hz: float = CLOCK_HZ,
+    figures: APFigures | None = None,
+) -> SoftmaxCost:
     """``pass_events`` priced (``price_events``) with ``figures`` (default: ``APFigures()`` at ``clock_hz``)."""
     figures = figures if figures is not None else APFigures(clock_hz=clock_hz)
-    events = pass_events(stats, sim_rows, rows, tiles, tile_rows, load_bits=load_bits, unload_bits=unload_bits,
-                         rounds=rounds)
+    events = pass_events(
+        stats, sim_rows, rows, tiles, tile_rows, load_bits=load_bits, unload_bits=unload_bits, rounds=rounds
+    )
     parts, latency = price_events(events, figures)
-    return SoftmaxCost(sum(parts.values()), latency, stats.cycles, tiles, rounds, parts,
-                       "AP model: per-pass figures from CAMSHAP capacitances and cimkit's SRAM write energy",
-                       events=events)
+    return SoftmaxCost(
+        sum(parts.values()),
+        latency,
+        stats.cycles,
+        tiles,
+        rounds,
+        parts,
+        "AP model: per-pass figures from CAMSHAP capacitances and cimkit's SRAM write energy",
+        events=events,
+    )
 
 
 @lru_cache(maxsize=64)
-def _sample_run(seq_len: int, input_bits: int, output_bits: int, exp: ExpPoly, tile_rows: int, input_scale,
-                widths: SoftmaxWidths = WIDE):
+def _sample_run(
+    seq_len: int,
+    input_bits: int,
+    output_bits: int,
+    exp: ExpPoly,
+    tile_rows: int,
+    input_scale,
+    widths: SoftmaxWidths = WIDE,
+):
     x = torch.randn(seq_len, generator=torch.Generator().manual_seed(0)) * 2.0
     top = (1 << (input_bits - 1)) - 1
     s = float(input_scale) if input_scale is not None else float(x.abs().max()) / top
     q = torch.clamp(torch.round(x / s), -top - 1, top).to(torch.int64)
-    return ap_softmax_codes(q, s, input_bits=input_bits, output_bits=output_bits, exp=exp, tile_rows=tile_rows,
-                            widths=widths)
+    return ap_softmax_codes(
+        q, s, input_bits=input_bits, output_bits=output_bits, exp=exp, tile_rows=tile_rows, widths=widths
+    )
 
 
 def _check_program(fn: str, exp, widths, figures) -> None:
     if not isinstance(exp, ExpPoly):
-        raise InputError(f"{fn}: exp = {short_repr(exp)} is not allowed; give an ExpPoly ({', '.join(EXP_POLYS)}: "
-                         f"cimkit.ap.cost.EXP_POLYS)")
+        raise InputError(
+            f"{fn}: exp = {short_repr(exp)} is not allowed; give an ExpPoly ({', '.join(EXP_POLYS)}: "
+            f"cimkit.ap.cost.EXP_POLYS)"
+        )
     _check_widths(fn, widths)
     if figures is not None and not isinstance(figures, APFigures):
         raise InputError(f"{fn}: figures = {short_repr(figures)} is not allowed; give an APFigures or None")
@@ -194,9 +240,18 @@ class SoftmaxEvents:
 
 
 @lru_cache(maxsize=1024)
-def softmax_events(seq_len: int, softmax_rows: int, *, input_bits: int = 16, output_bits: int = 8,
-                   exp: ExpPoly = DEFAULT_EXP, widths: SoftmaxWidths = WIDE, tile_rows: int = TILE_ROWS,
-                   ap_rows: int = AP_ROWS, input_scale: float | None = None) -> SoftmaxEvents:
+def softmax_events(
+    seq_len: int,
+    softmax_rows: int,
+    *,
+    input_bits: int = 16,
+    output_bits: int = 8,
+    exp: ExpPoly = DEFAULT_EXP,
+    widths: SoftmaxWidths = WIDE,
+    tile_rows: int = TILE_ROWS,
+    ap_rows: int = AP_ROWS,
+    input_scale: float | None = None,
+) -> SoftmaxEvents:
     """Events of ``softmax_rows`` softmax rows of ``seq_len`` scores each on the AP: the program is simulated
     once on a sample row of ``seq_len`` scores (Gaussian, std 2, seeded; ``input_scale`` None: max|x| over
     the largest code) to count its passes and write activity; ``tiles`` = rows x ceil(seq_len / tile_rows)
@@ -210,17 +265,36 @@ def softmax_events(seq_len: int, softmax_rows: int, *, input_bits: int = 16, out
     r = _sample_run(seq_len, input_bits, output_bits, exp, tile_rows, input_scale, widths)
     tiles = softmax_rows * math.ceil(seq_len / tile_rows)
     rounds = math.ceil(tiles / (ap_rows // tile_rows))
-    events = pass_events(r.stats, r.rows, softmax_rows * seq_len, tiles, tile_rows,
-                         load_bits=r.widths["q"] + r.widths["index"], unload_bits=output_bits + 1, rounds=rounds)
+    events = pass_events(
+        r.stats,
+        r.rows,
+        softmax_rows * seq_len,
+        tiles,
+        tile_rows,
+        load_bits=r.widths["q"] + r.widths["index"],
+        unload_bits=output_bits + 1,
+        rounds=rounds,
+    )
     # read-only views: the result is cached, so a caller must not be able to change it for the next one
-    return SoftmaxEvents(MappingProxyType(events), r.stats.cycles, tiles, rounds, r.columns,
-                         MappingProxyType(dict(r.stats.by_step)))
+    return SoftmaxEvents(
+        MappingProxyType(events), r.stats.cycles, tiles, rounds, r.columns, MappingProxyType(dict(r.stats.by_step))
+    )
 
 
-def ap_softmax_cost(seq_len: int, heads: int, *, input_bits: int = 16, output_bits: int = 8,
-                    exp: ExpPoly = DEFAULT_EXP, tile_rows: int = TILE_ROWS, ap_rows: int = AP_ROWS,
-                    input_scale: float | None = None, queries: int | None = None, widths: SoftmaxWidths = WIDE,
-                    figures: APFigures | None = None) -> SoftmaxCost:
+def ap_softmax_cost(
+    seq_len: int,
+    heads: int,
+    *,
+    input_bits: int = 16,
+    output_bits: int = 8,
+    exp: ExpPoly = DEFAULT_EXP,
+    tile_rows: int = TILE_ROWS,
+    ap_rows: int = AP_ROWS,
+    input_scale: float | None = None,
+    queries: int | None = None,
+    widths: SoftmaxWidths = WIDE,
+    figures: APFigures | None = None,
+) -> SoftmaxCost:
     """Softmax of one attention layer (``heads`` x ``queries`` rows of ``seq_len`` scores; ``queries``
     defaults to ``seq_len``: prefill) on the AP: ``passes`` per round (independent of the number of rows),
     ``tiles`` arrays, ``rounds`` = tiles over what ``ap_rows`` holds; ``softmax_events`` priced with
@@ -232,17 +306,37 @@ def ap_softmax_cost(seq_len: int, heads: int, *, input_bits: int = 16, output_bi
     queries = seq_len if queries is None else check_int(fn, "queries", queries, 1, 1 << 24, "softmax rows per head")
     _check_program(fn, exp, widths, figures)
     figures = figures if figures is not None else DEFAULT_FIGURES
-    ev = softmax_events(seq_len, heads * queries, input_bits=input_bits, output_bits=output_bits, exp=exp,
-                        widths=widths, tile_rows=tile_rows, ap_rows=ap_rows, input_scale=input_scale)
+    ev = softmax_events(
+        seq_len,
+        heads * queries,
+        input_bits=input_bits,
+        output_bits=output_bits,
+        exp=exp,
+        widths=widths,
+        tile_rows=tile_rows,
+        ap_rows=ap_rows,
+        input_scale=input_scale,
+    )
     parts, latency = price_events(ev.events, figures)
-    return SoftmaxCost(sum(parts.values()), latency, ev.passes, ev.tiles, ev.rounds, parts,
-                       f"AP model ({widths.name} kernel, {exp.name} exp): per-pass figures from CAMSHAP capacitances "
-                       f"and cimkit's SRAM write energy", ev.columns,
-                       float(F.area_mm2(ap_rows, ev.columns, figures.cell_area_um2)), dict(ev.events), dict(ev.steps))
+    return SoftmaxCost(
+        sum(parts.values()),
+        latency,
+        ev.passes,
+        ev.tiles,
+        ev.rounds,
+        parts,
+        f"AP model ({widths.name} kernel, {exp.name} exp): per-pass figures from CAMSHAP capacitances "
+        f"and cimkit's SRAM write energy",
+        ev.columns,
+        float(F.area_mm2(ap_rows, ev.columns, figures.cell_area_um2)),
+        dict(ev.events),
+        dict(ev.steps),
+    )
 
 
-def gpu_softmax_roofline(seq_len: int, heads: int, gpu: str = "a100", *, bytes_per_element: int = 2,
-                         queries: int | None = None) -> SoftmaxCost:
+def gpu_softmax_roofline(
+    seq_len: int, heads: int, gpu: str = "a100", *, bytes_per_element: int = 2, queries: int | None = None
+) -> SoftmaxCost:
     """ROOFLINE FROM PUBLISHED FIGURES, NOT MEASURED: softmax over a ``heads x queries x seq_len`` score
     tensor (fp16 by default: 2 bytes) is memory bound: it reads the scores and writes the probabilities
     once, ``2 x elements x bytes`` at the GPU's peak bandwidth; energy = board power x that time. Both are
@@ -258,5 +352,12 @@ def gpu_softmax_roofline(seq_len: int, heads: int, gpu: str = "a100", *, bytes_p
     bw, watts, what = GPUS[gpu]
     moved = 2.0 * heads * queries * seq_len * bytes_per_element
     t = moved / bw
-    return SoftmaxCost(watts * t, t, 0, 0, 1, {"board power x time": watts * t},
-                       f"roofline from published figures, not measured: {what}")
+    return SoftmaxCost(
+        watts * t,
+        t,
+        0,
+        0,
+        1,
+        {"board power x time": watts * t},
+        f"roofline from published figures, not measured: {what}",
+    )

@@ -43,26 +43,41 @@ from __future__ import annotations
 CLOCK_HZ = 1e9  #: ASSUMPTION (see the module docstring)
 COMPARE_ROW_FJ = 14.74 + 18.0  #: precharge + sense per row per compare (CAMSHAP, acam.md)
 COMPARE_BIT_FJ = 87.6 / 128 + 46.14 / 256  #: match line + search line per key bit and row (acam.md)
-WRITE_BIT_FJ = 0.103 / 8 * 1e3  #: per written bit: cost.constants.SRAM_ENERGY_PJ_PER_BYTE / 8 (ASSUMPTION for a CAM cell)
+WRITE_BIT_FJ = (
+    0.103 / 8 * 1e3
+)  #: per written bit: cost.constants.SRAM_ENERGY_PJ_PER_BYTE / 8 (ASSUMPTION for a CAM cell)
 COUNT_FJ_PER_ROW = 0.03 * 1e3  #: per row of a tag count: cost.constants.HOROWITZ_ADD8_PJ (one 1-bit add, upper bound)
 CELL_AREA_UM2 = 0.52  #: per bit cell (CAMSHAP aCAM cell; ASSUMPTION for a binary AP cell)
 WORDS = 1 << 20  #: words in the whole AP (ASSUMPTION)
 TILE_ROWS = 256  #: rows per AP array (CAMSHAP / X-TIME arrays)
 
 #: events priced by energy, and the part of a cost breakdown each belongs to
-ENERGY_EVENTS = {"ap_compare_rows": "compare", "ap_compare_row_bits": "compare", "ap_write_bits": "write",
-                 "ap_io_bits": "load/unload", "ap_count_rows": "tag count"}
+ENERGY_EVENTS = {
+    "ap_compare_rows": "compare",
+    "ap_compare_row_bits": "compare",
+    "ap_write_bits": "write",
+    "ap_io_bits": "load/unload",
+    "ap_count_rows": "tag count",
+}
 #: events priced by time
 LATENCY_EVENTS = ("ap_cycles",)
 EVENTS = (*ENERGY_EVENTS, *LATENCY_EVENTS)
 
 
-def energy_per_event_j(compare_row_fj=COMPARE_ROW_FJ, compare_bit_fj=COMPARE_BIT_FJ, write_bit_fj=WRITE_BIT_FJ,
-                       count_fj_per_row=COUNT_FJ_PER_ROW) -> dict:
+def energy_per_event_j(
+    compare_row_fj=COMPARE_ROW_FJ,
+    compare_bit_fj=COMPARE_BIT_FJ,
+    write_bit_fj=WRITE_BIT_FJ,
+    count_fj_per_row=COUNT_FJ_PER_ROW,
+) -> dict:
     """Joules per event (``ENERGY_EVENTS``) from the per-pass figures in fJ (numbers or numpy arrays)."""
-    return {"ap_compare_rows": compare_row_fj * 1e-15, "ap_compare_row_bits": compare_bit_fj * 1e-15,
-            "ap_write_bits": write_bit_fj * 1e-15, "ap_io_bits": write_bit_fj * 1e-15,
-            "ap_count_rows": count_fj_per_row * 1e-15}
+    return {
+        "ap_compare_rows": compare_row_fj * 1e-15,
+        "ap_compare_row_bits": compare_bit_fj * 1e-15,
+        "ap_write_bits": write_bit_fj * 1e-15,
+        "ap_io_bits": write_bit_fj * 1e-15,
+        "ap_count_rows": count_fj_per_row * 1e-15,
+    }
 
 
 def latency_per_event_s(clock_hz=CLOCK_HZ) -> dict:

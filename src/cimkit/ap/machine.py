@@ -190,14 +190,21 @@ class AP:
         return out
 
     # ---- truth-table passes ------------------------------------------------------------------------------
-    def lut(self, inputs: Sequence[Col], outputs: Sequence[int], fn: Callable[..., tuple],
-            *, gate: Sequence[tuple[int, int]] = (), enable: torch.Tensor | None = None) -> None:
+    def lut(
+        self,
+        inputs: Sequence[Col],
+        outputs: Sequence[int],
+        fn: Callable[..., tuple],
+        *,
+        gate: Sequence[tuple[int, int]] = (),
+        enable: torch.Tensor | None = None,
+    ) -> None:
         """Apply the bit function ``fn(*input_bits) -> output_bits`` in place on every row (gated to the rows
         whose ``gate`` columns hold the given bits): one compare + one write per truth-table entry whose
         outputs differ from the current bits, in an order where no rewritten row matches a later entry.
         ``outputs`` are positions in ``inputs`` (written columns must be inputs, so unchanged entries are
         skipped); a ``None`` input is a constant 0 (its entries with a 1 are dropped)."""
-        for (x, y) in lut_passes(tuple(c is None for c in inputs), tuple(outputs), fn):
+        for x, y in lut_passes(tuple(c is None for c in inputs), tuple(outputs), fn):
             live = [i for i, c in enumerate(inputs) if c is not None]
             self.compare([g for g, _ in gate] + [inputs[i] for i in live], [v for _, v in gate] + [x[i] for i in live])
             self.write([inputs[o] for o in outputs], y, enable)

@@ -42,8 +42,21 @@ import torch
 
 from ..errors import InputError, short_repr
 from ..ops.grid import check_int, check_scale
-from ..ops.intsoftmax import (DEFAULT_EXP, INPUT_BITS, INPUT_BITS_WHY, MAX_ROW, OUTPUT_BITS, OUTPUT_BITS_WHY, WIDE,
-                              ExpPoly, SoftmaxWidths, _check_widths, _exp_constants, _exp_fraction_raw, _log2_step)
+from ..ops.intsoftmax import (
+    DEFAULT_EXP,
+    INPUT_BITS,
+    INPUT_BITS_WHY,
+    MAX_ROW,
+    OUTPUT_BITS,
+    OUTPUT_BITS_WHY,
+    WIDE,
+    ExpPoly,
+    SoftmaxWidths,
+    _check_widths,
+    _exp_constants,
+    _exp_fraction_raw,
+    _log2_step,
+)
 from . import arith as A
 from . import figures as _F
 from .machine import AP, PassStats
@@ -68,22 +81,32 @@ class APSoftmaxResult:
 def _check_codes(fn: str, q, bits: int) -> torch.Tensor:
     if not isinstance(q, torch.Tensor) or q.dtype != torch.int64:
         what = q.dtype if isinstance(q, torch.Tensor) else type(q).__name__
-        raise InputError(f"{fn}: q is {what}; it takes an int64 tensor of signed {bits}-bit codes "
-                         f"(non-integer rows are not allowed)")
+        raise InputError(
+            f"{fn}: q is {what}; it takes an int64 tensor of signed {bits}-bit codes (non-integer rows are not allowed)"
+        )
     if q.dim() not in (1, 2):
         raise InputError(f"{fn}: q has shape {tuple(q.shape)}; it takes one row (L,) or rows (G, L)")
     if q.numel() == 0:
         raise InputError(f"{fn}: q has shape {tuple(q.shape)} (empty rows); each row needs at least one code")
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     if bool((q < lo).any() | (q > hi).any()):
-        raise InputError(f"{fn}: q holds codes in {int(q.min())}..{int(q.max())}; with input_bits = {bits} "
-                         f"they must be in {lo}..{hi}")
+        raise InputError(
+            f"{fn}: q holds codes in {int(q.min())}..{int(q.max())}; with input_bits = {bits} "
+            f"they must be in {lo}..{hi}"
+        )
     return q.reshape(1, -1) if q.dim() == 1 else q
 
 
-def ap_softmax_codes(q: torch.Tensor, scale: float, *, input_bits: int = 16, output_bits: int = 8,
-                     exp: ExpPoly = DEFAULT_EXP, tile_rows: int = TILE_ROWS,
-                     widths: SoftmaxWidths = WIDE) -> APSoftmaxResult:
+def ap_softmax_codes(
+    q: torch.Tensor,
+    scale: float,
+    *,
+    input_bits: int = 16,
+    output_bits: int = 8,
+    exp: ExpPoly = DEFAULT_EXP,
+    tile_rows: int = TILE_ROWS,
+    widths: SoftmaxWidths = WIDE,
+) -> APSoftmaxResult:
     """Run the softmax program on an AP holding ``q`` (int64 signed ``input_bits`` codes on the grid of
     step ``scale``; one row (L,) or rows (G, L), softmax along the last dim). ``codes`` equals
     ``softmax_codes(q, scale, output_bits=output_bits, exp=exp, widths=widths)`` exactly (tests/test_ap.py)."""
@@ -129,7 +152,7 @@ def ap_softmax_codes(q: torch.Tensor, scale: float, *, input_bits: int = 16, out
             A.gt_const(ap, n, n_clip, flag)
             ap.compare((flag,), (1,))
             ap.write(n, n_clip)
-            n, n_max = n[:n_clip.bit_length()], n_clip
+            n, n_max = n[: n_clip.bit_length()], n_clip
         prod, p_max = A.mul_const(ap, n, n_max, mult)
     u, u_max = prod[shift:], p_max >> shift
     f = A._pad(u, F)
@@ -141,16 +164,18 @@ def ap_softmax_codes(q: torch.Tensor, scale: float, *, input_bits: int = 16, out
             ap.compare((flag,), (1,))
             ap.write(z, 62)
         z_max = 62
-    z = z[:max(1, z_max.bit_length())]
+    z = z[: max(1, z_max.bit_length())]
     W["n * mult"], W["z"], W["f"] = len(prod), len(z), F
 
     k = _exp_constants(exp, widths)
-    j, v = f[k.index_shift:], f[:k.index_shift]
+    j, v = f[k.index_shift :], f[: k.index_shift]
     W["j (segment)"], W["v"] = len(j), len(v)
     with ap.step("exp polynomial"):
         if k.b_fp - ((1 << k.index_shift) - 1) <= 0:
-            raise InputError(f"{fn}: exp = {exp.name!r} has b_fp = {k.b_fp} not above the segment width; "
-                             f"t = b_fp - v would not stay positive")
+            raise InputError(
+                f"{fn}: exp = {exp.name!r} has b_fp = {k.b_fp} not above the segment width; "
+                f"t = b_fp - v would not stay positive"
+            )
         t = ap.alloc(k.b_fp.bit_length(), clear=False)
         ap.compare((), ())
         ap.write(t, k.b_fp)
@@ -164,7 +189,7 @@ def ap_softmax_codes(q: torch.Tensor, scale: float, *, input_bits: int = 16, out
         s2 = A.widen(ap, s2, (s2_max + r).bit_length())
         A.add_const(ap, s2, r)
         poly_max = ((s2_max + r) >> F) + k.c_fp
-        poly = A.widen(ap, s2[F:], F + poly_max.bit_length())[:poly_max.bit_length()]
+        poly = A.widen(ap, s2[F:], F + poly_max.bit_length())[: poly_max.bit_length()]
         A.add_const(ap, poly, k.c_fp)
     W["t"], W["t*t"], W["a*t^2"], W["poly"] = len(t), len(tt), len(s2), len(poly)
     sh = T + F - E  # table * poly has T + F fraction bits, the exp E
@@ -174,7 +199,7 @@ def ap_softmax_codes(q: torch.Tensor, scale: float, *, input_bits: int = 16, out
                 r2 = 1 << (F - E - 1)
                 pr = A.widen(ap, poly, (poly_max + r2).bit_length())
                 A.add_const(ap, pr, r2)
-                raw, raw_max = pr[F - E:], (poly_max + r2) >> (F - E)
+                raw, raw_max = pr[F - E :], (poly_max + r2) >> (F - E)
             else:  # poly << (E - F) exactly (the rounding constant is below 2**sh): zero columns below it
                 raw, raw_max = ap.alloc(E - F) + tuple(poly), poly_max << (E - F)
         W["table"], W["table*poly"], W["raw exp"] = 0, 0, len(raw)
@@ -192,8 +217,9 @@ def ap_softmax_codes(q: torch.Tensor, scale: float, *, input_bits: int = 16, out
 
     with ap.step("monotone floor"):
         seg = torch.arange(1, exp.segments + 1, dtype=torch.int64) << k.index_shift
-        starts = _exp_fraction_raw(torch.cat([seg[:-1], seg.new_zeros(1)]), k,
-                                   torch.tensor(k.table, dtype=torch.int64), widths)
+        starts = _exp_fraction_raw(
+            torch.cat([seg[:-1], seg.new_zeros(1)]), k, torch.tensor(k.table, dtype=torch.int64), widths
+        )
         floors = [int(x) for x in torch.cat([starts[:-1], starts[-1:] >> 1])]
         fl = A.lookup(ap, j, floors, max(1, max(floors).bit_length()))
         if len(fl) > len(raw):
@@ -202,7 +228,7 @@ def ap_softmax_codes(q: torch.Tensor, scale: float, *, input_bits: int = 16, out
         A.compare_gt(ap, fl, raw, flag)
         A.copy_gated(ap, raw, fl, gate=((flag, 1),))
     h, e_max = raw, max(raw_max, max(floors))
-    h = h[:e_max.bit_length()]
+    h = h[: e_max.bit_length()]
     with ap.step("shift by z"):
         A.shift_right_var(ap, h, z)
     W["e"] = len(h)

@@ -7,5 +7,19 @@ from .program import CamProgram, compile
 from .report import CamReport
 from .spec import CamCircuit, CamSpec
 
-__all__ = ["compile", "CamProgram", "extract", "Ensemble", "CamSpec", "CamCircuit", "layout", "CamLayout",
-           "estimate", "compare", "matched_rows", "CamReport", "SCHEMES", "COMPONENTS"]
+__all__ = [
+    "compile",
+    "CamProgram",
+    "extract",
+    "Ensemble",
+    "CamSpec",
+    "CamCircuit",
+    "layout",
+    "CamLayout",
+    "estimate",
+    "compare",
+    "matched_rows",
+    "CamReport",
+    "SCHEMES",
+    "COMPONENTS",
+]

@@ -52,19 +52,53 @@ class Scheme:
     description: str = ""
 
 
-SCHEMES: dict[str, Scheme] = {s.name: s for s in (
-    Scheme("raw", False, False, False, False, False, "every cell of every array, used or not, searched in parallel"),
-    Scheme("xtime", False, True, False, False, False, "X-TIME-style: trees packed per array, unused rows disabled, "
-           "every array searched in parallel, don't-care cells at HRS/LRS draw current"),
-    Scheme("xtime+skip", False, True, True, False, False, "xtime, skipping all-don't-care columns and arrays"),
-    Scheme("xtime+reorder+skip", True, True, True, False, False, "xtime+skip after MonoSparse feature and row "
-           "reordering"),
-    Scheme("xtime+sequential", False, True, False, True, False, "xtime with segments evaluated in turn (monotone "
-           "match line: mismatched rows disabled)"),
-    Scheme("xtime+gating", False, True, False, False, True, "xtime with don't-care cells gated off"),
-    Scheme("monosparse", True, True, True, True, True, "all of MonoSparse: reordering, skipping, sequential "
-           "segments with row disabling, gated don't-care cells"),
-)}
+SCHEMES: dict[str, Scheme] = {
+    s.name: s
+    for s in (
+        Scheme(
+            "raw", False, False, False, False, False, "every cell of every array, used or not, searched in parallel"
+        ),
+        Scheme(
+            "xtime",
+            False,
+            True,
+            False,
+            False,
+            False,
+            "X-TIME-style: trees packed per array, unused rows disabled, "
+            "every array searched in parallel, don't-care cells at HRS/LRS draw current",
+        ),
+        Scheme("xtime+skip", False, True, True, False, False, "xtime, skipping all-don't-care columns and arrays"),
+        Scheme(
+            "xtime+reorder+skip",
+            True,
+            True,
+            True,
+            False,
+            False,
+            "xtime+skip after MonoSparse feature and row reordering",
+        ),
+        Scheme(
+            "xtime+sequential",
+            False,
+            True,
+            False,
+            True,
+            False,
+            "xtime with segments evaluated in turn (monotone match line: mismatched rows disabled)",
+        ),
+        Scheme("xtime+gating", False, True, False, False, True, "xtime with don't-care cells gated off"),
+        Scheme(
+            "monosparse",
+            True,
+            True,
+            True,
+            True,
+            True,
+            "all of MonoSparse: reordering, skipping, sequential segments with row disabling, gated don't-care cells",
+        ),
+    )
+}
 
 
 def _branch_current_a(g_us, c) -> np.ndarray:
@@ -101,10 +135,12 @@ def _digital_units(spec: CamSpec) -> dict[str, float]:
     a 16 nm process), scaled to the CAM's node and supply; the network on chip is the CAM spec's own."""
     e = float(energy_factor(spec.node_nm, spec.supply_v) / energy_factor(cc.HOROWITZ_NODE_NM, cc.HOROWITZ_SUPPLY_V))
     a = float(area_factor(spec.node_nm) / area_factor(cc.SRAM_BITCELL_NODE_NM))
-    return {"sram_j_per_bit": primitive_energy_pj("lookup", 1) * e * 1e-12,
-            "add_j": primitive_energy_pj("add", spec.leaf_bits) * e * 1e-12,
-            "wire_j_per_bit_mm": spec.circuit.noc_energy_pj_per_bit_mm * 1e-12,
-            "sram_um2_per_bit": cc.SRAM_BITCELL_UM2 / cc.SRAM_ARRAY_EFFICIENCY * a}
+    return {
+        "sram_j_per_bit": primitive_energy_pj("lookup", 1) * e * 1e-12,
+        "add_j": primitive_energy_pj("add", spec.leaf_bits) * e * 1e-12,
+        "wire_j_per_bit_mm": spec.circuit.noc_energy_pj_per_bit_mm * 1e-12,
+        "sram_um2_per_bit": cc.SRAM_BITCELL_UM2 / cc.SRAM_ARRAY_EFFICIENCY * a,
+    }
 
 
 # ---- the CAM's parts as cost components (unit "cam" in cimkit.cost.components.COMPONENTS) -------------------
@@ -146,8 +182,10 @@ class MatchLines(Component):
 
     def energy_per_event_j(self, ctx):
         c, spec = ctx.spec.circuit, ctx.spec
-        return {"ml_cells": c.ml_cap_ff_per_col / spec.cells_per_feature * 1e-15 * c.ml_voltage_v**2,
-                "ml_rows": c.precharge_cap_ff * 1e-15 * c.ml_voltage_v**2}
+        return {
+            "ml_cells": c.ml_cap_ff_per_col / spec.cells_per_feature * 1e-15 * c.ml_voltage_v**2,
+            "ml_rows": c.precharge_cap_ff * 1e-15 * c.ml_voltage_v**2,
+        }
 
 
 class Cells(Component):
@@ -234,9 +272,11 @@ for _c in (DataLines(), MatchLines(), Cells(), Dacs(), Sense(), Encoder(), LeafM
     if _c.name not in REGISTRY:
         REGISTRY.register(_c.name, _c)
     elif REGISTRY.get(_c.name).unit != "cam":  # one namespace of breakdown lines: a clash would drop a CAM part
-        raise InputError(f"cost component {_c.name!r} is registered for unit {REGISTRY.get(_c.name).unit!r}, but the CAM "
-                         f"model needs that name for its own part ({type(_c).__name__}); register the other "
-                         "component under another name")
+        raise InputError(
+            f"cost component {_c.name!r} is registered for unit {REGISTRY.get(_c.name).unit!r}, but the CAM "
+            f"model needs that name for its own part ({type(_c).__name__}); register the other "
+            "component under another name"
+        )
     # else: a CAM plug-in registered before cimkit.cam was imported keeps its place
 #: the built-in CAM components in report order
 _BUILTIN = ("data_lines", "match_lines", "cells", "dacs", "sense", "encoder", "leaf_memory", "aggregation", "noc")
@@ -254,9 +294,11 @@ def price(spec: CamSpec, events: dict) -> tuple[dict[str, float], dict[str, floa
     names = [n for n in REGISTRY.names() if REGISTRY.get(n).unit == "cam"]
     lost = [n for n in _BUILTIN if n not in names]
     if lost:
-        raise InputError(f"the CAM's built-in cost component(s) {', '.join(lost)} were replaced by components of "
-                         "another unit; a CAM report would leave them out: register CAM parts with unit 'cam' and "
-                         "other units' components under other names")
+        raise InputError(
+            f"the CAM's built-in cost component(s) {', '.join(lost)} were replaced by components of "
+            "another unit; a CAM report would leave them out: register CAM parts with unit 'cam' and "
+            "other units' components under other names"
+        )
     names = [n for n in _BUILTIN if n in names] + [n for n in names if n not in _BUILTIN]  # built-ins first
     comps = [REGISTRY.get(n) for n in names]
     energy: dict[str, float] = {}
@@ -267,8 +309,10 @@ def price(spec: CamSpec, events: dict) -> tuple[dict[str, float], dict[str, floa
             total = 0.0
             for event, per in figures.items():
                 if event not in events:
-                    raise InputError(f"component {comp.name!r} prices the CAM event {event!r}, which the CAM model "
-                                     f"does not count; CAM events: {', '.join(events)}")
+                    raise InputError(
+                        f"component {comp.name!r} prices the CAM event {event!r}, which the CAM model "
+                        f"does not count; CAM events: {', '.join(events)}"
+                    )
                 total = total + events[event] * float(check_figure(comp.name, "energy_per_event_j", per, event))
             energy[comp.name] = total
     for overhead in (False, True):
@@ -281,8 +325,9 @@ def price(spec: CamSpec, events: dict) -> tuple[dict[str, float], dict[str, floa
     return energy, area
 
 
-def _count_events(prog: CamProgram, lay: CamLayout, X: np.ndarray, scheme: Scheme, cell_i: np.ndarray,
-                  track_matches: bool = False):
+def _count_events(
+    prog: CamProgram, lay: CamLayout, X: np.ndarray, scheme: Scheme, cell_i: np.ndarray, track_matches: bool = False
+):
     """Totals over the samples of X of every search event; with ``track_matches`` (or a sequential
     scheme) also the (samples, slots) rows left matching after the last segment."""
     spec, c = lay.spec, lay.spec.circuit
@@ -309,7 +354,7 @@ def _count_events(prog: CamProgram, lay: CamLayout, X: np.ndarray, scheme: Schem
     ev = dict(rows=np.zeros(len(lay.segments)), cell_i=0.0, columns=0.0, array_searches=0.0, cells=0.0)
     matched = []
     for start in range(0, len(X), _CHUNK):
-        x = X[start:start + _CHUNK][:, lay.feature_order]
+        x = X[start : start + _CHUNK][:, lay.feature_order]
         n = len(x)
         enabled = np.broadcast_to(enabled0, (n, n_slots)).copy()
         match = np.ones((n, n_slots), dtype=bool)
@@ -325,7 +370,7 @@ def _count_events(prog: CamProgram, lay: CamLayout, X: np.ndarray, scheme: Schem
             searched[:, :, k] |= active
             if track:
                 for f in range(a, b):
-                    match &= prog.inside(x[:, f:f + 1], lo[:, f][None, :], hi[:, f][None, :])
+                    match &= prog.inside(x[:, f : f + 1], lo[:, f][None, :], hi[:, f][None, :])
                 if scheme.sequential:  # the monotone match line: a row that mismatched stays off
                     enabled &= match
         ev["array_searches"] += searched.sum()
@@ -346,8 +391,10 @@ def _check_args(prog, spec) -> CamSpec:
     if spec is None:
         return CamSpec()
     if not isinstance(spec, CamSpec):
-        raise InputError(f"spec must be a cimkit.cam.CamSpec (or None for the X-TIME defaults), got "
-                         f"{type(spec).__name__}; a YAML file is read with CamSpec.from_yaml")
+        raise InputError(
+            f"spec must be a cimkit.cam.CamSpec (or None for the X-TIME defaults), got "
+            f"{type(spec).__name__}; a YAML file is read with CamSpec.from_yaml"
+        )
     return spec
 
 
@@ -372,13 +419,18 @@ def estimate(prog: CamProgram, X, spec: CamSpec | None = None, scheme: str = "mo
     n_groups = int(np.ceil(spec.cols / spec.group_cols)) if sch.sequential else 1
     events = {  # per decision (averaged over the inputs X), then the instances the areas count
         "dl_drives": ev["columns"] * spec.cells_per_feature / n,
-        "ml_rows": float(ev["rows"].sum()) / n, "ml_cells": float(ev["rows"] @ seg_cells) / n,
-        "cell_amps": ev["cell_i"] / n, "senses": float(ev["rows"].sum()) / n,
-        "array_searches": ev["array_searches"] / n, "leaf_bits_read": trees * leaves * spec.leaf_bits,
+        "ml_rows": float(ev["rows"].sum()) / n,
+        "ml_cells": float(ev["rows"] @ seg_cells) / n,
+        "cell_amps": ev["cell_i"] / n,
+        "senses": float(ev["rows"].sum()) / n,
+        "array_searches": ev["array_searches"] / n,
+        "leaf_bits_read": trees * leaves * spec.leaf_bits,
         "adds": trees * leaves + prog.ensemble.n_outputs,
         "noc_bit_mm": (prog.n_features * spec.bits * lay.row_blocks + trees * spec.leaf_bits) * hop_mm,
-        "arrays": arrays_stored, "cells_stored": arrays_stored * spec.rows * spec.cols * spec.cells_per_feature,
-        "dacs": arrays_stored * spec.cols * spec.cells_per_feature, "sense_amps": arrays_stored * spec.rows * n_groups,
+        "arrays": arrays_stored,
+        "cells_stored": arrays_stored * spec.rows * spec.cols * spec.cells_per_feature,
+        "dacs": arrays_stored * spec.cols * spec.cells_per_feature,
+        "sense_amps": arrays_stored * spec.rows * n_groups,
         "leaf_bits_stored": lay.row_blocks * spec.rows * leaves * spec.leaf_bits,
     }
     energy, area = price(spec, events)
@@ -390,20 +442,35 @@ def estimate(prog: CamProgram, X, spec: CamSpec | None = None, scheme: str = "mo
     latency_s = (search_cycles * n_sequential + 2 + adder_cycles + noc_cycles) * cycle_s
     throughput = spec.clock_hz / search_cycles  # every stage pipelined; the array search is the slowest
     evaluated = [float(ev["rows"][s] / n / max(int(lay.used.sum()), 1)) for s in range(len(lay.segments))]
-    for what, values in (("energy", energy), ("area", area), ("timing", {"latency": latency_s,
-                                                                             "throughput": throughput})):
+    for what, values in (
+        ("energy", energy),
+        ("area", area),
+        ("timing", {"latency": latency_s, "throughput": throughput}),
+    ):
         for comp, v in values.items():
             if not np.isfinite(v):
-                raise SpecError(f"the {what} of {comp!r} on spec {spec.name!r} is {v} (overflow): a value of the "
-                                "CAM spec is outside any physical range")
+                raise SpecError(
+                    f"the {what} of {comp!r} on spec {spec.name!r} is {v} (overflow): a value of the "
+                    "CAM spec is outside any physical range"
+                )
     energy_breakdown_j = {k: float(v) for k, v in energy.items()}
     area_breakdown_mm2 = {k: float(v) for k, v in area.items()}
-    return CamReport(scheme=scheme, energy_j=float(sum(energy_breakdown_j.values())),
-                     energy_breakdown_j=energy_breakdown_j, latency_s=latency_s, throughput_per_s=throughput,
-                     area_mm2=float(sum(area_breakdown_mm2.values())), area_breakdown_mm2=area_breakdown_mm2,
-                     arrays=arrays_stored, row_blocks=lay.row_blocks, feature_blocks=lay.feature_blocks,
-                     rows=prog.rows, sparsity=prog.sparsity, evaluated_fraction=evaluated,
-                     cell_evaluations=float(ev["cells"] / n))
+    return CamReport(
+        scheme=scheme,
+        energy_j=float(sum(energy_breakdown_j.values())),
+        energy_breakdown_j=energy_breakdown_j,
+        latency_s=latency_s,
+        throughput_per_s=throughput,
+        area_mm2=float(sum(area_breakdown_mm2.values())),
+        area_breakdown_mm2=area_breakdown_mm2,
+        arrays=arrays_stored,
+        row_blocks=lay.row_blocks,
+        feature_blocks=lay.feature_blocks,
+        rows=prog.rows,
+        sparsity=prog.sparsity,
+        evaluated_fraction=evaluated,
+        cell_evaluations=float(ev["cells"] / n),
+    )
 
 
 def compare(prog: CamProgram, X, spec: CamSpec | None = None, schemes=tuple(SCHEMES)) -> dict[str, CamReport]:

@@ -13,8 +13,8 @@ from ..errors import InputError, short_repr
 from ..io import atomic_write, check_output_path, figure_suffixes, json_safe, strict_json
 from ..report import Result, figure_folder, saved_figure
 from .cost import SCHEMES, compare
-from .report import CamReport
 from .program import CamProgram, check_scale, check_seed, check_variation, compile
+from .report import CamReport
 from .spec import CamSpec
 
 MODELS = ("rf", "et", "dt", "gb", "hgb", "xgboost", "lightgbm")
@@ -39,8 +39,9 @@ def make_model(kind: str, trees: int, depth: int, seed: int):
     if kind == "gb":
         return ensemble.GradientBoostingClassifier(n_estimators=trees, max_depth=depth, random_state=seed)
     if kind == "hgb":
-        return ensemble.HistGradientBoostingClassifier(max_iter=trees, max_depth=depth, random_state=seed,
-                                                       early_stopping=False)
+        return ensemble.HistGradientBoostingClassifier(
+            max_iter=trees, max_depth=depth, random_state=seed, early_stopping=False
+        )
     try:
         if kind == "xgboost":
             import xgboost
@@ -48,8 +49,14 @@ def make_model(kind: str, trees: int, depth: int, seed: int):
             return xgboost.XGBClassifier(n_estimators=trees, max_depth=depth, random_state=seed, n_jobs=2)
         import lightgbm
 
-        return lightgbm.LGBMClassifier(n_estimators=trees, max_depth=depth, num_leaves=min(2**depth, 131072),
-                                       random_state=seed, verbose=-1, n_jobs=2)
+        return lightgbm.LGBMClassifier(
+            n_estimators=trees,
+            max_depth=depth,
+            num_leaves=min(2**depth, 131072),
+            random_state=seed,
+            verbose=-1,
+            n_jobs=2,
+        )
     except ModuleNotFoundError as exc:
         raise InputError(f"model {kind!r} needs the {exc.name} package: pip install cimkit[trees]") from None
 
@@ -102,9 +109,15 @@ class TreesResult(Result):
         then energy and area by component (``energy_<component>_j``, ``area_<component>_mm2``)."""
         out = []
         for name, r in self.reports.items():
-            row = {"scheme": name, "arrays": r.arrays, "energy_j": r.energy_j, "latency_s": r.latency_s,
-                   "throughput_per_s": r.throughput_per_s, "area_mm2": r.area_mm2,
-                   "cell_evaluations": r.cell_evaluations}
+            row = {
+                "scheme": name,
+                "arrays": r.arrays,
+                "energy_j": r.energy_j,
+                "latency_s": r.latency_s,
+                "throughput_per_s": r.throughput_per_s,
+                "area_mm2": r.area_mm2,
+                "cell_evaluations": r.cell_evaluations,
+            }
             row.update({f"energy_{c}_j": v for c, v in r.energy_breakdown_j.items()})
             row.update({f"area_{c}_mm2": v for c, v in r.area_breakdown_mm2.items()})
             out.append(row)
@@ -124,8 +137,15 @@ class TreesResult(Result):
             t.add_column(col, justify="right", no_wrap=True)
         for name, r in self.reports.items():
             e = r.energy_j
-            t.add_row(name, str(r.arrays), f"{e * 1e9:.3f}", *(f"{self.reports[n].energy_j / e:.2f}x" for n in refs),
-                      f"{r.latency_s * 1e9:.0f} ns", f"{r.throughput_per_s:.3g}", f"{r.area_mm2:.3f}")
+            t.add_row(
+                name,
+                str(r.arrays),
+                f"{e * 1e9:.3f}",
+                *(f"{self.reports[n].energy_j / e:.2f}x" for n in refs),
+                f"{r.latency_s * 1e9:.0f} ns",
+                f"{r.throughput_per_s:.3g}",
+                f"{r.area_mm2:.3f}",
+            )
         return t
 
     def figures(self, folder: str | Path) -> list[Path]:
@@ -134,9 +154,19 @@ class TreesResult(Result):
         return [plot_trees(self, figure_folder(folder) / "trees.png")] if self.reports else []
 
 
-def run_trees(data: str = "breast_cancer", model: str = "rf", *, trees: int = 100, depth: int = 8,
-              spec: CamSpec | None = None, scale: str = "thresholds", variation_lsb: float = 0.0,
-              energy_samples: int = 2000, seed: int = 0, schemes=tuple(SCHEMES)) -> tuple[TreesResult, CamProgram]:
+def run_trees(
+    data: str = "breast_cancer",
+    model: str = "rf",
+    *,
+    trees: int = 100,
+    depth: int = 8,
+    spec: CamSpec | None = None,
+    scale: str = "thresholds",
+    variation_lsb: float = 0.0,
+    energy_samples: int = 2000,
+    seed: int = 0,
+    schemes=tuple(SCHEMES),
+) -> tuple[TreesResult, CamProgram]:
     """Train, compile and price one ensemble; the priced program is quantized to ``spec.bits`` on ``scale``
     (see ``compile``) and its energy averaged over up to ``energy_samples`` test inputs."""
     from ..data import tabular
@@ -148,8 +178,11 @@ def run_trees(data: str = "breast_cancer", model: str = "rf", *, trees: int = 10
     # every argument is checked before training, not after
     check_scale(scale)
     variation_lsb, seed = check_variation(variation_lsb), check_seed(seed)
-    if isinstance(energy_samples, (bool, np.bool_)) or not isinstance(energy_samples, (int, np.integer)) \
-            or energy_samples < 1:
+    if (
+        isinstance(energy_samples, (bool, np.bool_))
+        or not isinstance(energy_samples, (int, np.integer))
+        or energy_samples < 1
+    ):
         raise InputError(f"energy_samples must be an integer >= 1, got {short_repr(energy_samples)}")
     schemes = (schemes,) if isinstance(schemes, str) else tuple(schemes)
     for s in schemes:
@@ -165,12 +198,26 @@ def run_trees(data: str = "breast_cancer", model: str = "rf", *, trees: int = 10
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(t.x_test), size=min(energy_samples, len(t.x_test)), replace=False)
     reports = compare(quant, t.x_test[np.sort(pick)], spec, schemes)
-    result = TreesResult(data, model, trees, depth, spec.bits, len(t.y_test), float((want == t.y_test).mean()),
-                         float((got == t.y_test).mean()), bool(np.array_equal(got, want)),
-                         float((quant.predict(t.x_test) == t.y_test).mean()), scale, variation_lsb, prog.rows,
-                         prog.n_features, prog.sparsity, reports,
-                         hardware=f"{spec.rows}x{spec.cols}-feature arrays ({spec.cells_per_feature} cells/feature, "
-                                  f"{spec.node_nm:g} nm)")
+    result = TreesResult(
+        data,
+        model,
+        trees,
+        depth,
+        spec.bits,
+        len(t.y_test),
+        float((want == t.y_test).mean()),
+        float((got == t.y_test).mean()),
+        bool(np.array_equal(got, want)),
+        float((quant.predict(t.x_test) == t.y_test).mean()),
+        scale,
+        variation_lsb,
+        prog.rows,
+        prog.n_features,
+        prog.sparsity,
+        reports,
+        hardware=f"{spec.rows}x{spec.cols}-feature arrays ({spec.cells_per_feature} cells/feature, "
+        f"{spec.node_nm:g} nm)",
+    )
     return result, prog
 
 
@@ -188,8 +235,10 @@ def plot_trees(result: TreesResult, path: str | Path) -> Path:
             ax.bar(names, vals, bottom=bottom, label=comp)
             bottom += vals
         ax.set_ylabel("energy per decision (nJ)")
-        ax.set_title(f"{result.model} x{result.trees}, depth {result.depth} on {result.data}: {result.rows} rows, "
-                     f"sparsity {result.sparsity:.0%}")
+        ax.set_title(
+            f"{result.model} x{result.trees}, depth {result.depth} on {result.data}: {result.rows} rows, "
+            f"sparsity {result.sparsity:.0%}"
+        )
         ax.tick_params(axis="x", rotation=30)
         ax.legend(fontsize=7)
         for n in names:
@@ -204,8 +253,17 @@ def plot_trees(result: TreesResult, path: str | Path) -> Path:
     return path
 
 
-def sparsity_sweep(*, depths=(4, 6, 8, 10), trees=(10, 50, 100), features=(8, 16, 32, 64), base_depth: int = 8,
-                   base_trees: int = 50, samples: int = 5000, spec: CamSpec | None = None, seed: int = 0) -> list[dict]:
+def sparsity_sweep(
+    *,
+    depths=(4, 6, 8, 10),
+    trees=(10, 50, 100),
+    features=(8, 16, 32, 64),
+    base_depth: int = 8,
+    base_trees: int = 50,
+    samples: int = 5000,
+    spec: CamSpec | None = None,
+    seed: int = 0,
+) -> list[dict]:
     """Don't-care fraction of random forests on the synthetic set, varying depth, tree count and feature
     count one at a time (the others at ``base_depth``, ``base_trees`` and 16 features): of the program's
     cells, and of the cells of the arrays that must be stored, X-TIME-style (trees packed, model feature
@@ -215,16 +273,29 @@ def sparsity_sweep(*, depths=(4, 6, 8, 10), trees=(10, 50, 100), features=(8, 16
 
     spec = spec or CamSpec()
     rows = []
-    cases = [("depth", d, d, base_trees, 16) for d in depths] + [("trees", t, base_depth, t, 16) for t in trees] \
+    cases = (
+        [("depth", d, d, base_trees, 16) for d in depths]
+        + [("trees", t, base_depth, t, 16) for t in trees]
         + [("features", f, base_depth, base_trees, f) for f in features]
+    )
     for varied, value, depth, n_trees, n_features in cases:
         t = tabular("synthetic", samples=samples, features=n_features, seed=seed)
         prog = compile(make_model("rf", n_trees, depth, seed).fit(t.x_train, t.y_train))
         lay = layout(prog, spec, reorder=False, sequential=False)
         packed = layout(prog, spec, reorder=True, sequential=True)
-        rows.append({"varied": varied, "value": value, "depth": depth, "trees": n_trees, "features": n_features,
-                     "rows": prog.rows, "program_sparsity": prog.sparsity, "array_sparsity": lay.array_sparsity(),
-                     "arrays": int(lay.arrays_tested().sum()), "arrays_reordered": int(packed.arrays_tested().sum()),
-                     "array_sparsity_reordered": packed.array_sparsity()})
+        rows.append(
+            {
+                "varied": varied,
+                "value": value,
+                "depth": depth,
+                "trees": n_trees,
+                "features": n_features,
+                "rows": prog.rows,
+                "program_sparsity": prog.sparsity,
+                "array_sparsity": lay.array_sparsity(),
+                "arrays": int(lay.arrays_tested().sum()),
+                "arrays_reordered": int(packed.arrays_tested().sum()),
+                "array_sparsity_reordered": packed.array_sparsity(),
+            }
+        )
     return rows
-

@@ -47,8 +47,14 @@ def _sk_tree(t, output: int = -1, proba: bool = False) -> Tree:
     else:
         v = value[:, :, 0] if value.shape[2] == 1 else value[:, 0, :]
     feat = np.where(tree.children_left < 0, -1, tree.feature)
-    return Tree(feat.astype(np.int64), tree.threshold.astype(np.float64), tree.children_left.astype(np.int64),
-                tree.children_right.astype(np.int64), v.astype(np.float64), output)
+    return Tree(
+        feat.astype(np.int64),
+        tree.threshold.astype(np.float64),
+        tree.children_left.astype(np.int64),
+        tree.children_right.astype(np.int64),
+        v.astype(np.float64),
+        output,
+    )
 
 
 def _from_sklearn(model) -> Ensemble:
@@ -64,18 +70,38 @@ def _from_sklearn_any(model) -> Ensemble:
     name = type(model).__name__
     d = model.n_features_in_
     if getattr(model, "n_outputs_", 1) > 1 and hasattr(model, "classes_"):
-        raise InputError(f"{name} was fit on {model.n_outputs_} outputs (y with {model.n_outputs_} columns): multi-output "
-                         "classifiers are not supported; compile one classifier per output")
+        raise InputError(
+            f"{name} was fit on {model.n_outputs_} outputs (y with {model.n_outputs_} columns): multi-output "
+            "classifiers are not supported; compile one classifier per output"
+        )
     if isinstance(model, tree.DecisionTreeClassifier):
-        return Ensemble([_sk_tree(model, proba=True)], d, len(model.classes_), "le", "mean", "normalize",
-                        classes=model.classes_, kind=name)
+        return Ensemble(
+            [_sk_tree(model, proba=True)],
+            d,
+            len(model.classes_),
+            "le",
+            "mean",
+            "normalize",
+            classes=model.classes_,
+            kind=name,
+        )
     if isinstance(model, tree.DecisionTreeRegressor):
         return Ensemble([_sk_tree(model)], d, model.n_outputs_, "le", "mean", "identity", kind=name)
     if isinstance(model, (ensemble.RandomForestClassifier, ensemble.ExtraTreesClassifier)):
-        return Ensemble([_sk_tree(e, proba=True) for e in model.estimators_], d, len(model.classes_), "le", "mean",
-                        "normalize", classes=model.classes_, kind=name)
+        return Ensemble(
+            [_sk_tree(e, proba=True) for e in model.estimators_],
+            d,
+            len(model.classes_),
+            "le",
+            "mean",
+            "normalize",
+            classes=model.classes_,
+            kind=name,
+        )
     if isinstance(model, (ensemble.RandomForestRegressor, ensemble.ExtraTreesRegressor)):
-        return Ensemble([_sk_tree(e) for e in model.estimators_], d, model.n_outputs_, "le", "mean", "identity", kind=name)
+        return Ensemble(
+            [_sk_tree(e) for e in model.estimators_], d, model.n_outputs_, "le", "mean", "identity", kind=name
+        )
     if isinstance(model, (ensemble.GradientBoostingClassifier, ensemble.GradientBoostingRegressor)):
         est = model.estimators_  # (n_estimators, K) regression trees
         k = est.shape[1]
@@ -87,17 +113,25 @@ def _from_sklearn_any(model) -> Ensemble:
         return Ensemble(trees, d, 1, "le", "sum", "identity", base, model.learning_rate, kind=name)
     if isinstance(model, (ensemble.HistGradientBoostingClassifier, ensemble.HistGradientBoostingRegressor)):
         if getattr(model, "is_categorical_", None) is not None and np.any(model.is_categorical_):
-            raise InputError(f"{name}: categorical splits cannot be stored as CAM ranges; refit without "
-                             "categorical_features (one-hot encode them)")
+            raise InputError(
+                f"{name}: categorical splits cannot be stored as CAM ranges; refit without "
+                "categorical_features (one-hot encode them)"
+            )
         trees = []
         for iteration in model._predictors:
             for c, pred in enumerate(iteration):
                 n = pred.nodes
                 leaf = n["is_leaf"].astype(bool)
-                trees.append(Tree(np.where(leaf, -1, n["feature_idx"]).astype(np.int64),
-                                  n["num_threshold"].astype(np.float64), np.where(leaf, -1, n["left"]).astype(np.int64),
-                                  np.where(leaf, -1, n["right"]).astype(np.int64), n["value"].astype(np.float64)[:, None],
-                                  c))
+                trees.append(
+                    Tree(
+                        np.where(leaf, -1, n["feature_idx"]).astype(np.int64),
+                        n["num_threshold"].astype(np.float64),
+                        np.where(leaf, -1, n["left"]).astype(np.int64),
+                        np.where(leaf, -1, n["right"]).astype(np.int64),
+                        n["value"].astype(np.float64)[:, None],
+                        c,
+                    )
+                )
         base = np.asarray(model._baseline_prediction, dtype=np.float64).ravel()
         k = len(model._predictors[0])
         if isinstance(model, ensemble.HistGradientBoostingClassifier):
@@ -113,23 +147,32 @@ def _from_xgboost(model) -> Ensemble:
         cfg = json.loads(booster.save_config())
         dumps = booster.get_dump(dump_format="json")
     except Exception as exc:  # an empty Booster(): XGBoostError from the C++ core
-        raise InputError(f"cannot read the XGBoost model ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
-                         "is it fitted or loaded?") from None
+        raise InputError(
+            f"cannot read the XGBoost model ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
+            "is it fitted or loaded?"
+        ) from None
     gbm = cfg["learner"].get("gradient_booster", {}).get("name", "gbtree")
     if gbm == "gblinear":
-        raise InputError("XGBoost booster 'gblinear' is a linear model: it has no trees to store in a CAM; fit with "
-                         "booster='gbtree'")
+        raise InputError(
+            "XGBoost booster 'gblinear' is a linear model: it has no trees to store in a CAM; fit with booster='gbtree'"
+        )
     if gbm != "gbtree":
-        raise InputError(f"XGBoost booster {gbm!r} weights its trees at prediction time, which cimkit does not model; "
-                         "fit with booster='gbtree'")
+        raise InputError(
+            f"XGBoost booster {gbm!r} weights its trees at prediction time, which cimkit does not model; "
+            "fit with booster='gbtree'"
+        )
     objective = cfg["learner"]["objective"]["name"]
     param = cfg["learner"]["learner_model_param"]
     if int(param.get("num_target", "1") or 1) > 1:
-        raise InputError(f"XGBoost model with {param['num_target']} targets: multi-target models are not supported; "
-                         "compile one model per target")
+        raise InputError(
+            f"XGBoost model with {param['num_target']} targets: multi-target models are not supported; "
+            "compile one model per target"
+        )
     if "c" in (booster.feature_types or ()):
-        raise InputError("XGBoost categorical splits (enable_categorical=True) cannot be stored as CAM ranges; refit "
-                         "on one-hot encoded features")
+        raise InputError(
+            "XGBoost categorical splits (enable_categorical=True) cannot be stored as CAM ranges; refit "
+            "on one-hot encoded features"
+        )
     raw_base = param["base_score"]
     base_val = np.array(json.loads(raw_base) if raw_base.startswith("[") else [float(raw_base)], dtype=np.float64)
     k = int(param.get("num_class", "0") or 0)
@@ -139,7 +182,7 @@ def _from_xgboost(model) -> Ensemble:
     best = _xgb_best_iteration(model)
     if best is not None:  # the scikit-learn wrapper predicts with the trees up to the best iteration only
         per_round = len(dumps) // max(booster.num_boosted_rounds(), 1)
-        dumps = dumps[:(best + 1) * per_round]
+        dumps = dumps[: (best + 1) * per_round]
     trees = []
     for i, dump in enumerate(dumps):
         nodes = {}
@@ -162,8 +205,10 @@ def _from_xgboost(model) -> Ensemble:
             else:
                 f = node["split"]
                 if not isinstance(node.get("split_condition"), (int, float)):
-                    raise InputError(f"XGBoost split on {f!r} is not a numeric threshold (a categorical split?); it "
-                                     "cannot be stored as a CAM range")
+                    raise InputError(
+                        f"XGBoost split on {f!r} is not a numeric threshold (a categorical split?); it "
+                        "cannot be stored as a CAM range"
+                    )
                 feat[nid] = index[f] if index else int(f.lstrip("f"))
                 thr[nid] = np.float32(node["split_condition"])  # XGBoost splits are float32
                 left[nid], right[nid] = node["yes"], node["no"]
@@ -171,15 +216,40 @@ def _from_xgboost(model) -> Ensemble:
     f32 = np.float32
     if objective.startswith("binary:logistic") or objective == "reg:logistic":
         p = float(base_val[0])
-        return Ensemble(trees, n_features, 1, "lt", "sum", "logistic", np.array([np.log(p / (1 - p))]), 1.0,
-                        getattr(model, "classes_", None), "XGBoost", f32)
+        return Ensemble(
+            trees,
+            n_features,
+            1,
+            "lt",
+            "sum",
+            "logistic",
+            np.array([np.log(p / (1 - p))]),
+            1.0,
+            getattr(model, "classes_", None),
+            "XGBoost",
+            f32,
+        )
     if objective.startswith("multi:"):
-        return Ensemble(trees, n_features, k, "lt", "sum", "softmax", np.broadcast_to(base_val, (k,)).copy(), 1.0,
-                        getattr(model, "classes_", None), "XGBoost", f32)
+        return Ensemble(
+            trees,
+            n_features,
+            k,
+            "lt",
+            "sum",
+            "softmax",
+            np.broadcast_to(base_val, (k,)).copy(),
+            1.0,
+            getattr(model, "classes_", None),
+            "XGBoost",
+            f32,
+        )
     if objective.startswith("reg:squarederror") or objective.startswith("reg:absoluteerror"):
-        return Ensemble(trees, n_features, 1, "lt", "sum", "identity", base_val[:1], 1.0, kind="XGBoost", input_dtype=f32)
-    raise InputError(f"XGBoost objective {objective!r} is not supported (binary:logistic, multi:softprob/softmax, "
-                     "reg:squarederror)")
+        return Ensemble(
+            trees, n_features, 1, "lt", "sum", "identity", base_val[:1], 1.0, kind="XGBoost", input_dtype=f32
+        )
+    raise InputError(
+        f"XGBoost objective {objective!r} is not supported (binary:logistic, multi:softprob/softmax, reg:squarederror)"
+    )
 
 
 def _xgb_best_iteration(model) -> int | None:
@@ -200,8 +270,10 @@ def _from_lightgbm(model) -> Ensemble:
     objective = words[0]
     options = dict(w.split(":", 1) for w in words[1:] if ":" in w)
     if "sqrt" in words[1:]:
-        raise InputError("LightGBM regression with reg_sqrt=True squares its output, which cimkit does not model; "
-                         "refit without reg_sqrt")
+        raise InputError(
+            "LightGBM regression with reg_sqrt=True squares its output, which cimkit does not model; "
+            "refit without reg_sqrt"
+        )
     trees = []
     for i, info in enumerate(dump["tree_info"]):
         feat, thr, left, right, val = [], [], [], [], []
@@ -214,31 +286,54 @@ def _from_lightgbm(model) -> Ensemble:
             right.append(-1)
             val.append(node.get("leaf_value", 0.0))
             if node.get("leaf_coeff"):
-                raise InputError("LightGBM linear trees (linear_tree=True) have a linear model in each leaf, which a "
-                                 "CAM leaf memory cannot store; refit with linear_tree=False")
+                raise InputError(
+                    "LightGBM linear trees (linear_tree=True) have a linear model in each leaf, which a "
+                    "CAM leaf memory cannot store; refit with linear_tree=False"
+                )
             if "split_feature" in node:
                 if node.get("decision_type", "<=") != "<=":
-                    raise InputError("LightGBM categorical splits cannot be stored as CAM ranges; refit without "
-                                     "categorical features (one-hot encode them)")
+                    raise InputError(
+                        "LightGBM categorical splits cannot be stored as CAM ranges; refit without "
+                        "categorical features (one-hot encode them)"
+                    )
                 feat[nid], thr[nid] = node["split_feature"], node["threshold"]
                 left[nid] = walk(node["left_child"])
                 right[nid] = walk(node["right_child"])
             return nid
 
         walk(info["tree_structure"])
-        trees.append(Tree(np.array(feat, np.int64), np.array(thr, np.float64), np.array(left, np.int64),
-                          np.array(right, np.int64), np.array(val, np.float64)[:, None], i % k if k > 1 else 0))
+        trees.append(
+            Tree(
+                np.array(feat, np.int64),
+                np.array(thr, np.float64),
+                np.array(left, np.int64),
+                np.array(right, np.int64),
+                np.array(val, np.float64)[:, None],
+                i % k if k > 1 else 0,
+            )
+        )
     link = {"binary": "logistic", "multiclass": "softmax", "multiclassova": "ova"}.get(objective, "identity")
     if link == "identity" and not objective.startswith("regression"):
-        raise InputError(f"LightGBM objective {objective!r} is not supported (binary, multiclass, multiclassova, "
-                         "regression)")
+        raise InputError(
+            f"LightGBM objective {objective!r} is not supported (binary, multiclass, multiclassova, regression)"
+        )
     scale = float(options.get("sigmoid", 1.0)) if link in ("logistic", "ova") else 1.0
     if dump.get("average_output"):  # boosting_type='rf': the mean of the trees, not their sum
         scale /= max(len(trees) // max(k, 1), 1)
     if not trees:
         raise InputError("the LightGBM model has no trees; is it fitted?")
-    return Ensemble(trees, dump["max_feature_idx"] + 1, k, "le", "sum", link, np.zeros(k), scale,
-                    getattr(model, "classes_", None), "LightGBM")
+    return Ensemble(
+        trees,
+        dump["max_feature_idx"] + 1,
+        k,
+        "le",
+        "sum",
+        link,
+        np.zeros(k),
+        scale,
+        getattr(model, "classes_", None),
+        "LightGBM",
+    )
 
 
 def _check_fitted(model) -> None:
@@ -266,5 +361,7 @@ def extract(model) -> Ensemble:
         return _from_xgboost(model)
     if module.startswith("lightgbm"):
         return _from_lightgbm(model)
-    raise InputError(f"unsupported model type {type(model).__module__}.{type(model).__name__}: cimkit.cam.compile "
-                     "takes scikit-learn trees and ensembles, XGBoost and LightGBM models")
+    raise InputError(
+        f"unsupported model type {type(model).__module__}.{type(model).__name__}: cimkit.cam.compile "
+        "takes scikit-learn trees and ensembles, XGBoost and LightGBM models"
+    )

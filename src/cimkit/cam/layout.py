@@ -98,8 +98,11 @@ def layout(prog: CamProgram, spec: CamSpec, *, reorder: bool, sequential: bool) 
     else:
         feature_order = np.arange(n_features)
     width = spec.group_cols if sequential else spec.cols
-    segments = tuple((a // spec.cols, a, min(a + width, (a // spec.cols + 1) * spec.cols, n_features))
-                     for k in range(0, n_features, spec.cols) for a in range(k, min(k + spec.cols, n_features), width))
+    segments = tuple(
+        (a // spec.cols, a, min(a + width, (a // spec.cols + 1) * spec.cols, n_features))
+        for k in range(0, n_features, spec.cols)
+        for a in range(k, min(k + spec.cols, n_features), width)
+    )
     if reorder:
         tested = np.stack([(~dc[:, feature_order[a:b]]).any(axis=1) for _, a, b in segments], axis=1)
         rarity = np.argsort(tested.sum(axis=0), kind="stable")  # rarest segment is the primary key

@@ -24,6 +24,7 @@ class _TreeTables:
     features: list[int]
     masks: list[np.ndarray]  # per feature: (global bins of that feature, words) uint64
 
+
 _CHUNK = 8192  # samples per search block: a block's masks stay in cache
 
 
@@ -65,21 +66,31 @@ def check_bits(bits) -> int | None:
     if bits is None:
         return None
     if isinstance(bits, (bool, np.bool_)) or not isinstance(bits, (int, np.integer)):
-        raise InputError(f"bits must be an integer from 1 to {MAX_BITS} (or None for exact thresholds), got "
-                         f"{short_repr(bits)} of type {type(bits).__name__}")
+        raise InputError(
+            f"bits must be an integer from 1 to {MAX_BITS} (or None for exact thresholds), got "
+            f"{short_repr(bits)} of type {type(bits).__name__}"
+        )
     if not 1 <= bits <= MAX_BITS:
-        raise InputError(f"bits must be an integer from 1 to {MAX_BITS} (or None for exact thresholds), got {int(bits)}")
+        raise InputError(
+            f"bits must be an integer from 1 to {MAX_BITS} (or None for exact thresholds), got {int(bits)}"
+        )
     return int(bits)
 
 
 def check_variation(variation_lsb) -> float:
     """``variation_lsb`` as a finite float >= 0 (code steps of bound variation)."""
-    if isinstance(variation_lsb, (bool, np.bool_)) or not isinstance(variation_lsb, (int, float, np.integer, np.floating)):
-        raise InputError(f"variation_lsb must be a number >= 0 (std of the stored bounds in code steps), got "
-                         f"{short_repr(variation_lsb)} of type {type(variation_lsb).__name__}")
+    if isinstance(variation_lsb, (bool, np.bool_)) or not isinstance(
+        variation_lsb, (int, float, np.integer, np.floating)
+    ):
+        raise InputError(
+            f"variation_lsb must be a number >= 0 (std of the stored bounds in code steps), got "
+            f"{short_repr(variation_lsb)} of type {type(variation_lsb).__name__}"
+        )
     if not np.isfinite(variation_lsb) or variation_lsb < 0:
-        raise InputError(f"variation_lsb must be a finite number >= 0 (std of the stored bounds in code steps), got "
-                         f"{float(variation_lsb)}")
+        raise InputError(
+            f"variation_lsb must be a finite number >= 0 (std of the stored bounds in code steps), got "
+            f"{float(variation_lsb)}"
+        )
     return float(variation_lsb)
 
 
@@ -99,34 +110,52 @@ def check_samples(X, n_features: int, what: str = "input") -> np.ndarray:
     try:
         A = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise InputError(f"{what} must be numeric, of shape (samples, {n_features}): {short_repr(str(exc), 120)}") from None
+        raise InputError(
+            f"{what} must be numeric, of shape (samples, {n_features}): {short_repr(str(exc), 120)}"
+        ) from None
     if A.ndim != 2 or A.shape[1] != n_features:
         hint = "; one sample is X.reshape(1, -1)" if A.ndim == 1 and A.shape[0] == n_features else ""
-        raise InputError(f"{what} must have shape (samples, {n_features}) (the model's {n_features} features), got "
-                         f"shape {A.shape}{hint}")
+        raise InputError(
+            f"{what} must have shape (samples, {n_features}) (the model's {n_features} features), got "
+            f"shape {A.shape}{hint}"
+        )
     if A.shape[0] == 0:
         raise InputError(f"{what} has no samples: give at least one row of {n_features} features")
     bad = ~np.isfinite(A)
     if bad.any():
         r, c = np.argwhere(bad)[0]
-        raise InputError(f"{what} has {int(bad.sum())} non-finite values (NaN or inf), first at row {r}, column {c}: "
-                         "missing values cannot be searched in the CAM; impute them first")
+        raise InputError(
+            f"{what} has {int(bad.sum())} non-finite values (NaN or inf), first at row {r}, column {c}: "
+            "missing values cannot be searched in the CAM; impute them first"
+        )
     return A
 
 
 class CamProgram:
     """Rows of bounds (``lo``, ``hi``: (rows, features)), leaf values and the ensemble's aggregation."""
 
-    def __init__(self, ensemble: Ensemble, *, bits: int | None = None, X=None, scale: str = "thresholds",
-                 variation_lsb: float = 0.0, seed: int = 0) -> None:
+    def __init__(
+        self,
+        ensemble: Ensemble,
+        *,
+        bits: int | None = None,
+        X=None,
+        scale: str = "thresholds",
+        variation_lsb: float = 0.0,
+        seed: int = 0,
+    ) -> None:
         bits, variation_lsb, seed = check_bits(bits), check_variation(variation_lsb), check_seed(seed)
         check_scale(scale)
         if bits is None and variation_lsb > 0:
-            raise InputError(f"variation_lsb={variation_lsb:g} perturbs the bound codes of a quantized program, but bits "
-                             "is None (exact thresholds); give bits too")
+            raise InputError(
+                f"variation_lsb={variation_lsb:g} perturbs the bound codes of a quantized program, but bits "
+                "is None (exact thresholds); give bits too"
+            )
         if bits is None and scale == "uniform":
-            raise InputError("scale='uniform' sets the code grid of a quantized program, but bits is None (exact "
-                             "thresholds); give bits too")
+            raise InputError(
+                "scale='uniform' sets the code grid of a quantized program, but bits is None (exact "
+                "thresholds); give bits too"
+            )
         if not ensemble.trees:
             raise InputError(f"the {ensemble.kind or 'tree'} model has no trees to compile")
         if X is not None:
@@ -162,8 +191,9 @@ class CamProgram:
         that, the kept edges are the thresholds nearest evenly spaced quantiles of ``X`` (of the thresholds'
         ranks when no ``X`` is given) and every bound snaps to its nearest kept edge."""
         if X is None and scale == "uniform":
-            raise InputError("quantized compilation with scale='uniform' needs data X to set each feature's input "
-                             "range")
+            raise InputError(
+                "quantized compilation with scale='uniform' needs data X to set each feature's input range"
+            )
         self._top = 2**bits - 1
         if scale == "uniform":
             lo_f, hi_f = X.min(axis=0), X.max(axis=0)
@@ -252,8 +282,9 @@ class CamProgram:
             X = np.clip(np.round((X - self._grid[0]) / self._grid[1]), 0, self._top)
         elif self._kept_edges is not None:
             side = "left" if self.ensemble.split == "le" else "right"
-            X = np.stack([np.searchsorted(u, X[:, f], side=side) for f, u in enumerate(self._kept_edges)],
-                         axis=1).astype(np.float64)
+            X = np.stack(
+                [np.searchsorted(u, X[:, f], side=side) for f, u in enumerate(self._kept_edges)], axis=1
+            ).astype(np.float64)
         return X
 
     def inside(self, x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -293,8 +324,8 @@ class CamProgram:
         X = self.encode(X)
         out = np.empty((X.shape[0], len(self._tables)), dtype=np.int64)
         for start in range(0, X.shape[0], _CHUNK):
-            for i, rows in self._search_block(X[start:start + _CHUNK]):
-                out[start:start + _CHUNK, i] = rows
+            for i, rows in self._search_block(X[start : start + _CHUNK]):
+                out[start : start + _CHUNK, i] = rows
         return out
 
     def raw(self, X) -> np.ndarray:
@@ -304,8 +335,8 @@ class CamProgram:
         width = self.leaf.shape[1]
         total = np.zeros((X.shape[0], e.n_outputs if e.aggregate == "sum" else width))
         for start in range(0, X.shape[0], _CHUNK):
-            block = total[start:start + _CHUNK]
-            for i, rows in self._search_block(X[start:start + _CHUNK]):
+            block = total[start : start + _CHUNK]
+            for i, rows in self._search_block(X[start : start + _CHUNK]):
                 value = np.where((rows >= 0)[:, None], self.leaf[np.maximum(rows, 0)], 0.0)
                 if e.aggregate == "mean":
                     block += value
@@ -345,12 +376,21 @@ def _first_set_bit(words: np.ndarray) -> np.ndarray:
         x = words[:, w]
         low = x & (~x + np.uint64(1))
         nz = x != 0
-        out = np.where(nz, w * 64 + np.log2(low.astype(np.float64), where=nz, out=np.zeros(len(x))).astype(np.int64), out)
+        out = np.where(
+            nz, w * 64 + np.log2(low.astype(np.float64), where=nz, out=np.zeros(len(x))).astype(np.int64), out
+        )
     return out
 
 
-def compile(model, bits: int | None = None, *, X=None, scale: str = "thresholds", variation_lsb: float = 0.0,  # noqa: A001
-            seed: int = 0) -> CamProgram:
+def compile(
+    model,
+    bits: int | None = None,
+    *,
+    X=None,
+    scale: str = "thresholds",
+    variation_lsb: float = 0.0,  # noqa: A001
+    seed: int = 0,
+) -> CamProgram:
     """Compile a scikit-learn / XGBoost / LightGBM tree model to an analog-CAM program.
 
     ``bits=None`` keeps exact thresholds (predictions equal the model's). With ``bits``, inputs and stored

@@ -59,8 +59,15 @@ class CamReport(Result):
 
     def records(self) -> list[dict]:
         """One row per component: its energy per decision (J) and area (mm^2)."""
-        return [{"scheme": self.scheme, "component": c, "energy_j": self.energy_breakdown_j.get(c, 0.0),
-                 "area_mm2": self.area_breakdown_mm2.get(c, 0.0)} for c in self.components()]
+        return [
+            {
+                "scheme": self.scheme,
+                "component": c,
+                "energy_j": self.energy_breakdown_j.get(c, 0.0),
+                "area_mm2": self.area_breakdown_mm2.get(c, 0.0),
+            }
+            for c in self.components()
+        ]
 
     def csv_columns(self) -> tuple[str, ...]:
         return ("scheme", "component", "energy_j", "area_mm2")
@@ -68,13 +75,18 @@ class CamReport(Result):
     def table(self):
         from rich.table import Table
 
-        t = Table(title=f"analog CAM, scheme {self.scheme}: {self.rows} rows on {self.arrays} arrays, "
-                        f"sparsity {self.sparsity:.0%}")
+        t = Table(
+            title=f"analog CAM, scheme {self.scheme}: {self.rows} rows on {self.arrays} arrays, "
+            f"sparsity {self.sparsity:.0%}"
+        )
         for col in ("component", "energy / decision", "area"):
             t.add_column(col, justify="right" if col != "component" else "left")
         for c in self.components():
-            t.add_row(c, f"{self.energy_breakdown_j.get(c, 0.0) * 1e9:.4g} nJ",
-                      f"{self.area_breakdown_mm2.get(c, 0.0):.4g} mm^2")
+            t.add_row(
+                c,
+                f"{self.energy_breakdown_j.get(c, 0.0) * 1e9:.4g} nJ",
+                f"{self.area_breakdown_mm2.get(c, 0.0):.4g} mm^2",
+            )
         t.add_row("total", f"{self.energy_j * 1e9:.4g} nJ", f"{self.area_mm2:.4g} mm^2")
         t.caption = f"latency {self.latency_s * 1e9:.0f} ns, {self.throughput_per_s:.3g} decisions/s"
         return t

@@ -54,16 +54,31 @@ UNIT = "cam_attention"
 HAMMING, TOPN = "hamming_score", "topn"  # the op kinds (cimkit.workload.hamming)
 
 #: energy events per layer, and the component pricing each
-ENERGY_EVENTS = {"cam_bits_written": "cam_attention", "cam_rows_searched": "cam_attention",
-                 "cam_bits_searched": "cam_attention", "cam_conversions": "cam_attention",
-                 "cam_partial_adds": "cam_attention", "topn_increments": "topn_selector",
-                 "topn_scan_adds": "topn_selector", "topn_compares": "topn_selector"}
+ENERGY_EVENTS = {
+    "cam_bits_written": "cam_attention",
+    "cam_rows_searched": "cam_attention",
+    "cam_bits_searched": "cam_attention",
+    "cam_conversions": "cam_attention",
+    "cam_partial_adds": "cam_attention",
+    "topn_increments": "topn_selector",
+    "topn_scan_adds": "topn_selector",
+    "topn_compares": "topn_selector",
+}
 #: serial events per layer (cycles at cam_attention.clock_hz)
 LATENCY_EVENTS = {"cam_cycles": "cam_attention", "topn_cycles": "topn_selector"}
 EVENTS = (*ENERGY_EVENTS, *LATENCY_EVENTS)
 #: per configuration: arrays, converters, selectors, and the widths the unit is built for
-UNIT_QUANTITIES = ("cam_arrays", "cam_converters", "cam_selectors", "cam_score_bits", "cam_total_score_bits",
-                   "cam_bins", "cam_counter_bits", "cam_index_bits", "cam_kept")
+UNIT_QUANTITIES = (
+    "cam_arrays",
+    "cam_converters",
+    "cam_selectors",
+    "cam_score_bits",
+    "cam_total_score_bits",
+    "cam_bins",
+    "cam_counter_bits",
+    "cam_index_bits",
+    "cam_kept",
+)
 
 
 def _log2_ceil(x):
@@ -85,8 +100,12 @@ def cam_attention_events(p: dict, w: dict) -> dict:
     C = p["node_nm"].shape[0]
     on = w.get("on_cam_attention")
     if on is None or not on.any():
-        return {**{e: np.zeros((1, 1)) for e in EVENTS}, **{k: np.zeros(C) for k in UNIT_QUANTITIES},
-                "cam_moved_bits": np.zeros((1, 1)), "on_cam_attention": np.zeros((1, 1), dtype=bool)}
+        return {
+            **{e: np.zeros((1, 1)) for e in EVENTS},
+            **{k: np.zeros(C) for k in UNIT_QUANTITIES},
+            "cam_moved_bits": np.zeros((1, 1)),
+            "on_cam_attention": np.zeros((1, 1), dtype=bool),
+        }
     L = on.shape[1]
     on = np.broadcast_to(on, (C, L))
     kinds = np.asarray(w["kinds"])
@@ -95,10 +114,12 @@ def cam_attention_events(p: dict, w: dict) -> dict:
     lacking = top.any(axis=1) & ~ham.any(axis=1)
     if lacking.any():
         layer = int(np.flatnonzero(top[int(np.flatnonzero(lacking)[0])])[0])
-        raise InputError(f"op '{w['names'][layer]}' (topn) runs on unit 'cam_attention', whose top-N selector "
-                         "sorts the Hamming scores of the unit's CAM, but no hamming_score op of the workload runs "
-                         "there: give the workload its hamming_score ops (Workload.with_hamming_attention) or route "
-                         "both to the unit")
+        raise InputError(
+            f"op '{w['names'][layer]}' (topn) runs on unit 'cam_attention', whose top-N selector "
+            "sorts the Hamming scores of the unit's CAM, but no hamming_score op of the workload runs "
+            "there: give the workload its hamming_score ops (Workload.with_hamming_attention) or route "
+            "both to the unit"
+        )
     g, m = w["groups"].astype(float), w["vectors"].astype(float)  # (1, L)
     fin, fout = w["in_features"].astype(float), w["out_features"].astype(float)
     rows, cols = p["cam_rows"].astype(float), p["cam_cols"].astype(float)  # (C, 1)
@@ -119,8 +140,9 @@ def cam_attention_events(p: dict, w: dict) -> dict:
     kept = np.where(top, fout, 0.0).max(axis=1, keepdims=True)
     heads = np.where(ham, g, 0.0).max(axis=1, keepdims=True)
     per_head_max = per_head.max(axis=1, keepdims=True)
-    selectors = np.where(heads > 0, np.clip(np.floor(arrays / np.maximum(per_head_max, 1)), 1, np.maximum(heads, 1)),
-                         0.0)
+    selectors = np.where(
+        heads > 0, np.clip(np.floor(arrays / np.maximum(per_head_max, 1)), 1, np.maximum(heads, 1)), 0.0
+    )
     converters = arrays * np.ceil(rows / p["cam_rows_per_adc"])
 
     ev = {
@@ -142,9 +164,17 @@ def cam_attention_events(p: dict, w: dict) -> dict:
     act = p["activation_bits"]
     ev["cam_moved_bits"] = np.where(ham, m * g * fin, np.where(top, m * g * fout * (act + index_bits), 0.0))
     ev["on_cam_attention"] = ham | top
-    ev.update(cam_arrays=arrays[:, 0], cam_converters=converters[:, 0], cam_selectors=selectors[:, 0],
-              cam_score_bits=sb[:, 0], cam_total_score_bits=total_bits[:, 0], cam_bins=bins[:, 0],
-              cam_counter_bits=counter_bits[:, 0], cam_index_bits=index_bits[:, 0], cam_kept=kept[:, 0])
+    ev.update(
+        cam_arrays=arrays[:, 0],
+        cam_converters=converters[:, 0],
+        cam_selectors=selectors[:, 0],
+        cam_score_bits=sb[:, 0],
+        cam_total_score_bits=total_bits[:, 0],
+        cam_bins=bins[:, 0],
+        cam_counter_bits=counter_bits[:, 0],
+        cam_index_bits=index_bits[:, 0],
+        cam_kept=kept[:, 0],
+    )
     return ev
 
 
@@ -160,8 +190,10 @@ def _from_figures_node(ctx):
 
 def _horowitz(ctx, bits) -> dict:
     """The digital primitives' energies (J) at ``bits`` at the chip's node (as the ``digital`` component)."""
-    return {k: v * ctx.energy_scale_from(K.HOROWITZ_NODE_NM, K.HOROWITZ_SUPPLY_V) * 1e-12
-            for k, v in primitive_energies_pj(bits).items()}
+    return {
+        k: v * ctx.energy_scale_from(K.HOROWITZ_NODE_NM, K.HOROWITZ_SUPPLY_V) * 1e-12
+        for k, v in primitive_energies_pj(bits).items()
+    }
 
 
 def _converter(ctx):
@@ -190,10 +222,13 @@ class CamAttention(Component):
         p = ctx.p
         energy, _ = _from_figures_node(ctx)
         fj = energy * 1e-15
-        return {"cam_bits_written": p["cam_write_bit_fj"] * fj, "cam_rows_searched": p["cam_compare_row_fj"] * fj,
-                "cam_bits_searched": p["cam_compare_bit_fj"] * fj,
-                "cam_conversions": _converter(ctx).energy_pj * ctx.energy_scale * 1e-12,
-                "cam_partial_adds": _horowitz(ctx, ctx.events["cam_total_score_bits"][:, None])["add"]}
+        return {
+            "cam_bits_written": p["cam_write_bit_fj"] * fj,
+            "cam_rows_searched": p["cam_compare_row_fj"] * fj,
+            "cam_bits_searched": p["cam_compare_bit_fj"] * fj,
+            "cam_conversions": _converter(ctx).energy_pj * ctx.energy_scale * 1e-12,
+            "cam_partial_adds": _horowitz(ctx, ctx.events["cam_total_score_bits"][:, None])["add"],
+        }
 
     def latency_per_event_s(self, ctx):
         return {"cam_cycles": 1.0 / ctx.p["cam_clock_hz"]}
@@ -214,8 +249,11 @@ class TopNSelector(Component):
     def energy_per_event_j(self, ctx):
         ev = ctx.events
         count = _horowitz(ctx, ev["cam_counter_bits"][:, None])["add"]
-        return {"topn_increments": count, "topn_scan_adds": count,
-                "topn_compares": _horowitz(ctx, ev["cam_total_score_bits"][:, None])["cmp"]}
+        return {
+            "topn_increments": count,
+            "topn_scan_adds": count,
+            "topn_compares": _horowitz(ctx, ev["cam_total_score_bits"][:, None])["cmp"],
+        }
 
     def latency_per_event_s(self, ctx):
         return {"topn_cycles": 1.0 / ctx.p["cam_clock_hz"]}
@@ -225,5 +263,14 @@ for _c in (CamAttention(), TopNSelector()):
     if _c.name not in COMPONENTS:
         COMPONENTS.register(_c.name, _c)
 
-__all__ = ["UNIT", "EVENTS", "ENERGY_EVENTS", "LATENCY_EVENTS", "UNIT_QUANTITIES", "cam_attention_events",
-           "conversion_ns", "CamAttention", "TopNSelector"]
+__all__ = [
+    "UNIT",
+    "EVENTS",
+    "ENERGY_EVENTS",
+    "LATENCY_EVENTS",
+    "UNIT_QUANTITIES",
+    "cam_attention_events",
+    "conversion_ns",
+    "CamAttention",
+    "TopNSelector",
+]

@@ -115,15 +115,21 @@ class Component:
 def check_component(name: str, comp: object) -> Component:
     """``comp`` if it is a usable component, else an ``InputError`` naming it and what is wrong."""
     if not isinstance(comp, Component):
-        raise InputError(f"component {name!r}: expected an instance of cimkit.cost.components.Component, got "
-                         f"{type(comp).__name__} {short_repr(comp)}")
+        raise InputError(
+            f"component {name!r}: expected an instance of cimkit.cost.components.Component, got "
+            f"{type(comp).__name__} {short_repr(comp)}"
+        )
     if getattr(comp, "name", "") != name:
-        raise InputError(f"component {name!r}: its name attribute is {short_repr(getattr(comp, 'name', None))}; it must "
-                         f"equal the name it is registered under (its line in the report's breakdowns)")
+        raise InputError(
+            f"component {name!r}: its name attribute is {short_repr(getattr(comp, 'name', None))}; it must "
+            f"equal the name it is registered under (its line in the report's breakdowns)"
+        )
     unit = getattr(comp, "unit", "")
     if not isinstance(unit, str) or not unit.strip():
-        raise InputError(f"component {name!r} names no unit: set its 'unit' attribute to the chip unit it belongs "
-                         "to ('crossbar', 'digital', 'chip' for shared parts, ...)")
+        raise InputError(
+            f"component {name!r} names no unit: set its 'unit' attribute to the chip unit it belongs "
+            "to ('crossbar', 'digital', 'chip' for shared parts, ...)"
+        )
     return comp
 
 
@@ -196,27 +202,50 @@ def mlsa_energy_pj(bits, pulses=None):
     over the sensing time, and the encoder's (L + log2 L) gates; the column current it senses is priced
     per cell read by the ``array`` component."""
     levels = 2.0**bits
-    return (K.MLSA_LEVEL_ENERGY_PJ * (levels - 1) + K.ENCODER_ENERGY_PJ_PER_GATE * (levels + bits)) * _AT_NEUROSIM_SUPPLY
+    return (
+        K.MLSA_LEVEL_ENERGY_PJ * (levels - 1) + K.ENCODER_ENERGY_PJ_PER_GATE * (levels + bits)
+    ) * _AT_NEUROSIM_SUPPLY
 
 
-register_adc_kind(AdcKind(
-    "mlsa", "multi-level sense amplifier / flash: 2^b - 1 current comparators and an encoder (NeuroSim's default)",
-    lambda b: K.MLSA_AREA_UM2_PER_LEVEL * _levels(b), mlsa_energy_pj,
-    lambda b: K.ENCODER_DELAY_NS + K.ENCODER_DELAY_NS_PER_LEVEL * 2.0**b,
-    sense_ns=K.MLSA_SENSE_TIME_NS, sets_clock=True))
-register_adc_kind(AdcKind(
-    "sar", "successive approximation: b cycles and a 2^b-unit capacitor DAC",
-    lambda b: K.SAR_AREA_UM2_PER_BIT * b + K.SAR_CAP_AREA_UM2 * 2.0**b,
-    lambda b, pulses: K.SAR_ENERGY_PJ_PER_BIT * b + K.SAR_CAP_ENERGY_PJ * 2.0**b,
-    lambda b: K.SAR_TIME_NS_PER_BIT * b))
-register_adc_kind(AdcKind(
-    "survey", "the energy frontier of published ADCs (Murmann's survey): ~1 fJ per conversion step",
-    lambda b: K.SURVEY_AREA_UM2_PER_LEVEL * _levels(b), lambda b, pulses: K.SURVEY_FOM_PJ_PER_STEP * (2.0**b),
-    lambda b: K.SURVEY_TIME_NS + 0 * b))
-register_adc_kind(AdcKind(
-    "integrate_fire", "voltage-mode integrate-and-fire neuron (NeuRRAM), fitted to the chip's ten points",
-    lambda b: K.IF_AREA_UM2 + 0 * b, lambda b, pulses: K.IF_ENERGY_PJ_PER_PULSE_BIT * pulses * b,
-    lambda b: K.IF_TIME_NS_PER_LEVEL * 2.0**b, includes_column_current=True))
+register_adc_kind(
+    AdcKind(
+        "mlsa",
+        "multi-level sense amplifier / flash: 2^b - 1 current comparators and an encoder (NeuroSim's default)",
+        lambda b: K.MLSA_AREA_UM2_PER_LEVEL * _levels(b),
+        mlsa_energy_pj,
+        lambda b: K.ENCODER_DELAY_NS + K.ENCODER_DELAY_NS_PER_LEVEL * 2.0**b,
+        sense_ns=K.MLSA_SENSE_TIME_NS,
+        sets_clock=True,
+    )
+)
+register_adc_kind(
+    AdcKind(
+        "sar",
+        "successive approximation: b cycles and a 2^b-unit capacitor DAC",
+        lambda b: K.SAR_AREA_UM2_PER_BIT * b + K.SAR_CAP_AREA_UM2 * 2.0**b,
+        lambda b, pulses: K.SAR_ENERGY_PJ_PER_BIT * b + K.SAR_CAP_ENERGY_PJ * 2.0**b,
+        lambda b: K.SAR_TIME_NS_PER_BIT * b,
+    )
+)
+register_adc_kind(
+    AdcKind(
+        "survey",
+        "the energy frontier of published ADCs (Murmann's survey): ~1 fJ per conversion step",
+        lambda b: K.SURVEY_AREA_UM2_PER_LEVEL * _levels(b),
+        lambda b, pulses: K.SURVEY_FOM_PJ_PER_STEP * (2.0**b),
+        lambda b: K.SURVEY_TIME_NS + 0 * b,
+    )
+)
+register_adc_kind(
+    AdcKind(
+        "integrate_fire",
+        "voltage-mode integrate-and-fire neuron (NeuRRAM), fitted to the chip's ten points",
+        lambda b: K.IF_AREA_UM2 + 0 * b,
+        lambda b, pulses: K.IF_ENERGY_PJ_PER_PULSE_BIT * pulses * b,
+        lambda b: K.IF_TIME_NS_PER_LEVEL * 2.0**b,
+        includes_column_current=True,
+    )
+)
 
 
 class AdcFigures(NamedTuple):
@@ -236,8 +265,10 @@ def adc_figures(kind_codes, kinds: tuple[str, ...], bits, pulses) -> AdcFigures:
     out = None
     for code, name in enumerate(kinds):
         k = ADC_KINDS.get(name, "chip.adc_type")
-        figs = [np.broadcast_to(np.asarray(f, dtype=float), np.shape(bits)) for f in
-                (k.area_um2(bits), k.energy_pj(bits, pulses), k.time_ns(bits), k.sense_ns)]
+        figs = [
+            np.broadcast_to(np.asarray(f, dtype=float), np.shape(bits))
+            for f in (k.area_um2(bits), k.energy_pj(bits, pulses), k.time_ns(bits), k.sense_ns)
+        ]
         figs += [np.full(np.shape(bits), bool(k.sets_clock)), np.full(np.shape(bits), bool(k.includes_column_current))]
         out = figs if out is None else [np.where(kind_codes == code, new, old) for new, old in zip(figs, out)]
     return AdcFigures(*out)
@@ -333,8 +364,14 @@ class Array(Component):
 
     def energy_per_event_j(self, ctx):
         p = ctx.p
-        per_cell = (K.COLUMN_CURRENT_W_PER_S * p["read_v"] / K.COLUMN_CURRENT_REF_V * effective_conductance_s(p)
-                    * K.MLSA_SENSE_TIME_NS * 1e-9)
+        per_cell = (
+            K.COLUMN_CURRENT_W_PER_S
+            * p["read_v"]
+            / K.COLUMN_CURRENT_REF_V
+            * effective_conductance_s(p)
+            * K.MLSA_SENSE_TIME_NS
+            * 1e-9
+        )
         # a converter whose figure is a measured chip's fit already holds the column current
         return {"cell_reads": np.where(Adc.figures(ctx).includes_column_current, 0.0, per_cell)}
 
@@ -450,10 +487,14 @@ class Accumulation(Component):
     def energy_per_event_j(self, ctx):
         b, cpw, m, serial_inputs = self._widths(ctx)
         weight = K.ADDER_ENERGY_PJ_PER_BIT * b + K.SHIFT_ADD_FF_ENERGY_PJ * (b + cpw)
-        inputs = (np.ceil(m / cpw) / m) * (K.ADDER_ENERGY_PJ_PER_BIT * (b + cpw)
-                                           + K.SHIFT_ADD_FF_ENERGY_PJ * (b + cpw + ctx.p["input_bits"]))
-        per_conversion = (weight + np.where(serial_inputs, inputs, 0.0)) * 1e-12 \
+        inputs = (np.ceil(m / cpw) / m) * (
+            K.ADDER_ENERGY_PJ_PER_BIT * (b + cpw) + K.SHIFT_ADD_FF_ENERGY_PJ * (b + cpw + ctx.p["input_bits"])
+        )
+        per_conversion = (
+            (weight + np.where(serial_inputs, inputs, 0.0))
+            * 1e-12
             * ctx.energy_scale_from(K.NEUROSIM_NODE_NM, K.NEUROSIM_SUPPLY_V)
+        )
         return {"conversions": per_conversion, "psum_adds": K.ADD_ENERGY_PJ * ctx.energy_scale * 1e-12}
 
     def latency_per_event_s(self, ctx):
@@ -530,16 +571,28 @@ def primitive_energies_pj(bits) -> dict:
     mul = K.HOROWITZ_MUL8_PJ * (bits / 8.0) ** K.MUL_BITS_EXPONENT
     acc = K.HOROWITZ_ADD8_PJ * (2.0 * bits / 8.0) ** K.ADD_BITS_EXPONENT  # a MAC accumulates at 2b bits
     return {
-        "add": add, "cmp": add, "mul": mul, "mac": mul + acc,
+        "add": add,
+        "cmp": add,
+        "mul": mul,
+        "mac": mul + acc,
         "exp": K.EXP_MULS * mul + K.EXP_ADDS * add,
-        "div": K.DIV_OVER_MUL * mul, "sqrt": K.SQRT_OVER_MUL * mul,
+        "div": K.DIV_OVER_MUL * mul,
+        "sqrt": K.SQRT_OVER_MUL * mul,
         "lookup": K.HOROWITZ_SRAM8KB_64B_PJ * bits / 64.0,
     }
 
 
 #: cycles one lane takes per primitive (1 unless stated in constants.py)
-PRIMITIVE_CYCLES = {"add": 1, "cmp": 1, "mul": 1, "mac": 1, "lookup": 1,
-                    "exp": K.EXP_CYCLES, "div": K.DIV_CYCLES, "sqrt": K.SQRT_CYCLES}
+PRIMITIVE_CYCLES = {
+    "add": 1,
+    "cmp": 1,
+    "mul": 1,
+    "mac": 1,
+    "lookup": 1,
+    "exp": K.EXP_CYCLES,
+    "div": K.DIV_CYCLES,
+    "sqrt": K.SQRT_CYCLES,
+}
 
 
 class Digital(Component):
@@ -598,15 +651,25 @@ class AssociativeProcessor(Component):
 
     def energy_per_event_j(self, ctx):
         p = ctx.p
-        return APF.energy_per_event_j(p["ap_compare_row_fj"], p["ap_compare_bit_fj"], p["ap_write_bit_fj"],
-                                      p["ap_count_fj_per_row"])
+        return APF.energy_per_event_j(
+            p["ap_compare_row_fj"], p["ap_compare_bit_fj"], p["ap_write_bit_fj"], p["ap_count_fj_per_row"]
+        )
 
     def latency_per_event_s(self, ctx):
         return APF.latency_per_event_s(ctx.p["ap_clock_hz"])
 
 
-for _c in (Array(), Drivers(), Adc(), Accumulation(), Buffer(), Digital(), Writes(), Interconnect(),
-           AssociativeProcessor()):
+for _c in (
+    Array(),
+    Drivers(),
+    Adc(),
+    Accumulation(),
+    Buffer(),
+    Digital(),
+    Writes(),
+    Interconnect(),
+    AssociativeProcessor(),
+):
     COMPONENTS.register(_c.name, _c)
 #: the breakdown lines that existed before components were plug-ins, in their report order
 BUILTIN = ("array", "drivers", "adc", "accumulation", "buffer", "interconnect", "digital")

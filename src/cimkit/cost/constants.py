@@ -123,7 +123,9 @@ DIGITAL_UNIT_AREA_UM2 = 20000.0  # activation and pooling units per tile (assump
 SRAM_ENERGY_PJ_PER_BYTE = 0.103  # calibrated: VGG8 buffer energy 4.65e5 pJ
 SRAM_AREA_UM2_PER_KB = 1500.0  # 22 nm 6T SRAM ~0.1 um^2 per bit plus periphery (assumption)
 BUFFER_CYCLES_PER_WORD = 0.984  # see DATA_MOVEMENT_NOTE
-WIRE_ENERGY_PJ_PER_BIT_MM = 0.0844  # calibrated: VGG8 interconnect energy 1.02e7 pJ (H-tree, half the chip edge) at 0.85 V
+WIRE_ENERGY_PJ_PER_BIT_MM = (
+    0.0844  # calibrated: VGG8 interconnect energy 1.02e7 pJ (H-tree, half the chip edge) at 0.85 V
+)
 WIRE_CYCLES_PER_WORD = 0.1624  # see DATA_MOVEMENT_NOTE
 HTREE_AREA_FRACTION = 0.137  # calibrated: VGG8 interconnect area 7.08 of 51.65 mm^2 of the rest
 BUS_AREA_FRACTION = 0.05  # assumption

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
-import functools
 import operator
 import typing
 from typing import Callable, Literal, Sequence
@@ -21,8 +21,8 @@ from ..workload.registry import kind_info, mac_events
 from ..workload.registry import kinds as registry_kinds
 from .components import DIGITAL_PRIMITIVES
 from .model import evaluate
-from .tech import nominal_supply_v
 from .report import METRICS, ManyReport, Report
+from .tech import nominal_supply_v
 
 OpsConvention = Literal["macs", "neurosim"]
 OPS_CONVENTIONS = typing.get_args(OpsConvention)
@@ -34,8 +34,10 @@ PRICED_UNITS = ("crossbar", "digital", "ap", "cam_attention")
 
 def _check_ops(ops) -> str:
     if not isinstance(ops, str) or ops not in OPS_CONVENTIONS:
-        raise InputError(f"ops = {short_repr(ops)}: allowed values are 'macs' (2 operations per multiply-accumulate) "
-                         "and 'neurosim' (DNN+NeuroSim's count, over the input map)")
+        raise InputError(
+            f"ops = {short_repr(ops)}: allowed values are 'macs' (2 operations per multiply-accumulate) "
+            "and 'neurosim' (DNN+NeuroSim's count, over the input map)"
+        )
     return ops
 
 
@@ -45,13 +47,18 @@ def _resolve_spec(spec, where: str = "spec") -> HardwareSpec:
         return spec
     if isinstance(spec, str):
         return HardwareSpec.preset(spec)  # SpecError listing the presets for an unknown name
-    raise InputError(f"{where} must be a HardwareSpec (HardwareSpec.preset(name), HardwareSpec.from_yaml(path)) or a "
-                     f"preset name ({', '.join(HardwareSpec.presets())}), got {type(spec).__name__} {short_repr(spec)}")
+    raise InputError(
+        f"{where} must be a HardwareSpec (HardwareSpec.preset(name), HardwareSpec.from_yaml(path)) or a "
+        f"preset name ({', '.join(HardwareSpec.presets())}), got {type(spec).__name__} {short_repr(spec)}"
+    )
 
 
 def _number(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)) \
+    return (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, (bool, np.bool_))
         and math.isfinite(value)
+    )
 
 
 def _is(value: str):
@@ -66,6 +73,7 @@ def _energy_factors(kind: str):
     """A column transform: each config's digital unit -> the energy of its approximate multiplier / adder
     relative to the exact one (``cimkit.spec.arith.relative_energy``), the multiplier at the unit's
     ``data_bits``."""
+
     @functools.lru_cache(maxsize=None)
     def factor(name: str, bits: int) -> float:
         from ..spec.arith import relative_energy
@@ -165,14 +173,19 @@ def _codes(values: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:
 def _params(specs: Sequence[HardwareSpec]) -> dict[str, np.ndarray]:
     for s in specs:
         if s.weight_bits is None or s.periphery.input_bits is None or s.periphery.adc_bits is None:
-            raise InputError(f"spec '{s.name}': the cost model needs integer weight_bits, periphery.input_bits and "
-                             "periphery.adc_bits (None means an ideal, unpriceable converter)")
+            raise InputError(
+                f"spec '{s.name}': the cost model needs integer weight_bits, periphery.input_bits and "
+                "periphery.adc_bits (None means an ideal, unpriceable converter)"
+            )
     row = _row_fn()
     columns = list(zip(*map(row, specs)))
-    table = np.array([col if fn is None else fn(col) for col, (_, _, _, fn) in zip(columns, _SPEC_COLUMNS)],
-                     dtype=float).T
-    p = {name: table[:, i:i + 1].astype(dtype) if dtype is not float else table[:, i:i + 1]
-         for i, (name, dtype, _, _) in enumerate(_SPEC_COLUMNS)}
+    table = np.array(
+        [col if fn is None else fn(col) for col, (_, _, _, fn) in zip(columns, _SPEC_COLUMNS)], dtype=float
+    ).T
+    p = {
+        name: table[:, i : i + 1].astype(dtype) if dtype is not float else table[:, i : i + 1]
+        for i, (name, dtype, _, _) in enumerate(_SPEC_COLUMNS)
+    }
     # DAC modes (passes per vector, pulses per read, binary drives) through their registry, once per
     # distinct (mode, input bits)
     p["supply_v"] = np.where(np.isnan(p["supply_v"]), nominal_supply_v(p["node_nm"]), p["supply_v"])
@@ -188,7 +201,7 @@ def _params(specs: Sequence[HardwareSpec]) -> dict[str, np.ndarray]:
         if key not in per_mode:
             per_mode[key] = (input_passes(s), pulses_per_read(s), s.periphery.dac.binary)
     if len(per_mode) == 1:
-        (passes, pulses, binary), = per_mode.values()
+        ((passes, pulses, binary),) = per_mode.values()
         p["passes"], p["pulses"] = np.full((len(specs), 1), passes), np.full((len(specs), 1), pulses)
         p["binary_drive"] = np.full((len(specs), 1), binary)
     else:
@@ -207,45 +220,65 @@ def _check_op(op, i: int, where: str, kinds: tuple[str, ...] | None = None) -> N
         raise InputError(f"{where}: op {i} is a {type(op).__name__}, not a cimkit Op")
     kinds = kinds or (*registry_kinds(), UNMAPPED)
     if op.kind not in kinds:
-        raise InputError(f"{where}: op {i} '{op.name}' has unknown kind {short_repr(op.kind)}; allowed: "
-                         f"{', '.join(dict.fromkeys(kinds))}")
+        raise InputError(
+            f"{where}: op {i} '{op.name}' has unknown kind {short_repr(op.kind)}; allowed: "
+            f"{', '.join(dict.fromkeys(kinds))}"
+        )
     if op.kind == UNMAPPED:
         return
     reduce = getattr(op, "reduce", 0)
     if not (_number(reduce) and reduce >= 0 and float(reduce).is_integer()):
-        raise InputError(f"{where}: op '{op.name}' has reduce = {short_repr(reduce)}; it must be a whole number >= 0 "
-                         "(the length of the axis a softmax or norm reduces over; 0 when none)")
+        raise InputError(
+            f"{where}: op '{op.name}' has reduce = {short_repr(reduce)}; it must be a whole number >= 0 "
+            "(the length of the axis a softmax or norm reduces over; 0 when none)"
+        )
     for name in ("in_features", "out_features", "groups"):
         value = getattr(op, name)
         if _number(value) and value >= 2**53:
-            raise InputError(f"{where}: op '{op.name}' has {name} = {short_repr(value)}; sizes above 2**53 are not "
-                             "exact in float64 (a corrupt or mistyped workload)")
+            raise InputError(
+                f"{where}: op '{op.name}' has {name} = {short_repr(value)}; sizes above 2**53 are not "
+                "exact in float64 (a corrupt or mistyped workload)"
+            )
     for name in ("vectors", "macs", "elements"):
         value = getattr(op, name)
         if not _number(value) or value < 0:
-            raise InputError(f"{where}: op '{op.name}' has {name} = {short_repr(value)}; it must be a finite number >= 0")
+            raise InputError(
+                f"{where}: op '{op.name}' has {name} = {short_repr(value)}; it must be a finite number >= 0"
+            )
     for name in ("in_shape", "out_shape", "kernel"):
         value = getattr(op, name)
-        if not isinstance(value, (tuple, list)) or not all(_number(v) and 0 <= v < 2**31 for v in value) \
-                or not math.isfinite(math.prod(float(v) for v in value)) or math.prod(value) >= 2**53:
-            raise InputError(f"{where}: op '{op.name}' has {name} = {short_repr(value)}; it must be a tuple of sizes "
-                             ">= 0, each below 2**31 and their product below 2**53")
+        if (
+            not isinstance(value, (tuple, list))
+            or not all(_number(v) and 0 <= v < 2**31 for v in value)
+            or not math.isfinite(math.prod(float(v) for v in value))
+            or math.prod(value) >= 2**53
+        ):
+            raise InputError(
+                f"{where}: op '{op.name}' has {name} = {short_repr(value)}; it must be a tuple of sizes "
+                ">= 0, each below 2**31 and their product below 2**53"
+            )
     if op.weighted:
         sizes = (op.in_features, op.out_features, op.groups)
         if not all(_number(v) and v > 0 and float(v).is_integer() for v in sizes):
-            raise MappingError(f"{where}: layer '{op.name}' of shape {short_repr(op.in_features)} x "
-                               f"{short_repr(op.out_features)} (groups {short_repr(op.groups)}) cannot be mapped: "
-                               "sizes must be positive integers")
+            raise MappingError(
+                f"{where}: layer '{op.name}' of shape {short_repr(op.in_features)} x "
+                f"{short_repr(op.out_features)} (groups {short_repr(op.groups)}) cannot be mapped: "
+                "sizes must be positive integers"
+            )
         if not op.vectors > 0:
-            raise MappingError(f"{where}: layer '{op.name}' has vectors = {op.vectors}: a {op.kind} layer reads at least "
-                               "one input vector per inference")
+            raise MappingError(
+                f"{where}: layer '{op.name}' has vectors = {op.vectors}: a {op.kind} layer reads at least "
+                "one input vector per inference"
+            )
         if not all(v >= 1 for v in op.kernel):
             raise MappingError(f"{where}: layer '{op.name}' has kernel = {op.kernel}; kernel sides must be >= 1")
         if not op.macs > 0:
             expected = op.vectors * op.groups * op.in_features * op.out_features
-            raise MappingError(f"{where}: layer '{op.name}' has macs = {op.macs}: a {op.kind} layer of {op.in_features} x "
-                               f"{op.out_features} (groups {op.groups}) on {op.vectors} vector(s) does {expected:,} "
-                               "multiply-accumulates per inference; give macs (ops, TOPS and TOPS/W count them)")
+            raise MappingError(
+                f"{where}: layer '{op.name}' has macs = {op.macs}: a {op.kind} layer of {op.in_features} x "
+                f"{op.out_features} (groups {op.groups}) on {op.vectors} vector(s) does {expected:,} "
+                "multiply-accumulates per inference; give macs (ops, TOPS and TOPS/W count them)"
+            )
 
 
 def op_events(op) -> dict[str, float]:
@@ -263,8 +296,10 @@ _LAYER_CACHE: list = []
 def _layers(workload: Workload, convention: OpsConvention) -> dict[str, np.ndarray]:
     _check_ops(convention)
     if not isinstance(workload, Workload):
-        raise InputError(f"workload must be a cimkit Workload (ck.zoo.workload(name), Workload.from_torch, "
-                         f"Workload.from_onnx, Workload.from_neurosim_csv), got {type(workload).__name__}")
+        raise InputError(
+            f"workload must be a cimkit Workload (ck.zoo.workload(name), Workload.from_torch, "
+            f"Workload.from_onnx, Workload.from_neurosim_csv), got {type(workload).__name__}"
+        )
     ops = workload.ops
     from ..workload.registry import EVENTS, KINDS, NEURON_EVENTS
 
@@ -320,8 +355,10 @@ def _events_into(prims: dict, ops, info, where: str, skip=()) -> None:
             events = info[op.kind][1](op)
             for prim in events:
                 if prim not in DIGITAL_PRIMITIVES:
-                    raise InputError(f"{where}: op '{op.name}' ({op.kind}) counts the digital primitive {prim!r}; the "
-                                     f"digital unit prices {', '.join(DIGITAL_PRIMITIVES)}")
+                    raise InputError(
+                        f"{where}: op '{op.name}' ({op.kind}) counts the digital primitive {prim!r}; the "
+                        f"digital unit prices {', '.join(DIGITAL_PRIMITIVES)}"
+                    )
             if key is not None:
                 seen[key] = events
         for prim, n in events.items():
@@ -335,11 +372,13 @@ _EVENT_KEYS: dict[type, Callable] = {}
 def _event_key():
     """A function of an op giving its type and its fields other than the name, as a tuple (an ``Op``
     subclass's own fields included: its kind's events may read them)."""
+
     def key(op):
         getter = _EVENT_KEYS.get(type(op))
         if getter is None:
             getter = _EVENT_KEYS[type(op)] = operator.attrgetter(
-                *(f.name for f in dataclasses.fields(op) if f.name != "name"))
+                *(f.name for f in dataclasses.fields(op) if f.name != "name")
+            )
         return (type(op), *getter(op))
 
     return key
@@ -363,13 +402,25 @@ def _fast_rows(ops, convention: str, info: dict, where: str) -> dict | None:
     out_shapes = [op.out_shape for op in ops]
     given = [op.activity for op in ops if op.activity is not None]
     binary = [getattr(op, "binary_input", False) for op in ops]
-    if not (set(map(type, binary)) == {bool} and set(map(type, itertools.chain.from_iterable(scalars))) <= _PLAIN
-            and set(map(type, kernels)) | set(map(type, in_shapes)) | set(map(type, out_shapes)) == {tuple}
-            and set(map(len, kernels)) == {2}
-            and set(map(type, itertools.chain(itertools.chain.from_iterable(kernels),
-                                              itertools.chain.from_iterable(in_shapes),
-                                              itertools.chain.from_iterable(out_shapes)))) <= _PLAIN
-            and set(map(type, given)) <= _PLAIN and all(0 <= a <= 1 for a in given)):
+    if not (
+        set(map(type, binary)) == {bool}
+        and set(map(type, itertools.chain.from_iterable(scalars))) <= _PLAIN
+        and set(map(type, kernels)) | set(map(type, in_shapes)) | set(map(type, out_shapes)) == {tuple}
+        and set(map(len, kernels)) == {2}
+        and set(
+            map(
+                type,
+                itertools.chain(
+                    itertools.chain.from_iterable(kernels),
+                    itertools.chain.from_iterable(in_shapes),
+                    itertools.chain.from_iterable(out_shapes),
+                ),
+            )
+        )
+        <= _PLAIN
+        and set(map(type, given)) <= _PLAIN
+        and all(0 <= a <= 1 for a in given)
+    ):
         return None
     num = np.array(scalars, dtype=float).reshape(L, 6)  # in, out, groups, vectors, macs, elements
     ker = np.array(kernels, dtype=float)
@@ -379,12 +430,21 @@ def _fast_rows(ops, convention: str, info: dict, where: str) -> dict | None:
     w = num[weighted]
     # every op (unmapped ones too: anything unusual goes the op-by-op way) has finite sizes and counts >= 0;
     # weighted layers positive integer sizes, vectors, MACs and kernel sides >= 1 (NaN fails every test)
-    if not (w.size and np.isfinite(num).all() and num[:, 3:].min() >= 0 and ker.min() >= 0
-            and (not shapes.size or (shapes.min() >= 0 and shapes.max() < np.inf))
-            and w[:, :5].min() > 0 and (w[:, :3] == np.floor(w[:, :3])).all() and ker[weighted].min() >= 1
-            and (w[:, 2] * w[:, 0]).max() < 2.0**53  # groups x in exact: Op.weights below rounds once
-            and num[:, :3].max() < 2.0**53 and ker.max() < 2.0**31 and (not shapes.size or shapes.max() < 2.0**53)
-            and all(type(op.reduce) is int and op.reduce >= 0 for op in ops)):
+    if not (
+        w.size
+        and np.isfinite(num).all()
+        and num[:, 3:].min() >= 0
+        and ker.min() >= 0
+        and (not shapes.size or (shapes.min() >= 0 and shapes.max() < np.inf))
+        and w[:, :5].min() > 0
+        and (w[:, :3] == np.floor(w[:, :3])).all()
+        and ker[weighted].min() >= 1
+        and (w[:, 2] * w[:, 0]).max() < 2.0**53  # groups x in exact: Op.weights below rounds once
+        and num[:, :3].max() < 2.0**53
+        and ker.max() < 2.0**31
+        and (not shapes.size or shapes.max() < 2.0**53)
+        and all(type(op.reduce) is int and op.reduce >= 0 for op in ops)
+    ):
         return None
     # digital primitives: MAC counts straight from the macs column; other events per op
     prims: dict[str, list] = {}
@@ -406,21 +466,35 @@ def _fast_rows(ops, convention: str, info: dict, where: str) -> dict | None:
 
     weights = np.where(weighted, num[:, 2] * num[:, 0] * num[:, 1], 0.0)  # groups x in x out (Op.weights)
     ops_count = [o.neurosim_ops() for o in ops] if convention == "neurosim" else 2.0 * num[:, 4]
-    act = np.array([np.nan if op.activity is None else op.activity for op in ops], dtype=float) if given else \
-        np.full(L, np.nan)
+    act = (
+        np.array([np.nan if op.activity is None else op.activity for op in ops], dtype=float)
+        if given
+        else np.full(L, np.nan)
+    )
     return {
-        "weighted": weighted[None, :], "in_features": at_least_1(num[:, 0]), "out_features": at_least_1(num[:, 1]),
-        "groups": at_least_1(num[:, 2]), "kernel": at_least_1(ker[:, 0] * ker[:, 1]),
+        "weighted": weighted[None, :],
+        "in_features": at_least_1(num[:, 0]),
+        "out_features": at_least_1(num[:, 1]),
+        "groups": at_least_1(num[:, 2]),
+        "kernel": at_least_1(ker[:, 0] * ker[:, 1]),
         "vectors": zero_unmapped(num[:, 3]),
         "in_elements": zero_unmapped([math.prod(s) if s else 0 for s in in_shapes]),
         "out_elements": zero_unmapped([math.prod(s) if s else 0 for s in out_shapes]),
-        "elements": zero_unmapped(np.where(weighted, 0.0, num[:, 5])), "weights": zero_unmapped(weights),
-        "dynamic": np.array([k == "matmul" for k in kinds])[None, :], "macs": zero_unmapped(num[:, 4]),
-        "prims": prim_rows, "activity": act[None, :], "activity_set": bool(given),
-        "binary_input": (np.array(binary) & (unmapped is None or ~unmapped))[None, :] if any(binary) else
-        np.zeros((1, L), dtype=bool),
-        "ops": zero_unmapped(ops_count), "reduce": zero_unmapped([op.reduce for op in ops]),
-        "names": np.array([op.name for op in ops]), "kinds": np.array(kinds), "fns": np.array([op.fn for op in ops]),
+        "elements": zero_unmapped(np.where(weighted, 0.0, num[:, 5])),
+        "weights": zero_unmapped(weights),
+        "dynamic": np.array([k == "matmul" for k in kinds])[None, :],
+        "macs": zero_unmapped(num[:, 4]),
+        "prims": prim_rows,
+        "activity": act[None, :],
+        "activity_set": bool(given),
+        "binary_input": (np.array(binary) & (unmapped is None or ~unmapped))[None, :]
+        if any(binary)
+        else np.zeros((1, L), dtype=bool),
+        "ops": zero_unmapped(ops_count),
+        "reduce": zero_unmapped([op.reduce for op in ops]),
+        "names": np.array([op.name for op in ops]),
+        "kinds": np.array(kinds),
+        "fns": np.array([op.fn for op in ops]),
     }
 
 
@@ -443,19 +517,28 @@ def _checked_rows(ops, convention: str, info: dict, where: str) -> dict:
     activity = [getattr(op, "activity", None) for op in ops]
     for op, a in zip(ops, activity):
         if a is not None and not (_number(a) and 0 <= a <= 1):
-            raise InputError(f"{where}: op '{op.name}' has activity = {short_repr(a)}; it must be a fraction in [0, 1] "
-                             "or None (the chip's input_activity)")
+            raise InputError(
+                f"{where}: op '{op.name}' has activity = {short_repr(a)}; it must be a fraction in [0, 1] "
+                "or None (the chip's input_activity)"
+            )
     for op in ops:
         b = getattr(op, "binary_input", False)
         if not isinstance(b, (bool, np.bool_)):
-            raise InputError(f"{where}: op '{op.name}' has binary_input = {short_repr(b)}; it must be True (its inputs "
-                             "are 0/1 spikes, read in one pass) or False")
+            raise InputError(
+                f"{where}: op '{op.name}' has binary_input = {short_repr(b)}; it must be True (its inputs "
+                "are 0/1 spikes, read in one pass) or False"
+            )
     return {
-        "weighted": row(lambda o: o.weighted, bool), "in_features": row(lambda o: max(o.in_features, 1), int, 1),
-        "out_features": row(lambda o: max(o.out_features, 1), int, 1), "groups": row(lambda o: max(o.groups, 1), int, 1),
-        "kernel": row(lambda o: max(o.kernel[0] * o.kernel[1], 1), int, 1), "vectors": row(lambda o: o.vectors),
-        "in_elements": row(lambda o: o.input_elements), "out_elements": row(lambda o: o.output_elements),
-        "elements": row(lambda o: o.elements if not o.weighted else 0), "weights": row(lambda o: o.weights),
+        "weighted": row(lambda o: o.weighted, bool),
+        "in_features": row(lambda o: max(o.in_features, 1), int, 1),
+        "out_features": row(lambda o: max(o.out_features, 1), int, 1),
+        "groups": row(lambda o: max(o.groups, 1), int, 1),
+        "kernel": row(lambda o: max(o.kernel[0] * o.kernel[1], 1), int, 1),
+        "vectors": row(lambda o: o.vectors),
+        "in_elements": row(lambda o: o.input_elements),
+        "out_elements": row(lambda o: o.output_elements),
+        "elements": row(lambda o: o.elements if not o.weighted else 0),
+        "weights": row(lambda o: o.weights),
         "dynamic": row(lambda o: o.kind == "matmul", bool),
         "macs": row(lambda o: o.macs),
         "prims": {k: np.array(v)[None, :] for k, v in prims.items()},
@@ -464,7 +547,8 @@ def _checked_rows(ops, convention: str, info: dict, where: str) -> dict:
         "binary_input": row(lambda o: bool(getattr(o, "binary_input", False)), bool, False),
         "ops": row(lambda o: o.neurosim_ops() if convention == "neurosim" else 2 * o.macs),
         "reduce": row(lambda o: o.reduce),
-        "names": np.array([op.name for op in ops]), "kinds": np.array([op.kind for op in ops]),
+        "names": np.array([op.name for op in ops]),
+        "kinds": np.array([op.kind for op in ops]),
         "fns": np.array([str(getattr(op, "fn", "")) for op in ops]),
     }
 
@@ -490,23 +574,36 @@ def _routing(workload: Workload, specs: Sequence[HardwareSpec], lw: dict) -> Non
                 if unit not in UNIT_TYPES or not UNIT_TYPES.get(unit).can_run(kind):
                     op = next(o for o in workload.ops if o.kind == kind)
                     if unit not in UNIT_TYPES:
-                        fix = (f"{unit!r} is no unit type (registered: {', '.join(UNIT_TYPES.names())}); register it with "
-                               f"cimkit.spec.units.register_unit_type({unit!r}, {{{kind!r}}}) or route {kind} in "
-                               "spec.routing") if unit else \
-                              (f"op kind {kind!r} has no default unit; register it with default_unit= "
-                               "(cimkit.workload.registry.register_kind) or route it in spec.routing")
+                        fix = (
+                            (
+                                f"{unit!r} is no unit type (registered: {', '.join(UNIT_TYPES.names())}); register it with "
+                                f"cimkit.spec.units.register_unit_type({unit!r}, {{{kind!r}}}) or route {kind} in "
+                                "spec.routing"
+                            )
+                            if unit
+                            else (
+                                f"op kind {kind!r} has no default unit; register it with default_unit= "
+                                "(cimkit.workload.registry.register_kind) or route it in spec.routing"
+                            )
+                        )
                     else:
-                        fix = (f"{unit!r} runs {', '.join(sorted(UNIT_TYPES.get(unit).kinds()))}; route {kind} to a unit "
-                               f"that runs it (spec.routing) or add it to that unit type (register_unit_type(..., "
-                               "replace=True))")
-                    raise InputError(f"workload '{workload.name}': op '{op.name}' ({kind}) runs on unit {unit!r} on spec "
-                                     f"{s.name!r}, which cannot run {kind} ops: {fix}")
+                        fix = (
+                            f"{unit!r} runs {', '.join(sorted(UNIT_TYPES.get(unit).kinds()))}; route {kind} to a unit "
+                            f"that runs it (spec.routing) or add it to that unit type (register_unit_type(..., "
+                            "replace=True))"
+                        )
+                    raise InputError(
+                        f"workload '{workload.name}': op '{op.name}' ({kind}) runs on unit {unit!r} on spec "
+                        f"{s.name!r}, which cannot run {kind} ops: {fix}"
+                    )
                 if unit not in PRICED_UNITS:
                     op = next(o for o in workload.ops if o.kind == kind)
-                    raise InputError(f"workload '{workload.name}': op '{op.name}' ({kind}) runs on unit {unit!r} on spec "
-                                     f"{s.name!r}, which this cost model does not price (it counts events and prices "
-                                     f"the units {', '.join(PRICED_UNITS)}); route {kind} to one of those in "
-                                     "spec.routing")
+                    raise InputError(
+                        f"workload '{workload.name}': op '{op.name}' ({kind}) runs on unit {unit!r} on spec "
+                        f"{s.name!r}, which this cost model does not price (it counts events and prices "
+                        f"the units {', '.join(PRICED_UNITS)}); route {kind} to one of those in "
+                        "spec.routing"
+                    )
                 units[kind] = unit
             for u in units.values():
                 if u not in unit_names:
@@ -526,17 +623,24 @@ def _routing(workload: Workload, specs: Sequence[HardwareSpec], lw: dict) -> Non
 def _spec_list(specs) -> list[HardwareSpec]:
     """``specs`` (a list or tuple of HardwareSpec or preset names) as HardwareSpecs."""
     if isinstance(specs, (str, HardwareSpec)) or not isinstance(specs, (list, tuple)):
-        got = f"the single spec {specs.name!r}" if isinstance(specs, HardwareSpec) else \
-            f"{type(specs).__name__} {short_repr(specs)}"
-        raise InputError(f"specs must be a list of HardwareSpec or preset names ({', '.join(HardwareSpec.presets())}), "
-                         f"got {got}; for one spec use estimate() or [spec]")
+        got = (
+            f"the single spec {specs.name!r}"
+            if isinstance(specs, HardwareSpec)
+            else f"{type(specs).__name__} {short_repr(specs)}"
+        )
+        raise InputError(
+            f"specs must be a list of HardwareSpec or preset names ({', '.join(HardwareSpec.presets())}), "
+            f"got {got}; for one spec use estimate() or [spec]"
+        )
     if not specs:
         raise InputError("estimate_many needs at least one spec")
     out = []
     for i, s in enumerate(specs):
         if not isinstance(s, (HardwareSpec, str)):
-            raise InputError(f"specs[{i}] must be a HardwareSpec or a preset name ({', '.join(HardwareSpec.presets())}), "
-                             f"got {type(s).__name__} {short_repr(s)}")
+            raise InputError(
+                f"specs[{i}] must be a HardwareSpec or a preset name ({', '.join(HardwareSpec.presets())}), "
+                f"got {type(s).__name__} {short_repr(s)}"
+            )
         out.append(_resolve_spec(s, f"specs[{i}]"))
     return out
 
@@ -548,28 +652,37 @@ def _check_finite(out: dict, names: list[str], where: str) -> None:
     feasible = out["feasible"]
     with np.errstate(all="ignore"):
         figures = {key: out[key] for key in METRICS}
-        figures.update(edp_js=out["energy_j"] * out["latency_s"], tops=out["ops"] / out["period_s"] / 1e12,
-                       tops_per_w=out["ops"] / out["energy_j"] / 1e12,
-                       tops_per_mm2=out["ops"] / out["period_s"] / 1e12 / out["area_mm2"],
-                       utilization=out["utilization"])
+        figures.update(
+            edp_js=out["energy_j"] * out["latency_s"],
+            tops=out["ops"] / out["period_s"] / 1e12,
+            tops_per_w=out["ops"] / out["energy_j"] / 1e12,
+            tops_per_mm2=out["ops"] / out["period_s"] / 1e12 / out["area_mm2"],
+            utilization=out["utilization"],
+        )
     for key, value in figures.items():
         bad = feasible & ~(np.isfinite(value) & (value > 0))
         if not bad.any():
             continue
         i = int(np.flatnonzero(bad)[0])
-        comps = {**{f"area of {c}": out["area"][c][i] for c in out["area"]},
-                 **{f"energy of {c}": out["energy"][c][i].sum() for c in out["energy"]},
-                 **{f"latency of {c}": out["latency"][c][i].sum() for c in out["latency"]}}
+        comps = {
+            **{f"area of {c}": out["area"][c][i] for c in out["area"]},
+            **{f"energy of {c}": out["energy"][c][i].sum() for c in out["energy"]},
+            **{f"latency of {c}": out["latency"][c][i].sum() for c in out["latency"]},
+        }
         culprits = [k for k, v in comps.items() if not np.isfinite(v)]
-        raise SpecError(f"{where} on spec {names[i]!r}: {key} = {value[i]:g}"
-                        f"{' (' + ', '.join(culprits[:4]) + ' not finite)' if culprits else ''}: a value of the spec is "
-                        "outside any physical range (the figures overflow); check the fields behind that figure")
+        raise SpecError(
+            f"{where} on spec {names[i]!r}: {key} = {value[i]:g}"
+            f"{' (' + ', '.join(culprits[:4]) + ' not finite)' if culprits else ''}: a value of the spec is "
+            "outside any physical range (the figures overflow); check the fields behind that figure"
+        )
 
 
 def _check_compat(neurosim_compat) -> bool:
     if not isinstance(neurosim_compat, (bool, np.bool_)):
-        raise InputError(f"neurosim_compat = {short_repr(neurosim_compat)}: give True (count as DNN+NeuroSim V1.3 "
-                         "does) or False (cimkit's count)")
+        raise InputError(
+            f"neurosim_compat = {short_repr(neurosim_compat)}: give True (count as DNN+NeuroSim V1.3 "
+            "does) or False (cimkit's count)"
+        )
     return bool(neurosim_compat)
 
 
@@ -613,8 +726,9 @@ def _as_neurosim(workload: Workload, lw: dict, convention: str) -> dict:
     return rows
 
 
-def _run(workload: Workload, specs: list[HardwareSpec], ops: OpsConvention,
-         neurosim_compat: bool = False) -> tuple[dict, dict]:
+def _run(
+    workload: Workload, specs: list[HardwareSpec], ops: OpsConvention, neurosim_compat: bool = False
+) -> tuple[dict, dict]:
     lw = _layers(workload, ops)
     if neurosim_compat:
         lw = _as_neurosim(workload, lw, ops)
@@ -625,8 +739,9 @@ def _run(workload: Workload, specs: list[HardwareSpec], ops: OpsConvention,
     return lw, out
 
 
-def energy_by_event(workload: Workload, spec: HardwareSpec | str, *, ops: OpsConvention = "macs",
-                    neurosim_compat: bool = False) -> dict[str, dict[str, float]]:
+def energy_by_event(
+    workload: Workload, spec: HardwareSpec | str, *, ops: OpsConvention = "macs", neurosim_compat: bool = False
+) -> dict[str, dict[str, float]]:
     """{component: {event: J per inference}} of ``workload`` on ``spec``: each line of ``estimate``'s energy
     breakdown split by the events its component prices (``cimkit.cost.components``; e.g. the ``cam_attention``
     line into key writes, match-line search and conversions), summed over the layers. Leakage and layout
@@ -645,8 +760,13 @@ def energy_by_event(workload: Workload, spec: HardwareSpec | str, *, ops: OpsCon
     return {comp: {event: float(v[0]) for event, v in events.items()} for comp, events in split.items()}
 
 
-def estimate_many(workload: Workload, specs: Sequence[HardwareSpec | str], *, ops: OpsConvention = "macs",
-                  neurosim_compat: bool = False) -> ManyReport:
+def estimate_many(
+    workload: Workload,
+    specs: Sequence[HardwareSpec | str],
+    *,
+    ops: OpsConvention = "macs",
+    neurosim_compat: bool = False,
+) -> ManyReport:
     """Price ``workload`` on every spec (a HardwareSpec or a preset name) in one vectorized pass. Infeasible
     designs (a fixed number of tiles that cannot hold the weights) get NaN metrics and ``feasible`` False.
     ``neurosim_compat`` as for ``estimate``."""
@@ -655,8 +775,16 @@ def estimate_many(workload: Workload, specs: Sequence[HardwareSpec | str], *, op
     specs = _spec_list(specs)
     _, out = _run(workload, specs, ops, compat)
     nan = lambda x: np.where(out["feasible"], x, np.nan)  # noqa: E731
-    return ManyReport(out["feasible"], nan(out["area_mm2"]), nan(out["energy_j"]), nan(out["latency_s"]),
-                      nan(out["period_s"]), out["ops"], out, specs=[s.name for s in specs])
+    return ManyReport(
+        out["feasible"],
+        nan(out["area_mm2"]),
+        nan(out["energy_j"]),
+        nan(out["latency_s"]),
+        nan(out["period_s"]),
+        out["ops"],
+        out,
+        specs=[s.name for s in specs],
+    )
 
 
 def endurance(out: dict, inferences_per_s: float | None, endurance_cycles: float, i: int = 0) -> dict[str, float]:
@@ -669,8 +797,11 @@ def endurance(out: dict, inferences_per_s: float | None, endurance_cycles: float
         return {}
     per_cell = 1.0  # cell_writes counts each written cell once per inference (rewritten layers are not copied)
     rate = inferences_per_s or (1.0 / float(out["period_s"][i]))
-    return {"writes_per_cell_per_inference": per_cell, "inferences_per_s": rate,
-            "lifetime_s": endurance_cycles / (per_cell * rate)}
+    return {
+        "writes_per_cell_per_inference": per_cell,
+        "inferences_per_s": rate,
+        "lifetime_s": endurance_cycles / (per_cell * rate),
+    }
 
 
 def _with_measured_activity(workload, spec: HardwareSpec, loader) -> Workload:
@@ -680,10 +811,12 @@ def _with_measured_activity(workload, spec: HardwareSpec, loader) -> Workload:
 
     torch = sys.modules.get("torch")
     if torch is None or not isinstance(workload, torch.nn.Module):
-        raise InputError(f"estimate: activity_from measures the input activity by running a torch model on the data; "
-                         f"pass the torch.nn.Module itself as the workload (got {type(workload).__name__}), or measure "
-                         "it with cimkit.workload.measure_activity(model, loader, spec) and price "
-                         "workload.with_activity(...)")
+        raise InputError(
+            f"estimate: activity_from measures the input activity by running a torch model on the data; "
+            f"pass the torch.nn.Module itself as the workload (got {type(workload).__name__}), or measure "
+            "it with cimkit.workload.measure_activity(model, loader, spec) and price "
+            "workload.with_activity(...)"
+        )
     from ..workload.activity import input_batches, measure_activity
 
     batches = input_batches(workload, loader, 8, "estimate: activity_from")
@@ -694,8 +827,14 @@ def _with_measured_activity(workload, spec: HardwareSpec, loader) -> Workload:
     return traced.with_activity({k: v for k, v in measured.items() if k in names})
 
 
-def estimate(workload: Workload, spec: HardwareSpec | str, *, ops: OpsConvention = "macs",
-             activity_from=None, neurosim_compat: bool = False) -> Report:
+def estimate(
+    workload: Workload,
+    spec: HardwareSpec | str,
+    *,
+    ops: OpsConvention = "macs",
+    activity_from=None,
+    neurosim_compat: bool = False,
+) -> Report:
     """Area, energy, latency and derived figures of ``workload`` on ``spec`` (a HardwareSpec or a preset name),
     per layer, component and unit. ``ops``: 'macs' (2 operations per MAC) or 'neurosim' (NeuroSim's count).
 
@@ -722,8 +861,11 @@ def estimate(workload: Workload, spec: HardwareSpec | str, *, ops: OpsConvention
         workload = _with_measured_activity(workload, spec, activity_from)
     lw, out = _run(workload, [spec], ops, compat)
     feasible = bool(out["feasible"][0])
-    reason = "" if feasible else (f"the weights need {int(out['tiles_needed'][0])} tiles but chip.tiles = "
-                                  f"{int(out['tiles'][0])}")
+    reason = (
+        ""
+        if feasible
+        else (f"the weights need {int(out['tiles_needed'][0])} tiles but chip.tiles = {int(out['tiles'][0])}")
+    )
     comps = out["components"]
     per_comp = [out["energy"][c][0] for c in comps]
     # each layer's total adds its components in report order (as sum() over them would)
@@ -732,8 +874,14 @@ def estimate(workload: Workload, spec: HardwareSpec | str, *, ops: OpsConvention
     unit_of = [lw["unit_names"][u] for u in lw["units"][0].tolist()]
     layers, units = [], {}
     for name, kind, unit, arrays, latency, total, *parts in zip(
-            lw["names"].tolist(), lw["kinds"].tolist(), unit_of, out["layer_arrays"][0].tolist(),
-            out["layer_latency_s"][0].tolist(), layer_energy, *(e.tolist() for e in per_comp)):
+        lw["names"].tolist(),
+        lw["kinds"].tolist(),
+        unit_of,
+        out["layer_arrays"][0].tolist(),
+        out["layer_latency_s"][0].tolist(),
+        layer_energy,
+        *(e.tolist() for e in per_comp),
+    ):
         row = {"name": name, "kind": kind, "unit": unit, "arrays": int(arrays), "latency_s": latency}
         row.update(zip(keys, parts))
         row["energy_j"] = total
@@ -745,15 +893,28 @@ def estimate(workload: Workload, spec: HardwareSpec | str, *, ops: OpsConvention
             u["latency_s"] += latency
     val = (lambda x: float(x[0])) if feasible else (lambda x: math.nan)
     report = Report(
-        workload=workload.name, spec=spec.name, feasible=feasible, reason=reason, area_mm2=val(out["area_mm2"]),
-        energy_j=val(out["energy_j"]), latency_s=val(out["latency_s"]), period_s=val(out["period_s"]),
+        workload=workload.name,
+        spec=spec.name,
+        feasible=feasible,
+        reason=reason,
+        area_mm2=val(out["area_mm2"]),
+        energy_j=val(out["energy_j"]),
+        latency_s=val(out["latency_s"]),
+        period_s=val(out["period_s"]),
         ops=float(out["ops"][0]),
         area_breakdown_mm2={c: float(out["area"][c][0]) for c in out["area"]},
-        energy_breakdown_j={**{c: float(out["energy"][c][0].sum()) for c in comps}, "leakage": float(out["leakage_j"][0]),
-                            "layout": float(out["layout_j"][0])},
+        energy_breakdown_j={
+            **{c: float(out["energy"][c][0].sum()) for c in comps},
+            "leakage": float(out["leakage_j"][0]),
+            "layout": float(out["layout_j"][0]),
+        },
         latency_breakdown_s={c: float(out["latency"][c][0].sum()) for c in out["latency"]},
-        layers=layers, arrays=int(out["arrays"][0]), tiles=int(out["tiles"][0]), utilization=float(out["utilization"][0]),
-        unmapped=[str(n) for n, k in zip(lw["names"], lw["kinds"]) if k == UNMAPPED], units=units,
+        layers=layers,
+        arrays=int(out["arrays"][0]),
+        tiles=int(out["tiles"][0]),
+        utilization=float(out["utilization"][0]),
+        unmapped=[str(n) for n, k in zip(lw["names"], lw["kinds"]) if k == UNMAPPED],
+        units=units,
         endurance=endurance(out, spec.chip.inferences_per_s, spec.device.endurance_cycles) if feasible else {},
         clock_period_s=float(out["cycle_s"][0]),
     )

@@ -57,8 +57,9 @@ def count(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict:
     slices = slices_for(p["weight_bits"], p["bits_per_cell"], diff)
     cpw = slices * (1 + diff)
     rpt = rows_per_tile_for(p["rows"], w["kernel"], p["kernel_aligned"])
-    arrays, row_tiles, col_tiles, per_array = arrays_for(w["in_features"], w["out_features"], w["groups"],
-                                                         p["rows"], p["cols"], rpt, cpw)
+    arrays, row_tiles, col_tiles, per_array = arrays_for(
+        w["in_features"], w["out_features"], w["groups"], p["rows"], p["cols"], rpt, cpw
+    )
     taps = w.get("split_taps")
     if taps is not None:  # NeuroSim's "novel mapping": each kernel tap's input channels on arrays of their own
         split = (taps > 1) & (w["in_features"] >= p["rows"])
@@ -94,11 +95,13 @@ def count(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict:
     active_rows = w["in_features"] * w["groups"]
     sparse = (np.asarray(w.get("fns", ())) == SPARSE_MATMUL) & w["dynamic"][0]
     if sparse.any():  # each input vector drives the rows it selects, not every row the arrays hold
-        active_rows = np.where(sparse[None, :], w["macs"] / np.maximum(w["vectors"] * w["out_features"], 1),
-                               active_rows)
+        active_rows = np.where(
+            sparse[None, :], w["macs"] / np.maximum(w["vectors"] * w["out_features"], 1), active_rows
+        )
     serial = vectors / dup * passes
-    row_drives = np.where(on_arrays, vectors * passes * pulses * active_rows * col_tiles
-                          * np.where(p["binary_drive"], activity, 1), 0)
+    row_drives = np.where(
+        on_arrays, vectors * passes * pulses * active_rows * col_tiles * np.where(p["binary_drive"], activity, 1), 0
+    )
     ev = {
         "conversions": np.where(on_arrays, vectors * passes * w["groups"] * row_tiles * slices * w["out_features"], 0),
         "cell_reads": np.where(on_arrays, vectors * passes * active_rows * w["out_features"] * cpw * activity, 0),
@@ -106,7 +109,8 @@ def count(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict:
         # drives are their own event, priced as 1-bit drives (components.Drivers)
         "row_drives": np.where(binary, 0, row_drives) if spiking else row_drives,
         "binary_row_drives": np.where(binary & on_arrays, vectors * active_rows * col_tiles * activity, 0)
-        if spiking else np.zeros((1, 1)),
+        if spiking
+        else np.zeros((1, 1)),
         "input_passes": np.where(on_arrays, passes, 0),
         "binary_inputs": binary & on_arrays if spiking else np.zeros((1, 1), dtype=bool),
         "psum_adds": np.where(on_arrays, vectors * w["groups"] * w["out_features"] * np.maximum(row_tiles - 1, 0), 0),
@@ -115,8 +119,11 @@ def count(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict:
         "array_reads": np.where(on_arrays, vectors * passes * arrays, 0),
         # adder-tree stages over the row tiles' partial sums, per input vector on one copy, once per group of
         # columns_per_weight columns a converter hands over
-        "tree_steps": np.where(on_arrays, vectors / dup * np.ceil(np.log2(np.maximum(row_tiles, 1)))
-                               * np.maximum(p["columns_per_adc"] // cpw, 1), 0),
+        "tree_steps": np.where(
+            on_arrays,
+            vectors / dup * np.ceil(np.log2(np.maximum(row_tiles, 1))) * np.maximum(p["columns_per_adc"] // cpw, 1),
+            0,
+        ),
     }
     # data through the buffers and wires, in bits: an op on the arrays reads its input map and sends the
     # unrolled input vectors as the DAC's input_bits codes; every op writes its output map, and a digital op
@@ -125,11 +132,12 @@ def count(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict:
     # spikes move as 1 bit per element: an op's binary inputs, and the outputs of the spiking kinds (neurons)
     spike_out = np.isin(w["kinds"], SPIKING_KINDS)[None, :] if "kinds" in w else np.zeros((1, 1), dtype=bool)
     out_bits = np.where(spike_out, 1, act_bits) if spike_out.any() else act_bits
-    read_bits, digital_in_bits = (np.where(binary, 1, in_bits), np.where(binary, 1, act_bits)) if spiking else \
-        (in_bits, act_bits)
-    moved_bits = (w["out_elements"] * out_bits
-                  + np.where(on_arrays, (w["in_elements"] + vectors * active_rows) * read_bits,
-                             w["in_elements"] * digital_in_bits))
+    read_bits, digital_in_bits = (
+        (np.where(binary, 1, in_bits), np.where(binary, 1, act_bits)) if spiking else (in_bits, act_bits)
+    )
+    moved_bits = w["out_elements"] * out_bits + np.where(
+        on_arrays, (w["in_elements"] + vectors * active_rows) * read_bits, w["in_elements"] * digital_in_bits
+    )
     cam = cam_attention_events(p, w)  # the CAM attention unit's ops move their own bits (1-bit queries, top N)
     on_cam, cam_moved = cam.pop("on_cam_attention"), cam.pop("cam_moved_bits")
     if on_cam.any():
@@ -162,10 +170,18 @@ def count(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict:
     ev["rows_written"] = np.where(rewritten, rows_written_per_array_for(w["in_features"], rpt, per_array), 0)
 
     ev.update(
-        feasible=(tiles >= tiles_needed)[:, 0], tiles=tiles[:, 0], tiles_needed=tiles_needed[:, 0],
-        chip_arrays=chip_arrays[:, 0], adcs=(chip_arrays * adcs_per_array)[:, 0],
+        feasible=(tiles >= tiles_needed)[:, 0],
+        tiles=tiles[:, 0],
+        tiles_needed=tiles_needed[:, 0],
+        chip_arrays=chip_arrays[:, 0],
+        adcs=(chip_arrays * adcs_per_array)[:, 0],
         sram_kb=(tiles * p["tile_buffer_kb"] + p["global_buffer_kb"])[:, 0],
-        layer_arrays=arrays, duplication=dup, columns_per_weight=cpw, neurosim_counts=taps is not None, on_arrays=on_arrays, rewritten=rewritten,
+        layer_arrays=arrays,
+        duplication=dup,
+        columns_per_weight=cpw,
+        neurosim_counts=taps is not None,
+        on_arrays=on_arrays,
+        rewritten=rewritten,
         # cells holding an operand: static weights, and the operands of matmuls written into arrays per input
         utilization=((np.where(on_arrays, w["weights"], 0) * cpw).sum(axis=1) + ev["cell_writes"].sum(axis=1))
         / (chip_arrays[:, 0] * p["rows"][:, 0] * p["cols"][:, 0]),
@@ -194,28 +210,41 @@ def ap_events(p: dict, w: dict) -> dict:
     on = np.broadcast_to(on_ap, (C, L))
     out = {e: np.zeros((C, L)) for e in APF.EVENTS}
     columns = np.zeros(C)
-    keys = np.concatenate([p["ap_input_bits"], p["ap_output_bits"], p["ap_exp"], p["ap_precision"],
-                           p["ap_tile_rows"], p["ap_words"]], axis=1).astype(np.int64)
+    keys = np.concatenate(
+        [p["ap_input_bits"], p["ap_output_bits"], p["ap_exp"], p["ap_precision"], p["ap_tile_rows"], p["ap_words"]],
+        axis=1,
+    ).astype(np.int64)
     programs, which = np.unique(keys, axis=0, return_inverse=True)
     which = np.ravel(which)
     for layer in np.flatnonzero(on.any(axis=0)):
         name, fn = str(w["names"][layer]), str(w["fns"][layer])
         reduce, elements = int(w["reduce"][0, layer]), float(w["elements"][0, layer])
         if fn not in AP_SOFTMAX_FNS:
-            raise InputError(f"op '{name}' ({w['kinds'][layer]}, {fn}) is routed to the associative processor (unit "
-                             f"'ap'), whose program computes softmax (cimkit.ap.softmax); it has no {fn}: route "
-                             "softmax to 'digital' in spec.routing")
+            raise InputError(
+                f"op '{name}' ({w['kinds'][layer]}, {fn}) is routed to the associative processor (unit "
+                f"'ap'), whose program computes softmax (cimkit.ap.softmax); it has no {fn}: route "
+                "softmax to 'digital' in spec.routing"
+            )
         if reduce < 1 or elements % reduce:
-            raise InputError(f"op '{name}' ({w['kinds'][layer]}) is routed to the associative processor (unit 'ap') "
-                             f"with reduce = {reduce} and elements = {elements:g}; the AP needs the row length: reduce "
-                             "must be >= 1 and divide elements (softmax rows = elements / reduce)")
+            raise InputError(
+                f"op '{name}' ({w['kinds'][layer]}) is routed to the associative processor (unit 'ap') "
+                f"with reduce = {reduce} and elements = {elements:g}; the AP needs the row length: reduce "
+                "must be >= 1 and divide elements (softmax rows = elements / reduce)"
+            )
         for i, (ib, ob, exp, prec, tile_rows, words) in enumerate(programs.tolist()):
             rows = on[:, layer] & (which == i)
             if not rows.any():
                 continue
-            ev = softmax_events(reduce, int(elements) // reduce, input_bits=ib, output_bits=ob,
-                                exp=EXP_POLYS[p["ap_exps"][exp]], widths=PRECISIONS[p["ap_precisions"][prec]],
-                                tile_rows=tile_rows, ap_rows=words)
+            ev = softmax_events(
+                reduce,
+                int(elements) // reduce,
+                input_bits=ib,
+                output_bits=ob,
+                exp=EXP_POLYS[p["ap_exps"][exp]],
+                widths=PRECISIONS[p["ap_precisions"][prec]],
+                tile_rows=tile_rows,
+                ap_rows=words,
+            )
             for e in APF.EVENTS:
                 out[e][rows, layer] = ev.events[e]
             columns[rows] = np.maximum(columns[rows], ev.columns)

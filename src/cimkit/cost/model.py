@@ -53,8 +53,9 @@ def _sized(p: dict[str, np.ndarray], w: dict[str, np.ndarray]):
     component and the components in report order: what pricing energy and latency needs."""
     check_node(p["node_nm"])
     ev = count(p, w)
-    ctx = Context(p, ev, area_factor(p["node_nm"]), energy_factor(p["node_nm"], p["supply_v"]),
-                  delay_factor(p["node_nm"]))
+    ctx = Context(
+        p, ev, area_factor(p["node_nm"]), energy_factor(p["node_nm"], p["supply_v"]), delay_factor(p["node_nm"])
+    )
     read_cycle(ctx)
     C = p["node_nm"].shape[0]
     names = component_names()
@@ -86,8 +87,9 @@ def energy_by_event(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict[
             if event not in ev:
                 from ..errors import InputError
 
-                raise InputError(f"component {comp.name!r} prices the event {event!r}, which the cost model does not "
-                                 "count")
+                raise InputError(
+                    f"component {comp.name!r} prices the event {event!r}, which the cost model does not count"
+                )
             term = ev[event] * check_figure(comp.name, "energy_per_event_j", per, event) + np.zeros((C, L))
             out.setdefault(comp.name, {})[event] = term.sum(axis=1)
     return out
@@ -110,8 +112,10 @@ def evaluate(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict[str, np
         except KeyError as exc:
             from ..errors import InputError
 
-            raise InputError(f"component {comp.name!r} prices the event {exc.args[0]!r}, which the cost model does not "
-                             f"count; counted events: {', '.join(k for k in ev if np.ndim(ev[k]) == 2)}") from None
+            raise InputError(
+                f"component {comp.name!r} prices the event {exc.args[0]!r}, which the cost model does not "
+                f"count; counted events: {', '.join(k for k in ev if np.ndim(ev[k]) == 2)}"
+            ) from None
     layer_latency = sum(lat.values())
     total_latency = layer_latency.sum(axis=1)
     throughput_period = np.where(p["pipelined"][:, 0], layer_latency.max(axis=1), total_latency)
@@ -122,11 +126,27 @@ def evaluate(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict[str, np
     layout_j = component_j * (p["layout_factor"][:, 0] - 1)
     energy_j = component_j + layout_j
     return {
-        "feasible": ev["feasible"], "tiles": ev["tiles"], "tiles_needed": ev["tiles_needed"], "arrays": ev["chip_arrays"],
-        "arrays_used": ev["layer_arrays"].sum(axis=1), "layer_arrays": ev["layer_arrays"], "duplication": ev["duplication"],
-        "utilization": ev["utilization"], "area_mm2": area_mm2, "area": area, "energy_j": energy_j, "energy": energy,
-        "leakage_j": leakage_j, "layout_j": layout_j, "latency_s": total_latency, "latency": lat,
-        "layer_latency_s": layer_latency, "period_s": throughput_period, "ops": w["ops"].sum(axis=1),
-        "conversions": ev["conversions"], "events": ev, "components": names,
+        "feasible": ev["feasible"],
+        "tiles": ev["tiles"],
+        "tiles_needed": ev["tiles_needed"],
+        "arrays": ev["chip_arrays"],
+        "arrays_used": ev["layer_arrays"].sum(axis=1),
+        "layer_arrays": ev["layer_arrays"],
+        "duplication": ev["duplication"],
+        "utilization": ev["utilization"],
+        "area_mm2": area_mm2,
+        "area": area,
+        "energy_j": energy_j,
+        "energy": energy,
+        "leakage_j": leakage_j,
+        "layout_j": layout_j,
+        "latency_s": total_latency,
+        "latency": lat,
+        "layer_latency_s": layer_latency,
+        "period_s": throughput_period,
+        "ops": w["ops"].sum(axis=1),
+        "conversions": ev["conversions"],
+        "events": ev,
+        "components": names,
         "cycle_s": np.broadcast_to(ctx.cycle_s[:, 0], (C,)),
     }

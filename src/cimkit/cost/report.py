@@ -44,8 +44,18 @@ def _si(value: float, unit: str) -> str:
         return "n/a"
     if value == 0:
         return f"0 {unit}"
-    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1, ""), (1e-3, "m"), (1e-6, "u"),
-                           (1e-9, "n"), (1e-12, "p"), (1e-15, "f")):
+    for factor, prefix in (
+        (1e12, "T"),
+        (1e9, "G"),
+        (1e6, "M"),
+        (1e3, "k"),
+        (1, ""),
+        (1e-3, "m"),
+        (1e-6, "u"),
+        (1e-9, "n"),
+        (1e-12, "p"),
+        (1e-15, "f"),
+    ):
         if abs(value) >= factor:
             return f"{value / factor:.3g} {prefix}{unit}"
     return f"{value:.3g} {unit}"
@@ -151,11 +161,14 @@ class Report(Result):
         plus "other" for the energy no layer carries (leakage, layout wiring). Energies sum to ``energy_j``."""
         out: dict[str, dict[str, float]] = {}
         for layer in self.layers:
-            row = out.setdefault(str(layer.get("kind", "")), {"ops": 0.0, "energy_j": 0.0, "data_movement_j": 0.0,
-                                                              "latency_s": 0.0})
+            row = out.setdefault(
+                str(layer.get("kind", "")), {"ops": 0.0, "energy_j": 0.0, "data_movement_j": 0.0, "latency_s": 0.0}
+            )
             row["ops"] += 1
             row["energy_j"] += float(layer.get("energy_j", 0.0))
-            row["data_movement_j"] += float(layer.get("energy_buffer_j", 0.0)) + float(layer.get("energy_interconnect_j", 0.0))
+            row["data_movement_j"] += float(layer.get("energy_buffer_j", 0.0)) + float(
+                layer.get("energy_interconnect_j", 0.0)
+            )
             row["latency_s"] += float(layer.get("latency_s", 0.0))
         rest = self.energy_j - sum(r["energy_j"] for r in out.values())
         if math.isfinite(rest) and abs(rest) > 1e-9 * max(abs(self.energy_j), 1e-30):
@@ -163,20 +176,44 @@ class Report(Result):
         return out
 
     def summary(self) -> dict:
-        return {"workload": self.workload, "spec": self.spec, "feasible": self.feasible, "reason": self.reason,
-                "area_mm2": self.area_mm2, "energy_j": self.energy_j, "latency_s": self.latency_s, "period_s": self.period_s,
-                "fps": self.fps,
-                "tops": self.tops, "tops_per_w": self.tops_per_w, "tops_per_mm2": self.tops_per_mm2, "edp_js": self.edp,
-                "ops": self.ops, "arrays": self.arrays, "tiles": self.tiles, "utilization": self.utilization}
+        return {
+            "workload": self.workload,
+            "spec": self.spec,
+            "feasible": self.feasible,
+            "reason": self.reason,
+            "area_mm2": self.area_mm2,
+            "energy_j": self.energy_j,
+            "latency_s": self.latency_s,
+            "period_s": self.period_s,
+            "fps": self.fps,
+            "tops": self.tops,
+            "tops_per_w": self.tops_per_w,
+            "tops_per_mm2": self.tops_per_mm2,
+            "edp_js": self.edp,
+            "ops": self.ops,
+            "arrays": self.arrays,
+            "tiles": self.tiles,
+            "utilization": self.utilization,
+        }
 
     def to_dict(self) -> dict:
         """The summary, ``unmapped``, the breakdowns by component, the layer rows, ``units`` and ``endurance``,
         JSON-safe (undefined figures of an infeasible design are None)."""
-        return json_safe({"result": type(self).__name__, **self.summary(), "unmapped": list(self.unmapped),
-                          "area_breakdown_mm2": self.area_breakdown_mm2, "energy_breakdown_j": self.energy_breakdown_j,
-                          "latency_breakdown_s": self.latency_breakdown_s, "layers": self.layers,
-                          "units": self.units, "endurance": self.endurance, "by_kind": self.by_kind(),
-                          "clock_period_s": self.clock_period_s})
+        return json_safe(
+            {
+                "result": type(self).__name__,
+                **self.summary(),
+                "unmapped": list(self.unmapped),
+                "area_breakdown_mm2": self.area_breakdown_mm2,
+                "energy_breakdown_j": self.energy_breakdown_j,
+                "latency_breakdown_s": self.latency_breakdown_s,
+                "layers": self.layers,
+                "units": self.units,
+                "endurance": self.endurance,
+                "by_kind": self.by_kind(),
+                "clock_period_s": self.clock_period_s,
+            }
+        )
 
     def to_json(self, path: str | Path | None = None) -> str:
         """The report as strict JSON (undefined figures of an infeasible design are null, never NaN); written
@@ -211,21 +248,33 @@ class Report(Result):
         t = Table(title=f"{self.workload} on {self.spec}" + ("" if self.feasible else f"  INFEASIBLE: {self.reason}"))
         t.add_column("metric")
         t.add_column("value", justify="right")
-        for label, value in (("chip area", f"{fmt(self.area_mm2, '.2f')} mm^2"),
-                             ("energy / inference", f"{fmt(self.energy_j * 1e6, '.2f')} uJ"),
-                             ("latency / inference", f"{fmt(self.latency_s * 1e3, '.3f')} ms"),
-                             ("throughput", f"{fmt(self.fps, '.1f')} FPS"), ("TOPS", fmt(self.tops, ".3f")),
-                             ("TOPS/W", fmt(self.tops_per_w, ".2f")), ("TOPS/mm^2", fmt(self.tops_per_mm2, ".4f")),
-                             ("EDP", f"{fmt(self.edp, '.3e')} J s"),
-                             ("arrays (tiles)", f"{self.arrays} ({self.tiles})"),
-                             ("utilization", fmt(self.utilization, ".0%"))):
+        for label, value in (
+            ("chip area", f"{fmt(self.area_mm2, '.2f')} mm^2"),
+            ("energy / inference", f"{fmt(self.energy_j * 1e6, '.2f')} uJ"),
+            ("latency / inference", f"{fmt(self.latency_s * 1e3, '.3f')} ms"),
+            ("throughput", f"{fmt(self.fps, '.1f')} FPS"),
+            ("TOPS", fmt(self.tops, ".3f")),
+            ("TOPS/W", fmt(self.tops_per_w, ".2f")),
+            ("TOPS/mm^2", fmt(self.tops_per_mm2, ".4f")),
+            ("EDP", f"{fmt(self.edp, '.3e')} J s"),
+            ("arrays (tiles)", f"{self.arrays} ({self.tiles})"),
+            ("utilization", fmt(self.utilization, ".0%")),
+        ):
             t.add_row(label, value)
         extras = ("leakage", "layout")
-        comps = [c for c in dict.fromkeys([*COMPONENTS, *self.area_breakdown_mm2, *self.energy_breakdown_j,
-                                           *self.latency_breakdown_s]) if c not in extras]
+        comps = [
+            c
+            for c in dict.fromkeys(
+                [*COMPONENTS, *self.area_breakdown_mm2, *self.energy_breakdown_j, *self.latency_breakdown_s]
+            )
+            if c not in extras
+        ]
         for comp in comps:
-            t.add_row(f"  {comp}", f"{self.area_breakdown_mm2.get(comp, 0):.2f} mm^2 | "
-                      f"{self.energy_breakdown_j.get(comp, 0) * 1e6:.2f} uJ | {self.latency_breakdown_s.get(comp, 0) * 1e3:.3f} ms")
+            t.add_row(
+                f"  {comp}",
+                f"{self.area_breakdown_mm2.get(comp, 0):.2f} mm^2 | "
+                f"{self.energy_breakdown_j.get(comp, 0) * 1e6:.2f} uJ | {self.latency_breakdown_s.get(comp, 0) * 1e3:.3f} ms",
+            )
         for extra in extras:
             t.add_row(f"  {extra}", f"{self.energy_breakdown_j.get(extra, 0) * 1e6:.2f} uJ")
         for unit, figures in self.units.items():
@@ -235,18 +284,27 @@ class Report(Result):
             for kind, row in sorted(kinds.items(), key=lambda kv: -kv[1]["energy_j"]):
                 share = _ratio(row["energy_j"], self.energy_j)
                 moved = _ratio(row["data_movement_j"], row["energy_j"]) if row["energy_j"] else 0.0
-                t.add_row(f"kind {kind}", f"{int(row['ops'])} ops; {row['energy_j'] * 1e6:.2f} uJ ({share:.0%}, "
-                          f"{moved:.0%} data movement); {row['latency_s'] * 1e3:.3f} ms")
+                t.add_row(
+                    f"kind {kind}",
+                    f"{int(row['ops'])} ops; {row['energy_j'] * 1e6:.2f} uJ ({share:.0%}, "
+                    f"{moved:.0%} data movement); {row['latency_s'] * 1e3:.3f} ms",
+                )
         if self.endurance:
             e = self.endurance
             t.add_row("cell writes / inference", fmt(float(e.get("writes_per_cell_per_inference", math.nan)), ".3g"))
             rate = float(e.get("inferences_per_s", math.nan))
-            t.add_row("device lifetime", f"{_duration(float(e.get('lifetime_s', math.nan)))} at "
-                      f"{fmt(rate, '.3g')} inferences/s")
+            t.add_row(
+                "device lifetime",
+                f"{_duration(float(e.get('lifetime_s', math.nan)))} at {fmt(rate, '.3g')} inferences/s",
+            )
         if self.unmapped:
-            shown = ", ".join(self.unmapped[:6]) + (f" and {len(self.unmapped) - 6} more" if len(self.unmapped) > 6 else "")
-            t.caption = (f"NOT PRICED: {len(self.unmapped)} unmapped op(s) ({shown}) that no op rule matches; the "
-                         "figures above leave them out")
+            shown = ", ".join(self.unmapped[:6]) + (
+                f" and {len(self.unmapped) - 6} more" if len(self.unmapped) > 6 else ""
+            )
+            t.caption = (
+                f"NOT PRICED: {len(self.unmapped)} unmapped op(s) ({shown}) that no op rule matches; the "
+                "figures above leave them out"
+            )
         return t
 
     def figures(self, folder: str | Path) -> list[Path]:
@@ -265,8 +323,11 @@ class Report(Result):
                 bottom += vals
             ax.set_xticks(range(len(layers)), [layer["name"] for layer in layers], rotation=90, fontsize=7)
             ax.set_ylabel("energy per inference (uJ)")
-            title = (f"{self.workload} on {self.spec}: {self.energy_j * 1e6:.1f} uJ, {self.tops_per_w:.1f} TOPS/W"
-                     if self.feasible else f"{self.workload} on {self.spec}: INFEASIBLE ({self.reason})")
+            title = (
+                f"{self.workload} on {self.spec}: {self.energy_j * 1e6:.1f} uJ, {self.tops_per_w:.1f} TOPS/W"
+                if self.feasible
+                else f"{self.workload} on {self.spec}: INFEASIBLE ({self.reason})"
+            )
             ax.set_title(title, fontsize=9 if self.feasible else 7)
             if layers:
                 ax.legend(fontsize=7)
@@ -322,8 +383,11 @@ class ManyReport(Result):
         n, raw = self.configurations, self.raw or {}
         ok = np.asarray(self.feasible, dtype=bool)
         out: dict[str, dict[str, np.ndarray]] = {}
-        for name, key, extras in (("energy_breakdown_j", "energy", (("leakage", "leakage_j"), ("layout", "layout_j"))),
-                                  ("area_breakdown_mm2", "area", ()), ("latency_breakdown_s", "latency", ())):
+        for name, key, extras in (
+            ("energy_breakdown_j", "energy", (("leakage", "leakage_j"), ("layout", "layout_j"))),
+            ("area_breakdown_mm2", "area", ()),
+            ("latency_breakdown_s", "latency", ()),
+        ):
             parts = {c: v for c, v in (raw.get(key) or {}).items()} if isinstance(raw.get(key), dict) else {}
             parts.update({c: raw[k] for c, k in extras if k in raw})
             out[name] = {}
@@ -337,16 +401,28 @@ class ManyReport(Result):
         """The per-configuration figures, each (n,) (``ops`` is the same for every configuration)."""
         n = self.configurations
         with np.errstate(all="ignore"):
-            cols = {"feasible": np.asarray(self.feasible, dtype=bool), "area_mm2": self.area_mm2,
-                    "energy_j": self.energy_j, "latency_s": self.latency_s, "period_s": self.period_s,
-                    "ops": self.ops, "tops_per_w": self.tops_per_w, "edp_js": self.edp}
+            cols = {
+                "feasible": np.asarray(self.feasible, dtype=bool),
+                "area_mm2": self.area_mm2,
+                "energy_j": self.energy_j,
+                "latency_s": self.latency_s,
+                "period_s": self.period_s,
+                "ops": self.ops,
+                "tops_per_w": self.tops_per_w,
+                "edp_js": self.edp,
+            }
         return {k: np.broadcast_to(np.asarray(v), (n,)) for k, v in cols.items()}
 
     def to_dict(self) -> dict:
         """``configurations`` (the count), ``specs``, and each figure as a list over the configurations: the
         totals under the standard names, the breakdowns as {component: list}; null where infeasible."""
-        data = {"result": type(self).__name__, "configurations": self.configurations, "specs": list(self.specs),
-                **self._columns(), **self.breakdowns()}
+        data = {
+            "result": type(self).__name__,
+            "configurations": self.configurations,
+            "specs": list(self.specs),
+            **self._columns(),
+            **self.breakdowns(),
+        }
         return json_safe(data)
 
     def records(self) -> list[dict]:
@@ -380,9 +456,14 @@ class ManyReport(Result):
         for i in np.argsort(energy, kind="stable")[:top]:
             if not ok[i]:
                 break
-            t.add_row(str(i), *((self.specs[i],) if self.specs else ()), f"{self.area_mm2[i]:.3g}",
-                      _si(float(self.energy_j[i]), "J"),
-                      _si(float(self.latency_s[i]), "s"), f"{self.tops_per_w[i]:.3g}")
+            t.add_row(
+                str(i),
+                *((self.specs[i],) if self.specs else ()),
+                f"{self.area_mm2[i]:.3g}",
+                _si(float(self.energy_j[i]), "J"),
+                _si(float(self.latency_s[i]), "s"),
+                f"{self.tops_per_w[i]:.3g}",
+            )
         if not ok.all():
             t.caption = f"{int((~ok).sum())} infeasible configuration(s) (the weights do not fit) not shown"
         return t

@@ -17,11 +17,20 @@ NODES_NM = np.array([130, 90, 65, 45, 32, 20, 16, 14, 10, 7], dtype=float)
 # area relative to 130 nm (Stillmaker & Baas 2017)
 AREA_REL_130 = np.array([1, 0.44, 0.23, 0.16, 0.072, 0.033, 0.03, 0.027, 0.016, 0.0092])
 # dynamic energy ~ a*V^2 + b*V + c, per node (Stillmaker & Baas 2017)
-ENERGY_POLY = np.array([
-    [7.171, -6.709, 2.904], [4.762, -4.781, 2.092], [3.755, -4.398, 1.975], [1.103, -0.362, 0.2767],
-    [0.9559, -0.7823, 0.471], [0.373, -0.1582, 0.04104], [0.2958, -0.1241, 0.03024],
-    [0.2363, -0.09675, 0.02239], [0.2068, -0.09311, 0.02375], [0.1776, -0.09097, 0.02447],
-])
+ENERGY_POLY = np.array(
+    [
+        [7.171, -6.709, 2.904],
+        [4.762, -4.781, 2.092],
+        [3.755, -4.398, 1.975],
+        [1.103, -0.362, 0.2767],
+        [0.9559, -0.7823, 0.471],
+        [0.373, -0.1582, 0.04104],
+        [0.2958, -0.1241, 0.03024],
+        [0.2363, -0.09675, 0.02239],
+        [0.2068, -0.09311, 0.02375],
+        [0.1776, -0.09097, 0.02447],
+    ]
+)
 REFERENCE_NODE_NM = 22.0
 REFERENCE_SUPPLY_V = 0.8
 
@@ -36,8 +45,10 @@ def check_node(node_nm) -> None:
     n = np.asarray(node_nm, dtype=float)
     if np.any(n < NODES_NM[-1]) or np.any(n > NODES_NM[0]):
         bad = n[(n < NODES_NM[-1]) | (n > NODES_NM[0])].ravel()[0]
-        raise SpecError(f"technology.node_nm = {bad:g}: the cost model's technology scaling data cover 7 nm to 130 nm; "
-                        "give a node in that range")
+        raise SpecError(
+            f"technology.node_nm = {bad:g}: the cost model's technology scaling data cover 7 nm to 130 nm; "
+            "give a node in that range"
+        )
 
 
 def area_factor(node_nm) -> np.ndarray:
@@ -63,10 +74,19 @@ def energy_factor(node_nm, supply_v) -> np.ndarray:
 # and NMOS on-current (uA/um). 14, 10 and 7 nm are FinFET models without a fringe term.
 NOMINAL_SUPPLY_V = np.array([1.3, 1.2, 1.1, 1.0, 0.9, 0.85, 0.8, 0.75, 0.7])
 _LP_NODES_NM = np.array([130, 90, 65, 45, 32, 22, 14, 10, 7], dtype=float)
-_LP_GATE_CAP_F_PER_M = np.array([1.2 * 1.8574e-9 + 9.530642e-10, 1.2 * 1.5413e-9 + 9.601334e-10,
-                                 1.2 * 1.1926e-9 + 9.62148e-10, 1.2 * 8.930709e-10 + 8.849901e-10,
-                                 1.2 * 8.375279e-10 + 6.856677e-10, 1.2 * 5.245e-10 + 8.004e-10,
-                                 1.2 * 1.0572e-9, 1.2 * 9.418984e-10, 1.2 * 8.49489e-10])
+_LP_GATE_CAP_F_PER_M = np.array(
+    [
+        1.2 * 1.8574e-9 + 9.530642e-10,
+        1.2 * 1.5413e-9 + 9.601334e-10,
+        1.2 * 1.1926e-9 + 9.62148e-10,
+        1.2 * 8.930709e-10 + 8.849901e-10,
+        1.2 * 8.375279e-10 + 6.856677e-10,
+        1.2 * 5.245e-10 + 8.004e-10,
+        1.2 * 1.0572e-9,
+        1.2 * 9.418984e-10,
+        1.2 * 8.49489e-10,
+    ]
+)
 _LP_ION_UA_PER_UM = np.array([300.70, 346.30, 400.00, 500.20, 600.20, 791.90, 893.0, 862.0, 822.0])
 # intrinsic gate delay C V / I of each node's LP transistor (s): a gate driving gates of its own size
 # (uA/um is A/m, so F/m x V / (A/m) is seconds)

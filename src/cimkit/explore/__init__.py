@@ -5,5 +5,18 @@ from .joint import JointResult, run_joint_experiment
 from .runner import StudyInterrupted, StudyResult, run_study
 from .study import PARAMETERS, StudyConfig, evaluate_batch, evaluate_details, score, spec_for
 
-__all__ = ["StudyConfig", "run_study", "run_joint_experiment", "JointResult", "StudyResult", "StudyInterrupted",
-           "PARAMETERS", "evaluate_batch", "evaluate_details", "score", "spec_for", "prepare_study", "fingerprint"]
+__all__ = [
+    "StudyConfig",
+    "run_study",
+    "run_joint_experiment",
+    "JointResult",
+    "StudyResult",
+    "StudyInterrupted",
+    "PARAMETERS",
+    "evaluate_batch",
+    "evaluate_details",
+    "score",
+    "spec_for",
+    "prepare_study",
+    "fingerprint",
+]

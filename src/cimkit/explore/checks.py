@@ -13,11 +13,19 @@ from ..errors import CimkitError, InputError, SpecError, short_repr
 from ..io import build_model, dict_differences
 from ..spec import HardwareSpec
 from ..spec.model import stored_content
-from .study import (INTEGER_PARAMETERS, PARAMETERS, ParamSpace, StudyConfig, TorchWorkload, _changes, evaluate_details,
-                    load_evaluator)
-
+from .study import (
+    INTEGER_PARAMETERS,
+    PARAMETERS,
+    ParamSpace,
+    StudyConfig,
+    TorchWorkload,
+    _changes,
+    evaluate_details,
+    load_evaluator,
+)
 
 # ---- checks before any storage is created -------------------------------------------------------------
+
 
 def load_base(cfg: StudyConfig) -> HardwareSpec:
     """The study's base chip: a preset name or a hardware YAML file."""
@@ -25,8 +33,10 @@ def load_base(cfg: StudyConfig) -> HardwareSpec:
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
             if not path.is_file():
-                raise InputError(f"hardware: no such hardware description file: {path} (paths in a study file are "
-                                 "relative to the study file's folder)")
+                raise InputError(
+                    f"hardware: no such hardware description file: {path} (paths in a study file are "
+                    "relative to the study file's folder)"
+                )
             return HardwareSpec.from_yaml(path)
         return HardwareSpec.preset(cfg.hardware)
     except SpecError as exc:
@@ -37,18 +47,18 @@ def load_base(cfg: StudyConfig) -> HardwareSpec:
 
 def check_space(cfg: StudyConfig, base: HardwareSpec) -> None:
     """Every searched value (each choice, or low and high) must build a valid chip from ``base``."""
-    from ..spec.model import mapping_fields, apply_dotted
+    from ..spec.model import apply_dotted, mapping_fields
 
     for name, p in cfg.space.items():
         target = "array.rows and array.cols" if name == "crossbar" else PARAMETERS[name]
         for v in p.values_to_check():
             try:
-                HardwareSpec.model_validate(apply_dotted(base.model_dump(), _changes({name: v}), "HardwareSpec",
-                                                                mapping_fields(HardwareSpec)))
+                HardwareSpec.model_validate(
+                    apply_dotted(base.model_dump(), _changes({name: v}), "HardwareSpec", mapping_fields(HardwareSpec))
+                )
             except ValidationError as exc:
                 reasons = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
-                raise InputError(f"space.{name}: {v:g} is outside what {target} allows ({reasons[:300]})"
-                                 ) from None
+                raise InputError(f"space.{name}: {v:g} is outside what {target} allows ({reasons[:300]})") from None
 
 
 def load_workloads(cfg: StudyConfig) -> list:
@@ -71,8 +81,10 @@ def _load_named(name: str):
 
     if name.lower().endswith((".csv", ".onnx")):
         if not Path(name).is_file():
-            raise InputError(f"workload {short_repr(name)}: no such file (paths in a study file are relative to the "
-                             "study file's folder)")
+            raise InputError(
+                f"workload {short_repr(name)}: no such file (paths in a study file are relative to the "
+                "study file's folder)"
+            )
         return load_workload(name)
     return _zoo_workload(name)
 
@@ -97,19 +109,24 @@ def _load_torch(entry: TorchWorkload):
     except CimkitError:
         raise
     except Exception as exc:  # noqa: BLE001 - tracing user code
-        raise InputError(f"workload {entry.torch!r}: cannot trace it on input_shape {entry.input_shape}: "
-                         f"{type(exc).__name__}: {short_repr(str(exc), 200)}") from None
+        raise InputError(
+            f"workload {entry.torch!r}: cannot trace it on input_shape {entry.input_shape}: "
+            f"{type(exc).__name__}: {short_repr(str(exc), 200)}"
+        ) from None
 
 
 def roomiest(cfg: StudyConfig) -> dict:
     """The design of the space that holds the most weights: more of everything holds more, except
     weight bits, which need more cells."""
+
     def pick(name: str, p: ParamSpace):
         if p.choices is not None:
             return (min if name == "weight_bits" else max)(p.choices)
         return p.low if name == "weight_bits" else p.high
-    return {name: (int(v) if name in INTEGER_PARAMETERS else v) for name, p in cfg.space.items()
-            for v in [pick(name, p)]}
+
+    return {
+        name: (int(v) if name in INTEGER_PARAMETERS else v) for name, p in cfg.space.items() for v in [pick(name, p)]
+    }
 
 
 def prepare_study(cfg: StudyConfig) -> tuple[HardwareSpec, list]:
@@ -125,8 +142,10 @@ def prepare_study(cfg: StudyConfig) -> tuple[HardwareSpec, list]:
         room = roomiest(cfg)
         _, cons, _ = evaluate_details(cfg, base, workloads, [room], accuracy=False)
         if cons[0, 0] > 0:
-            raise InputError(f"infeasible space: even the roomiest design {room} cannot hold the weights of "
-                             f"{', '.join(cfg.workload_labels)}")
+            raise InputError(
+                f"infeasible space: even the roomiest design {room} cannot hold the weights of "
+                f"{', '.join(cfg.workload_labels)}"
+            )
     return base, workloads
 
 
@@ -143,8 +162,9 @@ def fingerprint(cfg: StudyConfig, base: HardwareSpec, workloads) -> dict[str, st
     import hashlib
 
     def digest(wl) -> str:
-        ops = json.dumps({"input_shape": list(wl.input_shape), "ops": [_op_fields(op) for op in wl.ops]},
-                         sort_keys=True, default=str)
+        ops = json.dumps(
+            {"input_shape": list(wl.input_shape), "ops": [_op_fields(op) for op in wl.ops]}, sort_keys=True, default=str
+        )
         return hashlib.sha256(ops.encode()).hexdigest()[:16]
 
     sampler = cfg.sampler.model_dump()
@@ -208,5 +228,3 @@ def fingerprint_difference(stored: dict, now: dict) -> list[str]:
         else:
             out.append(f"{key} (stored {short_repr(va, 100)}, now {short_repr(vb, 100)})")
     return out
-
-

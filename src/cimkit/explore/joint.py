@@ -50,32 +50,62 @@ class JointResult(Result):
         return {w: self.edap_on_joint[w] / self.edap_on_own[w] - 1 for w in self.workloads}
 
     def to_dict(self) -> dict:
-        return json_safe({"result": type(self).__name__, "workloads": self.workloads, "largest": self.largest,
-                          "edap_on_largest": self.edap_on_largest, "edap_on_joint": self.edap_on_joint,
-                          "edap_on_own": self.edap_on_own, "improvement": self.improvement,
-                          "loss_vs_own": self.loss_vs_own, "paper_improvement": PAPER_IMPROVEMENT,
-                          "designs": self.designs})
+        return json_safe(
+            {
+                "result": type(self).__name__,
+                "workloads": self.workloads,
+                "largest": self.largest,
+                "edap_on_largest": self.edap_on_largest,
+                "edap_on_joint": self.edap_on_joint,
+                "edap_on_own": self.edap_on_own,
+                "improvement": self.improvement,
+                "loss_vs_own": self.loss_vs_own,
+                "paper_improvement": PAPER_IMPROVEMENT,
+                "designs": self.designs,
+            }
+        )
 
     def records(self) -> list[dict]:
         """One row per workload: its EDAP on each chip, the joint chip's improvement over the largest-network
         chip (and the paper's), and its loss against the workload's own optimum."""
-        return [{"workload": w, "edap_on_largest": self.edap_on_largest[w], "edap_on_joint": self.edap_on_joint[w],
-                 "edap_on_own": self.edap_on_own[w], "improvement": self.improvement[w],
-                 "paper_improvement": PAPER_IMPROVEMENT.get(w), "loss_vs_own": self.loss_vs_own[w]}
-                for w in self.workloads]
+        return [
+            {
+                "workload": w,
+                "edap_on_largest": self.edap_on_largest[w],
+                "edap_on_joint": self.edap_on_joint[w],
+                "edap_on_own": self.edap_on_own[w],
+                "improvement": self.improvement[w],
+                "paper_improvement": PAPER_IMPROVEMENT.get(w),
+                "loss_vs_own": self.loss_vs_own[w],
+            }
+            for w in self.workloads
+        ]
 
     def table(self):
         from rich.table import Table
 
         t = Table(title=f"EDAP (J s mm^2) per workload; largest network: {self.largest}")
-        for col in ("workload", "on largest-net chip", "on joint chip", "on own chip", "joint vs largest", "paper",
-                    "joint vs own"):
+        for col in (
+            "workload",
+            "on largest-net chip",
+            "on joint chip",
+            "on own chip",
+            "joint vs largest",
+            "paper",
+            "joint vs own",
+        ):
             t.add_column(col, justify="right" if col != "workload" else "left")
         for w in self.workloads:
             paper = PAPER_IMPROVEMENT.get(w)
-            t.add_row(w, f"{self.edap_on_largest[w]:.3e}", f"{self.edap_on_joint[w]:.3e}", f"{self.edap_on_own[w]:.3e}",
-                      f"{-100 * self.improvement[w]:+.0f}%", "-" if paper is None else f"{-100 * paper:+.0f}%",
-                      f"{100 * self.loss_vs_own[w]:+.0f}%")
+            t.add_row(
+                w,
+                f"{self.edap_on_largest[w]:.3e}",
+                f"{self.edap_on_joint[w]:.3e}",
+                f"{self.edap_on_own[w]:.3e}",
+                f"{-100 * self.improvement[w]:+.0f}%",
+                "-" if paper is None else f"{-100 * paper:+.0f}%",
+                f"{100 * self.loss_vs_own[w]:+.0f}%",
+            )
         return t
 
     def figures(self, folder: str | Path) -> list[Path]:
@@ -85,8 +115,13 @@ class JointResult(Result):
         path = figure_folder(folder) / "joint_edap.png"
         x = np.arange(len(self.workloads))
         with saved_figure(path, figsize=(max(5, 1.2 * len(self.workloads)), 3.6)) as (fig, ax):
-            for i, (label, values) in enumerate((("largest-network chip", self.edap_on_largest),
-                                                 ("joint chip", self.edap_on_joint), ("own chip", self.edap_on_own))):
+            for i, (label, values) in enumerate(
+                (
+                    ("largest-network chip", self.edap_on_largest),
+                    ("joint chip", self.edap_on_joint),
+                    ("own chip", self.edap_on_own),
+                )
+            ):
                 ax.bar(x + (i - 1) * 0.27, [values[w] for w in self.workloads], width=0.27, label=label)
             ax.set_xticks(x, self.workloads)
             ax.set_yscale("log")
@@ -96,13 +131,18 @@ class JointResult(Result):
 
     def markdown(self) -> str:
         """The table as Markdown (joint_experiment.md)."""
-        lines = ["| workload | EDAP on largest-net chip (J s mm^2) | on joint chip | on own chip | joint vs largest "
-                 "| paper | joint vs own |", "|---|---|---|---|---|---|---|"]
+        lines = [
+            "| workload | EDAP on largest-net chip (J s mm^2) | on joint chip | on own chip | joint vs largest "
+            "| paper | joint vs own |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for w in self.workloads:
             paper = PAPER_IMPROVEMENT.get(w)
-            lines.append(f"| {w} | {self.edap_on_largest[w]:.3e} | {self.edap_on_joint[w]:.3e} | {self.edap_on_own[w]:.3e} "
-                         f"| {-100 * self.improvement[w]:+.0f}% | {'-' if paper is None else f'{-100 * paper:+.0f}%'} "
-                         f"| {100 * self.loss_vs_own[w]:+.0f}% |")
+            lines.append(
+                f"| {w} | {self.edap_on_largest[w]:.3e} | {self.edap_on_joint[w]:.3e} | {self.edap_on_own[w]:.3e} "
+                f"| {-100 * self.improvement[w]:+.0f}% | {'-' if paper is None else f'{-100 * paper:+.0f}%'} "
+                f"| {100 * self.loss_vs_own[w]:+.0f}% |"
+            )
         return "\n".join(lines)
 
 
@@ -124,13 +164,16 @@ def _entry(cfg: StudyConfig, label: str):
 def _best_params(result) -> dict:
     best = result.best_trials
     if not best:
-        raise InputError(f"study {result.study.study_name!r} found no feasible design ({result.infeasibility()}); "
-                         f"its trials are in {result.out_dir / 'trials.csv'}")
+        raise InputError(
+            f"study {result.study.study_name!r} found no feasible design ({result.infeasibility()}); "
+            f"its trials are in {result.out_dir / 'trials.csv'}"
+        )
     return dict(best[0].params)
 
 
-def run_joint_experiment(cfg: StudyConfig, out_dir: str | Path, *, trials: int | None = None, progress=None,
-                         adopt: bool = False) -> JointResult:
+def run_joint_experiment(
+    cfg: StudyConfig, out_dir: str | Path, *, trials: int | None = None, progress=None, adopt: bool = False
+) -> JointResult:
     """Largest-network design, joint design and workload-specific designs, each a study of its own
     (stored in ``out_dir``, so the experiment resumes like any study)."""
     out_dir = check_output_dir(out_dir, create=False)
@@ -145,13 +188,22 @@ def run_joint_experiment(cfg: StudyConfig, out_dir: str | Path, *, trials: int |
         sub = single.with_overrides(name=f"{cfg.name}-{name}", workloads=[_entry(cfg, w) for w in workloads])
         return run_study(sub, out_dir / name, trials=trials, progress=progress, adopt=adopt)
 
-    designs = {"largest": _best_params(study(f"only-{largest}", [largest])), "joint": _best_params(study("joint", names))}
+    designs = {
+        "largest": _best_params(study(f"only-{largest}", [largest])),
+        "joint": _best_params(study("joint", names)),
+    }
     own = {}
     for n in names:
         designs[n] = designs["largest"] if n == largest else _best_params(study(f"only-{n}", [n]))
         own[n] = _edap_per_workload(base, designs[n], {n: traced[n]})[n]
-    result = JointResult(names, largest, _edap_per_workload(base, designs["largest"], traced),
-                         _edap_per_workload(base, designs["joint"], traced), own, designs)
+    result = JointResult(
+        names,
+        largest,
+        _edap_per_workload(base, designs["largest"], traced),
+        _edap_per_workload(base, designs["joint"], traced),
+        own,
+        designs,
+    )
     atomic_write(out_dir / "joint_experiment.md", result.markdown() + "\n")
     result.to_json(out_dir / "joint_experiment.json")
     return result

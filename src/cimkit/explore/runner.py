@@ -71,19 +71,38 @@ class StudyResult(Result):
         import optuna
 
         done = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        best = [{"number": t.number, "params": dict(t.params), "values": list(t.values),
-                 **(t.user_attrs.get(FIGURES_ATTR) or {})} for t in self.best_trials]
-        return json_safe({"result": type(self).__name__, "name": self.study.study_name, "completed": self.completed,
-                          "evaluated_now": self.evaluated_now, "seconds": self.seconds,
-                          "out_dir": None if self.out_dir is None else str(self.out_dir), "storage": self.storage,
-                          "workloads": self.config.workload_labels if self.config is not None else None,
-                          "objectives": self.objectives(), "feasible": sum(_feasible(t) for t in done),
-                          "infeasibility": self.infeasibility(), "best": best})
+        best = [
+            {
+                "number": t.number,
+                "params": dict(t.params),
+                "values": list(t.values),
+                **(t.user_attrs.get(FIGURES_ATTR) or {}),
+            }
+            for t in self.best_trials
+        ]
+        return json_safe(
+            {
+                "result": type(self).__name__,
+                "name": self.study.study_name,
+                "completed": self.completed,
+                "evaluated_now": self.evaluated_now,
+                "seconds": self.seconds,
+                "out_dir": None if self.out_dir is None else str(self.out_dir),
+                "storage": self.storage,
+                "workloads": self.config.workload_labels if self.config is not None else None,
+                "objectives": self.objectives(),
+                "feasible": sum(_feasible(t) for t in done),
+                "infeasibility": self.infeasibility(),
+                "best": best,
+            }
+        )
 
     def records(self) -> list[dict]:
         """One row per trial, as trials.csv holds them."""
-        return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
-                for row in _trials_frame(self.study).to_dict("records")]
+        return [
+            {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
+            for row in _trials_frame(self.study).to_dict("records")
+        ]
 
     def csv_columns(self) -> tuple[str, ...]:
         return ("number", "state", "feasible")
@@ -100,8 +119,10 @@ class StudyResult(Result):
 
         best = self.best_trials[:top]
         names = list(self.config.space) if self.config is not None else sorted({k for t in best for k in t.params})
-        t = Table(title=f"study {self.study.study_name!r}: {self.completed} trials, "
-                        f"{len(self.best_trials)} best feasible design(s)")
+        t = Table(
+            title=f"study {self.study.study_name!r}: {self.completed} trials, "
+            f"{len(self.best_trials)} best feasible design(s)"
+        )
         for col in ("trial", *names, *self.objectives(), "energy J", "latency s", "area mm^2"):
             t.add_column(col, justify="right")
 
@@ -110,8 +131,12 @@ class StudyResult(Result):
 
         for trial in best:
             figures = trial.user_attrs.get(FIGURES_ATTR) or {}
-            t.add_row(f"#{trial.number}", *(num(trial.params.get(n, "")) for n in names), *(num(v) for v in trial.values),
-                      *(num(figures.get(k, "n/a")) for k in ("energy_j", "latency_s", "area_mm2")))
+            t.add_row(
+                f"#{trial.number}",
+                *(num(trial.params.get(n, "")) for n in names),
+                *(num(v) for v in trial.values),
+                *(num(figures.get(k, "n/a")) for k in ("energy_j", "latency_s", "area_mm2")),
+            )
         if not best:
             t.caption = f"no feasible design: {self.infeasibility()}"
         return t
@@ -188,20 +213,24 @@ class _Evaluator:
                 if cfg.scheduler:
                     self.client = Client(cfg.scheduler, timeout=f"{cfg.scheduler_timeout_s}s")
                 else:
-                    self.cluster = LocalCluster(n_workers=cfg.workers, threads_per_worker=1, processes=True,
-                                                dashboard_address=None)
+                    self.cluster = LocalCluster(
+                        n_workers=cfg.workers, threads_per_worker=1, processes=True, dashboard_address=None
+                    )
                     self.client = Client(self.cluster)
             except (OSError, TimeoutError, ValueError) as exc:
                 self.close()
-                raise InputError(f"cannot reach the Dask scheduler {cfg.scheduler!r}: {short_repr(str(exc), 300)}") from None
+                raise InputError(
+                    f"cannot reach the Dask scheduler {cfg.scheduler!r}: {short_repr(str(exc), 300)}"
+                ) from None
 
     def __call__(self, params: list[dict]):
         if self.client is None:
             return evaluate_details(self.cfg, self.base, self.workloads, params)
         n = max(1, min(len(params), len(self.client.scheduler_info()["workers"])))
         chunks = [params[i::n] for i in range(n)]
-        futures = [self.client.submit(_evaluate_chunk, self.cfg, self.base, self.workloads, c, pure=False)
-                   for c in chunks]
+        futures = [
+            self.client.submit(_evaluate_chunk, self.cfg, self.base, self.workloads, c, pure=False) for c in chunks
+        ]
         parts = self.client.gather(futures)
         values = np.empty((len(params), parts[0][0].shape[1]))
         cons = np.empty((len(params), parts[0][1].shape[1]))
@@ -235,7 +264,7 @@ def _storage_errors() -> tuple[type[BaseException], ...]:
 def _where(url: str) -> str:
     """The storage for messages: the SQLite file, or the URL without its password."""
     if url.startswith("sqlite:///"):
-        return url[len("sqlite:///"):]
+        return url[len("sqlite:///") :]
     try:
         from sqlalchemy.engine import make_url
 
@@ -244,8 +273,14 @@ def _where(url: str) -> str:
         return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
 
-def run_study(cfg: StudyConfig, out_dir: str | Path = "out/study", *, trials: int | None = None,
-              progress: Callable[[int, int, float], None] | None = None, adopt: bool = False) -> StudyResult:
+def run_study(
+    cfg: StudyConfig,
+    out_dir: str | Path = "out/study",
+    *,
+    trials: int | None = None,
+    progress: Callable[[int, int, float], None] | None = None,
+    adopt: bool = False,
+) -> StudyResult:
     """Search ``cfg`` until its storage holds ``trials`` (default ``cfg.trials``) completed trials.
 
     Everything is checked before the storage is opened (``prepare_study``). A stored study of the same
@@ -297,8 +332,10 @@ def run_study(cfg: StudyConfig, out_dir: str | Path = "out/study", *, trials: in
     except KeyboardInterrupt:
         interrupted = True
     except failures as exc:
-        raise InputError(f"the study storage {_where(storage)} failed: {short_repr(str(exc), 300)}; the trials "
-                         "stored before are kept: run again to resume") from None
+        raise InputError(
+            f"the study storage {_where(storage)} failed: {short_repr(str(exc), 300)}; the trials "
+            "stored before are kept: run again to resume"
+        ) from None
     finally:
         search.evaluate.close()
     completed = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
@@ -322,22 +359,30 @@ def _open_study(cfg: StudyConfig, storage: str, n_obj: int):
 
     for attempt in range(6):
         try:
-            return optuna.create_study(study_name=cfg.name, storage=_open_storage(storage), sampler=_sampler(cfg),
-                                       directions=["minimize"] * n_obj, load_if_exists=True)
+            return optuna.create_study(
+                study_name=cfg.name,
+                storage=_open_storage(storage),
+                sampler=_sampler(cfg),
+                directions=["minimize"] * n_obj,
+                load_if_exists=True,
+            )
         except Exception as exc:  # noqa: BLE001 - unreachable database etc.
             if attempt < 5 and _lost_creation_race(exc):
                 time.sleep(0.2 * (attempt + 1))
                 continue
-            raise InputError(f"cannot open the study storage {_where(storage)!r}: {short_repr(str(exc), 300)}") from None
+            raise InputError(
+                f"cannot open the study storage {_where(storage)!r}: {short_repr(str(exc), 300)}"
+            ) from None
     raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _afresh(cfg: StudyConfig, storage: str) -> str:
     if cfg.storage is None:
-        return (f"to start afresh, use another --out, give the study another `name:`, or delete "
-                f"{_where(storage)}")
-    return (f"to start afresh, give the study another `name:`, or delete the study from the storage "
-            f"(optuna delete-study --study-name {cfg.name} --storage <url>)")
+        return f"to start afresh, use another --out, give the study another `name:`, or delete {_where(storage)}"
+    return (
+        f"to start afresh, give the study another `name:`, or delete the study from the storage "
+        f"(optuna delete-study --study-name {cfg.name} --storage <url>)"
+    )
 
 
 def _check_fingerprint(cfg: StudyConfig, study, fp: dict[str, str], storage: str, adopt: bool, n_obj: int) -> None:
@@ -347,25 +392,31 @@ def _check_fingerprint(cfg: StudyConfig, study, fp: dict[str, str], storage: str
     stored = study.user_attrs.get(FINGERPRINT_ATTR)
     if stored is not None:
         if stored != fp:
-            raise InputError(f"the stored study {cfg.name!r} in {_where(storage)} was computed for other settings "
-                             f"than this study file; differing: {'; '.join(fingerprint_difference(stored, fp))}. "
-                             f"Its trials cannot be mixed with this study's: {_afresh(cfg, storage)}")
+            raise InputError(
+                f"the stored study {cfg.name!r} in {_where(storage)} was computed for other settings "
+                f"than this study file; differing: {'; '.join(fingerprint_difference(stored, fp))}. "
+                f"Its trials cannot be mixed with this study's: {_afresh(cfg, storage)}"
+            )
         return
     completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if completed:
         if not adopt:
-            raise InputError(f"the stored study {cfg.name!r} in {_where(storage)} holds {len(completed)} trials from "
-                             "an older cimkit that did not record what they were computed for (workloads, chip, "
-                             "space, objective, constraints, sampler), so they cannot be checked against this study "
-                             "file. If they come from this same study file, resume with --adopt (run_study(..., "
-                             f"adopt=True)) to record its settings; otherwise {_afresh(cfg, storage)}")
+            raise InputError(
+                f"the stored study {cfg.name!r} in {_where(storage)} holds {len(completed)} trials from "
+                "an older cimkit that did not record what they were computed for (workloads, chip, "
+                "space, objective, constraints, sampler), so they cannot be checked against this study "
+                "file. If they come from this same study file, resume with --adopt (run_study(..., "
+                f"adopt=True)) to record its settings; otherwise {_afresh(cfg, storage)}"
+            )
         names = set(cfg.space)
         odd = [t.number for t in completed if set(t.params) != names]
         if odd or len(study.directions) != n_obj:
-            raise InputError(f"cannot adopt the stored study {cfg.name!r} in {_where(storage)}: its trials search "
-                             f"other parameters or objectives than this study file (e.g. trial {odd[0] if odd else 0}: "
-                             f"{sorted(completed[0].params)}, {len(study.directions)} objective(s)); "
-                             f"{_afresh(cfg, storage)}")
+            raise InputError(
+                f"cannot adopt the stored study {cfg.name!r} in {_where(storage)}: its trials search "
+                f"other parameters or objectives than this study file (e.g. trial {odd[0] if odd else 0}: "
+                f"{sorted(completed[0].params)}, {len(study.directions)} objective(s)); "
+                f"{_afresh(cfg, storage)}"
+            )
     study.set_user_attr(FINGERPRINT_ATTR, fp)
 
 
@@ -450,8 +501,11 @@ def _distinct(trials: list) -> list:
 
 def _feasible(t) -> bool:
     """A completed trial whose constraints hold and whose objective values are real (not the sentinel)."""
-    return (bool(t.values) and all(math.isfinite(v) and v < SENTINEL for v in t.values)
-            and all(c <= 0 for c in t.user_attrs.get("constraints", [0.0])))
+    return (
+        bool(t.values)
+        and all(math.isfinite(v) and v < SENTINEL for v in t.values)
+        and all(c <= 0 for c in t.user_attrs.get("constraints", [0.0]))
+    )
 
 
 def _front(trials: list) -> list:
@@ -484,8 +538,14 @@ def infeasibility(study) -> str:
     import optuna
 
     done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    counts = {name: 0 for name in ("weights do not fit (or the design cannot be priced)", "area over the cap",
-                                   "accuracy below the floor")}
+    counts = {
+        name: 0
+        for name in (
+            "weights do not fit (or the design cannot be priced)",
+            "area over the cap",
+            "accuracy below the floor",
+        )
+    }
     for t in done:
         for name, c in zip(counts, t.user_attrs.get("constraints", [])):
             counts[name] += c > 0
@@ -503,6 +563,7 @@ _BEST_RE = re.compile(r"best_(\d+)\.yaml")
 
 def _describe(cfg: StudyConfig, base: HardwareSpec, t, i: int) -> str:
     """What a best design is: the study, the trial, the searched values and the objective values."""
+
     def num(x) -> str:
         return f"{x:.4g}" if isinstance(x, float) else str(x)
 
@@ -514,13 +575,24 @@ def _describe(cfg: StudyConfig, base: HardwareSpec, t, i: int) -> str:
     else:
         objective = ", ".join(f"{m} = {v:.4g}" for m, v in zip(o.metrics, t.values))
     figures = t.user_attrs.get(FIGURES_ATTR) or {}
-    chip = [f"{label} {figures[key]:.4g} {unit}" for key, label, unit in
-            (("energy_j", "energy", "J"), ("latency_s", "latency", "s"), ("area_mm2", "area", "mm^2"))
-            if isinstance(figures.get(key), float)]
-    joint = f" across {', '.join(cfg.workload_labels)} (joint: {o.joint})" if len(cfg.workloads) > 1 else \
-        f" for {cfg.workload_labels[0]}"
-    return (f"Best design {i} of study '{cfg.name}' (trial #{t.number}){joint}: {params}; objective {objective}"
-            f"{'; ' + ', '.join(chip) if chip else ''}. Base chip: {base.name}.")
+    chip = [
+        f"{label} {figures[key]:.4g} {unit}"
+        for key, label, unit in (
+            ("energy_j", "energy", "J"),
+            ("latency_s", "latency", "s"),
+            ("area_mm2", "area", "mm^2"),
+        )
+        if isinstance(figures.get(key), float)
+    ]
+    joint = (
+        f" across {', '.join(cfg.workload_labels)} (joint: {o.joint})"
+        if len(cfg.workloads) > 1
+        else f" for {cfg.workload_labels[0]}"
+    )
+    return (
+        f"Best design {i} of study '{cfg.name}' (trial #{t.number}){joint}: {params}; objective {objective}"
+        f"{'; ' + ', '.join(chip) if chip else ''}. Base chip: {base.name}."
+    )
 
 
 def write_outputs(cfg: StudyConfig, base: HardwareSpec, result: StudyResult) -> None:
@@ -563,13 +635,20 @@ def _trials_frame(study):
         figures = pd.DataFrame([trials[n].user_attrs.get(FIGURES_ATTR) or {} for n in df["number"]], index=df.index)
         df = df.drop(columns=[c for c in (f"user_attrs_{FIGURES_ATTR}",) if c in df.columns])
         df = pd.concat([df, figures], axis=1)
-        df = df.rename(columns={c: c[len("user_attrs_"):] for c in df.columns if c.startswith("user_attrs_")})
+        df = df.rename(columns={c: c[len("user_attrs_") :] for c in df.columns if c.startswith("user_attrs_")})
         df = df.drop(columns=[c for c in df.columns if c.startswith("system_attrs_constraints:")])  # named below
         cols = list(df.columns)
 
         def rank(c: str) -> tuple[int, int]:
-            for i, group in enumerate((("number", "state", "feasible"), ("value", "values_"), ("params_",),
-                                       ("energy_j", "latency_s", "area_mm2", "edp", "edap", "accuracy"), CONSTRAINTS)):
+            for i, group in enumerate(
+                (
+                    ("number", "state", "feasible"),
+                    ("value", "values_"),
+                    ("params_",),
+                    ("energy_j", "latency_s", "area_mm2", "edp", "edap", "accuracy"),
+                    CONSTRAINTS,
+                )
+            ):
                 if c in group or any(c.startswith(g) for g in group if g.endswith("_") or ":" in c):
                     return i, cols.index(c)
             return 9, cols.index(c)

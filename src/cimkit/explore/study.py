@@ -24,17 +24,40 @@ from ..spec.model import StrictModel
 
 #: searchable parameters -> their HardwareSpec field path
 PARAMETERS: dict[str, str] = {
-    "supply_v": "technology.supply_v", "node_nm": "technology.node_nm", "clock_hz": "technology.clock_hz",
-    "bits_per_cell": "device.bits_per_cell", "weight_bits": "weight_bits",
-    "rows": "array.rows", "cols": "array.cols", "crossbar": "array.rows",  # 'crossbar': square arrays
-    "adc_bits": "periphery.adc_bits", "input_bits": "periphery.input_bits", "columns_per_adc": "periphery.columns_per_adc",
+    "supply_v": "technology.supply_v",
+    "node_nm": "technology.node_nm",
+    "clock_hz": "technology.clock_hz",
+    "bits_per_cell": "device.bits_per_cell",
+    "weight_bits": "weight_bits",
+    "rows": "array.rows",
+    "cols": "array.cols",
+    "crossbar": "array.rows",  # 'crossbar': square arrays
+    "adc_bits": "periphery.adc_bits",
+    "input_bits": "periphery.input_bits",
+    "columns_per_adc": "periphery.columns_per_adc",
     "read_latency_ns": "periphery.read_latency_ns",
-    "arrays_per_pe": "chip.arrays_per_pe", "pes_per_tile": "chip.pes_per_tile", "tiles": "chip.tiles",
-    "tile_buffer_kb": "chip.tile_buffer_kb", "global_buffer_kb": "chip.global_buffer_kb",
+    "arrays_per_pe": "chip.arrays_per_pe",
+    "pes_per_tile": "chip.pes_per_tile",
+    "tiles": "chip.tiles",
+    "tile_buffer_kb": "chip.tile_buffer_kb",
+    "global_buffer_kb": "chip.global_buffer_kb",
 }
 #: the parameters whose spec field holds whole numbers
-INTEGER_PARAMETERS = frozenset({"bits_per_cell", "weight_bits", "rows", "cols", "crossbar", "adc_bits", "input_bits",
-                                "columns_per_adc", "arrays_per_pe", "pes_per_tile", "tiles"})
+INTEGER_PARAMETERS = frozenset(
+    {
+        "bits_per_cell",
+        "weight_bits",
+        "rows",
+        "cols",
+        "crossbar",
+        "adc_bits",
+        "input_bits",
+        "columns_per_adc",
+        "arrays_per_pe",
+        "pes_per_tile",
+        "tiles",
+    }
+)
 METRICS = ("energy", "latency", "area", "edp", "edap")
 #: the constraints stored with each trial (each <= 0 when satisfied)
 CONSTRAINTS = ("weights_do_not_fit", "area_over_cap_mm2", "accuracy_below_floor")
@@ -115,11 +138,16 @@ class ParamSpace(StrictModel):
         if self.step is not None:
             n = (self.high - self.low) / self.step
             if abs(n - round(n)) > 1e-6 * max(1.0, abs(n)):
-                raise ValueError(f"high - low ({self.high - self.low:g}) is not a multiple of step ({self.step:g}): "
-                                 f"the range would stop short of high; adjust high or step")
+                raise ValueError(
+                    f"high - low ({self.high - self.low:g}) is not a multiple of step ({self.step:g}): "
+                    f"the range would stop short of high; adjust high or step"
+                )
         if self.integer:
-            bad = [(k, v) for k, v in (("low", self.low), ("high", self.high), ("step", self.step))
-                   if v is not None and not _whole(v)]
+            bad = [
+                (k, v)
+                for k, v in (("low", self.low), ("high", self.high), ("step", self.step))
+                if v is not None and not _whole(v)
+            ]
             if bad:
                 raise ValueError(f"integer: true needs whole numbers, got {', '.join(f'{k} {v:g}' for k, v in bad)}")
         return self
@@ -134,26 +162,34 @@ class Objective(StrictModel):
     metrics: list[Literal["energy", "latency", "area", "edp", "edap"]] = Field(["edap"], min_length=1, max_length=5)
     weights: list[float] | None = None  # weighted: minimise prod(metric_i ** weight_i) (scale-free)
     joint: Literal["max", "mean", "gmean"] = Field(
-        "max", description="how workloads combine: 'max' takes each metric's worst workload (the paper's "
+        "max",
+        description="how workloads combine: 'max' takes each metric's worst workload (the paper's "
         "max-energy x max-latency x area); 'mean' its mean; 'gmean' its geometric mean, so that every "
-        "workload's relative change counts alike however small it is")
+        "workload's relative change counts alike however small it is",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> "Objective":
         if len(set(self.metrics)) != len(self.metrics):
             raise ValueError(f"metrics {self.metrics} repeat a metric; give each once")
         if self.mode == "single" and len(self.metrics) != 1:
-            raise ValueError(f"mode 'single' takes exactly one metric, got {len(self.metrics)}: {self.metrics}; "
-                             "use mode 'weighted' or 'pareto' for several")
+            raise ValueError(
+                f"mode 'single' takes exactly one metric, got {len(self.metrics)}: {self.metrics}; "
+                "use mode 'weighted' or 'pareto' for several"
+            )
         if self.weights is not None:
             if self.mode != "weighted":
                 raise ValueError(f"weights apply to mode 'weighted' only, not {self.mode!r}")
             if len(self.weights) != len(self.metrics):
-                raise ValueError(f"weights needs one weight per metric: {len(self.metrics)} metric(s) "
-                                 f"{self.metrics}, {len(self.weights)} weight(s)")
+                raise ValueError(
+                    f"weights needs one weight per metric: {len(self.metrics)} metric(s) "
+                    f"{self.metrics}, {len(self.weights)} weight(s)"
+                )
             if any(w < 0 for w in self.weights) or not any(w > 0 for w in self.weights):
-                raise ValueError(f"weights {self.weights} must be >= 0 with at least one > 0 (a negative weight "
-                                 "would maximise its metric)")
+                raise ValueError(
+                    f"weights {self.weights} must be >= 0 with at least one > 0 (a negative weight "
+                    "would maximise its metric)"
+                )
         return self
 
 
@@ -178,8 +214,12 @@ class AccuracyFloor(StrictModel):
     returning the accuracy, a number in [0, 1]. ``samples`` and ``seed`` configure the demo evaluator.
     The older key ``model: demo`` is read as ``evaluator: demo``."""
 
-    evaluator: str = Field("demo", max_length=500, description="'demo' (the demo CNN on MNIST) or "
-                           "'package.module:function', called as function(spec) -> accuracy in [0, 1]")
+    evaluator: str = Field(
+        "demo",
+        max_length=500,
+        description="'demo' (the demo CNN on MNIST) or "
+        "'package.module:function', called as function(spec) -> accuracy in [0, 1]",
+    )
     floor: float = Field(gt=0, le=1)
     samples: int = Field(300, ge=10, le=1000, description="demo evaluator: test images per candidate chip")
     seed: int = Field(0, ge=0, lt=2**32, description="demo evaluator: the programming seed of each chip")
@@ -191,8 +231,10 @@ class AccuracyFloor(StrictModel):
             data = dict(data)
             model = data.pop("model")
             if "evaluator" in data and data["evaluator"] != model:
-                raise ValueError(f"give evaluator ({short_repr(data['evaluator'])}) or its older name model "
-                                 f"({short_repr(model)}), not both")
+                raise ValueError(
+                    f"give evaluator ({short_repr(data['evaluator'])}) or its older name model "
+                    f"({short_repr(model)}), not both"
+                )
             data["evaluator"] = model
         return data
 
@@ -205,17 +247,21 @@ class AccuracyFloor(StrictModel):
         if value in ("demo", DEMO_EVALUATOR):
             return "demo"
         if not _IMPORT_RE.fullmatch(value):
-            raise ValueError(f"{short_repr(value)} is neither 'demo' nor an import string 'package.module:function' "
-                             "(a function called as function(spec) that returns the accuracy in [0, 1])")
+            raise ValueError(
+                f"{short_repr(value)} is neither 'demo' nor an import string 'package.module:function' "
+                "(a function called as function(spec) that returns the accuracy in [0, 1])"
+            )
         return value
 
     @model_validator(mode="after")
     def _demo_options(self) -> "AccuracyFloor":
         given = sorted({"samples", "seed"} & self.model_fields_set)
         if self.evaluator != "demo" and given:
-            raise ValueError(f"{' and '.join(given)} {'configure' if len(given) > 1 else 'configures'} the demo "
-                             f"evaluator only; the evaluator "
-                             f"{self.evaluator!r} is called as function(spec) and chooses its own")
+            raise ValueError(
+                f"{' and '.join(given)} {'configure' if len(given) > 1 else 'configures'} the demo "
+                f"evaluator only; the evaluator "
+                f"{self.evaluator!r} is called as function(spec) and chooses its own"
+            )
         return self
 
     @property
@@ -244,8 +290,10 @@ class TorchWorkload(StrictModel):
         if any(d < 1 or d > 1 << 20 for d in value):
             raise ValueError(f"input_shape {value}: every size must be from 1 to {1 << 20:,}")
         if math.prod(value) > MAX_INPUT_ELEMENTS:  # the model is traced on one real all-zero input
-            raise ValueError(f"input_shape {value} holds {math.prod(value):,} elements; at most {MAX_INPUT_ELEMENTS:,} "
-                             "(costs are per inference: use batch size 1)")
+            raise ValueError(
+                f"input_shape {value} holds {math.prod(value):,} elements; at most {MAX_INPUT_ELEMENTS:,} "
+                "(costs are per inference: use batch size 1)"
+            )
         return value
 
     @field_validator("name")
@@ -268,8 +316,10 @@ def workload_label(entry: "str | TorchWorkload") -> str:
 def _check_storage(url: str) -> str:
     _text(url, "storage")
     if not _STORAGE_RE.match(url):
-        raise ValueError(f"{short_repr(url)} is not a database URL; expected e.g. sqlite:///path/to/study.db or "
-                         "postgresql://user@host:5432/db (or leave storage out for a SQLite file in the output folder)")
+        raise ValueError(
+            f"{short_repr(url)} is not a database URL; expected e.g. sqlite:///path/to/study.db or "
+            "postgresql://user@host:5432/db (or leave storage out for a SQLite file in the output folder)"
+        )
     try:
         from sqlalchemy.engine import make_url
 
@@ -287,8 +337,10 @@ def _check_scheduler(address: str) -> str:
     _text(address, "scheduler")
     m = _SCHEDULER_RE.fullmatch(address.strip())
     if not m or not 1 <= int(m.group(4)) <= 65535:
-        raise ValueError(f"{short_repr(address)} is not a Dask scheduler address; expected tcp://host:port "
-                         "(port 1-65535), e.g. tcp://127.0.0.1:8786")
+        raise ValueError(
+            f"{short_repr(address)} is not a Dask scheduler address; expected tcp://host:port "
+            "(port 1-65535), e.g. tcp://127.0.0.1:8786"
+        )
     return address.strip()
 
 
@@ -305,7 +357,8 @@ class StudyConfig(StrictModel):
     batch: int = Field(70, ge=1, le=100_000)
     storage: str | None = None  # an SQLAlchemy URL; default: sqlite file next to the outputs
     experiment: Literal["none", "joint_vs_largest"] = Field(
-        "none", description="'joint_vs_largest': the ISCAS 2025 experiment (cimkit.explore.joint)")
+        "none", description="'joint_vs_largest': the ISCAS 2025 experiment (cimkit.explore.joint)"
+    )
     executor: Literal["serial", "dask"] = "serial"
     scheduler: str | None = None  # dask: tcp://host:port of an existing cluster; None starts a local one
     workers: int = Field(2, ge=1, le=1024)  # dask: workers of the local cluster
@@ -315,9 +368,11 @@ class StudyConfig(StrictModel):
     @classmethod
     def _safe_name(cls, value: str) -> str:
         if not isinstance(value, str) or len(value) > NAME_MAX or not NAME_RE.fullmatch(value) or ".." in value:
-            raise ValueError(f"{short_repr(value)} is not a safe study name: use 1 to {NAME_MAX} letters, digits, '.', "
-                             "'_' or '-', starting with a letter or digit, without '..' (it names the SQLite file "
-                             "in the output folder)")
+            raise ValueError(
+                f"{short_repr(value)} is not a safe study name: use 1 to {NAME_MAX} letters, digits, '.', "
+                "'_' or '-', starting with a letter or digit, without '..' (it names the SQLite file "
+                "in the output folder)"
+            )
         return value
 
     @field_validator("workloads")
@@ -371,16 +426,20 @@ class StudyConfig(StrictModel):
     @model_validator(mode="after")
     def _consistent(self) -> "StudyConfig":
         if self.scheduler is not None and self.executor != "dask":
-            raise ValueError(f"scheduler {self.scheduler!r} is given but executor is {self.executor!r}; set executor: "
-                             "dask (the command line's --scheduler does)")
+            raise ValueError(
+                f"scheduler {self.scheduler!r} is given but executor is {self.executor!r}; set executor: "
+                "dask (the command line's --scheduler does)"
+            )
         if self.sampler.name == "grid":
             ranges = [n for n, p in self.space.items() if p.choices is None and p.step is None and not p.integer]
             if ranges:
                 raise ValueError(f"sampler 'grid' needs choices or a step for {', '.join(ranges)}")
             size = math.prod(_grid_size(p) for p in self.space.values())
             if size > MAX_GRID_POINTS:
-                raise ValueError(f"sampler 'grid': the space has {size:,.0f} points (at most {MAX_GRID_POINTS:,}); "
-                                 "use fewer choices or coarser steps, or another sampler")
+                raise ValueError(
+                    f"sampler 'grid': the space has {size:,.0f} points (at most {MAX_GRID_POINTS:,}); "
+                    "use fewer choices or coarser steps, or another sampler"
+                )
         return self
 
     # ---- construction ------------------------------------------------------------------------------
@@ -409,8 +468,11 @@ class StudyConfig(StrictModel):
         try:
             return self.model_validate({**self.model_dump(), **changes})
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'study'} = {short_repr(e.get('input'))}: "
-                                 f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors()[:3])
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'study'} = {short_repr(e.get('input'))}: "
+                f"{e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors()[:3]
+            )
             raise InputError(f"invalid override: {problems}") from None
 
     @property
@@ -476,7 +538,9 @@ def _sampler(cfg: StudyConfig):
 
     s = cfg.sampler
     # Optuna >= 5 reads constraints set on the trial (Trial.set_constraint); older versions need the hook
-    constraints = None if hasattr(optuna.trial.Trial, "set_constraint") else (lambda t: t.user_attrs.get("constraints", [0.0]))
+    constraints = (
+        None if hasattr(optuna.trial.Trial, "set_constraint") else (lambda t: t.user_attrs.get("constraints", [0.0]))
+    )
     if s.name in ("nsga2", "ga"):  # NSGA-II is the GA (paper: population 70 x 10 generations)
         return optuna.samplers.NSGAIISampler(population_size=s.population, seed=s.seed, constraints_func=constraints)
     if s.name == "nsga3":
@@ -513,7 +577,9 @@ def score(cfg: StudyConfig, energy: np.ndarray, latency: np.ndarray, area: np.nd
 def _joint(cfg: StudyConfig, energy: np.ndarray, latency: np.ndarray, area: np.ndarray):
     """Energy, latency and area of the chip across workloads (each (trials,)): energy and latency by the
     objective's ``joint`` rule, area the largest."""
-    agg = {"max": np.max, "mean": np.mean, "gmean": lambda x, axis: np.exp(np.mean(np.log(x), axis=axis))}[cfg.objective.joint]
+    agg = {"max": np.max, "mean": np.mean, "gmean": lambda x, axis: np.exp(np.mean(np.log(x), axis=axis))}[
+        cfg.objective.joint
+    ]
     with np.errstate(all="ignore"):
         return agg(energy, axis=0), agg(latency, axis=0), np.max(area, axis=0)
 
@@ -544,6 +610,7 @@ def load_evaluator(floor: AccuracyFloor) -> Callable[[HardwareSpec], float]:
     import importlib
 
     if floor.evaluator == "demo":
+
         def demo(spec: HardwareSpec) -> float:
             from ..demo import accuracy_floor_evaluator
 
@@ -555,19 +622,24 @@ def load_evaluator(floor: AccuracyFloor) -> Callable[[HardwareSpec], float]:
     try:
         fn = importlib.import_module(module)
     except ImportError as exc:
-        raise InputError(f"{where}: cannot import the module {module!r} ({short_repr(str(exc), 200)}); expected "
-                         "'package.module:function'") from None
+        raise InputError(
+            f"{where}: cannot import the module {module!r} ({short_repr(str(exc), 200)}); expected "
+            "'package.module:function'"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - a module that fails while importing
-        raise InputError(f"{where}: importing {module} failed: {type(exc).__name__}: {short_repr(str(exc), 200)}"
-                         ) from None
+        raise InputError(
+            f"{where}: importing {module} failed: {type(exc).__name__}: {short_repr(str(exc), 200)}"
+        ) from None
     for part in attr.split("."):
         try:
             fn = getattr(fn, part)
         except AttributeError:
             raise InputError(f"{where}: {module!r} has no attribute {attr!r}") from None
     if not callable(fn):
-        raise InputError(f"{where}: {short_repr(fn)} is not callable; give a function called as function(spec) "
-                         "that returns the accuracy in [0, 1]")
+        raise InputError(
+            f"{where}: {short_repr(fn)} is not callable; give a function called as function(spec) "
+            "that returns the accuracy in [0, 1]"
+        )
     return fn
 
 
@@ -592,18 +664,25 @@ def simulated_accuracy(floor: AccuracyFloor, spec: HardwareSpec) -> float:
         except CimkitError:
             raise
         except Exception as exc:  # noqa: BLE001 - user code: one line naming it
-            raise InputError(f"{where} failed on the chip {spec.name!r}: {type(exc).__name__}: "
-                             f"{short_repr(str(exc), 200)}") from None
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
-                or not 0.0 <= float(value) <= 1.0:
-            raise InputError(f"{where} returned {short_repr(value)} on the chip {spec.name!r}; an evaluator returns "
-                             "the accuracy as a number in [0, 1]")
+            raise InputError(
+                f"{where} failed on the chip {spec.name!r}: {type(exc).__name__}: {short_repr(str(exc), 200)}"
+            ) from None
+        if (
+            isinstance(value, (bool, np.bool_))
+            or not isinstance(value, (int, float, np.integer, np.floating))
+            or not 0.0 <= float(value) <= 1.0
+        ):
+            raise InputError(
+                f"{where} returned {short_repr(value)} on the chip {spec.name!r}; an evaluator returns "
+                "the accuracy as a number in [0, 1]"
+            )
         _ACCURACY_CACHE[key] = float(value)
     return _ACCURACY_CACHE[key]
 
 
-def evaluate_details(cfg: StudyConfig, base: HardwareSpec, workloads, params: list[dict], *,
-                     accuracy: bool = True) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+def evaluate_details(
+    cfg: StudyConfig, base: HardwareSpec, workloads, params: list[dict], *, accuracy: bool = True
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """``evaluate_batch``, plus every figure behind the score, one (B,) array per column: energy,
     latency and area per workload ('energy_j:<workload>', ...) and of the chip ('energy_j', 'latency_s',
     'area_mm2', 'edp', 'edap'), each constraint by name, and 'accuracy' with an accuracy floor.
@@ -640,7 +719,9 @@ def evaluate_details(cfg: StudyConfig, base: HardwareSpec, workloads, params: li
     return values, constraints, columns
 
 
-def evaluate_batch(cfg: StudyConfig, base: HardwareSpec, workloads, params: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+def evaluate_batch(
+    cfg: StudyConfig, base: HardwareSpec, workloads, params: list[dict]
+) -> tuple[np.ndarray, np.ndarray]:
     """Objective values (B, objectives) and constraint values (B, 3), each <= 0 when satisfied: the
     weights fit (and the design can be priced), the area cap, the accuracy floor. A design that cannot be
     priced gets the objective ``SENTINEL`` (1e30) and a violated first constraint."""

@@ -70,18 +70,53 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError, check_int, short_repr
+
 # the names, parameters and energy of the designs live in the torch-free spec.arith (the spec and the cost model
 # read them without torch); this module computes with them
-from ..spec.arith import (ADDER_KINDS, ENERGY, ENERGY_SOURCES, MULTIPLIER_BITS,  # noqa: F401
-                          MULTIPLIER_BITS_WHY, MULTIPLIER_KINDS, STAT_BITS, STAT_BITS_WHY, Adder, EnergyEntry,
-                          Multiplier, parse_adder, parse_multiplier, relative_energy)
+from ..spec.arith import (
+    ADDER_KINDS,
+    ENERGY,
+    ENERGY_SOURCES,
+    MULTIPLIER_BITS,  # noqa: F401
+    MULTIPLIER_BITS_WHY,
+    MULTIPLIER_KINDS,
+    STAT_BITS,
+    STAT_BITS_WHY,
+    Adder,
+    EnergyEntry,
+    Multiplier,
+    parse_adder,
+    parse_multiplier,
+    relative_energy,
+)
 from .grid import check_float_tensor, out_dtype, to_grid
 
 __all__ = [
-    "Multiplier", "parse_multiplier", "multiply", "separable", "operand_map", "error_statistics",
-    "MULTIPLIER_KINDS", "Adder", "parse_adder", "add", "approx_sum", "adder_error_statistics", "ADDER_KINDS",
-    "approx_matmul", "ApproxLinear", "ApproxConv2d", "approximate", "calibrate", "approx_modules",
-    "EnergyEntry", "ENERGY", "ENERGY_SOURCES", "relative_energy", "CHUNK_BYTES", "PUBLISHED_STATISTICS",
+    "Multiplier",
+    "parse_multiplier",
+    "multiply",
+    "separable",
+    "operand_map",
+    "error_statistics",
+    "MULTIPLIER_KINDS",
+    "Adder",
+    "parse_adder",
+    "add",
+    "approx_sum",
+    "adder_error_statistics",
+    "ADDER_KINDS",
+    "approx_matmul",
+    "ApproxLinear",
+    "ApproxConv2d",
+    "approximate",
+    "calibrate",
+    "approx_modules",
+    "EnergyEntry",
+    "ENERGY",
+    "ENERGY_SOURCES",
+    "relative_energy",
+    "CHUNK_BYTES",
+    "PUBLISHED_STATISTICS",
 ]
 
 CHUNK_BYTES = 16 * 2**20  #: bound on one (rows, N, K) int64 temporary of the elementwise path (bytes)
@@ -99,6 +134,7 @@ PUBLISHED_STATISTICS = {
 # ---------------------------------------------------------------------------------------------------------------
 # Multipliers
 # ---------------------------------------------------------------------------------------------------------------
+
 
 def multiply(a: torch.Tensor, b: torch.Tensor, multiplier="exact", bits: int = 8) -> torch.Tensor:
     """``parse_multiplier(multiplier, bits)(a, b)``: the approximate product of unsigned int64 tensors."""
@@ -118,8 +154,10 @@ def operand_map(multiplier, a: torch.Tensor) -> torch.Tensor:
     for drum. Mitchell has none (its product couples the operands' exponents and mantissas)."""
     m = parse_multiplier(multiplier)
     if not m.separable:
-        raise InputError(f"operand_map: multiplier {m.name!r} is not separable (its product is not "
-                         f"exact(f(a), f(b))); allowed: exact, truncate-k, drum-k")
+        raise InputError(
+            f"operand_map: multiplier {m.name!r} is not separable (its product is not "
+            f"exact(f(a), f(b))); allowed: exact, truncate-k, drum-k"
+        )
     return _operand_map(m, _check_unsigned("operand_map", "a", a, m.bits))
 
 
@@ -127,8 +165,10 @@ def _check_int64(fn: str, name: str, x) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise InputError(f"{fn}: {name} is a {type(x).__name__}; it must be an int64 torch.Tensor")
     if x.dtype != torch.int64:
-        raise InputError(f"{fn}: {name} has dtype {x.dtype}; it must be int64 (integer codes); quantize floats "
-                         f"first (the layers ApproxLinear / ApproxConv2d do)")
+        raise InputError(
+            f"{fn}: {name} has dtype {x.dtype}; it must be int64 (integer codes); quantize floats "
+            f"first (the layers ApproxLinear / ApproxConv2d do)"
+        )
     return x
 
 
@@ -138,8 +178,9 @@ def _check_unsigned(fn: str, name: str, x, bits: int) -> torch.Tensor:
         lo, hi = int(x.min()), int(x.max())
         if lo < 0 or hi >= 1 << bits:
             bad = lo if lo < 0 else hi
-            raise InputError(f"{fn}: {name} has the value {bad}; unsigned {bits}-bit operands must be in "
-                             f"0..{(1 << bits) - 1}")
+            raise InputError(
+                f"{fn}: {name} has the value {bad}; unsigned {bits}-bit operands must be in 0..{(1 << bits) - 1}"
+            )
     return x
 
 
@@ -254,8 +295,10 @@ def approx_sum(x: torch.Tensor, dim: int = -1, adder="exact") -> torch.Tensor:
     x = _check_int64(fn, "x", x)
     n_dim = max(x.ndim, 1)
     if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or not -n_dim <= dim < n_dim:
-        raise InputError(f"{fn}: dim = {short_repr(dim)} is out of range for a tensor of {x.ndim} dim(s); "
-                         f"allowed: integers {-n_dim}..{n_dim - 1}")
+        raise InputError(
+            f"{fn}: dim = {short_repr(dim)} is out of range for a tensor of {x.ndim} dim(s); "
+            f"allowed: integers {-n_dim}..{n_dim - 1}"
+        )
     if ad.kind == "exact" or x.ndim == 0:
         return x.sum(dim) if x.ndim else x.clone()
     y = x.movedim(dim, -1)
@@ -264,8 +307,8 @@ def approx_sum(x: torch.Tensor, dim: int = -1, adder="exact") -> torch.Tensor:
     while y.shape[-1] > 1:
         n = y.shape[-1]
         half = n // 2
-        s = _add(ad, y[..., 0:2 * half:2], y[..., 1:2 * half:2])
-        y = torch.cat([s, y[..., n - 1:]], dim=-1) if n % 2 else s
+        s = _add(ad, y[..., 0 : 2 * half : 2], y[..., 1 : 2 * half : 2])
+        y = torch.cat([s, y[..., n - 1 :]], dim=-1) if n % 2 else s
     return y[..., 0]
 
 
@@ -291,13 +334,22 @@ def _check_codes(fn: str, name: str, x, bits: int) -> torch.Tensor:
     if x.numel():
         top = int(x.abs().max())
         if top >= 1 << bits:
-            raise InputError(f"{fn}: {name} has a code of magnitude {top}; the {bits}-bit unsigned multiplier takes "
-                             f"magnitudes 0..{(1 << bits) - 1} (sign-magnitude codes)")
+            raise InputError(
+                f"{fn}: {name} has a code of magnitude {top}; the {bits}-bit unsigned multiplier takes "
+                f"magnitudes 0..{(1 << bits) - 1} (sign-magnitude codes)"
+            )
     return x
 
 
-def approx_matmul(a_codes: torch.Tensor, b_codes: torch.Tensor, multiplier="exact", adder="exact", *,
-                  path: str = "auto", chunk_bytes: int = CHUNK_BYTES) -> torch.Tensor:
+def approx_matmul(
+    a_codes: torch.Tensor,
+    b_codes: torch.Tensor,
+    multiplier="exact",
+    adder="exact",
+    *,
+    path: str = "auto",
+    chunk_bytes: int = CHUNK_BYTES,
+) -> torch.Tensor:
     """Approximate integer matrix product of signed codes, int64 ``(..., N)``.
 
     ``a_codes`` ``(..., K)`` and ``b_codes`` ``(K, N)``: int64 codes in sign-magnitude; each product is
@@ -320,13 +372,17 @@ def approx_matmul(a_codes: torch.Tensor, b_codes: torch.Tensor, multiplier="exac
     a = _check_codes(fn, "a_codes", a_codes, m.bits)
     b = _check_codes(fn, "b_codes", b_codes, m.bits)
     if a.ndim < 1 or b.ndim != 2 or a.shape[-1] != b.shape[0]:
-        raise InputError(f"{fn}: shapes a_codes {tuple(a.shape)} and b_codes {tuple(b.shape)} do not fit; allowed: "
-                         f"a_codes (..., K) and b_codes (K, N) with the same K")
+        raise InputError(
+            f"{fn}: shapes a_codes {tuple(a.shape)} and b_codes {tuple(b.shape)} do not fit; allowed: "
+            f"a_codes (..., K) and b_codes (K, N) with the same K"
+        )
     if path not in ("auto", "matmul", "elementwise"):
         raise InputError(f"{fn}: path = {short_repr(path)} is not allowed; allowed: 'auto', 'matmul', 'elementwise'")
     if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, numbers.Integral) or chunk_bytes < 1:
-        raise InputError(f"{fn}: chunk_bytes = {short_repr(chunk_bytes)} is not allowed; give a positive integer "
-                         f"(bytes of one (rows, N, K) int64 temporary)")
+        raise InputError(
+            f"{fn}: chunk_bytes = {short_repr(chunk_bytes)} is not allowed; give a positive integer "
+            f"(bytes of one (rows, N, K) int64 temporary)"
+        )
     return _matmul(fn, m, ad, a, b, path, int(chunk_bytes))
 
 
@@ -334,14 +390,27 @@ def _fits_float(k: int, bits: int) -> bool:
     return k * ((1 << bits) - 1) ** 2 < _FLOAT_EXACT
 
 
-def _matmul(fn: str, m: Multiplier, ad: Adder, a: torch.Tensor, b: torch.Tensor, path: str, chunk_bytes: int,
-            b_mapped: torch.Tensor | None = None) -> torch.Tensor:
+def _matmul(
+    fn: str,
+    m: Multiplier,
+    ad: Adder,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    path: str,
+    chunk_bytes: int,
+    b_mapped: torch.Tensor | None = None,
+) -> torch.Tensor:
     k_dim, n_out = b.shape
     lead = a.shape[:-1]
     fast_ok = m.separable and ad.kind == "exact" and _fits_float(k_dim, m.bits)
     if path == "matmul" and not fast_ok:
-        why = ("the multiplier is not separable" if not m.separable else "the adder is approximate"
-               if ad.kind != "exact" else f"K (2**bits - 1)**2 = {k_dim * ((1 << m.bits) - 1) ** 2} reaches 2**53")
+        why = (
+            "the multiplier is not separable"
+            if not m.separable
+            else "the adder is approximate"
+            if ad.kind != "exact"
+            else f"K (2**bits - 1)**2 = {k_dim * ((1 << m.bits) - 1) ** 2} reaches 2**53"
+        )
         raise InputError(f"{fn}: path = 'matmul' is not allowed here ({why}); allowed: 'auto' or 'elementwise'")
     rows = a.reshape(-1, k_dim)
     if path != "elementwise" and fast_ok:
@@ -362,7 +431,7 @@ def _matmul(fn: str, m: Multiplier, ad: Adder, a: torch.Tensor, b: torch.Tensor,
         prep_b = (sign_b, *_mitchell_parts(mag_b))
     step = max(1, chunk_bytes // max(1, 8 * n_out * k_dim))
     for r0 in range(0, rows.shape[0], step):
-        chunk = rows[r0:r0 + step]
+        chunk = rows[r0 : r0 + step]
         if m.separable:
             prod = _signed_map(m, chunk)[:, None, :] * prep_b[None]
         elif use_table:
@@ -372,11 +441,13 @@ def _matmul(fn: str, m: Multiplier, ad: Adder, a: torch.Tensor, b: torch.Tensor,
             pa, ma = _mitchell_parts(chunk.abs())
             prod = _mitchell_combine(pa[:, None, :], ma[:, None, :], pb[None], mb[None])
             prod = prod * (torch.sign(chunk)[:, None, :] * sign_b[None])
-        out[r0:r0 + step] = prod.sum(-1) if ad.kind == "exact" else approx_sum(prod, -1, ad)
+        out[r0 : r0 + step] = prod.sum(-1) if ad.kind == "exact" else approx_sum(prod, -1, ad)
     return out.reshape(*lead, n_out)
 
 
-_TABLE_BITS = 8  #: non-separable multipliers of up to this width use a signed product table ((2**(bits+1)-1)**2 entries)
+_TABLE_BITS = (
+    8  #: non-separable multipliers of up to this width use a signed product table ((2**(bits+1)-1)**2 entries)
+)
 _TABLES: dict[tuple[Multiplier, str], torch.Tensor] = {}
 
 
@@ -423,13 +494,20 @@ class _ApproxBase(nn.Module):
 
     def _init_approx(self, weight: torch.Tensor, bias: torch.Tensor | None, multiplier, adder, bits: int) -> None:
         fn = type(self).__name__
-        self.bits = check_int(fn, "bits", bits, *LAYER_BITS,
-                              "signed codes of bits bits have magnitudes below 2**(bits-1), inside the bits-bit "
-                              "unsigned multiplier's range; " + MULTIPLIER_BITS_WHY)
+        self.bits = check_int(
+            fn,
+            "bits",
+            bits,
+            *LAYER_BITS,
+            "signed codes of bits bits have magnitudes below 2**(bits-1), inside the bits-bit "
+            "unsigned multiplier's range; " + MULTIPLIER_BITS_WHY,
+        )
         self.multiplier = parse_multiplier(multiplier, self.bits)
         if self.multiplier.bits != self.bits:
-            raise InputError(f"{fn}: multiplier {self.multiplier.name!r} has bits = {self.multiplier.bits}, the layer "
-                             f"bits = {self.bits}; give the multiplier by name or with the same bits")
+            raise InputError(
+                f"{fn}: multiplier {self.multiplier.name!r} has bits = {self.multiplier.bits}, the layer "
+                f"bits = {self.bits}; give the multiplier by name or with the same bits"
+            )
         self.adder = parse_adder(adder)
         self.path = "auto"
         self.chunk_bytes = CHUNK_BYTES
@@ -463,8 +541,10 @@ class _ApproxBase(nn.Module):
         if isinstance(value, torch.Tensor) and value.numel() == 1:
             value = float(value)
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
-            raise InputError(f"{type(self).__name__}: input_range = {short_repr(value)} is not allowed; give a "
-                             f"positive finite number (input units) or None for the batch's own max|x|")
+            raise InputError(
+                f"{type(self).__name__}: input_range = {short_repr(value)} is not allowed; give a "
+                f"positive finite number (input units) or None for the batch's own max|x|"
+            )
         self.input_range_buf.fill_(float(value))
 
     @torch.no_grad()
@@ -490,7 +570,10 @@ class _ApproxBase(nn.Module):
     def _mapped(self) -> torch.Tensor | None:
         m = self.multiplier
         k_dim = self._codes_matrix().shape[0]
-        if not (m.separable and self.adder.kind == "exact" and _fits_float(k_dim, m.bits)) or self.path == "elementwise":
+        if (
+            not (m.separable and self.adder.kind == "exact" and _fits_float(k_dim, m.bits))
+            or self.path == "elementwise"
+        ):
             return None
         if self._weight_mapped is None or self._weight_mapped.device != self.weight_codes.device:
             self._weight_mapped = _signed_map(m, self._codes_matrix()).to(torch.float64)
@@ -517,8 +600,9 @@ class _ApproxBase(nn.Module):
         return y.to(out_dtype(x))
 
     def _needs_grad(self, x: torch.Tensor) -> bool:
-        return torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad
-                                            or (self.bias is not None and self.bias.requires_grad))
+        return torch.is_grad_enabled() and (
+            x.requires_grad or self.weight.requires_grad or (self.bias is not None and self.bias.requires_grad)
+        )
 
     @staticmethod
     def _ste(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -536,8 +620,10 @@ class _ApproxBase(nn.Module):
 
     def extra_repr(self) -> str:
         rng = self.input_range
-        return (f"multiplier={self.multiplier.name!r}, adder={self.adder.name!r}, bits={self.bits}, "
-                f"input_range={'dynamic' if rng is None else f'{rng:.4g}'}")
+        return (
+            f"multiplier={self.multiplier.name!r}, adder={self.adder.name!r}, bits={self.bits}, "
+            f"input_range={'dynamic' if rng is None else f'{rng:.4g}'}"
+        )
 
 
 class ApproxLinear(_ApproxBase):
@@ -550,8 +636,9 @@ class ApproxLinear(_ApproxBase):
     formed as ``y_float + (y_approx - y_float).detach()``, equal to ``y_approx`` up to float rounding; without,
     it is ``y_approx`` exactly). Make one with ``from_float``."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, multiplier="exact", adder="exact",
-                 bits: int = 8) -> None:
+    def __init__(
+        self, in_features: int, out_features: int, bias: bool = True, multiplier="exact", adder="exact", bits: int = 8
+    ) -> None:
         super().__init__()
         self.in_features, self.out_features = int(in_features), int(out_features)
         ref = nn.Linear(in_features, out_features, bias=bias)
@@ -575,7 +662,9 @@ class ApproxLinear(_ApproxBase):
         fn = "ApproxLinear"
         x = check_float_tensor(fn, x)
         if x.ndim < 1 or x.shape[-1] != self.in_features:
-            raise InputError(f"{fn}: x has shape {tuple(x.shape)}; its last dim must be in_features = {self.in_features}")
+            raise InputError(
+                f"{fn}: x has shape {tuple(x.shape)}; its last dim must be in_features = {self.in_features}"
+            )
         self._sync()
         q, s = self._quantize_input(x)
         return self._integer_product(q), q, s
@@ -605,8 +694,10 @@ class ApproxConv2d(_ApproxBase):
         if not isinstance(module, nn.Conv2d):
             raise InputError(f"{fn}: module is a {type(module).__name__}; it must be an nn.Conv2d")
         if module.groups != 1:
-            raise InputError(f"{fn}: groups = {module.groups} is not allowed; only groups = 1 (one im2col matrix "
-                             f"product); keep grouped / depthwise convolutions float (approximate() does)")
+            raise InputError(
+                f"{fn}: groups = {module.groups} is not allowed; only groups = 1 (one im2col matrix "
+                f"product); keep grouped / depthwise convolutions float (approximate() does)"
+            )
         new = cls.__new__(cls)
         nn.Module.__init__(new)
         new.in_channels, new.out_channels = module.in_channels, module.out_channels
@@ -629,8 +720,10 @@ class ApproxConv2d(_ApproxBase):
         fn = "ApproxConv2d"
         x = check_float_tensor(fn, x)
         if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise InputError(f"{fn}: x has shape {tuple(x.shape)}; allowed: (N, {self.in_channels}, H, W) or "
-                             f"({self.in_channels}, H, W)")
+            raise InputError(
+                f"{fn}: x has shape {tuple(x.shape)}; allowed: (N, {self.in_channels}, H, W) or "
+                f"({self.in_channels}, H, W)"
+            )
         self._sync()
         xp = self._padded(x)
         q, s = self._quantize_input(xp)
@@ -638,8 +731,9 @@ class ApproxConv2d(_ApproxBase):
         h_out = (xp.shape[2] - dh * (kh - 1) - 1) // sh + 1
         w_out = (xp.shape[3] - dw * (kw - 1) - 1) // sw + 1
         if h_out < 1 or w_out < 1:
-            raise InputError(f"{fn}: input {tuple(x.shape)} is smaller than the (dilated) kernel {self.kernel_size} "
-                             f"after padding")
+            raise InputError(
+                f"{fn}: input {tuple(x.shape)} is smaller than the (dilated) kernel {self.kernel_size} after padding"
+            )
         # codes are exact in float64, so unfold them there
         cols = F.unfold(q.to(torch.float64), self.kernel_size, dilation=self.dilation, stride=self.stride)
         cols = cols.to(torch.int64).transpose(1, 2)  # (N, L, C kh kw)
@@ -659,8 +753,10 @@ class ApproxConv2d(_ApproxBase):
         return y.squeeze(0) if unbatched else y
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                + super().extra_repr())
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            + super().extra_repr()
+        )
 
 
 def approx_modules(model: nn.Module) -> dict[str, _ApproxBase]:
@@ -668,8 +764,9 @@ def approx_modules(model: nn.Module) -> dict[str, _ApproxBase]:
     return {name: mod for name, mod in model.named_modules() if isinstance(mod, _ApproxBase)}
 
 
-def approximate(model: nn.Module, multiplier="exact", adder="exact", bits: int = 8,
-                skip: Iterable[str] = ()) -> nn.Module:
+def approximate(
+    model: nn.Module, multiplier="exact", adder="exact", bits: int = 8, skip: Iterable[str] = ()
+) -> nn.Module:
     """A deep copy of ``model`` with every ``nn.Linear`` and ``nn.Conv2d`` replaced by ``ApproxLinear`` /
     ``ApproxConv2d`` (``from_float(module, multiplier, adder, bits)``), except the modules whose qualified
     names (as in ``model.named_modules()``) are in ``skip`` (a skipped container keeps all of its children
@@ -684,8 +781,10 @@ def approximate(model: nn.Module, multiplier="exact", adder="exact", bits: int =
     names = {name for name, _ in model.named_modules()}
     unknown = sorted(skip - names)
     if unknown:
-        raise InputError(f"{fn}: skip names {unknown} are not modules of the model; allowed: names from "
-                         f"model.named_modules(), e.g. {sorted(n for n in names if n)[:5]}")
+        raise InputError(
+            f"{fn}: skip names {unknown} are not modules of the model; allowed: names from "
+            f"model.named_modules(), e.g. {sorted(n for n in names if n)[:5]}"
+        )
     # validate the arithmetic once, before copying
     mult = parse_multiplier(multiplier, check_int(fn, "bits", bits, *LAYER_BITS, MULTIPLIER_BITS_WHY))
     ad = parse_adder(adder)
@@ -716,8 +815,9 @@ def approximate(model: nn.Module, multiplier="exact", adder="exact", bits: int =
     else:
         convert(new, "")
     if kept:
-        warnings.warn(f"approximate: grouped convolutions kept float (ApproxConv2d needs groups = 1): {kept}",
-                      stacklevel=2)
+        warnings.warn(
+            f"approximate: grouped convolutions kept float (ApproxConv2d needs groups = 1): {kept}", stacklevel=2
+        )
     return new
 
 
@@ -736,6 +836,7 @@ def calibrate(model: nn.Module, inputs) -> dict[str, float]:
 
         def hook(mod, args, name=name):
             seen[name] = max(seen[name], float(args[0].detach().abs().max()) if args[0].numel() else 0.0)
+
         handles.append(layer.register_forward_pre_hook(hook))
     try:
         batches = [inputs] if isinstance(inputs, torch.Tensor) else inputs

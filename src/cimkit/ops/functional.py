@@ -35,23 +35,48 @@ _GELU = {F.gelu}
 _LAYER_NORM = {F.layer_norm}
 
 
-def _masked_softmax(x: torch.Tensor, dim: int, input_bits: int, output_bits: int, exp: ExpPoly = DEFAULT_EXP,
-                    widths: SoftmaxWidths = WIDE) -> torch.Tensor:
+def _masked_softmax(
+    x: torch.Tensor,
+    dim: int,
+    input_bits: int,
+    output_bits: int,
+    exp: ExpPoly = DEFAULT_EXP,
+    widths: SoftmaxWidths = WIDE,
+) -> torch.Tensor:
     masked = ~(x > torch.finfo(x.dtype).min / 2)  # -inf and finfo.min masks (and sums with them)
     if not bool(masked.any()):
         return int_softmax(x, dim, input_bits=input_bits, output_bits=output_bits, exp=exp, widths=widths)
     live = torch.where(masked, torch.zeros_like(x), x)
     top = float(live.abs().max()) or 1.0
     lowest = -top  # the grid's lowest code for a tensor whose largest magnitude is ``top``
-    return int_softmax(torch.where(masked, torch.full_like(x, lowest), x), dim, input_bits=input_bits,
-                       output_bits=output_bits, exp=exp, widths=widths)
+    return int_softmax(
+        torch.where(masked, torch.full_like(x, lowest), x),
+        dim,
+        input_bits=input_bits,
+        output_bits=output_bits,
+        exp=exp,
+        widths=widths,
+    )
 
 
 class _IntegerFunctions(TorchFunctionMode):
-    def __init__(self, softmax_bits: int | None, input_bits: int, gelu: bool, layernorm_bits: int | None,
-                 softmax_input_bits: int, softmax_exp: ExpPoly, softmax_widths: SoftmaxWidths) -> None:
+    def __init__(
+        self,
+        softmax_bits: int | None,
+        input_bits: int,
+        gelu: bool,
+        layernorm_bits: int | None,
+        softmax_input_bits: int,
+        softmax_exp: ExpPoly,
+        softmax_widths: SoftmaxWidths,
+    ) -> None:
         super().__init__()
-        self.softmax_bits, self.input_bits, self.gelu, self.layernorm_bits = softmax_bits, input_bits, gelu, layernorm_bits
+        self.softmax_bits, self.input_bits, self.gelu, self.layernorm_bits = (
+            softmax_bits,
+            input_bits,
+            gelu,
+            layernorm_bits,
+        )
         self.softmax_input_bits, self.softmax_exp, self.softmax_widths = softmax_input_bits, softmax_exp, softmax_widths
         self.calls = {"softmax": 0, "gelu": 0, "layer_norm": 0}
 
@@ -66,8 +91,9 @@ class _IntegerFunctions(TorchFunctionMode):
             if dtype is not None:
                 x = x.to(dtype)
             self.calls["softmax"] += 1
-            return _masked_softmax(x, dim, self.softmax_input_bits, self.softmax_bits, self.softmax_exp,
-                                   self.softmax_widths).to(x.dtype)
+            return _masked_softmax(
+                x, dim, self.softmax_input_bits, self.softmax_bits, self.softmax_exp, self.softmax_widths
+            ).to(x.dtype)
         if func in _GELU and self.gelu:
             if kwargs.get("approximate", "none") not in ("none",):
                 return func(*args, **kwargs)  # the tanh form is another function: left as it is
@@ -79,16 +105,29 @@ class _IntegerFunctions(TorchFunctionMode):
             bound = {**dict(zip(names, args)), **kwargs}
             x = bound["input"]
             self.calls["layer_norm"] += 1
-            return int_layernorm(x, bound["normalized_shape"], bound.get("weight"), bound.get("bias"),
-                                 bound.get("eps", 1e-5), input_bits=min(self.input_bits, 16),
-                                 output_bits=self.layernorm_bits).to(x.dtype)
+            return int_layernorm(
+                x,
+                bound["normalized_shape"],
+                bound.get("weight"),
+                bound.get("bias"),
+                bound.get("eps", 1e-5),
+                input_bits=min(self.input_bits, 16),
+                output_bits=self.layernorm_bits,
+            ).to(x.dtype)
         return func(*args, **kwargs)
 
 
 @contextlib.contextmanager
-def integer_functions(*, softmax_bits: int | None = 8, input_bits: int = 16, gelu: bool = False,
-                      layernorm_bits: int | None = None, softmax_input_bits: int | None = None,
-                      softmax_exp: ExpPoly = DEFAULT_EXP, softmax_widths: SoftmaxWidths = WIDE):
+def integer_functions(
+    *,
+    softmax_bits: int | None = 8,
+    input_bits: int = 16,
+    gelu: bool = False,
+    layernorm_bits: int | None = None,
+    softmax_input_bits: int | None = None,
+    softmax_exp: ExpPoly = DEFAULT_EXP,
+    softmax_widths: SoftmaxWidths = WIDE,
+):
     """Run softmax (``softmax_bits`` output bits; None leaves it float), GELU (``gelu=True``; the exact erf
     form only) and LayerNorm (``layernorm_bits`` output bits; None leaves it float) calls made inside the
     block as the integer operators, on ``input_bits`` input grids (LayerNorm's at most 16; softmax's
@@ -99,18 +138,28 @@ def integer_functions(*, softmax_bits: int | None = 8, input_bits: int = 16, gel
         check_int("integer_functions", "softmax_bits", softmax_bits, *OUTPUT_BITS, "the output grids int_softmax takes")
     if softmax_input_bits is None:
         softmax_input_bits = input_bits
-    check_int("integer_functions", "softmax_input_bits", softmax_input_bits, *INPUT_BITS,
-              "the input grids int_softmax takes")
+    check_int(
+        "integer_functions", "softmax_input_bits", softmax_input_bits, *INPUT_BITS, "the input grids int_softmax takes"
+    )
     if not isinstance(softmax_exp, ExpPoly) or not isinstance(softmax_widths, SoftmaxWidths):
-        raise InputError(f"integer_functions: softmax_exp must be an ExpPoly and softmax_widths a SoftmaxWidths, "
-                         f"got {type(softmax_exp).__name__} and {type(softmax_widths).__name__}")
-    check_int("integer_functions", "input_bits", input_bits, max(INPUT_BITS[0], GELU_BITS[0]),
-              min(INPUT_BITS[1], GELU_BITS[1]), "the input grids int_softmax and int_gelu take")
+        raise InputError(
+            f"integer_functions: softmax_exp must be an ExpPoly and softmax_widths a SoftmaxWidths, "
+            f"got {type(softmax_exp).__name__} and {type(softmax_widths).__name__}"
+        )
+    check_int(
+        "integer_functions",
+        "input_bits",
+        input_bits,
+        max(INPUT_BITS[0], GELU_BITS[0]),
+        min(INPUT_BITS[1], GELU_BITS[1]),
+        "the input grids int_softmax and int_gelu take",
+    )
     if layernorm_bits is not None:
         check_int("integer_functions", "layernorm_bits", layernorm_bits, 2, 24, "the output codes int_layernorm takes")
     if not isinstance(gelu, bool):
         raise InputError(f"integer_functions: gelu = {gelu!r}; give True or False")
-    mode = _IntegerFunctions(softmax_bits, input_bits, gelu, layernorm_bits, softmax_input_bits, softmax_exp,
-                             softmax_widths)
+    mode = _IntegerFunctions(
+        softmax_bits, input_bits, gelu, layernorm_bits, softmax_input_bits, softmax_exp, softmax_widths
+    )
     with mode:
         yield mode.calls

@@ -25,9 +25,11 @@ def check_scale(fn: str, scale) -> float | None:
     if isinstance(scale, torch.Tensor) and scale.numel() == 1 and scale.is_floating_point():
         scale = float(scale)
     if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not math.isfinite(scale) or scale <= 0:
-        raise InputError(f"{fn}: input_scale = {short_repr(scale)} is not allowed; it must be a positive finite "
-                         f"number (the step of the input grid, in the units of x), or None for max|x| over the "
-                         f"largest code")
+        raise InputError(
+            f"{fn}: input_scale = {short_repr(scale)} is not allowed; it must be a positive finite "
+            f"number (the step of the input grid, in the units of x), or None for max|x| over the "
+            f"largest code"
+        )
     return float(scale)
 
 
@@ -37,13 +39,17 @@ def check_float_tensor(fn: str, x, name: str = "x") -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise InputError(f"{fn}: {name} is a {type(x).__name__}; it must be a torch.Tensor")
     if not x.is_floating_point():
-        raise InputError(f"{fn}: {name} has dtype {x.dtype}; it must be a floating-point tensor (float16, bfloat16, "
-                         f"float32 or float64). Integer codes already on a grid go to the integer kernel "
-                         f"(softmax_codes, gelu_codes, layernorm_codes) with their scale")
+        raise InputError(
+            f"{fn}: {name} has dtype {x.dtype}; it must be a floating-point tensor (float16, bfloat16, "
+            f"float32 or float64). Integer codes already on a grid go to the integer kernel "
+            f"(softmax_codes, gelu_codes, layernorm_codes) with their scale"
+        )
     if x.numel() and not bool(torch.isfinite(x).all()):
         bad = (~torch.isfinite(x)).nonzero()[0].tolist()
-        raise InputError(f"{fn}: {name} has non-finite values (first at index {bad}: {x[tuple(bad)].item()}); "
-                         f"the input grid needs finite values")
+        raise InputError(
+            f"{fn}: {name} has non-finite values (first at index {bad}: {x[tuple(bad)].item()}); "
+            f"the input grid needs finite values"
+        )
     return x
 
 
@@ -51,8 +57,10 @@ def check_dim(fn: str, dim, ndim: int) -> int:
     """``dim`` normalized to ``0..ndim-1`` (a 0-d tensor counts as one dim, as in torch.softmax)."""
     n = max(ndim, 1)
     if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or not -n <= dim < n:
-        raise InputError(f"{fn}: dim = {short_repr(dim)} is out of range for a tensor of {ndim} dim(s); "
-                         f"allowed: integers {-n}..{n - 1}")
+        raise InputError(
+            f"{fn}: dim = {short_repr(dim)} is out of range for a tensor of {ndim} dim(s); "
+            f"allowed: integers {-n}..{n - 1}"
+        )
     return int(dim) % n
 
 

@@ -41,8 +41,14 @@ from torch import nn
 
 from ..errors import InputError, short_repr
 from .grid import check_int
-from .hamming import (BINARIZERS, calibrate_hamming_scales, hamming_modules, run_batch, set_hamming_stage,
-                      swap_hamming_attention)
+from .hamming import (
+    BINARIZERS,
+    calibrate_hamming_scales,
+    hamming_modules,
+    run_batch,
+    set_hamming_stage,
+    swap_hamming_attention,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,8 +71,9 @@ class Stage:
         if not isinstance(self.name, str) or not self.name:
             raise InputError(f"Stage: name = {short_repr(self.name)}; give a non-empty string")
         if self.binarizer not in BINARIZERS:
-            raise InputError(f"{fn}: binarizer = {short_repr(self.binarizer)} is not allowed; one of "
-                             f"{', '.join(BINARIZERS)}")
+            raise InputError(
+                f"{fn}: binarizer = {short_repr(self.binarizer)} is not allowed; one of {', '.join(BINARIZERS)}"
+            )
         check_int(fn, "steps", self.steps, 1, 1 << 40, "optimizer steps of the stage")
         for name in ("c_start", "c_end", "lr"):
             value = getattr(self, name)
@@ -84,11 +91,18 @@ class Stage:
         ``c_start`` at the first step and ``c_end`` at the last."""
         if self.steps == 1:
             return float(self.c_end)
-        return float(self.c_start * (self.c_end / self.c_start) ** (min(max(step, 0), self.steps - 1) / (self.steps - 1)))
+        return float(
+            self.c_start * (self.c_end / self.c_start) ** (min(max(step, 0), self.steps - 1) / (self.steps - 1))
+        )
 
 
-def had_stages(steps: int | tuple[int, int, int, int] = 100, *, lr: float = 1e-4, attention_weight: float = 1.0,
-               output_weight: float = 1.0) -> tuple[Stage, ...]:
+def had_stages(
+    steps: int | tuple[int, int, int, int] = 100,
+    *,
+    lr: float = 1e-4,
+    attention_weight: float = 1.0,
+    output_weight: float = 1.0,
+) -> tuple[Stage, ...]:
     """HAD's four stages, ``steps`` optimizer steps each (or one count per stage):
 
     1. ``scaled_tanh``, c 5 -> 1; 2. ``sharp_tanh``, c 1 -> 0.05; 3. ``sign`` (straight-through gradient,
@@ -97,12 +111,16 @@ def had_stages(steps: int | tuple[int, int, int, int] = 100, *, lr: float = 1e-4
     if not isinstance(counts, (tuple, list)) or len(counts) != 4:
         raise InputError(f"had_stages: steps = {short_repr(steps)}; give an int or four ints (one per stage)")
     if isinstance(output_weight, bool) or not isinstance(output_weight, numbers.Real) or not output_weight > 0:
-        raise InputError(f"had_stages: output_weight = {short_repr(output_weight)}; give a positive number (the "
-                         "fine-tuning stage has no other loss)")
-    return (Stage("scaled_tanh", "scaled_tanh", counts[0], 5.0, 1.0, attention_weight, output_weight, lr),
-            Stage("sharp_tanh", "sharp_tanh", counts[1], 1.0, 0.05, attention_weight, output_weight, lr),
-            Stage("sign", "sign", counts[2], 1.0, 1.0, attention_weight, output_weight, lr),
-            Stage("finetune", "sign", counts[3], 1.0, 1.0, 0.0, output_weight, lr))
+        raise InputError(
+            f"had_stages: output_weight = {short_repr(output_weight)}; give a positive number (the "
+            "fine-tuning stage has no other loss)"
+        )
+    return (
+        Stage("scaled_tanh", "scaled_tanh", counts[0], 5.0, 1.0, attention_weight, output_weight, lr),
+        Stage("sharp_tanh", "sharp_tanh", counts[1], 1.0, 0.05, attention_weight, output_weight, lr),
+        Stage("sign", "sign", counts[2], 1.0, 1.0, attention_weight, output_weight, lr),
+        Stage("finetune", "sign", counts[3], 1.0, 1.0, 0.0, output_weight, lr),
+    )
 
 
 # ---- losses ----------------------------------------------------------------------------------------------
@@ -112,9 +130,11 @@ def attention_kl(teacher: torch.Tensor, student_logits: torch.Tensor) -> torch.T
     attention logits of the same shape (a blocked key's very negative logit meets a teacher probability of
     0 there, which counts 0)."""
     if teacher.shape != student_logits.shape:
-        raise InputError(f"attention_kl: teacher map {tuple(teacher.shape)} and student logits "
-                         f"{tuple(student_logits.shape)} differ; the student must be the teacher with its attention "
-                         "swapped")
+        raise InputError(
+            f"attention_kl: teacher map {tuple(teacher.shape)} and student logits "
+            f"{tuple(student_logits.shape)} differ; the student must be the teacher with its attention "
+            "swapped"
+        )
     log_student = torch.log_softmax(student_logits.float(), dim=-1)
     t = teacher.detach().float()
     kl = torch.where(t > 0, t * (torch.log(t.clamp(min=1e-45)) - log_student), torch.zeros((), dtype=t.dtype))
@@ -125,11 +145,12 @@ def output_kl(teacher: torch.Tensor, student: torch.Tensor, temperature: float =
     """``T**2 * KL(softmax(teacher / T) || softmax(student / T))`` over the last dimension, averaged over the
     rows (all other dimensions), in nats (T = ``temperature``)."""
     if teacher.shape != student.shape:
-        raise InputError(f"output_kl: teacher output {tuple(teacher.shape)} and student output "
-                         f"{tuple(student.shape)} differ")
+        raise InputError(
+            f"output_kl: teacher output {tuple(teacher.shape)} and student output {tuple(student.shape)} differ"
+        )
     t = F.log_softmax(teacher.detach().float() / temperature, -1).reshape(-1, teacher.shape[-1])
     s = F.log_softmax(student.float() / temperature, -1).reshape(-1, student.shape[-1])
-    return F.kl_div(s, t, reduction="batchmean", log_target=True) * temperature ** 2
+    return F.kl_div(s, t, reduction="batchmean", log_target=True) * temperature**2
 
 
 def default_output(out: Any) -> torch.Tensor:
@@ -139,13 +160,16 @@ def default_output(out: Any) -> torch.Tensor:
     logits = getattr(out, "logits", None)
     if isinstance(logits, torch.Tensor):
         return logits
-    raise InputError(f"distill: the model returned a {type(out).__name__} without logits; pass output_fn=... that "
-                     "returns the logits tensor from it")
+    raise InputError(
+        f"distill: the model returned a {type(out).__name__} without logits; pass output_fn=... that "
+        "returns the logits tensor from it"
+    )
 
 
 # ---- the trainer -----------------------------------------------------------------------------------------
-def had_student(teacher: nn.Module, batches: Iterable, n_top: int | None = 32, *, num_batches: int = 100,
-                allow_short: bool = False) -> nn.Module:
+def had_student(
+    teacher: nn.Module, batches: Iterable, n_top: int | None = 32, *, num_batches: int = 100, allow_short: bool = False
+) -> nn.Module:
     """The student HAD starts from: a copy of ``teacher`` with Hamming attention (``swap_hamming_attention``,
     ``n_top`` keys kept, sign binarizer) and its scales calibrated on ``num_batches`` of ``batches``."""
     student = swap_hamming_attention(teacher, n_top, "sign", allow_short=allow_short)
@@ -185,11 +209,21 @@ def _to_bytes(obj) -> bytes:
     return buf.getvalue()
 
 
-def distill(student: nn.Module, teacher: nn.Module, loader: Iterable, *, stages: Iterable[Stage] | None = None,
-            seed: int = 0, temperature: float = 1.0, output_fn: Callable[[Any], torch.Tensor] | None = None,
-            weight_decay: float = 0.0, max_grad_norm: float | None = None,
-            checkpoint: str | Path | None = None, checkpoint_every: int = 50,
-            progress: Callable[[int, int, dict], object] | None = None) -> list[dict]:
+def distill(
+    student: nn.Module,
+    teacher: nn.Module,
+    loader: Iterable,
+    *,
+    stages: Iterable[Stage] | None = None,
+    seed: int = 0,
+    temperature: float = 1.0,
+    output_fn: Callable[[Any], torch.Tensor] | None = None,
+    weight_decay: float = 0.0,
+    max_grad_norm: float | None = None,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 50,
+    progress: Callable[[int, int, dict], object] | None = None,
+) -> list[dict]:
     """Train ``student`` (a model with ``HammingAttention``: ``swap_hamming_attention`` then
     ``calibrate_hamming_scales``, or ``had_student``) to match ``teacher`` (the full-precision model it
     came from; left untouched) through ``stages`` (default ``had_stages()``), on the batches of ``loader``
@@ -218,27 +252,41 @@ def distill(student: nn.Module, teacher: nn.Module, loader: Iterable, *, stages:
         raise InputError(f"{fn}: stages = {short_repr(stages)}; give one or more Stage (see had_stages)")
     seed = check_int(fn, "seed", seed, 0, (1 << 31) - 1, "the seed of dropout and data order")
     checkpoint_every = check_int(fn, "checkpoint_every", checkpoint_every, 1, 1 << 40, "steps between checkpoints")
-    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not math.isfinite(temperature) \
-            or temperature <= 0:
+    if (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, numbers.Real)
+        or not math.isfinite(temperature)
+        or temperature <= 0
+    ):
         raise InputError(f"{fn}: temperature = {short_repr(temperature)} is not allowed; a positive finite number")
     if progress is not None and not callable(progress):
         raise InputError(f"{fn}: progress = {short_repr(progress)}; give a callable progress(step, steps, record)")
     output_fn = default_output if output_fn is None else output_fn
     modules = hamming_modules(student)
     if not modules:
-        raise InputError(f"{fn}: the student has no HammingAttention; make it with had_student(teacher, batches) or "
-                         "swap_hamming_attention + calibrate_hamming_scales")
+        raise InputError(
+            f"{fn}: the student has no HammingAttention; make it with had_student(teacher, batches) or "
+            "swap_hamming_attention + calibrate_hamming_scales"
+        )
     uncalibrated = [n for n, m in modules if not (float(m.sigma_q) > 0 and float(m.sigma_k) > 0)]
     if uncalibrated and any(s.binarizer != "none" for s in stages):
-        raise InputError(f"{fn}: the student's scales are not calibrated ({uncalibrated[0]!r} and "
-                         f"{len(uncalibrated) - 1} more); call calibrate_hamming_scales(student, batches) first")
+        raise InputError(
+            f"{fn}: the student's scales are not calibrated ({uncalibrated[0]!r} and "
+            f"{len(uncalibrated) - 1} more); call calibrate_hamming_scales(student, batches) first"
+        )
     probe = _probe(teacher)
     if len(hamming_modules(probe)) != len(modules):
-        raise InputError(f"{fn}: the teacher has {len(hamming_modules(probe))} attention layers and the student "
-                         f"{len(modules)}; the student must be the teacher with its attention swapped")
+        raise InputError(
+            f"{fn}: the teacher has {len(hamming_modules(probe))} attention layers and the student "
+            f"{len(modules)}; the student must be the teacher with its attention swapped"
+        )
 
-    settings = {"stages": [dataclasses.asdict(s) for s in stages], "seed": seed, "temperature": float(temperature),
-                "format": 1}
+    settings = {
+        "stages": [dataclasses.asdict(s) for s in stages],
+        "seed": seed,
+        "temperature": float(temperature),
+        "format": 1,
+    }
     total = sum(s.steps for s in stages)
     params = [p for p in student.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=stages[0].lr, weight_decay=weight_decay)
@@ -247,18 +295,36 @@ def distill(student: nn.Module, teacher: nn.Module, loader: Iterable, *, stages:
     if path is not None and path.exists():
         state = torch.load(path, map_location="cpu", weights_only=True)
         if state.get("settings") != settings:
-            raise InputError(f"{fn}: the checkpoint {str(path)!r} was made with other stages, seed or temperature; "
-                             "pass the same ones, or another checkpoint path")
+            raise InputError(
+                f"{fn}: the checkpoint {str(path)!r} was made with other stages, seed or temperature; "
+                "pass the same ones, or another checkpoint path"
+            )
         student.load_state_dict(state["student"])
         opt.load_state_dict(state["optimizer"])
-        step, epoch, index, history = int(state["step"]), int(state["epoch"]), int(state["index"]), list(state["history"])
+        step, epoch, index, history = (
+            int(state["step"]),
+            int(state["epoch"]),
+            int(state["index"]),
+            list(state["history"]),
+        )
 
     def save() -> None:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, _to_bytes({"settings": settings, "student": student.state_dict(),
-                                          "optimizer": opt.state_dict(), "step": step, "epoch": epoch,
-                                          "index": index, "history": history}))
+            atomic_write(
+                path,
+                _to_bytes(
+                    {
+                        "settings": settings,
+                        "student": student.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "step": step,
+                        "epoch": epoch,
+                        "index": index,
+                        "history": history,
+                    }
+                ),
+            )
 
     batches = None
     try:
@@ -292,7 +358,9 @@ def distill(student: nn.Module, teacher: nn.Module, loader: Iterable, *, stages:
             s_out = output_fn(run_batch(student, got[1]))
             out_loss = output_kl(t_out, s_out, temperature)
             if stage.attention_weight > 0:
-                att_loss = torch.stack([attention_kl(t, m.attention_logits) for t, (_, m) in zip(t_maps, modules)]).mean()
+                att_loss = torch.stack(
+                    [attention_kl(t, m.attention_logits) for t, (_, m) in zip(t_maps, modules)]
+                ).mean()
             else:
                 att_loss = torch.zeros(())
             loss = stage.attention_weight * att_loss + stage.output_weight * out_loss
@@ -302,8 +370,15 @@ def distill(student: nn.Module, teacher: nn.Module, loader: Iterable, *, stages:
                 torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
             opt.step()
             step += 1
-            record = {"step": step, "stage": stage.name, "binarizer": stage.binarizer, "c": c,
-                      "loss": loss.item(), "attention_loss": att_loss.item(), "output_loss": out_loss.item()}
+            record = {
+                "step": step,
+                "stage": stage.name,
+                "binarizer": stage.binarizer,
+                "c": c,
+                "loss": loss.item(),
+                "attention_loss": att_loss.item(),
+                "output_loss": out_loss.item(),
+            }
             history.append(record)
             if step % checkpoint_every == 0 or step == total:
                 save()

@@ -109,8 +109,10 @@ def popcount_similarity(q_words: torch.Tensor, k_words: torch.Tensor, d: int) ->
         if not isinstance(w, torch.Tensor) or w.dtype != torch.int64 or w.dim() < 2:
             raise InputError(f"{fn}: {name} = {short_repr(w)}; give the int64 words of pack_signs, (..., L, words)")
     if q_words.shape[-1] != k_words.shape[-1] or q_words.shape[:-2] != k_words.shape[:-2]:
-        raise InputError(f"{fn}: q_words {tuple(q_words.shape)} and k_words {tuple(k_words.shape)} must agree in "
-                         "every dimension but the sequence length (dimension -2)")
+        raise InputError(
+            f"{fn}: q_words {tuple(q_words.shape)} and k_words {tuple(k_words.shape)} must agree in "
+            "every dimension but the sequence length (dimension -2)"
+        )
     check_int(fn, "d", d, 64 * q_words.shape[-1] - 63, 64 * q_words.shape[-1], "the bits the words hold")
     dist = _hamming(q_words.cpu().contiguous().numpy(), k_words.cpu().contiguous().numpy())
     return d - 2 * torch.from_numpy(dist.astype(np.int32))
@@ -163,21 +165,22 @@ def _top_n_heads(qf, kf, bl, n, d, shift, dtype, out, h0: int, h1: int) -> None:
         for r in range(0, lq, rows):
             m = min(rows, lq - r)
             x, c, key = xor[:m], count[:m], keys[:m]
-            np.bitwise_xor(qf[h, r:r + m, None, 0], kf[h, None, :, 0], out=x)
+            np.bitwise_xor(qf[h, r : r + m, None, 0], kf[h, None, :, 0], out=x)
             _popcount_into(x, c, extra[:m])
             for w in range(1, words):
-                np.bitwise_xor(qf[h, r:r + m, None, w], kf[h, None, :, w], out=x)
+                np.bitwise_xor(qf[h, r : r + m, None, w], kf[h, None, :, w], out=x)
                 _popcount_into(x, extra[:m], extra[:m])
                 c += extra[:m]
             if bl is not None:
-                np.copyto(c, d + 1, where=bl[h, r:r + m])
+                np.copyto(c, d + 1, where=bl[h, r : r + m])
             np.left_shift(c, shift, out=key, dtype=dtype)
             key |= index
-            out[h, r:r + m] = np.partition(key, n - 1, axis=-1)[:, :n] if n < lk else key
+            out[h, r : r + m] = np.partition(key, n - 1, axis=-1)[:, :n] if n < lk else key
 
 
-def hamming_top_n(q_words: np.ndarray, k_words: np.ndarray, n: int, *, d: int,
-                  blocked: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def hamming_top_n(
+    q_words: np.ndarray, k_words: np.ndarray, n: int, *, d: int, blocked: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The ``n`` keys nearest each query in Hamming distance (largest ``d - 2 * distance``), exactly, ties
     to the lower key index: (indices, distances), int64, (..., Lq, n), the kept keys of a row in no
     particular order. ``q_words`` (..., Lq, W) and ``k_words`` (..., Lk, W) are packed signs
@@ -193,8 +196,10 @@ def hamming_top_n(q_words: np.ndarray, k_words: np.ndarray, n: int, *, d: int,
     lead, lq, words = qu.shape[:-2], qu.shape[-2], qu.shape[-1]
     lk = ku.shape[-2]
     if ku.shape[:-2] != lead or ku.shape[-1] != words:
-        raise InputError(f"hamming_top_n: q_words {q_words.shape} and k_words {k_words.shape} must agree in every "
-                         "dimension but the sequence length (dimension -2)")
+        raise InputError(
+            f"hamming_top_n: q_words {q_words.shape} and k_words {k_words.shape} must agree in every "
+            "dimension but the sequence length (dimension -2)"
+        )
     n = check_int("hamming_top_n", "n", n, 1, lk, f"the keys kept per query, at most the {lk} keys")
     heads = int(np.prod(lead, dtype=np.int64))
     qf, kf = qu.reshape(heads, lq, words), ku.reshape(heads, lk, words)
@@ -230,8 +235,9 @@ class _SignSTE(torch.autograd.Function):
         return grad * ((x / sigma).abs() <= ctx.clip).to(grad.dtype) / sigma, None, None
 
 
-def binarize(x: torch.Tensor, sigma: torch.Tensor | float, binarizer: str, c: float = 1.0,
-             ste_clip: float = 2.0) -> torch.Tensor:
+def binarize(
+    x: torch.Tensor, sigma: torch.Tensor | float, binarizer: str, c: float = 1.0, ste_clip: float = 2.0
+) -> torch.Tensor:
     """``x`` (queries or keys) through the binarizer of one HAD training stage, with the layer's scale
     ``sigma`` (a positive scalar, units of x):
 
@@ -260,8 +266,9 @@ def binarize(x: torch.Tensor, sigma: torch.Tensor | float, binarizer: str, c: fl
 
 def _check_positive(fn: str, name: str, value, why: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
-        raise InputError(f"{fn}: {name} = {short_repr(value)} is not allowed; it must be a positive finite number "
-                         f"({why})")
+        raise InputError(
+            f"{fn}: {name} = {short_repr(value)} is not allowed; it must be a positive finite number ({why})"
+        )
     return float(value)
 
 
@@ -291,14 +298,24 @@ class HammingAttention(nn.Module):
     with their softmax, which gives every key a gradient (the top-N map has none outside its keys).
     """
 
-    def __init__(self, n_top: int | None = None, binarizer: str = "sign", *, c: float = 1.0, ste_clip: float = 2.0,
-                 dropout: float = 0.0, allow_short: bool = False) -> None:
+    def __init__(
+        self,
+        n_top: int | None = None,
+        binarizer: str = "sign",
+        *,
+        c: float = 1.0,
+        ste_clip: float = 2.0,
+        dropout: float = 0.0,
+        allow_short: bool = False,
+    ) -> None:
         super().__init__()
         fn = "HammingAttention"
         if n_top is not None:
             n_top = check_int(fn, "n_top", n_top, 1, 1 << 31, "the keys kept per query; None keeps every key")
         if binarizer not in BINARIZERS:
-            raise InputError(f"{fn}: binarizer = {short_repr(binarizer)} is not allowed; one of {', '.join(BINARIZERS)}")
+            raise InputError(
+                f"{fn}: binarizer = {short_repr(binarizer)} is not allowed; one of {', '.join(BINARIZERS)}"
+            )
         self.n_top, self.binarizer = n_top, binarizer
         self.c = _check_positive(fn, "c", c, "the tanh constant: 5 -> 1 in stage 1, 1 -> 0.05 in stage 2")
         self.ste_clip = _check_positive(fn, "ste_clip", ste_clip, "the straight-through window, in units of sigma")
@@ -318,33 +335,55 @@ class HammingAttention(nn.Module):
         fn = f"HammingAttention{f' {self.name!r}' if self.name else ''}"
         for name, t in (("q", q), ("k", k), ("v", v)):
             if not isinstance(t, torch.Tensor) or not t.is_floating_point() or t.dim() != 4:
-                raise InputError(f"{fn}: {name} = {short_repr(t)}; give a floating-point tensor (batch, heads, "
-                                 "length, head_dim)")
+                raise InputError(
+                    f"{fn}: {name} = {short_repr(t)}; give a floating-point tensor (batch, heads, length, head_dim)"
+                )
         if q.shape[:2] != k.shape[:2] or k.shape[:3] != v.shape[:3] or q.shape[-1] != k.shape[-1]:
-            raise InputError(f"{fn}: q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)} do not fit: q and k "
-                             "need the same batch, heads and head_dim, k and v the same batch, heads and length")
+            raise InputError(
+                f"{fn}: q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)} do not fit: q and k "
+                "need the same batch, heads and head_dim, k and v the same batch, heads and length"
+            )
         lk = k.shape[2]
         if self.n_top is not None and self.n_top > lk and not self.allow_short:
-            raise InputError(f"{fn}: n_top = {self.n_top} is more than the {lk} keys of this input; give n_top <= "
-                             f"{lk}, or allow_short=True to keep every key of shorter sequences")
+            raise InputError(
+                f"{fn}: n_top = {self.n_top} is more than the {lk} keys of this input; give n_top <= "
+                f"{lk}, or allow_short=True to keep every key of shorter sequences"
+            )
         if attention_mask is not None:
             if not isinstance(attention_mask, torch.Tensor):
                 raise InputError(f"{fn}: attention_mask = {short_repr(attention_mask)}; give a tensor or None")
             try:
                 torch.broadcast_shapes(attention_mask.shape, (q.shape[0], q.shape[1], q.shape[2], lk))
             except RuntimeError:
-                raise InputError(f"{fn}: attention_mask {tuple(attention_mask.shape)} does not broadcast to the "
-                                 f"scores (batch, heads, Lq, Lk) = {(q.shape[0], q.shape[1], q.shape[2], lk)}") from None
-        if self.binarizer != "none" and not self.calibrating and not (
-                math.isfinite(float(self.sigma_q)) and math.isfinite(float(self.sigma_k))
-                and float(self.sigma_q) > 0 and float(self.sigma_k) > 0):
-            raise InputError(f"{fn}: the scales sigma_q = {float(self.sigma_q)}, sigma_k = {float(self.sigma_k)} are not "
-                             f"calibrated; binarizer {self.binarizer!r} needs them: call cimkit.ops."
-                             "calibrate_hamming_scales(model, batches) first (or set binarizer='none')")
+                raise InputError(
+                    f"{fn}: attention_mask {tuple(attention_mask.shape)} does not broadcast to the "
+                    f"scores (batch, heads, Lq, Lk) = {(q.shape[0], q.shape[1], q.shape[2], lk)}"
+                ) from None
+        if (
+            self.binarizer != "none"
+            and not self.calibrating
+            and not (
+                math.isfinite(float(self.sigma_q))
+                and math.isfinite(float(self.sigma_k))
+                and float(self.sigma_q) > 0
+                and float(self.sigma_k) > 0
+            )
+        ):
+            raise InputError(
+                f"{fn}: the scales sigma_q = {float(self.sigma_q)}, sigma_k = {float(self.sigma_k)} are not "
+                f"calibrated; binarizer {self.binarizer!r} needs them: call cimkit.ops."
+                "calibrate_hamming_scales(model, batches) first (or set binarizer='none')"
+            )
 
     # -- forward --
-    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                scaling: float | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        scaling: float | None = None,
+    ) -> torch.Tensor:
         self._check(q, k, v, attention_mask)
         scaling = q.shape[-1] ** -0.5 if scaling is None else float(scaling)
         if self.calibrating:
@@ -386,8 +425,13 @@ class HammingAttention(nn.Module):
         """Evaluation path with the sign binarizer: packed XNOR-popcount, exact top-N, sparse A . V."""
         b, h, lq, d = q.shape
         lk = k.shape[2]
-        idx, kept = hamming_top_n(pack_signs(q).numpy(), pack_signs(k).numpy(), n, d=d,
-                                  blocked=None if blocked is None else blocked.cpu().numpy())
+        idx, kept = hamming_top_n(
+            pack_signs(q).numpy(),
+            pack_signs(k).numpy(),
+            n,
+            d=d,
+            blocked=None if blocked is None else blocked.cpu().numpy(),
+        )
         # few torch ops on purpose: each is a parallel region, and on a busy machine each can stall
         sim = (d - 2 * np.minimum(kept, d)).astype(np.float32)  # a kept blocked key's own similarity is irrelevant
         sim *= np.float32(self._scale(scaling))
@@ -403,8 +447,9 @@ class HammingAttention(nn.Module):
             if n == lk:
                 return torch.matmul(dense, v)
         rows = torch.from_numpy(idx + (np.arange(b * h) * lk).reshape(b, h, 1, 1))  # rows of v as (b * h * lk, dv)
-        out = F.embedding_bag(rows.view(-1, n), v.reshape(b * h * lk, -1), per_sample_weights=probs.reshape(-1, n),
-                              mode="sum")
+        out = F.embedding_bag(
+            rows.view(-1, n), v.reshape(b * h * lk, -1), per_sample_weights=probs.reshape(-1, n), mode="sum"
+        )
         return out.view(b, h, lq, -1)
 
     def _scale(self, scaling: float) -> float:
@@ -424,15 +469,18 @@ class HammingAttention(nn.Module):
         self.calibrating = False
         sq, sk, count = self._sums
         if count == 0:
-            raise InputError(f"calibrate_hamming_scales: the attention {self.name!r} saw no batch; the batches never "
-                             "reached it")
+            raise InputError(
+                f"calibrate_hamming_scales: the attention {self.name!r} saw no batch; the batches never reached it"
+            )
         self.sigma_q.fill_(sq / count)
         self.sigma_k.fill_(sk / count)
         return sq / count, sk / count
 
     def extra_repr(self) -> str:
-        return (f"n_top={self.n_top}, binarizer={self.binarizer!r}, c={self.c:g}, ste_clip={self.ste_clip:g}, "
-                f"sigma_q={float(self.sigma_q):.4g}, sigma_k={float(self.sigma_k):.4g}")
+        return (
+            f"n_top={self.n_top}, binarizer={self.binarizer!r}, c={self.c:g}, ste_clip={self.ste_clip:g}, "
+            f"sigma_q={float(self.sigma_q):.4g}, sigma_k={float(self.sigma_k):.4g}"
+        )
 
 
 def _additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -469,7 +517,7 @@ class HammingSelfAttention(nn.Module):
         self.query, self.key, self.value = module.query, module.key, module.value
         self.num_attention_heads = int(module.num_attention_heads)
         self.attention_head_size = int(module.attention_head_size)
-        self.scaling = float(getattr(module, "scaling", self.attention_head_size ** -0.5))
+        self.scaling = float(getattr(module, "scaling", self.attention_head_size**-0.5))
         self.config = getattr(module, "config", None)
         self.is_decoder = bool(getattr(module, "is_decoder", False))
         self.is_causal = bool(getattr(module, "is_causal", False))
@@ -478,8 +526,9 @@ class HammingSelfAttention(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, cache=None, **kwargs):
         if cache is not None or kwargs.get("past_key_values") is not None or kwargs.get("past_key_value") is not None:
-            raise InputError("HammingSelfAttention: key/value caches (decoding) are not supported; HAD here is for "
-                             "encoders")
+            raise InputError(
+                "HammingSelfAttention: key/value caches (decoding) are not supported; HAD here is for encoders"
+            )
         shape = (*hidden_states.shape[:-1], -1, self.attention_head_size)
         q = self.query(hidden_states).view(shape).transpose(1, 2)
         k = self.key(hidden_states).view(shape).transpose(1, 2)
@@ -493,18 +542,21 @@ class HammingSelfAttention(nn.Module):
 
 
 def _is_hf_self_attention(module: nn.Module) -> bool:
-    return ("SelfAttention" in type(module).__name__
-            and all(isinstance(getattr(module, n, None), nn.Linear) for n in ("query", "key", "value"))
-            and isinstance(getattr(module, "num_attention_heads", None), int)
-            and isinstance(getattr(module, "attention_head_size", None), int))
+    return (
+        "SelfAttention" in type(module).__name__
+        and all(isinstance(getattr(module, n, None), nn.Linear) for n in ("query", "key", "value"))
+        and isinstance(getattr(module, "num_attention_heads", None), int)
+        and isinstance(getattr(module, "attention_head_size", None), int)
+    )
 
 
 def _score_terms(module: nn.Module) -> str | None:
     """What a BERT-shaped self-attention adds to Q K^T besides the mask (rotary or relative positions, a
     relative-position bias: ESM, Swin, BEiT, LayoutLMv2, ...), which a swap would silently drop; None when
     nothing (absolute positions only, as in BERT, RoBERTa and MiniLM)."""
-    kind = getattr(module, "position_embedding_type", None) or getattr(getattr(module, "config", None),
-                                                                        "position_embedding_type", None)
+    kind = getattr(module, "position_embedding_type", None) or getattr(
+        getattr(module, "config", None), "position_embedding_type", None
+    )
     if kind not in (None, "absolute"):
         return f"position_embedding_type {kind!r}"
     for name, _ in module.named_children():
@@ -516,8 +568,16 @@ def _score_terms(module: nn.Module) -> str | None:
     return None
 
 
-def swap_hamming_attention(model: nn.Module, n_top: int | None = 32, binarizer: str = "sign", *, c: float = 1.0,
-                           ste_clip: float = 2.0, allow_short: bool = False, inplace: bool = False) -> nn.Module:
+def swap_hamming_attention(
+    model: nn.Module,
+    n_top: int | None = 32,
+    binarizer: str = "sign",
+    *,
+    c: float = 1.0,
+    ste_clip: float = 2.0,
+    allow_short: bool = False,
+    inplace: bool = False,
+) -> nn.Module:
     """Put a ``HammingAttention(n_top, binarizer, ...)`` into every attention of ``model``:
 
     * Hugging Face BERT-style self-attention (MiniLM, BERT, RoBERTa: a ``*SelfAttention`` module with
@@ -553,9 +613,11 @@ def swap_hamming_attention(model: nn.Module, n_top: int | None = 32, binarizer: 
         if _is_hf_self_attention(module) and not isinstance(module, HammingSelfAttention):
             extra = _score_terms(module)
             if extra is not None:
-                raise InputError(f"{fn}: {name} ({type(module).__name__}) adds position terms to its scores "
-                                 f"({extra}); HammingSelfAttention computes Q K^T and the mask only and would drop "
-                                 "them, so it swaps only attention with absolute positions (BERT, RoBERTa, MiniLM)")
+                raise InputError(
+                    f"{fn}: {name} ({type(module).__name__}) adds position terms to its scores "
+                    f"({extra}); HammingSelfAttention computes Q K^T and the mask only and would drop "
+                    "them, so it swaps only attention with absolute positions (BERT, RoBERTa, MiniLM)"
+                )
             p = getattr(getattr(module, "dropout", None), "p", 0.0)
             new = HammingSelfAttention(module, core(f"{name}.core", float(p)))
             new.train(module.training)
@@ -563,8 +625,10 @@ def swap_hamming_attention(model: nn.Module, n_top: int | None = 32, binarizer: 
             setattr(root.get_submodule(parent_name) if parent_name else root, attr, new)
             swapped[name] = type(module).__name__
     if not swapped:
-        raise InputError(f"{fn}: found no attention to swap in a {type(model).__name__}; it knows Hugging Face "
-                         "BERT-style *SelfAttention modules and cimkit's zoo encoder and ViT layers")
+        raise InputError(
+            f"{fn}: found no attention to swap in a {type(model).__name__}; it knows Hugging Face "
+            "BERT-style *SelfAttention modules and cimkit's zoo encoder and ViT layers"
+        )
     for _, m in hamming_modules(root):
         m.train(root.training)
     root.swapped = swapped
@@ -579,8 +643,9 @@ def hamming_modules(model: nn.Module) -> list[tuple[str, HammingAttention]]:
 def set_hamming_stage(model: nn.Module, binarizer: str, c: float | None = None) -> None:
     """Set the binarizer (and the tanh constant ``c``, when given) of every ``HammingAttention`` in ``model``."""
     if binarizer not in BINARIZERS:
-        raise InputError(f"set_hamming_stage: binarizer = {short_repr(binarizer)} is not allowed; one of "
-                         f"{', '.join(BINARIZERS)}")
+        raise InputError(
+            f"set_hamming_stage: binarizer = {short_repr(binarizer)} is not allowed; one of {', '.join(BINARIZERS)}"
+        )
     if c is not None:
         c = _check_positive("set_hamming_stage", "c", c, "the tanh constant")
     for _, m in hamming_modules(model):
@@ -601,7 +666,9 @@ def run_batch(model: nn.Module, batch):
     return model(batch)
 
 
-def calibrate_hamming_scales(model: nn.Module, batches: Iterable, num_batches: int = 100) -> dict[str, tuple[float, float]]:
+def calibrate_hamming_scales(
+    model: nn.Module, batches: Iterable, num_batches: int = 100
+) -> dict[str, tuple[float, float]]:
     """Set each ``HammingAttention``'s ``sigma_q`` and ``sigma_k`` in ``model`` to the mean, over the first
     ``num_batches`` batches of ``batches`` (fewer if it runs out; at least one), of the standard deviation
     of the layer's queries and keys (HAD's per-layer scales; 100 batches in the paper). The attention runs

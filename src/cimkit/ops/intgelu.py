@@ -53,12 +53,15 @@ class ErfPoly:
 
     def __post_init__(self) -> None:
         ok = 0 < self.width < 2 and 1 <= len(self.coefficients) <= 256 and self.width * len(self.coefficients) < 8
-        ok = ok and all(abs(k1) + abs(k2) * self.width < 2 and abs(k2) < 2 and abs(k0) <= 1.5
-                        for k0, k1, k2 in self.coefficients)
+        ok = ok and all(
+            abs(k1) + abs(k2) * self.width < 2 and abs(k2) < 2 and abs(k0) <= 1.5 for k0, k1, k2 in self.coefficients
+        )
         if not ok:
-            raise InputError(f"ErfPoly: width = {self.width!r} with {len(self.coefficients)} segment(s) is out of "
-                             f"the fixed-point range; allowed: 0 < width < 2, 1..256 segments, clip < 8, and per "
-                             f"segment |k0| <= 1.5, |k2| < 2, |k1| + |k2| width < 2")
+            raise InputError(
+                f"ErfPoly: width = {self.width!r} with {len(self.coefficients)} segment(s) is out of "
+                f"the fixed-point range; allowed: 0 < width < 2, 1..256 segments, clip < 8, and per "
+                f"segment |k0| <= 1.5, |k2| < 2, |k1| + |k2| width < 2"
+            )
 
     @property
     def clip(self) -> float:
@@ -134,8 +137,9 @@ def gelu_codes(q: torch.Tensor, scale: float, *, erf: ErfPoly = DEFAULT_ERF) -> 
     return shift_round((q << FRAC_BITS) + n * erf_w, FRAC_BITS + 1)
 
 
-def int_gelu(x: torch.Tensor, *, input_bits: int = 16, input_scale: float | None = None,
-             erf: ErfPoly = DEFAULT_ERF) -> torch.Tensor:
+def int_gelu(
+    x: torch.Tensor, *, input_bits: int = 16, input_scale: float | None = None, erf: ErfPoly = DEFAULT_ERF
+) -> torch.Tensor:
     """Integer-only GELU (I-BERT's i-GELU, by default with a 13-segment erf) of ``x``, any shape.
 
     ``x`` goes onto the signed ``input_bits`` grid (step ``input_scale``, or ``max|x|`` over

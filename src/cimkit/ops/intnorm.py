@@ -65,15 +65,21 @@ def _eps_table(eps_n: float) -> tuple[int, list[int]]:
     if eps_n == 0.0:
         return 30, [0] * 32
     g_max = min(30, math.floor((_T_BITS - math.log2(eps_n)) / 2))
-    while g_max > -200 and eps_n * 4.0 ** g_max > 2.0 ** _T_BITS:  # log2 rounding
+    while g_max > -200 and eps_n * 4.0**g_max > 2.0**_T_BITS:  # log2 rounding
         g_max -= 1
     g_lo = min(g_max, -1)
-    return g_max, [min(round(math.ldexp(eps_n, 2 * g)), 1 << _T_BITS) if g <= g_max else 0
-                   for g in range(g_lo, 31)]
+    return g_max, [min(round(math.ldexp(eps_n, 2 * g)), 1 << _T_BITS) if g <= g_max else 0 for g in range(g_lo, 31)]
 
 
-def layernorm_codes(q: torch.Tensor, scale: float, *, normalized_dims: int = 1, eps: float = 1e-5,
-                    output_bits: int = 16, integer_bits: int | None = None) -> tuple[torch.Tensor, int]:
+def layernorm_codes(
+    q: torch.Tensor,
+    scale: float,
+    *,
+    normalized_dims: int = 1,
+    eps: float = 1e-5,
+    output_bits: int = 16,
+    integer_bits: int | None = None,
+) -> tuple[torch.Tensor, int]:
     """The integer kernel of ``int_layernorm``: int64 codes ``q`` (step ``scale``) normalized over their last
     ``normalized_dims`` dims; returns ``(k, f)``, int64 codes ``k`` of ``q``'s shape with ``k * 2**-f`` the
     normalized value ``(x - mean) / sqrt(var + eps)`` (biased variance, as torch). ``integer_bits``: see
@@ -90,9 +96,15 @@ def layernorm_codes(q: torch.Tensor, scale: float, *, normalized_dims: int = 1, 
     n = rows.shape[-1]
     if integer_bits is not None:  # |z| 2**f times the 31-bit root must stay below 2**61 before the clamp
         low = max(0, _integer_bits(n, bits) + bits - 31)
-        check_int(fn, "integer_bits", integer_bits, low, bits - 1,
-                  f"the code's sign and integer bits; below {low} the unclamped quotient of {n:,}-feature rows "
-                  f"could overflow int64")
+        check_int(
+            fn,
+            "integer_bits",
+            integer_bits,
+            low,
+            bits - 1,
+            f"the code's sign and integer bits; below {low} the unclamped quotient of {n:,}-feature rows "
+            f"could overflow int64",
+        )
     f = frac_bits(n, bits, integer_bits)
     if rows.numel() == 0:
         return torch.zeros_like(q), f
@@ -100,8 +112,10 @@ def layernorm_codes(q: torch.Tensor, scale: float, *, normalized_dims: int = 1, 
     c = rows - mu
     widest = int(c.abs().max())
     if n * n * widest * widest > 1 << 62:
-        raise InputError(f"{fn}: rows of {n:,} features with centred codes up to {widest:,} overflow int64 "
-                         f"(N**2 max|c|**2 must stay below 2**62); use fewer input bits")
+        raise InputError(
+            f"{fn}: rows of {n:,} features with centred codes up to {widest:,} overflow int64 "
+            f"(N**2 max|c|**2 must stay below 2**62); use fewer input bits"
+        )
     sum_c = c.sum(-1, keepdim=True)
     v = n * (c * c).sum(-1, keepdim=True) - sum_c * sum_c
     g_max, table = _eps_table(n * n * float(eps) / (scale * scale))
@@ -116,14 +130,20 @@ def layernorm_codes(q: torch.Tensor, scale: float, *, normalized_dims: int = 1, 
 
 def _check_shape(fn: str, x: torch.Tensor, normalized_shape) -> tuple[int, ...]:
     shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else normalized_shape
-    if not isinstance(shape, Sequence | torch.Size) or not all(
-            isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0 for d in shape) or not shape:
-        raise InputError(f"{fn}: normalized_shape = {short_repr(normalized_shape)} is not allowed; it must be a "
-                         f"positive int or a non-empty sequence of positive ints")
+    if (
+        not isinstance(shape, Sequence | torch.Size)
+        or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0 for d in shape)
+        or not shape
+    ):
+        raise InputError(
+            f"{fn}: normalized_shape = {short_repr(normalized_shape)} is not allowed; it must be a "
+            f"positive int or a non-empty sequence of positive ints"
+        )
     shape = tuple(int(d) for d in shape)
-    if tuple(x.shape[x.dim() - len(shape):]) != shape or x.dim() < len(shape):
-        raise InputError(f"{fn}: normalized_shape = {shape} does not match the last dims of x, of shape "
-                         f"{tuple(x.shape)}")
+    if tuple(x.shape[x.dim() - len(shape) :]) != shape or x.dim() < len(shape):
+        raise InputError(
+            f"{fn}: normalized_shape = {shape} does not match the last dims of x, of shape {tuple(x.shape)}"
+        )
     return shape
 
 
@@ -131,19 +151,31 @@ def _check_affine(fn: str, name: str, value, shape: tuple[int, ...]) -> torch.Te
     if value is None:
         return None
     if not isinstance(value, torch.Tensor) or not value.is_floating_point() or tuple(value.shape) != shape:
-        what = f"a {value.dtype} tensor of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) \
+        what = (
+            f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+            if isinstance(value, torch.Tensor)
             else f"a {type(value).__name__}"
-        raise InputError(f"{fn}: {name} is {what}; it must be a floating-point tensor of shape {shape} "
-                         f"(normalized_shape) or None")
+        )
+        raise InputError(
+            f"{fn}: {name} is {what}; it must be a floating-point tensor of shape {shape} (normalized_shape) or None"
+        )
     if not bool(torch.isfinite(value).all()):
         raise InputError(f"{fn}: {name} has non-finite values")
     return value
 
 
-def int_layernorm(x: torch.Tensor, normalized_shape, weight: torch.Tensor | None = None,
-                  bias: torch.Tensor | None = None, eps: float = 1e-5, *, input_bits: int = 16,
-                  output_bits: int = 16, integer_bits: int | None = None,
-                  input_scale: float | None = None) -> torch.Tensor:
+def int_layernorm(
+    x: torch.Tensor,
+    normalized_shape,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+    *,
+    input_bits: int = 16,
+    output_bits: int = 16,
+    integer_bits: int | None = None,
+    input_scale: float | None = None,
+) -> torch.Tensor:
     """Integer-only LayerNorm of ``x`` over its trailing ``normalized_shape`` (like
     ``torch.nn.functional.layer_norm``).
 
@@ -170,13 +202,16 @@ def int_layernorm(x: torch.Tensor, normalized_shape, weight: torch.Tensor | None
     bits_out = check_int(fn, "output_bits", output_bits, *OUTPUT_BITS, OUTPUT_BITS_WHY)
     n = math.prod(shape)
     if n > 1 << (31 - bits_in):
-        raise InputError(f"{fn}: rows of {n:,} features are too long for {bits_in} input bits; at most "
-                         f"2**(31 - input_bits) = {1 << (31 - bits_in):,} ({INPUT_BITS_WHY})")
+        raise InputError(
+            f"{fn}: rows of {n:,} features are too long for {bits_in} input bits; at most "
+            f"2**(31 - input_bits) = {1 << (31 - bits_in):,} ({INPUT_BITS_WHY})"
+        )
     q, s = to_grid(x, bits_in, check_scale(fn, input_scale))
-    k, f = layernorm_codes(q, s, normalized_dims=len(shape), eps=float(eps), output_bits=bits_out,
-                           integer_bits=integer_bits)
+    k, f = layernorm_codes(
+        q, s, normalized_dims=len(shape), eps=float(eps), output_bits=bits_out, integer_bits=integer_bits
+    )
     dtype = out_dtype(x)
-    out = k.to(dtype) * 2.0 ** -f
+    out = k.to(dtype) * 2.0**-f
     if weight is not None:
         out = out * weight.to(dtype)
     if bias is not None:

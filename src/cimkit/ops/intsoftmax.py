@@ -78,19 +78,28 @@ class SoftmaxWidths:
     def __post_init__(self) -> None:
         fn = "SoftmaxWidths"
         for field_name, lo, hi, why in (
-                ("frac_bits", 4, LOG2_FRAC_BITS, "t * t of the polynomial stays below 2**62"),
-                ("exp_bits", 2, EXP_BITS, "E * 2**output_bits stays below 2**62"),
-                ("table_bits", 1, _TABLE_BITS, "table * polynomial stays below 2**62")):
+            ("frac_bits", 4, LOG2_FRAC_BITS, "t * t of the polynomial stays below 2**62"),
+            ("exp_bits", 2, EXP_BITS, "E * 2**output_bits stays below 2**62"),
+            ("table_bits", 1, _TABLE_BITS, "table * polynomial stays below 2**62"),
+        ):
             check_int(fn, field_name, getattr(self, field_name), lo, hi, why)
         if self.exp_bits >= self.table_bits + self.frac_bits:
-            raise InputError(f"{fn}: exp_bits = {self.exp_bits} is not allowed with table_bits = {self.table_bits} and "
-                             f"frac_bits = {self.frac_bits}; exp_bits must be below table_bits + frac_bits = "
-                             f"{self.table_bits + self.frac_bits} (table * polynomial is rounded down onto the exp's scale)")
+            raise InputError(
+                f"{fn}: exp_bits = {self.exp_bits} is not allowed with table_bits = {self.table_bits} and "
+                f"frac_bits = {self.frac_bits}; exp_bits must be below table_bits + frac_bits = "
+                f"{self.table_bits + self.frac_bits} (table * polynomial is rounded down onto the exp's scale)"
+            )
         if self.mult_bits is not None:
             lo = self.frac_bits + (self.exp_bits + 2).bit_length()
-            check_int(fn, "mult_bits", self.mult_bits, lo, 30,
-                      f"None, or from frac_bits + bit_length(exp_bits + 2) = {lo} (the step times the multiplier "
-                      f"needs no left shift) to 30 (n * mult stays below 2**63)")
+            check_int(
+                fn,
+                "mult_bits",
+                self.mult_bits,
+                lo,
+                30,
+                f"None, or from frac_bits + bit_length(exp_bits + 2) = {lo} (the step times the multiplier "
+                f"needs no left shift) to 30 (n * mult stays below 2**63)",
+            )
 
 
 #: the default kernel: the module's constants (30 fraction bits, exp(0) = 2**38, 30-bit table, widest multiplier)
@@ -104,8 +113,10 @@ LOW_PRECISION = SoftmaxWidths(frac_bits=10, exp_bits=16, table_bits=10, mult_bit
 
 def _check_widths(fn: str, widths) -> SoftmaxWidths:
     if not isinstance(widths, SoftmaxWidths):
-        raise InputError(f"{fn}: widths = {short_repr(widths)} is not allowed; give a SoftmaxWidths (WIDE, the "
-                         f"default, or LOW_PRECISION)")
+        raise InputError(
+            f"{fn}: widths = {short_repr(widths)} is not allowed; give a SoftmaxWidths (WIDE, the "
+            f"default, or LOW_PRECISION)"
+        )
     return widths
 
 
@@ -123,10 +134,18 @@ def exp_arith_bound(widths: SoftmaxWidths = WIDE, scale: float | None = None) ->
     mult_bits = widths.mult_bits
     if mult_bits is None:
         mult_bits = 31 if scale is None else max(1, int(_log2_step(scale, widths)[0]).bit_length())
-    bound = (LN2 * ((widths.exp_bits + 2) * 2.0 ** -mult_bits + 2.0 ** -widths.frac_bits)
-             + 5.5 * 2.0 ** -widths.frac_bits + 2.0 ** -(widths.table_bits + 1) + 2.0 ** -(widths.exp_bits + 1))
-    if (widths.frac_bits, widths.exp_bits, widths.table_bits, widths.mult_bits) == \
-            (WIDE.frac_bits, WIDE.exp_bits, WIDE.table_bits, WIDE.mult_bits):  # the default kernel, whatever its name
+    bound = (
+        LN2 * ((widths.exp_bits + 2) * 2.0**-mult_bits + 2.0**-widths.frac_bits)
+        + 5.5 * 2.0**-widths.frac_bits
+        + 2.0 ** -(widths.table_bits + 1)
+        + 2.0 ** -(widths.exp_bits + 1)
+    )
+    if (widths.frac_bits, widths.exp_bits, widths.table_bits, widths.mult_bits) == (
+        WIDE.frac_bits,
+        WIDE.exp_bits,
+        WIDE.table_bits,
+        WIDE.mult_bits,
+    ):  # the default kernel, whatever its name
         return max(EXP_ARITH_BOUND, bound)
     return bound
 
@@ -149,14 +168,18 @@ class ExpPoly:
 
     def __post_init__(self) -> None:
         if self.segments < 1 or self.segments > 1024 or self.segments & (self.segments - 1):
-            raise InputError(f"ExpPoly: segments = {self.segments!r} is not allowed; it must be a power of two "
-                             f"in 1..1024 (the table index is the top bits of the reduced argument)")
+            raise InputError(
+                f"ExpPoly: segments = {self.segments!r} is not allowed; it must be a power of two "
+                f"in 1..1024 (the table index is the top bits of the reduced argument)"
+            )
         width = LN2 / self.segments
         # t = (b - p) / ln2 < 2 keeps t**2 below 2**62 at 30 fraction bits; a ln2**2 < 1 keeps a * t**2 there too
-        if not (0 < self.a * LN2 ** 2 < 1 and width < self.b < 2 * LN2 and 0 < self.c < 2):
-            raise InputError(f"ExpPoly: a = {self.a!r}, b = {self.b!r}, c = {self.c!r} are out of the fixed-point "
-                             f"range; allowed: 0 < a < 1/ln2**2 = {1 / LN2 ** 2:.4f}, {width:.4g} < b < 2 ln2, "
-                             f"0 < c < 2")
+        if not (0 < self.a * LN2**2 < 1 and width < self.b < 2 * LN2 and 0 < self.c < 2):
+            raise InputError(
+                f"ExpPoly: a = {self.a!r}, b = {self.b!r}, c = {self.c!r} are out of the fixed-point "
+                f"range; allowed: 0 < a < 1/ln2**2 = {1 / LN2**2:.4f}, {width:.4g} < b < 2 ln2, "
+                f"0 < c < 2"
+            )
 
     @classmethod
     def ibert(cls) -> ExpPoly:
@@ -176,7 +199,7 @@ class ExpPoly:
         const, lin, a = chebyshev_quadratic(math.exp, -h, 0.0)  # in v = p + h
         lin, const = lin + 2 * a * h, const + lin * h + a * h * h  # in p = v - h (both updates use the old lin)
         b = lin / (2 * a)
-        return cls(a, b, const - a * b * b, segments, h ** 3 / 192 * (1 + 1e-9), f"Chebyshev/{segments}")
+        return cls(a, b, const - a * b * b, segments, h**3 / 192 * (1 + 1e-9), f"Chebyshev/{segments}")
 
     def __call__(self, p):
         """The polynomial in float (for checks and plots; the data path uses ``int_exp``)."""
@@ -204,16 +227,20 @@ def _exp_constants(poly: ExpPoly, widths: SoftmaxWidths = WIDE) -> _ExpConstants
     frac = widths.frac_bits
     index_shift = frac - (poly.segments.bit_length() - 1)
     if index_shift < 0:
-        raise InputError(f"exp = {poly.name!r} has {poly.segments} segments, more than 2**frac_bits = 2**{frac} "
-                         f"(widths {widths.name!r}); use fewer segments or more frac_bits")
+        raise InputError(
+            f"exp = {poly.name!r} has {poly.segments} segments, more than 2**frac_bits = 2**{frac} "
+            f"(widths {widths.name!r}); use fewer segments or more frac_bits"
+        )
     one = 1 << frac
     table = tuple(round(math.ldexp(2.0 ** (-j / poly.segments), widths.table_bits)) for j in range(poly.segments))
-    return _ExpConstants(round(poly.b / LN2 * one), round(poly.a * LN2 * LN2 * one), round(poly.c * one), table,
-                         index_shift)
+    return _ExpConstants(
+        round(poly.b / LN2 * one), round(poly.a * LN2 * LN2 * one), round(poly.c * one), table, index_shift
+    )
 
 
-def _exp_fraction_raw(f: torch.Tensor, k: _ExpConstants, table: torch.Tensor,
-                      widths: SoftmaxWidths = WIDE) -> torch.Tensor:
+def _exp_fraction_raw(
+    f: torch.Tensor, k: _ExpConstants, table: torch.Tensor, widths: SoftmaxWidths = WIDE
+) -> torch.Tensor:
     """``2**E * 2**(-f / 2**F)`` for fractions ``f`` in ``[0, 2**F)``: table times polynomial (``F``, ``E``:
     ``widths.frac_bits``, ``widths.exp_bits``; the polynomial has ``F`` fraction bits, ``_POLY_BITS`` by
     default)."""
@@ -252,8 +279,9 @@ def _log2_step(scale: float, widths: SoftmaxWidths = WIDE) -> tuple[int, int, in
     return round(math.ldexp(m, widths.mult_bits)), widths.mult_bits - e - widths.frac_bits, n_clip
 
 
-def int_exp(q: torch.Tensor, scale: float, *, poly: ExpPoly = DEFAULT_EXP,
-            widths: SoftmaxWidths = WIDE) -> tuple[torch.Tensor, float]:
+def int_exp(
+    q: torch.Tensor, scale: float, *, poly: ExpPoly = DEFAULT_EXP, widths: SoftmaxWidths = WIDE
+) -> tuple[torch.Tensor, float]:
     """Integer ``exp`` of non-positive int64 codes ``q`` on the grid of step ``scale``: ``(E, 2**-38)`` with
     ``E * 2**-38 ~ exp(q * scale)``, ``E`` int64 (``exp(0)`` is ``2**38``).
 
@@ -271,17 +299,26 @@ def int_exp(q: torch.Tensor, scale: float, *, poly: ExpPoly = DEFAULT_EXP,
     if scale is None:
         raise InputError("int_exp: scale = None is not allowed; give the step of q's grid (a positive number)")
     if q.numel() and bool((q > 0).any()):
-        raise InputError(f"int_exp: q has positive codes (largest {int(q.max())}); it takes q <= 0 (subtract the "
-                         f"row maximum first, as softmax does)")
+        raise InputError(
+            f"int_exp: q has positive codes (largest {int(q.max())}); it takes q <= 0 (subtract the "
+            f"row maximum first, as softmax does)"
+        )
     mult, shift, n_clip = _log2_step(scale, widths)
     frac = widths.frac_bits
     u = (-torch.clamp(q, min=-n_clip) * mult) >> shift
     z = (u >> frac).clamp(max=62)
-    return _exp_fraction(u & ((1 << frac) - 1), poly, widths) >> z, 2.0 ** -widths.exp_bits
+    return _exp_fraction(u & ((1 << frac) - 1), poly, widths) >> z, 2.0**-widths.exp_bits
 
 
-def softmax_codes(q: torch.Tensor, scale: float, *, dim: int = -1, output_bits: int = 8,
-                  exp: ExpPoly = DEFAULT_EXP, widths: SoftmaxWidths = WIDE) -> torch.Tensor:
+def softmax_codes(
+    q: torch.Tensor,
+    scale: float,
+    *,
+    dim: int = -1,
+    output_bits: int = 8,
+    exp: ExpPoly = DEFAULT_EXP,
+    widths: SoftmaxWidths = WIDE,
+) -> torch.Tensor:
     """The integer kernel of ``int_softmax``: int64 codes ``q`` (step ``scale``, ``|q| < 2**62``) in, int64 output codes
     ``k`` out, ``k`` in ``0..2**output_bits`` with every row (along ``dim``) summing to ``2**output_bits``.
     ``k / 2**output_bits`` approximates ``softmax(q * scale)``; see ``int_softmax`` for the bound.
@@ -295,8 +332,10 @@ def softmax_codes(q: torch.Tensor, scale: float, *, dim: int = -1, output_bits: 
     if q.dim() == 0:
         return softmax_codes(q.reshape(1), scale, dim=0, output_bits=bits, exp=exp, widths=widths).reshape(())
     if q.shape[dim] > MAX_ROW:
-        raise InputError(f"{fn}: rows of {q.shape[dim]:,} elements along dim {dim} are too long; at most "
-                         f"{MAX_ROW:,} (2**24) keep the sum of 38-bit exps below 2**62")
+        raise InputError(
+            f"{fn}: rows of {q.shape[dim]:,} elements along dim {dim} are too long; at most "
+            f"{MAX_ROW:,} (2**24) keep the sum of 38-bit exps below 2**62"
+        )
     if q.numel() == 0:
         return torch.zeros_like(q)
     rows = q.movedim(dim, -1)
@@ -316,13 +355,20 @@ def _largest_remainder(e: torch.Tensor, key: torch.Tensor, bits: int) -> torch.T
     by_key = torch.sort(key, dim=-1, descending=True, stable=True).indices
     by_rem = torch.sort(remainder.gather(-1, by_key), dim=-1, descending=True, stable=True).indices
     order = by_key.gather(-1, by_rem)
-    rank = torch.empty_like(order).scatter_(-1, order, torch.arange(order.shape[-1], device=order.device)
-                                            .expand_as(order).contiguous())
+    rank = torch.empty_like(order).scatter_(
+        -1, order, torch.arange(order.shape[-1], device=order.device).expand_as(order).contiguous()
+    )
     return quotient + (rank < left)
 
 
-def softmax_error_bound(output_bits: int, row_length: int, *, exp: ExpPoly = DEFAULT_EXP,
-                        input_scale: float = 0.0, widths: SoftmaxWidths = WIDE) -> float:
+def softmax_error_bound(
+    output_bits: int,
+    row_length: int,
+    *,
+    exp: ExpPoly = DEFAULT_EXP,
+    input_scale: float = 0.0,
+    widths: SoftmaxWidths = WIDE,
+) -> float:
     """Bound on ``|int_softmax(x) - softmax(x)|`` per element: ``2**-B`` (largest-remainder rounding leaves
     each code within one step of its exact quotient) ``+ 4 eps / (1 - 2 eps) + (n + 1) 2**-38`` (each exp
     off by at most ``2 eps`` relative, ``eps = exp.bound + exp_arith_bound(widths, input_scale)`` on values in
@@ -334,12 +380,19 @@ def softmax_error_bound(output_bits: int, row_length: int, *, exp: ExpPoly = DEF
     ``2**-widths.exp_bits`` for ``2**-38``)."""
     widths = _check_widths("softmax_error_bound", widths)
     eps = exp.bound + exp_arith_bound(widths, input_scale or None)
-    return 2.0 ** -output_bits + 4 * eps / (1 - 2 * eps) + (row_length + 1) * 2.0 ** -widths.exp_bits + input_scale / 4
+    return 2.0**-output_bits + 4 * eps / (1 - 2 * eps) + (row_length + 1) * 2.0**-widths.exp_bits + input_scale / 4
 
 
-def int_softmax(x: torch.Tensor, dim: int = -1, *, input_bits: int = 16, output_bits: int = 8,
-                input_scale: float | None = None, exp: ExpPoly = DEFAULT_EXP,
-                widths: SoftmaxWidths = WIDE) -> torch.Tensor:
+def int_softmax(
+    x: torch.Tensor,
+    dim: int = -1,
+    *,
+    input_bits: int = 16,
+    output_bits: int = 8,
+    input_scale: float | None = None,
+    exp: ExpPoly = DEFAULT_EXP,
+    widths: SoftmaxWidths = WIDE,
+) -> torch.Tensor:
     """Integer-only softmax of ``x`` along ``dim``.
 
     ``x`` goes onto the signed ``input_bits`` grid (step ``input_scale``, or ``max|x|`` of the whole tensor
@@ -366,4 +419,4 @@ def int_softmax(x: torch.Tensor, dim: int = -1, *, input_bits: int = 16, output_
     dim = check_dim(fn, dim, x.dim())
     q, s = to_grid(x, bits_in, check_scale(fn, input_scale))
     k = softmax_codes(q, s, dim=dim, output_bits=bits_out, exp=exp, widths=widths)
-    return k.to(out_dtype(x)) * 2.0 ** -bits_out
+    return k.to(out_dtype(x)) * 2.0**-bits_out

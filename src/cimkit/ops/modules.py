@@ -27,21 +27,25 @@ def _legacy_softmax_dim(ndim: int) -> int:
 class IntSoftmax(nn.Module):
     """``int_softmax`` along ``dim`` (None: torch's deprecated implicit dim, as ``nn.Softmax(dim=None)``)."""
 
-    def __init__(self, dim: int | None = -1, input_bits: int = 16, output_bits: int = 8, *,
-                 exp: ExpPoly = DEFAULT_EXP) -> None:
+    def __init__(
+        self, dim: int | None = -1, input_bits: int = 16, output_bits: int = 8, *, exp: ExpPoly = DEFAULT_EXP
+    ) -> None:
         super().__init__()
         if dim is not None and (isinstance(dim, bool) or not isinstance(dim, numbers.Integral)):
             raise InputError(f"IntSoftmax: dim = {short_repr(dim)} is not allowed; it must be an int or None")
         self.dim = dim
-        self.input_bits = check_int("IntSoftmax", "input_bits", input_bits, *intsoftmax.INPUT_BITS,
-                                    intsoftmax.INPUT_BITS_WHY)
-        self.output_bits = check_int("IntSoftmax", "output_bits", output_bits, *intsoftmax.OUTPUT_BITS,
-                                     intsoftmax.OUTPUT_BITS_WHY)
+        self.input_bits = check_int(
+            "IntSoftmax", "input_bits", input_bits, *intsoftmax.INPUT_BITS, intsoftmax.INPUT_BITS_WHY
+        )
+        self.output_bits = check_int(
+            "IntSoftmax", "output_bits", output_bits, *intsoftmax.OUTPUT_BITS, intsoftmax.OUTPUT_BITS_WHY
+        )
         self.exp = exp
 
     @classmethod
-    def from_float(cls, module: nn.Softmax, *, input_bits: int = 16, output_bits: int = 8,
-                   exp: ExpPoly = DEFAULT_EXP) -> IntSoftmax:
+    def from_float(
+        cls, module: nn.Softmax, *, input_bits: int = 16, output_bits: int = 8, exp: ExpPoly = DEFAULT_EXP
+    ) -> IntSoftmax:
         """The integer form of ``module`` (its ``dim``)."""
         if not isinstance(module, nn.Softmax):
             raise InputError(f"IntSoftmax.from_float: got a {type(module).__name__}; it takes an nn.Softmax")
@@ -82,34 +86,55 @@ class IntLayerNorm(nn.Module):
     """``int_layernorm`` with ``weight`` and ``bias`` parameters named and shaped as ``nn.LayerNorm``'s (so a
     LayerNorm's state dict loads into it)."""
 
-    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True, *,
-                 input_bits: int = 16, output_bits: int = 16, integer_bits: int | None = None,
-                 device=None, dtype=None) -> None:
+    def __init__(
+        self,
+        normalized_shape,
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        bias: bool = True,
+        *,
+        input_bits: int = 16,
+        output_bits: int = 16,
+        integer_bits: int | None = None,
+        device=None,
+        dtype=None,
+    ) -> None:
         super().__init__()
         shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
         self.normalized_shape = shape
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        self.input_bits = check_int("IntLayerNorm", "input_bits", input_bits, *intnorm.INPUT_BITS,
-                                    intnorm.INPUT_BITS_WHY)
-        self.output_bits = check_int("IntLayerNorm", "output_bits", output_bits, *intnorm.OUTPUT_BITS,
-                                     intnorm.OUTPUT_BITS_WHY)
+        self.input_bits = check_int(
+            "IntLayerNorm", "input_bits", input_bits, *intnorm.INPUT_BITS, intnorm.INPUT_BITS_WHY
+        )
+        self.output_bits = check_int(
+            "IntLayerNorm", "output_bits", output_bits, *intnorm.OUTPUT_BITS, intnorm.OUTPUT_BITS_WHY
+        )
         self.integer_bits = integer_bits
         kw = {"device": device, "dtype": dtype}
         self.weight = nn.Parameter(torch.ones(shape, **kw)) if elementwise_affine else None
         self.bias = nn.Parameter(torch.zeros(shape, **kw)) if elementwise_affine and bias else None
 
     @classmethod
-    def from_float(cls, module: nn.LayerNorm, *, input_bits: int = 16, output_bits: int = 16,
-                   integer_bits: int | None = None) -> IntLayerNorm:
+    def from_float(
+        cls, module: nn.LayerNorm, *, input_bits: int = 16, output_bits: int = 16, integer_bits: int | None = None
+    ) -> IntLayerNorm:
         """The integer form of ``module``, with copies of its weight and bias (``module`` is left as is)."""
         if not isinstance(module, nn.LayerNorm):
             raise InputError(f"IntLayerNorm.from_float: got a {type(module).__name__}; it takes an nn.LayerNorm")
         w, b = module.weight, module.bias
         ref = w if w is not None else b
-        new = cls(module.normalized_shape, module.eps, w is not None, b is not None, input_bits=input_bits,
-                  output_bits=output_bits, integer_bits=integer_bits,
-                  device=None if ref is None else ref.device, dtype=None if ref is None else ref.dtype)
+        new = cls(
+            module.normalized_shape,
+            module.eps,
+            w is not None,
+            b is not None,
+            input_bits=input_bits,
+            output_bits=output_bits,
+            integer_bits=integer_bits,
+            device=None if ref is None else ref.device,
+            dtype=None if ref is None else ref.dtype,
+        )
         with torch.no_grad():
             if w is not None:
                 new.weight.copy_(w)
@@ -118,16 +143,34 @@ class IntLayerNorm(nn.Module):
         return new
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return int_layernorm(x, self.normalized_shape, self.weight, self.bias, self.eps, input_bits=self.input_bits,
-                             output_bits=self.output_bits, integer_bits=self.integer_bits)
+        return int_layernorm(
+            x,
+            self.normalized_shape,
+            self.weight,
+            self.bias,
+            self.eps,
+            input_bits=self.input_bits,
+            output_bits=self.output_bits,
+            integer_bits=self.integer_bits,
+        )
 
     def extra_repr(self) -> str:
-        return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
-                f"input_bits={self.input_bits}, output_bits={self.output_bits}")
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
+            f"input_bits={self.input_bits}, output_bits={self.output_bits}"
+        )
 
 
-def swap_integer_ops(model: nn.Module, *, softmax_bits: int = 8, input_bits: int = 16, gelu: bool = True,
-                     layernorm: bool = True, layernorm_bits: int = 16, inplace: bool = False) -> nn.Module:
+def swap_integer_ops(
+    model: nn.Module,
+    *,
+    softmax_bits: int = 8,
+    input_bits: int = 16,
+    gelu: bool = True,
+    layernorm: bool = True,
+    layernorm_bits: int = 16,
+    inplace: bool = False,
+) -> nn.Module:
     """Replace the ``nn.Softmax`` (always), ``nn.GELU`` (if ``gelu``) and ``nn.LayerNorm`` (if ``layernorm``)
     submodules of ``model`` (and subclasses; ``model`` itself too) by ``IntSoftmax`` (``softmax_bits``
     output bits), ``IntGELU`` and ``IntLayerNorm`` (``layernorm_bits`` output bits), all on
@@ -142,9 +185,14 @@ def swap_integer_ops(model: nn.Module, *, softmax_bits: int = 8, input_bits: int
     if not isinstance(model, nn.Module):
         raise InputError(f"{fn}: model is a {type(model).__name__}; it must be a torch.nn.Module")
     check_int(fn, "softmax_bits", softmax_bits, *intsoftmax.OUTPUT_BITS, intsoftmax.OUTPUT_BITS_WHY)
-    check_int(fn, "input_bits", input_bits, 2, min(intsoftmax.INPUT_BITS[1], intgelu.INPUT_BITS[1],
-                                                  intnorm.INPUT_BITS[1] if layernorm else 32),
-              "the softmax, GELU and LayerNorm input grids (LayerNorm: 2..16)")
+    check_int(
+        fn,
+        "input_bits",
+        input_bits,
+        2,
+        min(intsoftmax.INPUT_BITS[1], intgelu.INPUT_BITS[1], intnorm.INPUT_BITS[1] if layernorm else 32),
+        "the softmax, GELU and LayerNorm input grids (LayerNorm: 2..16)",
+    )
     check_int(fn, "layernorm_bits", layernorm_bits, *intnorm.OUTPUT_BITS, intnorm.OUTPUT_BITS_WHY)
 
     def convert(module: nn.Module) -> nn.Module | None:

@@ -151,8 +151,11 @@ def check_names(data: dict[str, Any], *, many: bool = False) -> list[str]:
     problems: list[str] = []
 
     def number(value: Any) -> bool:
-        return value is None or (isinstance(value, float) and math.isfinite(value)) or (
-            isinstance(value, int) and not isinstance(value, bool))
+        return (
+            value is None
+            or (isinstance(value, float) and math.isfinite(value))
+            or (isinstance(value, int) and not isinstance(value, bool))
+        )
 
     def total(value: Any) -> bool:
         return isinstance(value, list) and all(number(v) for v in value) if many else number(value)
@@ -161,10 +164,12 @@ def check_names(data: dict[str, Any], *, many: bool = False) -> list[str]:
         if key in data and not total(data[key]):
             problems.append(f"{key} = {data[key]!r:.80} is not a {'list of numbers' if many else 'number or None'}")
     for key in BREAKDOWNS:
-        if key in data and not (isinstance(data[key], dict) and all(isinstance(k, str) and total(v)
-                                                                     for k, v in data[key].items())):
-            problems.append(f"{key} = {data[key]!r:.80} is not a dict of component -> "
-                            f"{'list of numbers' if many else 'number'}")
+        if key in data and not (
+            isinstance(data[key], dict) and all(isinstance(k, str) and total(v) for k, v in data[key].items())
+        ):
+            problems.append(
+                f"{key} = {data[key]!r:.80} is not a dict of component -> {'list of numbers' if many else 'number'}"
+            )
     for old, new in ALIASES.items():
         if old in data and data.get(new) != data[old]:
             problems.append(f"{old} (an older name of {new}) = {data[old]!r} differs from {new} = {data.get(new)!r}")

@@ -8,10 +8,29 @@ from __future__ import annotations
 import importlib
 
 _NAMES = {
-    "attacks": ("ATTACKS", "AttackKind", "AttackRun", "AttackResult", "StrengthCurve", "art_classifier", "run_attack",
-                "accuracy_vs_strength", "transfer_matrix"),
-    "faults": ("FAULT_KINDS", "DRIFT_TIMES_S", "Faults", "flip_bits", "confidence_band", "Curve", "CurveResult",
-               "fault_setting", "fault_campaign", "drift_study"),
+    "attacks": (
+        "ATTACKS",
+        "AttackKind",
+        "AttackRun",
+        "AttackResult",
+        "StrengthCurve",
+        "art_classifier",
+        "run_attack",
+        "accuracy_vs_strength",
+        "transfer_matrix",
+    ),
+    "faults": (
+        "FAULT_KINDS",
+        "DRIFT_TIMES_S",
+        "Faults",
+        "flip_bits",
+        "confidence_band",
+        "Curve",
+        "CurveResult",
+        "fault_setting",
+        "fault_campaign",
+        "drift_study",
+    ),
     "axc": ("TECHNIQUES", "AxcRow", "AxcResult", "Skipping", "axc_table", "count_macs", "thresholded"),
     "models": ("MODELS", "CCT_FULL", "CCT_CPU", "build", "train_classifier", "accuracy", "parameter_count"),
     "study": ("RobustnessStudy", "run_study"),

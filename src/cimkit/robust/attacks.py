@@ -61,69 +61,134 @@ class AttackKind:
 
 def _fgsm(est, eps, batch_size, **kw):
     from art.attacks.evasion import FastGradientMethod
+
     return FastGradientMethod(est, norm=np.inf, eps=eps, eps_step=eps, batch_size=batch_size, **kw)
 
 
 def _pgd(est, eps, batch_size, max_iter=40, step_ratio=2.5, **kw):
     from art.attacks.evasion import ProjectedGradientDescent
-    return ProjectedGradientDescent(est, norm=np.inf, eps=eps, eps_step=max(step_ratio * eps / max_iter, 1e-12),
-                                    max_iter=max_iter, batch_size=batch_size, verbose=False, **kw)
+
+    return ProjectedGradientDescent(
+        est,
+        norm=np.inf,
+        eps=eps,
+        eps_step=max(step_ratio * eps / max_iter, 1e-12),
+        max_iter=max_iter,
+        batch_size=batch_size,
+        verbose=False,
+        **kw,
+    )
 
 
 def _cw(est, eps, batch_size, **kw):
     from art.attacks.evasion import CarliniL2Method
+
     return CarliniL2Method(est, batch_size=batch_size, verbose=False, **kw)
 
 
 def _deepfool(est, eps, batch_size, **kw):
     from art.attacks.evasion import DeepFool
+
     return DeepFool(est, batch_size=batch_size, verbose=False, **kw)
 
 
 def _square(est, eps, batch_size, **kw):
     from art.attacks.evasion import SquareAttack
+
     return SquareAttack(est, norm=np.inf, eps=eps, batch_size=batch_size, verbose=False, **kw)
 
 
 def _hsj(est, eps, batch_size, **kw):
     from art.attacks.evasion import HopSkipJump
+
     return HopSkipJump(est, norm=2, targeted=False, batch_size=batch_size, verbose=False, **kw)
 
 
 def _boundary(est, eps, batch_size, **kw):
     from art.attacks.evasion import BoundaryAttack
+
     return BoundaryAttack(est, targeted=False, batch_size=batch_size, verbose=False, **kw)
 
 
 def _simba(est, eps, batch_size, **kw):
     from art.attacks.evasion import SimBA
+
     return SimBA(est, targeted=False, batch_size=1, verbose=False, **kw)  # ART's SimBA takes one input at a time
 
 
 #: the attacks, by name
-ATTACKS: dict[str, AttackKind] = {a.name: a for a in (
-    AttackKind("fgsm", "white", "inf", True, {}, _fgsm, note="one signed-gradient step of size eps"),
-    AttackKind("pgd", "white", "inf", True, {"max_iter": 40, "step_ratio": 2.5}, _pgd,
-               note="40 steps of 2.5 eps / 40 (Madry et al.), no random start"),
-    AttackKind("cw", "white", "2", False,
-               {"confidence": 0.0, "learning_rate": 0.1, "binary_search_steps": 3, "max_iter": 15,
-                "initial_const": 1.0}, _cw,
-               note="initial_const 1 (ART's 0.01 finds almost nothing in few steps), 3 binary-search steps of 15 "
-                    "iterations, learning rate 0.1"),
-    AttackKind("deepfool", "white", "2", False, {"max_iter": 50, "epsilon": 0.02, "nb_grads": 10}, _deepfool,
-               note="overshoot 0.02, at most 50 steps, gradients of all 10 classes"),
-    AttackKind("square", "black", "inf", True, {"max_iter": 1000, "p_init": 0.1, "nb_restarts": 1}, _square,
-               note="1000 queries per image at most, initial square fraction 0.1"),
-    AttackKind("hopskipjump", "black", "2", False, {"max_iter": 10, "max_eval": 200, "init_eval": 20,
-                                                    "init_size": 100}, _hsj,
-               note="10 iterations of at most 200 gradient-estimate queries (ART's default 10,000 is far over "
-                    "a CPU budget); float32 inputs"),
-    AttackKind("boundary", "black", "2", False, {"max_iter": 200, "delta": 0.05, "epsilon": 0.05, "num_trial": 10,
-                                                 "sample_size": 10, "init_size": 100}, _boundary,
-               note="200 steps (ART's default 5000) with larger initial steps 0.05; untargeted; float32 inputs"),
-    AttackKind("simba", "black", "2", False, {"attack": "px", "max_iter": 500, "epsilon": 0.2}, _simba,
-               probabilities=True, note="pixel basis, 500 queries of step 0.2; the model's outputs as probabilities"),
-)}
+ATTACKS: dict[str, AttackKind] = {
+    a.name: a
+    for a in (
+        AttackKind("fgsm", "white", "inf", True, {}, _fgsm, note="one signed-gradient step of size eps"),
+        AttackKind(
+            "pgd",
+            "white",
+            "inf",
+            True,
+            {"max_iter": 40, "step_ratio": 2.5},
+            _pgd,
+            note="40 steps of 2.5 eps / 40 (Madry et al.), no random start",
+        ),
+        AttackKind(
+            "cw",
+            "white",
+            "2",
+            False,
+            {"confidence": 0.0, "learning_rate": 0.1, "binary_search_steps": 3, "max_iter": 15, "initial_const": 1.0},
+            _cw,
+            note="initial_const 1 (ART's 0.01 finds almost nothing in few steps), 3 binary-search steps of 15 "
+            "iterations, learning rate 0.1",
+        ),
+        AttackKind(
+            "deepfool",
+            "white",
+            "2",
+            False,
+            {"max_iter": 50, "epsilon": 0.02, "nb_grads": 10},
+            _deepfool,
+            note="overshoot 0.02, at most 50 steps, gradients of all 10 classes",
+        ),
+        AttackKind(
+            "square",
+            "black",
+            "inf",
+            True,
+            {"max_iter": 1000, "p_init": 0.1, "nb_restarts": 1},
+            _square,
+            note="1000 queries per image at most, initial square fraction 0.1",
+        ),
+        AttackKind(
+            "hopskipjump",
+            "black",
+            "2",
+            False,
+            {"max_iter": 10, "max_eval": 200, "init_eval": 20, "init_size": 100},
+            _hsj,
+            note="10 iterations of at most 200 gradient-estimate queries (ART's default 10,000 is far over "
+            "a CPU budget); float32 inputs",
+        ),
+        AttackKind(
+            "boundary",
+            "black",
+            "2",
+            False,
+            {"max_iter": 200, "delta": 0.05, "epsilon": 0.05, "num_trial": 10, "sample_size": 10, "init_size": 100},
+            _boundary,
+            note="200 steps (ART's default 5000) with larger initial steps 0.05; untargeted; float32 inputs",
+        ),
+        AttackKind(
+            "simba",
+            "black",
+            "2",
+            False,
+            {"attack": "px", "max_iter": 500, "epsilon": 0.2},
+            _simba,
+            probabilities=True,
+            note="pixel basis, 500 queries of step 0.2; the model's outputs as probabilities",
+        ),
+    )
+}
 
 
 class _AttackView(nn.Module):
@@ -146,8 +211,15 @@ class _AttackView(nn.Module):
         return probs if self.probabilities else torch.log(probs.clamp_min(1e-30))
 
 
-def art_classifier(model: nn.Module, *, input_shape: Sequence[int], num_classes: int,
-                   clip_values: tuple[float, float] = (0.0, 1.0), probabilities: bool = False, eot_samples: int = 1):
+def art_classifier(
+    model: nn.Module,
+    *,
+    input_shape: Sequence[int],
+    num_classes: int,
+    clip_values: tuple[float, float] = (0.0, 1.0),
+    probabilities: bool = False,
+    eot_samples: int = 1,
+):
     """``model`` (float or converted) as ART's ``PyTorchClassifier`` on CPU: cross-entropy loss, inputs clipped to
     ``clip_values``, outputs logits (or ``probabilities``), averaged over ``eot_samples`` reads (EOT). The
     wrapper's ``model.queries`` counts the inputs queried."""
@@ -155,8 +227,14 @@ def art_classifier(model: nn.Module, *, input_shape: Sequence[int], num_classes:
 
     eot_samples = _count(eot_samples, "eot_samples")
     view = _AttackView(model, eot_samples, probabilities).eval()
-    return PyTorchClassifier(view, loss=nn.CrossEntropyLoss(), input_shape=tuple(input_shape),
-                             nb_classes=int(num_classes), clip_values=clip_values, device_type="cpu")
+    return PyTorchClassifier(
+        view,
+        loss=nn.CrossEntropyLoss(),
+        input_shape=tuple(input_shape),
+        nb_classes=int(num_classes),
+        clip_values=clip_values,
+        device_type="cpu",
+    )
 
 
 def _count(value, name: str, low: int = 1) -> int:
@@ -230,9 +308,11 @@ def _check_data(x, y, clip_values: tuple[float, float] = (0.0, 1.0)) -> tuple[np
         raise InputError("x has non-finite values (NaN or inf)")
     lo, hi = clip_values
     if x.size and (float(x.min()) < lo or float(x.max()) > hi):
-        raise InputError(f"x holds values in [{float(x.min()):g}, {float(x.max()):g}], outside the valid input range "
-                         f"clip_values = ({lo:g}, {hi:g}) that the attacks clip to; pass the model's raw inputs (put a "
-                         "normalization inside the model) or the range they live in as clip_values")
+        raise InputError(
+            f"x holds values in [{float(x.min()):g}, {float(x.max()):g}], outside the valid input range "
+            f"clip_values = ({lo:g}, {hi:g}) that the attacks clip to; pass the model's raw inputs (put a "
+            "normalization inside the model) or the range they live in as clip_values"
+        )
     if not isinstance(y, np.ndarray) or y.shape != (len(x),) or y.dtype.kind not in "iu":
         raise InputError(f"y must hold one integer label per input ({len(x)}), got {short_repr(y)}")
     return np.ascontiguousarray(x, dtype=np.float32), y.astype(np.int64)
@@ -242,7 +322,7 @@ def _predict(model: nn.Module, x: np.ndarray, batch_size: int) -> np.ndarray:
     out = []
     with torch.no_grad():
         for a in range(0, len(x), batch_size):
-            out.append(model(torch.from_numpy(x[a:a + batch_size])).argmax(-1).numpy())
+            out.append(model(torch.from_numpy(x[a : a + batch_size])).argmax(-1).numpy())
     return np.concatenate(out) if out else np.empty(0, np.int64)
 
 
@@ -280,9 +360,21 @@ class AttackRun:
         return float((right & survived).mean())
 
 
-def run_attack(model: nn.Module, attack: str, x, y, *, eps: float | None = None, settings: Mapping | None = None,
-               seed: int = 0, eot_samples: int = 1, backward: str | None = None, batch_size: int = 100,
-               num_classes: int | None = None, clip_values: tuple[float, float] = (0.0, 1.0)) -> AttackRun:
+def run_attack(
+    model: nn.Module,
+    attack: str,
+    x,
+    y,
+    *,
+    eps: float | None = None,
+    settings: Mapping | None = None,
+    seed: int = 0,
+    eot_samples: int = 1,
+    backward: str | None = None,
+    batch_size: int = 100,
+    num_classes: int | None = None,
+    clip_values: tuple[float, float] = (0.0, 1.0),
+) -> AttackRun:
     """Run ``attack`` (a name of ``ATTACKS``) on ``model`` (float, or converted by ``cimkit.convert``) over inputs
     ``x`` (values in [0, 1]) with labels ``y``. ``eps``: the L-inf budget of a budgeted attack (required there;
     ignored by minimal-perturbation attacks, whose per-input norms are returned). ``settings`` override the
@@ -292,9 +384,12 @@ def run_attack(model: nn.Module, attack: str, x, y, *, eps: float | None = None,
     chip the read-noise streams are first put at a position set by ``seed`` (``seek_noise``), so the same seed
     gives the same adversarial inputs whatever ran on the chip before."""
     kind = _attack_kind(attack)
-    if (not isinstance(clip_values, (tuple, list)) or len(clip_values) != 2
-            or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in clip_values)
-            or not clip_values[0] < clip_values[1]):
+    if (
+        not isinstance(clip_values, (tuple, list))
+        or len(clip_values) != 2
+        or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in clip_values)
+        or not clip_values[0] < clip_values[1]
+    ):
         raise InputError(f"run_attack: clip_values must be (low, high) with low < high, got {short_repr(clip_values)}")
     clip_values = (float(clip_values[0]), float(clip_values[1]))
     xs, ys = _check_data(x, y, clip_values)
@@ -318,8 +413,14 @@ def run_attack(model: nn.Module, attack: str, x, y, *, eps: float | None = None,
     with _seeded(seed), _backward(model, backward):
         seek_noise(model, seed)
         clean_pred = _predict(model, xs, batch_size)
-        est = art_classifier(model, input_shape=xs.shape[1:], num_classes=num_classes, clip_values=clip_values,
-                             probabilities=kind.probabilities, eot_samples=eot_samples)
+        est = art_classifier(
+            model,
+            input_shape=xs.shape[1:],
+            num_classes=num_classes,
+            clip_values=clip_values,
+            probabilities=kind.probabilities,
+            eot_samples=eot_samples,
+        )
         view = est.model
         view.queries = 0
         t0 = time.perf_counter()
@@ -329,16 +430,28 @@ def run_attack(model: nn.Module, attack: str, x, y, *, eps: float | None = None,
             try:
                 art_attack = kind.build(est, eps, batch_size, **{**kind.defaults, **settings})
             except (TypeError, ValueError) as exc:  # ART's own checks of its settings
-                raise InputError(f"run_attack: attack {attack!r} refuses the settings {short_repr(settings)}: "
-                                 f"{short_repr(str(exc), 300)}") from None
+                raise InputError(
+                    f"run_attack: attack {attack!r} refuses the settings {short_repr(settings)}: "
+                    f"{short_repr(str(exc), 300)}"
+                ) from None
             labels = np.eye(num_classes, dtype=np.float32)[ys]
             x_adv = art_attack.generate(x=xs, y=labels).astype(np.float32)
         seconds = time.perf_counter() - t0
         queries = view.queries
         adv_pred = _predict(model, x_adv, batch_size)
     delta = (x_adv - xs).reshape(len(xs), -1)
-    return AttackRun(attack, eps, x_adv, clean_pred, adv_pred, ys, np.linalg.norm(delta, axis=1),
-                     np.abs(delta).max(axis=1) if delta.size else np.zeros(len(xs)), seconds, queries)
+    return AttackRun(
+        attack,
+        eps,
+        x_adv,
+        clean_pred,
+        adv_pred,
+        ys,
+        np.linalg.norm(delta, axis=1),
+        np.abs(delta).max(axis=1) if delta.size else np.zeros(len(xs)),
+        seconds,
+        queries,
+    )
 
 
 # ---- studies ----------------------------------------------------------------------------------------------------
@@ -372,16 +485,44 @@ class AttackResult(Result):
     images: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"result": type(self).__name__, "images": self.images, "curves": [asdict(c) for c in self.curves],
-                "transfer": {"attack": self.transfer_attack, "eps": self.transfer_eps, "sources": self.sources,
-                             "targets": self.targets, "accuracy": self.transfer}}
+        return {
+            "result": type(self).__name__,
+            "images": self.images,
+            "curves": [asdict(c) for c in self.curves],
+            "transfer": {
+                "attack": self.transfer_attack,
+                "eps": self.transfer_eps,
+                "sources": self.sources,
+                "targets": self.targets,
+                "accuracy": self.transfer,
+            },
+        }
 
     def records(self) -> list[dict[str, Any]]:
-        rows = [{"model": c.model, "attack": c.attack, "norm": c.norm, "strength": s, "accuracy": a,
-                 "clean_accuracy": c.clean_accuracy, "seconds": c.seconds}
-                for c in self.curves for s, a in zip(c.strengths, c.accuracy)]
-        rows += [{"model": t, "attack": f"transfer:{self.transfer_attack}", "crafted_on": s, "strength": self.transfer_eps,
-                  "accuracy": self.transfer[i][j]} for i, s in enumerate(self.sources) for j, t in enumerate(self.targets)]
+        rows = [
+            {
+                "model": c.model,
+                "attack": c.attack,
+                "norm": c.norm,
+                "strength": s,
+                "accuracy": a,
+                "clean_accuracy": c.clean_accuracy,
+                "seconds": c.seconds,
+            }
+            for c in self.curves
+            for s, a in zip(c.strengths, c.accuracy)
+        ]
+        rows += [
+            {
+                "model": t,
+                "attack": f"transfer:{self.transfer_attack}",
+                "crafted_on": s,
+                "strength": self.transfer_eps,
+                "accuracy": self.transfer[i][j],
+            }
+            for i, s in enumerate(self.sources)
+            for j, t in enumerate(self.targets)
+        ]
         return rows
 
     def table(self):
@@ -392,15 +533,24 @@ class AttackResult(Result):
             t.add_column(col)
         for c in self.curves:
             for s, a in zip(c.strengths, c.accuracy):
-                t.add_row(c.model, c.attack, f"{c.norm}:{s:g}", f"{100 * a:.1f}%", f"{100 * c.clean_accuracy:.1f}%",
-                          f"{c.seconds:.2f}", f"{c.queries_per_image:.0f}")
+                t.add_row(
+                    c.model,
+                    c.attack,
+                    f"{c.norm}:{s:g}",
+                    f"{100 * a:.1f}%",
+                    f"{100 * c.clean_accuracy:.1f}%",
+                    f"{c.seconds:.2f}",
+                    f"{c.queries_per_image:.0f}",
+                )
         return t
 
     def transfer_table(self):
         from rich.table import Table
 
-        t = Table(title=f"transfer: accuracy of each target (columns) on {self.transfer_attack} eps={self.transfer_eps} "
-                        "examples crafted on each source (rows)")
+        t = Table(
+            title=f"transfer: accuracy of each target (columns) on {self.transfer_attack} eps={self.transfer_eps} "
+            "examples crafted on each source (rows)"
+        )
         t.add_column("crafted on")
         for name in self.targets:
             t.add_column(name)
@@ -433,8 +583,9 @@ class AttackResult(Result):
                 ax.set_yticks(range(n), self.sources, fontsize=7)
                 for i in range(n):
                     for j in range(m):
-                        ax.text(j, i, f"{100 * self.transfer[i][j]:.0f}", ha="center", va="center", fontsize=7,
-                                color="w")
+                        ax.text(
+                            j, i, f"{100 * self.transfer[i][j]:.0f}", ha="center", va="center", fontsize=7, color="w"
+                        )
                 ax.set_xlabel("evaluated on")
                 ax.set_ylabel("crafted on")
                 ax.set_title(f"{self.transfer_attack} eps={self.transfer_eps}: accuracy (%)", fontsize=9)
@@ -444,48 +595,98 @@ class AttackResult(Result):
 
 
 def _check_models(models, what: str) -> dict[str, nn.Module]:
-    if not isinstance(models, Mapping) or not models or not all(
-            isinstance(k, str) and isinstance(v, nn.Module) for k, v in models.items()):
+    if (
+        not isinstance(models, Mapping)
+        or not models
+        or not all(isinstance(k, str) and isinstance(v, nn.Module) for k, v in models.items())
+    ):
         raise InputError(f"{what} must be a non-empty dict of name -> torch.nn.Module, got {short_repr(models)}")
     return dict(models)
 
 
-def accuracy_vs_strength(models: Mapping[str, nn.Module], attack: str, x, y, strengths: Sequence[float], *,
-                         seed: int = 0, settings: Mapping | None = None, eot_samples: int = 1,
-                         backward: str | None = None, batch_size: int = 100) -> AttackResult:
+def accuracy_vs_strength(
+    models: Mapping[str, nn.Module],
+    attack: str,
+    x,
+    y,
+    strengths: Sequence[float],
+    *,
+    seed: int = 0,
+    settings: Mapping | None = None,
+    eot_samples: int = 1,
+    backward: str | None = None,
+    batch_size: int = 100,
+) -> AttackResult:
     """Accuracy of each of ``models`` (name -> model, float or converted) under ``attack`` at each of
     ``strengths`` (L-inf eps for budgeted attacks, one run each; L2 radii for minimal-perturbation attacks, one
     run evaluated at each radius)."""
     kind = _attack_kind(attack)
     models = _check_models(models, "accuracy_vs_strength: models")
     if isinstance(strengths, (str, bytes)) or not isinstance(strengths, Sequence) or not strengths:
-        raise InputError(f"accuracy_vs_strength: strengths must be a non-empty list of numbers, got "
-                         f"{short_repr(strengths)}")
+        raise InputError(
+            f"accuracy_vs_strength: strengths must be a non-empty list of numbers, got {short_repr(strengths)}"
+        )
     strengths = [_eps(s, f"strengths[{i}]") for i, s in enumerate(strengths)]
     curves = []
     n = 0
     for name, model in models.items():
         if kind.budgeted:
-            runs = [run_attack(model, attack, x, y, eps=s, settings=settings, seed=seed, eot_samples=eot_samples,
-                               backward=backward, batch_size=batch_size) for s in strengths]
+            runs = [
+                run_attack(
+                    model,
+                    attack,
+                    x,
+                    y,
+                    eps=s,
+                    settings=settings,
+                    seed=seed,
+                    eot_samples=eot_samples,
+                    backward=backward,
+                    batch_size=batch_size,
+                )
+                for s in strengths
+            ]
             acc = [r.accuracy for r in runs]
             first, seconds, queries, median = runs[0], sum(r.seconds for r in runs), sum(r.queries for r in runs), None
         else:
-            first = run_attack(model, attack, x, y, settings=settings, seed=seed, eot_samples=eot_samples,
-                               backward=backward, batch_size=batch_size)
+            first = run_attack(
+                model,
+                attack,
+                x,
+                y,
+                settings=settings,
+                seed=seed,
+                eot_samples=eot_samples,
+                backward=backward,
+                batch_size=batch_size,
+            )
             acc = [first.accuracy_at(s) for s in strengths]
             seconds, queries = first.seconds, first.queries
             ok = (first.clean_pred == first.labels) & (first.adv_pred != first.labels)
             median = float(np.median(first.l2[ok])) if ok.any() else None
         n = len(first.labels)
-        curves.append(StrengthCurve(name, attack, kind.norm, strengths, acc, first.clean_accuracy, seconds,
-                                    queries / max(n, 1), median))
+        curves.append(
+            StrengthCurve(
+                name, attack, kind.norm, strengths, acc, first.clean_accuracy, seconds, queries / max(n, 1), median
+            )
+        )
     return AttackResult(curves=curves, images=n)
 
 
-def transfer_matrix(sources: Mapping[str, nn.Module], x, y, *, attack: str = "pgd", eps: float | None = None,
-                    targets: Mapping[str, nn.Module] | None = None, seed: int = 0, settings: Mapping | None = None,
-                    eot_samples: int = 1, backward: str | None = None, batch_size: int = 100) -> AttackResult:
+def transfer_matrix(
+    sources: Mapping[str, nn.Module],
+    x,
+    y,
+    *,
+    attack: str = "pgd",
+    eps: float | None = None,
+    targets: Mapping[str, nn.Module] | None = None,
+    seed: int = 0,
+    settings: Mapping | None = None,
+    eot_samples: int = 1,
+    backward: str | None = None,
+    batch_size: int = 100,
+) -> AttackResult:
     """Transferability: adversarial inputs crafted with ``attack`` on each model of ``sources`` (float or on a
     chip), evaluated on each of ``targets`` (default: the sources). Entry (i, j) is target j's accuracy on
     source i's examples; the diagonal is white-box (or black-box) accuracy against the model itself."""
@@ -493,19 +694,46 @@ def transfer_matrix(sources: Mapping[str, nn.Module], x, y, *, attack: str = "pg
     targets = sources if targets is None else _check_models(targets, "transfer_matrix: targets")
     xs, ys = _check_data(x, y)
     rows = []
-    for name, model in sources.items():
-        run = run_attack(model, attack, xs, ys, eps=eps, settings=settings, seed=seed, eot_samples=eot_samples,
-                         backward=backward, batch_size=batch_size)
+    for model in sources.values():
+        run = run_attack(
+            model,
+            attack,
+            xs,
+            ys,
+            eps=eps,
+            settings=settings,
+            seed=seed,
+            eot_samples=eot_samples,
+            backward=backward,
+            batch_size=batch_size,
+        )
         row = []
-        for tname, target in targets.items():
+        for target in targets.values():
             target.eval()
             with _seeded(seed):
                 seek_noise(target, seed + 1)  # a read of its own, not the noise the attack saw
                 row.append(float((_predict(target, run.x_adv, batch_size) == ys).mean()))
         rows.append(row)
-    return AttackResult(sources=list(sources), targets=list(targets), transfer=rows, transfer_attack=attack,
-                        transfer_eps=eps, images=len(ys))
+    return AttackResult(
+        sources=list(sources),
+        targets=list(targets),
+        transfer=rows,
+        transfer_attack=attack,
+        transfer_eps=eps,
+        images=len(ys),
+    )
 
 
-__all__ = ["ATTACKS", "NOISE_STRIDE", "seek_noise", "AttackKind", "AttackRun", "AttackResult", "StrengthCurve", "art_classifier", "run_attack",
-           "accuracy_vs_strength", "transfer_matrix"]
+__all__ = [
+    "ATTACKS",
+    "NOISE_STRIDE",
+    "seek_noise",
+    "AttackKind",
+    "AttackRun",
+    "AttackResult",
+    "StrengthCurve",
+    "art_classifier",
+    "run_attack",
+    "accuracy_vs_strength",
+    "transfer_matrix",
+]

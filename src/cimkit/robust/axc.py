@@ -81,9 +81,16 @@ class AxcResult(Result):
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"result": type(self).__name__, "model": self.model, "spec": self.spec_name, "images": self.images,
-                "chips": self.chips, "float_accuracy": self.float_accuracy, "seconds": self.seconds,
-                "rows": [asdict(r) for r in self.rows]}
+        return {
+            "result": type(self).__name__,
+            "model": self.model,
+            "spec": self.spec_name,
+            "images": self.images,
+            "chips": self.chips,
+            "float_accuracy": self.float_accuracy,
+            "seconds": self.seconds,
+            "rows": [asdict(r) for r in self.rows],
+        }
 
     def records(self) -> list[dict[str, Any]]:
         return [{"model": self.model, **asdict(r)} for r in self.rows]
@@ -91,14 +98,22 @@ class AxcResult(Result):
     def table(self):
         from rich.table import Table
 
-        t = Table(title=f"approximate computing on {self.model} ({self.spec_name}; {self.images} images, "
-                        f"{self.chips} chip(s); float {100 * (self.float_accuracy or 0):.2f}%)")
+        t = Table(
+            title=f"approximate computing on {self.model} ({self.spec_name}; {self.images} images, "
+            f"{self.chips} chip(s); float {100 * (self.float_accuracy or 0):.2f}%)"
+        )
         for col in ("taxonomy", "technique", "setting", "accuracy", "energy", "rel. energy", "energy covers"):
             t.add_column(col)
         for r in self.rows:
-            t.add_row(r.taxonomy, r.technique, r.setting, f"{100 * r.accuracy:.2f}%",
-                      "not priced" if r.energy_j is None else f"{r.energy_j:.3g} J",
-                      "-" if r.relative_energy is None else f"{r.relative_energy:.3f}", r.scope)
+            t.add_row(
+                r.taxonomy,
+                r.technique,
+                r.setting,
+                f"{100 * r.accuracy:.2f}%",
+                "not priced" if r.energy_j is None else f"{r.energy_j:.3g} J",
+                "-" if r.relative_energy is None else f"{r.relative_energy:.3f}",
+                r.scope,
+            )
         return t
 
     def figures(self, folder) -> list[Path]:
@@ -131,8 +146,9 @@ def count_macs(model: nn.Module, x: torch.Tensor) -> int:
             k = math.prod(module.kernel_size) * module.in_channels // module.groups
             macs[0] += out.numel() * k
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d,
-                                                                                        nn.Conv2d))]
+    handles = [
+        m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))
+    ]
     try:
         with torch.no_grad():
             model(x[:1])
@@ -144,8 +160,10 @@ def count_macs(model: nn.Module, x: torch.Tensor) -> int:
 
 def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 250) -> float:
     with torch.no_grad():
-        right = sum(int((model(x[a:a + batch_size]).argmax(-1) == y[a:a + batch_size]).sum())
-                    for a in range(0, len(x), batch_size))
+        right = sum(
+            int((model(x[a : a + batch_size]).argmax(-1) == y[a : a + batch_size]).sum())
+            for a in range(0, len(x), batch_size)
+        )
     return right / len(x)
 
 
@@ -197,14 +215,24 @@ def _check_list(values, name: str) -> list:
     return list(values)
 
 
-def axc_table(model: nn.Module, x, y, spec: HardwareSpec | str, *, name: str = "model", calibration=None,
-              multipliers: Sequence[str] = ("truncate-2", "truncate-4", "mitchell", "drum-6", "drum-4"),
-              adders: Sequence[str] = ("loa-4", "loa-8", "truncate-4"),
-              digital_multipliers: Sequence[str] = (),
-              precision: Mapping[str, Sequence[int]] | None = None,
-              skipping: Sequence[float] = (0.05, 0.1, 0.2),
-              memory: Sequence[float] = (1e-4, 1e-3, 1e-2),
-              chips: int = 1, seed: int = 0, batch_size: int = 250) -> AxcResult:
+def axc_table(
+    model: nn.Module,
+    x,
+    y,
+    spec: HardwareSpec | str,
+    *,
+    name: str = "model",
+    calibration=None,
+    multipliers: Sequence[str] = ("truncate-2", "truncate-4", "mitchell", "drum-6", "drum-4"),
+    adders: Sequence[str] = ("loa-4", "loa-8", "truncate-4"),
+    digital_multipliers: Sequence[str] = (),
+    precision: Mapping[str, Sequence[int]] | None = None,
+    skipping: Sequence[float] = (0.05, 0.1, 0.2),
+    memory: Sequence[float] = (1e-4, 1e-3, 1e-2),
+    chips: int = 1,
+    seed: int = 0,
+    batch_size: int = 250,
+) -> AxcResult:
     """The AxC table of ``model`` on inputs ``x`` with labels ``y`` (see the module docstring for each technique
     and what its energy covers). ``spec``: the CIM chip the chip-level rows run on (simulated over ``chips``
     chips, calibrated on ``calibration`` when given); ``precision``: spec field -> lowered values (default: the
@@ -226,12 +254,15 @@ def axc_table(model: nn.Module, x, y, spec: HardwareSpec | str, *, name: str = "
     model = model.eval()
     if precision is None:  # one and two bits fewer on the ADC, two and four fewer on the DAC
         p = spec.periphery
-        precision = {"periphery.adc_bits": [b for b in (p.adc_bits - 1, p.adc_bits - 2) if b >= 2] if p.adc_bits else [],
-                     "periphery.input_bits": [b for b in (p.input_bits - 2, p.input_bits - 4) if b >= 2]
-                     if p.input_bits else []}
+        precision = {
+            "periphery.adc_bits": [b for b in (p.adc_bits - 1, p.adc_bits - 2) if b >= 2] if p.adc_bits else [],
+            "periphery.input_bits": [b for b in (p.input_bits - 2, p.input_bits - 4) if b >= 2] if p.input_bits else [],
+        }
     if not isinstance(precision, Mapping) or any(k not in PRECISION_FIELDS for k in precision):
-        raise InputError(f"axc_table: precision must map spec fields ({', '.join(PRECISION_FIELDS)}) to lists of "
-                         f"bits, got {short_repr(precision)}")
+        raise InputError(
+            f"axc_table: precision must map spec fields ({', '.join(PRECISION_FIELDS)}) to lists of "
+            f"bits, got {short_repr(precision)}"
+        )
     rows: list[AxcRow] = []
     float_acc = _accuracy(model, x, y, batch_size)
 
@@ -245,23 +276,55 @@ def axc_table(model: nn.Module, x, y, spec: HardwareSpec | str, *, name: str = "
     cal = x[:batch_size] if calibration is None else torch.as_tensor(calibration, dtype=torch.float32)[:batch_size]
     digital_exact = approx.approximate(model, "exact", "exact", 8)
     approx.calibrate(digital_exact, cal)
-    rows.append(AxcRow("multiplier", TECHNIQUES["multiplier"], "exact 8-bit", _accuracy(digital_exact, x, y, batch_size),
-                       0.0, exact_j, 1.0, "definition", scope))
-    for kind, names in (("multiplier", _check_list(multipliers, "multipliers")),
-                        ("adder", _check_list(adders, "adders"))):
+    rows.append(
+        AxcRow(
+            "multiplier",
+            TECHNIQUES["multiplier"],
+            "exact 8-bit",
+            _accuracy(digital_exact, x, y, batch_size),
+            0.0,
+            exact_j,
+            1.0,
+            "definition",
+            scope,
+        )
+    )
+    for kind, names in (
+        ("multiplier", _check_list(multipliers, "multipliers")),
+        ("adder", _check_list(adders, "adders")),
+    ):
         for n in names:
             mul, add = (n, "exact") if kind == "multiplier" else ("exact", n)
             m = approx.approximate(model, mul, add, 8)
             approx.calibrate(m, cal)
             entry = approx.relative_energy(n, 8, kind)
-            j = macs * (mul_pj * (entry.relative if kind == "multiplier" else 1.0)
-                        + acc_pj * (entry.relative if kind == "adder" else 1.0)) * 1e-12
-            rows.append(AxcRow(kind, TECHNIQUES[kind], n, _accuracy(m, x, y, batch_size), 0.0, j, j / exact_j,
-                               ("ESTIMATE: " if entry.estimate else "") + entry.source, scope))
+            j = (
+                macs
+                * (
+                    mul_pj * (entry.relative if kind == "multiplier" else 1.0)
+                    + acc_pj * (entry.relative if kind == "adder" else 1.0)
+                )
+                * 1e-12
+            )
+            rows.append(
+                AxcRow(
+                    kind,
+                    TECHNIQUES[kind],
+                    n,
+                    _accuracy(m, x, y, batch_size),
+                    0.0,
+                    j,
+                    j / exact_j,
+                    ("ESTIMATE: " if entry.estimate else "") + entry.source,
+                    scope,
+                )
+            )
 
     # -- on the chip ------------------------------------------------------------------------------------------------
     def on_chip(s: HardwareSpec, setup=None) -> tuple[float, float]:
-        r = simulate(model, s, x, y, chips=chips, seed=seed, calibration=calibration, batch_size=batch_size, setup=setup)
+        r = simulate(
+            model, s, x, y, chips=chips, seed=seed, calibration=calibration, batch_size=batch_size, setup=setup
+        )
         return r.mean_accuracy, r.std_accuracy
 
     wl_shape = (1, *x.shape[1:])
@@ -278,23 +341,55 @@ def axc_table(model: nn.Module, x, y, spec: HardwareSpec | str, *, name: str = "
     base_acc, base_std = on_chip(spec)
     base_j = chip_energy(spec)
     chip_scope = f"whole inference on {spec.name} (cimkit.estimate)"
-    rows.append(AxcRow("precision", TECHNIQUES["precision"], f"{spec.name} as given", base_acc, base_std, base_j, 1.0,
-                       "cimkit.estimate", chip_scope))
+    rows.append(
+        AxcRow(
+            "precision",
+            TECHNIQUES["precision"],
+            f"{spec.name} as given",
+            base_acc,
+            base_std,
+            base_j,
+            1.0,
+            "cimkit.estimate",
+            chip_scope,
+        )
+    )
     for n in _check_list(digital_multipliers, "digital_multipliers"):
         s = spec.replace(**{"digital.multiplier": n})
         acc, std = on_chip(s)
         j = chip_energy(s)
         entry = approx.relative_energy(n, 8, "multiplier")
-        rows.append(AxcRow("digital_multiplier", TECHNIQUES["digital_multiplier"], n, acc, std, j, j / base_j,
-                           "cimkit.estimate; multiplier " + ("ESTIMATE: " if entry.estimate else "") + entry.source,
-                           chip_scope))
+        rows.append(
+            AxcRow(
+                "digital_multiplier",
+                TECHNIQUES["digital_multiplier"],
+                n,
+                acc,
+                std,
+                j,
+                j / base_j,
+                "cimkit.estimate; multiplier " + ("ESTIMATE: " if entry.estimate else "") + entry.source,
+                chip_scope,
+            )
+        )
     for fld, values in precision.items():
         for v in _check_list(values, f"precision[{fld}]"):
             s = spec.replace(**{fld: v})
             acc, std = on_chip(s)
             j = chip_energy(s)
-            rows.append(AxcRow("precision", TECHNIQUES["precision"], f"{fld}={v}", acc, std, j, j / base_j,
-                               "cimkit.estimate", chip_scope))
+            rows.append(
+                AxcRow(
+                    "precision",
+                    TECHNIQUES["precision"],
+                    f"{fld}={v}",
+                    acc,
+                    std,
+                    j,
+                    j / base_j,
+                    "cimkit.estimate",
+                    chip_scope,
+                )
+            )
     skips = _check_list(skipping, "skipping")
     if skips:
         dense_j = chip_energy(spec, model, activity=True)
@@ -302,13 +397,34 @@ def axc_table(model: nn.Module, x, y, spec: HardwareSpec | str, *, name: str = "
             m = thresholded(model, th)
             acc, std = on_chip(spec, setup=Skipping(th))
             j = chip_energy(spec, m, activity=True)
-            rows.append(AxcRow("skipping", TECHNIQUES["skipping"], f"threshold={th:g}", acc, std, j, j / dense_j,
-                               "cimkit.estimate at the measured input activity", chip_scope))
+            rows.append(
+                AxcRow(
+                    "skipping",
+                    TECHNIQUES["skipping"],
+                    f"threshold={th:g}",
+                    acc,
+                    std,
+                    j,
+                    j / dense_j,
+                    "cimkit.estimate at the measured input activity",
+                    chip_scope,
+                )
+            )
     for rate in _check_list(memory, "memory"):
         acc, std = on_chip(spec, setup=Faults(buffer_bit_flip_rate=rate))
-        rows.append(AxcRow("memory", TECHNIQUES["memory"], f"bit flips {rate:g}/bit", acc, std, None, None,
-                           "not priced: needs the buffer SRAM's bit-error-rate versus supply-voltage curve",
-                           "input buffers"))
+        rows.append(
+            AxcRow(
+                "memory",
+                TECHNIQUES["memory"],
+                f"bit flips {rate:g}/bit",
+                acc,
+                std,
+                None,
+                None,
+                "not priced: needs the buffer SRAM's bit-error-rate versus supply-voltage curve",
+                "input buffers",
+            )
+        )
     return AxcResult(name, rows, float_acc, len(x), chips, spec.name, time.perf_counter() - t0)
 
 

@@ -73,8 +73,9 @@ def _generator(*key: int | str) -> torch.Generator:
     return torch.Generator().manual_seed(zlib.crc32(text) | (zlib.adler32(text) << 32))
 
 
-def flip_bits(codes: torch.Tensor, bits: int, rate: float, generator: torch.Generator,
-              limits: tuple[int, int]) -> torch.Tensor:
+def flip_bits(
+    codes: torch.Tensor, bits: int, rate: float, generator: torch.Generator, limits: tuple[int, int]
+) -> torch.Tensor:
     """``codes`` (integer values in a float tensor) with each of their ``bits`` low bits flipped independently
     with probability ``rate`` (two's complement for negative codes), clipped into ``limits``. The draws are made
     on the CPU from ``generator`` (the same flips on any device)."""
@@ -181,7 +182,9 @@ class Faults(ChipSetup):
     def __post_init__(self) -> None:
         for name in ("dead_column_rate", "dead_array_rate", "adc_bit_flip_rate", "buffer_bit_flip_rate"):
             _rate(getattr(self, name), f"Faults.{name}")
-        if self.layers is not None and (isinstance(self.layers, str) or not all(isinstance(n, str) for n in self.layers)):
+        if self.layers is not None and (
+            isinstance(self.layers, str) or not all(isinstance(n, str) for n in self.layers)
+        ):
             raise InputError(f"Faults.layers must be a tuple of layer names or None, got {short_repr(self.layers)}")
         if self.layers is not None:
             object.__setattr__(self, "layers", tuple(self.layers))
@@ -203,8 +206,10 @@ class Faults(ChipSetup):
         names = {layer.tile.name: layer for layer in layers}
         unknown = [n for n in self.layers if n not in names]
         if unknown:
-            raise InputError(f"Faults.layers names {', '.join(map(repr, unknown))}, which are not crossbar layers of "
-                             f"the model; its crossbar layers: {', '.join(names) or '(none)'}")
+            raise InputError(
+                f"Faults.layers names {', '.join(map(repr, unknown))}, which are not crossbar layers of "
+                f"the model; its crossbar layers: {', '.join(names) or '(none)'}"
+            )
         return [names[n] for n in self.layers]
 
     def before_calibration(self, chip: nn.Module, seed: int) -> None:
@@ -310,26 +315,48 @@ class CurveResult(Result):
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"result": type(self).__name__, "study": self.study, "x_name": self.x_name, "chips": self.chips,
-                "spec": self.spec_name, "images": self.images, "float_accuracy": self.float_accuracy,
-                "seconds": self.seconds, "curves": [asdict(c) for c in self.curves]}
+        return {
+            "result": type(self).__name__,
+            "study": self.study,
+            "x_name": self.x_name,
+            "chips": self.chips,
+            "spec": self.spec_name,
+            "images": self.images,
+            "float_accuracy": self.float_accuracy,
+            "seconds": self.seconds,
+            "curves": [asdict(c) for c in self.curves],
+        }
 
     def records(self) -> list[dict[str, Any]]:
-        return [{"curve": c.label, self.x_name: x, "mean_accuracy": m, "std": s, "low": lo, "high": hi,
-                 "chips": len(a)}
-                for c in self.curves for x, m, s, lo, hi, a in zip(c.x, c.mean, c.std, c.low, c.high, c.accuracies)]
+        return [
+            {"curve": c.label, self.x_name: x, "mean_accuracy": m, "std": s, "low": lo, "high": hi, "chips": len(a)}
+            for c in self.curves
+            for x, m, s, lo, hi, a in zip(c.x, c.mean, c.std, c.low, c.high, c.accuracies)
+        ]
 
     def table(self):
         from rich.table import Table
 
-        t = Table(title=f"{self.study}: accuracy over {self.chips} chip(s) of {self.spec_name} "
-                        f"({self.images} images; float {self._pct(self.float_accuracy)})")
-        for col in ("curve", self.x_name, "mean", f"{int(self.curves[0].confidence * 100) if self.curves else 95}% band",
-                    "std"):
+        t = Table(
+            title=f"{self.study}: accuracy over {self.chips} chip(s) of {self.spec_name} "
+            f"({self.images} images; float {self._pct(self.float_accuracy)})"
+        )
+        for col in (
+            "curve",
+            self.x_name,
+            "mean",
+            f"{int(self.curves[0].confidence * 100) if self.curves else 95}% band",
+            "std",
+        ):
             t.add_column(col)
         for r in self.records():
-            t.add_row(r["curve"], f"{r[self.x_name]:g}", self._pct(r["mean_accuracy"]),
-                      f"{self._pct(r['low'])} - {self._pct(r['high'])}", f"{100 * r['std']:.2f}")
+            t.add_row(
+                r["curve"],
+                f"{r[self.x_name]:g}",
+                self._pct(r["mean_accuracy"]),
+                f"{self._pct(r['low'])} - {self._pct(r['high'])}",
+                f"{100 * r['std']:.2f}",
+            )
         return t
 
     @staticmethod
@@ -350,8 +377,10 @@ class CurveResult(Result):
                 ax.set_xscale("log")
             ax.set_xlabel(self.x_name)
             ax.set_ylabel("accuracy (%)")
-            ax.set_title(f"{self.study} on {self.spec_name}: mean of {self.chips} chips, "
-                         f"{int(100 * (self.curves[0].confidence if self.curves else 0.95))}% band")
+            ax.set_title(
+                f"{self.study} on {self.spec_name}: mean of {self.chips} chips, "
+                f"{int(100 * (self.curves[0].confidence if self.curves else 0.95))}% band"
+            )
             ax.legend(fontsize=8)
         return [path]
 
@@ -373,8 +402,9 @@ def _time(value, name: str) -> float:
     return float(value)
 
 
-def fault_setting(spec: HardwareSpec, kind: str, rate: float, layers: Sequence[str] | None = None,
-                  t_inference_s: float | None = None) -> tuple[HardwareSpec, Faults | None]:
+def fault_setting(
+    spec: HardwareSpec, kind: str, rate: float, layers: Sequence[str] | None = None, t_inference_s: float | None = None
+) -> tuple[HardwareSpec, Faults | None]:
     """The spec and the ``Faults`` setup that inject fault ``kind`` at ``rate``: stuck cells go into the spec's
     device section, the rest into hooks."""
     if kind not in FAULT_KINDS:
@@ -383,21 +413,40 @@ def fault_setting(spec: HardwareSpec, kind: str, rate: float, layers: Sequence[s
     if kind in ("stuck_on", "stuck_off"):
         other = spec.device.stuck_off_rate if kind == "stuck_on" else spec.device.stuck_on_rate
         if rate + other > 1:
-            raise InputError(f"{kind} rate {rate:g} plus the spec's own {'stuck_off' if kind == 'stuck_on' else 'stuck_on'}"
-                             f"_rate {other:g} exceeds 1")
+            raise InputError(
+                f"{kind} rate {rate:g} plus the spec's own {'stuck_off' if kind == 'stuck_on' else 'stuck_on'}"
+                f"_rate {other:g} exceeds 1"
+            )
         if layers:
-            raise InputError(f"{kind} faults are a property of the device (spec device.{kind}_rate) and hit every "
-                             "layer; 'layers' applies to the hook-injected kinds only")
+            raise InputError(
+                f"{kind} faults are a property of the device (spec device.{kind}_rate) and hit every "
+                "layer; 'layers' applies to the hook-injected kinds only"
+            )
         spec = spec.replace(**{f"device.{kind}_rate": rate})
         return spec, Faults(t_inference_s=t_inference_s) if t_inference_s is not None else None
     return spec, Faults(**{f"{kind}_rate": rate}, layers=tuple(layers) if layers else None, t_inference_s=t_inference_s)
 
 
-def fault_campaign(model: nn.Module, spec: HardwareSpec | str, x, y, *, kind: str, rates: Sequence[float],
-                   chips: int = 5, seed: int = 0, calibration=None, layers: Sequence[str] | None = None,
-                   confidence: float = 0.95, batch_size: int = 256, executor: str = "serial", workers: int = 2,
-                   scheduler: str | None = None, checkpoint_dir: str | Path | None = None,
-                   progress: bool = False) -> CurveResult:
+def fault_campaign(
+    model: nn.Module,
+    spec: HardwareSpec | str,
+    x,
+    y,
+    *,
+    kind: str,
+    rates: Sequence[float],
+    chips: int = 5,
+    seed: int = 0,
+    calibration=None,
+    layers: Sequence[str] | None = None,
+    confidence: float = 0.95,
+    batch_size: int = 256,
+    executor: str = "serial",
+    workers: int = 2,
+    scheduler: str | None = None,
+    checkpoint_dir: str | Path | None = None,
+    progress: bool = False,
+) -> CurveResult:
     """Accuracy of ``model`` on ``chips`` sampled chips of ``spec`` with fault ``kind`` (``FAULT_KINDS``) at each
     of ``rates``: one ``cimkit.simulate`` per rate (chip seeds ``seed``, ``seed + 1``, ...; the same chips at every
     rate, so the curve compares like with like), serial or spread over a Dask cluster (``executor="dask"``,
@@ -416,20 +465,55 @@ def fault_campaign(model: nn.Module, spec: HardwareSpec | str, x, y, *, kind: st
     for rate in rates:
         s, setup = fault_setting(spec, kind, rate, layers)
         ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / f"faults_{kind}_{rate:.6g}.json"
-        result = simulate(model, s, x, y, chips=chips, seed=seed, calibration=calibration, batch_size=batch_size,
-                          executor=executor, workers=workers, scheduler=scheduler, checkpoint=ckpt, setup=setup,
-                          progress=progress)
+        result = simulate(
+            model,
+            s,
+            x,
+            y,
+            chips=chips,
+            seed=seed,
+            calibration=calibration,
+            batch_size=batch_size,
+            executor=executor,
+            workers=workers,
+            scheduler=scheduler,
+            checkpoint=ckpt,
+            setup=setup,
+            progress=progress,
+        )
         accs.append(result.accuracies)
     curve = Curve(kind, rates, accs, confidence=confidence)
-    return CurveResult("faults", f"{kind}_rate", [curve], chips, spec.name, result.images, result.float_accuracy,
-                       time.perf_counter() - t0)
+    return CurveResult(
+        "faults",
+        f"{kind}_rate",
+        [curve],
+        chips,
+        spec.name,
+        result.images,
+        result.float_accuracy,
+        time.perf_counter() - t0,
+    )
 
 
-def drift_study(model: nn.Module, spec: HardwareSpec | str, x, y, *, times_s: Sequence[float] = DRIFT_TIMES_S,
-                compensation: Sequence[str] = ("none", "global"), chips: int = 5, seed: int = 0, calibration=None,
-                confidence: float = 0.95, batch_size: int = 256, executor: str = "serial", workers: int = 2,
-                scheduler: str | None = None, checkpoint_dir: str | Path | None = None,
-                progress: bool = False) -> CurveResult:
+def drift_study(
+    model: nn.Module,
+    spec: HardwareSpec | str,
+    x,
+    y,
+    *,
+    times_s: Sequence[float] = DRIFT_TIMES_S,
+    compensation: Sequence[str] = ("none", "global"),
+    chips: int = 5,
+    seed: int = 0,
+    calibration=None,
+    confidence: float = 0.95,
+    batch_size: int = 256,
+    executor: str = "serial",
+    workers: int = 2,
+    scheduler: str | None = None,
+    checkpoint_dir: str | Path | None = None,
+    progress: bool = False,
+) -> CurveResult:
     """Accuracy of ``model`` read ``times_s`` seconds after programming (default 1 s to 10 years), one curve per
     drift compensation in ``compensation`` (``periphery.drift_compensation``: "none", "global"), on ``chips``
     sampled chips calibrated when programmed; the same chips at every time. Other arguments as
@@ -442,25 +526,59 @@ def drift_study(model: nn.Module, spec: HardwareSpec | str, x, y, *, times_s: Se
     times = _check_values(times_s, "times_s", _time)
     confidence = _confidence(confidence)
     if isinstance(compensation, str) or not isinstance(compensation, Sequence) or not compensation:
-        raise InputError(f"drift_study: compensation must be a non-empty list of drift compensations, got "
-                         f"{short_repr(compensation)}")
+        raise InputError(
+            f"drift_study: compensation must be a non-empty list of drift compensations, got {short_repr(compensation)}"
+        )
     if spec.device.drift_nu == 0 and spec.device.drift_nu_std == 0:
-        raise InputError(f"drift_study: the spec {spec.name!r} has no drift (device.drift_nu = 0 and drift_nu_std "
-                         "= 0); every read time would give the same accuracy")
+        raise InputError(
+            f"drift_study: the spec {spec.name!r} has no drift (device.drift_nu = 0 and drift_nu_std "
+            "= 0); every read time would give the same accuracy"
+        )
     curves, result = [], None
     for comp in compensation:
         s = spec.replace(**{"periphery.drift_compensation": comp})
         accs = []
         for t in times:
             ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / f"drift_{comp}_{t:.6g}.json"
-            result = simulate(model, s, x, y, chips=chips, seed=seed, calibration=calibration, batch_size=batch_size,
-                              executor=executor, workers=workers, scheduler=scheduler, checkpoint=ckpt,
-                              setup=Faults(t_inference_s=t), progress=progress)
+            result = simulate(
+                model,
+                s,
+                x,
+                y,
+                chips=chips,
+                seed=seed,
+                calibration=calibration,
+                batch_size=batch_size,
+                executor=executor,
+                workers=workers,
+                scheduler=scheduler,
+                checkpoint=ckpt,
+                setup=Faults(t_inference_s=t),
+                progress=progress,
+            )
             accs.append(result.accuracies)
         curves.append(Curve(f"compensation={comp}", times, accs, confidence=confidence))
-    return CurveResult("drift", "t_inference_s", curves, chips, spec.name, result.images, result.float_accuracy,
-                       time.perf_counter() - t0)
+    return CurveResult(
+        "drift",
+        "t_inference_s",
+        curves,
+        chips,
+        spec.name,
+        result.images,
+        result.float_accuracy,
+        time.perf_counter() - t0,
+    )
 
 
-__all__ = ["FAULT_KINDS", "DRIFT_TIMES_S", "Faults", "flip_bits", "confidence_band", "Curve", "CurveResult",
-           "fault_setting", "fault_campaign", "drift_study"]
+__all__ = [
+    "FAULT_KINDS",
+    "DRIFT_TIMES_S",
+    "Faults",
+    "flip_bits",
+    "confidence_band",
+    "Curve",
+    "CurveResult",
+    "fault_setting",
+    "fault_campaign",
+    "drift_study",
+]

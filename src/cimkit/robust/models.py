@@ -67,8 +67,9 @@ def _positive_float(name: str, value: object) -> float:
     return float(value)
 
 
-def _shape(in_channels: object, image_size: object, num_classes: object, min_size: int,
-           why: str) -> tuple[int, int, int]:
+def _shape(
+    in_channels: object, image_size: object, num_classes: object, min_size: int, why: str
+) -> tuple[int, int, int]:
     c = _positive_int("in_channels", in_channels)
     s = _positive_int("image_size", image_size)
     k = _positive_int("num_classes", num_classes)
@@ -81,8 +82,15 @@ def _shape(in_channels: object, image_size: object, num_classes: object, min_siz
 # small CNN
 
 
-def small_cnn(in_channels: int = 1, image_size: int = 28, num_classes: int = 10, *,
-              channels: Sequence[int] = (16, 32), hidden: int = 128, kernel: int = 5) -> nn.Sequential:
+def small_cnn(
+    in_channels: int = 1,
+    image_size: int = 28,
+    num_classes: int = 10,
+    *,
+    channels: Sequence[int] = (16, 32),
+    hidden: int = 128,
+    kernel: int = 5,
+) -> nn.Sequential:
     """The small MNIST CNN of the adversarial literature (Madry et al. 2018: conv 32 5x5, pool, conv 64
     5x5, pool, linear 1024, linear 10), scaled down to ``channels`` = (16, 32) and ``hidden`` = 128
     (about 215 k parameters on MNIST instead of 3.3 M) so that it trains on a CPU in seconds.
@@ -95,9 +103,16 @@ def small_cnn(in_channels: int = 1, image_size: int = 28, num_classes: int = 10,
     kk = _odd_kernel(kernel)
     side = s // 4
     return nn.Sequential(
-        nn.Conv2d(c, c1, kk, padding=kk // 2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(c1, c2, kk, padding=kk // 2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(c2 * side * side, h), nn.ReLU(), nn.Linear(h, k),
+        nn.Conv2d(c, c1, kk, padding=kk // 2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(c1, c2, kk, padding=kk // 2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(c2 * side * side, h),
+        nn.ReLU(),
+        nn.Linear(h, k),
     )
 
 
@@ -119,15 +134,27 @@ def _odd_kernel(kernel: object, name: str = "kernel") -> int:
 # VGG-style
 
 
-def vgg_style(in_channels: int = 1, image_size: int = 28, num_classes: int = 10, *,
-              widths: Sequence[int] = (16, 32, 64), convs_per_block: int = 2, hidden: int = 128) -> nn.Sequential:
+def vgg_style(
+    in_channels: int = 1,
+    image_size: int = 28,
+    num_classes: int = 10,
+    *,
+    widths: Sequence[int] = (16, 32, 64),
+    convs_per_block: int = 2,
+    hidden: int = 128,
+) -> nn.Sequential:
     """A VGG-style network (Simonyan and Zisserman 2015), narrow: one block per entry of ``widths``, each
     ``convs_per_block`` x (3x3 conv without bias + BatchNorm2d + ReLU) and a 2x2 max-pool; then
     flatten, linear ``hidden`` + ReLU, linear ``num_classes``. About 150 k parameters at the
     defaults (VGG-16 has 15 M on CIFAR): narrow so that it trains on a CPU in under a minute."""
     width_list = _positive_ints("widths", widths)
-    c, s, k = _shape(in_channels, image_size, num_classes, 2 ** len(width_list),
-                     f"(one 2x2 max-pool per block, {len(width_list)} blocks)")
+    c, s, k = _shape(
+        in_channels,
+        image_size,
+        num_classes,
+        2 ** len(width_list),
+        f"(one 2x2 max-pool per block, {len(width_list)} blocks)",
+    )
     n_conv = _positive_int("convs_per_block", convs_per_block)
     h = _positive_int("hidden", hidden)
     layers: list[nn.Module] = []
@@ -153,8 +180,9 @@ class SpinalNet(nn.Module):
     final linear classifier. The chain lets a narrow layer see all features over a few steps, the way
     the spinal cord gathers input along its length; it keeps the classifier head small."""
 
-    def __init__(self, features: nn.Module, n_features: int, spinal_width: int, spinal_layers: int,
-                 num_classes: int) -> None:
+    def __init__(
+        self, features: nn.Module, n_features: int, spinal_width: int, spinal_layers: int, num_classes: int
+    ) -> None:
         super().__init__()
         if n_features < 2:
             raise InputError(f"the feature extractor gives {n_features} features; SpinalNet needs at least 2 to split")
@@ -162,12 +190,13 @@ class SpinalNet(nn.Module):
         self.half = n_features // 2
         halves = (self.half, n_features - self.half)
         self.spinal = nn.ModuleList(
-            nn.Linear(halves[i % 2] + (spinal_width if i else 0), spinal_width) for i in range(spinal_layers))
+            nn.Linear(halves[i % 2] + (spinal_width if i else 0), spinal_width) for i in range(spinal_layers)
+        )
         self.classifier = nn.Linear(spinal_width * spinal_layers, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = torch.flatten(self.features(x), 1)
-        halves = (f[:, :self.half], f[:, self.half:])
+        halves = (f[:, : self.half], f[:, self.half :])
         outs: list[torch.Tensor] = []
         for i, layer in enumerate(self.spinal):
             inp = halves[i % 2] if i == 0 else torch.cat([halves[i % 2], outs[-1]], dim=1)
@@ -175,9 +204,16 @@ class SpinalNet(nn.Module):
         return self.classifier(torch.cat(outs, dim=1))
 
 
-def spinalnet_style(in_channels: int = 1, image_size: int = 28, num_classes: int = 10, *,
-                    channels: Sequence[int] = (16, 32), spinal_width: int = 32, spinal_layers: int = 4,
-                    kernel: int = 5) -> SpinalNet:
+def spinalnet_style(
+    in_channels: int = 1,
+    image_size: int = 28,
+    num_classes: int = 10,
+    *,
+    channels: Sequence[int] = (16, 32),
+    spinal_width: int = 32,
+    spinal_layers: int = 4,
+    kernel: int = 5,
+) -> SpinalNet:
     """A SpinalNet-style classifier (see ``SpinalNet``): the MNIST extractor of Kabir et al. (two 5x5
     convs, each followed by 2x2 max-pool and ReLU; here "same"-padded and widened from (10, 20) to
     ``channels`` = (16, 32)), then ``spinal_layers`` = 4 spinal layers of width ``spinal_width`` = 32
@@ -188,8 +224,12 @@ def spinalnet_style(in_channels: int = 1, image_size: int = 28, num_classes: int
     n_layers = _positive_int("spinal_layers", spinal_layers)
     kk = _odd_kernel(kernel)
     features = nn.Sequential(
-        nn.Conv2d(c, c1, kk, padding=kk // 2), nn.MaxPool2d(2), nn.ReLU(),
-        nn.Conv2d(c1, c2, kk, padding=kk // 2), nn.MaxPool2d(2), nn.ReLU(),
+        nn.Conv2d(c, c1, kk, padding=kk // 2),
+        nn.MaxPool2d(2),
+        nn.ReLU(),
+        nn.Conv2d(c1, c2, kk, padding=kk // 2),
+        nn.MaxPool2d(2),
+        nn.ReLU(),
     )
     side = s // 4
     return SpinalNet(features, c2 * side * side, width, n_layers, k)
@@ -208,7 +248,7 @@ class SelfAttention(nn.Module):
         super().__init__()
         self.heads = heads
         self.head_dim = dim // heads
-        self.scale = self.head_dim ** -0.5
+        self.scale = self.head_dim**-0.5
         self.qkv = nn.Linear(dim, 3 * dim, bias=False)
         self.proj = nn.Linear(dim, dim)
 
@@ -268,15 +308,30 @@ class CCT(nn.Module):
     a positional embedding is added; ``layers`` pre-norm encoder layers follow, then a LayerNorm,
     sequence pooling and a linear classifier. No class token."""
 
-    def __init__(self, in_channels: int, image_size: int, num_classes: int, *, layers: int, heads: int, dim: int,
-                 mlp_ratio: float, kernel: int, tokenizer_convs: int, positional: str) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        image_size: int,
+        num_classes: int,
+        *,
+        layers: int,
+        heads: int,
+        dim: int,
+        mlp_ratio: float,
+        kernel: int,
+        tokenizer_convs: int,
+        positional: str,
+    ) -> None:
         super().__init__()
         convs: list[nn.Module] = []
         side, prev = image_size, in_channels
         for i in range(tokenizer_convs):
             out = dim if i == tokenizer_convs - 1 else 64  # CCT's intermediate tokenizer width
-            convs += [nn.Conv2d(prev, out, kernel, stride=1, padding=kernel // 2, bias=False), nn.ReLU(),
-                      nn.MaxPool2d(3, stride=2, padding=1)]
+            convs += [
+                nn.Conv2d(prev, out, kernel, stride=1, padding=kernel // 2, bias=False),
+                nn.ReLU(),
+                nn.MaxPool2d(3, stride=2, padding=1),
+            ]
             side, prev = (side - 1) // 2 + 1, out
         self.tokenizer = nn.Sequential(*convs)
         self.tokens = side * side
@@ -315,9 +370,19 @@ def _cct_init(m: nn.Module) -> None:
         nn.init.kaiming_normal_(m.weight)
 
 
-def cct(in_channels: int = 3, image_size: int = 32, num_classes: int = 10, *, layers: int = 7, heads: int = 4,
-        dim: int = 256, mlp_ratio: float = 2.0, kernel: int = 3, tokenizer_convs: int = 1,
-        positional: str = "learnable") -> CCT:
+def cct(
+    in_channels: int = 3,
+    image_size: int = 32,
+    num_classes: int = 10,
+    *,
+    layers: int = 7,
+    heads: int = 4,
+    dim: int = 256,
+    mlp_ratio: float = 2.0,
+    kernel: int = 3,
+    tokenizer_convs: int = 1,
+    positional: str = "learnable",
+) -> CCT:
     """A Compact Convolutional Transformer (see ``CCT``). The defaults are CCT-7/3x1 (``CCT_FULL``:
     7 layers, 4 heads, dim 256, MLP hidden 512, one 3x3 conv tokenizer layer; 3.76 M parameters and
     256 tokens on 32x32 inputs, 196 on 28x28); pass ``**CCT_CPU`` (2 layers, dim 64,
@@ -337,8 +402,18 @@ def cct(in_channels: int = 3, image_size: int = 32, num_classes: int = 10, *, la
     n_convs = _positive_int("tokenizer_convs", tokenizer_convs)
     if positional not in ("learnable", "sinusoidal"):
         raise InputError(f"positional must be 'learnable' or 'sinusoidal', got {short_repr(positional)}")
-    return CCT(c, s, k, layers=n_layers, heads=n_heads, dim=d, mlp_ratio=ratio, kernel=kk,
-               tokenizer_convs=n_convs, positional=positional)
+    return CCT(
+        c,
+        s,
+        k,
+        layers=n_layers,
+        heads=n_heads,
+        dim=d,
+        mlp_ratio=ratio,
+        kernel=kk,
+        tokenizer_convs=n_convs,
+        positional=positional,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -352,8 +427,10 @@ def demo_cnn(in_channels: int = 1, image_size: int = 28, num_classes: int = 10) 
     from ..demo import small_cnn as demo_small_cnn
 
     if (in_channels, image_size) != (1, 28):
-        raise InputError(f"model 'demo_cnn' takes 1 x 28 x 28 inputs (the demo's MNIST digits), got in_channels="
-                         f"{short_repr(in_channels)}, image_size={short_repr(image_size)}")
+        raise InputError(
+            f"model 'demo_cnn' takes 1 x 28 x 28 inputs (the demo's MNIST digits), got in_channels="
+            f"{short_repr(in_channels)}, image_size={short_repr(image_size)}"
+        )
     return demo_small_cnn(num_classes)
 
 
@@ -366,8 +443,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def build(name: str, *, in_channels: int, image_size: int, num_classes: int, seed: int = 0,
-          **kwargs: Any) -> nn.Module:
+def build(name: str, *, in_channels: int, image_size: int, num_classes: int, seed: int = 0, **kwargs: Any) -> nn.Module:
     """Build ``MODELS[name]`` with initial weights drawn from ``seed`` (same seed, same weights),
     without touching torch's global random state. ``kwargs`` are the builder's size knobs (e.g.
     ``build("cct", ..., **CCT_CPU)``). The model comes back in training mode."""
@@ -391,12 +467,19 @@ def parameter_count(model: nn.Module) -> int:
 
 def _check_xy(x: object, y: object) -> tuple[torch.Tensor, torch.Tensor]:
     if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
-        raise InputError(f"x must be a float tensor (N, C, H, W), got "
-                         f"{type(x).__name__ if not isinstance(x, torch.Tensor) else f'{x.dtype} {tuple(x.shape)}'}")
-    if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.dtype not in (torch.int64, torch.int32, torch.int16,
-                                                                          torch.uint8):
-        raise InputError(f"y must be an integer tensor (N,) of class labels, got "
-                         f"{type(y).__name__ if not isinstance(y, torch.Tensor) else f'{y.dtype} {tuple(y.shape)}'}")
+        raise InputError(
+            f"x must be a float tensor (N, C, H, W), got "
+            f"{type(x).__name__ if not isinstance(x, torch.Tensor) else f'{x.dtype} {tuple(x.shape)}'}"
+        )
+    if (
+        not isinstance(y, torch.Tensor)
+        or y.dim() != 1
+        or y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8)
+    ):
+        raise InputError(
+            f"y must be an integer tensor (N,) of class labels, got "
+            f"{type(y).__name__ if not isinstance(y, torch.Tensor) else f'{y.dtype} {tuple(y.shape)}'}"
+        )
     if x.shape[0] != y.shape[0] or x.shape[0] == 0:
         raise InputError(f"x and y must hold the same, non-zero number of examples, got {x.shape[0]} and {y.shape[0]}")
     return x, y.long()
@@ -408,9 +491,19 @@ def _device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def train_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_size: int = 128,
-                     lr: float = 1e-3, seed: int = 0, weight_decay: float = 0.0,
-                     optimizer: str = "adam", schedule: str = "constant") -> list[float]:
+def train_classifier(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    seed: int = 0,
+    weight_decay: float = 0.0,
+    optimizer: str = "adam",
+    schedule: str = "constant",
+) -> list[float]:
     """Train ``model`` in place on (``x``, ``y``) with cross-entropy; return the mean loss of each epoch.
 
     ``optimizer``: "adam" (Adam, ``weight_decay`` as L2; "adamw" for decoupled decay) or "sgd" (momentum
@@ -441,6 +534,7 @@ def train_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epoc
         raise InputError(f"schedule must be 'constant' or 'cosine', got {short_repr(schedule)}")
     steps_per_epoch = math.ceil(x.shape[0] / bs)
     total = n_epochs * steps_per_epoch
+
     def factor(step: int) -> float:
         return 0.5 * (1 + math.cos(math.pi * step / total)) if schedule == "cosine" else 1.0
 
@@ -454,7 +548,7 @@ def train_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epoc
             order = torch.randperm(x.shape[0], generator=gen)
             total_loss = 0.0
             for start in range(0, x.shape[0], bs):
-                idx = order[start:start + bs]
+                idx = order[start : start + bs]
                 xb, yb = x[idx].to(device), y[idx].to(device)
                 loss = F.cross_entropy(model(xb), yb)
                 opt.zero_grad(set_to_none=True)
@@ -477,6 +571,6 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     device = _device(model)
     correct = 0
     for start in range(0, x.shape[0], bs):
-        pred = model(x[start:start + bs].to(device)).argmax(dim=1).cpu()
-        correct += int((pred == y[start:start + bs]).sum())
+        pred = model(x[start : start + bs].to(device)).argmax(dim=1).cpu()
+        correct += int((pred == y[start : start + bs]).sum())
     return correct / x.shape[0]

@@ -79,17 +79,22 @@ class ModelEntry(StrictModel):
 class TransferSection(StrictModel):
     attack: str = "pgd"
     eps: float | None = Field(0.1, ge=0, le=1)
-    models: list[str] | None = Field(None, description="the models crafted on and evaluated (default: the "
-                                     "attack section's)")
-    sides: list[Literal["ideal", "chip"]] = Field(["ideal", "chip"], min_length=1,
-                                                  description="attack the float model (ideal), its chip, or both")
+    models: list[str] | None = Field(
+        None, description="the models crafted on and evaluated (default: the attack section's)"
+    )
+    sides: list[Literal["ideal", "chip"]] = Field(
+        ["ideal", "chip"], min_length=1, description="attack the float model (ideal), its chip, or both"
+    )
 
 
 class AttackSection(StrictModel):
-    strengths: dict[str, list[float]] = Field(min_length=1, description="attack -> strengths (L-inf eps of a "
-                                              "budgeted attack, L2 radii of a minimal-perturbation attack)")
-    sides: list[Literal["ideal", "chip"]] = Field(["ideal", "chip"], min_length=1,
-                                                  description="attack the float model (ideal), its chip, or both")
+    strengths: dict[str, list[float]] = Field(
+        min_length=1,
+        description="attack -> strengths (L-inf eps of a budgeted attack, L2 radii of a minimal-perturbation attack)",
+    )
+    sides: list[Literal["ideal", "chip"]] = Field(
+        ["ideal", "chip"], min_length=1, description="attack the float model (ideal), its chip, or both"
+    )
     settings: dict[str, dict[str, Any]] = Field({}, description="attack -> ART settings overriding cimkit's")
     eot_samples: int = Field(1, ge=1, le=1000)
     backward: Literal["straight_through", "chip"] = "straight_through"
@@ -164,8 +169,8 @@ class AxcSection(StrictModel):
 
     @model_validator(mode="after")
     def _names(self) -> "AxcSection":
-        from ..ops.approx import parse_adder, parse_multiplier
         from ..errors import CimkitError
+        from ..ops.approx import parse_adder, parse_multiplier
 
         try:
             for n in self.multipliers + self.digital_multipliers:
@@ -207,14 +212,16 @@ class RobustnessStudy(StrictModel):
             sec = getattr(self, section)
             if sec is None:
                 continue
-            named = (sec.models or []) + ((sec.transfer.models or []) if section == "attacks"
-                                          and sec.transfer is not None else [])
+            named = (sec.models or []) + (
+                (sec.transfer.models or []) if section == "attacks" and sec.transfer is not None else []
+            )
             unknown = [m for m in named if m not in keys]
             if unknown:
                 raise ValueError(f"{section}.models names {unknown}, which are not models of the study ({keys})")
         if self.scheduler is not None and self.executor != "dask":
-            raise ValueError(f"scheduler {self.scheduler!r} is given but executor is {self.executor!r}; set "
-                             "executor: dask")
+            raise ValueError(
+                f"scheduler {self.scheduler!r} is given but executor is {self.executor!r}; set executor: dask"
+            )
         return self
 
     @classmethod
@@ -276,7 +283,7 @@ class _Runner:
 
     def calibration(self, entry: ModelEntry):
         d = self.split(entry.data)
-        return d.x_train[:self.study.calibration_images]
+        return d.x_train[: self.study.calibration_images]
 
     def model(self, entry: ModelEntry) -> torch.nn.Module:
         from . import models as M
@@ -288,19 +295,29 @@ class _Runner:
         settings = {**entry.model_dump(mode="json"), "input_shape": list(shape)}
         path = self.out / "models" / f"{entry.key}.pt"
         try:
-            model = M.build(entry.name, in_channels=shape[0], image_size=shape[-1], num_classes=10, seed=entry.seed,
-                            **entry.options)
+            model = M.build(
+                entry.name, in_channels=shape[0], image_size=shape[-1], num_classes=10, seed=entry.seed, **entry.options
+            )
         except TypeError as exc:
-            raise InputError(f"model {entry.key!r}: options {short_repr(entry.options)} do not fit "
-                             f"{entry.name}: {exc}") from None
+            raise InputError(
+                f"model {entry.key!r}: options {short_repr(entry.options)} do not fit {entry.name}: {exc}"
+            ) from None
         saved = torch.load(path, weights_only=True) if path.is_file() else None
         if saved is not None and saved.get("settings") == _digest(settings):
             model.load_state_dict(saved["state"])
             self.say(f"model {entry.key}: trained weights reused ({path})")
         else:
             t0 = time.perf_counter()
-            M.train_classifier(model, d.x_train, d.y_train, epochs=entry.epochs, batch_size=entry.batch_size,
-                               lr=entry.lr, seed=entry.seed, schedule=entry.schedule)
+            M.train_classifier(
+                model,
+                d.x_train,
+                d.y_train,
+                epochs=entry.epochs,
+                batch_size=entry.batch_size,
+                lr=entry.lr,
+                seed=entry.seed,
+                schedule=entry.schedule,
+            )
             import io
 
             buf = io.BytesIO()
@@ -362,8 +379,13 @@ class _Runner:
 
     def base_settings(self, entry: ModelEntry | None = None) -> dict:
         s = self.study
-        d = {"hardware": self.spec.model_dump(mode="json"), "images": s.images, "calibration": s.calibration_images,
-             "chips": s.chips, "seed": s.seed}
+        d = {
+            "hardware": self.spec.model_dump(mode="json"),
+            "images": s.images,
+            "calibration": s.calibration_images,
+            "chips": s.chips,
+            "seed": s.seed,
+        }
         if entry is not None:
             d["model"] = entry.model_dump(mode="json")
         return d
@@ -376,38 +398,69 @@ class _Runner:
             x, y = self.test(entry, sec.images)
             for attack, strengths in sec.strengths.items():
                 for side in sec.sides:
-                    settings = {**self.base_settings(entry), "attack": attack, "strengths": strengths, "side": side,
-                                "settings": sec.settings.get(attack, {}), "eot": sec.eot_samples,
-                                "backward": sec.backward, "attack_images": len(y)}
+                    settings = {
+                        **self.base_settings(entry),
+                        "attack": attack,
+                        "strengths": strengths,
+                        "side": side,
+                        "settings": sec.settings.get(attack, {}),
+                        "eot": sec.eot_samples,
+                        "backward": sec.backward,
+                        "attack_images": len(y),
+                    }
 
                     def compute(attack=attack, strengths=strengths, side=side, entry=entry, x=x, y=y):
                         model = self.model(entry) if side == "ideal" else self.chip(entry)
-                        return accuracy_vs_strength({f"{entry.key}@{side}": model}, attack, x, y, strengths,
-                                                    seed=self.study.seed, settings=sec.settings.get(attack),
-                                                    eot_samples=sec.eot_samples,
-                                                    backward=sec.backward if side == "chip" else None)
+                        return accuracy_vs_strength(
+                            {f"{entry.key}@{side}": model},
+                            attack,
+                            x,
+                            y,
+                            strengths,
+                            seed=self.study.seed,
+                            settings=sec.settings.get(attack),
+                            eot_samples=sec.eot_samples,
+                            backward=sec.backward if side == "chip" else None,
+                        )
+
                     self.part(f"attack-{entry.key}-{attack}-{side}", settings, compute)
         if sec.transfer is not None:
             t = sec.transfer
             entries = self.entries(t.models if t.models is not None else sec.models)
             shapes = {tuple(self.split(e.data).x_test.shape[1:]) for e in entries}
             if len(shapes) > 1:
-                raise InputError(f"attacks.transfer: the models take inputs of different shapes {sorted(shapes)}; a "
-                                 "transfer matrix needs models of one data set (list them in attacks.models)")
+                raise InputError(
+                    f"attacks.transfer: the models take inputs of different shapes {sorted(shapes)}; a "
+                    "transfer matrix needs models of one data set (list them in attacks.models)"
+                )
             x, y = self.test(entries[0], sec.images)
-            settings = {**self.base_settings(), "transfer": t.model_dump(mode="json"),
-                        "models": [e.model_dump(mode="json") for e in entries], "attack_images": len(y),
-                        "eot": sec.eot_samples, "backward": sec.backward,
-                        "art_settings": sec.settings.get(t.attack, {})}
+            settings = {
+                **self.base_settings(),
+                "transfer": t.model_dump(mode="json"),
+                "models": [e.model_dump(mode="json") for e in entries],
+                "attack_images": len(y),
+                "eot": sec.eot_samples,
+                "backward": sec.backward,
+                "art_settings": sec.settings.get(t.attack, {}),
+            }
 
             def compute():
                 models = {}
                 for e in entries:
                     for side in t.sides:
                         models[f"{e.key}@{side}"] = self.model(e) if side == "ideal" else self.chip(e)
-                return transfer_matrix(models, x, y, attack=t.attack, eps=t.eps, seed=self.study.seed,
-                                       settings=sec.settings.get(t.attack), eot_samples=sec.eot_samples,
-                                       backward=sec.backward)
+                return transfer_matrix(
+                    models,
+                    x,
+                    y,
+                    attack=t.attack,
+                    eps=t.eps,
+                    seed=self.study.seed,
+                    settings=sec.settings.get(t.attack),
+                    eot_samples=sec.eot_samples,
+                    backward=sec.backward,
+                )
+
             self.part(f"transfer-{t.attack}", settings, compute)
 
     def _sim_args(self, entry: ModelEntry, key: str, settings: dict) -> dict:
@@ -416,8 +469,15 @@ class _Runner:
         s = self.study
         folder = self.out / "checkpoints" / f"{key}-{_digest(settings)}"
         folder.mkdir(parents=True, exist_ok=True)
-        return dict(chips=s.chips, seed=s.seed, calibration=self.calibration(entry), executor=s.executor,
-                    workers=s.workers, scheduler=s.scheduler, checkpoint_dir=folder)
+        return dict(
+            chips=s.chips,
+            seed=s.seed,
+            calibration=self.calibration(entry),
+            executor=s.executor,
+            workers=s.workers,
+            scheduler=s.scheduler,
+            checkpoint_dir=folder,
+        )
 
     def faults(self, sec: FaultSection) -> None:
         from .faults import fault_campaign
@@ -429,8 +489,17 @@ class _Runner:
                 settings = {**self.base_settings(entry), "kind": kind, "rates": rates, "layers": sec.layers}
 
                 def compute(kind=kind, rates=rates, entry=entry, x=x, y=y, key=key, settings=settings):
-                    return fault_campaign(self.model(entry), self.spec, x, y, kind=kind, rates=rates,
-                                          layers=sec.layers, **self._sim_args(entry, key, settings))
+                    return fault_campaign(
+                        self.model(entry),
+                        self.spec,
+                        x,
+                        y,
+                        kind=kind,
+                        rates=rates,
+                        layers=sec.layers,
+                        **self._sim_args(entry, key, settings),
+                    )
+
                 self.part(key, settings, compute)
 
     def drift(self, sec: DriftSection) -> None:
@@ -440,12 +509,23 @@ class _Runner:
         for entry in self.entries(sec.models):
             x, y = self.test(entry)
             key = f"drift-{entry.key}"
-            settings = {**self.base_settings(entry), "drift": sec.model_dump(mode="json"),
-                        "drift_hardware": spec.model_dump(mode="json")}
+            settings = {
+                **self.base_settings(entry),
+                "drift": sec.model_dump(mode="json"),
+                "drift_hardware": spec.model_dump(mode="json"),
+            }
 
             def compute(entry=entry, x=x, y=y, key=key, settings=settings):
-                return drift_study(self.model(entry), spec, x, y, times_s=sec.times_s, compensation=sec.compensation,
-                                   **self._sim_args(entry, key, settings))
+                return drift_study(
+                    self.model(entry),
+                    spec,
+                    x,
+                    y,
+                    times_s=sec.times_s,
+                    compensation=sec.compensation,
+                    **self._sim_args(entry, key, settings),
+                )
+
             self.part(key, settings, compute)
 
     def axc(self, sec: AxcSection) -> None:
@@ -456,16 +536,29 @@ class _Runner:
             settings = {**self.base_settings(entry), "axc": sec.model_dump(mode="json")}
 
             def compute(entry=entry, x=x, y=y):
-                return axc_table(self.model(entry), x, y, self.spec, name=entry.key,
-                                 calibration=self.calibration(entry), multipliers=sec.multipliers, adders=sec.adders,
-                                 digital_multipliers=sec.digital_multipliers, precision=sec.precision,
-                                 skipping=sec.skipping, memory=sec.memory, chips=self.study.chips,
-                                 seed=self.study.seed)
+                return axc_table(
+                    self.model(entry),
+                    x,
+                    y,
+                    self.spec,
+                    name=entry.key,
+                    calibration=self.calibration(entry),
+                    multipliers=sec.multipliers,
+                    adders=sec.adders,
+                    digital_multipliers=sec.digital_multipliers,
+                    precision=sec.precision,
+                    skipping=sec.skipping,
+                    memory=sec.memory,
+                    chips=self.study.chips,
+                    seed=self.study.seed,
+                )
+
             self.part(f"axc-{entry.key}", settings, compute)
 
 
-def run_study(study: RobustnessStudy | str | Path, out: str | Path, *,
-              say: Callable[[str], None] = lambda text: None) -> dict:
+def run_study(
+    study: RobustnessStudy | str | Path, out: str | Path, *, say: Callable[[str], None] = lambda text: None
+) -> dict:
     """Run ``study`` (a ``RobustnessStudy`` or a study YAML path), writing into the folder ``out`` (see the module
     docstring); parts finished before under the same settings are kept. Returns ``{part: result dict}``, also
     written to ``out/results.json``. ``say`` receives one line per step."""
@@ -481,5 +574,13 @@ def run_study(study: RobustnessStudy | str | Path, out: str | Path, *,
     return runner.results
 
 
-__all__ = ["RobustnessStudy", "ModelEntry", "AttackSection", "TransferSection", "FaultSection", "DriftSection",
-           "AxcSection", "run_study"]
+__all__ = [
+    "RobustnessStudy",
+    "ModelEntry",
+    "AttackSection",
+    "TransferSection",
+    "FaultSection",
+    "DriftSection",
+    "AxcSection",
+    "run_study",
+]

@@ -70,16 +70,20 @@ class CIMMultiheadAttention(nn.Module):
             self.in_proj = crossbar("in_proj", mha.in_proj_weight, b)
         else:
             for i, part in enumerate(("q_proj", "k_proj", "v_proj")):
-                setattr(self, part, crossbar(part, getattr(mha, f"{part}_weight"),
-                                             None if b is None else b[i * e:(i + 1) * e]))
+                setattr(
+                    self,
+                    part,
+                    crossbar(part, getattr(mha, f"{part}_weight"), None if b is None else b[i * e : (i + 1) * e]),
+                )
         self.out_proj = crossbar("out_proj", mha.out_proj.weight, mha.out_proj.bias)
         # with dynamic matmuls routed to the crossbars the attention is written out for them to find
         self.attention_on_arrays = routes_matmul_to_crossbar(spec)
         self.register_forward_pre_hook(_no_fused_paths)
 
     @classmethod
-    def from_module(cls, m: nn.MultiheadAttention, spec: HardwareSpec, *, seed: int,
-                    name: str) -> "CIMMultiheadAttention":
+    def from_module(
+        cls, m: nn.MultiheadAttention, spec: HardwareSpec, *, seed: int, name: str
+    ) -> "CIMMultiheadAttention":
         """The converter ``cimkit.convert`` registers for ``nn.MultiheadAttention``."""
         return cls(m, spec, seed=seed, name=name)
 
@@ -121,13 +125,20 @@ class CIMMultiheadAttention(nn.Module):
         q = self.in_proj(query)[..., :e]
         kv = self.in_proj(key)
         if key is value:
-            return q, kv[..., e:2 * e], kv[..., 2 * e:]
-        return q, kv[..., e:2 * e], self.in_proj(value)[..., 2 * e:]
+            return q, kv[..., e : 2 * e], kv[..., 2 * e :]
+        return q, kv[..., e : 2 * e], self.in_proj(value)[..., 2 * e :]
 
-    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                key_padding_mask: torch.Tensor | None = None, need_weights: bool = True,
-                attn_mask: torch.Tensor | None = None, average_attn_weights: bool = True,
-                is_causal: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        key_padding_mask: torch.Tensor | None = None,
+        need_weights: bool = True,
+        attn_mask: torch.Tensor | None = None,
+        average_attn_weights: bool = True,
+        is_causal: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """As ``nn.MultiheadAttention.forward``: (attention output, attention weights or None)."""
         is_batched = query.dim() == 3
         if self.batch_first and is_batched:  # to (L, N, E), keeping which inputs are the same tensor
@@ -141,8 +152,9 @@ class CIMMultiheadAttention(nn.Module):
                 query, key, value = (x.transpose(1, 0) for x in (query, key, value))
         q, k, v = self._project(query, key, value)
         if self.attention_on_arrays and self.bias_k is None and self.bias_v is None and not self.add_zero_attn:
-            out, weights = self._attend(q, k, v, key_padding_mask, need_weights, attn_mask, average_attn_weights,
-                                        is_causal, is_batched)
+            out, weights = self._attend(
+                q, k, v, key_padding_mask, need_weights, attn_mask, average_attn_weights, is_causal, is_batched
+            )
             out = self.out_proj(out)
             if self.batch_first and is_batched:
                 out = out.transpose(1, 0)
@@ -152,18 +164,36 @@ class CIMMultiheadAttention(nn.Module):
         # they are, so masks, dropout, bias_k/bias_v and the returned weights follow PyTorch exactly
         eye = torch.eye(self.embed_dim, dtype=q.dtype, device=q.device)
         out, weights = F.multi_head_attention_forward(
-            q, k, v, self.embed_dim, self.num_heads, None, None, self.bias_k, self.bias_v,
-            self.add_zero_attn, self.dropout, eye, None, training=self.training,
-            key_padding_mask=key_padding_mask, need_weights=need_weights, attn_mask=attn_mask,
-            use_separate_proj_weight=True, q_proj_weight=eye, k_proj_weight=eye, v_proj_weight=eye,
-            average_attn_weights=average_attn_weights, is_causal=is_causal)
+            q,
+            k,
+            v,
+            self.embed_dim,
+            self.num_heads,
+            None,
+            None,
+            self.bias_k,
+            self.bias_v,
+            self.add_zero_attn,
+            self.dropout,
+            eye,
+            None,
+            training=self.training,
+            key_padding_mask=key_padding_mask,
+            need_weights=need_weights,
+            attn_mask=attn_mask,
+            use_separate_proj_weight=True,
+            q_proj_weight=eye,
+            k_proj_weight=eye,
+            v_proj_weight=eye,
+            average_attn_weights=average_attn_weights,
+            is_causal=is_causal,
+        )
         out = self.out_proj(out)
         if self.batch_first and is_batched:
             out = out.transpose(1, 0)
         return out, weights
 
-    def _attend(self, q, k, v, key_padding_mask, need_weights, attn_mask, average_attn_weights, is_causal,
-                is_batched):
+    def _attend(self, q, k, v, key_padding_mask, need_weights, attn_mask, average_attn_weights, is_causal, is_batched):
         """``nn.MultiheadAttention``'s attention written out with ``@`` and a softmax, so that a spec routing
         dynamic matmuls to the crossbars runs Q K^T and A V there (``cimkit.sim.dynamic``); the masks are
         PyTorch's (boolean True: not attended; float: added; ``is_causal`` is a hint that ``attn_mask`` is
@@ -172,8 +202,10 @@ class CIMMultiheadAttention(nn.Module):
             q, k, v = q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1)
             key_padding_mask = None if key_padding_mask is None else key_padding_mask.unsqueeze(0)
         if is_causal and attn_mask is None:
-            raise InputError(f"{self.layer_name}: is_causal is a hint that attn_mask is the causal mask; give "
-                             "attn_mask as well (as nn.MultiheadAttention requires)")
+            raise InputError(
+                f"{self.layer_name}: is_causal is a hint that attn_mask is the causal mask; give "
+                "attn_mask as well (as nn.MultiheadAttention requires)"
+            )
         (lq, n, e), s, h = q.shape, k.shape[0], self.num_heads
         d = e // h
 
@@ -205,5 +237,6 @@ class CIMMultiheadAttention(nn.Module):
         return (out if is_batched else out.squeeze(1)), weights
 
     def extra_repr(self) -> str:
-        return (f"{self.layer_name}: embed_dim={self.embed_dim}, num_heads={self.num_heads}, "
-                f"batch_first={self.batch_first}")
+        return (
+            f"{self.layer_name}: embed_dim={self.embed_dim}, num_heads={self.num_heads}, batch_first={self.batch_first}"
+        )

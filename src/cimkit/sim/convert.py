@@ -33,8 +33,15 @@ _REGISTRY: dict[type[nn.Module], ConverterFactory] = {}
 #: layers with weights that the crossbar could hold but this version keeps digital (a registered
 #: converter for the same class or a subclass takes precedence)
 _KEPT_DIGITAL: tuple[type[nn.Module], ...] = (
-    nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Bilinear, nn.Embedding,
-    nn.EmbeddingBag, nn.RNNBase, nn.LazyLinear,
+    nn.Conv3d,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+    nn.Bilinear,
+    nn.Embedding,
+    nn.EmbeddingBag,
+    nn.RNNBase,
+    nn.LazyLinear,
 )
 
 
@@ -65,17 +72,25 @@ def register_converter(module_type: type[nn.Module], factory: ConverterFactory) 
     temporary registration can be undone by registering that one again.
     """
     if not isinstance(module_type, type) or not issubclass(module_type, nn.Module):
-        raise InputError(f"register_converter: module_type must be a subclass of torch.nn.Module, got "
-                         f"{short_repr(module_type)} ({type(module_type).__name__})")
+        raise InputError(
+            f"register_converter: module_type must be a subclass of torch.nn.Module, got "
+            f"{short_repr(module_type)} ({type(module_type).__name__})"
+        )
     if module_type is nn.Module:
-        raise InputError("register_converter: module_type must be a specific module class, not torch.nn.Module "
-                         "itself (that would replace every module, the model included)")
+        raise InputError(
+            "register_converter: module_type must be a specific module class, not torch.nn.Module "
+            "itself (that would replace every module, the model included)"
+        )
     if issubclass(module_type, CIMLayer):
-        raise InputError(f"register_converter: module_type {module_type.__name__} is already a crossbar layer "
-                         "(CIMLayer); register the PyTorch module it replaces")
+        raise InputError(
+            f"register_converter: module_type {module_type.__name__} is already a crossbar layer "
+            "(CIMLayer); register the PyTorch module it replaces"
+        )
     if not callable(factory):
-        raise InputError(f"register_converter: factory for {module_type.__name__} must be callable as "
-                         f"factory(module, spec, *, seed, name), got {short_repr(factory)} ({type(factory).__name__})")
+        raise InputError(
+            f"register_converter: factory for {module_type.__name__} must be callable as "
+            f"factory(module, spec, *, seed, name), got {short_repr(factory)} ({type(factory).__name__})"
+        )
     try:
         signature = inspect.signature(factory)
     except (TypeError, ValueError):  # some builtins have none: checked when called
@@ -84,8 +99,10 @@ def register_converter(module_type: type[nn.Module], factory: ConverterFactory) 
         try:
             signature.bind(module_type, None, seed=0, name="")
         except TypeError as e:
-            raise InputError(f"register_converter: factory {_describe(factory)} for {module_type.__name__} must "
-                             f"accept (module, spec, *, seed, name); its signature is {signature} ({e})") from None
+            raise InputError(
+                f"register_converter: factory {_describe(factory)} for {module_type.__name__} must "
+                f"accept (module, spec, *, seed, name); its signature is {signature} ({e})"
+            ) from None
     previous = _REGISTRY.get(module_type)
     _REGISTRY[module_type] = factory
     return previous
@@ -123,15 +140,19 @@ class ConversionSummary:
         return sum(a[2] for a in self.analog)
 
     def __str__(self) -> str:
-        lines = [f"cimkit conversion on '{self.spec_name}' (seed {self.seed}): {len(self.analog)} layer(s) "
-                 f"on {self.arrays} arrays"]
+        lines = [
+            f"cimkit conversion on '{self.spec_name}' (seed {self.seed}): {len(self.analog)} layer(s) "
+            f"on {self.arrays} arrays"
+        ]
         lines += [f"  analog   {n:<28} {t:<10} {a:>5} arrays, utilization {u:.0%}" for n, t, a, u in self.analog]
         lines += [f"  neuron   {n:<28} {t}" for n, t in self.neurons]
         lines += [f"  digital  {n:<28} {t}" for n, t in self.digital]
         lines += [f"  KEPT DIGITAL  {n:<28} {t}" for n, t in self.unsupported]
         if self.dynamic_on_arrays:
-            lines.append("  dynamic matmuls on crossbars rewritten per input (sites appear at the first forward, "
-                         "in model.cim_dynamic)")
+            lines.append(
+                "  dynamic matmuls on crossbars rewritten per input (sites appear at the first forward, "
+                "in model.cim_dynamic)"
+            )
         return "\n".join(lines)
 
 
@@ -173,8 +194,9 @@ def copy_model(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model, memo)
 
 
-def convert(model: nn.Module, spec: HardwareSpec | str, *, seed: int = 0,
-            t_inference_s: float | None = None) -> nn.Module:
+def convert(
+    model: nn.Module, spec: HardwareSpec | str, *, seed: int = 0, t_inference_s: float | None = None
+) -> nn.Module:
     """Return a copy of ``model`` whose weight products run on crossbars described by ``spec`` (a
     HardwareSpec or a preset name). The original is untouched.
 
@@ -222,8 +244,10 @@ def convert(model: nn.Module, spec: HardwareSpec | str, *, seed: int = 0,
             summary.unsupported.append((name, f"{type(module).__name__}, {e}"))
             return None
         except Exception as e:
-            what = (f"cimkit.convert: converting layer '{name}' ({type(module).__name__}) with "
-                    f"{_describe(factory)} failed: ")
+            what = (
+                f"cimkit.convert: converting layer '{name}' ({type(module).__name__}) with "
+                f"{_describe(factory)} failed: "
+            )
             error: Exception = InputError(f"{what}{type(e).__name__}: {e}")
             if isinstance(e, CimkitError):  # already says what is wrong (a MappingError stays one)
                 try:
@@ -232,9 +256,11 @@ def convert(model: nn.Module, spec: HardwareSpec | str, *, seed: int = 0,
                     pass
             raise error from e
         if not isinstance(new, nn.Module):
-            raise InputError(f"cimkit.convert: the converter {_describe(factory)} for layer '{name}' "
-                             f"({type(module).__name__}) returned {short_repr(new)} ({type(new).__name__}), "
-                             "not a torch.nn.Module")
+            raise InputError(
+                f"cimkit.convert: the converter {_describe(factory)} for layer '{name}' "
+                f"({type(module).__name__}) returned {short_repr(new)} ({type(new).__name__}), "
+                "not a torch.nn.Module"
+            )
         return new
 
     def to_cim(module: nn.Module, name: str) -> tuple[nn.Module | None, bool]:
@@ -277,8 +303,7 @@ def convert(model: nn.Module, spec: HardwareSpec | str, *, seed: int = 0,
         rows = []
         for suffix, layer in result.converted:
             rows.append((len(summary.analog), suffix))
-            summary.analog.append((_join(path, suffix), "Parameter", layer.mapping.arrays,
-                                   layer.mapping.utilization))
+            summary.analog.append((_join(path, suffix), "Parameter", layer.mapping.arrays, layer.mapping.utilization))
         functional_rows[id(module)] = rows
         if result.untraceable:
             summary.unsupported.append((path or "(model)", f"{type(module).__name__}, {result.untraceable}"))
@@ -319,8 +344,9 @@ def convert(model: nn.Module, spec: HardwareSpec | str, *, seed: int = 0,
     summary.dynamic_on_arrays = hasattr(out, "cim_dynamic")
     if summary.unsupported:
         listed = ", ".join(f"{n} ({t})" for n, t in summary.unsupported)
-        warnings.warn(f"cimkit.convert: these layers have no crossbar mapping yet and stay digital: {listed}",
-                      stacklevel=2)
+        warnings.warn(
+            f"cimkit.convert: these layers have no crossbar mapping yet and stay digital: {listed}", stacklevel=2
+        )
     if t_inference_s is not None:
         set_time(out, t_inference_s)
     out.cim_summary = summary
@@ -356,14 +382,19 @@ def _integer_operators(spec: HardwareSpec) -> dict | None:
     softmax routed to the associative processor as the integer kernel its program computes bit for bit
     (``ap.input_bits``, ``ap.output_bits``, ``ap.exp_poly``, ``ap.precision``)."""
     d = spec.digital
-    args = dict(softmax_bits=d.softmax_bits, input_bits=d.data_bits, gelu=d.integer_gelu,
-                layernorm_bits=d.layernorm_bits)
+    args = dict(
+        softmax_bits=d.softmax_bits, input_bits=d.data_bits, gelu=d.integer_gelu, layernorm_bits=d.layernorm_bits
+    )
     if spec.unit_for("softmax") == "ap":
         from ..ap.cost import EXP_POLYS, PRECISIONS
 
         ap = spec.ap
-        args.update(softmax_bits=ap.output_bits, softmax_input_bits=ap.input_bits,
-                    softmax_exp=EXP_POLYS[ap.exp_poly], softmax_widths=PRECISIONS[ap.precision])
+        args.update(
+            softmax_bits=ap.output_bits,
+            softmax_input_bits=ap.input_bits,
+            softmax_exp=EXP_POLYS[ap.exp_poly],
+            softmax_widths=PRECISIONS[ap.precision],
+        )
     elif not d.integer_ops:
         return None
     return args
@@ -430,8 +461,14 @@ def set_time(model: nn.Module, t_inference_s: float) -> None:
         layer.set_time(t_inference_s)
 
 
-def calibrate(model: nn.Module, loader: Iterable, *, num_batches: int = 8, percentile: float = 99.99,
-              progress: bool | Callable[[int, int], object] = False) -> nn.Module:
+def calibrate(
+    model: nn.Module,
+    loader: Iterable,
+    *,
+    num_batches: int = 8,
+    percentile: float = 99.99,
+    progress: bool | Callable[[int, int], object] = False,
+) -> nn.Module:
     """Set each crossbar layer's input (DAC) range and, where the spec asks for calibrated ADCs,
     its ADC full scale per weight slice, from up to ``num_batches`` batches of ``loader``.
 
@@ -453,8 +490,11 @@ def calibrate(model: nn.Module, loader: Iterable, *, num_batches: int = 8, perce
     _find_dynamic_sites(model, batches[0])
     layers = required_cim_layers(model, "calibrate")
     if all(b.all_zero for b in batches):
-        warnings.warn("calibrate: every calibration input is zero; the input ranges it sets are degenerate "
-                      "(calibrate on real data)", stacklevel=2)
+        warnings.warn(
+            "calibrate: every calibration input is zero; the input ranges it sets are degenerate "
+            "(calibrate on real data)",
+            stacklevel=2,
+        )
     was_training = model.training
     model.eval()
     device = layers[0].weight.device
@@ -531,8 +571,9 @@ class _ModelInput:
         try:
             inspect.signature(model.forward).bind(**kwargs)
         except TypeError as exc:
-            raise InputError(f"{what}: the model does not take the keyword batch's names ({', '.join(kwargs)}): "
-                             f"{exc}") from None
+            raise InputError(
+                f"{what}: the model does not take the keyword batch's names ({', '.join(kwargs)}): {exc}"
+            ) from None
         return model(**kwargs)
 
 
@@ -553,9 +594,11 @@ def _model_inputs(loader, num_batches: int, what: str = "calibrate") -> list[_Mo
             if isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
                 v = torch.from_numpy(v)
             if not isinstance(v, torch.Tensor) or v.is_complex() or v.dim() == 0 or v.shape[0] == 0:
-                raise InputError(f"{what}: batch {i}[{k!r}] is {type(v).__name__}"
-                                 f"{tuple(v.shape) if isinstance(v, torch.Tensor) else ''}; a keyword batch "
-                                 "maps argument names to real tensors with a batch dim")
+                raise InputError(
+                    f"{what}: batch {i}[{k!r}] is {type(v).__name__}"
+                    f"{tuple(v.shape) if isinstance(v, torch.Tensor) else ''}; a keyword batch "
+                    "maps argument names to real tensors with a batch dim"
+                )
             if v.is_floating_point() and not torch.isfinite(v).all():
                 raise InputError(f"{what}: batch {i}[{k!r}] has non-finite values (NaN or inf)")
             kwargs[str(k)] = v
@@ -573,8 +616,10 @@ def _as_loader(loader, what: str, *, mappings: bool = False) -> Iterable:
     if isinstance(loader, (torch.Tensor, np.ndarray)) or (mappings and isinstance(loader, Mapping)):
         return [loader]
     if loader is None or isinstance(loader, (str, bytes, dict)) or not isinstance(loader, Iterable):
-        raise InputError(f"{what}: loader must be an iterable of input batches (tensors, or (inputs, targets) "
-                         f"pairs), or one batch tensor; got {type(loader).__name__}")
+        raise InputError(
+            f"{what}: loader must be an iterable of input batches (tensors, or (inputs, targets) "
+            f"pairs), or one batch tensor; got {type(loader).__name__}"
+        )
     return loader
 
 
@@ -585,8 +630,10 @@ def _input_tensor(batch, i: int, what: str) -> torch.Tensor:
     if isinstance(x, np.ndarray) and x.dtype.kind in "biuf":
         x = torch.from_numpy(x)
     if not isinstance(x, torch.Tensor) or x.is_complex():
-        raise InputError(f"{what}: batch {i} of the loader is {type(x).__name__}, not a real tensor of inputs "
-                         "(expected tensors or (inputs, targets) pairs)")
+        raise InputError(
+            f"{what}: batch {i} of the loader is {type(x).__name__}, not a real tensor of inputs "
+            "(expected tensors or (inputs, targets) pairs)"
+        )
     if x.dim() == 0 or x.shape[0] == 0:
         raise InputError(f"{what}: batch {i} has no samples (shape {tuple(x.shape)})")
     if not torch.isfinite(x).all():

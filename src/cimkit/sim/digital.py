@@ -40,8 +40,11 @@ class DigitalProduct:
         scale = (sa * sb).expand(*batch, 1, 1)
         qa = qa.expand(*batch, *qa.shape[-2:]).reshape(-1, *qa.shape[-2:])
         qb = qb.expand(*batch, *qb.shape[-2:]).reshape(-1, *qb.shape[-2:])
-        out = torch.stack([approx.approx_matmul(x, y, self.multiplier, self.adder) for x, y in zip(qa, qb)]) \
-            if len(qa) else torch.zeros(0, a.shape[-2], b.shape[-1], dtype=torch.int64)
+        out = (
+            torch.stack([approx.approx_matmul(x, y, self.multiplier, self.adder) for x, y in zip(qa, qb)])
+            if len(qa)
+            else torch.zeros(0, a.shape[-2], b.shape[-1], dtype=torch.int64)
+        )
         value = (out.reshape(*batch, a.shape[-2], b.shape[-1]).to(torch.float64) * scale).to(a.dtype)
         if not (a.requires_grad or b.requires_grad):
             return value

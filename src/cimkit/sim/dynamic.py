@@ -72,9 +72,18 @@ def _layout(groups: int, k: int, n: int, spec: HardwareSpec, name: str):
     whole_array_gain = spec.periphery.drift_compensation == "global"  # its read-out sums every row
     if no_ir_drop and not whole_array_gain and mapping.row_tiles == 1 and k < mapping.rows_per_tile:
         mapping = dataclasses.replace(mapping, rows_per_tile=k)
-    layout = ConvLayout(mapping, kernel=(1, 1), stride=(1, 1), dilation=(1, 1), groups=groups,
-                        in_channels=groups * k, out_channels=groups * n, aligned=False,
-                        pre_pad=(0, 0, 0, 0), padding_mode="constant")
+    layout = ConvLayout(
+        mapping,
+        kernel=(1, 1),
+        stride=(1, 1),
+        dilation=(1, 1),
+        groups=groups,
+        in_channels=groups * k,
+        out_channels=groups * n,
+        aligned=False,
+        pre_pad=(0, 0, 0, 0),
+        padding_mode="constant",
+    )
     return mapping, layout
 
 
@@ -97,8 +106,9 @@ class _DynamicTile(CrossbarTile):
             value = getattr(self, name)
             destination[prefix + name] = value if keep_vars else value.detach()
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                              error_msgs):
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
         for name in _KEPT:
             key = prefix + name
             if key not in state_dict:
@@ -107,8 +117,10 @@ class _DynamicTile(CrossbarTile):
                 continue
             mine, theirs = getattr(self, name), state_dict[key]
             if tuple(mine.shape) != tuple(theirs.shape):
-                raise InputError(f"{self.name}: saved {name} has shape {tuple(theirs.shape)}, this site's is "
-                                 f"{tuple(mine.shape)} (a chip with another spec)")
+                raise InputError(
+                    f"{self.name}: saved {name} has shape {tuple(theirs.shape)}, this site's is "
+                    f"{tuple(mine.shape)} (a chip with another spec)"
+                )
             mine.copy_(theirs)
         if prefix + "rng_state" in state_dict:
             self.rng.draws = int(self.rng_state[1])
@@ -131,8 +143,9 @@ class CIMDynamicMatmul(CIMLayer):
     def allowed(self, setting: str) -> tuple[str, ...]:
         """A site's only settings: straight-through gradients, a new programming-noise sample at every write
         (``per_step``), and a range that follows each operand (``dynamic``)."""
-        return {"backward_mode": self.backward_modes, "program_noise": ("per_step",),
-                "weight_range": ("dynamic",)}[setting]
+        return {"backward_mode": self.backward_modes, "program_noise": ("per_step",), "weight_range": ("dynamic",)}[
+            setting
+        ]
 
     def set_time(self, t_inference_s: float) -> None:
         """Nothing to do: the operands are written at every input and read right away (at the device's
@@ -185,8 +198,10 @@ class CIMDynamicMatmul(CIMLayer):
 
     def extra_repr(self) -> str:
         m = self.mapping
-        return (f"{self.layer_name}: dynamic, {m.groups} operand(s) of {m.in_features}x{m.out_features} "
-                f"written per input, {m.slices} slice(s), {self.writes} write(s)")
+        return (
+            f"{self.layer_name}: dynamic, {m.groups} operand(s) of {m.in_features}x{m.out_features} "
+            f"written per input, {m.slices} slice(s), {self.writes} write(s)"
+        )
 
 
 class DynamicMatmuls(nn.Module):
@@ -212,17 +227,19 @@ class DynamicMatmuls(nn.Module):
             layer = self.sites[key] = CIMDynamicMatmul(b, self.spec, seed=layer_seed(self.seed, name), name=name)
         return layer
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                              error_msgs):
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
         # sites appear at the first forward: a fresh model learns them from the saved ones (any shape)
         start = prefix + "sites."
         for key in state_dict:
             if key.startswith(start):
-                site = key[len(start):].split(".", 1)[0]
+                site = key[len(start) :].split(".", 1)[0]
                 if site not in self.sites:
                     self.site(site.replace("/", "."), torch.zeros(1, 1, 1))
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                      error_msgs)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
 
 def _operands(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Size]:
@@ -237,14 +254,20 @@ def _weight_storages(model: nn.Module) -> set[int]:
     """Where the model's parameters and buffers live: a tensor sharing their storage (a view, a transpose,
     a tied weight) is a weight, not an operand to write per input. The dynamic sites' own buffers are left
     out: the operand a site last wrote may be a view of an activation whose memory the next forward reuses."""
-    tensors = [t for name, t in (*model.named_parameters(), *model.named_buffers())
-               if not name.startswith("cim_dynamic.")]
+    tensors = [
+        t for name, t in (*model.named_parameters(), *model.named_buffers()) if not name.startswith("cim_dynamic.")
+    ]
     return {t.untyped_storage().data_ptr() for t in tensors if t.numel()}
 
 
 def _is_activation(t, weights: set[int] = frozenset()) -> bool:
-    return (isinstance(t, torch.Tensor) and not isinstance(t, nn.Parameter) and t.is_floating_point() and t.dim() >= 2
-            and t.untyped_storage().data_ptr() not in weights)
+    return (
+        isinstance(t, torch.Tensor)
+        and not isinstance(t, nn.Parameter)
+        and t.is_floating_point()
+        and t.dim() >= 2
+        and t.untyped_storage().data_ptr() not in weights
+    )
 
 
 class _DynamicMatmulMode(TorchFunctionMode):
@@ -307,14 +330,22 @@ class _DynamicMatmulMode(TorchFunctionMode):
                 if not kwargs and (func not in _BMM or args[0].dim() == 3):
                     return self._product(*args)
                 self.model.warn_unseen(f"{getattr(func, '__name__', func)} with out=")
-            elif len(args) == 2 and all(isinstance(a, torch.Tensor) and a.is_floating_point() and a.dim() >= 1
-                                        for a in args) and min(a.dim() for a in args) == 1 \
-                    and all(a.untyped_storage().data_ptr() not in self.model.weights and not isinstance(a, nn.Parameter)
-                            for a in args):
+            elif (
+                len(args) == 2
+                and all(isinstance(a, torch.Tensor) and a.is_floating_point() and a.dim() >= 1 for a in args)
+                and min(a.dim() for a in args) == 1
+                and all(
+                    a.untyped_storage().data_ptr() not in self.model.weights and not isinstance(a, nn.Parameter)
+                    for a in args
+                )
+            ):
                 self.model.warn_unseen("a matmul with a 1-d operand")
         elif func in _BADDBMM or func in _ADDMM:  # beta * input + alpha * (m1 @ m2)
-            names = ("input", "batch1", "batch2", "beta", "alpha") if func in _BADDBMM else \
-                ("input", "mat1", "mat2", "beta", "alpha")
+            names = (
+                ("input", "batch1", "batch2", "beta", "alpha")
+                if func in _BADDBMM
+                else ("input", "mat1", "mat2", "beta", "alpha")
+            )
             bound = self._bound(names, args, kwargs)
             if bound is not None and act(bound[names[1]]) and act(bound[names[2]]):
                 product = self._product(bound[names[1]], bound[names[2]]) * bound.get("alpha", 1)
@@ -357,10 +388,13 @@ class _Tracked:
         if what not in self.warned:
             self.warned.add(what)
             where = self.path[-1] or "the model"
-            warnings.warn(f"{where}: {what} multiplies two activations; cimkit runs dynamic matmuls on crossbars "
-                          f"only through torch.matmul, @, torch.mm, torch.bmm, torch.addmm, torch.baddbmm, F.linear "
-                          f"and F.scaled_dot_product_attention between two matrices (no out=), so this product "
-                          f"stays digital", stacklevel=3)
+            warnings.warn(
+                f"{where}: {what} multiplies two activations; cimkit runs dynamic matmuls on crossbars "
+                f"only through torch.matmul, @, torch.mm, torch.bmm, torch.addmm, torch.baddbmm, F.linear "
+                f"and F.scaled_dot_product_attention between two matrices (no out=), so this product "
+                f"stays digital",
+                stacklevel=3,
+            )
 
     def mode(self) -> "_DynamicMatmulMode":
         """The function mode for one forward of the model (call counts start anew; the model's weights are

@@ -36,8 +36,8 @@ from ..io import atomic_write, check_output_path, dict_differences, strict_json
 from ..progress import ImageProgress, check_progress
 from ..report.protocol import Result, figure_folder, saved_figure
 from ..spec import HardwareSpec
-from .convert import calibrate, cim_layers, convert
 from ..spec.model import stored_content
+from .convert import calibrate, cim_layers, convert
 from .tile import spec_fingerprint
 
 #: executors ``simulate`` accepts
@@ -146,14 +146,27 @@ class SimulationResult(Result):
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "result": type(self).__name__, "spec": self.spec_name, "model": self.model_name, "images": self.images,
-            "chips": self.chips, "seed": self.seeds[0], "batch_size": self.batch_size, "shards": self.shards,
-            "executor": self.executor, "calibration_images": self.calibration_images,
-            "mean_accuracy": self.mean_accuracy, "std_accuracy": self.std_accuracy,
-            "min_accuracy": self.min_accuracy, "max_accuracy": self.max_accuracy,
-            "float_accuracy": self.float_accuracy, "seconds": self.seconds, "images_per_s": self.images_per_s,
-            "images_simulated": self.images_simulated, "resumed_units": self.resumed_units,
-            "checkpoint": self.checkpoint, "per_chip": self.records(),
+            "result": type(self).__name__,
+            "spec": self.spec_name,
+            "model": self.model_name,
+            "images": self.images,
+            "chips": self.chips,
+            "seed": self.seeds[0],
+            "batch_size": self.batch_size,
+            "shards": self.shards,
+            "executor": self.executor,
+            "calibration_images": self.calibration_images,
+            "mean_accuracy": self.mean_accuracy,
+            "std_accuracy": self.std_accuracy,
+            "min_accuracy": self.min_accuracy,
+            "max_accuracy": self.max_accuracy,
+            "float_accuracy": self.float_accuracy,
+            "seconds": self.seconds,
+            "images_per_s": self.images_per_s,
+            "images_simulated": self.images_simulated,
+            "resumed_units": self.resumed_units,
+            "checkpoint": self.checkpoint,
+            "per_chip": self.records(),
             "predictions": [list(map(int, p)) for p in self.predictions],
         }
 
@@ -161,30 +174,43 @@ class SimulationResult(Result):
         return ("chip", "seed", "correct", "total", "accuracy", "predictions_sha256")
 
     def records(self) -> list[dict[str, Any]]:
-        return [{"chip": k, "seed": s, "correct": c, "total": self.images, "accuracy": c / self.images,
-                 "predictions_sha256": self.predictions_sha256(k)}
-                for k, (s, c) in enumerate(zip(self.seeds, self.correct))]
+        return [
+            {
+                "chip": k,
+                "seed": s,
+                "correct": c,
+                "total": self.images,
+                "accuracy": c / self.images,
+                "predictions_sha256": self.predictions_sha256(k),
+            }
+            for k, (s, c) in enumerate(zip(self.seeds, self.correct))
+        ]
 
     def table(self):
         from rich.table import Table
 
-        title = (f"{self.model_name + ' on ' if self.model_name else ''}{self.spec_name}: {self.images:,} test images, "
-                 f"{self.chips} chip{'s' if self.chips != 1 else ''}")
+        title = (
+            f"{self.model_name + ' on ' if self.model_name else ''}{self.spec_name}: {self.images:,} test images, "
+            f"{self.chips} chip{'s' if self.chips != 1 else ''}"
+        )
         table = Table(title=title)
         for col in ("chip", "seed", "correct", "accuracy"):
             table.add_column(col, justify="right")
         for row in self.records():
-            table.add_row(str(row["chip"]), str(row["seed"]), f"{row['correct']:,}/{row['total']:,}",
-                          f"{row['accuracy']:.2%}")
+            table.add_row(
+                str(row["chip"]), str(row["seed"]), f"{row['correct']:,}/{row['total']:,}", f"{row['accuracy']:.2%}"
+            )
         table.add_section()
         table.add_row("mean ± std", "", "", f"{self.mean_accuracy:.2%} ± {self.std_accuracy:.2%}")
         table.add_row("min / max", "", "", f"{self.min_accuracy:.2%} / {self.max_accuracy:.2%}")
         if self.float_accuracy is not None:
             table.add_row("float model", "", "", f"{self.float_accuracy:.2%}")
         speed = self.images_per_s
-        table.caption = (f"{self.images_simulated:,} images simulated in {self.seconds:.1f} s"
-                         + (f" ({speed:,.0f} images/s)" if speed else "")
-                         + (f"; {self.resumed_units} unit(s) from the checkpoint" if self.resumed_units else ""))
+        table.caption = (
+            f"{self.images_simulated:,} images simulated in {self.seconds:.1f} s"
+            + (f" ({speed:,.0f} images/s)" if speed else "")
+            + (f"; {self.resumed_units} unit(s) from the checkpoint" if self.resumed_units else "")
+        )
         return table
 
     def figures(self, folder: str | Path) -> list[Path]:
@@ -198,8 +224,12 @@ class SimulationResult(Result):
             if self.chips > 1:
                 ax.axhspan(mean - std, mean + std, color="gray", alpha=0.2)
             if self.float_accuracy is not None:
-                ax.axhline(100 * self.float_accuracy, color="tab:green", linestyle="--",
-                           label=f"float model {100 * self.float_accuracy:.2f}%")
+                ax.axhline(
+                    100 * self.float_accuracy,
+                    color="tab:green",
+                    linestyle="--",
+                    label=f"float model {100 * self.float_accuracy:.2f}%",
+                )
             shown = acc + ([100 * self.float_accuracy] if self.float_accuracy is not None else [])
             margin = max(1.0, 2 * std, 0.15 * (max(shown) - min(shown)))
             ax.set_ylim(max(0.0, min(shown) - 2 * margin), min(100.0, max(shown) + margin) + 0.5)
@@ -232,9 +262,17 @@ class _Chip:
     setup: ChipSetup | None = None
 
 
-def _make_chip(model: nn.Module, spec: HardwareSpec, seed: int, calibration: torch.Tensor | None,
-               calibrate_batches: int, probe: torch.Tensor, calib_progress=False, cim: nn.Module | None = None,
-               setup: ChipSetup | None = None) -> _Chip:
+def _make_chip(
+    model: nn.Module,
+    spec: HardwareSpec,
+    seed: int,
+    calibration: torch.Tensor | None,
+    calibrate_batches: int,
+    probe: torch.Tensor,
+    calib_progress=False,
+    cim: nn.Module | None = None,
+    setup: ChipSetup | None = None,
+) -> _Chip:
     """Chip ``seed`` of ``spec`` (``cim``: already converted), set up and calibrated, with its noise positions
     measured."""
     if cim is None:
@@ -244,8 +282,12 @@ def _make_chip(model: nn.Module, spec: HardwareSpec, seed: int, calibration: tor
     if setup is not None:
         setup.before_calibration(cim, seed)
     if calibration is not None and (cim_layers(cim) or hasattr(cim, "cim_dynamic")):  # sites appear in calibrate
-        calibrate(cim, list(torch.tensor_split(calibration, calibrate_batches)), num_batches=calibrate_batches,
-                  progress=calib_progress)
+        calibrate(
+            cim,
+            list(torch.tensor_split(calibration, calibrate_batches)),
+            num_batches=calibrate_batches,
+            progress=calib_progress,
+        )
     if setup is not None:
         setup.after_calibration(cim, seed)
     cim.eval()
@@ -279,8 +321,13 @@ def _device(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
-def _run_batches(chip: _Chip, x: torch.Tensor, first_batch: int, batch_size: int,
-                 after_batch: Callable[[int, bool], None] | None = None) -> np.ndarray:
+def _run_batches(
+    chip: _Chip,
+    x: torch.Tensor,
+    first_batch: int,
+    batch_size: int,
+    after_batch: Callable[[int, bool], None] | None = None,
+) -> np.ndarray:
     """Predictions (int64) of ``chip`` on ``x``, the batches ``first_batch``, ``first_batch + 1``, ... of the
     test set; ``after_batch(images, last)`` after each."""
     device = _device(chip.model)
@@ -293,7 +340,7 @@ def _run_batches(chip: _Chip, x: torch.Tensor, first_batch: int, batch_size: int
                 _seek(layer, start, stride, b)
             if chip.setup is not None:
                 chip.setup.at_batch(chip.model, chip.seed, b)
-            xb = x[a:a + batch_size]
+            xb = x[a : a + batch_size]
             logits = chip.model(xb.to(device))
             _check_logits(logits, len(xb))
             out.append(logits.argmax(1).cpu().numpy().astype(np.int64))
@@ -305,8 +352,10 @@ def _run_batches(chip: _Chip, x: torch.Tensor, first_batch: int, batch_size: int
 def _check_logits(logits, n: int) -> None:
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != n or logits.shape[1] < 1:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise InputError(f"simulate: the model must return class scores of shape (batch, classes); for a batch of "
-                         f"{n} it returned {shape}")
+        raise InputError(
+            f"simulate: the model must return class scores of shape (batch, classes); for a batch of "
+            f"{n} it returned {shape}"
+        )
 
 
 def _unit_task(model, spec, chip_seed, calibration, calibrate_batches, x_shard, first_batch, batch_size, setup=None):
@@ -341,8 +390,10 @@ def _tensor(value, name: str) -> torch.Tensor:
 def _check_images(value, name: str) -> torch.Tensor:
     x = _tensor(value, name)
     if x.dim() < 2 or x.shape[0] == 0:
-        raise InputError(f"simulate: {name} must be a batch of inputs (images first: shape (N, ...)) with N >= 1, "
-                         f"got shape {tuple(x.shape)}")
+        raise InputError(
+            f"simulate: {name} must be a batch of inputs (images first: shape (N, ...)) with N >= 1, "
+            f"got shape {tuple(x.shape)}"
+        )
     if not x.is_floating_point():
         raise InputError(f"simulate: {name} must be floating point (scale the inputs first), got {x.dtype}")
     if not torch.isfinite(x).all():
@@ -355,8 +406,10 @@ def _check_labels(value, n: int) -> torch.Tensor:
     if y.dtype == torch.bool or y.is_floating_point() or y.is_complex():
         raise InputError(f"simulate: y must hold integer class labels, got dtype {y.dtype}")
     if y.dim() != 1 or len(y) != n:
-        raise InputError(f"simulate: y must be one integer label per input: shape ({n},) for the {n} inputs of x, "
-                         f"got shape {tuple(y.shape)}")
+        raise InputError(
+            f"simulate: y must be one integer label per input: shape ({n},) for the {n} inputs of x, "
+            f"got shape {tuple(y.shape)}"
+        )
     if int(y.min()) < 0:
         raise InputError(f"simulate: y holds a negative label ({int(y.min())}); labels are class indices 0, 1, ...")
     return y.to(torch.int64).cpu()
@@ -380,17 +433,28 @@ def _model_hash(model: nn.Module) -> str:
 
 
 # ---- the checkpoint ---------------------------------------------------------------------------------------------
-def _fingerprint(model, spec, seed, chips, batch_size, shards, x, y, calibration, calibrate_batches,
-                 setup: ChipSetup | None = None) -> dict:
+def _fingerprint(
+    model, spec, seed, chips, batch_size, shards, x, y, calibration, calibrate_batches, setup: ChipSetup | None = None
+) -> dict:
     from .. import __version__
 
     spec_part = spec_fingerprint(spec)
     if "neuron" in stored_content(spec):  # a model's spiking neurons carry the spec's mismatch
         spec_part["neuron"] = spec.neuron.model_dump(mode="json")
-    fp = {"cimkit": __version__, "spec": spec_part, "seed": seed, "chips": chips,
-          "batch_size": batch_size, "shards": shards, "images": len(x), "inputs": _tensor_hash(x),
-          "labels": _tensor_hash(y), "calibration": _tensor_hash(calibration),
-          "calibrate_batches": calibrate_batches if calibration is not None else None, "model": _model_hash(model)}
+    fp = {
+        "cimkit": __version__,
+        "spec": spec_part,
+        "seed": seed,
+        "chips": chips,
+        "batch_size": batch_size,
+        "shards": shards,
+        "images": len(x),
+        "inputs": _tensor_hash(x),
+        "labels": _tensor_hash(y),
+        "calibration": _tensor_hash(calibration),
+        "calibrate_batches": calibrate_batches if calibration is not None else None,
+        "model": _model_hash(model),
+    }
     if setup is not None:
         fp["setup"] = setup.describe()
     return json.loads(strict_json(fp, indent=None))
@@ -426,14 +490,18 @@ def _load_checkpoint(path: Path, fp: dict, units: dict[tuple[int, int], tuple[in
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise InputError(f"{path} is not a cimkit simulate checkpoint; give another checkpoint path or {afresh}")
     if data.get("version") != CHECKPOINT_VERSION:
-        raise InputError(f"the checkpoint {path} has version {short_repr(data.get('version'))}, this cimkit writes "
-                         f"version {CHECKPOINT_VERSION}; {afresh}")
+        raise InputError(
+            f"the checkpoint {path} has version {short_repr(data.get('version'))}, this cimkit writes "
+            f"version {CHECKPOINT_VERSION}; {afresh}"
+        )
     stored = data.get("fingerprint")
     if stored != fp:
         diff = _differences(stored if isinstance(stored, dict) else {}, fp)
-        raise InputError(f"the checkpoint {path} was computed for other settings; differing: {'; '.join(diff)}. "
-                         f"Its units cannot be mixed with this run's: {afresh}, or give another checkpoint path "
-                         "(from the command line: another --out)")
+        raise InputError(
+            f"the checkpoint {path} was computed for other settings; differing: {'; '.join(diff)}. "
+            f"Its units cannot be mixed with this run's: {afresh}, or give another checkpoint path "
+            "(from the command line: another --out)"
+        )
     done: dict[tuple[int, int], np.ndarray] = {}
     seconds: dict[tuple[int, int], float | None] = {}
     units_stored = data.get("units", [])
@@ -454,18 +522,45 @@ def _load_checkpoint(path: Path, fp: dict, units: dict[tuple[int, int], tuple[in
 
 
 def _save_checkpoint(path: Path, fp: dict, done: dict, units: dict, seconds: dict) -> None:
-    data = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "fingerprint": fp,
-            "units": [{"chip": k, "shard": s, "first_image": units[(k, s)][0], "seconds": seconds.get((k, s)),
-                       "predictions": done[(k, s)].tolist()} for k, s in sorted(done)]}
+    data = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "fingerprint": fp,
+        "units": [
+            {
+                "chip": k,
+                "shard": s,
+                "first_image": units[(k, s)][0],
+                "seconds": seconds.get((k, s)),
+                "predictions": done[(k, s)].tolist(),
+            }
+            for k, s in sorted(done)
+        ],
+    }
     atomic_write(path, json.dumps(data, separators=(",", ":")))
 
 
 # ---- the run ----------------------------------------------------------------------------------------------------
-def simulate(model: nn.Module, spec: HardwareSpec | str, x, y, *, chips: int = 1, seed: int = 0,
-             calibration=None, calibrate_batches: int = 1, batch_size: int = 256, shards: int = 1,
-             executor: str = "serial", workers: int = 2, scheduler: str | None = None,
-             scheduler_timeout_s: float = 10.0, progress: bool | Callable[[int, int], Any] = False,
-             checkpoint: str | Path | None = None, setup: ChipSetup | None = None) -> SimulationResult:
+def simulate(
+    model: nn.Module,
+    spec: HardwareSpec | str,
+    x,
+    y,
+    *,
+    chips: int = 1,
+    seed: int = 0,
+    calibration=None,
+    calibrate_batches: int = 1,
+    batch_size: int = 256,
+    shards: int = 1,
+    executor: str = "serial",
+    workers: int = 2,
+    scheduler: str | None = None,
+    scheduler_timeout_s: float = 10.0,
+    progress: bool | Callable[[int, int], Any] = False,
+    checkpoint: str | Path | None = None,
+    setup: ChipSetup | None = None,
+) -> SimulationResult:
     """Test-set accuracy of ``model`` (a float ``nn.Module`` returning class scores) on ``chips`` sampled chips
     of ``spec`` (a HardwareSpec or a preset name): mean and spread over chips, and each chip's predictions.
 
@@ -495,8 +590,10 @@ def simulate(model: nn.Module, spec: HardwareSpec | str, x, y, *, chips: int = 1
     if not isinstance(model, nn.Module):
         raise InputError(f"simulate: model must be a torch.nn.Module, got {type(model).__name__}")
     if cim_layers(model):
-        raise InputError("simulate: the model is already converted (it holds crossbar layers); pass the float "
-                         "model: simulate converts it once per chip, with seeds seed, seed + 1, ...")
+        raise InputError(
+            "simulate: the model is already converted (it holds crossbar layers); pass the float "
+            "model: simulate converts it once per chip, with seeds seed, seed + 1, ..."
+        )
     if isinstance(spec, str):
         spec = HardwareSpec.preset(spec)
     if not isinstance(spec, HardwareSpec):
@@ -508,19 +605,28 @@ def simulate(model: nn.Module, spec: HardwareSpec | str, x, y, *, chips: int = 1
     batch_size = _integer(batch_size, "batch_size")
     shards = _integer(shards, "shards")
     if executor not in EXECUTORS:
-        raise InputError(f"simulate: executor must be one of {', '.join(map(repr, EXECUTORS))}, "
-                         f"got {short_repr(executor)}")
+        raise InputError(
+            f"simulate: executor must be one of {', '.join(map(repr, EXECUTORS))}, got {short_repr(executor)}"
+        )
     workers = _integer(workers, "workers")
     if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
-        raise InputError(f"simulate: scheduler must be the address of a Dask scheduler (tcp://host:port), "
-                         f"got {short_repr(scheduler)}")
+        raise InputError(
+            f"simulate: scheduler must be the address of a Dask scheduler (tcp://host:port), "
+            f"got {short_repr(scheduler)}"
+        )
     if scheduler is not None and executor != "dask":
-        raise InputError(f"simulate: scheduler={scheduler!r} is only used with executor='dask' (got executor="
-                         f"{executor!r})")
-    if (isinstance(scheduler_timeout_s, bool) or not isinstance(scheduler_timeout_s, numbers.Real)
-            or not scheduler_timeout_s > 0 or not math.isfinite(scheduler_timeout_s)):
-        raise InputError(f"simulate: scheduler_timeout_s must be a positive number of seconds, "
-                         f"got {short_repr(scheduler_timeout_s)}")
+        raise InputError(
+            f"simulate: scheduler={scheduler!r} is only used with executor='dask' (got executor={executor!r})"
+        )
+    if (
+        isinstance(scheduler_timeout_s, bool)
+        or not isinstance(scheduler_timeout_s, numbers.Real)
+        or not scheduler_timeout_s > 0
+        or not math.isfinite(scheduler_timeout_s)
+    ):
+        raise InputError(
+            f"simulate: scheduler_timeout_s must be a positive number of seconds, got {short_repr(scheduler_timeout_s)}"
+        )
     check_progress(progress, "simulate")
     if setup is not None and not isinstance(setup, ChipSetup):
         raise InputError(f"simulate: setup must be a cimkit.sim.evaluate.ChipSetup, got {type(setup).__name__}")
@@ -529,17 +635,23 @@ def simulate(model: nn.Module, spec: HardwareSpec | str, x, y, *, chips: int = 1
     if calibration is not None:
         calibration = _check_images(calibration, "calibration").cpu()
         if calibration.shape[1:] != x.shape[1:]:
-            raise InputError(f"simulate: calibration inputs have shape {tuple(calibration.shape[1:])} per input, the "
-                             f"test inputs x {tuple(x.shape[1:])}; calibrate on inputs like the test inputs")
+            raise InputError(
+                f"simulate: calibration inputs have shape {tuple(calibration.shape[1:])} per input, the "
+                f"test inputs x {tuple(x.shape[1:])}; calibrate on inputs like the test inputs"
+            )
         calibrate_batches = _integer(calibrate_batches, "calibrate_batches")
         if calibrate_batches > len(calibration):
-            raise InputError(f"simulate: calibrate_batches ({calibrate_batches}) must be at most the number of "
-                             f"calibration inputs ({len(calibration)})")
+            raise InputError(
+                f"simulate: calibrate_batches ({calibrate_batches}) must be at most the number of "
+                f"calibration inputs ({len(calibration)})"
+            )
     n = len(x)
     n_batches = math.ceil(n / batch_size)
     if shards > n_batches:
-        raise InputError(f"simulate: shards ({shards}) must be at most the number of batches ({n_batches}: {n} "
-                         f"images in batches of batch_size={batch_size})")
+        raise InputError(
+            f"simulate: shards ({shards}) must be at most the number of batches ({n_batches}: {n} "
+            f"images in batches of batch_size={batch_size})"
+        )
     if checkpoint is not None:
         checkpoint = check_output_path(checkpoint, None, "checkpoint")
 
@@ -549,23 +661,30 @@ def simulate(model: nn.Module, spec: HardwareSpec | str, x, y, *, chips: int = 1
         with torch.no_grad():
             logits = float_model(x[:2].to(_device(float_model)))
     except Exception as exc:  # noqa: BLE001 - the user's model on the user's data
-        raise InputError(f"simulate: the model cannot run on the inputs x (shape {tuple(x.shape)}): "
-                         f"{type(exc).__name__}: {short_repr(str(exc), 300)}") from None
+        raise InputError(
+            f"simulate: the model cannot run on the inputs x (shape {tuple(x.shape)}): "
+            f"{type(exc).__name__}: {short_repr(str(exc), 300)}"
+        ) from None
     _check_logits(logits, min(2, n))
     classes = int(logits.shape[1])
     if int(y.max()) >= classes:
-        raise InputError(f"simulate: y holds the label {int(y.max())}, but the model gives scores for {classes} "
-                         f"classes (labels 0 to {classes - 1})")
+        raise InputError(
+            f"simulate: y holds the label {int(y.max())}, but the model gives scores for {classes} "
+            f"classes (labels 0 to {classes - 1})"
+        )
     # the first chip, converted here: its warnings (layers kept digital) are shown once, and a model that cannot
     # be mapped fails before any cluster starts
     first = convert(model, spec, seed=seed)
     if not cim_layers(first):
-        warnings.warn("simulate: no layer of the model runs on crossbars; every chip computes what the float "
-                      "model does", stacklevel=2)
+        warnings.warn(
+            "simulate: no layer of the model runs on crossbars; every chip computes what the float model does",
+            stacklevel=2,
+        )
 
     bounds = [(int(r[0]), int(r[-1]) + 1) for r in np.array_split(np.arange(n_batches), shards)]
-    units = {(k, s): (b0 * batch_size, min(b1 * batch_size, n)) for k in range(chips)
-             for s, (b0, b1) in enumerate(bounds)}
+    units = {
+        (k, s): (b0 * batch_size, min(b1 * batch_size, n)) for k in range(chips) for s, (b0, b1) in enumerate(bounds)
+    }
     first_batch = {s: b0 for s, (b0, _) in enumerate(bounds)}
     fp = None
     done: dict[tuple[int, int], np.ndarray] = {}
@@ -585,31 +704,94 @@ def simulate(model: nn.Module, spec: HardwareSpec | str, x, y, *, chips: int = 1
     try:
         with ImageProgress(progress) as bar:
             if executor == "serial":
-                _run_serial(model, spec, seed, x, calibration, calibrate_batches, batch_size, units, first_batch,
-                            todo, first, bar, images_done, chips * n, finished, setup)
+                _run_serial(
+                    model,
+                    spec,
+                    seed,
+                    x,
+                    calibration,
+                    calibrate_batches,
+                    batch_size,
+                    units,
+                    first_batch,
+                    todo,
+                    first,
+                    bar,
+                    images_done,
+                    chips * n,
+                    finished,
+                    setup,
+                )
             else:
-                _run_dask(model, spec, seed, x, calibration, calibrate_batches, batch_size, units, first_batch,
-                          todo, workers, scheduler, scheduler_timeout_s, bar, images_done, chips * n, finished, setup)
+                _run_dask(
+                    model,
+                    spec,
+                    seed,
+                    x,
+                    calibration,
+                    calibrate_batches,
+                    batch_size,
+                    units,
+                    first_batch,
+                    todo,
+                    workers,
+                    scheduler,
+                    scheduler_timeout_s,
+                    bar,
+                    images_done,
+                    chips * n,
+                    finished,
+                    setup,
+                )
     except KeyboardInterrupt:
-        raise SimulationInterrupted(len(done), len(units), str(checkpoint) if checkpoint is not None else None) from None
+        raise SimulationInterrupted(
+            len(done), len(units), str(checkpoint) if checkpoint is not None else None
+        ) from None
 
     predictions = [np.concatenate([done[(k, s)] for s in range(shards)]) for k in range(chips)]
     with torch.no_grad():
         dev = _device(float_model)
-        float_correct = sum(int((float_model(x[a:a + batch_size].to(dev)).argmax(1).cpu() == y[a:a + batch_size]).sum())
-                            for a in range(0, n, batch_size))
+        float_correct = sum(
+            int((float_model(x[a : a + batch_size].to(dev)).argmax(1).cpu() == y[a : a + batch_size]).sum())
+            for a in range(0, n, batch_size)
+        )
     return SimulationResult(
-        spec_name=spec.name, images=n, seeds=[seed + k for k in range(chips)],
+        spec_name=spec.name,
+        images=n,
+        seeds=[seed + k for k in range(chips)],
         correct=[int((torch.from_numpy(p) == y).sum()) for p in predictions],
-        predictions=[p.tolist() for p in predictions], float_accuracy=float_correct / n, batch_size=batch_size,
-        shards=shards, executor=executor, seconds=time.perf_counter() - t0,
-        images_simulated=sum(units[u][1] - units[u][0] for u in todo), resumed_units=resumed,
-        calibration_images=0 if calibration is None else len(calibration), model_name=type(model).__name__,
-        checkpoint=None if checkpoint is None else str(checkpoint))
+        predictions=[p.tolist() for p in predictions],
+        float_accuracy=float_correct / n,
+        batch_size=batch_size,
+        shards=shards,
+        executor=executor,
+        seconds=time.perf_counter() - t0,
+        images_simulated=sum(units[u][1] - units[u][0] for u in todo),
+        resumed_units=resumed,
+        calibration_images=0 if calibration is None else len(calibration),
+        model_name=type(model).__name__,
+        checkpoint=None if checkpoint is None else str(checkpoint),
+    )
 
 
-def _run_serial(model, spec, seed, x, calibration, calibrate_batches, batch_size, units, first_batch, todo, first,
-                bar: ImageProgress, images_done: int, total: int, finished, setup=None) -> None:
+def _run_serial(
+    model,
+    spec,
+    seed,
+    x,
+    calibration,
+    calibrate_batches,
+    batch_size,
+    units,
+    first_batch,
+    todo,
+    first,
+    bar: ImageProgress,
+    images_done: int,
+    total: int,
+    finished,
+    setup=None,
+) -> None:
     calib_chips = sorted({k for k, _ in todo}) if calibration is not None else []
     cal_task = bar.add("calibrating", len(calib_chips), report=False) if calib_chips and bar.bar is not None else None
     task = bar.add("simulating", total, images_done)
@@ -617,11 +799,21 @@ def _run_serial(model, spec, seed, x, calibration, calibrate_batches, batch_size
     for k, s in todo:
         t0 = time.perf_counter()
         if k != chip_index:
-            cal_progress = False if cal_task is None else _calibration_bar(bar, cal_task, calib_chips.index(k),
-                                                                          len(calib_chips))
+            cal_progress = (
+                False if cal_task is None else _calibration_bar(bar, cal_task, calib_chips.index(k), len(calib_chips))
+            )
             a, b = units[(k, s)]
-            chip = _make_chip(model, spec, seed + k, calibration, calibrate_batches, x[a:a + 1], cal_progress,
-                              cim=first if k == 0 else None, setup=setup)
+            chip = _make_chip(
+                model,
+                spec,
+                seed + k,
+                calibration,
+                calibrate_batches,
+                x[a : a + 1],
+                cal_progress,
+                cim=first if k == 0 else None,
+                setup=setup,
+            )
             first, chip_index = None, k  # the first chip is calibrated once, for its own units only
         a, b = units[(k, s)]
         count = [images_done]
@@ -639,13 +831,33 @@ def _run_serial(model, spec, seed, x, calibration, calibrate_batches, batch_size
 
 def _calibration_bar(bar: ImageProgress, task: int, index: int, chips: int) -> Callable[[int, int], None]:
     """A calibrate progress callable that moves one bar over the calibrations of ``chips`` chips."""
+
     def update(done: int, of: int) -> None:
         bar.update(task, index * of + done, chips * of)
+
     return update
 
 
-def _run_dask(model, spec, seed, x, calibration, calibrate_batches, batch_size, units, first_batch, todo, workers,
-              scheduler, timeout_s, bar: ImageProgress, images_done: int, total: int, finished, setup=None) -> None:
+def _run_dask(
+    model,
+    spec,
+    seed,
+    x,
+    calibration,
+    calibrate_batches,
+    batch_size,
+    units,
+    first_batch,
+    todo,
+    workers,
+    scheduler,
+    timeout_s,
+    bar: ImageProgress,
+    images_done: int,
+    total: int,
+    finished,
+    setup=None,
+) -> None:
     try:
         from dask.distributed import Client, LocalCluster, as_completed
         from distributed.client import FutureCancelledError
@@ -662,12 +874,12 @@ def _run_dask(model, spec, seed, x, calibration, calibrate_batches, batch_size, 
             if scheduler:
                 client = Client(scheduler, timeout=f"{timeout_s}s")
             else:
-                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
                 client = Client(cluster)
         except (OSError, TimeoutError, ValueError) as exc:
-            raise InputError(f"simulate: cannot reach the Dask scheduler {scheduler!r}: "
-                             f"{short_repr(str(exc), 300)}") from None
+            raise InputError(
+                f"simulate: cannot reach the Dask scheduler {scheduler!r}: {short_repr(str(exc), 300)}"
+            ) from None
         handles: dict = {}
 
         def scatter() -> None:
@@ -698,8 +910,14 @@ def _run_dask(model, spec, seed, x, calibration, calibrate_batches, batch_size, 
                 a, b = next(units[u] for u in units if u[1] == s)
                 args = (model, spec, seed + k, calibration, calibrate_batches, x[a:b].clone())
             else:
-                args = (handles["model"], handles["spec"], seed + k, handles["calibration"], calibrate_batches,
-                        handles["x"][s])
+                args = (
+                    handles["model"],
+                    handles["spec"],
+                    seed + k,
+                    handles["calibration"],
+                    calibrate_batches,
+                    handles["x"][s],
+                )
             fut = client.submit(_unit_task, *args, first_batch[s], batch_size, setup, pure=False)
             futures[fut] = unit
             tries[unit] += 1

@@ -36,7 +36,15 @@ from .rng import CounterNormal, quantile_table
 _SOURCE = Path(__file__).with_name("_readchain.c")
 #: -ffp-contract=off: no fused multiply-add, so each step rounds as torch's separate ops do;
 #: -fno-math-errno lets sqrtf vectorize (results unchanged)
-_FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC"]
+_FLAGS = [
+    "-O3",
+    "-march=native",
+    "-mprefer-vector-width=512",
+    "-ffp-contract=off",
+    "-fno-math-errno",
+    "-shared",
+    "-fPIC",
+]
 
 
 def _cache_dir() -> Path:
@@ -52,8 +60,11 @@ def _build(cc: str) -> Path:
     from .intmm import cpu_flags
 
     version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=60).stdout
-    key = hashlib.sha256("\n".join([_SOURCE.read_text(), " ".join(_FLAGS), version,
-                                    " ".join(sorted(cpu_flags())), sys.platform]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        "\n".join(
+            [_SOURCE.read_text(), " ".join(_FLAGS), version, " ".join(sorted(cpu_flags())), sys.platform]
+        ).encode()
+    ).hexdigest()[:16]
     lib = _cache_dir() / f"readchain-{key}.so"
     if lib.exists():
         return lib
@@ -62,11 +73,17 @@ def _build(cc: str) -> Path:
     os.close(fd)
     try:
         try:
-            subprocess.run([cc, *_FLAGS, "-fopenmp", str(_SOURCE), "-o", tmp, "-lm"], check=True,
-                           capture_output=True, text=True, timeout=300)
+            subprocess.run(
+                [cc, *_FLAGS, "-fopenmp", str(_SOURCE), "-o", tmp, "-lm"],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
         except subprocess.CalledProcessError:  # no OpenMP here: one thread
-            subprocess.run([cc, *_FLAGS, str(_SOURCE), "-o", tmp, "-lm"], check=True, capture_output=True,
-                           text=True, timeout=300)
+            subprocess.run(
+                [cc, *_FLAGS, str(_SOURCE), "-o", tmp, "-lm"], check=True, capture_output=True, text=True, timeout=300
+            )
         os.replace(tmp, lib)  # atomic: processes building at once each get a whole library
     finally:
         if os.path.exists(tmp):
@@ -86,13 +103,37 @@ def _library() -> ctypes.CDLL | None:
     except (OSError, subprocess.SubprocessError) as exc:
         import warnings
 
-        warnings.warn(f"cimkit: the fused read kernel did not build ({exc}); the simulator uses its torch path "
-                      "(same numbers, slower)", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"cimkit: the fused read kernel did not build ({exc}); the simulator uses its torch path "
+            "(same numbers, slower)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         return None
     fn = lib.cim_read_chain
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
-    fn.argtypes = [ptr, ptr, ctypes.c_int, i64, i64, i64, i64, i64, i64, i64, i64, i64, ctypes.c_uint64, ptr, ptr,
-                   i64, ctypes.c_float, ctypes.c_float, ptr, ptr]
+    fn.argtypes = [
+        ptr,
+        ptr,
+        ctypes.c_int,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        ctypes.c_uint64,
+        ptr,
+        ptr,
+        i64,
+        ctypes.c_float,
+        ctypes.c_float,
+        ptr,
+        ptr,
+    ]
     fn.restype = None
     return lib
 
@@ -110,8 +151,15 @@ def _use_native(c: torch.Tensor, var: torch.Tensor | None, acc: torch.Tensor | N
     """Whether the kernel takes these tensors (``acc`` None: the chunk's values are written back)."""
     ok_var = var is None or (var.dtype in (torch.float32, torch.bfloat16) and var.is_contiguous())
     ok_acc = acc is None or (acc.is_contiguous() and acc.dtype == torch.float32)
-    return (c.device.type == "cpu" and c.dtype == torch.float32 and c.is_contiguous() and ok_acc and ok_var
-            and enabled and native_available())
+    return (
+        c.device.type == "cpu"
+        and c.dtype == torch.float32
+        and c.is_contiguous()
+        and ok_acc
+        and ok_var
+        and enabled
+        and native_available()
+    )
 
 
 @dataclass(frozen=True)
@@ -126,9 +174,18 @@ class Place:
     counter: int = 0
 
 
-def read_chain(c: torch.Tensor, var: torch.Tensor | None, rng: CounterNormal, where: Place,
-               inv_step: torch.Tensor | None, lo: float, hi: float, f: torch.Tensor, acc: torch.Tensor,
-               native: bool | None = None) -> None:
+def read_chain(
+    c: torch.Tensor,
+    var: torch.Tensor | None,
+    rng: CounterNormal,
+    where: Place,
+    inv_step: torch.Tensor | None,
+    lo: float,
+    hi: float,
+    f: torch.Tensor,
+    acc: torch.Tensor,
+    native: bool | None = None,
+) -> None:
     """Run the chain on chunk ``c`` (O, Rc, Mc, S, Z) of a block into the block's ``acc`` (O, M, Z), in
     place; ``c`` is consumed.
 
@@ -179,7 +236,11 @@ def convert(c: torch.Tensor, inv_step: torch.Tensor, lo: float, hi: float, where
     """The ADC in place on a chunk (O, Rc, Mc, S, Z): ``clamp(round(c * inv_step[s]), lo, hi)``, or with
     ``inv_step[r0 + r, s]`` when the steps are per pass (R, S)."""
     inv = inv_step.to(c.dtype)
-    inv = inv.view(1, 1, 1, -1, 1) if inv.dim() == 1 else inv[where.r0:where.r0 + c.shape[1]].reshape(1, c.shape[1], 1, -1, 1)
+    inv = (
+        inv.view(1, 1, 1, -1, 1)
+        if inv.dim() == 1
+        else inv[where.r0 : where.r0 + c.shape[1]].reshape(1, c.shape[1], 1, -1, 1)
+    )
     quant.codes_(c, inv, lo, hi)
 
 
@@ -187,7 +248,7 @@ def shift_add(c: torch.Tensor, f: torch.Tensor, acc: torch.Tensor, where: Place)
     """``acc[:, m0 + m] += c[:, r, m, s] * f[r0 + r, s]`` over r, then s, in increasing order (the native
     order)."""
     f = f.to(c.device, c.dtype)
-    rows = acc[:, where.m0:where.m0 + c.shape[2]]
+    rows = acc[:, where.m0 : where.m0 + c.shape[2]]
     for ri in range(c.shape[1]):
         for si in range(c.shape[3]):
             rows.add_(c[:, ri, :, si, :] * f[where.r0 + ri, si])
@@ -200,7 +261,26 @@ def _native(c, var, where, inv_step, lo, hi, f, acc) -> None:
     inv = None if inv_step is None else inv_step.to(torch.float32).contiguous()
     kind = 0 if var is None else (1 if var.dtype == torch.float32 else 2)
     inv_rs = 0 if inv is None or inv.dim() == 1 else s
-    args = (c.data_ptr(), None if var is None else var.data_ptr(), kind, o, rc, mc, s, z, where.passes, where.r0,
-            where.rows, where.m0, where.counter, table.data_ptr(), None if inv is None else inv.data_ptr(), inv_rs,
-            float(lo), float(hi), None if f is None else f.data_ptr(), None if acc is None else acc.data_ptr())
+    args = (
+        c.data_ptr(),
+        None if var is None else var.data_ptr(),
+        kind,
+        o,
+        rc,
+        mc,
+        s,
+        z,
+        where.passes,
+        where.r0,
+        where.rows,
+        where.m0,
+        where.counter,
+        table.data_ptr(),
+        None if inv is None else inv.data_ptr(),
+        inv_rs,
+        float(lo),
+        float(hi),
+        None if f is None else f.data_ptr(),
+        None if acc is None else acc.data_ptr(),
+    )
     fn(*args)  # ctypes releases the GIL; the kernel spreads its work over torch's OpenMP threads

@@ -118,8 +118,12 @@ def _traces(module: nn.Module) -> dict[tuple, fx.Graph]:
     (training, tuple of "left None" per None-default argument)."""
     names = _none_arguments(inspect.signature(type(module).forward))
     if len(names) > _MAX_NONE_ARGUMENTS:
-        raise _TraceFailed(ValueError(f"{len(names)} arguments default to None ({', '.join(names)}); at most "
-                                      f"{_MAX_NONE_ARGUMENTS} are traced"), "")
+        raise _TraceFailed(
+            ValueError(
+                f"{len(names)} arguments default to None ({', '.join(names)}); at most {_MAX_NONE_ARGUMENTS} are traced"
+            ),
+            "",
+        )
     graphs = {}
     for training in (False, True):
         for pattern in itertools.product((False, True), repeat=len(names)):
@@ -139,12 +143,21 @@ def _own_weight(node, module: nn.Module) -> tuple[str, bool] | None:
     if isinstance(node, fx.Node):
         if node.op == "call_method" and node.target == "t" and len(node.args) == 1 and not node.kwargs:
             transposed, node = True, node.args[0]
-        elif (node.op == "call_function" and node.target is getattr and len(node.args) == 2
-              and node.args[1] in ("T", "mT")):
+        elif (
+            node.op == "call_function"
+            and node.target is getattr
+            and len(node.args) == 2
+            and node.args[1] in ("T", "mT")
+        ):
             transposed, node = True, node.args[0]
-        elif (node.op == "call_method" and node.target == "transpose" and len(node.args) == 3 and not node.kwargs
-              and all(isinstance(d, int) and -2 <= d <= 1 for d in node.args[1:])
-              and {d % 2 for d in node.args[1:]} == {0, 1}):
+        elif (
+            node.op == "call_method"
+            and node.target == "transpose"
+            and len(node.args) == 3
+            and not node.kwargs
+            and all(isinstance(d, int) and -2 <= d <= 1 for d in node.args[1:])
+            and {d % 2 for d in node.args[1:]} == {0, 1}
+        ):
             transposed, node = True, node.args[0]
     if not (isinstance(node, fx.Node) and node.op == "get_attr" and "." not in node.target):
         return None
@@ -216,9 +229,11 @@ def convert_functional(module: nn.Module, path: str, spec: HardwareSpec, seed: i
     except _TraceFailed as failed:  # any failure to trace means: leave the forward as it is
         e = failed.error
         message = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        message = message if len(message) <= _MAX_REASON else message[:_MAX_REASON - 3] + "..."
-        result.untraceable = (f"its forward does not trace with torch.fx{failed.where}, so products with its own "
-                              f"parameters stay digital ({type(e).__name__}: {message})")
+        message = message if len(message) <= _MAX_REASON else message[: _MAX_REASON - 3] + "..."
+        result.untraceable = (
+            f"its forward does not trace with torch.fx{failed.where}, so products with its own "
+            f"parameters stay digital ({type(e).__name__}: {message})"
+        )
         return result
 
     layers: dict[tuple[str, bool], str] = {}  # (parameter, transposed) -> submodule name
@@ -229,8 +244,9 @@ def convert_functional(module: nn.Module, path: str, spec: HardwareSpec, seed: i
             suffix = f"{param} ({label})"
             name = f"{path}.{suffix}" if path else suffix
             weight = module._parameters[param].detach()
-            layer = CIMLinear.from_weight(weight.t().contiguous() if transposed else weight, None, spec,
-                                          seed=layer_seed(seed, name), name=name)
+            layer = CIMLinear.from_weight(
+                weight.t().contiguous() if transposed else weight, None, spec, seed=layer_seed(seed, name), name=name
+            )
             attr = _free_name(module, f"{param}_t_cim" if transposed else f"{param}_cim")
             module.add_module(attr, layer)
             layers[key] = attr
@@ -285,11 +301,19 @@ def _install(module: nn.Module, graphs: dict, layers: dict[tuple[str, bool], str
         # pickled (and deep-copied) as the original class, with the forward rewritten again on load
         return _restore, (cls, self.__getstate__(), dict(layers), path)
 
-    module.__class__ = type(cls.__name__, (cls,), {
-        "forward": forward, "__module__": cls.__module__, "__qualname__": cls.__qualname__,
-        "__doc__": cls.__doc__, "__reduce_ex__": __reduce_ex__,
-        "_cim_traced_forwards": sources, "_cim_crossbars": dict(layers),
-    })
+    module.__class__ = type(
+        cls.__name__,
+        (cls,),
+        {
+            "forward": forward,
+            "__module__": cls.__module__,
+            "__qualname__": cls.__qualname__,
+            "__doc__": cls.__doc__,
+            "__reduce_ex__": __reduce_ex__,
+            "_cim_traced_forwards": sources,
+            "_cim_crossbars": dict(layers),
+        },
+    )
 
 
 def _restore(cls: type, state: dict, layers: dict[tuple[str, bool], str], path: str) -> nn.Module:
@@ -300,8 +324,11 @@ def _restore(cls: type, state: dict, layers: dict[tuple[str, bool], str], path: 
     try:
         graphs = _traces(module)
     except _TraceFailed as failed:
-        warnings.warn(f"cimkit: {path or 'the model'} ({cls.__name__}) no longer traces with torch.fx "
-                      f"({failed.error}); its functional products run digitally", stacklevel=2)
+        warnings.warn(
+            f"cimkit: {path or 'the model'} ({cls.__name__}) no longer traces with torch.fx "
+            f"({failed.error}); its functional products run digitally",
+            stacklevel=2,
+        )
         return module
     _rewrite(graphs, module, lambda param, transposed, label: layers.get((param, transposed)))
     _install(module, graphs, layers, path)

@@ -43,7 +43,7 @@ class MagnitudeHistogram:
         b = b.clamp_(1, _BINS - 1).nan_to_num_(0).to(torch.int64)  # log2(0) = -inf clamps to 1: fixed below
         b[v == 0] = 0
         flat = b + (torch.arange(k, device=b.device) * _BINS).view(-1, 1)
-        self.counts[first:first + k] += torch.bincount(flat.reshape(-1), minlength=k * _BINS).view(k, _BINS).cpu()
+        self.counts[first : first + k] += torch.bincount(flat.reshape(-1), minlength=k * _BINS).view(k, _BINS).cpu()
 
     @property
     def total(self) -> torch.Tensor:

@@ -95,8 +95,11 @@ def _remembered(name: str, measure) -> bool:
 
     from ..io import atomic_write, cache_root
 
-    key = hashlib.sha256(" ".join([name, platform.machine(), _cpuinfo("model name"), " ".join(sorted(cpu_flags())),
-                                   torch.__version__]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        " ".join(
+            [name, platform.machine(), _cpuinfo("model name"), " ".join(sorted(cpu_flags())), torch.__version__]
+        ).encode()
+    ).hexdigest()[:16]
     path = cache_root() / "cpu" / f"{name}-{key}.json"
     try:
         return bool(json.loads(path.read_text())["value"])
@@ -160,8 +163,9 @@ def codes_to_int8(codes: torch.Tensor, max_code: float) -> tuple[torch.Tensor, f
     return None
 
 
-def int_product(x8: torch.Tensor, shift: float, split: Int8Split, tile: int, out: torch.Tensor,
-                scratch: torch.Tensor) -> torch.Tensor:
+def int_product(
+    x8: torch.Tensor, shift: float, split: Int8Split, tile: int, out: torch.Tensor, scratch: torch.Tensor
+) -> torch.Tensor:
     """``(x8 + shift) @ matrix[tile]`` in float32 into ``out`` (M, N); ``scratch``: int32 (M, N)."""
     for k, w in enumerate(split.weights):
         torch._int_mm(x8, split.terms[k, tile], out=scratch)

@@ -199,10 +199,7 @@ def ir_drop_transfers(conductances_s: ArrayLike, wire_resistance_ohm: float) -> 
     gp = np.ascontiguousarray(g) * r
     log_f, m = _row_chains(gp)
     per_job = min(_JOB_ARRAYS, math.ceil(len(gp) / max(1, torch.get_num_threads())))
-    parts = [
-        tuple(torch.from_numpy(x[k : k + per_job]) for x in (gp, log_f, m))
-        for k in range(0, len(gp), per_job)
-    ]
+    parts = [tuple(torch.from_numpy(x[k : k + per_job]) for x in (gp, log_f, m)) for k in range(0, len(gp), per_job)]
     results = _in_threads([lambda part=part: _sweep(*part) for part in parts])
     if not all(ok for _, ok in results):
         raise InputError(
@@ -228,9 +225,7 @@ def ir_drop_transfer(conductances_s: ArrayLike, wire_resistance_ohm: float) -> n
     return ir_drop_transfers(g[None], wire_resistance_ohm)[0]
 
 
-def solve_ir_drop(
-    conductances_s: ArrayLike, voltages_v: ArrayLike, wire_resistance_ohm: float
-) -> ArrayLike:
+def solve_ir_drop(conductances_s: ArrayLike, voltages_v: ArrayLike, wire_resistance_ohm: float) -> ArrayLike:
     """Exact column output currents (A) of a crossbar with wire resistance.
 
     ``conductances_s``: (rows, cols) in siemens; ``voltages_v``: (rows,) or (batch, rows) in volts;
@@ -243,8 +238,7 @@ def solve_ir_drop(
         raise InputError(f"conductances_s must have shape (rows, cols), got {g_shape}")
     if v.ndim not in (1, 2) or v.shape[-1] != g_shape[0]:
         raise InputError(
-            f"voltages_v must have shape ({g_shape[0]},) or (batch, {g_shape[0]}) for {g_shape[0]} rows, "
-            f"got {v.shape}"
+            f"voltages_v must have shape ({g_shape[0]},) or (batch, {g_shape[0]}) for {g_shape[0]} rows, got {v.shape}"
         )
     currents = v @ ir_drop_transfer(conductances_s, wire_resistance_ohm)
     if isinstance(voltages_v, torch.Tensor):

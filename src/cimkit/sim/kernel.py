@@ -82,9 +82,11 @@ def _hook(tile, stage: str, value: torch.Tensor, **info) -> torch.Tensor:
         out = fn(tile, value, StageInfo(stage, tile.name, **info))
         if out is not None:
             if not isinstance(out, torch.Tensor) or out.shape != value.shape:
-                raise InputError(f"{tile.name}: a '{stage}' stage hook returned "
-                                 f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__}; "
-                                 f"it must return None or a tensor of shape {tuple(value.shape)}")
+                raise InputError(
+                    f"{tile.name}: a '{stage}' stage hook returned "
+                    f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__}; "
+                    f"it must return None or a tensor of shape {tuple(value.shape)}"
+                )
             value = out
     return value
 
@@ -114,8 +116,10 @@ def dac(x: torch.Tensor, bits: int | None, x_range: float, signed: bool) -> tupl
     if bits is None:
         return x, Encoding(1.0, signed, None)
     if signed and bits < 2:
-        raise InputError(f"a {bits}-bit DAC has no negative code, but these inputs (or, in a transposed read, "
-                         "these errors) are signed; set periphery.input_bits >= 2")
+        raise InputError(
+            f"a {bits}-bit DAC has no negative code, but these inputs (or, in a transposed read, "
+            "these errors) are signed; set periphery.input_bits >= 2"
+        )
     top = quant.input_code_limits(bits, signed)[1]
     scale = x_range / top if x_range > 0 else 1.0
     return quant.quantize_input(x, bits, scale, signed), Encoding(scale, signed, bits)
@@ -145,9 +149,11 @@ def reads_spikes(tile, x: torch.Tensor, x_min: float, x_max: float) -> bool:
     is 0 or 1; under "spikes" always (an ``InputError`` naming the layer for any other value)."""
     binary = is_binary(x, x_min, x_max)
     if not binary and tile.input_mode == "spikes":
-        raise InputError(f"{tile.name}: input_mode is 'spikes' but the input has values other than 0 and 1 "
-                         f"(range [{x_min:g}, {x_max:g}]); set the layer's input_mode to 'auto' or 'dac' to read "
-                         "such inputs through the DAC")
+        raise InputError(
+            f"{tile.name}: input_mode is 'spikes' but the input has values other than 0 and 1 "
+            f"(range [{x_min:g}, {x_max:g}]); set the layer's input_mode to 'auto' or 'dac' to read "
+            "such inputs through the DAC"
+        )
     return binary
 
 
@@ -161,8 +167,9 @@ def encode(tile, x: torch.Tensor, x_min: float, x_max: float) -> tuple[torch.Ten
     return dac(x, tile.spec.periphery.input_bits, x_range, signed)
 
 
-def drive(codes: torch.Tensor, enc: Encoding, periphery: PeripherySpec,
-          analog_peak: float) -> tuple[torch.Tensor, list[float], bool, float]:
+def drive(
+    codes: torch.Tensor, enc: Encoding, periphery: PeripherySpec, analog_peak: float
+) -> tuple[torch.Tensor, list[float], bool, float]:
     """How codes drive the lines: the input passes stacked on a new leading dim (bit planes, LSB first, for
     a DAC mode of ``cimkit.spec.units.DAC_MODES`` that drives bit planes: two's complement, or the two
     phases of ``periphery.signed_inputs: sign_magnitude`` when the codes are signed; one pass otherwise),
@@ -215,8 +222,14 @@ def run(tile, layout: Layout, x: torch.Tensor, bias: torch.Tensor | None = None)
         lo, hi = quant.adc_code_limits(p.adc_bits, adc_signed)
     f = torch.tensor(plane_w, device=x.device, dtype=x.dtype).view(-1, 1) * slice_f  # (P, S)
     staged = hooks["read"] or hooks["noise"] or hooks["adc"]
-    if (steps is None and to_variance is None and passes == 1 and not staged and isinstance(layout, LinearLayout)
-            and arrays.int_split is None):
+    if (
+        steps is None
+        and to_variance is None
+        and passes == 1
+        and not staged
+        and isinstance(layout, LinearLayout)
+        and arrays.int_split is None
+    ):
         # no conversion, no read noise, one float pass: the row tiles' partial sums add up as one product (in
         # another float32 summation order than the chunked path a read / noise / adc hook takes)
         acc = (xin @ arrays.dense(f, xin.shape[1])).unsqueeze(0)
@@ -236,8 +249,13 @@ def run(tile, layout: Layout, x: torch.Tensor, bias: torch.Tensor | None = None)
         if not staged:
             fused.read_chain(c, var, tile.rng, where, inv_steps, lo, hi, f, acc)
             continue
-        info = {"dims": dims, "pass_index": ch.r0 if c.shape[1] == 1 else None, "first_pass": ch.r0,
-                "row_tile": ch.tile, "first_row": ch.m0}
+        info = {
+            "dims": dims,
+            "pass_index": ch.r0 if c.shape[1] == 1 else None,
+            "first_pass": ch.r0,
+            "row_tile": ch.tile,
+            "first_row": ch.m0,
+        }
         if hooks["read"]:
             c = _hook(tile, "read", c, **info).contiguous()
         if var is not None:

@@ -46,8 +46,14 @@ def same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
     first: equal bytes are equal values, since programmed weights are finite; differing bytes are confirmed by
     ``torch.equal``, which takes -0.0 for 0.0)."""
     fn = _memcmp()
-    if (fn is not None and a.device.type == b.device.type == "cpu" and a.dtype == b.dtype and a.shape == b.shape
-            and a.is_contiguous() and b.is_contiguous()):
+    if (
+        fn is not None
+        and a.device.type == b.device.type == "cpu"
+        and a.dtype == b.dtype
+        and a.shape == b.shape
+        and a.is_contiguous()
+        and b.is_contiguous()
+    ):
         if fn(a.data_ptr(), b.data_ptr(), a.numel() * a.element_size()) == 0:
             return True
     return torch.equal(a, b)
@@ -68,8 +74,17 @@ class CIMLayer(nn.Module):
     #: whether its arrays are written at every input (dynamic matmuls) rather than programmed once
     writes_per_input: bool = False
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, spec: HardwareSpec,
-                 mapping: ArrayMapping, layout: Layout, *, seed: int, name: str) -> None:
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        spec: HardwareSpec,
+        mapping: ArrayMapping,
+        layout: Layout,
+        *,
+        seed: int,
+        name: str,
+    ) -> None:
         super().__init__()
         if not torch.isfinite(weight).all():
             raise InputError(f"{name}: weight has non-finite values; cannot program it")
@@ -100,15 +115,18 @@ class CIMLayer(nn.Module):
     def allowed(self, setting: str) -> tuple[str, ...]:
         """The values this layer accepts for ``setting`` (``backward_mode``, ``program_noise``,
         ``weight_range``)."""
-        return {"backward_mode": self.backward_modes, "program_noise": PROGRAM_NOISE,
-                "weight_range": WEIGHT_RANGES}[setting]
+        return {"backward_mode": self.backward_modes, "program_noise": PROGRAM_NOISE, "weight_range": WEIGHT_RANGES}[
+            setting
+        ]
 
     def check_setting(self, setting: str, value: str) -> None:
         """Raise InputError unless ``value`` is one this layer can do for ``setting``."""
         allowed = self.allowed(setting)
         if value not in allowed:
-            raise InputError(f"{self.layer_name}: {setting} {value!r} is not one this {type(self).__name__} "
-                             f"can do; choose from {', '.join(allowed)}")
+            raise InputError(
+                f"{self.layer_name}: {setting} {value!r} is not one this {type(self).__name__} "
+                f"can do; choose from {', '.join(allowed)}"
+            )
 
     @property
     def backward_mode(self) -> str:
@@ -140,8 +158,9 @@ class CIMLayer(nn.Module):
     @input_mode.setter
     def input_mode(self, mode: str) -> None:
         if mode not in INPUT_MODES:
-            raise InputError(f"{self.layer_name}: input_mode must be one of {', '.join(INPUT_MODES)}, got "
-                             f"{short_repr(mode)}")
+            raise InputError(
+                f"{self.layer_name}: input_mode must be one of {', '.join(INPUT_MODES)}, got {short_repr(mode)}"
+            )
         self.tile.input_mode = mode
 
     @property
@@ -228,8 +247,10 @@ class CIMLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.is_complex():
-            raise InputError(f"{self.layer_name}: expected a real tensor, got "
-                             f"{x.dtype if isinstance(x, torch.Tensor) else type(x).__name__}")
+            raise InputError(
+                f"{self.layer_name}: expected a real tensor, got "
+                f"{x.dtype if isinstance(x, torch.Tensor) else type(x).__name__}"
+            )
         self._check_input(x)
         xp = self._to_product(x.to(torch.float64 if x.dtype == torch.float64 else torch.float32))
         params = (self.weight,) if self.bias is None else (self.weight, self.bias)
@@ -306,9 +327,11 @@ class CIMLayer(nn.Module):
 
     def extra_repr(self) -> str:
         m = self.mapping
-        return (f"{self.layer_name}: {m.in_features}x{m.out_features} (groups {m.groups}) on {m.arrays} arrays "
-                f"{m.rows}x{m.cols}, {m.slices} slice(s), {m.input_passes} pass(es), "
-                f"utilization {m.utilization:.0%}, backward {self._backward_mode}")
+        return (
+            f"{self.layer_name}: {m.in_features}x{m.out_features} (groups {m.groups}) on {m.arrays} arrays "
+            f"{m.rows}x{m.cols}, {m.slices} slice(s), {m.input_passes} pass(es), "
+            f"utilization {m.utilization:.0%}, backward {self._backward_mode}"
+        )
 
 
 def _no_fused_paths(module: nn.Module, args: tuple) -> None:
@@ -338,8 +361,16 @@ def magnitude_percentile(magnitudes: torch.Tensor, percentile: float) -> float:
 class CIMLinear(CIMLayer):
     """``nn.Linear`` on crossbars: the input dimension is cut into row tiles."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, spec: HardwareSpec,
-                 mapping: ArrayMapping, *, seed: int, name: str) -> None:
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        spec: HardwareSpec,
+        mapping: ArrayMapping,
+        *,
+        seed: int,
+        name: str,
+    ) -> None:
         super().__init__(weight, bias, spec, mapping, LinearLayout(mapping), seed=seed, name=name)
 
     @classmethod
@@ -347,8 +378,9 @@ class CIMLinear(CIMLayer):
         return cls.from_weight(m.weight, m.bias, spec, seed=seed, name=name)
 
     @classmethod
-    def from_weight(cls, weight: torch.Tensor, bias: torch.Tensor | None, spec: HardwareSpec, *, seed: int,
-                    name: str) -> "CIMLinear":
+    def from_weight(
+        cls, weight: torch.Tensor, bias: torch.Tensor | None, spec: HardwareSpec, *, seed: int, name: str
+    ) -> "CIMLinear":
         """A crossbar ``y = x @ weight.T + bias`` from a (out_features, in_features) weight."""
         if weight.dim() != 2:
             raise InputError(f"{name}: a linear weight must have 2 dims (out, in), got shape {tuple(weight.shape)}")
@@ -365,8 +397,10 @@ class CIMLinear(CIMLayer):
 
     def _check_input(self, x):
         if x.dim() == 0 or x.shape[-1] != self.mapping.in_features:
-            raise InputError(f"{self.layer_name}: expected inputs with {self.mapping.in_features} features, "
-                             f"got shape {tuple(x.shape)}")
+            raise InputError(
+                f"{self.layer_name}: expected inputs with {self.mapping.in_features} features, "
+                f"got shape {tuple(x.shape)}"
+            )
 
     def _to_product(self, x):
         return x.reshape(-1, x.shape[-1])
@@ -383,8 +417,14 @@ class _CIMConvNd(CIMLayer):
     def __init__(self, conv: nn.Conv1d | nn.Conv2d, spec: HardwareSpec, *, seed: int, name: str) -> None:
         kernel = pair(conv.kernel_size)
         kk = kernel[0] * kernel[1]
-        mapping = map_matrix(conv.in_channels // conv.groups * kk, conv.out_channels // conv.groups, spec,
-                             kernel_size=kk, groups=conv.groups, name=name)
+        mapping = map_matrix(
+            conv.in_channels // conv.groups * kk,
+            conv.out_channels // conv.groups,
+            spec,
+            kernel_size=kk,
+            groups=conv.groups,
+            name=name,
+        )
         layout = conv_layout(conv, mapping, spec.array.conv_mapping == "kernel_aligned")
         self.in_channels, self.out_channels, self.groups = conv.in_channels, conv.out_channels, conv.groups
         self.kernel_size, self.stride, self.dilation = tuple(conv.kernel_size), tuple(conv.stride), tuple(conv.dilation)
@@ -399,8 +439,10 @@ class _CIMConvNd(CIMLayer):
 
     def _check_input(self, x):
         if x.dim() != self._input_dims or x.shape[1] != self.in_channels:
-            raise InputError(f"{self.layer_name}: expected input of {self._input_dims} dims with "
-                             f"{self.in_channels} channels, got shape {tuple(x.shape)}")
+            raise InputError(
+                f"{self.layer_name}: expected input of {self._input_dims} dims with "
+                f"{self.in_channels} channels, got shape {tuple(x.shape)}"
+            )
 
     def _to_product(self, x):
         return self.layout.prepare(self._as_2d(x))

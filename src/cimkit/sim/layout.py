@@ -96,8 +96,15 @@ class Layout:
         """(O, R, M, S, Z) of each row tile's block of partial sums for placed input ``xl``."""
         raise NotImplementedError
 
-    def chunks(self, xl: torch.Tensor, passes: int, code_max: float, arrays: Arrays, to_variance: ToVariance | None,
-               scratch: Scratch) -> Iterator[Chunk]:
+    def chunks(
+        self,
+        xl: torch.Tensor,
+        passes: int,
+        code_max: float,
+        arrays: Arrays,
+        to_variance: ToVariance | None,
+        scratch: Scratch,
+    ) -> Iterator[Chunk]:
         """The partial sums chunk by chunk, each tile's in order of passes then rows. ``code_max``: the
         largest input code; ``to_variance``: maps placed inputs to the inputs of the variance product
         (None: no read noise). Chunks may be scratch views, valid until the next one."""
@@ -167,14 +174,16 @@ class LinearLayout(Layout):
                 rows = slice(p0 * b, (p0 + k) * b)
                 out = scratch("signal", (k * b, cols), xl.device, xl.dtype)
                 if x8 is not None:
-                    ps = int_product(x8[0][i, rows], x8[1], split, i, out,
-                                     scratch("int32", (k * b, cols), xl.device, torch.int32))
+                    ps = int_product(
+                        x8[0][i, rows], x8[1], split, i, out, scratch("int32", (k * b, cols), xl.device, torch.int32)
+                    )
                 else:
                     ps = torch.mm(xl[i, rows], arrays.signal[i], out=out)
                 var = None
                 if xl2 is not None:
-                    var = torch.mm(xl2[i, rows], arrays.variance[i],
-                                   out=scratch("variance", (k * b, cols), xl.device, xl2.dtype))
+                    var = torch.mm(
+                        xl2[i, rows], arrays.variance[i], out=scratch("variance", (k * b, cols), xl.device, xl2.dtype)
+                    )
                     var = var.view(1, k, b, m.slices, m.out_features)
                 yield Chunk(ps.view(1, k, b, m.slices, m.out_features), var, i, p0, 0)
 
@@ -210,9 +219,20 @@ class ConvLayout(Layout):
 
     block_dims = "GPMSN"  # M: batch x output positions
 
-    def __init__(self, mapping: ArrayMapping, *, kernel: tuple[int, int], stride: tuple[int, int],
-                 dilation: tuple[int, int], groups: int, in_channels: int, out_channels: int, aligned: bool,
-                 pre_pad: tuple[int, int, int, int], padding_mode: str) -> None:
+    def __init__(
+        self,
+        mapping: ArrayMapping,
+        *,
+        kernel: tuple[int, int],
+        stride: tuple[int, int],
+        dilation: tuple[int, int],
+        groups: int,
+        in_channels: int,
+        out_channels: int,
+        aligned: bool,
+        pre_pad: tuple[int, int, int, int],
+        padding_mode: str,
+    ) -> None:
         super().__init__(mapping)
         self.kernel, self.stride, self.dilation, self.groups = kernel, stride, dilation, groups
         self.in_channels, self.out_channels, self.aligned = in_channels, out_channels, aligned
@@ -239,8 +259,7 @@ class ConvLayout(Layout):
 
     def block_shape(self, xl, passes):
         mp = self.mapping
-        return mp.groups, passes, xl.shape[0] // passes * self._out_hw[0] * self._out_hw[1], mp.slices, \
-            mp.out_features
+        return mp.groups, passes, xl.shape[0] // passes * self._out_hw[0] * self._out_hw[1], mp.slices, mp.out_features
 
     def _unfolded(self, x: torch.Tensor) -> torch.Tensor:
         """Inputs (n, C, H, W) unfolded as the arrays' rows see them: (G, n * L, C/G * kh * kw), rows in
@@ -254,8 +273,9 @@ class ConvLayout(Layout):
         (oh, ow), (kh, kw), (sh, sw), (dh, dw) = self._out_hw, self.kernel, self.stride, self.dilation
         sn, sc, sy, sx = x.stride()
         g = mp.groups
-        windows = x.as_strided((n, oh, ow, g, c // g, kh, kw),
-                               (sn, sh * sy, sw * sx, (c // g) * sc, sc, dh * sy, dw * sx))
+        windows = x.as_strided(
+            (n, oh, ow, g, c // g, kh, kw), (sn, sh * sy, sw * sx, (c // g) * sc, sc, dh * sy, dw * sx)
+        )
         return windows.permute(3, 0, 1, 2, 4, 5, 6).reshape(g, n * oh * ow, mp.in_features)
 
     def chunks(self, xl, passes, code_max, arrays, to_variance, scratch):
@@ -272,17 +292,23 @@ class ConvLayout(Layout):
             parts = [(p, 1, b0, min(images, b - b0)) for p in range(passes) for b0 in range(0, b, images)]
         rp = mp.rows_per_tile
         for p0, k, b0, nb in parts:
-            rows = self._unfolded(planes[p0:p0 + k, b0:b0 + nb].reshape(k * nb, c, h, w))
+            rows = self._unfolded(planes[p0 : p0 + k, b0 : b0 + nb].reshape(k * nb, c, h, w))
             rows2 = None if to_variance is None else to_variance(rows)
             for i in range(t):
                 first, last = i * rp, min((i + 1) * rp, mp.in_features)  # the last tile may use fewer rows
                 shape = (g, k * nb * l, s * n)
-                ps = torch.bmm(rows[:, :, first:last], arrays.signal[i * g:(i + 1) * g, :last - first],
-                               out=scratch("signal", shape, xl.device, xl.dtype))
+                ps = torch.bmm(
+                    rows[:, :, first:last],
+                    arrays.signal[i * g : (i + 1) * g, : last - first],
+                    out=scratch("signal", shape, xl.device, xl.dtype),
+                )
                 var = None
                 if rows2 is not None:
-                    var = torch.bmm(rows2[:, :, first:last], arrays.variance[i * g:(i + 1) * g, :last - first],
-                                    out=scratch("variance", shape, xl.device, rows2.dtype))
+                    var = torch.bmm(
+                        rows2[:, :, first:last],
+                        arrays.variance[i * g : (i + 1) * g, : last - first],
+                        out=scratch("variance", shape, xl.device, rows2.dtype),
+                    )
                     var = var.view(g, k, nb * l, s, n)
                 yield Chunk(ps.view(g, k, nb * l, s, n), var, i, p0, b0 * l)
 
@@ -327,10 +353,18 @@ def conv_layout(conv: nn.Conv1d | nn.Conv2d, mapping: ArrayMapping, kernel_align
     kernel = pair(conv.kernel_size)
     dilation = pair(conv.dilation)
     pre_pad, mode = _explicit_padding(conv, kernel, dilation)
-    return ConvLayout(mapping, kernel=kernel, stride=pair(conv.stride), dilation=dilation, groups=conv.groups,
-                      in_channels=conv.in_channels, out_channels=conv.out_channels,
-                      aligned=kernel_aligned and kernel[0] * kernel[1] <= mapping.rows,
-                      pre_pad=pre_pad, padding_mode=mode)
+    return ConvLayout(
+        mapping,
+        kernel=kernel,
+        stride=pair(conv.stride),
+        dilation=dilation,
+        groups=conv.groups,
+        in_channels=conv.in_channels,
+        out_channels=conv.out_channels,
+        aligned=kernel_aligned and kernel[0] * kernel[1] <= mapping.rows,
+        pre_pad=pre_pad,
+        padding_mode=mode,
+    )
 
 
 def pair(v: tuple[int, ...]) -> tuple[int, int]:

@@ -70,8 +70,9 @@ def _quantize_(codes: torch.Tensor, coding: LevelCoding) -> torch.Tensor:
     return codes.clamp_(-coding.max_weight_code, coding.max_weight_code)
 
 
-def codes_in_array_order(w: torch.Tensor, scale: torch.Tensor, coding: LevelCoding, mapping: ArrayMapping,
-                         out: torch.Tensor | None = None) -> torch.Tensor:
+def codes_in_array_order(
+    w: torch.Tensor, scale: torch.Tensor, coding: LevelCoding, mapping: ArrayMapping, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """Weight codes of ``w`` (G, N, K) in array order (G, T, Rp, N): rows cut into row tiles and
     zero-padded, outputs last. One strided pass over the weights (into ``out`` when given)."""
     g, n, k = w.shape
@@ -84,8 +85,9 @@ def codes_in_array_order(w: torch.Tensor, scale: torch.Tensor, coding: LevelCodi
     return _quantize_(torch.div(w.reshape(g, n, t, rp).permute(0, 2, 3, 1), divisor, out=out), coding)
 
 
-def target_levels(rows: torch.Tensor, coding: LevelCoding, differential: bool,
-                  out: torch.Tensor | None = None, base: float = 0.0) -> torch.Tensor:
+def target_levels(
+    rows: torch.Tensor, coding: LevelCoding, differential: bool, out: torch.Tensor | None = None, base: float = 0.0
+) -> torch.Tensor:
     """Cell levels plus ``base`` (polarities, G, T, Rp, S, N) of codes in array order (G, T, Rp, N),
     written into ``out`` when given (a reused buffer: fresh multi-MB tensors page-fault at every
     programming)."""
@@ -100,8 +102,11 @@ def target_levels(rows: torch.Tensor, coding: LevelCoding, differential: bool,
         else:
             torch.add(rows, coding.offset_code + base, out=mags[0])
         return out
-    mags = torch.stack([rows.clamp(min=0), rows.neg().clamp_(min=0)]) if differential else (
-        rows + coding.offset_code).unsqueeze(0)
+    mags = (
+        torch.stack([rows.clamp(min=0), rows.neg().clamp_(min=0)])
+        if differential
+        else (rows + coding.offset_code).unsqueeze(0)
+    )
     return out.copy_(slice_magnitudes(mags, coding.bits_per_cell, coding.slices).movedim(0, -2)).add_(base)
 
 
@@ -145,9 +150,15 @@ def draw_stuck_cells(shape: tuple[int, ...], spec: HardwareSpec, generator: torc
 
 
 def program(
-    w: torch.Tensor, spec: HardwareSpec, mapping: ArrayMapping, normal: Callable[[tuple[int, ...]], torch.Tensor],
-    stuck: torch.Tensor | None = None, scale: torch.Tensor | None = None, *,
-    out: torch.Tensor | None = None, work: Workspace | None = None,
+    w: torch.Tensor,
+    spec: HardwareSpec,
+    mapping: ArrayMapping,
+    normal: Callable[[tuple[int, ...]], torch.Tensor],
+    stuck: torch.Tensor | None = None,
+    scale: torch.Tensor | None = None,
+    *,
+    out: torch.Tensor | None = None,
+    work: Workspace | None = None,
 ) -> tuple[ProgrammedState, torch.Tensor, LevelCoding]:
     """Program weights ``w`` (groups, N, K) once; returns the state, the digital weight scale
     (groups, N) and the level coding. ``normal(shape)`` supplies the standard-normal draws of the
@@ -165,7 +176,7 @@ def program(
     g_max = beta + coding.top_level
     g = target_levels(rows, coding, mapping.differential, out, base=beta)  # conductances, level units
     if mapping.row_tiles * mapping.rows_per_tile > mapping.in_features:  # unused rows hold level 0
-        g.view(g.shape[0], g.shape[1], -1, *g.shape[-2:])[:, :, mapping.in_features:] = beta
+        g.view(g.shape[0], g.shape[1], -1, *g.shape[-2:])[:, :, mapping.in_features :] = beta
 
     if dev.programming_noise_poly is not None:
         x = g / g_max
@@ -196,8 +207,9 @@ def drifted(state: ProgrammedState, spec: HardwareSpec, t_s: float) -> torch.Ten
     return state.g_prog * torch.exp(-state.nu * math.log(t_s / t0))
 
 
-def read_variance(g: torch.Tensor, state: ProgrammedState, spec: HardwareSpec, t_s: float,
-                  out: torch.Tensor | None = None) -> torch.Tensor | None:
+def read_variance(
+    g: torch.Tensor, state: ProgrammedState, spec: HardwareSpec, t_s: float, out: torch.Tensor | None = None
+) -> torch.Tensor | None:
     """Per-read noise variance in level^2 units of the cells ``g`` (polarities, ...), summed over
     the polarities (the two cells of a differential pair add their noise), or None without read
     noise. The model is ``device.read_noise_model`` of ``cimkit.spec.noise.READ_NOISE``."""

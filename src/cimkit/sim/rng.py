@@ -76,13 +76,18 @@ class CounterNormal:
     def _buffers(self, quads: int, device: torch.device) -> tuple[torch.Tensor, ...]:
         key = (quads, device)
         if key not in self._scratch:
-            self._scratch = {key: (torch.empty(quads, dtype=torch.int64, device=device),
-                                   torch.empty(quads, dtype=torch.int64, device=device),
-                                   torch.empty(4 * quads, dtype=torch.int32, device=device))}
+            self._scratch = {
+                key: (
+                    torch.empty(quads, dtype=torch.int64, device=device),
+                    torch.empty(quads, dtype=torch.int64, device=device),
+                    torch.empty(4 * quads, dtype=torch.int32, device=device),
+                )
+            }
         return self._scratch[key]
 
-    def sample(self, shape: tuple[int, ...] | torch.Size, device: torch.device | str = "cpu",
-               out: torch.Tensor | None = None) -> torch.Tensor:
+    def sample(
+        self, shape: tuple[int, ...] | torch.Size, device: torch.device | str = "cpu", out: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``shape`` standard-normal samples (float32), written into ``out`` when given."""
         return self.fill(self.next_counter(), shape, device, out)
 
@@ -104,8 +109,13 @@ class CounterNormal:
         idx = torch.where(upper, word >> 16, word).bitwise_and_(0xFFFF)
         return quantile_table(index.device)[idx]
 
-    def fill(self, counter: int, shape: tuple[int, ...] | torch.Size, device: torch.device | str = "cpu",
-             out: torch.Tensor | None = None) -> torch.Tensor:
+    def fill(
+        self,
+        counter: int,
+        shape: tuple[int, ...] | torch.Size,
+        device: torch.device | str = "cpu",
+        out: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """The ``shape`` samples of the draw that starts at ``counter`` (see ``next_counter``); flat sample
         ``e`` of ``n`` (``q = ceil(n / 4)``) comes from hash ``e // 2`` (its 32-bit word ``e % 2``, low 16
         bits) when ``e < 2q``, else from hash ``(e - 2q) // 2`` (high 16 bits of the word)."""
@@ -126,7 +136,7 @@ class CounterNormal:
             h, tmp, idx = h_all[:count], tmp_all[:count], idx_all[: 4 * count]
             _splitmix_(torch.add(_counter(count, device), counter + first, out=h), tmp)
             halves = h.view(torch.int32)  # two 32-bit words per hash
-            low, high = idx[: 2 * count], idx[2 * count:]
+            low, high = idx[: 2 * count], idx[2 * count :]
             torch.bitwise_and(halves, 0xFFFF, out=low)
             torch.bitwise_right_shift(halves, 16, out=high).bitwise_and_(0xFFFF)
             for part, start in ((low, 2 * first), (high, 2 * quads + 2 * first)):

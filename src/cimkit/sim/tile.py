@@ -90,8 +90,10 @@ class CrossbarTile(nn.Module):
         # calibrated ADC full scales: per slice (S,), or per input bit plane and slice (P, S) with
         # periphery.adc_range_per_input_bit (P: the most planes an input drives; NaN: not calibrated)
         per_bit = spec.periphery.adc_range_per_input_bit
-        self.register_buffer("adc_full_scale", torch.full(
-            (spec.periphery.max_input_planes, m.slices) if per_bit else (m.slices,), float("nan")))
+        self.register_buffer(
+            "adc_full_scale",
+            torch.full((spec.periphery.max_input_planes, m.slices) if per_bit else (m.slices,), float("nan")),
+        )
         self.register_buffer("spec_json", _encode_json(spec_fingerprint(spec)))
         self.rng = CounterNormal(self.seed ^ _READ_SALT)
         self._program_stream = CounterNormal(self.seed ^ _PROGRAM_SALT)
@@ -116,9 +118,11 @@ class CrossbarTile(nn.Module):
         (``fixed_scale``) weights beyond it clip. Refused weights leave the chip as it was."""
         m = self.mapping
         if not isinstance(weights, torch.Tensor) or weights.numel() != m.groups * m.out_features * m.in_features:
-            raise InputError(f"{self.name}: program() needs {m.groups * m.out_features * m.in_features} weights "
-                             f"({m.groups} group(s) of {m.out_features}x{m.in_features}), got "
-                             f"{tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights).__name__}")
+            raise InputError(
+                f"{self.name}: program() needs {m.groups * m.out_features * m.in_features} weights "
+                f"({m.groups} group(s) of {m.out_features}x{m.in_features}), got "
+                f"{tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights).__name__}"
+            )
         w3 = weights.detach().to("cpu", torch.float32).reshape(m.groups, m.out_features, m.in_features)
         # finiteness is checked before any state is touched, on the channel ranges (NaN and inf
         # propagate to them) that a range following the weights needs anyway
@@ -139,8 +143,16 @@ class CrossbarTile(nn.Module):
 
         stuck = None if self.stuck is None else self.stuck.cpu()
         cpu = self.g_programmed.device.type == "cpu"
-        state, w_scale, _ = prog.program(w3, self.spec, m, normal, stuck, scale,
-                                         out=self.g_programmed if cpu else None, work=self._workspace("program_"))
+        state, w_scale, _ = prog.program(
+            w3,
+            self.spec,
+            m,
+            normal,
+            stuck,
+            scale,
+            out=self.g_programmed if cpu else None,
+            work=self._workspace("program_"),
+        )
         device = self.g_programmed.device
         if state.g_prog is not self.g_programmed:  # written in place on CPU; copied in place elsewhere
             self.g_programmed.copy_(state.g_prog)
@@ -163,7 +175,7 @@ class CrossbarTile(nn.Module):
             self.rederive()
         m = self.mapping
         codes = torch.einsum("gtrsn,s->gntr", self.signal, self._slice_weights(self.signal.device))
-        codes = codes.reshape(m.groups, m.out_features, -1)[..., :m.in_features] * self.drift_gain
+        codes = codes.reshape(m.groups, m.out_features, -1)[..., : m.in_features] * self.drift_gain
         if not m.differential:
             codes = codes - self.offset_per_code
         return codes * self.w_scale.unsqueeze(-1)
@@ -179,8 +191,11 @@ class CrossbarTile(nn.Module):
         compensation, whose gain depends on every array)."""
         device = self.g_programmed.device
         t_s = self.t_inference_s
-        partial = (row_tiles is not None and self.signal is not None
-                   and not (self.spec.periphery.drift_compensation == "global" and self.drift_exponent is not None))
+        partial = (
+            row_tiles is not None
+            and self.signal is not None
+            and not (self.spec.periphery.drift_compensation == "global" and self.drift_exponent is not None)
+        )
         if partial:
             for t in row_tiles.tolist():
                 rows = slice(t, t + 1)
@@ -210,8 +225,13 @@ class CrossbarTile(nn.Module):
             var_dtype = variance_dtype() if dtype == torch.float32 and device.type == "cpu" else dtype
             var = layout.compute_arrays(self.variance).to(device, var_dtype)
         split = None
-        if (dtype == torch.float32 and device.type == "cpu" and isinstance(layout, LinearLayout)
-                and self._integer_inputs() and int8_is_fast()):
+        if (
+            dtype == torch.float32
+            and device.type == "cpu"
+            and isinstance(layout, LinearLayout)
+            and self._integer_inputs()
+            and int8_is_fast()
+        ):
             split = split_int8(signal)
         self._arrays[key] = out = Arrays(signal, var, split)
         return out
@@ -231,8 +251,11 @@ class CrossbarTile(nn.Module):
     def set_time(self, t_inference_s: float) -> None:
         """Read the programmed chip at ``t_inference_s`` seconds after programming (drift and
         time-dependent 1/f noise). Programmed values and drift exponents are kept, not resampled."""
-        if (isinstance(t_inference_s, bool) or not isinstance(t_inference_s, numbers.Real)
-                or not (math.isfinite(t_inference_s) and t_inference_s > 0)):
+        if (
+            isinstance(t_inference_s, bool)
+            or not isinstance(t_inference_s, numbers.Real)
+            or not (math.isfinite(t_inference_s) and t_inference_s > 0)
+        ):
             raise InputError(f"{self.name}: t_inference_s must be a positive number of seconds, got {t_inference_s}")
         self.inference_time_s.fill_(float(t_inference_s))
         self.rederive()
@@ -279,10 +302,13 @@ class CrossbarTile(nn.Module):
             if not self._warned_uncalibrated:
                 warnings.warn(
                     f"{self.name}: periphery.adc_range is 'calibrated' but cimkit.calibrate() has not "
-                    "been run; using the fixed full-scale range", stacklevel=4)
+                    "been run; using the fixed full-scale range",
+                    stacklevel=4,
+                )
                 self._warned_uncalibrated = True
-        steps = torch.full((self.mapping.slices,), self.fixed_adc_step(self.mapping.rows, signed, code_max),
-                           device=device)
+        steps = torch.full(
+            (self.mapping.slices,), self.fixed_adc_step(self.mapping.rows, signed, code_max), device=device
+        )
         if p.adc_range == "fixed" and p.input_bits is not None:  # analog inputs: code_max varies per batch
             consts["steps"][key] = steps
         return steps
@@ -319,8 +345,9 @@ class CrossbarTile(nn.Module):
         noise, ADC and shift-and-add as in a layer's forward. Dense (one group) tiles only."""
         m = self.mapping
         if m.groups != 1:
-            raise InputError(f"{self.name}: read() takes one group; this tile holds {m.groups} (read it "
-                             "through its layer)")
+            raise InputError(
+                f"{self.name}: read() takes one group; this tile holds {m.groups} (read it through its layer)"
+            )
         x = _matrix(x, m.in_features, f"{self.name}: read()")
         with torch.no_grad():
             return run(self, self._matrix_layout, x.float() if x.dtype != torch.float64 else x)[0]
@@ -337,8 +364,9 @@ class CrossbarTile(nn.Module):
         if not grouped:
             d = _matrix(d, m.out_features, f"{self.name}: read_transposed()").unsqueeze(1)
         elif tuple(d.shape[1:]) != (m.groups, m.out_features):
-            raise InputError(f"{self.name}: read_transposed() needs (batch, {m.groups}, {m.out_features}), "
-                             f"got {tuple(d.shape)}")
+            raise InputError(
+                f"{self.name}: read_transposed() needs (batch, {m.groups}, {m.out_features}), got {tuple(d.shape)}"
+            )
         with torch.no_grad():
             out = self._read_transposed(d.float() if d.dtype != torch.float64 else d)
         return out if grouped else out.squeeze(1)
@@ -420,17 +448,23 @@ class CrossbarTile(nn.Module):
         m = self.mapping
         device = self.update_model
         if not isinstance(device, UpdateDevice) and device not in UPDATE_MODELS:
-            raise InputError(f"{self.name}: update model {short_repr(device)} is unknown; give one of "
-                             f"{', '.join(UPDATE_MODELS)} or a cimkit.spec.update.UpdateDevice")
+            raise InputError(
+                f"{self.name}: update model {short_repr(device)} is unknown; give one of "
+                f"{', '.join(UPDATE_MODELS)} or a cimkit.spec.update.UpdateDevice"
+            )
         if m.groups != 1:
             raise InputError(f"{self.name}: update() takes one group; this tile holds {m.groups}")
         if m.slices != 1:
-            raise InputError(f"{self.name}: update() needs one cell per weight; this tile spreads each weight "
-                             f"over {m.slices} slices (weight_bits {self.spec.weight_bits}, "
-                             f"bits_per_cell {self.spec.device.bits_per_cell})")
+            raise InputError(
+                f"{self.name}: update() needs one cell per weight; this tile spreads each weight "
+                f"over {m.slices} slices (weight_bits {self.spec.weight_bits}, "
+                f"bits_per_cell {self.spec.device.bits_per_cell})"
+            )
         if not isinstance(dw, torch.Tensor) or tuple(dw.shape) != (m.out_features, m.in_features):
-            raise InputError(f"{self.name}: apply_delta() needs a ({m.out_features}, {m.in_features}) tensor, got "
-                             f"{tuple(dw.shape) if isinstance(dw, torch.Tensor) else type(dw).__name__}")
+            raise InputError(
+                f"{self.name}: apply_delta() needs a ({m.out_features}, {m.in_features}) tensor, got "
+                f"{tuple(dw.shape) if isinstance(dw, torch.Tensor) else type(dw).__name__}"
+            )
         if not bool(torch.isfinite(dw).all()):
             raise InputError(f"{self.name}: apply_delta() got non-finite weight changes")
         dw = dw.to(self.g_programmed.device, torch.float32)
@@ -463,8 +497,11 @@ class CrossbarTile(nn.Module):
             """Cells with a step move by it, up to the end of the range (a cell already beyond the
             range, from programming noise, is not pulled back against its step)."""
             moved = cells + step
-            moved = torch.where(step > 0, torch.minimum(moved, torch.clamp(cells, min=top)),
-                                torch.maximum(moved, torch.clamp(cells, max=self.beta)))
+            moved = torch.where(
+                step > 0,
+                torch.minimum(moved, torch.clamp(cells, min=top)),
+                torch.maximum(moved, torch.clamp(cells, max=self.beta)),
+            )
             cells.copy_(torch.where(step != 0, moved, cells))
 
         if self.mapping.differential:
@@ -512,24 +549,30 @@ class CrossbarTile(nn.Module):
         self.rng_state[0], self.rng_state[1] = self.rng.seed, self.rng.draws
         super()._save_to_state_dict(destination, prefix, keep_vars)
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                              error_msgs):
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
         key = prefix + "spec_json"
         if key in state_dict:
             mine, theirs = spec_fingerprint(self.spec), _decode_json(state_dict[key])
             if theirs is not None and theirs != mine:
-                raise InputError(f"{self.name}: the state dict was saved from a chip with a different spec; "
-                                 f"differs in {'; '.join(dict_differences(theirs, mine))} (saved -> this model)")
+                raise InputError(
+                    f"{self.name}: the state dict was saved from a chip with a different spec; "
+                    f"differs in {'; '.join(dict_differences(theirs, mine))} (saved -> this model)"
+                )
         for name in ("g_programmed", "drift_exponent", "stuck", "w_scale", "adc_full_scale"):
             k = prefix + name
             mine = getattr(self, name)
             if k in state_dict and mine is not None and tuple(state_dict[k].shape) != tuple(mine.shape):
-                raise InputError(f"{self.name}: saved {name} has shape {tuple(state_dict[k].shape)}, this layer's "
-                                 f"is {tuple(mine.shape)} (a different layer shape or mapping)")
+                raise InputError(
+                    f"{self.name}: saved {name} has shape {tuple(state_dict[k].shape)}, this layer's "
+                    f"is {tuple(mine.shape)} (a different layer shape or mapping)"
+                )
             if k in state_dict and mine is None:  # present in the saved chip only (e.g. drift exponents)
                 setattr(self, name, torch.empty_like(state_dict[k]))
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                      error_msgs)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
         if prefix + "write_count" in missing_keys:  # saved before pulse-based updates existed: none were made
             missing_keys.remove(prefix + "write_count")
             self.write_count.zero_()
@@ -549,12 +592,14 @@ class CrossbarTile(nn.Module):
 
     def extra_repr(self) -> str:
         m = self.mapping
-        return (f"{m.groups}x{m.out_features}x{m.in_features} on {m.arrays} arrays {m.rows}x{m.cols}, "
-                f"{m.slices} slice(s)")
+        return (
+            f"{m.groups}x{m.out_features}x{m.in_features} on {m.arrays} arrays {m.rows}x{m.cols}, {m.slices} slice(s)"
+        )
 
 
-def split_pair(change: torch.Tensor, plus_room: torch.Tensor, minus_room: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+def split_pair(
+    change: torch.Tensor, plus_room: torch.Tensor, minus_room: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """How a differential pair takes a weight change: a rise lowers G- by as much of it as G- has above
     G_min (``minus_room``), then raises G+ by the rest; a fall lowers G+ first, then raises G-. Returns the
     changes of (G+, G-), in the units of ``change``."""
@@ -591,5 +636,3 @@ def _decode_json(t: torch.Tensor) -> dict | None:
         return json.loads(bytes(t.to(torch.uint8).tolist()).decode())
     except (ValueError, UnicodeDecodeError):
         return None
-
-

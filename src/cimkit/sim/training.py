@@ -8,8 +8,9 @@ from torch import nn
 from .convert import required_cim_layers
 
 
-def configure(model: nn.Module, *, backward: str | None = None, program_noise: str | None = None,
-              weight_range: str | None = None) -> nn.Module:
+def configure(
+    model: nn.Module, *, backward: str | None = None, program_noise: str | None = None, weight_range: str | None = None
+) -> nn.Module:
     """Set the training behaviour of every crossbar layer of ``model`` (None leaves a setting as
     it is; set a single layer's attribute of the same name to differ per layer):
 

@@ -37,22 +37,31 @@ def pulses_for(change: torch.Tensor, device: UpdateDevice) -> torch.Tensor:
     return torch.sign(steps) * torch.floor(steps.abs() + 0.5)
 
 
-def apply_pulses(g: torch.Tensor, pulses: torch.Tensor, device: UpdateDevice,
-                 noise: torch.Tensor | None = None) -> torch.Tensor:
+def apply_pulses(
+    g: torch.Tensor, pulses: torch.Tensor, device: UpdateDevice, noise: torch.Tensor | None = None
+) -> torch.Tensor:
     """Normalized conductances ``g`` (in [0, 1]) after ``pulses`` (signed whole numbers: positive LTP,
     negative LTD) from each cell's present place on its curve; with cycle-to-cycle noise
     ``noise * c2c_frac * sqrt(|pulses|)`` where pulses were given (``noise``: standard-normal samples of
     ``g``'s shape, needed when ``c2c_frac > 0``); clipped to [0, 1]."""
     g64, n64 = g.double().clamp(0.0, 1.0), pulses.double()
-    up = _curve((_position(g64, device.a_ltp, device.levels_ltp) + n64).clamp(0, device.levels_ltp),
-                device.a_ltp, device.levels_ltp)
-    down = _curve((_position(g64, device.a_ltd, device.levels_ltd) + n64).clamp(0, device.levels_ltd),
-                  device.a_ltd, device.levels_ltd)
+    up = _curve(
+        (_position(g64, device.a_ltp, device.levels_ltp) + n64).clamp(0, device.levels_ltp),
+        device.a_ltp,
+        device.levels_ltp,
+    )
+    down = _curve(
+        (_position(g64, device.a_ltd, device.levels_ltd) + n64).clamp(0, device.levels_ltd),
+        device.a_ltd,
+        device.levels_ltd,
+    )
     new = torch.where(n64 > 0, up, torch.where(n64 < 0, down, g64))
     if device.c2c_frac > 0:
         if noise is None or noise.shape != g.shape:
-            raise ValueError("apply_pulses: a device with cycle-to-cycle noise needs standard-normal samples of "
-                             f"g's shape {tuple(g.shape)}")
+            raise ValueError(
+                "apply_pulses: a device with cycle-to-cycle noise needs standard-normal samples of "
+                f"g's shape {tuple(g.shape)}"
+            )
         new = new + torch.where(n64 != 0, noise.double() * device.c2c_frac * n64.abs().sqrt(), 0.0)
     return new.clamp(0.0, 1.0).to(g.dtype)
 
@@ -82,7 +91,7 @@ class WriteCounts:
 
     def energy_j(self, device: UpdateDevice) -> float:
         """Cell energy of these pulses, ``V^2 G t`` per pulse (J)."""
-        return (device.pulse_energy_j(self.ltp_pulse_us, True) + device.pulse_energy_j(self.ltd_pulse_us, False))
+        return device.pulse_energy_j(self.ltp_pulse_us, True) + device.pulse_energy_j(self.ltd_pulse_us, False)
 
     def latency_s(self, device: UpdateDevice) -> float:
         """Time of these writes (s): the slowest array's rows, pulse after pulse."""
@@ -104,5 +113,12 @@ def count_writes(pulses: torch.Tensor, g_us: torch.Tensor, cells_per_array: int)
         return float(per_row.sum(dim=1).max())
 
     touched = (pulses != 0).any(dim=0).any(dim=-1)
-    return WriteCounts(float(ltp.sum()), float(ltd.sum()), float((ltp * g_us).sum()), float((ltd * g_us).sum()),
-                       serial(ltp), serial(ltd), float(touched.sum()))
+    return WriteCounts(
+        float(ltp.sum()),
+        float(ltd.sum()),
+        float((ltp * g_us).sum()),
+        float((ltd * g_us).sum()),
+        serial(ltp),
+        serial(ltd),
+        float(touched.sum()),
+    )

@@ -5,15 +5,46 @@ the sum-of-sigmoids low-bit weight quantizer of Shymyrbay et al. (IJCNN 2023), w
 and baking to plain modules. ``tasks``: offline tasks (rate- and latency-coded MNIST digits, DVS-like event
 streams, Fang et al.'s temporal pattern association)."""
 
-from .neurons import (LIF, NEURON_TYPES, RESETS, SURROGATES, FangNeuron, NeuronVariation, Synaptic, gaussian,
-                      kernel_peak, neuron_cost_fn, spike_function)
+from .neurons import (
+    LIF,
+    NEURON_TYPES,
+    RESETS,
+    SURROGATES,
+    FangNeuron,
+    NeuronVariation,
+    Synaptic,
+    gaussian,
+    kernel_peak,
+    neuron_cost_fn,
+    spike_function,
+)
 
 # cimkit.sim imports the neurons (its converter maps them); the quantizer imports cimkit.train, which imports
 # cimkit.sim: so its names load on first use
-_LAZY = {"sigmoid_quant": ("BITS", "SCHEDULE_KINDS", "SigmoidSumQuantizer", "anneal", "bake", "memory_saving",
-                           "prepare_sigmoid_quant", "quantizers", "temperature_schedule"),
-         "tasks": ("encode_mnist", "encode_images", "dvs_events", "saccade_digits", "moving_bars",
-                   "pattern_association", "psp_filter", "psp_kernel", "association_mse")}
+_LAZY = {
+    "sigmoid_quant": (
+        "BITS",
+        "SCHEDULE_KINDS",
+        "SigmoidSumQuantizer",
+        "anneal",
+        "bake",
+        "memory_saving",
+        "prepare_sigmoid_quant",
+        "quantizers",
+        "temperature_schedule",
+    ),
+    "tasks": (
+        "encode_mnist",
+        "encode_images",
+        "dvs_events",
+        "saccade_digits",
+        "moving_bars",
+        "pattern_association",
+        "psp_filter",
+        "psp_kernel",
+        "association_mse",
+    ),
+}
 
 
 def __getattr__(name: str):
@@ -25,8 +56,34 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["BITS", "LIF", "NEURON_TYPES", "RESETS", "SCHEDULE_KINDS", "SURROGATES", "FangNeuron", "NeuronVariation",
-           "SigmoidSumQuantizer", "Synaptic", "anneal", "bake", "gaussian", "kernel_peak", "memory_saving",
-           "neuron_cost_fn", "prepare_sigmoid_quant", "quantizers", "spike_function", "temperature_schedule",
-           "encode_mnist", "encode_images", "dvs_events", "saccade_digits", "moving_bars", "pattern_association",
-           "psp_filter", "psp_kernel", "association_mse"]
+__all__ = [
+    "BITS",
+    "LIF",
+    "NEURON_TYPES",
+    "RESETS",
+    "SCHEDULE_KINDS",
+    "SURROGATES",
+    "FangNeuron",
+    "NeuronVariation",
+    "SigmoidSumQuantizer",
+    "Synaptic",
+    "anneal",
+    "bake",
+    "gaussian",
+    "kernel_peak",
+    "memory_saving",
+    "neuron_cost_fn",
+    "prepare_sigmoid_quant",
+    "quantizers",
+    "spike_function",
+    "temperature_schedule",
+    "encode_mnist",
+    "encode_images",
+    "dvs_events",
+    "saccade_digits",
+    "moving_bars",
+    "pattern_association",
+    "psp_filter",
+    "psp_kernel",
+    "association_mse",
+]

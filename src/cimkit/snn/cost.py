@@ -113,28 +113,37 @@ class SpikeActivity:
         for a in self.layers.values():
             what = "spike rate" if a.kind == "neuron" else "input density"
             per = " ".join(f"{d:.3f}" for d in a.density[:8]) + (" ..." if a.calls > 8 else "")
-            lines.append(f"  {a.kind:7} {a.name:24} {a.fn:18} {a.calls:>4} calls, {what} {a.rate:.4f}"
-                         f"{' (binary)' if a.binary and a.kind != 'neuron' else ''}: {per}")
+            lines.append(
+                f"  {a.kind:7} {a.name:24} {a.fn:18} {a.calls:>4} calls, {what} {a.rate:.4f}"
+                f"{' (binary)' if a.binary and a.kind != 'neuron' else ''}: {per}"
+            )
         return "\n".join(lines)
 
 
 # ---- checks ----------------------------------------------------------------------------------------------
 def _check_inputs(inputs: Any, where: str) -> torch.Tensor:
     if not isinstance(inputs, torch.Tensor):
-        raise InputError(f"{where}: inputs = {short_repr(inputs)} is a {type(inputs).__name__}; give a time-major "
-                         "torch tensor [T, B, ...] (T time steps of a batch of B samples)")
+        raise InputError(
+            f"{where}: inputs = {short_repr(inputs)} is a {type(inputs).__name__}; give a time-major "
+            "torch tensor [T, B, ...] (T time steps of a batch of B samples)"
+        )
     shape = tuple(inputs.shape)
     if inputs.dim() < 2:
-        raise InputError(f"{where}: inputs of shape {shape} are not time-major: give a tensor [T, B, ...] (T time "
-                         "steps, B samples, then each sample's shape), e.g. torch.bernoulli(p).expand(T, *p.shape)")
+        raise InputError(
+            f"{where}: inputs of shape {shape} are not time-major: give a tensor [T, B, ...] (T time "
+            "steps, B samples, then each sample's shape), e.g. torch.bernoulli(p).expand(T, *p.shape)"
+        )
     if shape[0] < 1:
         raise InputError(f"{where}: inputs of shape {shape} have T = {shape[0]} time steps; at least 1 is needed")
     if shape[1] < 1:
-        raise InputError(f"{where}: inputs of shape {shape} have a batch of B = {shape[1]} samples; at least 1 is "
-                         "needed")
+        raise InputError(
+            f"{where}: inputs of shape {shape} have a batch of B = {shape[1]} samples; at least 1 is needed"
+        )
     if not inputs.is_floating_point():
-        raise InputError(f"{where}: inputs have dtype {inputs.dtype} (shape {shape}); give a floating-point tensor "
-                         "(spikes as 0.0 / 1.0, or input currents)")
+        raise InputError(
+            f"{where}: inputs have dtype {inputs.dtype} (shape {shape}); give a floating-point tensor "
+            "(spikes as 0.0 / 1.0, or input currents)"
+        )
     if not bool(torch.isfinite(inputs).all()):
         raise InputError(f"{where}: inputs (shape {shape}) hold NaN or infinite values")
     return inputs
@@ -251,9 +260,15 @@ def _reset_neurons(neurons: dict[str, nn.Module]) -> None:
                 break
 
 
-def snn_activity_report(model: nn.Module, inputs: torch.Tensor, *, name: str | None = None,
-                        run: Callable[[nn.Module, torch.Tensor], Any] | None = None, spec=None,
-                        percentile: float = 99.99) -> SpikeActivity:
+def snn_activity_report(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    *,
+    name: str | None = None,
+    run: Callable[[nn.Module, torch.Tensor], Any] | None = None,
+    spec=None,
+    percentile: float = 99.99,
+) -> SpikeActivity:
     """Run ``model`` on time-major ``inputs`` [T, B, ...] (spikes or currents, floating point) and measure what
     every layer did: the ``SpikeActivity`` with the per-inference ``workload`` (see the module docstring) and
     the per-layer, per-step densities and spike counts.
@@ -274,8 +289,10 @@ def snn_activity_report(model: nn.Module, inputs: torch.Tensor, *, name: str | N
         raise InputError(f"{where}: model = {short_repr(model)} is a {type(model).__name__}, not a torch.nn.Module")
     inputs = _check_inputs(inputs, where)
     if run is not None and not callable(run):
-        raise InputError(f"{where}: run = {short_repr(run)} is not callable; give run(model, inputs) doing the time "
-                         "loop, or None to call model(inputs[t]) once per time step")
+        raise InputError(
+            f"{where}: run = {short_repr(run)} is not callable; give run(model, inputs) doing the time "
+            "loop, or None to call model(inputs[t]) once per time step"
+        )
     if name is not None and not isinstance(name, str):
         raise InputError(f"{where}: name = {short_repr(name)} must be a string or None")
     bits = top_spec = None
@@ -285,12 +302,16 @@ def snn_activity_report(model: nn.Module, inputs: torch.Tensor, *, name: str | N
         top_spec = _resolve_spec(spec, f"{where}: spec")
         bits = top_spec.periphery.input_bits
         if bits is None:
-            raise InputError(f"{where}: spec {top_spec.name!r} has no input DAC (periphery.input_bits is null), so the "
-                             "bit activity of non-binary inputs cannot be counted; give a spec with input_bits or none")
+            raise InputError(
+                f"{where}: spec {top_spec.name!r} has no input DAC (periphery.input_bits is null), so the "
+                "bit activity of non-binary inputs cannot be counted; give a spec with input_bits or none"
+            )
     weighted = _weighted_modules(model)
     if not weighted:
-        raise InputError(f"{where}: model = {type(model).__name__} has no nn.Linear, nn.Conv1d or nn.Conv2d layer (nor "
-                         "a cimkit crossbar layer) whose inputs drive crossbar rows: nothing to map onto arrays")
+        raise InputError(
+            f"{where}: model = {type(model).__name__} has no nn.Linear, nn.Conv1d or nn.Conv2d layer (nor "
+            "a cimkit crossbar layer) whose inputs drive crossbar rows: nothing to map onto arrays"
+        )
     neurons = _neuron_modules(model)
     from .neurons import neuron_cost_fn
 
@@ -316,8 +337,10 @@ def snn_activity_report(model: nn.Module, inputs: torch.Tensor, *, name: str | N
             if rec.x_shape is None:
                 rec.x_shape, rec.y_shape = x_item, y_item
             elif (rec.x_shape, rec.y_shape) != (x_item, y_item):
-                raise InputError(f"{where}: layer '{layer}' read inputs of shape {rec.x_shape} and then {x_item} (per "
-                                 "sample) in one run; the workload needs one shape per layer")
+                raise InputError(
+                    f"{where}: layer '{layer}' read inputs of shape {rec.x_shape} and then {x_item} (per "
+                    "sample) in one run; the workload needs one shape per layer"
+                )
             rec.items.append(n)
             if rec.kind == "weighted":
                 nonzero, read = _read_ones(module, (x != 0).to(torch.float32))
@@ -333,6 +356,7 @@ def snn_activity_report(model: nn.Module, inputs: torch.Tensor, *, name: str | N
                 nonzero, read = float((x != 0).sum()), float(x.numel())
             rec.nonzero.append(nonzero)
             rec.read.append(read)
+
         return hook
 
     for kind, modules in (("weighted", weighted), ("neuron", neurons)):
@@ -361,13 +385,17 @@ def snn_activity_report(model: nn.Module, inputs: torch.Tensor, *, name: str | N
 
     ran = [layer for layer in order if records[layer].kind == "weighted"]
     if not ran:
-        raise InputError(f"{where}: none of the model's weighted layers ({', '.join(list(weighted)[:6])}) ran on the "
-                         f"inputs of shape {tuple(inputs.shape)}; check the calling convention (model(inputs[t]) per "
-                         "step, or run=...)")
+        raise InputError(
+            f"{where}: none of the model's weighted layers ({', '.join(list(weighted)[:6])}) ran on the "
+            f"inputs of shape {tuple(inputs.shape)}; check the calling convention (model(inputs[t]) per "
+            "step, or run=...)"
+        )
     idle = [layer for layer in (*weighted, *neurons) if layer not in order]
     if idle:
-        warn_caller(f"{where}: {len(idle)} layer(s) of the model never ran and are left out of the workload: "
-                    f"{', '.join(idle[:6])}{' ...' if len(idle) > 6 else ''}")
+        warn_caller(
+            f"{where}: {len(idle)} layer(s) of the model never ran and are left out of the workload: "
+            f"{', '.join(idle[:6])}{' ...' if len(idle) > 6 else ''}"
+        )
 
     ops, layers = [], {}
     for layer in order:
@@ -375,14 +403,24 @@ def snn_activity_report(model: nn.Module, inputs: torch.Tensor, *, name: str | N
         op, report = _op_of(layer, rec, B, fns.get(layer, ""), bits, percentile)
         ops.append(op)
         layers[layer] = report
-    workload = Workload(name or type(model).__name__, (T, *inputs.shape[2:]), ops,
-                        _weight_counts(model, [records[n].module for n in order]))
+    workload = Workload(
+        name or type(model).__name__,
+        (T, *inputs.shape[2:]),
+        ops,
+        _weight_counts(model, [records[n].module for n in order]),
+    )
     return SpikeActivity(workload, T, B, layers)
 
 
-def snn_workload(model: nn.Module, inputs: torch.Tensor, *, name: str | None = None,
-                 run: Callable[[nn.Module, torch.Tensor], Any] | None = None, spec=None,
-                 percentile: float = 99.99) -> Workload:
+def snn_workload(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    *,
+    name: str | None = None,
+    run: Callable[[nn.Module, torch.Tensor], Any] | None = None,
+    spec=None,
+    percentile: float = 99.99,
+) -> Workload:
     """The per-inference ``Workload`` of a spiking network measured from one run on time-major ``inputs``
     [T, B, ...] (``snn_activity_report(...).workload``; see the module docstring): weighted ops with
     ``binary_input`` and their measured spike density as ``activity``, one ``neuron`` op per neuron module
@@ -397,16 +435,19 @@ def _call(fn: Callable, arg, where: str, what: str) -> None:
         raise
     except Exception as exc:  # torch's shape errors and the like, with torch's reason
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{where}: the model failed on {what}: {reason}; inputs must be time-major [T, B, ...] "
-                         "and each step's slice what the model takes") from None
+        raise InputError(
+            f"{where}: the model failed on {what}: {reason}; inputs must be time-major [T, B, ...] "
+            "and each step's slice what the model takes"
+        ) from None
 
 
 def _number(value: float) -> int | float:
     return int(round(value)) if abs(value - round(value)) < 1e-9 * max(abs(value), 1.0) else float(value)
 
 
-def _op_of(layer: str, rec: _Record, batch: int, fn: str, bits: int | None,
-           percentile: float) -> tuple[Op, LayerActivity]:
+def _op_of(
+    layer: str, rec: _Record, batch: int, fn: str, bits: int | None, percentile: float
+) -> tuple[Op, LayerActivity]:
     """The op of one module over all its calls, per inference, and its per-call report."""
     items = np.array(rec.items, dtype=float)
     nonzero, read = np.array(rec.nonzero), np.array(rec.read)
@@ -420,8 +461,15 @@ def _op_of(layer: str, rec: _Record, batch: int, fn: str, bits: int | None,
     rate = float(nonzero.sum() / read.sum()) if read.sum() else 0.0
     if rec.kind == "neuron":
         per_item = math.prod(rec.y_shape) if rec.y_shape else 1
-        op = Op(layer, "neuron", in_shape=lead(rec.x_shape), out_shape=lead(rec.y_shape),
-                elements=_number(per_item * steps), fn=fn, activity=rate)
+        op = Op(
+            layer,
+            "neuron",
+            in_shape=lead(rec.x_shape),
+            out_shape=lead(rec.y_shape),
+            elements=_number(per_item * steps),
+            fn=fn,
+            activity=rate,
+        )
         report = LayerActivity(layer, "neuron", fn, density, nonzero / items, read / items, rec.binary)
         return op, report
     if rec.kind == "digital":
@@ -429,8 +477,9 @@ def _op_of(layer: str, rec: _Record, batch: int, fn: str, bits: int | None,
 
         params = rec.rule.module_params(rec.module) if rec.rule.module_params else None
         one = digital_op(layer, rec.rule, (1, *rec.x_shape), (1, *rec.y_shape), params)
-        op = dataclasses.replace(one, in_shape=lead(one.in_shape), out_shape=lead(one.out_shape),
-                                 elements=_number(one.elements * steps))
+        op = dataclasses.replace(
+            one, in_shape=lead(one.in_shape), out_shape=lead(one.out_shape), elements=_number(one.elements * steps)
+        )
         return op, LayerActivity(layer, op.kind, op.fn, density, nonzero / items, read / items, False)
     one = _weighted_op(layer, rec.module, rec.x_shape, rec.y_shape)
     if rec.binary:
@@ -439,9 +488,15 @@ def _op_of(layer: str, rec: _Record, batch: int, fn: str, bits: int | None,
         activity = _bit_activity(rec, bits, percentile)
     else:
         activity = None
-    op = dataclasses.replace(one, in_shape=lead(one.in_shape), out_shape=lead(one.out_shape),
-                             vectors=_number(one.vectors * steps), macs=_number(one.macs * steps),
-                             activity=activity, binary_input=rec.binary)
+    op = dataclasses.replace(
+        one,
+        in_shape=lead(one.in_shape),
+        out_shape=lead(one.out_shape),
+        vectors=_number(one.vectors * steps),
+        macs=_number(one.macs * steps),
+        activity=activity,
+        binary_input=rec.binary,
+    )
     return op, LayerActivity(layer, op.kind, op.fn, density, nonzero / items, read / items, rec.binary)
 
 

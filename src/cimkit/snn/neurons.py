@@ -90,8 +90,10 @@ def spike_function(spike_grad: str | Callable | None) -> Callable | None:
         return spike_grad
     if isinstance(spike_grad, str) and spike_grad in SURROGATES:
         return SURROGATES[spike_grad]()
-    raise InputError(f"spike_grad must be a surrogate function (snntorch.surrogate, cimkit.snn.gaussian) or one of "
-                     f"{', '.join(SURROGATES)}; got {short_repr(spike_grad)}")
+    raise InputError(
+        f"spike_grad must be a surrogate function (snntorch.surrogate, cimkit.snn.gaussian) or one of "
+        f"{', '.join(SURROGATES)}; got {short_repr(spike_grad)}"
+    )
 
 
 def _check_number(where: str, name: str, value, lo: float, hi: float | None = None, *, lo_open: bool = False):
@@ -241,13 +243,32 @@ class LIF(_ChipNeuron, snn.Leaky):
 
     _cost_base = "lif"
 
-    def __init__(self, beta, threshold: float = 1.0, *, reset: str = "subtract", spike_grad=None,
-                 learn_beta: bool = False, learn_threshold: bool = False, init_hidden: bool = False,
-                 output: bool = False, adaptation: float = 0.0, adaptation_decay: float = 0.9) -> None:
+    def __init__(
+        self,
+        beta,
+        threshold: float = 1.0,
+        *,
+        reset: str = "subtract",
+        spike_grad=None,
+        learn_beta: bool = False,
+        learn_threshold: bool = False,
+        init_hidden: bool = False,
+        output: bool = False,
+        adaptation: float = 0.0,
+        adaptation_decay: float = 0.9,
+    ) -> None:
         _check_neuron_args("LIF", beta, threshold, reset)
-        super().__init__(beta, threshold=threshold, spike_grad=spike_function(spike_grad), init_hidden=init_hidden,
-                         learn_beta=learn_beta, learn_threshold=learn_threshold, reset_mechanism=reset,
-                         output=output, reset_delay=True)
+        super().__init__(
+            beta,
+            threshold=threshold,
+            spike_grad=spike_function(spike_grad),
+            init_hidden=init_hidden,
+            learn_beta=learn_beta,
+            learn_threshold=learn_threshold,
+            reset_mechanism=reset,
+            output=output,
+            reset_delay=True,
+        )
         self._chip_init(adaptation, adaptation_decay)
 
     @classmethod
@@ -256,9 +277,16 @@ class LIF(_ChipNeuron, snn.Leaky):
         an ``InputError`` for settings it does not carry (inhibition, state quantization, no reset delay,
         graded spikes)."""
         _check_convertible(m)
-        new = cls(m.beta.detach().clone(), float(m.threshold.detach()), reset=m.reset_mechanism,
-                  spike_grad=m.spike_grad, init_hidden=m.init_hidden, output=m.output,
-                  learn_beta=isinstance(m.beta, nn.Parameter), learn_threshold=isinstance(m.threshold, nn.Parameter))
+        new = cls(
+            m.beta.detach().clone(),
+            float(m.threshold.detach()),
+            reset=m.reset_mechanism,
+            spike_grad=m.spike_grad,
+            init_hidden=m.init_hidden,
+            output=m.output,
+            learn_beta=isinstance(m.beta, nn.Parameter),
+            learn_threshold=isinstance(m.threshold, nn.Parameter),
+        )
         new.beta.data, new.threshold.data = m.beta.detach().clone(), m.threshold.detach().clone()
         return new
 
@@ -279,24 +307,54 @@ class Synaptic(_ChipNeuron, snn.Synaptic):
 
     _cost_base = "synaptic"
 
-    def __init__(self, alpha, beta, threshold: float = 1.0, *, reset: str = "subtract", spike_grad=None,
-                 learn_alpha: bool = False, learn_beta: bool = False, learn_threshold: bool = False,
-                 init_hidden: bool = False, output: bool = False, adaptation: float = 0.0,
-                 adaptation_decay: float = 0.9) -> None:
+    def __init__(
+        self,
+        alpha,
+        beta,
+        threshold: float = 1.0,
+        *,
+        reset: str = "subtract",
+        spike_grad=None,
+        learn_alpha: bool = False,
+        learn_beta: bool = False,
+        learn_threshold: bool = False,
+        init_hidden: bool = False,
+        output: bool = False,
+        adaptation: float = 0.0,
+        adaptation_decay: float = 0.9,
+    ) -> None:
         _check_neuron_args("Synaptic", beta, threshold, reset)
         _check_decay("Synaptic", "alpha", alpha)
-        super().__init__(alpha, beta, threshold=threshold, spike_grad=spike_function(spike_grad),
-                         init_hidden=init_hidden, learn_alpha=learn_alpha, learn_beta=learn_beta,
-                         learn_threshold=learn_threshold, reset_mechanism=reset, output=output, reset_delay=True)
+        super().__init__(
+            alpha,
+            beta,
+            threshold=threshold,
+            spike_grad=spike_function(spike_grad),
+            init_hidden=init_hidden,
+            learn_alpha=learn_alpha,
+            learn_beta=learn_beta,
+            learn_threshold=learn_threshold,
+            reset_mechanism=reset,
+            output=output,
+            reset_delay=True,
+        )
         self._chip_init(adaptation, adaptation_decay)
 
     @classmethod
     def from_snntorch(cls, m: snn.Synaptic) -> "Synaptic":
         _check_convertible(m)
-        new = cls(m.alpha.detach().clone(), m.beta.detach().clone(), float(m.threshold.detach()),
-                  reset=m.reset_mechanism, spike_grad=m.spike_grad, init_hidden=m.init_hidden, output=m.output,
-                  learn_alpha=isinstance(m.alpha, nn.Parameter), learn_beta=isinstance(m.beta, nn.Parameter),
-                  learn_threshold=isinstance(m.threshold, nn.Parameter))
+        new = cls(
+            m.alpha.detach().clone(),
+            m.beta.detach().clone(),
+            float(m.threshold.detach()),
+            reset=m.reset_mechanism,
+            spike_grad=m.spike_grad,
+            init_hidden=m.init_hidden,
+            output=m.output,
+            learn_alpha=isinstance(m.alpha, nn.Parameter),
+            learn_beta=isinstance(m.beta, nn.Parameter),
+            learn_threshold=isinstance(m.threshold, nn.Parameter),
+        )
         new.alpha.data, new.beta.data = m.alpha.detach().clone(), m.beta.detach().clone()
         new.threshold.data = m.threshold.detach().clone()
         return new
@@ -324,8 +382,9 @@ def _check_decay(where: str, name: str, value) -> None:
     else:
         ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v <= 1
     if not ok:
-        raise InputError(f"{where}: {name} must be a decay factor in [0, 1] (a number or a float tensor), got "
-                         f"{short_repr(value)}")
+        raise InputError(
+            f"{where}: {name} must be a decay factor in [0, 1] (a number or a float tensor), got {short_repr(value)}"
+        )
 
 
 def _check_neuron_args(where: str, beta, threshold, reset) -> None:
@@ -351,8 +410,10 @@ def _check_convertible(m) -> None:
     if isinstance(m.threshold, torch.Tensor) and m.threshold.numel() != 1:
         problems.append("a per-neuron threshold tensor")
     if problems:
-        raise InputError(f"snntorch.{name}: cimkit's neuron unit does not model {'; '.join(problems)}; keep the "
-                         "neuron digital (convert(..., neurons=False)) or use the default settings")
+        raise InputError(
+            f"snntorch.{name}: cimkit's neuron unit does not model {'; '.join(problems)}; keep the "
+            "neuron digital (convert(..., neurons=False)) or use the default settings"
+        )
 
 
 # ---- Fang et al.'s neuron --------------------------------------------------------------------------------
@@ -384,14 +445,25 @@ class FangNeuron(nn.Module):
 
     cost_fn = "fang"
 
-    def __init__(self, tau_m: float = 8.0, tau_s: float = 2.0, threshold: float = 1.0, *, inhibition: float = 1.0,
-                 learn_decay: bool = False, size: int | None = None, spike_grad="gaussian") -> None:
+    def __init__(
+        self,
+        tau_m: float = 8.0,
+        tau_s: float = 2.0,
+        threshold: float = 1.0,
+        *,
+        inhibition: float = 1.0,
+        learn_decay: bool = False,
+        size: int | None = None,
+        spike_grad="gaussian",
+    ) -> None:
         super().__init__()
         tau_m = _check_number("FangNeuron", "tau_m", tau_m, 0.0, lo_open=True)
         tau_s = _check_number("FangNeuron", "tau_s", tau_s, 0.0, lo_open=True)
         if not tau_m > tau_s:
-            raise InputError(f"FangNeuron: tau_m must exceed tau_s (a rising then falling kernel), got "
-                             f"tau_m={tau_m:g}, tau_s={tau_s:g}")
+            raise InputError(
+                f"FangNeuron: tau_m must exceed tau_s (a rising then falling kernel), got "
+                f"tau_m={tau_m:g}, tau_s={tau_s:g}"
+            )
         self.threshold = _check_number("FangNeuron", "threshold", threshold, 0.0, lo_open=True)
         self.inhibition = _check_number("FangNeuron", "inhibition", inhibition, 0.0)
         if size is not None and not (isinstance(size, int) and not isinstance(size, bool) and size > 0):
@@ -437,9 +509,11 @@ class FangNeuron(nn.Module):
         if not isinstance(current, torch.Tensor) or not current.is_floating_point():
             raise InputError(f"FangNeuron: expected a floating-point current tensor, got {short_repr(current)}")
         if self.tau.dim() > 1 and (current.dim() != 2 or current.shape[-1] != self.tau.shape[1]):
-            raise InputError(f"FangNeuron: the neuron has {self.tau.shape[1]} per-neuron time constants, which need "
-                             f"a (batch, {self.tau.shape[1]}) current; got shape {tuple(current.shape)} (use size=None "
-                             "for shared time constants, e.g. after a convolution)")
+            raise InputError(
+                f"FangNeuron: the neuron has {self.tau.shape[1]} per-neuron time constants, which need "
+                f"a (batch, {self.tau.shape[1]}) current; got shape {tuple(current.shape)} (use size=None "
+                "for shared time constants, e.g. after a convolution)"
+            )
         if self.m is None or self.m.shape != current.shape:
             self.m = self.k = self.r = torch.zeros_like(current)
         a_m, a_s, v0 = self.decays(current)
@@ -454,9 +528,11 @@ class FangNeuron(nn.Module):
         return spk
 
     def extra_repr(self) -> str:
-        return (f"tau_m={float(self.tau[0].mean()):g}, tau_s={float(self.tau[1].mean()):g}, "
-                f"threshold={self.threshold:g}, inhibition={self.inhibition:g}, "
-                f"learn_decay={isinstance(self.tau, nn.Parameter)}")
+        return (
+            f"tau_m={float(self.tau[0].mean()):g}, tau_s={float(self.tau[1].mean()):g}, "
+            f"threshold={self.threshold:g}, inhibition={self.inhibition:g}, "
+            f"learn_decay={isinstance(self.tau, nn.Parameter)}"
+        )
 
 
 #: the neuron modules the cost model and the converter recognize (snnTorch's and cimkit's)
@@ -473,8 +549,10 @@ def neuron_cost_fn(m: nn.Module) -> str:
         return f"synaptic_{m.reset_mechanism}"
     if isinstance(m, snn.Leaky):
         return f"lif_{m.reset_mechanism}"
-    raise InputError(f"{type(m).__name__}: not a neuron the cost model knows; neurons: snntorch.Leaky, "
-                     "snntorch.Synaptic, cimkit.snn.LIF, Synaptic, FangNeuron")
+    raise InputError(
+        f"{type(m).__name__}: not a neuron the cost model knows; neurons: snntorch.Leaky, "
+        "snntorch.Synaptic, cimkit.snn.LIF, Synaptic, FangNeuron"
+    )
 
 
 def on_chip(module: nn.Module, spec, *, seed: int, name: str) -> nn.Module:
@@ -488,8 +566,10 @@ def on_chip(module: nn.Module, spec, *, seed: int, name: str) -> nn.Module:
     elif isinstance(module, snn.Leaky):
         new = LIF.from_snntorch(module)
     else:
-        raise InputError(f"{name}: {type(module).__name__} is not a neuron cimkit maps (snntorch.Leaky, "
-                         "snntorch.Synaptic, cimkit.snn.LIF, Synaptic, FangNeuron)")
+        raise InputError(
+            f"{name}: {type(module).__name__} is not a neuron cimkit maps (snntorch.Leaky, "
+            "snntorch.Synaptic, cimkit.snn.LIF, Synaptic, FangNeuron)"
+        )
     new.set_variation(spec.neuron.threshold_sigma_rel, spec.neuron.leak_sigma_rel, int(seed))
     if isinstance(new, snn.SpikingNeuron) and not any(n is new for n in snn.SpikingNeuron.instances):
         snn.SpikingNeuron.instances.append(new)  # a deep copy is not listed: snntorch.utils.reset must see it

@@ -63,8 +63,10 @@ _N_CANDIDATES = 256  # candidate grid steps of the MSE init of beta
 # ---- validation ------------------------------------------------------------------------------------
 def _check_bits(fn: str, bits: object) -> int:
     if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or int(bits) not in BITS:
-        raise InputError(f"{fn}: bits = {short_repr(bits)} is not allowed; allowed: "
-                         f"{', '.join(str(b) for b in BITS)} (1 bit = binary weights {{-a, +a}})")
+        raise InputError(
+            f"{fn}: bits = {short_repr(bits)} is not allowed; allowed: "
+            f"{', '.join(str(b) for b in BITS)} (1 bit = binary weights {{-a, +a}})"
+        )
     return int(bits)
 
 
@@ -74,16 +76,24 @@ MODES: tuple[str, ...] = ("sigmoid", "ste")
 
 def _check_mode(fn: str, mode: object) -> str:
     if not isinstance(mode, str) or mode not in MODES:
-        raise InputError(f"{fn}: mode = {short_repr(mode)} is not allowed; allowed: 'sigmoid' (the annealed sum "
-                         f"of sigmoids) or 'ste' (straight-through on the same grid)")
+        raise InputError(
+            f"{fn}: mode = {short_repr(mode)} is not allowed; allowed: 'sigmoid' (the annealed sum "
+            f"of sigmoids) or 'ste' (straight-through on the same grid)"
+        )
     return mode
 
 
 def _check_temperature(fn: str, name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)) \
-            or float(value) <= 0:
-        raise InputError(f"{fn}: {name} = {short_repr(value)} is not allowed; it must be a finite number > 0 "
-                         f"(the sigmoids' sharpness per grid step)")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(float(value))
+        or float(value) <= 0
+    ):
+        raise InputError(
+            f"{fn}: {name} = {short_repr(value)} is not allowed; it must be a finite number > 0 "
+            f"(the sigmoids' sharpness per grid step)"
+        )
     return float(value)
 
 
@@ -95,22 +105,21 @@ def _check_weight(fn: str, name: str, w: object) -> torch.Tensor:
     w = w.detach()
     if not bool(torch.isfinite(w).all()):
         bad = int((~torch.isfinite(w)).sum())
-        raise InputError(f"{fn}: {name} holds {bad} non-finite value(s) (NaN or inf); only finite weights "
-                         f"are allowed")
+        raise InputError(f"{fn}: {name} holds {bad} non-finite value(s) (NaN or inf); only finite weights are allowed")
     return w
 
 
 # ---- the quantizer ---------------------------------------------------------------------------------
 def _codes(bits: int) -> torch.Tensor:
     """The targets in code units: the symmetric mid-rise grid ``k - (levels - 1) / 2``, float64."""
-    levels = 2 ** bits
+    levels = 2**bits
     return torch.arange(levels, dtype=torch.float64) - (levels - 1) / 2
 
 
 def _init_step(w: torch.Tensor, bits: int) -> float:
     """The grid step (weight units) minimizing the mean squared error of the hard staircase on ``w``."""
     w = w.detach().to(torch.float64).flatten()
-    levels = 2 ** bits
+    levels = 2**bits
     top = float(w.abs().max())
     if top == 0.0:
         return 1.0  # all-zero weights: any step quantizes them to +-step/2; keep a unit step
@@ -146,8 +155,16 @@ class SigmoidSumQuantizer(nn.Module):
     offset: torch.Tensor
     temperature: torch.Tensor
 
-    def __init__(self, bits: int, *, weight: torch.Tensor | None = None, temperature: float = 1.0,
-                 learn_beta: bool = True, learn_boundaries: bool = False, mode: str = "sigmoid") -> None:
+    def __init__(
+        self,
+        bits: int,
+        *,
+        weight: torch.Tensor | None = None,
+        temperature: float = 1.0,
+        learn_beta: bool = True,
+        learn_boundaries: bool = False,
+        mode: str = "sigmoid",
+    ) -> None:
         super().__init__()
         fn = "SigmoidSumQuantizer"
         self.bits = _check_bits(fn, bits)
@@ -177,7 +194,7 @@ class SigmoidSumQuantizer(nn.Module):
     @property
     def levels(self) -> int:
         """How many distinct values the hard quantizer takes: ``2**bits``."""
-        return 2 ** self.bits
+        return 2**self.bits
 
     @property
     def targets(self) -> torch.Tensor:
@@ -191,8 +208,7 @@ class SigmoidSumQuantizer(nn.Module):
 
     def set_temperature(self, temperature: float) -> None:
         """Set T (> 0, per code unit); larger is closer to the staircase."""
-        self.temperature.fill_(_check_temperature("SigmoidSumQuantizer.set_temperature", "temperature",
-                                                  temperature))
+        self.temperature.fill_(_check_temperature("SigmoidSumQuantizer.set_temperature", "temperature", temperature))
 
     # -- the two functions --------------------------------------------------------------------------
     def _parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -225,8 +241,10 @@ class SigmoidSumQuantizer(nn.Module):
         return self.straight_through(x) if self.mode == "ste" else self.soft(x)
 
     def extra_repr(self) -> str:
-        return (f"bits={self.bits}, levels={self.levels}, step={self.step:.4g}, mode={self.mode}, "
-                f"temperature={float(self.temperature):.4g}")
+        return (
+            f"bits={self.bits}, levels={self.levels}, step={self.step:.4g}, mode={self.mode}, "
+            f"temperature={float(self.temperature):.4g}"
+        )
 
 
 # ---- model-level API -------------------------------------------------------------------------------
@@ -241,9 +259,16 @@ def quantizers(model: nn.Module) -> list[SigmoidSumQuantizer]:
     return [m for m in _check_model("quantizers", model).modules() if isinstance(m, SigmoidSumQuantizer)]
 
 
-def prepare_sigmoid_quant(model: nn.Module, bits: int, *, skip: Iterable[str] | str = (),
-                          temperature: float = 1.0, learn_beta: bool = True,
-                          learn_boundaries: bool = False, mode: str = "sigmoid") -> nn.Module:
+def prepare_sigmoid_quant(
+    model: nn.Module,
+    bits: int,
+    *,
+    skip: Iterable[str] | str = (),
+    temperature: float = 1.0,
+    learn_beta: bool = True,
+    learn_boundaries: bool = False,
+    mode: str = "sigmoid",
+) -> nn.Module:
     """A deep copy of ``model`` whose ``nn.Linear`` / ``nn.Conv1d`` / ``nn.Conv2d`` weights (and those of
     subclasses) pass through their own ``SigmoidSumQuantizer`` (``bits``, grid placed on that layer's
     weight, initial ``temperature``) on every forward. The original is untouched.
@@ -265,20 +290,32 @@ def prepare_sigmoid_quant(model: nn.Module, bits: int, *, skip: Iterable[str] | 
     for name, m in qmodel.named_modules():
         if isinstance(m, QUANTIZABLE) and id(m) not in skipped:
             if parametrize.is_parametrized(m, "weight"):
-                raise InputError(f"{fn}: layer {name!r} already has a weight parametrization; pass the model "
-                                 f"before prepare_sigmoid_quant, or bake it first")
+                raise InputError(
+                    f"{fn}: layer {name!r} already has a weight parametrization; pass the model "
+                    f"before prepare_sigmoid_quant, or bake it first"
+                )
             if nn.parameter.is_lazy(m.weight):
-                raise InputError(f"{fn}: layer {name!r} ({type(m).__name__}) has an uninitialized lazy weight; "
-                                 f"run one forward pass first")
+                raise InputError(
+                    f"{fn}: layer {name!r} ({type(m).__name__}) has an uninitialized lazy weight; "
+                    f"run one forward pass first"
+                )
             _check_weight(fn, f"the weight of layer {name!r}", m.weight)
             layers.append((name, m))
     if not layers:
         kinds = ", ".join(f"nn.{t.__name__}" for t in QUANTIZABLE)
-        raise InputError(f"{fn}: the model ({type(model).__name__}) has no quantizable layers"
-                         f"{' left after skip' if skipped else ''}; allowed: {kinds}")
+        raise InputError(
+            f"{fn}: the model ({type(model).__name__}) has no quantizable layers"
+            f"{' left after skip' if skipped else ''}; allowed: {kinds}"
+        )
     for _, m in layers:
-        q = SigmoidSumQuantizer(bits, weight=m.weight, temperature=temperature, learn_beta=learn_beta,
-                                learn_boundaries=learn_boundaries, mode=mode).to(device=m.weight.device)
+        q = SigmoidSumQuantizer(
+            bits,
+            weight=m.weight,
+            temperature=temperature,
+            learn_beta=learn_beta,
+            learn_boundaries=learn_boundaries,
+            mode=mode,
+        ).to(device=m.weight.device)
         q.train(m.training)
         parametrize.register_parametrization(m, "weight", q)
     return qmodel
@@ -290,8 +327,10 @@ def anneal(model: nn.Module, temperature: float) -> int:
     t = _check_temperature(fn, "temperature", temperature)
     qs = quantizers(_check_model(fn, model))
     if not qs:
-        raise InputError(f"{fn}: the model ({type(model).__name__}) holds no SigmoidSumQuantizer; allowed: a "
-                         f"model returned by prepare_sigmoid_quant")
+        raise InputError(
+            f"{fn}: the model ({type(model).__name__}) holds no SigmoidSumQuantizer; allowed: a "
+            f"model returned by prepare_sigmoid_quant"
+        )
     for q in qs:
         q.set_temperature(t)
     return len(qs)
@@ -308,8 +347,9 @@ def temperature_schedule(start: float, end: float, steps: int, kind: ScheduleKin
     if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
         raise InputError(f"{fn}: steps = {short_repr(steps)} is not allowed; it must be an integer >= 1")
     if not isinstance(kind, str) or kind not in SCHEDULE_KINDS:
-        raise InputError(f"{fn}: kind = {short_repr(kind)} is not allowed; allowed: "
-                         f"{', '.join(repr(k) for k in SCHEDULE_KINDS)}")
+        raise InputError(
+            f"{fn}: kind = {short_repr(kind)} is not allowed; allowed: {', '.join(repr(k) for k in SCHEDULE_KINDS)}"
+        )
     n = int(steps)
     if n == 1:
         return [b]
@@ -337,9 +377,11 @@ def bake(model: nn.Module) -> nn.Module:
         if len(plist) != 1 or not isinstance(plist[0], SigmoidSumQuantizer):
             continue
         if set(m.parametrizations.keys()) != {"weight"}:
-            raise InputError(f"{fn}: a {type(m).__name__} has parametrizations on "
-                             f"{sorted(m.parametrizations.keys())}; allowed: only the weight's, as "
-                             f"prepare_sigmoid_quant leaves it")
+            raise InputError(
+                f"{fn}: a {type(m).__name__} has parametrizations on "
+                f"{sorted(m.parametrizations.keys())}; allowed: only the weight's, as "
+                f"prepare_sigmoid_quant leaves it"
+            )
         with torch.no_grad():
             hard = plist[0].staircase(plist.original).detach().clone()
         # undo the parametrization by hand: parametrize.remove_parametrizations deletes the weight property
@@ -349,8 +391,10 @@ def bake(model: nn.Module) -> nn.Module:
         m.register_parameter("weight", nn.Parameter(hard, requires_grad=plist.original.requires_grad))
         found += 1
     if not found:
-        raise InputError(f"{fn}: the model ({type(model).__name__}) holds no SigmoidSumQuantizer weight; "
-                         f"allowed: a model returned by prepare_sigmoid_quant")
+        raise InputError(
+            f"{fn}: the model ({type(model).__name__}) holds no SigmoidSumQuantizer weight; "
+            f"allowed: a model returned by prepare_sigmoid_quant"
+        )
     return out
 
 

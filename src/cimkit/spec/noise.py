@@ -93,7 +93,7 @@ class ProportionalReadNoise(ReadNoiseModel):
                 var.addcmul_(pol, pol)
             else:
                 var += pol * pol
-        var *= device.read_noise_frac ** 2
+        var *= device.read_noise_frac**2
         return var
 
 
@@ -126,8 +126,9 @@ class PcmReadNoise(ReadNoiseModel):
     def std(self, g, g_max, device, t_s: float):
         xp = array_module(g)
         t = max(t_s, device.drift_t0_s)
-        q_s = xp.clip(self.q0 / xp.clip(g / g_max, self.min_relative_g, None) ** self.exponent,
-                      None, device.read_noise_frac)
+        q_s = xp.clip(
+            self.q0 / xp.clip(g / g_max, self.min_relative_g, None) ** self.exponent, None, device.read_noise_frac
+        )
         return g * q_s * math.sqrt(math.log((t + device.read_time_s) / (2 * device.read_time_s)))
 
 

@@ -71,17 +71,28 @@ def register_unit_type(name: str, runs: Iterable[str], description: str = "", *,
     return UNIT_TYPES.register(name, UnitType(name, frozenset(runs), description), replace=replace)
 
 
-register_unit_type("crossbar", {"linear", "conv", "matmul"},
-                   "CIM crossbar arrays (device, array, periphery sections); matmul = arrays rewritten per input")
-register_unit_type("digital", {"matmul", "softmax", "norm", "act", "eltwise", "pool", "embedding"},
-                   "digital SIMD unit (digital section) for non-linear, element-wise, pooling, lookup and "
-                   "dynamic-matmul ops")
-register_unit_type("ap", {"softmax"},
-                   "associative processor (ap section): the integer softmax as compare/write passes over all rows "
-                   "of a CAM at once (cimkit.ap)")
-register_unit_type("cam_attention", {"hamming_score", "topn"},
-                   "binary CAM attention unit (cam_attention section): keys in CAM rows, Hamming similarity sensed on "
-                   "the match lines, a top-N selector (HAD, arXiv 2502.01770; cimkit.cost.cam_attention)")
+register_unit_type(
+    "crossbar",
+    {"linear", "conv", "matmul"},
+    "CIM crossbar arrays (device, array, periphery sections); matmul = arrays rewritten per input",
+)
+register_unit_type(
+    "digital",
+    {"matmul", "softmax", "norm", "act", "eltwise", "pool", "embedding"},
+    "digital SIMD unit (digital section) for non-linear, element-wise, pooling, lookup and dynamic-matmul ops",
+)
+register_unit_type(
+    "ap",
+    {"softmax"},
+    "associative processor (ap section): the integer softmax as compare/write passes over all rows "
+    "of a CAM at once (cimkit.ap)",
+)
+register_unit_type(
+    "cam_attention",
+    {"hamming_score", "topn"},
+    "binary CAM attention unit (cam_attention section): keys in CAM rows, Hamming similarity sensed on "
+    "the match lines, a top-N selector (HAD, arXiv 2502.01770; cimkit.cost.cam_attention)",
+)
 
 
 def _one(bits: int | None) -> int:
@@ -125,12 +136,23 @@ def register_dac_mode(mode: DacMode, *, replace: bool = False) -> DacMode:
     return DAC_MODES.register(mode.name, mode, replace=replace)
 
 
-register_dac_mode(DacMode(
-    "multi_level", "one voltage level per input, one pass and one conversion per vector"))
-register_dac_mode(DacMode(
-    "bit_serial", "one binary pass and one ADC conversion per input bit",
-    input_passes=_bits, bit_planes=True, binary=True, needs_input_bits=True))
-register_dac_mode(DacMode(
-    "pulse_train", "input bits as max(input_bits, 2) pulses whose charge the neuron integrates, converted "
-    "once (NeuRRAM); the simulator treats it like multi_level",
-    pulses_per_read=_pulse_count, binary=True))
+register_dac_mode(DacMode("multi_level", "one voltage level per input, one pass and one conversion per vector"))
+register_dac_mode(
+    DacMode(
+        "bit_serial",
+        "one binary pass and one ADC conversion per input bit",
+        input_passes=_bits,
+        bit_planes=True,
+        binary=True,
+        needs_input_bits=True,
+    )
+)
+register_dac_mode(
+    DacMode(
+        "pulse_train",
+        "input bits as max(input_bits, 2) pulses whose charge the neuron integrates, converted "
+        "once (NeuRRAM); the simulator treats it like multi_level",
+        pulses_per_read=_pulse_count,
+        binary=True,
+    )
+)

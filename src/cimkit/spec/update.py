@@ -46,8 +46,10 @@ def normalized_a(nonlinearity: float) -> float:
     """``A / P`` for NeuroSim's nonlinearity label (signed like the label; ``inf`` for a linear curve)."""
     nl = float(nonlinearity)
     if not math.isfinite(nl) or abs(nl) > MAX_NONLINEARITY:
-        raise InputError(f"nonlinearity label {short_repr(nonlinearity)} is not allowed; NeuroSim's labels lie in "
-                         f"[-{MAX_NONLINEARITY:g}, {MAX_NONLINEARITY:g}] (0: linear)")
+        raise InputError(
+            f"nonlinearity label {short_repr(nonlinearity)} is not allowed; NeuroSim's labels lie in "
+            f"[-{MAX_NONLINEARITY:g}, {MAX_NONLINEARITY:g}] (0: linear)"
+        )
     if nl == 0.0:
         return math.inf
     target = DEVIATION_PER_LABEL * abs(nl)
@@ -69,12 +71,18 @@ class UpdateDevice(StrictModel):
     levels_ltp: int = Field(ge=2, le=100_000, description="pulses that take the cell from G_min to G_max")
     levels_ltd: int = Field(ge=2, le=100_000, description="pulses that take the cell from G_max to G_min")
     nonlinearity_ltp: float = Field(
-        ge=-MAX_NONLINEARITY, le=MAX_NONLINEARITY, description="NeuroSim nonlinearity label of potentiation (0: linear)")
+        ge=-MAX_NONLINEARITY, le=MAX_NONLINEARITY, description="NeuroSim nonlinearity label of potentiation (0: linear)"
+    )
     nonlinearity_ltd: float = Field(
-        ge=-MAX_NONLINEARITY, le=MAX_NONLINEARITY, description="NeuroSim nonlinearity label of depression (0: linear)")
+        ge=-MAX_NONLINEARITY, le=MAX_NONLINEARITY, description="NeuroSim nonlinearity label of depression (0: linear)"
+    )
     c2c_frac: float = Field(
-        0.0, ge=0, le=1, description="cycle-to-cycle write noise: std per write of one pulse, a fraction of "
-        "G_max - G_min (grows as the square root of the pulses)")
+        0.0,
+        ge=0,
+        le=1,
+        description="cycle-to-cycle write noise: std per write of one pulse, a fraction of "
+        "G_max - G_min (grows as the square root of the pulses)",
+    )
     r_on_ohm: float = Field(gt=0, description="resistance at G_max (ohm)")
     on_off_ratio: float = Field(gt=1, description="G_max / G_min")
     write_voltage_ltp_v: float = Field(gt=0, description="amplitude of a potentiation pulse (V)")
@@ -87,14 +95,17 @@ class UpdateDevice(StrictModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:  # name the device, each field, its value and what is allowed
-            raise SpecError(format_validation_error(exc, f"update device {data.get('name', '?')!r}", "device",
-                                                    UpdateDevice)) from None
+            raise SpecError(
+                format_validation_error(exc, f"update device {data.get('name', '?')!r}", "device", UpdateDevice)
+            ) from None
 
     @model_validator(mode="after")
     def _consistent(self) -> "UpdateDevice":
-        if self.g_max_us * 1e-6 * self.write_voltage_ltp_v ** 2 * self.pulse_width_ltp_s > 1e-3:
-            raise ValueError(f"a potentiation pulse of {self.write_voltage_ltp_v} V for {self.pulse_width_ltp_s} s "
-                             f"into {self.r_on_ohm} ohm costs over 1 mJ; check r_on_ohm, the voltage and the pulse width")
+        if self.g_max_us * 1e-6 * self.write_voltage_ltp_v**2 * self.pulse_width_ltp_s > 1e-3:
+            raise ValueError(
+                f"a potentiation pulse of {self.write_voltage_ltp_v} V for {self.pulse_width_ltp_s} s "
+                f"into {self.r_on_ohm} ohm costs over 1 mJ; check r_on_ohm, the voltage and the pulse width"
+            )
         return self
 
     @property
@@ -123,8 +134,11 @@ class UpdateDevice(StrictModel):
 
     def pulse_energy_j(self, g_us, ltp: bool):
         """Energy of one write pulse into cells of conductance ``g_us`` (uS; array or float): V^2 G t."""
-        v, t = ((self.write_voltage_ltp_v, self.pulse_width_ltp_s) if ltp
-                else (self.write_voltage_ltd_v, self.pulse_width_ltd_s))
+        v, t = (
+            (self.write_voltage_ltp_v, self.pulse_width_ltp_s)
+            if ltp
+            else (self.write_voltage_ltd_v, self.pulse_width_ltd_s)
+        )
         return v * v * g_us * 1e-6 * t
 
     def hardware_fields(self) -> dict:
@@ -136,39 +150,119 @@ _TABLE = "MLP+NeuroSim V3.0 manual, Table II (benchmark table, 32 nm)"
 
 #: devices of the MLP+NeuroSim V3.0 benchmark table (its user manual, section 9, Table II), each with its
 #: original report. Voltages are magnitudes (the table prints polarities); "<x%" write noise is taken as x%.
-UPDATE_DEVICES: dict[str, UpdateDevice] = {d.name: d for d in (
-    UpdateDevice(name="ag-a-si", levels_ltp=97, levels_ltd=100, nonlinearity_ltp=2.4, nonlinearity_ltd=-4.88,
-                 c2c_frac=0.035, r_on_ohm=26e6, on_off_ratio=12.5, write_voltage_ltp_v=3.2, write_voltage_ltd_v=2.8,
-                 pulse_width_ltp_s=300e-6, pulse_width_ltd_s=300e-6,
-                 source=f"Ag:a-Si, S. H. Jo et al., Nano Lett. 10(4) 2010; {_TABLE}; 97/100 levels as in "
-                        "MLP+NeuroSim V3.0 Cell.cpp"),
-    UpdateDevice(name="taox-hfox", levels_ltp=128, levels_ltd=128, nonlinearity_ltp=0.04, nonlinearity_ltd=-0.63,
-                 c2c_frac=0.037, r_on_ohm=100e3, on_off_ratio=10.0, write_voltage_ltp_v=1.6, write_voltage_ltd_v=1.6,
-                 pulse_width_ltp_s=50e-9, pulse_width_ltd_s=50e-9,
-                 source=f"TaOx/HfOx, W. Wu et al., VLSI Technology 2018; {_TABLE}"),
-    UpdateDevice(name="pcmo", levels_ltp=50, levels_ltd=50, nonlinearity_ltp=3.68, nonlinearity_ltd=-6.76,
-                 c2c_frac=0.01, r_on_ohm=23e6, on_off_ratio=6.84, write_voltage_ltp_v=2.0, write_voltage_ltd_v=2.0,
-                 pulse_width_ltp_s=1e-3, pulse_width_ltd_s=1e-3,
-                 source=f"PCMO, S. Park et al., IEDM 2013; {_TABLE} (write noise <1%, taken as 1%)"),
-    UpdateDevice(name="alox-hfo2", levels_ltp=40, levels_ltd=40, nonlinearity_ltp=1.94, nonlinearity_ltd=-0.61,
-                 c2c_frac=0.05, r_on_ohm=16.9e3, on_off_ratio=4.43, write_voltage_ltp_v=0.9, write_voltage_ltd_v=1.0,
-                 pulse_width_ltp_s=100e-6, pulse_width_ltd_s=100e-6,
-                 source=f"AlOx/HfO2, J. Woo et al., IEEE EDL 37(8) 2016; {_TABLE}"),
-    UpdateDevice(name="gst-pcm", levels_ltp=100, levels_ltd=120, nonlinearity_ltp=0.105, nonlinearity_ltd=2.4,
-                 c2c_frac=0.015, r_on_ohm=4.71e3, on_off_ratio=19.8, write_voltage_ltp_v=0.7, write_voltage_ltd_v=3.0,
-                 pulse_width_ltp_s=6e-6, pulse_width_ltd_s=125e-9,
-                 source=f"GST PCM, D. Kuzum et al., Nano Lett. 12(5) 2012; {_TABLE} (100-120 states: 100 LTP, "
-                        "120 LTD; average pulse voltages)"),
-    UpdateDevice(name="epiram", levels_ltp=64, levels_ltd=64, nonlinearity_ltp=0.5, nonlinearity_ltd=-0.5,
-                 c2c_frac=0.02, r_on_ohm=81e3, on_off_ratio=50.2, write_voltage_ltp_v=5.0, write_voltage_ltd_v=3.0,
-                 pulse_width_ltp_s=5e-6, pulse_width_ltd_s=5e-6,
-                 source=f"EpiRAM (Ag:SiGe), S. Choi et al., Nature Materials 17(4) 2018; {_TABLE}"),
-    UpdateDevice(name="hzo-fefet", levels_ltp=32, levels_ltd=32, nonlinearity_ltp=1.75, nonlinearity_ltd=1.46,
-                 c2c_frac=0.005, r_on_ohm=559.28e3, on_off_ratio=45.0, write_voltage_ltp_v=3.65,
-                 write_voltage_ltd_v=2.95, pulse_width_ltp_s=75e-9, pulse_width_ltd_s=75e-9,
-                 source=f"HZO FeFET, M. Jerry et al., IEDM 2017; {_TABLE} (write noise <0.5%, taken as 0.5%; "
-                        "average pulse voltages)"),
-)}
+UPDATE_DEVICES: dict[str, UpdateDevice] = {
+    d.name: d
+    for d in (
+        UpdateDevice(
+            name="ag-a-si",
+            levels_ltp=97,
+            levels_ltd=100,
+            nonlinearity_ltp=2.4,
+            nonlinearity_ltd=-4.88,
+            c2c_frac=0.035,
+            r_on_ohm=26e6,
+            on_off_ratio=12.5,
+            write_voltage_ltp_v=3.2,
+            write_voltage_ltd_v=2.8,
+            pulse_width_ltp_s=300e-6,
+            pulse_width_ltd_s=300e-6,
+            source=f"Ag:a-Si, S. H. Jo et al., Nano Lett. 10(4) 2010; {_TABLE}; 97/100 levels as in "
+            "MLP+NeuroSim V3.0 Cell.cpp",
+        ),
+        UpdateDevice(
+            name="taox-hfox",
+            levels_ltp=128,
+            levels_ltd=128,
+            nonlinearity_ltp=0.04,
+            nonlinearity_ltd=-0.63,
+            c2c_frac=0.037,
+            r_on_ohm=100e3,
+            on_off_ratio=10.0,
+            write_voltage_ltp_v=1.6,
+            write_voltage_ltd_v=1.6,
+            pulse_width_ltp_s=50e-9,
+            pulse_width_ltd_s=50e-9,
+            source=f"TaOx/HfOx, W. Wu et al., VLSI Technology 2018; {_TABLE}",
+        ),
+        UpdateDevice(
+            name="pcmo",
+            levels_ltp=50,
+            levels_ltd=50,
+            nonlinearity_ltp=3.68,
+            nonlinearity_ltd=-6.76,
+            c2c_frac=0.01,
+            r_on_ohm=23e6,
+            on_off_ratio=6.84,
+            write_voltage_ltp_v=2.0,
+            write_voltage_ltd_v=2.0,
+            pulse_width_ltp_s=1e-3,
+            pulse_width_ltd_s=1e-3,
+            source=f"PCMO, S. Park et al., IEDM 2013; {_TABLE} (write noise <1%, taken as 1%)",
+        ),
+        UpdateDevice(
+            name="alox-hfo2",
+            levels_ltp=40,
+            levels_ltd=40,
+            nonlinearity_ltp=1.94,
+            nonlinearity_ltd=-0.61,
+            c2c_frac=0.05,
+            r_on_ohm=16.9e3,
+            on_off_ratio=4.43,
+            write_voltage_ltp_v=0.9,
+            write_voltage_ltd_v=1.0,
+            pulse_width_ltp_s=100e-6,
+            pulse_width_ltd_s=100e-6,
+            source=f"AlOx/HfO2, J. Woo et al., IEEE EDL 37(8) 2016; {_TABLE}",
+        ),
+        UpdateDevice(
+            name="gst-pcm",
+            levels_ltp=100,
+            levels_ltd=120,
+            nonlinearity_ltp=0.105,
+            nonlinearity_ltd=2.4,
+            c2c_frac=0.015,
+            r_on_ohm=4.71e3,
+            on_off_ratio=19.8,
+            write_voltage_ltp_v=0.7,
+            write_voltage_ltd_v=3.0,
+            pulse_width_ltp_s=6e-6,
+            pulse_width_ltd_s=125e-9,
+            source=f"GST PCM, D. Kuzum et al., Nano Lett. 12(5) 2012; {_TABLE} (100-120 states: 100 LTP, "
+            "120 LTD; average pulse voltages)",
+        ),
+        UpdateDevice(
+            name="epiram",
+            levels_ltp=64,
+            levels_ltd=64,
+            nonlinearity_ltp=0.5,
+            nonlinearity_ltd=-0.5,
+            c2c_frac=0.02,
+            r_on_ohm=81e3,
+            on_off_ratio=50.2,
+            write_voltage_ltp_v=5.0,
+            write_voltage_ltd_v=3.0,
+            pulse_width_ltp_s=5e-6,
+            pulse_width_ltd_s=5e-6,
+            source=f"EpiRAM (Ag:SiGe), S. Choi et al., Nature Materials 17(4) 2018; {_TABLE}",
+        ),
+        UpdateDevice(
+            name="hzo-fefet",
+            levels_ltp=32,
+            levels_ltd=32,
+            nonlinearity_ltp=1.75,
+            nonlinearity_ltd=1.46,
+            c2c_frac=0.005,
+            r_on_ohm=559.28e3,
+            on_off_ratio=45.0,
+            write_voltage_ltp_v=3.65,
+            write_voltage_ltd_v=2.95,
+            pulse_width_ltp_s=75e-9,
+            pulse_width_ltd_s=75e-9,
+            source=f"HZO FeFET, M. Jerry et al., IEDM 2017; {_TABLE} (write noise <0.5%, taken as 0.5%; "
+            "average pulse voltages)",
+        ),
+    )
+}
 
 
 def update_device(name: str | UpdateDevice) -> UpdateDevice:
@@ -176,6 +270,8 @@ def update_device(name: str | UpdateDevice) -> UpdateDevice:
     if isinstance(name, UpdateDevice):
         return name
     if not isinstance(name, str) or name not in UPDATE_DEVICES:
-        raise InputError(f"update device {short_repr(name)} is unknown; presets: {', '.join(UPDATE_DEVICES)} "
-                         "(or give a cimkit.spec.update.UpdateDevice)")
+        raise InputError(
+            f"update device {short_repr(name)} is unknown; presets: {', '.join(UPDATE_DEVICES)} "
+            "(or give a cimkit.spec.update.UpdateDevice)"
+        )
     return UPDATE_DEVICES[name]

@@ -14,14 +14,41 @@ from .hero import HERO, SAM, hessian_top_eigenvalue
 from .hwa import HardwareAwareTrainer, noise_scaled_spec, train_hardware_aware
 from .insitu import InSituTrainer, mlp, small_cnn
 from .loop import batch_indices, run_epochs, step_seed, steps_per_epoch
-from .quant import QuantConfig, convert_qat, fake_quantize, prepare_qat, quant_params, quantization_error, quantize_weights
+from .quant import (
+    QuantConfig,
+    convert_qat,
+    fake_quantize,
+    prepare_qat,
+    quant_params,
+    quantization_error,
+    quantize_weights,
+)
 
 __all__ = [
-    "HardwareAwareTrainer", "train_hardware_aware", "noise_scaled_spec",
-    "QuantConfig", "quant_params", "fake_quantize", "quantize_weights", "prepare_qat", "convert_qat",
+    "HardwareAwareTrainer",
+    "train_hardware_aware",
+    "noise_scaled_spec",
+    "QuantConfig",
+    "quant_params",
+    "fake_quantize",
+    "quantize_weights",
+    "prepare_qat",
+    "convert_qat",
     "quantization_error",
-    "InSituTrainer", "mlp", "small_cnn", "UpdateDevice", "UPDATE_DEVICES", "update_device",
-    "StepCost", "step_cost", "backward_latency_s",
-    "HERO", "SAM", "hessian_top_eigenvalue",
-    "run_epochs", "batch_indices", "step_seed", "steps_per_epoch",
+    "InSituTrainer",
+    "mlp",
+    "small_cnn",
+    "UpdateDevice",
+    "UPDATE_DEVICES",
+    "update_device",
+    "StepCost",
+    "step_cost",
+    "backward_latency_s",
+    "HERO",
+    "SAM",
+    "hessian_top_eigenvalue",
+    "run_epochs",
+    "batch_indices",
+    "step_seed",
+    "steps_per_epoch",
 ]

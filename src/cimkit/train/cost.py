@@ -39,8 +39,10 @@ def backward_latency_s(rule: str, error_read_s: Sequence[float], update_s: Seque
     if rule not in RULES:
         raise InputError(f"backward_latency_s: rule {rule!r} is unknown; choose from {', '.join(RULES)}")
     if len(update_s) != len(error_read_s) + 1:
-        raise InputError(f"backward_latency_s: {len(update_s)} update times for {len(error_read_s)} error reads; "
-                         "give one error read per hidden layer and one update per layer (N - 1 and N)")
+        raise InputError(
+            f"backward_latency_s: {len(update_s)} update times for {len(error_read_s)} error reads; "
+            "give one error read per hidden layer and one update per layer (N - 1 and N)"
+        )
     return sum(_phases(rule, error_read_s, update_s, batch))
 
 
@@ -86,15 +88,24 @@ def _read_cost(name: str, k: int, n: int, spec: HardwareSpec) -> tuple[float, fl
     from ..cost import estimate
     from ..workload import Op, Workload
 
-    single = Op(name=name, kind="linear", in_features=k, out_features=n, in_shape=(k,), out_shape=(n,),
-                vectors=1, macs=k * n)
+    single = Op(
+        name=name, kind="linear", in_features=k, out_features=n, in_shape=(k,), out_shape=(n,), vectors=1, macs=k * n
+    )
     rep = estimate(Workload(name="read", input_shape=(1, k), ops=[single]), spec)
     return float(rep.total.energy_j), float(rep.total.latency_s)
 
 
-def step_cost(workload, spec: HardwareSpec, rule: str, *, batch: int,
-              writes: Mapping[str, WriteCounts] | Sequence[WriteCounts], device: UpdateDevice | None,
-              feedback_sizes: Sequence[int] = (), classes: int | None = None) -> StepCost:
+def step_cost(
+    workload,
+    spec: HardwareSpec,
+    rule: str,
+    *,
+    batch: int,
+    writes: Mapping[str, WriteCounts] | Sequence[WriteCounts],
+    device: UpdateDevice | None,
+    feedback_sizes: Sequence[int] = (),
+    classes: int | None = None,
+) -> StepCost:
     """Price one training step of ``workload`` (the network at batch 1, e.g. ``Workload.from_torch``) on
     ``spec`` by ``rule`` for ``batch`` samples: ``writes`` the ``WriteCounts`` of one step per crossbar layer,
     by layer name (the workload's op names; a sequence is taken in the workload's order of weighted ops), e.g.
@@ -108,8 +119,10 @@ def step_cost(workload, spec: HardwareSpec, rule: str, *, batch: int,
     if isinstance(writes, Mapping):
         missing = [op.name for op in ops if op.name not in writes]
         if missing or len(writes) != len(ops):
-            raise InputError(f"step_cost: write counts for layers {sorted(writes)}, but the workload's crossbar layers "
-                             f"are {[op.name for op in ops]}; give one per layer, by name")
+            raise InputError(
+                f"step_cost: write counts for layers {sorted(writes)}, but the workload's crossbar layers "
+                f"are {[op.name for op in ops]}; give one per layer, by name"
+            )
         writes = [writes[op.name] for op in ops]
     if len(writes) != len(ops):
         raise InputError(f"step_cost: {len(writes)} write counts for {len(ops)} crossbar layers; give one per layer")
@@ -128,8 +141,25 @@ def step_cost(workload, spec: HardwareSpec, rule: str, *, batch: int,
     upd_s = [0.0 if device is None else w.latency_s(device) for w in writes]
     upd_j = [0.0 if device is None else w.energy_j(device) for w in writes]
     for i, op in enumerate(ops):
-        layers.append({"name": op.name, "error_read_s": reads_s[i - 1] if i else 0.0,
-                       "error_read_j": reads_j[i - 1] if i else 0.0, "update_s": upd_s[i], "update_j": upd_j[i]})
+        layers.append(
+            {
+                "name": op.name,
+                "error_read_s": reads_s[i - 1] if i else 0.0,
+                "error_read_j": reads_j[i - 1] if i else 0.0,
+                "update_s": upd_s[i],
+                "update_j": upd_j[i],
+            }
+        )
     err_t, upd_t = _phases(rule, reads_s, upd_s, batch)
-    return StepCost(rule, batch, batch * float(fwd.total.latency_s), batch * float(fwd.total.energy_j), err_t,
-                    batch * sum(reads_j), upd_t, sum(upd_j), err_t + upd_t, layers)
+    return StepCost(
+        rule,
+        batch,
+        batch * float(fwd.total.latency_s),
+        batch * float(fwd.total.energy_j),
+        err_t,
+        batch * sum(reads_j),
+        upd_t,
+        sum(upd_j),
+        err_t + upd_t,
+        layers,
+    )

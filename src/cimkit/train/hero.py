@@ -91,21 +91,33 @@ class SAM(torch.optim.Optimizer):
 
     _name = "SAM"
 
-    def __init__(self, params: Iterable, base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD, *,
-                 rho: float = 0.05, adaptive: bool = True, **base_kwargs) -> None:
-        if not (isinstance(base_optimizer, type) and issubclass(base_optimizer, torch.optim.Optimizer)) \
-                or issubclass(base_optimizer, SAM):
-            raise InputError(f"{self._name}: base_optimizer = {short_repr(base_optimizer)} is not allowed; a "
-                             "torch.optim.Optimizer class (e.g. torch.optim.SGD, the class, not an instance), "
-                             "other than SAM or HERO")
+    def __init__(
+        self,
+        params: Iterable,
+        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        *,
+        rho: float = 0.05,
+        adaptive: bool = True,
+        **base_kwargs,
+    ) -> None:
+        if not (isinstance(base_optimizer, type) and issubclass(base_optimizer, torch.optim.Optimizer)) or issubclass(
+            base_optimizer, SAM
+        ):
+            raise InputError(
+                f"{self._name}: base_optimizer = {short_repr(base_optimizer)} is not allowed; a "
+                "torch.optim.Optimizer class (e.g. torch.optim.SGD, the class, not an instance), "
+                "other than SAM or HERO"
+            )
         defaults = {"rho": rho, "adaptive": adaptive, **self._own_defaults()}
         self._check_group(defaults, "")  # the arguments, named as such, before any group
         super().__init__(params, defaults)
         try:
             self.base_optimizer = base_optimizer(self.param_groups, **base_kwargs)
         except (TypeError, ValueError) as exc:
-            raise InputError(f"{self._name}: base_optimizer {base_optimizer.__name__} rejects the options "
-                             f"{short_repr(base_kwargs)}: {exc}") from None
+            raise InputError(
+                f"{self._name}: base_optimizer {base_optimizer.__name__} rejects the options "
+                f"{short_repr(base_kwargs)}: {exc}"
+            ) from None
         # one set of groups and one state, shared with the base optimizer (so LR schedulers and
         # state_dict see a single optimizer)
         self.param_groups = self.base_optimizer.param_groups
@@ -136,10 +148,13 @@ class SAM(torch.optim.Optimizer):
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore a ``state_dict()`` of an optimizer of this class (same parameter groups)."""
         groups = state_dict.get("param_groups") if isinstance(state_dict, dict) else None
-        if not isinstance(groups, list) or any(not isinstance(g, dict) or any(k not in g for k in self.defaults)
-                                               for g in groups):
-            raise InputError(f"{self._name}.load_state_dict: the state_dict lacks the {self._name} settings "
-                             f"{sorted(self.defaults)} in its param_groups; pass one saved from {self._name}")
+        if not isinstance(groups, list) or any(
+            not isinstance(g, dict) or any(k not in g for k in self.defaults) for g in groups
+        ):
+            raise InputError(
+                f"{self._name}.load_state_dict: the state_dict lacks the {self._name} settings "
+                f"{sorted(self.defaults)} in its param_groups; pass one saved from {self._name}"
+            )
         for i, group in enumerate(groups):
             self._check_group(group, f"load_state_dict: param_groups[{i}]")
         self.base_optimizer.load_state_dict(state_dict)
@@ -150,8 +165,9 @@ class SAM(torch.optim.Optimizer):
     def _params(self) -> list[torch.Tensor]:
         return [p for group in self.param_groups for p in group["params"] if p.requires_grad]
 
-    def _loss_and_grads(self, closure: Callable, params: list[torch.Tensor], create_graph: bool = False,
-                        allow_backward: bool = True) -> tuple[torch.Tensor, Grads]:
+    def _loss_and_grads(
+        self, closure: Callable, params: list[torch.Tensor], create_graph: bool = False, allow_backward: bool = True
+    ) -> tuple[torch.Tensor, Grads]:
         """Call ``closure`` (every ``.grad`` cleared first) and return its loss and the gradients of the
         parameters: the closure's own ``.grad`` when it called backward (if ``allow_backward``), else by
         autograd (with ``create_graph`` for a double backward). ``None`` for a parameter the loss ignores."""
@@ -160,16 +176,22 @@ class SAM(torch.optim.Optimizer):
         with torch.enable_grad():
             loss = closure()
         if not (isinstance(loss, torch.Tensor) and loss.numel() == 1 and loss.is_floating_point()):
-            raise InputError(f"{self._name}.step: the closure returned {short_repr(loss)}; it must return the "
-                             "minibatch loss as a scalar float tensor")
+            raise InputError(
+                f"{self._name}.step: the closure returned {short_repr(loss)}; it must return the "
+                "minibatch loss as a scalar float tensor"
+            )
         if any(p.grad is not None for p in params):
             if not allow_backward:
-                raise InputError(f"{self._name}.step: the closure called backward(); it must only compute and "
-                                 f"return the loss ({self._name} differentiates it twice, with a double backward)")
+                raise InputError(
+                    f"{self._name}.step: the closure called backward(); it must only compute and "
+                    f"return the loss ({self._name} differentiates it twice, with a double backward)"
+                )
             return loss.detach(), [p.grad for p in params]
         if not loss.requires_grad:
-            raise InputError(f"{self._name}.step: the closure's loss does not depend on the parameters (computed "
-                             "under torch.no_grad()?); return the loss with autograd on")
+            raise InputError(
+                f"{self._name}.step: the closure's loss does not depend on the parameters (computed "
+                "under torch.no_grad()?); return the loss with autograd on"
+            )
         with torch.enable_grad():
             grads = torch.autograd.grad(loss, params, create_graph=create_graph, allow_unused=True)
         return loss.detach(), list(grads)
@@ -198,9 +220,11 @@ class SAM(torch.optim.Optimizer):
 
     def _check_closure(self, closure) -> Callable:
         if closure is None or not callable(closure):
-            raise InputError(f"{self._name}.step: closure = {short_repr(closure)} is not allowed; a function that "
-                             "computes and returns the minibatch loss (e.g. lambda: criterion(model(x), y)), "
-                             f"called twice per step")
+            raise InputError(
+                f"{self._name}.step: closure = {short_repr(closure)} is not allowed; a function that "
+                "computes and returns the minibatch loss (e.g. lambda: criterion(model(x), y)), "
+                f"called twice per step"
+            )
         return closure
 
     @torch.no_grad()
@@ -242,9 +266,17 @@ class HERO(SAM):
 
     _name = "HERO"
 
-    def __init__(self, params: Iterable, base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD, *,
-                 rho: float = 0.05, lam: float = 1.0, adaptive: bool = True, penalty: str = "mean",
-                 **base_kwargs) -> None:
+    def __init__(
+        self,
+        params: Iterable,
+        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        *,
+        rho: float = 0.05,
+        lam: float = 1.0,
+        adaptive: bool = True,
+        penalty: str = "mean",
+        **base_kwargs,
+    ) -> None:
         self._init_extra = {"lam": lam, "penalty": penalty}
         self.last_penalty = 0.0
         super().__init__(params, base_optimizer, rho=rho, adaptive=adaptive, **base_kwargs)
@@ -257,8 +289,10 @@ class HERO(SAM):
         name = f"{self._name}: {where}" if where else self._name
         check_positive(name, "lam", group["lam"], zero=True, what="the weight of the gradient-change penalty")
         if group["penalty"] not in _PENALTIES:
-            raise InputError(f"{name}: penalty = {short_repr(group['penalty'])} is not allowed; one of "
-                             f"{', '.join(map(repr, _PENALTIES))}")
+            raise InputError(
+                f"{name}: penalty = {short_repr(group['penalty'])} is not allowed; one of "
+                f"{', '.join(map(repr, _PENALTIES))}"
+            )
 
     def _allow_backward(self) -> bool:
         return False
@@ -289,8 +323,14 @@ class HERO(SAM):
         return [e if g is None else (g if e is None else g + e) for g, e in zip(plain, extra)]
 
 
-def hessian_top_eigenvalue(loss_fn: Callable[[], torch.Tensor], params: Iterable[torch.Tensor], *,
-                           iters: int = 100, tol: float = 1e-6, seed: int = 0) -> float:
+def hessian_top_eigenvalue(
+    loss_fn: Callable[[], torch.Tensor],
+    params: Iterable[torch.Tensor],
+    *,
+    iters: int = 100,
+    tol: float = 1e-6,
+    seed: int = 0,
+) -> float:
     """The eigenvalue of largest magnitude of the Hessian of ``loss_fn()`` with respect to ``params`` (in
     loss units per squared parameter unit), by power iteration on Hessian-vector products.
 

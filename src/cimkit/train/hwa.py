@@ -51,7 +51,16 @@ from ..errors import InputError, short_repr
 from ..sim import calibrate, cim_layers, configure, convert
 from ..spec import HardwareSpec
 from ..spec.model import stored_content
-from .loop import Record, batch_indices, fingerprint, check_count, check_positive, run_epochs, step_seed, steps_per_epoch
+from .loop import (
+    Record,
+    batch_indices,
+    check_count,
+    check_positive,
+    fingerprint,
+    run_epochs,
+    step_seed,
+    steps_per_epoch,
+)
 
 #: named noise schedules (a sequence of per-epoch scales is also accepted)
 NOISE_SCHEDULES = ("constant", "linear", "cosine")
@@ -91,8 +100,10 @@ def schedule_scales(schedule: str | Sequence[float], epochs: int, start: float, 
     slow at both ends), or the given sequence (one scale >= 0 per epoch)."""
     if isinstance(schedule, str):
         if schedule not in NOISE_SCHEDULES:
-            raise InputError(f"{_WHAT}: noise_schedule = {schedule!r} is not allowed; one of "
-                             f"{', '.join(NOISE_SCHEDULES)}, or a sequence of one noise scale (>= 0) per epoch")
+            raise InputError(
+                f"{_WHAT}: noise_schedule = {schedule!r} is not allowed; one of "
+                f"{', '.join(NOISE_SCHEDULES)}, or a sequence of one noise scale (>= 0) per epoch"
+            )
         if schedule == "constant" or epochs == 1:
             return [float(end)] * epochs
         ramp = [e / (epochs - 1) for e in range(epochs)]
@@ -102,26 +113,35 @@ def schedule_scales(schedule: str | Sequence[float], epochs: int, start: float, 
     if isinstance(schedule, (np.ndarray, torch.Tensor)):
         scales = schedule.tolist() if schedule.ndim == 1 else None
     elif isinstance(schedule, Sequence) and not isinstance(schedule, bytes):
-        scales = [v.item() if isinstance(v, np.generic) or (isinstance(v, torch.Tensor) and v.numel() == 1) else v
-                  for v in schedule]
+        scales = [
+            v.item() if isinstance(v, np.generic) or (isinstance(v, torch.Tensor) and v.numel() == 1) else v
+            for v in schedule
+        ]
     else:
         scales = None
     if scales is None:
-        raise InputError(f"{_WHAT}: noise_schedule = {short_repr(schedule)} is not allowed; one of "
-                         f"{', '.join(NOISE_SCHEDULES)}, or a sequence of one noise scale (>= 0) per epoch")
+        raise InputError(
+            f"{_WHAT}: noise_schedule = {short_repr(schedule)} is not allowed; one of "
+            f"{', '.join(NOISE_SCHEDULES)}, or a sequence of one noise scale (>= 0) per epoch"
+        )
     if len(scales) != epochs:
-        raise InputError(f"{_WHAT}: noise_schedule has {len(scales)} scale(s) for {epochs} epoch(s); give one per "
-                         "epoch")
-    return [check_positive(_WHAT, f"noise_schedule[{i}]", v, zero=True, what="a multiple of the spec's noise")
-            for i, v in enumerate(scales)]
+        raise InputError(
+            f"{_WHAT}: noise_schedule has {len(scales)} scale(s) for {epochs} epoch(s); give one per epoch"
+        )
+    return [
+        check_positive(_WHAT, f"noise_schedule[{i}]", v, zero=True, what="a multiple of the spec's noise")
+        for i, v in enumerate(scales)
+    ]
 
 
 def _as_tensor(name: str, value, *, floating: bool) -> torch.Tensor:
     if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
         value = torch.from_numpy(np.ascontiguousarray(value))
     if not isinstance(value, torch.Tensor) or value.is_complex() or value.dim() == 0:
-        raise InputError(f"{_WHAT}.fit: {name} = {short_repr(value)} is not allowed; a real tensor or numpy array "
-                         "with one sample per row")
+        raise InputError(
+            f"{_WHAT}.fit: {name} = {short_repr(value)} is not allowed; a real tensor or numpy array "
+            "with one sample per row"
+        )
     if floating:
         if not value.is_floating_point():
             value = value.float()
@@ -161,15 +181,32 @@ class HardwareAwareTrainer:
     (classification). ``seed``: every random effect. ``checkpoint_every``: steps between checkpoints.
     """
 
-    def __init__(self, spec: HardwareSpec | str, *, epochs: int = 5, lr: float = 1e-3, batch_size: int = 64,
-                 optimizer: str = "adam", momentum: float = 0.9, weight_decay: float = 0.0,
-                 lr_schedule: str = "constant", noise_schedule: str | Sequence[float] = "linear",
-                 noise_start: float = 1.0, noise_end: float = 1.5, scale_read_noise: bool = True,
-                 calibrate_every_epoch: bool = True, calibration_samples: int = 256,
-                 weight_clip_sigma: float | None = None, weight_range: str = "dynamic",
-                 backward: str = "straight_through", t_inference_s: float | None = None,
-                 loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                 validation: tuple[Any, Any] | None = None, seed: int = 0, checkpoint_every: int = 100) -> None:
+    def __init__(
+        self,
+        spec: HardwareSpec | str,
+        *,
+        epochs: int = 5,
+        lr: float = 1e-3,
+        batch_size: int = 64,
+        optimizer: str = "adam",
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        lr_schedule: str = "constant",
+        noise_schedule: str | Sequence[float] = "linear",
+        noise_start: float = 1.0,
+        noise_end: float = 1.5,
+        scale_read_noise: bool = True,
+        calibrate_every_epoch: bool = True,
+        calibration_samples: int = 256,
+        weight_clip_sigma: float | None = None,
+        weight_range: str = "dynamic",
+        backward: str = "straight_through",
+        t_inference_s: float | None = None,
+        loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        validation: tuple[Any, Any] | None = None,
+        seed: int = 0,
+        checkpoint_every: int = 100,
+    ) -> None:
         if isinstance(spec, str):
             spec = HardwareSpec.preset(spec)
         if not isinstance(spec, HardwareSpec):
@@ -184,25 +221,36 @@ class HardwareAwareTrainer:
             raise InputError(f"{_WHAT}: momentum = {momentum!r} is not allowed; a number in [0, 1)")
         self.weight_decay = check_positive(_WHAT, "weight_decay", weight_decay, zero=True, what="L2 decay")
         self.lr_schedule = self._choice("lr_schedule", lr_schedule, ("constant", "cosine"))
-        self.noise_start = check_positive(_WHAT, "noise_start", noise_start, zero=True,
-                                          what="noise scale at the first epoch")
-        self.noise_end = check_positive(_WHAT, "noise_end", noise_end, zero=True,
-                                        what="noise scale at the last epoch")
+        self.noise_start = check_positive(
+            _WHAT, "noise_start", noise_start, zero=True, what="noise scale at the first epoch"
+        )
+        self.noise_end = check_positive(_WHAT, "noise_end", noise_end, zero=True, what="noise scale at the last epoch")
         self.noise_schedule = noise_schedule
         self.noise_scales = schedule_scales(noise_schedule, self.epochs, self.noise_start, self.noise_end)
         self.scale_read_noise = self._flag("scale_read_noise", scale_read_noise)
         self.calibrate_every_epoch = self._flag("calibrate_every_epoch", calibrate_every_epoch)
-        self.calibration_samples = check_count(_WHAT, "calibration_samples", calibration_samples, 1,
-                                               "training inputs each calibration sees")
-        self.weight_clip_sigma = None if weight_clip_sigma is None else check_positive(
-            _WHAT, "weight_clip_sigma", weight_clip_sigma, what="standard deviations, or None for no clipping")
+        self.calibration_samples = check_count(
+            _WHAT, "calibration_samples", calibration_samples, 1, "training inputs each calibration sees"
+        )
+        self.weight_clip_sigma = (
+            None
+            if weight_clip_sigma is None
+            else check_positive(
+                _WHAT, "weight_clip_sigma", weight_clip_sigma, what="standard deviations, or None for no clipping"
+            )
+        )
         self.weight_range = self._choice("weight_range", weight_range, WEIGHT_RANGES)
         self.backward = self._choice("backward", backward, BACKWARDS)
-        self.t_inference_s = None if t_inference_s is None else check_positive(
-            _WHAT, "t_inference_s", t_inference_s, what="seconds after programming, or None")
+        self.t_inference_s = (
+            None
+            if t_inference_s is None
+            else check_positive(_WHAT, "t_inference_s", t_inference_s, what="seconds after programming, or None")
+        )
         if loss is not None and not callable(loss):
-            raise InputError(f"{_WHAT}: loss = {short_repr(loss)} is not allowed; a callable loss(outputs, targets) "
-                             "or None (cross entropy)")
+            raise InputError(
+                f"{_WHAT}: loss = {short_repr(loss)} is not allowed; a callable loss(outputs, targets) "
+                "or None (cross entropy)"
+            )
         self.loss = loss
         if validation is not None and not (isinstance(validation, (tuple, list)) and len(validation) == 2):
             raise InputError(f"{_WHAT}: validation = {short_repr(validation)} is not allowed; an (x, y) pair or None")
@@ -231,19 +279,37 @@ class HardwareAwareTrainer:
 
     def settings(self) -> dict:
         """What must match for a checkpoint to be resumed (everything that changes the numbers)."""
-        return {"spec": stored_content(self.spec), "epochs": self.epochs, "lr": self.lr,
-                "batch_size": self.batch_size, "optimizer": self.optimizer, "momentum": self.momentum,
-                "weight_decay": self.weight_decay, "lr_schedule": self.lr_schedule,
-                "noise_scales": self.noise_scales, "scale_read_noise": self.scale_read_noise,
-                "calibrate_every_epoch": self.calibrate_every_epoch,
-                "calibration_samples": self.calibration_samples, "weight_clip_sigma": self.weight_clip_sigma,
-                "weight_range": self.weight_range, "backward": self.backward, "t_inference_s": self.t_inference_s,
-                "loss": None if self.loss is None else getattr(self.loss, "__qualname__", type(self.loss).__name__),
-                "seed": self.seed}
+        return {
+            "spec": stored_content(self.spec),
+            "epochs": self.epochs,
+            "lr": self.lr,
+            "batch_size": self.batch_size,
+            "optimizer": self.optimizer,
+            "momentum": self.momentum,
+            "weight_decay": self.weight_decay,
+            "lr_schedule": self.lr_schedule,
+            "noise_scales": self.noise_scales,
+            "scale_read_noise": self.scale_read_noise,
+            "calibrate_every_epoch": self.calibrate_every_epoch,
+            "calibration_samples": self.calibration_samples,
+            "weight_clip_sigma": self.weight_clip_sigma,
+            "weight_range": self.weight_range,
+            "backward": self.backward,
+            "t_inference_s": self.t_inference_s,
+            "loss": None if self.loss is None else getattr(self.loss, "__qualname__", type(self.loss).__name__),
+            "seed": self.seed,
+        }
 
     # ---- fit ---------------------------------------------------------------------------------
-    def fit(self, model: nn.Module, x, y, *, checkpoint: str | None = None,
-            progress: bool | Callable[[int, int], Any] = False) -> nn.Module:
+    def fit(
+        self,
+        model: nn.Module,
+        x,
+        y,
+        *,
+        checkpoint: str | None = None,
+        progress: bool | Callable[[int, int], Any] = False,
+    ) -> nn.Module:
         """Train a copy of ``model`` on ``(x, y)`` through the chip and return it as a plain float model (the
         original is untouched). ``x``: inputs, one sample per row (tensor or numpy array); ``y``: targets
         (class indices for the default loss). ``checkpoint``: a file to save to and, when it exists, resume
@@ -258,31 +324,60 @@ class HardwareAwareTrainer:
         if len(x) == 0:
             raise InputError(f"{_WHAT}.fit: x has no samples")
         if self.loss is None and (y.is_floating_point() or y.dim() != 1):
-            raise InputError(f"{_WHAT}.fit: y has dtype {y.dtype} and shape {tuple(y.shape)}; the default loss "
-                             "(cross entropy) takes one integer class index per sample (or pass loss=)")
+            raise InputError(
+                f"{_WHAT}.fit: y has dtype {y.dtype} and shape {tuple(y.shape)}; the default loss "
+                "(cross entropy) takes one integer class index per sample (or pass loss=)"
+            )
         if self.loss is None and bool((y < 0).any()):
-            raise InputError(f"{_WHAT}.fit: y has negative class indices (min {int(y.min())}); cross entropy takes "
-                             "indices 0 .. classes-1")
+            raise InputError(
+                f"{_WHAT}.fit: y has negative class indices (min {int(y.min())}); cross entropy takes "
+                "indices 0 .. classes-1"
+            )
         validation = None
         if self.validation is not None:
-            vx, vy = _as_tensor("validation x", self.validation[0], floating=True), \
-                _as_tensor("validation y", self.validation[1], floating=False)
+            vx, vy = (
+                _as_tensor("validation x", self.validation[0], floating=True),
+                _as_tensor("validation y", self.validation[1], floating=False),
+            )
             if len(vx) != len(vy) or len(vx) == 0:
-                raise InputError(f"{_WHAT}.fit: validation has {len(vx)} inputs and {len(vy)} targets; give one "
-                                 "target per input, at least one")
+                raise InputError(
+                    f"{_WHAT}.fit: validation has {len(vx)} inputs and {len(vy)} targets; give one "
+                    "target per input, at least one"
+                )
             validation = (vx, vy)
         run = _Run(self, model, x, y, validation)
         self.history_ = run_epochs(
-            run.step, epochs=self.epochs, steps_per_epoch=run.steps, state=run.state, load=run.load,
-            settings={**self.settings(), "model": run.structure, "data": fingerprint(x, y),
-                      "start": fingerprint(*model.state_dict().values())},
-            checkpoint=checkpoint, checkpoint_every=self.checkpoint_every, end_epoch=run.end_epoch,
-            progress=progress, description="hardware-aware training", what=f"{_WHAT}.fit")
+            run.step,
+            epochs=self.epochs,
+            steps_per_epoch=run.steps,
+            state=run.state,
+            load=run.load,
+            settings={
+                **self.settings(),
+                "model": run.structure,
+                "data": fingerprint(x, y),
+                "start": fingerprint(*model.state_dict().values()),
+            },
+            checkpoint=checkpoint,
+            checkpoint_every=self.checkpoint_every,
+            end_epoch=run.end_epoch,
+            progress=progress,
+            description="hardware-aware training",
+            what=f"{_WHAT}.fit",
+        )
         return run.result()
 
 
-def train_hardware_aware(model: nn.Module, spec: HardwareSpec | str, x, y, *, checkpoint: str | None = None,
-                         progress: bool | Callable[[int, int], Any] = False, **options) -> nn.Module:
+def train_hardware_aware(
+    model: nn.Module,
+    spec: HardwareSpec | str,
+    x,
+    y,
+    *,
+    checkpoint: str | None = None,
+    progress: bool | Callable[[int, int], Any] = False,
+    **options,
+) -> nn.Module:
     """``HardwareAwareTrainer(spec, **options).fit(model, x, y, checkpoint=..., progress=...)``: the trained
     float model."""
     return HardwareAwareTrainer(spec, **options).fit(model, x, y, checkpoint=checkpoint, progress=progress)
@@ -292,8 +387,14 @@ class _Run:
     """One fit: the float model whose parameters the optimizer owns, and the chip of the current epoch,
     which holds those same parameter objects."""
 
-    def __init__(self, trainer: HardwareAwareTrainer, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                 validation: tuple[torch.Tensor, torch.Tensor] | None) -> None:
+    def __init__(
+        self,
+        trainer: HardwareAwareTrainer,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        validation: tuple[torch.Tensor, torch.Tensor] | None,
+    ) -> None:
         self.t = trainer
         self.x, self.y, self.validation = x, y, validation
         self.work = copy.deepcopy(model)
@@ -310,11 +411,13 @@ class _Run:
         self.epoch_loss = [0.0, 0]  # the current epoch's summed step losses and steps (saved: survives a resume)
         self._check_model()
         if trainer.optimizer == "adam":
-            self.opt: torch.optim.Optimizer = torch.optim.Adam(self.params.values(), lr=trainer.lr,
-                                                               weight_decay=trainer.weight_decay)
+            self.opt: torch.optim.Optimizer = torch.optim.Adam(
+                self.params.values(), lr=trainer.lr, weight_decay=trainer.weight_decay
+            )
         else:
-            self.opt = torch.optim.SGD(self.params.values(), lr=trainer.lr, momentum=trainer.momentum,
-                                       weight_decay=trainer.weight_decay)
+            self.opt = torch.optim.SGD(
+                self.params.values(), lr=trainer.lr, momentum=trainer.momentum, weight_decay=trainer.weight_decay
+            )
 
     # ---- the chip ----------------------------------------------------------------------------
     def _convert(self, spec: HardwareSpec, seed: int, *, quiet: bool) -> nn.Module:
@@ -332,14 +435,18 @@ class _Run:
         chip = self._convert(self.t.epoch_spec(0), 0, quiet=False)
         layers = cim_layers(chip)
         if not layers:
-            raise InputError(f"{_WHAT}.fit: the model has no layer the chip can take (nn.Linear, nn.Conv1d, "
-                             f"nn.Conv2d, ... see cimkit.register_converter); its summary:\n{chip.cim_summary}")
+            raise InputError(
+                f"{_WHAT}.fit: the model has no layer the chip can take (nn.Linear, nn.Conv1d, "
+                f"nn.Conv2d, ... see cimkit.register_converter); its summary:\n{chip.cim_summary}"
+            )
         chip_params = dict(chip.named_parameters(remove_duplicate=False))
         for name, p in self.param_names:
             if name not in chip_params or chip_params[name].shape != p.shape:
-                raise InputError(f"{_WHAT}.fit: the converted model holds the parameter {name!r} under another name "
-                                 "or shape; hardware-aware training takes models whose crossbar layers keep their "
-                                 "parameters (nn.Linear, nn.Conv1d, nn.Conv2d)")
+                raise InputError(
+                    f"{_WHAT}.fit: the converted model holds the parameter {name!r} under another name "
+                    "or shape; hardware-aware training takes models whose crossbar layers keep their "
+                    "parameters (nn.Linear, nn.Conv1d, nn.Conv2d)"
+                )
         chip_buffers = dict(chip.named_buffers())
         missing = [n for n in self.buffer_names if n not in chip_buffers]
         if missing:
@@ -364,7 +471,7 @@ class _Run:
         if calibrated:
             if self.t.calibrate_every_epoch or previous is None:
                 gen = torch.Generator().manual_seed(step_seed(self.t.seed, epoch, -3))
-                idx = torch.randperm(len(self.x), generator=gen)[:self.t.calibration_samples]
+                idx = torch.randperm(len(self.x), generator=gen)[: self.t.calibration_samples]
                 calibrate(chip, [self.x[idx].to(self.device)], num_batches=1)
             else:  # the first chip's ranges, carried over (a partial load: the chip rebuilds what depends on them)
                 for new, old in zip(cim_layers(chip), cim_layers(previous)):
@@ -404,8 +511,10 @@ class _Run:
             out = self.chip(xb)
             loss = self.t.loss(out, yb) if self.t.loss is not None else nn.functional.cross_entropy(out, yb)
             if not bool(torch.isfinite(loss)):
-                raise InputError(f"{_WHAT}.fit: the loss became {float(loss)} at epoch {epoch}, step {index}; lower "
-                                 f"lr (now {self.t.lr}) or check the data")
+                raise InputError(
+                    f"{_WHAT}.fit: the loss became {float(loss)} at epoch {epoch}, step {index}; lower "
+                    f"lr (now {self.t.lr}) or check the data"
+                )
             loss.backward()
         self.opt.step()
         self._clip()
@@ -434,14 +543,18 @@ class _Run:
                     per_out.copy_(torch.maximum(torch.minimum(per_out, top), -top))
 
     def end_epoch(self, epoch: int) -> Record:
-        record: Record = {"noise_scale": self.t.noise_scales[epoch],
-                          "loss": self.epoch_loss[0] / max(self.epoch_loss[1], 1)}
+        record: Record = {
+            "noise_scale": self.t.noise_scales[epoch],
+            "loss": self.epoch_loss[0] / max(self.epoch_loss[1], 1),
+        }
         if self.validation is not None:
             vx, vy = self.validation
             self.chip.eval()
             with torch.no_grad():
-                hits = sum(int((self.chip(vx[i:i + 500].to(self.device)).argmax(-1).cpu() == vy[i:i + 500]).sum())
-                           for i in range(0, len(vy), 500))
+                hits = sum(
+                    int((self.chip(vx[i : i + 500].to(self.device)).argmax(-1).cpu() == vy[i : i + 500]).sum())
+                    for i in range(0, len(vy), 500)
+                )
             self.chip.train()
             record["val_accuracy"] = hits / len(vy)
         return record
@@ -449,9 +562,13 @@ class _Run:
     # ---- checkpoint --------------------------------------------------------------------------
     def state(self) -> dict:
         self._sync_buffers()
-        return {"model": self.work.state_dict(), "optimizer": self.opt.state_dict(),
-                "chip": None if self.chip is None else self.chip.state_dict(), "chip_epoch": self.chip_epoch,
-                "epoch_loss": list(self.epoch_loss)}
+        return {
+            "model": self.work.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "chip": None if self.chip is None else self.chip.state_dict(),
+            "chip_epoch": self.chip_epoch,
+            "epoch_loss": list(self.epoch_loss),
+        }
 
     def load(self, state: dict) -> None:
         self.work.load_state_dict(state["model"])

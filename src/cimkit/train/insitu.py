@@ -27,10 +27,10 @@ import torch
 from torch import nn
 
 from ..errors import InputError, short_repr
+from ..sim.update import WriteCounts
 from ..spec import HardwareSpec
 from ..spec.model import stored_content
 from ..spec.update import UpdateDevice, update_device
-from ..sim.update import WriteCounts
 from .loop import batch_indices, check_count, check_positive, fingerprint, run_epochs, step_seed, steps_per_epoch
 
 RULES = ("bp", "dfa")
@@ -59,30 +59,44 @@ def small_cnn(side: int = 8, classes: int = 10, activation: str = "tanh", *, see
     """Two 3x3 convolutions (8 and 16 channels, each followed by ``activation`` and 2x2 max pooling) and a
     linear classifier, for ``side`` x ``side`` single-channel images; weights drawn from ``seed``."""
     if activation not in ACTIVATIONS:
-        raise InputError(f"small_cnn: activation {short_repr(activation)} is unknown; choose from "
-                         f"{', '.join(ACTIVATIONS)}")
+        raise InputError(
+            f"small_cnn: activation {short_repr(activation)} is unknown; choose from {', '.join(ACTIVATIONS)}"
+        )
     act = ACTIVATIONS[activation]
     after = (side // 2) // 2
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), act(), nn.MaxPool2d(2),
-                             nn.Conv2d(8, 16, 3, padding=1), act(), nn.MaxPool2d(2),
-                             nn.Flatten(), nn.Linear(16 * after * after, classes))
+        return nn.Sequential(
+            nn.Conv2d(1, 8, 3, padding=1),
+            act(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1),
+            act(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(16 * after * after, classes),
+        )
 
 
 def _blocks(chip: nn.Module, layers: list, what: str) -> list[nn.Sequential]:
     """The DFA blocks of a converted Sequential: each crossbar layer with the digital modules after it."""
     if not isinstance(chip, nn.Sequential):
-        raise InputError(f"{what}: rule 'dfa' needs an nn.Sequential model (the output error reaches the output "
-                         f"of each layer's block through its feedback matrix); got a {type(chip).__name__}")
+        raise InputError(
+            f"{what}: rule 'dfa' needs an nn.Sequential model (the output error reaches the output "
+            f"of each layer's block through its feedback matrix); got a {type(chip).__name__}"
+        )
     ids = {id(layer) for layer in layers}
     mods = list(chip)
     if any(id(m) not in ids and any(id(s) in ids for s in m.modules()) for m in mods):
-        raise InputError(f"{what}: rule 'dfa' needs the crossbar layers at the top level of the Sequential; nest "
-                         "no Linear or Conv inside a submodule")
+        raise InputError(
+            f"{what}: rule 'dfa' needs the crossbar layers at the top level of the Sequential; nest "
+            "no Linear or Conv inside a submodule"
+        )
     if id(mods[0]) not in ids:
-        raise InputError(f"{what}: rule 'dfa' needs the Sequential to start with a Linear or Conv layer; it "
-                         f"starts with {type(mods[0]).__name__}")
+        raise InputError(
+            f"{what}: rule 'dfa' needs the Sequential to start with a Linear or Conv layer; it "
+            f"starts with {type(mods[0]).__name__}"
+        )
     blocks: list[list[nn.Module]] = []
     for m in mods:
         if id(m) in ids:
@@ -112,10 +126,21 @@ class InSituTrainer:
     ``writes_`` (per crossbar layer, the ``WriteCounts`` of every update, summed).
     """
 
-    def __init__(self, spec: HardwareSpec | str, *, rule: str = "bp", device: str | UpdateDevice | None = None,
-                 lr: float = 0.05, epochs: int = 1, batch_size: int = 1, weight_max: float | None = None,
-                 loss: str = "cross_entropy", feedback_scale: float = 1.0, calibration_samples: int = 256,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        spec: HardwareSpec | str,
+        *,
+        rule: str = "bp",
+        device: str | UpdateDevice | None = None,
+        lr: float = 0.05,
+        epochs: int = 1,
+        batch_size: int = 1,
+        weight_max: float | None = None,
+        loss: str = "cross_entropy",
+        feedback_scale: float = 1.0,
+        calibration_samples: int = 256,
+        seed: int = 0,
+    ) -> None:
         what = "InSituTrainer"
         if isinstance(spec, str):
             spec = HardwareSpec.preset(spec)
@@ -127,9 +152,11 @@ class InSituTrainer:
             raise InputError(f"{what}: loss {short_repr(loss)} is unknown; choose from {', '.join(LOSSES)}")
         bits = spec.periphery.input_bits
         if bits is not None and bits < 2:
-            raise InputError(f"{what}: spec '{spec.name}' has periphery.input_bits = {bits}; the errors a training "
-                             "step reads through the arrays (transposed reads, DFA's feedback reads) are signed and "
-                             "need input_bits >= 2")
+            raise InputError(
+                f"{what}: spec '{spec.name}' has periphery.input_bits = {bits}; the errors a training "
+                "step reads through the arrays (transposed reads, DFA's feedback reads) are signed and "
+                "need input_bits >= 2"
+            )
         self.device = None if device is None else update_device(device)
         self.spec = spec if self.device is None else spec.replace(**self.device.hardware_fields())
         self.rule, self.loss = rule, loss
@@ -143,13 +170,21 @@ class InSituTrainer:
 
     # ---- setup -----------------------------------------------------------------------------------
     def _settings(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
-        return {"spec": stored_content(self.spec), "rule": self.rule, "lr": self.lr,
-                "device": None if self.device is None else self.device.model_dump(mode="json"),
-                "batch_size": self.batch_size, "weight_max": self.weight_max, "loss": self.loss,
-                "feedback_scale": self.feedback_scale, "calibration_samples": self.calibration_samples,
-                "seed": self.seed, "data": fingerprint(x, y),
-                "model": {k: list(v.shape) for k, v in model.state_dict().items()},
-                "start": fingerprint(*model.state_dict().values())}
+        return {
+            "spec": stored_content(self.spec),
+            "rule": self.rule,
+            "lr": self.lr,
+            "device": None if self.device is None else self.device.model_dump(mode="json"),
+            "batch_size": self.batch_size,
+            "weight_max": self.weight_max,
+            "loss": self.loss,
+            "feedback_scale": self.feedback_scale,
+            "calibration_samples": self.calibration_samples,
+            "seed": self.seed,
+            "data": fingerprint(x, y),
+            "model": {k: list(v.shape) for k, v in model.state_dict().items()},
+            "start": fingerprint(*model.state_dict().values()),
+        }
 
     def _build(self, model: nn.Module, x: torch.Tensor, classes: int, what: str) -> None:
         from ..sim import configure, convert
@@ -167,14 +202,17 @@ class InSituTrainer:
                     f"{what}: layer {layer.layer_name!r} spreads each weight over {m.slices} cells and {m.groups} "
                     f"group(s); in-situ updates need one cell per weight and one group: set weight_bits: null "
                     f"(analog) or weight_bits <= device.bits_per_cell (now weight_bits {self.spec.weight_bits}, "
-                    f"bits_per_cell {self.spec.device.bits_per_cell})")
+                    f"bits_per_cell {self.spec.device.bits_per_cell})"
+                )
         configure(chip, backward="chip", program_noise="fixed", weight_range="fixed")
         for layer in layers:
             top = float(layer.weight.detach().abs().max())
             w_max = self.weight_max if self.weight_max is not None else 2.0 * top
             if top > w_max:
-                raise InputError(f"{what}: layer {layer.layer_name!r} has initial weights up to {top:.4g}, beyond "
-                                 f"weight_max = {w_max:.4g}; raise weight_max or start from smaller weights")
+                raise InputError(
+                    f"{what}: layer {layer.layer_name!r} has initial weights up to {top:.4g}, beyond "
+                    f"weight_max = {w_max:.4g}; raise weight_max or start from smaller weights"
+                )
             layer.tile.w_scale.fill_(w_max / layer.coding.max_weight_code)
             layer._program(next_sample=False)
             layer.tile.update_model = "ideal" if self.device is None else self.device
@@ -188,20 +226,23 @@ class InSituTrainer:
             originals = list(model)
             with torch.no_grad():
                 for block in self.blocks_:
-                    h = nn.Sequential(*originals[start:start + len(block)])(h)
+                    h = nn.Sequential(*originals[start : start + len(block)])(h)
                     start += len(block)
                     shapes.append(tuple(h.shape[1:]))
             out, shapes = h, shapes[:-1]
             if out.dim() != 2 or out.shape[1] != classes:
-                raise InputError(f"{what}: rule 'dfa' needs a defined output error: the model's output per sample "
-                                 f"must be a vector of {classes} class scores, got shape {tuple(out.shape[1:])}")
+                raise InputError(
+                    f"{what}: rule 'dfa' needs a defined output error: the model's output per sample "
+                    f"must be a vector of {classes} class scores, got shape {tuple(out.shape[1:])}"
+                )
             gen = torch.Generator().manual_seed(self.seed * 7 + 3)
             for i, shape in enumerate(shapes):
                 size = math.prod(shape)
                 b = (torch.rand(size, classes, generator=gen) * 2 - 1) * self.feedback_scale / math.sqrt(classes)
                 name = f"feedback.{i}"
-                self.feedback_.append(CIMLinear.from_weight(b, None, self.spec, seed=layer_seed(self.seed, name),
-                                                            name=name))
+                self.feedback_.append(
+                    CIMLinear.from_weight(b, None, self.spec, seed=layer_seed(self.seed, name), name=name)
+                )
             self.feedback_shapes_ = shapes
         self.chip_, self.layers_ = chip, layers
         on_arrays = {id(layer.weight) for layer in layers}
@@ -215,7 +256,7 @@ class InSituTrainer:
         ``batch_size``)."""
         from ..sim import calibrate
 
-        xc, yc = x[:self.calibration_samples], y[:self.calibration_samples]
+        xc, yc = x[: self.calibration_samples], y[: self.calibration_samples]
         self._calibration = (xc, yc)
         calibrate(self.chip_, [xc])
         if self.feedback_:
@@ -242,13 +283,16 @@ class InSituTrainer:
         if not self.feedback_:
             raise InputError("set_feedback: no feedback matrices; fit with rule 'dfa' first")
         if not 0 <= index < len(self.feedback_):
-            raise InputError(f"set_feedback: index {index} is out of range; there are {len(self.feedback_)} "
-                             "hidden blocks")
+            raise InputError(
+                f"set_feedback: index {index} is out of range; there are {len(self.feedback_)} hidden blocks"
+            )
         layer = self.feedback_[index]
         expected = (layer.out_features, layer.in_features)
         if not isinstance(matrix, torch.Tensor) or tuple(matrix.shape) != expected:
-            raise InputError(f"set_feedback: block {index} needs a matrix of shape {expected}, got "
-                             f"{tuple(matrix.shape) if isinstance(matrix, torch.Tensor) else type(matrix).__name__}")
+            raise InputError(
+                f"set_feedback: block {index} needs a matrix of shape {expected}, got "
+                f"{tuple(matrix.shape) if isinstance(matrix, torch.Tensor) else type(matrix).__name__}"
+            )
         with torch.no_grad():
             layer.weight.copy_(matrix)
         self._calibrate(*self._calibration)  # the feedback arrays' ranges follow their new matrices
@@ -322,9 +366,18 @@ class InSituTrainer:
         self.writes_ = [WriteCounts() for _ in self.layers_]
         return x, y
 
-    def fit(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, x_test: torch.Tensor | None = None,
-            y_test: torch.Tensor | None = None, checkpoint: str | Path | None = None, checkpoint_every: int = 500,
-            progress: bool | Callable[[int, int], Any] = False) -> "InSituTrainer":
+    def fit(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        x_test: torch.Tensor | None = None,
+        y_test: torch.Tensor | None = None,
+        checkpoint: str | Path | None = None,
+        checkpoint_every: int = 500,
+        progress: bool | Callable[[int, int], Any] = False,
+    ) -> "InSituTrainer":
         """Convert ``model`` (left untouched) onto the chip and train it there on ``x`` (samples first) and
         integer labels ``y``; with ``x_test``/``y_test``, each epoch's test accuracy on the chip is recorded.
         ``checkpoint``: a file to save to and resume from (``cimkit.train.loop.run_epochs``). Returns self."""
@@ -349,8 +402,11 @@ class InSituTrainer:
             return {"test_accuracy": self.score(x_test, y_test)}
 
         def state() -> dict:
-            return {"chip": self.chip_.state_dict(), "feedback": [f.state_dict() for f in self.feedback_],
-                    "writes": [vars(w).copy() for w in self.writes_]}
+            return {
+                "chip": self.chip_.state_dict(),
+                "feedback": [f.state_dict() for f in self.feedback_],
+                "writes": [vars(w).copy() for w in self.writes_],
+            }
 
         def load(saved: dict) -> None:
             self.chip_.load_state_dict(saved["chip"])
@@ -360,10 +416,20 @@ class InSituTrainer:
             for layer in self.layers_:
                 self._sync(layer)
 
-        self.history_ = run_epochs(step, epochs=self.epochs, steps_per_epoch=steps_per_epoch(n, self.batch_size),
-                                   state=state, load=load, settings=self._settings(model, x, y), checkpoint=checkpoint,
-                                   checkpoint_every=checkpoint_every, end_epoch=end_epoch, progress=progress,
-                                   description=f"in-situ {self.rule}", what=what)
+        self.history_ = run_epochs(
+            step,
+            epochs=self.epochs,
+            steps_per_epoch=steps_per_epoch(n, self.batch_size),
+            state=state,
+            load=load,
+            settings=self._settings(model, x, y),
+            checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every,
+            end_epoch=end_epoch,
+            progress=progress,
+            description=f"in-situ {self.rule}",
+            what=what,
+        )
         return self
 
     def step_cost(self, model: nn.Module):
@@ -375,12 +441,22 @@ class InSituTrainer:
         if not hasattr(self, "history_"):
             raise InputError("InSituTrainer.step_cost: call fit first")
         steps = max(1, sum(1 for h in self.history_ if "loss" in h))
-        per_step = {layer.layer_name: WriteCounts(**{k: v / steps for k, v in vars(w).items()})
-                    for layer, w in zip(self.layers_, self.writes_)}
+        per_step = {
+            layer.layer_name: WriteCounts(**{k: v / steps for k, v in vars(w).items()})
+            for layer, w in zip(self.layers_, self.writes_)
+        }
         wl = Workload.from_torch(model, input_shape=(1, *self.input_shape_))
         sizes = [math.prod(s) for s in getattr(self, "feedback_shapes_", [])]
-        return step_cost(wl, self.spec, self.rule, batch=self.batch_size, writes=per_step, device=self.device,
-                         feedback_sizes=sizes, classes=self.classes_)
+        return step_cost(
+            wl,
+            self.spec,
+            self.rule,
+            batch=self.batch_size,
+            writes=per_step,
+            device=self.device,
+            feedback_sizes=sizes,
+            classes=self.classes_,
+        )
 
     def predict(self, x: torch.Tensor, batch: int = 500) -> torch.Tensor:
         """Class indices the trained chip predicts for ``x``."""
@@ -388,7 +464,7 @@ class InSituTrainer:
             raise InputError("InSituTrainer.predict: call fit first")
         self.chip_.eval()
         with torch.no_grad():
-            return torch.cat([self.chip_(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
+            return torch.cat([self.chip_(x[i : i + batch]).argmax(1) for i in range(0, len(x), batch)])
 
     def score(self, x: torch.Tensor, y: torch.Tensor) -> float:
         """Accuracy of the trained chip on ``x``, ``y`` (a fraction)."""
@@ -397,8 +473,10 @@ class InSituTrainer:
 
 def _data(x, y, what: str, xname: str, yname: str) -> tuple[torch.Tensor, torch.Tensor]:
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
-        raise InputError(f"{what}: {xname} must be a float tensor with samples first, got "
-                         f"{x.dtype if isinstance(x, torch.Tensor) else type(x).__name__}")
+        raise InputError(
+            f"{what}: {xname} must be a float tensor with samples first, got "
+            f"{x.dtype if isinstance(x, torch.Tensor) else type(x).__name__}"
+        )
     if not bool(torch.isfinite(x).all()):
         raise InputError(f"{what}: {xname} has non-finite values")
     if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.dtype not in (torch.int64, torch.int32):
@@ -406,5 +484,7 @@ def _data(x, y, what: str, xname: str, yname: str) -> tuple[torch.Tensor, torch.
     if len(y) != len(x):
         raise InputError(f"{what}: {xname} has {len(x)} samples and {yname} {len(y)}; they must match")
     if len(y) == 0 or int(y.min()) < 0:
-        raise InputError(f"{what}: {yname} must hold class indices 0, 1, ... (got {'none' if len(y) == 0 else int(y.min())})")
+        raise InputError(
+            f"{what}: {yname} must hold class indices 0, 1, ... (got {'none' if len(y) == 0 else int(y.min())})"
+        )
     return x.float(), y.long()

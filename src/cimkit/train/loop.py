@@ -30,18 +30,25 @@ Record = dict[str, float]
 def check_count(fn: str, name: str, value, low: int = 1, what: str = "") -> int:
     """``value`` as an int ``>= low``, or an InputError naming ``fn``, ``name`` and what is allowed."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < low:
-        raise InputError(f"{fn}: {name} = {short_repr(value)} is not allowed; an integer >= {low}"
-                         + (f" ({what})" if what else ""))
+        raise InputError(
+            f"{fn}: {name} = {short_repr(value)} is not allowed; an integer >= {low}" + (f" ({what})" if what else "")
+        )
     return int(value)
 
 
 def check_positive(fn: str, name: str, value, *, zero: bool = False, what: str = "") -> float:
     """``value`` as a finite float > 0 (>= 0 with ``zero``), or an InputError naming it."""
-    ok = (not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
-          and (value >= 0 if zero else value > 0))
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, numbers.Real)
+        and math.isfinite(value)
+        and (value >= 0 if zero else value > 0)
+    )
     if not ok:
-        raise InputError(f"{fn}: {name} = {short_repr(value)} is not allowed; a finite number "
-                         f"{'>= 0' if zero else '> 0'}" + (f" ({what})" if what else ""))
+        raise InputError(
+            f"{fn}: {name} = {short_repr(value)} is not allowed; a finite number "
+            f"{'>= 0' if zero else '> 0'}" + (f" ({what})" if what else "")
+        )
     return float(value)
 
 
@@ -56,7 +63,7 @@ def batch_indices(n: int, batch_size: int, seed: int, epoch: int, index: int) ->
     samples cut into batches of ``batch_size`` (the last one shorter)."""
     gen = torch.Generator().manual_seed(step_seed(seed, epoch, -1))
     order = torch.randperm(n, generator=gen)
-    return order[index * batch_size:(index + 1) * batch_size]
+    return order[index * batch_size : (index + 1) * batch_size]
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
@@ -80,12 +87,21 @@ def _to_bytes(obj) -> bytes:
     return buf.getvalue()
 
 
-def run_epochs(step: Callable[[int, int], Record], *, epochs: int, steps_per_epoch: int,
-               state: Callable[[], dict], load: Callable[[dict], None], settings: dict,
-               checkpoint: str | Path | None = None, checkpoint_every: int = 100,
-               end_epoch: Callable[[int], Record | None] | None = None,
-               progress: bool | Callable[[int, int], Any] = False, description: str = "training",
-               what: str = "run_epochs") -> list[Record]:
+def run_epochs(
+    step: Callable[[int, int], Record],
+    *,
+    epochs: int,
+    steps_per_epoch: int,
+    state: Callable[[], dict],
+    load: Callable[[dict], None],
+    settings: dict,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 100,
+    end_epoch: Callable[[int], Record | None] | None = None,
+    progress: bool | Callable[[int, int], Any] = False,
+    description: str = "training",
+    what: str = "run_epochs",
+) -> list[Record]:
     """Run ``step(epoch, index)`` for ``index`` in ``range(steps_per_epoch)`` of each of ``epochs`` epochs
     and return the history (each step's record with ``epoch`` and ``step`` added; then, at each epoch's end,
     ``end_epoch(epoch)``'s record, if it gives one, with ``"end_epoch": 1``).
@@ -107,19 +123,25 @@ def run_epochs(step: Callable[[int, int], Record], *, epochs: int, steps_per_epo
         try:
             saved = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as exc:  # a truncated or foreign file: say which
-            raise InputError(f"{what}: the checkpoint {str(path)!r} cannot be read ({type(exc).__name__}: {exc}); "
-                             "delete it or pass another path") from None
+            raise InputError(
+                f"{what}: the checkpoint {str(path)!r} cannot be read ({type(exc).__name__}: {exc}); "
+                "delete it or pass another path"
+            ) from None
         if not isinstance(saved, dict) or saved.get("settings") != settings:
-            raise InputError(f"{what}: the checkpoint {str(path)!r} was made with other settings; pass the same "
-                             "ones, or another checkpoint path")
+            raise InputError(
+                f"{what}: the checkpoint {str(path)!r} was made with other settings; pass the same "
+                "ones, or another checkpoint path"
+            )
         load(saved["state"])
         epoch, index, history = int(saved["epoch"]), int(saved["index"]), list(saved["history"])
 
     def save() -> None:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, _to_bytes({"settings": settings, "state": state(), "epoch": epoch,
-                                          "index": index, "history": history}))
+            atomic_write(
+                path,
+                _to_bytes({"settings": settings, "state": state(), "epoch": epoch, "index": index, "history": history}),
+            )
 
     total = epochs * steps_per_epoch
     with ImageProgress(progress, unit="step") as bar:
@@ -136,8 +158,7 @@ def run_epochs(step: Callable[[int, int], Record], *, epochs: int, steps_per_epo
             if end_epoch is not None:
                 record = end_epoch(epoch)
                 if record is not None:
-                    history.append({**record, "epoch": epoch, "step": (epoch + 1) * steps_per_epoch,
-                                    "end_epoch": 1})
+                    history.append({**record, "epoch": epoch, "step": (epoch + 1) * steps_per_epoch, "end_epoch": 1})
             epoch, index = epoch + 1, 0
             save()
     return history

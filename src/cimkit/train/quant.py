@@ -66,21 +66,37 @@ class QuantConfig:
 
     def __post_init__(self) -> None:
         fn = "QuantConfig"
-        object.__setattr__(self, "bits", check_int(fn, "bits", self.bits, 2, 16,
-                                                   "a symmetric grid needs 2 bits for a nonzero code; 16 bits "
-                                                   "keep codes exact in float32"))
-        for name, value, allowed in (("granularity", self.granularity, GRANULARITIES),
-                                     ("observer", self.observer, OBSERVERS)):
+        object.__setattr__(
+            self,
+            "bits",
+            check_int(
+                fn,
+                "bits",
+                self.bits,
+                2,
+                16,
+                "a symmetric grid needs 2 bits for a nonzero code; 16 bits keep codes exact in float32",
+            ),
+        )
+        for name, value, allowed in (
+            ("granularity", self.granularity, GRANULARITIES),
+            ("observer", self.observer, OBSERVERS),
+        ):
             if not isinstance(value, str) or value not in allowed:
-                raise InputError(f"{fn}: {name} = {short_repr(value)} is not allowed; allowed: "
-                                 f"{', '.join(repr(a) for a in allowed)}")
+                raise InputError(
+                    f"{fn}: {name} = {short_repr(value)} is not allowed; allowed: {', '.join(repr(a) for a in allowed)}"
+                )
         if not isinstance(self.symmetric, bool):
-            raise InputError(f"{fn}: symmetric = {short_repr(self.symmetric)} is not allowed; it must be True "
-                             f"(zero point 0, signed codes) or False (affine zero point, codes 0..2**bits-1)")
+            raise InputError(
+                f"{fn}: symmetric = {short_repr(self.symmetric)} is not allowed; it must be True "
+                f"(zero point 0, signed codes) or False (affine zero point, codes 0..2**bits-1)"
+            )
         p = self.percentile
         if isinstance(p, bool) or not isinstance(p, numbers.Real) or not math.isfinite(p) or not 50 < p <= 100:
-            raise InputError(f"{fn}: percentile = {short_repr(p)} is not allowed; a number in (50, 100] (the "
-                             f"percentile of the values that sets the range of the 'percentile' observer)")
+            raise InputError(
+                f"{fn}: percentile = {short_repr(p)} is not allowed; a number in (50, 100] (the "
+                f"percentile of the values that sets the range of the 'percentile' observer)"
+            )
         object.__setattr__(self, "percentile", float(p))
 
     @property
@@ -172,8 +188,14 @@ class _FakeQuantize(torch.autograd.Function):
     """``(clamp(round(x / s) + z, lo, hi) - z) * s`` with the clipped straight-through gradient."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor,  # type: ignore[override]
-                lo: int, hi: int) -> torch.Tensor:
+    def forward(
+        ctx,
+        x: torch.Tensor,
+        scale: torch.Tensor,
+        zero_point: torch.Tensor,  # type: ignore[override]
+        lo: int,
+        hi: int,
+    ) -> torch.Tensor:
         codes = torch.round(x / scale) + zero_point
         inside = (codes >= lo) & (codes <= hi)
         ctx.save_for_backward(inside)
@@ -201,15 +223,18 @@ def _check_tensor(fn: str, name: str, x: object) -> torch.Tensor:
         raise InputError(f"{fn}: {name} has dtype {x.dtype}; it must be a floating-point tensor")
     if x.numel() and not bool(torch.isfinite(x).all()):
         bad = (~torch.isfinite(x)).nonzero()[0].tolist()
-        raise InputError(f"{fn}: {name} has non-finite values (first at index {bad}: {x[tuple(bad)].item()}); "
-                         f"a quantization grid needs finite values")
+        raise InputError(
+            f"{fn}: {name} has non-finite values (first at index {bad}: {x[tuple(bad)].item()}); "
+            f"a quantization grid needs finite values"
+        )
     return x
 
 
 def _check_config(fn: str, name: str, cfg: object) -> QuantConfig:
     if not isinstance(cfg, QuantConfig):
-        raise InputError(f"{fn}: {name} = {short_repr(cfg)} is not allowed; it must be a "
-                         f"cimkit.train.quant.QuantConfig")
+        raise InputError(
+            f"{fn}: {name} = {short_repr(cfg)} is not allowed; it must be a cimkit.train.quant.QuantConfig"
+        )
     return cfg
 
 
@@ -226,14 +251,17 @@ def quant_params(x: torch.Tensor, cfg: QuantConfig, *, dim: int | None = None) -
     axis: int | None = None
     if cfg.granularity == "per_channel":
         if x.dim() == 0:
-            raise InputError(f"{fn}: per_channel quantization needs a tensor with a channel dim; x is 0-d "
-                             f"(use granularity='per_layer')")
+            raise InputError(
+                f"{fn}: per_channel quantization needs a tensor with a channel dim; x is 0-d "
+                f"(use granularity='per_layer')"
+            )
         axis = check_dim(fn, 0 if dim is None else dim, x.dim())
     return _params(x, cfg, axis)
 
 
-def fake_quantize(x: torch.Tensor, scale: torch.Tensor | float, zero_point: torch.Tensor | float,
-                  cfg: QuantConfig) -> torch.Tensor:
+def fake_quantize(
+    x: torch.Tensor, scale: torch.Tensor | float, zero_point: torch.Tensor | float, cfg: QuantConfig
+) -> torch.Tensor:
     """``x`` rounded to the grid ``(scale, zero_point)`` of ``cfg.bits`` bits and back to floats:
     ``(clamp(round(x / scale) + zero_point, lo, hi) - zero_point) * scale``, in ``x``'s dtype.
 
@@ -248,21 +276,26 @@ def fake_quantize(x: torch.Tensor, scale: torch.Tensor | float, zero_point: torc
     s = torch.as_tensor(scale, dtype=ct, device=x.device)
     z = torch.as_tensor(zero_point, dtype=ct, device=x.device)
     if not bool((torch.isfinite(s) & (s > 0)).all()):
-        raise InputError(f"{fn}: scale = {short_repr(scale)} is not allowed; every scale must be a positive "
-                         f"finite number (the grid step)")
+        raise InputError(
+            f"{fn}: scale = {short_repr(scale)} is not allowed; every scale must be a positive "
+            f"finite number (the grid step)"
+        )
     lo, hi = cfg.code_limits
     ok = (z == 0) if cfg.symmetric else (z == torch.round(z)) & (z >= lo) & (z <= hi)
     if not bool(ok.all()):
         allowed = "0 (a symmetric grid" if cfg.symmetric else f"integer codes in {lo}..{hi} (the code of 0"
-        raise InputError(f"{fn}: zero_point = {short_repr(zero_point)} is not allowed; it must be {allowed} of "
-                         f"{cfg.bits} bits)")
+        raise InputError(
+            f"{fn}: zero_point = {short_repr(zero_point)} is not allowed; it must be {allowed} of {cfg.bits} bits)"
+        )
     try:
         fits = torch.broadcast_shapes(x.shape, s.shape, z.shape) == x.shape
     except RuntimeError:
         fits = False
     if not fits:
-        raise InputError(f"{fn}: scale {tuple(s.shape)} and zero_point {tuple(z.shape)} do not broadcast "
-                         f"to the shape of x {tuple(x.shape)}; use the shapes quant_params returns")
+        raise InputError(
+            f"{fn}: scale {tuple(s.shape)} and zero_point {tuple(z.shape)} do not broadcast "
+            f"to the shape of x {tuple(x.shape)}; use the shapes quant_params returns"
+        )
     return _fake_quantize(x, s, z, cfg)
 
 
@@ -397,10 +430,11 @@ def _skipped(fn: str, model: nn.Module, skip: Iterable[str] | str) -> set[int]:
     for s in names:
         if not isinstance(s, str) or s not in known:
             some = ", ".join(repr(n) for n in sorted(known - {""})[:12])
-            raise InputError(f"{fn}: skip names {short_repr(s)}, which is not a module of the model; allowed: "
-                             f"module names as in model.named_modules() ({some}{', ...' if len(known) > 13 else ''})")
-    return {id(m) for name, m in modules
-            if any(s == "" or name == s or name.startswith(s + ".") for s in names)}
+            raise InputError(
+                f"{fn}: skip names {short_repr(s)}, which is not a module of the model; allowed: "
+                f"module names as in model.named_modules() ({some}{', ...' if len(known) > 13 else ''})"
+            )
+    return {id(m) for name, m in modules if any(s == "" or name == s or name.startswith(s + ".") for s in names)}
 
 
 def _layers(fn: str, model: nn.Module, skip: Iterable[str] | str, exact: bool) -> list[tuple[str, nn.Module]]:
@@ -411,26 +445,38 @@ def _layers(fn: str, model: nn.Module, skip: Iterable[str] | str, exact: bool) -
     seen: set[int] = set()
     for name, m in model.named_modules():
         if isinstance(m, QATLayer):
-            raise InputError(f"{fn}: layer {name!r} is already a {type(m).__name__}; pass the model before "
-                             f"prepare_qat, or bake it with convert_qat first")
+            raise InputError(
+                f"{fn}: layer {name!r} is already a {type(m).__name__}; pass the model before "
+                f"prepare_qat, or bake it with convert_qat first"
+            )
         ok = type(m) in QUANTIZABLE if exact else isinstance(m, QUANTIZABLE)
         if ok and id(m) not in skipped and id(m) not in seen:
             seen.add(id(m))
             if nn.parameter.is_lazy(m.weight):
-                raise InputError(f"{fn}: layer {name!r} ({type(m).__name__}) has an uninitialized lazy weight; "
-                                 f"run one forward pass first")
+                raise InputError(
+                    f"{fn}: layer {name!r} ({type(m).__name__}) has an uninitialized lazy weight; "
+                    f"run one forward pass first"
+                )
             _check_tensor(fn, f"the weight of layer {name!r}", m.weight.detach())
             found.append((name, m))
     if not found:
         kinds = ", ".join(f"nn.{t.__name__}" for t in QUANTIZABLE)
-        raise InputError(f"{fn}: the model ({type(model).__name__}) has no quantizable layers"
-                         f"{' left after skip' if skipped else ''}; allowed: {kinds}"
-                         + (" (exactly these types: subclasses may compute otherwise)" if exact else ""))
+        raise InputError(
+            f"{fn}: the model ({type(model).__name__}) has no quantizable layers"
+            f"{' left after skip' if skipped else ''}; allowed: {kinds}"
+            + (" (exactly these types: subclasses may compute otherwise)" if exact else "")
+        )
     return found
 
 
-def quantize_weights(model: nn.Module, bits: int = 8, *, granularity: Granularity = "per_channel",
-                     symmetric: bool = True, skip: Iterable[str] | str = ()) -> nn.Module:
+def quantize_weights(
+    model: nn.Module,
+    bits: int = 8,
+    *,
+    granularity: Granularity = "per_channel",
+    symmetric: bool = True,
+    skip: Iterable[str] | str = (),
+) -> nn.Module:
     """Post-training quantization: a deep copy of ``model`` whose ``nn.Linear`` / ``nn.Conv1d`` /
     ``nn.Conv2d`` weights (and those of their subclasses) hold their fake-quantized float values (min/max
     range, ``bits``, ``granularity``, ``symmetric`` as in ``QuantConfig``). The original is untouched.
@@ -451,8 +497,14 @@ def quantize_weights(model: nn.Module, bits: int = 8, *, granularity: Granularit
     return qmodel
 
 
-def prepare_qat(model: nn.Module, weight: QuantConfig | None = None, activation: QuantConfig | None = None, *,
-                momentum: float = 0.1, skip: Iterable[str] | str = ()) -> nn.Module:
+def prepare_qat(
+    model: nn.Module,
+    weight: QuantConfig | None = None,
+    activation: QuantConfig | None = None,
+    *,
+    momentum: float = 0.1,
+    skip: Iterable[str] | str = (),
+) -> nn.Module:
     """Quantization-aware training: a deep copy of ``model`` whose ``nn.Linear`` / ``nn.Conv1d`` /
     ``nn.Conv2d`` layers (exactly these types) become ``QATLinear`` / ``QATConv1d`` / ``QATConv2d``.
 
@@ -469,8 +521,10 @@ def prepare_qat(model: nn.Module, weight: QuantConfig | None = None, activation:
     if activation is not None:
         activation = _check_config(fn, "activation", activation)
     if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 < momentum <= 1:
-        raise InputError(f"{fn}: momentum = {short_repr(momentum)} is not allowed; a number in (0, 1] (the "
-                         f"weight of a new batch in the running input range)")
+        raise InputError(
+            f"{fn}: momentum = {short_repr(momentum)} is not allowed; a number in (0, 1] (the "
+            f"weight of a new batch in the running input range)"
+        )
     qmodel = copy_model(model)
     for _, m in _layers(fn, qmodel, skip, exact=True):
         m.__class__ = _QAT_OF[type(m)]
@@ -491,8 +545,9 @@ def convert_qat(model: nn.Module) -> nn.Module:
     out = copy_model(model)
     layers = {id(m): m for m in out.modules() if isinstance(m, QATLayer)}
     if not layers:
-        raise InputError(f"{fn}: the model ({type(model).__name__}) has no QAT layers; allowed: a model "
-                         f"returned by prepare_qat")
+        raise InputError(
+            f"{fn}: the model ({type(model).__name__}) has no QAT layers; allowed: a model returned by prepare_qat"
+        )
     with torch.no_grad():
         for m in layers.values():
             _check_tensor(fn, f"the weight of a {type(m).__name__}", m.weight.detach())
@@ -525,11 +580,26 @@ def quantization_error(model: nn.Module, qmodel: nn.Module) -> dict[str, float]:
             diff = float(torch.linalg.vector_norm(wq64 - w64))
             errors[name] = diff / norm if norm > 0 else diff
     if not errors:
-        raise InputError(f"{fn}: model and qmodel have no quantizable layers of the same name and shape; "
-                         f"qmodel must be a quantized copy of model")
+        raise InputError(
+            f"{fn}: model and qmodel have no quantizable layers of the same name and shape; "
+            f"qmodel must be a quantized copy of model"
+        )
     return errors
 
 
-__all__ = ["GRANULARITIES", "OBSERVERS", "QUANTIZABLE", "QATConv1d", "QATConv2d", "QATLayer", "QATLinear",
-           "QuantConfig", "convert_qat", "fake_quantize", "prepare_qat", "quant_params", "quantization_error",
-           "quantize_weights"]
+__all__ = [
+    "GRANULARITIES",
+    "OBSERVERS",
+    "QUANTIZABLE",
+    "QATConv1d",
+    "QATConv2d",
+    "QATLayer",
+    "QATLinear",
+    "QuantConfig",
+    "convert_qat",
+    "fake_quantize",
+    "prepare_qat",
+    "quant_params",
+    "quantization_error",
+    "quantize_weights",
+]

@@ -83,23 +83,37 @@ def _check_range(input_range, names: list[str]) -> dict[str, float] | float | No
     if isinstance(input_range, Mapping):
         unknown = [k for k in input_range if k not in names]
         if unknown:
-            raise InputError(f"measure_activity: input_range names {short_repr(unknown[0])}, which is no weighted layer "
-                             f"of the model; its weighted layers: {', '.join(names[:8])}")
+            raise InputError(
+                f"measure_activity: input_range names {short_repr(unknown[0])}, which is no weighted layer "
+                f"of the model; its weighted layers: {', '.join(names[:8])}"
+            )
         for k, v in input_range.items():
             if isinstance(v, Mapping):
                 raise InputError(f"measure_activity: input_range[{k!r}] = {short_repr(v)}: give a number per layer")
             _check_range(v, names)
         return {k: float(v) for k, v in input_range.items()}
-    if isinstance(input_range, bool) or not isinstance(input_range, numbers.Real) or not (
-            math.isfinite(input_range) and input_range > 0):
-        raise InputError(f"measure_activity: input_range = {short_repr(input_range)}: give the input value the DAC's "
-                         "top code stands for, a finite number > 0 (or a dict of them by layer name, or None to "
-                         "calibrate it as the simulator does)")
+    if (
+        isinstance(input_range, bool)
+        or not isinstance(input_range, numbers.Real)
+        or not (math.isfinite(input_range) and input_range > 0)
+    ):
+        raise InputError(
+            f"measure_activity: input_range = {short_repr(input_range)}: give the input value the DAC's "
+            "top code stands for, a finite number > 0 (or a dict of them by layer name, or None to "
+            "calibrate it as the simulator does)"
+        )
     return float(input_range)
 
 
-def measure_activity(model: nn.Module, loader: Iterable, spec, *, num_batches: int = 8, percentile: float = 99.99,
-                     input_range: float | Mapping[str, float] | None = None) -> dict[str, float]:
+def measure_activity(
+    model: nn.Module,
+    loader: Iterable,
+    spec,
+    *,
+    num_batches: int = 8,
+    percentile: float = 99.99,
+    input_range: float | Mapping[str, float] | None = None,
+) -> dict[str, float]:
     """The fraction of 1 bits in every weighted layer's input bit streams, by layer (op) name.
 
     ``loader`` yields input batches (or (inputs, targets) pairs); up to ``num_batches`` are run through
@@ -117,21 +131,27 @@ def measure_activity(model: nn.Module, loader: Iterable, spec, *, num_batches: i
     spec = _resolve_spec(spec, "measure_activity: spec")
     bits = spec.periphery.input_bits
     if bits is None:
-        raise InputError(f"measure_activity: spec {spec.name!r} has no input DAC (periphery.input_bits is null): "
-                         "input activity counts the 1 bits of DAC codes; give periphery.input_bits")
+        raise InputError(
+            f"measure_activity: spec {spec.name!r} has no input DAC (periphery.input_bits is null): "
+            "input activity counts the 1 bits of DAC codes; give periphery.input_bits"
+        )
     if not isinstance(model, nn.Module):
         raise InputError(f"measure_activity: model must be a torch.nn.Module, got {type(model).__name__}")
     check_calibration_options("measure_activity", num_batches, percentile)
     layers = {name: m for name, m in model.named_modules() if isinstance(m, _WEIGHTED)}
     if not layers:
-        raise InputError(f"measure_activity: {type(model).__name__} has no nn.Linear or nn.Conv1d/2d layer whose "
-                         "inputs drive crossbar rows")
+        raise InputError(
+            f"measure_activity: {type(model).__name__} has no nn.Linear or nn.Conv1d/2d layer whose "
+            "inputs drive crossbar rows"
+        )
     ranges = _check_range(input_range, list(layers))
     batches = input_batches(model, loader, num_batches, "measure_activity")
 
     seen: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
-    hooks = [m.register_forward_pre_hook(lambda mod, args, name=name: seen[name].append(args[0].detach().cpu()))
-             for name, m in layers.items()]
+    hooks = [
+        m.register_forward_pre_hook(lambda mod, args, name=name: seen[name].append(args[0].detach().cpu()))
+        for name, m in layers.items()
+    ]
     was_training = model.training
     model.eval()
     device = next((p.device for p in model.parameters()), torch.device("cpu"))

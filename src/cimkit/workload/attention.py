@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 
-from .registry import Arg, OP_RULES, digital_op, linear_op, matmul_op, per_inference
+from .registry import OP_RULES, Arg, digital_op, linear_op, matmul_op, per_inference
 
 
 def _sdpa(name: str, q: tuple, k: tuple, v: tuple) -> list:
@@ -35,9 +35,11 @@ def _sdpa(name: str, q: tuple, k: tuple, v: tuple) -> list:
     lq, d, lk, dv = q[-2], q[-1], k[-2], v[-1]
     softmax = OP_RULES.get("softmax:softmax")
     scores = (groups, lq, lk)
-    return [matmul_op(f"{name}.qk", groups, lq, d, lk),
-            digital_op(f"{name}.softmax", softmax, scores, scores, {"dim": -1}),
-            matmul_op(f"{name}.av", groups, lq, lk, dv)]
+    return [
+        matmul_op(f"{name}.qk", groups, lq, d, lk),
+        digital_op(f"{name}.softmax", softmax, scores, scores, {"dim": -1}),
+        matmul_op(f"{name}.av", groups, lq, lk, dv),
+    ]
 
 
 def expand_attention(name: str, module, inputs: list[Arg], out_shape: tuple, params: dict) -> list:
@@ -57,12 +59,16 @@ def expand_attention(name: str, module, inputs: list[Arg], out_shape: tuple, par
     if packed and params.get("same_qk") and params.get("same_kv"):
         ops.append(linear_op(f"{name}.in_proj", e, 3 * e, (b, lq, e), (b, lq, 3 * e), tq))
     elif packed and params.get("same_kv"):
-        ops += [linear_op(f"{name}.q_proj", e, e, (b, lq, e), (b, lq, e), tq),
-                linear_op(f"{name}.kv_proj", e, 2 * e, (b, lk, e), (b, lk, 2 * e), tk)]
+        ops += [
+            linear_op(f"{name}.q_proj", e, e, (b, lq, e), (b, lq, e), tq),
+            linear_op(f"{name}.kv_proj", e, 2 * e, (b, lk, e), (b, lk, 2 * e), tk),
+        ]
     else:
-        ops += [linear_op(f"{name}.q_proj", e, e, (b, lq, e), (b, lq, e), tq),
-                linear_op(f"{name}.k_proj", kdim, e, (b, lk, kdim), (b, lk, e), tk),
-                linear_op(f"{name}.v_proj", vdim, e, (b, lk, vdim), (b, lk, e), tk)]
+        ops += [
+            linear_op(f"{name}.q_proj", e, e, (b, lq, e), (b, lq, e), tq),
+            linear_op(f"{name}.k_proj", kdim, e, (b, lk, kdim), (b, lk, e), tk),
+            linear_op(f"{name}.v_proj", vdim, e, (b, lk, vdim), (b, lk, e), tk),
+        ]
     ops += _sdpa(name, (b * h, lq, d), (b * h, lk, d), (b * h, lk, d))
     ops.append(linear_op(f"{name}.out_proj", e, e, (b, lq, e), (b, lq, e), tq))
     return ops
@@ -109,8 +115,9 @@ def expand_encoder_layer(name: str, module, inputs: list[Arg], out_shape: tuple,
     else:
         from .core import unmapped_op
 
-        ffn.append(unmapped_op(f"{name}.activation", _activation_fn(module), 0, per_inference(hidden),
-                               per_inference(hidden)))
+        ffn.append(
+            unmapped_op(f"{name}.activation", _activation_fn(module), 0, per_inference(hidden), per_inference(hidden))
+        )
     ffn.append(linear_op(f"{name}.linear2", ff, e, hidden, tok, t))
     res1 = digital_op(f"{name}.add1", add, tok, tok)
     res2 = digital_op(f"{name}.add2", add, tok, tok)

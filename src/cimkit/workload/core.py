@@ -50,8 +50,10 @@ WEIGHTED = ("conv", "linear")
 #: what the importers do with an op holding weights the cost model cannot map
 UNMAPPED_POLICIES = ("error", "warn")
 #: what the cost model maps onto arrays, for error messages
-SUPPORTED = ("Linear / Gemm / MatMul with a constant 2-D weight, Conv1d and Conv2d (ONNX Conv with a 3-D or 4-D "
-             "kernel); digital ops: activations, pooling, normalization, softmax, element-wise, dynamic matmuls")
+SUPPORTED = (
+    "Linear / Gemm / MatMul with a constant 2-D weight, Conv1d and Conv2d (ONNX Conv with a 3-D or 4-D "
+    "kernel); digital ops: activations, pooling, normalization, softmax, element-wise, dynamic matmuls"
+)
 #: sanity bounds on one op (the cost model computes in float64 and int64): a layer with more weights or
 #: MACs is a corrupt or mistyped description, not a network
 MAX_LAYER_WEIGHTS = 2**40
@@ -65,19 +67,25 @@ MAX_CSV_DIM = 2**20
 def check_unmapped_policy(unmapped: object) -> str:
     """``unmapped`` if it is one of ``UNMAPPED_POLICIES``, else an ``InputError``."""
     if not isinstance(unmapped, str) or unmapped not in UNMAPPED_POLICIES:
-        raise InputError(f"unmapped = {short_repr(unmapped)}: allowed values are 'error' (refuse a model with ops "
-                         "whose weights cimkit cannot map) and 'warn' (keep them as 'unmapped' ops, not priced)")
+        raise InputError(
+            f"unmapped = {short_repr(unmapped)}: allowed values are 'error' (refuse a model with ops "
+            "whose weights cimkit cannot map) and 'warn' (keep them as 'unmapped' ops, not priced)"
+        )
     return unmapped
 
 
 def check_op_sizes(op: "Op", where: str) -> None:
     """Refuse an op whose weights or MACs exceed ``MAX_LAYER_WEIGHTS`` / ``MAX_MACS`` (a corrupt input)."""
     if op.weights > MAX_LAYER_WEIGHTS:
-        raise InputError(f"{where}: layer '{op.name}' would hold {op.weights:,} weights; at most 2**40 "
-                         f"({MAX_LAYER_WEIGHTS:,}) per layer are accepted")
+        raise InputError(
+            f"{where}: layer '{op.name}' would hold {op.weights:,} weights; at most 2**40 "
+            f"({MAX_LAYER_WEIGHTS:,}) per layer are accepted"
+        )
     if op.macs > MAX_MACS or op.elements > MAX_MACS:
-        raise InputError(f"{where}: layer '{op.name}' would take {max(op.macs, op.elements):,} operations per "
-                         f"inference; at most 2**53 ({MAX_MACS:,}, exact in float64) are accepted")
+        raise InputError(
+            f"{where}: layer '{op.name}' would take {max(op.macs, op.elements):,} operations per "
+            f"inference; at most 2**53 ({MAX_MACS:,}, exact in float64) are accepted"
+        )
 
 
 def warn_caller(message: str) -> None:
@@ -105,19 +113,25 @@ def resolve_unmapped(source: str, unmapped: list["Op"], policy: str, counts: dic
     if unknown:
         listing = ", ".join(f"'{op.name}' ({op.source_type}, shape {op.out_shape})" for op in unknown[:6])
         more = f" and {len(unknown) - 6} more" if len(unknown) > 6 else ""
-        warn_caller(f"{source}: {len(unknown)} op(s) that no rule matches kept as 'unmapped' (listed in the workload, "
-                    f"not priced): {listing}{more}; register a rule with cimkit.workload.registry.register_op")
+        warn_caller(
+            f"{source}: {len(unknown)} op(s) that no rule matches kept as 'unmapped' (listed in the workload, "
+            f"not priced): {listing}{more}; register a rule with cimkit.workload.registry.register_op"
+        )
     unmapped = [op for op in unmapped if op.unmapped_weights]
     if not unmapped:
         return
     items = [(op.name, op.source_type, op.unmapped_weights) for op in unmapped]
     held = f"{counts.get('mapped', 0):,} of the model's {counts.get('total', 0):,} weights are on mapped layers"
     if policy == "error":
-        raise InputError(f"{source}: {len(items)} op(s) that cimkit's cost model cannot map: {_listing(items)}; "
-                         f"{held}. cimkit maps {SUPPORTED}. Pass unmapped='warn' to keep them in the workload as "
-                         "'unmapped' ops that are listed but not priced")
-    warn_caller(f"{source}: kept {len(items)} op(s) as 'unmapped' (listed in the workload, not priced): "
-                f"{_listing(items)}; {held}, {counts.get('unmapped', 0):,} are on unmapped ops")
+        raise InputError(
+            f"{source}: {len(items)} op(s) that cimkit's cost model cannot map: {_listing(items)}; "
+            f"{held}. cimkit maps {SUPPORTED}. Pass unmapped='warn' to keep them in the workload as "
+            "'unmapped' ops that are listed but not priced"
+        )
+    warn_caller(
+        f"{source}: kept {len(items)} op(s) as 'unmapped' (listed in the workload, not priced): "
+        f"{_listing(items)}; {held}, {counts.get('unmapped', 0):,} are on unmapped ops"
+    )
 
 
 def warn_unused(source: str, unused: list[tuple[str, tuple[int, ...], int]]) -> None:
@@ -127,8 +141,9 @@ def warn_unused(source: str, unused: list[tuple[str, tuple[int, ...], int]]) -> 
     total = sum(n for _, _, n in unused)
     names = ", ".join(f"'{name}' {tuple(shape)}" for name, shape, _ in unused[:6])
     more = f" and {len(unused) - 6} more" if len(unused) > 6 else ""
-    warn_caller(f"{source}: {total:,} weights in {len(unused)} tensor(s) are used by no op and were not counted: "
-                f"{names}{more}")
+    warn_caller(
+        f"{source}: {total:,} weights in {len(unused)} tensor(s) are used by no op and were not counted: {names}{more}"
+    )
 
 
 @dataclass(frozen=True)
@@ -197,9 +212,15 @@ def unmapped_op(name: str, source_type: str, weights: int, in_shape=(), out_shap
     """An op the cost model cannot map or no rule matches, kept visible (not priced): its shapes (without
     the batch dim), its output size as ``elements`` and the weights it holds."""
     in_shape, out_shape = tuple(int(d) for d in in_shape), tuple(int(d) for d in out_shape)
-    return Op(name, "unmapped", in_shape=in_shape, out_shape=out_shape,
-              elements=math.prod(out_shape) if out_shape else 0, unmapped_weights=int(weights),
-              source_type=source_type)
+    return Op(
+        name,
+        "unmapped",
+        in_shape=in_shape,
+        out_shape=out_shape,
+        elements=math.prod(out_shape) if out_shape else 0,
+        unmapped_weights=int(weights),
+        source_type=source_type,
+    )
 
 
 @dataclass
@@ -245,22 +266,35 @@ class Workload:
         return len(self.ops)
 
     def __str__(self) -> str:
-        lines = [f"Workload '{self.name}' for input {self.input_shape}: {len(self.weighted_ops)} weighted ops, "
-                 f"{self.weights / 1e6:.2f} M weights, {self.macs / 1e9:.3f} GMAC"]
+        lines = [
+            f"Workload '{self.name}' for input {self.input_shape}: {len(self.weighted_ops)} weighted ops, "
+            f"{self.weights / 1e6:.2f} M weights, {self.macs / 1e9:.3f} GMAC"
+        ]
         if self.weight_counts:
             c = self.weight_counts
-            lines.append(f"  model weights: {c.get('total', 0):,} = {c.get('mapped', 0):,} mapped + "
-                         f"{c.get('digital', 0):,} on digital ops + {c.get('unmapped', 0):,} unmapped + "
-                         f"{c.get('unused', 0):,} unused")
+            lines.append(
+                f"  model weights: {c.get('total', 0):,} = {c.get('mapped', 0):,} mapped + "
+                f"{c.get('digital', 0):,} on digital ops + {c.get('unmapped', 0):,} unmapped + "
+                f"{c.get('unused', 0):,} unused"
+            )
         for op in self.ops:
             if op.kind in ("conv", "linear", "matmul"):
-                spikes = f"  spikes, density {op.activity:.4f}" if op.binary_input and op.activity is not None else \
-                    "  spikes" if op.binary_input else ""
-                lines.append(f"  {op.kind:7} {op.name:30} {op.in_features:>6} x {op.out_features:<6} g{op.groups:<4} "
-                             f"x{op.vectors:<6} {op.macs / 1e6:9.2f} MMAC{spikes}")
+                spikes = (
+                    f"  spikes, density {op.activity:.4f}"
+                    if op.binary_input and op.activity is not None
+                    else "  spikes"
+                    if op.binary_input
+                    else ""
+                )
+                lines.append(
+                    f"  {op.kind:7} {op.name:30} {op.in_features:>6} x {op.out_features:<6} g{op.groups:<4} "
+                    f"x{op.vectors:<6} {op.macs / 1e6:9.2f} MMAC{spikes}"
+                )
             elif op.kind == "unmapped":
-                lines.append(f"  UNMAPPED {op.name:29} {op.source_type}, {op.unmapped_weights:,} weights, shape "
-                             f"{op.out_shape} (not priced)")
+                lines.append(
+                    f"  UNMAPPED {op.name:29} {op.source_type}, {op.unmapped_weights:,} weights, shape "
+                    f"{op.out_shape} (not priced)"
+                )
             elif op.kind == "neuron":
                 rate = "" if op.activity is None else f", {op.activity:.4f} spikes per update"
                 lines.append(f"  {op.kind:7} {op.name:30} {op.fn:12} {op.elements:>10,} neuron updates{rate}")
@@ -275,17 +309,21 @@ class Workload:
         import dataclasses
 
         if not isinstance(activity, Mapping):
-            raise InputError(f"with_activity: expected a dict of op name -> fraction of 1 bits, got "
-                             f"{type(activity).__name__}")
+            raise InputError(
+                f"with_activity: expected a dict of op name -> fraction of 1 bits, got {type(activity).__name__}"
+            )
         names = {op.name for op in self.ops}
         for name, a in activity.items():
             if name not in names:
-                raise InputError(f"with_activity: workload '{self.name}' has no op named {name!r}; its weighted ops: "
-                                 f"{', '.join(op.name for op in self.weighted_ops[:8])}")
+                raise InputError(
+                    f"with_activity: workload '{self.name}' has no op named {name!r}; its weighted ops: "
+                    f"{', '.join(op.name for op in self.weighted_ops[:8])}"
+                )
             if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 <= a <= 1:
                 raise InputError(f"with_activity: op {name!r} gets activity = {a!r}; it must be a fraction in [0, 1]")
-        ops = [dataclasses.replace(op, activity=float(activity[op.name])) if op.name in activity else op
-               for op in self.ops]
+        ops = [
+            dataclasses.replace(op, activity=float(activity[op.name])) if op.name in activity else op for op in self.ops
+        ]
         return Workload(self.name, self.input_shape, ops, self.weight_counts)
 
     def with_hamming_attention(self, n_top: int = 32) -> "Workload":
@@ -300,8 +338,15 @@ class Workload:
     def to_json(self, path: str | Path | None = None) -> str:
         """The workload as JSON text; with ``path``, also written there atomically (a crash or a full
         disk never leaves a truncated file)."""
-        text = json.dumps({"name": self.name, "input_shape": self.input_shape, "weight_counts": self.weight_counts,
-                           "ops": [asdict(op) for op in self.ops]}, indent=1)
+        text = json.dumps(
+            {
+                "name": self.name,
+                "input_shape": self.input_shape,
+                "weight_counts": self.weight_counts,
+                "ops": [asdict(op) for op in self.ops],
+            },
+            indent=1,
+        )
         if path is not None:
             from ..io import atomic_write
 
@@ -310,8 +355,16 @@ class Workload:
 
     # ---- constructors --------------------------------------------------------------------------
     @classmethod
-    def from_torch(cls, model, input_shape: tuple[int, ...], name: str | None = None, *,
-                   unmapped: str = "error", tracer="auto", input_dtype=None) -> "Workload":
+    def from_torch(
+        cls,
+        model,
+        input_shape: tuple[int, ...],
+        name: str | None = None,
+        *,
+        unmapped: str = "error",
+        tracer="auto",
+        input_dtype=None,
+    ) -> "Workload":
         """Trace a PyTorch model on one all-zero input of ``input_shape`` (batch dim included; set to 1,
         costs are per inference; ``input_dtype`` e.g. ``torch.long`` for token ids).
 
@@ -346,12 +399,25 @@ class Workload:
         ``InputError`` with torch's reason."""
         from .trace import trace_torch
 
-        return trace_torch(model, input_shape, name or type(model).__name__, check_unmapped_policy(unmapped),
-                           tracer=tracer, input_dtype=input_dtype)
+        return trace_torch(
+            model,
+            input_shape,
+            name or type(model).__name__,
+            check_unmapped_policy(unmapped),
+            tracer=tracer,
+            input_dtype=input_dtype,
+        )
 
     @classmethod
-    def from_onnx(cls, path: str | Path, name: str | None = None, *, unmapped: str = "error",
-                  input_shape: tuple[int, ...] | None = None, dims: dict[str, int] | None = None) -> "Workload":
+    def from_onnx(
+        cls,
+        path: str | Path,
+        name: str | None = None,
+        *,
+        unmapped: str = "error",
+        input_shape: tuple[int, ...] | None = None,
+        dims: dict[str, int] | None = None,
+    ) -> "Workload":
         """Read an ONNX model (shapes by ONNX shape inference; weights are read for their shapes only).
 
         ``unmapped`` as for ``from_torch``. A model exported with symbolic sizes needs them bound: ``dims``
@@ -360,8 +426,9 @@ class Workload:
         unbound symbolic size, or a name no input uses, raises an ``InputError`` naming it."""
         from .onnx_import import workload_from_onnx
 
-        return workload_from_onnx(_as_path(path, "an ONNX model file"), name, check_unmapped_policy(unmapped),
-                                  input_shape, dims)
+        return workload_from_onnx(
+            _as_path(path, "an ONNX model file"), name, check_unmapped_policy(unmapped), input_shape, dims
+        )
 
     @classmethod
     def from_neurosim_csv(cls, path: str | Path, name: str | None = None) -> "Workload":
@@ -391,11 +458,13 @@ _MAX_FIELD_CHARS = 40
 
 def _csv_value(text: str, column: str, where: str) -> int:
     """The integer in one NeuroSim field, or an ``InputError`` naming ``where``, the column and the value."""
-    allowed = ("0 or 1" if column == "pool" else f"an integer from 1 to 2**20 ({MAX_CSV_DIM:,})")
+    allowed = "0 or 1" if column == "pool" else f"an integer from 1 to 2**20 ({MAX_CSV_DIM:,})"
 
     def bad(why: str) -> InputError:
-        return InputError(f"{where}: column {NEUROSIM_COLUMNS.index(column) + 1} ({column}) = {short_repr(text)} "
-                          f"{why}; allowed: {allowed}")
+        return InputError(
+            f"{where}: column {NEUROSIM_COLUMNS.index(column) + 1} ({column}) = {short_repr(text)} "
+            f"{why}; allowed: {allowed}"
+        )
 
     value = text.strip()
     if not value:
@@ -432,8 +501,9 @@ def _csv_text(path: Path) -> str:
     try:
         size = path.stat().st_size
         if size > MAX_CSV_BYTES:
-            raise InputError(f"{path}: {size:,} bytes is too large for a NeuroSim network file (at most "
-                             f"{MAX_CSV_BYTES:,})")
+            raise InputError(
+                f"{path}: {size:,} bytes is too large for a NeuroSim network file (at most {MAX_CSV_BYTES:,})"
+            )
         raw = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read the NeuroSim network file {path}: {exc.strerror or exc}") from None
@@ -444,8 +514,10 @@ def _csv_text(path: Path) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}: {raw[exc.start:exc.start + 1]!r}); a NeuroSim "
-                         "network file is comma-separated text") from None
+        raise InputError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {raw[exc.start : exc.start + 1]!r}); a NeuroSim "
+            "network file is comma-separated text"
+        ) from None
 
 
 def _read_neurosim_csv(path: Path, name: str | None) -> Workload:
@@ -461,27 +533,53 @@ def _read_neurosim_csv(path: Path, name: str | None) -> Workload:
         while not row[-1]:
             row.pop()  # a trailing comma
         if len(row) != len(NEUROSIM_COLUMNS):
-            raise InputError(f"{where}: {len(row)} column(s), expected 8: {', '.join(NEUROSIM_COLUMNS)} "
-                             f"(got {short_repr(','.join(row))})")
+            raise InputError(
+                f"{where}: {len(row)} column(s), expected 8: {', '.join(NEUROSIM_COLUMNS)} "
+                f"(got {short_repr(','.join(row))})"
+            )
         h, w, cin, kh, kw, cout, pool, stride = (_csv_value(c, col, where) for c, col in zip(row, NEUROSIM_COLUMNS))
         layer += 1
         ho, wo = math.ceil(h / stride), math.ceil(w / stride)
         kind = "linear" if (h, w, kh, kw) == (1, 1, 1, 1) else "conv"
-        op = Op(f"layer{layer}", kind, cin * kh * kw, cout, 1, (kh, kw), (stride, stride), (cin, h, w),
-                (cout, ho, wo), ho * wo, ho * wo * cin * kh * kw * cout)
+        op = Op(
+            f"layer{layer}",
+            kind,
+            cin * kh * kw,
+            cout,
+            1,
+            (kh, kw),
+            (stride, stride),
+            (cin, h, w),
+            (cout, ho, wo),
+            ho * wo,
+            ho * wo * cin * kh * kw * cout,
+        )
         check_op_sizes(op, where)
         total_macs += op.macs
         if total_macs > MAX_MACS:
-            raise InputError(f"{where}: the layers up to this line take {total_macs:,} MACs per inference; at most "
-                             f"2**53 ({MAX_MACS:,}, exact in float64) are accepted")
+            raise InputError(
+                f"{where}: the layers up to this line take {total_macs:,} MACs per inference; at most "
+                f"2**53 ({MAX_MACS:,}, exact in float64) are accepted"
+            )
         ops.append(op)
         if pool:
             if ho < 2 or wo < 2:
-                raise InputError(f"{where}: pool = 1 after a {ho} x {wo} output map would leave an empty map; "
-                                 "pooling (2 x 2) needs an output of at least 2 x 2")
-            ops.append(Op(f"layer{layer}_pool", "pool", in_shape=(cout, ho, wo), out_shape=(cout, ho // 2, wo // 2),
-                          elements=cout * (ho // 2) * (wo // 2)))
+                raise InputError(
+                    f"{where}: pool = 1 after a {ho} x {wo} output map would leave an empty map; "
+                    "pooling (2 x 2) needs an output of at least 2 x 2"
+                )
+            ops.append(
+                Op(
+                    f"layer{layer}_pool",
+                    "pool",
+                    in_shape=(cout, ho, wo),
+                    out_shape=(cout, ho // 2, wo // 2),
+                    elements=cout * (ho // 2) * (wo // 2),
+                )
+            )
     if not ops:
-        raise InputError(f"{path}: no layers: the file is empty or holds only blank lines; a NeuroSim network file "
-                         f"has one line per layer with 8 integers: {', '.join(NEUROSIM_COLUMNS)}")
+        raise InputError(
+            f"{path}: no layers: the file is empty or holds only blank lines; a NeuroSim network file "
+            f"has one line per layer with 8 integers: {', '.join(NEUROSIM_COLUMNS)}"
+        )
     return Workload(name or path.stem, ops[0].in_shape, ops)

@@ -41,8 +41,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import registry
 from ..errors import InputError
+from . import registry
 from .core import Workload, unmapped_op
 from .trace import _Builder, _flat_tensors, _reason, _resolve, _Tables, _Val, _vals
 
@@ -50,45 +50,138 @@ from .trace import _Builder, _flat_tensors, _reason, _resolve, _Tables, _Val, _v
 _INNER = "inner"
 
 #: ATen ops that only move data, beyond the registry's DATA_FUNCTIONS / DATA_METHODS names
-_DATA = frozenset({
-    "slice", "alias", "_to_copy", "lift_fresh_copy", "lift_fresh", "_unsafe_view", "_reshape_alias", "index",
-    "_unsafe_index", "index_put", "index_put_", "scatter", "slice_scatter", "select_scatter", "diagonal", "copy",
-    "fill", "_assert_tensor_metadata", "_assert_scalar", "_assert_async", "sym_size", "sym_numel", "sym_stride",
-    "sym_constrain_range_for_size", "sym_constrain_range", "scalar_tensor", "empty_strided", "new_empty_strided",
-    "split_with_sizes", "unsafe_split", "native_dropout", "feature_dropout", "dropout", "constant_pad_nd",
-    "reflection_pad1d", "reflection_pad2d", "reflection_pad3d", "replication_pad1d", "replication_pad2d",
-    "replication_pad3d", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "im2col", "tril", "triu",
-    "resolve_conj", "resolve_neg", "_local_scalar_dense", "expand_copy", "view_copy", "permute_copy", "t_copy",
-    "transpose_copy", "unsqueeze_copy", "squeeze_copy", "alias_copy", "linspace", "full_like", "zeros_like",
-    "ones_like", "empty_like", "masked_fill", "masked_fill_", "unflatten", "clone", "detach_", "view_as_real",
-})
+_DATA = frozenset(
+    {
+        "slice",
+        "alias",
+        "_to_copy",
+        "lift_fresh_copy",
+        "lift_fresh",
+        "_unsafe_view",
+        "_reshape_alias",
+        "index",
+        "_unsafe_index",
+        "index_put",
+        "index_put_",
+        "scatter",
+        "slice_scatter",
+        "select_scatter",
+        "diagonal",
+        "copy",
+        "fill",
+        "_assert_tensor_metadata",
+        "_assert_scalar",
+        "_assert_async",
+        "sym_size",
+        "sym_numel",
+        "sym_stride",
+        "sym_constrain_range_for_size",
+        "sym_constrain_range",
+        "scalar_tensor",
+        "empty_strided",
+        "new_empty_strided",
+        "split_with_sizes",
+        "unsafe_split",
+        "native_dropout",
+        "feature_dropout",
+        "dropout",
+        "constant_pad_nd",
+        "reflection_pad1d",
+        "reflection_pad2d",
+        "reflection_pad3d",
+        "replication_pad1d",
+        "replication_pad2d",
+        "replication_pad3d",
+        "pixel_shuffle",
+        "pixel_unshuffle",
+        "channel_shuffle",
+        "im2col",
+        "tril",
+        "triu",
+        "resolve_conj",
+        "resolve_neg",
+        "_local_scalar_dense",
+        "expand_copy",
+        "view_copy",
+        "permute_copy",
+        "t_copy",
+        "transpose_copy",
+        "unsqueeze_copy",
+        "squeeze_copy",
+        "alias_copy",
+        "linspace",
+        "full_like",
+        "zeros_like",
+        "ones_like",
+        "empty_like",
+        "masked_fill",
+        "masked_fill_",
+        "unflatten",
+        "clone",
+        "detach_",
+        "view_as_real",
+    }
+)
 
 #: ATen ops whose registry rule is that of a torch function of another name (the arguments the rule reads
 #: are in the same places)
 _RENAMED = {
-    "_softmax": "torch.softmax", "_safe_softmax": "torch.softmax", "_log_softmax": "torch.log_softmax",
-    "native_layer_norm": "torch.layer_norm", "_fused_rms_norm": "torch.rms_norm",
-    "native_batch_norm": "torch.batch_norm", "_native_batch_norm_legit_no_training": "torch.batch_norm",
-    "_native_batch_norm_legit": "torch.batch_norm", "log_sigmoid": "torch.nn.functional.logsigmoid",
-    "log_sigmoid_forward": "torch.nn.functional.logsigmoid", "clamp_min": "torch.clamp", "clamp_max": "torch.clamp",
-    "special_erf": "torch.erf", "_prelu_kernel": "torch.nn.functional.prelu", "true_divide": "torch.div", "subtract": "torch.sub", "multiply": "torch.mul",
+    "_softmax": "torch.softmax",
+    "_safe_softmax": "torch.softmax",
+    "_log_softmax": "torch.log_softmax",
+    "native_layer_norm": "torch.layer_norm",
+    "_fused_rms_norm": "torch.rms_norm",
+    "native_batch_norm": "torch.batch_norm",
+    "_native_batch_norm_legit_no_training": "torch.batch_norm",
+    "_native_batch_norm_legit": "torch.batch_norm",
+    "log_sigmoid": "torch.nn.functional.logsigmoid",
+    "log_sigmoid_forward": "torch.nn.functional.logsigmoid",
+    "clamp_min": "torch.clamp",
+    "clamp_max": "torch.clamp",
+    "special_erf": "torch.erf",
+    "_prelu_kernel": "torch.nn.functional.prelu",
+    "true_divide": "torch.div",
+    "subtract": "torch.sub",
+    "multiply": "torch.mul",
     "max_pool1d_with_indices": "torch.nn.functional.max_pool1d",
     "max_pool2d_with_indices": "torch.nn.functional.max_pool2d",
     "max_pool3d_with_indices": "torch.nn.functional.max_pool3d",
     "_adaptive_avg_pool2d": "torch.nn.functional.adaptive_avg_pool2d",
     "_adaptive_avg_pool3d": "torch.nn.functional.adaptive_avg_pool3d",
-    **{f"{p}upsample_{mode}": "torch.nn.functional.interpolate" for p in ("", "_")
-       for mode in ("nearest1d", "nearest2d", "nearest3d", "nearest_exact1d", "nearest_exact2d", "nearest_exact3d",
-                    "linear1d", "bilinear2d", "bicubic2d", "trilinear3d", "bilinear2d_aa", "bicubic2d_aa")},
+    **{
+        f"{p}upsample_{mode}": "torch.nn.functional.interpolate"
+        for p in ("", "_")
+        for mode in (
+            "nearest1d",
+            "nearest2d",
+            "nearest3d",
+            "nearest_exact1d",
+            "nearest_exact2d",
+            "nearest_exact3d",
+            "linear1d",
+            "bilinear2d",
+            "bicubic2d",
+            "trilinear3d",
+            "bilinear2d_aa",
+            "bicubic2d_aa",
+        )
+    },
 }
 
 #: scaled dot-product attention and its fused backends (query, key, value first): Q K^T, softmax, A V
-_SDPA = frozenset({
-    "scaled_dot_product_attention", "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention",
-    "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention", "_scaled_dot_product_attention_math",
-    "_scaled_dot_product_attention_math_for_mps", "_scaled_dot_product_fused_attention_overrideable",
-    "_scaled_dot_product_flash_attention_for_mps",
-})
+_SDPA = frozenset(
+    {
+        "scaled_dot_product_attention",
+        "_scaled_dot_product_flash_attention_for_cpu",
+        "_scaled_dot_product_flash_attention",
+        "_scaled_dot_product_efficient_attention",
+        "_scaled_dot_product_cudnn_attention",
+        "_scaled_dot_product_attention_math",
+        "_scaled_dot_product_attention_math_for_mps",
+        "_scaled_dot_product_fused_attention_overrideable",
+        "_scaled_dot_product_flash_attention_for_mps",
+    }
+)
 
 _HIGHER_ORDER = getattr(torch._ops, "HigherOrderOperator", ())
 
@@ -121,14 +214,20 @@ class _Flat(nn.Module):
 def _quiet():
     """torch.export prints a partial graph to stderr and logs through torch's loggers when it fails, and
     warns about deprecations on the way: keep all of it quiet (the failure is reported as one line)."""
-    loggers = [lg for n, lg in list(logging.root.manager.loggerDict.items())
-               if isinstance(lg, logging.Logger) and (n == "torch" or n.startswith("torch."))]
+    loggers = [
+        lg
+        for n, lg in list(logging.root.manager.loggerDict.items())
+        if isinstance(lg, logging.Logger) and (n == "torch" or n.startswith("torch."))
+    ]
     before = [lg.disabled for lg in loggers]
     for lg in loggers:
         lg.disabled = True
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()), \
-                contextlib.redirect_stdout(io.StringIO()):
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stderr(io.StringIO()),
+            contextlib.redirect_stdout(io.StringIO()),
+        ):
             warnings.simplefilter("ignore")
             yield
     finally:
@@ -146,8 +245,11 @@ def _where(exc: BaseException) -> str:
     """' (at file.py:12: `code`)': the innermost frame of the failure in the model's code (not torch's, not
     cimkit's, not the standard library's), or ''."""
     skip = _not_user_code()
-    frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if not str(Path(f.filename).resolve()).startswith(skip) and not f.filename.startswith("<")]
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if not str(Path(f.filename).resolve()).startswith(skip) and not f.filename.startswith("<")
+    ]
     if not frames:
         return ""
     f = frames[-1]
@@ -219,7 +321,7 @@ def _strip(path: str) -> str | None:
     if path == _INNER:
         return ""
     if path.startswith(_INNER + "."):
-        return path[len(_INNER) + 1:]
+        return path[len(_INNER) + 1 :]
     return None
 
 
@@ -310,8 +412,13 @@ class _Walker:
                 obj = gm
                 for part in str(node.target).split("."):
                     obj = getattr(obj, part, None)
-                vals[node] = obj if isinstance(obj, torch.fx.GraphModule) else \
-                    _Val(tuple(obj.shape), True) if isinstance(obj, torch.Tensor) else None
+                vals[node] = (
+                    obj
+                    if isinstance(obj, torch.fx.GraphModule)
+                    else _Val(tuple(obj.shape), True)
+                    if isinstance(obj, torch.Tensor)
+                    else None
+                )
             elif node.op == "call_function":
                 if node in keys:
                     self.grouped(node, keys[node], vals, last_of[keys[node][0]] is node)
@@ -383,8 +490,11 @@ class _Walker:
         meta = node.meta.get("val")
         if target is operator.getitem:
             src = args[0] if args else None
-            return src[args[1]] if isinstance(src, (list, tuple)) and isinstance(args[1], int) \
-                and -len(src) <= args[1] < len(src) else None
+            return (
+                src[args[1]]
+                if isinstance(src, (list, tuple)) and isinstance(args[1], int) and -len(src) <= args[1] < len(src)
+                else None
+            )
         out_tensors = _flat_tensors(meta)
         shape = tuple(out_tensors[0].shape) if out_tensors else ()
         inputs = _vals(args) + _vals(kwargs)
@@ -406,17 +516,32 @@ class _Walker:
         """Record one ATen op through the registry; returns whether its output is an activation."""
         b = self.b
         if name in _SDPA:
-            return b.call(self.label(node, "scaled_dot_product_attention"), *self.rule_target(
-                "torch.nn.functional.scaled_dot_product_attention"), args[:3], {}, shape)
+            return b.call(
+                self.label(node, "scaled_dot_product_attention"),
+                *self.rule_target("torch.nn.functional.scaled_dot_product_attention"),
+                args[:3],
+                {},
+                shape,
+            )
         if name == "embedding":  # aten.embedding(weight, indices): F.embedding(indices, weight)
-            return b.call(self.label(node, name), *self.rule_target("torch.nn.functional.embedding"),
-                          (args[1], args[0]) if len(args) >= 2 else args, {}, shape)
+            return b.call(
+                self.label(node, name),
+                *self.rule_target("torch.nn.functional.embedding"),
+                (args[1], args[0]) if len(args) >= 2 else args,
+                {},
+                shape,
+            )
         if name in ("convolution", "_convolution"):
             return self.convolution(node, args, shape)
         if name == "native_group_norm":  # (input, weight, bias, N, C, HxW, group, eps)
             group = args[6] if len(args) > 6 else 1
-            return b.call(self.label(node, "group_norm"), *self.rule_target("torch.group_norm"),
-                          (args[0], group, *args[1:3]), {}, shape)
+            return b.call(
+                self.label(node, "group_norm"),
+                *self.rule_target("torch.group_norm"),
+                (args[0], group, *args[1:3]),
+                {},
+                shape,
+            )
         if name in _FUSED_MODULE_OPS:
             return self.fused_module(node, name, args, shape)
         target, method = self.resolve(name)
@@ -435,8 +560,11 @@ class _Walker:
         if name in self.resolved:
             return self.resolved[name]
         found = (None, None)
-        candidates = [_RENAMED[name]] if name in _RENAMED else \
-            [f"torch.nn.functional.{name}", f"torch.{name}", f"torch.special.{name}"]
+        candidates = (
+            [_RENAMED[name]]
+            if name in _RENAMED
+            else [f"torch.nn.functional.{name}", f"torch.{name}", f"torch.special.{name}"]
+        )
         for dotted in candidates:
             obj = _resolve(dotted)
             if obj is not None and self.tables.function_rule(obj) is not None:
@@ -449,8 +577,11 @@ class _Walker:
         return found
 
     def is_data(self, name: str) -> bool:
-        return name in _DATA or name in registry.DATA_METHODS or any(
-            f"{prefix}.{name}" in registry.DATA_FUNCTIONS for prefix in ("torch", "torch.nn.functional"))
+        return (
+            name in _DATA
+            or name in registry.DATA_METHODS
+            or any(f"{prefix}.{name}" in registry.DATA_FUNCTIONS for prefix in ("torch", "torch.nn.functional"))
+        )
 
     def convolution(self, node, args, shape) -> bool:
         """aten.convolution(input, weight, bias, stride, padding, dilation, transposed, output_padding, groups)."""
@@ -458,8 +589,14 @@ class _Walker:
         transposed = bool(args[6]) if len(args) > 6 else False
         dims = len(w.shape) if isinstance(w, _Val) else 0
         if transposed or dims not in (3, 4):
-            return self.b.call(self.label(node, "convolution"), "aten.conv_transpose" if transposed else
-                               f"aten.convolution ({dims - 2}-D)", None, args, {}, shape)
+            return self.b.call(
+                self.label(node, "convolution"),
+                "aten.conv_transpose" if transposed else f"aten.convolution ({dims - 2}-D)",
+                None,
+                args,
+                {},
+                shape,
+            )
         groups = args[8] if len(args) > 8 else 1
         fn = "torch.nn.functional.conv1d" if dims == 3 else "torch.nn.functional.conv2d"
         return self.b.call(self.label(node, "convolution"), *self.rule_target(fn), (*args[:6], groups), {}, shape)
@@ -471,7 +608,7 @@ class _Walker:
             m = self.module(path)
             rule = self.tables.module_rule(m) if m is not None else None
             if rule is not None and rule.handler == "attention":
-                inputs = tuple(a for a in args[:3 if name == "_native_multi_head_attention" else 1])
+                inputs = tuple(a for a in args[: 3 if name == "_native_multi_head_attention" else 1])
                 self.b.module(path or type(m).__name__, m, inputs, {}, shape)
                 return True
         return self.b.call(self.label(node, name.strip("_")), f"aten.{name}", None, args, {}, shape)
@@ -483,7 +620,7 @@ class _Walker:
         subgraphs = [i for i, a in enumerate(args) if isinstance(a, torch.fx.GraphModule)]
         if len(subgraphs) == 1:
             gm = args[subgraphs[0]]
-            operands = list(args[subgraphs[0] + 1:])
+            operands = list(args[subgraphs[0] + 1 :])
             if len(operands) == 1 and isinstance(operands[0], (tuple, list)):
                 operands = list(operands[0])
             holders = [n for n in gm.graph.nodes if n.op == "placeholder"]
@@ -493,9 +630,15 @@ class _Walker:
         held = {id(p): p for v in inputs for p in v.params}
         self.b.ledger.mark(held.values(), "unmapped")
         x = next((v.shape for v in inputs if not v.const), ())
-        self.b.ops.append(unmapped_op(label, f"higher-order op {op.name()}", sum(p.numel() for p in held.values()),
-                                      registry.per_inference(x) if x else (),
-                                      registry.per_inference(shape) if shape else ()))
+        self.b.ops.append(
+            unmapped_op(
+                label,
+                f"higher-order op {op.name()}",
+                sum(p.numel() for p in held.values()),
+                registry.per_inference(x) if x else (),
+                registry.per_inference(shape) if shape else (),
+            )
+        )
         return _tensor_vals(node.meta.get("val"), lambda s: _Val(s, False, key=node))
 
 

@@ -40,8 +40,19 @@ def hamming_op(name: str, groups: int, queries: int, bits: int, keys: int):
 
     g, m, d, n = (int(v) for v in (groups, queries, bits, keys))
     lead = (g,) if g != 1 else ()
-    return Op(name, HAMMING, d, n, g, in_shape=(*lead, m, d), out_shape=(*lead, m, n), vectors=m, macs=0,
-              elements=g * m * n, fn=HAMMING)
+    return Op(
+        name,
+        HAMMING,
+        d,
+        n,
+        g,
+        in_shape=(*lead, m, d),
+        out_shape=(*lead, m, n),
+        vectors=m,
+        macs=0,
+        elements=g * m * n,
+        fn=HAMMING,
+    )
 
 
 def topn_op(name: str, groups: int, queries: int, keys: int, n_top: int):
@@ -50,8 +61,20 @@ def topn_op(name: str, groups: int, queries: int, keys: int, n_top: int):
 
     g, m, n, k = (int(v) for v in (groups, queries, keys, n_top))
     lead = (g,) if g != 1 else ()
-    return Op(name, TOPN, n, k, g, in_shape=(*lead, m, n), out_shape=(*lead, m, k), vectors=m, macs=0,
-              elements=g * m * k, fn=TOPN, reduce=n)
+    return Op(
+        name,
+        TOPN,
+        n,
+        k,
+        g,
+        in_shape=(*lead, m, n),
+        out_shape=(*lead, m, k),
+        vectors=m,
+        macs=0,
+        elements=g * m * k,
+        fn=TOPN,
+        reduce=n,
+    )
 
 
 def sparse_matmul_op(name: str, groups: int, queries: int, keys: int, n_top: int, width: int):
@@ -61,8 +84,18 @@ def sparse_matmul_op(name: str, groups: int, queries: int, keys: int, n_top: int
 
     g, m, n, k, w = (int(v) for v in (groups, queries, keys, n_top, width))
     lead = (g,) if g != 1 else ()
-    return Op(name, "matmul", n, w, g, in_shape=(*lead, m, k), out_shape=(*lead, m, w), vectors=m,
-              macs=g * m * k * w, fn=SPARSE_MATMUL)
+    return Op(
+        name,
+        "matmul",
+        n,
+        w,
+        g,
+        in_shape=(*lead, m, k),
+        out_shape=(*lead, m, w),
+        vectors=m,
+        macs=g * m * k * w,
+        fn=SPARSE_MATMUL,
+    )
 
 
 def _scores_of(op) -> int:
@@ -91,8 +124,13 @@ def find_attention(ops: list) -> list[tuple[int, int, int]]:
                     k += 1
                 if k < len(ops):
                     av = ops[k]
-                    if (av.kind == "matmul" and av.fn != SPARSE_MATMUL and av.groups == qk.groups
-                            and av.vectors == qk.vectors and av.in_features == qk.out_features):
+                    if (
+                        av.kind == "matmul"
+                        and av.fn != SPARSE_MATMUL
+                        and av.groups == qk.groups
+                        and av.vectors == qk.vectors
+                        and av.in_features == qk.out_features
+                    ):
                         match = (i, j, k)
                 break
             j += 1
@@ -115,16 +153,20 @@ def with_hamming_attention(workload, n_top: int = 32):
     from .registry import OP_RULES, digital_op
 
     if isinstance(n_top, bool) or not isinstance(n_top, int) or n_top < 1:
-        raise InputError(f"with_hamming_attention: n_top = {short_repr(n_top)}; it must be a whole number >= 1 (the "
-                         "keys kept per query, HAD's N)")
+        raise InputError(
+            f"with_hamming_attention: n_top = {short_repr(n_top)}; it must be a whole number >= 1 (the "
+            "keys kept per query, HAD's N)"
+        )
     if not isinstance(workload, Workload):
         raise InputError(f"with_hamming_attention: expected a cimkit Workload, got {type(workload).__name__}")
     ops = list(workload.ops)
     found = find_attention(ops)
     if not found:
-        raise InputError(f"with_hamming_attention: workload '{workload.name}' has no attention to rewrite: no "
-                         "dynamic matmul Q K^T followed by a softmax over its scores and a matmul A V of the same "
-                         "groups and queries")
+        raise InputError(
+            f"with_hamming_attention: workload '{workload.name}' has no attention to rewrite: no "
+            "dynamic matmul Q K^T followed by a softmax over its scores and a matmul A V of the same "
+            "groups and queries"
+        )
     softmax_rule = OP_RULES.get("softmax:softmax")
     new: dict[int, list] = {}
     for i, j, k in found:
@@ -159,13 +201,23 @@ def attention_ops(workload) -> list[str]:
     spans = [(i, k) for i, _, k in find_attention(ops)]
     for i, op in enumerate(ops):
         if op.kind == HAMMING:
-            end = next((k for k in range(i + 1, len(ops)) if ops[k].kind == "matmul" and ops[k].fn == SPARSE_MATMUL),
-                       None)
+            end = next(
+                (k for k in range(i + 1, len(ops)) if ops[k].kind == "matmul" and ops[k].fn == SPARSE_MATMUL), None
+            )
             if end is not None:
                 spans.append((i, end))
     inside = sorted({index for i, k in spans for index in range(i, k + 1)})
     return [ops[index].name for index in inside]
 
 
-__all__ = ["HAMMING", "TOPN", "SPARSE_MATMUL", "hamming_op", "topn_op", "sparse_matmul_op", "find_attention",
-           "with_hamming_attention", "attention_ops"]
+__all__ = [
+    "HAMMING",
+    "TOPN",
+    "SPARSE_MATMUL",
+    "hamming_op",
+    "topn_op",
+    "sparse_matmul_op",
+    "find_attention",
+    "with_hamming_attention",
+    "attention_ops",
+]

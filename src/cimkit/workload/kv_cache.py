@@ -36,9 +36,13 @@ def kv_cache_events(op) -> dict[str, float]:
 
 
 if KIND not in KINDS:
-    register_kind(KIND, default_unit="digital", events=kv_cache_events,
-                  description="a decoder's key or value cache: values read (cached tokens) and written (new tokens), "
-                              "one memory word each")
+    register_kind(
+        KIND,
+        default_unit="digital",
+        events=kv_cache_events,
+        description="a decoder's key or value cache: values read (cached tokens) and written (new tokens), "
+        "one memory word each",
+    )
 if f"{KIND}:{KIND}" not in OP_RULES:
     register_op(KIND, KIND, modules=("cimkit.workload.zoo_nn.KVCache",))
 

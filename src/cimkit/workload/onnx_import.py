@@ -38,13 +38,29 @@ from pathlib import Path
 from ..errors import CimkitError, InputError, short_repr
 from . import registry
 from .core import Op, Workload, check_op_sizes, resolve_unmapped, unmapped_op, warn_unused
-from .registry import Arg, batched_matmul, digital_op, einsum_linear, einsum_operands, embedding_op, linear_op, matmul_op
+from .registry import (
+    Arg,
+    batched_matmul,
+    digital_op,
+    einsum_linear,
+    einsum_operands,
+    embedding_op,
+    linear_op,
+    matmul_op,
+)
 
 #: op types that always hold weights the cost model cannot map
-_UNMAPPABLE = {"LSTM": "LSTM", "GRU": "GRU", "RNN": "RNN", "ConvTranspose": "ConvTranspose",
-               "ConvInteger": "ConvInteger (quantized)", "QLinearConv": "QLinearConv (quantized)",
-               "MatMulInteger": "MatMulInteger (quantized)", "QLinearMatMul": "QLinearMatMul (quantized)",
-               "DeformConv": "DeformConv"}
+_UNMAPPABLE = {
+    "LSTM": "LSTM",
+    "GRU": "GRU",
+    "RNN": "RNN",
+    "ConvTranspose": "ConvTranspose",
+    "ConvInteger": "ConvInteger (quantized)",
+    "QLinearConv": "QLinearConv (quantized)",
+    "MatMulInteger": "MatMulInteger (quantized)",
+    "QLinearMatMul": "QLinearMatMul (quantized)",
+    "DeformConv": "DeformConv",
+}
 _CONTROL_FLOW = {"If", "Loop", "Scan"}
 #: element types that are indices or shapes, never weights
 _INDEX_TYPES = {0, 6, 7, 8, 9, 12, 13}  # UNDEFINED, INT32, INT64, STRING, BOOL, UINT32, UINT64
@@ -64,8 +80,13 @@ class _Tensor:
         return math.prod(self.dims)
 
 
-def workload_from_onnx(path: Path, name: str | None = None, unmapped: str = "error",
-                       input_shape: tuple[int, ...] | None = None, dims: dict[str, int] | None = None) -> Workload:
+def workload_from_onnx(
+    path: Path,
+    name: str | None = None,
+    unmapped: str = "error",
+    input_shape: tuple[int, ...] | None = None,
+    dims: dict[str, int] | None = None,
+) -> Workload:
     """The workload of the ONNX model at ``path``; see the module docstring for the policy."""
     if path.is_dir():
         raise InputError(f"{path} is a folder, not an ONNX model file (.onnx)")
@@ -96,7 +117,9 @@ def _load(path: Path, input_shape, dims=None):
         onnx.checker.check_model(str(path))
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - any parse/validation failure is the file's fault
-        raise InputError(f"{path} is not a valid ONNX model: {type(exc).__name__}: {short_repr(str(exc), 300)}") from None
+        raise InputError(
+            f"{path} is not a valid ONNX model: {type(exc).__name__}: {short_repr(str(exc), 300)}"
+        ) from None
     g = model.graph
     init_names = {t.name for t in g.initializer} | {t.values.name for t in g.sparse_initializer}
     inputs = [vi for vi in g.input if vi.name not in init_names]
@@ -109,8 +132,9 @@ def _load(path: Path, input_shape, dims=None):
         if i == 0 and input_shape is not None:
             dims = _check_shape(input_shape, path)
             if tt.HasField("shape") and len(tt.shape.dim) != len(dims):
-                raise InputError(f"{path}: input_shape {dims} has {len(dims)} dims but input '{vi.name}' has "
-                                 f"{len(tt.shape.dim)}")
+                raise InputError(
+                    f"{path}: input_shape {dims} has {len(dims)} dims but input '{vi.name}' has {len(tt.shape.dim)}"
+                )
             if tt.HasField("shape"):
                 named.update({d.dim_param: v for d, v in zip(tt.shape.dim, dims) if d.dim_param})
             tt.shape.Clear()
@@ -130,16 +154,23 @@ def _load(path: Path, input_shape, dims=None):
                 d.dim_value = 1  # a symbolic batch: costs are per inference
         symbolic = [d.dim_param or "?" for d in tt.shape.dim if not (d.HasField("dim_value") and d.dim_value > 0)]
         if symbolic:
-            by_name = f"bind them by name, e.g. dims={{{symbolic[0]!r}: 128}}" if all(n != "?" for n in symbolic) else ""
-            other = ("pass input_shape=(1, ...) with every size" if i == 0 else
-                     "export the model with fixed sizes (input_shape fixes the first input only)")
+            by_name = (
+                f"bind them by name, e.g. dims={{{symbolic[0]!r}: 128}}" if all(n != "?" for n in symbolic) else ""
+            )
+            other = (
+                "pass input_shape=(1, ...) with every size"
+                if i == 0
+                else "export the model with fixed sizes (input_shape fixes the first input only)"
+            )
             fix = f"{by_name}, or {other}" if by_name else other
             raise InputError(f"{path}: input '{vi.name}' has symbolic sizes {symbolic}; {fix}")
     del g.value_info[:]  # inferred again from the fixed input shapes
     try:
         return _complete_reshapes(shape_inference.infer_shapes(model, data_prop=True))
     except Exception as exc:  # noqa: BLE001
-        raise InputError(f"{path}: ONNX shape inference failed: {type(exc).__name__}: {short_repr(str(exc), 300)}") from None
+        raise InputError(
+            f"{path}: ONNX shape inference failed: {type(exc).__name__}: {short_repr(str(exc), 300)}"
+        ) from None
 
 
 def _complete_reshapes(model, rounds: int = 8):
@@ -173,8 +204,12 @@ def _complete_reshapes(model, rounds: int = 8):
         if not changed:  # last resort: a value whose leading (batch) size alone is unknown has batch 1
             for vi in g.value_info:
                 shape = vi.type.tensor_type.shape if vi.type.tensor_type.HasField("shape") else None
-                if shape is not None and shape.dim and not shape.dim[0].HasField("dim_value") and \
-                        all(d.HasField("dim_value") for d in shape.dim[1:]):
+                if (
+                    shape is not None
+                    and shape.dim
+                    and not shape.dim[0].HasField("dim_value")
+                    and all(d.HasField("dim_value") for d in shape.dim[1:])
+                ):
                     shape.dim[0].Clear()
                     shape.dim[0].dim_value = 1
                     changed = True
@@ -220,14 +255,22 @@ def _check_dims(dims, inputs, path) -> dict[str, int]:
     if dims is None:
         return {}
     if not isinstance(dims, dict):
-        raise InputError(f"{path}: dims must map symbolic size names to sizes, e.g. {{'sequence': 128}}; got "
-                         f"{short_repr(dims)}")
-    used = {d.dim_param for vi in inputs if vi.type.tensor_type.HasField("shape")
-            for d in vi.type.tensor_type.shape.dim if d.dim_param}
+        raise InputError(
+            f"{path}: dims must map symbolic size names to sizes, e.g. {{'sequence': 128}}; got {short_repr(dims)}"
+        )
+    used = {
+        d.dim_param
+        for vi in inputs
+        if vi.type.tensor_type.HasField("shape")
+        for d in vi.type.tensor_type.shape.dim
+        if d.dim_param
+    }
     for key, value in dims.items():
         if key not in used:
-            raise InputError(f"{path}: dims names {short_repr(key)}, which no input uses; the inputs' symbolic sizes: "
-                             f"{', '.join(sorted(used)) or 'none'}")
+            raise InputError(
+                f"{path}: dims names {short_repr(key)}, which no input uses; the inputs' symbolic sizes: "
+                f"{', '.join(sorted(used)) or 'none'}"
+            )
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**20:
             raise InputError(f"{path}: dims[{key!r}] = {short_repr(value)}; allowed: an integer from 1 to 2**20")
     return dict(dims)
@@ -239,8 +282,10 @@ def _check_shape(input_shape, path) -> tuple[int, ...]:
     except TypeError:
         dims = ()
     if not dims or any(isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= 2**20 for d in dims):
-        raise InputError(f"{path}: input_shape must be a tuple of integers from 1 to 2**20, batch dim first, got "
-                         f"{short_repr(input_shape)}")
+        raise InputError(
+            f"{path}: input_shape must be a tuple of integers from 1 to 2**20, batch dim first, got "
+            f"{short_repr(input_shape)}"
+        )
     return (1, *dims[1:])
 
 
@@ -294,9 +339,11 @@ class _Importer:
         if s and s[0] is None and all(d is not None for d in s[1:]):
             s = (1, *s[1:])  # only the leading (batch) size is unknown: the input's batch is 1
         if s is None or any(d is None for d in s):
-            raise InputError(f"{self.path}: {op_type} '{label}': the shape of tensor '{name}' is unknown "
-                             f"({'no shape' if s is None else s}); ONNX shape inference could not infer it. Export "
-                             "the model with fixed sizes, or pass input_shape=")
+            raise InputError(
+                f"{self.path}: {op_type} '{label}': the shape of tensor '{name}' is unknown "
+                f"({'no shape' if s is None else s}); ONNX shape inference could not infer it. Export "
+                "the model with fixed sizes, or pass input_shape="
+            )
         return s
 
     def unmap(self, label: str, source_type: str, keys: list[str]) -> None:
@@ -317,11 +364,19 @@ class _Importer:
             if vi.name in self.const:
                 continue
             tt = vi.type.tensor_type
-            self.shapes.setdefault(vi.name, tuple(d.dim_value if d.HasField("dim_value") and d.dim_value >= 0 else None
-                                                  for d in tt.shape.dim) if tt.HasField("shape") else None)
+            self.shapes.setdefault(
+                vi.name,
+                tuple(d.dim_value if d.HasField("dim_value") and d.dim_value >= 0 else None for d in tt.shape.dim)
+                if tt.HasField("shape")
+                else None,
+            )
         first_input = next(vi.name for vi in g.input if vi.name not in self.const)
-        unknown = [o for node in g.node for o in node.output if o and o not in self.const and
-                   (self.shapes.get(o) is None or None in self.shapes[o])]
+        unknown = [
+            o
+            for node in g.node
+            for o in node.output
+            if o and o not in self.const and (self.shapes.get(o) is None or None in self.shapes[o])
+        ]
         if unknown:  # shape inference lost some sizes: run the graph once on zeros to read them
             for key, shape in _shapes_by_running(self.model).items():
                 if key in unknown or key not in self.shapes:
@@ -338,8 +393,10 @@ class _Importer:
             except CimkitError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a node the checker let through but that makes no sense
-                raise InputError(f"{self.path}: node '{label}' ({node.op_type}) is malformed: {type(exc).__name__}: "
-                                 f"{short_repr(str(exc), 200)}") from None
+                raise InputError(
+                    f"{self.path}: node '{label}' ({node.op_type}) is malformed: {type(exc).__name__}: "
+                    f"{short_repr(str(exc), 200)}"
+                ) from None
         where = f"{self.path}"
         for op in self.ops:
             check_op_sizes(op, where)
@@ -354,8 +411,10 @@ class _Importer:
             if category == "unused":
                 unused.append((key, t.dims, t.size))
         if not self.ops:
-            raise InputError(f"{self.path}: no operation of the graph depends on its input; cimkit costs the ops "
-                             f"that process the input ({counts['total']:,} weights found, all in constants)")
+            raise InputError(
+                f"{self.path}: no operation of the graph depends on its input; cimkit costs the ops "
+                f"that process the input ({counts['total']:,} weights found, all in constants)"
+            )
         wl = Workload(name, tuple(self.shapes.get(first_input) or ()), self.ops, counts)
         resolve_unmapped(str(self.path), wl.unmapped_ops, self.policy, counts)
         warn_unused(str(self.path), unused)
@@ -368,8 +427,11 @@ class _Importer:
             if node.op_type != "Sigmoid" or node.domain not in _STANDARD_DOMAINS or not node.input:
                 continue
             users = consumers.get(node.output[0], [])
-            if len(users) == 1 and users[0].op_type == "Mul" and sorted(users[0].input) == sorted([node.input[0],
-                                                                                                  node.output[0]]):
+            if (
+                len(users) == 1
+                and users[0].op_type == "Mul"
+                and sorted(users[0].input) == sorted([node.input[0], node.output[0]])
+            ):
                 self.skip.add(self.index[node.output[0]])
                 self.emit[self.index[users[0].output[0]]] = ("act:silu", node.input[0])
 
@@ -502,8 +564,9 @@ class _Importer:
             x = self.shapes.get(data[0]) if data else None
             y = self.shapes.get(outs[0]) if outs else None
             known = lambda s: tuple(d for d in s if d is not None) if s else ()  # noqa: E731
-            self.ops.append(unmapped_op(label, typ, 0, registry.per_inference(known(x)),
-                                        registry.per_inference(known(y))))
+            self.ops.append(
+                unmapped_op(label, typ, 0, registry.per_inference(known(x)), registry.per_inference(known(y)))
+            )
 
     def root_of(self, name: str) -> str:
         while name in self.root and self.root[name] != name:
@@ -517,8 +580,12 @@ class _Importer:
         if len(data) == 1 and op in ("Sub", "Div", "Pow") and not act_first and op != "Sub":
             # c / x: a reciprocal (times c, folded); c ** x = exp(x ln c); c - x is listed as a sub
             rule = registry.OP_RULES.get("eltwise:reciprocal" if op == "Div" else "eltwise:exp")
-        if rule.fold_constant and len(data) == 1 and (act_first or op not in ("Sub", "Div")) and \
-                self.root_of(data[0]) not in self.graph_inputs:
+        if (
+            rule.fold_constant
+            and len(data) == 1
+            and (act_first or op not in ("Sub", "Div"))
+            and self.root_of(data[0]) not in self.graph_inputs
+        ):
             self.root[outs[0]] = self.root_of(data[0])  # a bias add or a scale: folded into the op before it
             return
         if op == "Sum" and len(data) > 2:  # variadic: n inputs are n - 1 adds per element
@@ -591,27 +658,49 @@ class _Importer:
             return
         w = self.shapes[ins[1]]
         if w is None or len(w) not in (3, 4) or any(d is None for d in w):
-            self.unmap(label, f"Conv with a {len(w) - 2 if w else '?'}-D kernel (cimkit maps 1-D and 2-D ones)",
-                       self.sources(ins))
+            self.unmap(
+                label,
+                f"Conv with a {len(w) - 2 if w else '?'}-D kernel (cimkit maps 1-D and 2-D ones)",
+                self.sources(ins),
+            )
             return
         groups = attrs.get("group", 1)
         if not isinstance(groups, int) or groups < 1 or w[0] % groups:
-            raise InputError(f"{self.path}: Conv '{label}': group = {short_repr(groups)} must be a positive divisor of "
-                             f"the {w[0]} output channels")
+            raise InputError(
+                f"{self.path}: Conv '{label}': group = {short_repr(groups)} must be a positive divisor of "
+                f"the {w[0]} output channels"
+            )
         x, y = self.shape(ins[0], label, "Conv"), self.shape(outs[0], label, "Conv")
         if len(x) != len(w) or len(y) != len(w):
-            raise InputError(f"{self.path}: Conv '{label}': input {x} and output {y} must have {len(w)} dims like "
-                             f"the weight {w}")
+            raise InputError(
+                f"{self.path}: Conv '{label}': input {x} and output {y} must have {len(w)} dims like the weight {w}"
+            )
         if x[1] != w[1] * groups:
-            raise InputError(f"{self.path}: Conv '{label}': the input has {x[1]} channels but the weight {w} with "
-                             f"group = {groups} expects {w[1] * groups}")
+            raise InputError(
+                f"{self.path}: Conv '{label}': the input has {x[1]} channels but the weight {w} with "
+                f"group = {groups} expects {w[1] * groups}"
+            )
         k = tuple(w[2:]) if len(w) == 4 else (1, w[2])
         strides = tuple(attrs.get("strides", [1] * (len(w) - 2)))
         stride = strides if len(strides) == 2 else (1, strides[0]) if len(strides) == 1 else (1, 1)
         in_f, out_f = w[1] * k[0] * k[1], w[0] // groups
         vectors = math.prod(y[2:])
-        self.ops.append(Op(label, "conv", in_f, out_f, groups, k, stride, tuple(x[1:]), tuple(y[1:]), vectors,
-                           vectors * in_f * out_f * groups, fn="conv"))
+        self.ops.append(
+            Op(
+                label,
+                "conv",
+                in_f,
+                out_f,
+                groups,
+                k,
+                stride,
+                tuple(x[1:]),
+                tuple(y[1:]),
+                vectors,
+                vectors * in_f * out_f * groups,
+                fn="conv",
+            )
+        )
         self.mark(self.const[ins[1]], "mapped")
         self.mark(self.sources(ins[2:]), "digital")
 
@@ -624,20 +713,44 @@ class _Importer:
         m, k = (a[1], a[0]) if attrs.get("transA", 0) else a
         k2, n = (b[1], b[0]) if attrs.get("transB", 0) else b
         if k != k2:
-            raise InputError(f"{self.path}: Gemm '{label}': inner sizes differ ({a} x {b}, transA "
-                             f"{attrs.get('transA', 0)}, transB {attrs.get('transB', 0)})")
+            raise InputError(
+                f"{self.path}: Gemm '{label}': inner sizes differ ({a} x {b}, transA "
+                f"{attrs.get('transA', 0)}, transB {attrs.get('transB', 0)})"
+            )
         self.mark(self.sources(ins[2:]), "digital")
 
         def per_inference(shape):  # (1, K) -> (K,): shapes are given without a batch dim of 1
             return tuple(shape[1:]) if shape[0] == 1 else tuple(shape)
 
         if b_name in self.const:  # x @ W: one vector per row
-            self.ops.append(Op(label, "linear", k, n, in_shape=per_inference(a), out_shape=per_inference(y), vectors=m,
-                               macs=m * k * n, fn="linear"))
+            self.ops.append(
+                Op(
+                    label,
+                    "linear",
+                    k,
+                    n,
+                    in_shape=per_inference(a),
+                    out_shape=per_inference(y),
+                    vectors=m,
+                    macs=m * k * n,
+                    fn="linear",
+                )
+            )
             self.mark(self.const[b_name], "mapped")
         elif a_name in self.const:  # W @ x: one vector per column, W is n_out = m rows of k
-            self.ops.append(Op(label, "linear", k, m, in_shape=per_inference(b), out_shape=per_inference(y),
-                               vectors=n, macs=m * k * n, fn="linear"))
+            self.ops.append(
+                Op(
+                    label,
+                    "linear",
+                    k,
+                    m,
+                    in_shape=per_inference(b),
+                    out_shape=per_inference(y),
+                    vectors=n,
+                    macs=m * k * n,
+                    fn="linear",
+                )
+            )
             self.mark(self.const[a_name], "mapped")
         else:
             self.ops.append(matmul_op(label, 1, m, k, n))

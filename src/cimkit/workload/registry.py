@@ -49,15 +49,23 @@ class KindInfo:
 KINDS: Registry[KindInfo] = Registry("op kind")
 
 
-def register_kind(kind: str, *, default_unit: str, weighted: bool = False,
-                  events: Callable[[Any], dict[str, float]] | None = None, description: str = "",
-                  replace: bool = False) -> KindInfo:
+def register_kind(
+    kind: str,
+    *,
+    default_unit: str,
+    weighted: bool = False,
+    events: Callable[[Any], dict[str, float]] | None = None,
+    description: str = "",
+    replace: bool = False,
+) -> KindInfo:
     """Register an op kind (e.g. a spiking or CAM kind). ``events(op)`` returns the digital primitive
     counts (keys from ``DIGITAL_PRIMITIVES``) of one op per inference; None counts nothing. It may read any
     field of the op (an ``Op`` subclass's own fields too) but not its name: the cost model counts ops alike
     but for their names (the layers of a transformer) once."""
     if not isinstance(default_unit, str):
-        raise InputError(f"op kind {kind!r}: default_unit must be a unit name (a string), got {short_repr(default_unit)}")
+        raise InputError(
+            f"op kind {kind!r}: default_unit must be a unit name (a string), got {short_repr(default_unit)}"
+        )
     if events is not None and not callable(events):
         raise InputError(f"op kind {kind!r}: events must be a function of the op, got {short_repr(events)}")
     info = KindInfo(kind, default_unit, bool(weighted), events or (lambda op: {}), description)
@@ -173,8 +181,14 @@ def _table() -> dict[str, Callable[[int, int, int], dict[str, float]]]:
 EVENTS = _table()
 #: a function a kind does not list: the kind's fallback (an activation of unknown form is priced as a
 #: sigmoid, an upper bound for the piecewise ones)
-_FALLBACK = {"act": "sigmoid", "softmax": "softmax", "norm": "layer_norm", "eltwise": "add", "pool": "avg_pool",
-             "embedding": "embedding"}
+_FALLBACK = {
+    "act": "sigmoid",
+    "softmax": "softmax",
+    "norm": "layer_norm",
+    "eltwise": "add",
+    "pool": "avg_pool",
+    "embedding": "embedding",
+}
 
 
 def digital_events(op) -> dict[str, float]:
@@ -192,25 +206,41 @@ def mac_events(op) -> dict[str, float]:
 
 
 for _kind, _unit, _weighted, _events, _text in (
-        ("linear", "crossbar", True, mac_events, "static weight matrix (in_features x out_features), one vector per token"),
-        ("conv", "crossbar", True, mac_events, "1-D / 2-D convolution unrolled to (C_in/groups*kh*kw) x C_out/groups"),
-        ("matmul", "digital", False, mac_events, "product of two activations: groups x (vectors x in) @ (in x out)"),
-        ("softmax", "digital", False, digital_events, "softmax / log_softmax over rows of `reduce` elements"),
-        ("norm", "digital", False, digital_events, "layer / RMS / batch / group norm; `reduce` = normalized length"),
-        ("act", "digital", False, digital_events, "element-wise activation, named by fn"),
-        ("eltwise", "digital", False, digital_events, "element-wise arithmetic between activations"),
-        ("pool", "digital", False, digital_events, "pooling and reductions (per input element)"),
-        ("embedding", "digital", False, digital_events, "table lookup; the table is digital memory, not crossbar weights"),
-        ("unmapped", "", False, None, "an op no rule matched, or holding weights the cost model cannot map: listed, "
-                                      "not priced"),
-        # HAD's binary attention (cimkit.workload.hamming): no digital primitives, the CAM attention unit prices them
-        ("hamming_score", "cam_attention", False, None, "Hamming similarity of binarized queries to binarized keys: "
-                                                        "groups x vectors queries of in_features bits against "
-                                                        "out_features keys"),
-        ("topn", "cam_attention", False, None, "top-N selection: out_features of in_features scores kept per query "
-                                               "(groups x vectors queries)")):
+    ("linear", "crossbar", True, mac_events, "static weight matrix (in_features x out_features), one vector per token"),
+    ("conv", "crossbar", True, mac_events, "1-D / 2-D convolution unrolled to (C_in/groups*kh*kw) x C_out/groups"),
+    ("matmul", "digital", False, mac_events, "product of two activations: groups x (vectors x in) @ (in x out)"),
+    ("softmax", "digital", False, digital_events, "softmax / log_softmax over rows of `reduce` elements"),
+    ("norm", "digital", False, digital_events, "layer / RMS / batch / group norm; `reduce` = normalized length"),
+    ("act", "digital", False, digital_events, "element-wise activation, named by fn"),
+    ("eltwise", "digital", False, digital_events, "element-wise arithmetic between activations"),
+    ("pool", "digital", False, digital_events, "pooling and reductions (per input element)"),
+    ("embedding", "digital", False, digital_events, "table lookup; the table is digital memory, not crossbar weights"),
+    (
+        "unmapped",
+        "",
+        False,
+        None,
+        "an op no rule matched, or holding weights the cost model cannot map: listed, not priced",
+    ),
+    # HAD's binary attention (cimkit.workload.hamming): no digital primitives, the CAM attention unit prices them
+    (
+        "hamming_score",
+        "cam_attention",
+        False,
+        None,
+        "Hamming similarity of binarized queries to binarized keys: "
+        "groups x vectors queries of in_features bits against "
+        "out_features keys",
+    ),
+    (
+        "topn",
+        "cam_attention",
+        False,
+        None,
+        "top-N selection: out_features of in_features scores kept per query (groups x vectors queries)",
+    ),
+):
     register_kind(_kind, default_unit=_unit, weighted=_weighted, events=_events, description=_text)
-
 
 
 # ---- spiking neurons -----------------------------------------------------------------------------------
@@ -243,6 +273,7 @@ def _neuron_table() -> dict[str, Callable[[float, float], dict[str, float]]]:
       inhibition r <- a_m r                           1 mul
                  r <- r + inhibition                  1 add per spike
     """
+
     def lif(reset: str, adaptive: bool, synaptic: bool) -> Callable[[float, float], dict[str, float]]:
         def events(N: float, S: float) -> dict[str, float]:
             mul, add, cmp = N, N, N  # leak, integrate, threshold
@@ -253,10 +284,15 @@ def _neuron_table() -> dict[str, Callable[[float, float], dict[str, float]]]:
             if synaptic:
                 mul, add = mul + N, add + N
             return {"mul": mul, "add": add, "cmp": cmp}
+
         return events
 
-    table = {f"{base}_{reset}{'_adaptive' if adaptive else ''}": lif(reset, adaptive, base == "synaptic")
-             for base in ("lif", "synaptic") for reset in NEURON_RESETS for adaptive in (False, True)}
+    table = {
+        f"{base}_{reset}{'_adaptive' if adaptive else ''}": lif(reset, adaptive, base == "synaptic")
+        for base in ("lif", "synaptic")
+        for reset in NEURON_RESETS
+        for adaptive in (False, True)
+    }
     table["fang"] = lambda N, S: {"mul": 4 * N, "add": 4 * N + S, "cmp": N}
     return table
 
@@ -277,8 +313,10 @@ def neuron_events(op) -> dict[str, float]:
     part. An unknown fn is an ``InputError`` listing the known ones."""
     fn = op.fn or DEFAULT_NEURON
     if fn not in NEURON_EVENTS:
-        raise InputError(f"neuron op '{op.name}': fn = {short_repr(op.fn)} is no neuron update the cost model counts; "
-                         f"known: {', '.join(NEURON_EVENTS)} (add one to cimkit.workload.registry.NEURON_EVENTS)")
+        raise InputError(
+            f"neuron op '{op.name}': fn = {short_repr(op.fn)} is no neuron update the cost model counts; "
+            f"known: {', '.join(NEURON_EVENTS)} (add one to cimkit.workload.registry.NEURON_EVENTS)"
+        )
     rate = 1.0 if op.activity is None else float(op.activity)
     n = float(op.elements)
     return {k: float(v) for k, v in NEURON_EVENTS[fn](n, rate * n).items() if v}
@@ -288,10 +326,15 @@ def neuron_events(op) -> dict[str, float]:
 # update on a register of state per neuron, which is what the digital unit prices from primitive counts
 # (Horowitz figures at digital.data_bits); a chip with dedicated (e.g. analog) neuron circuits registers a unit
 # type and a cost component for them and routes "neuron" there (spec.routing)
-register_kind("neuron", default_unit="digital", events=neuron_events,
-              description="spiking neuron updates (neurons x time steps in `elements`; fn names the update: "
-                          "lif_<reset>[_adaptive], synaptic_<reset>[_adaptive], fang; activity = spikes per "
-                          "neuron-step)")
+register_kind(
+    "neuron",
+    default_unit="digital",
+    events=neuron_events,
+    description="spiking neuron updates (neurons x time steps in `elements`; fn names the update: "
+    "lif_<reset>[_adaptive], synaptic_<reset>[_adaptive], fang; activity = spikes per "
+    "neuron-step)",
+)
+
 
 # ---- op rules (frontend matchers) ----------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -368,51 +411,248 @@ def rules_version() -> int:
 
 
 # ---- constructs that only move data (not ops) -------------------------------------------------------
-DATA_FUNCTIONS = frozenset({
-    "torch.cat", "torch.concat", "torch.concatenate", "torch.stack", "torch.flatten", "torch.reshape",
-    "torch.transpose", "torch.permute", "torch.squeeze", "torch.unsqueeze", "torch.chunk", "torch.split",
-    "torch.unbind", "torch.narrow", "torch.select", "torch.index_select", "torch.gather", "torch.roll",
-    "torch.flip", "torch.tile", "torch.repeat_interleave", "torch.movedim", "torch.swapaxes", "torch.t",
-    "torch.nn.functional.pad", "torch.nn.functional.dropout", "torch.nn.functional.dropout1d",
-    "torch.nn.functional.dropout2d", "torch.nn.functional.dropout3d", "torch.nn.functional.alpha_dropout",
-    "torch.dropout", "torch.zeros_like", "torch.ones_like", "torch.full_like", "torch.empty_like", "torch.clone",
-    "torch.detach", "torch.broadcast_to", "torch.masked_fill", "torch.tensor_split", "torch.atleast_1d",
-    "torch.atleast_2d", "torch.zeros", "torch.ones", "torch.full", "torch.empty", "torch.arange", "torch.tensor",
-    "torch.as_tensor", "torch.is_floating_point", "torch.is_tensor", "torch.numel", "torch.finfo", "torch.iinfo",
-    "torch._assert", "torch.nn.functional.unfold",
-    "operator.getitem", "operator.setitem", "builtins.getattr", "builtins.len",
-})
+DATA_FUNCTIONS = frozenset(
+    {
+        "torch.cat",
+        "torch.concat",
+        "torch.concatenate",
+        "torch.stack",
+        "torch.flatten",
+        "torch.reshape",
+        "torch.transpose",
+        "torch.permute",
+        "torch.squeeze",
+        "torch.unsqueeze",
+        "torch.chunk",
+        "torch.split",
+        "torch.unbind",
+        "torch.narrow",
+        "torch.select",
+        "torch.index_select",
+        "torch.gather",
+        "torch.roll",
+        "torch.flip",
+        "torch.tile",
+        "torch.repeat_interleave",
+        "torch.movedim",
+        "torch.swapaxes",
+        "torch.t",
+        "torch.nn.functional.pad",
+        "torch.nn.functional.dropout",
+        "torch.nn.functional.dropout1d",
+        "torch.nn.functional.dropout2d",
+        "torch.nn.functional.dropout3d",
+        "torch.nn.functional.alpha_dropout",
+        "torch.dropout",
+        "torch.zeros_like",
+        "torch.ones_like",
+        "torch.full_like",
+        "torch.empty_like",
+        "torch.clone",
+        "torch.detach",
+        "torch.broadcast_to",
+        "torch.masked_fill",
+        "torch.tensor_split",
+        "torch.atleast_1d",
+        "torch.atleast_2d",
+        "torch.zeros",
+        "torch.ones",
+        "torch.full",
+        "torch.empty",
+        "torch.arange",
+        "torch.tensor",
+        "torch.as_tensor",
+        "torch.is_floating_point",
+        "torch.is_tensor",
+        "torch.numel",
+        "torch.finfo",
+        "torch.iinfo",
+        "torch._assert",
+        "torch.nn.functional.unfold",
+        "operator.getitem",
+        "operator.setitem",
+        "builtins.getattr",
+        "builtins.len",
+    }
+)
 #: binary operators whose first argument (``self``) is the right operand: ``2.0 - x`` is ``x.__rsub__(2.0)``
 REVERSED = frozenset({"__rsub__", "__rtruediv__", "__rdiv__", "__rpow__", "__rfloordiv__", "__rmod__", "torch.rsub"})
 #: torch.nn modules that move data (or do nothing at inference): not ops
-DATA_MODULES = frozenset({
-    "torch.nn.Flatten", "torch.nn.Unflatten", "torch.nn.Identity", "torch.nn.Dropout", "torch.nn.Dropout1d",
-    "torch.nn.Dropout2d", "torch.nn.Dropout3d", "torch.nn.AlphaDropout", "torch.nn.FeatureAlphaDropout",
-    "torch.nn.ZeroPad1d", "torch.nn.ZeroPad2d", "torch.nn.ZeroPad3d", "torch.nn.ConstantPad1d", "torch.nn.ConstantPad2d",
-    "torch.nn.ConstantPad3d", "torch.nn.ReflectionPad1d", "torch.nn.ReflectionPad2d", "torch.nn.ReflectionPad3d",
-    "torch.nn.ReplicationPad1d", "torch.nn.ReplicationPad2d", "torch.nn.ReplicationPad3d", "torch.nn.PixelShuffle",
-    "torch.nn.PixelUnshuffle", "torch.nn.ChannelShuffle",
-})
-DATA_METHODS = frozenset({
-    "view", "view_as", "reshape", "reshape_as", "permute", "transpose", "t", "flatten", "unflatten", "unsqueeze",
-    "squeeze", "contiguous", "expand", "expand_as", "repeat", "to", "type", "type_as", "float", "half", "double",
-    "bfloat16", "int", "long", "bool", "__getitem__", "__setitem__", "size", "dim", "ndimension", "numel",
-    "chunk", "split", "unbind", "narrow", "select", "index_select", "gather", "masked_fill", "masked_fill_",
-    "clone", "detach", "detach_", "cpu", "cuda", "new_zeros", "new_ones", "new_empty", "new_full", "new_tensor",
-    "zero_", "fill_", "copy_", "__len__", "__bool__", "__index__", "__int__", "__float__", "item", "tolist",
-    "numpy", "requires_grad_", "is_floating_point", "is_contiguous", "get_device", "element_size", "dim_order",
-    "data_ptr", "storage_offset", "stride", "movedim", "swapaxes", "roll", "flip", "tile", "repeat_interleave",
-    "__iter__", "__format__", "__repr__", "__hash__", "__eq_ne__", "__contains__", "__reduce_ex__", "__deepcopy__",
-    "__get__", "__set__", "__array__", "is_nested", "untyped_storage", "_is_view", "__torch_function__",
-    "unfold", "as_strided", "squeeze_", "unsqueeze_", "resize_", "set_", "pin_memory",
-})
-DATA_ONNX = frozenset({
-    "Identity", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Cast", "CastLike", "Dropout", "Shape",
-    "Size", "GatherElements", "GatherND", "Concat", "Slice", "Split", "Expand", "Tile", "Pad", "ConstantOfShape",
-    "DepthToSpace", "SpaceToDepth", "QuantizeLinear", "DequantizeLinear", "Range", "Trilu", "ScatterND",
-    "ScatterElements", "Gather", "CumSum", "TopK", "ArgMax", "ArgMin", "NonZero", "EyeLike",
-    "SplitToSequence", "SequenceAt", "SequenceConstruct", "ConcatFromSequence", "OneHot", "Compress",
-})
+DATA_MODULES = frozenset(
+    {
+        "torch.nn.Flatten",
+        "torch.nn.Unflatten",
+        "torch.nn.Identity",
+        "torch.nn.Dropout",
+        "torch.nn.Dropout1d",
+        "torch.nn.Dropout2d",
+        "torch.nn.Dropout3d",
+        "torch.nn.AlphaDropout",
+        "torch.nn.FeatureAlphaDropout",
+        "torch.nn.ZeroPad1d",
+        "torch.nn.ZeroPad2d",
+        "torch.nn.ZeroPad3d",
+        "torch.nn.ConstantPad1d",
+        "torch.nn.ConstantPad2d",
+        "torch.nn.ConstantPad3d",
+        "torch.nn.ReflectionPad1d",
+        "torch.nn.ReflectionPad2d",
+        "torch.nn.ReflectionPad3d",
+        "torch.nn.ReplicationPad1d",
+        "torch.nn.ReplicationPad2d",
+        "torch.nn.ReplicationPad3d",
+        "torch.nn.PixelShuffle",
+        "torch.nn.PixelUnshuffle",
+        "torch.nn.ChannelShuffle",
+    }
+)
+DATA_METHODS = frozenset(
+    {
+        "view",
+        "view_as",
+        "reshape",
+        "reshape_as",
+        "permute",
+        "transpose",
+        "t",
+        "flatten",
+        "unflatten",
+        "unsqueeze",
+        "squeeze",
+        "contiguous",
+        "expand",
+        "expand_as",
+        "repeat",
+        "to",
+        "type",
+        "type_as",
+        "float",
+        "half",
+        "double",
+        "bfloat16",
+        "int",
+        "long",
+        "bool",
+        "__getitem__",
+        "__setitem__",
+        "size",
+        "dim",
+        "ndimension",
+        "numel",
+        "chunk",
+        "split",
+        "unbind",
+        "narrow",
+        "select",
+        "index_select",
+        "gather",
+        "masked_fill",
+        "masked_fill_",
+        "clone",
+        "detach",
+        "detach_",
+        "cpu",
+        "cuda",
+        "new_zeros",
+        "new_ones",
+        "new_empty",
+        "new_full",
+        "new_tensor",
+        "zero_",
+        "fill_",
+        "copy_",
+        "__len__",
+        "__bool__",
+        "__index__",
+        "__int__",
+        "__float__",
+        "item",
+        "tolist",
+        "numpy",
+        "requires_grad_",
+        "is_floating_point",
+        "is_contiguous",
+        "get_device",
+        "element_size",
+        "dim_order",
+        "data_ptr",
+        "storage_offset",
+        "stride",
+        "movedim",
+        "swapaxes",
+        "roll",
+        "flip",
+        "tile",
+        "repeat_interleave",
+        "__iter__",
+        "__format__",
+        "__repr__",
+        "__hash__",
+        "__eq_ne__",
+        "__contains__",
+        "__reduce_ex__",
+        "__deepcopy__",
+        "__get__",
+        "__set__",
+        "__array__",
+        "is_nested",
+        "untyped_storage",
+        "_is_view",
+        "__torch_function__",
+        "unfold",
+        "as_strided",
+        "squeeze_",
+        "unsqueeze_",
+        "resize_",
+        "set_",
+        "pin_memory",
+    }
+)
+DATA_ONNX = frozenset(
+    {
+        "Identity",
+        "Reshape",
+        "Flatten",
+        "Transpose",
+        "Squeeze",
+        "Unsqueeze",
+        "Cast",
+        "CastLike",
+        "Dropout",
+        "Shape",
+        "Size",
+        "GatherElements",
+        "GatherND",
+        "Concat",
+        "Slice",
+        "Split",
+        "Expand",
+        "Tile",
+        "Pad",
+        "ConstantOfShape",
+        "DepthToSpace",
+        "SpaceToDepth",
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "Range",
+        "Trilu",
+        "ScatterND",
+        "ScatterElements",
+        "Gather",
+        "CumSum",
+        "TopK",
+        "ArgMax",
+        "ArgMin",
+        "NonZero",
+        "EyeLike",
+        "SplitToSequence",
+        "SequenceAt",
+        "SequenceConstruct",
+        "ConcatFromSequence",
+        "OneHot",
+        "Compress",
+    }
+)
 
 
 # ---- the shape rules ---------------------------------------------------------------------------------
@@ -433,8 +673,15 @@ def digital_op(name: str, rule: OpRule, x_shape, y_shape, params: Mapping | None
     if rule.reduce is not None:
         reduce = int(rule.reduce(dict(params or {}), x) or 0)
     fn = (params or {}).get("fn") or rule.fn
-    return Op(name, rule.kind, in_shape=per_inference(x), out_shape=per_inference(y),
-              elements=math.prod(y) if y else 1, fn=fn, reduce=reduce)
+    return Op(
+        name,
+        rule.kind,
+        in_shape=per_inference(x),
+        out_shape=per_inference(y),
+        elements=math.prod(y) if y else 1,
+        fn=fn,
+        reduce=reduce,
+    )
 
 
 def linear_op(name: str, in_f: int, out_f: int, x_shape, y_shape, vectors: int | None = None, groups: int = 1):
@@ -445,8 +692,20 @@ def linear_op(name: str, in_f: int, out_f: int, x_shape, y_shape, vectors: int |
     x = tuple(x_shape)
     if vectors is None:
         vectors = math.prod(x[:-1]) if len(x) > 1 else 1
-    return Op(name, "linear", int(in_f), int(out_f), int(groups), (1, 1), (1, 1), per_inference(x),
-              per_inference(y_shape), int(vectors), int(groups) * int(vectors) * int(in_f) * int(out_f), fn="linear")
+    return Op(
+        name,
+        "linear",
+        int(in_f),
+        int(out_f),
+        int(groups),
+        (1, 1),
+        (1, 1),
+        per_inference(x),
+        per_inference(y_shape),
+        int(vectors),
+        int(groups) * int(vectors) * int(in_f) * int(out_f),
+        fn="linear",
+    )
 
 
 def conv_op(name: str, weight_shape, groups: int, stride, in_shape, out_shape):
@@ -461,8 +720,20 @@ def conv_op(name: str, weight_shape, groups: int, stride, in_shape, out_shape):
     in_f = weight_shape[1] * k[0] * k[1]
     out_f = weight_shape[0] // groups
     vectors = math.prod(out_shape[2:])
-    return Op(name, "conv", in_f, out_f, groups, k, s, tuple(in_shape[1:]), tuple(out_shape[1:]), vectors,
-              vectors * in_f * out_f * groups, fn="conv")
+    return Op(
+        name,
+        "conv",
+        in_f,
+        out_f,
+        groups,
+        k,
+        s,
+        tuple(in_shape[1:]),
+        tuple(out_shape[1:]),
+        vectors,
+        vectors * in_f * out_f * groups,
+        fn="conv",
+    )
 
 
 def einsum_linear(name: str, dims: tuple, const_first: bool, x_shape, y_shape):
@@ -481,8 +752,18 @@ def matmul_op(name: str, groups: int, vectors: int, in_f: int, out_f: int):
 
     g, m, k, n = (int(v) for v in (groups, vectors, in_f, out_f))
     lead = (g,) if g != 1 else ()
-    return Op(name, "matmul", k, n, g, in_shape=(*lead, m, k), out_shape=(*lead, m, n), vectors=m, macs=g * m * k * n,
-              fn="matmul")
+    return Op(
+        name,
+        "matmul",
+        k,
+        n,
+        g,
+        in_shape=(*lead, m, k),
+        out_shape=(*lead, m, n),
+        vectors=m,
+        macs=g * m * k * n,
+        fn="matmul",
+    )
 
 
 def batched_matmul(name: str, a, b, y):
@@ -500,8 +781,17 @@ def embedding_op(name: str, rows: int, dim: int, idx_shape, y_shape):
     from .core import Op
 
     tokens = math.prod(idx_shape) if idx_shape else 1
-    return Op(name, "embedding", int(rows), int(dim), in_shape=per_inference(idx_shape), out_shape=per_inference(y_shape),
-              vectors=int(tokens), elements=math.prod(y_shape) if y_shape else int(dim), fn="embedding")
+    return Op(
+        name,
+        "embedding",
+        int(rows),
+        int(dim),
+        in_shape=per_inference(idx_shape),
+        out_shape=per_inference(y_shape),
+        vectors=int(tokens),
+        elements=math.prod(y_shape) if y_shape else int(dim),
+        fn="embedding",
+    )
 
 
 def einsum_operands(equation: str, shapes: list[tuple[int, ...]]):
@@ -552,7 +842,7 @@ def _softmax_reduce(p: dict, x: tuple) -> int:
 def _layer_reduce(p: dict, x: tuple) -> int:
     n = p.get("normalized")
     if isinstance(n, int):  # the number of trailing dims normalized
-        return math.prod(x[len(x) - n:]) if x and n > 0 else 1
+        return math.prod(x[len(x) - n :]) if x and n > 0 else 1
     if isinstance(n, (tuple, list)):
         return math.prod(int(d) for d in n) if n else 1
     return int(x[-1]) if x else 1
@@ -586,11 +876,18 @@ def _softmax_call(args, kwargs) -> dict:
     return {"dim": _arg(args, kwargs, 1, "dim")}
 
 
-_SOFTMAX = dict(module_params=_softmax_module, call_params=_softmax_call,
-                onnx_params=lambda a, i: {"dim": a.get("axis", -1)}, reduce=_softmax_reduce)
-_LAYER = dict(module_params=lambda m: {"normalized": tuple(getattr(m, "normalized_shape", ()) or ())},
-              call_params=lambda args, kwargs: {"normalized": tuple(_arg(args, kwargs, 1, "normalized_shape", ()) or ())},
-              onnx_params=_onnx_layer_reduce, reduce=_layer_reduce)
+_SOFTMAX = dict(
+    module_params=_softmax_module,
+    call_params=_softmax_call,
+    onnx_params=lambda a, i: {"dim": a.get("axis", -1)},
+    reduce=_softmax_reduce,
+)
+_LAYER = dict(
+    module_params=lambda m: {"normalized": tuple(getattr(m, "normalized_shape", ()) or ())},
+    call_params=lambda args, kwargs: {"normalized": tuple(_arg(args, kwargs, 1, "normalized_shape", ()) or ())},
+    onnx_params=_onnx_layer_reduce,
+    reduce=_layer_reduce,
+)
 _ONE = dict(reduce=lambda p, x: 1)
 
 
@@ -603,78 +900,238 @@ def _builtin_rules() -> None:
 
     nn, F = "torch.nn.", "torch.nn.functional."
     ops: list[tuple[str, str, dict]] = [
-        ("linear", "linear", dict(handler="linear", modules=(nn + "Linear",), functions=(F + "linear",),
-                                  onnx=("Gemm",))),
-        ("conv", "conv", dict(handler="conv", modules=(nn + "Conv1d", nn + "Conv2d"),
-                              functions=(F + "conv1d", F + "conv2d", "torch.conv1d", "torch.conv2d"), onnx=("Conv",))),
-        ("matmul", "matmul", dict(handler="matmul", functions=("torch.matmul", "torch.bmm", "torch.mm",
-                                                               "operator.matmul"),
-                                  methods=("matmul", "bmm", "mm", "__matmul__", "__rmatmul__"), onnx=("MatMul",))),
+        (
+            "linear",
+            "linear",
+            dict(handler="linear", modules=(nn + "Linear",), functions=(F + "linear",), onnx=("Gemm",)),
+        ),
+        (
+            "conv",
+            "conv",
+            dict(
+                handler="conv",
+                modules=(nn + "Conv1d", nn + "Conv2d"),
+                functions=(F + "conv1d", F + "conv2d", "torch.conv1d", "torch.conv2d"),
+                onnx=("Conv",),
+            ),
+        ),
+        (
+            "matmul",
+            "matmul",
+            dict(
+                handler="matmul",
+                functions=("torch.matmul", "torch.bmm", "torch.mm", "operator.matmul"),
+                methods=("matmul", "bmm", "mm", "__matmul__", "__rmatmul__"),
+                onnx=("MatMul",),
+            ),
+        ),
         ("matmul", "einsum", dict(handler="einsum", functions=("torch.einsum",), onnx=("Einsum",))),
         # bias + mat1 @ mat2 (GPT-2's Conv1D: addmm(bias, x, W) with W of in x out): the product as a matmul
         # (a linear op where an operand is a parameter), the bias folded (a constant) or listed as an add
-        ("matmul", "addmm", dict(handler="addmm", functions=("torch.addmm", "torch.baddbmm"),
-                                 methods=("addmm", "baddbmm"))),
-        ("matmul", "attention", dict(handler="attention", modules=(nn + "MultiheadAttention",),
-                                     functions=(F + "scaled_dot_product_attention",), expand=attention.expand_attention)),
-        ("matmul", "encoder_layer", dict(handler="attention", modules=(nn + "TransformerEncoderLayer",),
-                                         expand=attention.expand_encoder_layer)),
-        ("embedding", "embedding", dict(handler="embedding", modules=(nn + "Embedding",), functions=(F + "embedding",),
-                                        onnx=("Gather",))),
-        ("softmax", "softmax", dict(modules=(nn + "Softmax",), functions=(F + "softmax", "torch.softmax"),
-                                    methods=("softmax",), onnx=("Softmax",), **_SOFTMAX)),
-        ("softmax", "log_softmax", dict(modules=(nn + "LogSoftmax",), functions=(F + "log_softmax", "torch.log_softmax"),
-                                        methods=("log_softmax",), onnx=("LogSoftmax",), **_SOFTMAX)),
+        (
+            "matmul",
+            "addmm",
+            dict(handler="addmm", functions=("torch.addmm", "torch.baddbmm"), methods=("addmm", "baddbmm")),
+        ),
+        (
+            "matmul",
+            "attention",
+            dict(
+                handler="attention",
+                modules=(nn + "MultiheadAttention",),
+                functions=(F + "scaled_dot_product_attention",),
+                expand=attention.expand_attention,
+            ),
+        ),
+        (
+            "matmul",
+            "encoder_layer",
+            dict(handler="attention", modules=(nn + "TransformerEncoderLayer",), expand=attention.expand_encoder_layer),
+        ),
+        (
+            "embedding",
+            "embedding",
+            dict(handler="embedding", modules=(nn + "Embedding",), functions=(F + "embedding",), onnx=("Gather",)),
+        ),
+        (
+            "softmax",
+            "softmax",
+            dict(
+                modules=(nn + "Softmax",),
+                functions=(F + "softmax", "torch.softmax"),
+                methods=("softmax",),
+                onnx=("Softmax",),
+                **_SOFTMAX,
+            ),
+        ),
+        (
+            "softmax",
+            "log_softmax",
+            dict(
+                modules=(nn + "LogSoftmax",),
+                functions=(F + "log_softmax", "torch.log_softmax"),
+                methods=("log_softmax",),
+                onnx=("LogSoftmax",),
+                **_SOFTMAX,
+            ),
+        ),
         ("softmax", "softmin", dict(modules=(nn + "Softmin",), functions=(F + "softmin",), **_SOFTMAX)),
-        ("norm", "layer_norm", dict(modules=(nn + "LayerNorm",), functions=(F + "layer_norm", "torch.layer_norm"),
-                                    onnx=("LayerNormalization",), **_LAYER)),
-        ("norm", "rms_norm", dict(modules=(nn + "RMSNorm",), functions=(F + "rms_norm", "torch.rms_norm"),
-                                  onnx=("RMSNormalization", "SimplifiedLayerNormalization"), **_LAYER)),
-        ("norm", "batch_norm", dict(modules=(nn + "BatchNorm1d", nn + "BatchNorm2d", nn + "BatchNorm3d"),
-                                    functions=(F + "batch_norm", "torch.batch_norm"), onnx=("BatchNormalization",),
-                                    **_ONE)),
-        ("norm", "group_norm", dict(modules=(nn + "GroupNorm",), functions=(F + "group_norm", "torch.group_norm"),
-                                    onnx=("GroupNormalization",), reduce=_group_reduce,
-                                    module_params=lambda m: {"groups": m.num_groups},
-                                    call_params=lambda a, k: {"groups": _arg(a, k, 1, "num_groups", 1)},
-                                    onnx_params=lambda a, i: {"groups": a.get("num_groups", 1)})),
-        ("norm", "instance_norm", dict(modules=(nn + "InstanceNorm1d", nn + "InstanceNorm2d", nn + "InstanceNorm3d"),
-                                       functions=(F + "instance_norm",), onnx=("InstanceNormalization",),
-                                       reduce=lambda p, x: math.prod(x[2:]) if len(x) > 2 else 1)),
-        ("norm", "local_response_norm", dict(modules=(nn + "LocalResponseNorm",), functions=(F + "local_response_norm",),
-                                             onnx=("LRN",), **_ONE)),
-        ("norm", "mean_variance_norm", dict(onnx=("MeanVarianceNormalization",), reduce=_mvn_reduce,
-                                            onnx_params=lambda a, i: {"axes": tuple(a.get("axes", (0, 2, 3)))})),
-        ("norm", "lp_normalize", dict(functions=(F + "normalize",), onnx=("LpNormalization",),
-                                      reduce=lambda p, x: _axis_size(x, p.get("dim", -1)),
-                                      call_params=lambda a, k: {"dim": _arg(a, k, 2, "dim", 1)},
-                                      onnx_params=lambda a, i: {"dim": a.get("axis", -1)})),
-        ("pool", "max_pool", dict(modules=tuple(nn + f"{p}MaxPool{d}d" for p in ("", "Adaptive") for d in (1, 2, 3)),
-                                  functions=tuple(F + f"{p}max_pool{d}d" for p in ("", "adaptive_") for d in (1, 2, 3)),
-                                  onnx=("MaxPool", "GlobalMaxPool"))),
-        ("pool", "avg_pool", dict(modules=tuple(nn + f"{p}AvgPool{d}d" for p in ("", "Adaptive") for d in (1, 2, 3)),
-                                  functions=tuple(F + f"{p}avg_pool{d}d" for p in ("", "adaptive_") for d in (1, 2, 3)),
-                                  onnx=("AveragePool", "GlobalAveragePool"))),
-        ("pool", "lp_pool", dict(modules=(nn + "LPPool1d", nn + "LPPool2d"), functions=(F + "lp_pool1d", F + "lp_pool2d"),
-                                 onnx=("LpPool", "GlobalLpPool"))),
-        ("pool", "interpolate", dict(modules=(nn + "Upsample", nn + "UpsamplingNearest2d", nn + "UpsamplingBilinear2d"),
-                                     functions=(F + "interpolate", F + "upsample", F + "upsample_nearest",
-                                                F + "upsample_bilinear"), onnx=("Resize", "Upsample"))),
+        (
+            "norm",
+            "layer_norm",
+            dict(
+                modules=(nn + "LayerNorm",),
+                functions=(F + "layer_norm", "torch.layer_norm"),
+                onnx=("LayerNormalization",),
+                **_LAYER,
+            ),
+        ),
+        (
+            "norm",
+            "rms_norm",
+            dict(
+                modules=(nn + "RMSNorm",),
+                functions=(F + "rms_norm", "torch.rms_norm"),
+                onnx=("RMSNormalization", "SimplifiedLayerNormalization"),
+                **_LAYER,
+            ),
+        ),
+        (
+            "norm",
+            "batch_norm",
+            dict(
+                modules=(nn + "BatchNorm1d", nn + "BatchNorm2d", nn + "BatchNorm3d"),
+                functions=(F + "batch_norm", "torch.batch_norm"),
+                onnx=("BatchNormalization",),
+                **_ONE,
+            ),
+        ),
+        (
+            "norm",
+            "group_norm",
+            dict(
+                modules=(nn + "GroupNorm",),
+                functions=(F + "group_norm", "torch.group_norm"),
+                onnx=("GroupNormalization",),
+                reduce=_group_reduce,
+                module_params=lambda m: {"groups": m.num_groups},
+                call_params=lambda a, k: {"groups": _arg(a, k, 1, "num_groups", 1)},
+                onnx_params=lambda a, i: {"groups": a.get("num_groups", 1)},
+            ),
+        ),
+        (
+            "norm",
+            "instance_norm",
+            dict(
+                modules=(nn + "InstanceNorm1d", nn + "InstanceNorm2d", nn + "InstanceNorm3d"),
+                functions=(F + "instance_norm",),
+                onnx=("InstanceNormalization",),
+                reduce=lambda p, x: math.prod(x[2:]) if len(x) > 2 else 1,
+            ),
+        ),
+        (
+            "norm",
+            "local_response_norm",
+            dict(modules=(nn + "LocalResponseNorm",), functions=(F + "local_response_norm",), onnx=("LRN",), **_ONE),
+        ),
+        (
+            "norm",
+            "mean_variance_norm",
+            dict(
+                onnx=("MeanVarianceNormalization",),
+                reduce=_mvn_reduce,
+                onnx_params=lambda a, i: {"axes": tuple(a.get("axes", (0, 2, 3)))},
+            ),
+        ),
+        (
+            "norm",
+            "lp_normalize",
+            dict(
+                functions=(F + "normalize",),
+                onnx=("LpNormalization",),
+                reduce=lambda p, x: _axis_size(x, p.get("dim", -1)),
+                call_params=lambda a, k: {"dim": _arg(a, k, 2, "dim", 1)},
+                onnx_params=lambda a, i: {"dim": a.get("axis", -1)},
+            ),
+        ),
+        (
+            "pool",
+            "max_pool",
+            dict(
+                modules=tuple(nn + f"{p}MaxPool{d}d" for p in ("", "Adaptive") for d in (1, 2, 3)),
+                functions=tuple(F + f"{p}max_pool{d}d" for p in ("", "adaptive_") for d in (1, 2, 3)),
+                onnx=("MaxPool", "GlobalMaxPool"),
+            ),
+        ),
+        (
+            "pool",
+            "avg_pool",
+            dict(
+                modules=tuple(nn + f"{p}AvgPool{d}d" for p in ("", "Adaptive") for d in (1, 2, 3)),
+                functions=tuple(F + f"{p}avg_pool{d}d" for p in ("", "adaptive_") for d in (1, 2, 3)),
+                onnx=("AveragePool", "GlobalAveragePool"),
+            ),
+        ),
+        (
+            "pool",
+            "lp_pool",
+            dict(
+                modules=(nn + "LPPool1d", nn + "LPPool2d"),
+                functions=(F + "lp_pool1d", F + "lp_pool2d"),
+                onnx=("LpPool", "GlobalLpPool"),
+            ),
+        ),
+        (
+            "pool",
+            "interpolate",
+            dict(
+                modules=(nn + "Upsample", nn + "UpsamplingNearest2d", nn + "UpsamplingBilinear2d"),
+                functions=(F + "interpolate", F + "upsample", F + "upsample_nearest", F + "upsample_bilinear"),
+                onnx=("Resize", "Upsample"),
+            ),
+        ),
         ("pool", "sum", dict(functions=("torch.sum",), methods=("sum",), onnx=("ReduceSum",))),
         ("pool", "mean", dict(functions=("torch.mean",), methods=("mean",), onnx=("ReduceMean",))),
         ("pool", "reduce_max", dict(functions=("torch.amax",), methods=("amax",), onnx=("ReduceMax",))),
         ("pool", "reduce_min", dict(functions=("torch.amin",), methods=("amin",), onnx=("ReduceMin",))),
-        ("act", "relu", dict(modules=(nn + "ReLU",), functions=(F + "relu", "torch.relu", F + "relu_", "torch.relu_"),
-                             methods=("relu", "relu_"), onnx=("Relu",))),
+        (
+            "act",
+            "relu",
+            dict(
+                modules=(nn + "ReLU",),
+                functions=(F + "relu", "torch.relu", F + "relu_", "torch.relu_"),
+                methods=("relu", "relu_"),
+                onnx=("Relu",),
+            ),
+        ),
         ("act", "relu6", dict(modules=(nn + "ReLU6",), functions=(F + "relu6",))),
-        ("act", "hardtanh", dict(modules=(nn + "Hardtanh",), functions=(F + "hardtanh", "torch.clamp", "torch.clip"),
-                                 methods=("clamp", "clip", "clamp_"), onnx=("Clip",))),
+        (
+            "act",
+            "hardtanh",
+            dict(
+                modules=(nn + "Hardtanh",),
+                functions=(F + "hardtanh", "torch.clamp", "torch.clip"),
+                methods=("clamp", "clip", "clamp_"),
+                onnx=("Clip",),
+            ),
+        ),
         ("act", "gelu", dict(modules=(nn + "GELU",), functions=(F + "gelu",), onnx=("Gelu",))),
         ("act", "silu", dict(modules=(nn + "SiLU",), functions=(F + "silu",), onnx=("Swish",))),
-        ("act", "sigmoid", dict(modules=(nn + "Sigmoid",), functions=("torch.sigmoid", F + "sigmoid"),
-                                methods=("sigmoid",), onnx=("Sigmoid",))),
-        ("act", "tanh", dict(modules=(nn + "Tanh",), functions=("torch.tanh", F + "tanh"), methods=("tanh",),
-                             onnx=("Tanh",))),
+        (
+            "act",
+            "sigmoid",
+            dict(
+                modules=(nn + "Sigmoid",),
+                functions=("torch.sigmoid", F + "sigmoid"),
+                methods=("sigmoid",),
+                onnx=("Sigmoid",),
+            ),
+        ),
+        (
+            "act",
+            "tanh",
+            dict(modules=(nn + "Tanh",), functions=("torch.tanh", F + "tanh"), methods=("tanh",), onnx=("Tanh",)),
+        ),
         ("act", "leaky_relu", dict(modules=(nn + "LeakyReLU",), functions=(F + "leaky_relu",), onnx=("LeakyRelu",))),
         ("act", "prelu", dict(modules=(nn + "PReLU",), functions=(F + "prelu",), onnx=("PRelu",))),
         ("act", "elu", dict(modules=(nn + "ELU",), functions=(F + "elu",), onnx=("Elu",))),
@@ -684,60 +1141,135 @@ def _builtin_rules() -> None:
         ("act", "softplus", dict(modules=(nn + "Softplus",), functions=(F + "softplus",), onnx=("Softplus",))),
         ("act", "softsign", dict(modules=(nn + "Softsign",), functions=(F + "softsign",), onnx=("Softsign",))),
         ("act", "hardswish", dict(modules=(nn + "Hardswish",), functions=(F + "hardswish",), onnx=("HardSwish",))),
-        ("act", "hardsigmoid", dict(modules=(nn + "Hardsigmoid",), functions=(F + "hardsigmoid",),
-                                    onnx=("HardSigmoid",))),
+        (
+            "act",
+            "hardsigmoid",
+            dict(modules=(nn + "Hardsigmoid",), functions=(F + "hardsigmoid",), onnx=("HardSigmoid",)),
+        ),
         ("act", "logsigmoid", dict(modules=(nn + "LogSigmoid",), functions=(F + "logsigmoid",))),
         ("act", "tanhshrink", dict(modules=(nn + "Tanhshrink",), functions=(F + "tanhshrink",))),
-        ("act", "threshold", dict(modules=(nn + "Threshold",), functions=(F + "threshold",),
-                                  onnx=("ThresholdedRelu",))),
+        (
+            "act",
+            "threshold",
+            dict(modules=(nn + "Threshold",), functions=(F + "threshold",), onnx=("ThresholdedRelu",)),
+        ),
         ("act", "glu", dict(modules=(nn + "GLU",), functions=(F + "glu",))),
         ("act", "hardshrink", dict(modules=(nn + "Hardshrink",), functions=(F + "hardshrink",), onnx=("Shrink",))),
         ("act", "softshrink", dict(modules=(nn + "Softshrink",), functions=(F + "softshrink",))),
         ("act", "erf", dict(functions=("torch.erf", "torch.special.erf"), methods=("erf",), onnx=("Erf",))),
-        ("eltwise", "add", dict(functions=("operator.add", "operator.iadd", "torch.add"),
-                                methods=("add", "add_", "__add__", "__iadd__", "__radd__"), onnx=("Add", "Sum"),
-                                fold_constant=True)),
-        ("eltwise", "sub", dict(functions=("operator.sub", "operator.isub", "torch.sub", "torch.subtract", "torch.rsub"),
-                                methods=("sub", "sub_", "__sub__", "__isub__", "__rsub__"), onnx=("Sub",),
-                                fold_constant=True)),
-        ("eltwise", "mul", dict(functions=("operator.mul", "operator.imul", "torch.mul", "torch.multiply"),
-                                methods=("mul", "mul_", "__mul__", "__imul__", "__rmul__"), onnx=("Mul",),
-                                fold_constant=True)),
-        ("eltwise", "div", dict(functions=("operator.truediv", "operator.itruediv", "torch.div", "torch.divide",
-                                           "torch.true_divide"),
-                                methods=("div", "div_", "__truediv__", "__itruediv__"), onnx=("Div",),
-                                fold_constant=True)),
-        ("eltwise", "reciprocal", dict(functions=("torch.reciprocal",),
-                                       methods=("reciprocal", "reciprocal_", "__rtruediv__", "__rdiv__"),
-                                       onnx=("Reciprocal",))),
-        ("eltwise", "pow", dict(functions=("operator.pow", "torch.pow", "torch.square"),
-                                methods=("pow", "pow_", "__pow__", "__ipow__", "__rpow__", "square"), onnx=("Pow",))),
+        (
+            "eltwise",
+            "add",
+            dict(
+                functions=("operator.add", "operator.iadd", "torch.add"),
+                methods=("add", "add_", "__add__", "__iadd__", "__radd__"),
+                onnx=("Add", "Sum"),
+                fold_constant=True,
+            ),
+        ),
+        (
+            "eltwise",
+            "sub",
+            dict(
+                functions=("operator.sub", "operator.isub", "torch.sub", "torch.subtract", "torch.rsub"),
+                methods=("sub", "sub_", "__sub__", "__isub__", "__rsub__"),
+                onnx=("Sub",),
+                fold_constant=True,
+            ),
+        ),
+        (
+            "eltwise",
+            "mul",
+            dict(
+                functions=("operator.mul", "operator.imul", "torch.mul", "torch.multiply"),
+                methods=("mul", "mul_", "__mul__", "__imul__", "__rmul__"),
+                onnx=("Mul",),
+                fold_constant=True,
+            ),
+        ),
+        (
+            "eltwise",
+            "div",
+            dict(
+                functions=("operator.truediv", "operator.itruediv", "torch.div", "torch.divide", "torch.true_divide"),
+                methods=("div", "div_", "__truediv__", "__itruediv__"),
+                onnx=("Div",),
+                fold_constant=True,
+            ),
+        ),
+        (
+            "eltwise",
+            "reciprocal",
+            dict(
+                functions=("torch.reciprocal",),
+                methods=("reciprocal", "reciprocal_", "__rtruediv__", "__rdiv__"),
+                onnx=("Reciprocal",),
+            ),
+        ),
+        (
+            "eltwise",
+            "pow",
+            dict(
+                functions=("operator.pow", "torch.pow", "torch.square"),
+                methods=("pow", "pow_", "__pow__", "__ipow__", "__rpow__", "square"),
+                onnx=("Pow",),
+            ),
+        ),
         ("eltwise", "sqrt", dict(functions=("torch.sqrt",), methods=("sqrt",), onnx=("Sqrt",))),
         ("eltwise", "rsqrt", dict(functions=("torch.rsqrt",), methods=("rsqrt",))),
         ("eltwise", "exp", dict(functions=("torch.exp",), methods=("exp",), onnx=("Exp",))),
         ("eltwise", "log", dict(functions=("torch.log",), methods=("log",), onnx=("Log",))),
         ("eltwise", "neg", dict(functions=("operator.neg", "torch.neg"), methods=("neg", "__neg__"), onnx=("Neg",))),
-        ("eltwise", "abs", dict(functions=("torch.abs", "operator.abs", "builtins.abs"), methods=("abs", "__abs__"),
-                                onnx=("Abs",))),
+        (
+            "eltwise",
+            "abs",
+            dict(functions=("torch.abs", "operator.abs", "builtins.abs"), methods=("abs", "__abs__"), onnx=("Abs",)),
+        ),
         ("eltwise", "max", dict(functions=("torch.maximum",), methods=("maximum",), onnx=("Max",))),
         ("eltwise", "min", dict(functions=("torch.minimum",), methods=("minimum",), onnx=("Min",))),
-        ("eltwise", "cmp", dict(functions=tuple(f"operator.{c}" for c in ("gt", "lt", "ge", "le", "eq", "ne")) +
-                                tuple(f"torch.{c}" for c in ("gt", "lt", "ge", "le", "eq", "ne")),
-                                methods=tuple(f"__{c}__" for c in ("gt", "lt", "ge", "le", "eq", "ne")) +
-                                ("gt", "lt", "ge", "le", "eq", "ne"),
-                                onnx=("Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"))),
+        (
+            "eltwise",
+            "cmp",
+            dict(
+                functions=tuple(f"operator.{c}" for c in ("gt", "lt", "ge", "le", "eq", "ne"))
+                + tuple(f"torch.{c}" for c in ("gt", "lt", "ge", "le", "eq", "ne")),
+                methods=tuple(f"__{c}__" for c in ("gt", "lt", "ge", "le", "eq", "ne"))
+                + ("gt", "lt", "ge", "le", "eq", "ne"),
+                onnx=("Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"),
+            ),
+        ),
         ("eltwise", "where", dict(functions=("torch.where",), methods=("where",), onnx=("Where",))),
     ]
     for kind, fn, spec in ops:
         if kind == "act" and fn == "gelu":
-            spec = dict(spec, module_params=lambda m: {"fn": _gelu_fn(getattr(m, "approximate", "none"))},
-                        call_params=lambda a, k: {"fn": _gelu_fn(k.get("approximate", "none"))},
-                        onnx_params=lambda a, i: {"fn": _gelu_fn(a.get("approximate", "none"))})
+            spec = dict(
+                spec,
+                module_params=lambda m: {"fn": _gelu_fn(getattr(m, "approximate", "none"))},
+                call_params=lambda a, k: {"fn": _gelu_fn(k.get("approximate", "none"))},
+                onnx_params=lambda a, i: {"fn": _gelu_fn(a.get("approximate", "none"))},
+            )
         register_op(kind, fn, **spec)
 
 
 _builtin_rules()
 
-__all__ = ["DIGITAL_PRIMITIVES", "EVENTS", "NEURON_EVENTS", "NEURON_RESETS", "neuron_events", "KindInfo", "OpRule",
-           "Arg", "register_kind", "kind_info", "kinds", "register_op", "op_rules", "digital_events", "conv_op",
-           "DATA_FUNCTIONS", "DATA_METHODS", "DATA_ONNX"]
+__all__ = [
+    "DIGITAL_PRIMITIVES",
+    "EVENTS",
+    "NEURON_EVENTS",
+    "NEURON_RESETS",
+    "neuron_events",
+    "KindInfo",
+    "OpRule",
+    "Arg",
+    "register_kind",
+    "kind_info",
+    "kinds",
+    "register_op",
+    "op_rules",
+    "digital_events",
+    "conv_op",
+    "DATA_FUNCTIONS",
+    "DATA_METHODS",
+    "DATA_ONNX",
+]

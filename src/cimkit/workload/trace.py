@@ -40,8 +40,16 @@ from torch.overrides import TorchFunctionMode
 from ..errors import InputError, short_repr
 from . import registry
 from .core import MAX_CSV_DIM, Op, Workload, check_op_sizes, resolve_unmapped, unmapped_op, warn_caller, warn_unused
-from .registry import (batched_matmul, conv_op, digital_op, einsum_linear, einsum_operands, embedding_op, linear_op,
-                       matmul_op)
+from .registry import (
+    batched_matmul,
+    conv_op,
+    digital_op,
+    einsum_linear,
+    einsum_operands,
+    embedding_op,
+    linear_op,
+    matmul_op,
+)
 
 _TRACERS = ("auto", "fx", "eager", "hooks")
 
@@ -128,8 +136,11 @@ class _Tables:
             return "rule"
         if isinstance(m, self.data_modules):
             return "data"
-        if type(m).__module__.startswith("torch.nn") and not any(True for _ in m.children()) and \
-                not isinstance(m, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
+        if (
+            type(m).__module__.startswith("torch.nn")
+            and not any(True for _ in m.children())
+            and not isinstance(m, (nn.Sequential, nn.ModuleList, nn.ModuleDict))
+        ):
             return "opaque"
         return None
 
@@ -150,21 +161,26 @@ def _reason(exc: BaseException) -> str:
 
 def _rejected(name: str, shape: tuple[int, ...], exc: BaseException, given: tuple) -> InputError:
     note = "" if tuple(given) == tuple(shape) else f" (input_shape {tuple(given)} with the batch dim set to 1)"
-    return InputError(f"{name}: the model rejected an all-zero input of shape {tuple(shape)}{note}: {_reason(exc)}. "
-                      "Give input_shape as the shape of one batch the model accepts, batch dim first (e.g. (1, 784) "
-                      "for an MLP on MNIST, (1, 3, 32, 32) for a CIFAR CNN)")
+    return InputError(
+        f"{name}: the model rejected an all-zero input of shape {tuple(shape)}{note}: {_reason(exc)}. "
+        "Give input_shape as the shape of one batch the model accepts, batch dim first (e.g. (1, 784) "
+        "for an MLP on MNIST, (1, 3, 32, 32) for a CIFAR CNN)"
+    )
 
 
 def _check_input_shape(input_shape) -> tuple[int, ...]:
     try:
         dims = tuple(input_shape)
     except TypeError:
-        raise InputError(f"input_shape must be a tuple of positive integers including the batch dim, got "
-                         f"{short_repr(input_shape)}") from None
-    if not dims or any(isinstance(d, bool) or not isinstance(d, numbers.Integral) or not 1 <= d <= MAX_CSV_DIM
-                       for d in dims):
-        raise InputError(f"input_shape must be a tuple of integers from 1 to 2**20, batch dim first, got "
-                         f"{short_repr(input_shape)}")
+        raise InputError(
+            f"input_shape must be a tuple of positive integers including the batch dim, got {short_repr(input_shape)}"
+        ) from None
+    if not dims or any(
+        isinstance(d, bool) or not isinstance(d, numbers.Integral) or not 1 <= d <= MAX_CSV_DIM for d in dims
+    ):
+        raise InputError(
+            f"input_shape must be a tuple of integers from 1 to 2**20, batch dim first, got {short_repr(input_shape)}"
+        )
     return tuple(int(d) for d in dims)
 
 
@@ -207,13 +223,17 @@ def _tracer_chain(tracer) -> tuple[str, ...]:
     fallback chain, e.g. ("export", "hooks"))."""
     if isinstance(tracer, str):
         if tracer not in _TRACERS:
-            raise InputError(f"tracer = {short_repr(tracer)}: allowed values are {', '.join(_TRACERS)}, or a fallback "
-                             "chain of them tried in order, e.g. ('export', 'hooks')")
+            raise InputError(
+                f"tracer = {short_repr(tracer)}: allowed values are {', '.join(_TRACERS)}, or a fallback "
+                "chain of them tried in order, e.g. ('export', 'hooks')"
+            )
         return AUTO_ORDER if tracer == "auto" else (tracer,)
     names = tuple(tracer) if isinstance(tracer, (tuple, list)) else ()
     if not names or any(not isinstance(t, str) or t not in AUTO_ORDER for t in names) or len(set(names)) != len(names):
-        raise InputError(f"tracer = {short_repr(tracer)}: give one of {', '.join(_TRACERS)}, or a fallback chain of "
-                         f"distinct tracers ({', '.join(AUTO_ORDER)}) tried in order, e.g. ('export', 'hooks')")
+        raise InputError(
+            f"tracer = {short_repr(tracer)}: give one of {', '.join(_TRACERS)}, or a fallback chain of "
+            f"distinct tracers ({', '.join(AUTO_ORDER)}) tried in order, e.g. ('export', 'hooks')"
+        )
     return names
 
 
@@ -225,8 +245,9 @@ class _ForwardFailed(Exception):
         self.cause = cause
 
 
-def trace_torch(model: nn.Module, input_shape, name: str, unmapped: str = "error", *, tracer="auto",
-                input_dtype=None) -> Workload:
+def trace_torch(
+    model: nn.Module, input_shape, name: str, unmapped: str = "error", *, tracer="auto", input_dtype=None
+) -> Workload:
     """The workload of ``model`` on one all-zero input of ``input_shape`` (batch dim set to 1; kept as
     given, with a warning, when the model holds a seq-first torch module, batch_first=False, whose dim 0
     is the sequence, not the batch).
@@ -246,9 +267,11 @@ def trace_torch(model: nn.Module, input_shape, name: str, unmapped: str = "error
     seq_first = _seq_first(model)
     if seq_first and given[0] != 1:  # dim 0 is the sequence, not the batch: costs are for this input
         shape = given
-        warn_caller(f"{name}: {seq_first} has batch_first=False (dim 0 of its input is the sequence); input_shape "
-                    f"{given} kept as given, not cut to batch 1 in dim 0: the costs are for this input (give the batch "
-                    "as 1 in its own position, e.g. (L, 1, E), or build the model with batch_first=True)")
+        warn_caller(
+            f"{name}: {seq_first} has batch_first=False (dim 0 of its input is the sequence); input_shape "
+            f"{given} kept as given, not cut to batch 1 in dim 0: the costs are for this input (give the batch "
+            "as 1 in its own position, e.g. (L, 1, E), or build the model with batch_first=True)"
+        )
     else:
         shape = (1, *given[1:])  # costs are per inference
     params = list(model.parameters())
@@ -273,8 +296,10 @@ def trace_torch(model: nn.Module, input_shape, name: str, unmapped: str = "error
                 gm = torch.fx.GraphModule(model, _Tracer().trace(model))
             except Exception as exc:  # noqa: BLE001 - untraceable (data-dependent control flow): the next tracer
                 if last:
-                    raise InputError(f"{name}: torch.fx cannot trace the model: {_reason(exc)}; use tracer='export', "
-                                     "'eager' or 'auto'") from None
+                    raise InputError(
+                        f"{name}: torch.fx cannot trace the model: {_reason(exc)}; use tracer='export', "
+                        "'eager' or 'auto'"
+                    ) from None
                 failed.append(("fx", _reason(exc)))
                 continue
             try:
@@ -286,7 +311,7 @@ def trace_torch(model: nn.Module, input_shape, name: str, unmapped: str = "error
                 if last:
                     raise _rejected(name, shape, cause, given) from None
                 failed.append(("fx", _reason(cause)))
-                skip_export = any(u in ("eager", "hooks") for u in chain[i + 1:])
+                skip_export = any(u in ("eager", "hooks") for u in chain[i + 1 :])
                 continue
             traced = _from_graph(model, gm, name, shape)
         elif t == "export":
@@ -298,9 +323,11 @@ def trace_torch(model: nn.Module, input_shape, name: str, unmapped: str = "error
                 traced = trace_export(model, example, name)
             except ExportFailure as exc:
                 if last:
-                    raise InputError(f"{name}: torch.export cannot trace the model: {exc.reason}; use tracer='eager' "
-                                     "(runs the model once, recording its module and torch function calls) or "
-                                     "'auto'") from None
+                    raise InputError(
+                        f"{name}: torch.export cannot trace the model: {exc.reason}; use tracer='eager' "
+                        "(runs the model once, recording its module and torch function calls) or "
+                        "'auto'"
+                    ) from None
                 failed.append(("export", exc.reason))
                 continue
         else:
@@ -327,9 +354,11 @@ def _check_positions(model: nn.Module, shape: tuple, dtype, name: str, given: tu
         limit = getattr(getattr(m, "config", None), "max_position_embeddings", None)
         if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
             if shape[-1] > limit:
-                raise InputError(f"{name}: a sequence of {shape[-1]} tokens (input_shape {tuple(given)}) is longer "
-                                 f"than the model's {limit} positions (config.max_position_embeddings = {limit}); give at "
-                                 f"most {limit} tokens")
+                raise InputError(
+                    f"{name}: a sequence of {shape[-1]} tokens (input_shape {tuple(given)}) is longer "
+                    f"than the model's {limit} positions (config.max_position_embeddings = {limit}); give at "
+                    f"most {limit} tokens"
+                )
             return
 
 
@@ -359,25 +388,34 @@ def _refuse_converted(model: nn.Module, name: str) -> None:
         return
     for label, m in model.named_modules():
         if isinstance(m, CIMLayer):
-            raise InputError(f"{name}: layer '{label or type(m).__name__}' ({type(m).__name__}) is a crossbar layer made "
-                             "by cimkit.convert; trace the float model it was converted from (the converted copy "
-                             "holds its weights in buffers that the cost model cannot read)")
+            raise InputError(
+                f"{name}: layer '{label or type(m).__name__}' ({type(m).__name__}) is a crossbar layer made "
+                "by cimkit.convert; trace the float model it was converted from (the converted copy "
+                "holds its weights in buffers that the cost model cannot read)"
+            )
 
 
-def _warn_fallback(name: str, used: str, failed: list[tuple[str, str]], model: nn.Module,
-                   example: torch.Tensor) -> None:
+def _warn_fallback(
+    name: str, used: str, failed: list[tuple[str, str]], model: nn.Module, example: torch.Tensor
+) -> None:
     """One warning: why each tracer before ``used`` could not trace the model, and what ``used`` gives instead."""
     why = f"{_LABELS[failed[0][0]]} could not trace {name} ({failed[0][1]})"
     why += "".join(f", nor could {_LABELS[t]} ({reason})" for t, reason in failed[1:])
     if used == "export":
-        how = (f"traced it with torch.export instead (shapes and Python branches are those of the all-zero example "
-               f"input of shape {tuple(example.shape)})")
+        how = (
+            f"traced it with torch.export instead (shapes and Python branches are those of the all-zero example "
+            f"input of shape {tuple(example.shape)})"
+        )
     elif used == "eager":
-        how = ("ran the model once on an all-zero example input instead, recording its module and torch function "
-               "calls (only the branches that input takes)")
+        how = (
+            "ran the model once on an all-zero example input instead, recording its module and torch function "
+            "calls (only the branches that input takes)"
+        )
     elif used == "hooks":
-        how = (f"fell back to forward hooks, which see module calls only: {_missed_by_hooks(model, example, failed)} "
-               "are not module calls and are missing from the workload")
+        how = (
+            f"fell back to forward hooks, which see module calls only: {_missed_by_hooks(model, example, failed)} "
+            "are not module calls and are missing from the workload"
+        )
     else:
         how = f"traced it with {_LABELS[used]} instead"
     warn_caller(f"{why}; {how}")
@@ -399,16 +437,22 @@ def _missed_by_hooks(model: nn.Module, example: torch.Tensor, failed: list[tuple
             seen = Counter((o.kind, o.fn) for o in hooks.ops)
             missed = Counter((o.kind, o.fn) for o in eager.ops) - seen
             if missed:
-                text = ", ".join(f"{n} {fn or kind}" + (" (attention)" if kind == "matmul" and fn == "matmul" else "")
-                                 for (kind, fn), n in missed.most_common())
+                text = ", ".join(
+                    f"{n} {fn or kind}" + (" (attention)" if kind == "matmul" and fn == "matmul" else "")
+                    for (kind, fn), n in missed.most_common()
+                )
                 return f"{text} (what tracer='eager' records)"
     tables = _Tables.get()
-    own = [f"'{label}' ({type(m).__name__})" if label else f"the model ({type(m).__name__})"
-           for label, m in model.named_modules()
-           if tables.leaf(m) is None and not isinstance(m, (nn.Sequential, nn.ModuleList, nn.ModuleDict))]
+    own = [
+        f"'{label}' ({type(m).__name__})" if label else f"the model ({type(m).__name__})"
+        for label, m in model.named_modules()
+        if tables.leaf(m) is None and not isinstance(m, (nn.Sequential, nn.ModuleList, nn.ModuleDict))
+    ]
     where = ", ".join(own[:4]) + (f" and {len(own) - 4} more" if len(own) > 4 else "")
-    return ("the functional calls (F.linear on bare parameters, matmul / @ (attention), softmax, einsum, residual "
-            f"adds, F.* activations) in the forward code of {where or 'the model'}")
+    return (
+        "the functional calls (F.linear on bare parameters, matmul / @ (attention), softmax, einsum, residual "
+        f"adds, F.* activations) in the forward code of {where or 'the model'}"
+    )
 
 
 class _Val:
@@ -452,9 +496,15 @@ class _Builder:
     def unmap(self, label: str, source_type: str, params, in_shape=(), out_shape=()) -> None:
         unique = {id(p): p for p in params}
         self.ledger.mark(unique.values(), "unmapped")
-        self.ops.append(unmapped_op(label, source_type, sum(p.numel() for p in unique.values()),
-                                    registry.per_inference(in_shape) if in_shape else (),
-                                    registry.per_inference(out_shape) if out_shape else ()))
+        self.ops.append(
+            unmapped_op(
+                label,
+                source_type,
+                sum(p.numel() for p in unique.values()),
+                registry.per_inference(in_shape) if in_shape else (),
+                registry.per_inference(out_shape) if out_shape else (),
+            )
+        )
 
     def weight_label(self, label: str, val) -> str:
         """The name of a weight's owner ('proj' for 'proj.weight', 'w' for a parameter 'w'), else ``label``."""
@@ -496,8 +546,9 @@ class _Builder:
             keys = [a.key for a in qkv]
             for p in m.parameters():
                 self.ledger.mark([p], "mapped" if p.dim() >= 2 else "digital")
-            self.ops += rule.expand(label, m, qkv, tuple(out_shape),
-                                    {"same_qk": keys[0] is keys[1], "same_kv": keys[1] is keys[2]})
+            self.ops += rule.expand(
+                label, m, qkv, tuple(out_shape), {"same_qk": keys[0] is keys[1], "same_kv": keys[1] is keys[2]}
+            )
         else:  # digital
             self.ledger.mark(m.parameters(), "digital")
             params = rule.module_params(m) if rule.module_params else {}
@@ -570,8 +621,10 @@ class _Builder:
         """bias + mat1 @ mat2 (torch.addmm, torch.baddbmm): the product as ``matmul`` does it (a linear op
         when an operand is a parameter: GPT-2's Conv1D), the bias folded when constant, else an add."""
         bias = _get(args, kwargs, 0, "input")
-        operands = [_get(args, kwargs, 1, "mat1", kwargs.get("batch1")),
-                    _get(args, kwargs, 2, "mat2", kwargs.get("batch2"))]
+        operands = [
+            _get(args, kwargs, 1, "mat1", kwargs.get("batch1")),
+            _get(args, kwargs, 2, "mat2", kwargs.get("batch2")),
+        ]
         self.matmul(label, [v for v in operands if isinstance(v, _Val)], out_shape)
         if isinstance(bias, _Val) and not bias.const:
             self.ops.append(digital_op(f"{label}.add", registry.OP_RULES.get("eltwise:add"), out_shape, out_shape))
@@ -583,8 +636,9 @@ class _Builder:
         if not isinstance(idx, _Val) or not isinstance(table, _Val) or len(table.shape) != 2:
             return False
         self.ledger.mark(table.params, "digital")
-        self.ops.append(embedding_op(self.weight_label(label, table), table.shape[0], table.shape[1], idx.shape,
-                                     out_shape))
+        self.ops.append(
+            embedding_op(self.weight_label(label, table), table.shape[0], table.shape[1], idx.shape, out_shape)
+        )
         return True
 
     def function_linear(self, label, args, kwargs, x, out_shape) -> None:
@@ -608,8 +662,16 @@ class _Builder:
             return
         self.ledger.mark(w.params, "mapped")
         self.ledger.mark(b.params if isinstance(b, _Val) else [], "digital")
-        self.ops.append(conv_op(self.weight_label(label, w), w.shape, int(_get(args, kwargs, 6, "groups", 1)),
-                                 _get(args, kwargs, 3, "stride", 1), x, out_shape))
+        self.ops.append(
+            conv_op(
+                self.weight_label(label, w),
+                w.shape,
+                int(_get(args, kwargs, 6, "groups", 1)),
+                _get(args, kwargs, 3, "stride", 1),
+                x,
+                out_shape,
+            )
+        )
 
     def matmul(self, label, operands, out_shape) -> None:
         if len(operands) != 2:
@@ -619,8 +681,9 @@ class _Builder:
         if a.const or b.const:
             wv, xs, ws = (b, sa, sb) if b.const else (a, sb, sa)
             if len(ws) not in (1, 2):
-                self.unmap(self.weight_label(label, wv), f"matmul with a {len(ws)}-D parameter", wv.params, xs,
-                           out_shape)
+                self.unmap(
+                    self.weight_label(label, wv), f"matmul with a {len(ws)}-D parameter", wv.params, xs, out_shape
+                )
                 return
             self.ledger.mark(wv.params, "mapped")
             if wv is b:  # x @ W, W (k, n) or (k,): one vector per row of x
@@ -694,18 +757,23 @@ def _from_graph(model: nn.Module, gm, name: str, shape: tuple[int, ...]) -> tupl
         method = node.target if node.op == "call_method" else None
         active = b.call(node.name, node.target, method, args, kwargs, out)
         meta = node.meta.get("tensor_meta")
-        if isinstance(meta, (tuple, list)) and not hasattr(meta, "shape"):  # a tuple of tensors (split, chunk, max with indices)
+        if isinstance(meta, (tuple, list)) and not hasattr(
+            meta, "shape"
+        ):  # a tuple of tensors (split, chunk, max with indices)
             meta = next((t for t in meta if hasattr(t, "shape")), None)
         if meta is not None and hasattr(meta, "shape"):  # a tensor (a size or a Python number gets no _Val)
-            vals[node] = _Val(tuple(meta.shape), not active, [] if active else [p for v in inputs for p in v.params],
-                              node)
+            vals[node] = _Val(
+                tuple(meta.shape), not active, [] if active else [p for v in inputs for p in v.params], node
+            )
     return Workload(name, tuple(shape), b.ops), b.ledger
 
 
 def _finish(wl: Workload, ledger: _Ledger, policy: str) -> Workload:
     if not wl.ops:
-        raise InputError(f"{wl.name}: no operation to cost: the model has no Linear, convolution, matmul, activation, "
-                         "pooling, normalization, softmax or element-wise op on its input")
+        raise InputError(
+            f"{wl.name}: no operation to cost: the model has no Linear, convolution, matmul, activation, "
+            "pooling, normalization, softmax or element-wise op on its input"
+        )
     for op in wl.ops:
         check_op_sizes(op, wl.name)
     wl.weight_counts = ledger.counts()
@@ -753,8 +821,11 @@ class _Recorder(TorchFunctionMode):
         if isinstance(value, torch.Tensor):
             return self.val(value)
         if isinstance(value, (tuple, list)):
-            return type(value)(self.convert(v) for v in value) if not hasattr(value, "_fields") else \
-                tuple(self.convert(v) for v in value)
+            return (
+                type(value)(self.convert(v) for v in value)
+                if not hasattr(value, "_fields")
+                else tuple(self.convert(v) for v in value)
+            )
         if isinstance(value, dict):
             return {k: self.convert(v) for k, v in value.items()}
         return value
@@ -811,8 +882,9 @@ class _Recorder(TorchFunctionMode):
         self.mark_output(out, True, [])
 
 
-def _trace_eager(model: nn.Module, example: torch.Tensor, name: str, *,
-                 functions: bool = True) -> tuple[Workload, _Ledger]:
+def _trace_eager(
+    model: nn.Module, example: torch.Tensor, name: str, *, functions: bool = True
+) -> tuple[Workload, _Ledger]:
     """Run the model once on ``example``, recording leaf modules by forward hooks and (``functions``)
     torch function calls by a ``TorchFunctionMode``: the ops and where the model's parameters went
     (``_finish`` checks them). A forward that fails raises ``_ForwardFailed``."""

@@ -35,6 +35,7 @@ from typing import Literal
 from ..errors import InputError, short_repr
 from .core import Workload
 from .registry import OP_RULES, conv_op, digital_op, embedding_op, linear_op, matmul_op  # isort: split
+
 from .attention import _sdpa  # after the registry, which imports it while registering the built-in rules
 from .kv_cache import kv_cache_op
 
@@ -84,8 +85,15 @@ class VisionTransformer:
         qkv and proj (with biases), fc1 and fc2 (with biases), the final LayerNorm and the head(s)."""
         d, ff, heads_out = self.d, self.ff, 1 + int(self.distilled)
         block = 2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * ff + ff) + (ff * d + d)
-        return (self.channels * self.patch ** 2 * d + d + heads_out * d + self.tokens * d + self.layers * block
-                + 2 * d + heads_out * (d * self.classes + self.classes))
+        return (
+            self.channels * self.patch**2 * d
+            + d
+            + heads_out * d
+            + self.tokens * d
+            + self.layers * block
+            + 2 * d
+            + heads_out * (d * self.classes + self.classes)
+        )
 
 
 @dataclass(frozen=True)
@@ -162,10 +170,19 @@ VISION_TRANSFORMERS: dict[str, VisionTransformer] = {
 #: rope.freq_base 100000, layer_norm_rms_epsilon 1e-5, no output.weight tensor (tied); 134,515,008 parameters
 #: in its 272 tensors).
 DECODERS: dict[str, Decoder] = {
-    "gpt2": Decoder("gpt2", layers=12, d=768, heads=12, kv_heads=12, head_dim=64, ff=3072, vocab=50257,
-                    max_len=1024),
-    "smollm2-135m": Decoder("llama", layers=30, d=576, heads=9, kv_heads=3, head_dim=64, ff=1536, vocab=49152,
-                            max_len=8192, rope_theta=100000.0),
+    "gpt2": Decoder("gpt2", layers=12, d=768, heads=12, kv_heads=12, head_dim=64, ff=3072, vocab=50257, max_len=1024),
+    "smollm2-135m": Decoder(
+        "llama",
+        layers=30,
+        d=576,
+        heads=9,
+        kv_heads=3,
+        head_dim=64,
+        ff=1536,
+        vocab=49152,
+        max_len=8192,
+        rope_theta=100000.0,
+    ),
 }
 #: the zoo entries that take a sequence length (``seq_len``): encoders and decoders (a vision transformer's
 #: sequence is fixed by its image)
@@ -191,12 +208,16 @@ def _check_mode(name: str, mode: object) -> str:
     otherwise; else an ``InputError`` naming the value and what is allowed."""
     if name in DECODERS:
         if not isinstance(mode, str) or mode not in MODES:
-            raise InputError(f"{name}: mode = {short_repr(mode)}; allowed: 'prefill' (seq_len tokens at once) or "
-                             "'decode' (one new token after seq_len tokens held in the KV cache)")
+            raise InputError(
+                f"{name}: mode = {short_repr(mode)}; allowed: 'prefill' (seq_len tokens at once) or "
+                "'decode' (one new token after seq_len tokens held in the KV cache)"
+            )
         return mode
     if not isinstance(mode, str) or mode != "prefill":
-        raise InputError(f"{name}: mode = {short_repr(mode)}; allowed: 'prefill' (the default) only: a decode step "
-                         f"applies to the decoders ({', '.join(DECODERS)})")
+        raise InputError(
+            f"{name}: mode = {short_repr(mode)}; allowed: 'prefill' (the default) only: a decode step "
+            f"applies to the decoders ({', '.join(DECODERS)})"
+        )
     return mode
 
 
@@ -217,20 +238,30 @@ def model(name: str, **options):
         c = DECODERS[name]
         unknown = set(options) - {"cached"}
         if unknown:
-            raise InputError(f"{name}: unknown option(s) {', '.join(sorted(unknown))}; a decoder takes cached "
-                             "(the tokens in its KV cache)")
-        cached = _check_int(name, "cached", options.get("cached", 0), 0, c.max_len - 1,
-                            f" (the new token takes position cached, of {c.max_len})")
+            raise InputError(
+                f"{name}: unknown option(s) {', '.join(sorted(unknown))}; a decoder takes cached "
+                "(the tokens in its KV cache)"
+            )
+        cached = _check_int(
+            name,
+            "cached",
+            options.get("cached", 0),
+            0,
+            c.max_len - 1,
+            f" (the new token takes position cached, of {c.max_len})",
+        )
         if c.family == "gpt2":
             return zoo_nn.GPT2(c.layers, c.d, c.heads, c.ff, c.vocab, c.max_len, cached)
-        return zoo_nn.LlamaDecoder(c.layers, c.d, c.heads, c.kv_heads, c.head_dim, c.ff, c.vocab, c.max_len,
-                                   c.rope_theta, c.eps, cached)
+        return zoo_nn.LlamaDecoder(
+            c.layers, c.d, c.heads, c.kv_heads, c.head_dim, c.ff, c.vocab, c.max_len, c.rope_theta, c.eps, cached
+        )
     if options and name not in CNNS:
         raise InputError(f"{name}: takes no options, got {', '.join(sorted(options))}")
     if name in VISION_TRANSFORMERS:
         v = VISION_TRANSFORMERS[name]
-        return zoo_nn.VisionTransformer(v.layers, v.d, v.heads, v.ff, v.image, v.patch, v.channels, v.classes,
-                                        v.distilled)
+        return zoo_nn.VisionTransformer(
+            v.layers, v.d, v.heads, v.ff, v.image, v.patch, v.channels, v.classes, v.distilled
+        )
     if name in ENCODERS:
         e = ENCODERS[name]
         return zoo_nn.BertEncoder(e.layers, e.d, e.heads, e.ff, e.vocab, e.max_len, e.types)
@@ -241,29 +272,36 @@ def encoder_ops(e: Encoder, seq_len: int) -> list:
     """The op list of encoder ``e`` on ``seq_len`` tokens (batch 1), from the registry's shape rules."""
     L, d, h, ff = seq_len, e.d, e.heads, e.ff
     tok, wide = (1, L, d), (1, L, ff)
-    ln, add, gelu, softmax = (OP_RULES.get(k) for k in ("norm:layer_norm", "eltwise:add", "act:gelu", "softmax:softmax"))
-    ops = [embedding_op("embeddings.word", e.vocab, d, (1, L), tok),
-           embedding_op("embeddings.token_type", e.types, d, (1, L), tok),
-           digital_op("embeddings.add", add, tok, tok),
-           embedding_op("embeddings.position", e.max_len, d, (1, L), tok),
-           digital_op("embeddings.add_1", add, tok, tok),
-           digital_op("embeddings.norm", ln, tok, tok, {"normalized": 1})]
+    ln, add, gelu, softmax = (
+        OP_RULES.get(k) for k in ("norm:layer_norm", "eltwise:add", "act:gelu", "softmax:softmax")
+    )
+    ops = [
+        embedding_op("embeddings.word", e.vocab, d, (1, L), tok),
+        embedding_op("embeddings.token_type", e.types, d, (1, L), tok),
+        digital_op("embeddings.add", add, tok, tok),
+        embedding_op("embeddings.position", e.max_len, d, (1, L), tok),
+        digital_op("embeddings.add_1", add, tok, tok),
+        digital_op("embeddings.norm", ln, tok, tok, {"normalized": 1}),
+    ]
     for i in range(e.layers):
         p = f"layers.{i}"
         scores = (h, L, L)
-        ops += [linear_op(f"{p}.query", d, d, tok, tok), linear_op(f"{p}.key", d, d, tok, tok),
-                linear_op(f"{p}.value", d, d, tok, tok),
-                matmul_op(f"{p}.qk", h, L, d // h, L),
-                digital_op(f"{p}.softmax", softmax, scores, scores, {"dim": -1}),
-                matmul_op(f"{p}.av", h, L, L, d // h),
-                linear_op(f"{p}.output", d, d, tok, tok),
-                digital_op(f"{p}.add1", add, tok, tok),
-                digital_op(f"{p}.norm1", ln, tok, tok, {"normalized": 1}),
-                linear_op(f"{p}.intermediate", d, ff, tok, wide),
-                digital_op(f"{p}.act", gelu, wide, wide),
-                linear_op(f"{p}.out", ff, d, wide, tok),
-                digital_op(f"{p}.add2", add, tok, tok),
-                digital_op(f"{p}.norm2", ln, tok, tok, {"normalized": 1})]
+        ops += [
+            linear_op(f"{p}.query", d, d, tok, tok),
+            linear_op(f"{p}.key", d, d, tok, tok),
+            linear_op(f"{p}.value", d, d, tok, tok),
+            matmul_op(f"{p}.qk", h, L, d // h, L),
+            digital_op(f"{p}.softmax", softmax, scores, scores, {"dim": -1}),
+            matmul_op(f"{p}.av", h, L, L, d // h),
+            linear_op(f"{p}.output", d, d, tok, tok),
+            digital_op(f"{p}.add1", add, tok, tok),
+            digital_op(f"{p}.norm1", ln, tok, tok, {"normalized": 1}),
+            linear_op(f"{p}.intermediate", d, ff, tok, wide),
+            digital_op(f"{p}.act", gelu, wide, wide),
+            linear_op(f"{p}.out", ff, d, wide, tok),
+            digital_op(f"{p}.add2", add, tok, tok),
+            digital_op(f"{p}.norm2", ln, tok, tok, {"normalized": 1}),
+        ]
     return ops
 
 
@@ -274,25 +312,39 @@ def vit_ops(v: VisionTransformer) -> list:
     n, d, h, ff, grid = v.tokens, v.d, v.heads, v.ff, v.image // v.patch
     tok, wide, heads = (1, n, d), (1, n, ff), (1, h, n, d // h)
     ln, add, gelu = (OP_RULES.get(k) for k in ("norm:layer_norm", "eltwise:add", "act:gelu"))
-    ops = [conv_op("patch_embed", (d, v.channels, v.patch, v.patch), 1, v.patch, (1, v.channels, v.image, v.image),
-                   (1, d, grid, grid))]
+    ops = [
+        conv_op(
+            "patch_embed",
+            (d, v.channels, v.patch, v.patch),
+            1,
+            v.patch,
+            (1, v.channels, v.image, v.image),
+            (1, d, grid, grid),
+        )
+    ]
     for i in range(v.layers):
         p = f"blocks.{i}"
-        ops += [digital_op(f"{p}.norm1", ln, tok, tok, {"normalized": 1}),
-                linear_op(f"{p}.attn.qkv", d, 3 * d, tok, (1, n, 3 * d)),
-                *_sdpa(f"{p}.attn", heads, heads, heads),
-                linear_op(f"{p}.attn.proj", d, d, tok, tok),
-                digital_op(f"{p}.add1", add, tok, tok),
-                digital_op(f"{p}.norm2", ln, tok, tok, {"normalized": 1}),
-                linear_op(f"{p}.fc1", d, ff, tok, wide),
-                digital_op(f"{p}.act", gelu, wide, wide),
-                linear_op(f"{p}.fc2", ff, d, wide, tok),
-                digital_op(f"{p}.add2", add, tok, tok)]
-    ops += [digital_op("norm", ln, tok, tok, {"normalized": 1}),
-            linear_op("head", d, v.classes, (1, d), (1, v.classes))]
+        ops += [
+            digital_op(f"{p}.norm1", ln, tok, tok, {"normalized": 1}),
+            linear_op(f"{p}.attn.qkv", d, 3 * d, tok, (1, n, 3 * d)),
+            *_sdpa(f"{p}.attn", heads, heads, heads),
+            linear_op(f"{p}.attn.proj", d, d, tok, tok),
+            digital_op(f"{p}.add1", add, tok, tok),
+            digital_op(f"{p}.norm2", ln, tok, tok, {"normalized": 1}),
+            linear_op(f"{p}.fc1", d, ff, tok, wide),
+            digital_op(f"{p}.act", gelu, wide, wide),
+            linear_op(f"{p}.fc2", ff, d, wide, tok),
+            digital_op(f"{p}.add2", add, tok, tok),
+        ]
+    ops += [
+        digital_op("norm", ln, tok, tok, {"normalized": 1}),
+        linear_op("head", d, v.classes, (1, d), (1, v.classes)),
+    ]
     if v.distilled:
-        ops += [linear_op("head_dist", d, v.classes, (1, d), (1, v.classes)),
-                digital_op("head_average", add, (1, v.classes), (1, v.classes))]
+        ops += [
+            linear_op("head_dist", d, v.classes, (1, d), (1, v.classes)),
+            digital_op("head_average", add, (1, v.classes), (1, v.classes)),
+        ]
     return ops
 
 
@@ -301,8 +353,12 @@ def _rope(name: str, x: tuple[int, ...]) -> list:
     x cos + rotate_half(x) sin: a multiply, a negation of half the values, a multiply and an add."""
     mul, neg, add = (OP_RULES.get(k) for k in ("eltwise:mul", "eltwise:neg", "eltwise:add"))
     half = (*x[:-1], x[-1] // 2)
-    return [digital_op(f"{name}.mul_cos", mul, x, x), digital_op(f"{name}.neg", neg, half, half),
-            digital_op(f"{name}.mul_sin", mul, x, x), digital_op(f"{name}.add", add, x, x)]
+    return [
+        digital_op(f"{name}.mul_cos", mul, x, x),
+        digital_op(f"{name}.neg", neg, half, half),
+        digital_op(f"{name}.mul_sin", mul, x, x),
+        digital_op(f"{name}.add", add, x, x),
+    ]
 
 
 def decoder_ops(c: Decoder, cached: int, new: int) -> list:
@@ -313,8 +369,10 @@ def decoder_ops(c: Decoder, cached: int, new: int) -> list:
     t, d, h, kvh, hd, ff = new, c.d, c.heads, c.kv_heads, c.head_dim, c.ff
     tok, wide, q = (1, t, d), (1, t, ff), (1, h, t, hd)
     kv = (1, kvh, cached + t, hd)
-    rule = {k: OP_RULES.get(k) for k in ("norm:layer_norm", "norm:rms_norm", "eltwise:add", "eltwise:mul", "act:gelu",
-                                         "act:silu")}
+    rule = {
+        k: OP_RULES.get(k)
+        for k in ("norm:layer_norm", "norm:rms_norm", "eltwise:add", "eltwise:mul", "act:gelu", "act:silu")
+    }
     add = rule["eltwise:add"]
     norm = rule["norm:layer_norm" if c.family == "gpt2" else "norm:rms_norm"]
 
@@ -322,35 +380,56 @@ def decoder_ops(c: Decoder, cached: int, new: int) -> list:
         return digital_op(label, norm, tok, tok, {"normalized": 1})
 
     if c.family == "gpt2":
-        ops = [embedding_op("wte", c.vocab, d, (1, t), tok), embedding_op("wpe", c.max_len, d, (1, t), tok),
-               digital_op("embed_add", add, tok, tok)]
+        ops = [
+            embedding_op("wte", c.vocab, d, (1, t), tok),
+            embedding_op("wpe", c.max_len, d, (1, t), tok),
+            digital_op("embed_add", add, tok, tok),
+        ]
         for i in range(c.layers):
             p = f"blocks.{i}"
-            ops += [normed(f"{p}.ln_1"), linear_op(f"{p}.c_attn", d, 3 * d, tok, (1, t, 3 * d)),
-                    kv_cache_op(f"{p}.k_cache", kvh, cached, t, hd), kv_cache_op(f"{p}.v_cache", kvh, cached, t, hd),
-                    *_sdpa(f"{p}.attn", q, kv, kv),
-                    linear_op(f"{p}.c_proj", d, d, tok, tok), digital_op(f"{p}.add1", add, tok, tok),
-                    normed(f"{p}.ln_2"), linear_op(f"{p}.c_fc", d, ff, tok, wide),
-                    digital_op(f"{p}.act", rule["act:gelu"], wide, wide, {"fn": "gelu_tanh"}),
-                    linear_op(f"{p}.mlp_proj", ff, d, wide, tok), digital_op(f"{p}.add2", add, tok, tok)]
+            ops += [
+                normed(f"{p}.ln_1"),
+                linear_op(f"{p}.c_attn", d, 3 * d, tok, (1, t, 3 * d)),
+                kv_cache_op(f"{p}.k_cache", kvh, cached, t, hd),
+                kv_cache_op(f"{p}.v_cache", kvh, cached, t, hd),
+                *_sdpa(f"{p}.attn", q, kv, kv),
+                linear_op(f"{p}.c_proj", d, d, tok, tok),
+                digital_op(f"{p}.add1", add, tok, tok),
+                normed(f"{p}.ln_2"),
+                linear_op(f"{p}.c_fc", d, ff, tok, wide),
+                digital_op(f"{p}.act", rule["act:gelu"], wide, wide, {"fn": "gelu_tanh"}),
+                linear_op(f"{p}.mlp_proj", ff, d, wide, tok),
+                digital_op(f"{p}.add2", add, tok, tok),
+            ]
         return ops + [normed("ln_f"), linear_op("lm_head", d, c.vocab, tok, (1, t, c.vocab))]
     table = (1, t, hd)
-    ops = [embedding_op("embed_tokens", c.vocab, d, (1, t), tok),
-           embedding_op("cos_table", c.max_len, hd, (1, t), table),
-           embedding_op("sin_table", c.max_len, hd, (1, t), table)]
+    ops = [
+        embedding_op("embed_tokens", c.vocab, d, (1, t), tok),
+        embedding_op("cos_table", c.max_len, hd, (1, t), table),
+        embedding_op("sin_table", c.max_len, hd, (1, t), table),
+    ]
     for i in range(c.layers):
         p = f"layers.{i}"
-        ops += [normed(f"{p}.input_layernorm"), linear_op(f"{p}.q_proj", d, h * hd, tok, (1, t, h * hd)),
-                linear_op(f"{p}.k_proj", d, kvh * hd, tok, (1, t, kvh * hd)),
-                linear_op(f"{p}.v_proj", d, kvh * hd, tok, (1, t, kvh * hd)),
-                *_rope(f"{p}.q_rope", q), *_rope(f"{p}.k_rope", (1, kvh, t, hd)),
-                kv_cache_op(f"{p}.k_cache", kvh, cached, t, hd), kv_cache_op(f"{p}.v_cache", kvh, cached, t, hd),
-                *_sdpa(f"{p}.attn", q, kv, kv),
-                linear_op(f"{p}.o_proj", h * hd, d, (1, t, h * hd), tok), digital_op(f"{p}.add1", add, tok, tok),
-                normed(f"{p}.post_attention_layernorm"), linear_op(f"{p}.gate_proj", d, ff, tok, wide),
-                digital_op(f"{p}.act", rule["act:silu"], wide, wide), linear_op(f"{p}.up_proj", d, ff, tok, wide),
-                digital_op(f"{p}.gate_mul", rule["eltwise:mul"], wide, wide),
-                linear_op(f"{p}.down_proj", ff, d, wide, tok), digital_op(f"{p}.add2", add, tok, tok)]
+        ops += [
+            normed(f"{p}.input_layernorm"),
+            linear_op(f"{p}.q_proj", d, h * hd, tok, (1, t, h * hd)),
+            linear_op(f"{p}.k_proj", d, kvh * hd, tok, (1, t, kvh * hd)),
+            linear_op(f"{p}.v_proj", d, kvh * hd, tok, (1, t, kvh * hd)),
+            *_rope(f"{p}.q_rope", q),
+            *_rope(f"{p}.k_rope", (1, kvh, t, hd)),
+            kv_cache_op(f"{p}.k_cache", kvh, cached, t, hd),
+            kv_cache_op(f"{p}.v_cache", kvh, cached, t, hd),
+            *_sdpa(f"{p}.attn", q, kv, kv),
+            linear_op(f"{p}.o_proj", h * hd, d, (1, t, h * hd), tok),
+            digital_op(f"{p}.add1", add, tok, tok),
+            normed(f"{p}.post_attention_layernorm"),
+            linear_op(f"{p}.gate_proj", d, ff, tok, wide),
+            digital_op(f"{p}.act", rule["act:silu"], wide, wide),
+            linear_op(f"{p}.up_proj", d, ff, tok, wide),
+            digital_op(f"{p}.gate_mul", rule["eltwise:mul"], wide, wide),
+            linear_op(f"{p}.down_proj", ff, d, wide, tok),
+            digital_op(f"{p}.add2", add, tok, tok),
+        ]
     return ops + [normed("norm"), linear_op("lm_head", d, c.vocab, tok, (1, t, c.vocab))]
 
 
@@ -371,25 +450,34 @@ def workload(name: str, *, seq_len: int | None = None, mode: str = "prefill") ->
         if mode == "prefill":
             length = _check_int(name, "seq_len", length, 1, c.max_len, f" ({c.max_len} positions) in prefill mode")
             return Workload(name, (1, length), decoder_ops(c, 0, length))
-        length = _check_int(name, "seq_len", length, 1, c.max_len - 1,
-                            f" in decode mode (seq_len tokens in the KV cache; the new one takes position seq_len, of "
-                            f"{c.max_len})")
+        length = _check_int(
+            name,
+            "seq_len",
+            length,
+            1,
+            c.max_len - 1,
+            f" in decode mode (seq_len tokens in the KV cache; the new one takes position seq_len, of {c.max_len})",
+        )
         return Workload(name, (1, 1), decoder_ops(c, length, 1))
     if name in VISION_TRANSFORMERS:
         v = VISION_TRANSFORMERS[name]
         if seq_len is not None:
-            raise InputError(f"{name}: seq_len = {short_repr(seq_len)}; allowed: none (leave it unset): a vision "
-                             f"transformer's sequence is fixed by its {v.image} x {v.image} image ({v.tokens} tokens: "
-                             f"{(v.image // v.patch) ** 2} patches of {v.patch} x {v.patch} and "
-                             f"{'a class and a distillation token' if v.distilled else 'a class token'})")
+            raise InputError(
+                f"{name}: seq_len = {short_repr(seq_len)}; allowed: none (leave it unset): a vision "
+                f"transformer's sequence is fixed by its {v.image} x {v.image} image ({v.tokens} tokens: "
+                f"{(v.image // v.patch) ** 2} patches of {v.patch} x {v.patch} and "
+                f"{'a class and a distillation token' if v.distilled else 'a class token'})"
+            )
         return Workload(name, (1, v.channels, v.image, v.image), vit_ops(v))
     if name in ENCODERS:
         e = ENCODERS[name]
         length = _check_int(name, "seq_len", DEFAULT_SEQ_LEN if seq_len is None else seq_len, 1, e.max_len)
         return Workload(name, (1, length), encoder_ops(e, length))
     if seq_len is not None:
-        raise InputError(f"{name}: seq_len = {short_repr(seq_len)}; seq_len applies to the transformer encoders "
-                         f"({', '.join(ENCODERS)}) and decoders ({', '.join(DECODERS)}) only")
+        raise InputError(
+            f"{name}: seq_len = {short_repr(seq_len)}; seq_len applies to the transformer encoders "
+            f"({', '.join(ENCODERS)}) and decoders ({', '.join(DECODERS)}) only"
+        )
     import torch
 
     from . import zoo_nn

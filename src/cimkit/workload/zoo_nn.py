@@ -11,18 +11,40 @@ from torch import nn
 def lenet() -> nn.Module:
     """LeNet-5 for 1x28x28 digits."""
     return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+        nn.Conv2d(1, 6, 5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(400, 120),
+        nn.ReLU(),
+        nn.Linear(120, 84),
+        nn.ReLU(),
+        nn.Linear(84, 10),
+    )
 
 
 def vgg8() -> nn.Module:
     """VGG8 for CIFAR-10 (3x32x32), the network of DNN+NeuroSim's NetWork_VGG8.csv."""
+
     def block(cin, cout, pool):
         layers = [nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU()]
         return layers + ([nn.MaxPool2d(2)] if pool else [])
-    return nn.Sequential(*block(3, 128, False), *block(128, 128, True), *block(128, 256, False), *block(256, 256, True),
-                         *block(256, 512, False), *block(512, 512, True), nn.Flatten(), nn.Linear(8192, 1024),
-                         nn.ReLU(), nn.Linear(1024, 10))
+
+    return nn.Sequential(
+        *block(3, 128, False),
+        *block(128, 128, True),
+        *block(128, 256, False),
+        *block(256, 256, True),
+        *block(256, 512, False),
+        *block(512, 512, True),
+        nn.Flatten(),
+        nn.Linear(8192, 1024),
+        nn.ReLU(),
+        nn.Linear(1024, 10),
+    )
 
 
 def vgg16(classes: int = 1000) -> nn.Module:
@@ -35,18 +57,41 @@ def vgg16(classes: int = 1000) -> nn.Module:
         else:
             layers += [nn.Conv2d(cin, v, 3, padding=1), nn.ReLU()]
             cin = v
-    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(512 * 7 * 7, 4096), nn.ReLU(), nn.Linear(4096, 4096),
-                         nn.ReLU(), nn.Linear(4096, classes))
+    return nn.Sequential(
+        *layers,
+        nn.Flatten(),
+        nn.Linear(512 * 7 * 7, 4096),
+        nn.ReLU(),
+        nn.Linear(4096, 4096),
+        nn.ReLU(),
+        nn.Linear(4096, classes),
+    )
 
 
 def alexnet(classes: int = 1000) -> nn.Module:
     """AlexNet for ImageNet (3x224x224), the single-tower layout (Krizhevsky 2014)."""
     return nn.Sequential(
-        nn.Conv2d(3, 64, 11, stride=4, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
-        nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
-        nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(), nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2), nn.AdaptiveAvgPool2d(6), nn.Flatten(),
-        nn.Linear(256 * 36, 4096), nn.ReLU(), nn.Linear(4096, 4096), nn.ReLU(), nn.Linear(4096, classes))
+        nn.Conv2d(3, 64, 11, stride=4, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(3, 2),
+        nn.Conv2d(64, 192, 5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(3, 2),
+        nn.Conv2d(192, 384, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(384, 256, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(256, 256, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(3, 2),
+        nn.AdaptiveAvgPool2d(6),
+        nn.Flatten(),
+        nn.Linear(256 * 36, 4096),
+        nn.ReLU(),
+        nn.Linear(4096, 4096),
+        nn.ReLU(),
+        nn.Linear(4096, classes),
+    )
 
 
 class _Basic(nn.Module):
@@ -57,8 +102,11 @@ class _Basic(nn.Module):
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
         self.relu = nn.ReLU()
-        self.down = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-                     if stride != 1 or cin != cout else nn.Identity())
+        self.down = (
+            nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            if stride != 1 or cin != cout
+            else nn.Identity()
+        )
 
     def forward(self, x):
         return self.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))) + self.down(x))
@@ -70,8 +118,16 @@ def resnet18(classes: int = 1000) -> nn.Module:
     for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
         layers += [_Basic(cin, cout, stride), _Basic(cout, cout, 1)]
         cin = cout
-    return nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1),
-                         *layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, classes))
+    return nn.Sequential(
+        nn.Conv2d(3, 64, 7, 2, 3, bias=False),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.MaxPool2d(3, 2, 1),
+        *layers,
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(512, classes),
+    )
 
 
 def resnet20(classes: int = 10) -> nn.Module:
@@ -80,8 +136,15 @@ def resnet20(classes: int = 10) -> nn.Module:
     for cout, stride in ((16, 1), (32, 2), (64, 2)):
         layers += [_Basic(cin, cout, stride), _Basic(cout, cout, 1), _Basic(cout, cout, 1)]
         cin = cout
-    return nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(), *layers,
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, classes))
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, 1, 1, bias=False),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        *layers,
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(64, classes),
+    )
 
 
 class _SE(nn.Module):
@@ -123,19 +186,37 @@ def _make_divisible(v: int, divisor: int = 8) -> int:
 def mobilenetv3(classes: int = 1000) -> nn.Module:
     """MobileNetV3-Large for ImageNet (Howard et al. 2019, Table 1)."""
     cfg = [  # kernel, expansion, out, SE, activation, stride
-        (3, 16, 16, False, "RE", 1), (3, 64, 24, False, "RE", 2), (3, 72, 24, False, "RE", 1),
-        (5, 72, 40, True, "RE", 2), (5, 120, 40, True, "RE", 1), (5, 120, 40, True, "RE", 1),
-        (3, 240, 80, False, "HS", 2), (3, 200, 80, False, "HS", 1), (3, 184, 80, False, "HS", 1),
-        (3, 184, 80, False, "HS", 1), (3, 480, 112, True, "HS", 1), (3, 672, 112, True, "HS", 1),
-        (5, 672, 160, True, "HS", 2), (5, 960, 160, True, "HS", 1), (5, 960, 160, True, "HS", 1),
+        (3, 16, 16, False, "RE", 1),
+        (3, 64, 24, False, "RE", 2),
+        (3, 72, 24, False, "RE", 1),
+        (5, 72, 40, True, "RE", 2),
+        (5, 120, 40, True, "RE", 1),
+        (5, 120, 40, True, "RE", 1),
+        (3, 240, 80, False, "HS", 2),
+        (3, 200, 80, False, "HS", 1),
+        (3, 184, 80, False, "HS", 1),
+        (3, 184, 80, False, "HS", 1),
+        (3, 480, 112, True, "HS", 1),
+        (3, 672, 112, True, "HS", 1),
+        (5, 672, 160, True, "HS", 2),
+        (5, 960, 160, True, "HS", 1),
+        (5, 960, 160, True, "HS", 1),
     ]
     layers: list[nn.Module] = [nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.Hardswish()]
     cin = 16
     for k, exp, cout, se, act, s in cfg:
         layers.append(_InvertedResidual(cin, k, exp, cout, se, act, s))
         cin = cout
-    layers += [nn.Conv2d(cin, 960, 1, bias=False), nn.BatchNorm2d(960), nn.Hardswish(), nn.AdaptiveAvgPool2d(1),
-               nn.Flatten(), nn.Linear(960, 1280), nn.Hardswish(), nn.Linear(1280, classes)]
+    layers += [
+        nn.Conv2d(cin, 960, 1, bias=False),
+        nn.BatchNorm2d(960),
+        nn.Hardswish(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(960, 1280),
+        nn.Hardswish(),
+        nn.Linear(1280, classes),
+    ]
     return nn.Sequential(*layers)
 
 
@@ -170,10 +251,22 @@ class BertEncoder(nn.Module):
     """A BERT encoder on token ids (batch, length): word, token-type and position embeddings, LayerNorm,
     ``layers`` encoder layers (no pooler)."""
 
-    def __init__(self, layers: int = 12, d: int = 768, heads: int = 12, ff: int = 3072, vocab: int = 30522,
-                 max_len: int = 512, types: int = 2) -> None:
+    def __init__(
+        self,
+        layers: int = 12,
+        d: int = 768,
+        heads: int = 12,
+        ff: int = 3072,
+        vocab: int = 30522,
+        max_len: int = 512,
+        types: int = 2,
+    ) -> None:
         super().__init__()
-        self.word, self.token_type, self.position = nn.Embedding(vocab, d), nn.Embedding(types, d), nn.Embedding(max_len, d)
+        self.word, self.token_type, self.position = (
+            nn.Embedding(vocab, d),
+            nn.Embedding(types, d),
+            nn.Embedding(max_len, d),
+        )
         self.norm = nn.LayerNorm(d)
         self.layers = nn.ModuleList(_EncoderLayer(d, heads, ff) for _ in range(layers))
 
@@ -184,7 +277,6 @@ class BertEncoder(nn.Module):
         for layer in self.layers:
             x = layer(x)
         return x
-
 
 
 # ---- vision transformers (ViT / DeiT) -------------------------------------------------------------------
@@ -210,7 +302,12 @@ class _VitBlock(nn.Module):
     def __init__(self, d: int, heads: int, ff: int) -> None:
         super().__init__()
         self.norm1, self.attn = nn.LayerNorm(d, eps=1e-6), _Attention(d, heads)
-        self.norm2, self.fc1, self.act, self.fc2 = nn.LayerNorm(d, eps=1e-6), nn.Linear(d, ff), nn.GELU(), nn.Linear(ff, d)
+        self.norm2, self.fc1, self.act, self.fc2 = (
+            nn.LayerNorm(d, eps=1e-6),
+            nn.Linear(d, ff),
+            nn.GELU(),
+            nn.Linear(ff, d),
+        )
 
     def forward(self, x):
         x = x + self.attn(self.norm1(x))
@@ -225,8 +322,18 @@ class VisionTransformer(nn.Module):
     (with ``distilled``, a second head on the distillation token; the two outputs averaged, as timm does
     at inference)."""
 
-    def __init__(self, layers: int = 12, d: int = 192, heads: int = 3, ff: int = 768, image: int = 224,
-                 patch: int = 16, channels: int = 3, classes: int = 1000, distilled: bool = False) -> None:
+    def __init__(
+        self,
+        layers: int = 12,
+        d: int = 192,
+        heads: int = 3,
+        ff: int = 768,
+        image: int = 224,
+        patch: int = 16,
+        channels: int = 3,
+        classes: int = 1000,
+        distilled: bool = False,
+    ) -> None:
         super().__init__()
         self.patch_embed = nn.Conv2d(channels, d, patch, stride=patch)
         extra = 2 if distilled else 1
@@ -298,8 +405,16 @@ class GPT2(nn.Module):
     is the token embedding's (tied). ``cached`` > 0 is the decode step: each block holds the keys and values
     of ``cached`` earlier tokens and the input is the next token (length 1), at position ``cached``."""
 
-    def __init__(self, layers: int = 12, d: int = 768, heads: int = 12, ff: int = 3072, vocab: int = 50257,
-                 max_len: int = 1024, cached: int = 0) -> None:
+    def __init__(
+        self,
+        layers: int = 12,
+        d: int = 768,
+        heads: int = 12,
+        ff: int = 3072,
+        vocab: int = 50257,
+        max_len: int = 1024,
+        cached: int = 0,
+    ) -> None:
         super().__init__()
         self.cached = cached
         self.wte, self.wpe = nn.Embedding(vocab, d), nn.Embedding(max_len, d)
@@ -363,9 +478,20 @@ class LlamaDecoder(nn.Module):
     applied to q and k in every layer as element-wise ops (q cos + rotate_half(q) sin). ``cached`` as for
     ``GPT2``."""
 
-    def __init__(self, layers: int = 30, d: int = 576, heads: int = 9, kv_heads: int = 3, head_dim: int = 64,
-                 ff: int = 1536, vocab: int = 49152, max_len: int = 8192, rope_theta: float = 100000.0,
-                 eps: float = 1e-5, cached: int = 0) -> None:
+    def __init__(
+        self,
+        layers: int = 30,
+        d: int = 576,
+        heads: int = 9,
+        kv_heads: int = 3,
+        head_dim: int = 64,
+        ff: int = 1536,
+        vocab: int = 49152,
+        max_len: int = 8192,
+        rope_theta: float = 100000.0,
+        eps: float = 1e-5,
+        cached: int = 0,
+    ) -> None:
         super().__init__()
         self.cached = cached
         self.embed_tokens = nn.Embedding(vocab, d)
