@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING
 
 from .errors import CimkitError, InputError, MappingError, SpecError
 
-__version__ = "0.1.0"
+
+def _installed_version() -> str:
+    """The version pyproject.toml declares, as installed (one place for it); "unknown" from a bare source tree."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cimkit")
+    except PackageNotFoundError:
+        return "unknown"
+
 
 #: public name -> (module, attribute); None as the attribute means the module itself
 _LAZY = {
@@ -62,6 +71,9 @@ __all__ = [
 
 
 def __getattr__(name: str):
+    if name == "__version__":  # read on first use: importlib.metadata costs ~60 ms at import
+        globals()[name] = _installed_version()
+        return globals()[name]
     if name not in _LAZY:
         raise AttributeError(f"module 'cimkit' has no attribute {name!r}")
     module, attr = _LAZY[name]

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from .errors import CimkitError
-from .spec import HardwareSpec
+
+if TYPE_CHECKING:
+    from .spec import HardwareSpec
 
 app = typer.Typer(
     help="cimkit: accuracy and cost of AI models on compute-in-memory hardware.",
@@ -20,7 +23,26 @@ app = typer.Typer(
 console = Console(width=None if sys.stdout.isatty() else 120)  # logs and pipes get whole tables
 
 
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        console.print(f"cimkit {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="print cimkit's version and exit"
+    ),
+) -> None:
+    """cimkit: accuracy and cost of AI models on compute-in-memory hardware."""
+
+
 def _spec(name_or_path: str) -> HardwareSpec:
+    from .spec import HardwareSpec
+
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
         return HardwareSpec.from_yaml(path)
@@ -626,6 +648,22 @@ def trees(
 
 
 @app.command()
+def report(
+    results: list[Path] = typer.Argument(
+        ...,
+        help="JSON results (files written by estimate --json, simulate, explore, trees, robustness, ...) or folders of them",
+    ),
+    out: Path = typer.Option(Path("report.html"), "-o", "--out", help="the HTML page to write"),
+    title: str | None = typer.Option(None, help="the page's title (default: from the results)"),
+) -> None:
+    """One self-contained HTML page (figures embedded, sortable tables) from cimkit's JSON results."""
+    from .report.html import write_report
+
+    path = write_report(results, out, title=title)
+    console.print(f"report: {path}", highlight=False)
+
+
+@app.command()
 def zoo() -> None:
     """List the reference networks."""
     from .workload import zoo as z
@@ -648,6 +686,8 @@ def zoo() -> None:
 @app.command()
 def presets() -> None:
     """List the hardware presets."""
+    from .spec import HardwareSpec
+
     table = Table(title="cimkit hardware presets")
     for col in ("name", "device", "array", "signed", "weights", "inputs", "ADC"):
         table.add_column(col)
