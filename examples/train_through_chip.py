@@ -1,6 +1,18 @@
-"""Train an MLP through a simulated RRAM chip, watch its ADCs with a stage hook, and save the chip.
+"""Training: train an MLP through a simulated RRAM chip (hardware-aware training), watch its ADCs with a
+stage hook, and save the chip.
 
-Run: python examples/train_through_chip.py   (a few seconds)
+A 64-64-10 MLP is converted onto the ``rram-22nm`` preset before training; ``ck.sim.configure`` gives its
+crossbar layers straight-through gradients and a fresh programming-noise sample at every optimizer step,
+so Adam learns weights that work on the noisy, quantized chip (scikit-learn's 8x8 digits). A stage hook on
+the first layer's ADC counts conversions at the top code (saturation), and the chip's state dict (cells,
+calibrated ranges, random streams) reloaded into another conversion reads bit for bit the same.
+``cimkit.train`` has the packaged versions (``HardwareAwareTrainer``, in-situ BP / DFA through device
+write pulses: ``docs/training.md``).
+
+Expect ``before training: accuracy 0.089``, ``after 4 epochs through the chip: accuracy 0.950``, well under 1% of
+conversions at the ADC's top code, and ``reloaded chip reads the same: True``. Seeded; a rerun prints the
+same numbers.
+Run: python examples/train_through_chip.py   (about 8 s of CPU)
 """
 
 import io
@@ -11,6 +23,7 @@ from torch import nn
 import cimkit as ck
 from cimkit.data import digits
 
+EPOCHS = 4
 torch.manual_seed(0)
 data = digits()
 x_train, x_test = data.x_train.flatten(1), data.x_test.flatten(1)
@@ -27,16 +40,16 @@ def accuracy(m: nn.Module) -> float:
         return float((m(x_test).argmax(1) == data.y_test).float().mean())
 
 
-print(f"before training: {accuracy(chip):.3f}")
+print(f"before training: accuracy {accuracy(chip):.3f}")
 gen = torch.Generator().manual_seed(0)
-for _epoch in range(8):
+for _epoch in range(EPOCHS):
     order = torch.randperm(len(x_train), generator=gen)
     for i in range(0, len(order), 128):
         batch = order[i : i + 128]
         opt.zero_grad()
         nn.functional.cross_entropy(chip(x_train[batch]), data.y_train[batch]).backward()
         opt.step()  # the next forward programs the new weights, with a fresh programming-noise sample
-print(f"after 8 epochs through the chip: {accuracy(chip):.3f}")
+print(f"after {EPOCHS} epochs through the chip: accuracy {accuracy(chip):.3f}")
 
 # a stage hook: the share of ADC conversions at the top code of the first layer
 saturated = []
