@@ -34,6 +34,8 @@ _LAZY = {
     "register_converter": (".sim", "register_converter"),
     "simulate": (".sim", "simulate"),
     "SimulationResult": (".sim", "SimulationResult"),
+    "summary": (".sim", "summary"),
+    "ChipSummary": (".sim", "ChipSummary"),
     "map_matrix": (".mapping", "map_matrix"),
     "ArrayMapping": (".mapping", "ArrayMapping"),
     "Workload": (".workload", "Workload"),
@@ -55,6 +57,8 @@ __all__ = [
     "register_converter",
     "simulate",
     "SimulationResult",
+    "summary",
+    "ChipSummary",
     "Workload",
     "Op",
     "zoo",
@@ -92,6 +96,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from . import cam, zoo
     from .cost import Report, estimate, estimate_many
     from .mapping import ArrayMapping, map_matrix
-    from .sim import SimulationResult, calibrate, convert, register_converter, set_time, simulate
+    from .sim import ChipSummary, SimulationResult, calibrate, convert, register_converter, set_time, simulate, summary
     from .spec import HardwareSpec
     from .workload import Op, Workload

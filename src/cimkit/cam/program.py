@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError, short_repr
+from ..report.protocol import figure_text, html_summary, import_pandas, one_line, text_summary
 from .extract import Ensemble, extract
 
 
@@ -209,7 +210,7 @@ class CamProgram:
                 code = code + rng.normal(0.0, variation_lsb, code.shape)
             bound[finite] = code[finite]
 
-    def _threshold_codes(self, X: np.ndarray) -> list[np.ndarray]:
+    def _threshold_codes(self, X: np.ndarray | None) -> list[np.ndarray]:
         """Per feature, at most 2**bits - 1 edges from its stored thresholds; bound codes and the encoder."""
         kept = []
         codes = [np.full_like(self.lo, np.nan), np.full_like(self.hi, np.nan)]
@@ -273,6 +274,95 @@ class CamProgram:
             feats.append(int(f))
         return _TreeTables(rows, words, feats, masks)
 
+    # ---- summaries -----------------------------------------------------------------------------------
+    def feature_names(self) -> list[str]:
+        """The features' names in ``to_pandas`` (``x0``, ``x1``, ...: the ensemble keeps no names)."""
+        return [f"x{f}" for f in range(self.n_features)]
+
+    def value_names(self) -> list[str]:
+        """The names of the leaf-value columns of ``to_pandas``: ``value`` for one value per row, else
+        ``value_<class>`` (a forest's class distribution) or ``value_<k>``."""
+        width = self.leaf.shape[1]
+        if width == 1:
+            return ["value"]
+        classes = self.ensemble.classes
+        if classes is not None and len(classes) == width:
+            return [f"value_{c}" for c in classes]
+        return [f"value_{k}" for k in range(width)]
+
+    def _per_output_trees(self) -> bool:
+        """Whether each tree adds to one output (boosted multi-class ensembles), so rows carry it."""
+        return any(t.output >= 0 for t in self.ensemble.trees) and self.ensemble.n_outputs > 1
+
+    def to_pandas(self):
+        """The program as a ``pandas.DataFrame``, one row per CAM row: ``tree`` (and ``output``, the class a
+        boosted tree adds to), then each feature's stored bounds ``x<f>_lo`` and ``x<f>_hi`` (the cell admits
+        lo < x <= hi, or lo <= x < hi for XGBoost / LightGBM; -inf / inf where unbounded, both at a don't-care
+        cell; DAC codes in a quantized program), then the leaf value(s) (``value_names``). A
+        ``MissingDependencyError`` when pandas is not installed."""
+        pd = import_pandas("CamProgram.to_pandas")
+        columns: dict[str, np.ndarray] = {"tree": self.tree_of_row}
+        if self._per_output_trees():
+            outputs = np.array([t.output for t in self.ensemble.trees])
+            columns["output"] = outputs[self.tree_of_row]
+        for f, name in enumerate(self.feature_names()):
+            columns[f"{name}_lo"] = self.lo[:, f]
+            columns[f"{name}_hi"] = self.hi[:, f]
+        for k, name in enumerate(self.value_names()):
+            columns[name] = self.leaf[:, k]
+        return pd.DataFrame(columns)
+
+    def headline(self) -> dict[str, str]:
+        """The summary of the program: {label: text}."""
+        e = self.ensemble
+        tested = int((~self.dont_care).any(axis=0).sum())
+        if e.classes is not None:
+            task = f"{len(e.classes)} classes: {one_line(', '.join(str(c) for c in e.classes), 50)}"
+        else:
+            task = f"regression, {e.n_outputs} output{'s' if e.n_outputs != 1 else ''}"
+        if self.bits is None:
+            bits = "exact thresholds"
+        else:
+            bits = f"{self.bits}-bit codes ({self.scale} scale" + (
+                f", {self.variation_lsb:g} LSB variation, seed {self.seed})" if self.variation_lsb else ")"
+            )
+        return {
+            "trees": str(len(e.trees)),
+            "rows": str(self.rows),
+            "features": f"{self.n_features} ({tested} tested)",
+            "task": task,
+            "bits": bits,
+            "sparsity": f"{figure_text('sparsity', self.sparsity)} don't-care cells",
+            "match": "lo < x <= hi" if e.split == "le" else "lo <= x < hi",
+        }
+
+    def __repr__(self) -> str:
+        return text_summary(type(self).__name__, self.ensemble.kind or "tree ensemble", list(self.headline().items()))
+
+    def _repr_html_(self) -> str:
+        """The summary and the first rows, each tested feature's cell as its interval ("*": don't care)."""
+        rows = []
+        used = [f for f in range(self.n_features) if not self.dont_care[:, f].all()]
+        names = self.feature_names()
+        values = self.value_names()
+        for r in range(min(self.rows, 10)):
+            row: dict[str, object] = {"tree": int(self.tree_of_row[r])}
+            for f in used:
+                lo, hi = self.lo[r, f], self.hi[r, f]
+                row[names[f]] = "*" if np.isneginf(lo) and np.isposinf(hi) else _interval(lo, hi, self.ensemble.split)
+            row.update({v: float(self.leaf[r, k]) for k, v in enumerate(values)})
+            rows.append(row)
+        # leaf values first after the tree, so that a wide program still shows them
+        columns = ["tree", *values]
+        return html_summary(
+            type(self).__name__,
+            self.ensemble.kind or "tree ensemble",
+            list(self.headline().items()),
+            rows,
+            columns,
+            total_rows=self.rows,
+        )
+
     # ---- search -------------------------------------------------------------------------------------
     def encode(self, X) -> np.ndarray:
         """Validated inputs as the CAM compares them: the library's precision, or DAC codes."""
@@ -283,7 +373,8 @@ class CamProgram:
         elif self._kept_edges is not None:
             side = "left" if self.ensemble.split == "le" else "right"
             X = np.stack(
-                [np.searchsorted(u, X[:, f], side=side) for f, u in enumerate(self._kept_edges)], axis=1
+                [np.searchsorted(u, X[:, f], side=side) for f, u in enumerate(self._kept_edges)],  # type: ignore[call-overload]
+                axis=1,
             ).astype(np.float64)
         return X
 
@@ -299,15 +390,17 @@ class CamProgram:
         conductance a cell is programmed to; NaN at don't-care bounds. Quantized programs use their own
         code grid; exact ones the range of ``X``."""
         if self.bits is not None:
-            return tuple(np.where(np.isfinite(b), np.clip(b / self._top, 0.0, 1.0), np.nan) for b in (self.lo, self.hi))
-        X = self.encode(X)
-        lo_f, span = X.min(axis=0), np.ptp(X, axis=0)
-        span = np.where(span > 0, span, 1.0)
-        return tuple(np.where(np.isfinite(b), np.clip((b - lo_f) / span, 0.0, 1.0), np.nan) for b in (self.lo, self.hi))
+            lo_f, span = np.zeros(self.n_features), np.full(self.n_features, float(self._top))
+        else:
+            X = self.encode(X)
+            lo_f, span = X.min(axis=0), np.ptp(X, axis=0)
+            span = np.where(span > 0, span, 1.0)
+        lo, hi = (np.where(np.isfinite(b), np.clip((b - lo_f) / span, 0.0, 1.0), np.nan) for b in (self.lo, self.hi))
+        return lo, hi
 
     def _bins(self, X: np.ndarray) -> list[np.ndarray]:
         side = "left" if self.ensemble.split == "le" else "right"
-        return [np.searchsorted(u, X[:, f], side=side) for f, u in enumerate(self._edges)]
+        return [np.searchsorted(u, X[:, f], side=side) for f, u in enumerate(self._edges)]  # type: ignore[call-overload]
 
     def _search_block(self, X: np.ndarray):
         """Yield (tree index, matched row or -1) for one block of samples."""
@@ -367,6 +460,14 @@ class CamProgram:
             return e.classes[np.argmax(self.predict_proba(X), axis=1)]
         r = self.raw(X)
         return r[:, 0] if r.shape[1] == 1 else r
+
+
+def _interval(lo: float, hi: float, split: str) -> str:
+    """A cell's admitted inputs as an interval: (lo, hi] for 'le' splits, [lo, hi) for 'lt' ones."""
+    left, right = ("(", "]") if split == "le" else ("[", ")")
+    a = "-inf" if np.isneginf(lo) else f"{lo:.4g}"
+    b = "inf" if np.isposinf(hi) else f"{hi:.4g}"
+    return f"{left}{a}, {b}{right}"
 
 
 def _first_set_bit(words: np.ndarray) -> np.ndarray:

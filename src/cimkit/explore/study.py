@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import Field, StrictBool, ValidationError, field_validator, model_validator
 
 from ..errors import CimkitError, InputError, format_validation_error, short_repr
+from ..report.protocol import html_summary, one_line, text_summary
 from ..spec import HardwareSpec
 from ..spec.model import StrictModel
 
@@ -154,7 +155,10 @@ class ParamSpace(StrictModel):
 
     def values_to_check(self) -> list[float | int]:
         """The values whose validity bounds the whole parameter: every choice, or low and high."""
-        return list(self.choices) if self.choices is not None else [self.low, self.high]
+        if self.choices is not None:
+            return list(self.choices)
+        assert self.low is not None and self.high is not None  # _shape: choices, or both low and high
+        return [self.low, self.high]
 
 
 class Objective(StrictModel):
@@ -479,6 +483,85 @@ class StudyConfig(StrictModel):
     def workload_labels(self) -> list[str]:
         return [workload_label(w) for w in self.workloads]
 
+    # ---- summaries -------------------------------------------------------------------------------------
+    def space_points(self) -> float:
+        """How many designs the space holds: the product of each parameter's values (``math.inf`` when a
+        parameter is a continuous range)."""
+        return math.prod(_grid_size(p) if _discrete(p) else math.inf for p in self.space.values())
+
+    def headline(self) -> dict[str, str]:
+        """What the study will run, as {label: text}: workloads, chip, space, objective, constraints, search."""
+        o, s = self.objective, self.sampler
+        labels = self.workload_labels
+        points = self.space_points()
+        if math.isinf(points):
+            ranges = sum(not _discrete(p) for p in self.space.values())
+            grid = math.prod(_grid_size(p) for p in self.space.values() if _discrete(p))
+            size = f"continuous ({ranges} range{'s' if ranges != 1 else ''} x {grid:,.0f} discrete combinations)"
+        else:
+            size = f"{points:,.0f} design{'s' if points != 1 else ''}"
+        if o.mode == "weighted" and o.weights is not None:
+            objective = "weighted: " + " x ".join(f"{m}^{w:g}" for m, w in zip(o.metrics, o.weights))
+        else:
+            objective = f"{o.mode}: {', '.join(o.metrics)}"
+        if len(self.workloads) > 1:
+            objective += f" (workloads joined by {o.joint})"
+        constraints = []
+        if self.area_max_mm2 is not None:
+            constraints.append(f"area <= {self.area_max_mm2:g} mm\u00b2")
+        if self.accuracy is not None:
+            constraints.append(f"accuracy >= {self.accuracy.floor:.2%} ({self.accuracy.evaluator})")
+        sampler = s.name + (
+            f" (population {s.population}, seed {s.seed})"
+            if s.name in ("nsga2", "nsga3", "ga")
+            else f" (seed {s.seed})"
+        )
+        executor: str = self.executor
+        if self.executor == "dask":
+            executor += f" at {self.scheduler}" if self.scheduler else f" ({self.workers} local workers)"
+        out = {
+            "workloads": f"{len(labels)}: {one_line(', '.join(labels), 70)}",
+            "hardware": one_line(self.hardware, 70),
+            "space": one_line("; ".join(f"{n} {_space_text(p)}" for n, p in self.space.items()), 70),
+            "space size": size,
+            "objective": objective,
+            "constraints": "; ".join(constraints) or "none (designs must hold the weights)",
+            "sampler": sampler,
+            "trials": f"{self.trials} in batches of {self.batch}",
+            "executor": executor,
+        }
+        if self.experiment != "none":
+            out["experiment"] = self.experiment
+        if self.storage is not None:
+            out["storage"] = one_line(_hide_password(self.storage), 70)
+        return out
+
+    def __repr__(self) -> str:
+        return text_summary(type(self).__name__, repr(self.name), list(self.headline().items()))
+
+    def __str__(self) -> str:
+        return repr(self)
+
+    def _repr_html_(self) -> str:
+        """The summary and one row per searched parameter (its values and how many)."""
+        rows = [
+            {
+                "parameter": n,
+                "field": "array.rows, array.cols" if n == "crossbar" else PARAMETERS[n],
+                "values": _space_text(p, 200),
+                "count": _count_text(p),
+            }
+            for n, p in self.space.items()
+        ]
+        return html_summary(
+            type(self).__name__,
+            repr(self.name),
+            list(self.headline().items()),
+            rows,
+            ("parameter", "field", "values", "count"),
+            max_rows=len(rows),
+        )
+
 
 def _cut(message: str, lines: int = 8) -> str:
     """A validation message of at most ``lines`` lines (a fuzzed file can have hundreds of errors)."""
@@ -505,15 +588,45 @@ def _resolve_paths(data: dict, folder: Path) -> dict:
     return out
 
 
-def _grid_size(p: ParamSpace) -> float:
+def _discrete(p: ParamSpace) -> bool:
+    """Whether the parameter takes finitely many values (choices, a stepped range or an integer range)."""
+    return p.choices is not None or p.step is not None or p.integer
+
+
+def _space_text(p: ParamSpace, limit: int = 40) -> str:
+    """A parameter's values in a few characters: {4, 5, 6}, 0.6..1.0 step 0.1, 1e6..1e9 log."""
+    if p.choices is not None:
+        return one_line("{" + ", ".join(f"{v:g}" for v in p.choices) + "}", limit)
+    text = f"{p.low:g}..{p.high:g}"
+    if p.step is not None:
+        text += f" step {p.step:g}"
+    if p.log:
+        text += " log"
+    if p.integer and p.step is None:
+        text += " integers"
+    return text
+
+
+def _count_text(p: ParamSpace) -> str:
+    return f"{_grid_size(p):,.0f}" if _discrete(p) else "continuous"
+
+
+def _hide_password(url: str) -> str:
+    """``url`` with the password of ``user:password@host`` replaced by ***."""
+    return re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", url)
+
+
+def _grid_size(p: ParamSpace) -> int:
     if p.choices is not None:
         return len(p.choices)
+    assert p.low is not None and p.high is not None  # ParamSpace._shape: choices, or both low and high
     return math.floor((p.high - p.low) / (p.step or 1) + 1e-6) + 1
 
 
 def _suggest(trial, name: str, p: ParamSpace):
     if p.choices is not None:
         return trial.suggest_categorical(name, p.choices)
+    assert p.low is not None and p.high is not None  # ParamSpace._shape: choices, or both low and high
     if p.integer or name in INTEGER_PARAMETERS:
         return trial.suggest_int(name, int(p.low), int(p.high), step=int(p.step or 1), log=p.log)
     return trial.suggest_float(name, p.low, p.high, step=p.step, log=p.log)
@@ -563,8 +676,8 @@ def grid_points(cfg: StudyConfig) -> list[dict]:
         elif p.step is None and not p.integer:
             raise InputError(f"grid search needs choices or a step for '{name}'")
         else:
-            n, step = _grid_size(p), p.step or 1
-            values = [p.low + i * step for i in range(n)]
+            n, step, low = _grid_size(p), p.step or 1, p.low or 0.0
+            values = [low + i * step for i in range(n)]
             axes[name] = [int(round(v)) for v in values] if p.integer else [round(float(v), 12) for v in values]
     return [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
 
@@ -577,9 +690,12 @@ def score(cfg: StudyConfig, energy: np.ndarray, latency: np.ndarray, area: np.nd
 def _joint(cfg: StudyConfig, energy: np.ndarray, latency: np.ndarray, area: np.ndarray):
     """Energy, latency and area of the chip across workloads (each (trials,)): energy and latency by the
     objective's ``joint`` rule, area the largest."""
-    agg = {"max": np.max, "mean": np.mean, "gmean": lambda x, axis: np.exp(np.mean(np.log(x), axis=axis))}[
-        cfg.objective.joint
-    ]
+    rules: dict[str, Callable[..., Any]] = {
+        "max": np.max,
+        "mean": np.mean,
+        "gmean": lambda x, axis: np.exp(np.mean(np.log(x), axis=axis)),
+    }
+    agg = rules[cfg.objective.joint]
     with np.errstate(all="ignore"):
         return agg(energy, axis=0), agg(latency, axis=0), np.max(area, axis=0)
 

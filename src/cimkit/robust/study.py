@@ -41,6 +41,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ..errors import InputError, format_validation_error, short_repr
 from ..io import atomic_write, check_output_dir, load_yaml, strict_json
+from ..report.protocol import html_summary, one_line, text_summary
 from ..spec import HardwareSpec
 from ..spec.model import StrictModel
 from .faults import DRIFT_TIMES_S, FAULT_KINDS
@@ -224,14 +225,105 @@ class RobustnessStudy(StrictModel):
             )
         return self
 
+    # ---- what will run --------------------------------------------------------------------------------
+    def models_for(self, names: list[str] | None) -> list[ModelEntry]:
+        """The models a section runs on: those it names (by label), or all of them."""
+        return [m for m in self.models if names is None or m.key in names]
+
+    def parts(self) -> list[str]:
+        """The parts the study runs, in order, by the names of their files under ``OUT/parts``."""
+        out: list[str] = []
+        if self.attacks is not None:
+            a = self.attacks
+            out += [
+                f"attack-{m.key}-{attack}-{side}"
+                for m in self.models_for(a.models)
+                for attack in a.strengths
+                for side in a.sides
+            ]
+            if a.transfer is not None:
+                out.append(f"transfer-{a.transfer.attack}")
+        if self.faults is not None:
+            out += [f"faults-{m.key}-{kind}" for m in self.models_for(self.faults.models) for kind in self.faults.kinds]
+        if self.drift is not None:
+            out += [f"drift-{m.key}" for m in self.models_for(self.drift.models)]
+        if self.axc is not None:
+            out += [f"axc-{m.key}" for m in self.models_for(self.axc.models)]
+        return out
+
+    def headline(self) -> dict[str, str]:
+        """What the study will run, as {label: text}: models, chip, evaluation sizes, each section, parts."""
+
+        def models(names: list[str] | None) -> str:
+            return "" if names is None else f" on {', '.join(names)}"
+
+        def values(named: dict[str, list[float]], what: str) -> str:
+            return ", ".join(f"{k} ({len(v)} {what}{'s' if len(v) != 1 else ''})" for k, v in named.items())
+
+        out = {
+            "models": f"{len(self.models)}: "
+            + ", ".join(f"{m.key} ({m.data}, {m.epochs} epoch{'s' if m.epochs != 1 else ''})" for m in self.models),
+            "hardware": self.hardware,
+            "images": f"{self.images} test, {self.calibration_images} calibration; {self.chips} chip"
+            f"{'s' if self.chips != 1 else ''} per point; seed {self.seed}",
+        }
+        if self.attacks is not None:
+            a = self.attacks
+            text = f"{values(a.strengths, 'strength')}; sides {', '.join(a.sides)}{models(a.models)}"
+            if a.transfer is not None:
+                eps = "" if a.transfer.eps is None else f" eps {a.transfer.eps:g}"
+                text += f"; transfer {a.transfer.attack}{eps}"
+            out["attacks"] = text
+        if self.faults is not None:
+            out["faults"] = values(self.faults.kinds, "rate") + models(self.faults.models)
+        if self.drift is not None:
+            d = self.drift
+            out["drift"] = (
+                f"{len(d.times_s)} read time{'s' if len(d.times_s) != 1 else ''} "
+                f"({min(d.times_s):g} s to {max(d.times_s):g} s), compensation "
+                f"{', '.join(d.compensation)}" + (f", on {d.hardware}" if d.hardware else "") + models(d.models)
+            )
+        if self.axc is not None:
+            x = self.axc
+            counts = [
+                (len(x.multipliers), "multiplier"),
+                (len(x.adders), "adder"),
+                (len(x.digital_multipliers), "digital multiplier"),
+                (len(x.skipping), "skipping rate"),
+                (len(x.memory), "memory error rate"),
+            ]
+            out["axc"] = ", ".join(f"{n} {w}{'s' if n != 1 else ''}" for n, w in counts if n) + models(x.models)
+        parts = self.parts()
+        out["parts"] = f"{len(parts)}: {', '.join(parts)}"
+        out["executor"] = self.executor + (
+            (f" at {self.scheduler}" if self.scheduler else f" ({self.workers} local workers)")
+            if self.executor == "dask"
+            else ""
+        )
+        return {k: one_line(v, 100) for k, v in out.items()}
+
+    def __repr__(self) -> str:
+        return text_summary(type(self).__name__, repr(self.name), list(self.headline().items()))
+
+    def __str__(self) -> str:
+        return repr(self)
+
+    def _repr_html_(self) -> str:
+        """The summary and one row per part the study runs."""
+        rows = [{"part": p, "section": p.split("-", 1)[0]} for p in self.parts()]
+        return html_summary(
+            type(self).__name__, repr(self.name), list(self.headline().items()), rows, ("section", "part")
+        )
+
     @classmethod
     def from_yaml(cls, path: str | Path) -> "RobustnessStudy":
         """Read and check a study file; a hardware YAML path in it is relative to the study file's folder."""
         path = Path(path)
         data = load_yaml(path, "robustness study")
         folder = path.resolve().parent
-        for holder in (data, data.get("drift") if isinstance(data.get("drift"), dict) else None):
-            hw = holder.get("hardware") if holder else None
+        holders: list[dict[str, Any]] = [data, *([data["drift"]] if isinstance(data.get("drift"), dict) else [])]
+        for holder in holders:
+            hw = holder.get("hardware")
             if isinstance(hw, str) and hw.endswith((".yaml", ".yml")) and not Path(hw).is_absolute():
                 holder["hardware"] = str(folder / hw)
         return cls.validate_data(data, str(path))
@@ -342,7 +434,7 @@ class _Runner:
         return self.chips[entry.key]
 
     def entries(self, names: list[str] | None) -> list[ModelEntry]:
-        return [m for m in self.study.models if names is None or m.key in names]
+        return self.study.models_for(names)
 
     # ---- parts -------------------------------------------------------------------------------------
     def part(self, key: str, settings: dict, compute: Callable[[], Any]) -> dict:
@@ -444,7 +536,7 @@ class _Runner:
                 "art_settings": sec.settings.get(t.attack, {}),
             }
 
-            def compute():
+            def compute():  # type: ignore[misc]  # another compute above: this part's own
                 models = {}
                 for e in entries:
                     for side in t.sides:

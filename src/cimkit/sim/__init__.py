@@ -5,6 +5,7 @@ from .evaluate import SimulationInterrupted, SimulationResult, simulate
 from .irdrop import first_order_ir_drop, ir_drop_transfer, solve_ir_drop
 from .kernel import STAGES, StageInfo
 from .layers import CIMConv1d, CIMConv2d, CIMLayer, CIMLinear
+from .summary import ChipSummary, summary
 from .tile import CrossbarTile
 from .training import configure, new_epoch
 
@@ -14,6 +15,8 @@ __all__ = [
     "set_time",
     "cim_layers",
     "ConversionSummary",
+    "summary",
+    "ChipSummary",
     "simulate",
     "SimulationResult",
     "SimulationInterrupted",

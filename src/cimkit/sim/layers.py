@@ -15,6 +15,7 @@ import ctypes
 import functools
 import math
 import zlib
+from typing import Any
 
 import torch
 from torch import nn
@@ -73,6 +74,8 @@ class CIMLayer(nn.Module):
     tile_class: type[CrossbarTile] = CrossbarTile
     #: whether its arrays are written at every input (dynamic matmuls) rather than programmed once
     writes_per_input: bool = False
+    # (annotations only, for type checkers: registered buffers are Tensors)
+    programmed_weight: torch.Tensor
 
     def __init__(
         self,
@@ -104,8 +107,8 @@ class CIMLayer(nn.Module):
         self.register_buffer("programmed_weight", self.weight.detach().clone(), persistent=False)
         self._stale = False  # weights loaded without a chip: program them at the next forward
         self._loaded_chip = False
-        self._calib_data: dict[str, list[torch.Tensor]] = {}
-        self._calib_handle = None
+        self._calib_data: dict[str, Any] = {}
+        self._calib_handle: Any = None
         # fused paths such as nn.TransformerEncoderLayer's fast path read weights directly and would
         # bypass the crossbar; they stand aside for modules with forward hooks
         self.register_forward_pre_hook(_no_fused_paths)
@@ -326,11 +329,21 @@ class CIMLayer(nn.Module):
         self.tile._consts = None
 
     def extra_repr(self) -> str:
-        m = self.mapping
+        """One line for ``print(cim_model)``: the matrix, its arrays, how inputs are driven and outputs
+        converted, whether the ranges are calibrated (``cimkit.sim.summary`` gives the same as a table)."""
+        from .summary import calibrated
+
+        m, p = self.mapping, self.spec.periphery
+        groups = f" x {m.groups} groups" if m.groups > 1 else ""
+        dac = "analog input" if p.input_bits is None else f"input {p.input_bits} b"
+        adc = "ideal ADC" if p.adc_bits is None else f"ADC {p.adc_bits} b ({p.adc_range} range)"
         return (
-            f"{self.layer_name}: {m.in_features}x{m.out_features} (groups {m.groups}) on {m.arrays} arrays "
-            f"{m.rows}x{m.cols}, {m.slices} slice(s), {m.input_passes} pass(es), "
-            f"utilization {m.utilization:.0%}, backward {self._backward_mode}"
+            f"{self.layer_name}: {m.in_features}x{m.out_features}{groups}, {m.arrays} "
+            f"arra{'ys' if m.arrays != 1 else 'y'} {m.rows}x{m.cols} ({m.utilization:.0%} used), {m.slices} "
+            f"slice{'s' if m.slices != 1 else ''} x {m.bits_per_cell} b/cell{', differential' if m.differential else ''}, "
+            f"{dac} x {m.input_passes} pass{'es' if m.input_passes != 1 else ''}, {adc}, "
+            f"calibrated: {'yes' if calibrated(self) else 'no'}, bias={self.bias is not None}, "
+            f"backward {self._backward_mode}"
         )
 
 
@@ -432,7 +445,7 @@ class _CIMConvNd(CIMLayer):
 
     @property
     def aligned(self) -> bool:
-        return self.layout.aligned
+        return self.layout.aligned  # type: ignore[attr-defined]  # a conv layout's
 
     def matrix_weight(self, weight):
         return weight.reshape(self.out_channels, self.in_channels // self.groups, *self.layout.kernel)
