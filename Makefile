@@ -25,8 +25,8 @@ test: $(STAMP) lint browser
 
 # ruff (lint and format) on everything, mypy on src/ (configured in pyproject.toml)
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks examples docs
-	$(BIN)/ruff format --check src tests benchmarks examples docs
+	$(BIN)/ruff check src tests benchmarks examples docs/*.py
+	$(BIN)/ruff format --check src tests benchmarks examples docs/*.py
 	$(BIN)/mypy
 
 # Debian's chromium for the HTML report's browser test; where it cannot be installed the test says so and skips

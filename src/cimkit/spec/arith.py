@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ..errors import InputError, check_int, short_repr
 
@@ -359,9 +359,9 @@ def relative_energy(name: str, bits: int = 8, kind: str = "multiplier") -> Energ
                 "exact", 1.0, f"power relative to the exact {bits} x {bits} multiplier", False, "definition (reference)"
             )
         if m.kind == "truncate":
-            return _truncate_mul_entry(m.k, bits)
+            return _truncate_mul_entry(cast(int, m.k), bits)
         if m.kind == "drum":
-            return _drum_entry(m.k, bits)
+            return _drum_entry(cast(int, m.k), bits)
         return EnergyEntry(
             "mitchell",
             _MITCHELL_EST,
@@ -373,5 +373,6 @@ def relative_energy(name: str, bits: int = 8, kind: str = "multiplier") -> Energ
         ad = parse_adder(name)
         if f"adder:{ad.name}" in ENERGY:
             return ENERGY[f"adder:{ad.name}"]
-        return _loa_entry(ad.k) if ad.kind == "loa" else _truncate_add_entry(ad.k)
+        k = cast(int, ad.k)  # parse_adder gives k to every approximate adder
+        return _loa_entry(k) if ad.kind == "loa" else _truncate_add_entry(k)
     raise InputError(f"{fn}: kind = {short_repr(kind)} is not allowed; allowed: 'multiplier', 'adder'")

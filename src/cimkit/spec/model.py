@@ -98,7 +98,11 @@ class DeviceSpec(StrictModel):
 
     model_config = _FROZEN
 
-    technology: Literal["rram", "pcm", "sram", "fefet", "mram", "ideal"] = "ideal"
+    technology: Literal["rram", "pcm", "sram", "fefet", "mram", "ideal"] = Field(
+        "ideal",
+        description="the cell technology, a label: the simulator and the cost model read the numbers of this "
+        "section, not the label (the cost model refuses an 'ideal' chip)",
+    )
     g_max_us: float = Field(100.0, gt=0, description="highest programmable conductance (uS)")
     g_min_us: float = Field(0.0, ge=0, description="lowest conductance (uS); g_max/g_min is the on/off ratio")
     read_voltage_v: float = Field(0.2, gt=0, le=10, description="full-scale read voltage on a row (V; at most 10 V)")
@@ -196,8 +200,12 @@ class ArraySpec(StrictModel):
 
     model_config = _FROZEN
 
-    rows: int = Field(128, ge=1, le=65536)
-    cols: int = Field(128, ge=1, le=65536)
+    rows: int = Field(
+        128, ge=1, le=65536, description="word lines (rows) of one crossbar array; default: NeuroSim V1.3's 128"
+    )
+    cols: int = Field(
+        128, ge=1, le=65536, description="bit lines (columns) of one crossbar array; default: NeuroSim V1.3's 128"
+    )
     signed_mapping: Literal["differential", "offset"] = Field(
         "differential",
         description="'differential': a weight is G+ - G- on two columns, subtracted in analog before "
@@ -318,8 +326,19 @@ class TechnologySpec(StrictModel):
 
     model_config = _FROZEN
 
-    node_nm: float = Field(22.0, ge=1, le=1000)
-    clock_hz: float = Field(1e9, gt=0)
+    node_nm: float = Field(
+        22.0,
+        ge=1,
+        le=1000,
+        description="CMOS technology node (nm): scales the cost model's component figures (cimkit.cost.tech); "
+        "default: NeuroSim V1.3's 22 nm",
+    )
+    clock_hz: float = Field(
+        1e9,
+        gt=0,
+        description="fastest clock of the chip (Hz); the read cycle may be slower (periphery.read_latency_ns); "
+        "default: NeuroSim V1.3's 1 GHz",
+    )
     supply_v: float | None = Field(
         None,
         gt=0,
@@ -348,8 +367,15 @@ class ChipSpec(StrictModel):
         "rows (a tile's input port feeds its arrays' rows: NeuroSim's is two 32-bit buffer cores at 128-row "
         "arrays and one at 64-row arrays), 64 bits at 128 rows",
     )
-    interconnect: Literal["htree", "bus"] = "htree"
-    execution: Literal["layer_by_layer", "pipelined"] = "layer_by_layer"
+    interconnect: Literal["htree", "bus"] = Field(
+        "htree",
+        description="on-chip network between tiles: 'htree' (an H-tree, NeuroSim's) or 'bus' (one shared bus)",
+    )
+    execution: Literal["layer_by_layer", "pipelined"] = Field(
+        "layer_by_layer",
+        description="'layer_by_layer': one layer after another (latency is their sum, NeuroSim's default); "
+        "'pipelined': layers overlap, throughput set by the slowest layer",
+    )
     tile_allocation: Literal["per_layer", "packed"] = Field(
         "per_layer",
         description="'per_layer': every layer occupies whole tiles (NeuroSim); 'packed': layers "
@@ -811,7 +837,8 @@ class SpecModel(StrictModel):
     def replace(self, **changes: Any):
         """A validated copy with dotted-path changes, e.g. ``replace(**{"periphery.adc_bits": 6})``."""
         return self.from_dict(
-            apply_dotted(self.model_dump(), changes, type(self).__name__, mapping_fields(type(self))), source=self.name
+            apply_dotted(self.model_dump(), changes, type(self).__name__, mapping_fields(type(self))),
+            source=self.name,  # type: ignore[attr-defined]  # every SpecModel (HardwareSpec, CamSpec) has a name
         )
 
 
@@ -820,8 +847,8 @@ class HardwareSpec(SpecModel):
 
     _what: ClassVar[str] = "hardware description"
 
-    name: str = "custom"
-    description: str = ""
+    name: str = Field("custom", description="a name for the chip (presets: the preset's name); a label only")
+    description: str = Field("", description="free text describing the chip; a label only")
     weight_bits: int | None = Field(8, ge=1, le=24, description="signed weight resolution; None = analog")
     weight_scale: Literal["per_tensor", "per_channel"] = Field(
         "per_channel", description="digital scale of weights: one per layer or one per output column"
