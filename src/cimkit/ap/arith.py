@@ -42,6 +42,7 @@ def _pad(f: Field, width: int) -> Field:
 
 
 def clear_carry(ap: AP) -> None:
+    """Zero ``ap``'s scratch carry column on every row: one tag-all compare and one write pass."""
     ap.compare((), ())
     ap.write((ap.carry,), 0)
 

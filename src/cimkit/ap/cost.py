@@ -153,7 +153,7 @@ def pass_events(
     }
 
 
-def price_events(events: dict, figures: APFigures = DEFAULT_FIGURES) -> tuple[dict, float]:
+def price_events(events: Mapping[str, float], figures: APFigures = DEFAULT_FIGURES) -> tuple[dict, float]:
     """``(energy by part (J), latency (s))`` of ``events``: each event times its figure (the cost model's
     ``ap`` component prices the same products)."""
     parts: dict = {}

@@ -181,7 +181,7 @@ class AP:
         for i, c in enumerate(columns):
             self.mem[c] = ((values >> i) & 1).bool()
 
-    def value(self, columns: Field) -> torch.Tensor:
+    def value(self, columns: Sequence[Col]) -> torch.Tensor:
         """The unsigned integer in ``columns`` of every row (for reading results and for checks)."""
         out = torch.zeros(self.rows, dtype=torch.int64)
         for i, c in enumerate(columns):
@@ -204,10 +204,13 @@ class AP:
         outputs differ from the current bits, in an order where no rewritten row matches a later entry.
         ``outputs`` are positions in ``inputs`` (written columns must be inputs, so unchanged entries are
         skipped); a ``None`` input is a constant 0 (its entries with a 1 are dropped)."""
+        live = [(i, c) for i, c in enumerate(inputs) if c is not None]
+        written = [c for c in (inputs[o] for o in outputs) if c is not None]
+        if len(written) != len(outputs):
+            raise ValueError("AP.lut: every output must be an input column, not a constant-zero (None) input")
         for x, y in lut_passes(tuple(c is None for c in inputs), tuple(outputs), fn):
-            live = [i for i, c in enumerate(inputs) if c is not None]
-            self.compare([g for g, _ in gate] + [inputs[i] for i in live], [v for _, v in gate] + [x[i] for i in live])
-            self.write([inputs[o] for o in outputs], y, enable)
+            self.compare([g for g, _ in gate] + [c for _, c in live], [v for _, v in gate] + [x[i] for i, _ in live])
+            self.write(written, y, enable)
 
 
 def lut_passes(zero_mask: tuple, outputs: tuple, fn) -> list:
@@ -228,10 +231,10 @@ def lut_passes(zero_mask: tuple, outputs: tuple, fn) -> list:
     order, done = [], set()
     pending = dict(changed)
     while pending:
-        ready = [x for x, (_, nxt) in pending.items() if nxt not in pending]
+        ready = [entry for entry, (_, nxt) in pending.items() if nxt not in pending]
         if not ready:
             raise ValueError("lut_passes: the truth table has a cycle; no pass order exists")
-        for x in sorted(ready):
-            order.append((x, pending.pop(x)[0]))
-            done.add(x)
+        for entry in sorted(ready):
+            order.append((entry, pending.pop(entry)[0]))
+            done.add(entry)
     return order

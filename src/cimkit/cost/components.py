@@ -186,6 +186,7 @@ ADC_KINDS: Registry[AdcKind] = Registry("ADC kind", loader="cimkit.cost.componen
 
 
 def register_adc_kind(kind: AdcKind, *, replace: bool = False) -> AdcKind:
+    """Add ``kind`` to ``ADC_KINDS`` under its name (``chip.adc_type``; ``replace`` to override one); returns it."""
     return ADC_KINDS.register(kind.name, kind, replace=replace)
 
 
@@ -262,7 +263,7 @@ class AdcFigures(NamedTuple):
 def adc_figures(kind_codes, kinds: tuple[str, ...], bits, pulses) -> AdcFigures:
     """The ``AdcFigures`` of each configuration's converter: ``kind_codes`` (C, 1) index ``kinds`` (names of
     ``ADC_KINDS``)."""
-    out = None
+    out: list[np.ndarray] | None = None
     for code, name in enumerate(kinds):
         k = ADC_KINDS.get(name, "chip.adc_type")
         figs = [
@@ -271,6 +272,7 @@ def adc_figures(kind_codes, kinds: tuple[str, ...], bits, pulses) -> AdcFigures:
         ]
         figs += [np.full(np.shape(bits), bool(k.sets_clock)), np.full(np.shape(bits), bool(k.includes_column_current))]
         out = figs if out is None else [np.where(kind_codes == code, new, old) for new, old in zip(figs, out)]
+    assert out is not None  # kinds names every configuration's converter: at least one
     return AdcFigures(*out)
 
 

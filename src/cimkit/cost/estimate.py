@@ -8,7 +8,7 @@ import itertools
 import math
 import operator
 import typing
-from typing import Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
@@ -170,7 +170,7 @@ def _codes(values: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:
     return np.array([index[v] for v in values], dtype=np.int64)[:, None], names
 
 
-def _params(specs: Sequence[HardwareSpec]) -> dict[str, np.ndarray]:
+def _params(specs: Sequence[HardwareSpec]) -> dict[str, Any]:
     for s in specs:
         if s.weight_bits is None or s.periphery.input_bits is None or s.periphery.adc_bits is None:
             raise InputError(
@@ -182,7 +182,8 @@ def _params(specs: Sequence[HardwareSpec]) -> dict[str, np.ndarray]:
     table = np.array(
         [col if fn is None else fn(col) for col, (_, _, _, fn) in zip(columns, _SPEC_COLUMNS)], dtype=float
     ).T
-    p = {
+    # (C, 1) columns, and the names that code columns index (tuples)
+    p: dict[str, Any] = {
         name: table[:, i : i + 1].astype(dtype) if dtype is not float else table[:, i : i + 1]
         for i, (name, dtype, _, _) in enumerate(_SPEC_COLUMNS)
     }
@@ -611,13 +612,13 @@ def _routing(workload: Workload, specs: Sequence[HardwareSpec], lw: dict) -> Non
             per_routing[key] = (len(per_routing), [unit_names.index(units[k]) for k in kinds])
         index.append(per_routing[key][0])
     table = np.array([codes for _, codes in per_routing.values()], dtype=np.int64)
-    units = table[np.array(index)] if len(per_routing) > 1 else table  # (C, L), or (1, L) shared by all
-    lw["units"], lw["unit_names"] = units, tuple(unit_names)
+    unit_codes = table[np.array(index)] if len(per_routing) > 1 else table  # (C, L), or (1, L) shared by all
+    lw["units"], lw["unit_names"] = unit_codes, tuple(unit_names)
     code = {u: i for i, u in enumerate(unit_names)}
-    lw["on_arrays"] = units == code.get("crossbar", -1)
-    lw["on_digital"] = units == code.get("digital", -1)
-    lw["on_ap"] = units == code.get("ap", -1)
-    lw["on_cam_attention"] = units == code.get("cam_attention", -1)
+    lw["on_arrays"] = unit_codes == code.get("crossbar", -1)
+    lw["on_digital"] = unit_codes == code.get("digital", -1)
+    lw["on_ap"] = unit_codes == code.get("ap", -1)
+    lw["on_cam_attention"] = unit_codes == code.get("cam_attention", -1)
 
 
 def _spec_list(specs) -> list[HardwareSpec]:
@@ -872,7 +873,8 @@ def estimate(
     layer_energy = sum(per_comp).tolist() if per_comp else [0] * len(lw["names"])
     keys = [f"energy_{c}_j" for c in comps]
     unit_of = [lw["unit_names"][u] for u in lw["units"][0].tolist()]
-    layers, units = [], {}
+    layers = []
+    units: dict[str, dict[str, float]] = {}
     for name, kind, unit, arrays, latency, total, *parts in zip(
         lw["names"].tolist(),
         lw["kinds"].tolist(),

@@ -35,6 +35,8 @@ Nothing here has a price: ``cimkit.cost.components`` turns events into joules, s
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..ap import figures as APF
@@ -50,7 +52,11 @@ SPARSE_MATMUL = "sparse_matmul"
 SPIKING_KINDS = ("neuron",)
 
 
-def count(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict:
+def count(p: dict[str, np.ndarray], w: dict[str, Any]) -> dict:
+    """The events per inference (see the module docstring) of every configuration on every op: ``p`` the spec
+    columns ((C, 1) arrays), ``w`` the workload rows ((1, L) arrays, and the ops' primitive counts, kinds and
+    flags). Returns event name -> array: (C, L) (or (1, 1) where no op has the event) per layer, (C,) per
+    configuration."""
     on_arrays = w["on_arrays"]  # (C, L) or (1, L): the op runs on CIM arrays
     rewritten = on_arrays & w["dynamic"]  # a dynamic matmul on arrays: written per input
     diff = p["differential"]
@@ -69,7 +75,9 @@ def count(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict:
     arrays = np.where(on_arrays, arrays, 0)
     # spikes (Op.binary_input) are read in one pass of one pulse whatever the DAC: (C, L) where any op has them
     binary = w.get("binary_input")
-    spiking = binary is not None and bool(binary.any())
+    if binary is None:  # no op has spikes
+        binary = np.zeros((1, 1), dtype=bool)
+    spiking = bool(binary.any())
     passes = np.where(binary, 1, p["passes"]) if spiking else p["passes"]
     pulses = np.where(binary, 1, p["pulses"]) if spiking else p["pulses"]
 
@@ -148,7 +156,7 @@ def count(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict:
 
     # digital primitives of the ops the digital unit runs (the op registry's events per op)
     on_digital = w["on_digital"]
-    cycles = 0.0
+    cycles: float | np.ndarray = 0.0
     for prim in DIGITAL_PRIMITIVES:
         n = w["prims"].get(prim)
         if n is None:

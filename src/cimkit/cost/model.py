@@ -12,6 +12,8 @@ Leakage (the components' static power over the inference) and the layout overhea
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 from . import constants as K
@@ -116,7 +118,7 @@ def evaluate(p: dict[str, np.ndarray], w: dict[str, np.ndarray]) -> dict[str, np
                 f"component {comp.name!r} prices the event {exc.args[0]!r}, which the cost model does not "
                 f"count; counted events: {', '.join(k for k in ev if np.ndim(ev[k]) == 2)}"
             ) from None
-    layer_latency = sum(lat.values())
+    layer_latency = cast(np.ndarray, sum(lat.values()))  # (C, L): the builtin components are always there
     total_latency = layer_latency.sum(axis=1)
     throughput_period = np.where(p["pipelined"][:, 0], layer_latency.max(axis=1), total_latency)
 

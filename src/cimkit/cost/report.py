@@ -7,6 +7,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -434,7 +435,7 @@ class ManyReport(Result):
             cols.update({f"{kind}_{c}_{unit}": v for c, v in parts.items()})
         rows = []
         for i in range(self.configurations):
-            row = {"index": i}
+            row: dict[str, Any] = {"index": i}
             if self.specs:
                 row["spec"] = self.specs[i]
             row.update({k: v[i].item() if isinstance(v[i], np.generic) else v[i] for k, v in cols.items()})

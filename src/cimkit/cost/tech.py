@@ -42,6 +42,8 @@ def _interp_log(node_nm, values, nodes=NODES_NM) -> np.ndarray:
 
 
 def check_node(node_nm) -> None:
+    """Return None if every node in ``node_nm`` (nm, scalar or array) is within the scaling data (7 to 130 nm);
+    else raise a ``SpecError`` naming the first one outside."""
     n = np.asarray(node_nm, dtype=float)
     if np.any(n < NODES_NM[-1]) or np.any(n > NODES_NM[0]):
         bad = n[(n < NODES_NM[-1]) | (n > NODES_NM[0])].ravel()[0]

@@ -193,6 +193,7 @@ def _floor_log2(x: torch.Tensor) -> torch.Tensor:
 def _operand_map(m: Multiplier, a: torch.Tensor) -> torch.Tensor:
     if m.kind == "exact":
         return a
+    assert m.k is not None  # Multiplier requires k for truncate and drum
     if m.kind == "truncate":
         return a & ~((1 << m.k) - 1)
     # drum: keep the k bits from the leading one, force the lowest kept bit to 1 when bits were dropped
@@ -277,6 +278,7 @@ def _add(ad: Adder, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if ad.kind == "exact":
         return a + b
     k = ad.k
+    assert k is not None  # Adder requires k for every kind but exact
     step = 1 << k
     if ad.kind == "truncate":
         return ((a >> k) + (b >> k)) * step
@@ -428,7 +430,7 @@ def _matmul(
         prep_b = bt + top  # column of the table
     else:
         sign_b, mag_b = torch.sign(bt), bt.abs()
-        prep_b = (sign_b, *_mitchell_parts(mag_b))
+        pb, mb = _mitchell_parts(mag_b)
     step = max(1, chunk_bytes // max(1, 8 * n_out * k_dim))
     for r0 in range(0, rows.shape[0], step):
         chunk = rows[r0 : r0 + step]
@@ -437,7 +439,6 @@ def _matmul(
         elif use_table:
             prod = table[(chunk + top)[:, None, :] * (2 * top + 1) + prep_b[None]]
         else:
-            sign_b, pb, mb = prep_b
             pa, ma = _mitchell_parts(chunk.abs())
             prod = _mitchell_combine(pa[:, None, :], ma[:, None, :], pb[None], mb[None])
             prod = prod * (torch.sign(chunk)[:, None, :] * sign_b[None])
@@ -491,6 +492,7 @@ class _ApproxBase(nn.Module):
     weight_codes: torch.Tensor
     weight_scale: torch.Tensor
     input_range_buf: torch.Tensor
+    _weight_mapped: torch.Tensor | None
 
     def _init_approx(self, weight: torch.Tensor, bias: torch.Tensor | None, multiplier, adder, bits: int) -> None:
         fn = type(self).__name__
@@ -685,6 +687,16 @@ class ApproxConv2d(_ApproxBase):
     ``(N, L, C kh kw)`` code columns and multiplied by the ``(C kh kw, out_channels)`` weight codes with
     ``approx_matmul``. Same quantization, rescaling and straight-through gradient as ``ApproxLinear``.
     Inputs ``(N, C, H, W)`` or unbatched ``(C, H, W)``. Make one with ``from_float``."""
+
+    # set by from_float, copied from the nn.Conv2d
+    in_channels: int
+    out_channels: int
+    kernel_size: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    padding: str | tuple[int, ...]
+    padding_mode: str
+    _pad: tuple[int, ...]
 
     @classmethod
     def from_float(cls, module: nn.Conv2d, multiplier="exact", adder="exact", bits: int = 8) -> ApproxConv2d:

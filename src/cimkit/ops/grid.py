@@ -56,7 +56,7 @@ def check_float_tensor(fn: str, x, name: str = "x") -> torch.Tensor:
 def check_dim(fn: str, dim, ndim: int) -> int:
     """``dim`` normalized to ``0..ndim-1`` (a 0-d tensor counts as one dim, as in torch.softmax)."""
     n = max(ndim, 1)
-    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or not -n <= dim < n:
+    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or not -n <= int(dim) < n:
         raise InputError(
             f"{fn}: dim = {short_repr(dim)} is out of range for a tensor of {ndim} dim(s); "
             f"allowed: integers {-n}..{n - 1}"

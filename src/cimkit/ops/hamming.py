@@ -34,7 +34,7 @@ from __future__ import annotations
 import copy
 import math
 import numbers
-from typing import Iterable
+from typing import Any, Iterable, cast
 
 import numpy as np
 import torch
@@ -205,7 +205,7 @@ def hamming_top_n(
     qf, kf = qu.reshape(heads, lq, words), ku.reshape(heads, lk, words)
     bl = None if blocked is None else np.broadcast_to(blocked, (*lead, lq, lk)).reshape(heads, lq, lk)
     shift, dtype = _key_layout(lk, d + 1)
-    out = np.empty((heads, lq, n), dtype)
+    out: np.ndarray = np.empty((heads, lq, n), dtype)
     work = (qf, kf, bl, n, d, shift, dtype, out)
     threads = min(heads, torch.get_num_threads())
     if threads > 1 and heads * lq * lk >= 1 << 18:  # numpy's ufuncs and partition release the GIL
@@ -298,6 +298,9 @@ class HammingAttention(nn.Module):
     with their softmax, which gives every key a gradient (the top-N map has none outside its keys).
     """
 
+    sigma_q: torch.Tensor
+    sigma_k: torch.Tensor
+
     def __init__(
         self,
         n_top: int | None = None,
@@ -324,11 +327,12 @@ class HammingAttention(nn.Module):
         self.dropout, self.allow_short = float(dropout), bool(allow_short)
         self.register_buffer("sigma_q", torch.tensor(float("nan")))
         self.register_buffer("sigma_k", torch.tensor(float("nan")))
-        self.name = ""  # the qualified name in its model (set by swap_hamming_attention), for messages
-        self.calibrating, self.record = False, False
+        self.name: str = ""  # the qualified name in its model (set by swap_hamming_attention), for messages
+        self.calibrating: bool = False
+        self.record: bool = False
         self.attention_map: torch.Tensor | None = None
         self.attention_logits: torch.Tensor | None = None
-        self._sums = [0.0, 0.0, 0]
+        self._sums: list[float] = [0.0, 0.0, 0]  # sum of std(Q), sum of std(K), batches
 
     # -- checks --
     def _check(self, q, k, v, attention_mask):
@@ -514,9 +518,10 @@ class HammingSelfAttention(nn.Module):
 
     def __init__(self, module: nn.Module, core: HammingAttention) -> None:
         super().__init__()
-        self.query, self.key, self.value = module.query, module.key, module.value
-        self.num_attention_heads = int(module.num_attention_heads)
-        self.attention_head_size = int(module.attention_head_size)
+        hf = cast(Any, module)  # duck-typed: the attributes of a BERT-style self-attention
+        self.query, self.key, self.value = hf.query, hf.key, hf.value
+        self.num_attention_heads = int(hf.num_attention_heads)
+        self.attention_head_size = int(hf.attention_head_size)
         self.scaling = float(getattr(module, "scaling", self.attention_head_size**-0.5))
         self.config = getattr(module, "config", None)
         self.is_decoder = bool(getattr(module, "is_decoder", False))
@@ -631,7 +636,7 @@ def swap_hamming_attention(
         )
     for _, m in hamming_modules(root):
         m.train(root.training)
-    root.swapped = swapped
+    root.swapped = swapped  # type: ignore[assignment]  # stubs: Module.__setattr__ takes any value
     return root
 
 

@@ -121,9 +121,10 @@ def gelu_codes(q: torch.Tensor, scale: float, *, erf: ErfPoly = DEFAULT_ERF) -> 
     ``k`` on the same grid out, ``k * scale ~ GELU(q * scale)``."""
     if q.dtype != torch.int64:
         raise InputError(f"gelu_codes: q has dtype {q.dtype}; it takes int64 codes (x = q * scale)")
-    scale = check_scale("gelu_codes", scale)
-    if scale is None:
+    step = check_scale("gelu_codes", scale)
+    if step is None:
         raise InputError("gelu_codes: scale = None is not allowed; give the step of q's grid (a positive number)")
+    scale = step
     mult, shift, n_clip = _step(scale, erf.clip)
     width, clip, coefs = _table(erf)
     n = q.abs()

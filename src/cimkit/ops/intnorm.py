@@ -88,9 +88,10 @@ def layernorm_codes(
     if q.dtype != torch.int64:
         raise InputError(f"{fn}: q has dtype {q.dtype}; it takes int64 codes (x = q * scale)")
     bits = check_int(fn, "output_bits", output_bits, *OUTPUT_BITS, OUTPUT_BITS_WHY)
-    scale = check_scale(fn, scale)
-    if scale is None:
+    step = check_scale(fn, scale)
+    if step is None:
         raise InputError(f"{fn}: scale = None is not allowed; give the step of q's grid (a positive number)")
+    scale = step
     nd = check_int(fn, "normalized_dims", normalized_dims, 1, max(q.dim(), 1), "the trailing dims normalized")
     rows = q.flatten(-nd) if q.dim() else q.reshape(1)
     n = rows.shape[-1]
@@ -132,7 +133,7 @@ def _check_shape(fn: str, x: torch.Tensor, normalized_shape) -> tuple[int, ...]:
     shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else normalized_shape
     if (
         not isinstance(shape, Sequence | torch.Size)
-        or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0 for d in shape)
+        or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) and int(d) > 0 for d in shape)
         or not shape
     ):
         raise InputError(

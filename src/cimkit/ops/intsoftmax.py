@@ -295,9 +295,10 @@ def int_exp(
     widths = _check_widths("int_exp", widths)
     if q.dtype != torch.int64:
         raise InputError(f"int_exp: q has dtype {q.dtype}; it takes int64 codes (x = q * scale)")
-    scale = check_scale("int_exp", scale)
-    if scale is None:
+    step = check_scale("int_exp", scale)
+    if step is None:
         raise InputError("int_exp: scale = None is not allowed; give the step of q's grid (a positive number)")
+    scale = step
     if q.numel() and bool((q > 0).any()):
         raise InputError(
             f"int_exp: q has positive codes (largest {int(q.max())}); it takes q <= 0 (subtract the "

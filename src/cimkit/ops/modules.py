@@ -136,7 +136,7 @@ class IntLayerNorm(nn.Module):
             dtype=None if ref is None else ref.dtype,
         )
         with torch.no_grad():
-            if w is not None:
+            if w is not None and new.weight is not None:
                 new.weight.copy_(w)
             if b is not None and new.bias is not None:
                 new.bias.copy_(b)
@@ -229,5 +229,5 @@ def swap_integer_ops(
         root = replaced_root
     else:
         visit(root, "")
-    root.swapped = swapped
+    root.swapped = swapped  # type: ignore[assignment]  # stubs: Module.__setattr__ takes any value
     return root

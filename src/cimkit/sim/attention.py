@@ -16,6 +16,7 @@ digital path (with a warning that the attention stays digital).
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +49,11 @@ class CIMMultiheadAttention(nn.Module):
     layers). A forward pre-hook keeps the fused fast path of ``nn.TransformerEncoderLayer``, which
     would read those weights and bypass the crossbars, out of the way.
     """
+
+    # set with setattr when q, k and v have separate projections
+    q_proj: CIMLinear
+    k_proj: CIMLinear
+    v_proj: CIMLinear
 
     def __init__(self, mha: nn.MultiheadAttention, spec: HardwareSpec, *, seed: int, name: str) -> None:
         super().__init__()
@@ -98,8 +104,8 @@ class CIMMultiheadAttention(nn.Module):
         """The (3E,) input projection bias (added digitally), or None for ``bias=False``."""
         if self._qkv_same_embed_dim:
             return self.in_proj.bias
-        parts = [self.q_proj.bias, self.k_proj.bias, self.v_proj.bias]
-        return None if parts[0] is None else torch.cat(parts)
+        parts = [self.q_proj.bias, self.k_proj.bias, self.v_proj.bias]  # all three have a bias, or none
+        return None if parts[0] is None else torch.cat(cast(list[torch.Tensor], parts))
 
     @property
     def q_proj_weight(self) -> torch.Tensor | None:

@@ -10,7 +10,7 @@ import inspect
 import numbers
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, cast
 
 import numpy as np
 import snntorch as snn
@@ -168,7 +168,7 @@ def _converter(module: nn.Module) -> tuple[ConverterFactory | None, str]:
     for klass in type(module).__mro__:
         factory = _REGISTRY.get(klass)
         if factory is not None:
-            if type(module).forward is not klass.forward:
+            if type(module).forward is not cast(type[nn.Module], klass).forward:  # a registered module type
                 return None, f"a {klass.__name__} subclass with its own forward (what it computes is unknown)"
             return factory, ""
         if klass in _KEPT_DIGITAL:
@@ -382,7 +382,7 @@ def _integer_operators(spec: HardwareSpec) -> dict | None:
     softmax routed to the associative processor as the integer kernel its program computes bit for bit
     (``ap.input_bits``, ``ap.output_bits``, ``ap.exp_poly``, ``ap.precision``)."""
     d = spec.digital
-    args = dict(
+    args: dict[str, Any] = dict(
         softmax_bits=d.softmax_bits, input_bits=d.data_bits, gelu=d.integer_gelu, layernorm_bits=d.layernorm_bits
     )
     if spec.unit_for("softmax") == "ap":
@@ -441,6 +441,7 @@ def _no_nested_tensor_paths(model: nn.Module) -> None:
 
 
 def cim_layers(model: nn.Module) -> list[CIMLayer]:
+    """The ``CIMLayer`` modules of ``model`` (itself included), in ``model.modules()`` order."""
     return [m for m in model.modules() if isinstance(m, CIMLayer)]
 
 
@@ -545,7 +546,7 @@ def _find_dynamic_sites(model: nn.Module, batch: "_ModelInput") -> None:
 def check_calibration_options(what: str, num_batches, percentile) -> None:
     """An ``InputError`` naming ``what`` unless ``percentile`` is a number in (0, 100] and ``num_batches`` a
     positive integer."""
-    if isinstance(percentile, bool) or not isinstance(percentile, numbers.Real) or not 0 < percentile <= 100:
+    if isinstance(percentile, bool) or not isinstance(percentile, numbers.Real) or not 0 < float(percentile) <= 100:
         raise InputError(f"{what}: percentile must be a number in (0, 100], got {percentile!r}")
     if isinstance(num_batches, bool) or not isinstance(num_batches, numbers.Integral) or num_batches < 1:
         raise InputError(f"{what}: num_batches must be a positive integer, got {num_batches!r}")

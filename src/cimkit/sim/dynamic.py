@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -184,7 +185,8 @@ class CIMDynamicMatmul(CIMLayer):
         w = _as_weight(b.float())
         if not bool(torch.isfinite(w).all()):
             raise InputError(f"{self.layer_name}: the operand to write has non-finite values (NaN or inf)")
-        self.weight = w.detach()  # (a view of the operand: the site holds it until the next write)
+        # (a view of the operand: the site holds it until the next write); a buffer here, a Parameter in CIMLayer
+        self.weight = w.detach()  # type: ignore[assignment]
         self.tile.program(self.weight, next_sample=True)  # each write: the next programming-noise sample
         self.programmed_weight = self.weight
         self.writes += 1
@@ -222,9 +224,9 @@ class DynamicMatmuls(nn.Module):
 
     def site(self, name: str, b: torch.Tensor) -> CIMDynamicMatmul:
         key = self._key(name)
-        layer = self.sites[key] if key in self.sites else None
-        if layer is None:
-            layer = self.sites[key] = CIMDynamicMatmul(b, self.spec, seed=layer_seed(self.seed, name), name=name)
+        if key in self.sites:
+            return cast(CIMDynamicMatmul, self.sites[key])  # the sites hold only these
+        layer = self.sites[key] = CIMDynamicMatmul(b, self.spec, seed=layer_seed(self.seed, name), name=name)
         return layer
 
     def _load_from_state_dict(
@@ -260,7 +262,7 @@ def _weight_storages(model: nn.Module) -> set[int]:
     return {t.untyped_storage().data_ptr() for t in tensors if t.numel()}
 
 
-def _is_activation(t, weights: set[int] = frozenset()) -> bool:
+def _is_activation(t, weights: set[int] | frozenset[int] = frozenset()) -> bool:
     return (
         isinstance(t, torch.Tensor)
         and not isinstance(t, nn.Parameter)
@@ -286,6 +288,7 @@ class _DynamicMatmulMode(TorchFunctionMode):
         if tracked.digital is not None:  # the digital unit's approximate arithmetic (cimkit.sim.digital)
             return tracked.digital(a, b)
         a3, b3, batch = _operands(a, b)
+        assert tracked.container is not None  # attach() makes one whenever there is no digital product
         if name not in tracked.container and not bool(torch.isfinite(b).all()):  # a site's forward checks
             raise InputError(f"{name}: the operand to write has non-finite values (NaN or inf)")  # every later one
         site = tracked.container.site(name, b3)

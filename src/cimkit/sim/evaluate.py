@@ -25,7 +25,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import numpy as np
 import torch
@@ -299,7 +299,8 @@ def _make_chip(
     start = [_position(layer) for layer in layers]
     with torch.no_grad():
         cim(probe.to(_device(cim)))
-    stride = [tuple(b - a for a, b in zip(s, _position(layer))) for layer, s in zip(layers, start)]
+    now = [_position(layer) for layer in layers]
+    stride = [(n[0] - s[0], n[1] - s[1]) for n, s in zip(now, start)]
     return _Chip(cim, layers, start, stride, seed, setup)
 
 
@@ -428,7 +429,7 @@ def _model_hash(model: nn.Module) -> str:
     h = hashlib.sha256(f"{type(model).__module__}.{type(model).__qualname__}\n{model!r}\n".encode())
     for name, value in model.state_dict().items():
         h.update(name.encode())
-        h.update((_tensor_hash(value) if isinstance(value, torch.Tensor) else repr(value)).encode())
+        h.update((cast(str, _tensor_hash(value)) if isinstance(value, torch.Tensor) else repr(value)).encode())
     return h.hexdigest()
 
 
@@ -823,6 +824,7 @@ def _run_serial(
             if not last:  # the unit's last batch is reported once the unit is saved
                 bar.update(task, count[0])
 
+        assert chip is not None  # made for the first unit
         preds = _run_batches(chip, x[a:b], first_batch[s], batch_size, after_batch)
         finished((k, s), preds, time.perf_counter() - t0)
         images_done = count[0]

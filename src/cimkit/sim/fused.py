@@ -255,7 +255,9 @@ def shift_add(c: torch.Tensor, f: torch.Tensor, acc: torch.Tensor, where: Place)
 
 
 def _native(c, var, where, inv_step, lo, hi, f, acc) -> None:
-    fn = _library().cim_read_chain
+    lib = _library()
+    assert lib is not None  # _use_native() checked native_available()
+    fn = lib.cim_read_chain
     o, rc, mc, s, z = c.shape
     table = quantile_table(torch.device("cpu"))
     inv = None if inv_step is None else inv_step.to(torch.float32).contiguous()

@@ -156,10 +156,12 @@ def _own_weight(node, module: nn.Module) -> tuple[str, bool] | None:
             and len(node.args) == 3
             and not node.kwargs
             and all(isinstance(d, int) and -2 <= d <= 1 for d in node.args[1:])
-            and {d % 2 for d in node.args[1:]} == {0, 1}
+            and {d % 2 for d in node.args[1:] if isinstance(d, int)} == {0, 1}
         ):
             transposed, node = True, node.args[0]
-    if not (isinstance(node, fx.Node) and node.op == "get_attr" and "." not in node.target):
+    if not (
+        isinstance(node, fx.Node) and node.op == "get_attr" and isinstance(node.target, str) and "." not in node.target
+    ):
         return None
     p = module._parameters.get(node.target)
     if p is None or p.dim() != 2 or not p.is_floating_point():
@@ -243,7 +245,9 @@ def convert_functional(module: nn.Module, path: str, spec: HardwareSpec, seed: i
         if key not in layers:
             suffix = f"{param} ({label})"
             name = f"{path}.{suffix}" if path else suffix
-            weight = module._parameters[param].detach()
+            own = module._parameters[param]
+            assert own is not None  # _own_weight found it there
+            weight = own.detach()
             layer = CIMLinear.from_weight(
                 weight.t().contiguous() if transposed else weight, None, spec, seed=layer_seed(seed, name), name=name
             )
@@ -316,7 +320,7 @@ def _install(module: nn.Module, graphs: dict, layers: dict[tuple[str, bool], str
     )
 
 
-def _restore(cls: type, state: dict, layers: dict[tuple[str, bool], str], path: str) -> nn.Module:
+def _restore(cls: type[nn.Module], state: dict, layers: dict[tuple[str, bool], str], path: str) -> nn.Module:
     """Unpickle a module with rewritten products: the original class, its state (crossbars
     included), the forward traced and rewritten again onto the same crossbars."""
     module = cls.__new__(cls)

@@ -14,8 +14,11 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
+from typing import cast
 
 import torch
+
+from ..errors import InputError
 
 _RADIX = 254.0  # |residual| <= 0.5 before scaling, so residual * 254 stays within int8
 MAX_TERMS = 3
@@ -133,7 +136,10 @@ class Int8Split:
 
 
 def split_int8(m: torch.Tensor, max_terms: int = MAX_TERMS) -> Int8Split:
-    """Decompose ``m`` (T, K, N) into int8 terms (exact for small integers)."""
+    """Decompose ``m`` (T, K, N) into int8 terms (exact for small integers): at most ``max_terms`` terms
+    (``n_terms, T, K, N``), their float weights and the float32 column sums (T, N) of what they represent."""
+    if max_terms < 1:
+        raise InputError(f"split_int8: max_terms must be at least 1, got {max_terms}")
     m64 = m.double()
     peak = float(m64.abs().max()) if m64.numel() else 0.0
     integral = bool(torch.equal(m64, m64.round())) and peak <= 127
@@ -149,7 +155,7 @@ def split_int8(m: torch.Tensor, max_terms: int = MAX_TERMS) -> Int8Split:
         w /= _RADIX
         if not bool(r.abs().max() > 0):
             break
-    represented = sum(t.double() * wt for t, wt in zip(terms, weights))
+    represented = cast(torch.Tensor, sum(t.double() * wt for t, wt in zip(terms, weights)))  # >= 1 term
     return Int8Split(torch.stack(terms), tuple(weights), represented.sum(dim=-2).float())
 
 

@@ -21,6 +21,7 @@ import functools
 import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -28,6 +29,7 @@ import torch
 from ..errors import InputError
 
 ArrayLike = np.ndarray | torch.Tensor
+T = TypeVar("T")
 
 # Arrays per torch call in the sweep: large enough to amortize the per-call overhead, small enough
 # to keep a job's working set at a few MB whatever the batch.
@@ -145,7 +147,7 @@ def _thread_local_torch_threads() -> bool:
     return "parallel backend: OpenMP" in torch.__config__.parallel_info()
 
 
-def _in_threads(jobs: list[Callable[[], object]]) -> list[object]:
+def _in_threads(jobs: list[Callable[[], T]]) -> list[T]:
     """Run ``jobs`` on up to torch.get_num_threads() threads, each running torch single-threaded.
 
     The sweep is hundreds of small LAPACK and elementwise calls. Run by an OpenMP team, each call ends
@@ -161,7 +163,7 @@ def _in_threads(jobs: list[Callable[[], object]]) -> list[object]:
     if threads == 1 or not _thread_local_torch_threads():
         return [job() for job in jobs]
 
-    def run(job):
+    def run(job: Callable[[], T]) -> T:
         torch.set_num_threads(1)
         return job()
 
@@ -200,7 +202,7 @@ def ir_drop_transfers(conductances_s: ArrayLike, wire_resistance_ohm: float) -> 
     log_f, m = _row_chains(gp)
     per_job = min(_JOB_ARRAYS, math.ceil(len(gp) / max(1, torch.get_num_threads())))
     parts = [tuple(torch.from_numpy(x[k : k + per_job]) for x in (gp, log_f, m)) for k in range(0, len(gp), per_job)]
-    results = _in_threads([lambda part=part: _sweep(*part) for part in parts])
+    results = _in_threads([functools.partial(_sweep, *part) for part in parts])
     if not all(ok for _, ok in results):
         raise InputError(
             "conductances_s * wire_resistance_ohm is out of the range the solver can factor "

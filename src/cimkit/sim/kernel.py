@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -32,7 +33,7 @@ from ..errors import InputError
 from ..spec.model import PeripherySpec
 from ..spec.units import DAC_MODES
 from . import fused, quant
-from .layout import Layout, LinearLayout
+from .layout import Chunk, Layout, LinearLayout
 
 STAGES = ("input", "encode", "read", "noise", "adc", "accumulate", "output")
 BACKWARD_MODES = ("straight_through", "chip")
@@ -222,6 +223,7 @@ def run(tile, layout: Layout, x: torch.Tensor, bias: torch.Tensor | None = None)
         lo, hi = quant.adc_code_limits(p.adc_bits, adc_signed)
     f = torch.tensor(plane_w, device=x.device, dtype=x.dtype).view(-1, 1) * slice_f  # (P, S)
     staged = hooks["read"] or hooks["noise"] or hooks["adc"]
+    chunks: Iterable[Chunk]
     if (
         steps is None
         and to_variance is None
@@ -262,7 +264,7 @@ def run(tile, layout: Layout, x: torch.Tensor, bias: torch.Tensor | None = None)
             fused.add_read_noise(c, var, tile.rng, where)
         if hooks["noise"]:
             c = _hook(tile, "noise", c, **info).contiguous()
-        if steps is not None:
+        if inv_steps is not None:  # set with steps
             fused.convert(c, inv_steps, lo, hi, where)
         if hooks["adc"]:
             c = _hook(tile, "adc", c, step=steps, code_limits=(lo, hi) if steps is not None else None, **info)

@@ -41,6 +41,9 @@ class LevelCoding:
 
 
 def level_coding(spec: HardwareSpec, slices: int) -> LevelCoding:
+    """The ``LevelCoding`` of ``spec``'s weights over ``slices`` cells per weight (level units): integer codes
+    of ``weight_bits``, offset or differential by ``array.signed_mapping``; analog (one slice) without
+    ``weight_bits``."""
     b, bpc = spec.weight_bits, spec.device.bits_per_cell
     differential = spec.array.signed_mapping == "differential"
     if b is None:

@@ -64,6 +64,20 @@ class CrossbarTile(nn.Module):
     effect: stuck cells (drawn once: a defect of the chip), the programming noise of each
     programming (sample ``program_index`` of a counter-based stream) and the read noise."""
 
+    # buffers (registered in __init__)
+    g_programmed: torch.Tensor
+    drift_exponent: torch.Tensor | None
+    stuck: torch.Tensor | None
+    w_scale: torch.Tensor
+    inference_time_s: torch.Tensor
+    program_index: torch.Tensor
+    write_count: torch.Tensor
+    rng_state: torch.Tensor
+    input_range: torch.Tensor
+    input_signed: torch.Tensor
+    adc_full_scale: torch.Tensor
+    spec_json: torch.Tensor
+
     def __init__(self, spec: HardwareSpec, mapping: ArrayMapping, *, seed: int, name: str) -> None:
         super().__init__()
         self.spec, self.mapping, self.name = spec, mapping, name
@@ -173,6 +187,7 @@ class CrossbarTile(nn.Module):
         (drift, IR drop and stuck cells included; read noise not)."""
         if self.signal is None:
             self.rederive()
+        assert self.signal is not None  # rederive() sets it
         m = self.mapping
         codes = torch.einsum("gtrsn,s->gntr", self.signal, self._slice_weights(self.signal.device))
         codes = codes.reshape(m.groups, m.out_features, -1)[..., : m.in_features] * self.drift_gain
@@ -191,17 +206,17 @@ class CrossbarTile(nn.Module):
         compensation, whose gain depends on every array)."""
         device = self.g_programmed.device
         t_s = self.t_inference_s
-        partial = (
+        if (
             row_tiles is not None
             and self.signal is not None
             and not (self.spec.periphery.drift_compensation == "global" and self.drift_exponent is not None)
-        )
-        if partial:
+        ):  # partial
             for t in row_tiles.tolist():
                 rows = slice(t, t + 1)
                 sig, var, _ = prog.effective(self._state(rows), self.spec, self.mapping, t_s)
                 self.signal[:, rows] = sig.to(device)
                 if var is not None:
+                    assert self.variance is not None  # same spec as the full derivation: it has variances too
                     self.variance[:, rows] = var.to(device)
         else:  # into reused buffers: the arrays derived from them are rebuilt below anyway
             sig, var, gain = prog.effective(self._state(), self.spec, self.mapping, t_s, self._workspace("derived_"))
@@ -219,6 +234,7 @@ class CrossbarTile(nn.Module):
             return hit
         if self.signal is None:
             self.rederive()
+        assert self.signal is not None  # rederive() sets it
         signal = layout.compute_arrays(self.signal).to(device, dtype)
         var = None
         if self.variance is not None:
@@ -316,8 +332,11 @@ class CrossbarTile(nn.Module):
     def fixed_adc_step(self, rows: int, signed: bool, code_max: float) -> float:
         """The power-of-two step of an ADC whose range covers ``rows`` cells at their top level
         driven by the largest code."""
+        bits = self.spec.periphery.adc_bits
+        if bits is None:
+            raise InputError(f"{self.name}: the spec has no ADC (periphery.adc_bits is None), so no ADC step")
         level_max = self.coding.top_level + (0.0 if self.mapping.differential else self.beta)
-        return quant.aligned_adc_step(rows * level_max * code_max, self.spec.periphery.adc_bits, signed)
+        return quant.aligned_adc_step(rows * level_max * code_max, bits, signed)
 
     def scratch(self, name: str, shape, device, dtype) -> torch.Tensor:
         """A scratch tensor reused across forwards (fresh large allocations page-fault on CPU)."""
@@ -375,6 +394,7 @@ class CrossbarTile(nn.Module):
         m, p = self.mapping, self.spec.periphery
         if self.signal is None:
             self.rederive()
+        assert self.signal is not None  # rederive() sets it
         dtype, device = d.dtype, d.device
         d = d * self.w_scale.to(device, dtype)  # per-output scales are applied digitally before the DAC
         b = d.shape[0]
@@ -408,6 +428,7 @@ class CrossbarTile(nn.Module):
             ps = ps + self.rng.sample(shape, device).to(dtype) * var.sqrt()
         sw = self._slice_weights(device).to(dtype)
         if p.adc_bits is not None:
+            step: torch.Tensor | float
             adc_signed = m.differential or (npass == 1)
             if p.adc_range == "calibrated":  # no calibration data for gradients: range to this read, per slice
                 top = quant.adc_code_limits(p.adc_bits, adc_signed)[1]

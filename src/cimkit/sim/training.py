@@ -27,8 +27,8 @@ def configure(
     programming-noise sample per write, a range that follows the operand) and are left out. Returns the
     model."""
     layers = [layer for layer in required_cim_layers(model, "configure") if not layer.writes_per_input]
-    settings = {"backward_mode": backward, "program_noise": program_noise, "weight_range": weight_range}
-    settings = {k: v for k, v in settings.items() if v is not None}
+    given = {"backward_mode": backward, "program_noise": program_noise, "weight_range": weight_range}
+    settings = {k: v for k, v in given.items() if v is not None}
     for layer in layers:  # validate first: a refused value leaves every layer as it was
         for attr, value in settings.items():
             layer.check_setting(attr, value)

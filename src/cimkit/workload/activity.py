@@ -52,6 +52,7 @@ def _window_ones(module: nn.Module, ones: torch.Tensor) -> tuple[float, float]:
         conv = F.conv1d if dims == 1 else F.conv2d
         per_pos = ones.double().sum(dim=1, keepdim=True)  # every channel reaches its group's rows once per window
         kernel = torch.ones((1, 1, *module.kernel_size), dtype=per_pos.dtype)
+        padding: int | str | tuple[int, ...]
         if module.padding_mode != "zeros":
             per_pos = F.pad(per_pos, module._reversed_padding_repeated_twice, mode=module.padding_mode)
             padding = 0
@@ -95,7 +96,7 @@ def _check_range(input_range, names: list[str]) -> dict[str, float] | float | No
     if (
         isinstance(input_range, bool)
         or not isinstance(input_range, numbers.Real)
-        or not (math.isfinite(input_range) and input_range > 0)
+        or not (math.isfinite(input_range) and float(input_range) > 0)
     ):
         raise InputError(
             f"measure_activity: input_range = {short_repr(input_range)}: give the input value the DAC's "

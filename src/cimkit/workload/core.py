@@ -40,6 +40,7 @@ import re
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Literal, Mapping
 
 from ..errors import InputError, short_repr
@@ -93,7 +94,8 @@ def warn_caller(message: str) -> None:
     import sys
 
     package = str(Path(__file__).resolve().parent.parent)
-    level, frame = 2, sys._getframe(1)  # stacklevel 1 is this function, 2 its caller
+    level = 2  # stacklevel 1 is this function, 2 its caller
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(package):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, UserWarning, stacklevel=level)
@@ -151,7 +153,7 @@ class Op:
     """One operation of a workload."""
 
     name: str
-    kind: OpKind
+    kind: str  # a registered op kind (``OpKind`` lists the built-in ones; ``registry.register_kind`` adds more)
     in_features: int = 0  # rows of the (per-group) weight matrix: C_in/groups * kh * kw
     out_features: int = 0  # columns per group: C_out/groups
     groups: int = 1

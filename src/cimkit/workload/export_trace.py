@@ -37,6 +37,7 @@ import sysconfig
 import traceback
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -338,7 +339,7 @@ class _Walker:
         self.pending: list[str] = []  # the names the op being dispatched asked for
         self.tensors: dict = {}  # placeholder node -> its parameter, buffer or constant tensor
         self.groups: dict[str, list] = {}  # a leaf module call's stack key -> its nodes
-        self.resolved: dict[str, tuple] = {}
+        self.resolved: dict[str, tuple[Any, str | None]] = {}
         self.current = None  # the node being read (named in an error)
 
     # ---- names and modules ----------------------------------------------------------------------------
@@ -551,15 +552,15 @@ class _Walker:
             target = name  # a string: no rule, kept as unmapped with this name (custom ops as 'namespace.op')
         return b.call(self.label(node, name.strip("_") or "op"), target, method, args, kwargs, shape)
 
-    def rule_target(self, dotted: str) -> tuple:
+    def rule_target(self, dotted: str) -> tuple[Any, None]:
         return _resolve(dotted), None
 
-    def resolve(self, name: str) -> tuple:
+    def resolve(self, name: str) -> tuple[Any, str | None]:
         """(torch function, None) or (None, tensor method name) whose rule the ATen op ``name`` follows, or
         (None, None)."""
         if name in self.resolved:
             return self.resolved[name]
-        found = (None, None)
+        found: tuple[Any, str | None] = (None, None)
         candidates = (
             [_RENAMED[name]]
             if name in _RENAMED
@@ -606,7 +607,9 @@ class _Walker:
         expansion, as fx and eager list it."""
         for _key, path in reversed(self.stack(node)):
             m = self.module(path)
-            rule = self.tables.module_rule(m) if m is not None else None
+            if m is None:
+                continue
+            rule = self.tables.module_rule(m)
             if rule is not None and rule.handler == "attention":
                 inputs = tuple(a for a in args[: 3 if name == "_native_multi_head_attention" else 1])
                 self.b.module(path or type(m).__name__, m, inputs, {}, shape)

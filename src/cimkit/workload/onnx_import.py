@@ -375,7 +375,7 @@ class _Importer:
             o
             for node in g.node
             for o in node.output
-            if o and o not in self.const and (self.shapes.get(o) is None or None in self.shapes[o])
+            if o and o not in self.const and ((dims := self.shapes.get(o)) is None or None in dims)
         ]
         if unknown:  # shape inference lost some sizes: run the graph once on zeros to read them
             for key, shape in _shapes_by_running(self.model).items():
@@ -561,11 +561,11 @@ class _Importer:
         else:  # a node type no rule names: kept, with its shape
             self.mark(held, "digital")
             data = [n for n in ins if n not in self.const]
-            x = self.shapes.get(data[0]) if data else None
-            y = self.shapes.get(outs[0]) if outs else None
+            x_dims = self.shapes.get(data[0]) if data else None
+            y_dims = self.shapes.get(outs[0]) if outs else None
             known = lambda s: tuple(d for d in s if d is not None) if s else ()  # noqa: E731
             self.ops.append(
-                unmapped_op(label, typ, 0, registry.per_inference(known(x)), registry.per_inference(known(y)))
+                unmapped_op(label, typ, 0, registry.per_inference(known(x_dims)), registry.per_inference(known(y_dims)))
             )
 
     def root_of(self, name: str) -> str:

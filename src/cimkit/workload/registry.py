@@ -78,6 +78,7 @@ def kind_info(kind: str) -> KindInfo:
 
 
 def kinds() -> tuple[str, ...]:
+    """The names of the registered op kinds, in registration order."""
     return KINDS.names()
 
 
@@ -376,6 +377,10 @@ class OpRule:
     #: reflected operators), and c ** x (pow with the activation as the exponent) as an "exp"
     fold_constant: bool = False
 
+    def __post_init__(self) -> None:
+        if self.handler == "attention" and self.expand is None:
+            raise InputError(f"op rule '{self.kind}:{self.fn}': the attention handler needs an expand function")
+
 
 OP_RULES: Registry[OpRule] = Registry("op rule")
 _VERSION = [0]
@@ -402,6 +407,7 @@ def register_op(kind: str, fn: str, *, replace: bool = False, **fields) -> OpRul
 
 
 def op_rules() -> tuple[OpRule, ...]:
+    """The registered ``OpRule``s, in registration order."""
     return tuple(OP_RULES.get(n) for n in OP_RULES.names())
 
 

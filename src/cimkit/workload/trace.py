@@ -31,6 +31,7 @@ import math
 import numbers
 import warnings
 from collections import Counter
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -50,8 +51,6 @@ from .registry import (
     linear_op,
     matmul_op,
 )
-
-_TRACERS = ("auto", "fx", "eager", "hooks")
 
 
 def _resolve(dotted: str):
@@ -176,7 +175,7 @@ def _check_input_shape(input_shape) -> tuple[int, ...]:
             f"input_shape must be a tuple of positive integers including the batch dim, got {short_repr(input_shape)}"
         ) from None
     if not dims or any(
-        isinstance(d, bool) or not isinstance(d, numbers.Integral) or not 1 <= d <= MAX_CSV_DIM for d in dims
+        isinstance(d, bool) or not isinstance(d, numbers.Integral) or not 1 <= int(d) <= MAX_CSV_DIM for d in dims
     ):
         raise InputError(
             f"input_shape must be a tuple of integers from 1 to 2**20, batch dim first, got {short_repr(input_shape)}"
@@ -426,6 +425,8 @@ def _missed_by_hooks(model: nn.Module, example: torch.Tensor, failed: list[tuple
     hooks list, counted ('2 matmul (attention), 1 softmax'); where the eager recorder cannot run, the
     functional calls in the forward code of the model's own modules, in general terms."""
     if all(t != "eager" for t, _ in failed):
+        eager: Workload | None
+        hooks: Workload | None
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -433,7 +434,7 @@ def _missed_by_hooks(model: nn.Module, example: torch.Tensor, failed: list[tuple
                 hooks, _ = _trace_eager(model, example, "", functions=False)
         except Exception:  # noqa: BLE001 - the listing is a courtesy: fall back to the general terms
             eager = hooks = None
-        if eager is not None:
+        if eager is not None and hooks is not None:  # both traced, or neither
             seen = Counter((o.kind, o.fn) for o in hooks.ops)
             missed = Counter((o.kind, o.fn) for o in eager.ops) - seen
             if missed:
@@ -528,17 +529,18 @@ class _Builder:
             if held or any(not v.const for v in vals):
                 self.unmap(label, type(m).__name__, held, x, out_shape)
             return
+        layer = cast(Any, m)  # the rule's handler says which layer attributes it has
         if rule.handler == "linear":
             self.ledger.mark([m.weight], "mapped")
             self.ledger.mark([m.bias], "digital")
-            self.ops.append(linear_op(label, m.in_features, m.out_features, x, out_shape))
+            self.ops.append(linear_op(label, layer.in_features, layer.out_features, x, out_shape))
         elif rule.handler == "conv":
             self.ledger.mark([m.weight], "mapped")
             self.ledger.mark([m.bias], "digital")
-            self.ops.append(conv_op(label, tuple(m.weight.shape), m.groups, m.stride, x, out_shape))
+            self.ops.append(conv_op(label, tuple(layer.weight.shape), layer.groups, layer.stride, x, out_shape))
         elif rule.handler == "embedding":
             self.ledger.mark(m.parameters(), "digital")
-            self.ops.append(embedding_op(label, m.num_embeddings, m.embedding_dim, x, out_shape))
+            self.ops.append(embedding_op(label, layer.num_embeddings, layer.embedding_dim, x, out_shape))
         elif rule.handler == "attention":
             q = _get(args, kwargs, 0, "query") if rule.fn == "attention" else _get(args, kwargs, 0, "src")
             k, v = (_get(args, kwargs, 1, "key"), _get(args, kwargs, 2, "value")) if rule.fn == "attention" else (q, q)
@@ -570,7 +572,7 @@ class _Builder:
             return self.data(args, kwargs)
         x = acts[0].shape
         if rule is None:
-            name = method or getattr(target, "__name__", str(target))
+            name = method if method else getattr(target, "__name__", str(target))
             weights = [p for p in held if p.dim() >= 2]
             if weights:
                 self.unmap(self.weight_label(label, next(v for v in vals if v.params)), name, held, x, out_shape)
@@ -592,6 +594,7 @@ class _Builder:
         elif handler == "attention":
             q, k, v = (_get(args, kwargs, i, key) for i, key in enumerate(("query", "key", "value")))
             self.ledger.mark(held, "digital")
+            assert rule.expand is not None  # OpRule requires it of the attention handler
             self.ops += rule.expand(label, None, [q, k, v], tuple(out_shape), {})
         else:
             self.ledger.mark(held, "digital")

@@ -195,6 +195,7 @@ ZOO: dict[str, object] = {**CNNS, **ENCODERS, **VISION_TRANSFORMERS, **DECODERS}
 
 
 def names() -> list[str]:
+    """The zoo's network names (CNNs, encoders, vision transformers, then decoders)."""
     return list(ZOO)
 
 

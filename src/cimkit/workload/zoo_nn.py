@@ -49,10 +49,11 @@ def vgg8() -> nn.Module:
 
 def vgg16(classes: int = 1000) -> nn.Module:
     """VGG16 for ImageNet (3x224x224), Simonyan & Zisserman 2015, configuration D."""
-    cfg = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
-    layers, cin = [], 3
+    cfg: list[int | str] = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
+    layers: list[nn.Module] = []
+    cin = 3
     for v in cfg:
-        if v == "M":
+        if isinstance(v, str):  # "M
             layers.append(nn.MaxPool2d(2))
         else:
             layers += [nn.Conv2d(cin, v, 3, padding=1), nn.ReLU()]
@@ -344,7 +345,7 @@ class VisionTransformer(nn.Module):
         self.norm = nn.LayerNorm(d, eps=1e-6)
         self.head = nn.Linear(d, classes)
         self.head_dist = nn.Linear(d, classes) if distilled else None
-        for p in (self.cls_token, self.pos_embed, *([self.dist_token] if distilled else [])):
+        for p in (self.cls_token, self.pos_embed, *([] if self.dist_token is None else [self.dist_token])):
             nn.init.trunc_normal_(p, std=0.02)
 
     def forward(self, images):
