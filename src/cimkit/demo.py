@@ -43,6 +43,8 @@ def small_cnn(classes: int = 10) -> nn.Sequential:
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
+    """The fraction (0..1) of ``x`` (N, ...) that ``model`` classifies as ``y`` (N,) (argmax of dim 1), in
+    batches of ``batch``; leaves ``model`` in eval mode."""
     model.eval()
     with torch.no_grad():
         hits = sum(int((model(x[i : i + batch]).argmax(1) == y[i : i + batch]).sum()) for i in range(0, len(y), batch))
@@ -83,6 +85,10 @@ def train_or_load(x: torch.Tensor, y: torch.Tensor, *, epochs: int = 12, seed: i
 
 @dataclass
 class DemoResult:
+    """What ``run_demo`` measured: the float model's accuracy (0..1), per preset the chip accuracies (mean,
+    std and each sample's), per preset the ADC-bit sweep as (bits, accuracy) pairs, per preset the cost
+    ``Report`` (None where the preset cannot be priced), the figure's path and the run's seconds."""
+
     float_accuracy: float
     rows: list[tuple[str, float, float, list[float]]] = field(default_factory=list)  # preset, mean, std, all
     adc_sweep: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
@@ -94,6 +100,8 @@ class DemoResult:
 def cim_accuracy(
     model: nn.Module, spec: HardwareSpec, seed: int, calib_x: torch.Tensor, x: torch.Tensor, y: torch.Tensor
 ) -> float:
+    """The accuracy (0..1) on ``x``, ``y`` of ``model`` converted onto ``spec`` (programmed with ``seed``),
+    its converters calibrated on one batch ``calib_x``."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the summary lists nothing unsupported for this CNN
         cim = convert(model, spec, seed=seed)

@@ -56,7 +56,7 @@ def _model_at(root_model, loc: tuple):
 def check_int(fn: str, name: str, value, lo: int, hi: int, why: str) -> int:
     """``value`` as an int in ``lo..hi``; else an InputError naming ``fn``, the argument, the value and
     the allowed range (with ``why``, the reason for the range)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lo <= value <= hi:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lo <= int(value) <= hi:
         raise InputError(
             f"{fn}: {name} = {short_repr(value)} is not allowed; {name} must be an integer in {lo}..{hi} ({why})"
         )

@@ -157,7 +157,7 @@ def build_model(reference: str, where: str):
     if not module_name or not attr:
         raise InputError(f"{where}: write a function as package.module:function")
     try:
-        factory = importlib.import_module(module_name)
+        factory: object = importlib.import_module(module_name)
     except Exception as exc:  # noqa: BLE001 - ImportError, or an error inside the module
         raise InputError(
             f"{where}: cannot import {module_name} ({type(exc).__name__}: {short_repr(str(exc), 200)}); "

@@ -86,7 +86,9 @@ class ImageProgress:
         total = old_total if total is None else total
         self._tasks[task] = (total, report)
         if self.bar is not None:
-            self.bar.update(task, completed=completed, total=total)
+            from rich.progress import TaskID
+
+            self.bar.update(TaskID(task), completed=completed, total=total)
         if self.callback is not None and report:
             self.callback(int(completed), int(total))
 

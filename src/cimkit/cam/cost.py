@@ -20,6 +20,7 @@ Schemes (``SCHEMES``) switch the optimizations of MonoSparse-CAM on one at a tim
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -155,7 +156,7 @@ class CamContext:
     def __init__(self, spec: CamSpec, events: dict) -> None:
         self.spec, self.events = spec, events
         self.digital = _digital_units(spec)
-        self.core_area_mm2 = None
+        self.core_area_mm2: float | None = None
 
 
 class DataLines(Component):
@@ -303,8 +304,9 @@ def price(spec: CamSpec, events: dict) -> tuple[dict[str, float], dict[str, floa
     comps = [REGISTRY.get(n) for n in names]
     energy: dict[str, float] = {}
     area: dict[str, float] = {}
+    # CAM components take a CamContext where Component's signature names the crossbar model's Context
     for comp in comps:
-        figures = comp.energy_per_event_j(ctx)
+        figures = comp.energy_per_event_j(ctx)  # type: ignore[arg-type]
         if figures:
             total = 0.0
             for event, per in figures.items():
@@ -320,7 +322,7 @@ def price(spec: CamSpec, events: dict) -> tuple[dict[str, float], dict[str, floa
             ctx.core_area_mm2 = sum(area.values())
         for comp in comps:
             if comp.overhead == overhead and _has_area(comp):
-                area[comp.name] = float(check_figure(comp.name, "area_mm2", comp.area_mm2(ctx)))
+                area[comp.name] = float(check_figure(comp.name, "area_mm2", comp.area_mm2(ctx)))  # type: ignore[arg-type]
     area = {c.name: area[c.name] for c in comps if c.name in area}
     return energy, area
 
@@ -351,7 +353,7 @@ def _count_events(
         columns = np.broadcast_to(np.array([b - a for _, a, b in lay.segments]), tested.shape)
     enabled0 = used if scheme.disable_unused else np.ones(n_slots, dtype=bool)
     track = track_matches or scheme.sequential
-    ev = dict(rows=np.zeros(len(lay.segments)), cell_i=0.0, columns=0.0, array_searches=0.0, cells=0.0)
+    ev: dict[str, Any] = dict(rows=np.zeros(len(lay.segments)), cell_i=0.0, columns=0.0, array_searches=0.0, cells=0.0)
     matched = []
     for start in range(0, len(X), _CHUNK):
         x = X[start : start + _CHUNK][:, lay.feature_order]

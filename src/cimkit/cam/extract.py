@@ -12,9 +12,15 @@ import numpy as np
 
 from ..errors import InputError
 
+#: how an ensemble maps its summed tree outputs to predictions (ova: a logistic per class, LightGBM)
+Link = Literal["identity", "logistic", "softmax", "normalize", "ova"]
+
 
 @dataclass
 class Tree:
+    """One decision tree as node arrays (node 0 is the root): a sample goes left when its feature
+    ``feature[n]`` passes the threshold, and the leaf it reaches adds ``value[leaf]`` to output ``output``."""
+
     feature: np.ndarray  # (nodes,) feature index, -1 at leaves
     threshold: np.ndarray  # (nodes,)
     left: np.ndarray  # (nodes,) child index, -1 at leaves
@@ -25,12 +31,16 @@ class Tree:
 
 @dataclass
 class Ensemble:
+    """A tree ensemble in one form for every library it is extracted from: its trees, how they split
+    (``split``), how their outputs combine (``aggregate``, then ``base`` + ``scale`` x the combination) and
+    the ``link`` to predictions; ``classes`` for a classifier, ``kind`` the source model's type."""
+
     trees: list[Tree]
     n_features: int
     n_outputs: int
     split: Literal["le", "lt"]  # left child when x <= t ('le') or x < t ('lt')
     aggregate: Literal["mean", "sum"]  # mean of tree outputs (forests) or their sum (boosting)
-    link: Literal["identity", "logistic", "softmax", "normalize", "ova"]  # ova: a logistic per class (LightGBM)
+    link: Link
     base: np.ndarray = field(default_factory=lambda: np.zeros(1))  # added to the sum (boosting)
     scale: float = 1.0  # learning rate (boosting)
     classes: np.ndarray | None = None  # class labels of a classifier
@@ -108,7 +118,7 @@ def _from_sklearn_any(model) -> Ensemble:
         base = np.asarray(model._raw_predict_init(np.zeros((1, d), dtype=np.float32))[0], dtype=np.float64)
         trees = [_sk_tree(est[i, c], output=c) for i in range(est.shape[0]) for c in range(k)]
         if isinstance(model, ensemble.GradientBoostingClassifier):
-            link = "logistic" if k == 1 else "softmax"
+            link: Link = "logistic" if k == 1 else "softmax"
             return Ensemble(trees, d, k, "le", "sum", link, base, model.learning_rate, model.classes_, name)
         return Ensemble(trees, d, 1, "le", "sum", "identity", base, model.learning_rate, kind=name)
     if isinstance(model, (ensemble.HistGradientBoostingClassifier, ensemble.HistGradientBoostingRegressor)):
@@ -276,7 +286,11 @@ def _from_lightgbm(model) -> Ensemble:
         )
     trees = []
     for i, info in enumerate(dump["tree_info"]):
-        feat, thr, left, right, val = [], [], [], [], []
+        feat: list[int] = []
+        thr: list[float] = []
+        left: list[int] = []
+        right: list[int] = []
+        val: list[float] = []
 
         def walk(node) -> int:
             nid = len(feat)
@@ -312,7 +326,8 @@ def _from_lightgbm(model) -> Ensemble:
                 i % k if k > 1 else 0,
             )
         )
-    link = {"binary": "logistic", "multiclass": "softmax", "multiclassova": "ova"}.get(objective, "identity")
+    links: dict[str, Link] = {"binary": "logistic", "multiclass": "softmax", "multiclassova": "ova"}
+    link = links.get(objective, "identity")
     if link == "identity" and not objective.startswith("regression"):
         raise InputError(
             f"LightGBM objective {objective!r} is not supported (binary, multiclass, multiclassova, regression)"

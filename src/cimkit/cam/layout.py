@@ -27,6 +27,9 @@ from .spec import CamSpec
 
 @dataclass(frozen=True)
 class CamLayout:
+    """A CAM program placed on arrays (``layout``): which program row each physical row slot holds, the
+    physical feature order, the match-line segments and the don't-care cells in physical order."""
+
     spec: CamSpec
     slot_row: np.ndarray  # (blocks * spec.rows,) program row in each physical row slot, -1 = unused
     feature_order: np.ndarray  # (features,) program feature in each physical feature position
@@ -48,7 +51,7 @@ class CamLayout:
 
     def tested_columns(self) -> np.ndarray:
         """(row blocks, segments) how many features of the segment some row of the block tests."""
-        t = (~self.dont_care).reshape(self.row_blocks, self.spec.rows, -1).any(axis=1)  # (blocks, features)
+        t = np.any((~self.dont_care).reshape(self.row_blocks, self.spec.rows, -1), axis=1)  # (blocks, features)
         return np.stack([t[:, a:b].sum(axis=1) for _, a, b in self.segments], axis=1)
 
     def tested(self) -> np.ndarray:

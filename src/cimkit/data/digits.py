@@ -52,6 +52,9 @@ def load_cached(path: Path, load: Callable[[Path], T], build: Callable[[], T], s
 
 @dataclass(frozen=True)
 class Split:
+    """A train/test split of an image set: images ``x_*`` (N, C, H, W) float32 in [0, 1], labels ``y_*``
+    (N,) int64, and the set's ``name``."""
+
     x_train: torch.Tensor  # (N, 1, H, W), values in [0, 1]
     y_train: torch.Tensor  # (N,) int64 class labels
     x_test: torch.Tensor

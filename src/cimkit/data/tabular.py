@@ -16,6 +16,9 @@ TABULAR = ("breast_cancer", "wine", "digits", "shuttle", "synthetic")
 
 @dataclass(frozen=True)
 class Table:
+    """A stratified train/test split of a tabular set: features ``x_*`` (N, features) float64, labels ``y_*``
+    (N,) int64, and the set's ``name``."""
+
     x_train: np.ndarray  # (N, features) float64
     y_train: np.ndarray  # (N,) int64 class labels
     x_test: np.ndarray
@@ -33,7 +36,7 @@ def _shuttle() -> tuple[np.ndarray, np.ndarray]:
         raise InputError(
             "the Shuttle data set comes with the 'river' package: pip install river==0.26.1 (or cimkit[trees])"
         ) from None
-    with gzip.open(path, "rt") as fh:
+    with path.open("rb") as raw, gzip.open(raw, "rt") as fh:
         data = np.loadtxt(fh, delimiter=",", skiprows=1)
     return data[:, :-1], data[:, -1].astype(np.int64)
 

@@ -16,6 +16,7 @@ from ..spec.model import stored_content
 from .study import (
     INTEGER_PARAMETERS,
     PARAMETERS,
+    AccuracyFloor,
     ParamSpace,
     StudyConfig,
     TorchWorkload,
@@ -176,7 +177,7 @@ def fingerprint(cfg: StudyConfig, base: HardwareSpec, workloads) -> dict[str, st
         "space": {k: cfg.space[k].model_dump() for k in sorted(cfg.space)},
         "objective": cfg.objective.model_dump(),
         "area_max_mm2": cfg.area_max_mm2,
-        "accuracy": None if cfg.accuracy is None else _accuracy_fingerprint(cfg),
+        "accuracy": None if cfg.accuracy is None else _accuracy_fingerprint(cfg.accuracy),
         "sampler": sampler,
     }
     return {k: json.dumps(v, sort_keys=True) for k, v in parts.items()}
@@ -202,10 +203,10 @@ def _hardware_fingerprint(base: HardwareSpec) -> dict:
     return hw
 
 
-def _accuracy_fingerprint(cfg: StudyConfig) -> dict:
+def _accuracy_fingerprint(accuracy: AccuracyFloor) -> dict:
     """The accuracy floor as fingerprinted: the demo evaluator under its older key ``model`` (so that studies
     stored before evaluators existed resume), any other under ``evaluator``."""
-    acc = cfg.accuracy.model_dump()
+    acc = accuracy.model_dump()
     evaluator = acc.pop("evaluator")
     acc["model" if evaluator == "demo" else "evaluator"] = evaluator
     return acc

@@ -9,7 +9,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from ..report import Result, figure_folder, saved_figure
 from ..spec import HardwareSpec
 from .checks import fingerprint, fingerprint_difference, prepare_study
 from .study import CONSTRAINTS, SENTINEL, StudyConfig, _sampler, _suggest, evaluate_details, grid_points, spec_for
+
+if TYPE_CHECKING:
+    import optuna
 
 #: the study user attribute that records what the stored trials were computed for
 FINGERPRINT_ATTR = "cimkit_fingerprint"
@@ -36,7 +39,7 @@ class StudyResult(Result):
     ``figures`` (``convergence.png``: the score history; ``pareto.png``: the Pareto front of a multi-objective
     study; none while no design is feasible)."""
 
-    study: object  # optuna.Study
+    study: optuna.Study
     completed: int
     evaluated_now: int
     seconds: float
@@ -61,7 +64,10 @@ class StudyResult(Result):
         n = len(self.study.directions)
         if o is None:
             return [f"objective_{i}" for i in range(n)]
-        return ["weighted score"] if o.mode == "weighted" else list(o.metrics)[:n]
+        if o.mode == "weighted":
+            return ["weighted score"]
+        metrics: list[str] = list(o.metrics)
+        return metrics[:n]
 
     def to_dict(self) -> dict:
         """The run (name, trials completed and evaluated now, seconds, outputs, storage), the objective, how

@@ -244,7 +244,7 @@ def _count(value, name: str, low: int = 1) -> int:
 
 
 def _eps(value, name: str = "eps") -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < math.inf:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= float(value) < math.inf:
         raise InputError(f"{name} must be a non-negative finite number, got {short_repr(value)}")
     return float(value)
 

@@ -335,7 +335,8 @@ def axc_table(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if activity:
-                return float(estimate(m, s, activity_from=[x[:batch_size]]).total.energy_j)
+                # estimate takes a torch model with activity_from (its signature says Workload only)
+                return float(estimate(m, s, activity_from=[x[:batch_size]]).total.energy_j)  # type: ignore[arg-type]
             return float(estimate(Workload.from_torch(m, wl_shape, unmapped="warn"), s).total.energy_j)
 
     base_acc, base_std = on_chip(spec)

@@ -58,11 +58,13 @@ FAULT_KINDS: dict[str, str] = {
 DRIFT_TIMES_S = (1.0, 60.0, 3600.0, 86400.0, 2.628e6, 3.156e7, 3.156e8)
 #: above this flip rate, bits are drawn one by one; below, the number of flips first (same distribution, far cheaper)
 SPARSE_FLIP_RATE = 0.02
+#: the chip attribute holding its layers' ``_LayerFaults`` (``at_batch`` finds them on the chip it is given)
+_FAULTS_ATTR = "_cimkit_faults"
 _SALTS = {"dead_column": 0xDC01, "dead_array": 0xDA02, "adc_bit_flip": 0xAD03, "buffer_bit_flip": 0xBF04}
 
 
 def _rate(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= float(value) <= 1:
         raise InputError(f"{name} must be a probability in [0, 1], got {short_repr(value)}")
     return float(value)
 
@@ -217,7 +219,7 @@ class Faults(ChipSetup):
         hooked = []
         flips = self.adc_bit_flip_rate > 0
         dead = self.dead_column_rate > 0 or self.dead_array_rate > 0
-        if hasattr(chip, "_cimkit_faults"):
+        if hasattr(chip, _FAULTS_ATTR):
             raise InputError("Faults: this chip already has faults injected; convert a fresh chip for other faults")
         for layer in self._targets(chip):
             lf = _LayerFaults(self, layer, seed)
@@ -226,14 +228,14 @@ class Faults(ChipSetup):
             if self.buffer_bit_flip_rate > 0:
                 layer.register_stage_hook("encode", lf.encode)
             hooked.append(lf)
-        chip._cimkit_faults = hooked  # noqa: SLF001 - at_batch finds them on the chip it is given
+        setattr(chip, _FAULTS_ATTR, hooked)
 
     def after_calibration(self, chip: nn.Module, seed: int) -> None:
         if self.t_inference_s is not None:
             set_time(chip, float(self.t_inference_s))
 
     def at_batch(self, chip: nn.Module, seed: int, batch: int) -> None:
-        for lf in getattr(chip, "_cimkit_faults", ()):
+        for lf in getattr(chip, _FAULTS_ATTR, ()):
             lf.at_batch(batch)
 
     def apply(self, chip: nn.Module, seed: int = 0) -> nn.Module:
@@ -243,7 +245,7 @@ class Faults(ChipSetup):
             raise InputError("Faults.apply: the model holds no crossbar layers; convert it first (cimkit.convert)")
         self.before_calibration(chip, seed)
         self.after_calibration(chip, seed)
-        chip.register_forward_pre_hook(_NextBatch(chip._cimkit_faults))  # noqa: SLF001
+        chip.register_forward_pre_hook(_NextBatch(getattr(chip, _FAULTS_ATTR)))
         return chip
 
 
@@ -261,7 +263,7 @@ class _NextBatch:
 
 # ---- campaigns --------------------------------------------------------------------------------------------------
 def _confidence(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < float(value) < 1:
         raise InputError(f"confidence must be a fraction in (0, 1), e.g. 0.95, got {short_repr(value)}")
     return float(value)
 
@@ -397,7 +399,7 @@ def _check_values(values, name: str, check: Callable[[Any, str], float]) -> list
 
 
 def _time(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < math.inf:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < float(value) < math.inf:
         raise InputError(f"{name} must be a positive number of seconds, got {short_repr(value)}")
     return float(value)
 
@@ -482,6 +484,7 @@ def fault_campaign(
             progress=progress,
         )
         accs.append(result.accuracies)
+    assert result is not None  # rates is not empty (checked)
     curve = Curve(kind, rates, accs, confidence=confidence)
     return CurveResult(
         "faults",
@@ -558,6 +561,7 @@ def drift_study(
             )
             accs.append(result.accuracies)
         curves.append(Curve(f"compensation={comp}", times, accs, confidence=confidence))
+    assert result is not None  # times_s and compensation are not empty (checked)
     return CurveResult(
         "drift",
         "t_inference_s",

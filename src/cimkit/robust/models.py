@@ -187,8 +187,8 @@ class SpinalNet(nn.Module):
         if n_features < 2:
             raise InputError(f"the feature extractor gives {n_features} features; SpinalNet needs at least 2 to split")
         self.features = features
-        self.half = n_features // 2
-        halves = (self.half, n_features - self.half)
+        self.half_features = n_features // 2  # not ``half``: that would hide nn.Module.half()
+        halves = (self.half_features, n_features - self.half_features)
         self.spinal = nn.ModuleList(
             nn.Linear(halves[i % 2] + (spinal_width if i else 0), spinal_width) for i in range(spinal_layers)
         )
@@ -196,7 +196,7 @@ class SpinalNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = torch.flatten(self.features(x), 1)
-        halves = (f[:, : self.half], f[:, self.half :])
+        halves = (f[:, : self.half_features], f[:, self.half_features :])
         outs: list[torch.Tensor] = []
         for i, layer in enumerate(self.spinal):
             inp = halves[i % 2] if i == 0 else torch.cat([halves[i % 2], outs[-1]], dim=1)

@@ -43,7 +43,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 import numpy as np
 import torch
@@ -54,6 +54,10 @@ from ..errors import InputError, short_repr
 from ..sim.kernel import is_binary
 from ..workload import Op, Workload
 from ..workload.core import warn_caller
+
+if TYPE_CHECKING:
+    from ..sim.layers import CIMConv1d, CIMConv2d
+    from ..sim.layout import ConvLayout
 
 #: the torch modules whose inputs drive crossbar rows
 _TORCH_WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
@@ -181,12 +185,12 @@ def _digital_modules(model: nn.Module, skip: set[int]) -> dict[str, tuple[nn.Mod
 
 
 # ---- what one call reads ---------------------------------------------------------------------------------
-def _cim_window_ones(layer: nn.Module, ones: torch.Tensor) -> tuple[float, float]:
+def _cim_window_ones(layer: CIMConv1d | CIMConv2d, ones: torch.Tensor) -> tuple[float, float]:
     """``cimkit.workload.activity._window_ones`` for a crossbar convolution: its layout pads the input as the
     arrays read it (zeros, or the values its padding mode repeats)."""
-    x = layer.layout.prepare(layer._as_2d(ones)).double()
+    lay = cast("ConvLayout", layer.layout)  # a convolution's layout
+    x = lay.prepare(layer._as_2d(ones)).double()
     per_pos = x.sum(dim=1, keepdim=True)
-    lay = layer.layout
     kernel = torch.ones((1, 1, *lay.kernel), dtype=per_pos.dtype)
     window_sums = F.conv2d(per_pos, kernel, stride=lay.stride, dilation=lay.dilation)
     rows = ones.shape[1] * lay.kernel[0] * lay.kernel[1]
@@ -195,10 +199,11 @@ def _cim_window_ones(layer: nn.Module, ones: torch.Tensor) -> tuple[float, float
 
 def _read_ones(module: nn.Module, ones: torch.Tensor) -> tuple[float, float]:
     """(sum of ``ones`` over the vectors ``module``'s arrays read, elements read)."""
-    from ..sim.layers import CIMLayer
+    from ..sim.layers import CIMConv1d, CIMConv2d
     from ..workload.activity import _window_ones
 
-    if isinstance(module, CIMLayer) and hasattr(module, "layout") and hasattr(module, "_as_2d"):
+    # of the weighted layers (_weighted_modules), the crossbar convolutions read through a padding layout
+    if isinstance(module, (CIMConv1d, CIMConv2d)):
         if ones.dim() == module._input_dims - 1:
             ones = ones.unsqueeze(0)
         return _cim_window_ones(module, ones)
@@ -207,13 +212,14 @@ def _read_ones(module: nn.Module, ones: torch.Tensor) -> tuple[float, float]:
 
 def _weighted_op(name: str, module: nn.Module, x_shape: tuple, y_shape: tuple) -> Op:
     """The op of one call on one sample (shapes without the batch dim)."""
-    from ..sim.layers import CIMLinear
+    from ..sim.layers import CIMConv1d, CIMConv2d, CIMLinear
     from ..workload.registry import conv_op, linear_op
 
     if isinstance(module, (nn.Linear, CIMLinear)):
         return linear_op(name, module.in_features, module.out_features, (1, *x_shape), (1, *y_shape))
     if isinstance(module, (nn.Conv1d, nn.Conv2d)):
         return conv_op(name, tuple(module.weight.shape), module.groups, module.stride, (1, *x_shape), (1, *y_shape))
+    assert isinstance(module, (CIMConv1d, CIMConv2d))  # the last kind _weighted_modules finds
     weight_shape = (module.out_channels, module.in_channels // module.groups, *module.kernel_size)
     return conv_op(name, weight_shape, module.groups, module.stride, (1, *x_shape), (1, *y_shape))
 
@@ -449,6 +455,8 @@ def _op_of(
     layer: str, rec: _Record, batch: int, fn: str, bits: int | None, percentile: float
 ) -> tuple[Op, LayerActivity]:
     """The op of one module over all its calls, per inference, and its per-call report."""
+    x_shape, y_shape = rec.x_shape, rec.y_shape
+    assert x_shape is not None and y_shape is not None  # set by the layer's first call (it ran)
     items = np.array(rec.items, dtype=float)
     nonzero, read = np.array(rec.nonzero), np.array(rec.read)
     density = np.divide(nonzero, read, out=np.zeros_like(nonzero), where=read > 0)
@@ -460,13 +468,13 @@ def _op_of(
 
     rate = float(nonzero.sum() / read.sum()) if read.sum() else 0.0
     if rec.kind == "neuron":
-        per_item = math.prod(rec.y_shape) if rec.y_shape else 1
+        per_item = math.prod(y_shape) if y_shape else 1
         op = Op(
             layer,
             "neuron",
-            in_shape=lead(rec.x_shape),
-            out_shape=lead(rec.y_shape),
-            elements=_number(per_item * steps),
+            in_shape=lead(x_shape),
+            out_shape=lead(y_shape),
+            elements=_number(per_item * steps),  # type: ignore[arg-type]  # Op's counts: fractional here
             fn=fn,
             activity=rate,
         )
@@ -476,12 +484,12 @@ def _op_of(
         from ..workload.registry import digital_op
 
         params = rec.rule.module_params(rec.module) if rec.rule.module_params else None
-        one = digital_op(layer, rec.rule, (1, *rec.x_shape), (1, *rec.y_shape), params)
+        one = digital_op(layer, rec.rule, (1, *x_shape), (1, *y_shape), params)
         op = dataclasses.replace(
             one, in_shape=lead(one.in_shape), out_shape=lead(one.out_shape), elements=_number(one.elements * steps)
         )
         return op, LayerActivity(layer, op.kind, op.fn, density, nonzero / items, read / items, False)
-    one = _weighted_op(layer, rec.module, rec.x_shape, rec.y_shape)
+    one = _weighted_op(layer, rec.module, x_shape, y_shape)
     if rec.binary:
         activity = rate
     elif bits is not None:
@@ -492,8 +500,9 @@ def _op_of(
         one,
         in_shape=lead(one.in_shape),
         out_shape=lead(one.out_shape),
-        vectors=_number(one.vectors * steps),
-        macs=_number(one.macs * steps),
+        # Op annotates these counts int; calls per sample need not be whole, so they may be fractional
+        vectors=_number(one.vectors * steps),  # type: ignore[arg-type]
+        macs=_number(one.macs * steps),  # type: ignore[arg-type]
         activity=activity,
         binary_input=rec.binary,
     )

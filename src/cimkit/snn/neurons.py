@@ -112,6 +112,9 @@ class NeuronVariation(nn.Module):
     drawn once per neuron from ``seed`` when the layer's neuron shape is first seen (the same seed gives the
     same chip). Gains are derived state (non-persistent buffers), rebuilt from the seed."""
 
+    threshold_gain: torch.Tensor | None
+    leak_gain: torch.Tensor | None
+
     def __init__(self) -> None:
         super().__init__()
         self.threshold_sigma_rel = 0.0
@@ -136,14 +139,14 @@ class NeuronVariation(nn.Module):
         """(threshold gain, leak-rate gain) for neurons of ``shape`` (the input without its batch dim)."""
         if not self.active:
             return None, None
-        g = self.threshold_gain
-        if g is None or g.shape != shape:
+        g, lk = self.threshold_gain, self.leak_gain  # set together
+        if g is None or lk is None or g.shape != shape:
             gen = torch.Generator().manual_seed(self.variation_seed)
             e_th = torch.randn(tuple(shape), generator=gen, dtype=torch.float64)
             e_lk = torch.randn(tuple(shape), generator=gen, dtype=torch.float64)
-            self.threshold_gain = (1 + self.threshold_sigma_rel * e_th).clamp_min(0.0).to(like.device)
-            self.leak_gain = (1 + self.leak_sigma_rel * e_lk).clamp_min(0.0).to(like.device)
-        return self.threshold_gain.to(like.dtype), self.leak_gain.to(like.dtype)
+            g = self.threshold_gain = (1 + self.threshold_sigma_rel * e_th).clamp_min(0.0).to(like.device)
+            lk = self.leak_gain = (1 + self.leak_sigma_rel * e_lk).clamp_min(0.0).to(like.device)
+        return g.to(like.dtype), lk.to(like.dtype)
 
 
 def _neuron_shape(x: torch.Tensor) -> torch.Size:
@@ -161,14 +164,25 @@ class _ChipNeuron:
     parents read ``self.threshold`` in ``fire`` and ``mem_reset``; here the effective threshold of each neuron
     (variation and adaptation included) stands in for it during a step."""
 
+    # from the snnTorch parent (a torch Module) and the subclass
+    mem: torch.Tensor
+    threshold: torch.Tensor
+    reset_mechanism: str
+    _cost_base: str
+    register_buffer: Callable[..., None]
+    # the adaptation state (a non-persistent buffer)
+    adapt: torch.Tensor
+
     def _chip_init(self, adaptation: float, adaptation_decay: float) -> None:
         where = type(self).__name__
         self.adaptation = _check_number(where, "adaptation", adaptation, 0.0)
         self.adaptation_decay = _check_number(where, "adaptation_decay", adaptation_decay, 0.0, 1.0)
         self.variation = NeuronVariation()
         self.register_buffer("adapt", torch.zeros(0), persistent=False)
-        self._adapt_prev = self._theta_reset = self._last_mem = None
-        self._leak_gain = None
+        self._adapt_prev: torch.Tensor | None = None
+        self._theta_reset: torch.Tensor | None = None
+        self._last_mem: torch.Tensor | None = None
+        self._leak_gain: torch.Tensor | None = None
 
     def set_variation(self, threshold_sigma_rel: float = 0.0, leak_sigma_rel: float = 0.0, seed: int = 0) -> None:
         """Per-neuron threshold variation and leak mismatch (relative standard deviations), drawn from ``seed``."""
@@ -476,7 +490,10 @@ class FangNeuron(nn.Module):
             self.register_buffer("tau", taus.clone())
         self.spike_grad = spike_function(spike_grad) or snn_surrogate.atan()
         self.variation = NeuronVariation()
-        self.m = self.k = self.r = None
+        # the filter state (membrane and synaptic kernels, refractory trace): all None or all tensors
+        self.m: torch.Tensor | None = None
+        self.k: torch.Tensor | None = None
+        self.r: torch.Tensor | None = None
         self.last_v: torch.Tensor | None = None
 
     @property
@@ -514,16 +531,17 @@ class FangNeuron(nn.Module):
                 f"a (batch, {self.tau.shape[1]}) current; got shape {tuple(current.shape)} (use size=None "
                 "for shared time constants, e.g. after a convolution)"
             )
-        if self.m is None or self.m.shape != current.shape:
-            self.m = self.k = self.r = torch.zeros_like(current)
+        m, k, r = self.m, self.k, self.r
+        if m is None or k is None or r is None or m.shape != current.shape:
+            m = k = r = torch.zeros_like(current)
         a_m, a_s, v0 = self.decays(current)
-        self.m = a_m * self.m + current
-        self.k = a_s * self.k + current
-        v = v0 * (self.m - self.k) - self.inhibition * self.r
+        self.m = m = a_m * m + current
+        self.k = k = a_s * k + current
+        v = v0 * (m - k) - self.inhibition * r
         th_gain, _ = self.variation.gains(_neuron_shape(current), current)
         theta = self.threshold if th_gain is None else self.threshold * th_gain
         spk = self.spike_grad(v - theta)
-        self.r = a_m * self.r + spk
+        self.r = a_m * r + spk
         self.last_v = v
         return spk
 

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Iterable, Literal
+from typing import Iterable, Literal, cast
 
 import torch
 from torch import nn
@@ -286,7 +286,7 @@ def prepare_sigmoid_quant(
     temperature = _check_temperature(fn, "temperature", temperature)
     qmodel = copy_model(model)
     skipped = _skipped(fn, qmodel, skip)
-    layers: list[tuple[str, nn.Module]] = []
+    layers: list[tuple[str, nn.Linear | nn.Conv1d | nn.Conv2d]] = []
     for name, m in qmodel.named_modules():
         if isinstance(m, QUANTIZABLE) and id(m) not in skipped:
             if parametrize.is_parametrized(m, "weight"):
@@ -373,13 +373,14 @@ def bake(model: nn.Module) -> nn.Module:
     for m in list(out.modules()):
         if not parametrize.is_parametrized(m, "weight"):
             continue
-        plist = m.parametrizations["weight"]
+        parametrizations = cast(nn.ModuleDict, m.parametrizations)
+        plist = cast(parametrize.ParametrizationList, parametrizations["weight"])
         if len(plist) != 1 or not isinstance(plist[0], SigmoidSumQuantizer):
             continue
-        if set(m.parametrizations.keys()) != {"weight"}:
+        if set(parametrizations.keys()) != {"weight"}:
             raise InputError(
                 f"{fn}: a {type(m).__name__} has parametrizations on "
-                f"{sorted(m.parametrizations.keys())}; allowed: only the weight's, as "
+                f"{sorted(parametrizations.keys())}; allowed: only the weight's, as "
                 f"prepare_sigmoid_quant leaves it"
             )
         with torch.no_grad():

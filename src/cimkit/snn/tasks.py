@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -263,7 +263,7 @@ def encode_mnist(
         xtr, ytr = xtr[:n_train], ytr[:n_train]
     if n_test is not None:
         xte, yte = xte[:n_test], yte[:n_test]
-    opts = dict(gain=gain, latency_code=latency_code, latency_threshold=latency_threshold)
+    opts: dict[str, Any] = dict(gain=gain, latency_code=latency_code, latency_threshold=latency_threshold)
     # two independent streams: the test split's spikes do not depend on how many train samples are kept
     seed_train, seed_test = (torch.randint(0, 2**62, (2,), generator=_generator(seed))).tolist()
     x_train = encode_images(xtr.reshape(len(xtr), -1), encoding, steps, seed=seed_train, **opts)

@@ -135,6 +135,7 @@ def step_cost(
             e, t = _read_cost(op.name, op.out_features, op.in_features, spec)
             e, t = e * op.vectors, t * op.vectors
         else:
+            assert classes is not None  # rule "dfa": checked above
             e, t = _read_cost(f"feedback.{i}", classes, int(feedback_sizes[i]), spec)
         reads_j.append(e)
         reads_s.append(t)

@@ -310,9 +310,12 @@ class HERO(SAM):
             for group, (lam, how) in zip(self.param_groups, penalized):
                 for p in group["params"]:
                     i = index.get(p)
-                    if lam == 0 or i is None or not perturbed(p) or g1[i] is None or g0[i] is None:
+                    if lam == 0 or i is None or not perturbed(p):
                         continue
-                    sq = (g1[i] - g0[i].detach()).square()
+                    a, b = g1[i], g0[i]
+                    if a is None or b is None:
+                        continue
+                    sq = (a - b.detach()).square()
                     terms.append(lam * (sq.mean() if how == "mean" else sq.sum()))
             total = torch.stack(terms).sum() if terms else None
         self.last_penalty = 0.0 if total is None else float(total.detach())

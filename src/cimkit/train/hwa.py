@@ -257,8 +257,10 @@ class HardwareAwareTrainer:
         self.validation = validation
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
             raise InputError(f"{_WHAT}: seed = {short_repr(seed)} is not allowed; an integer")
-        self.seed = int(seed)
-        self.checkpoint_every = check_count(_WHAT, "checkpoint_every", checkpoint_every, 1, "steps between checkpoints")
+        self.seed: int = int(seed)
+        self.checkpoint_every: int = check_count(
+            _WHAT, "checkpoint_every", checkpoint_every, 1, "steps between checkpoints"
+        )
         self.history_: list[Record] = []
 
     @staticmethod
@@ -459,10 +461,10 @@ class _Run:
             owner, _, attr = name.rpartition(".")
             setattr(chip.get_submodule(owner) if owner else chip, attr, p)
 
-    def _build_chip(self, epoch: int, *, calibrated: bool) -> None:
-        """Epoch ``epoch``'s chip: the current weights on the noise-scaled spec, programmed with the epoch's
-        seed, the straight-through (or chip) backward and a new programming-noise sample per step; calibrated
-        when ``calibrated`` (else the caller loads its state)."""
+    def _build_chip(self, epoch: int, *, calibrated: bool) -> nn.Module:
+        """Epoch ``epoch``'s chip (also made ``self.chip``): the current weights on the noise-scaled spec,
+        programmed with the epoch's seed, the straight-through (or chip) backward and a new programming-noise
+        sample per step; calibrated when ``calibrated`` (else the caller loads its state)."""
         self._sync_buffers()
         previous = self.chip
         chip = self._convert(self.t.epoch_spec(epoch), step_seed(self.t.seed, epoch, -2), quiet=True)
@@ -483,6 +485,7 @@ class _Run:
         self.epoch_loss = [0.0, 0]
         for group in self.opt.param_groups:
             group["lr"] = self._lr(epoch)
+        return chip
 
     def _lr(self, epoch: int) -> float:
         if self.t.lr_schedule == "cosine":
@@ -498,17 +501,21 @@ class _Run:
             for name, b in self.work.named_buffers():
                 b.copy_(chip_buffers[name])
 
+    def _chip(self) -> nn.Module:
+        """The current epoch's chip (built by the epoch's first step, or by ``load``)."""
+        assert self.chip is not None, "no chip yet: an epoch's first step builds it"
+        return self.chip
+
     # ---- steps -------------------------------------------------------------------------------
     def step(self, epoch: int, index: int) -> Record:
-        if self.chip_epoch != epoch:
-            self._build_chip(epoch, calibrated=True)
+        chip = self._build_chip(epoch, calibrated=True) if self.chip_epoch != epoch else self._chip()
         idx = batch_indices(len(self.x), self.t.batch_size, self.t.seed, epoch, index)
         xb, yb = self.x[idx].to(self.device), self.y[idx].to(self.device)
         # dropout and the like: seeded per step; the caller's random state is kept
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(step_seed(self.t.seed, epoch, index))
             self.opt.zero_grad(set_to_none=True)
-            out = self.chip(xb)
+            out = chip(xb)
             loss = self.t.loss(out, yb) if self.t.loss is not None else nn.functional.cross_entropy(out, yb)
             if not bool(torch.isfinite(loss)):
                 raise InputError(
@@ -531,7 +538,7 @@ class _Run:
             return
         per_channel = self.t.spec.weight_scale == "per_channel"
         with torch.no_grad():
-            for layer in cim_layers(self.chip):
+            for layer in cim_layers(self._chip()):
                 w = layer.weight
                 rows = w.reshape(w.shape[0], -1) if per_channel else w.reshape(1, -1)
                 if sigma is not None and rows.shape[1] > 1:
@@ -549,13 +556,14 @@ class _Run:
         }
         if self.validation is not None:
             vx, vy = self.validation
-            self.chip.eval()
+            chip = self._chip()
+            chip.eval()
             with torch.no_grad():
                 hits = sum(
-                    int((self.chip(vx[i : i + 500].to(self.device)).argmax(-1).cpu() == vy[i : i + 500]).sum())
+                    int((chip(vx[i : i + 500].to(self.device)).argmax(-1).cpu() == vy[i : i + 500]).sum())
                     for i in range(0, len(vy), 500)
                 )
-            self.chip.train()
+            chip.train()
             record["val_accuracy"] = hits / len(vy)
         return record
 
@@ -574,8 +582,7 @@ class _Run:
         self.work.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         if state["chip"] is not None:
-            self._build_chip(int(state["chip_epoch"]), calibrated=False)
-            self.chip.load_state_dict(state["chip"])
+            self._build_chip(int(state["chip_epoch"]), calibrated=False).load_state_dict(state["chip"])
         self.epoch_loss = list(state["epoch_loss"])
 
     def result(self) -> nn.Module:

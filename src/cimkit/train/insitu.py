@@ -215,7 +215,8 @@ class InSituTrainer:
                 )
             layer.tile.w_scale.fill_(w_max / layer.coding.max_weight_code)
             layer._program(next_sample=False)
-            layer.tile.update_model = "ideal" if self.device is None else self.device
+            # the tile takes a mode name or an UpdateDevice (sim/tile.py annotates it as str only)
+            layer.tile.update_model = "ideal" if self.device is None else self.device  # type: ignore[assignment]
             self._sync(layer)
         self.blocks_ = None
         self.feedback_ = []
@@ -223,6 +224,8 @@ class InSituTrainer:
             self.blocks_ = _blocks(chip, layers, what)
             # the block output shapes, from the float model (the chip's read-noise stream is not drawn)
             h, shapes, start = x[:1], [], 0
+            if not isinstance(model, nn.Sequential):  # a converter plug-in may have made one of another model
+                raise InputError(f"{what}: rule 'dfa' needs an nn.Sequential model; got a {type(model).__name__}")
             originals = list(model)
             with torch.no_grad():
                 for block in self.blocks_:
@@ -313,12 +316,14 @@ class InSituTrainer:
             loss = self._loss(self.chip_(xb), yb)
             loss.backward()
             return loss.detach()
+        blocks = self.blocks_
+        assert blocks is not None  # rule "dfa": built by _build
         outs = []
         h = xb
-        for block in self.blocks_[:-1]:
+        for block in blocks[:-1]:
             h = block(h.detach())
             outs.append(h)
-        out = self.blocks_[-1](h.detach())
+        out = blocks[-1](h.detach())
         loss = self._loss(out, yb)
         (e,) = torch.autograd.grad(loss, out, retain_graph=True)
         out.backward(e)
@@ -344,7 +349,7 @@ class InSituTrainer:
         with torch.no_grad():
             for p in self.digital_params_:
                 if p.grad is not None:
-                    p -= self.lr * p.grad
+                    p.sub_(self.lr * p.grad)
         return {"loss": float(loss)}
 
     # ---- fitting -------------------------------------------------------------------------------------
@@ -397,7 +402,7 @@ class InSituTrainer:
 
         def end_epoch(epoch: int) -> dict[str, float] | None:
             self._calibrate(x, y)
-            if x_test is None:
+            if x_test is None or y_test is None:  # given together
                 return None
             return {"test_accuracy": self.score(x_test, y_test)}
 

@@ -42,7 +42,7 @@ def check_positive(fn: str, name: str, value, *, zero: bool = False, what: str =
         not isinstance(value, bool)
         and isinstance(value, numbers.Real)
         and math.isfinite(value)
-        and (value >= 0 if zero else value > 0)
+        and (float(value) >= 0 if zero else float(value) > 0)
     )
     if not ok:
         raise InputError(
@@ -156,9 +156,11 @@ def run_epochs(
                     save()
                 bar.update(task, done)
             if end_epoch is not None:
-                record = end_epoch(epoch)
-                if record is not None:
-                    history.append({**record, "epoch": epoch, "step": (epoch + 1) * steps_per_epoch, "end_epoch": 1})
+                end_record = end_epoch(epoch)
+                if end_record is not None:
+                    history.append(
+                        {**end_record, "epoch": epoch, "step": (epoch + 1) * steps_per_epoch, "end_epoch": 1}
+                    )
             epoch, index = epoch + 1, 0
             save()
     return history

@@ -28,6 +28,7 @@ from typing import Iterable, Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.conv import _ConvNd
 
 from ..errors import InputError, short_repr
 from ..ops.grid import check_dim, check_int
@@ -41,7 +42,7 @@ GRANULARITIES: tuple[str, ...] = ("per_layer", "per_channel")
 OBSERVERS: tuple[str, ...] = ("minmax", "percentile")
 
 #: layers whose weights are quantized: the ones ``cimkit.convert`` maps onto crossbars
-QUANTIZABLE: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d)
+QUANTIZABLE: tuple[type[nn.Linear] | type[nn.Conv1d] | type[nn.Conv2d], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 
 # ---- configuration ---------------------------------------------------------------------------------
@@ -317,11 +318,13 @@ class QATLayer(nn.Module):
     batch sets it); in eval the range is frozen (before any training batch, each batch uses its own range).
     """
 
-    weight: nn.Parameter
-    bias: nn.Parameter | None
+    weight: torch.Tensor
     weight_config: QuantConfig
     act_config: QuantConfig | None
     momentum: float
+    act_lo: torch.Tensor
+    act_hi: torch.Tensor
+    act_seen: torch.Tensor
 
     def _init_qat(self, weight: QuantConfig, activation: QuantConfig | None, momentum: float) -> None:
         self.weight_config = weight
@@ -329,9 +332,9 @@ class QATLayer(nn.Module):
         self.momentum = momentum
         if activation is not None:
             channels = self._in_channels() if activation.granularity == "per_channel" else 1
-            kw = {"dtype": _compute_dtype(self.weight.dtype), "device": self.weight.device}
-            self.register_buffer("act_lo", torch.zeros(channels, **kw))
-            self.register_buffer("act_hi", torch.zeros(channels, **kw))
+            dtype, device = _compute_dtype(self.weight.dtype), self.weight.device
+            self.register_buffer("act_lo", torch.zeros(channels, dtype=dtype, device=device))
+            self.register_buffer("act_hi", torch.zeros(channels, dtype=dtype, device=device))
             self.register_buffer("act_seen", torch.zeros((), dtype=torch.long, device=self.weight.device))
 
     def _in_channels(self) -> int:
@@ -388,7 +391,7 @@ class QATLinear(QATLayer, nn.Linear):
         return F.linear(self.quantize_input(x), self.quantized_weight(), self.bias)
 
 
-class _QATConv(QATLayer):
+class _QATConv(QATLayer, _ConvNd):
     """What the QAT convolutions share: channels on dim 1 of a batched input (dim 0 unbatched)."""
 
     def _in_channels(self) -> int:
@@ -437,11 +440,13 @@ def _skipped(fn: str, model: nn.Module, skip: Iterable[str] | str) -> set[int]:
     return {id(m) for name, m in modules if any(s == "" or name == s or name.startswith(s + ".") for s in names)}
 
 
-def _layers(fn: str, model: nn.Module, skip: Iterable[str] | str, exact: bool) -> list[tuple[str, nn.Module]]:
+def _layers(
+    fn: str, model: nn.Module, skip: Iterable[str] | str, exact: bool
+) -> list[tuple[str, nn.Linear | nn.Conv1d | nn.Conv2d]]:
     """The quantizable layers of ``model`` not skipped, each once (a shared module under its first name):
     by ``isinstance`` (PTQ: the weights are data) or by exact type (QAT: a subclass may compute otherwise)."""
     skipped = _skipped(fn, model, skip)
-    found: list[tuple[str, nn.Module]] = []
+    found: list[tuple[str, nn.Linear | nn.Conv1d | nn.Conv2d]] = []
     seen: set[int] = set()
     for name, m in model.named_modules():
         if isinstance(m, QATLayer):
@@ -449,8 +454,8 @@ def _layers(fn: str, model: nn.Module, skip: Iterable[str] | str, exact: bool) -
                 f"{fn}: layer {name!r} is already a {type(m).__name__}; pass the model before "
                 f"prepare_qat, or bake it with convert_qat first"
             )
-        ok = type(m) in QUANTIZABLE if exact else isinstance(m, QUANTIZABLE)
-        if ok and id(m) not in skipped and id(m) not in seen:
+        exact_ok = not exact or type(m) in QUANTIZABLE
+        if isinstance(m, QUANTIZABLE) and exact_ok and id(m) not in skipped and id(m) not in seen:
             seen.add(id(m))
             if nn.parameter.is_lazy(m.weight):
                 raise InputError(
@@ -556,7 +561,7 @@ def convert_qat(model: nn.Module) -> nn.Module:
                 m._buffers.pop(name, None)
             for name in _QAT_ATTRIBUTES:
                 m.__dict__.pop(name, None)
-            m.__class__ = _BASE_OF[type(m)]
+            m.__class__ = _BASE_OF[type(m)]  # type: ignore[assignment]  # the class swap undoes prepare_qat's
     return out
 
 
