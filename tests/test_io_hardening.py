@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 import cimkit as ck
@@ -162,6 +163,23 @@ def test_corrupt_mnist_cache_is_rebuilt(tmp_path, monkeypatch):
         data = ck.data.mnist()
     assert data.x_train.shape[1:] == (1, 28, 28)
     assert ck.data.mnist().y_test.tolist() == data.y_test.tolist()
+
+
+def test_digits_are_cached_with_scikit_learns_values_and_rebuilt_when_corrupt(tmp_path, monkeypatch):
+    from sklearn.datasets import load_digits
+
+    monkeypatch.setenv("CIMKIT_CACHE", str(tmp_path))
+    first = ck.data.digits(seed=3)
+    assert (tmp_path / "digits1797.npz").is_file()
+    cached = ck.data.digits(seed=3)
+    assert torch.equal(first.x_train, cached.x_train) and torch.equal(first.y_test, cached.y_test)
+    d = load_digits()
+    every = torch.cat([first.x_train, first.x_test]).reshape(-1, 64).double()
+    assert sorted(every.sum(1).tolist()) == pytest.approx(sorted((d.data / 16.0).sum(1).tolist()))
+    (tmp_path / "digits1797.npz").write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="digits1797.npz is unreadable"):
+        again = ck.data.digits(seed=3)
+    assert torch.equal(again.x_test, first.x_test)
 
 
 def test_load_yaml_returns_plain_data(tmp_path):
