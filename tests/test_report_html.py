@@ -33,25 +33,8 @@ EVIL = "<script>alert('$x$')</script>"  # a layer name: must reach the page esca
 
 # ---- real results, saved as JSON ---------------------------------------------------------------------------------
 def _spike_activity_dict(activity) -> dict:
-    """A ``SpikeActivity`` as the plain data the report reads (its fields; per-step arrays as lists)."""
-    return {
-        "result": "SpikeActivity",
-        "workload": activity.workload.name,
-        "steps": activity.steps,
-        "batch": activity.batch,
-        "layers": {
-            name: {
-                "kind": a.kind,
-                "fn": a.fn,
-                "density": a.density.tolist(),
-                "counts": a.counts.tolist(),
-                "elements": a.elements.tolist(),
-                "binary": a.binary,
-                "rate": a.rate,
-            }
-            for name, a in activity.layers.items()
-        },
-    }
+    """A ``SpikeActivity`` as the report reads it: through its own ``to_json``."""
+    return json.loads(activity.to_json())
 
 
 @pytest.fixture(scope="module")

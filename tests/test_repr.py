@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 import cimkit as ck
-from cimkit.errors import CimkitError
+from cimkit.errors import CimkitError, MissingDependencyError
 from cimkit.report import Result, check_names
-from cimkit.report.protocol import MissingDependencyError, si
+from cimkit.report.protocol import si
 
 EVIL = "<script>alert(1)</script>"
 _PREFIX = {"T": 1e12, "G": 1e9, "M": 1e6, "k": 1e3, "": 1.0, "m": 1e-3, "\u00b5": 1e-6, "n": 1e-9, "p": 1e-12}

@@ -174,6 +174,14 @@ def test_energy_j_is_a_float_total_everywhere(report, many, cam, trees, study):
     s = study.to_dict()
     assert s["best"] and all(isinstance(b["energy_j"], float) and isinstance(b["area_mm2"], float) for b in s["best"])
     assert s["objectives"] == ["energy", "area"]
+    # every completed trial, the best ones among them with the same figures
+    assert len(s["trials"]) == study.completed == len(study.records())
+    by_number = {t["number"]: t for t in s["trials"]}
+    for b in s["best"]:
+        t = by_number[b["number"]]
+        assert t["feasible"] and t["values"] == b["values"] and t["params"] == b["params"]
+        assert (t["energy_j"], t["area_mm2"]) == (b["energy_j"], b["area_mm2"])
+    assert sum(t["feasible"] for t in s["trials"]) == s["feasible"]
 
 
 def test_per_row_names_match_the_totals(report, many, cam, trees, study):

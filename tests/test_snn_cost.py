@@ -441,3 +441,17 @@ def test_bad_models_and_options_are_refused(net):
         snn_workload("net", torch.zeros(2, 1, 784))
     with pytest.raises(InputError, match="run = 3 is not callable"):
         snn_workload(net, torch.zeros(2, 1, 784), run=3)
+
+
+def test_the_activity_saves_as_json_with_the_measured_rates(net, tmp_path):
+    import json
+
+    _, x = rate_coded()
+    rep = snn_activity_report(net, x, name="snn")
+    data = json.loads(rep.to_json(tmp_path / "activity.json"))
+    assert data == json.loads((tmp_path / "activity.json").read_text())
+    assert (data["result"], data["workload"], data["steps"], data["batch"]) == ("SpikeActivity", "snn", T, B)
+    assert list(data["layers"]) == list(rep.layers)
+    for name, layer in rep.layers.items():
+        assert data["layers"][name]["rate"] == pytest.approx(layer.rate, rel=1e-15)
+        assert data["layers"][name]["counts"] == layer.counts.tolist() and len(data["layers"][name]["density"]) == T

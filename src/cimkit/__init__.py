@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from .errors import CimkitError, InputError, MappingError, SpecError
+from .errors import CimkitError, InputError, MappingError, MissingDependencyError, SpecError
 
 
 def _installed_version() -> str:
@@ -70,6 +70,7 @@ __all__ = [
     "SpecError",
     "InputError",
     "MappingError",
+    "MissingDependencyError",
     "__version__",
 ]
 

@@ -21,6 +21,11 @@ class MappingError(CimkitError):
     """A layer that cannot be mapped onto the arrays a spec describes."""
 
 
+class MissingDependencyError(InputError, ImportError):
+    """An optional package a cimkit feature needs is not installed (the message says how to install it); an
+    ``ImportError`` too, so code that tolerates missing extras keeps catching it."""
+
+
 def format_validation_error(exc, source: str, what: str, root_model) -> str:
     """A pydantic ValidationError as lines naming each field path, its value and what is allowed
     (for unknown keys: the keys allowed at that place of ``root_model``)."""

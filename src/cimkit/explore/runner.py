@@ -73,7 +73,9 @@ class StudyResult(Result):
         """The run (name, trials completed and evaluated now, seconds, outputs, storage), the objective, how
         many stored designs are feasible and why the others are not, and the best feasible designs: trial
         number, parameters, objective values and every figure stored with them (``energy_j``, ``latency_s``,
-        ``area_mm2``, ``edp``, ``edap``, per workload ``energy_j:<workload>``, ..., the constraints)."""
+        ``area_mm2``, ``edp``, ``edap``, per workload ``energy_j:<workload>``, ..., the constraints); and every
+        completed trial (``trials``: number, feasible, objective values, parameters, energy, latency, area), which
+        the HTML report plots around the front."""
         import optuna
 
         done = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
@@ -100,6 +102,20 @@ class StudyResult(Result):
                 "feasible": sum(_feasible(t) for t in done),
                 "infeasibility": self.infeasibility(),
                 "best": best,
+                "trials": [
+                    {
+                        "number": t.number,
+                        "feasible": _feasible(t),
+                        "values": list(t.values),
+                        "params": dict(t.params),
+                        **{
+                            k: v
+                            for k, v in (t.user_attrs.get(FIGURES_ATTR) or {}).items()
+                            if k in ("energy_j", "latency_s", "area_mm2")
+                        },
+                    }
+                    for t in done
+                ],
             }
         )
 

@@ -53,7 +53,7 @@ import numbers
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from ..errors import InputError
+from ..errors import MissingDependencyError
 from ..io import atomic_path, atomic_write, check_output_dir, check_output_path, json_safe, strict_json
 
 #: the standard names: a figure called so means this, in every result's ``to_dict`` and CSV rows
@@ -128,10 +128,6 @@ HEADLINE_MAX = 13
 #: rows and columns of ``records()`` an HTML summary shows
 HTML_ROWS = 10
 HTML_COLUMNS = 12
-
-
-class MissingDependencyError(InputError, ImportError):
-    """An optional package a cimkit feature needs is not installed (the message says how to install it)."""
 
 
 def import_pandas(what: str = "to_pandas") -> Any:

@@ -33,6 +33,7 @@ _LAZY = {
         "quantizers",
         "temperature_schedule",
     ),
+    "cost": ("snn_activity_report", "snn_workload", "SpikeActivity", "LayerActivity"),
     "tasks": (
         "encode_mnist",
         "encode_images",
@@ -57,6 +58,10 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "snn_activity_report",
+    "snn_workload",
+    "SpikeActivity",
+    "LayerActivity",
     "BITS",
     "LIF",
     "NEURON_TYPES",

@@ -43,6 +43,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, cast
 
 import numpy as np
@@ -51,6 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError, short_repr
+from ..io import atomic_write, strict_json
 from ..sim.kernel import is_binary
 from ..workload import Op, Workload
 from ..workload.core import warn_caller
@@ -111,6 +113,35 @@ class SpikeActivity:
     def densities(self) -> dict[str, np.ndarray]:
         """``LayerActivity.density`` per call of every layer, by name."""
         return {n: a.density for n, a in self.layers.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run as JSON-safe plain data (``"result": "SpikeActivity"``; per-call arrays as lists), as
+        ``cimkit report`` reads it."""
+        return {
+            "result": "SpikeActivity",
+            "workload": self.workload.name,
+            "steps": self.steps,
+            "batch": self.batch,
+            "layers": {
+                name: {
+                    "kind": a.kind,
+                    "fn": a.fn,
+                    "density": a.density.tolist(),
+                    "counts": a.counts.tolist(),
+                    "elements": a.elements.tolist(),
+                    "binary": a.binary,
+                    "rate": a.rate,
+                }
+                for name, a in self.layers.items()
+            },
+        }
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """``to_dict()`` as strict JSON, written atomically to ``path`` if given."""
+        text = strict_json(self.to_dict())
+        if path is not None:
+            atomic_write(path, text)
+        return text
 
     def __str__(self) -> str:
         lines = [f"Spiking run of '{self.workload.name}': T = {self.steps} steps, batch {self.batch}"]
