@@ -95,8 +95,13 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from . import cam, zoo
-    from .cost import Report, estimate, estimate_many
+
+    # the functions whose names are also their modules' names are imported from those modules
+    from .cost import Report, estimate_many
+    from .cost.estimate import estimate
     from .mapping import ArrayMapping, map_matrix
-    from .sim import ChipSummary, SimulationResult, calibrate, convert, register_converter, set_time, simulate, summary
+    from .sim import ChipSummary, SimulationResult, calibrate, register_converter, set_time, simulate
+    from .sim.convert import convert
+    from .sim.summary import summary
     from .spec import HardwareSpec
     from .workload import Op, Workload

@@ -237,8 +237,8 @@ def axc_table(
     and what its energy covers). ``spec``: the CIM chip the chip-level rows run on (simulated over ``chips``
     chips, calibrated on ``calibration`` when given); ``precision``: spec field -> lowered values (default: the
     spec's ADC bits less 1 and 2, its input bits less 2 and 4); an empty list skips a technique."""
-    from .. import estimate
     from ..cost.components import primitive_energies_pj
+    from ..cost.estimate import estimate
     from ..ops import approx
     from ..sim.evaluate import simulate
     from ..workload import Workload
