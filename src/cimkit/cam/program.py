@@ -58,6 +58,7 @@ MAX_BITS = 16
 
 
 def check_scale(scale: str) -> None:
+    """Raise an ``InputError`` unless ``scale`` is one of ``SCALES`` ("uniform", "thresholds")."""
     if not isinstance(scale, str) or scale not in SCALES:
         raise InputError(f"scale must be 'uniform' or 'thresholds', got {short_repr(scale)}")
 

@@ -162,6 +162,9 @@ class ParamSpace(StrictModel):
 
 
 class Objective(StrictModel):
+    """What a study minimises: one metric, a weighted product of metrics, or a Pareto front of them; ``joint``
+    combines the workloads of a joint study."""
+
     mode: Literal["single", "weighted", "pareto"] = "single"
     metrics: list[Literal["energy", "latency", "area", "edp", "edap"]] = Field(["edap"], min_length=1, max_length=5)
     weights: list[float] | None = None  # weighted: minimise prod(metric_i ** weight_i) (scale-free)
@@ -198,6 +201,8 @@ class Objective(StrictModel):
 
 
 class Sampler(StrictModel):
+    """The Optuna sampler a study draws designs with, its population (genetic samplers) and seed."""
+
     name: Literal["nsga2", "nsga3", "tpe", "ga", "random", "grid"] = "nsga2"
     population: int = Field(70, ge=2, le=100_000)
     seed: int = Field(0, ge=0, lt=2**32)
@@ -349,6 +354,9 @@ def _check_scheduler(address: str) -> str:
 
 
 class StudyConfig(StrictModel):
+    """A design-space study file: workloads, base hardware, the searched space, objective, constraints, sampler,
+    trials, executor and storage (``cimkit explore STUDY.yaml``)."""
+
     name: str = Field("study", description="the study's name in its storage; also the SQLite file name")
     workloads: list[str | TorchWorkload] = Field(min_length=1, max_length=64)
     hardware: str = "rram-22nm"
@@ -643,6 +651,7 @@ def _changes(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def spec_for(base: HardwareSpec, params: dict[str, Any]) -> HardwareSpec:
+    """``base`` with a trial's parameters (study parameter name -> value) applied, validated."""
     return base.replace(**_changes(params))
 
 

@@ -186,6 +186,7 @@ def _scalar(value: Any) -> bool:
 
 
 def h3(text: str) -> str:
+    """A sub-heading of a section, escaped."""
     return f"<h3>{esc(text)}</h3>"
 
 

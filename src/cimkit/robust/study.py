@@ -78,6 +78,8 @@ class ModelEntry(StrictModel):
 
 
 class TransferSection(StrictModel):
+    """The transfer matrix: adversarial examples crafted on each model (float or chip) and evaluated on all."""
+
     attack: str = "pgd"
     eps: float | None = Field(0.1, ge=0, le=1)
     models: list[str] | None = Field(
@@ -89,6 +91,8 @@ class TransferSection(StrictModel):
 
 
 class AttackSection(StrictModel):
+    """Accuracy against attack strength, per attack, on the float models and/or their chips."""
+
     strengths: dict[str, list[float]] = Field(
         min_length=1,
         description="attack -> strengths (L-inf eps of a budgeted attack, L2 radii of a minimal-perturbation attack)",
@@ -130,6 +134,8 @@ class AttackSection(StrictModel):
 
 
 class FaultSection(StrictModel):
+    """Fault campaigns: accuracy against the rate of each fault kind, over chips."""
+
     kinds: dict[str, list[float]] = Field(min_length=1, description="fault kind -> rates in [0, 1]")
     layers: list[str] | None = None
     models: list[str] | None = None
@@ -146,6 +152,8 @@ class FaultSection(StrictModel):
 
 
 class DriftSection(StrictModel):
+    """Accuracy against read time after programming (s), with and without drift compensation."""
+
     hardware: str | None = Field(None, description="the chip read over time (default: the study's hardware)")
     times_s: list[float] = Field(list(DRIFT_TIMES_S), min_length=1)
     compensation: list[Literal["none", "global"]] = Field(["none", "global"], min_length=1)
@@ -160,6 +168,8 @@ class DriftSection(StrictModel):
 
 
 class AxcSection(StrictModel):
+    """The approximate-computing table: approximate multipliers and adders, lowered precision, skipping."""
+
     multipliers: list[str] = ["truncate-2", "truncate-4", "mitchell", "drum-6", "drum-4"]
     adders: list[str] = ["loa-4", "loa-8", "truncate-4"]
     digital_multipliers: list[str] = []

@@ -423,6 +423,7 @@ def spec_reference_markdown() -> str:
 
 
 def main() -> None:
+    """Print the reference (``python -m cimkit.spec.reference > docs/spec_reference.md``)."""
     sys.stdout.buffer.write(spec_reference_markdown().encode("utf-8"))
 
 
