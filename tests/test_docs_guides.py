@@ -62,7 +62,8 @@ def test_every_fence_has_a_language():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", RUNNABLE)
 def test_the_pages_code_runs(name):
-    env = dict(os.environ, PYTHONWARNINGS="ignore", MPLBACKEND="Agg")
+    # one thread per page: the suite runs pages beside other tests on 2 cores, and oversubscribed torch threads spin
+    env = dict(os.environ, PYTHONWARNINGS="ignore", MPLBACKEND="Agg", OMP_NUM_THREADS="1")
     proc = subprocess.run(
         [sys.executable, str(DOCS / "run_code.py"), name], cwd=ROOT, env=env, capture_output=True, text=True
     )

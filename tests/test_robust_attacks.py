@@ -50,11 +50,13 @@ def test_a_zero_budget_leaves_inputs_and_predictions_unchanged(setup, attack):
 
 def test_pgd_is_at_least_as_strong_as_fgsm_at_equal_budget(setup):
     model, chip, x, y = setup
-    for m in (model, chip):
+    # the chip's accuracy is measured on a fresh noisy read, which may flip one borderline image either way (the
+    # flip depends on the float summation order, i.e. on the thread count): one image of slack on the chip
+    for m, slack in ((model, 0.0), (chip, 1 / len(y))):
         for eps in (0.05, 0.15):
             fgsm = run_attack(m, "fgsm", x, y, eps=eps)
             pgd = run_attack(m, "pgd", x, y, eps=eps)
-            assert pgd.accuracy <= fgsm.accuracy
+            assert pgd.accuracy <= fgsm.accuracy + slack + 1e-12
             assert pgd.linf.max() <= eps + 1e-6 and fgsm.linf.max() <= eps + 1e-6
     assert run_attack(model, "pgd", x, y, eps=0.15).accuracy < run_attack(model, "pgd", x, y, eps=0.0).accuracy
 
