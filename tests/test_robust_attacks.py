@@ -50,13 +50,25 @@ def test_a_zero_budget_leaves_inputs_and_predictions_unchanged(setup, attack):
 
 def test_pgd_is_at_least_as_strong_as_fgsm_at_equal_budget(setup):
     model, chip, x, y = setup
-    # the chip's accuracy is measured on a fresh noisy read, which may flip one borderline image either way (the
-    # flip depends on the float summation order, i.e. on the thread count): one image of slack on the chip
-    for m, slack in ((model, 0.0), (chip, 1 / len(y))):
+    # on the chip each read is noisy: one read's accuracy of the same 40 adversarial images spreads by +-0.05-0.1
+    # (and which borderline image flips follows the thread count), so there the claim is about the mean over reads,
+    # within two standard errors of the difference
+    for m in (model, chip):
         for eps in (0.05, 0.15):
             fgsm = run_attack(m, "fgsm", x, y, eps=eps)
             pgd = run_attack(m, "pgd", x, y, eps=eps)
-            assert pgd.accuracy <= fgsm.accuracy + slack + 1e-12
+            if m is model:
+                assert pgd.accuracy <= fgsm.accuracy
+            else:
+                with torch.no_grad():
+                    reads = torch.tensor(
+                        [
+                            [float((chip(torch.as_tensor(run.x_adv)).argmax(1) == y).float().mean()) for _ in range(10)]
+                            for run in (fgsm, pgd)
+                        ]
+                    )
+                gap = reads[1] - reads[0]
+                assert gap.mean() <= 2 * gap.std() / 10**0.5 + 1e-9, reads
             assert pgd.linf.max() <= eps + 1e-6 and fgsm.linf.max() <= eps + 1e-6
     assert run_attack(model, "pgd", x, y, eps=0.15).accuracy < run_attack(model, "pgd", x, y, eps=0.0).accuracy
 

@@ -371,9 +371,14 @@ def run_study(
 def _lost_creation_race(exc: BaseException) -> bool:
     """Whether opening a storage failed only because another process was creating Optuna's tables (or stamping
     its schema version) in the same new database at that moment; opening it again then succeeds. SQLite says
-    "table ... already exists" or "UNIQUE constraint failed: alembic_version..."; PostgreSQL says
-    "duplicate ..." / UniqueViolation."""
-    return bool(re.search(r"already exists|duplicate|UniqueViolation|UNIQUE constraint failed", str(exc), re.I))
+    "table ... already exists" or "UNIQUE constraint failed: alembic_version...", or "database is locked" when
+    a reading transaction cannot become a writer while another process writes (SQLite answers that at once,
+    without its busy timeout, to avoid a deadlock); PostgreSQL says "duplicate ..." / UniqueViolation."""
+    return bool(
+        re.search(
+            r"already exists|duplicate|UniqueViolation|UNIQUE constraint failed|database is locked", str(exc), re.I
+        )
+    )
 
 
 def _open_study(cfg: StudyConfig, storage: str, n_obj: int):
