@@ -348,7 +348,7 @@ def _real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def si(value: Any, unit: str, digits: int = 3) -> str:
+def si(value: Any, unit: str = "", digits: int = 3) -> str:
     """``value`` with an SI prefix and ``digits`` significant digits: ``si(2.16e-7, "J")`` is "216 nJ";
     "n/a" for None or a non-finite number."""
     if not _real(value) or not math.isfinite(value):

@@ -21,6 +21,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .protocol import si as protocol_si
+
 #: a section renderer: the result's data -> the section's HTML body
 Renderer = Callable[[dict[str, Any]], str]
 #: result kind -> its renderer (``section`` fills it)
@@ -67,16 +69,16 @@ def values(items: Iterable[Any]) -> np.ndarray:
 
 
 def si(value: Any, unit: str = "", digits: int = 4) -> str:
-    """``value`` with an SI prefix and ``unit`` (``1.234 µJ``, ``56.7 ns``); "n/a" when undefined."""
+    """``value`` with an SI prefix and ``unit`` (``1.234 µJ``, ``56.7 ns``); "n/a" when undefined: the
+    terminal summaries' formatting (``cimkit.report.protocol.si``) at four significant digits, trailing
+    zeros dropped."""
     v = number(value)
     if v is None:
         return "n/a"
-    if v == 0:
-        return f"0 {unit}".strip()
-    for factor, prefix in (*_PREFIXES, *_SMALL):
-        if abs(v) >= factor * 0.9995:
-            return f"{v / factor:.{digits}g} {prefix}{unit}".strip()
-    return f"{v:.{digits}g} {unit}".strip()
+    mantissa, _, rest = protocol_si(v, unit, digits).partition(" ")
+    if "." in mantissa and "e" not in mantissa:  # a page's columns read better without trailing zeros
+        mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa} {rest}".strip()
 
 
 def plain(value: Any, digits: int = 4) -> str:
