@@ -182,6 +182,16 @@ def test_digits_are_cached_with_scikit_learns_values_and_rebuilt_when_corrupt(tm
     assert torch.equal(again.x_test, first.x_test)
 
 
+def test_data_without_a_usable_cache_folder_are_built_with_a_warning(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("CIMKIT_CACHE", str(blocker / "cache"))
+    with pytest.warns(UserWarning, match="built without caching"):
+        d = ck.data.digits(seed=1)
+    monkeypatch.setenv("CIMKIT_CACHE", str(tmp_path / "ok"))
+    assert torch.equal(d.x_test, ck.data.digits(seed=1).x_test)
+
+
 def test_load_yaml_returns_plain_data(tmp_path):
     assert load_yaml(_write(tmp_path, "a: 1\nb: [x, {c: 2.5}]\n")) == {"a": 1, "b": ["x", {"c": 2.5}]}
     with pytest.raises(InputError, match="no such description file"):

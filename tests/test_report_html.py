@@ -237,7 +237,7 @@ def test_a_study_shows_every_trial_and_its_pareto_front_with_parameters(built, p
     study, body = built["study"], _section(page, 6)
     d = study.to_dict()
     circles = re.findall(r'<circle class="(pt[^"]*)"[^>]*data-tip="([^"]*)"', body)
-    assert len(circles) == study.completed == 6  # the other trials come from the study's trials.csv
+    assert len(circles) == study.completed == 6  # every trial: the JSON lists them (older JSON: the study's trials.csv)
     pareto = [tip for cls, tip in circles if "pareto" in cls]
     assert len(pareto) == len(d["best"])
     assert all("adc_bits=" in t and "crossbar=" in t and "trial #" in t for t in pareto)
@@ -466,3 +466,50 @@ def test_the_page_renders_in_headless_chromium(page, tmp_path):
                 shutil.copy(shot, target)
         finally:
             browser.close()
+
+
+def test_the_joint_table_signs_changes_as_the_terminal_table_does(built):
+    """An EDAP reduction reads as a negative change ("-25%"), a loss against the own chip as a positive one."""
+    import json
+    import re
+
+    from cimkit.explore import JointResult
+
+    data = json.loads((built["folder"] / "07_joint.json").read_text())
+    joint = JointResult(
+        data["workloads"],
+        data["largest"],
+        data["edap_on_largest"],
+        data["edap_on_joint"],
+        data["edap_on_own"],
+        {"largest": {"adc_bits": 5}, "joint": {"adc_bits": 4}},
+    )
+    html = S.SECTIONS["JointResult"](data)
+    for w in joint.workloads:
+        row = re.search(rf"<tr><td[^>]*>{w}</td>(.*?)</tr>", html, re.S)
+        assert row, w
+        signed = re.findall(r"[-+]\d+%", row.group(1))
+        assert (
+            signed[0] == f"{-100 * joint.improvement[w]:+.0f}%" and signed[-1] == f"{100 * joint.loss_vs_own[w]:+.0f}%"
+        )
+    assert joint.improvement["vgg8"] > 0 and "-25%" in html  # vgg8: EDAP 2.0 -> 1.5
+
+
+@pytest.mark.parametrize("bad_row", ["1,COMPLETE", "1,COMPLETE,True,1e-6,2e-3,5,extra,extra"])
+def test_an_older_study_json_reads_its_trials_csv_and_a_malformed_one_is_left_out(built, tmp_path, bad_row):
+    import json
+
+    data = json.loads((built["folder"] / "06_study.json").read_text())
+    del data["trials"]  # as an older StudyResult wrote it
+    data["out_dir"] = None
+    (tmp_path / "study.json").write_text(json.dumps(data))
+    (tmp_path / "trials.csv").write_text(
+        "number,state,feasible,energy_j,area_mm2,params_adc_bits\n0,COMPLETE,True,1e-6,2e-3,4\n1,COMPLETE,True,2e-6,1e-3,5\n"
+    )
+    (path, loaded) = load_results([tmp_path / "study.json"])[0]
+    assert [t["number"] for t in loaded["trials"]] == [0, 1] and loaded["trials"][1]["params"] == {"adc_bits": 5}
+    with (tmp_path / "trials.csv").open("a") as fh:
+        fh.write(bad_row + "\n")
+    (path, loaded) = load_results([tmp_path / "study.json"])[0]
+    assert "trials" not in loaded  # the file does not match its header: not used, and no crash
+    assert "best designs only" in render_html([(path, loaded)])

@@ -323,6 +323,7 @@ def test_a_dataclass_result_gets_the_summary_repr_and_a_failing_one_still_has_a_
 
     assert repr(Tiny(2.5e-9)) == "Tiny (1 row)\n  energy  2.50 nJ"  # not the dataclass's field-by-field repr
     assert repr(Tiny(1.0, broken=True)) == "<Tiny: no summary (RuntimeError: storage gone)>"
+    assert Tiny(1.0, broken=True)._repr_html_() == "<p>&lt;Tiny: no summary (RuntimeError: storage gone)&gt;</p>"
 
 
 def test_si_prefixes_round_into_the_next_prefix():

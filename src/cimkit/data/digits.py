@@ -45,9 +45,23 @@ def load_cached(path: Path, load: Callable[[Path], T], build: Callable[[], T], s
             )
             path.unlink(missing_ok=True)
     value = build()
-    with atomic_path(path) as tmp:
-        save(value, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            save(value, tmp)
+    except (InputError, OSError) as exc:  # a read-only or full cache: the value is right, it is just not kept
+        warnings.warn(f"cimkit: not cached ({short_repr(str(exc), 160)})", stacklevel=3)
     return value
+
+
+def cached(name: str, load: Callable[[Path], T], build: Callable[[], T], save: Callable[[T, Path], None]) -> T:
+    """``load_cached`` of the file ``name`` in ``cache_dir()``; where no cache folder can be made (a read-only
+    home, a bad $CIMKIT_CACHE) the value is built without caching, with a warning."""
+    try:
+        folder = cache_dir()
+    except InputError as exc:
+        warnings.warn(f"cimkit: {exc}; {name} is built without caching", stacklevel=3)
+        return build()
+    return load_cached(folder / name, load, build, save)
 
 
 @dataclass(frozen=True)
@@ -91,7 +105,7 @@ def mnist(test_fraction: float = 0.2, seed: int = 0) -> Split:
     def save(xy: tuple[np.ndarray, np.ndarray], tmp: Path) -> None:
         np.savez_compressed(tmp, x=xy[0], y=xy[1])
 
-    x, y = load_cached(cache_dir() / "mnist5000.npz", load, build, save)
+    x, y = cached("mnist5000.npz", load, build, save)
     return _split(x, y, 28, test_fraction, seed, "mnist-5000")
 
 
@@ -115,5 +129,5 @@ def digits(test_fraction: float = 0.2, seed: int = 0) -> Split:
     def save(xy: tuple[np.ndarray, np.ndarray], tmp: Path) -> None:
         np.savez_compressed(tmp, x=xy[0], y=xy[1])
 
-    x, y = load_cached(cache_dir() / "digits1797.npz", load, build, save)
+    x, y = cached("digits1797.npz", load, build, save)
     return _split(x, y, 8, test_fraction, seed, "sklearn-digits")

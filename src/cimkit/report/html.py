@@ -211,27 +211,37 @@ def _study_trials(path: Path, d: dict[str, Any]) -> dict[str, Any]:
                 rows = [r for _, r in zip(range(MAX_TRIALS), csv.DictReader(fh))]
         except (OSError, UnicodeDecodeError, csv.Error):
             continue
-        trials = []
-        for r in rows:
-            if r.get("state") != "COMPLETE":
-                continue
-            values = [
-                _value(r[k])
-                for k in sorted(
-                    (k for k in r if k.startswith("values_")), key=lambda k: int(k[7:]) if k[7:].isdigit() else 0
-                )
-            ]
-            trials.append(
-                {
-                    "number": _value(r.get("number") or ""),
-                    "feasible": r.get("feasible") == "True",
-                    "values": values or ([_value(r["value"])] if "value" in r else []),
-                    "params": {k[len("params_") :]: _value(v) for k, v in r.items() if k.startswith("params_")},
-                    **{k: _value(r[k]) for k in ("energy_j", "latency_s", "area_mm2") if k in r},
-                }
-            )
+        try:
+            trials = _trials_of(rows)
+        except (TypeError, ValueError, AttributeError, KeyError):  # a truncated or hand-edited file: not used
+            continue
         return {**d, "trials": trials, "_trials_from": str(csv_path)}
     return d
+
+
+def _trials_of(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The completed trials of ``trials.csv`` rows; raises on a row that does not have the file's columns."""
+    trials = []
+    for r in rows:
+        if None in r or None in r.values():  # a row longer or shorter than the header
+            raise ValueError("a row does not match the header")
+        if r.get("state") != "COMPLETE":
+            continue
+        values = [
+            _value(r[k])
+            for k in sorted(
+                (k for k in r if k.startswith("values_")), key=lambda k: int(k[7:]) if k[7:].isdigit() else 0
+            )
+        ]
+        trial: dict[str, Any] = {
+            "number": _value(r.get("number") or ""),
+            "feasible": r.get("feasible") == "True",
+            "values": values or ([_value(r["value"])] if "value" in r else []),
+            "params": {k[len("params_") :]: _value(v) for k, v in r.items() if k.startswith("params_")},
+        }
+        trial.update({k: _value(r[k]) for k in ("energy_j", "latency_s", "area_mm2") if k in r})
+        trials.append(trial)
+    return trials
 
 
 def _read(path: Path) -> Any:
@@ -261,7 +271,7 @@ def _read(path: Path) -> Any:
 
 def load_results(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[Path, dict[str, Any]]]:
     """The results in ``paths`` as (file, data) pairs, in the order given: a folder means its ``*.json`` files
-    (sorted by name, not recursive); a robustness ``results.json`` gives one pair per part (its name in
+    (sorted by name, not recursive) other than checkpoints (``*-checkpoint.json``); a robustness ``results.json`` gives one pair per part (its name in
     ``"_part"``); a part's ``settings`` stay with its result (the chip summary reads their hardware); a study
     that lists only its best designs gets every trial from its ``trials.csv`` when that is there (``"trials"``).
 
@@ -275,7 +285,8 @@ def load_results(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[Path, di
         given += 1
         path = Path(p)
         if path.is_dir():
-            files = sorted(f for f in path.glob("*.json") if f.is_file())
+            # a run's checkpoint (``cimkit simulate --out``) sits beside its results and is not one
+            files = sorted(f for f in path.glob("*.json") if f.is_file() and not f.name.endswith("-checkpoint.json"))
             if not files:
                 raise InputError(f"{path}: the folder holds no *.json results file")
         else:

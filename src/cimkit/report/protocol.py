@@ -230,7 +230,10 @@ class Result(abc.ABC):
 
     def _repr_html_(self) -> str:
         """A small self-contained HTML summary (Jupyter): the headline figures and the first records."""
-        subtitle, items, rows = self._summary()
+        try:
+            subtitle, items, rows = self._summary()
+        except Exception:  # as the repr: a notebook cell shows what is wrong, not a traceback
+            return f"<p>{html.escape(repr(self))}</p>"
         return html_summary(type(self).__name__, subtitle, items, rows, self.csv_columns())
 
 

@@ -102,6 +102,17 @@ def pct(value: Any, digits: int = 2) -> str:
     return "n/a" if v is None else f"{100 * v:.{digits}f}%"
 
 
+def signed_pct(value: Any, digits: int = 0) -> str:
+    """A relative change as a signed percentage (``-0.5`` -> ``-50%``); "n/a" when undefined."""
+    v = number(value)
+    return "n/a" if v is None else f"{100 * v:+.{digits}f}%"
+
+
+def _negated(value: Any) -> float | None:
+    v = number(value)
+    return None if v is None else -v
+
+
 def mm2(value: Any) -> str:
     """An area in mm² (``12.35 mm²``); "n/a" when undefined."""
     v = number(value)
@@ -992,8 +1003,8 @@ def render_joint(d: dict[str, Any]) -> str:
             on["edap_on_largest"].get(w),
             on["edap_on_joint"].get(w),
             on["edap_on_own"].get(w),
-            imp.get(w),
-            paper.get(w),
+            _negated(imp.get(w)),  # an EDAP reduction is a negative change, as the terminal table writes it
+            _negated(paper.get(w)),
             loss.get(w),
         ]
         for w in ws
@@ -1010,7 +1021,7 @@ def render_joint(d: dict[str, Any]) -> str:
                 "joint vs own",
             ],
             rows,
-            formats=[None, plain, plain, plain, pct, pct, pct],
+            formats=[None, plain, plain, plain, signed_pct, signed_pct, signed_pct],
         )
     )
     return "".join(out)
