@@ -155,7 +155,7 @@ def test_bad_attack_input_is_refused_clearly(setup):
         run_attack(model, "rowhammer", x, y, eps=0.1)
     with pytest.raises(InputError, match="takes a budget; pass eps"):
         run_attack(model, "pgd", x, y)
-    with pytest.raises(InputError, match="eps must be a non-negative"):
+    with pytest.raises(InputError, match="run_attack: eps = -0.1 is not allowed; eps must be a finite number >= 0"):
         run_attack(model, "fgsm", x, y, eps=-0.1)
     with pytest.raises(InputError, match="one integer label per input"):
         run_attack(model, "fgsm", x, y[:3], eps=0.1)

@@ -187,9 +187,11 @@ def test_drift_study_curves(trained):
 
 
 def test_bad_fault_input_is_refused_with_its_name():
-    with pytest.raises(InputError, match="dead_column_rate must be a probability"):
+    with pytest.raises(
+        InputError, match=r"dead_column_rate = 1.5 is not allowed; dead_column_rate must be a finite number in \[0, 1\]"
+    ):
         Faults(dead_column_rate=1.5)
-    with pytest.raises(InputError, match="t_inference_s must be a positive"):
+    with pytest.raises(InputError, match="t_inference_s = 0 is not allowed; t_inference_s must be a finite number > 0"):
         Faults(t_inference_s=0)
     with pytest.raises(InputError, match="fault kinds: stuck_on"):
         fault_setting(ck.HardwareSpec.preset("rram-22nm"), "melted", 0.1)
@@ -202,7 +204,10 @@ def test_bad_fault_input_is_refused_with_its_name():
         Faults(dead_column_rate=0.1).apply(nn.Linear(4, 2))
     with pytest.raises(InputError, match="has no drift"):
         drift_study(nn.Linear(4, 2), "ideal", torch.zeros(2, 4), torch.zeros(2, dtype=torch.long))
-    with pytest.raises(InputError, match=r"rates\[1\] must be a probability"):
+    with pytest.raises(
+        InputError,
+        match=r"fault_campaign: rates\[1\] = -1 is not allowed; rates\[1\] must be a finite number in \[0, 1\]",
+    ):
         fault_campaign(
             nn.Linear(4, 2),
             "rram-22nm",
@@ -275,7 +280,10 @@ def test_a_setups_default_description_holds_its_attributes():
 def test_more_bad_fault_input():
     with pytest.raises(InputError, match="Faults.layers is empty"):
         Faults(dead_column_rate=0.1, layers=())
-    with pytest.raises(InputError, match="confidence must be a fraction"):
+    with pytest.raises(
+        InputError,
+        match=r"fault_campaign: confidence = 95 is not allowed; confidence must be a finite number in \(0, 1\)",
+    ):
         fault_campaign(
             nn.Linear(4, 2),
             "rram-22nm",

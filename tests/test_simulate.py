@@ -233,7 +233,7 @@ class _NotLogits(nn.Module):
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"chips": 0}, "chips must be an integer >= 1, got 0"),
+        ({"chips": 0}, "simulate: chips = 0 is not allowed; chips must be an integer >= 1"),
         ({"batch_size": 0}, "batch_size must be an integer >= 1"),
         ({"batch_size": 2.5}, "batch_size must be an integer"),
         ({"shards": 0}, "shards must be an integer >= 1"),
@@ -242,7 +242,10 @@ class _NotLogits(nn.Module):
         ({"workers": 0}, "workers must be an integer >= 1"),
         ({"seed": 1.5}, "seed must be an integer"),
         ({"scheduler": "tcp://127.0.0.1:9"}, "scheduler=.* is only used with executor='dask'"),
-        ({"scheduler_timeout_s": 0, "executor": "dask"}, "scheduler_timeout_s must be a positive number"),
+        (
+            {"scheduler_timeout_s": 0, "executor": "dask"},
+            "scheduler_timeout_s = 0 is not allowed; scheduler_timeout_s must be a finite number > 0",
+        ),
         ({"progress": "yes"}, "progress must be True"),
         ({"calibrate_batches": 0}, "calibrate_batches must be an integer >= 1"),
         (

@@ -14,7 +14,7 @@ import numbers
 
 import torch
 
-from ..errors import InputError, check_int, short_repr  # noqa: F401 - check_int: ops import it from here
+from ..errors import InputError, check_int, check_real, short_repr  # noqa: F401 - check_int: ops import it from here
 from ..sim.quant import input_code_limits, quantize_input
 
 
@@ -24,13 +24,14 @@ def check_scale(fn: str, scale) -> float | None:
         return None
     if isinstance(scale, torch.Tensor) and scale.numel() == 1 and scale.is_floating_point():
         scale = float(scale)
-    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not math.isfinite(scale) or scale <= 0:
-        raise InputError(
-            f"{fn}: input_scale = {short_repr(scale)} is not allowed; it must be a positive finite "
-            f"number (the step of the input grid, in the units of x), or None for max|x| over the "
-            f"largest code"
-        )
-    return float(scale)
+    return check_real(
+        fn,
+        "input_scale",
+        scale,
+        0.0,
+        lo_open=True,
+        why="the step of the input grid, in the units of x; or None for max|x| over the largest code",
+    )
 
 
 def check_float_tensor(fn: str, x, name: str = "x") -> torch.Tensor:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
 from typing import Any, Iterable, cast
 
 import numpy as np
@@ -41,8 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import InputError, short_repr
-from .grid import check_int
+from ..errors import InputError, check_int, check_real, short_repr
 
 #: the binarizers: "none" (full precision), the three training stages of HAD, "sign" (also in evaluation)
 BINARIZERS = ("none", "scaled_tanh", "sharp_tanh", "sign")
@@ -264,14 +262,6 @@ def binarize(
     raise InputError(f"binarize: binarizer = {short_repr(binarizer)} is not allowed; one of {', '.join(BINARIZERS)}")
 
 
-def _check_positive(fn: str, name: str, value, why: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
-        raise InputError(
-            f"{fn}: {name} = {short_repr(value)} is not allowed; it must be a positive finite number ({why})"
-        )
-    return float(value)
-
-
 # ---- the module ------------------------------------------------------------------------------------------
 class HammingAttention(nn.Module):
     """Attention from given queries, keys and values (batch, heads, L, head_dim), with binarized Q and K
@@ -320,11 +310,14 @@ class HammingAttention(nn.Module):
                 f"{fn}: binarizer = {short_repr(binarizer)} is not allowed; one of {', '.join(BINARIZERS)}"
             )
         self.n_top, self.binarizer = n_top, binarizer
-        self.c = _check_positive(fn, "c", c, "the tanh constant: 5 -> 1 in stage 1, 1 -> 0.05 in stage 2")
-        self.ste_clip = _check_positive(fn, "ste_clip", ste_clip, "the straight-through window, in units of sigma")
-        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
-            raise InputError(f"{fn}: dropout = {short_repr(dropout)} is not allowed; a probability in [0, 1)")
-        self.dropout, self.allow_short = float(dropout), bool(allow_short)
+        self.c = check_real(
+            fn, "c", c, 0.0, lo_open=True, why="the tanh constant: 5 -> 1 in stage 1, 1 -> 0.05 in stage 2"
+        )
+        self.ste_clip = check_real(
+            fn, "ste_clip", ste_clip, 0.0, lo_open=True, why="the straight-through window, in units of sigma"
+        )
+        dropout = check_real(fn, "dropout", dropout, 0.0, 1.0, hi_open=True, why="a probability")
+        self.dropout, self.allow_short = dropout, bool(allow_short)
         self.register_buffer("sigma_q", torch.tensor(float("nan")))
         self.register_buffer("sigma_k", torch.tensor(float("nan")))
         self.name: str = ""  # the qualified name in its model (set by swap_hamming_attention), for messages
@@ -652,7 +645,7 @@ def set_hamming_stage(model: nn.Module, binarizer: str, c: float | None = None) 
             f"set_hamming_stage: binarizer = {short_repr(binarizer)} is not allowed; one of {', '.join(BINARIZERS)}"
         )
     if c is not None:
-        c = _check_positive("set_hamming_stage", "c", c, "the tanh constant")
+        c = check_real("set_hamming_stage", "c", c, 0.0, lo_open=True, why="the tanh constant")
     for _, m in hamming_modules(model):
         m.binarizer = binarizer
         if c is not None:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import numbers
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import InputError, short_repr
+from ..errors import InputError, check_int, check_real, short_repr
 from ..report.protocol import Result, figure_folder, saved_figure
 from ..sim.convert import cim_layers
 
@@ -225,7 +224,7 @@ def art_classifier(
     wrapper's ``model.queries`` counts the inputs queried."""
     from art.estimators.classification import PyTorchClassifier
 
-    eot_samples = _count(eot_samples, "eot_samples")
+    eot_samples = check_int("art_classifier", "eot_samples", eot_samples, 1, why="reads averaged per query")
     view = _AttackView(model, eot_samples, probabilities).eval()
     return PyTorchClassifier(
         view,
@@ -235,18 +234,6 @@ def art_classifier(
         clip_values=clip_values,
         device_type="cpu",
     )
-
-
-def _count(value, name: str, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise InputError(f"{name} must be an integer >= {low}, got {short_repr(value)}")
-    return int(value)
-
-
-def _eps(value, name: str = "eps") -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= float(value) < math.inf:
-        raise InputError(f"{name} must be a non-negative finite number, got {short_repr(value)}")
-    return float(value)
 
 
 def _attack_kind(name) -> AttackKind:
@@ -398,14 +385,14 @@ def run_attack(
     if kind.budgeted:
         if eps is None:
             raise InputError(f"run_attack: attack {attack!r} takes a budget; pass eps (L-inf, in input units)")
-        eps = _eps(eps)
+        eps = check_real("run_attack", "eps", eps, 0.0, why="the L-inf budget, in input units")
     if settings is not None and not isinstance(settings, Mapping):
         raise InputError(f"run_attack: settings must be a dict of ART settings, got {short_repr(settings)}")
     settings = dict(settings or {})
-    batch_size = _count(batch_size, "batch_size")
+    batch_size = check_int("run_attack", "batch_size", batch_size, 1)
     if backward is not None and backward not in ("straight_through", "chip"):
         raise InputError(f"run_attack: backward must be 'straight_through', 'chip' or None, got {short_repr(backward)}")
-    seed = _count(seed, "seed", 0)
+    seed = check_int("run_attack", "seed", seed, 0)
     model.eval()
     if num_classes is None:
         with torch.no_grad():
@@ -626,7 +613,7 @@ def accuracy_vs_strength(
         raise InputError(
             f"accuracy_vs_strength: strengths must be a non-empty list of numbers, got {short_repr(strengths)}"
         )
-    strengths = [_eps(s, f"strengths[{i}]") for i, s in enumerate(strengths)]
+    strengths = [check_real("accuracy_vs_strength", f"strengths[{i}]", s, 0.0) for i, s in enumerate(strengths)]
     curves = []
     n = 0
     for name, model in models.items():

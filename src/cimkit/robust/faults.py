@@ -27,17 +27,16 @@ time and return a ``CurveResult`` (mean accuracy over chips with a confidence ba
 from __future__ import annotations
 
 import math
-import numbers
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..errors import InputError, short_repr
+from ..errors import InputError, check_real, short_repr
 from ..mapping import ceil_div
 from ..report.protocol import Result, figure_folder, saved_figure
 from ..sim.convert import cim_layers, set_time
@@ -61,12 +60,6 @@ SPARSE_FLIP_RATE = 0.02
 #: the chip attribute holding its layers' ``_LayerFaults`` (``at_batch`` finds them on the chip it is given)
 _FAULTS_ATTR = "_cimkit_faults"
 _SALTS = {"dead_column": 0xDC01, "dead_array": 0xDA02, "adc_bit_flip": 0xAD03, "buffer_bit_flip": 0xBF04}
-
-
-def _rate(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= float(value) <= 1:
-        raise InputError(f"{name} must be a probability in [0, 1], got {short_repr(value)}")
-    return float(value)
 
 
 def _generator(*key: int | str) -> torch.Generator:
@@ -183,7 +176,7 @@ class Faults(ChipSetup):
 
     def __post_init__(self) -> None:
         for name in ("dead_column_rate", "dead_array_rate", "adc_bit_flip_rate", "buffer_bit_flip_rate"):
-            _rate(getattr(self, name), f"Faults.{name}")
+            check_real("Faults", name, getattr(self, name), 0.0, 1.0, why="a probability")
         if self.layers is not None and (
             isinstance(self.layers, str) or not all(isinstance(n, str) for n in self.layers)
         ):
@@ -193,8 +186,8 @@ class Faults(ChipSetup):
             if not self.layers:
                 raise InputError("Faults.layers is empty; give the names of the layers to fault, or None for all")
         t = self.t_inference_s
-        if t is not None and (isinstance(t, bool) or not isinstance(t, numbers.Real) or not 0 < t < math.inf):
-            raise InputError(f"Faults.t_inference_s must be a positive number of seconds or None, got {short_repr(t)}")
+        if t is not None:
+            check_real("Faults", "t_inference_s", t, 0.0, lo_open=True, why="seconds after programming, or None")
 
     def describe(self) -> dict:
         d = asdict(self)
@@ -262,12 +255,6 @@ class _NextBatch:
 
 
 # ---- campaigns --------------------------------------------------------------------------------------------------
-def _confidence(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < float(value) < 1:
-        raise InputError(f"confidence must be a fraction in (0, 1), e.g. 0.95, got {short_repr(value)}")
-    return float(value)
-
-
 def confidence_band(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float, float]:
     """(mean, sample std, low, high) of ``values`` (accuracies): the two-sided Student-t confidence interval of
     the mean over chips, clipped to [0, 1] (one chip: the band is the value itself)."""
@@ -392,16 +379,13 @@ def _log_axis(curves: list[Curve]) -> bool:
     return len(xs) > 1 and max(xs) / min(xs) > 100
 
 
-def _check_values(values, name: str, check: Callable[[Any, str], float]) -> list[float]:
+def _check_values(
+    fn: str, name: str, values, lo: float, *, lo_open: bool = False, hi: float | None = None, why: str = ""
+) -> list[float]:
+    """``values`` as a non-empty list of finite floats, each checked by ``check_real`` as ``name[i]``."""
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
-        raise InputError(f"{name} must be a non-empty list of numbers, got {short_repr(values)}")
-    return [check(v, f"{name}[{i}]") for i, v in enumerate(values)]
-
-
-def _time(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < float(value) < math.inf:
-        raise InputError(f"{name} must be a positive number of seconds, got {short_repr(value)}")
-    return float(value)
+        raise InputError(f"{fn}: {name} must be a non-empty list of numbers, got {short_repr(values)}")
+    return [check_real(fn, f"{name}[{i}]", v, lo, hi, lo_open=lo_open, why=why) for i, v in enumerate(values)]
 
 
 def fault_setting(
@@ -411,7 +395,7 @@ def fault_setting(
     device section, the rest into hooks."""
     if kind not in FAULT_KINDS:
         raise InputError(f"fault kind {short_repr(kind)} is unknown; fault kinds: {', '.join(FAULT_KINDS)}")
-    rate = _rate(rate, f"{kind} rate")
+    rate = check_real("fault_setting", "rate", rate, 0.0, 1.0, why=f"the probability of a {kind} fault")
     if kind in ("stuck_on", "stuck_off"):
         other = spec.device.stuck_off_rate if kind == "stuck_on" else spec.device.stuck_on_rate
         if rate + other > 1:
@@ -459,8 +443,10 @@ def fault_campaign(
     t0 = time.perf_counter()
     if isinstance(spec, str):
         spec = HardwareSpec.preset(spec)
-    rates = _check_values(rates, "rates", _rate)
-    confidence = _confidence(confidence)
+    rates = _check_values("fault_campaign", "rates", rates, 0.0, hi=1.0, why="probabilities")
+    confidence = check_real(
+        "fault_campaign", "confidence", confidence, 0.0, 1.0, lo_open=True, hi_open=True, why="e.g. 0.95"
+    )
     if kind not in FAULT_KINDS:
         raise InputError(f"fault_campaign: kind {short_repr(kind)} is unknown; fault kinds: {', '.join(FAULT_KINDS)}")
     accs, result = [], None
@@ -526,8 +512,10 @@ def drift_study(
     t0 = time.perf_counter()
     if isinstance(spec, str):
         spec = HardwareSpec.preset(spec)
-    times = _check_values(times_s, "times_s", _time)
-    confidence = _confidence(confidence)
+    times = _check_values("drift_study", "times_s", times_s, 0.0, lo_open=True, why="seconds after programming")
+    confidence = check_real(
+        "drift_study", "confidence", confidence, 0.0, 1.0, lo_open=True, hi_open=True, why="e.g. 0.95"
+    )
     if isinstance(compensation, str) or not isinstance(compensation, Sequence) or not compensation:
         raise InputError(
             f"drift_study: compensation must be a non-empty list of drift compensations, got {short_repr(compensation)}"

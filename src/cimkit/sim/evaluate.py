@@ -18,7 +18,6 @@ import copy
 import hashlib
 import json
 import math
-import numbers
 import os
 import statistics
 import time
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import InputError, short_repr
+from ..errors import InputError, check_int, check_real, short_repr
 from ..io import atomic_write, check_output_path, dict_differences, strict_json
 from ..progress import ImageProgress, check_progress
 from ..report.protocol import Result, figure_folder, saved_figure
@@ -372,12 +371,6 @@ def _unit_task(model, spec, chip_seed, calibration, calibrate_batches, x_shard, 
 
 
 # ---- checks -----------------------------------------------------------------------------------------------------
-def _integer(value, name: str, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise InputError(f"simulate: {name} must be an integer >= {low}, got {short_repr(value)}")
-    return int(value)
-
-
 def _tensor(value, name: str) -> torch.Tensor:
     if isinstance(value, np.ndarray):
         if value.dtype.kind not in "biuf":
@@ -599,17 +592,15 @@ def simulate(
         spec = HardwareSpec.preset(spec)
     if not isinstance(spec, HardwareSpec):
         raise InputError(f"simulate: spec must be a HardwareSpec or a preset name, got {type(spec).__name__}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise InputError(f"simulate: seed must be an integer, got {short_repr(seed)}")
-    seed = int(seed)
-    chips = _integer(chips, "chips")
-    batch_size = _integer(batch_size, "batch_size")
-    shards = _integer(shards, "shards")
+    seed = check_int("simulate", "seed", seed)
+    chips = check_int("simulate", "chips", chips, 1)
+    batch_size = check_int("simulate", "batch_size", batch_size, 1)
+    shards = check_int("simulate", "shards", shards, 1)
     if executor not in EXECUTORS:
         raise InputError(
             f"simulate: executor must be one of {', '.join(map(repr, EXECUTORS))}, got {short_repr(executor)}"
         )
-    workers = _integer(workers, "workers")
+    workers = check_int("simulate", "workers", workers, 1)
     if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
         raise InputError(
             f"simulate: scheduler must be the address of a Dask scheduler (tcp://host:port), "
@@ -619,15 +610,9 @@ def simulate(
         raise InputError(
             f"simulate: scheduler={scheduler!r} is only used with executor='dask' (got executor={executor!r})"
         )
-    if (
-        isinstance(scheduler_timeout_s, bool)
-        or not isinstance(scheduler_timeout_s, numbers.Real)
-        or not scheduler_timeout_s > 0
-        or not math.isfinite(scheduler_timeout_s)
-    ):
-        raise InputError(
-            f"simulate: scheduler_timeout_s must be a positive number of seconds, got {short_repr(scheduler_timeout_s)}"
-        )
+    check_real(
+        "simulate", "scheduler_timeout_s", scheduler_timeout_s, 0.0, lo_open=True, why="seconds to reach the scheduler"
+    )
     check_progress(progress, "simulate")
     if setup is not None and not isinstance(setup, ChipSetup):
         raise InputError(f"simulate: setup must be a cimkit.sim.evaluate.ChipSetup, got {type(setup).__name__}")
@@ -640,7 +625,7 @@ def simulate(
                 f"simulate: calibration inputs have shape {tuple(calibration.shape[1:])} per input, the "
                 f"test inputs x {tuple(x.shape[1:])}; calibrate on inputs like the test inputs"
             )
-        calibrate_batches = _integer(calibrate_batches, "calibrate_batches")
+        calibrate_batches = check_int("simulate", "calibrate_batches", calibrate_batches, 1)
         if calibrate_batches > len(calibration):
             raise InputError(
                 f"simulate: calibrate_batches ({calibrate_batches}) must be at most the number of "
@@ -698,7 +683,7 @@ def simulate(
 
     def finished(unit, preds, secs) -> None:
         done[unit], seconds[unit] = preds, secs
-        if checkpoint is not None:
+        if checkpoint is not None and fp is not None:  # fp is set whenever checkpoint is
             _save_checkpoint(checkpoint, fp, done, units, seconds)
 
     images_done = sum(len(p) for p in done.values())

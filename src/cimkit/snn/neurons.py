@@ -35,7 +35,7 @@ import torch
 from snntorch import surrogate as snn_surrogate
 from torch import nn
 
-from ..errors import InputError, short_repr
+from ..errors import InputError, check_real, short_repr
 from ..workload.registry import NEURON_RESETS
 
 RESETS = NEURON_RESETS  # ("subtract", "zero", "none"), as the cost model names them
@@ -96,15 +96,6 @@ def spike_function(spike_grad: str | Callable | None) -> Callable | None:
     )
 
 
-def _check_number(where: str, name: str, value, lo: float, hi: float | None = None, *, lo_open: bool = False):
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > lo if lo_open else value >= lo) and (hi is None or value <= hi)
-    if not ok:
-        rng = f"{'>' if lo_open else '>='} {lo:g}" + ("" if hi is None else f" and <= {hi:g}")
-        raise InputError(f"{where}: {name} must be a number {rng}, got {short_repr(value)}")
-    return float(value)
-
-
 # ---- chip variation shared by the neuron models ---------------------------------------------------------
 class NeuronVariation(nn.Module):
     """Per-neuron mismatch of a neuron circuit: threshold ``theta_i = theta (1 + threshold_sigma_rel e_i)`` and
@@ -124,8 +115,8 @@ class NeuronVariation(nn.Module):
         self.register_buffer("leak_gain", None, persistent=False)
 
     def set(self, threshold_sigma_rel: float = 0.0, leak_sigma_rel: float = 0.0, seed: int = 0) -> None:
-        self.threshold_sigma_rel = _check_number("set_variation", "threshold_sigma_rel", threshold_sigma_rel, 0.0, 1.0)
-        self.leak_sigma_rel = _check_number("set_variation", "leak_sigma_rel", leak_sigma_rel, 0.0, 10.0)
+        self.threshold_sigma_rel = check_real("set_variation", "threshold_sigma_rel", threshold_sigma_rel, 0.0, 1.0)
+        self.leak_sigma_rel = check_real("set_variation", "leak_sigma_rel", leak_sigma_rel, 0.0, 10.0)
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
             raise InputError(f"set_variation: seed must be a non-negative integer, got {short_repr(seed)}")
         self.variation_seed = seed
@@ -175,8 +166,8 @@ class _ChipNeuron:
 
     def _chip_init(self, adaptation: float, adaptation_decay: float) -> None:
         where = type(self).__name__
-        self.adaptation = _check_number(where, "adaptation", adaptation, 0.0)
-        self.adaptation_decay = _check_number(where, "adaptation_decay", adaptation_decay, 0.0, 1.0)
+        self.adaptation = check_real(where, "adaptation", adaptation, 0.0)
+        self.adaptation_decay = check_real(where, "adaptation_decay", adaptation_decay, 0.0, 1.0)
         self.variation = NeuronVariation()
         self.register_buffer("adapt", torch.zeros(0), persistent=False)
         self._adapt_prev: torch.Tensor | None = None
@@ -403,7 +394,7 @@ def _check_decay(where: str, name: str, value) -> None:
 
 def _check_neuron_args(where: str, beta, threshold, reset) -> None:
     _check_decay(where, "beta", beta)
-    _check_number(where, "threshold", threshold, 0.0, lo_open=True)
+    check_real(where, "threshold", threshold, 0.0, lo_open=True)
     if reset not in RESETS:
         raise InputError(f"{where}: reset must be one of {', '.join(RESETS)}, got {short_repr(reset)}")
 
@@ -471,15 +462,15 @@ class FangNeuron(nn.Module):
         spike_grad="gaussian",
     ) -> None:
         super().__init__()
-        tau_m = _check_number("FangNeuron", "tau_m", tau_m, 0.0, lo_open=True)
-        tau_s = _check_number("FangNeuron", "tau_s", tau_s, 0.0, lo_open=True)
+        tau_m = check_real("FangNeuron", "tau_m", tau_m, 0.0, lo_open=True)
+        tau_s = check_real("FangNeuron", "tau_s", tau_s, 0.0, lo_open=True)
         if not tau_m > tau_s:
             raise InputError(
                 f"FangNeuron: tau_m must exceed tau_s (a rising then falling kernel), got "
                 f"tau_m={tau_m:g}, tau_s={tau_s:g}"
             )
-        self.threshold = _check_number("FangNeuron", "threshold", threshold, 0.0, lo_open=True)
-        self.inhibition = _check_number("FangNeuron", "inhibition", inhibition, 0.0)
+        self.threshold = check_real("FangNeuron", "threshold", threshold, 0.0, lo_open=True)
+        self.inhibition = check_real("FangNeuron", "inhibition", inhibition, 0.0)
         if size is not None and not (isinstance(size, int) and not isinstance(size, bool) and size > 0):
             raise InputError(f"FangNeuron: size must be a positive neuron count or None, got {short_repr(size)}")
         shape = (size,) if size is not None else ()

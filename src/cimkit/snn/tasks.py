@@ -36,7 +36,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..errors import InputError, short_repr
+from ..errors import InputError, check_int, check_real, short_repr
 from .neurons import kernel_peak
 
 __all__ = [
@@ -74,41 +74,6 @@ _SPLITS = ("train", "test")
 # --------------------------------------------------------------------------------------------------
 # argument checks (all up front; each message names the argument, its value and what is allowed)
 # --------------------------------------------------------------------------------------------------
-
-
-def _int(fn: str, name: str, value, lo: int = 1, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo or (hi is not None and value > hi):
-        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-        raise InputError(f"{fn}: {name} = {short_repr(value)} is not allowed; it must be an integer {rng}")
-    return int(value)
-
-
-def _seed(fn: str, value, name: str = "seed") -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InputError(f"{fn}: {name} = {short_repr(value)} is not allowed; it must be an integer >= 0")
-    return int(value)
-
-
-def _float(
-    fn: str,
-    name: str,
-    value,
-    lo: float | None = None,
-    hi: float | None = None,
-    lo_open: bool = False,
-    hi_open: bool = False,
-) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and lo is not None:
-        ok = value > lo if lo_open else value >= lo
-    if ok and hi is not None:
-        ok = value < hi if hi_open else value <= hi
-    if not ok:
-        lb = "" if lo is None else f"{'(' if lo_open else '['}{lo}"
-        ub = "" if hi is None else f"{hi}{')' if hi_open else ']'}"
-        rng = f"in {lb or '(-inf'}, {ub or 'inf)'}"
-        raise InputError(f"{fn}: {name} = {short_repr(value)} is not allowed; it must be a finite number {rng}")
-    return float(value)
 
 
 def _choice(fn: str, name: str, value, allowed: Sequence[str]) -> str:
@@ -197,11 +162,13 @@ def encode_images(
     fn = "encode_images"
     images = _images_arg(fn, "images", images)
     encoding = _choice(fn, "encoding", encoding, ENCODINGS)
-    steps = _int(fn, "steps", steps)
-    seed = _seed(fn, seed)
-    gain = _float(fn, "gain", gain, lo=0.0)
+    steps = check_int(fn, "steps", steps, 1)
+    seed = check_int(fn, "seed", seed, 0)
+    gain = check_real(fn, "gain", gain, lo=0.0)
     latency_code = _choice(fn, "latency_code", latency_code, LATENCY_CODES)
-    latency_threshold = _float(fn, "latency_threshold", latency_threshold, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    latency_threshold = check_real(
+        fn, "latency_threshold", latency_threshold, lo=0.0, hi=1.0, lo_open=True, hi_open=True
+    )
     data = images.detach().to(torch.float32)
     if encoding == "rate":
         # spikegen.rate: data.repeat(steps, 1, ...) * gain + offset, clamp to [0, 1], torch.bernoulli.
@@ -243,16 +210,16 @@ def encode_mnist(
     (25 steps x 4,000 digits = 314 MB)."""
     fn = "encode_mnist"
     encoding = _choice(fn, "encoding", encoding, ENCODINGS)
-    steps = _int(fn, "steps", steps)
-    test_fraction = _float(fn, "test_fraction", test_fraction, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-    seed = _seed(fn, seed)
+    steps = check_int(fn, "steps", steps, 1)
+    test_fraction = check_real(fn, "test_fraction", test_fraction, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    seed = check_int(fn, "seed", seed, 0)
     if n_train is not None:
-        n_train = _int(fn, "n_train", n_train)
+        n_train = check_int(fn, "n_train", n_train, 1)
     if n_test is not None:
-        n_test = _int(fn, "n_test", n_test)
-    _float(fn, "gain", gain, lo=0.0)
+        n_test = check_int(fn, "n_test", n_test, 1)
+    check_real(fn, "gain", gain, lo=0.0)
     _choice(fn, "latency_code", latency_code, LATENCY_CODES)
-    _float(fn, "latency_threshold", latency_threshold, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    check_real(fn, "latency_threshold", latency_threshold, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
     if encoding == "latency" and steps < 2:
         raise InputError(f"{fn}: steps = {steps} is not allowed for latency coding; it must be >= 2")
     from ..data.digits import mnist
@@ -321,11 +288,11 @@ def dvs_events(
     if not isinstance(frames, torch.Tensor) or not frames.is_floating_point() or frames.dim() != 4:
         raise InputError(f"{fn}: frames is {short_repr(frames)}; it must be a floating-point torch.Tensor [T, N, H, W]")
     _images_arg(fn, "frames", frames)
-    c = _float(fn, "contrast_threshold", contrast_threshold, lo=0.0, lo_open=True)
-    eps = _float(fn, "log_eps", log_eps, lo=0.0, lo_open=True)
+    c = check_real(fn, "contrast_threshold", contrast_threshold, lo=0.0, lo_open=True)
+    eps = check_real(fn, "log_eps", log_eps, lo=0.0, lo_open=True)
     reference = _choice(fn, "reference", reference, _REFERENCES)
-    mismatch = _float(fn, "threshold_mismatch", threshold_mismatch, lo=0.0)
-    seed = _seed(fn, seed)
+    mismatch = check_real(fn, "threshold_mismatch", threshold_mismatch, lo=0.0)
+    seed = check_int(fn, "seed", seed, 0)
     t_steps, n, h, w = frames.shape
     logs = torch.log(frames.detach().to(torch.float32) + eps)
     thr = torch.full((h, w), c)
@@ -351,8 +318,8 @@ def saccade_path(steps: int, amplitude: float = 2.0) -> torch.Tensor:
     Step t is at fraction ``t / steps`` of the closed path, so the last step is one sample short of the
     start (the path is periodic)."""
     fn = "saccade_path"
-    steps = _int(fn, "steps", steps)
-    amplitude = _float(fn, "amplitude", amplitude, lo=0.0)
+    steps = check_int(fn, "steps", steps, 1)
+    amplitude = check_real(fn, "amplitude", amplitude, lo=0.0)
     h = amplitude * math.sqrt(3.0) / 2.0
     verts = torch.tensor([[0.0, 0.0], [amplitude / 2.0, h], [-amplitude / 2.0, h], [0.0, 0.0]], dtype=torch.float64)
     verts = verts - verts[:3].mean(dim=0)
@@ -398,15 +365,15 @@ def saccade_digits(
     Like N-MNIST, the motion is the same for every sample; the class lives in the spatial layout of the
     edges that the motion reveals, and edges parallel to a saccade leg produce no events during that leg."""
     fn = "saccade_digits"
-    n = _int(fn, "n", n)
-    steps = _int(fn, "steps", steps, lo=2)
-    size = _int(fn, "size", size, lo=28)
-    amplitude = _float(fn, "amplitude", amplitude, lo=0.0)
+    n = check_int(fn, "n", n, 1)
+    steps = check_int(fn, "steps", steps, lo=2)
+    size = check_int(fn, "size", size, lo=28)
+    amplitude = check_real(fn, "amplitude", amplitude, lo=0.0)
     split = _choice(fn, "split", split, _SPLITS)
-    seed = _seed(fn, seed)
-    _float(fn, "contrast_threshold", contrast_threshold, lo=0.0, lo_open=True)
-    _float(fn, "log_eps", log_eps, lo=0.0, lo_open=True)
-    _float(fn, "threshold_mismatch", threshold_mismatch, lo=0.0)
+    seed = check_int(fn, "seed", seed, 0)
+    check_real(fn, "contrast_threshold", contrast_threshold, lo=0.0, lo_open=True)
+    check_real(fn, "log_eps", log_eps, lo=0.0, lo_open=True)
+    check_real(fn, "threshold_mismatch", threshold_mismatch, lo=0.0)
     from ..data.digits import mnist
 
     data = mnist(test_fraction=0.2, seed=0)
@@ -457,11 +424,11 @@ def moving_bar_video(
     fn = "moving_bar_video"
     if not isinstance(angles, torch.Tensor) or angles.dim() != 1 or angles.numel() == 0:
         raise InputError(f"{fn}: angles is {short_repr(angles)}; it must be a non-empty 1-D torch.Tensor")
-    steps = _int(fn, "steps", steps, lo=2)
-    size = _int(fn, "size", size, lo=2)
-    width = _float(fn, "width", width, lo=0.0, lo_open=True)
-    low = _float(fn, "low", low, lo=0.0, hi=1.0)
-    high = _float(fn, "high", high, lo=0.0, hi=1.0)
+    steps = check_int(fn, "steps", steps, lo=2)
+    size = check_int(fn, "size", size, lo=2)
+    width = check_real(fn, "width", width, lo=0.0, lo_open=True)
+    low = check_real(fn, "low", low, lo=0.0, hi=1.0)
+    high = check_real(fn, "high", high, lo=0.0, hi=1.0)
     n = angles.numel()
     if bright is None:
         bright = torch.ones(n, dtype=torch.bool)
@@ -514,17 +481,17 @@ def moving_bars(
     ``jitter`` (uniform in ``[-max_jitter, max_jitter]`` px, symmetric) shifts the sweep along u.
     """
     fn = "moving_bars"
-    n = _int(fn, "n", n)
-    directions = _int(fn, "directions", directions, lo=2)
-    steps = _int(fn, "steps", steps, lo=2)
-    size = _int(fn, "size", size, lo=2)
-    width = _float(fn, "width", width, lo=0.0, lo_open=True)
+    n = check_int(fn, "n", n, 1)
+    directions = check_int(fn, "directions", directions, lo=2)
+    steps = check_int(fn, "steps", steps, lo=2)
+    size = check_int(fn, "size", size, lo=2)
+    width = check_real(fn, "width", width, lo=0.0, lo_open=True)
     random_polarity = _bool(fn, "random_polarity", random_polarity)
-    max_jitter = _float(fn, "max_jitter", max_jitter, lo=0.0)
-    _float(fn, "contrast_threshold", contrast_threshold, lo=0.0, lo_open=True)
-    _float(fn, "log_eps", log_eps, lo=0.0, lo_open=True)
-    _float(fn, "threshold_mismatch", threshold_mismatch, lo=0.0)
-    seed = _seed(fn, seed)
+    max_jitter = check_real(fn, "max_jitter", max_jitter, lo=0.0)
+    check_real(fn, "contrast_threshold", contrast_threshold, lo=0.0, lo_open=True)
+    check_real(fn, "log_eps", log_eps, lo=0.0, lo_open=True)
+    check_real(fn, "threshold_mismatch", threshold_mismatch, lo=0.0)
+    seed = check_int(fn, "seed", seed, 0)
     g = _generator(seed)
     labels = (torch.arange(n) % directions)[torch.randperm(n, generator=g)]
     angles = labels.to(torch.float64) * (2.0 * math.pi / directions)
@@ -605,12 +572,12 @@ def association_templates(
     The digits: for ``templates <= 10`` one per class 0, 1, ..., (the first digit of that class after a
     ``seed``-ed shuffle of the 4,000 training digits of ``mnist(0.2, 0)``); beyond 10, the classes repeat."""
     fn = "association_templates"
-    templates = _int(fn, "templates", templates)
-    channels = _int(fn, "channels", channels)
-    steps = _int(fn, "steps", steps)
-    row_interval = _int(fn, "row_interval", row_interval)
-    col_interval = _int(fn, "col_interval", col_interval)
-    seed = _seed(fn, seed)
+    templates = check_int(fn, "templates", templates, 1)
+    channels = check_int(fn, "channels", channels, 1)
+    steps = check_int(fn, "steps", steps, 1)
+    row_interval = check_int(fn, "row_interval", row_interval, 1)
+    col_interval = check_int(fn, "col_interval", col_interval, 1)
+    seed = check_int(fn, "seed", seed, 0)
     from ..data.digits import mnist
 
     data = mnist(test_fraction=0.2, seed=0)
@@ -679,11 +646,11 @@ def pattern_association(
     these and scores ``association_mse(outputs, targets)``.
     """
     fn = "pattern_association"
-    n = _int(fn, "n_samples", n_samples)
-    templates = _int(fn, "templates", templates)
-    channels = _int(fn, "channels", channels)
-    steps = _int(fn, "steps", steps)
-    delay = _int(fn, "delay", delay, lo=0, hi=steps - 1)
+    n = check_int(fn, "n_samples", n_samples, 1)
+    templates = check_int(fn, "templates", templates, 1)
+    channels = check_int(fn, "channels", channels, 1)
+    steps = check_int(fn, "steps", steps, 1)
+    delay = check_int(fn, "delay", delay, lo=0, hi=steps - 1)
     if (
         isinstance(corruptions, str)
         or not isinstance(corruptions, (tuple, list, set, frozenset))
@@ -694,11 +661,11 @@ def pattern_association(
             f"tuple of kinds from: {', '.join(CORRUPTIONS)}"
         )
     kinds = set(corruptions)
-    modify_prob = _float(fn, "modify_prob", modify_prob, lo=0.0, hi=1.0)
-    mutate_prob = _float(fn, "mutate_prob", mutate_prob, lo=0.0, hi=1.0)
-    jitter_sigma = _float(fn, "jitter_sigma", jitter_sigma, lo=0.0)
-    remove_prob = _float(fn, "remove_prob", remove_prob, lo=0.0, hi=1.0)
-    remove_rows = _int(fn, "remove_rows", remove_rows)
+    modify_prob = check_real(fn, "modify_prob", modify_prob, lo=0.0, hi=1.0)
+    mutate_prob = check_real(fn, "mutate_prob", mutate_prob, lo=0.0, hi=1.0)
+    jitter_sigma = check_real(fn, "jitter_sigma", jitter_sigma, lo=0.0)
+    remove_prob = check_real(fn, "remove_prob", remove_prob, lo=0.0, hi=1.0)
+    remove_rows = check_int(fn, "remove_rows", remove_rows, 1)
     if "remove_rows" in kinds and remove_rows >= channels:
         raise InputError(f"{fn}: remove_rows = {remove_rows} is not allowed; it must be < channels = {channels}")
     if not (
@@ -710,11 +677,11 @@ def pattern_association(
             f"{fn}: remove_block = {short_repr(remove_block)} is not allowed; it must be "
             f"(channels, steps) integers >= 1 with channels < {channels} and steps < {steps}"
         )
-    noise_prob = _float(fn, "noise_prob", noise_prob, lo=0.0, hi=1.0)
-    row_interval = _int(fn, "row_interval", row_interval)
-    col_interval = _int(fn, "col_interval", col_interval)
-    seed = _seed(fn, seed)
-    corruption_seed = seed if corruption_seed is None else _seed(fn, corruption_seed, "corruption_seed")
+    noise_prob = check_real(fn, "noise_prob", noise_prob, lo=0.0, hi=1.0)
+    row_interval = check_int(fn, "row_interval", row_interval, 1)
+    col_interval = check_int(fn, "col_interval", col_interval, 1)
+    seed = check_int(fn, "seed", seed, 0)
+    corruption_seed = seed if corruption_seed is None else check_int(fn, "corruption_seed", corruption_seed, 0)
 
     pats, _ = association_templates(
         templates, channels=channels, steps=steps, row_interval=row_interval, col_interval=col_interval, seed=seed
@@ -767,8 +734,8 @@ def pattern_association(
 
 
 def _taus(fn: str, tau_m, tau_s) -> tuple[float, float]:
-    tau_m = _float(fn, "tau_m", tau_m, lo=0.0, lo_open=True)
-    tau_s = _float(fn, "tau_s", tau_s, lo=0.0, lo_open=True)
+    tau_m = check_real(fn, "tau_m", tau_m, lo=0.0, lo_open=True)
+    tau_s = check_real(fn, "tau_s", tau_s, lo=0.0, lo_open=True)
     if not tau_m > tau_s:
         raise InputError(
             f"{fn}: tau_m = {tau_m:g}, tau_s = {tau_s:g} are not allowed; the kernel "
@@ -820,7 +787,7 @@ def psp_kernel(
     ``normalization="discrete"`` the peak, at ``psp_peak_step``, is exactly 1). Computed in float64,
     returned as ``dtype``."""
     fn = "psp_kernel"
-    length = _int(fn, "length", length)
+    length = check_int(fn, "length", length, 1)
     v0 = psp_v0(tau_m, tau_s, normalization=normalization)
     n = torch.arange(length, dtype=torch.float64)
     return (v0 * (torch.exp(-n / tau_m) - torch.exp(-n / tau_s))).to(dtype)

@@ -14,42 +14,25 @@ from __future__ import annotations
 
 import hashlib
 import io
-import math
-import numbers
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from ..errors import InputError, short_repr
+from ..errors import InputError, check_int, check_real
 from ..progress import ImageProgress, check_progress
 
 Record = dict[str, float]
 
 
 def check_count(fn: str, name: str, value, low: int = 1, what: str = "") -> int:
-    """``value`` as an int ``>= low``, or an InputError naming ``fn``, ``name`` and what is allowed."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < low:
-        raise InputError(
-            f"{fn}: {name} = {short_repr(value)} is not allowed; an integer >= {low}" + (f" ({what})" if what else "")
-        )
-    return int(value)
+    """``value`` as an int ``>= low``: ``cimkit.errors.check_int`` with only a lower bound."""
+    return check_int(fn, name, value, low, None, what)
 
 
 def check_positive(fn: str, name: str, value, *, zero: bool = False, what: str = "") -> float:
-    """``value`` as a finite float > 0 (>= 0 with ``zero``), or an InputError naming it."""
-    ok = (
-        not isinstance(value, bool)
-        and isinstance(value, numbers.Real)
-        and math.isfinite(value)
-        and (float(value) >= 0 if zero else float(value) > 0)
-    )
-    if not ok:
-        raise InputError(
-            f"{fn}: {name} = {short_repr(value)} is not allowed; a finite number "
-            f"{'>= 0' if zero else '> 0'}" + (f" ({what})" if what else "")
-        )
-    return float(value)
+    """``value`` as a finite float > 0 (>= 0 with ``zero``): ``cimkit.errors.check_real`` with only a lower bound."""
+    return check_real(fn, name, value, 0.0, lo_open=not zero, why=what)
 
 
 def step_seed(seed: int, epoch: int, index: int) -> int:
