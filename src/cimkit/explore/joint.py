@@ -24,6 +24,18 @@ from .study import StudyConfig, spec_for
 PAPER_IMPROVEMENT = {"vgg16": 0.36, "resnet18": 0.36, "alexnet": 0.20, "mobilenetv3": 0.69}
 
 
+#: the columns of the joint experiment's table (terminal, HTML report): EDAP per chip, then signed changes
+TABLE_COLUMNS = (
+    "workload",
+    "on largest-net chip",
+    "on joint chip",
+    "on own chip",
+    "joint vs largest",
+    "paper",
+    "joint vs own",
+)
+
+
 @dataclass
 class JointResult(Result):
     """EDAP (J s mm^2) of each workload on the largest-network chip, the joint chip and its own chip.
@@ -85,15 +97,7 @@ class JointResult(Result):
         from rich.table import Table
 
         t = Table(title=f"EDAP (J s mm^2) per workload; largest network: {self.largest}")
-        for col in (
-            "workload",
-            "on largest-net chip",
-            "on joint chip",
-            "on own chip",
-            "joint vs largest",
-            "paper",
-            "joint vs own",
-        ):
+        for col in TABLE_COLUMNS:
             t.add_column(col, justify="right" if col != "workload" else "left")
         for w in self.workloads:
             paper = PAPER_IMPROVEMENT.get(w)

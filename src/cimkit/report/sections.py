@@ -976,6 +976,8 @@ def render_study(d: dict[str, Any]) -> str:
 def render_joint(d: dict[str, Any]) -> str:
     """A ``JointResult``: EDAP of each workload on the largest-network, joint and own chips (log bars), and the
     improvements."""
+    from ..explore.joint import TABLE_COLUMNS
+
     ws = [str(w) for w in d.get("workloads") or []]
     on = {k: d.get(k) or {} for k in ("edap_on_largest", "edap_on_joint", "edap_on_own")}
 
@@ -1011,15 +1013,7 @@ def render_joint(d: dict[str, Any]) -> str:
     ]
     out.append(
         table(
-            [
-                "workload",
-                "on largest-net chip",
-                "on joint chip",
-                "on own chip",
-                "joint vs largest",
-                "paper",
-                "joint vs own",
-            ],
+            list(TABLE_COLUMNS),
             rows,
             formats=[None, plain, plain, plain, signed_pct, signed_pct, signed_pct],
         )
