@@ -319,7 +319,8 @@ def check_names(data: dict[str, Any], *, many: bool = False) -> list[str]:
 
 
 # ---- summary formatting (shared by results, CAM programs, study files, chip summaries) ---------------------
-_PREFIXES: tuple[tuple[float, str], ...] = (
+#: SI factors and their prefixes, largest first (summaries, and the report's axes)
+SI_PREFIXES: tuple[tuple[float, str], ...] = (
     (1e12, "T"),
     (1e9, "G"),
     (1e6, "M"),
@@ -359,11 +360,11 @@ def si(value: Any, unit: str = "", digits: int = 3) -> str:
     v = float(value)
     if v == 0:
         return f"0 {unit}".rstrip()
-    for i, (scale, prefix) in enumerate(_PREFIXES):
-        if abs(v) >= scale or i == len(_PREFIXES) - 1:
+    for i, (scale, prefix) in enumerate(SI_PREFIXES):
+        if abs(v) >= scale or i == len(SI_PREFIXES) - 1:
             mantissa = float(f"{v / scale:.{digits}g}")
             if abs(mantissa) >= 1000 and i > 0:  # 999.96 rounds up into the next prefix
-                scale, prefix = _PREFIXES[i - 1]
+                scale, prefix = SI_PREFIXES[i - 1]
                 mantissa = float(f"{v / scale:.{digits}g}")
             if abs(v) >= 1e15 or abs(v) < 1e-18:
                 return f"{v:.{digits}g} {unit}".rstrip()

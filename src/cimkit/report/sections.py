@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .protocol import SI_PREFIXES
 from .protocol import si as protocol_si
 
 #: a section renderer: the result's data -> the section's HTML body
@@ -33,9 +34,6 @@ TITLES: dict[str, str] = {}
 MAX_ROWS = 2000
 #: at most this many bars (layers) in a per-layer figure; the rest are summed into one bar
 MAX_BARS = 60
-
-_PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"))
-_SMALL = ((1e-12, "p"), (1e-15, "f"), (1e-18, "a"))
 
 
 def section(kind: str, title: str = "") -> Callable[[Renderer], Renderer]:
@@ -280,7 +278,7 @@ def scale_prefix(values: Any) -> tuple[float, str]:
     """The SI factor and prefix for showing ``values`` (by their largest magnitude): ``(1e-9, "n")``."""
     v = np.abs(np.asarray(values, dtype=float))
     top = float(np.nanmax(v)) if v.size and np.isfinite(v).any() else 0.0
-    for factor, prefix in (*_PREFIXES, *_SMALL):
+    for factor, prefix in SI_PREFIXES:
         if top >= factor * 0.9995:
             return factor, prefix
     return 1.0, ""

@@ -50,6 +50,12 @@ DATA_SETS = ("mnist", "composite", "digits")
 SIDES = ("ideal", "chip")
 
 
+def part_key(section: str, *names: str) -> str:
+    """The name of one part of a study (its file under ``OUT/parts``, its checkpoint): the section, then what it
+    is about, joined by "-" (``attack-small_cnn-pgd-chip``); ``RobustnessStudy.parts`` and the runner both use it."""
+    return "-".join((section, *names))
+
+
 class ModelEntry(StrictModel):
     """A model of ``cimkit.robust.models`` trained on one offline data set."""
 
@@ -246,19 +252,23 @@ class RobustnessStudy(StrictModel):
         if self.attacks is not None:
             a = self.attacks
             out += [
-                f"attack-{m.key}-{attack}-{side}"
+                part_key("attack", m.key, attack, side)
                 for m in self.models_for(a.models)
                 for attack in a.strengths
                 for side in a.sides
             ]
             if a.transfer is not None:
-                out.append(f"transfer-{a.transfer.attack}")
+                out.append(part_key("transfer", a.transfer.attack))
         if self.faults is not None:
-            out += [f"faults-{m.key}-{kind}" for m in self.models_for(self.faults.models) for kind in self.faults.kinds]
+            out += [
+                part_key("faults", m.key, kind)
+                for m in self.models_for(self.faults.models)
+                for kind in self.faults.kinds
+            ]
         if self.drift is not None:
-            out += [f"drift-{m.key}" for m in self.models_for(self.drift.models)]
+            out += [part_key("drift", m.key) for m in self.models_for(self.drift.models)]
         if self.axc is not None:
-            out += [f"axc-{m.key}" for m in self.models_for(self.axc.models)]
+            out += [part_key("axc", m.key) for m in self.models_for(self.axc.models)]
         return out
 
     def headline(self) -> dict[str, str]:
@@ -525,7 +535,7 @@ class _Runner:
                             backward=sec.backward if side == "chip" else None,
                         )
 
-                    self.part(f"attack-{entry.key}-{attack}-{side}", settings, compute)
+                    self.part(part_key("attack", entry.key, attack, side), settings, compute)
         if sec.transfer is not None:
             t = sec.transfer
             entries = self.entries(t.models if t.models is not None else sec.models)
@@ -563,7 +573,7 @@ class _Runner:
                     backward=sec.backward,
                 )
 
-            self.part(f"transfer-{t.attack}", settings, compute)
+            self.part(part_key("transfer", t.attack), settings, compute)
 
     def _sim_args(self, entry: ModelEntry, key: str, settings: dict) -> dict:
         """``simulate`` arguments of a part; its checkpoints go to a folder named by the part and its settings, so
@@ -587,7 +597,7 @@ class _Runner:
         for entry in self.entries(sec.models):
             x, y = self.test(entry)
             for kind, rates in sec.kinds.items():
-                key = f"faults-{entry.key}-{kind}"
+                key = part_key("faults", entry.key, kind)
                 settings = {**self.base_settings(entry), "kind": kind, "rates": rates, "layers": sec.layers}
 
                 def compute(kind=kind, rates=rates, entry=entry, x=x, y=y, key=key, settings=settings):
@@ -610,7 +620,7 @@ class _Runner:
         spec = _spec(sec.hardware) if sec.hardware else self.spec
         for entry in self.entries(sec.models):
             x, y = self.test(entry)
-            key = f"drift-{entry.key}"
+            key = part_key("drift", entry.key)
             settings = {
                 **self.base_settings(entry),
                 "drift": sec.model_dump(mode="json"),
@@ -655,7 +665,7 @@ class _Runner:
                     seed=self.study.seed,
                 )
 
-            self.part(f"axc-{entry.key}", settings, compute)
+            self.part(part_key("axc", entry.key), settings, compute)
 
 
 def run_study(

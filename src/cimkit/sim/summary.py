@@ -13,9 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import InputError
 from ..io import json_safe
 from ..report.protocol import Result, figure_folder, saved_figure
+from .convert import required_cim_layers
 from .layers import CIMLayer
 
 #: the columns of a ChipSummary's records (its CSV and DataFrame), in this order
@@ -193,11 +193,8 @@ def summary(model: nn.Module) -> ChipSummary:
     """What the converted ``model`` (``cimkit.convert``) holds on the chip: a ``ChipSummary`` with one record
     per crossbar layer (shared layers once) and, from the conversion, the modules left digital. Raises
     ``InputError`` for a model that is not a module or has no crossbar layer."""
-    if not isinstance(model, nn.Module):
-        raise InputError(f"summary: model must be a torch.nn.Module, got {type(model).__name__}")
+    required_cim_layers(model, "summary")
     found = [(path, m) for path, m in model.named_modules() if isinstance(m, CIMLayer)]
-    if not found:
-        raise InputError("summary: the model has no crossbar layers; call cimkit.convert first")
     conv = getattr(model, "cim_summary", None)
     spec = getattr(conv, "spec_name", None) or found[0][1].spec.name
     seed = getattr(conv, "seed", None)
