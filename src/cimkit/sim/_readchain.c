@@ -16,6 +16,10 @@
  * e < 2q, i = (e-2q)/2 (high 16 bits) after. Elements with zero variance read no noise (their sample
  * would be multiplied by zero), so their hash is skipped.
  *
+ * Partial sums may instead come as exact integer products (cimkit.sim.intmm.IntTerms): J int32 terms per
+ * element, dims (O, Rc, Mc, J, S, Z); the first nsig weighted and summed in double precision (plus
+ * shift * col_sums) are the signal, the next nvar the read-noise variance, each rounded once to float32.
+ *
  * This file is compiled by cimkit.sim.fused at first use; it needs only libm (and OpenMP when the
  * compiler has it).
  */
@@ -58,9 +62,27 @@ static void add_noise(float *restrict v, const float *restrict sd2, int64_t coun
   }
 }
 
+/* out[i] = (float)(sum_k (double)t[k * stride + i] * w[k] (+ (double)cs[i] * shift)), k < count: the
+ * terms summed in increasing k, every step one IEEE double operation */
+static void combine(float *restrict out, const int32_t *restrict t, int64_t stride, int64_t count,
+                    const double *restrict w, const float *restrict cs, double shift, int64_t cnt) {
+  double d[CHUNK];
+  for (int64_t i = 0; i < cnt; i++) d[i] = (double)t[i] * w[0];
+  for (int64_t k = 1; k < count; k++) {
+    const int32_t *restrict tk = t + k * stride;
+    const double wk = w[k];
+    for (int64_t i = 0; i < cnt; i++) d[i] = d[i] + (double)tk[i] * wk;
+  }
+  if (cs)
+    for (int64_t i = 0; i < cnt; i++) d[i] = d[i] + (double)cs[i] * shift;
+  for (int64_t i = 0; i < cnt; i++) out[i] = (float)d[i];
+}
+
 /* One chunk c (O, Rc, Mc, S, Z) of a block (O, Rg, Mg, S, Z): passes r0 + [0, Rc) and rows m0 + [0, Mc);
  * element indices (for the noise sample) and f (Rg, S) are the block's, acc (O, Mg, Z) is the block's.
- * var_kind: 0 no read noise, 1 float32 variances, 2 bfloat16 variances (dims of c).
+ * var_kind: 0 no read noise (unless nvar > 0), 1 float32 variances, 2 bfloat16 variances (dims of c).
+ * terms: NULL, or the chunk's integer terms (O, Rc, Mc, J, S, Z) with weights tw (J): c is then unused, the
+ * signal is terms [0, nsig) plus shift * col_sums (O, S*Z; NULL: none), the variance terms [nsig, nsig + nvar).
  * inv_step: the inverse ADC step of pass r and slice s at inv_step[r * inv_rs + s] (inv_rs = 0: one per
  * slice; S: one per pass and slice), r the block's pass; NULL for no ADC. acc NULL: write the chunk's values back into c instead of
  * summing them (f unused), for datapaths whose stages are observed between noise and sum. Work items (a row of acc, a run of up to CHUNK columns) are
@@ -68,7 +90,8 @@ static void add_noise(float *restrict v, const float *restrict sd2, int64_t coun
 void cim_read_chain(float *c, const void *var, int var_kind, int64_t O, int64_t Rc, int64_t Mc, int64_t S,
                     int64_t Z, int64_t Rg, int64_t r0, int64_t Mg, int64_t m0, uint64_t counter0,
                     const float *table, const float *inv_step, int64_t inv_rs, float lo, float hi, const float *f,
-                    float *acc) {
+                    float *acc, const int32_t *terms, int64_t J, int64_t nsig, int64_t nvar, const double *tw,
+                    const float *col_sums, double shift) {
   const int64_t n = O * Rg * Mg * S * Z;
   const int64_t two_q = 2 * ((n + 3) / 4);
   const float *var32 = (const float *)var;
@@ -86,10 +109,16 @@ void cim_read_chain(float *c, const void *var, int var_kind, int64_t O, int64_t 
         const int64_t el = (((o * Rc + r) * Mc + m) * S + s) * Z + zc;
         const int64_t e = (((o * Rg + r0 + r) * Mg + m0 + m) * S + s) * Z + zc;
         const float fs = f ? f[(r0 + r) * S + s] : 0.0f;
-        memcpy(buf, c + el, cnt * sizeof(float));
-        if (var_kind) {
+        const int32_t *tp = terms ? terms + ((((o * Rc + r) * Mc + m) * J) * S + s) * Z + zc : NULL;
+        if (tp)
+          combine(buf, tp, S * Z, nsig, tw, col_sums ? col_sums + o * S * Z + s * Z + zc : NULL, shift, cnt);
+        else
+          memcpy(buf, c + el, cnt * sizeof(float));
+        if (var_kind || nvar) {
           uint32_t any = 0;
-          if (var_kind == 1) {
+          if (nvar) {
+            combine(sd2, tp + nsig * S * Z, S * Z, nvar, tw + nsig, NULL, 0.0, cnt);
+          } else if (var_kind == 1) {
             memcpy(sd2, var32 + el, cnt * sizeof(float));
           } else {
             for (int64_t i = 0; i < cnt; i++) sd2[i] = bf16_to_float(var16[el + i]);
@@ -109,7 +138,7 @@ void cim_read_chain(float *c, const void *var, int var_kind, int64_t O, int64_t 
             buf[i] = v > hi ? hi : v;
           }
         }
-        if (!a) {
+        if (!a) {  /* (never with terms) */
           memcpy(c + el, buf, cnt * sizeof(float));
           continue;
         }

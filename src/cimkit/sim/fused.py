@@ -31,6 +31,7 @@ import torch
 
 from ..io import cache_root
 from . import quant
+from .intmm import IntTerms
 from .rng import CounterNormal, quantile_table
 
 _SOURCE = Path(__file__).with_name("_readchain.c")
@@ -133,6 +134,13 @@ def _library() -> ctypes.CDLL | None:
         ctypes.c_float,
         ptr,
         ptr,
+        ptr,
+        i64,
+        i64,
+        i64,
+        ptr,
+        ptr,
+        ctypes.c_double,
     ]
     fn.restype = None
     return lib
@@ -147,19 +155,23 @@ def native_available() -> bool:
     return _library() is not None
 
 
-def _use_native(c: torch.Tensor, var: torch.Tensor | None, acc: torch.Tensor | None) -> bool:
+def _use_native(c: torch.Tensor | IntTerms, var: torch.Tensor | None, acc: torch.Tensor | None) -> bool:
     """Whether the kernel takes these tensors (``acc`` None: the chunk's values are written back)."""
     ok_var = var is None or (var.dtype in (torch.float32, torch.bfloat16) and var.is_contiguous())
     ok_acc = acc is None or (acc.is_contiguous() and acc.dtype == torch.float32)
-    return (
-        c.device.type == "cpu"
-        and c.dtype == torch.float32
-        and c.is_contiguous()
-        and ok_acc
-        and ok_var
-        and enabled
-        and native_available()
-    )
+    if isinstance(c, IntTerms):
+        cs = c.col_sums
+        ok_c = (
+            acc is not None
+            and c.values.device.type == "cpu"
+            and c.values.dtype == torch.int32
+            and c.values.is_contiguous()
+            and (cs is None or (cs.dtype == torch.float32 and cs.is_contiguous()))
+            and (var is None or c.n_variance == 0)
+        )
+    else:
+        ok_c = c.device.type == "cpu" and c.dtype == torch.float32 and c.is_contiguous()
+    return ok_c and ok_acc and ok_var and enabled and native_available()
 
 
 @dataclass(frozen=True)
@@ -175,7 +187,7 @@ class Place:
 
 
 def read_chain(
-    c: torch.Tensor,
+    c: torch.Tensor | IntTerms,
     var: torch.Tensor | None,
     rng: CounterNormal,
     where: Place,
@@ -189,16 +201,20 @@ def read_chain(
     """Run the chain on chunk ``c`` (O, Rc, Mc, S, Z) of a block into the block's ``acc`` (O, M, Z), in
     place; ``c`` is consumed.
 
+    ``c`` may come as exact integer products (``IntTerms``, which may carry the variances too).
     ``var``: read-noise variances like ``c`` (None: no read noise); each element's sample is the one
     its place in the block draws (``where``), so any chunking of a block gives the same numbers;
     ``inv_step``: inverse ADC steps, (S,) per slice or (R, S) per pass and slice of the block (None: no
     ADC), codes clamped to [lo, hi]; ``f``: (R, S) weights
     of the shift-and-add. ``native=None`` picks the compiled kernel when it applies, False forces the
     torch chain."""
-    f = f.to(c.device, c.dtype).contiguous()
+    f = f.to(acc.device, acc.dtype).contiguous()
     if native is not False and _use_native(c, var, acc):
         _native(c, var, where, inv_step, lo, hi, f, acc)
         return
+    if isinstance(c, IntTerms):
+        var = c.variance() if c.n_variance else var
+        c = c.signal()
     if var is not None:
         add_read_noise(c, var, rng, where)
     if inv_step is not None:
@@ -259,12 +275,14 @@ def _native(c, var, where, inv_step, lo, hi, f, acc) -> None:
     assert lib is not None  # _use_native() checked native_available()
     fn = lib.cim_read_chain
     o, rc, mc, s, z = c.shape
+    terms, tw = (c, torch.tensor(c.weights, dtype=torch.float64)) if isinstance(c, IntTerms) else (None, None)
     table = quantile_table(torch.device("cpu"))
     inv = None if inv_step is None else inv_step.to(torch.float32).contiguous()
     kind = 0 if var is None else (1 if var.dtype == torch.float32 else 2)
+    cs = None if terms is None or not terms.shift else terms.col_sums
     inv_rs = 0 if inv is None or inv.dim() == 1 else s
     args = (
-        c.data_ptr(),
+        None if terms is not None else c.data_ptr(),
         None if var is None else var.data_ptr(),
         kind,
         o,
@@ -284,5 +302,12 @@ def _native(c, var, where, inv_step, lo, hi, f, acc) -> None:
         float(hi),
         None if f is None else f.data_ptr(),
         None if acc is None else acc.data_ptr(),
+        None if terms is None else terms.values.data_ptr(),
+        0 if terms is None else terms.values.shape[3],
+        0 if terms is None else terms.n_signal,
+        0 if terms is None else terms.n_variance,
+        None if tw is None else tw.data_ptr(),
+        None if cs is None else cs.data_ptr(),
+        0.0 if terms is None else float(terms.shift),
     )
     fn(*args)  # ctypes releases the GIL; the kernel spreads its work over torch's OpenMP threads

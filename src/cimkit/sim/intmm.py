@@ -6,7 +6,10 @@ int32 accumulation, exact). Real conductances are not integers (baseline, progra
 IR drop), so a matrix is stored as up to three int8 terms, ``scale * (A + B/254 + C/254**2)``: exact
 when the matrix holds integers of magnitude <= 127, and within 6e-8 of its largest entry otherwise (on
 par with float32 rounding). Unsigned 8-bit codes are shifted by -128 into int8 and the shift is undone
-with the matrix's column sums.
+with the matrix's column sums. Linear and convolution layouts run every row tile's product this way where
+it pays (``int8_is_fast``); their int32 results (``IntTerms``) are weighted and summed inside the read chain,
+and binary passes (bit planes, whose squares are themselves) read their read-noise variances from two more
+int8 terms in the same product.
 """
 
 from __future__ import annotations
@@ -159,6 +162,50 @@ def split_int8(m: torch.Tensor, max_terms: int = MAX_TERMS) -> Int8Split:
     return Int8Split(torch.stack(terms), tuple(weights), represented.sum(dim=-2).float())
 
 
+@dataclass
+class IntTerms:
+    """One chunk of partial sums (O, Rc, Mc, S, Z) as exact integer products: ``values`` (O, Rc, Mc, J, S, Z)
+    int32 holds, per element, J products of int8 codes with int8 matrix terms. The first ``n_signal``
+    weighted by ``weights`` and summed in float64, plus ``shift * col_sums`` (O, S*Z) when codes were
+    shifted, are the partial sum; the remaining terms (if any) its read-noise variance. Each is rounded to
+    float32 once, so the compiled read chain and :meth:`signal` / :meth:`variance` give the same numbers."""
+
+    values: torch.Tensor
+    weights: tuple[float, ...]
+    n_signal: int
+    col_sums: torch.Tensor | None = None
+    shift: float = 0.0
+
+    @property
+    def shape(self) -> torch.Size:
+        """The chunk's dims (O, Rc, Mc, S, Z)."""
+        o, r, m, _, s, z = self.values.shape
+        return torch.Size((o, r, m, s, z))
+
+    @property
+    def n_variance(self) -> int:
+        """How many of the terms are the variance's (0: the chunk carries no variance)."""
+        return len(self.weights) - self.n_signal
+
+    def _combine(self, first: int, count: int, shifted: bool) -> torch.Tensor:
+        t = self.values
+        v = t[:, :, :, first].double() * self.weights[first]
+        for k in range(first + 1, first + count):
+            v = v + t[:, :, :, k].double() * self.weights[k]
+        if shifted and self.shift and self.col_sums is not None:
+            o, _, _, s, z = v.shape
+            v = v + self.col_sums.double().view(o, 1, 1, s, z) * self.shift
+        return v.float()
+
+    def signal(self) -> torch.Tensor:
+        """The partial sums (O, Rc, Mc, S, Z), float32."""
+        return self._combine(0, self.n_signal, True)
+
+    def variance(self) -> torch.Tensor | None:
+        """Their read-noise variances (O, Rc, Mc, S, Z), float32; None without variance terms."""
+        return self._combine(self.n_signal, self.n_variance, False) if self.n_variance else None
+
+
 def codes_to_int8(codes: torch.Tensor, max_code: float) -> tuple[torch.Tensor, float] | None:
     """Integer codes as int8, with the shift applied (-128 for unsigned codes above 127), or None
     when they do not fit."""
@@ -167,18 +214,3 @@ def codes_to_int8(codes: torch.Tensor, max_code: float) -> tuple[torch.Tensor, f
     if max_code <= 255:
         return (codes - 128).to(torch.int8), 128.0
     return None
-
-
-def int_product(
-    x8: torch.Tensor, shift: float, split: Int8Split, tile: int, out: torch.Tensor, scratch: torch.Tensor
-) -> torch.Tensor:
-    """``(x8 + shift) @ matrix[tile]`` in float32 into ``out`` (M, N); ``scratch``: int32 (M, N)."""
-    for k, w in enumerate(split.weights):
-        torch._int_mm(x8, split.terms[k, tile], out=scratch)
-        if k == 0:
-            torch.mul(scratch, w, out=out)
-        else:
-            out.add_(scratch, alpha=w)
-    if shift:
-        out.add_(split.col_sums[tile], alpha=shift)
-    return out

@@ -33,6 +33,7 @@ from ..errors import InputError
 from ..spec.model import PeripherySpec
 from ..spec.units import DAC_MODES
 from . import fused, quant
+from .intmm import IntTerms
 from .layout import Chunk, Layout, LinearLayout
 
 STAGES = ("input", "encode", "read", "noise", "adc", "accumulate", "output")
@@ -240,7 +241,7 @@ def run(tile, layout: Layout, x: torch.Tensor, bias: torch.Tensor | None = None)
         xl = layout.place(xin)
         o, r, m, s, z = layout.block_shape(xl, passes)
         acc = torch.zeros((o, m, z), device=x.device, dtype=x.dtype)
-        chunks = layout.chunks(xl, passes, code_max, arrays, to_variance, chunk_scratch)
+        chunks = layout.chunks(xl, passes, code_max, arrays, to_variance, chunk_scratch, binary)
     # one noise draw per row tile's block, taken up front, so the chunking never changes the numbers
     counters = [tile.rng.next_counter() if to_variance is not None else 0 for _ in range(tile.mapping.row_tiles)]
     dims = layout.block_dims
@@ -258,6 +259,9 @@ def run(tile, layout: Layout, x: torch.Tensor, bias: torch.Tensor | None = None)
             "row_tile": ch.tile,
             "first_row": ch.m0,
         }
+        if isinstance(c, IntTerms):  # stages see float32 values
+            var = c.variance() if c.n_variance else var
+            c = c.signal()
         if hooks["read"]:
             c = _hook(tile, "read", c, **info).contiguous()
         if var is not None:

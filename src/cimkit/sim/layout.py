@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..mapping import ArrayMapping
-from .intmm import Int8Split, codes_to_int8, int_product
+from .intmm import Int8Split, IntTerms, codes_to_int8
 
 #: partial sums per chunk: large enough to amortize per-call costs, small enough (8 MB) that a chunk's
 #: product, noise, conversion and shift-and-add run in the last-level cache
@@ -36,9 +36,10 @@ ToVariance = Callable[[torch.Tensor], torch.Tensor]
 @dataclass
 class Chunk:
     """Partial sums (O, Rc, Mc, S, Z) of row tile ``tile``: passes ``r0 + [0, Rc)``, rows ``m0 + [0, Mc)``
-    of its block; ``variance``: their read-noise variances (same dims) or None."""
+    of its block, as float32 or as exact integer products (which may carry the variances); ``variance``:
+    their read-noise variances (same dims) or None."""
 
-    signal: torch.Tensor
+    signal: torch.Tensor | IntTerms
     variance: torch.Tensor | None
     tile: int
     r0: int
@@ -51,8 +52,42 @@ class Arrays:
 
     signal: torch.Tensor
     variance: torch.Tensor | None
-    int_split: Int8Split | None = None
+    int_split: Int8Split | None = None  # the signal as int8 terms (CPUs where int8 products pay)
+    variance_split: Int8Split | None = None  # the variances as int8 terms (with ``int_split``, read noise)
     _dense: dict = field(default_factory=dict, repr=False)
+
+    def int_terms(self, with_variance: bool) -> tuple[torch.Tensor, tuple[float, ...], int]:
+        """The int8 terms side by side for one product: (T, Rp, J * S*N) int8, the J weights, and how many of
+        the terms are the signal's (the rest are the variance's, ``with_variance``); cached."""
+        key = ("int_terms", with_variance)
+        hit = self._dense.get(key)
+        if hit is None:
+            assert self.int_split is not None
+            parts = [self.int_split]
+            if with_variance and self.variance_split is not None:
+                parts.append(self.variance_split)
+            terms = torch.cat([p.terms for p in parts])  # (J, T, Rp, SN)
+            j, t, rp, sn = terms.shape
+            weights = tuple(w for p in parts for w in p.weights)
+            hit = self._dense[key] = (
+                terms.permute(1, 2, 0, 3).reshape(t, rp, j * sn).contiguous(),
+                weights,
+                len(parts[0].weights),
+            )
+        return hit
+
+    def int_col_sums(self, rows_used: torch.Tensor) -> torch.Tensor:
+        """Per matrix, the column sums (T, S*N) float32 of the signal its int8 terms represent over its first
+        ``rows_used[t]`` rows (the rows a shifted code reaches); cached."""
+        key = ("int_col_sums", tuple(rows_used.tolist()))
+        hit = self._dense.get(key)
+        if hit is None:
+            assert self.int_split is not None
+            split = self.int_split
+            represented = sum(t.double() * w for t, w in zip(split.terms, split.weights))  # (T, Rp, SN)
+            keep = torch.arange(represented.shape[1]).view(1, -1, 1) < rows_used.view(-1, 1, 1)
+            hit = self._dense[key] = (represented * keep).sum(1).float()
+        return hit
 
     def dense(self, f: torch.Tensor, rows: int) -> torch.Tensor:
         """A dense layout's tiles as one (rows, N) matrix whose slices are summed with the weights ``f`` (1, S):
@@ -65,6 +100,12 @@ class Arrays:
             w = (self.signal.view(t, rp, s, sn // s) * f.reshape(1, 1, s, 1).to(self.signal.dtype)).sum(2)
             hit = self._dense[key] = w.reshape(t * rp, sn // s)[:rows].contiguous()
         return hit
+
+
+def _int_path(arrays: Arrays, x: torch.Tensor, code_max: float) -> bool:
+    """Whether partial sums run as int8 products: the tile has int8 terms (a CPU where they pay, integer
+    codes) and these float32 CPU codes fit int8 (shifted by -128 above 127)."""
+    return arrays.int_split is not None and x.device.type == "cpu" and x.dtype == torch.float32 and code_max <= 255
 
 
 class Layout:
@@ -104,10 +145,12 @@ class Layout:
         arrays: Arrays,
         to_variance: ToVariance | None,
         scratch: Scratch,
+        binary: bool = False,
     ) -> Iterator[Chunk]:
         """The partial sums chunk by chunk, each tile's in order of passes then rows. ``code_max``: the
         largest input code; ``to_variance``: maps placed inputs to the inputs of the variance product
-        (None: no read noise). Chunks may be scratch views, valid until the next one."""
+        (None: no read noise); ``binary``: the passes are 0 / 1 bit planes. Chunks may be scratch views,
+        valid until the next one."""
         raise NotImplementedError
 
     def finalize(self, acc: torch.Tensor) -> torch.Tensor:
@@ -160,25 +203,21 @@ class LinearLayout(Layout):
     def block_shape(self, xl, passes):
         return 1, passes, xl.shape[1] // passes, self.mapping.slices, self.mapping.out_features
 
-    def chunks(self, xl, passes, code_max, arrays, to_variance, scratch):
+    def chunks(self, xl, passes, code_max, arrays, to_variance, scratch, binary=False):
         m = self.mapping
         t, pb, _ = xl.shape
         b, cols = pb // passes, arrays.signal.shape[-1]
-        split = arrays.int_split if xl.device.type == "cpu" and xl.dtype == torch.float32 else None
-        x8 = None if split is None else codes_to_int8(xl, code_max)
+        x8 = codes_to_int8(xl, code_max) if _int_path(arrays, xl, code_max) else None
+        if x8 is not None:
+            yield from self._int_chunks(x8, passes, arrays, to_variance, scratch, binary)
+            return
         xl2 = None if to_variance is None else to_variance(xl)
         per = max(1, CHUNK // (b * cols))  # input passes per chunk: the chunk's products stay in cache
         for i in range(t):
             for p0 in range(0, passes, per):
                 k = min(per, passes - p0)
                 rows = slice(p0 * b, (p0 + k) * b)
-                out = scratch("signal", (k * b, cols), xl.device, xl.dtype)
-                if x8 is not None:
-                    ps = int_product(
-                        x8[0][i, rows], x8[1], split, i, out, scratch("int32", (k * b, cols), xl.device, torch.int32)
-                    )
-                else:
-                    ps = torch.mm(xl[i, rows], arrays.signal[i], out=out)
+                ps = torch.mm(xl[i, rows], arrays.signal[i], out=scratch("signal", (k * b, cols), xl.device, xl.dtype))
                 var = None
                 if xl2 is not None:
                     var = torch.mm(
@@ -186,6 +225,44 @@ class LinearLayout(Layout):
                     )
                     var = var.view(1, k, b, m.slices, m.out_features)
                 yield Chunk(ps.view(1, k, b, m.slices, m.out_features), var, i, p0, 0)
+
+    def _int_chunks(self, x8, passes, arrays, to_variance, scratch, binary):
+        """The partial sums as exact integer products (``IntTerms``); binary passes read their variances in
+        the same product."""
+        m = self.mapping
+        codes, shift = x8
+        t, pb, _ = codes.shape
+        b, cols = pb // passes, arrays.signal.shape[-1]
+        with_var = to_variance is not None and binary and arrays.variance_split is not None
+        terms, weights, n_signal = arrays.int_terms(with_var)
+        j = len(weights)
+        col_sums = arrays.int_col_sums(torch.full((t,), m.rows_per_tile)) if shift else None
+        xl2 = None
+        if to_variance is not None and not with_var:
+            xl2 = to_variance(codes.float() + shift)
+        per = max(1, CHUNK // (b * cols * j))
+        for i in range(t):
+            for p0 in range(0, passes, per):
+                k = min(per, passes - p0)
+                rows = slice(p0 * b, (p0 + k) * b)
+                out = scratch("int32", (k * b, j * cols), codes.device, torch.int32)
+                torch._int_mm(codes[i, rows], terms[i], out=out)
+                var = None
+                if xl2 is not None:
+                    var = torch.mm(
+                        xl2[i, rows],
+                        arrays.variance[i],
+                        out=scratch("variance", (k * b, cols), codes.device, xl2.dtype),
+                    )
+                    var = var.view(1, k, b, m.slices, m.out_features)
+                it = IntTerms(
+                    out.view(1, k, b, j, m.slices, m.out_features),
+                    weights,
+                    n_signal,
+                    None if col_sums is None else col_sums[i : i + 1],
+                    shift,
+                )
+                yield Chunk(it, var, i, p0, 0)
 
     def finalize(self, acc):
         return acc[0]
@@ -261,12 +338,12 @@ class ConvLayout(Layout):
         mp = self.mapping
         return mp.groups, passes, xl.shape[0] // passes * self._out_hw[0] * self._out_hw[1], mp.slices, mp.out_features
 
-    def _unfolded(self, x: torch.Tensor) -> torch.Tensor:
+    def _unfolded(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """Inputs (n, C, H, W) unfolded as the arrays' rows see them: (G, n * L, C/G * kh * kw), rows in
-        im2col's (channel, kh, kw) order. Built in one copy from a strided window view of ``x``: each
-        output row reads one small window, where im2col followed by a transpose moved every value twice,
-        the second time across the whole matrix. Row tile i reads columns [i * Rp, (i + 1) * Rp)
-        (aligned: Rp / (kh*kw) whole channels)."""
+        im2col's (channel, kh, kw) order, into ``out`` when given (a buffer of that many elements). Built in
+        one copy from a strided window view of ``x``: each output row reads one small window, where im2col
+        followed by a transpose moved every value twice, the second time across the whole matrix. Row tile
+        i reads columns [i * Rp, (i + 1) * Rp) (aligned: Rp / (kh*kw) whole channels)."""
         mp = self.mapping
         x = x.contiguous()
         n, c, _, _ = x.shape
@@ -275,24 +352,41 @@ class ConvLayout(Layout):
         g = mp.groups
         windows = x.as_strided(
             (n, oh, ow, g, c // g, kh, kw), (sn, sh * sy, sw * sx, (c // g) * sc, sc, dh * sy, dw * sx)
-        )
-        return windows.permute(3, 0, 1, 2, 4, 5, 6).reshape(g, n * oh * ow, mp.in_features)
+        ).permute(3, 0, 1, 2, 4, 5, 6)
+        if out is None:
+            return windows.reshape(g, n * oh * ow, mp.in_features)
+        out.view(windows.shape).copy_(windows)
+        return out.view(g, n * oh * ow, mp.in_features)
 
-    def chunks(self, xl, passes, code_max, arrays, to_variance, scratch):
+    def _parts(
+        self, passes: int, b: int, per_image: int, images_first: bool = False
+    ) -> list[tuple[int, int, int, int]]:
+        """Chunks as (first pass, passes, first image, images): whole passes when an image's pass is small.
+        ``images_first``: all passes of a block of images before the next block (the order in which a
+        block's partial sums reach the accumulator is the same either way)."""
+        images = max(1, CHUNK // per_image)
+        if images >= b:  # whole passes per chunk
+            return [(p0, min(images // b, passes - p0), 0, b) for p0 in range(0, passes, images // b)]
+        blocks = range(0, b, images)
+        if images_first:
+            return [(p, 1, b0, min(images, b - b0)) for b0 in blocks for p in range(passes)]
+        return [(p, 1, b0, min(images, b - b0)) for p in range(passes) for b0 in blocks]
+
+    def chunks(self, xl, passes, code_max, arrays, to_variance, scratch, binary=False):
+        if _int_path(arrays, xl, code_max):
+            yield from self._int_chunks(xl, passes, code_max, arrays, to_variance, scratch, binary)
+            return
         mp = self.mapping
         g, t, s, n = mp.groups, mp.row_tiles, mp.slices, mp.out_features
         pb, c, h, w = xl.shape
         b, l = pb // passes, self._out_hw[0] * self._out_hw[1]
-        per_image = g * l * s * n  # partial sums of one image in one pass
-        images = max(1, CHUNK // per_image)
         planes = xl.view(passes, b, c, h, w)
-        if images >= b:  # whole passes per chunk
-            parts = [(p0, min(images // b, passes - p0), 0, b) for p0 in range(0, passes, images // b)]
-        else:
-            parts = [(p, 1, b0, min(images, b - b0)) for p in range(passes) for b0 in range(0, b, images)]
         rp = mp.rows_per_tile
-        for p0, k, b0, nb in parts:
-            rows = self._unfolded(planes[p0 : p0 + k, b0 : b0 + nb].reshape(k * nb, c, h, w))
+        for p0, k, b0, nb in self._parts(passes, b, g * l * s * n):
+            rows = self._unfolded(
+                planes[p0 : p0 + k, b0 : b0 + nb].reshape(k * nb, c, h, w),
+                scratch("rows", (g * k * nb * l * mp.in_features,), xl.device, xl.dtype),
+            )
             rows2 = None if to_variance is None else to_variance(rows)
             for i in range(t):
                 first, last = i * rp, min((i + 1) * rp, mp.in_features)  # the last tile may use fewer rows
@@ -311,6 +405,72 @@ class ConvLayout(Layout):
                     )
                     var = var.view(g, k, nb * l, s, n)
                 yield Chunk(ps.view(g, k, nb * l, s, n), var, i, p0, b0 * l)
+
+    def _int_chunks(self, xl, passes, code_max, arrays, to_variance, scratch, binary):
+        """The partial sums as exact integer products (``IntTerms``), one int8 product per row tile and
+        group; binary passes read their variances in the same product. Up to 8 binary passes are packed into
+        one byte per input, so each window is unfolded once, not once per pass, and the passes' rows are
+        bits of the unfolded bytes."""
+        mp = self.mapping
+        g, t, s, n = mp.groups, mp.row_tiles, mp.slices, mp.out_features
+        pb, c, h, w = xl.shape
+        b, l, k_rows = pb // passes, self._out_hw[0] * self._out_hw[1], mp.in_features
+        planes = xl.view(passes, b, c, h, w)
+        rp = mp.rows_per_tile
+        with_var = to_variance is not None and binary and arrays.variance_split is not None
+        terms, weights, n_signal = arrays.int_terms(with_var)
+        j = len(weights)
+        packed = binary and 1 < passes <= 8
+        if packed:  # bit p of a byte: pass p
+            bits = torch.tensor([float(1 << p) for p in range(passes)], device=xl.device).view(-1, 1, 1, 1, 1)
+            source, shift = (planes * bits).sum(0).to(torch.uint8), 0.0
+        else:
+            codes = codes_to_int8(planes.reshape(passes * b, c, h, w), code_max)
+            assert codes is not None  # _int_path checked code_max
+            source, shift = codes[0].view(passes, b, c, h, w), codes[1]
+        col_sums = None
+        if shift:
+            used = (k_rows - torch.arange(t) * rp).clamp(max=rp)
+            col_sums = arrays.int_col_sums(used.repeat_interleave(g))
+        window = None
+        for p0, k, b0, nb in self._parts(passes, b, g * l * s * n * j, images_first=packed):
+            rows = scratch("rows8", (g, k * nb * l, k_rows), xl.device, torch.int8)
+            if packed:
+                if p0 == 0:  # a new block of images: unfold its bytes once for all its passes
+                    window = self._unfolded(
+                        source[b0 : b0 + nb], scratch("bytes", (g * nb * l * k_rows,), xl.device, torch.uint8)
+                    )
+                assert window is not None
+                for q in range(k):  # pass p0 + q: bit p0 + q of the unfolded bytes
+                    plane = rows[:, q * nb * l : (q + 1) * nb * l]
+                    torch.bitwise_right_shift(window, p0 + q, out=plane.view(torch.uint8))
+                    plane.bitwise_and_(1)
+            else:
+                self._unfolded(source[p0 : p0 + k, b0 : b0 + nb].reshape(k * nb, c, h, w), rows.view(-1))
+            rows2 = None
+            if to_variance is not None and not with_var:  # the variance product reads the codes' squares
+                rows2 = to_variance(rows.float() + shift if shift else rows.float())
+            for i in range(t):
+                first, last = i * rp, min((i + 1) * rp, k_rows)  # the last tile may use fewer rows
+                out = scratch("int32", (g, k * nb * l, j * s * n), xl.device, torch.int32)
+                for gi in range(g):
+                    torch._int_mm(rows[gi, :, first:last], terms[i * g + gi, : last - first], out=out[gi])
+                var = None
+                if rows2 is not None:
+                    var = torch.bmm(
+                        rows2[:, :, first:last],
+                        arrays.variance[i * g : (i + 1) * g, : last - first],
+                        out=scratch("variance", (g, k * nb * l, s * n), xl.device, rows2.dtype),
+                    )
+                    var = var.view(g, k, nb * l, s, n)
+                it = IntTerms(
+                    out.view(g, k, nb * l, j, s, n),
+                    weights,
+                    n_signal,
+                    None if col_sums is None else col_sums[i * g : (i + 1) * g],
+                    shift,
+                )
+                yield Chunk(it, var, i, p0, b0 * l)
 
     def finalize(self, acc):  # (G, B*L, N) -> (B, G*N, H, W)
         g, bl, n = acc.shape

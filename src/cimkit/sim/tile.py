@@ -240,16 +240,12 @@ class CrossbarTile(nn.Module):
         if self.variance is not None:
             var_dtype = variance_dtype() if dtype == torch.float32 and device.type == "cpu" else dtype
             var = layout.compute_arrays(self.variance).to(device, var_dtype)
-        split = None
-        if (
-            dtype == torch.float32
-            and device.type == "cpu"
-            and isinstance(layout, LinearLayout)
-            and self._integer_inputs()
-            and int8_is_fast()
-        ):
+        split = var_split = None
+        if dtype == torch.float32 and device.type == "cpu" and self._integer_inputs() and int8_is_fast():
             split = split_int8(signal)
-        self._arrays[key] = out = Arrays(signal, var, split)
+            if self.variance is not None:  # two terms: ~5 significant digits, more than the bf16 product's
+                var_split = split_int8(layout.compute_arrays(self.variance).to(device, torch.float32), max_terms=2)
+        self._arrays[key] = out = Arrays(signal, var, split, var_split)
         return out
 
     def _integer_inputs(self) -> bool:
