@@ -189,6 +189,28 @@ def drive(
     return codes.unsqueeze(0), [1.0], False, code_max
 
 
+def packed_planes(
+    layout: Layout, arrays, codes: torch.Tensor, enc: Encoding, periphery: PeripherySpec
+) -> tuple[torch.Tensor, list[float]] | None:
+    """Bit planes of at most 8 bits, for a layout that reads them packed (``Layout.reads_packed_planes``), as
+    one byte per input whose bit p is plane p (LSB first; two's complement for signed codes), and the planes'
+    weights; None when the codes are not driven as such planes (one pass, sign-magnitude phases, more bits)."""
+    bits = enc.bits
+    if (
+        bits is None
+        or not 1 < bits <= 8
+        or not DAC_MODES.get(periphery.dac_mode, "periphery.dac_mode").bit_planes
+        or (enc.signed and periphery.signed_inputs == "sign_magnitude")
+        or not layout.reads_packed_planes(arrays, codes)
+    ):
+        return None
+    weights = [float(2**k) for k in range(bits)]
+    if enc.signed:
+        weights[-1] = -weights[-1]
+        return torch.remainder(codes.to(torch.int32), 2**bits).to(torch.uint8), weights
+    return codes.to(torch.uint8), weights
+
+
 def run(tile, layout: Layout, x: torch.Tensor, bias: torch.Tensor | None = None) -> tuple[torch.Tensor, Encoding]:
     """One read of ``tile`` through ``layout``: ``x`` in the layout's prepared form (float32, or
     float64 for exact gradient checks on ideal chips). Returns the output and the DAC encoding."""
@@ -206,9 +228,14 @@ def run(tile, layout: Layout, x: torch.Tensor, bias: torch.Tensor | None = None)
     if hooks["encode"]:
         codes = _hook(tile, "encode", codes)
     signed = enc.signed
-    planes, plane_w, binary, code_max = drive(codes, enc, p, max(-x_min, x_max))
-    xin, passes = planes.flatten(0, 1), planes.shape[0]
     arrays = tile.arrays(layout, x.dtype, x.device)
+    packed = packed_planes(layout, arrays, codes, enc, p)
+    if packed is not None:  # the bit planes as the bits of one byte per input
+        xin, plane_w = packed
+        passes, binary, code_max = len(plane_w), True, 1.0
+    else:
+        planes, plane_w, binary, code_max = drive(codes, enc, p, max(-x_min, x_max))
+        xin, passes = planes.flatten(0, 1), planes.shape[0]
     to_variance = None
     if arrays.variance is not None:  # elementwise squares commute with the layout's moves, pads and unfolds
         var_dtype = arrays.variance.dtype
@@ -239,9 +266,10 @@ def run(tile, layout: Layout, x: torch.Tensor, bias: torch.Tensor | None = None)
         chunks = ()
     else:
         xl = layout.place(xin)
-        o, r, m, s, z = layout.block_shape(xl, passes)
+        o, r, m, s, z = layout.block_shape(xl, 1 if packed is not None else passes)
+        r = passes
         acc = torch.zeros((o, m, z), device=x.device, dtype=x.dtype)
-        chunks = layout.chunks(xl, passes, code_max, arrays, to_variance, chunk_scratch, binary)
+        chunks = layout.chunks(xl, passes, code_max, arrays, to_variance, chunk_scratch, binary, packed is not None)
     # one noise draw per row tile's block, taken up front, so the chunking never changes the numbers
     counters = [tile.rng.next_counter() if to_variance is not None else 0 for _ in range(tile.mapping.row_tiles)]
     dims = layout.block_dims

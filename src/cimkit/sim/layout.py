@@ -146,12 +146,18 @@ class Layout:
         to_variance: ToVariance | None,
         scratch: Scratch,
         binary: bool = False,
+        packed: bool = False,
     ) -> Iterator[Chunk]:
         """The partial sums chunk by chunk, each tile's in order of passes then rows. ``code_max``: the
         largest input code; ``to_variance``: maps placed inputs to the inputs of the variance product
-        (None: no read noise); ``binary``: the passes are 0 / 1 bit planes. Chunks may be scratch views,
-        valid until the next one."""
+        (None: no read noise); ``binary``: the passes are 0 / 1 bit planes; ``packed``: ``xl`` holds them as
+        the bits of one byte per input (``reads_packed_planes``). Chunks may be scratch views, valid until the
+        next one."""
         raise NotImplementedError
+
+    def reads_packed_planes(self, arrays: Arrays, codes: torch.Tensor) -> bool:
+        """Whether ``chunks`` takes up to 8 bit planes of ``codes`` packed into bytes (``packed=True``)."""
+        return False
 
     def finalize(self, acc: torch.Tensor) -> torch.Tensor:
         """The reduced partial sums (O, M, Z) in the output layout."""
@@ -203,7 +209,7 @@ class LinearLayout(Layout):
     def block_shape(self, xl, passes):
         return 1, passes, xl.shape[1] // passes, self.mapping.slices, self.mapping.out_features
 
-    def chunks(self, xl, passes, code_max, arrays, to_variance, scratch, binary=False):
+    def chunks(self, xl, passes, code_max, arrays, to_variance, scratch, binary=False, packed=False):
         m = self.mapping
         t, pb, _ = xl.shape
         b, cols = pb // passes, arrays.signal.shape[-1]
@@ -372,9 +378,12 @@ class ConvLayout(Layout):
             return [(p, 1, b0, min(images, b - b0)) for b0 in blocks for p in range(passes)]
         return [(p, 1, b0, min(images, b - b0)) for p in range(passes) for b0 in blocks]
 
-    def chunks(self, xl, passes, code_max, arrays, to_variance, scratch, binary=False):
-        if _int_path(arrays, xl, code_max):
-            yield from self._int_chunks(xl, passes, code_max, arrays, to_variance, scratch, binary)
+    def reads_packed_planes(self, arrays, codes):
+        return _int_path(arrays, codes, 255)
+
+    def chunks(self, xl, passes, code_max, arrays, to_variance, scratch, binary=False, packed=False):
+        if packed or _int_path(arrays, xl, code_max):
+            yield from self._int_chunks(xl, passes, code_max, arrays, to_variance, scratch, binary, packed)
             return
         mp = self.mapping
         g, t, s, n = mp.groups, mp.row_tiles, mp.slices, mp.out_features
@@ -406,7 +415,7 @@ class ConvLayout(Layout):
                     var = var.view(g, k, nb * l, s, n)
                 yield Chunk(ps.view(g, k, nb * l, s, n), var, i, p0, b0 * l)
 
-    def _int_chunks(self, xl, passes, code_max, arrays, to_variance, scratch, binary):
+    def _int_chunks(self, xl, passes, code_max, arrays, to_variance, scratch, binary, packed_input=False):
         """The partial sums as exact integer products (``IntTerms``), one int8 product per row tile and
         group; binary passes read their variances in the same product. Up to 8 binary passes are packed into
         one byte per input, so each window is unfolded once, not once per pass, and the passes' rows are
@@ -414,18 +423,21 @@ class ConvLayout(Layout):
         mp = self.mapping
         g, t, s, n = mp.groups, mp.row_tiles, mp.slices, mp.out_features
         pb, c, h, w = xl.shape
-        b, l, k_rows = pb // passes, self._out_hw[0] * self._out_hw[1], mp.in_features
-        planes = xl.view(passes, b, c, h, w)
+        b = pb if packed_input else pb // passes
+        l, k_rows = self._out_hw[0] * self._out_hw[1], mp.in_features
         rp = mp.rows_per_tile
         with_var = to_variance is not None and binary and arrays.variance_split is not None
         terms, weights, n_signal = arrays.int_terms(with_var)
         j = len(weights)
-        packed = binary and 1 < passes <= 8
-        if packed:  # bit p of a byte: pass p
+        packed = packed_input or (binary and 1 < passes <= 8)
+        if packed_input:
+            source, shift = xl, 0.0
+        elif packed:  # bit p of a byte: pass p
+            planes = xl.view(passes, b, c, h, w)
             bits = torch.tensor([float(1 << p) for p in range(passes)], device=xl.device).view(-1, 1, 1, 1, 1)
             source, shift = (planes * bits).sum(0).to(torch.uint8), 0.0
         else:
-            codes = codes_to_int8(planes.reshape(passes * b, c, h, w), code_max)
+            codes = codes_to_int8(xl, code_max)
             assert codes is not None  # _int_path checked code_max
             source, shift = codes[0].view(passes, b, c, h, w), codes[1]
         col_sums = None
