@@ -129,6 +129,7 @@ CONV_CONFIGS = [  # (changes, conv keyword arguments)
     ),
     ({"periphery.dac_mode": "multi_level", "array.signed_mapping": "differential"}, {"padding": 1, "dilation": 2}),
     ({"periphery.dac_mode": "multi_level", "array.signed_mapping": "offset", "device.bits_per_cell": 3}, {}),
+    ({"periphery.dac_mode": "bit_serial"}, {"kernel_size": 1, "in_channels": 200}),  # 1x1: 128 + 72 channels
 ]
 
 
@@ -139,7 +140,8 @@ def test_convolution_outputs_match_the_float32_path(changes, conv_kw, monkeypatc
     float32 path's outputs."""
     torch.manual_seed(5)
     kw = {"in_channels": 22, **conv_kw}  # 22 x 9 = 198 rows per group: two row tiles, the last partly used
-    conv = nn.Conv2d(out_channels=12, kernel_size=3, **kw)
+    kw = {"kernel_size": 3, **kw}
+    conv = nn.Conv2d(out_channels=12, **kw)
     x = torch.rand(3, kw["in_channels"], 11, 11)
     spec = spec_with(
         "rram-22nm",

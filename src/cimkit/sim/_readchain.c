@@ -17,8 +17,8 @@
  * would be multiplied by zero), so their hash is skipped.
  *
  * Partial sums may instead come as exact integer products (cimkit.sim.intmm.IntTerms): J int32 terms per
- * element, dims (O, Rc, Mc, J, S, Z); the first nsig weighted and summed in double precision (plus
- * shift * col_sums) are the signal, the next nvar the read-noise variance, each rounded once to float32.
+ * element, dims (O, Rc, Mc, J, S, Z); the first nsig weighted and summed in float32 (plus shift * col_sums)
+ * are the signal, the next nvar the read-noise variance.
  *
  * This file is compiled by cimkit.sim.fused at first use; it needs only libm (and OpenMP when the
  * compiler has it).
@@ -62,20 +62,22 @@ static void add_noise(float *restrict v, const float *restrict sd2, int64_t coun
   }
 }
 
-/* out[i] = (float)(sum_k (double)t[k * stride + i] * w[k] (+ (double)cs[i] * shift)), k < count: the
- * terms summed in increasing k, every step one IEEE double operation */
+/* out[i] = sum_k (float)t[k * stride + i] * (float)w[k] (+ cs[i] * (float)shift), k < count: the terms
+ * summed in increasing k, every step one IEEE float32 operation (int32 terms of int8 products over at most
+ * a few hundred rows are exact in float32) */
 static void combine(float *restrict out, const int32_t *restrict t, int64_t stride, int64_t count,
                     const double *restrict w, const float *restrict cs, double shift, int64_t cnt) {
-  double d[CHUNK];
-  for (int64_t i = 0; i < cnt; i++) d[i] = (double)t[i] * w[0];
+  const float w0 = (float)w[0];
+  for (int64_t i = 0; i < cnt; i++) out[i] = (float)t[i] * w0;
   for (int64_t k = 1; k < count; k++) {
     const int32_t *restrict tk = t + k * stride;
-    const double wk = w[k];
-    for (int64_t i = 0; i < cnt; i++) d[i] = d[i] + (double)tk[i] * wk;
+    const float wk = (float)w[k];
+    for (int64_t i = 0; i < cnt; i++) out[i] = out[i] + (float)tk[i] * wk;
   }
-  if (cs)
-    for (int64_t i = 0; i < cnt; i++) d[i] = d[i] + (double)cs[i] * shift;
-  for (int64_t i = 0; i < cnt; i++) out[i] = (float)d[i];
+  if (cs) {
+    const float sh = (float)shift;
+    for (int64_t i = 0; i < cnt; i++) out[i] = out[i] + cs[i] * sh;
+  }
 }
 
 /* One chunk c (O, Rc, Mc, S, Z) of a block (O, Rg, Mg, S, Z): passes r0 + [0, Rc) and rows m0 + [0, Mc);

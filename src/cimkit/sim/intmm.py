@@ -166,9 +166,10 @@ def split_int8(m: torch.Tensor, max_terms: int = MAX_TERMS) -> Int8Split:
 class IntTerms:
     """One chunk of partial sums (O, Rc, Mc, S, Z) as exact integer products: ``values`` (O, Rc, Mc, J, S, Z)
     int32 holds, per element, J products of int8 codes with int8 matrix terms. The first ``n_signal``
-    weighted by ``weights`` and summed in float64, plus ``shift * col_sums`` (O, S*Z) when codes were
-    shifted, are the partial sum; the remaining terms (if any) its read-noise variance. Each is rounded to
-    float32 once, so the compiled read chain and :meth:`signal` / :meth:`variance` give the same numbers."""
+    weighted by ``weights`` and summed, plus ``shift * col_sums`` (O, S*Z) when codes were shifted, are the
+    partial sum; the remaining terms (if any) its read-noise variance. Sums run in float32 (the terms are
+    exact in it), one IEEE operation at a time in increasing term order, so the compiled read chain and
+    :meth:`signal` / :meth:`variance` give the same numbers."""
 
     values: torch.Tensor
     weights: tuple[float, ...]
@@ -189,13 +190,14 @@ class IntTerms:
 
     def _combine(self, first: int, count: int, shifted: bool) -> torch.Tensor:
         t = self.values
-        v = t[:, :, :, first].double() * self.weights[first]
+        w = torch.tensor(self.weights, dtype=torch.float32, device=t.device)
+        v = t[:, :, :, first].float() * w[first]
         for k in range(first + 1, first + count):
-            v = v + t[:, :, :, k].double() * self.weights[k]
+            v = v + t[:, :, :, k].float() * w[k]
         if shifted and self.shift and self.col_sums is not None:
             o, _, _, s, z = v.shape
-            v = v + self.col_sums.double().view(o, 1, 1, s, z) * self.shift
-        return v.float()
+            v = v + self.col_sums.view(o, 1, 1, s, z) * torch.tensor(self.shift, dtype=torch.float32)
+        return v
 
     def signal(self) -> torch.Tensor:
         """The partial sums (O, Rc, Mc, S, Z), float32."""

@@ -364,6 +364,53 @@ class ConvLayout(Layout):
         out.view(windows.shape).copy_(windows)
         return out.view(g, n * oh * ow, mp.in_features)
 
+    def _tile_major(self) -> bool:
+        """Whether every row tile holds whole input channels (``Rp`` a multiple of kh * kw: kernel-aligned
+        mappings, 1x1 kernels), so that its rows can be read in (kh, kw, channel) order from channels-last
+        inputs, copying runs of channels instead of single values. Integer sums do not depend on the order
+        of their rows, so only the integer path does this."""
+        return self.mapping.rows_per_tile % (self.kernel[0] * self.kernel[1]) == 0
+
+    def _tile_major_matrix(self, arrays: Arrays, name: str, m: torch.Tensor) -> torch.Tensor:
+        """``m`` (T*G, Rp, X) with each tile's rows in (kh, kw, channel) order, and zero rows for the
+        channels a last tile lacks (they meet padded inputs); cached in ``arrays``."""
+        key = ("tile_major", name)
+        hit = arrays._dense.get(key)
+        if hit is not None:
+            return hit
+        mp = self.mapping
+        k, rp, g = self.kernel[0] * self.kernel[1], mp.rows_per_tile, mp.groups
+        cpt, channels = rp // k, mp.in_features // k
+        within = torch.arange(cpt).view(1, -1) * k + torch.arange(k).view(-1, 1)  # (kh*kw, cpt): original row
+        out = torch.zeros_like(m)
+        for i in range(mp.row_tiles):
+            have = min(cpt, channels - i * cpt)
+            src = m[i * g : (i + 1) * g]
+            out[i * g : (i + 1) * g].view(g, k, cpt, -1)[:, :, :have] = src[:, within[:, :have].reshape(-1)].view(
+                g, k, have, -1
+            )
+        arrays._dense[key] = out
+        return out
+
+    def _unfolded_tiles(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """Inputs (n, C, H, W) unfolded tile by tile into ``out``: (G, T, n * L, Rp), each tile's rows in
+        (kh, kw, channel) order (``_tile_major``), channels a last tile lacks read as zeros. One copy from a
+        channels-last view, whose innermost runs are a tile's channels."""
+        mp = self.mapping
+        n, c, h, w = x.shape
+        g, t = mp.groups, mp.row_tiles
+        (oh, ow), (kh, kw), (sh, sw), (dh, dw) = self._out_hw, self.kernel, self.stride, self.dilation
+        cpt = mp.rows_per_tile // (kh * kw)
+        cg = c // g
+        xcl = x.new_zeros((n, h, w, g, t * cpt))
+        xcl[..., :cg].copy_(x.view(n, g, cg, h, w).permute(0, 3, 4, 1, 2))
+        sn, sy, sx = h * w * g * t * cpt, w * g * t * cpt, g * t * cpt
+        windows = xcl.as_strided(
+            (g, t, n, oh, ow, kh, kw, cpt), (t * cpt, cpt, sn, sh * sy, sw * sx, dh * sy, dw * sx, 1)
+        )
+        out.view(windows.shape).copy_(windows)
+        return out.view(g, t, n * oh * ow, mp.rows_per_tile)
+
     def _parts(
         self, passes: int, b: int, per_image: int, images_first: bool = False
     ) -> list[tuple[int, int, int, int]]:
@@ -444,35 +491,54 @@ class ConvLayout(Layout):
         if shift:
             used = (k_rows - torch.arange(t) * rp).clamp(max=rp)
             col_sums = arrays.int_col_sums(used.repeat_interleave(g))
+        tm = self._tile_major()
+        need_rows2 = to_variance is not None and not with_var  # the variance product reads the codes' squares
+        if tm:
+            terms = self._tile_major_matrix(arrays, f"terms{j}", terms)
+        var_matrix = arrays.variance
+        if need_rows2 and tm:
+            assert var_matrix is not None
+            var_matrix = self._tile_major_matrix(arrays, "variance", var_matrix)
+
+        def unfold(x: torch.Tensor, name: str, dtype: torch.dtype) -> torch.Tensor:
+            """(G, T, M, Rp) tile by tile, or (G, M, K) in im2col order."""
+            buf = scratch(name, (g * x.shape[0] * l * (t * rp if tm else k_rows),), xl.device, dtype)
+            return self._unfolded_tiles(x, buf) if tm else self._unfolded(x, buf)
+
         window = None
         for p0, k, b0, nb in self._parts(passes, b, g * l * s * n * j, images_first=packed):
-            rows = scratch("rows8", (g, k * nb * l, k_rows), xl.device, torch.int8)
+            m_rows = k * nb * l
             if packed:
                 if p0 == 0:  # a new block of images: unfold its bytes once for all its passes
-                    window = self._unfolded(
-                        source[b0 : b0 + nb], scratch("bytes", (g * nb * l * k_rows,), xl.device, torch.uint8)
-                    )
+                    window = unfold(source[b0 : b0 + nb], "bytes", torch.uint8)
                 assert window is not None
+                rows = scratch("rows8", (*window.shape[:-2], m_rows, window.shape[-1]), xl.device, torch.int8)
                 for q in range(k):  # pass p0 + q: bit p0 + q of the unfolded bytes
-                    plane = rows[:, q * nb * l : (q + 1) * nb * l]
+                    plane = rows.narrow(-2, q * nb * l, nb * l)
                     torch.bitwise_right_shift(window, p0 + q, out=plane.view(torch.uint8))
                     plane.bitwise_and_(1)
             else:
-                self._unfolded(source[p0 : p0 + k, b0 : b0 + nb].reshape(k * nb, c, h, w), rows.view(-1))
+                rows = unfold(source[p0 : p0 + k, b0 : b0 + nb].reshape(k * nb, c, h, w), "rows8", torch.int8)
             rows2 = None
-            if to_variance is not None and not with_var:  # the variance product reads the codes' squares
-                rows2 = to_variance(rows.float() + shift if shift else rows.float())
+            if need_rows2:
+                assert to_variance is not None
+                r2 = scratch("rows2", rows.shape, xl.device, torch.float32)
+                rows2 = to_variance(torch.add(rows, shift, out=r2) if shift else r2.copy_(rows))
             for i in range(t):
                 first, last = i * rp, min((i + 1) * rp, k_rows)  # the last tile may use fewer rows
-                out = scratch("int32", (g, k * nb * l, j * s * n), xl.device, torch.int32)
+                out = scratch("int32", (g, m_rows, j * s * n), xl.device, torch.int32)
                 for gi in range(g):
-                    torch._int_mm(rows[gi, :, first:last], terms[i * g + gi, : last - first], out=out[gi])
+                    if tm:
+                        torch._int_mm(rows[gi, i], terms[i * g + gi], out=out[gi])
+                    else:
+                        torch._int_mm(rows[gi, :, first:last], terms[i * g + gi, : last - first], out=out[gi])
                 var = None
                 if rows2 is not None:
+                    assert var_matrix is not None
                     var = torch.bmm(
-                        rows2[:, :, first:last],
-                        arrays.variance[i * g : (i + 1) * g, : last - first],
-                        out=scratch("variance", (g, k * nb * l, s * n), xl.device, rows2.dtype),
+                        rows2[:, i] if tm else rows2[:, :, first:last],
+                        var_matrix[i * g : (i + 1) * g] if tm else var_matrix[i * g : (i + 1) * g, : last - first],
+                        out=scratch("variance", (g, m_rows, s * n), xl.device, rows2.dtype),
                     )
                     var = var.view(g, k, nb * l, s, n)
                 it = IntTerms(
