@@ -45,10 +45,10 @@ static inline float bf16_to_float(uint16_t b) {
 
 #define CHUNK 256
 
-/* v[i] += z_e * sqrt(sd2[i]) for flat elements e = e_first + i (count <= CHUNK) of one side of the 2q
+/* nz[i] = z_e * sqrt(sd2[i]) for flat elements e = e_first + i (count <= CHUNK) of one side of the 2q
  * boundary: element k of a side takes 32-bit word k of the hash sequence, i.e. word k % 2 of hash k / 2 */
-static void add_noise(float *restrict v, const float *restrict sd2, int64_t count, int64_t e_first, int upper,
-                      int64_t two_q, uint64_t counter0, const float *restrict table) {
+static void noise_of(float *restrict nz, const float *restrict sd2, int64_t count, int64_t e_first, int upper,
+                     int64_t two_q, uint64_t counter0, const float *restrict table) {
   if (count <= 0) return;
   const int64_t k0 = upper ? e_first - two_q : e_first;
   const int shift = upper ? 16 : 0;
@@ -56,10 +56,7 @@ static void add_noise(float *restrict v, const float *restrict sd2, int64_t coun
   uint64_t h[CHUNK / 2 + 1];
   for (int64_t i = 0; i < hashes; i++) h[i] = mix64(counter0 + (uint64_t)(first_hash + i));
   const uint32_t *restrict words = (const uint32_t *)h + (k0 & 1);  /* little-endian: word 0 = low half */
-  for (int64_t i = 0; i < count; i++) {
-    const float noise = table[(words[i] >> shift) & 0xFFFFu] * sqrtf(sd2[i]);
-    v[i] = v[i] + noise;
-  }
+  for (int64_t i = 0; i < count; i++) nz[i] = table[(words[i] >> shift) & 0xFFFFu] * sqrtf(sd2[i]);
 }
 
 /* out[i] = sum_k (float)t[k * stride + i] * (float)w[k] (+ cs[i] * (float)shift), k < count: the terms
@@ -101,7 +98,7 @@ void cim_read_chain(float *c, const void *var, int var_kind, int64_t O, int64_t 
   const int64_t runs = (Z + CHUNK - 1) / CHUNK;
 #pragma omp parallel for schedule(static)
   for (int64_t item = 0; item < O * Mc * runs; item++) {
-    float buf[CHUNK], sd2[CHUNK];
+    float buf[CHUNK], sd2[CHUNK], nz[CHUNK];
     const int64_t j = item / runs, zc = (item % runs) * CHUNK;
     const int64_t cnt = Z - zc < CHUNK ? Z - zc : CHUNK;
     const int64_t o = j / Mc, m = j % Mc;
@@ -112,12 +109,9 @@ void cim_read_chain(float *c, const void *var, int var_kind, int64_t O, int64_t 
         const int64_t e = (((o * Rg + r0 + r) * Mg + m0 + m) * S + s) * Z + zc;
         const float fs = f ? f[(r0 + r) * S + s] : 0.0f;
         const int32_t *tp = terms ? terms + ((((o * Rc + r) * Mc + m) * J) * S + s) * Z + zc : NULL;
-        if (tp)
-          combine(buf, tp, S * Z, nsig, tw, col_sums ? col_sums + o * S * Z + s * Z + zc : NULL, shift, cnt);
-        else
-          memcpy(buf, c + el, cnt * sizeof(float));
+        const float *cs = tp && col_sums ? col_sums + o * S * Z + s * Z + zc : NULL;
+        uint32_t any = 0;
         if (var_kind || nvar) {
-          uint32_t any = 0;
           if (nvar) {
             combine(sd2, tp + nsig * S * Z, S * Z, nvar, tw + nsig, NULL, 0.0, cnt);
           } else if (var_kind == 1) {
@@ -128,26 +122,50 @@ void cim_read_chain(float *c, const void *var, int var_kind, int64_t O, int64_t 
           for (int64_t i = 0; i < cnt; i++) any |= sd2[i] != 0.0f;
           if (any) {  /* all-zero inputs read no current and no noise: skip their samples */
             const int64_t low = e >= two_q ? 0 : (e + cnt <= two_q ? cnt : two_q - e);
-            add_noise(buf, sd2, low, e, 0, two_q, counter0, table);
-            add_noise(buf + low, sd2 + low, cnt - low, e + low, 1, two_q, counter0, table);
+            noise_of(nz, sd2, low, e, 0, two_q, counter0, table);
+            noise_of(nz + low, sd2 + low, cnt - low, e + low, 1, two_q, counter0, table);
           }
         }
-        if (inv_step) {
-          const float inv = inv_step[(r0 + r) * inv_rs + s];
-          for (int64_t i = 0; i < cnt; i++) {
-            float v = nearbyintf(buf[i] * inv);
-            v = v < lo ? lo : v;
-            buf[i] = v > hi ? hi : v;
-          }
-        }
-        if (!a) {  /* (never with terms) */
-          memcpy(c + el, buf, cnt * sizeof(float));
+        const float inv = inv_step ? inv_step[(r0 + r) * inv_rs + s] : 1.0f;
+        const int adc = inv_step != NULL;
+        /* the partial sum, its noise, the ADC and the shift-and-add in one loop (per element: the signal as
+         * combine() builds it, then v + noise, clamp(round(v * inv)), acc + v * fs) */
+#define READ_LOOP(SIGNAL, OUT)                          \
+  for (int64_t i = 0; i < cnt; i++) {                   \
+    float v = SIGNAL;                                   \
+    if (any) v = v + nz[i];                             \
+    if (adc) {                                          \
+      v = nearbyintf(v * inv);                          \
+      v = v < lo ? lo : v;                              \
+      v = v > hi ? hi : v;                              \
+    }                                                   \
+    OUT;                                                \
+  }
+        if (!a) {  /* the values back into the chunk (never with terms) */
+          float *restrict cv = c + el;
+          READ_LOOP(cv[i], cv[i] = v)
           continue;
         }
-        for (int64_t i = 0; i < cnt; i++) {
-          const float t = buf[i] * fs;
-          a[i] = a[i] + t;
+        const int64_t sz = S * Z;
+        const float w0 = tp ? (float)tw[0] : 0.0f, w1 = tp && nsig > 1 ? (float)tw[1] : 0.0f;
+        const float w2 = tp && nsig > 2 ? (float)tw[2] : 0.0f;
+        if (!tp) {
+          const float *restrict cv = c + el;
+          READ_LOOP(cv[i], a[i] = a[i] + v * fs)
+        } else if (nsig > 3) {
+          combine(buf, tp, sz, nsig, tw, cs, shift, cnt);
+          READ_LOOP(buf[i], a[i] = a[i] + v * fs)
+        } else if (cs) {
+          combine(buf, tp, sz, nsig, tw, cs, shift, cnt);
+          READ_LOOP(buf[i], a[i] = a[i] + v * fs)
+        } else if (nsig == 1) {
+          READ_LOOP((float)tp[i] * w0, a[i] = a[i] + v * fs)
+        } else if (nsig == 2) {
+          READ_LOOP((float)tp[i] * w0 + (float)tp[sz + i] * w1, a[i] = a[i] + v * fs)
+        } else {
+          READ_LOOP((float)tp[i] * w0 + (float)tp[sz + i] * w1 + (float)tp[2 * sz + i] * w2, a[i] = a[i] + v * fs)
         }
+#undef READ_LOOP
       }
     }
   }
