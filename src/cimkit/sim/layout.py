@@ -372,8 +372,8 @@ class ConvLayout(Layout):
         return self.mapping.rows_per_tile % (self.kernel[0] * self.kernel[1]) == 0
 
     def _tile_major_matrix(self, arrays: Arrays, name: str, m: torch.Tensor) -> torch.Tensor:
-        """``m`` (T*G, Rp, X) with each tile's rows in (kh, kw, channel) order, and zero rows for the
-        channels a last tile lacks (they meet padded inputs); cached in ``arrays``."""
+        """``m`` (T*G, Rp, X) with each tile's rows in (kh, kw, channel) order: a last tile with fewer
+        channels has its kh * kw * channels rows first (zero rows after); cached in ``arrays``."""
         key = ("tile_major", name)
         hit = arrays._dense.get(key)
         if hit is not None:
@@ -381,35 +381,46 @@ class ConvLayout(Layout):
         mp = self.mapping
         k, rp, g = self.kernel[0] * self.kernel[1], mp.rows_per_tile, mp.groups
         cpt, channels = rp // k, mp.in_features // k
-        within = torch.arange(cpt).view(1, -1) * k + torch.arange(k).view(-1, 1)  # (kh*kw, cpt): original row
         out = torch.zeros_like(m)
         for i in range(mp.row_tiles):
             have = min(cpt, channels - i * cpt)
-            src = m[i * g : (i + 1) * g]
-            out[i * g : (i + 1) * g].view(g, k, cpt, -1)[:, :, :have] = src[:, within[:, :have].reshape(-1)].view(
-                g, k, have, -1
-            )
+            within = (torch.arange(have).view(1, -1) * k + torch.arange(k).view(-1, 1)).reshape(-1)  # (kh*kw, have)
+            out[i * g : (i + 1) * g, : k * have] = m[i * g : (i + 1) * g, within]
         arrays._dense[key] = out
         return out
 
-    def _unfolded_tiles(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """Inputs (n, C, H, W) unfolded tile by tile into ``out``: (G, T, n * L, Rp), each tile's rows in
-        (kh, kw, channel) order (``_tile_major``), channels a last tile lacks read as zeros. One copy from a
-        channels-last view, whose innermost runs are a tile's channels."""
+    def _tile_split(self) -> tuple[int, int, int]:
+        """(channels per full tile, full tiles, channels of a last partial tile (0: none)) of a tile-major
+        mapping."""
         mp = self.mapping
+        cpt = mp.rows_per_tile // (self.kernel[0] * self.kernel[1])
+        channels = mp.in_features // (self.kernel[0] * self.kernel[1])
+        return cpt, channels // cpt, channels % cpt
+
+    def _unfolded_tiles(self, x: torch.Tensor, full: torch.Tensor, last: torch.Tensor | None) -> list[torch.Tensor]:
+        """Inputs (n, C, H, W) unfolded tile by tile (``_tile_major``), each tile's rows in (kh, kw, channel)
+        order: the full tiles into ``full`` as (G, T_full, n * L, Rp), a last partial tile into ``last`` as
+        (G, 1, n * L, kh * kw * its channels). One copy each from a channels-last view, whose innermost runs
+        are a tile's channels."""
         n, c, h, w = x.shape
-        g, t = mp.groups, mp.row_tiles
+        g = self.mapping.groups
         (oh, ow), (kh, kw), (sh, sw), (dh, dw) = self._out_hw, self.kernel, self.stride, self.dilation
-        cpt = mp.rows_per_tile // (kh * kw)
+        cpt, t_full, rest = self._tile_split()
         cg = c // g
-        xcl = x.new_zeros((n, h, w, g, t * cpt))
-        xcl[..., :cg].copy_(x.view(n, g, cg, h, w).permute(0, 3, 4, 1, 2))
-        sn, sy, sx = h * w * g * t * cpt, w * g * t * cpt, g * t * cpt
-        windows = xcl.as_strided(
-            (g, t, n, oh, ow, kh, kw, cpt), (t * cpt, cpt, sn, sh * sy, sw * sx, dh * sy, dw * sx, 1)
-        )
-        out.view(windows.shape).copy_(windows)
-        return out.view(g, t, n * oh * ow, mp.rows_per_tile)
+        xcl = x.view(n, g, cg, h, w).permute(0, 3, 4, 1, 2).contiguous()  # (n, H, W, G, C/G)
+        sn, sy, sx = h * w * c, w * c, c
+        out = []
+        for buf, tiles, width, first in ((full, t_full, cpt, 0), (last, 1, rest, t_full * cpt)):
+            if buf is None or tiles == 0 or width == 0:
+                continue
+            windows = xcl.as_strided(
+                (g, tiles, n, oh, ow, kh, kw, width),
+                (cg, cpt, sn, sh * sy, sw * sx, dh * sy, dw * sx, 1),
+                xcl.storage_offset() + first,
+            )
+            buf.view(windows.shape).copy_(windows)
+            out.append(buf.view(g, tiles, n * oh * ow, kh * kw * width))
+        return out
 
     def _parts(
         self, passes: int, b: int, per_image: int, images_first: bool = False
@@ -499,46 +510,62 @@ class ConvLayout(Layout):
         if need_rows2 and tm:
             assert var_matrix is not None
             var_matrix = self._tile_major_matrix(arrays, "variance", var_matrix)
+        kk = self.kernel[0] * self.kernel[1]
 
-        def unfold(x: torch.Tensor, name: str, dtype: torch.dtype) -> torch.Tensor:
-            """(G, T, M, Rp) tile by tile, or (G, M, K) in im2col order."""
-            buf = scratch(name, (g * x.shape[0] * l * (t * rp if tm else k_rows),), xl.device, dtype)
-            return self._unfolded_tiles(x, buf) if tm else self._unfolded(x, buf)
+        def unfold(x: torch.Tensor, name: str, dtype: torch.dtype) -> list[torch.Tensor]:
+            """Row blocks (G, tiles, M, width) that together hold every tile's rows, in tile order."""
+            m_rows = x.shape[0] * l
+            if not tm:
+                buf = scratch(name, (g * m_rows * k_rows,), xl.device, dtype)
+                return [self._unfolded(x, buf).unsqueeze(1)]
+            cpt, t_full, rest = self._tile_split()
+            full = scratch(name, (g * t_full * m_rows * rp,), xl.device, dtype) if t_full else None
+            last = scratch(name + "_last", (g * m_rows * kk * rest,), xl.device, dtype) if rest else None
+            return self._unfolded_tiles(x, full, last)
 
-        window = None
+        def tile_rows(blocks: list[torch.Tensor], i: int) -> torch.Tensor:
+            """Row tile i's rows (G, M, rows)."""
+            if not tm:
+                return blocks[0][:, 0, :, i * rp : min((i + 1) * rp, k_rows)]
+            full = blocks[0].shape[1] if blocks[0].shape[-1] == rp else 0
+            return blocks[0][:, i] if i < full else blocks[-1][:, i - full]
+
+        windows: list[torch.Tensor] = []
         for p0, k, b0, nb in self._parts(passes, b, g * l * s * n * j, images_first=packed):
             m_rows = k * nb * l
             if packed:
                 if p0 == 0:  # a new block of images: unfold its bytes once for all its passes
-                    window = unfold(source[b0 : b0 + nb], "bytes", torch.uint8)
-                assert window is not None
-                rows = scratch("rows8", (*window.shape[:-2], m_rows, window.shape[-1]), xl.device, torch.int8)
-                for q in range(k):  # pass p0 + q: bit p0 + q of the unfolded bytes
-                    plane = rows.narrow(-2, q * nb * l, nb * l)
-                    torch.bitwise_right_shift(window, p0 + q, out=plane.view(torch.uint8))
-                    plane.bitwise_and_(1)
+                    windows = unfold(source[b0 : b0 + nb], "bytes", torch.uint8)
+                blocks = []
+                for bi, window in enumerate(windows):
+                    rows = scratch(f"rows8_{bi}", (*window.shape[:2], m_rows, window.shape[-1]), xl.device, torch.int8)
+                    for q in range(k):  # pass p0 + q: bit p0 + q of the unfolded bytes
+                        plane = rows.narrow(2, q * nb * l, nb * l)
+                        torch.bitwise_right_shift(window, p0 + q, out=plane.view(torch.uint8))
+                        plane.bitwise_and_(1)
+                    blocks.append(rows)
             else:
-                rows = unfold(source[p0 : p0 + k, b0 : b0 + nb].reshape(k * nb, c, h, w), "rows8", torch.int8)
-            rows2 = None
+                blocks = unfold(source[p0 : p0 + k, b0 : b0 + nb].reshape(k * nb, c, h, w), "rows8", torch.int8)
+            blocks2 = None
             if need_rows2:
                 assert to_variance is not None
-                r2 = scratch("rows2", rows.shape, xl.device, torch.float32)
-                rows2 = to_variance(torch.add(rows, shift, out=r2) if shift else r2.copy_(rows))
+                blocks2 = []
+                for bi, rows in enumerate(blocks):
+                    r2 = scratch(f"rows2_{bi}", rows.shape, xl.device, torch.float32)
+                    blocks2.append(to_variance(torch.add(rows, shift, out=r2) if shift else r2.copy_(rows)))
             for i in range(t):
-                first, last = i * rp, min((i + 1) * rp, k_rows)  # the last tile may use fewer rows
+                rows = tile_rows(blocks, i)
+                used = rows.shape[-1]
                 out = scratch("int32", (g, m_rows, j * s * n), xl.device, torch.int32)
                 for gi in range(g):
-                    if tm:
-                        torch._int_mm(rows[gi, i], terms[i * g + gi], out=out[gi])
-                    else:
-                        torch._int_mm(rows[gi, :, first:last], terms[i * g + gi, : last - first], out=out[gi])
+                    torch._int_mm(rows[gi], terms[i * g + gi, :used], out=out[gi])
                 var = None
-                if rows2 is not None:
+                if blocks2 is not None:
                     assert var_matrix is not None
                     var = torch.bmm(
-                        rows2[:, i] if tm else rows2[:, :, first:last],
-                        var_matrix[i * g : (i + 1) * g] if tm else var_matrix[i * g : (i + 1) * g, : last - first],
-                        out=scratch("variance", (g, m_rows, s * n), xl.device, rows2.dtype),
+                        tile_rows(blocks2, i),
+                        var_matrix[i * g : (i + 1) * g, :used],
+                        out=scratch("variance", (g, m_rows, s * n), xl.device, blocks2[0].dtype),
                     )
                     var = var.view(g, k, nb * l, s, n)
                 it = IntTerms(
