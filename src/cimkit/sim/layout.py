@@ -397,7 +397,9 @@ class ConvLayout(Layout):
         channels = mp.in_features // (self.kernel[0] * self.kernel[1])
         return cpt, channels // cpt, channels % cpt
 
-    def _unfolded_tiles(self, x: torch.Tensor, full: torch.Tensor, last: torch.Tensor | None) -> list[torch.Tensor]:
+    def _unfolded_tiles(
+        self, x: torch.Tensor, full: torch.Tensor | None, last: torch.Tensor | None
+    ) -> list[torch.Tensor]:
         """Inputs (n, C, H, W) unfolded tile by tile (``_tile_major``), each tile's rows in (kh, kw, channel)
         order: the full tiles into ``full`` as (G, T_full, n * L, Rp), a last partial tile into ``last`` as
         (G, 1, n * L, kh * kw * its channels). One copy each from a channels-last view, whose innermost runs
