@@ -176,7 +176,7 @@ def _chunks(layer, x, int_path: bool, monkeypatch):
     out = []
     for ch in layer.layout.chunks(xl, 8, 1.0, arrays, lambda v: v.to(var_dtype), kernel.chunk_scratch, True):
         c = ch.signal
-        var = c.variance() if isinstance(c, IntTerms) else ch.variance.float()
+        var = c.variance() if isinstance(c, IntTerms) else ch.variance.float().clone()  # chunks are scratch views
         c = c.signal() if isinstance(c, IntTerms) else c.clone()
         out.append((c, var))
     return out
@@ -184,17 +184,20 @@ def _chunks(layer, x, int_path: bool, monkeypatch):
 
 def test_binary_passes_read_their_variances_in_the_same_integer_product(monkeypatch):
     """With read noise, bit planes on the integer path carry the variances as two more int8 terms: their
-    partial sums equal the float32 path's and their variances its (bf16 or float32) variance product to
-    within its precision."""
+    partial sums equal the float32 path's, and their variances the float32 variance product's to within
+    1.6e-5 of the largest cell variance per row read (an absolute bound: the terms share one scale)."""
     torch.manual_seed(6)
+    monkeypatch.setattr(tile_module, "variance_dtype", lambda: torch.float32)
     layer = ck.convert(nn.Conv2d(16, 8, 3, padding=1), "rram-22nm", seed=2)
     x = torch.relu(torch.randn(2, 16, 7, 7))
     fast = _chunks(layer, layer.layout.prepare(x), True, monkeypatch)
     slow = _chunks(layer, layer.layout.prepare(x), False, monkeypatch)
+    peak = float(layer.tile.variance.max())
     assert len(fast) == len(slow)
     for (c_int, v_int), (c_f, v_f) in zip(fast, slow):
         assert rel_err(c_int, c_f) < 1e-6
-        assert rel_err(v_int, v_f) < 1e-2  # the float path's variance product is bf16 where bf16 is fast
+        assert rel_err(v_int, v_f) < 1e-3
+        assert float((v_int - v_f).abs().max()) <= layer.mapping.rows_per_tile * 1.6e-5 * peak + 1e-6 * float(v_f.max())
         assert bool((v_int[c_int == 0] == 0).all())  # windows that read no current read no noise
 
 

@@ -60,8 +60,8 @@ static void noise_of(float *restrict nz, const float *restrict sd2, int64_t coun
 }
 
 /* out[i] = sum_k (float)t[k * stride + i] * (float)w[k] (+ cs[i] * (float)shift), k < count: the terms
- * summed in increasing k, every step one IEEE float32 operation (int32 terms of int8 products over at most
- * a few hundred rows are exact in float32) */
+ * summed in increasing k, every step one IEEE float32 operation (the int32 terms are exact in float32 up
+ * to 2^24: tiles of up to 1,032 rows; beyond, each is rounded once) */
 static void combine(float *restrict out, const int32_t *restrict t, int64_t stride, int64_t count,
                     const double *restrict w, const float *restrict cs, double shift, int64_t cnt) {
   const float w0 = (float)w[0];

@@ -168,8 +168,8 @@ class IntTerms:
     int32 holds, per element, J products of int8 codes with int8 matrix terms. The first ``n_signal``
     weighted by ``weights`` and summed, plus ``shift * col_sums`` (O, S*Z) when codes were shifted, are the
     partial sum; the remaining terms (if any) its read-noise variance. Sums run in float32 (the terms are
-    exact in it), one IEEE operation at a time in increasing term order, so the compiled read chain and
-    :meth:`signal` / :meth:`variance` give the same numbers."""
+    exact in it up to 2**24, tiles of up to 1,032 rows), one IEEE operation at a time in increasing term
+    order, so the compiled read chain and :meth:`signal` / :meth:`variance` give the same numbers."""
 
     values: torch.Tensor
     weights: tuple[float, ...]

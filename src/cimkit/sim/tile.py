@@ -243,7 +243,7 @@ class CrossbarTile(nn.Module):
         split = var_split = None
         if dtype == torch.float32 and device.type == "cpu" and self._integer_inputs() and int8_is_fast():
             split = split_int8(signal)
-            if self.variance is not None:  # two terms: ~5 significant digits, more than the bf16 product's
+            if self.variance is not None:  # two terms: each cell within 1.6e-5 of the largest cell's variance
                 var_split = split_int8(layout.compute_arrays(self.variance).to(device, torch.float32), max_terms=2)
         self._arrays[key] = out = Arrays(signal, var, split, var_split)
         return out
