@@ -434,6 +434,8 @@ def test_cli_saved_model_and_npz_data(tmp_path, monkeypatch, capsys):
         (["tests.test_simulate:tiny_model", "--data", "nowhere.npz"], "--data 'nowhere.npz': not mnist, digits"),
         (["tests.test_simulate:tiny_model", "--data", "digits", "--executor", "threads"], "executor must be one of"),
         (["tests.test_simulate:tiny_model", "--data", "digits", "--shards", 99], r"shards \(99\) must be at most"),
+        (["tests.test_simulate:tiny_model", "--data", "digits", "--batch", "many"], "positive integer or auto"),
+        (["tests.test_simulate:tiny_model", "--data", "digits", "--batch", 0], "positive integer or auto"),
     ],
 )
 def test_cli_bad_input_is_one_message(args, message, monkeypatch, capsys):
@@ -475,3 +477,47 @@ def test_cli_ctrl_c_says_what_was_kept(monkeypatch, capsys, tmp_path):
     )
     assert code == 130
     assert "3 of 8 units" in text and "simulate-checkpoint.json" in text and "run the same command to resume" in text
+
+
+def test_auto_batch_is_the_largest_power_of_two_that_fits_and_is_recorded(monkeypatch, capsys):
+    """batch_size="auto" measures the memory per image of the simulated forward and takes the largest power of
+    two (up to 256) that fits in half the free memory; the result records it, and passing that number gives the
+    same predictions. Where memory cannot be measured it says so and takes 256."""
+    from cimkit.sim import evaluate
+
+    per_image = []
+    real_peak = evaluate._peak_memory_bytes
+    monkeypatch.setattr(evaluate, "_peak_memory_bytes", lambda fn, dev: per_image.append(1) or real_peak(fn, dev))
+    chosen = evaluate.auto_batch_size(tiny_model(), "rram-22nm", DATA.x_test)
+    assert per_image == [1, 1] and 1 <= chosen <= 256 and chosen & (chosen - 1) == 0
+    for free, expected in ((0, 1), (10**15, 256)):
+        monkeypatch.setattr(evaluate, "_available_memory_bytes", lambda dev, free=free: free)
+        assert evaluate.auto_batch_size(tiny_model(), "rram-22nm", DATA.x_test) == expected
+    monkeypatch.setattr(evaluate, "_peak_memory_bytes", lambda fn, dev: (fn(), None)[1])
+    with pytest.warns(RuntimeWarning, match="cannot be measured"):
+        assert evaluate.auto_batch_size(tiny_model(), "rram-22nm", DATA.x_test, largest=64) == 64
+    monkeypatch.setattr(evaluate, "_available_memory_bytes", lambda dev: 10**15)
+    monkeypatch.setattr(evaluate, "_peak_memory_bytes", lambda fn, dev: (fn(), 1)[1])
+    auto = run(chips=1, batch_size="auto")
+    assert auto.batch_size == 256
+    assert auto.predictions == run(chips=1, batch_size=256).predictions
+    with pytest.raises(InputError, match="largest"):
+        evaluate.auto_batch_size(tiny_model(), "rram-22nm", DATA.x_test, largest=0)
+    code, text = cli(
+        monkeypatch,
+        capsys,
+        "simulate",
+        "tests.test_simulate:tiny_model",
+        "--data",
+        "digits",
+        "--hw",
+        "ideal",
+        "--batch",
+        "auto",
+        "--limit",
+        40,
+        "--calibrate",
+        0,
+        "--no-progress",
+    )
+    assert code == 0 and "--batch auto: 256 images per forward" in text

@@ -40,6 +40,25 @@ def _options(
     """cimkit: accuracy and cost of AI models on compute-in-memory hardware."""
 
 
+def _batch_option(batch: str, net, spec, x) -> int:
+    """--batch as a number of images: a positive integer, or auto (``cimkit.sim.evaluate.auto_batch_size``)."""
+    from .errors import InputError
+
+    if batch.strip().lower() == "auto":
+        from .sim.evaluate import auto_batch_size
+
+        chosen = auto_batch_size(net, spec, x)
+        console.print(f"--batch auto: {chosen} images per forward", highlight=False)
+        return chosen
+    try:
+        value = int(batch)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InputError(f"--batch must be a positive integer or auto, got {batch!r}")
+    return value
+
+
 def _spec(name_or_path: str) -> HardwareSpec:
     from .spec import HardwareSpec
 
@@ -485,7 +504,11 @@ def simulate(
     hw: str = typer.Option(..., "--hw", help="a preset name or a hardware YAML file"),
     chips: int = typer.Option(1, min=1, help="chip samples: programming seeds --seed, --seed + 1, ..."),
     seed: int = typer.Option(0, help="seed of the first chip"),
-    batch: int = typer.Option(256, min=1, help="test images per forward (the read noise depends on it)"),
+    batch: str = typer.Option(
+        "256",
+        help="test images per forward (the read noise depends on it), or auto: the largest power of two up to 256 "
+        "that fits in half the free memory (measured; the result records the number)",
+    ),
     limit: int | None = typer.Option(None, min=1, help="test on the first N test images only"),
     calibrate_n: int = typer.Option(
         256,
@@ -532,8 +555,9 @@ def simulate(
         )
         x, y, calibration, data_name = _simulation_data(data, limit, calibrate_n)
         net = _simulation_model(model, data_name)
+        batch_size = _batch_option(batch, net, spec, x)
         try:
-            cal_batches = max(1, -(-len(calibration) // batch)) if calibration is not None else 1
+            cal_batches = max(1, -(-len(calibration) // batch_size)) if calibration is not None else 1
             result = run_simulate(
                 net,
                 spec,
@@ -543,7 +567,7 @@ def simulate(
                 seed=seed,
                 calibration=calibration,
                 calibrate_batches=cal_batches,
-                batch_size=batch,
+                batch_size=batch_size,
                 shards=shards,
                 executor=executor,
                 workers=workers,

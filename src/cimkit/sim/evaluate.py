@@ -349,6 +349,83 @@ def _run_batches(
     return np.concatenate(out) if out else np.empty(0, np.int64)
 
 
+#: the largest batch ``batch_size="auto"`` picks
+AUTO_BATCH_MAX = 256
+
+
+def _peak_memory_bytes(fn: Callable[[], object], device: torch.device) -> int | None:
+    """The peak memory ``fn()`` reached: CUDA's peak allocation, or on Linux the process's peak resident set
+    (``VmHWM``, reset first through ``/proc/self/clear_refs``); None where neither can be measured."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return int(torch.cuda.max_memory_allocated(device))
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        fn()
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _available_memory_bytes(device: torch.device) -> int | None:
+    """Free memory now: CUDA's free device memory, or Linux's ``MemAvailable``; None where unknown."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def auto_batch_size(
+    model: nn.Module, spec: HardwareSpec | str, x, *, memory_fraction: float = 0.5, largest: int = AUTO_BATCH_MAX
+) -> int:
+    """The largest power of two up to ``largest`` images per forward whose simulation on ``spec`` fits in
+    ``memory_fraction`` of the memory available now (what ``simulate(batch_size="auto")`` and ``cimkit simulate
+    --batch auto`` use). Measured, not guessed: the peak memory of forwards of 1 and 4 images of ``x`` through
+    a chip of ``model`` (activations, accumulators, chunk buffers) gives the memory per image. Where memory
+    cannot be measured (not Linux, no CUDA) it is ``largest``, with a warning. The choice depends on the
+    machine and its load, and the read noise depends on the batch: the result records the number it used, and
+    passing that number reproduces the run."""
+    if isinstance(spec, str):
+        spec = HardwareSpec.preset(spec)
+    largest = check_int("auto_batch_size", "largest", largest, 1)
+    memory_fraction = check_real("auto_batch_size", "memory_fraction", memory_fraction, 0.0, 1.0, lo_open=True)
+    x = _check_images(x, "x")
+    if len(x) < 2:
+        return 1
+    device = next(iter(model.parameters()), torch.zeros(0)).device
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # uncalibrated: only its memory is measured
+        chip = convert(model, spec, seed=0).eval()
+        with torch.no_grad():
+            chip(x[:1].to(device))  # buffers that stay: compute-form arrays, chunk buffers
+            n = min(4, len(x))
+            one = _peak_memory_bytes(lambda: chip(x[:1].to(device)), device)
+            many = _peak_memory_bytes(lambda: chip(x[:n].to(device)), device)
+    free = _available_memory_bytes(device)
+    if one is None or many is None or free is None:
+        warnings.warn(
+            f"auto_batch_size: memory cannot be measured here; using batch_size={largest}", RuntimeWarning, stacklevel=2
+        )
+        return largest
+    per_image = max(1, (many - one) // (n - 1))
+    fits = int(memory_fraction * free // per_image)
+    return max(1, min(largest, 1 << max(0, fits.bit_length() - 1)))
+
+
 def _check_logits(logits, n: int) -> None:
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != n or logits.shape[1] < 1:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
@@ -545,7 +622,7 @@ def simulate(
     seed: int = 0,
     calibration=None,
     calibrate_batches: int = 1,
-    batch_size: int = 256,
+    batch_size: int | str = 256,
     shards: int = 1,
     executor: str = "serial",
     workers: int = 2,
@@ -560,7 +637,8 @@ def simulate(
 
     Chip ``k`` is ``convert(model, spec, seed=seed + k)``, calibrated (``cimkit.calibrate``) on
     ``calibration`` (inputs, split into ``calibrate_batches`` batches; None: not calibrated), then run in eval
-    mode without gradients over ``x`` in batches of ``batch_size``; an image counts as right when the argmax of
+    mode without gradients over ``x`` in batches of ``batch_size`` (``"auto"``: the largest that fits in half the
+    free memory, ``auto_batch_size``; the result records it); an image counts as right when the argmax of
     the output equals its label in ``y`` (integer class labels). ``x``, ``y`` and ``calibration`` may be torch
     tensors or numpy arrays.
 
@@ -594,6 +672,8 @@ def simulate(
         raise InputError(f"simulate: spec must be a HardwareSpec or a preset name, got {type(spec).__name__}")
     seed = check_int("simulate", "seed", seed)
     chips = check_int("simulate", "chips", chips, 1)
+    if batch_size == "auto":
+        batch_size = auto_batch_size(model, spec, x)
     batch_size = check_int("simulate", "batch_size", batch_size, 1)
     shards = check_int("simulate", "shards", shards, 1)
     if executor not in EXECUTORS:
