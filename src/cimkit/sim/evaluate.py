@@ -353,6 +353,18 @@ def _run_batches(
 AUTO_BATCH_MAX = 256
 
 
+def _proc_bytes(path: str, field: str) -> int | None:
+    """A ``kB`` field of a Linux ``/proc`` file (``VmHWM`` of ``/proc/self/status``...) in bytes; None if absent."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def _peak_memory_bytes(fn: Callable[[], object], device: torch.device) -> int | None:
     """The peak memory ``fn()`` reached: CUDA's peak allocation, or on Linux the process's peak resident set
     (``VmHWM``, reset first through ``/proc/self/clear_refs``); None where neither can be measured."""
@@ -365,28 +377,17 @@ def _peak_memory_bytes(fn: Callable[[], object], device: torch.device) -> int | 
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
-        fn()
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
+    except OSError:
         return None
-    return None
+    fn()
+    return _proc_bytes("/proc/self/status", "VmHWM")
 
 
 def _available_memory_bytes(device: torch.device) -> int | None:
     """Free memory now: CUDA's free device memory, or Linux's ``MemAvailable``; None where unknown."""
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+    return _proc_bytes("/proc/meminfo", "MemAvailable")
 
 
 def auto_batch_size(
