@@ -46,7 +46,7 @@ def test_integer_terms_give_the_float_product(max_code):
     x8, shift = codes_to_int8(codes, max_code)
     split = split_int8(m)
     values = torch.stack([torch._int_mm(x8, t[0]) for t in split.terms], 1)  # (M, J, N)
-    terms = IntTerms(values.view(1, 1, 33, -1, 1, 19), split.weights, len(split.weights), split.col_sums, shift)
+    terms = IntTerms(values.view(1, 1, 33, -1, 1, 19), split.weights, len(split.weights), split.column_sums(), shift)
     ref = (codes.double() @ m[0].double()).float()
     assert rel_err(terms.signal().view(33, 19), ref) < 1e-6
     assert terms.variance() is None

@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
-from typing import cast
 
 import torch
 
@@ -128,19 +127,27 @@ def bf16_is_fast() -> bool:
 
 @dataclass
 class Int8Split:
-    """A float matrix batch (T, K, N) as int8 terms with their weights, and its column sums."""
+    """A float matrix batch (T, K, N) as int8 terms with their weights."""
 
     terms: torch.Tensor  # (n_terms, T, K, N) int8
     weights: tuple[float, ...]
-    col_sums: torch.Tensor  # (T, N) float32, sum over K of the represented matrix
 
     def to(self, device: torch.device) -> "Int8Split":
-        return Int8Split(self.terms.to(device), self.weights, self.col_sums.to(device))
+        return Int8Split(self.terms.to(device), self.weights)
+
+    def column_sums(self, rows_used: torch.Tensor | None = None) -> torch.Tensor:
+        """Per matrix, the column sums (T, N) float32 of what the terms represent, over its first
+        ``rows_used[t]`` rows (all rows: None); shifted codes are undone with them."""
+        represented = sum(t.double() * w for t, w in zip(self.terms, self.weights))  # (T, K, N), >= 1 term
+        assert isinstance(represented, torch.Tensor)
+        if rows_used is not None:
+            represented = represented * (torch.arange(represented.shape[1]).view(1, -1, 1) < rows_used.view(-1, 1, 1))
+        return represented.sum(1).float()
 
 
 def split_int8(m: torch.Tensor, max_terms: int = MAX_TERMS) -> Int8Split:
     """Decompose ``m`` (T, K, N) into int8 terms (exact for small integers): at most ``max_terms`` terms
-    (``n_terms, T, K, N``), their float weights and the float32 column sums (T, N) of what they represent."""
+    (``n_terms, T, K, N``) and their float weights."""
     if max_terms < 1:
         raise InputError(f"split_int8: max_terms must be at least 1, got {max_terms}")
     m64 = m.double()
@@ -158,8 +165,7 @@ def split_int8(m: torch.Tensor, max_terms: int = MAX_TERMS) -> Int8Split:
         w /= _RADIX
         if not bool(r.abs().max() > 0):
             break
-    represented = cast(torch.Tensor, sum(t.double() * wt for t, wt in zip(terms, weights)))  # >= 1 term
-    return Int8Split(torch.stack(terms), tuple(weights), represented.sum(dim=-2).float())
+    return Int8Split(torch.stack(terms), tuple(weights))
 
 
 @dataclass

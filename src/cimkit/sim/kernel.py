@@ -204,9 +204,8 @@ def packed_planes(
         or not layout.reads_packed_planes(arrays, codes)
     ):
         return None
-    weights = [float(2**k) for k in range(bits)]
+    weights = quant.plane_weights(bits, enc.signed)
     if enc.signed:
-        weights[-1] = -weights[-1]
         return torch.remainder(codes.to(torch.int32), 2**bits).to(torch.uint8), weights
     return codes.to(torch.uint8), weights
 

@@ -77,16 +77,12 @@ class Arrays:
         return hit
 
     def int_col_sums(self, rows_used: torch.Tensor) -> torch.Tensor:
-        """Per matrix, the column sums (T, S*N) float32 of the signal its int8 terms represent over its first
-        ``rows_used[t]`` rows (the rows a shifted code reaches); cached."""
+        """``int_split.column_sums(rows_used)`` (T, S*N), cached: the rows a shifted code reaches."""
         key = ("int_col_sums", tuple(rows_used.tolist()))
         hit = self._dense.get(key)
         if hit is None:
             assert self.int_split is not None
-            split = self.int_split
-            represented = sum(t.double() * w for t, w in zip(split.terms, split.weights))  # (T, Rp, SN)
-            keep = torch.arange(represented.shape[1]).view(1, -1, 1) < rows_used.view(-1, 1, 1)
-            hit = self._dense[key] = (represented * keep).sum(1).float()
+            hit = self._dense[key] = self.int_split.column_sums(rows_used)
         return hit
 
     def dense(self, f: torch.Tensor, rows: int) -> torch.Tensor:

@@ -36,10 +36,15 @@ def bit_planes(codes: torch.Tensor, bits: int, signed: bool) -> tuple[torch.Tens
         c = torch.remainder(c, 2**bits)
     shifts = torch.arange(bits, device=codes.device, dtype=torch.int32).view(-1, *([1] * codes.dim()))
     planes = ((c.unsqueeze(0) >> shifts) & 1).to(codes.dtype)
+    return planes, plane_weights(bits, signed)
+
+
+def plane_weights(bits: int, signed: bool) -> list[float]:
+    """The weights of ``bits`` binary planes, LSB first: ``2**k``, the MSB's negative for two's complement."""
     weights = [float(2**k) for k in range(bits)]
     if signed:
         weights[-1] = -weights[-1]
-    return planes, weights
+    return weights
 
 
 def sign_magnitude_planes(codes: torch.Tensor, bits: int) -> tuple[torch.Tensor, list[float]]:
